@@ -1,0 +1,45 @@
+/* One build: request -> key -> store lookup -> layers, config, manifest ->
+ * store -> destination.  The front ends (CLI, service, batch) call this. */
+#ifndef UDFB_BUILD_H
+#define UDFB_BUILD_H
+
+#include <jansson.h>
+
+#include "err.h"
+#include "hash.h"
+#include "image.h"
+#include "request.h"
+
+struct udfb_build_opts {
+	const char *store_dir;
+	const char *base;     /* image reference of the runtime base image */
+	const char *dest;     /* image reference to publish to */
+	const char *salt;     /* "" for none */
+	const char *platform; /* "linux/amd64" */
+};
+
+struct udfb_build_result {
+	char key[UDFB_DIGEST_LEN + 1];
+	char manifest_digest[UDFB_DIGEST_LEN + 1];
+	char *image;   /* "<dest>:<tag>@sha256:..." */
+	json_t *layers; /* [{mediaType, digest, size, diff_id}] in manifest order */
+	int cached;
+};
+
+/* A resolved base image and where its blobs can be read. */
+struct udfb_base {
+	struct udfb_image image;
+	char *blob_dir; /* OCI layout holding its blobs; NULL when remote */
+	char *from;     /* the name a Dockerfile pulls it by, pinned by digest */
+};
+
+int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_err *err);
+void udfb_base_free(struct udfb_base *b);
+
+int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
+		   const struct udfb_build_opts *o, struct udfb_err *err);
+int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, const struct udfb_build_opts *o,
+	       struct udfb_err *err);
+void udfb_build_result_free(struct udfb_build_result *r);
+
+#endif

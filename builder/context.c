@@ -1,0 +1,104 @@
+/* The files of a UDF image: see context.h. */
+#include "context.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stdint.h>
+
+#include "buf.h"
+
+char *udfb_import_name(const char *location, size_t index)
+{
+	const char *slash = strrchr(location, '/');
+	const char *base = slash ? slash + 1 : location;
+	char *name = NULL;
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		if (asprintf(&name, "import_%zu", index) < 0)
+			abort();
+		return name;
+	}
+	return strdup(base);
+}
+
+static int render_udf_json(struct udfb_context *c, const struct udfb_spec *s)
+{
+	json_t *types = json_array();
+	for (size_t k = 0; k < s->n_input_types; k++)
+		json_array_append_new(types, json_string(s->input_types[k]));
+	json_t *j = json_pack("{s:s,s:o,s:s}", "handler", s->handler, "input_types", types, "result_type", s->result_type);
+	c->udf_json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	c->udf_json_len = strlen(c->udf_json);
+	return 0;
+}
+
+static void render_requirements(struct udfb_context *c, const struct udfb_request *r)
+{
+	if (r->n_requirements == 0)
+		return;
+	struct udfb_buf b;
+	udfb_buf_init(&b, SIZE_MAX / 2);
+	for (size_t k = 0; k < r->n_requirements; k++)
+		udfb_buf_printf(&b, "%s\n", r->requirements[k]);
+	c->requirements = udfb_buf_steal(&b, &c->requirements_len);
+}
+
+static int cmp_import(const void *a, const void *b)
+{
+	return strcmp(((const struct udfb_import_file *)a)->name, ((const struct udfb_import_file *)b)->name);
+}
+
+/* Keep, for every name, the last import that has it (Databend's rule). */
+static void pick_winners(struct udfb_context *c, const struct udfb_request *r)
+{
+	c->imports = calloc(r->n_imports + 1, sizeof(*c->imports));
+	for (size_t k = 0; k < r->n_imports; k++) {
+		char *name = udfb_import_name(r->imports[k].location, k);
+		size_t j;
+		for (j = 0; j < c->n_imports; j++)
+			if (strcmp(c->imports[j].name, name) == 0)
+				break;
+		if (j == c->n_imports)
+			c->n_imports++;
+		free(c->imports[j].name);
+		c->imports[j].name = name;
+		c->imports[j].index = k;
+	}
+	qsort(c->imports, c->n_imports, sizeof(*c->imports), cmp_import);
+}
+
+int udfb_context_prepare(struct udfb_context *out, const struct udfb_request *req, const char *tmpdir,
+			 struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	render_udf_json(out, &req->spec);
+	render_requirements(out, req);
+	pick_winners(out, req);
+	/* Only the winners are fetched: an import that a later one replaces
+	 * cannot change the image. */
+	for (size_t k = 0; k < out->n_imports; k++) {
+		const struct udfb_import *im = &req->imports[out->imports[k].index];
+		if (udfb_fetch_import(&out->imports[k].file, im->location, im->url, tmpdir, UDFB_IMPORT_MAX_BYTES, err) < 0) {
+			udfb_context_free(out);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void udfb_context_free(struct udfb_context *c)
+{
+	if (!c)
+		return;
+	free(c->udf_json);
+	free(c->requirements);
+	for (size_t k = 0; k < c->n_imports; k++) {
+		free(c->imports[k].name);
+		udfb_fetched_clear(&c->imports[k].file);
+	}
+	free(c->imports);
+	memset(c, 0, sizeof(*c));
+}

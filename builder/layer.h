@@ -1,0 +1,36 @@
+/* Deterministic layers (docs/images.md): entries sorted bytewise, parents
+ * emitted explicitly, mtime 0, uid/gid 0, modes 0644/0755, pax_restricted
+ * headers with UTF-8 names, gzip with no timestamp at a fixed level.  One
+ * pass yields both digests: the tar goes through sha256 (the diff_id) and
+ * zlib, and the gzip stream through sha256 (the blob digest) to a file. */
+#ifndef UDFB_LAYER_H
+#define UDFB_LAYER_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "hash.h"
+
+struct udfb_layer {
+	char digest[UDFB_DIGEST_LEN + 1];  /* of the gzip blob */
+	char diff_id[UDFB_DIGEST_LEN + 1]; /* of the uncompressed tar */
+	long long size;                    /* of the gzip blob */
+	char *path;                        /* temporary file holding the blob; malloc'd */
+};
+
+struct udfb_layer_writer;
+
+void udfb_layer_writer_new(struct udfb_layer_writer **out);
+/* Paths are relative ("app/udf.py"); parents are added as directories. */
+int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
+			 int executable, struct udfb_err *err);
+/* The file is read when the layer is written. */
+int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
+			struct udfb_err *err);
+int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
+/* Write the layer into a temporary file in tmpdir and free the writer. */
+int udfb_layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err);
+void udfb_layer_writer_free(struct udfb_layer_writer *w);
+void udfb_layer_clear(struct udfb_layer *l);
+
+#endif

@@ -1,0 +1,259 @@
+/* The request around the spec: imports with their presigned URLs and tags,
+ * the agreement between spec.imports and imports[], and the merged set of
+ * requirements (spec.packages plus PEP 723 dependencies). */
+#include "request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "pep508.h"
+#include "pep723.h"
+#include "spec_internal.h"
+
+static int check_visible(const char *s, const char *field, struct udfb_err *err)
+{
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++)
+		if (*c < 0x20 || *c == 0x7f)
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: holds a control character", field);
+	return 0;
+}
+
+static int import_from_json(struct udfb_import *im, json_t *o, size_t k, struct udfb_err *err)
+{
+	char f[64];
+	if (!json_is_object(o))
+		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu]: must be an object", k);
+	const char *key;
+	json_t *v;
+	json_object_foreach(o, key, v) {
+		if (strcmp(key, "location") && strcmp(key, "url") && strcmp(key, "tag"))
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].%.64s: unknown field", k, key);
+	}
+	/* proto3: an absent string field is the empty string. */
+	json_t *empty = json_string("");
+	json_t *loc = json_object_get(o, "location"), *url = json_object_get(o, "url"), *tag = json_object_get(o, "tag");
+	int rc = 0;
+	snprintf(f, sizeof(f), "imports[%zu].location", k);
+	rc = udfb_json_string(&im->location, loc ? loc : empty, f, UDFB_LOCATION_MAX_LEN, 1, err);
+	snprintf(f, sizeof(f), "imports[%zu].url", k);
+	if (rc == 0)
+		rc = udfb_json_string(&im->url, url ? url : empty, f, UDFB_URL_MAX_LEN, 0, err);
+	snprintf(f, sizeof(f), "imports[%zu].tag", k);
+	if (rc == 0)
+		rc = udfb_json_string(&im->tag, tag ? tag : empty, f, UDFB_TAG_MAX_LEN, 1, err);
+	json_decref(empty);
+	return rc;
+}
+
+static int check_imports(const struct udfb_request *r, struct udfb_err *err)
+{
+	char f[64];
+	for (size_t k = 0; k < r->n_imports; k++) {
+		const struct udfb_import *im = &r->imports[k];
+		snprintf(f, sizeof(f), "imports[%zu].location", k);
+		if (check_visible(im->location, f, err) < 0)
+			return -1;
+		snprintf(f, sizeof(f), "imports[%zu].tag", k);
+		if (check_visible(im->tag, f, err) < 0)
+			return -1;
+		/* The URL is a secret: name the import, never print the URL. */
+		if (strncmp(im->url, "http://", 7) != 0 && strncmp(im->url, "https://", 8) != 0)
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): must be an http or https URL", k, im->location);
+		if (check_visible(im->url, "imports[].url", err) < 0) {
+			udfb_err_clear(err);
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): holds a control character", k, im->location);
+		}
+	}
+	const struct udfb_spec *s = &r->spec;
+	for (size_t k = 0; k < s->n_imports || k < r->n_imports; k++) {
+		if (k >= r->n_imports)
+			return udfb_err_set(err, UDFB_E_INVALID, "imports: spec.imports[%zu] '%s' has no entry in imports[]", k, s->imports[k]);
+		if (k >= s->n_imports)
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu]: '%s' is not in spec.imports", k, r->imports[k].location);
+		if (strcmp(s->imports[k], r->imports[k].location) != 0)
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].location: '%s' differs from spec.imports[%zu] '%s'", k, r->imports[k].location, k, s->imports[k]);
+	}
+	return 0;
+}
+
+static int add_requirement(struct udfb_request *r, const char *text, const char *field, struct udfb_err *err)
+{
+	struct udfb_requirement req;
+	if (udfb_req_parse(&req, text, err) < 0)
+		return udfb_err_wrap(err, "%s: '%.128s'", field, text);
+	r->requirements = realloc(r->requirements, (r->n_requirements + 2) * sizeof(char *));
+	if (!r->requirements)
+		abort();
+	r->requirements[r->n_requirements++] = req.canonical;
+	r->requirements[r->n_requirements] = NULL;
+	req.canonical = NULL;
+	udfb_req_free(&req);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int merge_requirements(struct udfb_request *r, struct udfb_err *err)
+{
+	char f[64];
+	for (size_t k = 0; k < r->spec.n_packages; k++) {
+		snprintf(f, sizeof(f), "spec.packages[%zu]", k);
+		if (add_requirement(r, r->spec.packages[k], f, err) < 0)
+			return -1;
+	}
+	struct udfb_pep723 meta;
+	if (udfb_pep723_parse(&meta, r->spec.code, r->spec.code_len, err) < 0)
+		return udfb_err_wrap(err, "spec.code");
+	int rc = 0;
+	for (size_t k = 0; rc == 0 && k < meta.n_dependencies; k++) {
+		snprintf(f, sizeof(f), "spec.code: script dependencies[%zu]", k);
+		rc = add_requirement(r, meta.dependencies[k], f, err);
+	}
+	r->requires_python = meta.requires_python;
+	meta.requires_python = NULL;
+	udfb_pep723_free(&meta);
+	if (rc < 0)
+		return -1;
+	if (r->n_requirements > UDFB_MAX_PACKAGES)
+		return udfb_err_set(err, UDFB_E_INVALID, "spec.packages: more than %d requirements with the script's dependencies", UDFB_MAX_PACKAGES);
+	if (r->n_requirements == 0)
+		return 0;
+	qsort(r->requirements, r->n_requirements, sizeof(char *), cmp_str);
+	size_t u = 1;
+	for (size_t k = 1; k < r->n_requirements; k++) {
+		if (strcmp(r->requirements[k], r->requirements[u - 1]) == 0)
+			free(r->requirements[k]);
+		else
+			r->requirements[u++] = r->requirements[k];
+	}
+	r->n_requirements = u;
+	r->requirements[u] = NULL;
+	return 0;
+}
+
+static int finish(struct udfb_request *r, const char *spec, size_t spec_len, struct udfb_err *err)
+{
+	if (udfb_spec_parse(&r->spec, spec, spec_len, err) < 0 || check_imports(r, err) < 0 ||
+	    merge_requirements(r, err) < 0) {
+		udfb_request_free(r);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_top(struct udfb_request *r, json_t *root, const char **spec, size_t *spec_len, struct udfb_err *err)
+{
+	if (!json_is_object(root))
+		return udfb_err_set(err, UDFB_E_INVALID, "request: must be a JSON object");
+	const char *key;
+	json_t *v;
+	json_object_foreach(root, key, v) {
+		if (strcmp(key, "spec") && strcmp(key, "imports") && strcmp(key, "tenant"))
+			return udfb_err_set(err, UDFB_E_INVALID, "request.%.64s: unknown field", key);
+	}
+	json_t *js = json_object_get(root, "spec");
+	if (!json_is_string(js))
+		return udfb_err_set(err, UDFB_E_INVALID, "spec: missing, or not a string holding the spec JSON");
+	*spec = json_string_value(js);
+	*spec_len = json_string_length(js);
+	json_t *t = json_object_get(root, "tenant");
+	if (t && udfb_json_string(&r->tenant, t, "tenant", 256, 0, err) < 0)
+		return -1;
+	json_t *ims = json_object_get(root, "imports");
+	if (!ims)
+		return 0;
+	if (!json_is_array(ims))
+		return udfb_err_set(err, UDFB_E_INVALID, "imports: must be an array");
+	if (json_array_size(ims) > UDFB_MAX_IMPORTS)
+		return udfb_err_set(err, UDFB_E_INVALID, "imports: more than %d entries", UDFB_MAX_IMPORTS);
+	r->imports = calloc(json_array_size(ims) + 1, sizeof(*r->imports));
+	for (size_t k = 0; k < json_array_size(ims); k++) {
+		if (import_from_json(&r->imports[k], json_array_get(ims, k), k, err) < 0) {
+			r->n_imports = k + 1;
+			return -1;
+		}
+		r->n_imports = k + 1;
+	}
+	return 0;
+}
+
+int udfb_request_parse_json(struct udfb_request *out, const char *json, size_t len, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (len > UDFB_REQUEST_MAX_BYTES)
+		return udfb_err_set(err, UDFB_E_INVALID, "request: larger than %u bytes", UDFB_REQUEST_MAX_BYTES);
+	json_error_t jerr;
+	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return udfb_err_set(err, UDFB_E_INVALID, "request: not valid JSON: %s (line %d)", jerr.text, jerr.line);
+	const char *spec = NULL;
+	size_t spec_len = 0;
+	int rc = parse_top(out, root, &spec, &spec_len, err);
+	if (rc == 0)
+		rc = finish(out, spec, spec_len, err);
+	else
+		udfb_request_free(out);
+	json_decref(root);
+	return rc;
+}
+
+int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t spec_len,
+			    const struct udfb_import *imports, size_t n_imports, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (n_imports > UDFB_MAX_IMPORTS)
+		return udfb_err_set(err, UDFB_E_INVALID, "imports: more than %d entries", UDFB_MAX_IMPORTS);
+	out->imports = calloc(n_imports + 1, sizeof(*out->imports));
+	for (size_t k = 0; k < n_imports; k++) {
+		const struct udfb_import *im = &imports[k];
+		out->imports[k].location = strdup(im->location ? im->location : "");
+		out->imports[k].url = strdup(im->url ? im->url : "");
+		out->imports[k].tag = strdup(im->tag ? im->tag : "");
+		out->n_imports++;
+		if (strlen(out->imports[k].location) > UDFB_LOCATION_MAX_LEN || strlen(out->imports[k].url) > UDFB_URL_MAX_LEN ||
+		    strlen(out->imports[k].tag) > UDFB_TAG_MAX_LEN) {
+			udfb_request_free(out);
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu]: a field is longer than its limit", k);
+		}
+	}
+	return finish(out, spec, spec_len, err);
+}
+
+int udfb_request_load(struct udfb_request *out, const char *path, struct udfb_err *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	if (udfb_read_file(&text, &len, path, UDFB_REQUEST_MAX_BYTES, err) < 0) {
+		if (err->cat == UDFB_E_NOTFOUND || err->cat == UDFB_E_EXHAUSTED)
+			err->cat = UDFB_E_INVALID;
+		return -1;
+	}
+	int rc = udfb_request_parse_json(out, text, len, err);
+	free(text);
+	if (rc < 0)
+		return udfb_err_wrap(err, "%s", path);
+	return 0;
+}
+
+void udfb_request_free(struct udfb_request *r)
+{
+	if (!r)
+		return;
+	udfb_spec_free(&r->spec);
+	for (size_t k = 0; k < r->n_imports; k++) {
+		free(r->imports[k].location);
+		free(r->imports[k].url);
+		free(r->imports[k].tag);
+	}
+	free(r->imports);
+	for (size_t k = 0; k < r->n_requirements; k++)
+		free(r->requirements[k]);
+	free(r->requirements);
+	free(r->tenant);
+	free(r->requires_python);
+	memset(r, 0, sizeof(*r));
+}

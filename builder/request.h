@@ -1,0 +1,67 @@
+/* An ApplyUdfResourceRequest: the proto3-JSON request (or the same fields
+ * from the gRPC message) and the spec JSON it carries, parsed and validated.
+ * Every field is checked against a hard limit and a syntax; an error names
+ * the field ("spec.handler: ...", "imports[2].tag: ..."). */
+#ifndef UDFB_REQUEST_H
+#define UDFB_REQUEST_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+#define UDFB_REQUEST_MAX_BYTES (8u << 20) /* a request file or message */
+#define UDFB_SPEC_MAX_BYTES (4u << 20)
+#define UDFB_CODE_MAX_BYTES (2u << 20)
+#define UDFB_MAX_IMPORTS 256
+#define UDFB_MAX_PACKAGES 256
+#define UDFB_MAX_TYPES 256
+#define UDFB_TYPE_MAX_LEN 512
+#define UDFB_LOCATION_MAX_LEN 1024
+#define UDFB_URL_MAX_LEN 16384
+#define UDFB_TAG_MAX_LEN 512
+#define UDFB_HANDLER_MAX_LEN 128
+
+struct udfb_import {
+	char *location;
+	char *url; /* secret: its query string signs the request; never logged */
+	char *tag;
+};
+
+struct udfb_spec {
+	int version;
+	char *kind, *language, *handler;
+	char **input_types;
+	size_t n_input_types;
+	char *result_type;
+	char **imports;
+	size_t n_imports;
+	char **packages; /* as written */
+	size_t n_packages;
+	char *runtime_version; /* "" when not given */
+	char *code;
+	size_t code_len;
+};
+
+struct udfb_request {
+	struct udfb_spec spec;
+	struct udfb_import *imports;
+	size_t n_imports;
+	char *tenant;        /* optional (batch inputs); NULL when absent */
+	char **requirements; /* canonical PEP 508, merged with PEP 723, sorted, unique */
+	size_t n_requirements;
+	char *requires_python; /* from PEP 723, NULL when absent */
+};
+
+/* Parse the proto3-JSON form {"spec": "...", "imports": [...]}. */
+int udfb_request_parse_json(struct udfb_request *out, const char *json, size_t len, struct udfb_err *err);
+/* Build from already-separated fields (the gRPC front end). */
+int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t spec_len,
+			    const struct udfb_import *imports, size_t n_imports, struct udfb_err *err);
+int udfb_request_load(struct udfb_request *out, const char *path, struct udfb_err *err);
+void udfb_request_free(struct udfb_request *r);
+
+/* Validate a Databend type name ("DECIMAL(38, 10)", "ARRAY(INT NULL)"). */
+int udfb_type_valid(const char *t);
+int udfb_python_identifier(const char *s);
+
+#endif

@@ -1,0 +1,44 @@
+/* Lookup of the embedded templates: see templates.h. */
+#include "templates.h"
+
+#include <pthread.h>
+#include <string.h>
+
+extern const unsigned char udfb_tpl_server_py_start[], udfb_tpl_server_py_end[];
+extern const unsigned char udfb_tpl_dockerfile_start[], udfb_tpl_dockerfile_end[];
+
+static struct udfb_template table[2];
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void fill_table(void)
+{
+	table[0] = (struct udfb_template){ "server.py", udfb_tpl_server_py_start,
+					   (size_t)(udfb_tpl_server_py_end - udfb_tpl_server_py_start) };
+	table[1] = (struct udfb_template){ "Dockerfile.in", udfb_tpl_dockerfile_start,
+					   (size_t)(udfb_tpl_dockerfile_end - udfb_tpl_dockerfile_start) };
+}
+
+static void fill(void)
+{
+	pthread_once(&table_once, fill_table);
+}
+
+const struct udfb_template *udfb_template_get(const char *name)
+{
+	fill();
+	for (size_t k = 0; k < sizeof(table) / sizeof(*table); k++)
+		if (strcmp(table[k].name, name) == 0)
+			return &table[k];
+	return NULL;
+}
+
+void udfb_templates_digest(char out[UDFB_DIGEST_LEN + 1])
+{
+	fill();
+	struct udfb_sha256 *h = udfb_sha256_new();
+	for (size_t k = 0; k < sizeof(table) / sizeof(*table); k++) {
+		udfb_sha256_update(h, table[k].name, strlen(table[k].name) + 1);
+		udfb_sha256_update(h, table[k].data, table[k].len);
+	}
+	udfb_sha256_final(h, out);
+}

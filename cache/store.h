@@ -1,0 +1,44 @@
+/* The local store: an OCI image layout (blobs/sha256/..., readable by skopeo
+ * and umoci) plus an index from cache key to manifest digest kept as one
+ * small file per key (keys/ab/cdef...), so a lookup is one open() and an
+ * insert rewrites nothing else.  Every write is a temporary file, fsync'd and
+ * renamed; a key is written only after every blob it names is in place. */
+#ifndef UDFB_STORE_H
+#define UDFB_STORE_H
+
+#include <stdio.h>
+
+#include "err.h"
+#include "hash.h"
+
+struct udfb_store {
+	char *root;
+	char *tmp; /* scratch space on the same file system as the blobs */
+};
+
+/* Creates the layout when missing and removes leftovers of crashed writes. */
+int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err);
+void udfb_store_close(struct udfb_store *s);
+/* The documented default: $UDFB_STORE, else /var/lib/udf-builder/store for
+ * root, else $XDG_CACHE_HOME (or ~/.cache)/udf-builder/store. */
+char *udfb_store_default_dir(void);
+
+char *udfb_store_blob_path(const struct udfb_store *s, const char *digest);
+int udfb_store_has_blob(const struct udfb_store *s, const char *digest);
+/* Move a finished temporary file (in s->tmp) into place as blob digest. */
+int udfb_store_put_tmp(struct udfb_store *s, const char *tmp_path, const char *digest, struct udfb_err *err);
+int udfb_store_put_bytes(struct udfb_store *s, const void *data, size_t len, char digest[UDFB_DIGEST_LEN + 1],
+			 struct udfb_err *err);
+/* Link an existing file in as blob digest (its content must hash to it). */
+int udfb_store_put_link(struct udfb_store *s, const char *src, const char *digest, struct udfb_err *err);
+
+/* 1 and the manifest digest when the key is present, 0 when absent. */
+int udfb_store_key_get(struct udfb_store *s, const char *key, char manifest[UDFB_DIGEST_LEN + 1], struct udfb_err *err);
+int udfb_store_key_put(struct udfb_store *s, const char *key, const char *manifest, struct udfb_err *err);
+
+/* Re-hash every blob and check every key's manifest, config and layers.
+ * Writes one line per problem to report; *problems counts them. */
+int udfb_store_verify(struct udfb_store *s, FILE *report, long *problems, long *blobs, long *keys,
+		      struct udfb_err *err);
+
+#endif

@@ -1,0 +1,70 @@
+/* Shared option handling of the CLI: see cli.h.  Every stateful setting has
+ * one environment variable beside its option (UDFB_STORE, UDFB_BASE,
+ * UDFB_DEST, UDFB_KEY_SALT, UDFB_PLATFORM); the option wins. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "version.h"
+
+static int allowed_has(const char *allowed, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = allowed; (p = strstr(p, name)); p += n)
+		if ((p == allowed || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : fallback;
+}
+
+int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char *allowed, int want_positional,
+		   struct udfb_err *err)
+{
+	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 's' }, { "base", required_argument, NULL, 'b' },
+		{ "dest", required_argument, NULL, 'd' },  { "out", required_argument, NULL, 'o' },
+		{ "salt", required_argument, NULL, 'k' },  { "platform", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	memset(c, 0, sizeof(*c));
+	c->store = env_or("UDFB_STORE", NULL);
+	c->base = env_or("UDFB_BASE", NULL);
+	c->dest = env_or("UDFB_DEST", NULL);
+	c->salt = env_or("UDFB_KEY_SALT", "");
+	c->platform = env_or("UDFB_PLATFORM", UDFB_DEFAULT_PLATFORM);
+	optind = 1;
+	opterr = 0;
+	int ch, idx = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+		if (ch == '?' || !allowed_has(allowed, opts[idx].name))
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: unknown option '%s'", argv[0], argv[optind - 1]);
+		const char **slot[] = { ['s'] = &c->store, ['b'] = &c->base, ['d'] = &c->dest,
+					['o'] = &c->out,   ['k'] = &c->salt, ['p'] = &c->platform };
+		*slot[ch] = optarg;
+		idx = 0;
+	}
+	if (want_positional) {
+		if (optind >= argc)
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: missing REQUEST.json", argv[0]);
+		c->positional = argv[optind++];
+	}
+	if (optind < argc)
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: unexpected argument '%s'", argv[0], argv[optind]);
+	return 0;
+}
+
+int udfb_cli_fail(struct udfb_err *err)
+{
+	fprintf(stderr, "udf-builder: %s\n", err->msg ? err->msg : "unknown error");
+	int code = udfb_errcat_exit_code(err->cat);
+	udfb_err_clear(err);
+	return code;
+}

@@ -1,0 +1,30 @@
+/* The command-line front end: option parsing and output only; the work is
+ * done by the library.  Each subcommand is one function in its own file. */
+#ifndef UDFB_CLI_H
+#define UDFB_CLI_H
+
+#include "err.h"
+
+struct udfb_cli_common {
+	const char *store;
+	const char *base;
+	const char *dest;
+	const char *out;
+	const char *salt;
+	const char *platform;
+	const char *positional;
+};
+
+/* Parses argv (after the subcommand name) into c; `allowed` lists the long
+ * options the subcommand takes ("store,base,dest"). */
+int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char *allowed, int want_positional,
+		   struct udfb_err *err);
+/* Prints "udf-builder: <msg>" and returns the exit status for err. */
+int udfb_cli_fail(struct udfb_err *err);
+
+int udfb_cmd_key(int argc, char **argv);
+int udfb_cmd_dockerfile(int argc, char **argv);
+int udfb_cmd_build(int argc, char **argv);
+int udfb_cmd_cache(int argc, char **argv);
+
+#endif

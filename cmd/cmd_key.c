@@ -1,0 +1,29 @@
+/* udf-builder key REQUEST.json [--base REF]: print the cache key.  Without a
+ * base the key is computed for an unpinned base (docs/cache-key.md). */
+#include <stdio.h>
+
+#include "build.h"
+#include "cli.h"
+
+int udfb_cmd_key(int argc, char **argv)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_cli_common c;
+	if (udfb_cli_parse(&c, argc, argv, "base,salt,platform", 1, &err) < 0)
+		return udfb_cli_fail(&err);
+	struct udfb_request req;
+	if (udfb_request_load(&req, c.positional, &err) < 0)
+		return udfb_cli_fail(&err);
+	struct udfb_base base = { 0 };
+	struct udfb_build_opts o = { .salt = c.salt, .platform = c.platform };
+	char key[UDFB_DIGEST_LEN + 1];
+	int rc = c.base ? udfb_base_resolve(&base, c.base, c.platform, &err) : 0;
+	if (rc == 0)
+		rc = udfb_build_key(key, &req, c.base ? base.image.manifest_digest : NULL, &o, &err);
+	udfb_base_free(&base);
+	udfb_request_free(&req);
+	if (rc < 0)
+		return udfb_cli_fail(&err);
+	printf("%s\n", key);
+	return 0;
+}

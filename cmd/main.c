@@ -1,0 +1,49 @@
+/* udf-builder: dispatch to a subcommand. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "version.h"
+
+static const char usage[] =
+	"usage: udf-builder COMMAND [OPTIONS]\n"
+	"\n"
+	"  key REQUEST.json [--base REF]                 print the cache key\n"
+	"  dockerfile REQUEST.json --base REF --out DIR  write a Dockerfile and its build context\n"
+	"  build REQUEST.json --base REF --dest REF [--store DIR]\n"
+	"                                                build the image natively, print a JSON result\n"
+	"  cache verify [--store DIR]                    re-hash the store and check its entries\n"
+	"  version                                       print the version\n"
+	"\n"
+	"REF is oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX].\n"
+	"Exit status: 0 success, 2 invalid input, 1 anything else. See docs/cli.md.\n";
+
+int main(int argc, char **argv)
+{
+	enum udfb_log_level level = UDFB_LOG_WARN;
+	const char *lv = getenv("UDFB_LOG_LEVEL");
+	if (lv && udfb_log_parse_level(lv, &level) < 0)
+		fprintf(stderr, "udf-builder: UDFB_LOG_LEVEL: unknown level '%s', using warn\n", lv);
+	udfb_log_init(level, -1);
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "key") == 0)
+		return udfb_cmd_key(argc - 1, argv + 1);
+	if (strcmp(cmd, "dockerfile") == 0)
+		return udfb_cmd_dockerfile(argc - 1, argv + 1);
+	if (strcmp(cmd, "build") == 0)
+		return udfb_cmd_build(argc - 1, argv + 1);
+	if (strcmp(cmd, "cache") == 0)
+		return udfb_cmd_cache(argc - 1, argv + 1);
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("udf-builder %s\n", UDFB_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "udf-builder: unknown command '%s'\n%s", cmd, usage);
+	return 2;
+}

@@ -1,0 +1,115 @@
+/* Error values: see err.h and docs/errors.md. */
+#include "err.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *vformat(const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		n = 0;
+	char *s = malloc((size_t)n + 1);
+	if (!s)
+		abort();
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	/* Messages are one line: a newline from user data must not split them. */
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	return s;
+}
+
+int udfb_err_set(struct udfb_err *err, enum udfb_errcat cat, const char *fmt, ...)
+{
+	assert(err && err->msg == NULL && cat != UDFB_E_OK);
+	va_list ap;
+	va_start(ap, fmt);
+	err->msg = vformat(fmt, ap);
+	va_end(ap);
+	err->cat = cat;
+	return -1;
+}
+
+int udfb_err_sys(struct udfb_err *err, int errnum, const char *fmt, ...)
+{
+	assert(err && err->msg == NULL);
+	va_list ap;
+	va_start(ap, fmt);
+	char *what = vformat(fmt, ap);
+	va_end(ap);
+	udfb_err_set(err, UDFB_E_INTERNAL, "%s: %s", what, strerror(errnum));
+	free(what);
+	return -1;
+}
+
+int udfb_err_wrap(struct udfb_err *err, const char *fmt, ...)
+{
+	assert(err && err->msg);
+	va_list ap;
+	va_start(ap, fmt);
+	char *ctx = vformat(fmt, ap);
+	va_end(ap);
+	size_t n = strlen(ctx) + strlen(err->msg) + 3;
+	char *s = malloc(n);
+	if (!s)
+		abort();
+	snprintf(s, n, "%s: %s", ctx, err->msg);
+	free(ctx);
+	free(err->msg);
+	err->msg = s;
+	return -1;
+}
+
+void udfb_err_clear(struct udfb_err *err)
+{
+	if (!err)
+		return;
+	free(err->msg);
+	err->msg = NULL;
+	err->cat = UDFB_E_OK;
+}
+
+void udfb_err_move(struct udfb_err *dst, struct udfb_err *src)
+{
+	assert(dst->msg == NULL);
+	*dst = *src;
+	src->msg = NULL;
+	src->cat = UDFB_E_OK;
+}
+
+/* The one table from category to gRPC status code and CLI exit status. */
+static const struct {
+	const char *name;
+	int grpc;
+	int exit_code;
+} cat_table[] = {
+	[UDFB_E_OK] = { "ok", 0, 0 },
+	[UDFB_E_INVALID] = { "invalid", 3 /* INVALID_ARGUMENT */, 2 },
+	[UDFB_E_NOTFOUND] = { "not-found", 5 /* NOT_FOUND */, 1 },
+	[UDFB_E_UNAVAILABLE] = { "unavailable", 14 /* UNAVAILABLE */, 1 },
+	[UDFB_E_DEADLINE] = { "deadline", 4 /* DEADLINE_EXCEEDED */, 1 },
+	[UDFB_E_EXHAUSTED] = { "exhausted", 8 /* RESOURCE_EXHAUSTED */, 1 },
+	[UDFB_E_UNSUPPORTED] = { "unsupported", 12 /* UNIMPLEMENTED */, 1 },
+	[UDFB_E_INTERNAL] = { "internal", 13 /* INTERNAL */, 1 },
+};
+
+const char *udfb_errcat_name(enum udfb_errcat cat)
+{
+	return cat_table[cat].name;
+}
+
+int udfb_errcat_grpc_status(enum udfb_errcat cat)
+{
+	return cat_table[cat].grpc;
+}
+
+int udfb_errcat_exit_code(enum udfb_errcat cat)
+{
+	return cat_table[cat].exit_code;
+}

@@ -1,0 +1,48 @@
+/* One error convention for the whole project (docs/errors.md).
+ *
+ * A fallible function returns int: 0 on success, -1 on failure, and fills its
+ * last parameter, a struct udfb_err *, with a category and a one-line message
+ * that names the object that failed.  Callers going up add context once with
+ * udfb_err_wrap(); nobody rewords a lower message.  The category alone decides
+ * the gRPC status and the CLI exit code, in one table in err.c. */
+#ifndef UDFB_ERR_H
+#define UDFB_ERR_H
+
+#include <stdarg.h>
+
+enum udfb_errcat {
+	UDFB_E_OK = 0,
+	UDFB_E_INVALID,     /* the caller's input is wrong: spec, request, requirement */
+	UDFB_E_NOTFOUND,    /* a named thing does not exist: image tag, store entry */
+	UDFB_E_UNAVAILABLE, /* a peer or the network failed; retrying may help */
+	UDFB_E_DEADLINE,    /* ran out of time */
+	UDFB_E_EXHAUSTED,   /* a limit was reached: size, count */
+	UDFB_E_UNSUPPORTED, /* valid, but this build cannot do it */
+	UDFB_E_INTERNAL,    /* a bug, a corrupt store, a failed syscall */
+};
+
+struct udfb_err {
+	enum udfb_errcat cat;
+	char *msg; /* malloc'd, one line, NULL when cat == UDFB_E_OK */
+};
+
+#define UDFB_ERR_INIT { UDFB_E_OK, NULL }
+
+/* Set *err (which must be clear) and return -1. */
+int udfb_err_set(struct udfb_err *err, enum udfb_errcat cat, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Same, with ": strerror(errnum)" appended. */
+int udfb_err_sys(struct udfb_err *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prefix context to an existing error: "<context>: <msg>"; returns -1. */
+int udfb_err_wrap(struct udfb_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void udfb_err_clear(struct udfb_err *err);
+/* Move src into dst (dst must be clear); src becomes clear. */
+void udfb_err_move(struct udfb_err *dst, struct udfb_err *src);
+
+const char *udfb_errcat_name(enum udfb_errcat cat);
+int udfb_errcat_grpc_status(enum udfb_errcat cat);
+int udfb_errcat_exit_code(enum udfb_errcat cat);
+
+#endif

@@ -1,0 +1,210 @@
+/* File-system helpers: see fsutil.h. */
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cleanup.h"
+
+char *udfb_path_join(const char *a, const char *b)
+{
+	char *s = NULL;
+	if (asprintf(&s, "%s/%s", a, b) < 0)
+		abort();
+	return s;
+}
+
+int udfb_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+int udfb_read_file(char **out, size_t *len, const char *path, size_t max, struct udfb_err *err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return udfb_err_set(err, UDFB_E_NOTFOUND, "%s: no such file", path);
+		return udfb_err_sys(err, errno, "open %s", path);
+	}
+	struct udfb_buf b;
+	udfb_buf_init(&b, max);
+	char chunk[65536];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			udfb_buf_free(&b);
+			return udfb_err_sys(err, errno, "read %s", path);
+		}
+		if (n == 0)
+			break;
+		if (udfb_buf_add(&b, chunk, (size_t)n) < 0) {
+			udfb_buf_free(&b);
+			return udfb_err_set(err, UDFB_E_EXHAUSTED, "%s: larger than %zu bytes", path, max);
+		}
+	}
+	*out = udfb_buf_steal(&b, len);
+	return 0;
+}
+
+static char *dir_of(const char *path)
+{
+	char *tmp = strdup(path);
+	if (!tmp)
+		abort();
+	char *d = strdup(dirname(tmp));
+	free(tmp);
+	if (!d)
+		abort();
+	return d;
+}
+
+int udfb_fsync_fd(int fd, const char *what, struct udfb_err *err)
+{
+	if (fsync(fd) < 0)
+		return udfb_err_sys(err, errno, "fsync %s", what);
+	return 0;
+}
+
+int udfb_fsync_dir(const char *dir, struct udfb_err *err)
+{
+	cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return udfb_err_sys(err, errno, "open %s", dir);
+	return udfb_fsync_fd(fd, dir, err);
+}
+
+int udfb_mktemp(char **out, int *fd, const char *dir, struct udfb_err *err)
+{
+	char *tmpl = udfb_path_join(dir, ".tmp-XXXXXX");
+	int f = mkostemp(tmpl, O_CLOEXEC);
+	if (f < 0) {
+		int e = errno;
+		free(tmpl);
+		return udfb_err_sys(err, e, "create temporary file in %s", dir);
+	}
+	/* Store files are read by other users (registries, runtimes): not 0600. */
+	fchmod(f, 0644);
+	*out = tmpl;
+	*fd = f;
+	return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int udfb_write_file_atomic(const char *path, const void *data, size_t len, struct udfb_err *err)
+{
+	cleanup_free char *dir = dir_of(path);
+	cleanup_free char *tmp = NULL;
+	cleanup_close int fd = -1;
+	if (udfb_mktemp(&tmp, &fd, dir, err) < 0)
+		return -1;
+	if (write_all(fd, data, len) < 0) {
+		udfb_err_sys(err, errno, "write %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	if (udfb_fsync_fd(fd, path, err) < 0 || rename(tmp, path) < 0) {
+		if (!err->msg)
+			udfb_err_sys(err, errno, "rename to %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	return udfb_fsync_dir(dir, err);
+}
+
+int udfb_mkdir_p(const char *path, int mode, struct udfb_err *err)
+{
+	cleanup_free char *p = strdup(path);
+	if (!p)
+		abort();
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+			return udfb_err_sys(err, errno, "mkdir %s", p);
+		*s = '/';
+	}
+	if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+		return udfb_err_sys(err, errno, "mkdir %s", p);
+	return 0;
+}
+
+static int copy_fd(int in, int out)
+{
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (int)n;
+		if (write_all(out, buf, (size_t)n) < 0)
+			return -1;
+	}
+}
+
+int udfb_link_or_copy(const char *src, const char *dst, struct udfb_err *err)
+{
+	if (udfb_exists(dst))
+		return 0;
+	if (link(src, dst) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
+		return udfb_err_sys(err, errno, "link %s to %s", src, dst);
+	cleanup_close int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return udfb_err_sys(err, errno, "open %s", src);
+	cleanup_free char *dir = dir_of(dst);
+	cleanup_free char *tmp = NULL;
+	cleanup_close int out = -1;
+	if (udfb_mktemp(&tmp, &out, dir, err) < 0)
+		return -1;
+	if (copy_fd(in, out) < 0 || fsync(out) < 0 || rename(tmp, dst) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return udfb_err_sys(err, e, "copy %s to %s", src, dst);
+	}
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP || flag == FTW_D)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+void udfb_rm_rf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}

@@ -1,0 +1,62 @@
+/* Logging: see log.h. */
+#include "log.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum udfb_log_level udfb_log_threshold = UDFB_LOG_WARN;
+static int log_json = 0;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *level_names[] = { "debug", "info", "warn", "error", "off" };
+
+void udfb_log_init(enum udfb_log_level level, int json)
+{
+	udfb_log_threshold = level;
+	log_json = json < 0 ? !isatty(STDERR_FILENO) : json;
+}
+
+int udfb_log_parse_level(const char *s, enum udfb_log_level *out)
+{
+	for (int i = 0; i <= UDFB_LOG_OFF; i++)
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (enum udfb_log_level)i;
+			return 0;
+		}
+	return -1;
+}
+
+void udfb_log_emit(enum udfb_log_level level, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[96];
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+
+	pthread_mutex_lock(&log_lock);
+	if (log_json) {
+		json_t *o = json_pack("{s:s,s:s,s:s}", "ts", when, "level", level_names[level], "msg", msg);
+		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+		if (s)
+			fprintf(stderr, "%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		fprintf(stderr, "%s %-5s %s\n", when, level_names[level], msg);
+	}
+	pthread_mutex_unlock(&log_lock);
+}

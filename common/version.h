@@ -1,0 +1,12 @@
+/* Versions that are part of every cache key (docs/cache-key.md). */
+#ifndef UDFB_VERSION_H
+#define UDFB_VERSION_H
+
+#define UDFB_VERSION "0.1.0"
+/* Bump when the bytes of a layer built from the same inputs change (tar
+ * layout, compression level, zlib behaviour we rely on). */
+#define UDFB_LAYER_FORMAT 1
+#define UDFB_KEY_FORMAT "udf-builder-key/1"
+#define UDFB_DEFAULT_PLATFORM "linux/amd64"
+
+#endif
