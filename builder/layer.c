@@ -5,6 +5,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -339,7 +340,26 @@ static int finish(struct udfb_layer *out, struct sink *s, struct udfb_err *err)
 	return 0;
 }
 
+static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err);
+
+/* libarchive converts names through the current locale (and crashes on a
+ * name the locale cannot hold).  This thread writes in C.UTF-8 whatever the
+ * process's locale is, so a name's bytes never depend on LANG or LC_ALL. */
 int udfb_layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err)
+{
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (utf8 == (locale_t)0) {
+		udfb_layer_writer_free(w);
+		return udfb_err_set(err, UDFB_E_INTERNAL, "write layer: the C.UTF-8 locale is not available");
+	}
+	locale_t old = uselocale(utf8);
+	int rc = layer_write(out, w, tmpdir, err);
+	uselocale(old);
+	freelocale(utf8);
+	return rc;
+}
+
+static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	int fd = -1;

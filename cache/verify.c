@@ -94,7 +94,7 @@ static int verify_keys(struct udfb_store *s, FILE *report, long *problems, long 
 		return udfb_err_sys(err, errno, "open %s", dir);
 	struct dirent *shard;
 	while ((shard = readdir(d))) {
-		if (strlen(shard->d_name) != 2)
+		if (strlen(shard->d_name) != 2 || shard->d_name[0] == '.')
 			continue;
 		cleanup_free char *sub = udfb_path_join(dir, shard->d_name);
 		DIR *sd = opendir(sub);
