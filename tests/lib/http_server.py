@@ -1,0 +1,23 @@
+#!/usr/bin/python3
+"""Serves a directory over HTTP on 127.0.0.1 (stand-in for an object store
+answering presigned URLs; query strings are ignored as S3 would check them).
+Prints the port on the first line of stdout, then serves until killed."""
+import functools
+import http.server
+import sys
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    handler = functools.partial(Quiet, directory=sys.argv[1])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
