@@ -155,7 +155,7 @@ static int parse_release(struct vparse *p, int allow_wildcard, int *wildcard)
 int udfb_pep440_normalize(char **out, const char *s, int allow_wildcard, struct udfb_err *err)
 {
 	struct vparse p = { .s = s, .i = 0 };
-	udfb_buf_init(&p.out, 256);
+	udfb_buf_init(&p.out, strlen(s) * 4 + 64); /* normalising at most doubles a version */
 	int wildcard = 0;
 	if (p.s[0] == 'v' || p.s[0] == 'V')
 		p.i++;
