@@ -1,0 +1,36 @@
+#!/bin/sh
+# Installs the Debian 12 packages udf-builder needs, only those missing.
+#   deploy/install-deps.sh build   what `make` and `make run` need
+#   deploy/install-deps.sh test    that, plus the real components the tests use
+set -eu
+
+build="build-essential pkg-config libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates"
+# Independent checkers and peers: umoci, skopeo, buildah, docker-registry;
+# mmdebstrap builds the Python base image; runc runs sandboxes; Debian's
+# python3-grpcio is an independent gRPC client; clang brings libFuzzer and
+# the sanitizers' runtimes.
+test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry mmdebstrap runc
+python3 python3-grpcio python3-protobuf curl hyperfine"
+
+case "${1:-build}" in
+build) want=$build ;;
+test) want=$test ;;
+*) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "udf-builder: missing Debian packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >&2
+# shellcheck disable=SC2086
+apt-get install -y -q $missing >&2
