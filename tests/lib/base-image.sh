@@ -58,6 +58,7 @@ udfb__log() {
 # one-line "deb URI SUITE COMPONENT..." entries, one a line.
 udfb__host_sources() {
 	local suite=$1
+	# shellcheck disable=SC2016 # apt's own $(FIELD) syntax
 	apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' \
 		'Created-By: Packages' 2>/dev/null |
 		awk -v s="$suite" '
@@ -193,6 +194,7 @@ udfb_base_image() (
 
 	# The customize hook runs on the host with the rootfs as $1 (root mode).
 	export UDFB__DOUBLE_TAR="$tmp/double.tar"
+	# shellcheck disable=SC2016 # the hook is expanded by mmdebstrap's sh
 	SOURCE_DATE_EPOCH=$sde mmdebstrap \
 		--variant="$variant" --include="$include" --mode=root \
 		--aptopt='Acquire::Check-Valid-Until "false"' \

@@ -70,7 +70,7 @@ udfb__port_busy() {
 }
 
 udfb_registry_start() {
-	local bin=${UDFB_REGISTRY_BIN:-docker-registry} dir port pid attempt i code
+	local bin=${UDFB_REGISTRY_BIN:-docker-registry} dir port pid attempt code _
 	if [ -n "${UDFB_REGISTRY_PID:-}" ]; then
 		udfb__registry_log "already running (pid $UDFB_REGISTRY_PID, ${REGISTRY:-?})"
 		return 1
@@ -90,7 +90,7 @@ udfb_registry_start() {
 		"$bin" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
 		pid=$!
 		# Wait up to ~10 s for /v2/ to answer as a registry.
-		for i in $(seq 1 100); do
+		for _ in $(seq 1 100); do
 			if ! kill -0 "$pid" 2>/dev/null; then
 				break
 			fi
@@ -121,10 +121,10 @@ udfb_registry_start() {
 }
 
 udfb_registry_stop() {
-	local pid=${UDFB_REGISTRY_PID:-} dir=${UDFB_REGISTRY_DIR:-} i
+	local pid=${UDFB_REGISTRY_PID:-} dir=${UDFB_REGISTRY_DIR:-} _
 	if [ -n "$pid" ]; then
 		kill "$pid" 2>/dev/null || true
-		for i in $(seq 1 50); do
+		for _ in $(seq 1 50); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
