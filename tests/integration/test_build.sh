@@ -22,7 +22,6 @@ build() { # build NAME STORE DEST [extra env...]
 	"$bin" build "$work/$name.json" --base "$base" --dest "$dest" --store "$store"
 }
 
-quiet() { "$@" >/dev/null 2>&1; }
 json_get() { /usr/bin/python3 -c 'import json,sys; v=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
 unpacked_file() { # unpacked_file LAYOUT:TAG PATH

@@ -19,7 +19,6 @@ BA=(buildah --root "$work/root" --runroot "$work/runroot" --storage-driver vfs)
 skopeo copy -q "$base" "containers-storage:[vfs@$work/root+$work/runroot]localhost/tiny:tiny" >/dev/null 2>&1
 check "the base is in buildah's store" quiet "${BA[@]}" inspect localhost/tiny:tiny
 
-quiet() { "$@" >/dev/null 2>&1; }
 
 listing() { # the files under app/ with type, mode and content hash
 	(cd "$1" && find app -printf '%y %m %p\n' | sort && find app -type f -exec sha256sum {} + | sort -k2)

@@ -30,3 +30,8 @@ tap_done() {
 	echo "1..$tap_n"
 	[ "$tap_failed" -eq 0 ]
 }
+
+# Run a command with its output discarded (for `check "what" quiet cmd...`).
+quiet() {
+	"$@" >/dev/null 2>&1
+}
