@@ -4,7 +4,7 @@
 #   deploy/install-deps.sh test    that, plus the real components the tests use
 set -eu
 
-build="build-essential pkg-config libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
+build="build-essential pkg-config libmicrohttpd-dev libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates"
 # Independent checkers and peers: umoci, skopeo, buildah, docker-registry;
 # mmdebstrap builds the Python base image; runc runs sandboxes; Debian's
