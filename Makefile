@@ -42,34 +42,40 @@ $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 	protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
 
 $(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 # Every object may include generated headers: make them first.
 $(LIB_SRC:%.c=$(BUILD)/%.o) $(CMD_OBJ): | $(PROTO_C)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/builder/templates_data.o: builder/templates_data.S templates/server.py templates/Dockerfile.in
 	@mkdir -p $(dir $@)
 	$(CC) -c -o $@ builder/templates_data.S
 
 $(LIB): $(LIB_OBJ)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR      $@"
+	@rm -f $@ && ar rcs $@ $^
 
 $(BIN): $(CMD_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB) $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $(CMD_OBJ) $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/check.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
 # The fuzz targets, linked with a driver that replays a corpus (any compiler).
 $(BUILD)/tests/fuzz_%-replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIB) $(LDFLAGS) $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIB) $(LDFLAGS) $(LDLIBS)
 
 # libFuzzer builds for fuzzing sessions: make fuzz; build/fuzz/fuzz_request CORPUS_DIR
 fuzz:

@@ -246,21 +246,22 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 		udfb_ref_free(&dest);
 		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "--dest %s: pushing to a registry needs the registry client (not in this build); use oci:DIR[:TAG]", o->dest);
 	}
-	struct udfb_base base;
+	struct udfb_base own = { 0 };
+	const struct udfb_base *base = o->base_resolved ? o->base_resolved : &own;
 	struct udfb_store *st = NULL;
-	int rc = udfb_base_resolve(&base, o->base, o->platform, err);
+	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, err);
 	if (rc == 0)
-		rc = udfb_build_key(out->key, req, base.image.manifest_digest, o, err);
+		rc = udfb_build_key(out->key, req, base->image.manifest_digest, o, err);
 	if (rc == 0)
 		rc = udfb_store_open(&st, o->store_dir, err);
 	if (rc == 0)
-		rc = build_in_store(out, st, req, &base, o, err);
+		rc = build_in_store(out, st, req, base, o, err);
 	if (rc == 0)
 		rc = publish(out, st, &dest, o->dest, err);
 	if (rc == 0)
 		udfb_info("built key=%s manifest=%s cached=%d", out->key, out->manifest_digest, out->cached);
 	udfb_store_close(st);
-	udfb_base_free(&base);
+	udfb_base_free(&own);
 	udfb_ref_free(&dest);
 	if (rc < 0)
 		udfb_build_result_free(out);

@@ -10,12 +10,17 @@
 #include "image.h"
 #include "request.h"
 
+struct udfb_base;
+
 struct udfb_build_opts {
 	const char *store_dir;
 	const char *base;     /* image reference of the runtime base image */
 	const char *dest;     /* image reference to publish to */
 	const char *salt;     /* "" for none */
 	const char *platform; /* "linux/amd64" */
+	/* Already resolved (the service resolves its bases once); base is then
+	 * only used in messages. */
+	const struct udfb_base *base_resolved;
 };
 
 struct udfb_build_result {

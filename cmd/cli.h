@@ -26,5 +26,6 @@ int udfb_cmd_key(int argc, char **argv);
 int udfb_cmd_dockerfile(int argc, char **argv);
 int udfb_cmd_build(int argc, char **argv);
 int udfb_cmd_cache(int argc, char **argv);
+int udfb_cmd_serve(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const char usage[] =
 	"  build REQUEST.json --base REF --dest REF [--store DIR]\n"
 	"                                                build the image natively, print a JSON result\n"
 	"  cache verify [--store DIR]                    re-hash the store and check its entries\n"
+	"  serve [--listen ADDR] [--base-image RT=REF]...  the ApplyUdfResource gRPC service (serve --help)\n"
 	"  version                                       print the version\n"
 	"\n"
 	"REF is oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX].\n"
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
 		return udfb_cmd_dockerfile(argc - 1, argv + 1);
 	if (strcmp(cmd, "build") == 0)
 		return udfb_cmd_build(argc - 1, argv + 1);
+	if (strcmp(cmd, "serve") == 0)
+		return udfb_cmd_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "cache") == 0)
 		return udfb_cmd_cache(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -31,6 +31,39 @@ int udfb_log_parse_level(const char *s, enum udfb_log_level *out)
 	return -1;
 }
 
+static void emit(enum udfb_log_level level, const struct udfb_log_fields *f, const char *msg)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[96];
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	const char *names[] = { "tenant", "query_id", "key" };
+	const char *values[] = { f ? f->tenant : NULL, f ? f->query_id : NULL, f ? f->key : NULL };
+
+	pthread_mutex_lock(&log_lock);
+	if (log_json) {
+		json_t *o = json_pack("{s:s,s:s,s:s}", "ts", when, "level", level_names[level], "msg", msg);
+		for (int k = 0; o && k < 3; k++)
+			if (values[k])
+				json_object_set_new(o, names[k], json_string(values[k]));
+		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) : NULL;
+		if (s)
+			fprintf(stderr, "%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		fprintf(stderr, "%s %-5s %s", when, level_names[level], msg);
+		for (int k = 0; k < 3; k++)
+			if (values[k])
+				fprintf(stderr, " %s=%s", names[k], values[k]);
+		fputc('\n', stderr);
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
 void udfb_log_emit(enum udfb_log_level level, const char *fmt, ...)
 {
 	char msg[2048];
@@ -38,25 +71,15 @@ void udfb_log_emit(enum udfb_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	emit(level, NULL, msg);
+}
 
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char when[96];
-	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-
-	pthread_mutex_lock(&log_lock);
-	if (log_json) {
-		json_t *o = json_pack("{s:s,s:s,s:s}", "ts", when, "level", level_names[level], "msg", msg);
-		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-		if (s)
-			fprintf(stderr, "%s\n", s);
-		free(s);
-		json_decref(o);
-	} else {
-		fprintf(stderr, "%s %-5s %s\n", when, level_names[level], msg);
-	}
-	pthread_mutex_unlock(&log_lock);
+void udfb_log_emit_fields(enum udfb_log_level level, const struct udfb_log_fields *f, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	emit(level, f, msg);
 }

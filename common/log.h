@@ -13,6 +13,22 @@ void udfb_log_init(enum udfb_log_level level, int json);
 int udfb_log_parse_level(const char *s, enum udfb_log_level *out);
 void udfb_log_emit(enum udfb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Fields a request carries into its log lines (NULL ones are left out). */
+struct udfb_log_fields {
+	const char *tenant;
+	const char *query_id;
+	const char *key;
+};
+
+void udfb_log_emit_fields(enum udfb_log_level level, const struct udfb_log_fields *f, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define udfb_logf(level, fields, ...)                                      \
+	do {                                                               \
+		if ((level) >= udfb_log_threshold)                         \
+			udfb_log_emit_fields((level), (fields), __VA_ARGS__); \
+	} while (0)
+
 #define udfb_log(level, ...)                                 \
 	do {                                                 \
 		if ((level) >= udfb_log_threshold)           \

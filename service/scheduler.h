@@ -1,0 +1,55 @@
+/* Where sandboxes come from: one interface, several backends (a struct of
+ * function pointers, like crun's cgroup managers).  The service asks for a
+ * sandbox running an image for a tenant and hands its endpoint to Databend. */
+#ifndef UDFB_SCHEDULER_H
+#define UDFB_SCHEDULER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "err.h"
+
+struct udfb_sandbox_req {
+	const char *tenant;
+	const char *key;   /* the cache key, "sha256:..." */
+	const char *image; /* reference pinned by digest */
+	const char *handler;
+	const char *tokens; /* UDF_AUTH_TOKEN: the accepted tokens, comma-separated */
+	const struct udfb_env_var *env; /* operator-bound variables */
+	size_t n_env;
+};
+
+struct udfb_sandbox {
+	char *endpoint; /* "http://host:port" */
+	int ready;      /* 1: serving now; 0: starting */
+};
+
+struct udfb_scheduler_ops {
+	const char *name;
+	/* Make sure a sandbox for (tenant, key) runs the image; report it. */
+	int (*ensure)(void *impl, const struct udfb_sandbox_req *req, struct udfb_sandbox *out, struct udfb_err *err);
+	/* The endpoint the sandbox for (tenant, key) will have (accepted mode). */
+	int (*predict)(void *impl, const char *tenant, const char *key, char **endpoint, struct udfb_err *err);
+	int (*stop)(void *impl, const char *tenant, const char *key, struct udfb_err *err);
+	/* [{tenant, key, endpoint, state}] */
+	int (*list)(void *impl, json_t **out, struct udfb_err *err);
+	/* Stop sandboxes idle longer than idle_ms; returns how many. */
+	int (*reap_idle)(void *impl, long idle_ms, struct udfb_err *err);
+	int (*ready)(void *impl);
+	void (*destroy)(void *impl);
+};
+
+struct udfb_scheduler {
+	const struct udfb_scheduler_ops *ops;
+	void *impl;
+};
+
+/* Endpoints from an operator's pattern: {key} (64 hex), {key12}, {tenant}
+ * (as a DNS label).  It starts nothing: the operator runs the sandboxes. */
+int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern, struct udfb_err *err);
+void udfb_sandbox_clear(struct udfb_sandbox *s);
+/* A tenant name as a DNS label: [a-z0-9-], at most 40 bytes, never empty. */
+char *udfb_tenant_label(const char *tenant);
+
+#endif

@@ -1,0 +1,502 @@
+/* The ApplyUdfResource service core: see service.h and docs/service.md. */
+#include "service.h"
+
+#include <errno.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build.h"
+#include "buf.h"
+#include "flight.h"
+#include "log.h"
+#include "pool.h"
+#include "ref.h"
+#include "scheduler.h"
+#include "store.h"
+#include "token.h"
+
+struct svc_base {
+	const char *runtime; /* borrowed from the config */
+	struct udfb_base base;
+};
+
+struct udfb_service {
+	struct udfb_config cfg;
+	struct svc_base *bases;
+	size_t n_bases;
+	char *dest;
+	struct udfb_scheduler sched;
+	struct udfb_metrics *metrics;
+	struct udfb_pool *builds;
+	char **secrets; /* cfg's, or one random secret of this process */
+	size_t n_secrets;
+	pthread_mutex_t mu;
+	pthread_cond_t changed; /* broadcast when any flight finishes */
+	struct udfb_flights *flights;
+	int ready;
+	int stopping; /* under mu: waiters give up */
+	int builds_running; /* under mu */
+};
+
+struct udfb_prepared {
+	struct udfb_request req;
+	char *tenant, *query_id;
+	char key[UDFB_DIGEST_LEN + 1];
+	const struct svc_base *base;
+	struct udfb_log_fields fields;
+};
+
+long long udfb_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- start and stop ---- */
+
+static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
+{
+	s->bases = calloc(s->cfg.n_bases + 1, sizeof(*s->bases));
+	for (size_t k = 0; k < s->cfg.n_bases; k++) {
+		struct svc_base *b = &s->bases[s->n_bases];
+		b->runtime = s->cfg.bases[k].runtime;
+		if (udfb_base_resolve(&b->base, s->cfg.bases[k].ref, s->cfg.platform, err) < 0)
+			return udfb_err_wrap(err, "runtime %s", b->runtime);
+		s->n_bases++;
+		udfb_info("runtime %s: base %s is %s", b->runtime, s->cfg.bases[k].ref, b->base.image.manifest_digest);
+	}
+	return 0;
+}
+
+static void setup_secrets(struct udfb_service *s)
+{
+	if (s->cfg.n_token_secrets) {
+		s->secrets = s->cfg.token_secrets;
+		s->n_secrets = s->cfg.n_token_secrets;
+		return;
+	}
+	/* Without a configured secret, tokens hold for this process only and
+	 * replicas disagree: fine for one machine, wrong for a fleet. */
+	unsigned char raw[32];
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		abort();
+	char *hex = malloc(65);
+	for (int k = 0; k < 32; k++)
+		snprintf(hex + 2 * k, 3, "%02x", raw[k]);
+	s->secrets = malloc(sizeof(char *));
+	s->secrets[0] = hex;
+	s->n_secrets = 1;
+	udfb_warn("no token secret configured: a random one signs tokens until this process exits (set token_secrets for replicas)");
+}
+
+static char *default_dest(const char *store)
+{
+	char *d = NULL;
+	if (asprintf(&d, "oci:%s/images", store) < 0)
+		abort();
+	return d;
+}
+
+int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct udfb_err *err)
+{
+	struct udfb_service *s = calloc(1, sizeof(*s));
+	s->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->changed, &ca);
+	pthread_condattr_destroy(&ca);
+	s->flights = udfb_flights_new();
+	udfb_metrics_new(&s->metrics);
+	if (!s->cfg.store)
+		s->cfg.store = udfb_store_default_dir();
+	s->dest = s->cfg.dest ? strdup(s->cfg.dest) : default_dest(s->cfg.store);
+	setup_secrets(s);
+	struct udfb_store *st = NULL;
+	int rc = udfb_config_validate(&s->cfg, err);
+	if (rc == 0 && (rc = udfb_store_open(&st, s->cfg.store, err)) == 0)
+		udfb_store_close(st);
+	if (rc == 0)
+		rc = resolve_bases(s, err);
+	if (rc == 0)
+		rc = udfb_scheduler_template_new(&s->sched, s->cfg.endpoint_template, err);
+	if (rc < 0) {
+		udfb_service_free(s);
+		return -1;
+	}
+	s->builds = udfb_pool_new(s->cfg.build_workers, "build");
+	s->ready = 1;
+	*out = s;
+	return 0;
+}
+
+void udfb_service_free(struct udfb_service *s)
+{
+	if (!s)
+		return;
+	udfb_pool_free(s->builds); /* waits for running builds */
+	if (s->sched.ops)
+		s->sched.ops->destroy(s->sched.impl);
+	for (size_t k = 0; k < s->n_bases; k++)
+		udfb_base_free(&s->bases[k].base);
+	free(s->bases);
+	if (s->secrets != s->cfg.token_secrets) {
+		free(s->secrets[0]);
+		free(s->secrets);
+	}
+	udfb_flights_free(s->flights);
+	udfb_metrics_free(s->metrics);
+	free(s->dest);
+	udfb_config_free(&s->cfg);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->changed);
+	free(s);
+}
+
+int udfb_service_ready(struct udfb_service *s)
+{
+	return s->ready && s->sched.ops->ready(s->sched.impl);
+}
+
+struct udfb_metrics *udfb_service_metrics(struct udfb_service *s)
+{
+	return s->metrics;
+}
+
+const struct udfb_config *udfb_service_config(struct udfb_service *s)
+{
+	return &s->cfg;
+}
+
+void udfb_service_stop(struct udfb_service *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->stopping = 1;
+	s->ready = 0;
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->mu);
+}
+
+int udfb_service_builds_running(struct udfb_service *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int n = s->builds_running + (int)udfb_pool_queued(s->builds);
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+/* ---- one call ---- */
+
+static int supported_runtimes(struct udfb_service *s, const char *want, struct udfb_err *err)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, 4096);
+	for (size_t k = 0; k < s->n_bases; k++)
+		udfb_buf_printf(&b, "%s%s", k ? ", " : "", s->bases[k].runtime);
+	udfb_err_set(err, UDFB_E_INVALID, "spec.runtime_version: '%s' is not supported here (supported: %s)", want,
+		     b.len ? b.data : "none configured");
+	udfb_buf_free(&b);
+	return -1;
+}
+
+static int tenant_valid(const char *t)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n > 128)
+		return 0;
+	for (const unsigned char *c = (const unsigned char *)t; *c; c++)
+		if (*c <= 0x20 || *c >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static const struct svc_base *base_for(struct udfb_service *s, const char *runtime_version)
+{
+	const struct udfb_runtime_base *rb = udfb_config_base_for(&s->cfg, runtime_version);
+	for (size_t k = 0; rb && k < s->n_bases; k++)
+		if (s->bases[k].runtime == rb->runtime)
+			return &s->bases[k];
+	return NULL;
+}
+
+int udfb_service_prepare(struct udfb_service *s, struct udfb_prepared **out, const struct udfb_call_meta *meta,
+			 const char *spec, size_t spec_len, const struct udfb_import *imports, size_t n_imports,
+			 struct udfb_err *err)
+{
+	const char *tenant = meta->tenant ? meta->tenant : s->cfg.default_tenant;
+	if (!tenant)
+		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: missing (and no default tenant is configured)");
+	if (!tenant_valid(tenant))
+		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
+	struct udfb_prepared *p = calloc(1, sizeof(*p));
+	if (udfb_request_from_parts(&p->req, spec, spec_len, imports, n_imports, err) < 0) {
+		free(p);
+		return -1;
+	}
+	p->tenant = strdup(tenant);
+	p->query_id = meta->query_id ? strndup(meta->query_id, 128) : NULL;
+	p->fields = (struct udfb_log_fields){ p->tenant, p->query_id, NULL };
+	if (!(p->base = base_for(s, p->req.spec.runtime_version))) {
+		supported_runtimes(s, p->req.spec.runtime_version, err);
+		udfb_prepared_free(p);
+		return -1;
+	}
+	struct udfb_build_opts o = { .salt = s->cfg.salt, .platform = s->cfg.platform };
+	if (udfb_build_key(p->key, &p->req, p->base->base.image.manifest_digest, &o, err) < 0) {
+		udfb_prepared_free(p);
+		return -1;
+	}
+	p->fields.key = p->key;
+	*out = p;
+	return 0;
+}
+
+static void fill_out(struct udfb_apply_out *out, const struct udfb_flight *f)
+{
+	out->endpoint = strdup(f->endpoint);
+	out->token = strdup(f->token);
+	out->accepted = 0;
+}
+
+int udfb_service_lookup(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_apply_out *out)
+{
+	pthread_mutex_lock(&s->mu);
+	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
+	int hit = f && f->state == UDFB_FLIGHT_READY;
+	if (hit)
+		fill_out(out, f);
+	pthread_mutex_unlock(&s->mu);
+	udfb_metrics_cache(s->metrics, hit);
+	return hit;
+}
+
+const struct udfb_log_fields *udfb_prepared_fields(const struct udfb_prepared *p)
+{
+	return &p->fields;
+}
+
+void udfb_prepared_free(struct udfb_prepared *p)
+{
+	if (!p)
+		return;
+	udfb_request_free(&p->req);
+	free(p->tenant);
+	free(p->query_id);
+	free(p);
+}
+
+void udfb_apply_out_clear(struct udfb_apply_out *o)
+{
+	free(o->endpoint);
+	free(o->token);
+	memset(o, 0, sizeof(*o));
+}
+
+/* ---- builds ---- */
+
+struct build_job {
+	struct udfb_service *s;
+	struct udfb_prepared *p;
+};
+
+static int deterministic(enum udfb_errcat cat)
+{
+	return cat == UDFB_E_INVALID || cat == UDFB_E_UNSUPPORTED || cat == UDFB_E_NOTFOUND;
+}
+
+/* The tenant scopes where an image is published: its tag names both. */
+static int dest_for(char **out, struct udfb_service *s, const struct udfb_prepared *p, struct udfb_err *err)
+{
+	struct udfb_ref r;
+	if (udfb_ref_parse(&r, s->dest, err) < 0)
+		return udfb_err_wrap(err, "dest");
+	char *label = udfb_tenant_label(p->tenant), *name = udfb_ref_name(&r);
+	if (asprintf(out, "%s:%s-%.64s", name, label, udfb_digest_hex(p->key)) < 0)
+		abort();
+	free(label);
+	free(name);
+	udfb_ref_free(&r);
+	return 0;
+}
+
+/* Every configured secret's token, so sandboxes accept old and new during a rotation. */
+static char *accepted_tokens(struct udfb_service *s, const char *tenant, const char *key)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, 1 << 16);
+	for (size_t k = 0; k < s->n_secrets; k++) {
+		char t[UDFB_TOKEN_LEN + 1];
+		udfb_token_derive(t, s->secrets[k], strlen(s->secrets[k]), tenant, key);
+		udfb_buf_printf(&b, "%s%s", k ? "," : "", t);
+	}
+	return udfb_buf_steal(&b, NULL);
+}
+
+static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, const char *image,
+			 struct udfb_sandbox *sb, struct udfb_err *err)
+{
+	const struct udfb_udf_env *env = udfb_config_env_for(&s->cfg, p->tenant, p->req.spec.handler);
+	char *tokens = accepted_tokens(s, p->tenant, p->key);
+	struct udfb_sandbox_req req = { .tenant = p->tenant, .key = p->key, .image = image,
+					.handler = p->req.spec.handler, .tokens = tokens,
+					.env = env ? env->vars : NULL, .n_env = env ? env->n_vars : 0 };
+	int rc = s->sched.ops->ensure(s->sched.impl, &req, sb, err);
+	free(tokens);
+	return rc < 0 ? udfb_err_wrap(err, "scheduler %s", s->sched.ops->name) : 0;
+}
+
+static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
+			   struct udfb_err *err)
+{
+	char *dest = NULL;
+	if (dest_for(&dest, s, p, err) < 0)
+		return -1;
+	struct udfb_build_opts o = { .store_dir = s->cfg.store, .base = p->base->runtime, .dest = dest,
+				     .salt = s->cfg.salt, .platform = s->cfg.platform,
+				     .base_resolved = &p->base->base };
+	struct udfb_build_result r;
+	int rc = udfb_build(&r, &p->req, &o, err);
+	free(dest);
+	if (rc < 0)
+		return -1;
+	udfb_logf(UDFB_LOG_INFO, &p->fields, "image %s (%s)", r.image, r.cached ? "cached" : "built");
+	rc = start_sandbox(s, p, r.image, sb, err);
+	udfb_build_result_free(&r);
+	return rc;
+}
+
+static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
+			  struct udfb_err *err, int rc)
+{
+	char token[UDFB_TOKEN_LEN + 1];
+	udfb_token_derive(token, s->secrets[0], strlen(s->secrets[0]), p->tenant, p->key);
+	pthread_mutex_lock(&s->mu);
+	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
+	if (rc == 0) {
+		f->state = UDFB_FLIGHT_READY;
+		f->endpoint = sb->endpoint;
+		sb->endpoint = NULL;
+		f->token = strdup(token);
+	} else {
+		f->state = UDFB_FLIGHT_FAILED;
+		f->failed_at_ms = udfb_now_ms();
+		udfb_err_move(&f->err, err);
+	}
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void build_job(void *arg)
+{
+	struct build_job *j = arg;
+	struct udfb_service *s = j->s;
+	long long t0 = udfb_now_ms();
+	udfb_metrics_builds_in_flight(s->metrics, 1);
+	pthread_mutex_lock(&s->mu);
+	s->builds_running++;
+	pthread_mutex_unlock(&s->mu);
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_sandbox sb = { 0 };
+	int rc = build_and_start(s, j->p, &sb, &err);
+	double secs = (double)(udfb_now_ms() - t0) / 1000.0;
+	if (rc < 0)
+		udfb_logf(UDFB_LOG_WARN, &j->p->fields, "build failed after %.3f s: %s", secs, err.msg);
+	else
+		udfb_logf(UDFB_LOG_INFO, &j->p->fields, "ready after %.3f s at %s", secs, sb.endpoint);
+	finish_flight(s, j->p, &sb, &err, rc);
+	pthread_mutex_lock(&s->mu);
+	s->builds_running--;
+	pthread_mutex_unlock(&s->mu);
+	udfb_metrics_builds_in_flight(s->metrics, -1);
+	udfb_metrics_build_done(s->metrics, secs, rc == 0);
+	udfb_sandbox_clear(&sb);
+	udfb_err_clear(&err);
+	udfb_prepared_free(j->p);
+	free(j);
+}
+
+/* ---- waiting for a flight ---- */
+
+/* Start a build for f unless one runs or a recent deterministic failure
+ * stands.  Called with the lock held; takes ownership of *p when it starts. */
+static int start_flight(struct udfb_service *s, struct udfb_flight *f, struct udfb_prepared **p, struct udfb_err *err)
+{
+	if (f->state == UDFB_FLIGHT_BUILDING || f->state == UDFB_FLIGHT_READY)
+		return 0;
+	if (f->state == UDFB_FLIGHT_FAILED && deterministic(f->err.cat) &&
+	    udfb_now_ms() - f->failed_at_ms < s->cfg.failure_ttl_ms)
+		return udfb_err_set(err, f->err.cat, "%s", f->err.msg);
+	udfb_err_clear(&f->err);
+	f->state = UDFB_FLIGHT_BUILDING;
+	f->started_at_ms = udfb_now_ms();
+	struct build_job *j = malloc(sizeof(*j));
+	j->s = s;
+	j->p = *p;
+	if (udfb_pool_submit(s->builds, build_job, j) < 0) {
+		free(j);
+		f->state = UDFB_FLIGHT_FAILED;
+		f->failed_at_ms = udfb_now_ms();
+		udfb_err_set(&f->err, UDFB_E_UNAVAILABLE, "the service is shutting down");
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "the service is shutting down");
+	}
+	*p = NULL;
+	return 0;
+}
+
+static void wait_until(struct udfb_service *s, struct udfb_flight *f, long long until_ms)
+{
+	while (f->state == UDFB_FLIGHT_BUILDING && !s->stopping) {
+		long long now = udfb_now_ms();
+		if (until_ms && now >= until_ms)
+			return;
+		long long wake = until_ms ? until_ms : now + 1000;
+		struct timespec ts = { .tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000 };
+		pthread_cond_timedwait(&s->changed, &s->mu, &ts);
+	}
+}
+
+/* The flight is still building at the deadline. */
+static int not_yet(struct udfb_service *s, const struct udfb_flight *f, struct udfb_apply_out *out, struct udfb_err *err)
+{
+	if (s->stopping)
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "the service is shutting down; retry on another replica");
+	if (s->cfg.deadline_mode != UDFB_DEADLINE_ACCEPTED)
+		return udfb_err_set(err, UDFB_E_DEADLINE, "image for key %s: still building when the call's deadline came; a later call gets it", f->key);
+	if (s->sched.ops->predict(s->sched.impl, f->tenant, f->key, &out->endpoint, err) < 0)
+		return -1;
+	char token[UDFB_TOKEN_LEN + 1];
+	udfb_token_derive(token, s->secrets[0], strlen(s->secrets[0]), f->tenant, f->key);
+	out->token = strdup(token);
+	out->accepted = 1;
+	return 0;
+}
+
+int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long long deadline_ms,
+			  struct udfb_apply_out *out, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->mu);
+	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
+	if (!f)
+		f = udfb_flights_add(s->flights, p->tenant, p->key);
+	int rc = start_flight(s, f, &p, err);
+	if (rc == 0) {
+		wait_until(s, f, deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0);
+		if (f->state == UDFB_FLIGHT_READY)
+			fill_out(out, f);
+		else if (f->state == UDFB_FLIGHT_FAILED)
+			rc = udfb_err_set(err, f->err.cat, "%s", f->err.msg);
+		else
+			rc = not_yet(s, f, out, err);
+	}
+	pthread_mutex_unlock(&s->mu);
+	udfb_prepared_free(p);
+	return rc;
+}

@@ -1,0 +1,60 @@
+/* The ApplyUdfResource service core, independent of gRPC: validate, key,
+ * look up, build once per (tenant, key) (single flight), ask the scheduler
+ * for a sandbox, and answer {endpoint, token}.
+ *
+ * A call is split in two so the gRPC front end never blocks its completion
+ * queue: udfb_service_prepare() and udfb_service_lookup() are CPU-only and
+ * answer a ready (tenant, key) from memory; udfb_service_complete() may wait
+ * for a build and runs on a worker thread. */
+#ifndef UDFB_SERVICE_H
+#define UDFB_SERVICE_H
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
+
+struct udfb_service;
+struct udfb_prepared;
+
+struct udfb_call_meta {
+	const char *tenant; /* NULL when the call carried none */
+	const char *user;
+	const char *query_id;
+	const char *client_version;
+};
+
+struct udfb_apply_out {
+	char *endpoint;
+	char *token; /* the x-authorization header value */
+	int accepted; /* 1: the sandbox is still being built or started */
+};
+
+/* Takes the configuration (frees it with the service). */
+int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct udfb_err *err);
+void udfb_service_free(struct udfb_service *s);
+int udfb_service_ready(struct udfb_service *s);
+/* Wake every waiting call (they answer UNAVAILABLE) and stop being ready. */
+void udfb_service_stop(struct udfb_service *s);
+/* Builds running or queued. */
+int udfb_service_builds_running(struct udfb_service *s);
+struct udfb_metrics *udfb_service_metrics(struct udfb_service *s);
+const struct udfb_config *udfb_service_config(struct udfb_service *s);
+
+int udfb_service_prepare(struct udfb_service *s, struct udfb_prepared **out, const struct udfb_call_meta *meta,
+			 const char *spec, size_t spec_len, const struct udfb_import *imports, size_t n_imports,
+			 struct udfb_err *err);
+/* 1 and *out when (tenant, key) is ready; 0 when the slow path is needed. */
+int udfb_service_lookup(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_apply_out *out);
+/* Build if needed (joining a build already running), ensure a sandbox,
+ * wait until deadline_ms (monotonic; 0: none) less the margin. */
+int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long long deadline_ms,
+			  struct udfb_apply_out *out, struct udfb_err *err);
+const struct udfb_log_fields *udfb_prepared_fields(const struct udfb_prepared *p);
+void udfb_prepared_free(struct udfb_prepared *p);
+void udfb_apply_out_clear(struct udfb_apply_out *o);
+
+long long udfb_now_ms(void);
+
+#endif
