@@ -159,10 +159,12 @@ def count_batches(fn, stats):
         sys.stderr.write("udf server: cannot count requests for this function\n")
 
 
-def make_auth_factory(token):
+def make_auth_factory(tokens):
     from pyarrow.flight import FlightUnauthenticatedError, ServerMiddlewareFactory
 
-    expected = token.encode("utf-8")
+    # UDF_AUTH_TOKEN may list several tokens, comma-separated: during a
+    # rotation of the control plane's secret, old and new are both accepted.
+    accepted = [t.strip().encode("utf-8") for t in tokens.split(",") if t.strip()]
 
     class TokenAuthFactory(ServerMiddlewareFactory):
         """Rejects every Flight call whose x-authorization is not the token."""
@@ -176,7 +178,7 @@ def make_auth_factory(token):
                 if isinstance(value, str):
                     value = value.encode("utf-8", "surrogateescape")
                 # Constant time so the token cannot be guessed byte by byte.
-                if isinstance(value, bytes) and hmac.compare_digest(value, expected):
+                if isinstance(value, bytes) and any(hmac.compare_digest(value, t) for t in accepted):
                     return None  # no per-call state needed
             # Never echo the header or the token back.
             raise FlightUnauthenticatedError("missing or invalid x-authorization")

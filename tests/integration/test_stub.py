@@ -258,6 +258,18 @@ class StubTest(unittest.TestCase):
         self.assertEqual(body["result"], [42, str(app / "imports")])
         self.assertEqual(self.stats()["request_count"], 1)
 
+    def test_any_listed_token_is_accepted_during_a_rotation(self):
+        config = {"handler": "deco", "input_types": ["BIGINT"], "result_type": "BIGINT"}
+        app = self.make_app(DECORATED_UDF, config, with_imports=False)
+        proc = self.start(app, token="new-token-aaaa,old-token-bbbb", xopt=False)
+        self.wait_healthy(proc)
+        for good in ("new-token-aaaa", "old-token-bbbb"):
+            status, body = self.call("deco", [1], token=good)
+            self.assertEqual(status, 200, body)
+        for bad in ("new-token-aaaa,old-token-bbbb", "new-token", "", "other"):
+            status, body = self.call("deco", [1], token=bad)
+            self.assertEqual(status, 401, (bad, body))
+
     def test_missing_handler_exits_2(self):
         config = {"handler": "no_such_handler", "input_types": [], "result_type": "INT"}
         app = self.make_app("def other():\n    return 1\n", config, with_imports=False)
