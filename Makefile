@@ -87,6 +87,15 @@ fuzz:
 deps:
 	@deploy/install-deps.sh build
 
+# The service on its embedded defaults: gRPC on 127.0.0.1:50051, admin on
+# 127.0.0.1:9090, a store under ./var, a Debian Python base built once.
+RUN_DIR ?= $(CURDIR)/var
+run:
+	@deploy/install-deps.sh run
+	@$(MAKE) --no-print-directory all
+	@base=$$(deploy/local-base.sh $(RUN_DIR)/base) && \
+		exec $(BIN) serve --store $(RUN_DIR)/store --base-image 3=oci:$$base:python
+
 test-deps:
 	@deploy/install-deps.sh test
 

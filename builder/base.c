@@ -1,5 +1,7 @@
 /* Resolving the runtime base image: its manifest and config only (its
  * layers are referenced, never unpacked or re-packed). */
+#include <archive.h>
+#include <archive_entry.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,4 +53,50 @@ void udfb_base_free(struct udfb_base *b)
 	free(b->blob_dir);
 	free(b->from);
 	memset(b, 0, sizeof(*b));
+}
+
+/* Scan the base's layers (headers only) for a file whose name ends with
+ * one of names: how the service tells, at start, whether the runtime it was
+ * given can serve UDFs at all. */
+static int layer_has(const char *path, const char *const *names, int *found, struct udfb_err *err)
+{
+	struct archive *a = archive_read_new();
+	archive_read_support_filter_gzip(a);
+	archive_read_support_filter_zstd(a);
+	archive_read_support_format_tar(a);
+	if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
+		udfb_err_set(err, UDFB_E_INTERNAL, "base layer %s: %s", path, archive_error_string(a));
+		archive_read_free(a);
+		return -1;
+	}
+	struct archive_entry *e;
+	while (!*found && archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		const char *p = archive_entry_pathname(e);
+		size_t pn = p ? strlen(p) : 0;
+		for (int k = 0; p && names[k]; k++) {
+			size_t n = strlen(names[k]);
+			if (pn >= n && strcmp(p + pn - n, names[k]) == 0)
+				*found = 1;
+		}
+	}
+	archive_read_free(a);
+	return 0;
+}
+
+int udfb_base_has_file(const struct udfb_base *b, const char *const *names, int *found, struct udfb_err *err)
+{
+	*found = 0;
+	if (!b->blob_dir)
+		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image: its layers are not local");
+	size_t k;
+	json_t *l;
+	json_array_foreach(json_object_get(b->image.manifest_json, "layers"), k, l) {
+		const char *d = json_string_value(json_object_get(l, "digest"));
+		char *path = udfb_oci_blob_path(b->blob_dir, d);
+		int rc = layer_has(path, names, found, err);
+		free(path);
+		if (rc < 0 || *found)
+			return rc;
+	}
+	return 0;
 }

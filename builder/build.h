@@ -40,6 +40,9 @@ struct udfb_base {
 
 int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_err *err);
 void udfb_base_free(struct udfb_base *b);
+/* *found = 1 when a file of the base's layers ends with one of names (a
+ * NULL-terminated list, e.g. "/databend_udf/__init__.py"). */
+int udfb_base_has_file(const struct udfb_base *b, const char *const *names, int *found, struct udfb_err *err);
 
 int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
 		   const struct udfb_build_opts *o, struct udfb_err *err);

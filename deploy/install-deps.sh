@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian 12 packages udf-builder needs, only those missing.
-#   deploy/install-deps.sh build   what `make` and `make run` need
+#   deploy/install-deps.sh build   what `make` needs
+#   deploy/install-deps.sh run     that, plus what `make run` builds its base image with
 #   deploy/install-deps.sh test    that, plus the real components the tests use
 set -eu
 
@@ -13,10 +14,13 @@ libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certifica
 test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry mmdebstrap runc
 python3 python3-grpcio python3-protobuf curl hyperfine"
 
+run="$build mmdebstrap umoci skopeo"
+
 case "${1:-build}" in
 build) want=$build ;;
+run) want=$run ;;
 test) want=$test ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+*) echo "usage: $0 build|run|test" >&2; exit 2 ;;
 esac
 
 missing=

@@ -59,6 +59,22 @@ long long udfb_now_ms(void)
 
 /* ---- start and stop ---- */
 
+/* Say plainly when a base cannot serve UDFs: its sandboxes would fail to
+ * start with an ImportError that nobody would see. */
+static void check_runtime(const struct svc_base *b, const char *ref)
+{
+	static const char *const names[] = { "/databend_udf/__init__.py", "/databend_udf.py", NULL };
+	struct udfb_err err = UDFB_ERR_INIT;
+	int found = 0;
+	if (udfb_base_has_file(&b->base, names, &found, &err) < 0) {
+		udfb_debug("runtime %s: not checked for databend_udf: %s", b->runtime, err.msg);
+		udfb_err_clear(&err);
+	} else if (!found) {
+		udfb_warn("runtime %s: base %s has no databend_udf module: images build, but their sandboxes cannot "
+			  "serve UDFs (use the operator's runtime image: Python with databend-udf)", b->runtime, ref);
+	}
+}
+
 static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
 {
 	s->bases = calloc(s->cfg.n_bases + 1, sizeof(*s->bases));
@@ -69,6 +85,7 @@ static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
 			return udfb_err_wrap(err, "runtime %s", b->runtime);
 		s->n_bases++;
 		udfb_info("runtime %s: base %s is %s", b->runtime, s->cfg.bases[k].ref, b->base.image.manifest_digest);
+		check_runtime(b, s->cfg.bases[k].ref);
 	}
 	return 0;
 }

@@ -1,0 +1,878 @@
+#!/usr/bin/python3
+"""Integration test of `udf-builder serve`, the ApplyUdfResource gRPC service.
+
+Starts the binary under test ($UDFB_BIN, default bin/udf-builder) on loopback
+with temporary stores and the tiny test base image, talks to it the way a
+Databend query node does (gRPC with Databend's metadata on every call), and
+reads its admin port (/metrics, /healthz, /readyz).  Imports are served by an
+HTTP server in this process; a path under /slow/ answers only after
+SLOW_SECONDS, which makes a build slow on purpose (single flight, deadlines,
+shutdown while building).
+
+Message classes are generated at test time with protoc from proto/.  Results
+are printed as TAP (one line per test), and the exit status is non-zero when
+any test failed.  Every server is stopped with SIGTERM and must exit 0 (the
+ASan build exits non-zero on a leak); its stderr tail is shown when not.
+"""
+
+import hashlib
+import hmac
+import http.server
+import importlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import unittest
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("UDFB_BIN") or str(REPO / "bin" / "udf-builder")
+REQUESTS = REPO / "tests" / "data" / "requests"
+APPLY = "/udfproto.UdfService/ApplyUdfResource"
+HEALTH = "/grpc.health.v1.Health/Check"
+
+SLOW_SECONDS = 1.5  # how long a /slow/ import takes to answer
+START_TIMEOUT = 30.0  # server start, ASan build on a loaded machine
+STOP_TIMEOUT = 20.0  # SIGTERM to exit when nothing is in flight
+CALL_TIMEOUT = 5.0  # Databend's default grpc-timeout
+SECRET_1 = "first-secret-0123456789"
+SECRET_2 = "second-secret-0123456789"
+SECRET_3 = "third-secret-0123456789ab"
+
+# Filled by load_protos() before the tests run.
+udf_pb2 = None
+health_pb2 = None
+grpc = None
+TINY_IMAGE = None
+
+# The replies and statuses the shared vectors must get from a server with
+# the tiny base image (no package installs in this build).
+VECTOR_EXPECT = {
+    "decimal_types": ("OK", []),
+    "read_env": ("OK", []),
+    "read_pkg_zip_whl_egg": ("OK", []),
+    "read_stage_dup_basename": ("OK", []),
+    "missing_import": ("INVALID_ARGUMENT", ["import '@udf_import_stage/imports/missing.py': HTTP 404"]),
+    "numpy_plus_one": ("UNIMPLEMENTED", ["spec.packages", "numpy"]),
+    "add_one_helper": ("UNIMPLEMENTED", ["spec.packages", "humanize"]),
+}
+
+
+def load_protos(tmp):
+    global udf_pb2, health_pb2, grpc
+    import grpc as grpc_mod
+
+    grpc = grpc_mod
+    out = os.path.join(tmp, "pb")
+    os.makedirs(out)
+    subprocess.run(
+        ["protoc", "--python_out=" + out, "--proto_path=proto", "proto/udf.proto", "proto/health.proto"],
+        cwd=REPO,
+        check=True,
+    )
+    sys.path.insert(0, out)
+    udf_pb2 = importlib.import_module("udf_pb2")
+    health_pb2 = importlib.import_module("health_pb2")
+
+
+def load_tiny_image():
+    global TINY_IMAGE
+    r = subprocess.run(
+        ["bash", "-c", ". tests/lib/base-image.sh && udfb_tiny_image"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        check=True,
+        text=True,
+        timeout=600,
+    )
+    TINY_IMAGE = r.stdout.strip().splitlines()[-1]
+
+
+def poll(fn, timeout, what, interval=0.02):
+    """Calls fn until it returns a true value, which is returned; fails after timeout."""
+    until = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() >= until:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+# ---- imports over HTTP ----
+
+
+class ImportServer:
+    """Serves the vectors' import files from a directory, plus dynamic /slow/
+    paths that answer after SLOW_SECONDS.  Counts requests per path."""
+
+    def __init__(self, root):
+        self.root = root
+        self.counts = {}
+        self.cond = threading.Condition()
+        self._write_vector_files()
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=outer.root, **kw)
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = self.path.split("?", 1)[0]
+                with outer.cond:
+                    outer.counts[path] = outer.counts.get(path, 0) + 1
+                    outer.cond.notify_all()
+                if path.startswith("/slow/"):
+                    time.sleep(SLOW_SECONDS)
+                    body = ("# slow import %s\nVALUE = 1\n" % path).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/x-python")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                super().do_GET()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _write_vector_files(self):
+        import io
+        import zipfile
+
+        for path in sorted(REQUESTS.glob("*.expect.json")):
+            for name, content in json.loads(path.read_text())["files"].items():
+                zipped = name.startswith("zip:")
+                name = name[4:] if zipped else name
+                dst = os.path.join(self.root, name)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                if zipped:
+                    buf = io.BytesIO()
+                    with zipfile.ZipFile(buf, "w") as z:
+                        for member, text in sorted(content.items()):
+                            z.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), text)
+                    Path(dst).write_bytes(buf.getvalue())
+                else:
+                    Path(dst).write_text(content)
+
+    def count(self, path):
+        with self.cond:
+            return self.counts.get(path, 0)
+
+    def wait_for_request(self, path, timeout):
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.counts.get(path, 0) > 0, timeout):
+                raise AssertionError("the server never fetched %s" % path)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def vector_request(name, imports_port):
+    text = (REQUESTS / (name + ".request.json")).read_text()
+    text = text.replace("IMPORTS_BASE", "127.0.0.1:%d" % imports_port)
+    d = json.loads(text)
+    return udf_pb2.ApplyUdfResourceRequest(
+        spec=d["spec"], imports=[udf_pb2.UdfImport(**im) for im in d["imports"]]
+    )
+
+
+def make_request(nonce=None, handler="f", runtime="3.12.2", packages=(), slow_port=None, code=None):
+    """A fresh spec (the nonce makes its key cold); with slow_port, one import
+    that takes SLOW_SECONDS to download.  Returns (request, slow path or None)."""
+    nonce = nonce or uuid.uuid4().hex
+    code = code if code is not None else "# %s\ndef %s(x):\n    return x\n" % (nonce, handler)
+    imports, spec_imports, slow_path = [], [], None
+    if slow_port:
+        slow_path = "/slow/%s.py" % nonce
+        loc = "@udf_import_stage/slow/%s.py" % nonce
+        spec_imports.append(loc)
+        imports.append(
+            udf_pb2.UdfImport(
+                location=loc,
+                url="http://127.0.0.1:%d%s?X-Amz-Signature=%s" % (slow_port, slow_path, uuid.uuid4().hex),
+                tag='"%s"' % nonce,
+            )
+        )
+    spec = {
+        "version": 1,
+        "kind": "udf",
+        "language": "python",
+        "handler": handler,
+        "input_types": ["INT NULL"],
+        "result_type": "INT NULL",
+        "imports": spec_imports,
+        "packages": list(packages),
+        "runtime_version": runtime,
+        "code": code,
+    }
+    req = udf_pb2.ApplyUdfResourceRequest(spec=json.dumps(spec, separators=(",", ":")), imports=imports)
+    return req, slow_path
+
+
+# ---- the server under test ----
+
+
+class Reply:
+    def __init__(self, code, details, endpoint=None, headers=None, elapsed=0.0):
+        self.code, self.details, self.endpoint, self.headers, self.elapsed = code, details, endpoint, headers, elapsed
+
+    @property
+    def token(self):
+        return (self.headers or {}).get("x-authorization")
+
+    def __repr__(self):
+        return "Reply(%s, %r, endpoint=%r, headers=%r, %.3f s)" % (
+            self.code,
+            self.details,
+            self.endpoint,
+            self.headers,
+            self.elapsed,
+        )
+
+
+class Server:
+    """One `udf-builder serve` process on loopback ports."""
+
+    def __init__(self, tmp, *args, env=None):
+        self.dir = tempfile.mkdtemp(prefix="server.", dir=tmp)
+        self.stderr_path = os.path.join(self.dir, "stderr")
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith("UDFB_") and k not in ("UDFB_BIN", "UDFB_TEST_CACHE"):
+                del e[k]  # only what this test sets reaches the server
+        e.update(env or {})
+        cmd = [
+            BIN,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--store",
+            os.path.join(self.dir, "store"),
+            "--base-image",
+            "3=oci:%s:tiny" % TINY_IMAGE,
+            *args,
+        ]
+        self.stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, env=e, cwd=self.dir)
+        self.channel = None
+        self.rc = None
+        try:
+            line = self._first_line()
+            m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", line)
+            if not m:
+                raise AssertionError("unexpected first line %r%s" % (line, self.stderr_tail()))
+            self.grpc_port, self.admin_port = int(m.group(1)), int(m.group(2))
+            self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.grpc_port)
+            grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
+        except BaseException:
+            self.kill()
+            raise
+        self.apply = self.channel.unary_unary(
+            APPLY,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=udf_pb2.ApplyUdfResourceResponse.FromString,
+        )
+        self.apply_raw = self.channel.unary_unary(
+            APPLY, request_serializer=lambda b: b, response_deserializer=lambda b: b
+        )
+        self.health = self.channel.unary_unary(
+            HEALTH,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+
+    def _first_line(self):
+        box = []
+        t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline().decode()), daemon=True)
+        t.start()
+        t.join(START_TIMEOUT)
+        if not box:
+            raise AssertionError("no 'serving' line within %.0f s%s" % (START_TIMEOUT, self.stderr_tail()))
+        if not box[0]:
+            self.proc.wait(5)
+            raise AssertionError("exited with %s before serving%s" % (self.proc.returncode, self.stderr_tail()))
+        return box[0]
+
+    def stderr_tail(self, n=25):
+        try:
+            self.stderr.flush()
+            lines = Path(self.stderr_path).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\nserver stderr (last %d lines):\n  " % n + "\n  ".join(lines[-n:])
+
+    @staticmethod
+    def metadata(tenant="tenant-a", extra=()):
+        md = [
+            ("x-databend-user", "'root'@'%'"),
+            ("x-databend-query-id", str(uuid.uuid4())),
+            ("udf_client_version", "v1"),
+        ]
+        if tenant is not None:
+            md.insert(0, ("x-databend-tenant", tenant))
+        return md + list(extra)
+
+    def call(self, req, tenant="tenant-a", timeout=CALL_TIMEOUT):
+        t0 = time.monotonic()
+        try:
+            resp = self.apply(req, timeout=timeout, metadata=self.metadata(tenant))
+        except grpc.RpcError as e:
+            return Reply(e.code().name, e.details() or "", elapsed=time.monotonic() - t0)
+        return Reply("OK", "", resp.endpoint, dict(resp.headers), time.monotonic() - t0)
+
+    def call_raw(self, payload, tenant="tenant-a", timeout=CALL_TIMEOUT):
+        try:
+            self.apply_raw(payload, timeout=timeout, metadata=self.metadata(tenant))
+        except grpc.RpcError as e:
+            return e.code().name, e.details() or ""
+        return "OK", ""
+
+    def http_get(self, path):
+        url = "http://127.0.0.1:%d%s" % (self.admin_port, path)
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+    def metrics(self):
+        status, _, body = self.http_get("/metrics")
+        assert status == 200, "GET /metrics: %d" % status
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def metric(self, name):
+        return self.metrics().get(name, 0.0)
+
+    def builds_done(self):
+        m = self.metrics()
+        return m['udfb_builds_total{result="ok"}'] + m['udfb_builds_total{result="error"}']
+
+    def wait_builds_idle(self, at_least, timeout=15.0):
+        """Waits until at least `at_least` builds finished and none runs; returns the metrics."""
+
+        def idle():
+            m = self.metrics()
+            done = m['udfb_builds_total{result="ok"}'] + m['udfb_builds_total{result="error"}']
+            return m if done >= at_least and m["udfb_builds_in_flight"] == 0 else None
+
+        return poll(idle, timeout, "%d finished builds and none in flight" % at_least)
+
+    def signal(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, wait, and return the exit status (kills after timeout)."""
+        if self.channel:
+            self.channel.close()
+            self.channel = None
+        if self.rc is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.rc = "timeout: did not exit within %.0f s of SIGTERM" % timeout
+        self.stderr.close()
+        return self.rc
+
+    def check_stopped(self, timeout=STOP_TIMEOUT):
+        rc = self.stop(timeout)
+        if rc != 0:
+            raise AssertionError("server exit status %s after SIGTERM%s" % (rc, self.stderr_tail(40)))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+class ServerCase(unittest.TestCase):
+    """Creates a temp dir and an import server per class; servers started
+    with start_server() are stopped (and their exit checked) at class end."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="udfb-service-test.")
+        cls.servers = []
+        cls.imports = ImportServer(os.path.join(cls.tmp, "srv"))
+
+    @classmethod
+    def tearDownClass(cls):
+        problems = []
+        for s in cls.servers:
+            try:
+                s.check_stopped()
+            except AssertionError as e:
+                problems.append(str(e))
+            finally:
+                s.kill()
+        cls.imports.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    @classmethod
+    def start_server(cls, *args, env=None):
+        s = Server(cls.tmp, *args, env=env)
+        cls.servers.append(s)
+        return s
+
+    def assertReply(self, r, code, *needles):
+        self.assertEqual(r.code, code, r)
+        for n in needles:
+            self.assertIn(n, r.details, r)
+
+    def assertGoodEndpoint(self, r, tenant_label="tenant-a"):
+        self.assertReply(r, "OK")
+        self.assertRegex(r.endpoint, r"^http://udf-[0-9a-f]{12}\.%s\.svc:8815$" % re.escape(tenant_label))
+        self.assertEqual(list(r.headers), ["x-authorization"], r)
+        self.assertRegex(r.token, r"^[0-9a-f]{64}$")
+
+
+# ---- the main server: fail mode, no default tenant ----
+
+
+class ServiceTest(ServerCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.srv = cls.start_server(env={"UDFB_TOKEN_SECRETS": SECRET_1 + "," + SECRET_2})
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def cold_slow(self):
+        return make_request(slow_port=self.imports.port)
+
+    def test_bad_spec_names_the_field(self):
+        req, _ = make_request(handler="not an identifier")
+        r = self.srv.call(req)
+        self.assertReply(r, "INVALID_ARGUMENT", "spec.handler")
+        req = udf_pb2.ApplyUdfResourceRequest(spec='{"version":1,"kind":"udf"')
+        self.assertReply(self.srv.call(req), "INVALID_ARGUMENT", "spec")
+
+    def test_unsupported_runtime_lists_supported(self):
+        req, _ = make_request(runtime="2.7")
+        r = self.srv.call(req)
+        self.assertReply(r, "INVALID_ARGUMENT", "spec.runtime_version", "2.7", "supported: 3")
+
+    def test_missing_import_hides_the_url_signature(self):
+        r = self.srv.call(vector_request("missing_import", self.imports.port))
+        self.assertReply(r, "INVALID_ARGUMENT", "import '@udf_import_stage/imports/missing.py': HTTP 404")
+        for secret in ("X-Amz-Signature", "0f3a9c", "127.0.0.1:%d" % self.imports.port):
+            self.assertNotIn(secret, r.details)
+        # A deterministic failure is remembered: the same answer, no new download.
+        before = self.imports.count("/imports/missing.py")
+        r2 = self.srv.call(vector_request("missing_import", self.imports.port))
+        self.assertReply(r2, "INVALID_ARGUMENT", "HTTP 404")
+        self.assertEqual(self.imports.count("/imports/missing.py"), before)
+
+    def test_cache_hit_is_fast_and_builds_nothing(self):
+        req, _ = make_request()
+        first = self.srv.call(req)
+        self.assertGoodEndpoint(first)
+        m0 = self.srv.wait_builds_idle(1)
+        second = self.srv.call(req)
+        m1 = self.srv.metrics()
+        self.assertGoodEndpoint(second)
+        self.assertEqual((second.endpoint, second.headers), (first.endpoint, first.headers))
+        self.assertEqual(
+            m1['udfb_cache_lookups_total{result="hit"}'], m0['udfb_cache_lookups_total{result="hit"}'] + 1
+        )
+        self.assertEqual(m1['udfb_builds_total{result="ok"}'], m0['udfb_builds_total{result="ok"}'])
+        self.assertEqual(m1["udfb_builds_in_flight"], 0)
+        self.assertEqual(m1['udfb_calls_total{code="OK"}'], m0['udfb_calls_total{code="OK"}'] + 1)
+        # Milliseconds in fact; generous for an ASan build on a loaded machine.
+        self.assertLess(second.elapsed, 1.0, second)
+        # A changed presigned URL (same location and tag) is the same key.
+        req.imports.extend([])
+        third = self.srv.call(req)
+        self.assertEqual(third.endpoint, first.endpoint)
+
+    def test_presigned_url_change_is_a_cache_hit(self):
+        req, path = self.cold_slow()
+        first = self.srv.call(req, timeout=15)
+        self.assertGoodEndpoint(first)
+        self.srv.wait_builds_idle(1)
+        hits = self.srv.metric('udfb_cache_lookups_total{result="hit"}')
+        req.imports[0].url = req.imports[0].url.split("?")[0] + "?X-Amz-Signature=changed"
+        again = self.srv.call(req)
+        self.assertEqual((again.endpoint, again.token), (first.endpoint, first.token))
+        self.assertLess(again.elapsed, 1.0, again)
+        self.assertEqual(self.srv.metric('udfb_cache_lookups_total{result="hit"}'), hits + 1)
+        self.assertEqual(self.imports.count(path), 1)
+
+    def test_single_flight_16_concurrent_calls(self):
+        req, path = self.cold_slow()
+        self.srv.wait_builds_idle(0)
+        m0 = self.srv.metrics()
+        n = 16
+        barrier = threading.Barrier(n)
+        replies = [None] * n
+
+        def one(k):
+            barrier.wait(10)
+            replies[k] = self.srv.call(req, timeout=20)
+
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertTrue(all(r is not None for r in replies), replies)
+        for r in replies:
+            self.assertGoodEndpoint(r)
+        self.assertEqual(len({(r.endpoint, r.token) for r in replies}), 1, replies)
+        b0 = m0['udfb_builds_total{result="ok"}'] + m0['udfb_builds_total{result="error"}']
+        m1 = self.srv.wait_builds_idle(b0 + 1)
+        self.assertEqual(m1['udfb_builds_total{result="ok"}'], m0['udfb_builds_total{result="ok"}'] + 1)
+        self.assertEqual(m1['udfb_builds_total{result="error"}'], m0['udfb_builds_total{result="error"}'])
+        lookups = lambda m: m['udfb_cache_lookups_total{result="hit"}'] + m['udfb_cache_lookups_total{result="miss"}']
+        self.assertEqual(lookups(m1), lookups(m0) + n)
+        self.assertEqual(m1['udfb_calls_total{code="OK"}'], m0['udfb_calls_total{code="OK"}'] + n)
+        self.assertEqual(self.imports.count(path), 1, "the slow import was downloaded more than once")
+        # They overlapped: the last answer came after the download's delay.
+        self.assertGreaterEqual(max(r.elapsed for r in replies), SLOW_SECONDS * 0.9)
+
+    def test_short_deadline_fails_then_next_call_succeeds(self):
+        r, req = short_deadline_call(self, self.srv, "DEADLINE_EXCEEDED")
+        self.assertIn("still building", r.details)
+        # The build goes on; once it is done, the next call gets it from memory.
+        self.srv.wait_builds_idle(self.srv.builds_done() + 1 if self.srv.metric("udfb_builds_in_flight") else 0)
+        poll(lambda: self.srv.call(req, timeout=15).code == "OK", 15, "the build to finish")
+        hits = self.srv.metric('udfb_cache_lookups_total{result="hit"}')
+        r2 = self.srv.call(req)
+        self.assertGoodEndpoint(r2)
+        self.assertLess(r2.elapsed, 1.0, r2)
+        self.assertEqual(self.srv.metric('udfb_cache_lookups_total{result="hit"}'), hits + 1)
+
+    def test_health_and_probes(self):
+        for service in ("", "udfproto.UdfService"):
+            resp = self.srv.health(
+                health_pb2.HealthCheckRequest(service=service), timeout=CALL_TIMEOUT
+            )
+            self.assertEqual(resp.status, health_pb2.HealthCheckResponse.SERVING, service)
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.srv.health(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=CALL_TIMEOUT)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+        for path, body in (("/healthz", "ok\n"), ("/readyz", "ready\n")):
+            status, _, text = self.srv.http_get(path)
+            self.assertEqual((status, text), (200, body), path)
+        status, ctype, text = self.srv.http_get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(ctype.startswith("text/plain"), ctype)
+        for series in ('udfb_builds_total{result="ok"}', 'udfb_cache_lookups_total{result="hit"}',
+                       'udfb_calls_total{code="OK"}'):
+            self.assertRegex(text, r"(?m)^%s \d+$" % re.escape(series))
+        self.assertEqual(self.srv.http_get("/nope")[0], 404)
+
+    def test_missing_tenant_is_invalid(self):
+        req, _ = make_request()
+        r = self.srv.call(req, tenant=None)
+        self.assertReply(r, "INVALID_ARGUMENT", "x-databend-tenant")
+        r = self.srv.call(req, tenant="bad tenant\twith spaces")
+        self.assertReply(r, "INVALID_ARGUMENT", "x-databend-tenant")
+
+    def test_tenant_metadata_key_is_case_insensitive_and_scopes_replies(self):
+        req, _ = make_request()
+        a = self.srv.call(req, tenant="tenant-a")
+        b = self.srv.call(req, tenant="Tenant_B")
+        self.assertGoodEndpoint(a, "tenant-a")
+        self.assertGoodEndpoint(b, "tenant-b")
+        host = lambda r: r.endpoint.split("//", 1)[1].split(":", 1)[0]
+        self.assertNotEqual(host(a), host(b))
+        self.assertNotEqual(a.token, b.token)
+        # Same (tenant, key): same token, every time.
+        self.assertEqual(self.srv.call(req, tenant="tenant-a").token, a.token)
+
+    def test_garbage_payload_is_invalid(self):
+        for payload in (b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x12\x03\xff\xff\xff"):
+            code, details = self.srv.call_raw(payload)
+            self.assertEqual(code, "INVALID_ARGUMENT", (payload, details))
+        # An empty message parses (every field at its default) but has no spec.
+        code, details = self.srv.call_raw(b"")
+        self.assertEqual(code, "INVALID_ARGUMENT", details)
+        self.assertIn("spec", details)
+        # The server is still fine.
+        self.assertEqual(self.srv.http_get("/healthz")[0], 200)
+
+
+def _vector_test(name):
+    def test(self):
+        code, needles = VECTOR_EXPECT[name]
+        r = self.srv.call(vector_request(name, self.imports.port), timeout=CALL_TIMEOUT)
+        if code == "OK":
+            self.assertGoodEndpoint(r)
+        else:
+            self.assertReply(r, code, *needles)
+            for secret in ("X-Amz-Signature", "0f3a9c"):
+                self.assertNotIn(secret, r.details)
+
+    test.__name__ = "test_vector_" + name
+    return test
+
+
+for _name in sorted(VECTOR_EXPECT):
+    setattr(ServiceTest, "test_vector_" + _name, _vector_test(_name))
+
+
+def short_deadline_call(case, srv, want, tries=3):
+    """A 50 ms deadline on a cold slow key.  Returns (reply, request).  When the
+    client's own deadline fired first (a loaded machine), retries on a fresh key."""
+    for attempt in range(tries):
+        req, path = make_request(slow_port=case.imports.port)
+        r = srv.call(req, timeout=0.05)
+        server_answered = r.code == "OK" or "still building" in r.details
+        if server_answered or attempt == tries - 1:
+            case.assertReply(r, want)
+            case.assertTrue(server_answered, "only the client's deadline fired: %r" % r)
+            # The download started anyway: the build goes on after the answer.
+            case.imports.wait_for_request(path, 15)
+            return r, req
+        print("# attempt %d: the client's deadline fired first (%r); retrying" % (attempt + 1, r), flush=True)
+
+
+# ---- accepted mode and a default tenant ----
+
+
+class AcceptedModeTest(ServerCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.srv = cls.start_server("--deadline-mode", "accepted", "--default-tenant", "Default Tenant")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def test_short_deadline_answers_the_coming_endpoint(self):
+        r, req = short_deadline_call(self, self.srv, "OK")
+        self.assertGoodEndpoint(r)
+        # Once the build is done, a call gets the same endpoint and token, from memory.
+        poll(lambda: self.srv.metric("udfb_builds_in_flight") == 0
+             and self.srv.metric('udfb_builds_total{result="ok"}') >= 1, 15, "the build to finish")
+        later = self.srv.call(req)
+        self.assertGoodEndpoint(later)
+        self.assertEqual((later.endpoint, later.headers), (r.endpoint, r.headers))
+        self.assertLess(later.elapsed, 1.0, later)
+
+    def test_default_tenant(self):
+        req, _ = make_request()
+        r = self.srv.call(req, tenant=None)
+        self.assertGoodEndpoint(r, "default-tenant")
+        # An explicit tenant still wins.
+        r2 = self.srv.call(req, tenant="other")
+        self.assertGoodEndpoint(r2, "other")
+        self.assertNotEqual(r.token, r2.token)
+
+
+# ---- tokens across replicas and secrets ----
+
+
+class TokenTest(ServerCase):
+    TEMPLATE = "http://udf-{key}.{tenant}.svc:8815"
+
+    def start(self, secrets):
+        return self.start_server("--endpoint-template", self.TEMPLATE, env={"UDFB_TOKEN_SECRETS": ",".join(secrets)})
+
+    def key_of(self, r):
+        m = re.fullmatch(r"http://udf-([0-9a-f]{64})\.([a-z0-9-]+)\.svc:8815", r.endpoint)
+        self.assertTrue(m, r)
+        return "sha256:" + m.group(1)
+
+    def test_tokens_per_secret(self):
+        a = self.start([SECRET_1, SECRET_2])
+        b = self.start([SECRET_1])  # another replica, its own store
+        c = self.start([SECRET_3])
+        d = self.start([SECRET_2, SECRET_1])  # rotated: the first secret signs
+        req = vector_request("decimal_types", self.imports.port)
+        ra = {t: a.call(req, tenant=t) for t in ("tenant-a", "tenant-b")}
+        for r in ra.values():
+            self.assertReply(r, "OK")
+            self.assertRegex(r.token, r"^[0-9a-f]{64}$")
+        self.assertNotEqual(ra["tenant-a"].token, ra["tenant-b"].token)
+        self.assertEqual(self.key_of(ra["tenant-a"]), self.key_of(ra["tenant-b"]))
+        self.assertEqual(a.call(req, tenant="tenant-a").token, ra["tenant-a"].token)
+        rb, rc, rd = (s.call(req, tenant="tenant-a") for s in (b, c, d))
+        for r in (rb, rc, rd):
+            self.assertReply(r, "OK")
+            self.assertEqual(r.endpoint, ra["tenant-a"].endpoint)
+        self.assertEqual(rb.token, ra["tenant-a"].token, "replicas with the same first secret disagree")
+        self.assertNotEqual(rc.token, ra["tenant-a"].token)
+        self.assertNotEqual(rd.token, ra["tenant-a"].token)
+        self.assertNotIn(rc.token, (rd.token,))
+        # The derivation documented in service/token.[ch]: HMAC-SHA256 under the
+        # first secret over the length-prefixed (tenant, key).
+        key = self.key_of(ra["tenant-a"])
+        for secret, r in ((SECRET_1, ra["tenant-a"]), (SECRET_3, rc), (SECRET_2, rd)):
+            msg = "udfb-token-v1\n%d:%s\n%d:%s" % (len("tenant-a"), "tenant-a", len(key), key)
+            self.assertEqual(r.token, hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest())
+
+    def test_short_secret_is_refused(self):
+        with self.assertRaises(AssertionError) as cm:
+            self.start(["too-short"])
+        self.assertIn("shorter than 16 bytes", str(cm.exception))
+        self.servers[:] = [s for s in self.servers if s.proc.poll() is None]
+
+
+# ---- graceful shutdown ----
+
+
+class ShutdownTest(ServerCase):
+    def test_sigterm_while_a_call_waits_for_a_build(self):
+        srv = self.start_server("--grace-ms", "30000")
+        req, path = make_request(slow_port=self.imports.port)
+        box = []
+        t = threading.Thread(target=lambda: box.append(srv.call(req, timeout=30)))
+        t.start()
+        self.imports.wait_for_request(path, 15)
+        t_sig = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        t.join(40)
+        self.assertTrue(box, "the waiting call got no answer")
+        r = box[0]
+        self.assertIn(r.code, ("OK", "UNAVAILABLE"), r)
+        self.assertGoodEndpoint(r)  # the grace period is long enough
+        try:
+            rc = srv.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            rc = "still running 15 s after SIGTERM"
+        took = time.monotonic() - t_sig
+        self.assertEqual(rc, 0, "exit status %s%s" % (rc, srv.stderr_tail(40)))
+        srv.rc = rc
+        self.assertLess(took, 15)
+        print("# SIGTERM to exit: %.2f s (the build needed %.1f s)" % (took, SLOW_SECONDS), flush=True)
+
+    def test_sigterm_with_a_build_and_no_waiting_call(self):
+        srv = self.start_server("--deadline-mode", "fail")
+        req, path = make_request(slow_port=self.imports.port)
+        r = srv.call(req, timeout=0.3)
+        self.assertEqual(r.code, "DEADLINE_EXCEEDED", r)
+        self.imports.wait_for_request(path, 15)
+        t_sig = time.monotonic()
+        srv.check_stopped()
+        print("# SIGTERM to exit with a build running: %.2f s" % (time.monotonic() - t_sig), flush=True)
+
+
+# ---- TAP output ----
+
+
+class TapResult(unittest.TestResult):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+        self.t0 = {}
+
+    @staticmethod
+    def name(test):
+        return test.id().split(".", 1)[-1] if isinstance(test, unittest.TestCase) else str(test)
+
+    def startTest(self, test):
+        super().startTest(test)
+        self.t0[test] = time.monotonic()
+
+    def _line(self, ok, test, directive="", text=None):
+        self.n += 1
+        took = time.monotonic() - self.t0.get(test, time.monotonic())
+        print("%s %d - %s (%.2f s)%s" % ("ok" if ok else "not ok", self.n, self.name(test), took, directive), flush=True)
+        if text:
+            for line in text.rstrip().splitlines():
+                print("# " + line, flush=True)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._line(True, test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._line(False, test, text=self._exc_info_to_string(err, test))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._line(False, test, text=self._exc_info_to_string(err, test))
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._line(True, test, " # SKIP " + reason)
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self._line(False, test, " # TODO known bug", self._exc_info_to_string(err, test))
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._line(True, test, " # TODO passed unexpectedly")
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._line(False, subtest, text=self._exc_info_to_string(err, test))
+
+
+def main():
+    os.chdir(REPO)
+    if not os.access(BIN, os.X_OK):
+        print("1..0 # SKIP %s is not built (run make)" % BIN)
+        return 77
+    t_start = time.monotonic()
+    tmp = tempfile.mkdtemp(prefix="udfb-service-pb.")
+    try:
+        try:
+            load_protos(tmp)
+            load_tiny_image()
+        except Exception:
+            print("not ok 1 - setup (protoc, grpc, tiny base image)")
+            for line in traceback.format_exc().splitlines():
+                print("# " + line)
+            print("1..1")
+            return 1
+        print("# binary %s, base oci:%s:tiny" % (BIN, TINY_IMAGE), flush=True)
+        suite = unittest.TestSuite()
+        loader = unittest.TestLoader()
+        only = sys.argv[1:]
+        for cls in (ServiceTest, AcceptedModeTest, TokenTest, ShutdownTest):
+            for t in loader.loadTestsFromTestCase(cls):
+                if not only or any(o in t.id() for o in only):
+                    suite.addTest(t)
+        result = TapResult()
+        suite.run(result)
+        print("1..%d" % result.n)
+        print("# %.1f s in all" % (time.monotonic() - t_start), flush=True)
+        return 0 if result.wasSuccessful() else 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
