@@ -107,8 +107,13 @@ test: test-deps
 	$(MAKE) check
 	$(MAKE) SANITIZE=1 check
 
-bench: $(BIN)
-	bench/run.sh
+$(BUILD)/bench/empty_server: bench/empty_server.c
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+bench: $(BIN) $(BUILD)/bench/empty_server
+	UDFB_BIN=$(abspath $(BIN)) UDFB_EMPTY_SERVER=$(abspath $(BUILD)/bench/empty_server) bench/run.sh
 
 clean:
 	rm -rf build bin

@@ -204,7 +204,8 @@ static long long deadline_ms(gpr_timespec dl)
 	return udfb_now_ms() + gpr_time_to_millis(left);
 }
 
-static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_err *err)
+/* 1: answered from memory into *hit; 0: *out is prepared; -1: err. */
+static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_apply_out *hit, struct udfb_err *err)
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
@@ -218,7 +219,8 @@ static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_
 	char *tenant = md_get(&c->md, "x-databend-tenant"), *user = md_get(&c->md, "x-databend-user");
 	char *qid = md_get(&c->md, "x-databend-query-id"), *ver = md_get(&c->md, "udf_client_version");
 	struct udfb_call_meta meta = { tenant, user, qid, ver };
-	int rc = udfb_service_prepare(c->g->svc, out, &meta, m->spec, strlen(m->spec), ims, m->n_imports, err);
+	int rc = udfb_service_repeat(c->g->svc, &meta, m->spec, strlen(m->spec), ims, m->n_imports, hit) ? 1 :
+		 udfb_service_prepare(c->g->svc, out, &meta, m->spec, strlen(m->spec), ims, m->n_imports, err);
 	if (rc < 0) {
 		struct udfb_log_fields f = { tenant, qid, NULL };
 		udfb_logf(UDFB_LOG_WARN, &f, "ApplyUdfResource: %s: %s", udfb_errcat_name(err->cat), err->msg);
@@ -234,9 +236,15 @@ static void handle_apply(struct call *c)
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_prepared *p = NULL;
 	c->deadline_ms = deadline_ms(c->deadline);
-	if (prepare_call(c, &p, &err) < 0)
-		return reply_err(c, &err);
 	struct udfb_apply_out out = { 0 };
+	int rc = prepare_call(c, &p, &out, &err);
+	if (rc < 0)
+		return reply_err(c, &err);
+	if (rc == 1) {
+		reply_apply(c, &out);
+		udfb_apply_out_clear(&out);
+		return;
+	}
 	if (udfb_service_lookup(c->g->svc, p, &out)) {
 		udfb_prepared_free(p);
 		reply_apply(c, &out);

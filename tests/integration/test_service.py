@@ -414,6 +414,7 @@ class Server:
             self.proc.wait(10)
         if self.proc.stdout:
             self.proc.stdout.close()
+        self.stderr.close()
 
 
 class ServerCase(unittest.TestCase):
@@ -432,6 +433,11 @@ class ServerCase(unittest.TestCase):
         for s in cls.servers:
             try:
                 s.check_stopped()
+                # Presigned URLs are credentials: never in the logs.
+                log = Path(s.stderr_path).read_text(errors="replace")
+                for secret in ("X-Amz-Signature", "0f3a9c"):
+                    if secret in log:
+                        problems.append("server log holds %r%s" % (secret, s.stderr_tail(40)))
             except AssertionError as e:
                 problems.append(str(e))
             finally:
@@ -500,9 +506,10 @@ class ServiceTest(ServerCase):
 
     def test_cache_hit_is_fast_and_builds_nothing(self):
         req, _ = make_request()
+        b0 = self.srv.builds_done()
         first = self.srv.call(req)
         self.assertGoodEndpoint(first)
-        m0 = self.srv.wait_builds_idle(1)
+        m0 = self.srv.wait_builds_idle(b0 + 1)
         second = self.srv.call(req)
         m1 = self.srv.metrics()
         self.assertGoodEndpoint(second)
@@ -515,16 +522,13 @@ class ServiceTest(ServerCase):
         self.assertEqual(m1['udfb_calls_total{code="OK"}'], m0['udfb_calls_total{code="OK"}'] + 1)
         # Milliseconds in fact; generous for an ASan build on a loaded machine.
         self.assertLess(second.elapsed, 1.0, second)
-        # A changed presigned URL (same location and tag) is the same key.
-        req.imports.extend([])
-        third = self.srv.call(req)
-        self.assertEqual(third.endpoint, first.endpoint)
 
     def test_presigned_url_change_is_a_cache_hit(self):
         req, path = self.cold_slow()
+        b0 = self.srv.builds_done()
         first = self.srv.call(req, timeout=15)
         self.assertGoodEndpoint(first)
-        self.srv.wait_builds_idle(1)
+        self.srv.wait_builds_idle(b0 + 1)
         hits = self.srv.metric('udfb_cache_lookups_total{result="hit"}')
         req.imports[0].url = req.imports[0].url.split("?")[0] + "?X-Amz-Signature=changed"
         again = self.srv.call(req)
@@ -535,8 +539,7 @@ class ServiceTest(ServerCase):
 
     def test_single_flight_16_concurrent_calls(self):
         req, path = self.cold_slow()
-        self.srv.wait_builds_idle(0)
-        m0 = self.srv.metrics()
+        m0 = self.srv.wait_builds_idle(0)
         n = 16
         barrier = threading.Barrier(n)
         replies = [None] * n
@@ -566,11 +569,11 @@ class ServiceTest(ServerCase):
         self.assertGreaterEqual(max(r.elapsed for r in replies), SLOW_SECONDS * 0.9)
 
     def test_short_deadline_fails_then_next_call_succeeds(self):
-        r, req = short_deadline_call(self, self.srv, "DEADLINE_EXCEEDED")
+        b0 = self.srv.builds_done()
+        r, req, attempts = short_deadline_call(self, self.srv, "DEADLINE_EXCEEDED")
         self.assertIn("still building", r.details)
         # The build goes on; once it is done, the next call gets it from memory.
-        self.srv.wait_builds_idle(self.srv.builds_done() + 1 if self.srv.metric("udfb_builds_in_flight") else 0)
-        poll(lambda: self.srv.call(req, timeout=15).code == "OK", 15, "the build to finish")
+        self.srv.wait_builds_idle(b0 + attempts)
         hits = self.srv.metric('udfb_cache_lookups_total{result="hit"}')
         r2 = self.srv.call(req)
         self.assertGoodEndpoint(r2)
@@ -601,7 +604,7 @@ class ServiceTest(ServerCase):
         req, _ = make_request()
         r = self.srv.call(req, tenant=None)
         self.assertReply(r, "INVALID_ARGUMENT", "x-databend-tenant")
-        r = self.srv.call(req, tenant="bad tenant\twith spaces")
+        r = self.srv.call(req, tenant="bad tenant")
         self.assertReply(r, "INVALID_ARGUMENT", "x-databend-tenant")
 
     def test_tenant_metadata_key_is_case_insensitive_and_scopes_replies(self):
@@ -648,7 +651,7 @@ for _name in sorted(VECTOR_EXPECT):
 
 
 def short_deadline_call(case, srv, want, tries=3):
-    """A 50 ms deadline on a cold slow key.  Returns (reply, request).  When the
+    """A 50 ms deadline on a cold slow key.  Returns (reply, request, attempts).  When the
     client's own deadline fired first (a loaded machine), retries on a fresh key."""
     for attempt in range(tries):
         req, path = make_request(slow_port=case.imports.port)
@@ -657,9 +660,10 @@ def short_deadline_call(case, srv, want, tries=3):
         if server_answered or attempt == tries - 1:
             case.assertReply(r, want)
             case.assertTrue(server_answered, "only the client's deadline fired: %r" % r)
-            # The download started anyway: the build goes on after the answer.
+            # The download started anyway: the build goes on after the answer
+            # (and counts as in flight until it is done).
             case.imports.wait_for_request(path, 15)
-            return r, req
+            return r, req, attempt + 1
         print("# attempt %d: the client's deadline fired first (%r); retrying" % (attempt + 1, r), flush=True)
 
 
@@ -671,17 +675,17 @@ class AcceptedModeTest(ServerCase):
     def setUpClass(cls):
         super().setUpClass()
         try:
-            cls.srv = cls.start_server("--deadline-mode", "accepted", "--default-tenant", "Default Tenant")
+            cls.srv = cls.start_server("--deadline-mode", "accepted", "--default-tenant", "Default_Tenant")
         except BaseException:
             cls.tearDownClass()
             raise
 
     def test_short_deadline_answers_the_coming_endpoint(self):
-        r, req = short_deadline_call(self, self.srv, "OK")
+        b0 = self.srv.builds_done()
+        r, req, attempts = short_deadline_call(self, self.srv, "OK")
         self.assertGoodEndpoint(r)
         # Once the build is done, a call gets the same endpoint and token, from memory.
-        poll(lambda: self.srv.metric("udfb_builds_in_flight") == 0
-             and self.srv.metric('udfb_builds_total{result="ok"}') >= 1, 15, "the build to finish")
+        self.srv.wait_builds_idle(b0 + attempts)
         later = self.srv.call(req)
         self.assertGoodEndpoint(later)
         self.assertEqual((later.endpoint, later.headers), (r.endpoint, r.headers))
