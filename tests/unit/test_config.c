@@ -1,0 +1,97 @@
+/* Service settings: file, environment and flags in order; runtime
+ * matching; operator environment; tokens. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "scheduler.h"
+#include "token.h"
+
+static void test_sources(void)
+{
+	char path[] = "/tmp/udfb-config-XXXXXX";
+	int fd = mkstemp(path);
+	const char *text = "{\"listen\": \"0.0.0.0:1\", \"base_images\": {\"3.12\": \"oci:/a:x\", \"3\": \"oci:/b:y\"},"
+			   "\"deadline_mode\": \"accepted\", \"failure_ttl_ms\": 5,"
+			   "\"env\": {\"acme.f\": {\"UDF_ENV_TEST\": \"ok\"}}, \"token_secrets\": [\"0123456789abcdef0\"]}";
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config file written");
+	close(fd);
+	struct udfb_config c;
+	struct udfb_err err = UDFB_ERR_INIT;
+	udfb_config_defaults(&c);
+	CHECK_STR(c.listen, "127.0.0.1:50051", "default listen address is loopback");
+	CHECK(udfb_config_load_file(&c, path, &err) == 0, "file loads (%s)", err.msg ? err.msg : "ok");
+	CHECK_STR(c.listen, "0.0.0.0:1", "the file overrides the default");
+	setenv("UDFB_LISTEN", "127.0.0.2:2", 1);
+	CHECK(udfb_config_load_env(&c, &err) == 0, "environment loads");
+	CHECK_STR(c.listen, "127.0.0.2:2", "the environment overrides the file");
+	unsetenv("UDFB_LISTEN");
+	CHECK(udfb_config_set(&c, "listen", "127.0.0.3:3", &err) == 0, "a flag sets");
+	CHECK_STR(c.listen, "127.0.0.3:3", "a flag overrides the environment");
+	CHECK(c.deadline_mode == UDFB_DEADLINE_ACCEPTED && c.failure_ttl_ms == 5, "mode and numbers from the file");
+	CHECK_STR(udfb_config_base_for(&c, "3.12.2")->ref, "oci:/a:x", "3.12.2 takes the 3.12 base");
+	CHECK_STR(udfb_config_base_for(&c, "3.11")->ref, "oci:/b:y", "3.11 falls back to the 3 base");
+	CHECK(udfb_config_base_for(&c, "2.7") == NULL, "2.7 has no base");
+	CHECK(udfb_config_base_for(&c, "3.1") && strcmp(udfb_config_base_for(&c, "3.1")->ref, "oci:/b:y") == 0,
+	      "3.1 is not taken for 3.12");
+	const struct udfb_udf_env *e = udfb_config_env_for(&c, "acme", "f");
+	CHECK(e && e->n_vars == 1 && strcmp(e->vars[0].value, "ok") == 0, "operator environment for acme.f");
+	CHECK(udfb_config_env_for(&c, "acm", "e.f") == NULL, "scopes do not match across the dot");
+	CHECK(udfb_config_validate(&c, &err) == 0, "valid (%s)", err.msg ? err.msg : "ok");
+	udfb_config_free(&c);
+	unlink(path);
+}
+
+static void expect_invalid(const char *name, const char *value, const char *needle)
+{
+	struct udfb_config c;
+	struct udfb_err err = UDFB_ERR_INIT;
+	udfb_config_defaults(&c);
+	int rc = udfb_config_set(&c, name, value, &err);
+	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, needle), "--%s %s is refused (%s)", name, value,
+	      err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+	udfb_config_free(&c);
+}
+
+static void test_invalid(void)
+{
+	expect_invalid("deadline-mode", "maybe", "deadline-mode");
+	expect_invalid("call-workers", "0", "call-workers");
+	expect_invalid("build-workers", "x", "build-workers");
+	expect_invalid("base-image", "3.12", "RUNTIME=REF");
+	expect_invalid("nonsense", "1", "unknown setting");
+	CHECK(!udfb_env_name_valid("UDF_SERVER_ADDR") && !udfb_env_name_valid("lower") && udfb_env_name_valid("A_1"),
+	      "reserved and malformed variable names are refused");
+	struct udfb_config c;
+	struct udfb_err err = UDFB_ERR_INIT;
+	udfb_config_defaults(&c);
+	udfb_config_set(&c, "token-secret", "short", &err);
+	CHECK(udfb_config_validate(&c, &err) < 0 && strstr(err.msg, "shorter than 16"), "a short secret is refused");
+	udfb_err_clear(&err);
+	udfb_config_free(&c);
+}
+
+static void test_tokens(void)
+{
+	char a[UDFB_TOKEN_LEN + 1], b[UDFB_TOKEN_LEN + 1], c[UDFB_TOKEN_LEN + 1], d[UDFB_TOKEN_LEN + 1];
+	const char *k = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+	udfb_token_derive(a, "secret-one-0123456", 18, "acme", k);
+	udfb_token_derive(b, "secret-one-0123456", 18, "acme", k);
+	udfb_token_derive(c, "secret-two-0123456", 18, "acme", k);
+	udfb_token_derive(d, "secret-one-0123456", 18, "acme2", k);
+	CHECK(strlen(a) == 64 && strcmp(a, b) == 0, "a token is 64 hex and deterministic");
+	CHECK(strcmp(a, c) != 0 && strcmp(a, d) != 0, "another secret or tenant gives another token");
+	char *l = udfb_tenant_label("Acme Corp/__Prod--");
+	CHECK_STR(l, "acme-corp-prod", "a tenant becomes a DNS label");
+	free(l);
+}
+
+int main(void)
+{
+	test_sources();
+	test_invalid();
+	test_tokens();
+	return check_done();
+}
