@@ -64,22 +64,25 @@ static void emit(enum udfb_log_level level, const struct udfb_log_fields *f, con
 	pthread_mutex_unlock(&log_lock);
 }
 
-void udfb_log_emit(enum udfb_log_level level, const char *fmt, ...)
+static void vemit(enum udfb_log_level level, const struct udfb_log_fields *f, const char *fmt, va_list ap)
 {
 	char msg[2048];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	emit(level, f, msg);
+}
+
+void udfb_log_emit(enum udfb_log_level level, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vemit(level, NULL, fmt, ap);
 	va_end(ap);
-	emit(level, NULL, msg);
 }
 
 void udfb_log_emit_fields(enum udfb_log_level level, const struct udfb_log_fields *f, const char *fmt, ...)
 {
-	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vemit(level, f, fmt, ap);
 	va_end(ap);
-	emit(level, f, msg);
 }
