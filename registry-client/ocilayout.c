@@ -74,23 +74,40 @@ static int platform_matches(json_t *desc, const char *platform)
 	return strncmp(platform, os, n) == 0 && platform[n] == '/' && strcmp(platform + n + 1, arch) == 0;
 }
 
+/* The descriptor in an index that a reference means: the one tagged tag;
+ * else, inside an image index, the one for platform (or the only one);
+ * else, at the top of a layout without a tag, the only one. */
+static int descriptor_matches(json_t *d, const char *tag, const char *platform, size_t count)
+{
+	if (tag) {
+		const char *name = json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
+		return name && strcmp(name, tag) == 0;
+	}
+	if (platform)
+		return count == 1 || platform_matches(d, platform);
+	return 1;
+}
+
 static json_t *pick_descriptor(json_t *index, const char *tag, const char *platform, const char *where,
 			       struct udfb_err *err)
 {
-	json_t *ms = json_object_get(index, "manifests");
-	json_t *found = NULL;
-	size_t k, matches = 0;
-	json_t *d;
+	json_t *ms = json_object_get(index, "manifests"), *found = NULL, *d;
+	size_t k, matches = 0, count = json_array_size(ms);
 	json_array_foreach(ms, k, d) {
-		const char *name = json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
-		int hit = tag ? (name && strcmp(name, tag) == 0) : platform ? platform_matches(d, platform) || json_array_size(ms) == 1 : 1;
-		if (hit)
-			found = d, matches++;
+		if (descriptor_matches(d, tag, platform, count)) {
+			found = found ? found : d;
+			matches++;
+		}
 	}
-	if (!found)
-		udfb_err_set(err, UDFB_E_NOTFOUND, "%s: no image %s%s", where, tag ? "tagged " : "for ", tag ? tag : platform);
-	else if (matches > 1 && !tag && !platform)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: holds several images; name one with :TAG", where), NULL;
+	if (!found) {
+		udfb_err_set(err, UDFB_E_NOTFOUND, "%s: no image %s%s", where, tag ? "tagged " : "for ",
+			     tag ? tag : platform ? platform : "at all");
+		return NULL;
+	}
+	if (matches > 1 && !tag && !platform) {
+		udfb_err_set(err, UDFB_E_INVALID, "%s: holds several images; name one with :TAG", where);
+		return NULL;
+	}
 	return found;
 }
 
