@@ -112,7 +112,8 @@ static int build_fresh(char manifest[UDFB_DIGEST_LEN + 1], struct udfb_store *st
 		       const struct udfb_base *base, const struct udfb_build_opts *o, const char *tmp, struct udfb_err *err)
 {
 	struct udfb_context ctx;
-	if (udfb_context_prepare(&ctx, req, tmp, err) < 0)
+	struct udfb_context_opts co = { .fetch = o->fetch, .deadline_ms = o->deadline_ms, .cache = st, .tmpdir = tmp };
+	if (udfb_context_prepare(&ctx, req, &co, err) < 0)
 		return -1;
 	struct udfb_layer ls[LAYER_MAX] = { 0 };
 	const char *created_by[LAYER_MAX];

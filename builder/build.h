@@ -11,6 +11,7 @@
 #include "request.h"
 
 struct udfb_base;
+struct udfb_fetch_opts;
 
 struct udfb_build_opts {
 	const char *store_dir;
@@ -21,6 +22,8 @@ struct udfb_build_opts {
 	/* Already resolved (the service resolves its bases once); base is then
 	 * only used in messages. */
 	const struct udfb_base *base_resolved;
+	const struct udfb_fetch_opts *fetch; /* import limits and guard */
+	long long deadline_ms;               /* for fetching imports; 0: none */
 };
 
 struct udfb_build_result {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "store.h"
 
 char *udfb_import_name(const char *location, size_t index)
 {
@@ -70,21 +71,42 @@ static void pick_winners(struct udfb_context *c, const struct udfb_request *r)
 	qsort(c->imports, c->n_imports, sizeof(*c->imports), cmp_import);
 }
 
-int udfb_context_prepare(struct udfb_context *out, const struct udfb_request *req, const char *tmpdir,
+/* Fetch what the cache does not have, all at once, and cache it. */
+static int fetch_missing(struct udfb_context *c, const struct udfb_request *req, const struct udfb_context_opts *o,
+			 struct udfb_err *err)
+{
+	struct udfb_fetch_item *items = calloc(c->n_imports + 1, sizeof(*items));
+	size_t *slot = calloc(c->n_imports + 1, sizeof(*slot)), n = 0;
+	for (size_t k = 0; k < c->n_imports; k++) {
+		const struct udfb_import *im = &req->imports[c->imports[k].index];
+		if (o->cache && udfb_store_import_get(o->cache, im->location, im->tag, &c->imports[k].file))
+			continue;
+		items[n] = (struct udfb_fetch_item){ .location = im->location, .url = im->url, .tag = im->tag };
+		slot[n++] = k;
+	}
+	int rc = udfb_fetch_all(items, n, o->fetch, o->deadline_ms, o->tmpdir, err);
+	for (size_t j = 0; j < n; j++) {
+		if (rc == 0 && o->cache)
+			rc = udfb_store_import_put(o->cache, items[j].location, items[j].tag, &items[j].out, err);
+		c->imports[slot[j]].file = items[j].out; /* cleared with the context */
+	}
+	free(items);
+	free(slot);
+	return rc;
+}
+
+int udfb_context_prepare(struct udfb_context *out, const struct udfb_request *req, const struct udfb_context_opts *o,
 			 struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	render_udf_json(out, &req->spec);
 	render_requirements(out, req);
-	pick_winners(out, req);
 	/* Only the winners are fetched: an import that a later one replaces
 	 * cannot change the image. */
-	for (size_t k = 0; k < out->n_imports; k++) {
-		const struct udfb_import *im = &req->imports[out->imports[k].index];
-		if (udfb_fetch_import(&out->imports[k].file, im->location, im->url, tmpdir, UDFB_IMPORT_MAX_BYTES, err) < 0) {
-			udfb_context_free(out);
-			return -1;
-		}
+	pick_winners(out, req);
+	if (fetch_missing(out, req, o, err) < 0) {
+		udfb_context_free(out);
+		return -1;
 	}
 	return 0;
 }

@@ -29,8 +29,17 @@ struct udfb_context {
 /* The name an import gets under /app/imports: its location's basename, or
  * import_<i> when that is empty, "." or "..".  Never holds a '/'. */
 char *udfb_import_name(const char *location, size_t index);
-/* Fetches the imports into tmpdir. */
-int udfb_context_prepare(struct udfb_context *out, const struct udfb_request *req, const char *tmpdir,
+struct udfb_store;
+
+struct udfb_context_opts {
+	const struct udfb_fetch_opts *fetch;
+	long long deadline_ms;    /* monotonic, 0: the fetcher's own timeout */
+	struct udfb_store *cache; /* the import cache; NULL: none */
+	const char *tmpdir;       /* downloads land here (the store's file system) */
+};
+
+/* Gets every winning import: from the cache, else fetched (and cached). */
+int udfb_context_prepare(struct udfb_context *out, const struct udfb_request *req, const struct udfb_context_opts *o,
 			 struct udfb_err *err);
 void udfb_context_free(struct udfb_context *c);
 

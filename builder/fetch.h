@@ -1,26 +1,58 @@
-/* Fetching an import's bytes from its presigned URL into a file, hashed as
- * it streams.  The URL is a secret (its query string is a signature): it is
- * never written to an error, a log line or a metric; the import is named by
- * its stage location instead.  (The hardened fetcher with its content cache
- * keyed by (location, tag) replaces the body of this module.) */
+/* Fetching imports from their presigned URLs: all of a request's imports at
+ * once over libcurl's multi interface, each streamed to a file while hashed,
+ * within limits, with retries, behind the SSRF guard (netguard.h).  The URL
+ * is a secret (its query string is a signature): it never reaches an error,
+ * a log line or a metric; an import is named by its stage location. */
 #ifndef UDFB_FETCH_H
 #define UDFB_FETCH_H
 
+#include <stddef.h>
+
 #include "err.h"
 #include "hash.h"
+#include "netguard.h"
 
-#define UDFB_IMPORT_MAX_BYTES (256ll << 20)
+struct udfb_fetch_opts {
+	long long max_import_bytes;  /* one import (256 MiB) */
+	long long max_request_bytes; /* all imports of a request (1 GiB) */
+	int max_imports;             /* per request (64) */
+	long connect_timeout_ms;     /* 10 s */
+	long low_speed_time_s;       /* abort below 1 KiB/s for this long (30 s) */
+	long long timeout_ms;        /* all of a request's imports (300 s) */
+	int attempts;                /* per import, for retryable failures (4) */
+	int parallel;                /* transfers at once (8) */
+	char *ca_bundle;             /* NULL: the system's */
+	struct udfb_netguard *guard; /* owned */
+};
+
+void udfb_fetch_opts_defaults(struct udfb_fetch_opts *o);
+/* Settings by name: imports-allow (repeatable), imports-max-bytes,
+ * imports-max-request-bytes, imports-max-count, imports-connect-timeout-ms,
+ * imports-low-speed-time-s, imports-timeout-ms, imports-attempts,
+ * imports-parallel, imports-ca-bundle. */
+int udfb_fetch_opts_set(struct udfb_fetch_opts *o, const char *name, const char *value, struct udfb_err *err);
+/* UDFB_IMPORTS_ALLOW (comma-separated), UDFB_IMPORTS_MAX_BYTES, ... */
+int udfb_fetch_opts_load_env(struct udfb_fetch_opts *o, struct udfb_err *err);
+void udfb_fetch_opts_free(struct udfb_fetch_opts *o);
 
 struct udfb_fetched {
-	char *path; /* temporary file; malloc'd */
+	char *path; /* malloc'd */
 	char digest[UDFB_DIGEST_LEN + 1];
 	long long size;
+	int owned; /* 1: a temporary file, removed by udfb_fetched_clear */
+};
+
+struct udfb_fetch_item {
+	const char *location, *url, *tag; /* in */
+	struct udfb_fetched out;
 };
 
 int udfb_fetch_global_init(struct udfb_err *err);
-/* Download url into a new temporary file in dir. */
-int udfb_fetch_import(struct udfb_fetched *out, const char *location, const char *url, const char *dir,
-		      long long max_bytes, struct udfb_err *err);
+/* Fetch every item into new temporary files in dir, before deadline_ms
+ * (monotonic; 0: opts->timeout_ms from now). */
+int udfb_fetch_all(struct udfb_fetch_item *items, size_t n, const struct udfb_fetch_opts *o, long long deadline_ms,
+		   const char *dir, struct udfb_err *err);
 void udfb_fetched_clear(struct udfb_fetched *f);
+long long udfb_monotonic_ms(void);
 
 #endif

@@ -36,6 +36,13 @@ int udfb_store_put_link(struct udfb_store *s, const char *src, const char *diges
 int udfb_store_key_get(struct udfb_store *s, const char *key, char manifest[UDFB_DIGEST_LEN + 1], struct udfb_err *err);
 int udfb_store_key_put(struct udfb_store *s, const char *key, const char *manifest, struct udfb_err *err);
 
+/* The import cache, keyed by (location, tag).  get: 1 and the blob (not
+ * owned) on a hit.  put: moves the fetched temporary file in as a blob. */
+struct udfb_fetched;
+int udfb_store_import_get(struct udfb_store *s, const char *location, const char *tag, struct udfb_fetched *out);
+int udfb_store_import_put(struct udfb_store *s, const char *location, const char *tag, struct udfb_fetched *f,
+			  struct udfb_err *err);
+
 /* Re-hash every blob and check every key's manifest, config and layers.
  * Writes one line per problem to report; *problems counts them. */
 int udfb_store_verify(struct udfb_store *s, FILE *report, long *problems, long *blobs, long *keys,

@@ -32,6 +32,7 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 		{ "store", required_argument, NULL, 's' }, { "base", required_argument, NULL, 'b' },
 		{ "dest", required_argument, NULL, 'd' },  { "out", required_argument, NULL, 'o' },
 		{ "salt", required_argument, NULL, 'k' },  { "platform", required_argument, NULL, 'p' },
+		{ "imports-allow", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	memset(c, 0, sizeof(*c));
@@ -40,12 +41,20 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 	c->dest = env_or("UDFB_DEST", NULL);
 	c->salt = env_or("UDFB_KEY_SALT", "");
 	c->platform = env_or("UDFB_PLATFORM", UDFB_DEFAULT_PLATFORM);
+	udfb_fetch_opts_defaults(&c->fetch);
+	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0)
+		return -1;
 	optind = 1;
 	opterr = 0;
 	int ch, idx = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, &idx)) != -1) {
 		if (ch == '?' || !allowed_has(allowed, opts[idx].name))
 			return udfb_err_set(err, UDFB_E_INVALID, "%s: unknown option '%s'", argv[0], argv[optind - 1]);
+		if (ch == 'a') {
+			if (udfb_fetch_opts_set(&c->fetch, "imports-allow", optarg, err) < 0)
+				return udfb_err_wrap(err, "--imports-allow");
+			continue;
+		}
 		const char **slot[] = { ['s'] = &c->store, ['b'] = &c->base, ['d'] = &c->dest,
 					['o'] = &c->out,   ['k'] = &c->salt, ['p'] = &c->platform };
 		*slot[ch] = optarg;
@@ -59,6 +68,11 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 	if (optind < argc)
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: unexpected argument '%s'", argv[0], argv[optind]);
 	return 0;
+}
+
+void udfb_cli_free(struct udfb_cli_common *c)
+{
+	udfb_fetch_opts_free(&c->fetch);
 }
 
 int udfb_cli_fail(struct udfb_err *err)

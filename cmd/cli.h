@@ -4,6 +4,7 @@
 #define UDFB_CLI_H
 
 #include "err.h"
+#include "fetch.h"
 
 struct udfb_cli_common {
 	const char *store;
@@ -13,12 +14,14 @@ struct udfb_cli_common {
 	const char *salt;
 	const char *platform;
 	const char *positional;
+	struct udfb_fetch_opts fetch; /* UDFB_IMPORTS_* and --imports-allow */
 };
 
 /* Parses argv (after the subcommand name) into c; `allowed` lists the long
  * options the subcommand takes ("store,base,dest"). */
 int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char *allowed, int want_positional,
 		   struct udfb_err *err);
+void udfb_cli_free(struct udfb_cli_common *c);
 /* Prints "udf-builder: <msg>" and returns the exit status for err. */
 int udfb_cli_fail(struct udfb_err *err);
 

@@ -8,34 +8,44 @@
 #include "cli.h"
 #include "store.h"
 
-int udfb_cmd_build(int argc, char **argv)
+static void print_result(const struct udfb_build_result *r)
 {
-	struct udfb_err err = UDFB_ERR_INIT;
-	struct udfb_cli_common c;
-	if (udfb_cli_parse(&c, argc, argv, "store,base,dest,salt,platform", 1, &err) < 0)
-		return udfb_cli_fail(&err);
-	if (!c.base || !c.dest) {
-		udfb_err_set(&err, UDFB_E_INVALID, "build: %s is required", c.base ? "--dest" : "--base");
-		return udfb_cli_fail(&err);
-	}
-	struct udfb_request req;
-	if (udfb_request_load(&req, c.positional, &err) < 0)
-		return udfb_cli_fail(&err);
-	char *store = c.store ? NULL : udfb_store_default_dir();
-	struct udfb_build_opts o = { .store_dir = c.store ? c.store : store, .base = c.base, .dest = c.dest,
-				     .salt = c.salt, .platform = c.platform };
-	struct udfb_build_result r;
-	int rc = udfb_build(&r, &req, &o, &err);
-	udfb_request_free(&req);
-	free(store);
-	if (rc < 0)
-		return udfb_cli_fail(&err);
-	json_t *j = json_pack("{s:s,s:s,s:s,s:O,s:b}", "key", r.key, "manifest_digest", r.manifest_digest, "image",
-			      r.image, "layers", r.layers, "cached", r.cached);
+	json_t *j = json_pack("{s:s,s:s,s:s,s:O,s:b}", "key", r->key, "manifest_digest", r->manifest_digest, "image",
+			      r->image, "layers", r->layers, "cached", r->cached);
 	char *s = json_dumps(j, JSON_COMPACT);
 	printf("%s\n", s);
 	free(s);
 	json_decref(j);
-	udfb_build_result_free(&r);
-	return 0;
+}
+
+static int build(const struct udfb_cli_common *c, struct udfb_err *err)
+{
+	if (!c->base || !c->dest)
+		return udfb_err_set(err, UDFB_E_INVALID, "build: %s is required", c->base ? "--dest" : "--base");
+	struct udfb_request req;
+	if (udfb_request_load(&req, c->positional, err) < 0)
+		return -1;
+	char *store = c->store ? NULL : udfb_store_default_dir();
+	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store, .base = c->base, .dest = c->dest,
+				     .salt = c->salt, .platform = c->platform, .fetch = &c->fetch };
+	struct udfb_build_result r;
+	int rc = udfb_build(&r, &req, &o, err);
+	udfb_request_free(&req);
+	free(store);
+	if (rc == 0) {
+		print_result(&r);
+		udfb_build_result_free(&r);
+	}
+	return rc;
+}
+
+int udfb_cmd_build(int argc, char **argv)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_cli_common c;
+	int rc = udfb_cli_parse(&c, argc, argv, "store,base,dest,salt,platform,imports-allow", 1, &err);
+	if (rc == 0)
+		rc = build(&c, &err);
+	udfb_cli_free(&c);
+	return rc < 0 ? udfb_cli_fail(&err) : 0;
 }

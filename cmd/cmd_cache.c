@@ -10,8 +10,10 @@ static int cache_verify(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	if (udfb_cli_parse(&c, argc, argv, "store", 0, &err) < 0)
+	if (udfb_cli_parse(&c, argc, argv, "store", 0, &err) < 0) {
+		udfb_cli_free(&c);
 		return udfb_cli_fail(&err);
+	}
 	char *dflt = c.store ? NULL : udfb_store_default_dir();
 	struct udfb_store *st = NULL;
 	int rc = udfb_store_open(&st, c.store ? c.store : dflt, &err);
@@ -23,6 +25,7 @@ static int cache_verify(int argc, char **argv)
 		       problems == 1 ? "" : "s");
 	udfb_store_close(st);
 	free(dflt);
+	udfb_cli_free(&c);
 	if (rc < 0)
 		return udfb_cli_fail(&err);
 	return problems ? 1 : 0;

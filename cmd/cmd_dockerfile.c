@@ -1,5 +1,6 @@
 /* udf-builder dockerfile REQUEST.json --base REF --out DIR: write the
- * Dockerfile and its build context (imports fetched into DIR/imports). */
+ * Dockerfile and its build context.  Imports come through the store's
+ * import cache, as for a build. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,27 +10,45 @@
 #include "context.h"
 #include "dockerfile.h"
 #include "fsutil.h"
+#include "store.h"
 
 static int write_context(const struct udfb_cli_common *c, const struct udfb_request *req, const char *from,
 			 struct udfb_err *err)
 {
-	if (udfb_mkdir_p(c->out, 0755, err) < 0)
+	char *dflt = c->store ? NULL : udfb_store_default_dir();
+	struct udfb_store *st = NULL;
+	int rc = udfb_store_open(&st, c->store ? c->store : dflt, err);
+	free(dflt);
+	if (rc < 0)
 		return -1;
-	/* Imports are fetched next to the output so the context is one tree. */
-	char *tmp = udfb_path_join(c->out, ".udfb-fetch-XXXXXX");
-	if (!mkdtemp(tmp)) {
-		udfb_err_sys(err, errno, "create a temporary directory in %s", c->out);
-		free(tmp);
-		return -1;
-	}
+	char *tmp = udfb_path_join(st->tmp, "build-XXXXXX");
+	if (!mkdtemp(tmp))
+		rc = udfb_err_sys(err, errno, "create a temporary directory in %s", st->tmp);
 	struct udfb_context ctx;
-	int rc = udfb_context_prepare(&ctx, req, tmp, err);
-	if (rc == 0) {
+	struct udfb_context_opts co = { .fetch = &c->fetch, .cache = st, .tmpdir = tmp };
+	if (rc == 0 && (rc = udfb_context_prepare(&ctx, req, &co, err)) == 0) {
 		rc = udfb_dockerfile_write(c->out, from, req, &ctx, err);
 		udfb_context_free(&ctx);
 	}
 	udfb_rm_rf(tmp);
 	free(tmp);
+	udfb_store_close(st);
+	return rc;
+}
+
+static int dockerfile(const struct udfb_cli_common *c, struct udfb_err *err)
+{
+	if (!c->base || !c->out)
+		return udfb_err_set(err, UDFB_E_INVALID, "dockerfile: %s is required", c->base ? "--out" : "--base");
+	struct udfb_request req;
+	if (udfb_request_load(&req, c->positional, err) < 0)
+		return -1;
+	struct udfb_base base;
+	int rc = udfb_base_resolve(&base, c->base, c->platform, err);
+	if (rc == 0)
+		rc = write_context(c, &req, base.from, err);
+	udfb_base_free(&base);
+	udfb_request_free(&req);
 	return rc;
 }
 
@@ -37,20 +56,9 @@ int udfb_cmd_dockerfile(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	if (udfb_cli_parse(&c, argc, argv, "base,out,platform", 1, &err) < 0)
-		return udfb_cli_fail(&err);
-	if (!c.base || !c.out) {
-		udfb_err_set(&err, UDFB_E_INVALID, "dockerfile: %s is required", c.base ? "--out" : "--base");
-		return udfb_cli_fail(&err);
-	}
-	struct udfb_request req;
-	if (udfb_request_load(&req, c.positional, &err) < 0)
-		return udfb_cli_fail(&err);
-	struct udfb_base base;
-	int rc = udfb_base_resolve(&base, c.base, c.platform, &err);
+	int rc = udfb_cli_parse(&c, argc, argv, "store,base,out,platform,imports-allow", 1, &err);
 	if (rc == 0)
-		rc = write_context(&c, &req, base.from, &err);
-	udfb_base_free(&base);
-	udfb_request_free(&req);
+		rc = dockerfile(&c, &err);
+	udfb_cli_free(&c);
 	return rc < 0 ? udfb_cli_fail(&err) : 0;
 }

@@ -33,16 +33,23 @@ static const char serve_usage[] =
 	"  --failure-ttl-ms N        how long a deterministic build failure is remembered (30000)\n"
 	"  --grace-ms N              shutdown grace period for calls in flight (10000)\n"
 	"  --salt S                  cache-key salt\n"
+	"  --imports-allow HOST_OR_CIDR  let imports connect to a guarded address, repeatable\n"
+	"  --imports-max-bytes N     bytes per import (256 MiB); also -max-request-bytes (1 GiB),\n"
+	"                            -max-count (64), -connect-timeout-ms, -low-speed-time-s,\n"
+	"                            -timeout-ms (300000), -attempts (4), -parallel (8), -ca-bundle FILE\n"
 	"  --log-level LEVEL         debug, info, warn, error (info)\n";
 
 static const char *const flag_names[] = { "listen", "admin-listen", "store", "base-image", "default-runtime", "dest",
 					  "scheduler", "endpoint-template", "default-tenant", "deadline-mode",
 					  "deadline-margin-ms", "call-workers", "build-workers", "failure-ttl-ms",
-					  "grace-ms", "salt", "log-level", NULL };
+					  "grace-ms", "salt", "log-level", "imports-allow", "imports-max-bytes",
+					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
+					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
+					  "imports-parallel", "imports-ca-bundle", NULL };
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {
-	struct option opts[32];
+	struct option opts[48];
 	int n = 0;
 	for (; flag_names[n]; n++)
 		opts[n] = (struct option){ flag_names[n], required_argument, NULL, 0 };

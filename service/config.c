@@ -33,6 +33,7 @@ void udfb_config_defaults(struct udfb_config *c)
 	c->max_message_bytes = 8l << 20;
 	c->failure_ttl_ms = 30000;
 	c->grace_ms = 10000;
+	udfb_fetch_opts_defaults(&c->fetch);
 }
 
 int udfb_env_name_valid(const char *name)
@@ -130,6 +131,8 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 		}
 	if (strcmp(name, "base-image") == 0)
 		return add_base_pair(c, v, err);
+	if (strncmp(name, "imports-", 8) == 0)
+		return udfb_fetch_opts_set(&c->fetch, name, v, err);
 	if (strcmp(name, "token-secret") == 0) {
 		add_secret(c, v);
 		return 0;
@@ -177,6 +180,40 @@ static int file_env(struct udfb_config *c, json_t *env, struct udfb_err *err)
 	return 0;
 }
 
+/* "imports": {"allow": [...], "max_bytes": N, ...}: each key is the flag
+ * imports-<key> with '_' as '-'. */
+static int file_imports(struct udfb_config *c, json_t *obj, struct udfb_err *err)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		char name[64], num[32];
+		snprintf(name, sizeof(name), "imports-%s", key);
+		for (char *p = name; *p; p++)
+			if (*p == '_')
+				*p = '-';
+		size_t k;
+		json_t *item;
+		int rc = 0;
+		if (json_is_array(v))
+			json_array_foreach(v, k, item) {
+				if (rc == 0)
+					rc = json_is_string(item) ? udfb_fetch_opts_set(&c->fetch, name, json_string_value(item), err)
+								  : udfb_err_set(err, UDFB_E_INVALID, "imports.%s[%zu]: must be a string", key, k);
+			}
+		else if (json_is_integer(v))
+			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)),
+				rc = udfb_fetch_opts_set(&c->fetch, name, num, err);
+		else if (json_is_string(v))
+			rc = udfb_fetch_opts_set(&c->fetch, name, json_string_value(v), err);
+		else
+			rc = udfb_err_set(err, UDFB_E_INVALID, "imports.%s: unexpected value type", key);
+		if (rc < 0)
+			return err->msg && strncmp(err->msg, "imports", 7) == 0 ? -1 : udfb_err_wrap(err, "imports.%s", key);
+	}
+	return 0;
+}
+
 static int file_value(struct udfb_config *c, const char *key, json_t *v, struct udfb_err *err)
 {
 	if (strcmp(key, "base_images") == 0 && json_is_object(v)) {
@@ -190,6 +227,8 @@ static int file_value(struct udfb_config *c, const char *key, json_t *v, struct 
 	}
 	if (strcmp(key, "env") == 0 && json_is_object(v))
 		return file_env(c, v, err);
+	if (strcmp(key, "imports") == 0 && json_is_object(v))
+		return file_imports(c, v, err);
 	if (strcmp(key, "token_secrets") == 0 && json_is_array(v)) {
 		size_t k;
 		json_t *s;
@@ -260,6 +299,8 @@ int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err)
 	const char *v = getenv("UDFB_BASE_IMAGES");
 	if (v && *v && split_list(c, "base-image", v, err) < 0)
 		return udfb_err_wrap(err, "UDFB_BASE_IMAGES");
+	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0)
+		return -1;
 	v = getenv("UDFB_TOKEN_SECRETS");
 	if (v && *v && split_list(c, "token-secret", v, err) < 0)
 		return udfb_err_wrap(err, "UDFB_TOKEN_SECRETS");
@@ -333,5 +374,6 @@ void udfb_config_free(struct udfb_config *c)
 		free(c->envs[k].scope);
 	}
 	free(c->envs);
+	udfb_fetch_opts_free(&c->fetch);
 	memset(c, 0, sizeof(*c));
 }

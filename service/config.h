@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "fetch.h"
 
 struct udfb_env_var {
 	char *name;
@@ -51,6 +52,7 @@ struct udfb_config {
 	char *salt;
 	char *platform;
 	char *log_level;
+	struct udfb_fetch_opts fetch; /* "imports": limits and the SSRF allow-list */
 };
 
 void udfb_config_defaults(struct udfb_config *c);

@@ -44,6 +44,7 @@ struct udfb_service {
 
 struct udfb_prepared {
 	char fingerprint[UDFB_DIGEST_LEN + 1];
+	long long fetch_deadline_ms; /* the starting call's deadline, in fail mode */
 	struct udfb_request req;
 	char *tenant, *query_id;
 	char key[UDFB_DIGEST_LEN + 1];
@@ -435,7 +436,8 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 		return -1;
 	struct udfb_build_opts o = { .store_dir = s->cfg.store, .base = p->base->runtime, .dest = dest,
 				     .salt = s->cfg.salt, .platform = s->cfg.platform,
-				     .base_resolved = &p->base->base };
+				     .base_resolved = &p->base->base, .fetch = &s->cfg.fetch,
+				     .deadline_ms = p->fetch_deadline_ms };
 	struct udfb_build_result r;
 	int rc = udfb_build(&r, &p->req, &o, err);
 	free(dest);
@@ -559,6 +561,10 @@ int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long 
 	memset(out, 0, sizeof(*out));
 	char fp[UDFB_DIGEST_LEN + 1];
 	memcpy(fp, p->fingerprint, sizeof(fp));
+	/* Imports never outlive the call that asked for them; in accepted mode
+	 * the call has its answer and the build may take the fetcher's time. */
+	if (s->cfg.deadline_mode == UDFB_DEADLINE_FAIL)
+		p->fetch_deadline_ms = deadline_ms;
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
 	if (!f)

@@ -111,7 +111,7 @@ import json, sys
 r = json.load(open(sys.argv[1])); s = json.loads(r["spec"])
 locs = ["@s/imports/..", "@s/imports/.", "@s/imports/", "@s/imports/helper.py"]
 s["imports"] = locs; r["spec"] = json.dumps(s)
-r["imports"] = [{"location": l, "url": "http://127.0.0.1:%s/imports/helper.py?sig=x" % sys.argv[3], "tag": str(i)} for i, l in enumerate(locs)]
+r["imports"] = [{"location": l, "url": "http://127.0.0.1:%s/imports/helper.py?sig=x" % sys.argv[3], "tag": "t%d" % i} for i, l in enumerate(locs)]
 json.dump(r, open(sys.argv[2], "w"))
 PY
 build escape "$work/store" "oci:$work/out:escape" >/dev/null 2>"$work/err"

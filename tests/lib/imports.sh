@@ -28,6 +28,8 @@ PY
 	read -r IMPORTS_PORT <&"${UDFB_HTTP[0]}"
 	UDFB_HTTP_PID_SAVED=$UDFB_HTTP_PID
 	export IMPORTS_PORT
+	# The import server is on loopback, which the SSRF guard refuses by default.
+	export UDFB_IMPORTS_ALLOW=127.0.0.1
 }
 
 udfb_request() {

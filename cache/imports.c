@@ -1,0 +1,98 @@
+/* The content cache of imports, keyed by (location, tag), never by URL: a
+ * query asking again with a fresh presigned URL touches no network.  The
+ * bytes are an ordinary blob of the store (content-addressed, shared); the
+ * entry imports/ab/cdef... names the blob, its size and what it is. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "fsutil.h"
+#include "fetch.h"
+#include "store.h"
+
+static void entry_id(char hex[65], const char *location, const char *tag)
+{
+	struct udfb_sha256 *h = udfb_sha256_new();
+	char n[32];
+	int w = snprintf(n, sizeof(n), "%zu:", strlen(location));
+	udfb_sha256_update(h, n, (size_t)w);
+	udfb_sha256_update(h, location, strlen(location));
+	w = snprintf(n, sizeof(n), "%zu:", strlen(tag));
+	udfb_sha256_update(h, n, (size_t)w);
+	udfb_sha256_update(h, tag, strlen(tag));
+	char d[UDFB_DIGEST_LEN + 1];
+	udfb_sha256_final(h, d);
+	memcpy(hex, udfb_digest_hex(d), 65);
+}
+
+static char *entry_path(const struct udfb_store *s, const char *location, const char *tag, int make_dir)
+{
+	char hex[65];
+	entry_id(hex, location, tag);
+	char *dir = NULL, *path = NULL;
+	if (asprintf(&dir, "%s/imports/%.2s", s->root, hex) < 0 || asprintf(&path, "%s/%s", dir, hex + 2) < 0)
+		abort();
+	if (make_dir) {
+		struct udfb_err err = UDFB_ERR_INIT;
+		udfb_mkdir_p(dir, 0755, &err);
+		udfb_err_clear(&err);
+	}
+	free(dir);
+	return path;
+}
+
+int udfb_store_import_get(struct udfb_store *s, const char *location, const char *tag, struct udfb_fetched *out)
+{
+	if (!*tag)
+		return 0; /* without a tag nothing identifies the content */
+	cleanup_free char *path = entry_path(s, location, tag, 0);
+	cleanup_free char *text = NULL;
+	size_t len = 0;
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (udfb_read_file(&text, &len, path, 64 * 1024, &err) < 0) {
+		udfb_err_clear(&err);
+		return 0;
+	}
+	json_t *j = json_loadb(text, len, 0, NULL);
+	const char *d = json_string_value(json_object_get(j, "digest"));
+	const char *l = json_string_value(json_object_get(j, "location")), *t = json_string_value(json_object_get(j, "tag"));
+	json_int_t size = json_integer_value(json_object_get(j, "size"));
+	int hit = d && l && t && udfb_digest_valid(d) && strcmp(l, location) == 0 && strcmp(t, tag) == 0;
+	struct stat st;
+	char *blob = hit ? udfb_store_blob_path(s, d) : NULL;
+	/* A missing or resized blob is a miss: fetching again repairs it. */
+	hit = hit && stat(blob, &st) == 0 && st.st_size == size;
+	if (hit) {
+		memset(out, 0, sizeof(*out));
+		out->path = blob;
+		memcpy(out->digest, d, UDFB_DIGEST_LEN + 1);
+		out->size = (long long)size;
+	} else {
+		free(blob);
+	}
+	json_decref(j);
+	return hit;
+}
+
+int udfb_store_import_put(struct udfb_store *s, const char *location, const char *tag, struct udfb_fetched *f,
+			  struct udfb_err *err)
+{
+	if (udfb_store_put_tmp(s, f->path, f->digest, err) < 0)
+		return -1;
+	free(f->path);
+	f->path = udfb_store_blob_path(s, f->digest);
+	f->owned = 0;
+	if (!*tag)
+		return 0;
+	cleanup_free char *path = entry_path(s, location, tag, 1);
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "location", location, "tag", tag, "digest", f->digest, "size",
+			      (json_int_t)f->size);
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	int rc = udfb_write_file_atomic(path, text, strlen(text), err);
+	free(text);
+	return rc;
+}
