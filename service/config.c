@@ -307,6 +307,17 @@ int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err)
 	return 0;
 }
 
+int udfb_tenant_valid(const char *t)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n > 128)
+		return 0;
+	for (const unsigned char *c = (const unsigned char *)t; *c; c++)
+		if (*c <= 0x20 || *c >= 0x7f)
+			return 0;
+	return 1;
+}
+
 int udfb_config_validate(struct udfb_config *c, struct udfb_err *err)
 {
 	if (strcmp(c->scheduler, "template") != 0)
@@ -315,6 +326,8 @@ int udfb_config_validate(struct udfb_config *c, struct udfb_err *err)
 		return udfb_err_set(err, UDFB_E_INVALID, "default-runtime '%s': no base image for it", c->default_runtime);
 	if (c->default_tenant && !*c->default_tenant)
 		set_str(&c->default_tenant, NULL);
+	if (c->default_tenant && !udfb_tenant_valid(c->default_tenant))
+		return udfb_err_set(err, UDFB_E_INVALID, "default-tenant '%.64s': must be 1 to 128 visible ASCII characters, like x-databend-tenant", c->default_tenant);
 	for (size_t k = 0; k < c->n_token_secrets; k++)
 		if (strlen(c->token_secrets[k]) < 16)
 			return udfb_err_set(err, UDFB_E_INVALID, "token secret %zu: shorter than 16 bytes", k + 1);

@@ -68,5 +68,7 @@ const struct udfb_runtime_base *udfb_config_base_for(const struct udfb_config *c
 /* The operator's variables for (tenant, handler), or NULL. */
 const struct udfb_udf_env *udfb_config_env_for(const struct udfb_config *c, const char *tenant, const char *handler);
 int udfb_env_name_valid(const char *name);
+/* A tenant name as metadata carries it: 1 to 128 visible ASCII characters. */
+int udfb_tenant_valid(const char *tenant);
 
 #endif

@@ -44,7 +44,6 @@ struct udfb_service {
 
 struct udfb_prepared {
 	char fingerprint[UDFB_DIGEST_LEN + 1];
-	long long fetch_deadline_ms; /* the starting call's deadline, in fail mode */
 	struct udfb_request req;
 	char *tenant, *query_id;
 	char key[UDFB_DIGEST_LEN + 1];
@@ -286,17 +285,6 @@ static int supported_runtimes(struct udfb_service *s, const char *want, struct u
 	return -1;
 }
 
-static int tenant_valid(const char *t)
-{
-	size_t n = strlen(t);
-	if (n == 0 || n > 128)
-		return 0;
-	for (const unsigned char *c = (const unsigned char *)t; *c; c++)
-		if (*c <= 0x20 || *c >= 0x7f)
-			return 0;
-	return 1;
-}
-
 static const struct svc_base *base_for(struct udfb_service *s, const char *runtime_version)
 {
 	const struct udfb_runtime_base *rb = udfb_config_base_for(&s->cfg, runtime_version);
@@ -313,7 +301,7 @@ int udfb_service_prepare(struct udfb_service *s, struct udfb_prepared **out, con
 	const char *tenant = meta->tenant ? meta->tenant : s->cfg.default_tenant;
 	if (!tenant)
 		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: missing (and no default tenant is configured)");
-	if (!tenant_valid(tenant))
+	if (!udfb_tenant_valid(tenant))
 		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
 	struct udfb_prepared *p = calloc(1, sizeof(*p));
 	if (udfb_request_from_parts(&p->req, spec, spec_len, imports, n_imports, err) < 0) {
@@ -436,8 +424,7 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 		return -1;
 	struct udfb_build_opts o = { .store_dir = s->cfg.store, .base = p->base->runtime, .dest = dest,
 				     .salt = s->cfg.salt, .platform = s->cfg.platform,
-				     .base_resolved = &p->base->base, .fetch = &s->cfg.fetch,
-				     .deadline_ms = p->fetch_deadline_ms };
+				     .base_resolved = &p->base->base, .fetch = &s->cfg.fetch };
 	struct udfb_build_result r;
 	int rc = udfb_build(&r, &p->req, &o, err);
 	free(dest);
@@ -561,10 +548,6 @@ int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long 
 	memset(out, 0, sizeof(*out));
 	char fp[UDFB_DIGEST_LEN + 1];
 	memcpy(fp, p->fingerprint, sizeof(fp));
-	/* Imports never outlive the call that asked for them; in accepted mode
-	 * the call has its answer and the build may take the fetcher's time. */
-	if (s->cfg.deadline_mode == UDFB_DEADLINE_FAIL)
-		p->fetch_deadline_ms = deadline_ms;
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
 	if (!f)

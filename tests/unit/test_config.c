@@ -83,9 +83,11 @@ static void test_tokens(void)
 	udfb_token_derive(d, "secret-one-0123456", 18, "acme2", k);
 	CHECK(strlen(a) == 64 && strcmp(a, b) == 0, "a token is 64 hex and deterministic");
 	CHECK(strcmp(a, c) != 0 && strcmp(a, d) != 0, "another secret or tenant gives another token");
-	char *l = udfb_tenant_label("Acme Corp/__Prod--");
-	CHECK_STR(l, "acme-corp-prod", "a tenant becomes a DNS label");
+	char *l = udfb_tenant_label("Acme Corp/__Prod--"), *l2 = udfb_tenant_label("acme-corp-prod");
+	CHECK(strncmp(l, "acme-corp-prod-", 15) == 0 && strlen(l) == 25, "a tenant becomes a DNS label (%s)", l);
+	CHECK(strcmp(l, l2) != 0, "names that sanitise alike get different labels (%s, %s)", l, l2);
 	free(l);
+	free(l2);
 }
 
 int main(void)
