@@ -7,12 +7,15 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "fsutil.h"
 #include "image.h"
+#include "index.h"
+#include "log.h"
 #include "ocilayout.h"
 
 #define KEY_FILE_MAX 4096
@@ -49,21 +52,40 @@ static void remove_leftovers(const char *dir)
 	closedir(d);
 }
 
+/* Every open store holds gc.lock shared; whoever gets it exclusive knows
+ * nobody is writing, so temporary files are leftovers of a crash. */
+static int take_gc_lock(struct udfb_store *s, struct udfb_err *err)
+{
+	cleanup_free char *path = udfb_path_join(s->root, "gc.lock");
+	s->gc_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (s->gc_lock < 0)
+		return udfb_err_sys(err, errno, "open %s", path);
+	if (flock(s->gc_lock, LOCK_EX | LOCK_NB) == 0) {
+		cleanup_free char *blobs = udfb_path_join(s->root, "blobs/sha256");
+		remove_leftovers(s->tmp);
+		remove_leftovers(blobs);
+		size_t torn = udfb_index_scrub(s->index);
+		if (torn)
+			udfb_warn("store %s: %zu index entries torn by a crash were dropped", s->root, torn);
+	}
+	/* Converting the lock keeps it held throughout: no gc slips in. */
+	if (flock(s->gc_lock, LOCK_SH) < 0)
+		return udfb_err_sys(err, errno, "lock %s", path);
+	return 0;
+}
+
 int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err)
 {
 	struct udfb_store *s = calloc(1, sizeof(*s));
 	s->root = strdup(root);
 	s->tmp = udfb_path_join(root, "tmp");
-	cleanup_free char *keys = udfb_path_join(root, "keys");
-	cleanup_free char *blobs = udfb_path_join(root, "blobs/sha256");
-	if (udfb_oci_init(root, err) < 0 || udfb_mkdir_p(s->tmp, 0755, err) < 0 || udfb_mkdir_p(keys, 0755, err) < 0) {
+	s->gc_lock = -1;
+	cleanup_free char *imports = udfb_path_join(root, "imports");
+	if (udfb_oci_init(root, err) < 0 || udfb_mkdir_p(s->tmp, 0755, err) < 0 || udfb_mkdir_p(imports, 0755, err) < 0 ||
+	    udfb_index_open(&s->index, root, err) < 0 || take_gc_lock(s, err) < 0) {
 		udfb_store_close(s);
 		return udfb_err_wrap(err, "store %s", root);
 	}
-	/* Leftovers are only safe to remove when no other process is writing;
-	 * for now one process owns a store (docs/store.md). */
-	remove_leftovers(s->tmp);
-	remove_leftovers(blobs);
 	*out = s;
 	return 0;
 }
@@ -72,6 +94,9 @@ void udfb_store_close(struct udfb_store *s)
 {
 	if (!s)
 		return;
+	udfb_index_close(s->index);
+	if (s->gc_lock >= 0)
+		close(s->gc_lock);
 	free(s->root);
 	free(s->tmp);
 	free(s);
@@ -113,49 +138,20 @@ int udfb_store_put_link(struct udfb_store *s, const char *src, const char *diges
 	return udfb_link_or_copy(src, dst, err);
 }
 
-static char *key_path(const struct udfb_store *s, const char *key, int make_dir)
-{
-	const char *hex = udfb_digest_hex(key);
-	char *p = NULL;
-	if (asprintf(&p, "%s/keys/%.2s", s->root, hex) < 0)
-		abort();
-	if (make_dir)
-		mkdir(p, 0755);
-	char *f = NULL;
-	if (asprintf(&f, "%s/%s", p, hex + 2) < 0)
-		abort();
-	free(p);
-	return f;
-}
-
 int udfb_store_key_get(struct udfb_store *s, const char *key, char manifest[UDFB_DIGEST_LEN + 1], struct udfb_err *err)
 {
-	cleanup_free char *path = key_path(s, key, 0);
-	cleanup_free char *text = NULL;
-	size_t len = 0;
-	if (udfb_read_file(&text, &len, path, KEY_FILE_MAX, err) < 0) {
-		if (err->cat != UDFB_E_NOTFOUND)
-			return udfb_err_wrap(err, "store key %s", key);
-		udfb_err_clear(err);
+	(void)err;
+	struct udfb_index_entry e;
+	if (!udfb_index_get(s->index, key, 1, &e))
 		return 0;
-	}
-	json_t *j = json_loadb(text, len, 0, NULL);
-	const char *m = json_string_value(json_object_get(j, "manifest"));
-	int ok = m && udfb_digest_valid(m) && udfb_store_has_blob(s, m);
-	if (ok)
-		memcpy(manifest, m, UDFB_DIGEST_LEN + 1);
-	json_decref(j);
-	/* A damaged entry is a miss: the build that follows rewrites it. */
-	return ok;
+	/* An entry whose manifest went missing is a miss: the build rewrites it. */
+	if (!udfb_store_has_blob(s, e.manifest))
+		return 0;
+	memcpy(manifest, e.manifest, UDFB_DIGEST_LEN + 1);
+	return 1;
 }
 
 int udfb_store_key_put(struct udfb_store *s, const char *key, const char *manifest, struct udfb_err *err)
 {
-	cleanup_free char *path = key_path(s, key, 1);
-	json_t *j = json_pack("{s:s,s:s}", "key", key, "manifest", manifest);
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(j);
-	int rc = udfb_write_file_atomic(path, text, strlen(text), err);
-	free(text);
-	return rc;
+	return udfb_index_put(s->index, key, manifest, err);
 }

@@ -11,12 +11,18 @@
 #include "err.h"
 #include "hash.h"
 
+struct udfb_index;
+
 struct udfb_store {
 	char *root;
 	char *tmp; /* scratch space on the same file system as the blobs */
+	struct udfb_index *index;
+	int gc_lock; /* held shared while open: gc waits for open stores */
 };
 
-/* Creates the layout when missing and removes leftovers of crashed writes. */
+/* Creates the layout when missing.  When no other store handle is open
+ * (here or in another process), removes leftovers of crashed writes and
+ * torn index slots. */
 int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err);
 void udfb_store_close(struct udfb_store *s);
 /* The documented default: $UDFB_STORE, else /var/lib/udf-builder/store for
@@ -31,6 +37,11 @@ int udfb_store_put_bytes(struct udfb_store *s, const void *data, size_t len, cha
 			 struct udfb_err *err);
 /* Link an existing file in as blob digest (its content must hash to it). */
 int udfb_store_put_link(struct udfb_store *s, const char *src, const char *digest, struct udfb_err *err);
+
+/* A blob named by the store's manifests but kept in a registry (a
+ * docker:// base's layer); source is "docker://HOST/REPO". */
+int udfb_store_put_remote(struct udfb_store *s, const char *digest, const char *source, struct udfb_err *err);
+int udfb_store_is_remote(const struct udfb_store *s, const char *digest);
 
 /* 1 and the manifest digest when the key is present, 0 when absent. */
 int udfb_store_key_get(struct udfb_store *s, const char *key, char manifest[UDFB_DIGEST_LEN + 1], struct udfb_err *err);

@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "image.h"
+#include "index.h"
 #include "ocilayout.h"
 #include "store.h"
 
@@ -52,7 +53,7 @@ static void check_desc(struct udfb_store *s, json_t *desc, const char *key, cons
 	if (!d || !udfb_digest_valid(d)) {
 		fprintf(report, "key %s: manifest has a %s without a valid digest\n", key, what);
 		(*problems)++;
-	} else if (!udfb_store_has_blob(s, d)) {
+	} else if (!udfb_store_has_blob(s, d) && !udfb_store_is_remote(s, d)) {
 		fprintf(report, "key %s: %s %s is missing\n", key, what, d);
 		(*problems)++;
 	}
@@ -60,15 +61,14 @@ static void check_desc(struct udfb_store *s, json_t *desc, const char *key, cons
 
 static void verify_key(struct udfb_store *s, const char *key, FILE *report, long *problems)
 {
-	char manifest[UDFB_DIGEST_LEN + 1];
+	struct udfb_index_entry ie;
 	struct udfb_err e = UDFB_ERR_INIT;
-	int found = udfb_store_key_get(s, key, manifest, &e);
-	if (found <= 0) {
-		fprintf(report, "key %s: %s\n", key, found < 0 ? e.msg : "unreadable, or its manifest is missing");
+	if (!udfb_index_get(s->index, key, 0, &ie)) {
+		fprintf(report, "key %s: vanished while checking\n", key);
 		(*problems)++;
-		udfb_err_clear(&e);
 		return;
 	}
+	const char *manifest = ie.manifest;
 	cleanup_free char *text = NULL;
 	size_t len = 0;
 	if (udfb_oci_read_blob(&text, &len, s->root, manifest, UDFB_MANIFEST_MAX_BYTES, &e) < 0) {
@@ -86,37 +86,36 @@ static void verify_key(struct udfb_store *s, const char *key, FILE *report, long
 	json_decref(m);
 }
 
+struct key_list {
+	char (*keys)[UDFB_DIGEST_LEN + 1];
+	size_t n, cap;
+};
+
+static void collect(const struct udfb_index_entry *e, void *ctx)
+{
+	struct key_list *l = ctx;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		l->keys = realloc(l->keys, l->cap * sizeof(*l->keys));
+	}
+	memcpy(l->keys[l->n++], e->key, UDFB_DIGEST_LEN + 1);
+}
+
+/* Keys are listed first and checked after: checking reads the index,
+ * which the listing holds locked. */
 static int verify_keys(struct udfb_store *s, FILE *report, long *problems, long *count, struct udfb_err *err)
 {
-	cleanup_free char *dir = udfb_path_join(s->root, "keys");
-	DIR *d = opendir(dir);
-	if (!d)
-		return udfb_err_sys(err, errno, "open %s", dir);
-	struct dirent *shard;
-	while ((shard = readdir(d))) {
-		if (strlen(shard->d_name) != 2 || shard->d_name[0] == '.')
-			continue;
-		cleanup_free char *sub = udfb_path_join(dir, shard->d_name);
-		DIR *sd = opendir(sub);
-		struct dirent *e;
-		while (sd && (e = readdir(sd))) {
-			if (e->d_name[0] == '.')
-				continue;
-			cleanup_free char *key = NULL;
-			if (asprintf(&key, "sha256:%s%s", shard->d_name, e->d_name) < 0)
-				abort();
-			(*count)++;
-			if (!udfb_digest_valid(key)) {
-				fprintf(report, "key file %s/%s: not named by a key\n", shard->d_name, e->d_name);
-				(*problems)++;
-				continue;
-			}
-			verify_key(s, key, report, problems);
-		}
-		if (sd)
-			closedir(sd);
+	(void)err;
+	struct key_list l = { 0 };
+	size_t torn = udfb_index_each(s->index, collect, &l);
+	for (size_t k = 0; k < l.n; k++)
+		verify_key(s, l.keys[k], report, problems);
+	*count = (long)l.n;
+	free(l.keys);
+	if (torn) {
+		fprintf(report, "index: %zu entries torn (a crash while another process had the store open)\n", torn);
+		*problems += (long)torn;
 	}
-	closedir(d);
 	return 0;
 }
 
