@@ -32,7 +32,7 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 		{ "store", required_argument, NULL, 's' }, { "base", required_argument, NULL, 'b' },
 		{ "dest", required_argument, NULL, 'd' },  { "out", required_argument, NULL, 'o' },
 		{ "salt", required_argument, NULL, 'k' },  { "platform", required_argument, NULL, 'p' },
-		{ "imports-allow", required_argument, NULL, 'a' },
+		{ "imports-allow", required_argument, NULL, 'a' }, { "max-bytes", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	memset(c, 0, sizeof(*c));
@@ -41,6 +41,7 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 	c->dest = env_or("UDFB_DEST", NULL);
 	c->salt = env_or("UDFB_KEY_SALT", "");
 	c->platform = env_or("UDFB_PLATFORM", UDFB_DEFAULT_PLATFORM);
+	c->max_bytes = env_or("UDFB_STORE_MAX_BYTES", NULL);
 	udfb_fetch_opts_defaults(&c->fetch);
 	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0)
 		return -1;
@@ -55,8 +56,8 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 				return udfb_err_wrap(err, "--imports-allow");
 			continue;
 		}
-		const char **slot[] = { ['s'] = &c->store, ['b'] = &c->base, ['d'] = &c->dest,
-					['o'] = &c->out,   ['k'] = &c->salt, ['p'] = &c->platform };
+		const char **slot[] = { ['s'] = &c->store, ['b'] = &c->base, ['d'] = &c->dest, ['o'] = &c->out,
+					['k'] = &c->salt,  ['p'] = &c->platform, ['m'] = &c->max_bytes };
 		*slot[ch] = optarg;
 		idx = 0;
 	}

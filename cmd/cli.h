@@ -14,6 +14,7 @@ struct udfb_cli_common {
 	const char *salt;
 	const char *platform;
 	const char *positional;
+	const char *max_bytes; /* cache gc */
 	struct udfb_fetch_opts fetch; /* UDFB_IMPORTS_* and --imports-allow */
 };
 

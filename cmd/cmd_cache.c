@@ -1,40 +1,127 @@
-/* udf-builder cache verify [--store DIR]. */
+/* udf-builder cache ls|stat|gc|verify [--store DIR]: look after the store. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
+#include "gc.h"
+#include "index.h"
 #include "store.h"
 
-static int cache_verify(int argc, char **argv)
+static void human(char *buf, size_t len, long long bytes)
 {
-	struct udfb_err err = UDFB_ERR_INIT;
-	struct udfb_cli_common c;
-	if (udfb_cli_parse(&c, argc, argv, "store", 0, &err) < 0) {
-		udfb_cli_free(&c);
-		return udfb_cli_fail(&err);
+	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	int u = 0;
+	while (v >= 1024 && u < 4)
+		v /= 1024, u++;
+	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static void age(char *buf, size_t len, uint32_t when)
+{
+	long s = (long)time(NULL) - (long)when;
+	if (s < 0)
+		s = 0;
+	if (s < 120)
+		snprintf(buf, len, "%lds ago", s);
+	else if (s < 7200)
+		snprintf(buf, len, "%ldm ago", s / 60);
+	else if (s < 172800)
+		snprintf(buf, len, "%ldh ago", s / 3600);
+	else
+		snprintf(buf, len, "%ldd ago", s / 86400);
+}
+
+static int cache_ls(struct udfb_store *st, struct udfb_err *err)
+{
+	struct udfb_store_entry *v;
+	size_t n;
+	if (udfb_store_entries(st, &v, &n, err) < 0)
+		return -1;
+	printf("%-8s %-23s %10s %10s %10s %6s  %s\n", "KIND", "KEY OR BLOB", "SIZE", "CREATED", "USED", "HITS", "IMAGE OR IMPORT");
+	for (size_t k = 0; k < n; k++) {
+		char size[32], created[32], used[32];
+		human(size, sizeof(size), v[k].bytes);
+		age(created, sizeof(created), v[k].created);
+		age(used, sizeof(used), v[k].last_used);
+		printf("%-8s %-23.23s %10s %10s %10s %6u  %s\n", v[k].is_import ? "import" : "key", v[k].name, size,
+		       v[k].is_import ? "-" : created, used, v[k].hits, v[k].is_import ? v[k].label : v[k].manifest);
 	}
-	char *dflt = c.store ? NULL : udfb_store_default_dir();
-	struct udfb_store *st = NULL;
-	int rc = udfb_store_open(&st, c.store ? c.store : dflt, &err);
+	udfb_store_entries_free(v, n);
+	return 0;
+}
+
+static int cache_stat(struct udfb_store *st, struct udfb_err *err)
+{
+	long long bytes;
+	long blobs;
+	struct udfb_store_entry *v;
+	size_t n, ix_bytes, slots, keys = 0;
+	if (udfb_store_blob_bytes(st, &bytes, &blobs, err) < 0 || udfb_store_entries(st, &v, &n, err) < 0)
+		return -1;
+	for (size_t k = 0; k < n; k++)
+		keys += !v[k].is_import;
+	udfb_index_size(st->index, &ix_bytes, &slots);
+	char size[32], ixs[32], newest[32] = "-", oldest[32] = "-";
+	human(size, sizeof(size), bytes);
+	human(ixs, sizeof(ixs), (long long)ix_bytes);
+	if (n) {
+		age(newest, sizeof(newest), v[0].last_used);
+		age(oldest, sizeof(oldest), v[n - 1].last_used);
+	}
+	printf("store      %s\nkeys       %zu\nimports    %zu\nblobs      %ld (%s)\nindex      %s, %zu slots\n"
+	       "last used  newest %s, oldest %s\n", st->root, keys, n - keys, blobs, size, ixs, slots, newest, oldest);
+	udfb_store_entries_free(v, n);
+	return 0;
+}
+
+static int cache_gc(struct udfb_store *st, const char *max, struct udfb_err *err)
+{
+	char *end = NULL;
+	long long limit = max ? strtoll(max, &end, 10) : 0;
+	if (max && (!*max || *end || limit < 0))
+		return udfb_err_set(err, UDFB_E_INVALID, "--max-bytes: '%s' is not a byte count", max);
+	struct udfb_gc_report r;
+	if (udfb_store_gc(st, limit, 1, &r, err) < 0)
+		return -1;
+	char before[32], after[32];
+	human(before, sizeof(before), r.bytes_before);
+	human(after, sizeof(after), r.bytes_after);
+	printf("evicted %ld keys and %ld imports, swept %ld blobs: %s -> %s\n", r.keys_evicted, r.imports_evicted,
+	       r.blobs_swept, before, after);
+	return 0;
+}
+
+static int cache_verify(struct udfb_store *st, struct udfb_err *err)
+{
 	long problems = 0, blobs = 0, keys = 0;
-	if (rc == 0)
-		rc = udfb_store_verify(st, stdout, &problems, &blobs, &keys, &err);
-	if (rc == 0)
-		printf("%ld blobs, %ld keys checked in %s: %ld problem%s\n", blobs, keys, st->root, problems,
-		       problems == 1 ? "" : "s");
-	udfb_store_close(st);
-	free(dflt);
-	udfb_cli_free(&c);
-	if (rc < 0)
-		return udfb_cli_fail(&err);
+	if (udfb_store_verify(st, stdout, &problems, &blobs, &keys, err) < 0)
+		return -1;
+	printf("%ld blobs, %ld keys checked in %s: %ld problem%s\n", blobs, keys, st->root, problems, problems == 1 ? "" : "s");
 	return problems ? 1 : 0;
 }
 
 int udfb_cmd_cache(int argc, char **argv)
 {
-	if (argc >= 2 && strcmp(argv[1], "verify") == 0)
-		return cache_verify(argc - 1, argv + 1);
-	fprintf(stderr, "udf-builder: cache: expected a subcommand: verify\n");
-	return 2;
+	const char *sub = argc >= 2 ? argv[1] : "";
+	if (strcmp(sub, "ls") && strcmp(sub, "stat") && strcmp(sub, "gc") && strcmp(sub, "verify")) {
+		fprintf(stderr, "udf-builder: cache: expected ls, stat, gc or verify\n");
+		return 2;
+	}
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_cli_common c;
+	int rc = udfb_cli_parse(&c, argc - 1, argv + 1, strcmp(sub, "gc") ? "store" : "store,max-bytes", 0, &err);
+	char *dflt = rc == 0 && !c.store ? udfb_store_default_dir() : NULL;
+	struct udfb_store *st = NULL;
+	if (rc == 0)
+		rc = udfb_store_open(&st, c.store ? c.store : dflt, &err);
+	if (rc == 0)
+		rc = !strcmp(sub, "ls") ? cache_ls(st, &err) : !strcmp(sub, "stat") ? cache_stat(st, &err)
+		   : !strcmp(sub, "gc") ? cache_gc(st, c.max_bytes, &err) : cache_verify(st, &err);
+	udfb_store_close(st);
+	free(dflt);
+	udfb_cli_free(&c);
+	return rc < 0 ? udfb_cli_fail(&err) : rc;
 }

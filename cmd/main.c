@@ -14,6 +14,8 @@ static const char usage[] =
 	"  dockerfile REQUEST.json --base REF --out DIR  write a Dockerfile and its build context\n"
 	"  build REQUEST.json --base REF --dest REF [--store DIR]\n"
 	"                                                build the image natively, print a JSON result\n"
+	"  cache ls|stat [--store DIR]                   the store's entries (sizes, ages, hits), its totals\n"
+	"  cache gc [--max-bytes N] [--store DIR]        evict least recently used entries, sweep blobs\n"
 	"  cache verify [--store DIR]                    re-hash the store and check its entries\n"
 	"  serve [--listen ADDR] [--base-image RT=REF]...  the ApplyUdfResource gRPC service (serve --help)\n"
 	"  version                                       print the version\n"
