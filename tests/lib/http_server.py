@@ -5,11 +5,20 @@ Prints the port on the first line of stdout, then serves until killed."""
 import functools
 import http.server
 import sys
+import time
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
+    """/slow/PATH serves PATH after 2 s: a build that stays in flight."""
+
     def log_message(self, *args):
         pass
+
+    def do_GET(self):
+        if self.path.startswith("/slow/"):
+            time.sleep(2)
+            self.path = self.path[len("/slow"):]
+        super().do_GET()
 
 
 class Server(http.server.ThreadingHTTPServer):
