@@ -474,12 +474,13 @@ static void build_job(void *arg)
 		udfb_logf(UDFB_LOG_WARN, &j->p->fields, "build failed after %.3f s: %s", secs, err.msg);
 	else
 		udfb_logf(UDFB_LOG_INFO, &j->p->fields, "ready after %.3f s at %s", secs, sb.endpoint);
+	/* Counted before the outcome is published: whoever sees it sees the count. */
+	udfb_metrics_build_done(s->metrics, secs, rc == 0);
+	udfb_metrics_builds_in_flight(s->metrics, -1);
 	finish_flight(s, j->p, &sb, &err, rc);
 	pthread_mutex_lock(&s->mu);
 	s->builds_running--;
 	pthread_mutex_unlock(&s->mu);
-	udfb_metrics_builds_in_flight(s->metrics, -1);
-	udfb_metrics_build_done(s->metrics, secs, rc == 0);
 	udfb_sandbox_clear(&sb);
 	udfb_err_clear(&err);
 	udfb_prepared_free(j->p);

@@ -11,6 +11,9 @@ export UDFB_BIN UDFB_TEST_BUILD
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export PYTHONDONTWRITEBYTECODE=1
+# Unit tests that need a base image get the tiny one (built once, cached).
+UDFB_TEST_TINY_BASE="3=oci:$(bash -c ". tests/lib/base-image.sh && udfb_tiny_image"):tiny"
+export UDFB_TEST_TINY_BASE
 
 passed=0 failed=0 skipped=0
 failures=()
