@@ -112,8 +112,14 @@ $(BUILD)/bench/empty_server: bench/empty_server.c
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 
-bench: $(BIN) $(BUILD)/bench/empty_server
-	UDFB_BIN=$(abspath $(BIN)) UDFB_EMPTY_SERVER=$(abspath $(BUILD)/bench/empty_server) bench/run.sh
+$(BUILD)/bench/index_bench: bench/index_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+bench: $(BIN) $(BUILD)/bench/empty_server $(BUILD)/bench/index_bench
+	UDFB_BIN=$(abspath $(BIN)) UDFB_EMPTY_SERVER=$(abspath $(BUILD)/bench/empty_server) \
+		UDFB_INDEX_BENCH=$(abspath $(BUILD)/bench/index_bench) bench/run.sh
 
 clean:
 	rm -rf build bin

@@ -34,14 +34,17 @@ _Static_assert(sizeof(struct slot) == 80, "slot layout is part of the file forma
 struct header {
 	char magic[8];
 	uint32_t slots;
-	uint32_t reserved[13];
+	uint32_t live, dead; /* kept by writers; recounted when scrubbing */
+	uint32_t reserved[11];
 };
 
 struct udfb_index {
 	char *path, *lock_path;
+	int lock_fd; /* open for the handle's life; flock'd per write */
 	pthread_mutex_t mu;
 	int fd;
 	ino_t ino;
+	long long checked_ms; /* when readers last looked for a grown file */
 	uint8_t *map;
 	size_t map_len;
 	uint32_t nslots;
@@ -78,24 +81,30 @@ static int slot_valid(const struct slot *s)
 	return !slot_free(s) && !slot_dead(s) && s->crc == slot_crc(s);
 }
 
+static int nibble(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 static int hex_to_raw(uint8_t out[32], const char *digest)
 {
 	if (!udfb_digest_valid(digest))
 		return -1;
 	const char *h = udfb_digest_hex(digest);
-	for (int k = 0; k < 32; k++) {
-		unsigned v;
-		sscanf(h + 2 * k, "%2x", &v);
-		out[k] = (uint8_t)v;
-	}
+	for (int k = 0; k < 32; k++)
+		out[k] = (uint8_t)(nibble(h[2 * k]) << 4 | nibble(h[2 * k + 1]));
 	return 0;
 }
 
 static void raw_to_digest(char out[UDFB_DIGEST_LEN + 1], const uint8_t raw[32])
 {
+	static const char hexd[] = "0123456789abcdef";
 	memcpy(out, "sha256:", 7);
-	for (int k = 0; k < 32; k++)
-		snprintf(out + 7 + 2 * k, 3, "%02x", raw[k]);
+	for (int k = 0; k < 32; k++) {
+		out[7 + 2 * k] = hexd[raw[k] >> 4];
+		out[8 + 2 * k] = hexd[raw[k] & 15];
+	}
+	out[UDFB_DIGEST_LEN] = '\0';
 }
 
 static uint32_t now_s(void)
@@ -162,15 +171,36 @@ static int map_file(struct udfb_index *ix, struct udfb_err *err)
 	}
 	ix->ino = st.st_ino;
 	ix->nslots = h.slots;
-	count(ix);
+	ix->live = h.live;
+	ix->dead = h.dead;
 	return 0;
 }
 
-/* Another process may have grown the index into a new file. */
-static int refresh(struct udfb_index *ix, struct udfb_err *err)
+static void save_counts(struct udfb_index *ix)
 {
+	struct header *h = (struct header *)ix->map;
+	h->live = (uint32_t)ix->live;
+	h->dead = (uint32_t)ix->dead;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Another process may have grown the index into a new file.  Writers look
+ * every time (under the file lock); readers at most every 50 ms: a reader a
+ * moment behind misses a new key, which costs a rebuild, never a wrong answer. */
+static int refresh(struct udfb_index *ix, int always, struct udfb_err *err)
+{
+	long long now = mono_ms();
+	if (!always && ix->map && now - ix->checked_ms < 50)
+		return 0;
+	ix->checked_ms = now;
 	struct stat st;
-	if (stat(ix->path, &st) == 0 && st.st_ino == ix->ino)
+	if (ix->map && stat(ix->path, &st) == 0 && st.st_ino == ix->ino)
 		return 0;
 	return map_file(ix, err);
 }
@@ -217,10 +247,10 @@ static void write_slot(struct slot *s, const uint8_t key[32], const uint8_t mani
 
 static int grow(struct udfb_index *ix, struct udfb_err *err)
 {
-	/* Half the growth threshold after growing; a table full of deleted
-	 * slots is rebuilt at its size. */
+	/* Well under the growth threshold after growing; a table full of
+	 * deleted slots is rebuilt at its size. */
 	uint32_t n = ix->nslots;
-	while ((ix->live + 1) * IX_LOAD_DEN * 2 > (size_t)n * IX_LOAD_NUM && n < (1u << 30))
+	while ((ix->live + 1) * 20 > (size_t)n * 9 && n < (1u << 30)) /* at most 45 % full after */
 		n *= 2;
 	char *tmp = NULL;
 	if (asprintf(&tmp, "%s.grow", ix->path) < 0)
@@ -232,9 +262,13 @@ static int grow(struct udfb_index *ix, struct udfb_err *err)
 	for (uint32_t k = 0; rc == 0 && k < ix->nslots; k++) {
 		const struct slot *s = &slots(ix)[k];
 		struct slot *dst = NULL;
-		if (slot_valid(s) && !probe(&next, s->key, &dst) && dst)
+		if (slot_valid(s) && !probe(&next, s->key, &dst) && dst) {
 			*dst = *s;
+			next.live++;
+		}
 	}
+	if (rc == 0)
+		save_counts(&next);
 	if (rc == 0 && msync(next.map, next.map_len, MS_SYNC) < 0)
 		rc = udfb_err_sys(err, errno, "sync %s", tmp);
 	unmap(&next);
@@ -251,16 +285,14 @@ static int grow(struct udfb_index *ix, struct udfb_err *err)
 static int lock(struct udfb_index *ix, int *lfd, struct udfb_err *err)
 {
 	pthread_mutex_lock(&ix->mu);
-	*lfd = open(ix->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (*lfd < 0 || flock(*lfd, LOCK_EX) < 0) {
+	*lfd = ix->lock_fd;
+	if (flock(ix->lock_fd, LOCK_EX) < 0) {
 		int e = errno;
-		if (*lfd >= 0)
-			close(*lfd);
 		pthread_mutex_unlock(&ix->mu);
 		return udfb_err_sys(err, e, "lock %s", ix->lock_path);
 	}
-	if (refresh(ix, err) < 0) {
-		close(*lfd);
+	if (refresh(ix, 1, err) < 0) {
+		flock(ix->lock_fd, LOCK_UN);
 		pthread_mutex_unlock(&ix->mu);
 		return -1;
 	}
@@ -269,7 +301,7 @@ static int lock(struct udfb_index *ix, int *lfd, struct udfb_err *err)
 
 static void unlock(struct udfb_index *ix, int lfd)
 {
-	close(lfd); /* releases the flock */
+	flock(lfd, LOCK_UN);
 	pthread_mutex_unlock(&ix->mu);
 }
 
@@ -282,17 +314,14 @@ int udfb_index_open(struct udfb_index **out, const char *root, struct udfb_err *
 	pthread_mutex_init(&ix->mu, NULL);
 	ix->path = udfb_path_join(root, "index.bin");
 	ix->lock_path = udfb_path_join(root, "index.lock");
-	int lfd = -1;
-	pthread_mutex_lock(&ix->mu);
-	lfd = open(ix->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	int rc = lfd < 0 || flock(lfd, LOCK_EX) < 0 ? udfb_err_sys(err, errno, "lock %s", ix->lock_path) : 0;
+	ix->lock_fd = open(ix->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int rc = ix->lock_fd < 0 || flock(ix->lock_fd, LOCK_EX) < 0 ? udfb_err_sys(err, errno, "lock %s", ix->lock_path) : 0;
 	if (rc == 0 && !udfb_exists(ix->path))
 		rc = create_file(ix->path, IX_MIN_SLOTS, err);
 	if (rc == 0)
 		rc = map_file(ix, err);
-	if (lfd >= 0)
-		close(lfd);
-	pthread_mutex_unlock(&ix->mu);
+	if (ix->lock_fd >= 0)
+		flock(ix->lock_fd, LOCK_UN);
 	if (rc < 0) {
 		udfb_index_close(ix);
 		return -1;
@@ -306,6 +335,8 @@ void udfb_index_close(struct udfb_index *ix)
 	if (!ix)
 		return;
 	unmap(ix);
+	if (ix->lock_fd >= 0)
+		close(ix->lock_fd);
 	pthread_mutex_destroy(&ix->mu);
 	free(ix->path);
 	free(ix->lock_path);
@@ -321,17 +352,35 @@ static void fill(struct udfb_index_entry *e, const struct slot *s)
 	e->hits = s->hits;
 }
 
+/* Reading needs no lock between processes: a slot being written fails its
+ * CRC and reads as a miss.  Counting a hit writes, so it takes the lock. */
+static int get_unlocked(struct udfb_index *ix, const uint8_t raw[32], struct udfb_index_entry *out)
+{
+	pthread_mutex_lock(&ix->mu);
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct slot *fs, *s = refresh(ix, 0, &err) == 0 && ix->map ? probe(ix, raw, &fs) : NULL;
+	if (s && out)
+		fill(out, s);
+	pthread_mutex_unlock(&ix->mu);
+	udfb_err_clear(&err);
+	return s != NULL;
+}
+
 int udfb_index_get(struct udfb_index *ix, const char *key, int touch, struct udfb_index_entry *out)
 {
 	uint8_t raw[32];
 	struct udfb_err err = UDFB_ERR_INIT;
 	int lfd;
-	if (hex_to_raw(raw, key) < 0 || lock(ix, &lfd, &err) < 0) {
+	if (hex_to_raw(raw, key) < 0)
+		return 0;
+	if (!touch)
+		return get_unlocked(ix, raw, out);
+	if (lock(ix, &lfd, &err) < 0) {
 		udfb_err_clear(&err);
 		return 0; /* an index that cannot be read is a miss, never an error */
 	}
 	struct slot *fs, *s = probe(ix, raw, &fs);
-	if (s && touch)
+	if (s)
 		write_slot(s, s->key, s->manifest, s->created, now_s(), s->hits + 1);
 	if (s && out)
 		fill(out, s);
@@ -360,6 +409,8 @@ int udfb_index_put(struct udfb_index *ix, const char *key, const char *manifest,
 	} else if (rc == 0) {
 		rc = udfb_err_set(err, UDFB_E_INTERNAL, "index %s: full", ix->path);
 	}
+	if (ix->map)
+		save_counts(ix);
 	unlock(ix, lfd);
 	return rc;
 }
@@ -378,6 +429,7 @@ int udfb_index_del(struct udfb_index *ix, const char *key)
 		memcpy(s->key, ones32, 32);
 		ix->live--;
 		ix->dead++;
+		save_counts(ix);
 	}
 	unlock(ix, lfd);
 	return s ? 0 : -1;
@@ -422,6 +474,8 @@ size_t udfb_index_scrub(struct udfb_index *ix)
 			n++;
 		}
 	}
+	count(ix); /* counts may lag after a crash: this is the moment to fix them */
+	save_counts(ix);
 	unlock(ix, lfd);
 	return n;
 }
