@@ -25,6 +25,7 @@ static const char serve_usage[] =
 	"  --dest REF                where images are published (oci:STORE/images)\n"
 	"  --scheduler NAME          sandbox backend: template\n"
 	"  --endpoint-template PAT   template scheduler's endpoint ({key}, {key12}, {tenant})\n"
+	"  --scheduler-opt KEY=VALUE a setting of the scheduler backend, repeatable (docs/service.md)\n"
 	"  --default-tenant NAME     tenant of calls without x-databend-tenant (none: refused)\n"
 	"  --deadline-mode MODE      fail (DEADLINE_EXCEEDED) or accepted (answer the coming endpoint)\n"
 	"  --deadline-margin-ms N    answer this long before the call's deadline (100)\n"
@@ -45,7 +46,7 @@ static const char *const flag_names[] = { "listen", "admin-listen", "store", "ba
 					  "grace-ms", "salt", "log-level", "imports-allow", "imports-max-bytes",
 					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
-					  "imports-parallel", "imports-ca-bundle", NULL };
+					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", NULL };
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {

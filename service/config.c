@@ -34,6 +34,18 @@ void udfb_config_defaults(struct udfb_config *c)
 	c->failure_ttl_ms = 30000;
 	c->grace_ms = 10000;
 	udfb_fetch_opts_defaults(&c->fetch);
+	c->scheduler_opts = json_object();
+}
+
+static int set_scheduler_opt(struct udfb_config *c, const char *pair, struct udfb_err *err)
+{
+	const char *eq = strchr(pair, '=');
+	if (!eq || eq == pair)
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler-opt '%s': expected KEY=VALUE", pair);
+	char *key = strndup(pair, (size_t)(eq - pair));
+	json_object_set_new(c->scheduler_opts, key, json_string(eq + 1));
+	free(key);
+	return 0;
 }
 
 int udfb_env_name_valid(const char *name)
@@ -133,6 +145,8 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 		return add_base_pair(c, v, err);
 	if (strncmp(name, "imports-", 8) == 0)
 		return udfb_fetch_opts_set(&c->fetch, name, v, err);
+	if (strcmp(name, "scheduler-opt") == 0)
+		return set_scheduler_opt(c, v, err);
 	if (strcmp(name, "token-secret") == 0) {
 		add_secret(c, v);
 		return 0;
@@ -229,6 +243,16 @@ static int file_value(struct udfb_config *c, const char *key, json_t *v, struct 
 		return file_env(c, v, err);
 	if (strcmp(key, "imports") == 0 && json_is_object(v))
 		return file_imports(c, v, err);
+	if (strcmp(key, "scheduler_options") == 0 && json_is_object(v)) {
+		const char *k;
+		json_t *o;
+		json_object_foreach(v, k, o) {
+			if (!json_is_string(o))
+				return udfb_err_set(err, UDFB_E_INVALID, "scheduler_options.%s: must be a string", k);
+			json_object_set(c->scheduler_opts, k, o);
+		}
+		return 0;
+	}
 	if (strcmp(key, "token_secrets") == 0 && json_is_array(v)) {
 		size_t k;
 		json_t *s;
@@ -301,6 +325,9 @@ int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err)
 		return udfb_err_wrap(err, "UDFB_BASE_IMAGES");
 	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0)
 		return -1;
+	v = getenv("UDFB_SCHEDULER_OPTS");
+	if (v && *v && split_list(c, "scheduler-opt", v, err) < 0)
+		return udfb_err_wrap(err, "UDFB_SCHEDULER_OPTS");
 	v = getenv("UDFB_TOKEN_SECRETS");
 	if (v && *v && split_list(c, "token-secret", v, err) < 0)
 		return udfb_err_wrap(err, "UDFB_TOKEN_SECRETS");
@@ -320,8 +347,6 @@ int udfb_tenant_valid(const char *t)
 
 int udfb_config_validate(struct udfb_config *c, struct udfb_err *err)
 {
-	if (strcmp(c->scheduler, "template") != 0)
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "scheduler '%s': this build has the 'template' scheduler", c->scheduler);
 	if (c->default_runtime && !udfb_config_base_for(c, c->default_runtime))
 		return udfb_err_set(err, UDFB_E_INVALID, "default-runtime '%s': no base image for it", c->default_runtime);
 	if (c->default_tenant && !*c->default_tenant)
@@ -388,5 +413,6 @@ void udfb_config_free(struct udfb_config *c)
 	}
 	free(c->envs);
 	udfb_fetch_opts_free(&c->fetch);
+	json_decref(c->scheduler_opts);
 	memset(c, 0, sizeof(*c));
 }

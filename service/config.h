@@ -4,6 +4,7 @@
 #ifndef UDFB_CONFIG_H
 #define UDFB_CONFIG_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -53,6 +54,10 @@ struct udfb_config {
 	char *platform;
 	char *log_level;
 	struct udfb_fetch_opts fetch; /* "imports": limits and the SSRF allow-list */
+	/* Backend settings, read by the backend itself: "scheduler_options" in
+	 * the file, --scheduler-opt KEY=VALUE (repeatable), UDFB_SCHEDULER_OPTS
+	 * (KEY=VALUE,KEY=VALUE).  Values are strings. */
+	json_t *scheduler_opts;
 };
 
 void udfb_config_defaults(struct udfb_config *c);

@@ -45,6 +45,10 @@ struct udfb_scheduler {
 	void *impl;
 };
 
+/* The backend the configuration names (cfg->scheduler), with its options
+ * (cfg->scheduler_opts); an unknown name is UDFB_E_INVALID listing the known. */
+int udfb_scheduler_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err);
+
 /* Endpoints from an operator's pattern: {key} (64 hex), {key12}, {tenant}
  * (as a DNS label).  It starts nothing: the operator runs the sandboxes. */
 int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern, struct udfb_err *err);

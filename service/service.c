@@ -144,7 +144,7 @@ int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct 
 	if (rc == 0)
 		rc = resolve_bases(s, err);
 	if (rc == 0)
-		rc = udfb_scheduler_template_new(&s->sched, s->cfg.endpoint_template, err);
+		rc = udfb_scheduler_new(&s->sched, &s->cfg, err);
 	if (rc < 0) {
 		udfb_service_free(s);
 		return -1;
