@@ -16,26 +16,24 @@
 #include "index.h"
 #include "ocilayout.h"
 
+static void add_size(const char *name, const char *path, void *ctx)
+{
+	struct stat st;
+	char digest[300];
+	snprintf(digest, sizeof(digest), "sha256:%s", name);
+	if (stat(path, &st) == 0)
+		json_object_set_new(ctx, digest, json_integer((json_int_t)st.st_size));
+}
+
 /* digest -> size of every blob in the store */
 static int blob_sizes(struct udfb_store *s, json_t **out, struct udfb_err *err)
 {
-	cleanup_free char *dir = udfb_path_join(s->root, "blobs/sha256");
-	DIR *d = opendir(dir);
-	if (!d)
-		return udfb_err_sys(err, errno, "open %s", dir);
 	*out = json_object();
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		cleanup_free char *p = udfb_path_join(dir, e->d_name);
-		struct stat st;
-		char digest[300];
-		snprintf(digest, sizeof(digest), "sha256:%s", e->d_name);
-		if (stat(p, &st) == 0)
-			json_object_set_new(*out, digest, json_integer((json_int_t)st.st_size));
+	if (udfb_store_each_blob(s, add_size, *out, err) < 0) {
+		json_decref(*out);
+		*out = NULL;
+		return -1;
 	}
-	closedir(d);
 	return 0;
 }
 

@@ -155,3 +155,21 @@ int udfb_store_key_put(struct udfb_store *s, const char *key, const char *manife
 {
 	return udfb_index_put(s->index, key, manifest, err);
 }
+
+int udfb_store_each_blob(struct udfb_store *s, void (*fn)(const char *name, const char *path, void *ctx), void *ctx,
+			 struct udfb_err *err)
+{
+	cleanup_free char *dir = udfb_path_join(s->root, "blobs/sha256");
+	DIR *d = opendir(dir);
+	if (!d)
+		return udfb_err_sys(err, errno, "open %s", dir);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		cleanup_free char *p = udfb_path_join(dir, e->d_name);
+		fn(e->d_name, p, ctx);
+	}
+	closedir(d);
+	return 0;
+}

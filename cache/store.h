@@ -47,6 +47,11 @@ int udfb_store_is_remote(const struct udfb_store *s, const char *digest);
 int udfb_store_key_get(struct udfb_store *s, const char *key, char manifest[UDFB_DIGEST_LEN + 1], struct udfb_err *err);
 int udfb_store_key_put(struct udfb_store *s, const char *key, const char *manifest, struct udfb_err *err);
 
+/* Calls fn for every file in blobs/sha256 (name: its file name, which a
+ * sound blob has as its hex digest). */
+int udfb_store_each_blob(struct udfb_store *s, void (*fn)(const char *name, const char *path, void *ctx), void *ctx,
+			 struct udfb_err *err);
+
 /* The import cache, keyed by (location, tag).  get: 1 and the blob (not
  * owned) on a hit.  put: moves the fetched temporary file in as a blob. */
 struct udfb_fetched;

@@ -14,37 +14,35 @@
 #include "ocilayout.h"
 #include "store.h"
 
+struct blob_walk {
+	FILE *report;
+	long *problems, *count;
+};
+
+static void verify_blob(const char *name, const char *path, void *ctx)
+{
+	struct blob_walk *w = ctx;
+	char want[300], got[UDFB_DIGEST_LEN + 1];
+	struct udfb_err e = UDFB_ERR_INIT;
+	snprintf(want, sizeof(want), "sha256:%s", name);
+	(*w->count)++;
+	if (!udfb_digest_valid(want)) {
+		fprintf(w->report, "blob %s: not named by a sha256 digest\n", name);
+		(*w->problems)++;
+	} else if (udfb_sha256_file(got, NULL, path, &e) < 0) {
+		fprintf(w->report, "blob %s: %s\n", want, e.msg);
+		(*w->problems)++;
+	} else if (strcmp(got, want) != 0) {
+		fprintf(w->report, "blob %s: corrupt, content hashes to %s\n", want, got);
+		(*w->problems)++;
+	}
+	udfb_err_clear(&e);
+}
+
 static int verify_blobs(struct udfb_store *s, FILE *report, long *problems, long *count, struct udfb_err *err)
 {
-	cleanup_free char *dir = udfb_path_join(s->root, "blobs/sha256");
-	DIR *d = opendir(dir);
-	if (!d)
-		return udfb_err_sys(err, errno, "open %s", dir);
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		cleanup_free char *path = udfb_path_join(dir, e->d_name);
-		cleanup_free char *want = NULL;
-		if (asprintf(&want, "sha256:%s", e->d_name) < 0)
-			abort();
-		char got[UDFB_DIGEST_LEN + 1];
-		struct udfb_err e2 = UDFB_ERR_INIT;
-		(*count)++;
-		if (!udfb_digest_valid(want)) {
-			fprintf(report, "blob %s: not named by a sha256 digest\n", e->d_name);
-			(*problems)++;
-		} else if (udfb_sha256_file(got, NULL, path, &e2) < 0) {
-			fprintf(report, "blob %s: %s\n", want, e2.msg);
-			(*problems)++;
-		} else if (strcmp(got, want) != 0) {
-			fprintf(report, "blob %s: corrupt, content hashes to %s\n", want, got);
-			(*problems)++;
-		}
-		udfb_err_clear(&e2);
-	}
-	closedir(d);
-	return 0;
+	struct blob_walk w = { report, problems, count };
+	return udfb_store_each_blob(s, verify_blob, &w, err);
 }
 
 static void check_desc(struct udfb_store *s, json_t *desc, const char *key, const char *what, FILE *report, long *problems)
