@@ -33,6 +33,8 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 		{ "dest", required_argument, NULL, 'd' },  { "out", required_argument, NULL, 'o' },
 		{ "salt", required_argument, NULL, 'k' },  { "platform", required_argument, NULL, 'p' },
 		{ "imports-allow", required_argument, NULL, 'a' }, { "max-bytes", required_argument, NULL, 'm' },
+		{ "jobs", required_argument, NULL, 'j' },         { "report", required_argument, NULL, 'r' },
+		{ "shard", required_argument, NULL, 'h' },        { "dry-run", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	memset(c, 0, sizeof(*c));
@@ -48,20 +50,35 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 	optind = 1;
 	opterr = 0;
 	int ch, idx = 0;
-	while ((ch = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+	while ((ch = getopt_long(argc, argv, allowed_has(allowed, "jobs") ? "j:" : "", opts, &idx)) != -1) {
+		if (ch == 'j') /* -j N is --jobs N: getopt does not set idx for it */
+			for (idx = 0; opts[idx].val != 'j'; idx++)
+				;
 		if (ch == '?' || !allowed_has(allowed, opts[idx].name))
 			return udfb_err_set(err, UDFB_E_INVALID, "%s: unknown option '%s'", argv[0], argv[optind - 1]);
+		if (ch == 'n') {
+			c->dry_run = 1;
+			idx = 0;
+			continue;
+		}
 		if (ch == 'a') {
 			if (udfb_fetch_opts_set(&c->fetch, "imports-allow", optarg, err) < 0)
 				return udfb_err_wrap(err, "--imports-allow");
 			continue;
 		}
 		const char **slot[] = { ['s'] = &c->store, ['b'] = &c->base, ['d'] = &c->dest, ['o'] = &c->out,
-					['k'] = &c->salt,  ['p'] = &c->platform, ['m'] = &c->max_bytes };
+					['k'] = &c->salt,  ['p'] = &c->platform, ['m'] = &c->max_bytes,
+					['j'] = &c->jobs,  ['r'] = &c->report,   ['h'] = &c->shard };
 		*slot[ch] = optarg;
 		idx = 0;
 	}
-	if (want_positional) {
+	if (want_positional < 0) {
+		if (optind >= argc)
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: missing INPUT", argv[0]);
+		c->positionals = argv + optind;
+		c->n_positionals = argc - optind;
+		optind = argc;
+	} else if (want_positional) {
 		if (optind >= argc)
 			return udfb_err_set(err, UDFB_E_INVALID, "%s: missing REQUEST.json", argv[0]);
 		c->positional = argv[optind++];

@@ -15,11 +15,16 @@ struct udfb_cli_common {
 	const char *platform;
 	const char *positional;
 	const char *max_bytes; /* cache gc */
+	const char *jobs, *report, *shard; /* prebuild */
+	int dry_run;
+	char **positionals; /* with want_positional < 0: every one */
+	int n_positionals;
 	struct udfb_fetch_opts fetch; /* UDFB_IMPORTS_* and --imports-allow */
 };
 
 /* Parses argv (after the subcommand name) into c; `allowed` lists the long
- * options the subcommand takes ("store,base,dest"). */
+ * options the subcommand takes ("store,base,dest").  want_positional: 1 for
+ * exactly one (c->positional), 0 for none, -1 for one or more. */
 int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char *allowed, int want_positional,
 		   struct udfb_err *err);
 void udfb_cli_free(struct udfb_cli_common *c);
@@ -31,5 +36,6 @@ int udfb_cmd_dockerfile(int argc, char **argv);
 int udfb_cmd_build(int argc, char **argv);
 int udfb_cmd_cache(int argc, char **argv);
 int udfb_cmd_serve(int argc, char **argv);
+int udfb_cmd_prebuild(int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "tenant.h"
 
 struct udfb_sandbox_req {
 	const char *tenant;
@@ -53,7 +54,5 @@ int udfb_scheduler_new(struct udfb_scheduler *out, const struct udfb_config *cfg
  * (as a DNS label).  It starts nothing: the operator runs the sandboxes. */
 int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern, struct udfb_err *err);
 void udfb_sandbox_clear(struct udfb_sandbox *s);
-/* A tenant name as a DNS label: [a-z0-9-], at most 40 bytes, never empty. */
-char *udfb_tenant_label(const char *tenant);
 
 #endif
