@@ -9,6 +9,8 @@
 #include "build.h"
 #include "ocilayout.h"
 #include "ref.h"
+#include "registry.h"
+#include "version.h"
 
 /* The name a Dockerfile's FROM uses for an image that is only an OCI layout
  * here: the layout's tag under localhost/, the name buildah and podman give
@@ -23,24 +25,39 @@ static char *from_name(const struct udfb_ref *r, const char *digest)
 	return s;
 }
 
+/* A registry base: its manifest (a tag resolved to a digest once, an index
+ * to the platform's entry) and config; its layers stay in the registry. */
+static int resolve_docker(struct udfb_base *out, const struct udfb_ref *r, const char *platform, struct udfb_err *err)
+{
+	struct udfb_registry *reg;
+	if (udfb_registry_shared(&reg, r->host, err) < 0)
+		return -1;
+	const char *want = r->digest ? r->digest : r->tag ? r->tag : "latest";
+	if (udfb_registry_read_image(&out->image, reg, r->repo, want, platform ? platform : UDFB_DEFAULT_PLATFORM, err) < 0)
+		return -1;
+	out->host = strdup(r->host);
+	out->repo = strdup(r->repo);
+	return 0;
+}
+
 int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	struct udfb_ref r;
 	if (udfb_ref_parse(&r, ref, err) < 0)
 		return udfb_err_wrap(err, "--base");
-	int rc = 0;
+	int rc;
 	if (r.kind == UDFB_REF_OCI) {
 		rc = udfb_oci_read_image(&out->image, r.dir, r.tag, platform, err);
-		if (rc == 0) {
+		if (rc == 0)
 			out->blob_dir = strdup(r.dir);
-			out->from = from_name(&r, out->image.manifest_digest);
-		} else {
-			udfb_err_wrap(err, "base image %s", ref);
-		}
 	} else {
-		rc = udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image %s: registry references need the registry client (not in this build); use oci:DIR[:TAG]", ref);
+		rc = resolve_docker(out, &r, platform, err);
 	}
+	if (rc == 0)
+		out->from = from_name(&r, out->image.manifest_digest);
+	else
+		udfb_err_wrap(err, "base image %s", ref);
 	udfb_ref_free(&r);
 	return rc;
 }
@@ -52,6 +69,8 @@ void udfb_base_free(struct udfb_base *b)
 	udfb_image_free(&b->image);
 	free(b->blob_dir);
 	free(b->from);
+	free(b->host);
+	free(b->repo);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -87,7 +106,7 @@ int udfb_base_has_file(const struct udfb_base *b, const char *const *names, int 
 {
 	*found = 0;
 	if (!b->blob_dir)
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image: its layers are not local");
+		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image: its layers are in a registry, not read here");
 	size_t k;
 	json_t *l;
 	json_array_foreach(json_object_get(b->image.manifest_json, "layers"), k, l) {

@@ -14,6 +14,7 @@
 #include "layer.h"
 #include "log.h"
 #include "ocilayout.h"
+#include "publish.h"
 #include "ref.h"
 #include "store.h"
 #include "templates.h"
@@ -95,6 +96,8 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 
 static int link_base_layers(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err)
 {
+	if (!base->blob_dir)
+		return udfb_publish_note_remote(st, base, err); /* its layers stay in the registry */
 	size_t k;
 	json_t *l;
 	json_array_foreach(json_object_get(base->image.manifest_json, "layers"), k, l) {
@@ -135,8 +138,9 @@ static int build_fresh(char manifest[UDFB_DIGEST_LEN + 1], struct udfb_store *st
 	return rc;
 }
 
-static int publish_oci(const struct udfb_ref *dest, const char *tag, struct udfb_store *st, const char *manifest,
-		       json_t *m, size_t manifest_len, struct udfb_err *err)
+static int publish_oci(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
+		       const struct udfb_base *base, const char *manifest, json_t *m, size_t manifest_len,
+		       struct udfb_err *err)
 {
 	if (udfb_oci_init(dest->dir, err) < 0)
 		return -1;
@@ -148,8 +152,7 @@ static int publish_oci(const struct udfb_ref *dest, const char *tag, struct udfb
 	json_t *l;
 	json_array_foreach(json_object_get(m, "layers"), k, l) {
 		const char *d = json_string_value(json_object_get(l, "digest"));
-		cleanup_free char *src = udfb_store_blob_path(st, d);
-		if (udfb_oci_put_blob(dest->dir, src, d, err) < 0)
+		if (udfb_publish_oci_blob(dest->dir, st, base, d, err) < 0)
 			return -1;
 	}
 	cleanup_free char *msrc = udfb_store_blob_path(st, manifest);
@@ -172,8 +175,8 @@ static json_t *describe_layers(json_t *m, json_t *cfg)
 	return out;
 }
 
-static int publish(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_ref *dest,
-		   const char *dest_str, struct udfb_err *err)
+static int publish(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_base *base,
+		   const struct udfb_ref *dest, const char *dest_str, struct udfb_err *err)
 {
 	cleanup_free char *mtext = NULL, *ctext = NULL;
 	size_t mlen = 0, clen = 0;
@@ -190,7 +193,9 @@ static int publish(struct udfb_build_result *out, struct udfb_store *st, const s
 	cleanup_free char *tag = dest->tag ? strdup(dest->tag) : NULL;
 	if (!tag && asprintf(&tag, "udf-%s", udfb_digest_hex(out->key)) < 0)
 		abort();
-	int rc = publish_oci(dest, tag, st, out->manifest_digest, m, mlen, err);
+	int rc = dest->kind == UDFB_REF_DOCKER
+			 ? udfb_publish_docker(dest, tag, st, base, out->manifest_digest, m, mtext, mlen, err)
+			 : publish_oci(dest, tag, st, base, out->manifest_digest, m, mlen, err);
 	if (rc < 0)
 		udfb_err_wrap(err, "publish to %s", dest_str);
 	cleanup_free char *name = udfb_ref_name(dest);
@@ -243,10 +248,6 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	struct udfb_ref dest;
 	if (udfb_ref_parse(&dest, o->dest, err) < 0)
 		return udfb_err_wrap(err, "--dest");
-	if (dest.kind != UDFB_REF_OCI) {
-		udfb_ref_free(&dest);
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "--dest %s: pushing to a registry needs the registry client (not in this build); use oci:DIR[:TAG]", o->dest);
-	}
 	struct udfb_base own = { 0 };
 	const struct udfb_base *base = o->base_resolved ? o->base_resolved : &own;
 	struct udfb_store *st = NULL;
@@ -258,7 +259,7 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	if (rc == 0)
 		rc = build_in_store(out, st, req, base, o, err);
 	if (rc == 0)
-		rc = publish(out, st, &dest, o->dest, err);
+		rc = publish(out, st, base, &dest, o->dest, err);
 	if (rc == 0)
 		udfb_info("built key=%s manifest=%s cached=%d", out->key, out->manifest_digest, out->cached);
 	udfb_store_close(st);

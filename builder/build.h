@@ -39,6 +39,8 @@ struct udfb_base {
 	struct udfb_image image;
 	char *blob_dir; /* OCI layout holding its blobs; NULL when remote */
 	char *from;     /* the name a Dockerfile pulls it by, pinned by digest */
+	char *host;     /* docker:// bases: the registry and repository */
+	char *repo;     /* holding its blobs; NULL for oci: bases */
 };
 
 int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_err *err);

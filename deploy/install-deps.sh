@@ -7,11 +7,12 @@ set -eu
 
 build="build-essential pkg-config libmicrohttpd-dev libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates"
-# Independent checkers and peers: umoci, skopeo, buildah, docker-registry;
+# Independent checkers and peers: umoci, skopeo, buildah, docker-registry
+# (apache2-utils' htpasswd and openssl make its test credentials and keys);
 # mmdebstrap builds the Python base image; runc runs sandboxes; Debian's
 # python3-grpcio is an independent gRPC client; clang brings libFuzzer and
 # the sanitizers' runtimes.
-test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry mmdebstrap runc
+test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc
 python3 python3-grpcio python3-protobuf curl hyperfine"
 
 run="$build mmdebstrap umoci skopeo"

@@ -59,8 +59,9 @@ struct udfb_auth {
 	struct udfb_cred cred;
 	struct udfb_auth_challenge ch;
 	struct udfb_tls tls;
-	int (*host_insecure)(const char *host, void *ctx); /* may the realm use http? */
-	void *host_ctx;
+	/* The rules for the token server's host, which the registry names. */
+	enum udfb_host_policy (*policy)(const char *host, void *ctx);
+	void *policy_ctx;
 	struct auth_token {
 		char *scope;
 		char *value;
@@ -82,6 +83,8 @@ int udfb_auth_challenged(struct udfb_auth *a, const char *www_authenticate, cons
 /* " (credentials from SOURCE)" or " (no credentials for HOST)", for messages. */
 const char *udfb_auth_describe(struct udfb_auth *a, char *buf, size_t n);
 
+/* Wipe and free a header line from udfb_auth_header. */
+void udfb_auth_free_line(char *line);
 /* "Basic base64(user:pass)" (malloc'd). */
 char *udfb_auth_basic(const char *user, const char *pass);
 

@@ -29,6 +29,10 @@ struct udfb_http_body {
 	void *read_ctx;
 };
 
+/* What a host may use: https verified (the default); also plain http
+ * (loopback); also unverified https and plain http (listed as insecure). */
+enum udfb_host_policy { UDFB_HOST_SECURE, UDFB_HOST_LOOPBACK, UDFB_HOST_INSECURE };
+
 struct udfb_tls {
 	const char *ca_bundle; /* NULL: the system's */
 	int verify;            /* 0 only for hosts the operator listed as insecure */

@@ -111,6 +111,11 @@ static json_t *pick_descriptor(json_t *index, const char *tag, const char *platf
 	return found;
 }
 
+json_t *udfb_index_pick_platform(json_t *index, const char *platform, const char *where, struct udfb_err *err)
+{
+	return pick_descriptor(index, NULL, platform, where, err);
+}
+
 /* Follow index -> manifest until a manifest; at most two hops. */
 static int resolve_manifest(struct udfb_image *out, const char *dir, json_t *desc, const char *platform,
 			    struct udfb_err *err)

@@ -13,6 +13,9 @@
 int udfb_oci_read_image(struct udfb_image *out, const char *dir, const char *tag, const char *platform,
 			struct udfb_err *err);
 char *udfb_oci_blob_path(const char *dir, const char *digest);
+/* The descriptor for platform ("os/arch") in an image index, or its only
+ * entry; shared with the registry client.  NULL and *err when none. */
+json_t *udfb_index_pick_platform(json_t *index, const char *platform, const char *where, struct udfb_err *err);
 int udfb_oci_init(const char *dir, struct udfb_err *err);
 /* Put the file src into the layout as the blob digest (a hard link when it can). */
 int udfb_oci_put_blob(const char *dir, const char *src, const char *digest, struct udfb_err *err);

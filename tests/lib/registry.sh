@@ -24,7 +24,14 @@
 #
 # Settings: UDFB_REGISTRY_TMP (parent of the temp dir, default ${TMPDIR:-/tmp}),
 # UDFB_REGISTRY_BIN (default docker-registry), UDFB_REGISTRY_PORT (fixed port
-# instead of a random free one).
+# instead of a random free one), UDFB_REGISTRY_AUTH (YAML of an `auth:`
+# section, e.g. htpasswd or token, appended to the config; /v2/ then answers
+# 401 and that counts as up), UDFB_REGISTRY_TLS_CERT + UDFB_REGISTRY_TLS_KEY
+# (serve https with that certificate).
+#
+# udfb_registry_kill stops the process but keeps its dir and port;
+# udfb_registry_resume starts it again on the same config and storage (for
+# tests of a registry that goes away in the middle of a push).
 
 udfb__registry_log() {
 	printf 'registry: %s\n' "$*" >&2
@@ -58,10 +65,41 @@ http:
   secret: $secret
   headers:
     X-Content-Type-Options: [nosniff]
+EOF
+	if [ -n "${UDFB_REGISTRY_TLS_CERT:-}" ]; then
+		printf '  tls:\n    certificate: %s\n    key: %s\n' "$UDFB_REGISTRY_TLS_CERT" "$UDFB_REGISTRY_TLS_KEY" >>"$dir/config.yml"
+	fi
+	cat >>"$dir/config.yml" <<EOF
 health:
   storagedriver:
     enabled: false
 EOF
+	if [ -n "${UDFB_REGISTRY_AUTH:-}" ]; then
+		printf '%s\n' "$UDFB_REGISTRY_AUTH" >>"$dir/config.yml"
+	fi
+}
+
+# Wait up to ~10 s for PID to answer /v2/ as a registry on PORT; 0 when it does.
+udfb__registry_wait() {
+	local dir=$1 port=$2 pid=$3 code _ scheme=http
+	[ -n "${UDFB_REGISTRY_TLS_CERT:-}" ] && scheme=https
+	for _ in $(seq 1 100); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			return 1
+		fi
+		code=$(curl -k -s -o /dev/null -w '%{http_code}' --max-time 1 \
+			-D "$dir/v2.headers" "$scheme://127.0.0.1:$port/v2/" 2>/dev/null) || code=000
+		# "listening on" is logged once our process has bound the port, so
+		# the answer cannot come from some other server on that port.
+		if { [ "$code" = 200 ] || [ "$code" = 401 ]; } &&
+			grep -q "listening on 127.0.0.1:$port" "$dir/registry.log" &&
+			grep -qi '^docker-distribution-api-version: *registry/2.0' "$dir/v2.headers"; then
+			rm -f "$dir/v2.headers"
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
 }
 
 # Is something listening on 127.0.0.1:PORT?
@@ -89,27 +127,13 @@ udfb_registry_start() {
 		udfb__registry_config "$dir" "$port" || return 1
 		"$bin" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
 		pid=$!
-		# Wait up to ~10 s for /v2/ to answer as a registry.
-		for _ in $(seq 1 100); do
-			if ! kill -0 "$pid" 2>/dev/null; then
-				break
-			fi
-			code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
-				-D "$dir/v2.headers" "http://127.0.0.1:$port/v2/" 2>/dev/null) || code=000
-			# "listening on" is logged once our process has bound the port, so
-			# the answer cannot come from some other server on that port.
-			if [ "$code" = 200 ] &&
-				grep -q "listening on 127.0.0.1:$port" "$dir/registry.log" &&
-				grep -qi '^docker-distribution-api-version: *registry/2.0' "$dir/v2.headers"; then
-				export REGISTRY="127.0.0.1:$port"
-				export UDFB_REGISTRY_PID=$pid
-				export UDFB_REGISTRY_DIR=$dir
-				export UDFB_REGISTRY_LOG=$dir/registry.log
-				rm -f "$dir/v2.headers"
-				return 0
-			fi
-			sleep 0.1
-		done
+		if udfb__registry_wait "$dir" "$port" "$pid"; then
+			export REGISTRY="127.0.0.1:$port"
+			export UDFB_REGISTRY_PID=$pid
+			export UDFB_REGISTRY_DIR=$dir
+			export UDFB_REGISTRY_LOG=$dir/registry.log
+			return 0
+		fi
 		# Did not come up: died (port taken?) or hung. Clean up and retry.
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -118,6 +142,22 @@ udfb_registry_start() {
 	done
 	udfb__registry_log "could not start $bin; log kept in $dir/registry.log"
 	return 1
+}
+
+udfb_registry_kill() {
+	local pid=${UDFB_REGISTRY_PID:-}
+	[ -n "$pid" ] || return 1
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
+	return 0
+}
+
+udfb_registry_resume() {
+	local bin=${UDFB_REGISTRY_BIN:-docker-registry} dir=${UDFB_REGISTRY_DIR:?} port=${REGISTRY##*:}
+	# The old log is kept: tests count requests across the restart.
+	"$bin" serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 </dev/null &
+	export UDFB_REGISTRY_PID=$!
+	udfb__registry_wait "$dir" "$port" "$UDFB_REGISTRY_PID"
 }
 
 udfb_registry_stop() {

@@ -1,0 +1,145 @@
+/* Publishing to a registry, and the blobs of a docker:// base: see
+ * publish.h.  A docker:// base pushed to the same registry is mounted, to
+ * another registry streamed across; its layers never touch the disk unless
+ * the destination is an OCI layout, which must hold every blob. */
+#include "publish.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fsutil.h"
+#include "log.h"
+#include "ocilayout.h"
+#include "registry.h"
+
+/* Where one blob of our manifest comes from. */
+static int blob_source(struct udfb_push_blob *b, char **path, struct udfb_store *st, const struct udfb_base *base,
+		       struct udfb_err *err)
+{
+	if (udfb_store_has_blob(st, b->digest)) {
+		*path = udfb_store_blob_path(st, b->digest);
+	} else if (base->blob_dir) {
+		*path = udfb_oci_blob_path(base->blob_dir, b->digest);
+	} else if (base->host) {
+		if (udfb_registry_shared(&b->from, base->host, err) < 0)
+			return -1;
+		b->from_repo = base->repo;
+	} else {
+		return udfb_err_set(err, UDFB_E_INTERNAL, "store: blob %s is missing", b->digest);
+	}
+	b->path = *path;
+	return 0;
+}
+
+static size_t collect(struct udfb_push_blob *out, json_t *m)
+{
+	size_t n = 0, k;
+	json_t *l;
+	json_t *cfg = json_object_get(m, "config");
+	out[n++] = (struct udfb_push_blob){ json_string_value(json_object_get(cfg, "digest")),
+					    (long long)json_integer_value(json_object_get(cfg, "size")) };
+	json_array_foreach(json_object_get(m, "layers"), k, l)
+		out[n++] = (struct udfb_push_blob){ json_string_value(json_object_get(l, "digest")),
+						    (long long)json_integer_value(json_object_get(l, "size")) };
+	return n;
+}
+
+static int push(struct udfb_registry *reg, const struct udfb_ref *dest, const char *tag, struct udfb_push_blob *blobs,
+		size_t n, const char *digest, json_t *m, const char *mtext, size_t mlen, struct udfb_err *err)
+{
+	const char *mt = json_string_value(json_object_get(m, "mediaType"));
+	struct udfb_push_stats s;
+	if (udfb_registry_push(reg, dest->repo, tag, blobs, n, mtext, mlen, mt ? mt : UDFB_MT_OCI_MANIFEST, digest, &s, err) < 0)
+		return -1;
+	udfb_info("pushed %s/%s:%s@%s: %s; blobs present %d, mounted %d, uploaded %d, streamed %d, %lld bytes sent",
+		  dest->host, dest->repo, tag, digest, s.up_to_date ? "tag already current" : "manifest put", s.present,
+		  s.mounted, s.uploaded, s.streamed, s.bytes_sent);
+	return 0;
+}
+
+int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
+			const struct udfb_base *base, const char *manifest_digest, json_t *m, const char *mtext,
+			size_t mlen, struct udfb_err *err)
+{
+	struct udfb_registry *reg;
+	if (udfb_registry_shared(&reg, dest->host, err) < 0)
+		return -1;
+	size_t max = json_array_size(json_object_get(m, "layers")) + 1;
+	struct udfb_push_blob *blobs = calloc(max, sizeof(*blobs));
+	char **paths = calloc(max, sizeof(*paths));
+	if (!blobs || !paths)
+		abort();
+	size_t n = collect(blobs, m);
+	int rc = 0;
+	for (size_t k = 0; rc == 0 && k < n; k++)
+		rc = !blobs[k].digest || !udfb_digest_valid(blobs[k].digest)
+			     ? udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s names a bad digest", manifest_digest)
+			     : blob_source(&blobs[k], &paths[k], st, base, err);
+	if (rc == 0)
+		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, err);
+	for (size_t k = 0; k < max; k++)
+		free(paths[k]);
+	free(paths);
+	free(blobs);
+	return rc;
+}
+
+/* Fetch a remote base layer into the layout: to a temporary file in its
+ * blob directory, checked against the digest, then renamed into place. */
+static int fetch_into(const char *dir, const struct udfb_base *base, const char *digest, const char *dst,
+		      struct udfb_err *err)
+{
+	struct udfb_registry *reg;
+	if (udfb_registry_shared(&reg, base->host, err) < 0)
+		return -1;
+	cleanup_free char *blobs = udfb_path_join(dir, "blobs/sha256");
+	cleanup_free char *tmp = NULL;
+	int fd;
+	if (udfb_mktemp(&tmp, &fd, blobs, err) < 0)
+		return -1;
+	close(fd);
+	int rc = udfb_registry_blob_fetch(reg, base->repo, digest, tmp, err);
+	if (rc == 0 && rename(tmp, dst) < 0)
+		rc = udfb_err_sys(err, errno, "%s", dst);
+	if (rc == 0)
+		rc = udfb_fsync_dir(blobs, err);
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+int udfb_publish_oci_blob(const char *dir, struct udfb_store *st, const struct udfb_base *base, const char *digest,
+			  struct udfb_err *err)
+{
+	if (udfb_store_has_blob(st, digest)) {
+		cleanup_free char *src = udfb_store_blob_path(st, digest);
+		return udfb_oci_put_blob(dir, src, digest, err);
+	}
+	cleanup_free char *dst = udfb_oci_blob_path(dir, digest);
+	if (udfb_exists(dst))
+		return 0; /* named by content: already right */
+	if (!base->host)
+		return udfb_err_set(err, UDFB_E_INTERNAL, "store: blob %s is missing", digest);
+	if (fetch_into(dir, base, digest, dst, err) < 0)
+		return udfb_err_wrap(err, "base layer %s", digest);
+	return 0;
+}
+
+int udfb_publish_note_remote(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err)
+{
+	cleanup_free char *source = NULL;
+	if (asprintf(&source, "docker://%s/%s", base->host, base->repo) < 0)
+		abort();
+	size_t k;
+	json_t *l;
+	json_array_foreach(json_object_get(base->image.manifest_json, "layers"), k, l) {
+		const char *d = json_string_value(json_object_get(l, "digest"));
+		if (d && udfb_digest_valid(d) && udfb_store_put_remote(st, d, source, err) < 0)
+			return -1;
+	}
+	return 0;
+}

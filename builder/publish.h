@@ -1,0 +1,25 @@
+/* Publishing a built image where --dest says: the parts of build.c that
+ * reach past the store (a registry; a base whose layers are remote). */
+#ifndef UDFB_PUBLISH_H
+#define UDFB_PUBLISH_H
+
+#include <jansson.h>
+
+#include "build.h"
+#include "err.h"
+#include "ref.h"
+#include "store.h"
+
+/* Push the image (manifest bytes mtext, parsed m) to a docker:// dest,
+ * tagged tag. */
+int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
+			const struct udfb_base *base, const char *manifest_digest, json_t *m, const char *mtext,
+			size_t mlen, struct udfb_err *err);
+/* Put blob digest into the OCI layout dir: from the store, else (a remote
+ * base's layer) fetched from the base's registry. */
+int udfb_publish_oci_blob(const char *dir, struct udfb_store *st, const struct udfb_base *base, const char *digest,
+			  struct udfb_err *err);
+/* Record in the store where a remote base's layers live (cache verify). */
+int udfb_publish_note_remote(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err);
+
+#endif

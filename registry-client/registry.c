@@ -1,0 +1,189 @@
+/* The registry client's core: settings, the TLS and plain-http rules, a
+ * small pool of libcurl handles (each keeps its connections alive), and the
+ * one request path with auth and retries.  See registry.h and
+ * docs/registry.md. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cleanup.h"
+#include "dockercfg.h"
+#include "log.h"
+#include "registry_internal.h"
+#include "retry.h"
+
+void udfb_registry_opts_from_env(struct udfb_registry_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->ca_bundle = getenv("UDFB_REGISTRY_CA_BUNDLE");
+	if (o->ca_bundle && !*o->ca_bundle)
+		o->ca_bundle = NULL;
+	o->insecure = getenv("UDFB_REGISTRY_INSECURE");
+	const char *n = getenv("UDFB_REGISTRY_RETRIES");
+	o->retries = n && *n ? atoi(n) : -1;
+}
+
+static enum udfb_host_policy policy_of(const char *host, void *ctx)
+{
+	const struct udfb_registry *r = ctx;
+	char key[300];
+	snprintf(key, sizeof(key), ",%s,", host);
+	if (r->insecure && strcasestr(r->insecure, key))
+		return UDFB_HOST_INSECURE;
+	return udfb_http_host_is_loopback(host) ? UDFB_HOST_LOOPBACK : UDFB_HOST_SECURE;
+}
+
+static char *insecure_list(const char *s)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, 1u << 16);
+	udfb_buf_addstr(&b, ",");
+	for (const char *p = s ? s : ""; *p; p++)
+		if (*p != ' ' && *p != '\t')
+			udfb_buf_add(&b, p, 1);
+	udfb_buf_addstr(&b, ",");
+	return udfb_buf_steal(&b, NULL);
+}
+
+int udfb_registry_open(struct udfb_registry **out, const char *host, const struct udfb_registry_opts *o,
+		       struct udfb_err *err)
+{
+	if (udfb_http_global_init(err) < 0)
+		return -1;
+	struct udfb_registry *r = calloc(1, sizeof(*r));
+	if (!r)
+		abort();
+	r->host = strdup(host);
+	/* Docker Hub's API is not served where its name points. */
+	r->api_host = strdup(strcasecmp(host, "docker.io") == 0 ? "registry-1.docker.io" : host);
+	r->insecure = insecure_list(o->insecure);
+	r->ca_bundle = o->ca_bundle ? strdup(o->ca_bundle) : NULL;
+	r->retries = o->retries < 0 ? UDFB_RETRY_DEFAULT : o->retries;
+	r->policy = policy_of(r->api_host, r);
+	r->tls = (struct udfb_tls){ .ca_bundle = r->ca_bundle, .verify = r->policy != UDFB_HOST_INSECURE };
+	r->scheme_known = r->policy == UDFB_HOST_SECURE;
+	if (asprintf(&r->base_url, "https://%s", r->api_host) < 0)
+		abort();
+	pthread_mutex_init(&r->mu, NULL);
+	udfb_auth_init(&r->auth, host, o->creds ? o->creds : &udfb_dockercfg_source, &r->tls);
+	r->auth.policy = policy_of;
+	r->auth.policy_ctx = r;
+	*out = r;
+	return 0;
+}
+
+void udfb_registry_free(struct udfb_registry *r)
+{
+	if (!r)
+		return;
+	for (int k = 0; k < r->n_idle; k++)
+		curl_easy_cleanup(r->idle[k]);
+	udfb_auth_destroy(&r->auth);
+	pthread_mutex_destroy(&r->mu);
+	free(r->host);
+	free(r->api_host);
+	free(r->base_url);
+	free(r->insecure);
+	free(r->ca_bundle);
+	free(r);
+}
+
+const char *udfb_registry_host(const struct udfb_registry *r)
+{
+	return r->host;
+}
+
+static struct shared {
+	struct shared *next;
+	struct udfb_registry *r;
+} *shared_list;
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct udfb_registry_opts shared_opts;
+static int shared_configured;
+
+void udfb_registry_configure(const struct udfb_registry_opts *o)
+{
+	pthread_mutex_lock(&shared_mu);
+	shared_opts = *o;
+	shared_configured = 1;
+	pthread_mutex_unlock(&shared_mu);
+}
+
+int udfb_registry_shared(struct udfb_registry **out, const char *host, struct udfb_err *err)
+{
+	pthread_mutex_lock(&shared_mu);
+	struct shared *s = shared_list;
+	while (s && strcmp(s->r->host, host) != 0)
+		s = s->next;
+	int rc = 0;
+	if (!s) {
+		struct udfb_registry_opts o;
+		if (shared_configured)
+			o = shared_opts;
+		else
+			udfb_registry_opts_from_env(&o);
+		struct udfb_registry *r;
+		rc = udfb_registry_open(&r, host, &o, err);
+		if (rc == 0) {
+			s = malloc(sizeof(*s));
+			if (!s)
+				abort();
+			*s = (struct shared){ shared_list, r };
+			shared_list = s;
+		}
+	}
+	pthread_mutex_unlock(&shared_mu);
+	if (rc == 0)
+		*out = s->r;
+	return rc;
+}
+
+CURL *reg_handle_get(struct udfb_registry *r)
+{
+	pthread_mutex_lock(&r->mu);
+	CURL *c = r->n_idle ? r->idle[--r->n_idle] : NULL;
+	pthread_mutex_unlock(&r->mu);
+	if (!c && !(c = curl_easy_init()))
+		abort();
+	return c;
+}
+
+void reg_handle_put(struct udfb_registry *r, CURL *c)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->n_idle < REG_IDLE_HANDLES) {
+		r->idle[r->n_idle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (c)
+		curl_easy_cleanup(c);
+}
+
+char *reg_scope(const char *repo, const char *actions)
+{
+	char *s = NULL;
+	if (asprintf(&s, "repository:%s:%s", repo, actions) < 0)
+		abort();
+	return s;
+}
+
+char *reg_resolve(struct udfb_registry *r, const char *location, const char *extra)
+{
+	CURLU *u = curl_url();
+	char *url = NULL, *out = NULL;
+	pthread_mutex_lock(&r->mu);
+	curl_url_set(u, CURLUPART_URL, r->base_url, 0);
+	pthread_mutex_unlock(&r->mu);
+	if (curl_url_set(u, CURLUPART_URL, location, 0) == CURLUE_OK &&
+	    (!extra || curl_url_set(u, CURLUPART_QUERY, extra, CURLU_APPENDQUERY) == CURLUE_OK) &&
+	    curl_url_get(u, CURLUPART_URL, &url, 0) == CURLUE_OK)
+		out = strdup(url);
+	curl_free(url);
+	curl_url_cleanup(u);
+	return out;
+}
