@@ -175,6 +175,15 @@ static json_t *describe_layers(json_t *m, json_t *cfg)
 	return out;
 }
 
+/* Without a tag the image is tagged by its key, so any reader can find it. */
+static char *dest_tag(const struct udfb_ref *dest, const char *key)
+{
+	char *tag = dest->tag ? strdup(dest->tag) : NULL;
+	if (!tag && asprintf(&tag, "udf-%s", udfb_digest_hex(key)) < 0)
+		abort();
+	return tag;
+}
+
 static int publish(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_base *base,
 		   const struct udfb_ref *dest, const char *dest_str, struct udfb_err *err)
 {
@@ -189,10 +198,7 @@ static int publish(struct udfb_build_result *out, struct udfb_store *st, const s
 		return err->msg ? -1 : udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s is damaged", out->manifest_digest);
 	}
 	json_t *c = json_loadb(ctext, clen, 0, NULL);
-	/* Without a tag the image is tagged by its key, so any reader can find it. */
-	cleanup_free char *tag = dest->tag ? strdup(dest->tag) : NULL;
-	if (!tag && asprintf(&tag, "udf-%s", udfb_digest_hex(out->key)) < 0)
-		abort();
+	cleanup_free char *tag = dest_tag(dest, out->key);
 	int rc = dest->kind == UDFB_REF_DOCKER
 			 ? udfb_publish_docker(dest, tag, st, base, out->manifest_digest, m, mtext, mlen, err)
 			 : publish_oci(dest, tag, st, base, out->manifest_digest, m, mlen, err);
@@ -217,10 +223,33 @@ static int check_buildable(const struct udfb_request *req, struct udfb_err *err)
 			    req->requirements[0], req->n_requirements > 1 ? ", ..." : "");
 }
 
-static int build_in_store(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_request *req,
-			  const struct udfb_base *base, const struct udfb_build_opts *o, struct udfb_err *err)
+/* Lookup order: the local index, then the destination registry (another
+ * replica may have built it: one HEAD), then a build. */
+static int lookup(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_ref *dest,
+		  struct udfb_err *err)
 {
 	int hit = udfb_store_key_get(st, out->key, out->manifest_digest, err);
+	if (hit)
+		return hit;
+	cleanup_free char *tag = dest_tag(dest, out->key);
+	/* Only a tag made from the key says what it holds; a tag the operator
+	 * chose ("latest") may hold anything. */
+	size_t n = strlen(tag);
+	if (n < 64 || strcmp(tag + n - 64, udfb_digest_hex(out->key)) != 0)
+		return 0;
+	hit = udfb_publish_lookup(out->manifest_digest, dest, tag, st, err);
+	if (hit > 0 && udfb_store_key_put(st, out->key, out->manifest_digest, err) < 0)
+		return -1;
+	if (hit > 0)
+		udfb_info("key %s found in %s:%s", out->key, dest->repo, tag);
+	return hit;
+}
+
+static int build_in_store(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_request *req,
+			  const struct udfb_base *base, const struct udfb_build_opts *o, const struct udfb_ref *dest,
+			  struct udfb_err *err)
+{
+	int hit = lookup(out, st, dest, err);
 	if (hit < 0)
 		return -1;
 	if (hit) {
@@ -257,7 +286,7 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	if (rc == 0)
 		rc = udfb_store_open(&st, o->store_dir, err);
 	if (rc == 0)
-		rc = build_in_store(out, st, req, base, o, err);
+		rc = build_in_store(out, st, req, base, o, &dest, err);
 	if (rc == 0)
 		rc = publish(out, st, base, &dest, o->dest, err);
 	if (rc == 0)

@@ -143,3 +143,59 @@ int udfb_publish_note_remote(struct udfb_store *st, const struct udfb_base *base
 	}
 	return 0;
 }
+
+/* ---- the registry as the shared cache ---- */
+
+static int adopt_manifest(struct udfb_store *st, struct udfb_registry *reg, const struct udfb_ref *dest,
+			  const char *mtext, size_t mlen, const char *source, struct udfb_err *err)
+{
+	char digest[UDFB_DIGEST_LEN + 1];
+	json_t *m = json_loadb(mtext, mlen, 0, NULL);
+	const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
+	int rc = cfg && udfb_digest_valid(cfg) ? 0 : udfb_err_set(err, UDFB_E_INVALID, "%s: its manifest has no config", source);
+	if (rc == 0 && !udfb_store_has_blob(st, cfg)) {
+		char *ctext = NULL;
+		size_t clen = 0;
+		rc = udfb_registry_blob_get(reg, dest->repo, cfg, UDFB_CONFIG_MAX_BYTES, &ctext, &clen, err);
+		if (rc == 0)
+			rc = udfb_store_put_bytes(st, ctext, clen, digest, err);
+		free(ctext);
+	}
+	size_t k;
+	json_t *l;
+	json_array_foreach(json_object_get(m, "layers"), k, l) {
+		const char *d = json_string_value(json_object_get(l, "digest"));
+		if (rc == 0 && d && udfb_digest_valid(d) && !udfb_store_has_blob(st, d))
+			rc = udfb_store_put_remote(st, d, source, err);
+	}
+	/* The manifest last: whatever names a blob finds it accounted for. */
+	if (rc == 0)
+		rc = udfb_store_put_bytes(st, mtext, mlen, digest, err);
+	json_decref(m);
+	return rc;
+}
+
+int udfb_publish_lookup(char manifest[UDFB_DIGEST_LEN + 1], const struct udfb_ref *dest, const char *tag,
+			struct udfb_store *st, struct udfb_err *err)
+{
+	struct udfb_registry *reg;
+	if (dest->kind != UDFB_REF_DOCKER || udfb_registry_shared(&reg, dest->host, err) < 0)
+		return dest->kind != UDFB_REF_DOCKER ? 0 : -1;
+	char digest[UDFB_DIGEST_LEN + 1];
+	int found = udfb_registry_manifest_head(reg, dest->repo, tag, digest, err);
+	if (found <= 0)
+		return found;
+	char *mtext = NULL, *mt = NULL, *source = NULL;
+	size_t mlen = 0;
+	if (asprintf(&source, "docker://%s/%s", dest->host, dest->repo) < 0)
+		abort();
+	int rc = udfb_registry_manifest_get(reg, dest->repo, digest, &mtext, &mlen, &mt, digest, err);
+	if (rc == 0 && (!mt || strcmp(mt, UDFB_MT_OCI_MANIFEST) != 0))
+		rc = udfb_err_set(err, UDFB_E_INVALID, "%s:%s: not an image this builder made", source, tag);
+	if (rc == 0)
+		rc = adopt_manifest(st, reg, dest, mtext, mlen, source, err);
+	if (rc == 0)
+		memcpy(manifest, digest, UDFB_DIGEST_LEN + 1);
+	free(mtext), free(mt), free(source);
+	return rc < 0 ? -1 : 1;
+}

@@ -19,6 +19,12 @@ int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udf
  * base's layer) fetched from the base's registry. */
 int udfb_publish_oci_blob(const char *dir, struct udfb_store *st, const struct udfb_base *base, const char *digest,
 			  struct udfb_err *err);
+/* The registry as the shared cache of every replica: when dest's repository
+ * holds tag (the key's), adopt that image into the store (manifest and
+ * config; its layers recorded as remote) and return 1 with its digest; 0
+ * when it is not there.  Nothing to do for an oci: dest. */
+int udfb_publish_lookup(char manifest[UDFB_DIGEST_LEN + 1], const struct udfb_ref *dest, const char *tag,
+			struct udfb_store *st, struct udfb_err *err);
 /* Record in the store where a remote base's layers live (cache verify). */
 int udfb_publish_note_remote(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err);
 

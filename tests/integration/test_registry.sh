@@ -84,6 +84,16 @@ for l in $base_layers; do gets=$((gets + $(hits "$R1_LOG" "\"GET /v2/udfb/base/b
 check_eq "base layers were never downloaded (no GET of a base blob)" "$gets" 0
 check "base layers were mounted across repositories (201)" grep -q '"POST /v2/udfb/udf/blobs/uploads/?mount=sha256:[0-9a-f]*&from=udfb/base HTTP/1.1" 201' "$R1_LOG"
 check_eq "the manifest went last" "$(grep -E '"(PUT|POST|PATCH) /v2/udfb/udf/' "$R1_LOG" | tail -n 1 | grep -c "PUT /v2/udfb/udf/manifests/$tag")" 1
+# --- the registry as the shared cache: a replica with an empty store ---
+uploads_before=$(hits "$R1_LOG" '"PUT /v2/udfb/udf/blobs/uploads')
+out2=$(build "$req" "docker://$R1/udfb/base:tiny" "docker://$R1/udfb/udf" "$work/s-replica" 2>"$work/err2"); rc=$?
+check_eq "a replica with an empty store finds the image in the registry (no build)" \
+	"$(echo "$out2" | json_get '(v["cached"], v["manifest_digest"])')" "(True, '$digest')"
+check_eq "and uploads nothing" "$(hits "$R1_LOG" '"PUT /v2/udfb/udf/blobs/uploads')" "$uploads_before"
+check "its store holds only the manifest and config, and verifies" bash -c \
+	'[ "$(ls "$1/blobs/sha256" | wc -l)" -eq 2 ] && "$2" cache verify --store "$1" >/dev/null' _ "$work/s-replica" "$bin"
+out3=$(build "$req" "docker://$R1/udfb/base:tiny" "docker://$R1/udfb/udf:latest" "$work/s-replica2" 2>/dev/null)
+check "a tag chosen by the operator is never taken for the key's image" bash -c '[ "$(echo "$1" | grep -c "\"cached\":false")" -eq 1 ]' _ "$out3"
 check "cache verify accepts a store whose base layers stay in the registry" quiet "$bin" cache verify --store "$work/s1"
 
 uploads() { hits "$1" '"POST /v2/udfb/udf/blobs/uploads/'; }
@@ -214,8 +224,9 @@ skopeo copy --quiet --preserve-digests --dest-tls-verify=false --dest-creds 'tus
 docker_config "$work/dc-token" "{\"auths\": {\"$R3\": {\"auth\": \"$(b64 'tuser:t0ken-pw')\"}}}"
 out=$(DOCKER_CONFIG=$work/dc-token build "$req" "docker://$R3/udfb/base:tiny" "docker://$R3/udfb/udf" "$work/s7" 2>"$work/err"); rc=$?
 check "Bearer: build and push through the token server (exit $rc: $(head -c 300 "$work/err"))" [ $rc -eq 0 ]
-check_eq "one token per scope set (pull the base; push plus mount source), cached for the rest" \
+check_eq "one token per scope set (pull the base; look the key up; push plus mount source), cached for the rest" \
 	"$(cat "$work/token/requests.log")" "GET basic-ok repository:udfb/base:pull
+GET basic-ok repository:udfb/udf:pull|repository:udfb/base:pull
 GET basic-ok repository:udfb/udf:pull,push|repository:udfb/base:pull"
 check_eq "the pushed manifest is ours" "$(raw_digest --tls-verify=false --creds 'tuser:t0ken-pw' "docker://$R3/udfb/udf:$tag")" "$digest"
 check "the base layers were mounted under the token" grep -q '"POST /v2/udfb/udf/blobs/uploads/?mount=.*" 201' "$R3_LOG"
