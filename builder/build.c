@@ -111,13 +111,15 @@ static int link_base_layers(struct udfb_store *st, const struct udfb_base *base,
 	return 0;
 }
 
-static int build_fresh(char manifest[UDFB_DIGEST_LEN + 1], struct udfb_store *st, const struct udfb_request *req,
-		       const struct udfb_base *base, const struct udfb_build_opts *o, const char *tmp, struct udfb_err *err)
+static int build_fresh(char manifest[UDFB_DIGEST_LEN + 1], long long *fetched, struct udfb_store *st,
+		       const struct udfb_request *req, const struct udfb_base *base, const struct udfb_build_opts *o,
+		       const char *tmp, struct udfb_err *err)
 {
 	struct udfb_context ctx;
 	struct udfb_context_opts co = { .fetch = o->fetch, .deadline_ms = o->deadline_ms, .cache = st, .tmpdir = tmp };
 	if (udfb_context_prepare(&ctx, req, &co, err) < 0)
 		return -1;
+	*fetched = ctx.fetched_bytes;
 	struct udfb_layer ls[LAYER_MAX] = { 0 };
 	const char *created_by[LAYER_MAX];
 	struct udfb_composed img = { 0 };
@@ -200,7 +202,7 @@ static int publish(struct udfb_build_result *out, struct udfb_store *st, const s
 	json_t *c = json_loadb(ctext, clen, 0, NULL);
 	cleanup_free char *tag = dest_tag(dest, out->key);
 	int rc = dest->kind == UDFB_REF_DOCKER
-			 ? udfb_publish_docker(dest, tag, st, base, out->manifest_digest, m, mtext, mlen, err)
+			 ? udfb_publish_docker(dest, tag, st, base, out->manifest_digest, m, mtext, mlen, &out->pushed_bytes, err)
 			 : publish_oci(dest, tag, st, base, out->manifest_digest, m, mlen, err);
 	if (rc < 0)
 		udfb_err_wrap(err, "publish to %s", dest_str);
@@ -263,7 +265,7 @@ static int build_in_store(struct udfb_build_result *out, struct udfb_store *st, 
 	cleanup_free char *tmpl = udfb_path_join(st->tmp, "build-XXXXXX");
 	if (!mkdtemp(tmpl))
 		return udfb_err_sys(err, errno, "create a build directory in %s", st->tmp);
-	int rc = build_fresh(out->manifest_digest, st, req, base, o, tmpl, err);
+	int rc = build_fresh(out->manifest_digest, &out->fetched_bytes, st, req, base, o, tmpl, err);
 	udfb_rm_rf(tmpl);
 	if (rc == 0)
 		rc = udfb_store_key_put(st, out->key, out->manifest_digest, err);

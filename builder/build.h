@@ -32,6 +32,7 @@ struct udfb_build_result {
 	char *image;   /* "<dest>:<tag>@sha256:..." */
 	json_t *layers; /* [{mediaType, digest, size, diff_id}] in manifest order */
 	int cached;
+	long long fetched_bytes, pushed_bytes; /* for the service's metrics */
 };
 
 /* A resolved base image and where its blobs can be read. */

@@ -88,6 +88,7 @@ static int fetch_missing(struct udfb_context *c, const struct udfb_request *req,
 	for (size_t j = 0; j < n; j++) {
 		if (rc == 0 && o->cache)
 			rc = udfb_store_import_put(o->cache, items[j].location, items[j].tag, &items[j].out, err);
+		c->fetched_bytes += items[j].out.size;
 		c->imports[slot[j]].file = items[j].out; /* cleared with the context */
 	}
 	free(items);

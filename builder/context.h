@@ -24,6 +24,7 @@ struct udfb_context {
 	size_t requirements_len;
 	struct udfb_import_file *imports; /* sorted by name */
 	size_t n_imports;
+	long long fetched_bytes; /* downloaded now, not from the cache */
 };
 
 /* The name an import gets under /app/imports: its location's basename, or

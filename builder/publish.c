@@ -49,7 +49,8 @@ static size_t collect(struct udfb_push_blob *out, json_t *m)
 }
 
 static int push(struct udfb_registry *reg, const struct udfb_ref *dest, const char *tag, struct udfb_push_blob *blobs,
-		size_t n, const char *digest, json_t *m, const char *mtext, size_t mlen, struct udfb_err *err)
+		size_t n, const char *digest, json_t *m, const char *mtext, size_t mlen, long long *pushed,
+		struct udfb_err *err)
 {
 	const char *mt = json_string_value(json_object_get(m, "mediaType"));
 	struct udfb_push_stats s;
@@ -58,12 +59,13 @@ static int push(struct udfb_registry *reg, const struct udfb_ref *dest, const ch
 	udfb_info("pushed %s/%s:%s@%s: %s; blobs present %d, mounted %d, uploaded %d, streamed %d, %lld bytes sent",
 		  dest->host, dest->repo, tag, digest, s.up_to_date ? "tag already current" : "manifest put", s.present,
 		  s.mounted, s.uploaded, s.streamed, s.bytes_sent);
+	*pushed = s.bytes_sent;
 	return 0;
 }
 
 int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
 			const struct udfb_base *base, const char *manifest_digest, json_t *m, const char *mtext,
-			size_t mlen, struct udfb_err *err)
+			size_t mlen, long long *pushed_bytes, struct udfb_err *err)
 {
 	struct udfb_registry *reg;
 	if (udfb_registry_shared(&reg, dest->host, err) < 0)
@@ -80,7 +82,7 @@ int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udf
 			     ? udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s names a bad digest", manifest_digest)
 			     : blob_source(&blobs[k], &paths[k], st, base, err);
 	if (rc == 0)
-		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, err);
+		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, pushed_bytes, err);
 	for (size_t k = 0; k < max; k++)
 		free(paths[k]);
 	free(paths);

@@ -431,6 +431,8 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 	if (rc < 0)
 		return -1;
 	udfb_logf(UDFB_LOG_INFO, &p->fields, "image %s (%s)", r.image, r.cached ? "cached" : "built");
+	udfb_metrics_bytes_fetched(s->metrics, r.fetched_bytes);
+	udfb_metrics_bytes_pushed(s->metrics, r.pushed_bytes);
 	rc = start_sandbox(s, p, r.image, sb, err);
 	udfb_build_result_free(&r);
 	return rc;
