@@ -28,8 +28,31 @@ int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req
 	return udfb_key_compute(key, NULL, &in, err);
 }
 
+/* Compress a layer only when no blob of the store has its diff_id yet: the
+ * stub layer, and an imports layer shared by UDFs that differ only in code,
+ * are compressed once (one uncompressed pass finds the diff_id). */
+static int store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, struct udfb_store *st, const char *tmp,
+		       struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (udfb_layer_diff_id(out->diff_id, w, err) < 0) {
+		udfb_layer_writer_free(w);
+		return -1;
+	}
+	if (udfb_store_layer_get(st, out->diff_id, out->digest, &out->size)) {
+		udfb_debug("layer %s: reused blob %s, not compressed again", out->diff_id, out->digest);
+		udfb_layer_writer_free(w);
+		return 0;
+	}
+	if (udfb_layer_write(out, w, tmp, err) < 0 || udfb_store_put_tmp(st, out->path, out->digest, err) < 0)
+		return -1;
+	free(out->path);
+	out->path = NULL;
+	return udfb_store_layer_put(st, out->diff_id, out->digest, out->size, err);
+}
+
 /* The stub's layer is the same for every UDF: one blob shared by all images. */
-static int stub_layer(struct udfb_layer *out, const char *tmp, struct udfb_err *err)
+static struct udfb_layer_writer *stub_layer(struct udfb_err *err)
 {
 	const struct udfb_template *t = udfb_template_get("server.py");
 	struct udfb_layer_writer *w;
@@ -37,12 +60,12 @@ static int stub_layer(struct udfb_layer *out, const char *tmp, struct udfb_err *
 	if (udfb_layer_add_dir(w, "app/imports", err) < 0 ||
 	    udfb_layer_add_bytes(w, "app/server.py", t->data, t->len, 0, err) < 0) {
 		udfb_layer_writer_free(w);
-		return -1;
+		return NULL;
 	}
-	return udfb_layer_write(out, w, tmp, err);
+	return w;
 }
 
-static int imports_layer(struct udfb_layer *out, const struct udfb_context *c, const char *tmp, struct udfb_err *err)
+static struct udfb_layer_writer *imports_layer(const struct udfb_context *c, struct udfb_err *err)
 {
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
@@ -50,48 +73,49 @@ static int imports_layer(struct udfb_layer *out, const struct udfb_context *c, c
 		cleanup_free char *path = udfb_path_join("app/imports", c->imports[k].name);
 		if (udfb_layer_add_file(w, path, c->imports[k].file.path, c->imports[k].file.size, err) < 0) {
 			udfb_layer_writer_free(w);
-			return -1;
+			return NULL;
 		}
 	}
-	return udfb_layer_write(out, w, tmp, err);
+	return w;
 }
 
-static int udf_layer(struct udfb_layer *out, const struct udfb_request *r, const struct udfb_context *c,
-		     const char *tmp, struct udfb_err *err)
+static struct udfb_layer_writer *udf_layer(const struct udfb_request *r, const struct udfb_context *c,
+					   struct udfb_err *err)
 {
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
 	if (udfb_layer_add_bytes(w, "app/udf.py", r->spec.code, r->spec.code_len, 0, err) < 0 ||
 	    udfb_layer_add_bytes(w, "app/udf.json", c->udf_json, c->udf_json_len, 0, err) < 0) {
 		udfb_layer_writer_free(w);
-		return -1;
+		return NULL;
 	}
-	return udfb_layer_write(out, w, tmp, err);
+	return w;
 }
 
 /* Writes the layers into the store; returns how many there are. */
 static int make_layers(struct udfb_layer *ls, const char **created_by, struct udfb_store *st,
 		       const struct udfb_request *r, const struct udfb_context *c, const char *tmp, struct udfb_err *err)
 {
+	struct udfb_layer_writer *ws[LAYER_MAX];
 	int n = 0;
-	if (stub_layer(&ls[n], tmp, err) < 0)
-		return -1;
-	created_by[n++] = "udf-builder: COPY server.py /app/server.py";
+	created_by[n] = "udf-builder: COPY server.py /app/server.py";
+	ws[n++] = stub_layer(err);
 	if (c->n_imports) {
-		if (imports_layer(&ls[n], c, tmp, err) < 0)
-			return -1;
-		created_by[n++] = "udf-builder: COPY imports/ /app/imports/";
+		created_by[n] = "udf-builder: COPY imports/ /app/imports/";
+		ws[n++] = imports_layer(c, err);
 	}
-	if (udf_layer(&ls[n], r, c, tmp, err) < 0)
-		return -1;
-	created_by[n++] = "udf-builder: COPY udf.py udf.json /app/";
+	created_by[n] = "udf-builder: COPY udf.py udf.json /app/";
+	ws[n++] = udf_layer(r, c, err);
+	int rc = 0;
 	for (int k = 0; k < n; k++) {
-		if (udfb_store_put_tmp(st, ls[k].path, ls[k].digest, err) < 0)
-			return -1;
-		free(ls[k].path);
-		ls[k].path = NULL;
+		if (rc == 0 && !ws[k])
+			rc = -1;
+		else if (rc == 0)
+			rc = store_layer(&ls[k], ws[k], st, tmp, err);
+		else
+			udfb_layer_writer_free(ws[k]);
 	}
-	return n;
+	return rc < 0 ? -1 : n;
 }
 
 static int link_base_layers(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err)

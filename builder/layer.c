@@ -204,6 +204,8 @@ static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size
 	(void)a;
 	struct sink *s = ctx;
 	udfb_sha256_update(s->tar_hash, buf, len);
+	if (s->fd < 0)
+		return (la_ssize_t)len; /* hashing only: the diff_id */
 	s->z.next_in = (unsigned char *)(uintptr_t)buf;
 	s->z.avail_in = (uInt)len;
 	if (sink_flush(s, Z_NO_FLUSH) < 0)
@@ -340,22 +342,17 @@ static int finish(struct udfb_layer *out, struct sink *s, struct udfb_err *err)
 	return 0;
 }
 
-static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err);
-
-/* libarchive converts names through the current locale (and crashes on a
- * name the locale cannot hold).  This thread writes in C.UTF-8 whatever the
- * process's locale is, so a name's bytes never depend on LANG or LC_ALL. */
-int udfb_layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err)
+/* One pass of the tar through the sink. */
+static int tar_pass(struct udfb_layer_writer *w, struct sink *s, struct udfb_err *err)
 {
-	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-	if (utf8 == (locale_t)0) {
-		udfb_layer_writer_free(w);
-		return udfb_err_set(err, UDFB_E_INTERNAL, "write layer: the C.UTF-8 locale is not available");
-	}
-	locale_t old = uselocale(utf8);
-	int rc = layer_write(out, w, tmpdir, err);
-	uselocale(old);
-	freelocale(utf8);
+	struct archive *a = open_tar(s);
+	if (!a)
+		return udfb_err_set(err, UDFB_E_INTERNAL, "write layer: cannot open the tar writer");
+	int rc = write_entries(a, w, err);
+	if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
+		rc = s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") :
+				       udfb_err_set(err, UDFB_E_INTERNAL, "write layer: %s", archive_error_string(a));
+	archive_write_free(a);
 	return rc;
 }
 
@@ -363,34 +360,73 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 {
 	memset(out, 0, sizeof(*out));
 	int fd = -1;
-	if (udfb_mktemp(&out->path, &fd, tmpdir, err) < 0) {
-		udfb_layer_writer_free(w);
+	if (udfb_mktemp(&out->path, &fd, tmpdir, err) < 0)
 		return -1;
-	}
 	struct sink s;
-	int rc = -1;
-	if (sink_open(&s, fd) < 0) {
-		udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed");
-		goto out;
-	}
-	struct archive *a = open_tar(&s);
-	if (!a) {
-		udfb_err_set(err, UDFB_E_INTERNAL, "write layer: cannot open the tar writer");
-		goto out_sink;
-	}
-	rc = write_entries(a, w, err);
-	if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
-		rc = s.failed_errno ? udfb_err_sys(err, s.failed_errno, "write layer") :
-				      udfb_err_set(err, UDFB_E_INTERNAL, "write layer: %s", archive_error_string(a));
-	archive_write_free(a);
+	int rc = sink_open(&s, fd) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
+	if (rc == 0)
+		rc = tar_pass(w, &s, err);
 	if (rc == 0)
 		rc = finish(out, &s, err);
-out_sink:
 	sink_free(&s);
-out:
 	close(fd);
-	udfb_layer_writer_free(w);
 	if (rc < 0)
 		udfb_layer_clear(out);
+	return rc;
+}
+
+static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err)
+{
+	struct sink s;
+	int rc = sink_open(&s, -1) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
+	if (rc == 0)
+		rc = tar_pass(w, &s, err);
+	if (rc == 0) {
+		udfb_sha256_final(s.tar_hash, out);
+		s.tar_hash = NULL;
+	}
+	sink_free(&s);
+	return rc;
+}
+
+/* libarchive converts names through the current locale (and crashes on a
+ * name the locale cannot hold).  Layers are written in C.UTF-8 on this
+ * thread whatever the process's locale, so no byte depends on LANG. */
+static locale_t enter_utf8(locale_t *old, struct udfb_err *err)
+{
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (utf8 == (locale_t)0) {
+		udfb_err_set(err, UDFB_E_INTERNAL, "write layer: the C.UTF-8 locale is not available");
+		return utf8;
+	}
+	*old = uselocale(utf8);
+	return utf8;
+}
+
+static void leave_utf8(locale_t utf8, locale_t old)
+{
+	uselocale(old);
+	freelocale(utf8);
+}
+
+int udfb_layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err)
+{
+	locale_t old, utf8 = enter_utf8(&old, err);
+	int rc = -1;
+	if (utf8 != (locale_t)0) {
+		rc = layer_write(out, w, tmpdir, err);
+		leave_utf8(utf8, old);
+	}
+	udfb_layer_writer_free(w);
+	return rc;
+}
+
+int udfb_layer_diff_id(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err)
+{
+	locale_t old, utf8 = enter_utf8(&old, err);
+	if (utf8 == (locale_t)0)
+		return -1;
+	int rc = diff_id_only(out, w, err);
+	leave_utf8(utf8, old);
 	return rc;
 }

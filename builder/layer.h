@@ -28,6 +28,9 @@ int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const vo
 int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
 			struct udfb_err *err);
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
+/* The diff_id the layer will have, from one uncompressed pass (the writer
+ * stays usable): the store maps it to a blob already compressed. */
+int udfb_layer_diff_id(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err);
 /* Write the layer into a temporary file in tmpdir and free the writer. */
 int udfb_layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err);
 void udfb_layer_writer_free(struct udfb_layer_writer *w);

@@ -52,6 +52,12 @@ int udfb_store_key_put(struct udfb_store *s, const char *key, const char *manife
 int udfb_store_each_blob(struct udfb_store *s, void (*fn)(const char *name, const char *path, void *ctx), void *ctx,
 			 struct udfb_err *err);
 
+/* Layers by diff_id: the blob (compressed) already holding that tar.  get:
+ * 1 with its digest and size when the blob is present. */
+int udfb_store_layer_get(struct udfb_store *s, const char *diff_id, char digest[UDFB_DIGEST_LEN + 1], long long *size);
+int udfb_store_layer_put(struct udfb_store *s, const char *diff_id, const char *digest, long long size,
+			 struct udfb_err *err);
+
 /* The import cache, keyed by (location, tag).  get: 1 and the blob (not
  * owned) on a hit.  put: moves the fetched temporary file in as a blob. */
 struct udfb_fetched;

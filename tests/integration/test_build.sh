@@ -80,6 +80,19 @@ untagged=$(build decimal_types "$work/store" "oci:$work/untagged" | json_get 'v[
 key=$("$bin" key "$work/decimal_types.json" --base "$base")
 check "an untagged destination is tagged by the key" [ "${untagged%@*}" = "oci:$work/untagged:udf-${key#sha256:}" ]
 
+# --- a layer whose tar the store has seen is not compressed again ---
+/usr/bin/python3 - "$work/read_stage_dup_basename.json" "$work/recode.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); s = json.loads(r["spec"]); s["code"] += "\n# edited\n"
+r["spec"] = json.dumps(s); json.dump(r, open(sys.argv[2], "w"))
+PY
+UDFB_LOG_LEVEL=debug "$bin" build "$work/recode.json" --base "$base" --dest "oci:$work/out:recode" --store "$work/store" \
+	>"$work/recode.out" 2>"$work/recode.err"
+imports_layer=$(json_get 'v["layers"][-2]["digest"]' <"$work/recode.out")
+check_eq "new code with the same imports reuses the compressed imports layer" \
+	"$(grep -c "reused blob $imports_layer" "$work/recode.err")" 1
+check "and the stub layer" grep -q "reused blob $(json_get 'v["layers"][-3]["digest"]' <"$work/recode.out")" "$work/recode.err"
+
 # --- errors ---
 err_of() { "$@" 2>&1 >/dev/null; }
 msg=$(err_of build missing_import "$work/store" "oci:$work/out:missing"); rc=$?
