@@ -186,6 +186,7 @@ static int build_one(struct udfb_batch_item *it, const struct udfb_build_opts *o
 	char *dest = rc == 0 ? dest_for(o->dest, it, it->key) : NULL;
 	struct udfb_build_opts mine = *o;
 	mine.dest = dest;
+	mine.tenant = it->tenant;
 	struct udfb_build_result r;
 	if (rc == 0 && (rc = udfb_build(&r, &req, &mine, err)) == 0) {
 		memcpy(it->digest, r.manifest_digest, sizeof(it->digest));

@@ -21,10 +21,16 @@
 
 enum { LAYER_STUB, LAYER_IMPORTS, LAYER_UDF, LAYER_MAX };
 
+const char *udfb_build_tenant(const struct udfb_request *req, const struct udfb_build_opts *o)
+{
+	return o->tenant ? o->tenant : req->tenant ? req->tenant : "";
+}
+
 int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
 		   const struct udfb_build_opts *o, struct udfb_err *err)
 {
-	struct udfb_key_inputs in = { .req = req, .base_digest = base_digest, .platform = o->platform, .salt = o->salt };
+	struct udfb_key_inputs in = { .req = req, .base_digest = base_digest, .platform = o->platform, .salt = o->salt,
+				      .tenant = udfb_build_tenant(req, o) };
 	return udfb_key_compute(key, NULL, &in, err);
 }
 
@@ -140,7 +146,8 @@ static int build_fresh(char manifest[UDFB_DIGEST_LEN + 1], long long *fetched, s
 		       const char *tmp, struct udfb_err *err)
 {
 	struct udfb_context ctx;
-	struct udfb_context_opts co = { .fetch = o->fetch, .deadline_ms = o->deadline_ms, .cache = st, .tmpdir = tmp };
+	struct udfb_context_opts co = { .fetch = o->fetch, .deadline_ms = o->deadline_ms, .cache = st, .tmpdir = tmp,
+					.tenant = udfb_build_tenant(req, o) };
 	if (udfb_context_prepare(&ctx, req, &co, err) < 0)
 		return -1;
 	*fetched = ctx.fetched_bytes;

@@ -23,6 +23,10 @@ struct udfb_build_opts {
 	 * only used in messages. */
 	const struct udfb_base *base_resolved;
 	const struct udfb_fetch_opts *fetch; /* import limits and guard */
+	/* The tenant the image is for (the service's x-databend-tenant); NULL:
+	 * the request's "tenant", else none.  It is part of the key and of the
+	 * import cache's entries: two tenants never share an entry. */
+	const char *tenant;
 	long long deadline_ms;               /* for fetching imports; 0: none */
 };
 
@@ -50,6 +54,7 @@ void udfb_base_free(struct udfb_base *b);
  * NULL-terminated list, e.g. "/databend_udf/__init__.py"). */
 int udfb_base_has_file(const struct udfb_base *b, const char *const *names, int *found, struct udfb_err *err);
 
+const char *udfb_build_tenant(const struct udfb_request *req, const struct udfb_build_opts *o);
 int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
 		   const struct udfb_build_opts *o, struct udfb_err *err);
 int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, const struct udfb_build_opts *o,

@@ -79,7 +79,7 @@ static int fetch_missing(struct udfb_context *c, const struct udfb_request *req,
 	size_t *slot = calloc(c->n_imports + 1, sizeof(*slot)), n = 0;
 	for (size_t k = 0; k < c->n_imports; k++) {
 		const struct udfb_import *im = &req->imports[c->imports[k].index];
-		if (o->cache && udfb_store_import_get(o->cache, im->location, im->tag, &c->imports[k].file))
+		if (o->cache && udfb_store_import_get(o->cache, o->tenant, im->location, im->tag, &c->imports[k].file))
 			continue;
 		items[n] = (struct udfb_fetch_item){ .location = im->location, .url = im->url, .tag = im->tag };
 		slot[n++] = k;
@@ -87,7 +87,7 @@ static int fetch_missing(struct udfb_context *c, const struct udfb_request *req,
 	int rc = udfb_fetch_all(items, n, o->fetch, o->deadline_ms, o->tmpdir, err);
 	for (size_t j = 0; j < n; j++) {
 		if (rc == 0 && o->cache)
-			rc = udfb_store_import_put(o->cache, items[j].location, items[j].tag, &items[j].out, err);
+			rc = udfb_store_import_put(o->cache, o->tenant, items[j].location, items[j].tag, &items[j].out, err);
 		c->fetched_bytes += items[j].out.size;
 		c->imports[slot[j]].file = items[j].out; /* cleared with the context */
 	}

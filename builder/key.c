@@ -42,9 +42,9 @@ int udfb_key_compute(char out[UDFB_DIGEST_LEN + 1], char **canonical, const stru
 	char templates[UDFB_DIGEST_LEN + 1];
 	udfb_templates_digest(templates);
 	json_t *spec = normalized_spec(&in->req->spec);
-	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "format", UDFB_KEY_FORMAT, "builder",
+	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "format", UDFB_KEY_FORMAT, "builder",
 				UDFB_VERSION, "layer_format", UDFB_LAYER_FORMAT, "templates", templates, "salt",
-				in->salt ? in->salt : "", "platform", in->platform, "base",
+				in->salt ? in->salt : "", "tenant", in->tenant ? in->tenant : "", "platform", in->platform, "base",
 				in->base_digest ? in->base_digest : "", "spec", spec, "requirements",
 				string_list(in->req->requirements, in->req->n_requirements), "imports",
 				import_pairs(in->req));

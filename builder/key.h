@@ -12,6 +12,7 @@ struct udfb_key_inputs {
 	const char *base_digest; /* manifest digest of the base image */
 	const char *platform;    /* "linux/amd64" */
 	const char *salt;        /* operator's salt; "" for none */
+	const char *tenant;      /* whose image it is; "" for none */
 };
 
 /* The canonical text (malloc'd) and the key "sha256:<hex>" over it. */

@@ -13,11 +13,14 @@
 #include "fetch.h"
 #include "store.h"
 
-static void entry_id(char hex[65], const char *location, const char *tag)
+static void entry_id(char hex[65], const char *tenant, const char *location, const char *tag)
 {
 	struct udfb_sha256 *h = udfb_sha256_new();
 	char n[32];
-	int w = snprintf(n, sizeof(n), "%zu:", strlen(location));
+	int w = snprintf(n, sizeof(n), "%zu:", strlen(tenant));
+	udfb_sha256_update(h, n, (size_t)w);
+	udfb_sha256_update(h, tenant, strlen(tenant));
+	w = snprintf(n, sizeof(n), "%zu:", strlen(location));
 	udfb_sha256_update(h, n, (size_t)w);
 	udfb_sha256_update(h, location, strlen(location));
 	w = snprintf(n, sizeof(n), "%zu:", strlen(tag));
@@ -28,10 +31,11 @@ static void entry_id(char hex[65], const char *location, const char *tag)
 	memcpy(hex, udfb_digest_hex(d), 65);
 }
 
-static char *entry_path(const struct udfb_store *s, const char *location, const char *tag, int make_dir)
+static char *entry_path(const struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+			int make_dir)
 {
 	char hex[65];
-	entry_id(hex, location, tag);
+	entry_id(hex, tenant, location, tag);
 	char *dir = NULL, *path = NULL;
 	if (asprintf(&dir, "%s/imports/%.2s", s->root, hex) < 0 || asprintf(&path, "%s/%s", dir, hex + 2) < 0)
 		abort();
@@ -44,11 +48,12 @@ static char *entry_path(const struct udfb_store *s, const char *location, const 
 	return path;
 }
 
-int udfb_store_import_get(struct udfb_store *s, const char *location, const char *tag, struct udfb_fetched *out)
+int udfb_store_import_get(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+			  struct udfb_fetched *out)
 {
 	if (!*tag)
 		return 0; /* without a tag nothing identifies the content */
-	cleanup_free char *path = entry_path(s, location, tag, 0);
+	cleanup_free char *path = entry_path(s, tenant ? tenant : "", location, tag, 0);
 	cleanup_free char *text = NULL;
 	size_t len = 0;
 	struct udfb_err err = UDFB_ERR_INIT;
@@ -77,8 +82,8 @@ int udfb_store_import_get(struct udfb_store *s, const char *location, const char
 	return hit;
 }
 
-int udfb_store_import_put(struct udfb_store *s, const char *location, const char *tag, struct udfb_fetched *f,
-			  struct udfb_err *err)
+int udfb_store_import_put(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+			  struct udfb_fetched *f, struct udfb_err *err)
 {
 	if (udfb_store_put_tmp(s, f->path, f->digest, err) < 0)
 		return -1;
@@ -87,7 +92,7 @@ int udfb_store_import_put(struct udfb_store *s, const char *location, const char
 	f->owned = 0;
 	if (!*tag)
 		return 0;
-	cleanup_free char *path = entry_path(s, location, tag, 1);
+	cleanup_free char *path = entry_path(s, tenant ? tenant : "", location, tag, 1);
 	json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "location", location, "tag", tag, "digest", f->digest, "size",
 			      (json_int_t)f->size);
 	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);

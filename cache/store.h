@@ -58,12 +58,14 @@ int udfb_store_layer_get(struct udfb_store *s, const char *diff_id, char digest[
 int udfb_store_layer_put(struct udfb_store *s, const char *diff_id, const char *digest, long long size,
 			 struct udfb_err *err);
 
-/* The import cache, keyed by (location, tag).  get: 1 and the blob (not
+/* The import cache, keyed by (tenant, location, tag): a location and a
+ * tag (perhaps only a length) say nothing across tenants.  get: 1 and the blob (not
  * owned) on a hit.  put: moves the fetched temporary file in as a blob. */
 struct udfb_fetched;
-int udfb_store_import_get(struct udfb_store *s, const char *location, const char *tag, struct udfb_fetched *out);
-int udfb_store_import_put(struct udfb_store *s, const char *location, const char *tag, struct udfb_fetched *f,
-			  struct udfb_err *err);
+int udfb_store_import_get(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+			  struct udfb_fetched *out);
+int udfb_store_import_put(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+			  struct udfb_fetched *f, struct udfb_err *err);
 
 /* Re-hash every blob and check every key's manifest, config and layers.
  * Writes one line per problem to report; *problems counts them. */

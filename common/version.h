@@ -6,7 +6,7 @@
 /* Bump when the bytes of a layer built from the same inputs change (tar
  * layout, compression level, zlib behaviour we rely on). */
 #define UDFB_LAYER_FORMAT 1
-#define UDFB_KEY_FORMAT "udf-builder-key/1"
+#define UDFB_KEY_FORMAT "udf-builder-key/2"
 #define UDFB_DEFAULT_PLATFORM "linux/amd64"
 
 #endif

@@ -52,6 +52,25 @@ check "two shards split the list without overlap or gap" \
 pre "$work/in" --dry-run --shard 2/2 2>"$work/err" >/dev/null
 check_eq "a bad shard exits 2" "$?" 2
 check "and says what it expects" grep -q "^udf-builder: --shard '2/2': expected I/N" "$work/err"
+# Two tenants, one location and tag (a tag can be a mere length), different bytes.
+printf 'alice' >"$work/srv/alice.txt"
+printf 'steal' >"$work/srv/mallory.txt"
+/usr/bin/python3 - "$IMPORTS_PORT" >"$work/tenants.jsonl" <<'PY'
+import json, sys
+for tenant, path in (("alice", "alice.txt"), ("mallory", "mallory.txt")):
+    spec = {"version": 1, "kind": "udf", "language": "python", "handler": "f", "input_types": [], "result_type": "INT",
+            "imports": ["@udf_import_stage/secret.txt"], "packages": [], "runtime_version": "3.12", "code": "def f():\n    return 1\n"}
+    print(json.dumps({"tenant": tenant, "spec": json.dumps(spec), "imports": [{"location": "@udf_import_stage/secret.txt",
+          "url": "http://127.0.0.1:%s/%s?sig=x" % (sys.argv[1], path), "tag": "5"}]}))
+PY
+pre "$work/tenants.jsonl" --dest "oci:$work/tout" -j 1 --report "$work/treport.json" 2>/dev/null
+check "two tenants with one location and tag never share a cache entry" /usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["requests"]
+assert len(r) == 2 and not r[0]["error"] and not r[1]["error"], r
+assert r[0]["key"] != r[1]["key"] and r[0]["manifest_digest"] != r[1]["manifest_digest"], r
+assert not r[1]["cached"], r' "$work/treport.json"
+
 pre "$work/nope" --dest "oci:$work/out" 2>"$work/err" >/dev/null
 check "a missing input is named" grep -q "^udf-builder: prebuild input $work/nope: no such file" "$work/err"
 
