@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh test >/dev/null
 rows=$(mktemp)
-for b in bench/*_vs_*.sh; do
+for b in bench/*_vs_*.sh bench/sandbox_cold_warm.sh; do
 	echo "running $b ..." >&2
 	bash "$b" >>"$rows" || echo -e "$(basename "$b")\tFAILED\t\t\t\t" >>"$rows"
 done

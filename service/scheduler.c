@@ -9,11 +9,17 @@ static int make_template(struct udfb_scheduler *out, const struct udfb_config *c
 	return udfb_scheduler_template_new(out, cfg->endpoint_template, err);
 }
 
+static int make_local(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)
+{
+	return udfb_scheduler_local_new(out, cfg, err);
+}
+
 static const struct {
 	const char *name;
 	int (*make)(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err);
 } backends[] = {
 	{ "template", make_template },
+	{ "local", make_local },
 };
 
 int udfb_scheduler_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)

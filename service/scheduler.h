@@ -38,6 +38,11 @@ struct udfb_scheduler_ops {
 	/* Stop sandboxes idle longer than idle_ms; returns how many. */
 	int (*reap_idle)(void *impl, long idle_ms, struct udfb_err *err);
 	int (*ready)(void *impl);
+	/* Optional (NULL: always).  0 when the sandbox ensure() reported for
+	 * (tenant, key) is gone (died, stopped idle): the service then calls
+	 * ensure() again instead of answering from memory.  Called on every
+	 * call answered from memory, so it must not block. */
+	int (*alive)(void *impl, const char *tenant, const char *key);
 	void (*destroy)(void *impl);
 };
 
@@ -53,6 +58,9 @@ int udfb_scheduler_new(struct udfb_scheduler *out, const struct udfb_config *cfg
 /* Endpoints from an operator's pattern: {key} (64 hex), {key12}, {tenant}
  * (as a DNS label).  It starts nothing: the operator runs the sandboxes. */
 int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern, struct udfb_err *err);
+/* Sandboxes on this machine under an OCI runtime (runc, runsc); its
+ * settings are cfg->scheduler_opts (docs/configuration.md). */
+int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err);
 void udfb_sandbox_clear(struct udfb_sandbox *s);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,27 +223,41 @@ static void fill_out(struct udfb_apply_out *out, const struct udfb_flight *f)
 #define FP_TENANT "\x01fingerprint" /* no real tenant has a control byte */
 
 /* What decides a request's outcome, as bytes: length-prefixed so that no
- * two different requests share a fingerprint by shifting bytes around. */
+ * two different requests share a fingerprint by shifting bytes around.  On
+ * the path of every repeated call: one hash update per part, no formatting. */
+static void fp_part(struct udfb_sha256 *h, const char *p, size_t n)
+{
+	uint64_t len = n;
+	udfb_sha256_update(h, &len, sizeof(len));
+	udfb_sha256_update(h, p, n);
+}
+
 static void fingerprint(char out[UDFB_DIGEST_LEN + 1], const char *tenant, const char *spec, size_t spec_len,
 			const struct udfb_import *imports, size_t n_imports)
 {
 	struct udfb_sha256 *h = udfb_sha256_new();
-	char n[32];
-	int w = snprintf(n, sizeof(n), "%zu:", strlen(tenant));
-	udfb_sha256_update(h, n, (size_t)w);
-	udfb_sha256_update(h, tenant, strlen(tenant));
-	w = snprintf(n, sizeof(n), "%zu:", spec_len);
-	udfb_sha256_update(h, n, (size_t)w);
-	udfb_sha256_update(h, spec, spec_len);
+	fp_part(h, tenant, strlen(tenant));
+	fp_part(h, spec, spec_len);
 	for (size_t k = 0; k < n_imports; k++) {
-		const char *parts[2] = { imports[k].location ? imports[k].location : "", imports[k].tag ? imports[k].tag : "" };
-		for (int j = 0; j < 2; j++) {
-			w = snprintf(n, sizeof(n), "%zu:", strlen(parts[j]));
-			udfb_sha256_update(h, n, (size_t)w);
-			udfb_sha256_update(h, parts[j], strlen(parts[j]));
-		}
+		const char *loc = imports[k].location ? imports[k].location : "", *tag = imports[k].tag ? imports[k].tag : "";
+		fp_part(h, loc, strlen(loc));
+		fp_part(h, tag, strlen(tag));
 	}
 	udfb_sha256_final(h, out);
+}
+
+/* A ready flight whose sandbox the scheduler lost (it died, or was stopped
+ * idle) goes back to NEW, so this call takes the slow path: the build is a
+ * store hit and the scheduler's ensure() starts a new sandbox.  Lock held. */
+static int sandbox_alive(struct udfb_service *s, struct udfb_flight *f)
+{
+	if (!s->sched.ops->alive || s->sched.ops->alive(s->sched.impl, f->tenant, f->key))
+		return 1;
+	free(f->endpoint);
+	free(f->token);
+	f->endpoint = f->token = NULL;
+	f->state = UDFB_FLIGHT_NEW;
+	return 0;
 }
 
 /* Called with the lock held, once the flight is ready. */
@@ -264,7 +279,7 @@ int udfb_service_repeat(struct udfb_service *s, const struct udfb_call_meta *met
 	fingerprint(fp, tenant, spec, spec_len, imports, n_imports);
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
-	int hit = a && a->alias->state == UDFB_FLIGHT_READY;
+	int hit = a && a->alias->state == UDFB_FLIGHT_READY && sandbox_alive(s, a->alias);
 	if (hit)
 		fill_out(out, a->alias);
 	pthread_mutex_unlock(&s->mu);
@@ -317,7 +332,7 @@ int udfb_service_prepare(struct udfb_service *s, struct udfb_prepared **out, con
 		udfb_prepared_free(p);
 		return -1;
 	}
-	struct udfb_build_opts o = { .salt = s->cfg.salt, .platform = s->cfg.platform };
+	struct udfb_build_opts o = { .salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant };
 	if (udfb_build_key(p->key, &p->req, p->base->base.image.manifest_digest, &o, err) < 0) {
 		udfb_prepared_free(p);
 		return -1;
@@ -331,7 +346,7 @@ int udfb_service_lookup(struct udfb_service *s, const struct udfb_prepared *p, s
 {
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
-	int hit = f && f->state == UDFB_FLIGHT_READY;
+	int hit = f && f->state == UDFB_FLIGHT_READY && sandbox_alive(s, f);
 	if (hit) {
 		fill_out(out, f);
 		remember(s, p->fingerprint, f);
@@ -423,7 +438,7 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 	if (dest_for(&dest, s, p, err) < 0)
 		return -1;
 	struct udfb_build_opts o = { .store_dir = s->cfg.store, .base = p->base->runtime, .dest = dest,
-				     .salt = s->cfg.salt, .platform = s->cfg.platform,
+				     .salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant,
 				     .base_resolved = &p->base->base, .fetch = &s->cfg.fetch };
 	struct udfb_build_result r;
 	int rc = udfb_build(&r, &p->req, &o, err);

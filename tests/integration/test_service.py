@@ -820,7 +820,7 @@ class TokenTest(ServerCase):
             self.assertReply(r, "OK")
             self.assertRegex(r.token, r"^[0-9a-f]{64}$")
         self.assertNotEqual(ra["tenant-a"].token, ra["tenant-b"].token)
-        self.assertEqual(self.key_of(ra["tenant-a"]), self.key_of(ra["tenant-b"]))
+        self.assertNotEqual(self.key_of(ra["tenant-a"]), self.key_of(ra["tenant-b"]))  # the tenant is in the key
         self.assertEqual(a.call(req, tenant="tenant-a").token, ra["tenant-a"].token)
         rb, rc, rd = (s.call(req, tenant="tenant-a") for s in (b, c, d))
         for r in (rb, rc, rd):

@@ -1,0 +1,322 @@
+/* The OCI runtime's command line: see ocirt.h. */
+#include "ocirt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cleanup.h"
+#include "fsutil.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define OUTPUT_MAX (1u << 20)
+#define CALL_TIMEOUT_MS 30000
+
+void udfb_ocirt_init(struct udfb_ocirt *rt, const char *bin, const char *root, const char *args_line)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->bin = strdup(bin);
+	rt->root = strdup(root);
+	cleanup_free char *copy = strdup(args_line ? args_line : "");
+	rt->args = calloc(strlen(copy) / 2 + 2, sizeof(char *));
+	for (char *save = NULL, *a = strtok_r(copy, " \t", &save); a; a = strtok_r(NULL, " \t", &save))
+		rt->args[rt->n_args++] = strdup(a);
+}
+
+void udfb_ocirt_clear(struct udfb_ocirt *rt)
+{
+	for (size_t k = 0; k < rt->n_args; k++)
+		free(rt->args[k]);
+	free(rt->args);
+	free(rt->bin);
+	free(rt->root);
+	memset(rt, 0, sizeof(*rt));
+}
+
+int udfb_pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int udfb_pidfd_exited(int pidfd, int wait_ms)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	int n;
+	do
+		n = poll(&p, 1, wait_ms);
+	while (n < 0 && errno == EINTR);
+	return n > 0;
+}
+
+void udfb_pidfd_reap(int pidfd, char *how, size_t n)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	how[0] = '\0';
+	if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+		return; /* not our child (adopted), or still running */
+	if (si.si_code == CLD_EXITED)
+		snprintf(how, n, "exit status %d", si.si_status);
+	else
+		snprintf(how, n, "killed by signal %d", si.si_status);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char **make_argv(const struct udfb_ocirt *rt, const char *const *verb)
+{
+	size_t nv = 0;
+	while (verb[nv])
+		nv++;
+	char **argv = calloc(rt->n_args + nv + 4, sizeof(char *));
+	size_t k = 0;
+	argv[k++] = rt->bin;
+	argv[k++] = "--root";
+	argv[k++] = rt->root;
+	for (size_t j = 0; j < rt->n_args; j++)
+		argv[k++] = rt->args[j];
+	for (size_t j = 0; j < nv; j++)
+		argv[k++] = (char *)verb[j];
+	return argv;
+}
+
+/* The runtime sees PATH and nothing else of our environment (which may hold
+ * token secrets). */
+static int spawn(pid_t *pid, const struct udfb_ocirt *rt, const char *const *verb, int out_fd, struct udfb_err *err)
+{
+	cleanup_free char **argv = make_argv(rt, verb);
+	cleanup_free char *path = NULL;
+	const char *p = getenv("PATH");
+	if (asprintf(&path, "PATH=%s", p && *p ? p : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") < 0)
+		abort();
+	char *envp[] = { path, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+	posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	posix_spawnattr_init(&at);
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	int rc = posix_spawnp(pid, rt->bin, &fa, &at, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (rc != 0)
+		return udfb_err_set(err, rc == ENOENT ? UDFB_E_UNSUPPORTED : UDFB_E_INTERNAL, "runtime %s: %s%s", rt->bin,
+				    strerror(rc), rc == ENOENT ? " (not installed, or not in PATH)" : "");
+	return 0;
+}
+
+/* Wait for the child until the deadline, then kill it. */
+static int wait_child(pid_t pid, long long deadline, int *status)
+{
+	int fd = udfb_pidfd_open(pid);
+	if (fd >= 0) {
+		long long left = deadline - now_ms();
+		if (!udfb_pidfd_exited(fd, left > 0 ? (int)left : 0))
+			kill(pid, SIGKILL);
+		close(fd);
+	}
+	while (waitpid(pid, status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return 0;
+}
+
+/* Run the runtime with output to a pipe; *out gets it all. */
+static int call(const struct udfb_ocirt *rt, const char *const *verb, struct udfb_buf *out, int *status,
+		struct udfb_err *err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return udfb_err_sys(err, errno, "pipe");
+	pid_t pid;
+	int rc = spawn(&pid, rt, verb, p[1], err);
+	close(p[1]);
+	if (rc < 0) {
+		close(p[0]);
+		return -1;
+	}
+	long long deadline = now_ms() + CALL_TIMEOUT_MS;
+	char chunk[4096];
+	for (;;) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		long long left = deadline - now_ms();
+		if (left <= 0 || (poll(&pf, 1, (int)left) < 0 && errno != EINTR))
+			break;
+		ssize_t n = read(p[0], chunk, sizeof(chunk));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		udfb_buf_add(out, chunk, (size_t)n); /* past the limit: the rest is dropped */
+	}
+	close(p[0]);
+	if (wait_child(pid, deadline, status) < 0)
+		return udfb_err_sys(err, errno, "runtime %s: wait", rt->bin);
+	return 0;
+}
+
+/* The last non-empty line of text, for messages. */
+static const char *last_line(struct udfb_buf *b)
+{
+	if (!b->data)
+		return "";
+	while (b->len && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == ' '))
+		b->data[--b->len] = '\0';
+	char *nl = strrchr(b->data, '\n');
+	return nl ? nl + 1 : b->data;
+}
+
+static int failed(const struct udfb_ocirt *rt, const char *verb, const char *id, int status, struct udfb_buf *out,
+		  struct udfb_err *err)
+{
+	const char *line = last_line(out);
+	enum udfb_errcat cat = strstr(line, "does not exist") || strstr(line, "not exist") ? UDFB_E_NOTFOUND : UDFB_E_INTERNAL;
+	if (WIFSIGNALED(status))
+		return udfb_err_set(err, cat, "runtime %s %s %s: killed by signal %d", rt->bin, verb, id, WTERMSIG(status));
+	return udfb_err_set(err, cat, "runtime %s %s %s: %.300s", rt->bin, verb, id, *line ? line : "failed");
+}
+
+static int simple(const struct udfb_ocirt *rt, const char *const *verb, const char *id, struct udfb_buf *out,
+		  struct udfb_err *err)
+{
+	int status = 0;
+	if (call(rt, verb, out, &status, err) < 0)
+		return -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return failed(rt, verb[0], id, status, out, err);
+	return 0;
+}
+
+int udfb_ocirt_version(const struct udfb_ocirt *rt, char **out, struct udfb_err *err)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, OUTPUT_MAX);
+	const char *verb[] = { "--version", NULL };
+	int rc = simple(rt, verb, "", &b, err);
+	if (rc == 0) {
+		char *nl = b.data ? strchr(b.data, '\n') : NULL;
+		if (nl)
+			*nl = '\0';
+		*out = strdup(b.data ? b.data : "");
+	}
+	udfb_buf_free(&b);
+	return rc;
+}
+
+static int read_pid(const char *path, pid_t *pid, struct udfb_err *err)
+{
+	cleanup_free char *text = NULL;
+	size_t len;
+	if (udfb_read_file(&text, &len, path, 64, err) < 0)
+		return -1;
+	long v = strtol(text, NULL, 10);
+	if (v <= 0)
+		return udfb_err_set(err, UDFB_E_INTERNAL, "%s: no pid", path);
+	*pid = (pid_t)v;
+	return 0;
+}
+
+int udfb_ocirt_run(const struct udfb_ocirt *rt, const char *id, const char *bundle, int log_fd, pid_t *pid,
+		   struct udfb_err *err)
+{
+	cleanup_free char *pid_file = udfb_path_join(bundle, "pid");
+	const char *verb[] = { "run", "-d", "--bundle", bundle, "--pid-file", pid_file, id, NULL };
+	pid_t child;
+	/* The container inherits stdout and stderr: a pipe would never see EOF. */
+	if (spawn(&child, rt, verb, log_fd, err) < 0)
+		return -1;
+	int status = 0;
+	if (wait_child(child, now_ms() + CALL_TIMEOUT_MS, &status) < 0)
+		return udfb_err_sys(err, errno, "runtime %s: wait", rt->bin);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (WIFSIGNALED(status))
+			return udfb_err_set(err, UDFB_E_INTERNAL, "runtime %s run %s: killed by signal %d", rt->bin, id,
+					    WTERMSIG(status));
+		return udfb_err_set(err, UDFB_E_INTERNAL, "runtime %s run %s: exit status %d", rt->bin, id, WEXITSTATUS(status));
+	}
+	return read_pid(pid_file, pid, err);
+}
+
+int udfb_ocirt_state(const struct udfb_ocirt *rt, const char *id, char **status, pid_t *pid, struct udfb_err *err)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, OUTPUT_MAX);
+	const char *verb[] = { "state", id, NULL };
+	int rc = simple(rt, verb, id, &b, err);
+	json_t *j = rc == 0 ? json_loadb(b.data ? b.data : "", b.len, 0, NULL) : NULL;
+	if (rc == 0 && !json_is_string(json_object_get(j, "status")))
+		rc = udfb_err_set(err, UDFB_E_INTERNAL, "runtime %s state %s: unexpected output", rt->bin, id);
+	if (rc == 0) {
+		*status = strdup(json_string_value(json_object_get(j, "status")));
+		*pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+	}
+	json_decref(j);
+	udfb_buf_free(&b);
+	return rc;
+}
+
+int udfb_ocirt_kill(const struct udfb_ocirt *rt, const char *id, const char *signal, struct udfb_err *err)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, OUTPUT_MAX);
+	const char *verb[] = { "kill", id, signal, NULL };
+	int rc = simple(rt, verb, id, &b, err);
+	udfb_buf_free(&b);
+	return rc;
+}
+
+int udfb_ocirt_delete(const struct udfb_ocirt *rt, const char *id, struct udfb_err *err)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, OUTPUT_MAX);
+	const char *verb[] = { "delete", "--force", id, NULL };
+	int rc = simple(rt, verb, id, &b, err);
+	udfb_buf_free(&b);
+	if (rc < 0 && err->cat == UDFB_E_NOTFOUND) {
+		udfb_err_clear(err);
+		return 0;
+	}
+	return rc;
+}
+
+int udfb_ocirt_list(const struct udfb_ocirt *rt, json_t **ids, struct udfb_err *err)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, OUTPUT_MAX);
+	const char *verb[] = { "list", "-q", NULL };
+	int rc = simple(rt, verb, "", &b, err);
+	if (rc == 0) {
+		*ids = json_array();
+		for (char *save = NULL, *l = strtok_r(b.data ? b.data : "", "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+			if (*l)
+				json_array_append_new(*ids, json_string(l));
+	}
+	udfb_buf_free(&b);
+	return rc;
+}
