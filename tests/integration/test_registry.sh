@@ -256,4 +256,30 @@ check "skopeo copy over https verifies every blob" quiet skopeo copy --src-tls-v
 UDFB_REGISTRY_INSECURE="other:1,$R4" build "$work/decimal_types.json" "oci:$tiny:tiny" "docker://$R4/udfb/udf" "$work/s9" >/dev/null 2>&1
 check_eq "a host listed in UDFB_REGISTRY_INSECURE skips verification" "$?" 0
 
+# --- kill -9 at random moments of builds that push ---
+head -c $((8 << 20)) /dev/urandom >"$work/srv/big.bin"
+bad=0 unusable=0
+for i in $(seq 1 10); do
+	/usr/bin/python3 - "$work/kill$i.json" "$IMPORTS_PORT" "$i" <<'PY'
+import json, sys
+spec = {"version": 1, "kind": "udf", "language": "python", "handler": "f", "input_types": [], "result_type": "INT",
+        "imports": ["@s/big.bin"], "packages": [], "runtime_version": "3.12", "code": "def f():\n    return %s\n" % sys.argv[3]}
+json.dump({"spec": json.dumps(spec), "imports": [{"location": "@s/big.bin",
+           "url": "http://127.0.0.1:%s/big.bin?sig=x" % sys.argv[2], "tag": "big"}]}, open(sys.argv[1], "w"))
+PY
+	build "$work/kill$i.json" "docker://$R1/udfb/base:tiny" "docker://$R1/udfb/killed" "$work/s-kill" >/dev/null 2>&1 &
+	pid=$!
+	sleep "0.$(printf '%03d' $((RANDOM % 600)))"
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	"$bin" cache verify --store "$work/s-kill" >"$work/v" 2>&1 || { bad=$((bad + 1)); sed 's/^/# /' "$work/v" | head -3; }
+	out=$(build "$work/kill$i.json" "docker://$R1/udfb/base:tiny" "docker://$R1/udfb/killed" "$work/s-kill" 2>"$work/err") ||
+		{ unusable=$((unusable + 1)); sed 's/^/# /' "$work/err"; continue; }
+	d=$(echo "$out" | json_get 'v["manifest_digest"]')
+	[ "$(raw_digest --tls-verify=false "docker://$R1/udfb/killed:$(echo "$out" | json_get 'v["image"].split(":")[-2].split("@")[0]')")" = "$d" ] ||
+		{ unusable=$((unusable + 1)); echo "# the registry's tag does not name $d"; }
+done
+check_eq "after 10 kill -9s during builds and pushes, cache verify found nothing wrong" "$bad" 0
+check_eq "and every request then built and pushed, its tag naming its manifest" "$unusable" 0
+
 tap_done
