@@ -26,7 +26,7 @@ m = udf_pb2.ApplyUdfResourceRequest(spec=r["spec"]).SerializeToString()
 open(sys.argv[1] + "/body", "wb").write(struct.pack(">BI", 0, len(m)) + m)
 PY
 
-"$bin" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --store "$work/store" --log-level warn \
+"$bin" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --store "$work/store" --log-level warn --scheduler template \
 	--base-image "3=oci:$tiny:tiny" >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 "$empty" "$work/empty.port" &

@@ -23,7 +23,7 @@ static const char serve_usage[] =
 	"  --base-image RUNTIME=REF  base image for a Python runtime, repeatable (3.12=oci:DIR:TAG)\n"
 	"  --default-runtime RUNTIME runtime for a spec without runtime_version (the first base)\n"
 	"  --dest REF                where images are published (oci:STORE/images)\n"
-	"  --scheduler NAME          sandbox backend: template or local (docs/service.md)\n"
+	"  --scheduler NAME          sandbox backend: local (default) or template (docs/service.md)\n"
 	"  --endpoint-template PAT   template scheduler's endpoint ({key}, {key12}, {tenant})\n"
 	"  --scheduler-opt KEY=VALUE a setting of the scheduler backend, repeatable (docs/service.md)\n"
 	"  --default-tenant NAME     tenant of calls without x-databend-tenant (none: refused)\n"

@@ -15,7 +15,7 @@ libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certifica
 test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc
 python3 python3-grpcio python3-protobuf curl hyperfine"
 
-run="$build mmdebstrap umoci skopeo"
+run="$build mmdebstrap umoci skopeo runc"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -19,7 +19,7 @@ void udfb_config_defaults(struct udfb_config *c)
 	memset(c, 0, sizeof(*c));
 	set_str(&c->listen, "127.0.0.1:50051");
 	set_str(&c->admin_listen, "127.0.0.1:9090");
-	set_str(&c->scheduler, "template");
+	set_str(&c->scheduler, "local");
 	set_str(&c->endpoint_template, "http://udf-{key12}.{tenant}.svc:8815");
 	set_str(&c->salt, "");
 	set_str(&c->platform, UDFB_DEFAULT_PLATFORM);

@@ -80,6 +80,7 @@ int main(void)
 	udfb_config_set(&cfg, "base-image", base, &err);
 	udfb_config_set(&cfg, "token-secret", "0123456789abcdef-test", &err);
 	udfb_config_set(&cfg, "build-workers", "4", &err);
+	udfb_config_set(&cfg, "scheduler", "template", &err); /* the tiny base runs nothing */
 	struct udfb_service *s;
 	CHECK(udfb_service_new(&s, &cfg, &err) == 0, "service starts (%s)", err.msg ? err.msg : "ok");
 
