@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "curl_init.h"
 #include "fsutil.h"
 
 enum xstate { X_WAITING, X_RUNNING, X_DONE, X_FAILED };
@@ -46,20 +47,9 @@ long long udfb_monotonic_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 int udfb_fetch_global_init(struct udfb_err *err)
 {
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK)
-		return udfb_err_set(err, UDFB_E_INTERNAL, "libcurl: %s", curl_easy_strerror(curl_init_rc));
-	return 0;
+	return udfb_curl_global_init(err);
 }
 
 /* ---- callbacks ---- */

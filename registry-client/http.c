@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "curl_init.h"
 #include "version.h"
 
 #define HEADER_VALUE_MAX (16u << 10)
@@ -18,20 +19,9 @@ struct xfer {
 	long long offset; /* MEM and FILE bodies */
 };
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
-
-static void global_init(void)
-{
-	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 int udfb_http_global_init(struct udfb_err *err)
 {
-	pthread_once(&once, global_init);
-	if (global_rc != CURLE_OK)
-		return udfb_err_set(err, UDFB_E_INTERNAL, "libcurl: %s", curl_easy_strerror(global_rc));
-	return 0;
+	return udfb_curl_global_init(err);
 }
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ctx)
