@@ -14,12 +14,18 @@ static int make_local(struct udfb_scheduler *out, const struct udfb_config *cfg,
 	return udfb_scheduler_local_new(out, cfg, err);
 }
 
+static int make_k8s(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)
+{
+	return udfb_scheduler_k8s_new(out, cfg, err);
+}
+
 static const struct {
 	const char *name;
 	int (*make)(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err);
 } backends[] = {
 	{ "template", make_template },
 	{ "local", make_local },
+	{ "kubernetes", make_k8s },
 };
 
 int udfb_scheduler_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)

@@ -61,6 +61,10 @@ int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern,
 /* Sandboxes on this machine under an OCI runtime (runc, runsc); its
  * settings are cfg->scheduler_opts (docs/configuration.md). */
 int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err);
+/* Sandboxes on a Kubernetes cluster (gVisor by default): a Deployment,
+ * Service and NetworkPolicy per (tenant, key) in a namespace per tenant;
+ * settings in cfg->scheduler_opts (docs/configuration.md). */
+int udfb_scheduler_k8s_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err);
 void udfb_sandbox_clear(struct udfb_sandbox *s);
 
 #endif

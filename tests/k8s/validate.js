@@ -30,6 +30,12 @@
 //      volume, and uses the service's base image and destination;
 //    - every ConfigMap, Secret, ServiceAccount and PVC a pod refers to is
 //      among the documents.
+// With --sandbox first, the files hold the kubernetes scheduler's sandbox
+// objects instead (Namespace, Deployment, Service, NetworkPolicy per UDF):
+// schema validation as in 1., the container checks of 2., plus: the namespace
+// is udf-<label> enforcing the restricted Pod Security level, every pod
+// names a runtimeClassName and has readiness on /health:8080, and no
+// NetworkPolicy egress rule is open to 169.254.169.254.
 // Prints TAP ("ok N - file: Kind/name"), exits 1 on any failure.
 'use strict';
 
@@ -467,8 +473,66 @@ function checkPrebuild(docs, d, pod, c, serveCfgs) {
 
 // ---- main ----------------------------------------------------------------------
 
+function ipv4(s) {
+	const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+	return m ? ((+m[1] << 24) >>> 0) + (+m[2] << 16) + (+m[3] << 8) + +m[4] : null;
+}
+
+function cidrHas(cidr, addr) {
+	const [net, bits] = cidr.split('/');
+	const n = ipv4(net);
+	if (n === null) return false;
+	const b = bits === undefined ? 32 : +bits;
+	const mask = b === 0 ? 0 : (0xffffffff << (32 - b)) >>> 0;
+	return ((n & mask) >>> 0) === ((addr & mask) >>> 0);
+}
+
+function mainSandbox(args) {
+	const docs = loadAll(expandArgs(args));
+	const META = ipv4('169.254.169.254');
+	for (const d of docs) {
+		const doc = d.doc;
+		const problems = [];
+		if (doc.kind === 'Namespace') {
+			const l = (doc.metadata && doc.metadata.labels) || {};
+			if (!/^udf-[a-z0-9-]+$/.test(doc.metadata.name)) problems.push('name is not udf-<label>');
+			if (l['pod-security.kubernetes.io/enforce'] !== 'restricted') problems.push('does not enforce the restricted Pod Security level');
+			report(`${d.file}: ${label(doc)}: sandbox namespace`, problems);
+		}
+		const pod = podSpecOf(doc);
+		if (pod) {
+			checkContainers(d, pod);
+			if (!pod.runtimeClassName) problems.push('no runtimeClassName');
+			for (const c of containersOf(pod)) {
+				const g = (c.readinessProbe || {}).httpGet || {};
+				if (g.path !== '/health' || g.port !== 8080) problems.push(`container ${c.name}: readiness is not GET /health on 8080`);
+				if (!/@sha256:[0-9a-f]{64}$/.test(c.image || '')) problems.push(`container ${c.name}: image not pinned by digest`);
+			}
+			report(`${d.file}: ${label(doc)}: runtimeClassName, readiness /health:8080, image by digest`, problems);
+		}
+		if (doc.kind === 'NetworkPolicy') {
+			const spec = doc.spec || {};
+			if (!(spec.policyTypes || []).includes('Egress') || !(spec.policyTypes || []).includes('Ingress')) problems.push('policyTypes lacks Ingress or Egress');
+			for (const r of spec.egress || []) {
+				if (!r.to || !r.to.length) problems.push('an egress rule open to everything');
+				for (const peer of r.to || []) {
+					const b = peer.ipBlock;
+					if (b && cidrHas(b.cidr, META) && !(b.except || []).some((e) => cidrHas(e, META)))
+						problems.push(`egress to ${b.cidr} includes 169.254.169.254`);
+				}
+			}
+			for (const r of spec.ingress || []) if (!r.from || !r.from.length) problems.push('an ingress rule open to everything');
+			report(`${d.file}: ${label(doc)}: egress never open to 169.254.169.254, ingress restricted`, problems);
+		}
+	}
+	console.log(`1..${n}`);
+	if (failures) console.log(`# ${failures} of ${n} failed`);
+	process.exit(failures ? 1 : 0);
+}
+
 function main() {
-	const args = process.argv.slice(2);
+	let args = process.argv.slice(2);
+	if (args[0] === '--sandbox') return mainSandbox(args.slice(1));
 	if (!args.length) {
 		console.error('usage: node validate.js FILE.yaml|DIR ...');
 		process.exit(2);

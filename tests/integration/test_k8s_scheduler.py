@@ -1,0 +1,380 @@
+#!/usr/bin/python3
+"""Integration test of the `kubernetes` scheduler against a FAKE API server.
+
+There is no Kubernetes cluster here.  The API server below is a FAKE on
+127.0.0.1 written for this test: it records every request, answers a
+server-side apply PATCH by storing the object and returning it, answers a
+GET of a Deployment with status.readyReplicas 1 from the second GET on,
+answers DELETE by removing the object, and refuses (403, a Status object)
+every apply in a namespace whose name holds "forbidden".  It checks nothing
+a real API server would check; the objects themselves are validated against
+the Kubernetes OpenAPI schema by tests/k8s/validate.js (kubernetes-models).
+
+Everything else is production: `udf-builder serve --scheduler kubernetes`,
+the build, and a real push of the image to a loopback docker-registry
+(tests/lib/registry.sh) with the tiny base from tests/lib/base-image.sh.
+
+Checked: ApplyUdfResource returns the predicted endpoint
+http://udf-<key16>.udf-<label>.svc.cluster.local:8815; the conversation is
+namespace -> deployment -> service -> networkpolicy applies (PATCH,
+application/apply-patch+yaml, fieldManager=udf-builder, force=true, the
+bearer token) then GETs of the Deployment until ready; a second call for the
+same key is answered from memory (the scheduler's alive() says yes) and
+makes no API request -- by design: ensure() itself always re-applies, which
+is idempotent under server-side apply, but the service only calls it for a
+sandbox it does not know alive; two tenants get two namespaces; the objects
+validate (node tests/k8s/validate.js --sandbox); a 403 is a clear gRPC error
+naming the object and the Status message; the token never appears in the
+service's stderr.  Results are TAP lines.
+"""
+
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("UDFB_BIN") or str(REPO / "bin" / "udf-builder")
+APPLY = "/udfproto.UdfService/ApplyUdfResource"
+TOKEN = "fake-k8s-bearer-" + uuid.uuid4().hex
+SECRET = "k8s-test-secret-0123456789abcdef"
+
+n = 0
+failures = 0
+
+
+def tap(ok, desc, detail=""):
+    global n, failures
+    n += 1
+    if not ok:
+        failures += 1
+    print("%s %d - %s" % ("ok" if ok else "not ok", n, desc), flush=True)
+    if not ok and detail:
+        for line in str(detail).splitlines()[:40]:
+            print("#   " + line, flush=True)
+
+
+def skip(reason):
+    print("1..0 # SKIP " + reason, flush=True)
+    sys.exit(77)
+
+
+class FakeKube:
+    """A FAKE Kubernetes API server (see the module docstring)."""
+
+    def __init__(self):
+        self.requests = []
+        self.objects = {}  # path without query -> object
+        self.gets = {}
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def status(self, code, reason, msg):
+                self.reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": msg,
+                                  "reason": reason, "code": code})
+
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path, _, query = self.path.partition("?")
+                rec = {"method": self.command, "path": path, "query": query,
+                       "content_type": self.headers.get("Content-Type"),
+                       "authorization": self.headers.get("Authorization"),
+                       "body": json.loads(body) if body else None}
+                with outer.lock:
+                    outer.requests.append(rec)
+                    if self.command == "PATCH":
+                        if "forbidden" in path:
+                            return self.status(403, "Forbidden", 'deployments.apps is forbidden: User "system:serviceaccount:udf:udf-builder" cannot patch resource')
+                        outer.objects[path] = rec["body"]
+                        return self.reply(200, rec["body"])
+                    if self.command == "GET":
+                        obj = outer.objects.get(path)
+                        if obj is None:
+                            return self.status(404, "NotFound", "%s not found" % path)
+                        outer.gets[path] = outer.gets.get(path, 0) + 1
+                        obj = json.loads(json.dumps(obj))
+                        if outer.gets[path] > 1:
+                            obj["status"] = {"replicas": 1, "readyReplicas": 1}
+                        return self.reply(200, obj)
+                    if self.command == "DELETE":
+                        if outer.objects.pop(path, None) is None:
+                            return self.status(404, "NotFound", "%s not found" % path)
+                        return self.reply(200, {"kind": "Status", "status": "Success"})
+                return self.status(405, "MethodNotAllowed", "no")
+
+            do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = handle_any
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def take(self):
+        with self.lock:
+            r, self.requests = self.requests, []
+        return r
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def sh(*cmd, timeout=300):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True,
+                          timeout=timeout, cwd=REPO).stdout
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        skip("%s is not built" % BIN)
+    for tool in ("docker-registry", "skopeo", "node", "protoc"):
+        if not shutil.which(tool):
+            skip("%s is not installed" % tool)
+    try:
+        import grpc
+    except ImportError:
+        skip("python3-grpcio is not installed")
+    if not (REPO / "tests/k8s/node_modules/kubernetes-models").is_dir():
+        skip("tests/k8s/node_modules is not installed (npm ci in tests/k8s)")
+    tmp = tempfile.mkdtemp(prefix="udfb-k8s-test.")
+    reg_pid = reg_dir = None
+    proc = None
+    kube = None
+    try:
+        out = sh("bash", "-c", ". tests/lib/registry.sh && udfb_registry_start >&2 && "
+                 "echo \"$REGISTRY $UDFB_REGISTRY_PID $UDFB_REGISTRY_DIR\"")
+        registry, reg_pid, reg_dir = out.split()[-3:]
+        tiny = sh("bash", "-c", ". tests/lib/base-image.sh && udfb_tiny_image").strip().splitlines()[-1]
+        sh("skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", "oci:%s:tiny" % tiny,
+           "docker://%s/udfb/base:tiny" % registry)
+
+        import importlib
+        pb = os.path.join(tmp, "pb")
+        os.makedirs(pb)
+        subprocess.run(["protoc", "--python_out=" + pb, "--proto_path=proto", "proto/udf.proto"], cwd=REPO, check=True)
+        sys.path.insert(0, pb)
+        udf_pb2 = importlib.import_module("udf_pb2")
+
+        kube = FakeKube()
+        token_file = os.path.join(tmp, "token")
+        Path(token_file).write_text(TOKEN + "\n")
+        cfg = os.path.join(tmp, "config.json")
+        Path(cfg).write_text(json.dumps({"token_secrets": [SECRET]}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UDFB_") or k == "UDFB_TEST_CACHE"}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        env["UDFB_REGISTRY_INSECURE"] = registry
+        env["DOCKER_CONFIG"] = os.path.join(tmp, "no-docker-config")
+        stderr_path = os.path.join(tmp, "stderr")
+        cmd = [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+               "--store", os.path.join(tmp, "store"), "--scheduler", "kubernetes", "--default-runtime", "3",
+               "--base-image", "3=docker://%s/udfb/base:tiny" % registry, "--dest", "docker://%s/udfb/udf" % registry]
+        opts = {"api_server": "http://127.0.0.1:%d" % kube.port, "token_file": token_file, "poll_ms": "20",
+                "start_timeout_ms": "5000", "idle_ms": "2500", "reap_interval_ms": "100", "egress_cidrs": "10.0.0.0/8,0.0.0.0/0",
+                "query_namespace_selector": "kubernetes.io/metadata.name=databend"}
+        for k, v in opts.items():
+            cmd += ["--scheduler-opt", "%s=%s" % (k, v)]
+        stderr = open(stderr_path, "wb")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=tmp)
+        box = []
+        t = threading.Thread(target=lambda: box.append(proc.stdout.readline().decode()), daemon=True)
+        t.start()
+        t.join(20)
+        m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", box[0] if box else "")
+        tap(bool(m), "serve --scheduler kubernetes starts", box)
+        if not m:
+            print("#   " + Path(stderr_path).read_text(errors="replace")[-2000:].replace("\n", "\n#   "))
+            return
+        channel = grpc.insecure_channel("127.0.0.1:%s" % m.group(1))
+        grpc.channel_ready_future(channel).result(timeout=20)
+        apply = channel.unary_unary(APPLY, request_serializer=lambda m: m.SerializeToString(),
+                                    response_deserializer=udf_pb2.ApplyUdfResourceResponse.FromString)
+
+        def req(nonce):
+            spec = {"version": 1, "kind": "udf", "language": "python", "handler": "f", "input_types": ["INT"],
+                    "result_type": "INT", "imports": [], "packages": [], "runtime_version": "3",
+                    "code": "# %s\ndef f(x):\n    return x + 1\n" % nonce}
+            return udf_pb2.ApplyUdfResourceRequest(spec=json.dumps(spec, separators=(",", ":")))
+
+        def call(r, tenant, apply=apply):
+            md = [("x-databend-tenant", tenant), ("x-databend-user", "'root'@'%'"),
+                  ("x-databend-query-id", str(uuid.uuid4())), ("udf_client_version", "v1")]
+            try:
+                resp = apply(r, timeout=60, metadata=md)
+                return "OK", resp.endpoint, dict(resp.headers)
+            except grpc.RpcError as e:
+                return e.code().name, e.details() or "", {}
+
+        r1 = req(uuid.uuid4().hex)
+        code, ep, headers = call(r1, "tenant-a")
+        tap(code == "OK", "ApplyUdfResource for tenant-a answers OK", (code, ep))
+        mm = re.fullmatch(r"http://(udf-[0-9a-f]{16})\.(udf-tenant-a-[0-9a-f]{10})\.svc\.cluster\.local:8815", ep)
+        tap(bool(mm), "the endpoint is http://<service>.<namespace>.svc.cluster.local:8815", ep)
+        name, ns = (mm.group(1), mm.group(2)) if mm else ("?", "?")
+        conv = kube.take()
+        patches = [r for r in conv if r["method"] == "PATCH"]
+        want = ["/api/v1/namespaces/%s" % ns,
+                "/apis/apps/v1/namespaces/%s/deployments/%s" % (ns, name),
+                "/api/v1/namespaces/%s/services/%s" % (ns, name),
+                "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s" % (ns, name)]
+        tap([r["path"] for r in patches] == want, "applies namespace -> deployment -> service -> networkpolicy",
+            json.dumps([(r["method"], r["path"]) for r in conv], indent=1))
+        tap(all(r["content_type"] == "application/apply-patch+yaml" for r in patches),
+            "every apply is Content-Type application/apply-patch+yaml", [r["content_type"] for r in patches])
+        tap(all(sorted(r["query"].split("&")) == ["fieldManager=udf-builder", "force=true"] for r in patches),
+            "every apply has fieldManager=udf-builder&force=true", [r["query"] for r in patches])
+        tap(all(r["authorization"] == "Bearer " + TOKEN for r in conv), "every request carries the bearer token")
+        gets = [r for r in conv if r["method"] == "GET"]
+        tap(len(gets) >= 2 and all(r["path"] == want[1] for r in gets) and conv[-1]["method"] == "GET",
+            "readiness: GETs of the Deployment after the applies until readyReplicas >= 1",
+            [(r["method"], r["path"]) for r in conv])
+        dep = patches[1]["body"] if len(patches) > 1 else {}
+        img = dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("image", "")
+        tap(re.fullmatch(re.escape(registry) + r"/udfb/udf@sha256:[0-9a-f]{64}", img) is not None,
+            "the Deployment's image is HOST/REPO@sha256:... (no docker://, no tag)", img)
+        if img:
+            pushed = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + img],
+                                    capture_output=True)
+            tap(pushed.returncode == 0, "the image is in the registry by that digest", pushed.stderr[-300:])
+        pod = dep.get("spec", {}).get("template", {}).get("spec", {})
+        envs = {e["name"]: e.get("value") for e in (pod.get("containers") or [{}])[0].get("env", [])}
+        tap(envs.get("UDF_SERVER_ADDR") == "0.0.0.0:8815" and envs.get("RESOURCE_STATUS_ADDR") == "0.0.0.0:8080"
+            and headers.get("x-authorization", "#") in (envs.get("UDF_AUTH_TOKEN") or "").split(","),
+            "env: UDF_SERVER_ADDR, RESOURCE_STATUS_ADDR and the token the caller got", envs)
+        tap(pod.get("runtimeClassName") == "runsc", "runtimeClassName defaults to runsc", pod.get("runtimeClassName"))
+
+        code2, ep2, _ = call(r1, "tenant-a")
+        again = kube.take()
+        tap(code2 == "OK" and ep2 == ep and not again,
+            "a second call for the same key is answered from memory: same endpoint, no API request",
+            (code2, ep2, [(r["method"], r["path"]) for r in again]))
+
+        code3, ep3, _ = call(req(uuid.uuid4().hex), "Tenant_B")
+        conv_b = kube.take()
+        ns_b = [r["path"] for r in conv_b if r["method"] == "PATCH" and r["path"].startswith("/api/v1/namespaces/")
+                and r["path"].count("/") == 4]
+        tap(code3 == "OK" and len(ns_b) == 1 and ns_b[0] != want[0] and re.match(r"/api/v1/namespaces/udf-tenant-b-[0-9a-f]{10}$", ns_b[0]),
+            "a second tenant gets its own namespace", (code3, ep3, ns_b))
+
+        # Every object applied, validated with kubernetes-models.
+        objs = [o for o in kube.objects.values()]
+        objs_file = os.path.join(tmp, "objects.yaml")
+        Path(objs_file).write_text("".join("---\n" + json.dumps(o, indent=1) + "\n" for o in objs))
+        v = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+        tap(v.returncode == 0 and len(objs) == 8, "node tests/k8s/validate.js --sandbox: %d objects valid" % len(objs),
+            v.stdout + v.stderr)
+        npol = [o for o in objs if o["kind"] == "NetworkPolicy"][0]
+        blocks = [p["ipBlock"] for r in npol["spec"]["egress"] for p in r["to"] if "ipBlock" in p]
+        tap(any(b["cidr"] == "0.0.0.0/0" and b.get("except") == ["169.254.169.254/32"] for b in blocks)
+            and all("except" not in b for b in blocks if b["cidr"] == "10.0.0.0/8"),
+            "a CIDR holding 169.254.169.254 gets it excepted; others do not", blocks)
+
+        code4, det4, _ = call(req(uuid.uuid4().hex), "forbidden")
+        tap(code4 == "INVALID_ARGUMENT" and re.search(r"kubernetes: apply Namespace udf-forbidden-[0-9a-f]{10}: HTTP 403: .*forbidden", det4)
+            and "\n" not in det4, "an API 403 is a one-line gRPC error naming the object and the Status message",
+            (code4, det4))
+        kube.take()
+
+        # Idleness: tenant-a's Deployment is applied with replicas 0 after
+        # idle_ms, and the next call applies it again with replicas 1.
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(
+                r["method"] == "PATCH" and r["path"] == want[1] and r["body"]["spec"]["replicas"] == 0 for r in seen):
+            time.sleep(0.1)
+            seen += kube.take()
+        tap(any(r["method"] == "PATCH" and r["path"] == want[1] and r["body"]["spec"]["replicas"] == 0 for r in seen),
+            "an idle sandbox's Deployment is scaled to zero by apply", [(r["method"], r["path"]) for r in seen])
+        code5, ep5, _ = call(r1, "tenant-a")
+        back = kube.take()
+        tap(code5 == "OK" and ep5 == ep and any(r["method"] == "PATCH" and r["path"] == want[1]
+                                                and r["body"]["spec"]["replicas"] == 1 for r in back),
+            "the next call scales it back to one replica, same endpoint", (code5, ep5, [(r["method"], r["path"]) for r in back]))
+
+        channel.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = "timeout"
+        stderr.close()
+        text = Path(stderr_path).read_text(errors="replace")
+        tap(rc == 0, "SIGTERM: the service exits 0 (no sanitizer report)", "rc %s\n%s" % (rc, text[-3000:]))
+        tap(TOKEN not in text and TOKEN[16:] not in text, "the bearer token never appears in the service's stderr")
+
+        # An oci: destination (the default: a layout in the store) cannot run
+        # on Kubernetes: the call fails saying a docker:// --dest is needed.
+        cmd2 = list(cmd)
+        i = cmd2.index("--dest")
+        del cmd2[i:i + 2]
+        cmd2[cmd2.index("--store") + 1] = os.path.join(tmp, "store2")
+        err2 = open(os.path.join(tmp, "stderr2"), "wb")
+        proc = subprocess.Popen(cmd2, stdout=subprocess.PIPE, stderr=err2, env=env, cwd=tmp)
+        box = []
+        t = threading.Thread(target=lambda: box.append(proc.stdout.readline().decode()), daemon=True)
+        t.start()
+        t.join(20)
+        m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", box[0] if box else "")
+        if m:
+            ch2 = grpc.insecure_channel("127.0.0.1:%s" % m.group(1))
+            grpc.channel_ready_future(ch2).result(timeout=20)
+            apply2 = ch2.unary_unary(APPLY, request_serializer=lambda m: m.SerializeToString(),
+                                     response_deserializer=udf_pb2.ApplyUdfResourceResponse.FromString)
+            code6, det6, _ = call(req(uuid.uuid4().hex), "tenant-a", apply2)
+            ch2.close()
+        else:
+            code6, det6 = "no server", repr(box)
+        conv6 = kube.take()
+        tap(code6 == "UNIMPLEMENTED" and "docker://" in det6 and not [r for r in conv6 if r["method"] == "PATCH"],
+            "an oci: destination: UNIMPLEMENTED saying a docker:// --dest is needed, nothing applied", (code6, det6))
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        err2.close()
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if kube:
+            kube.close()
+        if reg_pid:
+            try:
+                os.kill(int(reg_pid), signal.SIGTERM)
+            except OSError:
+                pass
+        if reg_dir:
+            shutil.rmtree(reg_dir, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        print("1..%d" % n, flush=True)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
