@@ -423,6 +423,10 @@ class LocalSandboxTest(unittest.TestCase):
         old = self.srv.record(r.endpoint)
         self.srv.runc("kill", old["id"], "KILL")
         poll(lambda: http_down(self.srv.status_url(r.endpoint, "/health")), 10, "the killed sandbox to stop answering")
+        # Its sockets close a moment before the process is gone; the service
+        # learns of a death from the process (pidfd), so wait for runc too.
+        poll(lambda: '"status": "running"' not in self.srv.runc("state", old["id"], check=False).replace('":"', '": "'),
+             10, "runc to see the killed sandbox stopped")
         r2 = self.ready(req)
         self.assertEqual(r2.endpoint, r.endpoint, "a restarted sandbox keeps its endpoint")
         new = self.srv.record(r2.endpoint)
