@@ -1,0 +1,50 @@
+/* PEP 440 versions and version specifiers, in full: epochs, pre/post/dev
+ * releases, local versions, and every operator (~=, ==, ==X.*, !=, !=X.*,
+ * <=, >=, <, >, ===).  Used by the resolver to order candidates and to test
+ * them against requirements, and by marker evaluation.  Inputs come from
+ * package indexes and METADATA files: untrusted, hence the limits below. */
+#ifndef UDFB_PYVER_H
+#define UDFB_PYVER_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+#define UDFB_PYVER_MAX_LEN 128     /* version text */
+#define UDFB_PYVER_MAX_RELEASE 16  /* release segments */
+#define UDFB_PYSPEC_MAX_CLAUSES 32
+
+struct udfb_pyver {
+	long long epoch;
+	long long release[UDFB_PYVER_MAX_RELEASE];
+	size_t n_release;
+	char pre_kind; /* 0: none; 'a', 'b' or 'c' (rc) */
+	long long pre;
+	long long post;                        /* -1: none */
+	long long dev;                         /* -1: none */
+	char local[UDFB_PYVER_MAX_LEN + 1];    /* normalised ("ubuntu.1"), "" when none */
+	char text[UDFB_PYVER_MAX_LEN + 16];    /* normalised text ("1!2.0rc1.post2+abc") */
+};
+
+/* Parse (and normalise) a version; errors are UDFB_E_INVALID. */
+int udfb_pyver_parse(struct udfb_pyver *out, const char *s, struct udfb_err *err);
+/* <0, 0, >0 as PEP 440 orders a and b (local versions included). */
+int udfb_pyver_cmp(const struct udfb_pyver *a, const struct udfb_pyver *b);
+/* A pre-release or development release. */
+int udfb_pyver_is_prerelease(const struct udfb_pyver *v);
+
+struct udfb_pyspec; /* a parsed specifier set: clauses joined by ',' (all must hold) */
+
+/* Parse "", ">=1.0,!=1.3.*,<2" (whitespace allowed, as in METADATA's
+ * Requires-Dist and Requires-Python).  An empty text matches every version. */
+int udfb_pyspec_parse(struct udfb_pyspec **out, const char *text, struct udfb_err *err);
+void udfb_pyspec_free(struct udfb_pyspec *s);
+/* 1 when v satisfies every clause, 0 otherwise.  Pre-releases follow PEP
+ * 440: they match only when prereleases is non-zero (PEP 440's exclusion of
+ * pre-releases by default, e.g. "<2" does not take "2.0a1", still holds). */
+int udfb_pyspec_contains(const struct udfb_pyspec *s, const struct udfb_pyver *v, int prereleases);
+/* 1 when some clause names a pre-release (">=2.0b1"): then pre-releases are
+ * wanted, as pip does. */
+int udfb_pyspec_wants_prereleases(const struct udfb_pyspec *s);
+
+#endif
