@@ -25,12 +25,18 @@ struct udfb_pyenv {
 void udfb_pyenv_init(struct udfb_pyenv *e, const char *python_full, const char *machine);
 
 /* 1 when marker holds, 0 when not, -1 (UDFB_E_INVALID) when it does not
- * parse.  Like pip, a marker holds when it holds for extra == "" or for
- * extra == any of extras (already PEP 503 normalised; the marker's extra
- * names are normalised before comparing).  Comparisons are PEP 440 version
- * comparisons when the right side parses as a specifier with the operator
- * and the left as a version (as Python's packaging does), else plain string
- * comparisons (==, !=, <, <=, >, >=, in, not in). */
+ * parse (longer than 4096 bytes, parentheses nested deeper than 32, a
+ * backslash or control byte, two strings compared) or holds an undefined
+ * comparison ('~=' between non-versions).  Like pip, a marker holds when it
+ * holds for extra == "" or for extra == any of extras (already PEP 503
+ * normalised; the marker's extra names are normalised before comparing).
+ * Comparisons are PEP 440 version comparisons when the right side parses as
+ * a specifier with the operator and the left as a version (as Python's
+ * packaging does; packaging 24 raises when the left is not a version), else
+ * plain string comparisons (==, !=, <, <=, >, >=, in, not in; === as
+ * case-insensitive equality).  The legacy names os.name, sys.platform,
+ * platform.version, platform.machine, platform.python_implementation and
+ * python_implementation are accepted. */
 int udfb_marker_eval(const char *marker, const struct udfb_pyenv *env, char *const *extras, size_t n_extras,
 		     struct udfb_err *err);
 
