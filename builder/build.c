@@ -14,31 +14,52 @@
 #include "layer.h"
 #include "log.h"
 #include "ocilayout.h"
+#include "packages.h"
+#include "pkgopts.h"
 #include "publish.h"
 #include "ref.h"
 #include "store.h"
 #include "templates.h"
+#include "version.h"
 
-enum { LAYER_STUB, LAYER_IMPORTS, LAYER_UDF, LAYER_MAX };
+/* The image's own layers: the stub, the packages', the imports, the UDF. */
+#define LAYER_MAX (3 + UDFB_RESOLVE_MAX_PACKAGES)
 
 const char *udfb_build_tenant(const struct udfb_request *req, const struct udfb_build_opts *o)
 {
 	return o->tenant ? o->tenant : req->tenant ? req->tenant : "";
 }
 
+/* The package settings that change which wheels a request gets. */
+static char *packages_key(const struct udfb_build_opts *o)
+{
+	struct udfb_pkg_opts defaults;
+	const struct udfb_pkg_opts *p = o->packages;
+	if (!p)
+		udfb_pkg_opts_defaults(&defaults);
+	char *s = NULL;
+	if (asprintf(&s, "glibc=%d.%d;python=%s", (p ? p : &defaults)->glibc_major, (p ? p : &defaults)->glibc_minor,
+		     (p ? p : &defaults)->python) < 0)
+		abort();
+	if (!p)
+		udfb_pkg_opts_free(&defaults);
+	return s;
+}
+
 int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
 		   const struct udfb_build_opts *o, struct udfb_err *err)
 {
+	cleanup_free char *pk = packages_key(o);
 	struct udfb_key_inputs in = { .req = req, .base_digest = base_digest, .platform = o->platform, .salt = o->salt,
-				      .tenant = udfb_build_tenant(req, o) };
+				      .tenant = udfb_build_tenant(req, o), .packages = pk };
 	return udfb_key_compute(key, NULL, &in, err);
 }
 
 /* Compress a layer only when no blob of the store has its diff_id yet: the
  * stub layer, and an imports layer shared by UDFs that differ only in code,
  * are compressed once (one uncompressed pass finds the diff_id). */
-static int store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, struct udfb_store *st, const char *tmp,
-		       struct udfb_err *err)
+int udfb_build_store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, struct udfb_store *st, const char *tmp,
+			   struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (udfb_layer_diff_id(out->diff_id, w, err) < 0) {
@@ -86,23 +107,26 @@ static struct udfb_layer_writer *imports_layer(const struct udfb_context *c, str
 }
 
 static struct udfb_layer_writer *udf_layer(const struct udfb_request *r, const struct udfb_context *c,
-					   struct udfb_err *err)
+					   const struct udfb_packages *p, struct udfb_err *err)
 {
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
 	if (udfb_layer_add_bytes(w, "app/udf.py", r->spec.code, r->spec.code_len, 0, err) < 0 ||
-	    udfb_layer_add_bytes(w, "app/udf.json", c->udf_json, c->udf_json_len, 0, err) < 0) {
+	    udfb_layer_add_bytes(w, "app/udf.json", c->udf_json, c->udf_json_len, 0, err) < 0 ||
+	    (p->lock_json && udfb_layer_add_bytes(w, "app/udf.lock", p->lock_json, p->lock_len, 0, err) < 0)) {
 		udfb_layer_writer_free(w);
 		return NULL;
 	}
 	return w;
 }
 
-/* Writes the layers into the store; returns how many there are. */
+/* Writes the layers into the store; returns how many there are.  The
+ * package layers are in the store already: they come after the stub. */
 static int make_layers(struct udfb_layer *ls, const char **created_by, struct udfb_store *st,
-		       const struct udfb_request *r, const struct udfb_context *c, const char *tmp, struct udfb_err *err)
+		       const struct udfb_request *r, const struct udfb_context *c, const struct udfb_packages *p,
+		       const char *tmp, struct udfb_err *err)
 {
-	struct udfb_layer_writer *ws[LAYER_MAX];
+	struct udfb_layer_writer *ws[4];
 	int n = 0;
 	created_by[n] = "udf-builder: COPY server.py /app/server.py";
 	ws[n++] = stub_layer(err);
@@ -110,18 +134,24 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 		created_by[n] = "udf-builder: COPY imports/ /app/imports/";
 		ws[n++] = imports_layer(c, err);
 	}
-	created_by[n] = "udf-builder: COPY udf.py udf.json /app/";
-	ws[n++] = udf_layer(r, c, err);
-	int rc = 0;
+	created_by[n] = p->lock_json ? "udf-builder: COPY udf.py udf.json udf.lock /app/" : "udf-builder: COPY udf.py udf.json /app/";
+	ws[n++] = udf_layer(r, c, p, err);
+	int rc = 0, out = 0;
 	for (int k = 0; k < n; k++) {
 		if (rc == 0 && !ws[k])
 			rc = -1;
 		else if (rc == 0)
-			rc = store_layer(&ls[k], ws[k], st, tmp, err);
+			rc = udfb_build_store_layer(&ls[out++], ws[k], st, tmp, err);
 		else
 			udfb_layer_writer_free(ws[k]);
+		/* The package layers go right after the stub. */
+		for (size_t j = 0; k == 0 && rc == 0 && j < p->n_layers; j++) {
+			ls[out] = p->layers[j];
+			ls[out].path = NULL;
+			created_by[out++] = p->created_by[j];
+		}
 	}
-	return rc < 0 ? -1 : n;
+	return rc < 0 ? -1 : out;
 }
 
 static int link_base_layers(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err)
@@ -141,31 +171,60 @@ static int link_base_layers(struct udfb_store *st, const struct udfb_base *base,
 	return 0;
 }
 
-static int build_fresh(char manifest[UDFB_DIGEST_LEN + 1], long long *fetched, struct udfb_store *st,
-		       const struct udfb_request *req, const struct udfb_base *base, const struct udfb_build_opts *o,
-		       const char *tmp, struct udfb_err *err)
+static int prepare_packages(struct udfb_packages *out, struct udfb_store *st, const struct udfb_request *req,
+			    const struct udfb_base *base, const struct udfb_build_opts *o, const char *key,
+			    const char *tmp, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (req->n_requirements == 0)
+		return 0;
+	struct udfb_pkg_opts defaults;
+	if (!o->packages)
+		udfb_pkg_opts_defaults(&defaults);
+	const struct udfb_pkg_opts *po = o->packages ? o->packages : &defaults;
+	cleanup_free char *python = udfb_packages_python(&base->image, req->spec.runtime_version, po->python);
+	struct udfb_packages_in in = { .reqs = req->requirements, .n_reqs = req->n_requirements, .opts = po,
+				       .fetch = o->fetch, .python = python, .platform = o->platform, .key = key,
+				       .st = st, .tmp = tmp, .deadline_ms = o->deadline_ms };
+	int rc = udfb_packages_prepare(out, &in, err);
+	if (!o->packages)
+		udfb_pkg_opts_free(&defaults);
+	return rc < 0 ? udfb_err_wrap(err, "spec.packages") : 0;
+}
+
+static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_request *req,
+		       const struct udfb_base *base, const struct udfb_build_opts *o, const char *tmp,
+		       struct udfb_err *err)
 {
 	struct udfb_context ctx;
 	struct udfb_context_opts co = { .fetch = o->fetch, .deadline_ms = o->deadline_ms, .cache = st, .tmpdir = tmp,
 					.tenant = udfb_build_tenant(req, o) };
 	if (udfb_context_prepare(&ctx, req, &co, err) < 0)
 		return -1;
-	*fetched = ctx.fetched_bytes;
-	struct udfb_layer ls[LAYER_MAX] = { 0 };
-	const char *created_by[LAYER_MAX];
+	res->fetched_bytes = ctx.fetched_bytes;
+	struct udfb_packages pk;
+	struct udfb_layer *ls = calloc(LAYER_MAX, sizeof(*ls));
+	const char **created_by = calloc(LAYER_MAX, sizeof(*created_by));
 	struct udfb_composed img = { 0 };
 	char cfg_digest[UDFB_DIGEST_LEN + 1];
-	int n = make_layers(ls, created_by, st, req, &ctx, tmp, err);
-	int rc = n < 0 ? -1 : udfb_compose(&img, &base->image, ls, created_by, (size_t)n, o->platform, err);
+	int rc = prepare_packages(&pk, st, req, base, o, res->key, tmp, err);
+	int n = rc < 0 ? -1 : make_layers(ls, created_by, st, req, &ctx, &pk, tmp, err);
+	rc = n < 0 ? -1 : udfb_compose(&img, &base->image, ls, created_by, (size_t)n, o->platform, err);
 	if (rc == 0)
 		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
 	if (rc == 0)
 		rc = link_base_layers(st, base, err);
 	/* The manifest goes in last: whatever names a blob finds it present. */
 	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, manifest, err);
-	for (int k = 0; k < LAYER_MAX; k++)
+		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, res->manifest_digest, err);
+	if (rc == 0)
+		rc = udfb_packages_keep_lock(&pk, st, res->key, err);
+	res->package_installs = pk.installs;
+	for (int k = 0; k < n; k++)
 		udfb_layer_clear(&ls[k]);
+	free(ls);
+	free(created_by);
+	udfb_packages_free(&pk);
 	udfb_composed_free(&img);
 	udfb_context_free(&ctx);
 	return rc;
@@ -246,14 +305,46 @@ static int publish(struct udfb_build_result *out, struct udfb_store *st, const s
 	return rc;
 }
 
-static int check_buildable(const struct udfb_request *req, struct udfb_err *err)
+/* A warm image: the base, the package layers and the lock, no UDF.
+ * Pushing it puts the package layers in the registry, where the first UDF
+ * needing them finds them. */
+static int warm_fresh(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_request *req,
+		      const struct udfb_base *base, const struct udfb_build_opts *o, const char *tmp,
+		      struct udfb_err *err)
 {
-	if (req->n_requirements == 0)
-		return 0;
-	return udfb_err_set(err, UDFB_E_UNSUPPORTED,
-			    "spec.packages: installing Python packages natively is not in this build yet (%s%s); "
-			    "'udf-builder dockerfile' writes a Dockerfile that installs them",
-			    req->requirements[0], req->n_requirements > 1 ? ", ..." : "");
+	struct udfb_packages pk;
+	if (prepare_packages(&pk, st, req, base, o, res->key, tmp, err) < 0)
+		return -1;
+	struct udfb_layer *ls = calloc(pk.n_layers + 1, sizeof(*ls));
+	const char **created_by = calloc(pk.n_layers + 1, sizeof(*created_by));
+	for (size_t k = 0; k < pk.n_layers; k++) {
+		ls[k] = pk.layers[k];
+		created_by[k] = pk.created_by[k];
+	}
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	created_by[pk.n_layers] = "udf-builder: COPY udf.lock /app/";
+	struct udfb_composed img = { 0 };
+	char cfg_digest[UDFB_DIGEST_LEN + 1];
+	int rc = udfb_layer_add_bytes(w, "app/udf.lock", pk.lock_json, pk.lock_len, 0, err);
+	rc = rc < 0 ? (udfb_layer_writer_free(w), -1) : udfb_build_store_layer(&ls[pk.n_layers], w, st, tmp, err);
+	if (rc == 0)
+		rc = udfb_compose(&img, &base->image, ls, created_by, pk.n_layers + 1, o->platform, err);
+	if (rc == 0)
+		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
+	if (rc == 0)
+		rc = link_base_layers(st, base, err);
+	if (rc == 0)
+		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, res->manifest_digest, err);
+	if (rc == 0)
+		rc = udfb_packages_keep_lock(&pk, st, res->key, err);
+	res->package_installs = pk.installs;
+	udfb_layer_clear(&ls[pk.n_layers]);
+	free(ls);
+	free(created_by);
+	udfb_composed_free(&img);
+	udfb_packages_free(&pk);
+	return rc;
 }
 
 /* Lookup order: the local index, then the destination registry (another
@@ -282,21 +373,22 @@ static int build_in_store(struct udfb_build_result *out, struct udfb_store *st, 
 			  const struct udfb_base *base, const struct udfb_build_opts *o, const struct udfb_ref *dest,
 			  struct udfb_err *err)
 {
-	int hit = lookup(out, st, dest, err);
+	/* A refresh resolves the packages again and rebuilds: the key then
+	 * names the image of the new lock. */
+	int refresh = o->packages && o->packages->refresh && req->n_requirements;
+	int hit = refresh ? 0 : lookup(out, st, dest, err);
 	if (hit < 0)
 		return -1;
 	if (hit) {
 		out->cached = 1;
 		return 0;
 	}
-	if (check_buildable(req, err) < 0)
-		return -1;
 	/* A private directory per build: its temporary files never collide
 	 * with another build's, and start-up removes it after a crash. */
 	cleanup_free char *tmpl = udfb_path_join(st->tmp, "build-XXXXXX");
 	if (!mkdtemp(tmpl))
 		return udfb_err_sys(err, errno, "create a build directory in %s", st->tmp);
-	int rc = build_fresh(out->manifest_digest, &out->fetched_bytes, st, req, base, o, tmpl, err);
+	int rc = req->spec.code ? build_fresh(out, st, req, base, o, tmpl, err) : warm_fresh(out, st, req, base, o, tmpl, err);
 	udfb_rm_rf(tmpl);
 	if (rc == 0)
 		rc = udfb_store_key_put(st, out->key, out->manifest_digest, err);
@@ -324,6 +416,52 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 		rc = publish(out, st, base, &dest, o->dest, err);
 	if (rc == 0)
 		udfb_info("built key=%s manifest=%s cached=%d", out->key, out->manifest_digest, out->cached);
+	udfb_store_close(st);
+	udfb_base_free(&own);
+	udfb_ref_free(&dest);
+	if (rc < 0)
+		udfb_build_result_free(out);
+	return rc;
+}
+
+/* The key of a warm image: what decides its layers, and a format of its
+ * own so it never equals a UDF's key. */
+static void warm_key(char out[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
+		     const struct udfb_build_opts *o)
+{
+	cleanup_free char *pk = packages_key(o);
+	json_t *reqs = json_array();
+	for (size_t k = 0; k < req->n_requirements; k++)
+		json_array_append_new(reqs, json_string(req->requirements[k]));
+	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:o}", "format", "udf-builder-warm/1", "builder",
+				UDFB_VERSION, "layer_format", UDFB_LAYER_FORMAT, "platform", o->platform, "base",
+				base_digest, "runtime", req->spec.runtime_version, "packages", pk, "requirements", reqs);
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	udfb_sha256_digest(text, strlen(text), out);
+	free(text);
+	json_decref(doc);
+}
+
+int udfb_build_warm(struct udfb_build_result *out, char *const *reqs, size_t n, const char *runtime,
+		    const struct udfb_build_opts *o, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	struct udfb_request req = { .requirements = (char **)reqs, .n_requirements = n };
+	req.spec.runtime_version = (char *)runtime;
+	struct udfb_ref dest;
+	if (udfb_ref_parse(&dest, o->dest, err) < 0)
+		return udfb_err_wrap(err, "--dest");
+	struct udfb_base own = { 0 };
+	struct udfb_store *st = NULL;
+	int rc = udfb_base_resolve(&own, o->base, o->platform, err);
+	if (rc == 0) {
+		warm_key(out->key, &req, own.image.manifest_digest, o);
+		rc = udfb_store_open(&st, o->store_dir, err);
+	}
+	if (rc == 0)
+		rc = build_in_store(out, st, &req, &own, o, &dest, err);
+	if (rc == 0)
+		rc = publish(out, st, &own, &dest, o->dest, err);
 	udfb_store_close(st);
 	udfb_base_free(&own);
 	udfb_ref_free(&dest);

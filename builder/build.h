@@ -12,6 +12,7 @@
 
 struct udfb_base;
 struct udfb_fetch_opts;
+struct udfb_pkg_opts;
 
 struct udfb_build_opts {
 	const char *store_dir;
@@ -28,6 +29,8 @@ struct udfb_build_opts {
 	 * import cache's entries: two tenants never share an entry. */
 	const char *tenant;
 	long long deadline_ms;               /* for fetching imports; 0: none */
+	/* Package indexes and target settings; NULL: the defaults. */
+	const struct udfb_pkg_opts *packages;
 };
 
 struct udfb_build_result {
@@ -37,6 +40,7 @@ struct udfb_build_result {
 	json_t *layers; /* [{mediaType, digest, size, diff_id}] in manifest order */
 	int cached;
 	long long fetched_bytes, pushed_bytes; /* for the service's metrics */
+	long package_installs;                 /* wheels unpacked by this build */
 };
 
 /* A resolved base image and where its blobs can be read. */
@@ -59,6 +63,20 @@ int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req
 		   const struct udfb_build_opts *o, struct udfb_err *err);
 int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, const struct udfb_build_opts *o,
 	       struct udfb_err *err);
+/* Warm the caches for a set of packages: resolve them for the runtime's
+ * base, make their layers and publish an image of the base, the package
+ * layers and the lock (tagged by its own key), so the first UDF needing
+ * them finds every layer built and pushed. */
+int udfb_build_warm(struct udfb_build_result *out, char *const *reqs, size_t n, const char *runtime,
+		    const struct udfb_build_opts *o, struct udfb_err *err);
 void udfb_build_result_free(struct udfb_build_result *r);
+
+/* Put the layer w describes into the store, compressing it only when no
+ * blob of the store has its diff_id yet; frees w. */
+struct udfb_layer;
+struct udfb_layer_writer;
+struct udfb_store;
+int udfb_build_store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, struct udfb_store *st, const char *tmp,
+			   struct udfb_err *err);
 
 #endif

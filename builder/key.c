@@ -50,6 +50,9 @@ int udfb_key_compute(char out[UDFB_DIGEST_LEN + 1], char **canonical, const stru
 				import_pairs(in->req));
 	if (!doc)
 		return udfb_err_set(err, UDFB_E_INTERNAL, "cache key: cannot encode the inputs");
+	/* Only keys with packages carry the field: every other key stays as it was. */
+	if (in->req->n_requirements && in->packages)
+		json_object_set_new(doc, "packages", json_string(in->packages));
 	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(doc);
 	if (!text)

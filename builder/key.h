@@ -13,6 +13,9 @@ struct udfb_key_inputs {
 	const char *platform;    /* "linux/amd64" */
 	const char *salt;        /* operator's salt; "" for none */
 	const char *tenant;      /* whose image it is; "" for none */
+	/* The package target settings ("glibc=2.36;python=3.12"), keyed only
+	 * when the request has requirements; NULL for none. */
+	const char *packages;
 };
 
 /* The canonical text (malloc'd) and the key "sha256:<hex>" over it. */

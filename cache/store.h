@@ -58,6 +58,12 @@ int udfb_store_layer_get(struct udfb_store *s, const char *diff_id, char digest[
 int udfb_store_layer_put(struct udfb_store *s, const char *diff_id, const char *digest, long long size,
 			 struct udfb_err *err);
 
+/* Small records by key (a "sha256:..." digest) under a kind's directory
+ * ("packages", "locks"): get is 1 with *text malloc'd on a hit, 0 on a miss. */
+int udfb_store_record_get(struct udfb_store *s, const char *kind, const char *key, char **text, size_t *len);
+int udfb_store_record_put(struct udfb_store *s, const char *kind, const char *key, const char *text, size_t len,
+			  struct udfb_err *err);
+
 /* The import cache, keyed by (tenant, location, tag): a location and a
  * tag (perhaps only a length) say nothing across tenants.  get: 1 and the blob (not
  * owned) on a hit.  put: moves the fetched temporary file in as a blob. */

@@ -35,6 +35,8 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 		{ "imports-allow", required_argument, NULL, 'a' }, { "max-bytes", required_argument, NULL, 'm' },
 		{ "jobs", required_argument, NULL, 'j' },         { "report", required_argument, NULL, 'r' },
 		{ "shard", required_argument, NULL, 'h' },        { "dry-run", no_argument, NULL, 'n' },
+		{ "index-url", required_argument, NULL, 'i' },    { "refresh-packages", no_argument, NULL, 'f' },
+		{ "runtime", required_argument, NULL, 't' },      { "packages", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	memset(c, 0, sizeof(*c));
@@ -45,8 +47,10 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 	c->platform = env_or("UDFB_PLATFORM", UDFB_DEFAULT_PLATFORM);
 	c->max_bytes = env_or("UDFB_STORE_MAX_BYTES", NULL);
 	udfb_fetch_opts_defaults(&c->fetch);
-	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0)
+	udfb_pkg_opts_defaults(&c->packages);
+	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0 || udfb_pkg_opts_load_env(&c->packages, err) < 0)
 		return -1;
+	int env_index = 1; /* the first --index-url replaces UDFB_INDEX_URL's list */
 	optind = 1;
 	opterr = 0;
 	int ch, idx = 0;
@@ -61,6 +65,20 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 			idx = 0;
 			continue;
 		}
+		if (ch == 'f') {
+			c->packages.refresh = 1;
+			idx = 0;
+			continue;
+		}
+		if (ch == 'i') {
+			if (env_index)
+				udfb_pkg_opts_clear_index(&c->packages);
+			env_index = 0;
+			if (udfb_pkg_opts_set(&c->packages, "packages-index", optarg, err) < 0)
+				return udfb_err_wrap(err, "--index-url");
+			idx = 0;
+			continue;
+		}
 		if (ch == 'a') {
 			if (udfb_fetch_opts_set(&c->fetch, "imports-allow", optarg, err) < 0)
 				return udfb_err_wrap(err, "--imports-allow");
@@ -68,7 +86,8 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 		}
 		const char **slot[] = { ['s'] = &c->store, ['b'] = &c->base, ['d'] = &c->dest, ['o'] = &c->out,
 					['k'] = &c->salt,  ['p'] = &c->platform, ['m'] = &c->max_bytes,
-					['j'] = &c->jobs,  ['r'] = &c->report,   ['h'] = &c->shard };
+					['j'] = &c->jobs,  ['r'] = &c->report,   ['h'] = &c->shard,
+					['t'] = &c->runtime, ['P'] = &c->packages_list };
 		*slot[ch] = optarg;
 		idx = 0;
 	}
@@ -91,6 +110,7 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 void udfb_cli_free(struct udfb_cli_common *c)
 {
 	udfb_fetch_opts_free(&c->fetch);
+	udfb_pkg_opts_free(&c->packages);
 }
 
 int udfb_cli_fail(struct udfb_err *err)

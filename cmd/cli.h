@@ -5,6 +5,7 @@
 
 #include "err.h"
 #include "fetch.h"
+#include "pkgopts.h"
 
 struct udfb_cli_common {
 	const char *store;
@@ -20,6 +21,8 @@ struct udfb_cli_common {
 	char **positionals; /* with want_positional < 0: every one */
 	int n_positionals;
 	struct udfb_fetch_opts fetch; /* UDFB_IMPORTS_* and --imports-allow */
+	struct udfb_pkg_opts packages; /* UDFB_INDEX_URL, --index-url, --refresh-packages */
+	const char *runtime, *packages_list; /* warm */
 };
 
 /* Parses argv (after the subcommand name) into c; `allowed` lists the long
@@ -37,5 +40,6 @@ int udfb_cmd_build(int argc, char **argv);
 int udfb_cmd_cache(int argc, char **argv);
 int udfb_cmd_serve(int argc, char **argv);
 int udfb_cmd_prebuild(int argc, char **argv);
+int udfb_cmd_warm(int argc, char **argv);
 
 #endif

@@ -11,7 +11,7 @@ static int key(const struct udfb_cli_common *c, struct udfb_err *err)
 	if (udfb_request_load(&req, c->positional, err) < 0)
 		return -1;
 	struct udfb_base base = { 0 };
-	struct udfb_build_opts o = { .salt = c->salt, .platform = c->platform };
+	struct udfb_build_opts o = { .salt = c->salt, .platform = c->platform, .packages = &c->packages };
 	char k[UDFB_DIGEST_LEN + 1];
 	int rc = c->base ? udfb_base_resolve(&base, c->base, c->platform, err) : 0;
 	if (rc == 0)

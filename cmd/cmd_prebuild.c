@@ -109,7 +109,7 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 	char *store = c->store ? NULL : udfb_store_default_dir();
 	int rc = udfb_base_resolve(&base, c->base, c->platform, err);
 	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store, .base = c->base, .dest = c->dest,
-				     .salt = c->salt, .platform = c->platform, .fetch = &c->fetch, .base_resolved = &base };
+				     .salt = c->salt, .platform = c->platform, .fetch = &c->fetch, .packages = &c->packages, .base_resolved = &base };
 	struct progress p = { .total = b.n, .t0 = now_s(), .tty = isatty(STDERR_FILENO) };
 	if (rc == 0 && c->dry_run) {
 		udfb_batch_keys(&b, &o, err);
@@ -134,7 +134,7 @@ int udfb_cmd_prebuild(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, argc, argv, "store,base,dest,salt,platform,imports-allow,jobs,report,shard,dry-run", -1, &err);
+	int rc = udfb_cli_parse(&c, argc, argv, "store,base,dest,salt,platform,imports-allow,index-url,refresh-packages,jobs,report,shard,dry-run", -1, &err);
 	if (rc == 0)
 		rc = prebuild(&c, &err);
 	udfb_cli_free(&c);

@@ -46,7 +46,8 @@ static const char *const flag_names[] = { "listen", "admin-listen", "store", "ba
 					  "grace-ms", "salt", "log-level", "imports-allow", "imports-max-bytes",
 					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
-					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", NULL };
+					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", "index-url",
+					  "packages-glibc", "packages-python", "packages-layer-budget", NULL };
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {

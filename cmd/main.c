@@ -12,10 +12,12 @@ static const char usage[] =
 	"\n"
 	"  key REQUEST.json [--base REF]                 print the cache key\n"
 	"  dockerfile REQUEST.json --base REF --out DIR  write a Dockerfile and its build context\n"
-	"  build REQUEST.json --base REF --dest REF [--store DIR]\n"
+	"  build REQUEST.json --base REF --dest REF [--store DIR] [--index-url URL]... [--refresh-packages]\n"
 	"                                                build the image natively, print a JSON result\n"
 	"  prebuild INPUT... --base REF --dest REF [-j N] [--report FILE] [--dry-run] [--shard I/N]\n"
 	"                                                build many requests (files, dirs, .jsonl)\n"
+	"  warm --runtime 3.12 --packages \"numpy pandas==2.2.*\" --base REF --dest REF [--index-url URL]...\n"
+	"                                                build and publish package layers without a UDF\n"
 	"  cache ls|stat [--store DIR]                   the store's entries (sizes, ages, hits), its totals\n"
 	"  cache gc [--max-bytes N] [--store DIR]        evict least recently used entries, sweep blobs\n"
 	"  cache verify [--store DIR]                    re-hash the store and check its entries\n"
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
 		return udfb_cmd_build(argc - 1, argv + 1);
 	if (strcmp(cmd, "prebuild") == 0)
 		return udfb_cmd_prebuild(argc - 1, argv + 1);
+	if (strcmp(cmd, "warm") == 0)
+		return udfb_cmd_warm(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0)
 		return udfb_cmd_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "cache") == 0)

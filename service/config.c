@@ -34,6 +34,7 @@ void udfb_config_defaults(struct udfb_config *c)
 	c->failure_ttl_ms = 30000;
 	c->grace_ms = 10000;
 	udfb_fetch_opts_defaults(&c->fetch);
+	udfb_pkg_opts_defaults(&c->packages);
 	c->scheduler_opts = json_object();
 }
 
@@ -120,8 +121,24 @@ static int set_mode(struct udfb_config *c, const char *v, struct udfb_err *err)
 	return 0;
 }
 
+/* The index list comes whole from one source: the file's, replaced by
+ * UDFB_INDEX_URL's, replaced by the flags'. */
+enum { SRC_FILE = 1, SRC_ENV, SRC_FLAG };
+
+static int add_index(struct udfb_config *c, int source, const char *v, struct udfb_err *err)
+{
+	if (c->index_source < source)
+		udfb_pkg_opts_clear_index(&c->packages);
+	c->index_source = source;
+	return udfb_pkg_opts_set(&c->packages, "packages-index", v, err);
+}
+
 int udfb_config_set(struct udfb_config *c, const char *name, const char *v, struct udfb_err *err)
 {
+	if (strcmp(name, "index-url") == 0)
+		return add_index(c, SRC_FLAG, v, err);
+	if (strncmp(name, "packages-", 9) == 0)
+		return udfb_pkg_opts_set(&c->packages, name, v, err);
 	struct {
 		const char *name;
 		char **slot;
@@ -228,6 +245,42 @@ static int file_imports(struct udfb_config *c, json_t *obj, struct udfb_err *err
 	return 0;
 }
 
+/* "packages": {"index": URL or [URL, ...], "glibc": "2.36", "python":
+ * "3.12", "layer_budget": 16}. */
+static int file_packages(struct udfb_config *c, json_t *obj, struct udfb_err *err)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v) {
+		char name[64], num[32];
+		snprintf(name, sizeof(name), "packages-%s", key);
+		for (char *p = name; *p; p++)
+			*p = *p == '_' ? '-' : *p;
+		int rc = 0;
+		if (strcmp(key, "index") == 0 && json_is_array(v)) {
+			size_t k;
+			json_t *item;
+			json_array_foreach(v, k, item) {
+				if (rc == 0)
+					rc = json_is_string(item) ? add_index(c, SRC_FILE, json_string_value(item), err)
+								  : udfb_err_set(err, UDFB_E_INVALID, "packages.index[%zu]: must be a string", k);
+			}
+		} else if (strcmp(key, "index") == 0 && json_is_string(v)) {
+			rc = add_index(c, SRC_FILE, json_string_value(v), err);
+		} else if (json_is_string(v)) {
+			rc = udfb_pkg_opts_set(&c->packages, name, json_string_value(v), err);
+		} else if (json_is_integer(v)) {
+			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+			rc = udfb_pkg_opts_set(&c->packages, name, num, err);
+		} else {
+			rc = udfb_err_set(err, UDFB_E_INVALID, "packages.%s: unexpected value type", key);
+		}
+		if (rc < 0)
+			return strncmp(err->msg, "packages.", 9) == 0 ? -1 : udfb_err_wrap(err, "packages.%s", key);
+	}
+	return 0;
+}
+
 static int file_value(struct udfb_config *c, const char *key, json_t *v, struct udfb_err *err)
 {
 	if (strcmp(key, "base_images") == 0 && json_is_object(v)) {
@@ -243,6 +296,8 @@ static int file_value(struct udfb_config *c, const char *key, json_t *v, struct 
 		return file_env(c, v, err);
 	if (strcmp(key, "imports") == 0 && json_is_object(v))
 		return file_imports(c, v, err);
+	if (strcmp(key, "packages") == 0 && json_is_object(v))
+		return file_packages(c, v, err);
 	if (strcmp(key, "scheduler_options") == 0 && json_is_object(v)) {
 		const char *k;
 		json_t *o;
@@ -324,6 +379,13 @@ int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err)
 	if (v && *v && split_list(c, "base-image", v, err) < 0)
 		return udfb_err_wrap(err, "UDFB_BASE_IMAGES");
 	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0)
+		return -1;
+	v = getenv("UDFB_INDEX_URL");
+	if (v && *v) {
+		udfb_pkg_opts_clear_index(&c->packages);
+		c->index_source = SRC_ENV;
+	}
+	if (udfb_pkg_opts_load_env(&c->packages, err) < 0)
 		return -1;
 	v = getenv("UDFB_SCHEDULER_OPTS");
 	if (v && *v && split_list(c, "scheduler-opt", v, err) < 0)
@@ -413,6 +475,7 @@ void udfb_config_free(struct udfb_config *c)
 	}
 	free(c->envs);
 	udfb_fetch_opts_free(&c->fetch);
+	udfb_pkg_opts_free(&c->packages);
 	json_decref(c->scheduler_opts);
 	memset(c, 0, sizeof(*c));
 }

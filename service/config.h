@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "fetch.h"
+#include "pkgopts.h"
 
 struct udfb_env_var {
 	char *name;
@@ -54,6 +55,8 @@ struct udfb_config {
 	char *platform;
 	char *log_level;
 	struct udfb_fetch_opts fetch; /* "imports": limits and the SSRF allow-list */
+	struct udfb_pkg_opts packages; /* "packages": indexes and target settings */
+	int index_source; /* which source set packages.index: a later one replaces it */
 	/* Backend settings, read by the backend itself: "scheduler_options" in
 	 * the file, --scheduler-opt KEY=VALUE (repeatable), UDFB_SCHEDULER_OPTS
 	 * (KEY=VALUE,KEY=VALUE).  Values are strings. */

@@ -332,7 +332,8 @@ int udfb_service_prepare(struct udfb_service *s, struct udfb_prepared **out, con
 		udfb_prepared_free(p);
 		return -1;
 	}
-	struct udfb_build_opts o = { .salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant };
+	struct udfb_build_opts o = { .salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant,
+				     .packages = &s->cfg.packages };
 	if (udfb_build_key(p->key, &p->req, p->base->base.image.manifest_digest, &o, err) < 0) {
 		udfb_prepared_free(p);
 		return -1;
@@ -439,7 +440,8 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 		return -1;
 	struct udfb_build_opts o = { .store_dir = s->cfg.store, .base = p->base->runtime, .dest = dest,
 				     .salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant,
-				     .base_resolved = &p->base->base, .fetch = &s->cfg.fetch };
+				     .base_resolved = &p->base->base, .fetch = &s->cfg.fetch,
+				     .packages = &s->cfg.packages };
 	struct udfb_build_result r;
 	int rc = udfb_build(&r, &p->req, &o, err);
 	free(dest);

@@ -30,6 +30,7 @@ EXIT_CONFIG = 2
 
 APP_DIR = os.path.dirname(os.path.abspath(__file__))
 IMPORTS_DIR = os.path.join(APP_DIR, "imports")
+PACKAGES_DIR = os.path.join(APP_DIR, "packages")
 ARCHIVE_SUFFIXES = (".zip", ".whl", ".egg")
 AUTH_HEADER = "x-authorization"
 
@@ -75,6 +76,10 @@ def setup_import_path():
             full = os.path.join(IMPORTS_DIR, name)
             if name.lower().endswith(ARCHIVE_SUFFIXES) and os.path.isfile(full):
                 entries.append(full)
+    # Packages installed by udf-builder (one layer per wheel) come after the
+    # imports, as site-packages comes after a script's own directory.
+    if os.path.isdir(PACKAGES_DIR):
+        entries.append(PACKAGES_DIR)
     sys.path[:0] = [p for p in entries if p not in sys.path]
     # The script's directory is normally sys.path[0], but not under -P,
     # PYTHONSAFEPATH or some launchers; keep `import udf` working regardless.

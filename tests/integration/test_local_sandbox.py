@@ -52,8 +52,10 @@ CALL_TIMEOUT = 120.0  # the first start unpacks the 170 MB base once: seconds on
 STOP_TIMEOUT = 30.0
 TENANT = "tenant-a"
 SECRET = "local-sandbox-secret-0123456789"
-# Vectors whose call needs packages this build cannot install.
-SKIP_VECTORS = {"add_one_helper": "needs humanize==4.9.0 from a package index (no package installs in this build)"}
+# Vectors whose call cannot run here (none: add_one_helper's humanize comes
+# from the test wheels, tests/lib/wheels.py, served as a package index).
+SKIP_VECTORS = {}
+INDEX = None  # the loopback package index of the test wheels
 
 udf_pb2 = None
 grpc = None
@@ -237,7 +239,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("UDFB_") or k == "UDFB_TEST_CACHE"}
         cmd = [BIN, "serve", "--config", cfg_path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
                "--store", os.path.join(self.dir, "store"), "--scheduler", "local", "--imports-allow", "127.0.0.1",
-               "--default-runtime", "3"]
+               "--default-runtime", "3", "--index-url", INDEX]
         for rt, ref in (bases or [("3", "oci:%s:python" % BASE)]):
             cmd += ["--base-image", "%s=%s" % (rt, ref)]
         all_opts = {"state_dir": self.state_dir, "layers_dir": LAYERS, "port_min": "21000", "port_max": "21999"}
@@ -435,6 +437,19 @@ class LocalSandboxTest(unittest.TestCase):
         self.assertEqual(http("GET", self.srv.status_url(r2.endpoint, "/health")), (200, "1"))
         self.assertEqual(udf_call(r2.endpoint, "read_env", [], r2.token), (200, {"result": "sandbox_env_ok"}))
         print("# killed sandbox restarted by the next call in %.3f s" % r2.elapsed, flush=True)
+
+    def test_8_installed_packages(self):
+        # alpha 2.0 needs beta>=1.1: both installed natively, one layer each.
+        code = ("import alpha\nimport beta\n\n"
+                "def pk(x):\n    return '%s %s' % (alpha.describe(), beta.describe())\n")
+        req = code_request(code, "pk", "STRING", "3.11", ["INT"])
+        spec = json.loads(req.spec)
+        spec["packages"] = ["alpha"]
+        req.spec = json.dumps(spec)
+        r = self.ready(req)
+        status, out = udf_call(r.endpoint, "pk", [1], r.token)
+        self.assertEqual(status, 200, out)
+        self.assertEqual(out["result"], "alpha 2.0 beta 1.2")
 
     def test_5_base_without_runtime_fails_clearly(self):
         req = code_request("def g():\n    return 'x'\n", "g", runtime="3.10")
@@ -646,6 +661,17 @@ class TapResult(unittest.TestResult):
             self._line(False, subtest, text=self._exc_info_to_string(err, test))
 
 
+def start_index(tmp):
+    """The test wheels served as a PEP 691/503 index on loopback."""
+    global INDEX
+    sys.path.insert(0, str(REPO / "tests" / "lib"))
+    import pkgindex_server
+    import wheels
+    wheels.build(os.path.join(tmp, "wheels"))
+    srv = pkgindex_server.start(os.path.join(tmp, "wheels"))
+    INDEX = "http://127.0.0.1:%d/simple" % srv.port
+
+
 def main():
     global TMP, LAYERS
     os.chdir(REPO)
@@ -661,8 +687,9 @@ def main():
         try:
             load_protos(TMP)
             load_bases(TMP)
+            start_index(TMP)
         except Exception:
-            print("not ok 1 - setup (protoc, grpc, python base image)")
+            print("not ok 1 - setup (protoc, grpc, python base image, package index)")
             for line in traceback.format_exc().splitlines():
                 print("# " + line)
             print("1..1")

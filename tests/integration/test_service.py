@@ -64,15 +64,16 @@ EXTRA_ARGS = []  # flags every server gets (see probe_flags)
 ALL_SERVERS = []  # every Server started, killed at exit whatever happened
 
 # The replies and statuses the shared vectors must get from a server with
-# the tiny base image (no package installs in this build).
+# the tiny base image and the test wheels (tests/lib/wheels.py: humanize,
+# no numpy) as its package index.
 VECTOR_EXPECT = {
     "decimal_types": ("OK", []),
     "read_env": ("OK", []),
     "read_pkg_zip_whl_egg": ("OK", []),
     "read_stage_dup_basename": ("OK", []),
     "missing_import": ("INVALID_ARGUMENT", ["import '@udf_import_stage/imports/missing.py': HTTP 404"]),
-    "numpy_plus_one": ("UNIMPLEMENTED", ["spec.packages", "numpy"]),
-    "add_one_helper": ("UNIMPLEMENTED", ["spec.packages", "humanize"]),
+    "numpy_plus_one": ("NOT_FOUND", ["spec.packages", "numpy"]),
+    "add_one_helper": ("OK", []),
 }
 
 
@@ -990,6 +991,10 @@ def main():
             load_protos(tmp)
             load_tiny_image()
             probe_flags()
+            sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+            import wheels
+            wheels.build(os.path.join(tmp, "wheels"))
+            EXTRA_ARGS.extend(["--index-url", os.path.join(tmp, "wheels")])
         except Exception:
             print("not ok 1 - setup (protoc, grpc, tiny base image)")
             for line in traceback.format_exc().splitlines():

@@ -43,7 +43,7 @@
 UDFB_BASE_IMAGE_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Bump when the recipe changes in a way the key below does not capture.
-UDFB_BASE_RECIPE_VERSION=1
+UDFB_BASE_RECIPE_VERSION=2
 UDFB_TINY_RECIPE_VERSION=1
 
 udfb__cache_dir() {
@@ -193,7 +193,7 @@ udfb_base_image() (
 	fi
 
 	# The customize hook runs on the host with the rootfs as $1 (root mode).
-	export UDFB__DOUBLE_TAR="$tmp/double.tar"
+	export UDFB__DOUBLE_TAR="$tmp/double.tar" UDFB__PYVER="$tmp/python-version"
 	# shellcheck disable=SC2016 # the hook is expanded by mmdebstrap's sh
 	SOURCE_DATE_EPOCH=$sde mmdebstrap \
 		--variant="$variant" --include="$include" --mode=root \
@@ -202,7 +202,8 @@ udfb_base_image() (
 			d="$1/usr/local/lib/python3.11/dist-packages"
 			mkdir -p "$d"
 			tar -xf "$UDFB__DOUBLE_TAR" -C "$d" --no-overwrite-dir
-			chroot "$1" /usr/bin/python3 -c "import sys; assert \"/usr/local/lib/python3.11/dist-packages\" in sys.path, sys.path"' \
+			chroot "$1" /usr/bin/python3 -c "import sys; assert \"/usr/local/lib/python3.11/dist-packages\" in sys.path, sys.path"
+			chroot "$1" /usr/bin/python3 -c "import platform; print(platform.python_version())" >"$UDFB__PYVER"' \
 		"$suite" "$tmp/rootfs.tar" ${mirrors[@]+"${mirrors[@]}"} >&2
 
 	local img="$tmp/base-oci" created=1970-01-01T00:00:00Z
@@ -217,6 +218,7 @@ udfb_base_image() (
 		--created "$created" --history.created "$created" \
 		--architecture amd64 --os linux \
 		--config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+		--config.env "PYTHON_VERSION=$(cat "$UDFB__PYVER")" \
 		--config.cmd python3 >&2
 	umoci gc --layout "$img" >&2
 
