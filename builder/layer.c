@@ -24,8 +24,8 @@ struct entry {
 	enum entry_kind kind;
 	const void *data; /* ENTRY_BYTES: borrowed */
 	size_t len;
-	char *src; /* ENTRY_FILE */
-	long long size;
+	char *src; /* ENTRY_FILE: size bytes at offset */
+	long long offset, size;
 	int executable;
 };
 
@@ -146,11 +146,18 @@ int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const vo
 int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
 			int executable, struct udfb_err *err)
 {
+	return udfb_layer_add_file_range(w, path, src, 0, size, executable, err);
+}
+
+int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
+			      long long size, int executable, struct udfb_err *err)
+{
 	struct entry *e = new_entry(w, path, err);
 	if (!e)
 		return -1;
 	e->kind = ENTRY_FILE;
 	e->src = strdup(src);
+	e->offset = offset;
 	e->size = size;
 	e->executable = executable;
 	return 0;
@@ -300,18 +307,19 @@ static int write_file_data(struct archive *a, const struct entry *e, struct udfb
 	if (fd < 0)
 		return udfb_err_sys(err, errno, "layer entry '%s': open", e->path);
 	char buf[65536];
-	long long left = e->size;
+	long long left = e->size, off = e->offset;
 	while (left > 0) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n = pread(fd, buf, left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf), off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return udfb_err_sys(err, errno, "layer entry '%s': read", e->path);
-		if (n == 0 || n > left)
+		if (n == 0)
 			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': file changed size while being written", e->path);
 		if (archive_write_data(a, buf, (size_t)n) != n)
 			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path, archive_error_string(a));
 		left -= n;
+		off += n;
 	}
 	return 0;
 }

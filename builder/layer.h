@@ -27,6 +27,10 @@ int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const vo
 /* The file is read when the layer is written; executable gives mode 0755. */
 int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
 			int executable, struct udfb_err *err);
+/* The size bytes at offset in src: many small files packed in one file
+ * (a wheel's) cost one file creation instead of one each. */
+int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
+			      long long size, int executable, struct udfb_err *err);
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
 /* 1 when path (a file or a directory, no trailing '/') is in the layer. */
 int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path);
