@@ -127,7 +127,8 @@ static struct entry *new_entry(struct udfb_layer_writer *w, const char *path, st
 
 int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path)
 {
-	return find(w, path) != NULL;
+	const struct entry *e = find(w, path);
+	return !e ? 0 : e->kind == ENTRY_DIR ? 2 : 1;
 }
 
 int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,

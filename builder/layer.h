@@ -32,7 +32,8 @@ int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const cha
 int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
 			      long long size, int executable, struct udfb_err *err);
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
-/* 1 when path (a file or a directory, no trailing '/') is in the layer. */
+/* 0 when path (no trailing '/') is not in the layer, 1 when it is a file,
+ * 2 when it is a directory. */
 int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path);
 /* The diff_id the layer will have, from one uncompressed pass (the writer
  * stays usable): the store maps it to a blob already compressed. */
