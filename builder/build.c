@@ -98,7 +98,7 @@ static struct udfb_layer_writer *imports_layer(const struct udfb_context *c, str
 	udfb_layer_writer_new(&w);
 	for (size_t k = 0; k < c->n_imports; k++) {
 		cleanup_free char *path = udfb_path_join("app/imports", c->imports[k].name);
-		if (udfb_layer_add_file(w, path, c->imports[k].file.path, c->imports[k].file.size, err) < 0) {
+		if (udfb_layer_add_file(w, path, c->imports[k].file.path, c->imports[k].file.size, 0, err) < 0) {
 			udfb_layer_writer_free(w);
 			return NULL;
 		}

@@ -13,6 +13,7 @@
 
 #include "cleanup.h"
 #include "fsutil.h"
+#include "strmap.h"
 
 #define LAYER_GZIP_LEVEL 6 /* part of UDFB_LAYER_FORMAT */
 
@@ -23,14 +24,17 @@ struct entry {
 	enum entry_kind kind;
 	const void *data; /* ENTRY_BYTES: borrowed */
 	size_t len;
-	char *src; /* ENTRY_FILE */
-	long long size;
+	char *src; /* ENTRY_FILE: size bytes at offset */
+	long long offset, size;
 	int executable;
 };
 
 struct udfb_layer_writer {
 	struct entry *v;
 	size_t n, cap;
+	/* path -> index in v: a wheel adds thousands of files, each looked
+	 * up with its parents; rebuilt when v is sorted. */
+	struct udfb_strmap index;
 };
 
 void udfb_layer_writer_new(struct udfb_layer_writer **out)
@@ -38,6 +42,7 @@ void udfb_layer_writer_new(struct udfb_layer_writer **out)
 	*out = calloc(1, sizeof(**out));
 	if (!*out)
 		abort();
+	udfb_strmap_init(&(*out)->index);
 }
 
 static int check_path(const char *path, struct udfb_err *err)
@@ -70,26 +75,41 @@ static struct entry *push(struct udfb_layer_writer *w)
 	return e;
 }
 
-static int find(const struct udfb_layer_writer *w, const char *path)
+/* The entry named by the first len bytes of path, or NULL. */
+static const struct entry *find_n(const struct udfb_layer_writer *w, const char *path, size_t len)
 {
-	for (size_t k = 0; k < w->n; k++)
-		if (strcmp(w->v[k].path, path) == 0)
-			return 1;
-	return 0;
+	size_t k;
+	return udfb_strmap_getn(&w->index, path, len, &k) ? &w->v[k] : NULL;
 }
 
-static void add_parents(struct udfb_layer_writer *w, const char *path)
+static const struct entry *find(const struct udfb_layer_writer *w, const char *path)
 {
-	cleanup_free char *p = strdup(path);
-	for (char *s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
-		*s = '\0';
-		if (!find(w, p)) {
-			struct entry *e = push(w);
-			e->path = strdup(p);
-			e->kind = ENTRY_DIR;
-		}
-		*s = '/';
+	return find_n(w, path, strlen(path));
+}
+
+static struct entry *push_path(struct udfb_layer_writer *w, const char *path, size_t len)
+{
+	struct entry *e = push(w);
+	e->path = strndup(path, len);
+	if (!e->path)
+		abort();
+	udfb_strmap_put(&w->index, e->path, w->n - 1);
+	return e;
+}
+
+static int add_parents(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
+{
+	for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+		size_t len = (size_t)(s - path);
+		const struct entry *p = find_n(w, path, len);
+		/* A file cannot also be a directory: the tar would hold both. */
+		if (p && p->kind != ENTRY_DIR)
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': parent '%.*s' is a file", path,
+					    (int)len, path);
+		if (!p)
+			push_path(w, path, len)->kind = ENTRY_DIR;
 	}
+	return 0;
 }
 
 static struct entry *new_entry(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
@@ -100,10 +120,15 @@ static struct entry *new_entry(struct udfb_layer_writer *w, const char *path, st
 		udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': added twice", path);
 		return NULL;
 	}
-	add_parents(w, path);
-	struct entry *e = push(w);
-	e->path = strdup(path);
-	return e;
+	if (add_parents(w, path, err) < 0)
+		return NULL;
+	return push_path(w, path, strlen(path));
+}
+
+int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path)
+{
+	const struct entry *e = find(w, path);
+	return !e ? 0 : e->kind == ENTRY_DIR ? 2 : 1;
 }
 
 int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
@@ -120,14 +145,22 @@ int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const vo
 }
 
 int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
-			struct udfb_err *err)
+			int executable, struct udfb_err *err)
+{
+	return udfb_layer_add_file_range(w, path, src, 0, size, executable, err);
+}
+
+int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
+			      long long size, int executable, struct udfb_err *err)
 {
 	struct entry *e = new_entry(w, path, err);
 	if (!e)
 		return -1;
 	e->kind = ENTRY_FILE;
 	e->src = strdup(src);
+	e->offset = offset;
 	e->size = size;
+	e->executable = executable;
 	return 0;
 }
 
@@ -151,6 +184,7 @@ void udfb_layer_writer_free(struct udfb_layer_writer *w)
 		free(w->v[k].src);
 	}
 	free(w->v);
+	udfb_strmap_free(&w->index);
 	free(w);
 }
 
@@ -274,18 +308,19 @@ static int write_file_data(struct archive *a, const struct entry *e, struct udfb
 	if (fd < 0)
 		return udfb_err_sys(err, errno, "layer entry '%s': open", e->path);
 	char buf[65536];
-	long long left = e->size;
+	long long left = e->size, off = e->offset;
 	while (left > 0) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n = pread(fd, buf, left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf), off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return udfb_err_sys(err, errno, "layer entry '%s': read", e->path);
-		if (n == 0 || n > left)
+		if (n == 0)
 			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': file changed size while being written", e->path);
 		if (archive_write_data(a, buf, (size_t)n) != n)
 			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path, archive_error_string(a));
 		left -= n;
+		off += n;
 	}
 	return 0;
 }
@@ -293,6 +328,9 @@ static int write_file_data(struct archive *a, const struct entry *e, struct udfb
 static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct udfb_err *err)
 {
 	qsort(w->v, w->n, sizeof(*w->v), cmp_entry);
+	udfb_strmap_reset(&w->index); /* the writer stays usable after udfb_layer_diff_id */
+	for (size_t k = 0; k < w->n; k++)
+		udfb_strmap_put(&w->index, w->v[k].path, k);
 	for (size_t k = 0; k < w->n; k++) {
 		const struct entry *e = &w->v[k];
 		struct archive_entry *ae = make_header(a, e);

@@ -24,10 +24,17 @@ void udfb_layer_writer_new(struct udfb_layer_writer **out);
 /* Paths are relative ("app/udf.py"); parents are added as directories. */
 int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
 			 int executable, struct udfb_err *err);
-/* The file is read when the layer is written. */
+/* The file is read when the layer is written; executable gives mode 0755. */
 int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
-			struct udfb_err *err);
+			int executable, struct udfb_err *err);
+/* The size bytes at offset in src: many small files packed in one file
+ * (a wheel's) cost one file creation instead of one each. */
+int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
+			      long long size, int executable, struct udfb_err *err);
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
+/* 0 when path (no trailing '/') is not in the layer, 1 when it is a file,
+ * 2 when it is a directory. */
+int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path);
 /* The diff_id the layer will have, from one uncompressed pass (the writer
  * stays usable): the store maps it to a blob already compressed. */
 int udfb_layer_diff_id(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err);

@@ -19,7 +19,9 @@
 #define UDFB_WHEEL_MAX_UNPACKED (4ll << 30) /* all files of one wheel */
 
 /* {name}-{version}(-{build})?-{python tags}-{abi tags}-{platform tags}.whl;
- * each tag field may hold several tags joined by '.'. */
+ * each tag field may hold several tags joined by '.'.  Tags are lower-cased
+ * (packaging compares them so); the name is checked as packaging does
+ * ([A-Za-z0-9._], no "__"), the build tag starts with a digit. */
 struct udfb_wheelname {
 	char *name;    /* PEP 503 normalised */
 	char *version; /* PEP 440 normalised */
@@ -68,7 +70,10 @@ struct udfb_pkgmeta {
 int udfb_pkgmeta_parse(struct udfb_pkgmeta *out, const char *text, size_t len, struct udfb_err *err);
 void udfb_pkgmeta_free(struct udfb_pkgmeta *m);
 
-/* The METADATA file of the wheel at path (from its .dist-info directory). */
+/* The METADATA file of the wheel at path (from its single top-level
+ * .dist-info directory), at most UDFB_METADATA_MAX_BYTES; *text is
+ * NUL-terminated (not counted in *len), free() it.  path need not be named
+ * like a wheel (a content cache names files by hash). */
 int udfb_wheel_read_metadata(char **text, size_t *len, const char *path, struct udfb_err *err);
 
 struct udfb_layer_writer;
@@ -81,15 +86,22 @@ struct udfb_wheel_install_opts {
 };
 
 /* Unpack the wheel at path into w under o->target, as described at the
- * top: every file checked against the wheel's RECORD (sha256 and size), a
+ * top; <project name> is the name part of "<name>-<version>.dist-info"
+ * (which the file name, when path is named like a wheel, must agree with).
+ * Every file checked against the wheel's RECORD (sha256 and size), a
  * '#!python' shebang in scripts rewritten to o->python, console and GUI
  * scripts generated from entry_points.txt, INSTALLER written and RECORD
- * rewritten for the installed paths; no .pyc compiled, none copied.
+ * rewritten for the installed paths (relative to o->target, sorted); no
+ * .pyc compiled, none copied (nor __pycache__).  Scripts are mode 0755,
+ * other files 0755 when the zip gives them an executable bit.
  * Refused (UDFB_E_INVALID, naming the wheel and the entry): absolute
  * paths, '..' segments, symlinks and other non-regular entries, any path
- * that would land outside o->target, duplicate entries, a missing or bad
- * WHEEL/RECORD, Wheel-Version 2 or later, and anything over the limits.
- * The files stay in o->tmpdir: remove it only after the layer is written. */
+ * that would land outside o->target, duplicate entries or destinations, a
+ * path already in w, a missing or bad WHEEL/RECORD, Wheel-Version 2 or
+ * later, bad entry_points.txt, and anything over the limits; then w is
+ * left as it was.
+ * The files' bytes stay in a file in o->tmpdir (removed on failure; kept on
+ * success): remove the directory only after the layer is written. */
 int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const struct udfb_wheel_install_opts *o,
 		       struct udfb_err *err);
 

@@ -21,7 +21,7 @@ static int build(struct udfb_layer *out, const char *tmp, int reversed, const ch
 		const char *n = names[reversed ? 2 - k : k];
 		udfb_layer_add_bytes(w, n, n, strlen(n), 0, &err);
 	}
-	udfb_layer_add_file(w, "app/imports/big.bin", file, 100000, &err);
+	udfb_layer_add_file(w, "app/imports/big.bin", file, 100000, 0, &err);
 	int rc = udfb_layer_write(out, w, tmp, &err);
 	if (rc < 0)
 		printf("# %s\n", err.msg);
@@ -53,6 +53,43 @@ static void check_tar(const char *path)
 	archive_read_free(a);
 }
 
+/* add_file's executable flag gives 0755, as add_bytes's does. */
+static void check_exec(const char *tmp, const char *file)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	udfb_layer_add_file(w, "bin/tool", file, 100000, 1, &err);
+	udfb_layer_add_file(w, "lib/data", file, 100000, 0, &err);
+	udfb_layer_add_file_range(w, "lib/range", file, 99990, 5, 1, &err);
+	struct udfb_layer l;
+	CHECK(udfb_layer_write(&l, w, tmp, &err) == 0, "layer with an executable file written");
+	struct archive *a = archive_read_new();
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_tar(a);
+	archive_read_open_filename(a, l.path, 10240);
+	struct archive_entry *e;
+	int tool = 0, data = 0, range_ok = 0;
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		if (strcmp(archive_entry_pathname(e), "lib/range") == 0) {
+			unsigned char got[8];
+			range_ok = archive_entry_size(e) == 5 && archive_read_data(a, got, 8) == 5 &&
+				   archive_entry_perm(e) == 0755;
+			for (int i = 0; i < 5; i++)
+				range_ok &= got[i] == (((99990 + i) * 7919) & 0xff);
+		}
+		if (strcmp(archive_entry_pathname(e), "bin/tool") == 0)
+			tool = archive_entry_perm(e);
+		if (strcmp(archive_entry_pathname(e), "lib/data") == 0)
+			data = archive_entry_perm(e);
+	}
+	archive_read_free(a);
+	CHECK(tool == 0755 && data == 0644, "add_file: executable 0755, other 0644 (got %o, %o)", tool, data);
+	CHECK(range_ok, "add_file_range: the bytes at the offset");
+	udfb_layer_clear(&l);
+	udfb_err_clear(&err);
+}
+
 int main(void)
 {
 	setlocale(LC_ALL, "C.UTF-8"); /* for the reader below; the writer needs none */
@@ -80,7 +117,12 @@ int main(void)
 	udfb_err_clear(&err);
 	CHECK(udfb_layer_add_bytes(w, "/etc/passwd", "x", 1, 0, &err) < 0, "an absolute path is refused");
 	udfb_err_clear(&err);
+	CHECK(udfb_layer_add_bytes(w, "app/f", "x", 1, 0, &err) == 0 && udfb_layer_contains(w, "app/f") == 1 &&
+	      udfb_layer_contains(w, "app") == 2 && !udfb_layer_contains(w, "app/g"), "contains sees files and parents");
+	CHECK(udfb_layer_add_bytes(w, "app/f/g", "x", 1, 0, &err) < 0, "a file cannot be a parent directory");
+	udfb_err_clear(&err);
 	udfb_layer_writer_free(w);
+	check_exec(tmp, file);
 	udfb_layer_clear(&a);
 	udfb_layer_clear(&b);
 	unlink(file);
