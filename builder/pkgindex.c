@@ -3,7 +3,6 @@
  * pkgindex_html.c, downloads in pkgindex_download.c. */
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -208,6 +208,15 @@ static void test_html(void)
 	const char *binary = "\xff\xfe<a href=\"\x80x.whl\">\xc3(x-1.whl</a>\0<a href=x-2.whl>x-2.whl";
 	CHECK(udfb_pkgindex_parse_html(&p, PAGE, binary, 44, &err) == 0, "bytes that are not UTF-8 do not fail the page");
 	udfb_pkgproject_free(&p);
+	struct udfb_buf deep;
+	udfb_buf_init(&deep, 1u << 20);
+	for (int k = 0; k < 300; k++)
+		udfb_buf_addstr(&deep, "<div>");
+	udfb_buf_addstr(&deep, "<a href=\"d-1.whl\">d-1.whl</a>");
+	CHECK(udfb_pkgindex_parse_html(&p, PAGE, deep.data, deep.len, &err) < 0 && err.cat == UDFB_E_INVALID,
+	      "a page libxml2 stops reading fails rather than losing links (%s)", s_or(err.msg));
+	udfb_err_clear(&err);
+	udfb_buf_free(&deep);
 	size_t big = UDFB_INDEX_PAGE_MAX_BYTES + 1;
 	char *huge = calloc(1, big);
 	CHECK(udfb_pkgindex_parse_html(&p, PAGE, huge, big, &err) < 0 && err.cat == UDFB_E_EXHAUSTED,
