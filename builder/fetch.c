@@ -21,6 +21,8 @@ struct xfer {
 	struct udfb_fetch_item *item;
 	struct run *run;
 	CURL *easy;
+	struct curl_slist *headers;
+	char *name; /* how messages name the item */
 	int fd;
 	struct udfb_sha256 *hash;
 	long long size;
@@ -138,13 +140,21 @@ static void setup(struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
 	curl_easy_setopt(c, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "udf-builder");
+	if (x->item->accept) {
+		char *h = NULL;
+		if (asprintf(&h, "Accept: %s", x->item->accept) < 0)
+			abort();
+		x->headers = curl_slist_append(NULL, h);
+		free(h);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
+	}
 }
 
 /* A fresh attempt: empty file, new hash, the deadline as the timeout. */
 static int start(struct xfer *x, long long now, struct udfb_err *err)
 {
 	if (ftruncate(x->fd, 0) < 0 || lseek(x->fd, 0, SEEK_SET) < 0)
-		return udfb_err_sys(err, errno, "import '%s': reset its temporary file", x->item->location);
+		return udfb_err_sys(err, errno, "%s: reset its temporary file", x->name);
 	x->run->total_bytes -= x->size;
 	x->size = 0;
 	udfb_sha256_free(x->hash);
@@ -183,16 +193,16 @@ static int is_number(const char *s)
 
 static enum outcome check_body(struct xfer *x, struct udfb_err *err)
 {
-	const char *loc = x->item->location;
+	const char *loc = x->name;
 	curl_off_t declared = -1;
 	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &declared);
 	if (declared >= 0 && declared != x->size) {
-		udfb_err_set(err, UDFB_E_UNAVAILABLE, "import '%s': got %lld bytes, Content-Length said %lld", loc, x->size, (long long)declared);
+		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: got %lld bytes, Content-Length said %lld", loc, x->size, (long long)declared);
 		return RETRY;
 	}
 	/* Databend's tag is the object's length when it has no ETag. */
-	if (is_number(x->item->tag) && strtoll(x->item->tag, NULL, 10) != x->size) {
-		udfb_err_set(err, UDFB_E_INVALID, "import '%s': got %lld bytes, its tag says %s", loc, x->size, x->item->tag);
+	if (x->item->tag && is_number(x->item->tag) && strtoll(x->item->tag, NULL, 10) != x->size) {
+		udfb_err_set(err, UDFB_E_INVALID, "%s: got %lld bytes, its tag says %s", loc, x->size, x->item->tag);
 		return FAIL;
 	}
 	return OK;
@@ -202,43 +212,44 @@ static enum outcome judge_http(struct xfer *x, struct udfb_err *err)
 {
 	long status = 0;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-	const char *loc = x->item->location;
+	x->item->http_status = status;
+	const char *loc = x->name;
 	if (status == 200)
 		return check_body(x, err);
 	if (status == 408 || status == 429 || status >= 500) {
-		udfb_err_set(err, UDFB_E_UNAVAILABLE, "import '%s': HTTP %ld", loc, status);
+		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: HTTP %ld", loc, status);
 		return RETRY;
 	}
-	udfb_err_set(err, status >= 400 && status < 500 ? UDFB_E_INVALID : UDFB_E_UNAVAILABLE, "import '%s': HTTP %ld", loc, status);
+	udfb_err_set(err, status >= 400 && status < 500 ? UDFB_E_INVALID : UDFB_E_UNAVAILABLE, "%s: HTTP %ld", loc, status);
 	return FAIL;
 }
 
 static enum outcome judge(struct xfer *x, CURLcode rc, struct udfb_err *err)
 {
 	const struct udfb_fetch_opts *o = x->run->o;
-	const char *loc = x->item->location;
+	const char *loc = x->name;
 	if (x->too_big || rc == CURLE_FILESIZE_EXCEEDED)
-		return udfb_err_set(err, UDFB_E_INVALID, "import '%s': larger than %lld bytes", loc, o->max_import_bytes), FAIL;
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: larger than %lld bytes", loc, o->max_import_bytes), FAIL;
 	if (x->total_too_big)
-		return udfb_err_set(err, UDFB_E_INVALID, "imports: more than %lld bytes in all (at '%s')", o->max_request_bytes, loc), FAIL;
+		return udfb_err_set(err, UDFB_E_INVALID, "imports: more than %lld bytes in all (at '%s')", o->max_request_bytes, x->item->location), FAIL;
 	if (x->write_errno)
-		return udfb_err_sys(err, x->write_errno, "import '%s': write", loc), FAIL;
+		return udfb_err_sys(err, x->write_errno, "%s: write", loc), FAIL;
 	if (x->blocked[0] && rc == CURLE_COULDNT_CONNECT)
-		return udfb_err_set(err, UDFB_E_INVALID, "import '%s': %s", loc, x->blocked), FAIL;
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: %s", loc, x->blocked), FAIL;
 	if (rc == CURLE_TOO_MANY_REDIRECTS)
-		return udfb_err_set(err, UDFB_E_INVALID, "import '%s': more than 5 redirects", loc), FAIL;
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: more than 5 redirects", loc), FAIL;
 	if (rc == CURLE_UNSUPPORTED_PROTOCOL)
-		return udfb_err_set(err, UDFB_E_INVALID, "import '%s': redirected to a scheme other than http or https", loc), FAIL;
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: redirected to a scheme other than http or https", loc), FAIL;
 	if (rc == CURLE_OPERATION_TIMEDOUT && udfb_monotonic_ms() >= x->run->deadline_ms - 20)
-		return udfb_err_set(err, UDFB_E_DEADLINE, "import '%s': not fetched before the deadline", loc), FAIL;
+		return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched before the deadline", loc), FAIL;
 	if (rc == CURLE_OPERATION_TIMEDOUT) {
-		udfb_err_set(err, UDFB_E_UNAVAILABLE, "import '%s': stalled (under 1024 bytes/s for %ld s, or no connection in %ld ms)",
+		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: stalled (under 1024 bytes/s for %ld s, or no connection in %ld ms)",
 			     loc, o->low_speed_time_s, o->connect_timeout_ms);
 		return RETRY;
 	}
 	if (rc != CURLE_OK) {
 		/* curl_easy_strerror names the failure, never the URL. */
-		udfb_err_set(err, UDFB_E_UNAVAILABLE, "import '%s': %s", loc, curl_easy_strerror(rc));
+		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: %s", loc, curl_easy_strerror(rc));
 		return retryable_curl(rc) ? RETRY : FAIL;
 	}
 	return judge_http(x, err);
@@ -323,7 +334,7 @@ static const char *first_unfinished(const struct run *r)
 {
 	for (size_t k = 0; k < r->n; k++)
 		if (r->x[k].state != X_DONE)
-			return r->x[k].item->location;
+			return r->x[k].name;
 	return "?";
 }
 
@@ -341,7 +352,7 @@ static int loop(struct run *r, struct udfb_err *err)
 		if (!pending(r, &next))
 			return 0;
 		if (udfb_monotonic_ms() >= r->deadline_ms)
-			return udfb_err_set(err, UDFB_E_DEADLINE, "import '%s': not fetched before the deadline", first_unfinished(r));
+			return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched before the deadline", first_unfinished(r));
 		long long wait = next ? next - udfb_monotonic_ms() : 100;
 		wait = wait < 1 ? 1 : wait > 100 ? 100 : wait;
 		curl_multi_poll(r->multi, NULL, 0, (int)wait, NULL);
@@ -356,6 +367,13 @@ static int prepare(struct run *r, struct udfb_fetch_item *items, const char *dir
 		x->run = r;
 		x->fd = -1;
 		memset(&items[k].out, 0, sizeof(items[k].out));
+		items[k].http_status = 0;
+		if (items[k].what)
+			x->name = strdup(items[k].what);
+		else if (asprintf(&x->name, "import '%s'", items[k].location) < 0)
+			x->name = NULL;
+		if (!x->name)
+			abort();
 		if (udfb_mktemp(&items[k].out.path, &x->fd, dir, err) < 0)
 			return -1;
 		items[k].out.owned = 1;
@@ -367,6 +385,21 @@ static int prepare(struct run *r, struct udfb_fetch_item *items, const char *dir
 	return 0;
 }
 
+/* What a caller choosing a parser (Content-Type) or resolving relative
+ * links (the URL redirects led to) needs from the response. */
+static void note_response(struct xfer *x)
+{
+	struct udfb_fetched *out = &x->item->out;
+	char *type = NULL, *url = NULL;
+	long redirects = 0;
+	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &type);
+	snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
+	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &redirects);
+	curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
+	if (redirects > 0 && url && !(out->final_url = strdup(url)))
+		abort();
+}
+
 static int conclude(struct run *r, struct udfb_err *err)
 {
 	for (size_t k = 0; k < r->n; k++) {
@@ -376,6 +409,7 @@ static int conclude(struct run *r, struct udfb_err *err)
 		udfb_sha256_final(x->hash, x->item->out.digest);
 		x->hash = NULL;
 		x->item->out.size = x->size;
+		note_response(x);
 	}
 	return 0;
 }
@@ -391,6 +425,8 @@ static void cleanup(struct run *r, int failed)
 		if (x->fd >= 0)
 			close(x->fd);
 		udfb_sha256_free(x->hash);
+		curl_slist_free_all(x->headers);
+		free(x->name);
 		if (failed)
 			udfb_fetched_clear(&x->item->out);
 	}
@@ -425,6 +461,8 @@ void udfb_fetched_clear(struct udfb_fetched *f)
 	if (f->path && f->owned)
 		unlink(f->path);
 	free(f->path);
+	free(f->final_url);
 	f->path = NULL;
+	f->final_url = NULL;
 	f->owned = 0;
 }

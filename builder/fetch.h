@@ -2,7 +2,9 @@
  * once over libcurl's multi interface, each streamed to a file while hashed,
  * within limits, with retries, behind the SSRF guard (netguard.h).  The URL
  * is a secret (its query string is a signature): it never reaches an error,
- * a log line or a metric; an import is named by its stage location. */
+ * a log line or a metric; an import is named by its stage location.  The
+ * package index (pkgindex.h) fetches its pages and files here too, naming
+ * them its own way (udfb_fetch_item.what). */
 #ifndef UDFB_FETCH_H
 #define UDFB_FETCH_H
 
@@ -40,11 +42,16 @@ struct udfb_fetched {
 	char digest[UDFB_DIGEST_LEN + 1];
 	long long size;
 	int owned; /* 1: a temporary file, removed by udfb_fetched_clear */
+	char content_type[128]; /* of the last response, truncated; "" when none */
+	char *final_url; /* malloc'd: where redirects led, NULL without redirects (a secret, like url) */
 };
 
 struct udfb_fetch_item {
-	const char *location, *url, *tag; /* in */
+	const char *location, *url, *tag; /* in; tag may be NULL */
+	const char *accept; /* in, optional: the request's Accept header */
+	const char *what;   /* in, optional: names the item in messages; NULL: "import '<location>'" */
 	struct udfb_fetched out;
+	long http_status; /* out: the last response's status, also after a failure (a 404 tells "absent") */
 };
 
 int udfb_fetch_global_init(struct udfb_err *err);
