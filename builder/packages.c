@@ -82,6 +82,10 @@ static int get_index(struct pctx *c, struct udfb_err *err)
 	char *fallback[] = { DEFAULT_INDEX };
 	c->fetch = *c->in->fetch;
 	c->fetch.guard = o->guard; /* shallow: neither copy is freed here */
+	/* Wheels are bigger than imports (torch: 750 MiB); unpacked they are
+	 * held to UDFB_WHEEL_MAX_UNPACKED. */
+	c->fetch.max_import_bytes = UDFB_WHEEL_MAX_DOWNLOAD;
+	c->fetch.max_request_bytes = UDFB_WHEEL_MAX_DOWNLOAD;
 	return udfb_pkgindex_new(&c->index, o->n_index ? o->index : fallback, o->n_index ? o->n_index : 1, &c->fetch,
 				 c->in->tmp, c->wheels, err);
 }
@@ -232,8 +236,7 @@ static void group_key(char out[UDFB_DIGEST_LEN + 1], const struct item *v, size_
 		udfb_sha256_update(h, v[k].key, strlen(v[k].key));
 		udfb_sha256_update(h, "\n", 1);
 	}
-	udfb_sha256_final(h, out);
-	udfb_sha256_free(h);
+	udfb_sha256_final(h, out); /* frees h */
 }
 
 static int cached_layer(struct udfb_layer *l, struct udfb_store *st, const char *key)

@@ -16,6 +16,7 @@
  * scripts run with. */
 #define UDFB_PACKAGES_DIR "app/packages"
 #define UDFB_PACKAGES_PYTHON "/usr/bin/env python3"
+#define UDFB_WHEEL_MAX_DOWNLOAD (2ll << 30) /* one wheel file */
 
 struct udfb_fetch_opts;
 struct udfb_pkg_opts;

@@ -255,6 +255,24 @@ static void sweep(struct udfb_store *s, json_t *sizes, json_t *marked, struct ud
 	}
 }
 
+/* Empties wheels/sha256: no build is in flight (gc.lock is exclusive). */
+static void drop_wheels(struct udfb_store *s, struct udfb_gc_report *r)
+{
+	cleanup_free char *dir = NULL;
+	if (asprintf(&dir, "%s/wheels/sha256", s->root) < 0)
+		abort();
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		cleanup_free char *p = udfb_path_join(dir, e->d_name);
+		r->wheels_removed += unlink(p) == 0;
+	}
+	if (d)
+		closedir(d);
+}
+
 static int lock_exclusive(struct udfb_store *s, int wait, struct udfb_err *err)
 {
 	if (flock(s->gc_lock, LOCK_EX | (wait ? 0 : LOCK_NB)) == 0)
@@ -284,6 +302,8 @@ int udfb_store_gc(struct udfb_store *s, long long max_bytes, int wait, struct ud
 		r->bytes_after = r->bytes_before;
 		evict(s, v, n, max_bytes, sizes, marked, r);
 		sweep(s, sizes, marked, r);
+		if (max_bytes > 0)
+			drop_wheels(s, r);
 		rc = udfb_index_sync(s->index, err);
 	}
 	udfb_store_entries_free(v, n);

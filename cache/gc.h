@@ -15,10 +15,13 @@
 
 struct udfb_gc_report {
 	long keys_evicted, imports_evicted, blobs_swept;
+	long wheels_removed; /* downloads of the wheel cache (a bounded run empties it) */
 	long long bytes_before, bytes_after;
 };
 
-/* max_bytes <= 0: no limit, sweep only what nothing reaches.  wait = 0:
+/* max_bytes <= 0: no limit, sweep only what nothing reaches.  A bounded run
+ * also empties the wheel download cache (wheels/): package layers stay, and a
+ * wheel is fetched again only for a layer the store no longer has.  wait = 0:
  * give up (return 1) instead of waiting for builds in flight. */
 int udfb_store_gc(struct udfb_store *s, long long max_bytes, int wait, struct udfb_gc_report *r, struct udfb_err *err);
 

@@ -91,6 +91,8 @@ static int cache_gc(struct udfb_store *st, const char *max, struct udfb_err *err
 	human(after, sizeof(after), r.bytes_after);
 	printf("evicted %ld keys and %ld imports, swept %ld blobs: %s -> %s\n", r.keys_evicted, r.imports_evicted,
 	       r.blobs_swept, before, after);
+	if (r.wheels_removed)
+		printf("removed %ld downloaded wheels (their layers stay)\n", r.wheels_removed);
 	return 0;
 }
 

@@ -130,7 +130,7 @@ def ours_tree(files):
             continue
         if rel.startswith("bin/"):
             sha = "script"  # the shebang names the interpreter: pip's own, ours /usr/bin/env python3
-        out.append((rel, mode, sha))
+        out.append((rel, "%04o" % mode, sha))
     return sorted(out)
 
 
@@ -207,7 +207,7 @@ def lock_kept_and_refreshed(env, index_url, wheel_dir):
           p1.returncode == 0 and lock_of(dest1, out1)["packages"][0]["version"] == "1.2", p1.stderr)
     wheels.pure(wheel_dir, "beta", "1.3")
     # The image is gone (gc), the lock stays: the rebuild is bit-identical.
-    g = env.run(["cache", "gc", "--max-bytes", "0", "--store", store])
+    g = env.run(["cache", "gc", "--max-bytes", "1", "--store", store])
     check("cache gc evicts the image", g.returncode == 0, g.stderr)
     p2, out2, dest2 = env.build(req, index_url, store=store)
     check("rebuilt from the kept lock: same digest though beta 1.3 is out",
@@ -247,7 +247,8 @@ def budget(env, index_url):
     layers = manifest(dest, out)["layers"] if p.returncode == 0 else []
     n_pkgs = len(lock_of(dest, out)["packages"]) if out else 0
     # tiny base (1 layer) + stub + 2 package layers + udf
-    check("layer budget 2: %d packages in 2 layers" % n_pkgs, len(layers) == 5 and n_pkgs == 7, p.stderr)
+    if not check("layer budget 2: %d packages in 2 layers" % n_pkgs, len(layers) == 5 and n_pkgs == 7, p.stderr):
+        return
     p2, out2, _ = env.build(request(reqs), index_url, env_extra={"UDFB_PACKAGES_LAYER_BUDGET": "2"})
     check("... deterministic", p2.returncode == 0 and out2["manifest_digest"] == out["manifest_digest"])
     files = image_files(dest, out)
@@ -259,8 +260,10 @@ def html_and_auth(env, wheel_dir, json_lock):
     srv = pkgindex_server.start(wheel_dir, html_only=True)
     url = "http://127.0.0.1:%d/simple" % srv.port
     p, out, dest = env.build(request(["alpha", "gamma[fast]"]), url)
+    # The same wheels; PEP 503 pages carry no file sizes (PEP 700 is JSON only).
+    strip = lambda pkgs: [{k: v for k, v in x.items() if k != "size"} for x in pkgs or []]  # noqa: E731
     check("PEP 503 HTML index: same lock as the JSON index",
-          p.returncode == 0 and lock_of(dest, out)["packages"] == json_lock, p.stderr)
+          p.returncode == 0 and strip(lock_of(dest, out)["packages"]) == strip(json_lock), p.stderr)
     srv.shutdown()
     srv = pkgindex_server.start(wheel_dir, auth="user:s3cr3t-t0ken")
     good = "http://user:s3cr3t-t0ken@127.0.0.1:%d/simple" % srv.port
