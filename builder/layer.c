@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "cleanup.h"
 #include "fsutil.h"
+#include "pgzip.h"
 #include "strmap.h"
 
-#define LAYER_GZIP_LEVEL 6 /* part of UDFB_LAYER_FORMAT */
+#define LAYER_GZIP_LEVEL 6 /* the default; part of UDFB_LAYER_FORMAT */
 
 enum entry_kind { ENTRY_DIR, ENTRY_BYTES, ENTRY_FILE };
 
@@ -32,6 +32,7 @@ struct entry {
 struct udfb_layer_writer {
 	struct entry *v;
 	size_t n, cap;
+	int level; /* gzip level */
 	/* path -> index in v: a wheel adds thousands of files, each looked
 	 * up with its parents; rebuilt when v is sorted. */
 	struct udfb_strmap index;
@@ -42,7 +43,13 @@ void udfb_layer_writer_new(struct udfb_layer_writer **out)
 	*out = calloc(1, sizeof(**out));
 	if (!*out)
 		abort();
+	(*out)->level = LAYER_GZIP_LEVEL;
 	udfb_strmap_init(&(*out)->index);
+}
+
+void udfb_layer_writer_set_level(struct udfb_layer_writer *w, int level)
+{
+	w->level = level;
 }
 
 static int check_path(const char *path, struct udfb_err *err)
@@ -200,36 +207,28 @@ void udfb_layer_clear(struct udfb_layer *l)
 
 struct sink {
 	int fd;
-	z_stream z;
-	gz_header gz;
+	struct udfb_pgzip *gz; /* NULL when only hashing */
 	struct udfb_sha256 *tar_hash, *gz_hash;
 	long long gz_size;
 	int failed_errno;
 };
 
-static int sink_flush(struct sink *s, int flush)
+static int sink_out(void *ctx, const void *p, size_t have)
 {
-	unsigned char out[65536];
-	do {
-		s->z.next_out = out;
-		s->z.avail_out = sizeof(out);
-		int rc = deflate(&s->z, flush);
-		if (rc == Z_STREAM_ERROR)
+	struct sink *s = ctx;
+	const unsigned char *b = p;
+	udfb_sha256_update(s->gz_hash, b, have);
+	s->gz_size += (long long)have;
+	for (size_t off = 0; off < have;) {
+		ssize_t n = write(s->fd, b + off, have - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			s->failed_errno = errno;
 			return -1;
-		size_t have = sizeof(out) - s->z.avail_out;
-		udfb_sha256_update(s->gz_hash, out, have);
-		s->gz_size += (long long)have;
-		for (size_t off = 0; off < have;) {
-			ssize_t n = write(s->fd, out + off, have - off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				s->failed_errno = errno;
-				return -1;
-			}
-			off += (size_t)n;
 		}
-	} while (s->z.avail_out == 0);
+		off += (size_t)n;
+	}
 	return 0;
 }
 
@@ -238,35 +237,26 @@ static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size
 	(void)a;
 	struct sink *s = ctx;
 	udfb_sha256_update(s->tar_hash, buf, len);
-	if (s->fd < 0)
-		return (la_ssize_t)len; /* hashing only: the diff_id */
-	s->z.next_in = (unsigned char *)(uintptr_t)buf;
-	s->z.avail_in = (uInt)len;
-	if (sink_flush(s, Z_NO_FLUSH) < 0)
+	if (s->gz && udfb_pgzip_write(s->gz, buf, len) < 0)
 		return -1;
-	return (la_ssize_t)len;
+	return (la_ssize_t)len; /* without gz: hashing only, the diff_id */
 }
 
-static int sink_open(struct sink *s, int fd)
+static int sink_open(struct sink *s, int fd, int level)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
-	/* windowBits 15 + 16: a gzip wrapper.  The header is ours: mtime 0,
-	 * OS "unknown", no name, so the bytes depend on nothing but the tar. */
-	if (deflateInit2(&s->z, LAYER_GZIP_LEVEL, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return -1;
-	s->gz.time = 0;
-	s->gz.os = 255;
-	if (deflateSetHeader(&s->z, &s->gz) != Z_OK)
-		return -1;
 	s->tar_hash = udfb_sha256_new();
 	s->gz_hash = udfb_sha256_new();
-	return 0;
+	if (fd < 0)
+		return 0;
+	/* The chunks are compressed in parallel, the bytes do not depend on it. */
+	return udfb_pgzip_new(&s->gz, level, udfb_pgzip_threads(), sink_out, s);
 }
 
 static void sink_free(struct sink *s)
 {
-	deflateEnd(&s->z);
+	udfb_pgzip_free(s->gz);
 	udfb_sha256_free(s->tar_hash);
 	udfb_sha256_free(s->gz_hash);
 }
@@ -366,9 +356,7 @@ static struct archive *open_tar(struct sink *s)
 
 static int finish(struct udfb_layer *out, struct sink *s, struct udfb_err *err)
 {
-	s->z.next_in = NULL;
-	s->z.avail_in = 0;
-	if (sink_flush(s, Z_FINISH) < 0)
+	if (udfb_pgzip_finish(s->gz) < 0)
 		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") :
 					 udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
 	if (udfb_fsync_fd(s->fd, "layer", err) < 0)
@@ -401,7 +389,7 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 	if (udfb_mktemp(&out->path, &fd, tmpdir, err) < 0)
 		return -1;
 	struct sink s;
-	int rc = sink_open(&s, fd) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
+	int rc = sink_open(&s, fd, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
 	if (rc == 0)
 		rc = tar_pass(w, &s, err);
 	if (rc == 0)
@@ -416,7 +404,7 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err)
 {
 	struct sink s;
-	int rc = sink_open(&s, -1) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
+	int rc = sink_open(&s, -1, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
 	if (rc == 0)
 		rc = tar_pass(w, &s, err);
 	if (rc == 0) {

@@ -1,6 +1,8 @@
 /* Deterministic layers (docs/images.md): entries sorted bytewise, parents
  * emitted explicitly, mtime 0, uid/gid 0, modes 0644/0755, pax_restricted
- * headers with UTF-8 names, gzip with no timestamp at a fixed level.  One
+ * headers with UTF-8 names, gzip with no timestamp at a fixed level, in
+ * 1 MiB chunks compressed in parallel (pgzip.h: the bytes never depend on
+ * the thread count).  One
  * pass yields both digests: the tar goes through sha256 (the diff_id) and
  * zlib, and the gzip stream through sha256 (the blob digest) to a file. */
 #ifndef UDFB_LAYER_H
@@ -21,6 +23,9 @@ struct udfb_layer {
 struct udfb_layer_writer;
 
 void udfb_layer_writer_new(struct udfb_layer_writer **out);
+/* gzip level of the blob (6 unless set): package layers, the big ones,
+ * use 1.  Part of what the layer's bytes depend on. */
+void udfb_layer_writer_set_level(struct udfb_layer_writer *w, int level);
 /* Paths are relative ("app/udf.py"); parents are added as directories. */
 int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
 			 int executable, struct udfb_err *err);

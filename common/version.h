@@ -5,7 +5,7 @@
 #define UDFB_VERSION "0.1.0"
 /* Bump when the bytes of a layer built from the same inputs change (tar
  * layout, compression level, zlib behaviour we rely on). */
-#define UDFB_LAYER_FORMAT 1
+#define UDFB_LAYER_FORMAT 2 /* 2: chunked parallel gzip (pgzip.h) */
 #define UDFB_KEY_FORMAT "udf-builder-key/2"
 #define UDFB_DEFAULT_PLATFORM "linux/amd64"
 
