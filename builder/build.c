@@ -192,6 +192,28 @@ static int prepare_packages(struct udfb_packages *out, struct udfb_store *st, co
 	return rc < 0 ? udfb_err_wrap(err, "spec.packages") : 0;
 }
 
+/* Config and manifest over the layers, into the store; the manifest goes
+ * in last (whatever names a blob finds it present), then the lock. */
+static int store_image(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_base *base,
+		       const struct udfb_build_opts *o, const struct udfb_layer *ls, const char **created_by, size_t n,
+		       const struct udfb_packages *pk, struct udfb_err *err)
+{
+	struct udfb_composed img = { 0 };
+	char cfg_digest[UDFB_DIGEST_LEN + 1];
+	int rc = udfb_compose(&img, &base->image, ls, created_by, n, o->platform, err);
+	if (rc == 0)
+		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
+	if (rc == 0)
+		rc = link_base_layers(st, base, err);
+	if (rc == 0)
+		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, res->manifest_digest, err);
+	if (rc == 0)
+		rc = udfb_packages_keep_lock(pk, st, res->key, err);
+	res->package_installs = pk->installs;
+	udfb_composed_free(&img);
+	return rc;
+}
+
 static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_request *req,
 		       const struct udfb_base *base, const struct udfb_build_opts *o, const char *tmp,
 		       struct udfb_err *err)
@@ -205,27 +227,14 @@ static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, con
 	struct udfb_packages pk;
 	struct udfb_layer *ls = calloc(LAYER_MAX, sizeof(*ls));
 	const char **created_by = calloc(LAYER_MAX, sizeof(*created_by));
-	struct udfb_composed img = { 0 };
-	char cfg_digest[UDFB_DIGEST_LEN + 1];
 	int rc = prepare_packages(&pk, st, req, base, o, res->key, tmp, err);
 	int n = rc < 0 ? -1 : make_layers(ls, created_by, st, req, &ctx, &pk, tmp, err);
-	rc = n < 0 ? -1 : udfb_compose(&img, &base->image, ls, created_by, (size_t)n, o->platform, err);
-	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
-	if (rc == 0)
-		rc = link_base_layers(st, base, err);
-	/* The manifest goes in last: whatever names a blob finds it present. */
-	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, res->manifest_digest, err);
-	if (rc == 0)
-		rc = udfb_packages_keep_lock(&pk, st, res->key, err);
-	res->package_installs = pk.installs;
+	rc = n < 0 ? -1 : store_image(res, st, base, o, ls, created_by, (size_t)n, &pk, err);
 	for (int k = 0; k < n; k++)
 		udfb_layer_clear(&ls[k]);
 	free(ls);
 	free(created_by);
 	udfb_packages_free(&pk);
-	udfb_composed_free(&img);
 	udfb_context_free(&ctx);
 	return rc;
 }
@@ -324,25 +333,13 @@ static int warm_fresh(struct udfb_build_result *res, struct udfb_store *st, cons
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
 	created_by[pk.n_layers] = "udf-builder: COPY udf.lock /app/";
-	struct udfb_composed img = { 0 };
-	char cfg_digest[UDFB_DIGEST_LEN + 1];
 	int rc = udfb_layer_add_bytes(w, "app/udf.lock", pk.lock_json, pk.lock_len, 0, err);
 	rc = rc < 0 ? (udfb_layer_writer_free(w), -1) : udfb_build_store_layer(&ls[pk.n_layers], w, st, tmp, err);
 	if (rc == 0)
-		rc = udfb_compose(&img, &base->image, ls, created_by, pk.n_layers + 1, o->platform, err);
-	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
-	if (rc == 0)
-		rc = link_base_layers(st, base, err);
-	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, res->manifest_digest, err);
-	if (rc == 0)
-		rc = udfb_packages_keep_lock(&pk, st, res->key, err);
-	res->package_installs = pk.installs;
+		rc = store_image(res, st, base, o, ls, created_by, pk.n_layers + 1, &pk, err);
 	udfb_layer_clear(&ls[pk.n_layers]);
 	free(ls);
 	free(created_by);
-	udfb_composed_free(&img);
 	udfb_packages_free(&pk);
 	return rc;
 }

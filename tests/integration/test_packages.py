@@ -23,20 +23,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import pip_reference  # noqa: E402
 import pkgindex_server  # noqa: E402
 import wheels  # noqa: E402
+from tap import check, done  # noqa: E402
 
 BIN = os.environ.get("UDFB_BIN", os.path.join(ROOT, "bin/udf-builder"))
-n = failed = 0
-
-
-def check(what, cond, detail=""):
-    global n, failed
-    n += 1
-    print("%sok %d - %s" % ("" if cond else "not ", n, what))
-    if not cond:
-        failed += 1
-        for line in str(detail).splitlines()[:30]:
-            print("#   " + line)
-    return cond
 
 
 def tiny_image():
@@ -326,8 +315,7 @@ def main():
         srv.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return done()
 
 
 if __name__ == "__main__":

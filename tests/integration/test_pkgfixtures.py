@@ -26,23 +26,12 @@ LIB = os.path.join(ROOT, "tests", "lib")
 sys.path.insert(0, LIB)
 import pip_reference  # noqa: E402
 import wheels  # noqa: E402
+from tap import check, done  # noqa: E402
 
 PY = "/usr/bin/python3"
 PIP_ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
               "text/html; q=0.01")
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-n = failed = 0
-
-
-def check(what, cond, detail=""):
-    global n, failed
-    n += 1
-    print("%sok %d - %s" % ("" if cond else "not ", n, what))
-    if not cond:
-        failed += 1
-        for line in str(detail).splitlines()[:20]:
-            print("#   " + line)
-    return cond
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -328,8 +317,7 @@ def main():
         srv.kill()
         srv.wait()
     shutil.rmtree(work, ignore_errors=True)
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return done()
 
 
 if __name__ == "__main__":
