@@ -168,7 +168,8 @@ static int get_project(struct project **out, struct rs *s, const char *name)
 	p->n_files = files->n_files;
 	for (size_t k = 0; k < files->n_files; k++)
 		add_file(s, p, &files->files[k]);
-	qsort(p->c, p->n, sizeof(*p->c), cmp_cand_desc);
+	if (p->n)
+		qsort(p->c, p->n, sizeof(*p->c), cmp_cand_desc);
 	s->projects = realloc(s->projects, (s->n_projects + 1) * sizeof(*s->projects));
 	s->projects[s->n_projects++] = p;
 	*out = p;
