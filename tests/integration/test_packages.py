@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
@@ -288,6 +289,34 @@ def warm(env, index_url, log):
           p3.returncode == 0 and out3.get("packages_installed") == 0 and after == [], "%s %s" % (p3.stderr, after))
 
 
+def registry_warm(env, index_url):
+    """warm to a real registry (Debian's docker-registry on loopback): the
+    package layers are pushed, and a UDF's image names those same blobs."""
+    r = subprocess.run(["bash", "-c", ". tests/lib/registry.sh && udfb_registry_start >&2 && "
+                        "echo $REGISTRY $UDFB_REGISTRY_PID $UDFB_REGISTRY_DIR"], cwd=ROOT, capture_output=True,
+                       text=True)
+    if not check("a loopback registry starts", r.returncode == 0 and r.stdout.strip(), r.stderr[-2000:]):
+        return
+    reg, pid, regdir = r.stdout.split()
+    try:
+        store = os.path.join(env.tmp, "regwarm")
+        p = env.run(["warm", "--runtime", "3.11", "--packages", "alpha", "--base", "oci:%s:tiny" % env.base,
+                     "--dest", "docker://%s/udfb/warm" % reg, "--store", store, "--index-url", index_url])
+        out = json.loads(p.stdout) if p.returncode == 0 else {}
+        check("warm pushes to a registry", p.returncode == 0 and out.get("image", "").startswith("docker://" + reg), p.stderr)
+        tag = out.get("image", ":@").split("@")[0].rsplit(":", 1)[1]
+        req = urllib.request.Request("http://%s/v2/udfb/warm/manifests/%s" % (reg, tag),
+                                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        pushed = [x["digest"] for x in json.load(urllib.request.urlopen(req, timeout=10))["layers"]]
+        p2, out2, d2 = env.build(request(["alpha"]), index_url, store=store)
+        mine = [x["digest"] for x in manifest(d2, out2)["layers"]] if p2.returncode == 0 else []
+        check("the warm image in the registry holds the UDF's package layers",
+              len(mine) == 5 and mine[2] in pushed and mine[3] in pushed, "%s\n%s" % (pushed, mine))
+    finally:
+        subprocess.run(["kill", pid])
+        shutil.rmtree(regdir, ignore_errors=True)
+
+
 def main():
     if not shutil.which("python3") or pip_reference.PYTHON and not os.path.exists(pip_reference.PYTHON):
         print("1..0 # SKIP no /usr/bin/python3")
@@ -311,6 +340,7 @@ def main():
         budget(env, url)
         html_and_auth(env, wheel_dir, json_lock)
         warm(env, url, log)
+        registry_warm(env, url)
         lock_kept_and_refreshed(env, url, wheel_dir)
         srv.shutdown()
     finally:
