@@ -73,7 +73,7 @@ struct udfb_metrics {
 	atomic_ullong builds_ok, builds_error;
 	struct hist build_duration;
 	atomic_llong builds_in_flight;
-	atomic_ullong fetched_bytes, pushed_bytes;
+	atomic_ullong fetched_bytes, pushed_bytes, wheels_installed;
 	atomic_llong sandboxes[SB_STATES];
 };
 
@@ -167,6 +167,13 @@ void udfb_metrics_bytes_pushed(struct udfb_metrics *m, long long n)
 		add(&m->pushed_bytes, (unsigned long long)n);
 }
 
+void udfb_metrics_wheels_installed(struct udfb_metrics *m, long n)
+{
+	assert(m);
+	if (n > 0)
+		add(&m->wheels_installed, (unsigned long long)n);
+}
+
 /* count is the current number in that state (a set, not an increment): the
  * scheduler owns the truth and reports it, so a missed event cannot leave the
  * gauge drifting forever. */
@@ -245,6 +252,9 @@ static int render_io(struct udfb_buf *out, struct udfb_metrics *m)
 	rc |= udfb_buf_printf(out, "udfb_fetched_bytes_total %llu\n", get(&m->fetched_bytes));
 	rc |= head(out, "udfb_pushed_bytes_total", "counter", "Bytes pushed to image registries.");
 	rc |= udfb_buf_printf(out, "udfb_pushed_bytes_total %llu\n", get(&m->pushed_bytes));
+	rc |= head(out, "udfb_wheels_installed_total", "counter",
+		   "Wheels unpacked into new package layers (a layer already in the store is not counted).");
+	rc |= udfb_buf_printf(out, "udfb_wheels_installed_total %llu\n", get(&m->wheels_installed));
 	rc |= head(out, "udfb_sandboxes", "gauge", "Sandboxes by state.");
 	for (int i = 0; i < SB_STATES; i++)
 		rc |= udfb_buf_printf(out, "udfb_sandboxes{state=\"%s\"} %lld\n", sandbox_state_names[i],

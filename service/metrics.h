@@ -21,6 +21,7 @@ void udfb_metrics_build_done(struct udfb_metrics *m, double seconds, int ok);
 void udfb_metrics_builds_in_flight(struct udfb_metrics *m, int delta);
 void udfb_metrics_bytes_fetched(struct udfb_metrics *m, long long n);
 void udfb_metrics_bytes_pushed(struct udfb_metrics *m, long long n);
+void udfb_metrics_wheels_installed(struct udfb_metrics *m, long n);
 /* Gauge of sandboxes per state: "starting", "ready", "failed", "stopped". */
 void udfb_metrics_sandboxes(struct udfb_metrics *m, const char *state, long long count);
 

@@ -450,6 +450,7 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 	udfb_logf(UDFB_LOG_INFO, &p->fields, "image %s (%s)", r.image, r.cached ? "cached" : "built");
 	udfb_metrics_bytes_fetched(s->metrics, r.fetched_bytes);
 	udfb_metrics_bytes_pushed(s->metrics, r.pushed_bytes);
+	udfb_metrics_wheels_installed(s->metrics, r.package_installs);
 	rc = start_sandbox(s, p, r.image, sb, err);
 	udfb_build_result_free(&r);
 	return rc;
