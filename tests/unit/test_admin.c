@@ -186,7 +186,7 @@ static void fill(struct udfb_metrics *m)
 static void check_exposition(const char *t)
 {
 	int families;
-	CHECK(exposition_ok(t, &families) && families == 9, "exposition parses: %d families", families);
+	CHECK(exposition_ok(t, &families) && families == 10, "exposition parses: %d families", families);
 	CHECK(sample(t, "udfb_calls_total{code=\"OK\"}") == 2, "udfb_calls_total{code=\"OK\"} 2");
 	CHECK(sample(t, "udfb_calls_total{code=\"INVALID_ARGUMENT\"}") == 1, "INVALID_ARGUMENT 1");
 	CHECK(sample(t, "udfb_calls_total{code=\"UNKNOWN\"}") == 2, "codes out of range count as UNKNOWN");
