@@ -33,16 +33,11 @@ const char *udfb_build_tenant(const struct udfb_request *req, const struct udfb_
 /* The package settings that change which wheels a request gets. */
 static char *packages_key(const struct udfb_build_opts *o)
 {
-	struct udfb_pkg_opts defaults;
 	const struct udfb_pkg_opts *p = o->packages;
-	if (!p)
-		udfb_pkg_opts_defaults(&defaults);
 	char *s = NULL;
-	if (asprintf(&s, "glibc=%d.%d;python=%s", (p ? p : &defaults)->glibc_major, (p ? p : &defaults)->glibc_minor,
-		     (p ? p : &defaults)->python) < 0)
+	if (asprintf(&s, "glibc=%d.%d;python=%s", p ? p->glibc_major : UDFB_PKG_DEFAULT_GLIBC_MAJOR,
+		     p ? p->glibc_minor : UDFB_PKG_DEFAULT_GLIBC_MINOR, p ? p->python : UDFB_PKG_DEFAULT_PYTHON) < 0)
 		abort();
-	if (!p)
-		udfb_pkg_opts_free(&defaults);
 	return s;
 }
 
@@ -385,6 +380,7 @@ static int build_in_store(struct udfb_build_result *out, struct udfb_store *st, 
 	cleanup_free char *tmpl = udfb_path_join(st->tmp, "build-XXXXXX");
 	if (!mkdtemp(tmpl))
 		return udfb_err_sys(err, errno, "create a build directory in %s", st->tmp);
+	/* A warm request (udfb_build_warm) has requirements and no code. */
 	int rc = req->spec.code ? build_fresh(out, st, req, base, o, tmpl, err) : warm_fresh(out, st, req, base, o, tmpl, err);
 	udfb_rm_rf(tmpl);
 	if (rc == 0)

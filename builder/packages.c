@@ -104,7 +104,7 @@ static void reqs_key(struct pctx *c)
 	for (size_t k = 0; k < c->in->n_reqs; k++)
 		json_array_append_new(reqs, json_string(c->in->reqs[k]));
 	for (size_t k = 0; k < c->in->opts->n_index; k++) {
-		char *shown = udfb_url_redact(c->in->opts->index[k]);
+		char *shown = udfb_url_display(c->in->opts->index[k]);
 		json_array_append_new(ix, json_string(shown));
 		free(shown);
 	}
@@ -161,23 +161,11 @@ int udfb_packages_keep_lock(const struct udfb_packages *p, struct udfb_store *st
 
 /* ---- wheels ---- */
 
-static char *cached_wheel(const struct pctx *c, const char *sha256)
-{
-	char *p = NULL;
-	if (asprintf(&p, "%s/sha256/%s", c->wheels, sha256) < 0)
-		abort();
-	struct stat st;
-	if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-		return p;
-	free(p);
-	return NULL;
-}
-
 /* The locked wheel: from the wheel cache, else from an index serving that
  * very file (the lock's sha256 is checked on download). */
 static int wheel_file(char **path, struct pctx *c, const struct udfb_lock_pkg *p, struct udfb_err *err)
 {
-	if ((*path = cached_wheel(c, p->sha256)))
+	if ((*path = udfb_pkgindex_cached(c->wheels, p->sha256)))
 		return 0;
 	const struct udfb_pkgproject *proj = NULL;
 	if (get_index(c, err) < 0 || udfb_pkgindex_project(&proj, c->index, p->name, c->in->deadline_ms, err) < 0)

@@ -54,6 +54,11 @@ int udfb_pkgindex_parse_json(struct udfb_pkgproject *out, const char *page_url, 
 int udfb_pkgindex_parse_html(struct udfb_pkgproject *out, const char *page_url, const char *body, size_t len,
 			     struct udfb_err *err);
 
+/* An index URL as messages, logs and lock keys name it:
+ * "https://host[:port]/path", no userinfo, query or fragment (any may hold
+ * a token).  malloc'd; "(unparsable URL)" when it is not one. */
+char *udfb_url_display(const char *url);
+
 struct udfb_fetch_opts;
 struct udfb_pkgindex;
 
@@ -90,6 +95,9 @@ int udfb_pkgindex_project(const struct udfb_pkgproject **out, struct udfb_pkgind
  * and stays valid while the cache does. */
 int udfb_pkgindex_download(char **path, struct udfb_pkgindex *ix, const struct udfb_pkgfile *f, long long deadline_ms,
 			   struct udfb_err *err);
+/* The cached file with that sha256 (hex) in cache_dir, or NULL: a locked
+ * wheel needs no index when it is there.  malloc'd. */
+char *udfb_pkgindex_cached(const char *cache_dir, const char *sha256);
 /* The core metadata of a wheel: the PEP 658 file when offered (hash
  * checked; cached when the index gave its hash; a 404 falls back), else
  * the METADATA inside the downloaded wheel.  An sdist without PEP 658

@@ -16,10 +16,10 @@
 #include "pkgindex_internal.h"
 #include "wheel.h"
 
-static char *blob_path(const struct udfb_pkgindex *ix, const char *hex)
+static char *blob_path(const char *cache_dir, const char *hex)
 {
 	char *p = NULL;
-	if (asprintf(&p, "%s/sha256/%s", ix->cache_dir, hex) < 0)
+	if (asprintf(&p, "%s/sha256/%s", cache_dir, hex) < 0)
 		abort();
 	return p;
 }
@@ -28,6 +28,15 @@ static int cached(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+char *udfb_pkgindex_cached(const char *cache_dir, const char *sha256)
+{
+	char *p = blob_path(cache_dir, sha256);
+	if (cached(p))
+		return p;
+	free(p);
+	return NULL;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -96,7 +105,7 @@ static int install(char **path, const struct udfb_pkgindex *ix, struct udfb_fetc
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: sha256 mismatch (index says %s, got %s)", name, want_sha256, hex);
 	if (want_size >= 0 && want_size != got->size)
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: %lld bytes, the index says %lld", name, got->size, want_size);
-	cleanup_free char *dst = blob_path(ix, hex);
+	cleanup_free char *dst = blob_path(ix->cache_dir, hex);
 	/* tmpdir is meant to share the cache's file system; when it does not,
 	 * a crash-safe copy does the rename's job. */
 	if (rename(got->path, dst) < 0) {
@@ -117,7 +126,7 @@ int udfb_pkgindex_download(char **path, struct udfb_pkgindex *ix, const struct u
 	if (!udfb_pkgfile_name_ok(f->filename))
 		return udfb_err_set(err, UDFB_E_INVALID, "a distribution file without a usable name");
 	if (*f->sha256) {
-		cleanup_free char *hit = blob_path(ix, f->sha256);
+		cleanup_free char *hit = blob_path(ix->cache_dir, f->sha256);
 		if (cached(hit)) {
 			*path = udfb_steal(hit);
 			return 0;
@@ -173,7 +182,7 @@ static int pep658(char **text, size_t *len, struct udfb_pkgindex *ix, const stru
 	if (asprintf(&name, "%s.metadata", f->filename) < 0)
 		abort();
 	if (*f->metadata_sha256) {
-		cleanup_free char *hit = blob_path(ix, f->metadata_sha256);
+		cleanup_free char *hit = blob_path(ix->cache_dir, f->metadata_sha256);
 		if (cached(hit))
 			return udfb_read_file(text, len, hit, UDFB_METADATA_MAX_BYTES, err) < 0 ? udfb_err_wrap(err, "%s", name) : 0;
 	}

@@ -7,11 +7,6 @@
 
 #include "pkgindex.h"
 
-/* Named in messages as "https://host[:port]/path": no userinfo, no query,
- * no fragment (any may hold a token).  malloc'd; "(unparsable URL)" when
- * it is not one. */
-char *udfb_url_display(const char *url);
-
 /* The link href resolved against base (not changed): an absolute http or
  * https URL, its fragment cut off into *fragment (malloc'd, NULL when
  * none).  NULL when it cannot be resolved or has another scheme. */

@@ -7,13 +7,14 @@
 #include <string.h>
 
 #include "netguard.h"
+#include "pkgindex.h"
 
 void udfb_pkg_opts_defaults(struct udfb_pkg_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->glibc_major = 2;
-	o->glibc_minor = 36; /* Debian 12, the base images' distribution */
-	o->python = strdup("3.12");
+	o->glibc_major = UDFB_PKG_DEFAULT_GLIBC_MAJOR;
+	o->glibc_minor = UDFB_PKG_DEFAULT_GLIBC_MINOR;
+	o->python = strdup(UDFB_PKG_DEFAULT_PYTHON);
 	o->layer_budget = 16;
 	udfb_netguard_new(&o->guard);
 }
@@ -35,25 +36,6 @@ void udfb_pkg_opts_free(struct udfb_pkg_opts *o)
 	memset(o, 0, sizeof(*o));
 }
 
-char *udfb_url_redact(const char *url)
-{
-	CURLU *u = curl_url();
-	char *out = NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK) {
-		curl_url_set(u, CURLUPART_USER, NULL, 0);
-		curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
-		curl_url_set(u, CURLUPART_OPTIONS, NULL, 0);
-		curl_url_set(u, CURLUPART_QUERY, NULL, 0);
-		curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
-		char *text = NULL;
-		if (curl_url_get(u, CURLUPART_URL, &text, 0) == CURLUE_OK)
-			out = strdup(text);
-		curl_free(text);
-	}
-	curl_url_cleanup(u);
-	return out ? out : strdup("(an index URL that does not parse)");
-}
-
 /* An http(s) index opens its host in the package guard; a directory (or
  * file:// URL) needs nothing. */
 static int add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
@@ -71,7 +53,7 @@ static int add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_err *er
 		curl_free(host);
 		curl_url_cleanup(u);
 		if (rc < 0) {
-			char *shown = udfb_url_redact(v);
+			char *shown = udfb_url_display(v);
 			udfb_err_clear(err);
 			udfb_err_set(err, UDFB_E_INVALID, "packages-index: '%s' is not a usable URL", shown);
 			free(shown);

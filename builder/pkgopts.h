@@ -17,6 +17,10 @@
 
 struct udfb_netguard;
 
+#define UDFB_PKG_DEFAULT_GLIBC_MAJOR 2
+#define UDFB_PKG_DEFAULT_GLIBC_MINOR 36 /* Debian 12, the base images' distribution */
+#define UDFB_PKG_DEFAULT_PYTHON "3.12"
+
 struct udfb_pkg_opts {
 	char **index; /* URLs or directories, in order */
 	size_t n_index;
@@ -34,9 +38,5 @@ int udfb_pkg_opts_load_env(struct udfb_pkg_opts *o, struct udfb_err *err);
 void udfb_pkg_opts_free(struct udfb_pkg_opts *o);
 /* Forget the indexes set so far (a flag replacing the environment's list). */
 void udfb_pkg_opts_clear_index(struct udfb_pkg_opts *o);
-
-/* An index URL for messages: scheme, host, port and path; no credentials,
- * no query.  malloc'd. */
-char *udfb_url_redact(const char *url);
 
 #endif

@@ -211,15 +211,27 @@ static int file_env(struct udfb_config *c, json_t *env, struct udfb_err *err)
 	return 0;
 }
 
-/* "imports": {"allow": [...], "max_bytes": N, ...}: each key is the flag
- * imports-<key> with '_' as '-'. */
-static int file_imports(struct udfb_config *c, json_t *obj, struct udfb_err *err)
+/* A setting from the file: the index list there is the file's own (a
+ * later source replaces it whole); the rest goes as a flag would. */
+static int file_set(struct udfb_config *c, const char *name, const char *v, struct udfb_err *err)
+{
+	if (strcmp(name, "packages-index") == 0)
+		return add_index(c, SRC_FILE, v, err);
+	return udfb_config_set(c, name, v, err);
+}
+
+/* "imports": {"allow": [...], "max_bytes": N, ...} and "packages":
+ * {"index": URL or [URL, ...], "glibc": "2.36", "layer_budget": 16, ...}:
+ * each key is the flag <section>-<key> with '_' as '-'; a list sets it
+ * once per item. */
+static int file_section(struct udfb_config *c, const char *section, json_t *obj, struct udfb_err *err)
 {
 	const char *key;
 	json_t *v;
+	size_t plen = strlen(section);
 	json_object_foreach(obj, key, v) {
-		char name[64], num[32];
-		snprintf(name, sizeof(name), "imports-%s", key);
+		char name[96], num[32];
+		snprintf(name, sizeof(name), "%s-%s", section, key);
 		for (char *p = name; *p; p++)
 			if (*p == '_')
 				*p = '-';
@@ -229,54 +241,18 @@ static int file_imports(struct udfb_config *c, json_t *obj, struct udfb_err *err
 		if (json_is_array(v))
 			json_array_foreach(v, k, item) {
 				if (rc == 0)
-					rc = json_is_string(item) ? udfb_fetch_opts_set(&c->fetch, name, json_string_value(item), err)
-								  : udfb_err_set(err, UDFB_E_INVALID, "imports.%s[%zu]: must be a string", key, k);
+					rc = json_is_string(item) ? file_set(c, name, json_string_value(item), err)
+								  : udfb_err_set(err, UDFB_E_INVALID, "%s.%s[%zu]: must be a string", section, key, k);
 			}
 		else if (json_is_integer(v))
 			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)),
-				rc = udfb_fetch_opts_set(&c->fetch, name, num, err);
+				rc = file_set(c, name, num, err);
 		else if (json_is_string(v))
-			rc = udfb_fetch_opts_set(&c->fetch, name, json_string_value(v), err);
+			rc = file_set(c, name, json_string_value(v), err);
 		else
-			rc = udfb_err_set(err, UDFB_E_INVALID, "imports.%s: unexpected value type", key);
+			rc = udfb_err_set(err, UDFB_E_INVALID, "%s.%s: unexpected value type", section, key);
 		if (rc < 0)
-			return err->msg && strncmp(err->msg, "imports", 7) == 0 ? -1 : udfb_err_wrap(err, "imports.%s", key);
-	}
-	return 0;
-}
-
-/* "packages": {"index": URL or [URL, ...], "glibc": "2.36", "python":
- * "3.12", "layer_budget": 16}. */
-static int file_packages(struct udfb_config *c, json_t *obj, struct udfb_err *err)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach(obj, key, v) {
-		char name[64], num[32];
-		snprintf(name, sizeof(name), "packages-%s", key);
-		for (char *p = name; *p; p++)
-			*p = *p == '_' ? '-' : *p;
-		int rc = 0;
-		if (strcmp(key, "index") == 0 && json_is_array(v)) {
-			size_t k;
-			json_t *item;
-			json_array_foreach(v, k, item) {
-				if (rc == 0)
-					rc = json_is_string(item) ? add_index(c, SRC_FILE, json_string_value(item), err)
-								  : udfb_err_set(err, UDFB_E_INVALID, "packages.index[%zu]: must be a string", k);
-			}
-		} else if (strcmp(key, "index") == 0 && json_is_string(v)) {
-			rc = add_index(c, SRC_FILE, json_string_value(v), err);
-		} else if (json_is_string(v)) {
-			rc = udfb_pkg_opts_set(&c->packages, name, json_string_value(v), err);
-		} else if (json_is_integer(v)) {
-			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-			rc = udfb_pkg_opts_set(&c->packages, name, num, err);
-		} else {
-			rc = udfb_err_set(err, UDFB_E_INVALID, "packages.%s: unexpected value type", key);
-		}
-		if (rc < 0)
-			return strncmp(err->msg, "packages.", 9) == 0 ? -1 : udfb_err_wrap(err, "packages.%s", key);
+			return err->msg && strncmp(err->msg, section, plen) == 0 ? -1 : udfb_err_wrap(err, "%s.%s", section, key);
 	}
 	return 0;
 }
@@ -294,10 +270,8 @@ static int file_value(struct udfb_config *c, const char *key, json_t *v, struct 
 	}
 	if (strcmp(key, "env") == 0 && json_is_object(v))
 		return file_env(c, v, err);
-	if (strcmp(key, "imports") == 0 && json_is_object(v))
-		return file_imports(c, v, err);
-	if (strcmp(key, "packages") == 0 && json_is_object(v))
-		return file_packages(c, v, err);
+	if ((strcmp(key, "imports") == 0 || strcmp(key, "packages") == 0) && json_is_object(v))
+		return file_section(c, key, v, err);
 	if (strcmp(key, "scheduler_options") == 0 && json_is_object(v)) {
 		const char *k;
 		json_t *o;

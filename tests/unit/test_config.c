@@ -1,6 +1,7 @@
 /* Service settings: file, environment and flags in order; runtime
  * matching; operator environment; tokens. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -39,6 +40,46 @@ static void test_sources(void)
 	CHECK(e && e->n_vars == 1 && strcmp(e->vars[0].value, "ok") == 0, "operator environment for acme.f");
 	CHECK(udfb_config_env_for(&c, "acm", "e.f") == NULL, "scopes do not match across the dot");
 	CHECK(udfb_config_validate(&c, &err) == 0, "valid (%s)", err.msg ? err.msg : "ok");
+	udfb_config_free(&c);
+	unlink(path);
+}
+
+/* "packages" in the file; the index list comes whole from one source. */
+static void test_packages(void)
+{
+	char path[] = "/tmp/udfb-config-XXXXXX";
+	int fd = mkstemp(path);
+	const char *text = "{\"packages\": {\"index\": [\"https://a.example/simple\", \"/srv/wheels\"],"
+			   "\"glibc\": \"2.17\", \"layer_budget\": 4}, \"imports\": {\"max_bytes\": 1000}}";
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config file written");
+	close(fd);
+	struct udfb_config c;
+	struct udfb_err err = UDFB_ERR_INIT;
+	udfb_config_defaults(&c);
+	CHECK(udfb_config_load_file(&c, path, &err) == 0, "packages and imports load (%s)", err.msg ? err.msg : "ok");
+	CHECK(c.packages.n_index == 2 && strcmp(c.packages.index[1], "/srv/wheels") == 0, "two indexes from the file");
+	CHECK(c.packages.glibc_minor == 17 && c.packages.layer_budget == 4, "glibc and layer budget from the file");
+	CHECK(c.fetch.max_import_bytes == 1000, "imports.max_bytes from the file");
+	setenv("UDFB_INDEX_URL", "https://b.example/simple", 1);
+	CHECK(udfb_config_load_env(&c, &err) == 0, "environment loads");
+	unsetenv("UDFB_INDEX_URL");
+	CHECK(c.packages.n_index == 1 && strcmp(c.packages.index[0], "https://b.example/simple") == 0,
+	      "UDFB_INDEX_URL replaces the file's list");
+	CHECK(udfb_config_set(&c, "index-url", "https://c.example/simple", &err) == 0 &&
+		      udfb_config_set(&c, "index-url", "https://d.example/simple", &err) == 0,
+	      "two --index-url flags");
+	CHECK(c.packages.n_index == 2 && strcmp(c.packages.index[0], "https://c.example/simple") == 0,
+	      "the flags replace the environment's list, and add to each other");
+	udfb_config_free(&c);
+	unlink(path);
+	const char *bad = "{\"packages\": {\"glibc\": \"3.0\"}}";
+	fd = mkstemp(strcpy(path, "/tmp/udfb-config-XXXXXX"));
+	CHECK(write(fd, bad, strlen(bad)) == (ssize_t)strlen(bad), "config file written");
+	close(fd);
+	udfb_config_defaults(&c);
+	CHECK(udfb_config_load_file(&c, path, &err) < 0 && strstr(err.msg, "packages-glibc"), "a bad glibc is named (%s)",
+	      err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
 	udfb_config_free(&c);
 	unlink(path);
 }
@@ -93,6 +134,7 @@ static void test_tokens(void)
 int main(void)
 {
 	test_sources();
+	test_packages();
 	test_invalid();
 	test_tokens();
 	return check_done();
