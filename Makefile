@@ -53,7 +53,7 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/builder/templates_data.o: builder/templates_data.S templates/server.py templates/Dockerfile.in
+$(BUILD)/builder/templates_data.o: builder/templates_data.S templates/server.py templates/Dockerfile.in $(wildcard templates/databend/*)
 	@mkdir -p $(dir $@)
 	$(CC) -c -o $@ builder/templates_data.S
 

@@ -10,8 +10,8 @@
 #include "err.h"
 
 #define UDFB_REQUEST_MAX_BYTES (8u << 20) /* a request file or message */
-#define UDFB_SPEC_MAX_BYTES (4u << 20)
-#define UDFB_CODE_MAX_BYTES (2u << 20)
+#define UDFB_SPEC_MAX_BYTES (6u << 20) /* a 4 MiB UDF escaped in JSON */
+#define UDFB_CODE_MAX_BYTES (4u << 20)
 #define UDFB_MAX_IMPORTS 256
 #define UDFB_MAX_PACKAGES 256
 #define UDFB_MAX_TYPES 256
