@@ -73,12 +73,23 @@ int udfb_build_store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, 
 	return udfb_store_layer_put(st, out->diff_id, out->digest, out->size, err);
 }
 
-/* The stub's layer is the same for every UDF: one blob shared by all images. */
-static struct udfb_layer_writer *stub_layer(struct udfb_err *err)
+/* The stub's layer is the same for every UDF: one blob shared by all images.
+ * A script request brings Databend's own stub (the same for every UDF of one
+ * handler and types) and the wrapper that runs it behind the token check. */
+static struct udfb_layer_writer *stub_layer(const struct udfb_request *r, struct udfb_err *err)
 {
-	const struct udfb_template *t = udfb_template_get("server.py");
+	const struct udfb_template *t = udfb_template_get("server.py"), *g = udfb_template_guard();
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
+	if (r->stub) {
+		if (udfb_layer_add_dir(w, "app/imports", err) < 0 ||
+		    udfb_layer_add_bytes(w, "app/server.py", r->stub, r->stub_len, 0, err) < 0 ||
+		    udfb_layer_add_bytes(w, "app/udfb_guard.py", g->data, g->len, 0, err) < 0) {
+			udfb_layer_writer_free(w);
+			return NULL;
+		}
+		return w;
+	}
 	if (udfb_layer_add_dir(w, "app/imports", err) < 0 ||
 	    udfb_layer_add_bytes(w, "app/server.py", t->data, t->len, 0, err) < 0) {
 		udfb_layer_writer_free(w);
@@ -123,8 +134,8 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 {
 	struct udfb_layer_writer *ws[4];
 	int n = 0;
-	created_by[n] = "udf-builder: COPY server.py /app/server.py";
-	ws[n++] = stub_layer(err);
+	created_by[n] = r->stub ? "udf-builder: COPY server.py udfb_guard.py /app/" : "udf-builder: COPY server.py /app/server.py";
+	ws[n++] = stub_layer(r, err);
 	if (c->n_imports) {
 		created_by[n] = "udf-builder: COPY imports/ /app/imports/";
 		ws[n++] = imports_layer(c, err);
@@ -189,13 +200,15 @@ static int prepare_packages(struct udfb_packages *out, struct udfb_store *st, co
 
 /* Config and manifest over the layers, into the store; the manifest goes
  * in last (whatever names a blob finds it present), then the lock. */
+static const char *const guard_cmd[] = { "python3", "/app/udfb_guard.py", NULL };
+
 static int store_image(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_base *base,
 		       const struct udfb_build_opts *o, const struct udfb_layer *ls, const char **created_by, size_t n,
-		       const struct udfb_packages *pk, struct udfb_err *err)
+		       const struct udfb_packages *pk, int guarded, struct udfb_err *err)
 {
 	struct udfb_composed img = { 0 };
 	char cfg_digest[UDFB_DIGEST_LEN + 1];
-	int rc = udfb_compose(&img, &base->image, ls, created_by, n, o->platform, err);
+	int rc = udfb_compose_cmd(&img, &base->image, ls, created_by, n, o->platform, guarded ? guard_cmd : NULL, err);
 	if (rc == 0)
 		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
 	if (rc == 0)
@@ -224,7 +237,7 @@ static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, con
 	const char **created_by = calloc(LAYER_MAX, sizeof(*created_by));
 	int rc = prepare_packages(&pk, st, req, base, o, res->key, tmp, err);
 	int n = rc < 0 ? -1 : make_layers(ls, created_by, st, req, &ctx, &pk, tmp, err);
-	rc = n < 0 ? -1 : store_image(res, st, base, o, ls, created_by, (size_t)n, &pk, err);
+	rc = n < 0 ? -1 : store_image(res, st, base, o, ls, created_by, (size_t)n, &pk, req->stub != NULL, err);
 	for (int k = 0; k < n; k++)
 		udfb_layer_clear(&ls[k]);
 	free(ls);
@@ -331,7 +344,7 @@ static int warm_fresh(struct udfb_build_result *res, struct udfb_store *st, cons
 	int rc = udfb_layer_add_bytes(w, "app/udf.lock", pk.lock_json, pk.lock_len, 0, err);
 	rc = rc < 0 ? (udfb_layer_writer_free(w), -1) : udfb_build_store_layer(&ls[pk.n_layers], w, st, tmp, err);
 	if (rc == 0)
-		rc = store_image(res, st, base, o, ls, created_by, pk.n_layers + 1, &pk, err);
+		rc = store_image(res, st, base, o, ls, created_by, pk.n_layers + 1, &pk, 0, err);
 	udfb_layer_clear(&ls[pk.n_layers]);
 	free(ls);
 	free(created_by);

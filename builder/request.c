@@ -255,5 +255,7 @@ void udfb_request_free(struct udfb_request *r)
 	free(r->requirements);
 	free(r->tenant);
 	free(r->requires_python);
+	free(r->stub);
+	free(r->env_scope);
 	memset(r, 0, sizeof(*r));
 }

@@ -50,6 +50,14 @@ struct udfb_request {
 	char **requirements; /* canonical PEP 508, merged with PEP 723, sorted, unique */
 	size_t n_requirements;
 	char *requires_python; /* from PEP 723, NULL when absent */
+	/* Databend's own server stub, from a ResourceService/WorkerService
+	 * script (script.h); NULL for an ApplyUdfResource request.  With it the
+	 * image runs this stub behind templates/databend/guard.py. */
+	char *stub;
+	size_t stub_len;
+	/* A CreateWorker's name when the operator binds variables to it
+	 * ("<tenant>.<name>"): the sandbox differs by name, so the key does. */
+	char *env_scope;
 };
 
 /* Parse the proto3-JSON form {"spec": "...", "imports": [...]}. */

@@ -38,6 +38,7 @@ static const char serve_usage[] =
 	"  --imports-max-bytes N     bytes per import (256 MiB); also -max-request-bytes (1 GiB),\n"
 	"                            -max-count (64), -connect-timeout-ms, -low-speed-time-s,\n"
 	"                            -timeout-ms (300000), -attempts (4), -parallel (8), -ca-bundle FILE\n"
+	"  --imports-revalidate-ms N how long a script's import, once validated, is trusted (30000)\n"
 	"  --log-level LEVEL         debug, info, warn, error (info)\n";
 
 static const char *const flag_names[] = { "listen", "admin-listen", "store", "base-image", "default-runtime", "dest",
@@ -46,7 +47,7 @@ static const char *const flag_names[] = { "listen", "admin-listen", "store", "ba
 					  "grace-ms", "salt", "log-level", "imports-allow", "imports-max-bytes",
 					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
-					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", "index-url",
+					  "imports-parallel", "imports-ca-bundle", "imports-revalidate-ms", "scheduler-opt", "index-url",
 					  "packages-glibc", "packages-python", "packages-layer-budget", NULL };
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
