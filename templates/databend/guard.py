@@ -12,14 +12,18 @@ runs as __main__.
 """
 
 import hmac
+import http.server
 import os
 import runpy
 import sys
+import threading
 
 APP_DIR = os.path.dirname(os.path.abspath(__file__))
 STUB = os.path.join(APP_DIR, "server.py")
 PACKAGES_DIR = os.path.join(APP_DIR, "packages")
 AUTH_HEADER = "x-authorization"
+FLIGHT_BOUND = threading.Event()
+BIND_WAIT_S = 600  # a UDF whose import takes longer still gets its /health
 
 
 def auth_factory(tokens):
@@ -50,11 +54,26 @@ def guard_server(tokens):
 
     class GuardedUDFServer(base):
         def __init__(self, *args, **kwargs):
-            middleware = dict(kwargs.pop("middleware", None) or {})
-            middleware["udf_auth"] = auth_factory(tokens)
-            super().__init__(*args, middleware=middleware, **kwargs)
+            if tokens:
+                middleware = dict(kwargs.pop("middleware", None) or {})
+                middleware["udf_auth"] = auth_factory(tokens)
+                kwargs["middleware"] = middleware
+            super().__init__(*args, **kwargs)
+            FLIGHT_BOUND.set()  # the constructor binds the port
 
     databend_udf.UDFServer = GuardedUDFServer
+
+
+def gate_status_server():
+    base = http.server.HTTPServer
+
+    class GatedHTTPServer(base):
+        def serve_forever(self, *args, **kwargs):
+            if getattr(self.RequestHandlerClass, "__name__", "") == "StatusHandler":
+                FLIGHT_BOUND.wait(BIND_WAIT_S)
+            return super().serve_forever(*args, **kwargs)
+
+    http.server.HTTPServer = GatedHTTPServer
 
 
 def main():
@@ -62,9 +81,8 @@ def main():
         sys.path.insert(0, PACKAGES_DIR)
     if APP_DIR not in sys.path:
         sys.path.append(APP_DIR)
-    tokens = os.environ.get("UDF_AUTH_TOKEN")
-    if tokens:
-        guard_server(tokens)
+    guard_server(os.environ.get("UDF_AUTH_TOKEN"))
+    gate_status_server()
     sys.argv[0] = STUB
     runpy.run_path(STUB, run_name="__main__")
 
