@@ -17,6 +17,7 @@
 #include "packages.h"
 #include "pkgopts.h"
 #include "publish.h"
+#include "script_imports.h"
 #include "ref.h"
 #include "store.h"
 #include "templates.h"
@@ -41,9 +42,42 @@ static char *packages_key(const struct udfb_build_opts *o)
 	return s;
 }
 
+int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts *o, struct udfb_err *err)
+{
+	size_t todo = 0;
+	for (size_t k = 0; req->untagged && k < req->n_imports; k++)
+		todo += !*req->imports[k].tag;
+	if (!todo)
+		return 0;
+	struct udfb_fetch_opts defaults;
+	udfb_fetch_opts_defaults(&defaults);
+	struct udfb_import_ident *ids = calloc(req->n_imports + 1, sizeof(*ids));
+	for (size_t k = 0; k < req->n_imports; k++)
+		ids[k] = (struct udfb_import_ident){ .location = req->imports[k].location, .url = req->imports[k].url,
+						     .headers = (const char *const *)req->imports[k].headers };
+	struct udfb_store *st = NULL;
+	struct udfb_import_ident_stats stats = { 0 };
+	int rc = udfb_store_open(&st, o->store_dir, err);
+	if (rc == 0)
+		rc = udfb_imports_identify(ids, req->n_imports, st, udfb_build_tenant(req, o), o->fetch ? o->fetch : &defaults,
+					   o->deadline_ms, &stats, err);
+	for (size_t k = 0; rc == 0 && k < req->n_imports; k++) {
+		free(req->imports[k].tag);
+		req->imports[k].tag = strdup(ids[k].digest);
+	}
+	udfb_store_close(st);
+	udfb_fetch_opts_free(&defaults);
+	free(ids);
+	return rc;
+}
+
 int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
 		   const struct udfb_build_opts *o, struct udfb_err *err)
 {
+	for (size_t k = 0; req->untagged && k < req->n_imports; k++)
+		if (!*req->imports[k].tag)
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu] ('%s'): a Databend script's import has no tag; "
+					    "its identity needs a first-byte fetch (not done for a key alone)", k, req->imports[k].location);
 	cleanup_free char *pk = packages_key(o);
 	struct udfb_key_inputs in = { .req = req, .base_digest = base_digest, .platform = o->platform, .salt = o->salt,
 				      .tenant = udfb_build_tenant(req, o), .packages = pk };
@@ -412,6 +446,8 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	const struct udfb_base *base = o->base_resolved ? o->base_resolved : &own;
 	struct udfb_store *st = NULL;
 	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, err);
+	if (rc == 0)
+		rc = udfb_request_identify((struct udfb_request *)req, o, err); /* tags only: the request stays the same */
 	if (rc == 0)
 		rc = udfb_build_key(out->key, req, base->image.manifest_digest, o, err);
 	if (rc == 0)

@@ -24,7 +24,8 @@
 struct udfb_import {
 	char *location;
 	char *url; /* secret: its query string signs the request; never logged */
-	char *tag;
+	char *tag; /* "" for an import of a Databend script until it is identified */
+	char **headers; /* a Databend script's presign headers, "name: value", NULL-terminated; NULL: none */
 };
 
 struct udfb_spec {
@@ -58,9 +59,16 @@ struct udfb_request {
 	/* A CreateWorker's name when the operator binds variables to it
 	 * ("<tenant>.<name>"): the sandbox differs by name, so the key does. */
 	char *env_scope;
+	/* 1: the imports came from a Databend script without tags; their tags
+	 * are the content digests udfb_request_identify() fills in. */
+	int untagged;
 };
 
-/* Parse the proto3-JSON form {"spec": "...", "imports": [...]}. */
+/* Parse the proto3-JSON form {"spec": "...", "imports": [...]}, or one of
+ * Databend's released forms, ApplyResourceRequest {"type", "script"} or
+ * CreateWorkerRequest {"tenantId", "name", "ifNotExists", "type", "script",
+ * ...} (proto3 JSON names; snake_case accepted too): the script is parsed
+ * (script.h) into the same request, with Databend's stub and untagged imports. */
 int udfb_request_parse_json(struct udfb_request *out, const char *json, size_t len, struct udfb_err *err);
 /* Build from already-separated fields (the gRPC front end). */
 int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t spec_len,

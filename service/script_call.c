@@ -49,7 +49,7 @@ struct udfb_script_call {
 	struct udfb_script script;
 	char *tenant, *query_id, *worker;
 	int if_not_exists;
-	const char *env_scope; /* = worker when the operator binds variables to it */
+	const char *env_scope; /* = worker when its variables are not the handler's */
 	struct udfb_log_fields fields;
 };
 
@@ -336,7 +336,12 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 	if (w) {
 		c->worker = strdup(w->name);
 		c->if_not_exists = w->if_not_exists;
-		if (udfb_config_env_for(&s->cfg, c->tenant, c->worker))
+		/* The variables are the name's; the key already covers the
+		 * handler's, so only a name whose variables differ from the
+		 * handler's needs a key (and a sandbox) of its own.  Usually the
+		 * name is the handler: the key is then the one prebuild computes. */
+		if (udfb_config_env_for(&s->cfg, c->tenant, c->worker) !=
+		    udfb_config_env_for(&s->cfg, c->tenant, c->script.handler))
 			c->env_scope = c->worker;
 	}
 	c->fields = (struct udfb_log_fields){ c->tenant, c->query_id, NULL };
@@ -405,7 +410,8 @@ static struct udfb_prepared *make_prepared(struct udfb_service *s, struct udfb_s
 	size_t n = c->script.n_imports, len = 0;
 	struct udfb_import *ims = calloc(n + 1, sizeof(*ims));
 	for (size_t k = 0; k < n; k++)
-		ims[k] = (struct udfb_import){ c->script.imports[k].location, c->script.imports[k].url, digests[k] };
+		ims[k] = (struct udfb_import){ c->script.imports[k].location, c->script.imports[k].url, digests[k],
+					       c->script.imports[k].headers };
 	char *spec = udfb_script_spec_json(&c->script, &len);
 	struct udfb_prepared *p = calloc(1, sizeof(*p));
 	int rc = udfb_request_from_parts(&p->req, spec, len, ims, n, err);

@@ -201,7 +201,7 @@ class Server:
     def __init__(self, name, config=None, extra=()):
         global BASE
         self.dir = os.path.join(TMP, name)
-        os.makedirs(self.dir)
+        os.makedirs(self.dir, exist_ok=True)
         self.state_dir = os.path.join(self.dir, "state")
         self.runtime_root = os.path.join(self.state_dir, "runtime")
         self.stderr_path = os.path.join(self.dir, "stderr")
@@ -337,6 +337,10 @@ def run(srv, imports):
             tap.check("%s via %s answers %r (%.3f s)" % (name, rpc, exp["call"]["expect"], r.elapsed), ok,
                       why + srv.stderr_tail())
             endpoints[(name, rpc)] = r
+
+    log = Path(srv.stderr_path).read_text(errors="replace")
+    tap.check("the prebuilt images were cache hits for the service (no build)",
+              "(cached)" in log and "(built)" not in log, srv.stderr_tail(60))
 
     # Databend's stub checks no header: the wrapper around it does.
     r = endpoints.get(("read_env", "create_worker"))
@@ -492,6 +496,27 @@ def run(srv, imports):
               "X-Amz-Signature" not in Path(srv.stderr_path).read_text(errors="replace"))
 
 
+def prebuild(imports):
+    """What a released Databend will ask for, built ahead into the store the
+    service then uses: one CreateWorker or ApplyResource JSON a line."""
+    lines = []
+    for path in sorted(VECTORS.glob("*.expect.json")):
+        name = path.name[: -len(".expect.json")]
+        if not json.loads(path.read_text())["call"]:
+            continue
+        lines.append(json.dumps(vector(name, "create_worker", imports.port)))
+        d = vector(name, "apply_resource", imports.port)
+        d["tenant"] = TENANT  # the metadata's tenant: ApplyResourceRequest has none
+        lines.append(json.dumps(d))
+    jsonl = os.path.join(TMP, "databend.jsonl")
+    Path(jsonl).write_text("\n".join(lines) + "\n")
+    store = os.path.join(TMP, "main", "store")
+    p = subprocess.run([BIN, "prebuild", jsonl, "--store", store, "--dest", "oci:%s/images" % store,
+                        "--base", "oci:%s:python" % BASE, "--index-url", INDEX, "--imports-allow", "127.0.0.1",
+                        "-j", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    return p.returncode, p.stdout
+
+
 def start_index():
     import pkgindex_server
     import wheels
@@ -535,10 +560,12 @@ def main():
                 d = json.loads(path.read_text())
                 if d["call"] and d["call"].get("env"):
                     env["%s.%s" % (TENANT, d["udf"]["name"])] = d["call"]["env"]
+            prebuilt = prebuild(imports)
             srv = Server("main", config={"env": env})
         except Exception:
             tap.check("setup (protoc, grpc, base image, package index, service)", False, traceback.format_exc())
             return tap.done()
+        tap.check("prebuild takes the vectors' CreateWorker and ApplyResource lines", prebuilt[0] == 0, prebuilt[1])
         try:
             run(srv, imports)
         except Exception:
