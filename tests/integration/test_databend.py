@@ -517,6 +517,18 @@ def prebuild(imports):
     return p.returncode, p.stdout
 
 
+def warm(imports):
+    """warm takes the same lines: one warm image per distinct package set."""
+    jsonl = os.path.join(TMP, "databend.jsonl")
+    store = os.path.join(TMP, "warm-store")
+    p = subprocess.run([BIN, "warm", jsonl, "--runtime", "3", "--store", store, "--dest", "oci:%s/images" % store,
+                        "--base", "oci:%s:python" % BASE, "--index-url", INDEX], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=900)
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
+    ok = p.returncode == 0 and len(lines) == 1 and lines[0]["from"].endswith(":1") and lines[0]["installed"] == 1
+    return ok, "exit %d\n%s\n%s" % (p.returncode, p.stdout, p.stderr)
+
+
 def start_index():
     import pkgindex_server
     import wheels
@@ -566,6 +578,7 @@ def main():
             tap.check("setup (protoc, grpc, base image, package index, service)", False, traceback.format_exc())
             return tap.done()
         tap.check("prebuild takes the vectors' CreateWorker and ApplyResource lines", prebuilt[0] == 0, prebuilt[1])
+        tap.check("warm takes them: humanize (add_one_helper's one package set) warmed once", *warm(imports))
         try:
             run(srv, imports)
         except Exception:
