@@ -6,7 +6,9 @@
 #include <jansson.h>
 #include <stdlib.h>
 
+#include "build.h"
 #include "check.h"
+#include "key.h"
 #include "fsutil.h"
 #include "request.h"
 #include "script.h"
@@ -270,6 +272,63 @@ static void check_big(void)
 	free(t), free(big), free(base);
 }
 
+static int rc_is_shape_error(int ok, const struct udfb_err *err)
+{
+	return !ok && err->cat == UDFB_E_INVALID && strstr(err->msg, "Databend's template");
+}
+
+/* A request file holding CreateWorkerRequest JSON, keyed as a build would key it. */
+static int file_key(char key[UDFB_DIGEST_LEN + 1], const char *path, const char *tag, const char *edit_from,
+		    const char *edit_to, struct udfb_err *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	if (udfb_read_file(&text, &len, path, UDFB_REQUEST_MAX_BYTES, err) < 0)
+		return -1;
+	if (edit_from) {
+		char *t = edit(text, edit_from, edit_to);
+		free(text);
+		text = t;
+		len = strlen(t);
+	}
+	struct udfb_request r;
+	int rc = udfb_request_parse_json(&r, text, len, err);
+	free(text);
+	if (rc < 0)
+		return -1;
+	for (size_t k = 0; tag && k < r.n_imports; k++) {
+		free(r.imports[k].tag);
+		r.imports[k].tag = strdup(tag);
+	}
+	struct udfb_build_opts o = { .platform = "linux/amd64", .salt = "" };
+	rc = udfb_build_key(key, &r, "sha256:0000000000000000000000000000000000000000000000000000000000000000", &o, err);
+	udfb_request_free(&r);
+	return rc;
+}
+
+static void check_keys(void)
+{
+	const char *a = "tests/data/databend/add_one_helper.create_worker.json",
+		   *b = "tests/data/databend/add_one_helper.create_worker.resigned.json";
+	const char *tag = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+	char ka[UDFB_DIGEST_LEN + 1], kb[UDFB_DIGEST_LEN + 1], kc[UDFB_DIGEST_LEN + 1], kd[UDFB_DIGEST_LEN + 1];
+	struct udfb_err err = UDFB_ERR_INIT;
+	int ok = file_key(ka, a, tag, NULL, NULL, &err) == 0 && file_key(kb, b, tag, NULL, NULL, &err) == 0;
+	CHECK(ok && strcmp(ka, kb) == 0, "CreateWorker JSON and its re-signed twin: one key");
+	if (!ok)
+		printf("# %s\n", err.msg);
+	udfb_err_clear(&err);
+	ok = file_key(kc, a, "sha256:2222222222222222222222222222222222222222222222222222222222222222", NULL, NULL, &err) == 0;
+	CHECK(ok && strcmp(ka, kc) != 0, "other import content: another key");
+	udfb_err_clear(&err);
+	ok = file_key(kd, a, tag, "server.serve()", "server.serve(1)", &err) == 0;
+	CHECK(rc_is_shape_error(ok, &err), "a stub edit is not Databend's template: refused");
+	udfb_err_clear(&err);
+	ok = file_key(kd, a, NULL, NULL, NULL, &err) == 0;
+	CHECK(!ok && err.cat == UDFB_E_INVALID && strstr(err.msg, "has no tag"), "no key before the imports are identified");
+	udfb_err_clear(&err);
+}
+
 int main(void)
 {
 	for (size_t k = 0; k < sizeof(vectors) / sizeof(*vectors); k++) {
@@ -280,5 +339,6 @@ int main(void)
 	check_refusals();
 	check_markers();
 	check_big();
+	check_keys();
 	return check_done();
 }
