@@ -45,8 +45,19 @@ struct svc_retired {
 	struct svc_retired *next;
 };
 
+/* A script seen before, by its quick hash: what the fast path needs. */
+struct memo {
+	char base[UDFB_DIGEST_LEN + 1];
+	char **locations;
+	size_t n;
+};
+
+#define MEMO_MAX 4096 /* entries; past it the memo starts again empty */
+
 struct udfb_script_call {
 	struct udfb_script script;
+	char quick[UDFB_DIGEST_LEN + 1], base[UDFB_DIGEST_LEN + 1];
+	char **locations; /* the imports' locations (into script) */
 	char *tenant, *query_id, *worker;
 	int if_not_exists;
 	const char *env_scope; /* = worker when its variables are not the handler's */
@@ -64,16 +75,29 @@ static void free_worker(void *v)
 	free(w);
 }
 
+static void free_memo(void *v)
+{
+	struct memo *m = v;
+	if (!m)
+		return;
+	for (size_t k = 0; k < m->n; k++)
+		free(m->locations[k]);
+	free(m->locations);
+	free(m);
+}
+
 void svc_script_init(struct udfb_service *s)
 {
 	s->seen = udfb_table_new();
 	s->workers = udfb_table_new();
+	s->memo = udfb_table_new();
 }
 
 void svc_script_free(struct udfb_service *s)
 {
 	udfb_table_free(s->seen, free);
 	udfb_table_free(s->workers, free_worker);
+	udfb_table_free(s->memo, free_memo);
 	for (struct svc_retired *r = s->retired, *next; r; r = next) {
 		next = r->next;
 		free(r->tenant);
@@ -133,7 +157,9 @@ static int name_ok(const char *name, struct udfb_err *err)
 
 /* ---- the fingerprint of a script call ---- */
 
-static void fingerprint(char out[UDFB_DIGEST_LEN + 1], const struct udfb_script_call *c, char (*digests)[UDFB_DIGEST_LEN + 1])
+/* What decides the image except the imports' contents: tenant, variables'
+ * scope, code, stub, packages. */
+static void base_fingerprint(struct udfb_script_call *c)
 {
 	const struct udfb_script *sc = &c->script;
 	struct udfb_sha256 *h = udfb_sha256_new();
@@ -144,22 +170,62 @@ static void fingerprint(char out[UDFB_DIGEST_LEN + 1], const struct udfb_script_
 	svc_fp_part(h, sc->stub, sc->stub_len);
 	for (size_t k = 0; k < sc->n_packages; k++)
 		svc_fp_part(h, sc->packages[k], strlen(sc->packages[k]));
-	svc_fp_part(h, "\x03imports", 9);
-	for (size_t k = 0; k < sc->n_imports; k++) {
-		svc_fp_part(h, sc->imports[k].location, strlen(sc->imports[k].location));
+	udfb_sha256_final(h, c->base);
+}
+
+/* The whole fingerprint: the base and every import's (location, content). */
+static void fingerprint(char out[UDFB_DIGEST_LEN + 1], const char *base, char *const *locations, size_t n,
+			char (*digests)[UDFB_DIGEST_LEN + 1])
+{
+	struct udfb_sha256 *h = udfb_sha256_new();
+	svc_fp_part(h, base, strlen(base));
+	for (size_t k = 0; k < n; k++) {
+		svc_fp_part(h, locations[k], strlen(locations[k]));
 		svc_fp_part(h, digests[k], strlen(digests[k]));
 	}
 	udfb_sha256_final(h, out);
 }
 
+/* The script's bytes with every "url" value of its imports line left out
+ * (the signatures change on every query), with the tenant and the worker's
+ * name: equal for two calls of one UDF, so the second needs no parse. */
+static void quick_hash(char out[UDFB_DIGEST_LEN + 1], const char *tenant, const char *worker, const char *s, size_t len)
+{
+	struct udfb_sha256 *h = udfb_sha256_new();
+	svc_fp_part(h, tenant, strlen(tenant));
+	svc_fp_part(h, worker ? worker : "", worker ? strlen(worker) + 1 : 0);
+	static const char open[] = "\ncat <<'UDF_IMPORTS";
+	const char *p = memmem(s, len, open, sizeof(open) - 1), *e = s + len;
+	const char *line = p ? memchr(p + 1, '\n', (size_t)(e - p - 1)) : NULL;
+	const char *end = line ? memchr(line + 1, '\n', (size_t)(e - line - 1)) : NULL;
+	if (!end) {
+		udfb_sha256_update(h, s, len);
+		udfb_sha256_final(h, out);
+		return;
+	}
+	const char *q = line + 1;
+	udfb_sha256_update(h, s, (size_t)(q - s));
+	for (;;) {
+		const char *u = memmem(q, (size_t)(end - q), "\"url\":\"", 7);
+		if (!u)
+			break;
+		udfb_sha256_update(h, q, (size_t)(u + 7 - q));
+		for (q = u + 7; q < end && *q != '"'; q++)
+			if (*q == '\\' && q + 1 < end)
+				q++;
+	}
+	udfb_sha256_update(h, q, (size_t)(e - q));
+	udfb_sha256_final(h, out);
+}
+
 /* Digests of the imports validated within the window; 0 when one is not.  Lock held. */
-static int known_imports(struct udfb_service *s, const struct udfb_script_call *c, char (*digests)[UDFB_DIGEST_LEN + 1],
-			 int *fresh)
+static int known_imports(struct udfb_service *s, const char *tenant, char *const *locations, size_t n,
+			 char (*digests)[UDFB_DIGEST_LEN + 1], int *fresh)
 {
 	long long now = udfb_now_ms();
 	int all = 1;
-	for (size_t k = 0; k < c->script.n_imports; k++) {
-		char *id = id_of(c->tenant, c->script.imports[k].location);
+	for (size_t k = 0; k < n; k++) {
+		char *id = id_of(tenant, locations[k]);
 		void **slot = udfb_table_slot(s->seen, id, 0);
 		free(id);
 		struct seen *v = slot ? *slot : NULL;
@@ -281,6 +347,7 @@ void udfb_script_call_free(struct udfb_script_call *c)
 	if (!c)
 		return;
 	udfb_script_free(&c->script);
+	free(c->locations);
 	free(c->tenant);
 	free(c->query_id);
 	free(c->worker);
@@ -292,16 +359,18 @@ const struct udfb_log_fields *udfb_script_call_fields(const struct udfb_script_c
 	return &c->fields;
 }
 
-static int fast_answer(struct udfb_service *s, struct udfb_script_call *c, struct udfb_apply_out *hit)
+/* Lock held.  base, locations: the script's, from the memo or the parse. */
+static int answer_locked(struct udfb_service *s, struct udfb_script_call *c, const char *base, char *const *locations,
+			 size_t n, struct udfb_apply_out *hit)
 {
-	size_t n = c->script.n_imports;
-	char(*digests)[UDFB_DIGEST_LEN + 1] = calloc(n + 1, sizeof(*digests));
-	int *fresh = calloc(n + 1, sizeof(int)), answered = 0;
-	pthread_mutex_lock(&s->mu);
-	if (known_imports(s, c, digests, fresh)) {
+	char digests_one[1][UDFB_DIGEST_LEN + 1];
+	int fresh_one[1];
+	char(*digests)[UDFB_DIGEST_LEN + 1] = n <= 1 ? digests_one : calloc(n, sizeof(*digests));
+	int *fresh = n <= 1 ? fresh_one : calloc(n, sizeof(int)), answered = 0;
+	if (known_imports(s, c->tenant, locations, n, digests, fresh)) {
 		char fp[UDFB_DIGEST_LEN + 1];
-		fingerprint(fp, c, digests);
-		struct udfb_flight *a = udfb_flights_get(s->flights, "\x01" "fingerprint", fp);
+		fingerprint(fp, base, locations, n, digests);
+		struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
 		if (a && a->alias->state == UDFB_FLIGHT_READY && svc_sandbox_alive(s, a->alias)) {
 			struct worker_rec *w = c->worker ? worker_get(s, c->tenant, c->worker, 0) : NULL;
 			/* if_not_exists = false on a worker with another script: the slow path says so. */
@@ -313,11 +382,52 @@ static int fast_answer(struct udfb_service *s, struct udfb_script_call *c, struc
 			}
 		}
 	}
+	if (n > 1) {
+		free(digests);
+		free(fresh);
+	}
+	return answered;
+}
+
+/* A script seen before (same bytes but for its URLs): no parse at all. */
+static int memo_answer(struct udfb_service *s, struct udfb_script_call *c, struct udfb_apply_out *hit)
+{
+	pthread_mutex_lock(&s->mu);
+	void **slot = udfb_table_slot(s->memo, c->quick, 0);
+	const struct memo *m = slot ? *slot : NULL;
+	int answered = m && answer_locked(s, c, m->base, m->locations, m->n, hit);
 	pthread_mutex_unlock(&s->mu);
-	free(digests);
-	free(fresh);
-	if (answered)
-		udfb_metrics_cache(s->metrics, 1);
+	return answered;
+}
+
+static void memo_put(struct udfb_service *s, const struct udfb_script_call *c)
+{
+	struct memo *m = calloc(1, sizeof(*m));
+	memcpy(m->base, c->base, sizeof(m->base));
+	m->n = c->script.n_imports;
+	m->locations = calloc(m->n + 1, sizeof(char *));
+	for (size_t k = 0; k < m->n; k++)
+		m->locations[k] = strdup(c->locations[k]);
+	pthread_mutex_lock(&s->mu);
+	if (s->n_memo >= MEMO_MAX) {
+		udfb_table_free(s->memo, free_memo);
+		s->memo = udfb_table_new();
+		s->n_memo = 0;
+	}
+	void **slot = udfb_table_slot(s->memo, c->quick, 1);
+	if (*slot)
+		free_memo(*slot);
+	else
+		s->n_memo++;
+	*slot = m;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int fast_answer(struct udfb_service *s, struct udfb_script_call *c, struct udfb_apply_out *hit)
+{
+	pthread_mutex_lock(&s->mu);
+	int answered = answer_locked(s, c, c->base, c->locations, c->script.n_imports, hit);
+	pthread_mutex_unlock(&s->mu);
 	return answered;
 }
 
@@ -327,15 +437,29 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 {
 	*out = NULL;
 	struct udfb_script_call *c = calloc(1, sizeof(*c));
-	if (tenant_of(s, meta, w ? w->tenant_id : NULL, &c->tenant, err) < 0 || (w && name_ok(w->name, err) < 0) ||
-	    udfb_script_parse(&c->script, script, len, err) < 0) {
+	if (tenant_of(s, meta, w ? w->tenant_id : NULL, &c->tenant, err) < 0 || (w && name_ok(w->name, err) < 0)) {
+		udfb_script_call_free(c);
+		return -1;
+	}
+	if (w) {
+		c->worker = strdup(w->name);
+		c->if_not_exists = w->if_not_exists;
+	}
+	quick_hash(c->quick, c->tenant, c->worker, script, len);
+	if (memo_answer(s, c, hit)) {
+		udfb_metrics_cache(s->metrics, 1);
+		udfb_script_call_free(c);
+		return 1;
+	}
+	if (udfb_script_parse(&c->script, script, len, err) < 0) {
 		udfb_script_call_free(c);
 		return -1;
 	}
 	c->query_id = meta->query_id ? strndup(meta->query_id, 128) : NULL;
+	c->locations = calloc(c->script.n_imports + 1, sizeof(char *));
+	for (size_t k = 0; k < c->script.n_imports; k++)
+		c->locations[k] = c->script.imports[k].location;
 	if (w) {
-		c->worker = strdup(w->name);
-		c->if_not_exists = w->if_not_exists;
 		/* The variables are the name's; the key already covers the
 		 * handler's, so only a name whose variables differ from the
 		 * handler's needs a key (and a sandbox) of its own.  Usually the
@@ -345,7 +469,10 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 			c->env_scope = c->worker;
 	}
 	c->fields = (struct udfb_log_fields){ c->tenant, c->query_id, NULL };
+	base_fingerprint(c);
+	memo_put(s, c);
 	if (fast_answer(s, c, hit)) {
+		udfb_metrics_cache(s->metrics, 1);
 		udfb_script_call_free(c);
 		return 1;
 	}
@@ -360,7 +487,7 @@ static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*d
 	size_t n = c->script.n_imports;
 	int *fresh = calloc(n + 1, sizeof(int));
 	pthread_mutex_lock(&s->mu);
-	known_imports(s, c, digests, fresh);
+	known_imports(s, c->tenant, c->locations, n, digests, fresh);
 	pthread_mutex_unlock(&s->mu);
 	struct udfb_import_ident *ids = calloc(n + 1, sizeof(*ids));
 	size_t m = 0;
@@ -429,7 +556,7 @@ static struct udfb_prepared *make_prepared(struct udfb_service *s, struct udfb_s
 	p->query_id = c->query_id ? strdup(c->query_id) : NULL;
 	p->worker = c->worker ? strdup(c->worker) : NULL;
 	p->env_name = p->worker; /* NULL: the handler, as for ApplyUdfResource */
-	fingerprint(p->fingerprint, c, digests);
+	fingerprint(p->fingerprint, c->base, c->locations, n, digests);
 	if (svc_prepare_key(s, p, err) < 0) {
 		udfb_prepared_free(p);
 		return NULL;

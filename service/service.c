@@ -191,7 +191,6 @@ void svc_fill_out(struct udfb_apply_out *out, const struct udfb_flight *f)
 	out->accepted = 0;
 }
 
-#define FP_TENANT "\x01fingerprint" /* no real tenant has a control byte */
 
 /* What decides a request's outcome, as bytes: length-prefixed so that no
  * two different requests share a fingerprint by shifting bytes around.  On

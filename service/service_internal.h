@@ -14,6 +14,10 @@
 
 struct udfb_table;
 
+/* The flight table's "tenant" of fingerprint entries (aliases of ready
+ * flights): no real tenant has a control byte. */
+#define FP_TENANT "\x01fingerprint"
+
 struct svc_base {
 	const char *runtime; /* borrowed from the config */
 	struct udfb_base base;
@@ -39,6 +43,8 @@ struct udfb_service {
 	 * workers, by "tenant\nname"; sandboxes a replaced worker left. */
 	struct udfb_table *seen;
 	struct udfb_table *workers;
+	struct udfb_table *memo; /* scripts seen, by a hash without their URLs */
+	size_t n_memo;
 	struct svc_retired *retired;
 };
 
