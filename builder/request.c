@@ -177,18 +177,19 @@ static int parse_script_form(struct udfb_request *r, json_t *root, struct udfb_e
 		t = json_object_get(root, "tenant_id");
 	if (!t)
 		t = json_object_get(root, "tenant");
-	if (t && udfb_json_string(&r->tenant, t, "tenantId", 256, 0, err) < 0)
+	char *tenant = NULL;
+	if (t && udfb_json_string(&tenant, t, "tenantId", 256, 0, err) < 0)
 		return -1;
 	struct udfb_script s;
-	if (udfb_script_parse(&s, json_string_value(script), json_string_length(script), err) < 0)
+	if (udfb_script_parse(&s, json_string_value(script), json_string_length(script), err) < 0) {
+		free(tenant);
 		return -1;
+	}
 	size_t len = 0;
 	char *spec = udfb_script_spec_json(&s, &len);
 	struct udfb_import *ims = calloc(s.n_imports + 1, sizeof(*ims));
 	for (size_t k = 0; k < s.n_imports; k++)
 		ims[k] = (struct udfb_import){ s.imports[k].location, s.imports[k].url, "", s.imports[k].headers };
-	char *tenant = r->tenant;
-	r->tenant = NULL;
 	int rc = udfb_request_from_parts(r, spec, len, ims, s.n_imports, err);
 	if (rc == 0) {
 		r->tenant = tenant;
