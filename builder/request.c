@@ -3,6 +3,7 @@
  * requirements (spec.packages plus PEP 723 dependencies). */
 #include "request.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,7 @@
 #include "pep508.h"
 #include "pep723.h"
 #include "spec_internal.h"
+#include "text.h"
 
 static int check_visible(const char *s, const char *field, struct udfb_err *err)
 {
@@ -201,6 +203,23 @@ int udfb_request_parse_json(struct udfb_request *out, const char *json, size_t l
 	return rc;
 }
 
+/* The gRPC front end hands C strings that protobuf-c did not validate:
+ * bytes that are not UTF-8 would later fail to encode (the cache key, the
+ * import cache entry), so they are refused here, the field named. */
+static int check_import_text(const struct udfb_import *im, size_t k, struct udfb_err *err)
+{
+	const char *const names[] = { "location", "url", "tag" };
+	const char *const values[] = { im->location, im->url, im->tag };
+	const size_t limits[] = { UDFB_LOCATION_MAX_LEN, UDFB_URL_MAX_LEN, UDFB_TAG_MAX_LEN };
+	for (int i = 0; i < 3; i++) {
+		char f[64];
+		snprintf(f, sizeof(f), "imports[%zu].%s", k, names[i]);
+		if (udfb_text_check(values[i], strlen(values[i]), limits[i], f, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t spec_len,
 			    const struct udfb_import *imports, size_t n_imports, struct udfb_err *err)
 {
@@ -214,10 +233,9 @@ int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t s
 		out->imports[k].url = strdup(im->url ? im->url : "");
 		out->imports[k].tag = strdup(im->tag ? im->tag : "");
 		out->n_imports++;
-		if (strlen(out->imports[k].location) > UDFB_LOCATION_MAX_LEN || strlen(out->imports[k].url) > UDFB_URL_MAX_LEN ||
-		    strlen(out->imports[k].tag) > UDFB_TAG_MAX_LEN) {
+		if (check_import_text(&out->imports[k], k, err) < 0) {
 			udfb_request_free(out);
-			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu]: a field is longer than its limit", k);
+			return -1;
 		}
 	}
 	return finish(out, spec, spec_len, err);

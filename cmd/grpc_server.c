@@ -209,6 +209,10 @@ static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
+	if (bytes && udfb_request_check_wire(bytes, len, err) < 0) { /* before protobuf-c cuts at a NUL */
+		free(bytes);
+		return -1;
+	}
 	Udfproto__ApplyUdfResourceRequest *m = bytes ? udfproto__apply_udf_resource_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)

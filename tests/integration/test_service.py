@@ -133,8 +133,8 @@ def poll(fn, timeout, what, interval=0.02):
 
 class ImportServer:
     """Serves the vectors' import files from a directory, plus dynamic /slow/
-    paths that answer after SLOW_SECONDS and /unavailable/ paths that answer
-    503.  Counts requests per path (query strings ignored)."""
+    paths that answer after SLOW_SECONDS (/fast/ ones at once) and
+    /unavailable/ paths that answer 503.  Counts requests per path (query strings ignored)."""
 
     def __init__(self, root):
         self.root = root
@@ -156,8 +156,9 @@ class ImportServer:
                     outer.counts[path] = outer.counts.get(path, 0) + 1
                     outer.cond.notify_all()
                 try:
-                    if path.startswith("/slow/"):
-                        time.sleep(SLOW_SECONDS)
+                    if path.startswith("/slow/") or path.startswith("/fast/"):
+                        if path.startswith("/slow/"):
+                            time.sleep(SLOW_SECONDS)
                         body = ("# slow import %s\nVALUE = 1\n" % path).encode()
                         self.send_response(200)
                         self.send_header("Content-Type", "text/x-python")
@@ -702,6 +703,32 @@ class ServiceTest(ServerCase):
             self.assertReply(r2, "OK")
             self.assertNotEqual(r1.token, r2.token)
             self.assertNotEqual(r1.endpoint, r2.endpoint, "tenants %r and %r share a sandbox endpoint" % (t1, t2))
+
+    def test_hostile_strings_are_invalid_and_never_crash(self):
+        # Issue 18: a tag that is not UTF-8 crashed the service once its
+        # import was fetched (the import cache could not encode it), and a
+        # NUL byte silently cut a field.  protobuf-c checks neither, so the
+        # bytes are swapped in after serialising (same length).
+        nonce = uuid.uuid4().hex
+        req, _ = make_request(nonce=nonce, slow_port=self.imports.port, import_dir="fast")
+        req.imports[0].tag = "TAGTAGTAG"
+        good = req.SerializeToString()
+        cases = [
+            (b"TAGTAGTAG", b"TAG\xff\xfeTAGT", "imports[0].tag"),
+            (b"TAGTAGTAG", b"TAG\x00TAGTA", "imports[0].tag"),
+            (b"@udf_import_stage", b"@udf_import_st\xc0\xafe", "imports[0].location"),
+            (nonce.encode(), b"\x00" + nonce.encode()[1:], "spec"),
+        ]
+        for old, new, field in cases:
+            # the spec comes first on the wire, the import's location last
+            at = good.find(old) if field == "spec" else good.rfind(old)
+            payload = good[:at] + new + good[at + len(old):]
+            self.assertNotEqual(payload, good)
+            code, details = self.srv.call_raw(payload)
+            self.assertEqual(code, "INVALID_ARGUMENT", (new, details))
+            self.assertIn(field, details)
+        self.assertEqual(self.srv.http_get("/healthz")[0], 200)
+        self.assertReply(self.srv.call(req), "OK")
 
     def test_garbage_payload_is_invalid(self):
         for payload in (b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x12\x03\xff\xff\xff"):
