@@ -40,15 +40,17 @@ size_t udfb_utf8_valid_prefix(const char *s, size_t len)
 	return k;
 }
 
-size_t udfb_utf8_cut(const char *s, size_t len, size_t max)
+size_t udfb_utf8_trim(const char *s, size_t len)
 {
-	if (len <= max)
+	const unsigned char *u = (const unsigned char *)s;
+	size_t start = len;
+	/* Back over continuation bytes (at most three) to the last lead byte. */
+	while (start > 0 && len - start < 3 && (u[start - 1] & 0xc0) == 0x80)
+		start--;
+	if (start == 0)
 		return len;
-	size_t n = max;
-	/* Step back over continuation bytes to the start of the cut character. */
-	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-		n--;
-	return n;
+	start--;
+	return char_len(u + start, len - start) == len - start || u[start] < 0x80 ? len : start;
 }
 
 void udfb_utf8_sanitize(char *s, size_t len)

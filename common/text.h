@@ -16,9 +16,9 @@ static inline int udfb_utf8_valid(const char *s, size_t len)
 {
 	return udfb_utf8_valid_prefix(s, len) == len;
 }
-/* The largest n <= max that does not end inside a multi-byte character
- * (s valid UTF-8 of length len). */
-size_t udfb_utf8_cut(const char *s, size_t len, size_t max);
+/* len, less an incomplete character at the end of s[0..len) (text cut at
+ * a byte limit): the cut then falls on a character boundary. */
+size_t udfb_utf8_trim(const char *s, size_t len);
 /* Replace each byte of every invalid sequence with '?', in place. */
 void udfb_utf8_sanitize(char *s, size_t len);
 /* INVALID "FIELD: ..." unless s[0..len) is valid UTF-8, holds no NUL and
