@@ -10,6 +10,7 @@
 #include "compose.h"
 #include "context.h"
 #include "fsutil.h"
+#include "jsonout.h"
 #include "key.h"
 #include "layer.h"
 #include "log.h"
@@ -426,10 +427,10 @@ static void warm_key(char out[UDFB_DIGEST_LEN + 1], const struct udfb_request *r
 	json_t *reqs = json_array();
 	for (size_t k = 0; k < req->n_requirements; k++)
 		json_array_append_new(reqs, json_string(req->requirements[k]));
-	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:o}", "format", "udf-builder-warm/1", "builder",
+	json_t *doc = udfb_json_must(json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:o}", "format", "udf-builder-warm/1", "builder",
 				UDFB_VERSION, "layer_format", UDFB_LAYER_FORMAT, "platform", o->platform, "base",
-				base_digest, "runtime", req->spec.runtime_version, "packages", pk, "requirements", reqs);
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+				base_digest, "runtime", req->spec.runtime_version, "packages", pk, "requirements", reqs));
+	char *text = udfb_json_dumps_must(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	udfb_sha256_digest(text, strlen(text), out);
 	free(text);
 	json_decref(doc);

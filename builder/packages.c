@@ -12,6 +12,7 @@
 #include "fetch.h"
 #include "fsutil.h"
 #include "image.h"
+#include "jsonout.h"
 #include "log.h"
 #include "marker.h"
 #include "pkgindex.h"
@@ -60,8 +61,8 @@ static json_t *target_json(const struct pctx *c)
 {
 	char glibc[16];
 	snprintf(glibc, sizeof(glibc), "%d.%d", c->in->opts->glibc_major, c->in->opts->glibc_minor);
-	return json_pack("{s:s,s:s,s:s}", "python", c->env.python_full_version, "glibc", glibc, "platform",
-			 c->in->platform);
+	return udfb_json_must(json_pack("{s:s,s:s,s:s}", "python", c->env.python_full_version, "glibc", glibc, "platform",
+			 c->in->platform));
 }
 
 static int setup_target(struct pctx *c, struct udfb_err *err)
@@ -108,9 +109,9 @@ static void reqs_key(struct pctx *c)
 		json_array_append_new(ix, json_string(shown));
 		free(shown);
 	}
-	json_t *doc = json_pack("{s:s,s:o,s:o,s:o}", "format", "udf-builder-lock-key/1", "target", target_json(c),
-				"requirements", reqs, "index", ix);
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	json_t *doc = udfb_json_must(json_pack("{s:s,s:o,s:o,s:o}", "format", "udf-builder-lock-key/1", "target", target_json(c),
+				"requirements", reqs, "index", ix));
+	char *text = udfb_json_dumps_must(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	udfb_sha256_digest(text, strlen(text), c->out->reqs_key);
 	free(text);
 	json_decref(doc);
