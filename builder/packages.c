@@ -35,6 +35,7 @@ struct pctx {
 	struct udfb_fetch_opts fetch; /* the caller's, with the package guard */
 	char *wheels;                 /* the wheel cache */
 	int n_dirs;                   /* private unpack directories made */
+	long long unpacked;           /* bytes all wheels of this build unpacked to */
 };
 
 char *udfb_packages_python(const struct udfb_image *base, const char *runtime_version, const char *fallback)
@@ -196,10 +197,18 @@ static int install_wheel(struct udfb_layer_writer *w, struct pctx *c, const stru
 	cleanup_free char *dir = udfb_path_join(c->in->tmp, sub);
 	if (mkdir(dir, 0700) < 0)
 		return udfb_err_sys(err, errno, "create %s", dir);
+	/* One budget for the whole build: many small bombs add up too. */
+	long long left = c->in->opts->max_unpacked - c->unpacked, got = 0;
+	if (left <= 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: the packages of this request unpack to more than %lld bytes (packages-max-unpacked)",
+				    p->filename, c->in->opts->max_unpacked);
 	struct udfb_wheel_install_opts o = { .target = UDFB_PACKAGES_DIR, .python = UDFB_PACKAGES_PYTHON,
-					     .tmpdir = dir, .installer = "udf-builder" };
+					     .tmpdir = dir, .installer = "udf-builder", .max_unpacked = left,
+					     .unpacked = &got };
 	c->out->installs++;
-	return udfb_wheel_install(w, path, &o, err);
+	int rc = udfb_wheel_install(w, path, &o, err);
+	c->unpacked += got;
+	return rc;
 }
 
 /* ---- layers ---- */

@@ -3,6 +3,7 @@
  * requirements (spec.packages plus PEP 723 dependencies). */
 #include "request.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,38 @@ static int import_from_json(struct udfb_import *im, json_t *o, size_t k, struct 
 	return rc;
 }
 
+/* An import becomes the file app/imports/<basename>: one path segment an
+ * image layer and a file system both hold as it is. */
+static int check_basename(const char *location, size_t k, struct udfb_err *err)
+{
+	const char *slash = strrchr(location, '/');
+	const char *base = slash ? slash + 1 : location;
+	if (strlen(base) > 255)
+		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].location: file name '%.64s...' is longer than 255 bytes", k, base);
+	/* In a layer, .wh.NAME deletes NAME from the layers below. */
+	if (strncmp(base, ".wh.", 4) == 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].location: file name '%s' starts with '.wh.' (an OCI whiteout)", k, base);
+	return 0;
+}
+
+/* The URL must parse (RFC 3986 as libcurl reads it: no spaces) and name a
+ * host: otherwise the fetch fails later as if the network had. */
+static int check_url(const struct udfb_import *im, size_t k, struct udfb_err *err)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+	CURLUcode rc = curl_url_set(u, CURLUPART_URL, im->url, 0);
+	if (rc == CURLUE_OK)
+		rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+	int ok = rc == CURLUE_OK && host && *host;
+	curl_free(host);
+	curl_url_cleanup(u);
+	if (!ok) /* the URL is a secret: name the import, and libcurl's reason */
+		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): not a valid URL (%s)", k, im->location,
+				    rc == CURLUE_OK ? "no host" : curl_url_strerror(rc));
+	return 0;
+}
+
 static int check_imports(const struct udfb_request *r, struct udfb_err *err)
 {
 	char f[64];
@@ -66,6 +99,8 @@ static int check_imports(const struct udfb_request *r, struct udfb_err *err)
 			udfb_err_clear(err);
 			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): holds a control character", k, im->location);
 		}
+		if (check_url(im, k, err) < 0 || check_basename(im->location, k, err) < 0)
+			return -1;
 	}
 	const struct udfb_spec *s = &r->spec;
 	for (size_t k = 0; k < s->n_imports || k < r->n_imports; k++) {

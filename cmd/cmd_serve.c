@@ -47,7 +47,8 @@ static const char *const flag_names[] = { "listen", "admin-listen", "store", "ba
 					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
 					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", "index-url",
-					  "packages-glibc", "packages-python", "packages-layer-budget", NULL };
+					  "packages-glibc", "packages-python", "packages-layer-budget",
+					  "packages-max-unpacked", NULL };
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {

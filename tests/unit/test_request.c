@@ -146,6 +146,42 @@ static void test_errors(void)
 	udfb_err_clear(&err);
 	free(req);
 	json_decref(spec);
+
+	/* Issue 18: refused at parse as INVALID_ARGUMENT, not later as
+	 * INTERNAL (a name the file system cannot hold) or UNAVAILABLE (a URL
+	 * libcurl cannot read); a .wh. name would delete files in the image. */
+	char long_loc[300] = "@s/";
+	memset(long_loc + 3, 'a', 256);
+	struct { const char *loc, *url, *want; } bad[] = {
+		{ long_loc, "http://h/a.py?sig=SECRET", "longer than 255 bytes" },
+		{ "@s/.wh.server.py", "http://h/a.py?sig=SECRET", "'.wh.server.py' starts with '.wh.'" },
+		{ "@s/.wh..wh..opq", "http://h/a.py?sig=SECRET", "OCI whiteout" },
+		{ "@s/a.py", "http://h/a b.py?sig=SECRET", "imports[0].url (import '@s/a.py'): not a valid URL" },
+		{ "@s/a.py", "http://h:99999/a.py?sig=SECRET", "not a valid URL" },
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+		const char *ims[] = { bad[k].loc, bad[k].url, "t1" };
+		spec = base_spec(bad[k].loc, NULL);
+		req = request(spec, ims, 1);
+		char what[64];
+		snprintf(what, sizeof(what), "bad import %zu", k);
+		expect_error(what, req, bad[k].want);
+		udfb_request_parse_json(&r, req, strlen(req), &err);
+		CHECK(err.msg && !strstr(err.msg, "SECRET"), "  and the URL's signature stays out of it");
+		udfb_err_clear(&err);
+		free(req);
+		json_decref(spec);
+	}
+	char max_loc[300] = "@s/";
+	memset(max_loc + 3, 'a', 255);
+	const char *ok[] = { max_loc, "http://h/a.py?sig=SECRET", "t1" };
+	spec = base_spec(max_loc, NULL);
+	req = request(spec, ok, 1);
+	CHECK(udfb_request_parse_json(&r, req, strlen(req), &err) == 0, "a 255-byte file name is fine");
+	udfb_request_free(&r);
+	udfb_err_clear(&err);
+	free(req);
+	json_decref(spec);
 }
 
 static void test_key(void)
