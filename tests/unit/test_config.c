@@ -50,7 +50,7 @@ static void test_packages(void)
 	char path[] = "/tmp/udfb-config-XXXXXX";
 	int fd = mkstemp(path);
 	const char *text = "{\"packages\": {\"index\": [\"https://a.example/simple\", \"/srv/wheels\"],"
-			   "\"glibc\": \"2.17\", \"layer_budget\": 4}, \"imports\": {\"max_bytes\": 1000}}";
+			   "\"glibc\": \"2.17\", \"layer_budget\": 4, \"max_unpacked\": 1048576}, \"imports\": {\"max_bytes\": 1000}}";
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config file written");
 	close(fd);
 	struct udfb_config c;
@@ -60,6 +60,10 @@ static void test_packages(void)
 	CHECK(c.packages.n_index == 2 && strcmp(c.packages.index[1], "/srv/wheels") == 0, "two indexes from the file");
 	CHECK(c.packages.glibc_minor == 17 && c.packages.layer_budget == 4, "glibc and layer budget from the file");
 	CHECK(c.fetch.max_import_bytes == 1000, "imports.max_bytes from the file");
+	CHECK(c.packages.max_unpacked == 1048576, "packages.max_unpacked from the file");
+	CHECK(udfb_config_set(&c, "packages-max-unpacked", "1e9", &err) < 0 && strstr(err.msg, "packages-max-unpacked"),
+	      "a bad packages-max-unpacked is refused, named");
+	udfb_err_clear(&err);
 	setenv("UDFB_INDEX_URL", "https://b.example/simple", 1);
 	CHECK(udfb_config_load_env(&c, &err) == 0, "environment loads");
 	unsetenv("UDFB_INDEX_URL");
