@@ -33,6 +33,7 @@ static const char serve_usage[] =
 	"  --build-workers N         builds at once (2)\n"
 	"  --failure-ttl-ms N        how long a deterministic build failure is remembered (30000)\n"
 	"  --grace-ms N              shutdown grace period for calls in flight (10000)\n"
+	"  --token-ttl-s N           how long an x-authorization token is good for (3600)\n"
 	"  --salt S                  cache-key salt\n"
 	"  --imports-allow HOST_OR_CIDR  let imports connect to a guarded address, repeatable\n"
 	"  --imports-max-bytes N     bytes per import (256 MiB); also -max-request-bytes (1 GiB),\n"
@@ -48,7 +49,7 @@ static const char *const flag_names[] = { "listen", "admin-listen", "store", "ba
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
 					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", "index-url",
 					  "packages-glibc", "packages-python", "packages-layer-budget",
-					  "packages-max-unpacked", NULL };
+					  "packages-max-unpacked", "token-ttl-s", NULL };
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {

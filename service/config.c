@@ -33,6 +33,7 @@ void udfb_config_defaults(struct udfb_config *c)
 	c->max_message_bytes = 8l << 20;
 	c->failure_ttl_ms = 30000;
 	c->grace_ms = 10000;
+	c->token_ttl_s = UDFB_TOKEN_TTL_DEFAULT_S;
 	udfb_fetch_opts_defaults(&c->fetch);
 	udfb_pkg_opts_defaults(&c->packages);
 	c->scheduler_opts = json_object();
@@ -56,7 +57,8 @@ int udfb_env_name_valid(const char *name)
 	for (const char *p = name; *p; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
 			return 0;
-	return strcmp(name, "UDF_SERVER_ADDR") && strcmp(name, "RESOURCE_STATUS_ADDR") && strcmp(name, "UDF_AUTH_TOKEN");
+	return strcmp(name, "UDF_SERVER_ADDR") && strcmp(name, "RESOURCE_STATUS_ADDR") && strcmp(name, "UDF_AUTH_TOKEN") &&
+	       strcmp(name, "UDF_AUTH_KEYS");
 }
 
 static int add_base(struct udfb_config *c, const char *runtime, const char *ref, struct udfb_err *err)
@@ -180,6 +182,8 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 		return set_int(name, v, &c->failure_ttl_ms, 0, 86400000, err);
 	if (strcmp(name, "grace-ms") == 0)
 		return set_int(name, v, &c->grace_ms, 0, 600000, err);
+	if (strcmp(name, "token-ttl-s") == 0)
+		return set_int(name, v, &c->token_ttl_s, 60, 7 * 86400, err);
 	return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", name);
 }
 

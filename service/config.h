@@ -28,6 +28,10 @@ struct udfb_runtime_base {
 	char *ref;
 };
 
+/* An hour: every call gets a fresh token (Databend asks at each query), so
+ * only a query running longer than this needs more. */
+#define UDFB_TOKEN_TTL_DEFAULT_S 3600
+
 enum udfb_deadline_mode { UDFB_DEADLINE_FAIL, UDFB_DEADLINE_ACCEPTED };
 
 struct udfb_config {
@@ -45,6 +49,7 @@ struct udfb_config {
 	int deadline_margin_ms;
 	char **token_secrets; /* first signs; all are accepted by sandboxes */
 	size_t n_token_secrets;
+	int token_ttl_s; /* how long a token handed out is good for (60 s to 7 days) */
 	struct udfb_udf_env *envs;
 	size_t n_envs;
 	int call_workers, build_workers, cq_threads, request_slots;

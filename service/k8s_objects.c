@@ -179,8 +179,8 @@ json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, 
 			   const char *image, int replicas)
 {
 	json_t *env = udfb_json_must(json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "UDF_SERVER_ADDR", "value", "0.0.0.0:8815", "name",
-				"RESOURCE_STATUS_ADDR", "value", "0.0.0.0:8080", "name", "UDF_AUTH_TOKEN", "value",
-				req->tokens ? req->tokens : ""));
+				"RESOURCE_STATUS_ADDR", "value", "0.0.0.0:8080", "name", "UDF_AUTH_KEYS", "value",
+				req->auth_keys ? req->auth_keys : ""));
 	for (size_t i = 0; i < req->n_env; i++)
 		json_array_append_new(env, udfb_json_must(json_pack("{s:s,s:s}", "name", req->env[i].name, "value", req->env[i].value)));
 	json_t *container = udfb_json_must(json_pack(

@@ -99,7 +99,7 @@ static char **sandbox_env(const struct udfb_sandbox_rec *sb, const struct udfb_s
 	if (asprintf(&env[k++], "UDF_SERVER_ADDR=127.0.0.1:%d", sb->udf_port) < 0 ||
 	    asprintf(&env[k++], "RESOURCE_STATUS_ADDR=127.0.0.1:%d", sb->status_port) < 0)
 		abort();
-	if (req->tokens && *req->tokens && asprintf(&env[k++], "UDF_AUTH_TOKEN=%s", req->tokens) < 0)
+	if (req->auth_keys && *req->auth_keys && asprintf(&env[k++], "UDF_AUTH_KEYS=%s", req->auth_keys) < 0)
 		abort();
 	*n = k;
 	return env;

@@ -191,7 +191,7 @@ static void spec_hash(char out[UDFB_DIGEST_LEN + 1], const struct udfb_sandbox_r
 {
 	struct udfb_sha256 *h = udfb_sha256_new();
 	const char *at = strrchr(req->image, '@');
-	const char *parts[] = { at ? at + 1 : req->image, req->tokens ? req->tokens : "" };
+	const char *parts[] = { at ? at + 1 : req->image, req->auth_keys ? req->auth_keys : "" };
 	for (int k = 0; k < 2; k++)
 		udfb_sha256_update(h, parts[k], strlen(parts[k]) + 1);
 	for (size_t k = 0; k < req->n_env; k++) {

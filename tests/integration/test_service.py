@@ -504,7 +504,7 @@ class ServerCase(unittest.TestCase):
             r.endpoint, r"^http://udf-[0-9a-f]{12}\.%s(-[0-9a-f]{6,})?\.svc:8815$" % re.escape(tenant_label)
         )
         self.assertEqual(list(r.headers), ["x-authorization"], r)
-        self.assertRegex(r.token, r"^[0-9a-f]{64}$")
+        self.assertRegex(r.token, r"^v2\.[0-9]+\.[0-9a-f]{64}$")
 
 
 # ---- the main server: fail mode, no default tenant ----
@@ -574,7 +574,7 @@ class ServiceTest(ServerCase):
         hits = self.srv.metric('udfb_cache_lookups_total{result="hit"}')
         req.imports[0].url = req.imports[0].url.split("?")[0] + "?X-Amz-Signature=changed"
         again = self.srv.call(req)
-        self.assertEqual((again.endpoint, again.token), (first.endpoint, first.token))
+        self.assertEqual(again.endpoint, first.endpoint)  # and a fresh token (TokenTest)
         self.assertLess(again.elapsed, 1.0, again)
         self.assertEqual(self.srv.metric('udfb_cache_lookups_total{result="hit"}'), hits + 1)
         self.assertEqual(self.imports.count(path), 1)
@@ -598,7 +598,7 @@ class ServiceTest(ServerCase):
         self.assertTrue(all(r is not None for r in replies), replies)
         for r in replies:
             self.assertGoodEndpoint(r)
-        self.assertEqual(len({(r.endpoint, r.token) for r in replies}), 1, replies)
+        self.assertEqual(len({r.endpoint for r in replies}), 1, replies)
         b0 = m0['udfb_builds_total{result="ok"}'] + m0['udfb_builds_total{result="error"}']
         m1 = self.srv.wait_builds_idle(b0 + 1)
         self.assertEqual(m1['udfb_builds_total{result="ok"}'], m0['udfb_builds_total{result="ok"}'] + 1)
@@ -677,8 +677,8 @@ class ServiceTest(ServerCase):
         host = lambda r: r.endpoint.split("//", 1)[1].split(":", 1)[0]
         self.assertNotEqual(host(a), host(b))
         self.assertNotEqual(a.token, b.token)
-        # Same (tenant, key): same token, every time.
-        self.assertEqual(self.srv.call(req, tenant="tenant-a").token, a.token)
+        # Same (tenant, key): the same sandbox (each answer has a fresh token).
+        self.assertEqual(self.srv.call(req, tenant="tenant-a").endpoint, a.endpoint)
 
     def test_transient_import_failure_is_retried(self):
         req, path = make_request(slow_port=self.imports.port, import_dir="unavailable")
@@ -799,11 +799,14 @@ class AcceptedModeTest(ServerCase):
         b0 = self.srv.builds_done()
         r, req, attempts = short_deadline_call(self, self.srv, "OK")
         self.assertGoodEndpoint(r)
-        # Once the build is done, a call gets the same endpoint and token, from memory.
+        # Once the build is done, a call gets the same endpoint, from memory,
+        # with a token for the same sandbox (fresh: it expires later).
         self.srv.wait_builds_idle(b0 + attempts)
         later = self.srv.call(req)
         self.assertGoodEndpoint(later)
-        self.assertEqual((later.endpoint, later.headers), (r.endpoint, r.headers))
+        self.assertEqual((later.endpoint, list(later.headers)), (r.endpoint, list(r.headers)))
+        exp = lambda t: int(t.split(".")[1])
+        self.assertGreaterEqual(exp(later.token), exp(r.token))
         self.assertLess(later.elapsed, 1.0, later)
 
     def test_failure_ttl_zero_retries_a_404(self):
@@ -843,6 +846,21 @@ class TokenTest(ServerCase):
         self.assertTrue(m, r)
         return "sha256:" + m.group(1)
 
+    @staticmethod
+    def sandbox_key(secret, tenant, key):
+        # service/token.h, computed here independently.
+        msg = "udfb-sandbox-key-v2\n%d:%s\n%d:%s" % (len(tenant), tenant, len(key), key)
+        return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+    @staticmethod
+    def expiry(token, sandbox_key):
+        """The token's expiry when sandbox_key signed it, else None."""
+        m = re.fullmatch(r"v2\.([0-9]+)\.([0-9a-f]{64})", token or "")
+        if not m:
+            return None
+        mac = hmac.new(sandbox_key.encode(), b"udfb-token-v2\n" + m.group(1).encode(), hashlib.sha256).hexdigest()
+        return int(m.group(1)) if hmac.compare_digest(mac, m.group(2)) else None
+
     def test_tokens_per_secret(self):
         a = self.start([SECRET_1, SECRET_2])
         b = self.start([SECRET_1])  # another replica, its own store
@@ -852,25 +870,44 @@ class TokenTest(ServerCase):
         ra = {t: a.call(req, tenant=t) for t in ("tenant-a", "tenant-b")}
         for r in ra.values():
             self.assertReply(r, "OK")
-            self.assertRegex(r.token, r"^[0-9a-f]{64}$")
+            self.assertRegex(r.token, r"^v2\.[0-9]+\.[0-9a-f]{64}$")
         self.assertNotEqual(ra["tenant-a"].token, ra["tenant-b"].token)
-        self.assertNotEqual(self.key_of(ra["tenant-a"]), self.key_of(ra["tenant-b"]))  # the tenant is in the key
-        self.assertEqual(a.call(req, tenant="tenant-a").token, ra["tenant-a"].token)
+        key = self.key_of(ra["tenant-a"])
+        self.assertNotEqual(key, self.key_of(ra["tenant-b"]))  # the tenant is in the key
         rb, rc, rd = (s.call(req, tenant="tenant-a") for s in (b, c, d))
         for r in (rb, rc, rd):
             self.assertReply(r, "OK")
             self.assertEqual(r.endpoint, ra["tenant-a"].endpoint)
-        self.assertEqual(rb.token, ra["tenant-a"].token, "replicas with the same first secret disagree")
-        self.assertNotEqual(rc.token, ra["tenant-a"].token)
-        self.assertNotEqual(rd.token, ra["tenant-a"].token)
-        self.assertNotEqual(rc.token, rd.token)
-        # The derivation documented in service/token.[ch]: HMAC-SHA256 under the
-        # first secret over the length-prefixed (tenant, key).
-        key = self.key_of(ra["tenant-a"])
-        for secret, r in ((SECRET_1, ra["tenant-a"]), (SECRET_3, rc), (SECRET_2, rd)):
-            msg = "udfb-token-v1\n%d:%s\n%d:%s" % (len("tenant-a"), "tenant-a", len(key), key)
-            self.assertEqual(r.token, hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest())
+        k1, k2, k3 = (self.sandbox_key(x, "tenant-a", key) for x in (SECRET_1, SECRET_2, SECRET_3))
+        # Signed with the first secret's sandbox key: a replica with the same
+        # first secret hands out tokens the same sandbox accepts.
+        for r in (ra["tenant-a"], rb):
+            self.assertIsNotNone(self.expiry(r.token, k1), r.token)
+        self.assertIsNotNone(self.expiry(rc.token, k3))
+        self.assertIsNotNone(self.expiry(rd.token, k2))
+        self.assertIsNone(self.expiry(rc.token, k1))
+        self.assertIsNone(self.expiry(ra["tenant-b"].token, k1), "one tenant's token opens another's sandbox")
 
+    def test_tokens_expire_and_come_fresh(self):
+        # Issue 18: a token is good for token_ttl_s (default 3600 s), and
+        # every answer, from memory too, carries a fresh one.
+        srv = self.start_server("--endpoint-template", self.TEMPLATE, "--token-ttl-s", "120",
+                                env={"UDFB_TOKEN_SECRETS": SECRET_1})
+        req = vector_request("decimal_types", self.imports.port)
+        r1 = srv.call(req)
+        self.assertReply(r1, "OK")
+        sk = self.sandbox_key(SECRET_1, "tenant-a", self.key_of(r1))
+        e1 = self.expiry(r1.token, sk)
+        self.assertIsNotNone(e1, r1.token)
+        self.assertLessEqual(abs(e1 - (time.time() + 120)), 5, "the token expires token_ttl_s from now")
+        time.sleep(1.1)
+        r2 = srv.call(req)
+        self.assertReply(r2, "OK")
+        self.assertGreater(self.expiry(r2.token, sk) or 0, e1, "a repeated call gets a fresh token")
+        plain = self.start([SECRET_1])
+        r3 = plain.call(req)
+        e3 = self.expiry(r3.token, sk)
+        self.assertLessEqual(abs((e3 or 0) - (time.time() + 3600)), 5, "the default TTL is an hour")
 
 
 # ---- settings refused at start ----
