@@ -66,6 +66,13 @@ struct udfb_config {
 	 * the file, --scheduler-opt KEY=VALUE (repeatable), UDFB_SCHEDULER_OPTS
 	 * (KEY=VALUE,KEY=VALUE).  Values are strings. */
 	json_t *scheduler_opts;
+	/* TLS on the gRPC port (docs/security.md, "Authenticated callers"):
+	 * the server's certificate chain and key (PEM files, read again on
+	 * SIGHUP); the CA that signs callers' certificates (mutual TLS); and
+	 * "tls_client_tenants": {"<certificate identity>": ["<tenant>", "*"]},
+	 * which tenants each caller may act for (NULL: any). */
+	char *tls_cert, *tls_key, *tls_client_ca;
+	json_t *tls_client_tenants;
 };
 
 void udfb_config_defaults(struct udfb_config *c);

@@ -279,7 +279,7 @@ class Reply:
 class Server:
     """One `udf-builder serve` process on loopback ports."""
 
-    def __init__(self, tmp, *args, env=None):
+    def __init__(self, tmp, *args, env=None, creds=None):
         self.dir = tempfile.mkdtemp(prefix="server.", dir=tmp)
         self.stderr_path = os.path.join(self.dir, "stderr")
         e = dict(os.environ)
@@ -317,7 +317,7 @@ class Server:
             if not m:
                 raise AssertionError("unexpected first line %r%s" % (line, self.stderr_tail()))
             self.grpc_port, self.admin_port = int(m.group(1)), int(m.group(2))
-            self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.grpc_port)
+            self.channel = self.open_channel(creds)
             grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
         except BaseException:
             self.kill()
@@ -335,6 +335,14 @@ class Server:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=health_pb2.HealthCheckResponse.FromString,
         )
+
+    def open_channel(self, creds=None):
+        """Plain HTTP/2, or TLS with creds (grpc.ssl_channel_credentials);
+        the test certificates name localhost."""
+        target = "127.0.0.1:%d" % self.grpc_port
+        if creds is None:
+            return grpc.insecure_channel(target)
+        return grpc.secure_channel(target, creds, options=(("grpc.ssl_target_name_override", "localhost"),))
 
     def _first_line(self):
         box = []
@@ -486,8 +494,8 @@ class ServerCase(unittest.TestCase):
             raise AssertionError("\n".join(problems))
 
     @classmethod
-    def start_server(cls, *args, env=None):
-        s = Server(cls.tmp, *args, env=env)
+    def start_server(cls, *args, env=None, creds=None):
+        s = Server(cls.tmp, *args, env=env, creds=creds)
         cls.servers.append(s)
         return s
 
@@ -910,6 +918,117 @@ class TokenTest(ServerCase):
         self.assertLessEqual(abs((e3 or 0) - (time.time() + 3600)), 5, "the default TTL is an hour")
 
 
+# ---- TLS and mutual TLS on the gRPC port ----
+
+
+class TlsTest(ServerCase):
+    """Issue 18: callers authenticated.  A CA, server and client
+    certificates made here with openssl; Python's gRPC as the client."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki = os.path.join(cls.tmp, "pki")
+        os.makedirs(cls.pki)
+        for ca in ("ca", "other-ca"):
+            cls.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", ca + ".key", "-out", ca + ".pem", "-subj", "/CN=" + ca, "-days", "2")
+        for name, ca, cn, usage in (("server", "ca", "localhost", "serverAuth"),
+                                    ("server2", "ca", "localhost", "serverAuth"),
+                                    ("query-a", "ca", "query-a", "clientAuth"),
+                                    ("query-b", "ca", "query-b", "clientAuth"),
+                                    ("stranger", "other-ca", "query-a", "clientAuth")):
+            ext = os.path.join(cls.pki, name + ".ext")
+            Path(ext).write_text("extendedKeyUsage=%s\nsubjectAltName=DNS:%s\n" % (usage, cn))
+            cls.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                        name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn)
+            cls.openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                        "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", ext)
+
+    @classmethod
+    def openssl(cls, *args):
+        subprocess.run(["openssl", *args], cwd=cls.pki, check=True, capture_output=True)
+
+    def pem(self, name):
+        return Path(self.pki, name).read_bytes()
+
+    def creds(self, client=None, ca="ca.pem"):
+        if client is None:
+            return grpc.ssl_channel_credentials(root_certificates=self.pem(ca))
+        return grpc.ssl_channel_credentials(root_certificates=self.pem(ca), private_key=self.pem(client + ".key"),
+                                            certificate_chain=self.pem(client + ".pem"))
+
+    def tls_args(self, cert="server"):
+        return ("--tls-cert", os.path.join(self.pki, cert + ".pem"), "--tls-key", os.path.join(self.pki, cert + ".key"))
+
+    @staticmethod
+    def apply(channel, tenant):
+        """A call with a bad spec: INVALID_ARGUMENT once it is let in."""
+        call = channel.unary_unary(APPLY, request_serializer=lambda m: m.SerializeToString(),
+                                   response_deserializer=udf_pb2.ApplyUdfResourceResponse.FromString)
+        req = udf_pb2.ApplyUdfResourceRequest(spec='{"version": 1')
+        try:
+            call(req, timeout=CALL_TIMEOUT, metadata=Server.metadata(tenant))
+        except grpc.RpcError as e:
+            return e.code().name, e.details() or ""
+        return "OK", ""
+
+    def serial(self, port):
+        """The serial number of the certificate the port presents now."""
+        hello = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-alpn", "h2",
+                                "-servername", "localhost"], input=b"", capture_output=True, timeout=20)
+        x = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=hello.stdout, capture_output=True)
+        return x.stdout.decode().strip()
+
+    def test_tls_port(self):
+        srv = self.start_server(*self.tls_args(), creds=self.creds())
+        self.assertEqual(self.apply(srv.channel, "tenant-a")[0], "INVALID_ARGUMENT")
+        self.assertEqual(srv.health(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT).status, 1)
+        plain = srv.open_channel()
+        self.assertEqual(self.apply(plain, "tenant-a")[0], "UNAVAILABLE", "plain HTTP/2 reached a TLS port")
+        wrong = srv.open_channel(self.creds(ca="other-ca.pem"))
+        self.assertEqual(self.apply(wrong, "tenant-a")[0], "UNAVAILABLE", "a client trusting another CA got in")
+
+    def test_mutual_tls_and_the_tenants_of_each_certificate(self):
+        cfg = os.path.join(self.tmp, "tls-config.json")
+        Path(cfg).write_text(json.dumps({"tls_client_tenants": {"query-a": ["tenant-a"], "query-b": ["*"]}}))
+        srv = self.start_server(*self.tls_args(), "--tls-client-ca", os.path.join(self.pki, "ca.pem"), "--config", cfg,
+                                creds=self.creds("query-a"))
+        for who, why in ((None, "no client certificate"), ("stranger", "a certificate of another CA")):
+            code, _ = self.apply(srv.open_channel(self.creds(who)), "tenant-a")
+            self.assertEqual(code, "UNAVAILABLE", why)
+        a, b = srv.open_channel(self.creds("query-a")), srv.open_channel(self.creds("query-b"))
+        self.assertEqual(self.apply(a, "tenant-a")[0], "INVALID_ARGUMENT")
+        code, details = self.apply(a, "tenant-b")
+        self.assertEqual(code, "PERMISSION_DENIED", details)
+        self.assertIn("client certificate 'query-a' may not act for tenant 'tenant-b'", details)
+        self.assertEqual(self.apply(b, "tenant-b")[0], "INVALID_ARGUMENT", "'*' is any tenant")
+
+    def test_sighup_reloads_the_certificate_and_keeps_connections(self):
+        live = os.path.join(self.tmp, "live")
+        os.makedirs(live, exist_ok=True)
+        for ext in ("pem", "key"):
+            shutil.copyfile(os.path.join(self.pki, "server." + ext), os.path.join(live, "server." + ext))
+        srv = self.start_server("--tls-cert", os.path.join(live, "server.pem"), "--tls-key",
+                                os.path.join(live, "server.key"), creds=self.creds())
+        first = self.serial(srv.grpc_port)
+        self.assertTrue(first.startswith("serial="), first)
+        for ext in ("pem", "key"):
+            shutil.copyfile(os.path.join(self.pki, "server2." + ext), os.path.join(live, "server." + ext + ".new"))
+            os.replace(os.path.join(live, "server." + ext + ".new"), os.path.join(live, "server." + ext))
+        self.assertEqual(self.serial(srv.grpc_port), first, "changed before SIGHUP")
+        srv.signal(signal.SIGHUP)
+        poll(lambda: self.serial(srv.grpc_port) != first, 10, "the new certificate after SIGHUP")
+        self.assertEqual(self.apply(srv.channel, "tenant-a")[0], "INVALID_ARGUMENT", "the old connection was dropped")
+        # A broken file on the next SIGHUP: the last good certificate stays.
+        Path(live, "server.pem").write_text("not a certificate\n")
+        srv.signal(signal.SIGHUP)
+        now = self.serial(srv.grpc_port)
+        self.assertNotEqual(now, first)
+        self.assertTrue(now.startswith("serial="), now)
+        self.assertEqual(self.apply(srv.open_channel(self.creds()), "tenant-a")[0], "INVALID_ARGUMENT")
+
+
 # ---- settings refused at start ----
 
 
@@ -1072,7 +1191,7 @@ def main():
         suite = unittest.TestSuite()
         loader = unittest.TestLoader()
         only = sys.argv[1:]
-        for cls in (ServiceTest, AcceptedModeTest, TokenTest, ConfigTest, ShutdownTest):
+        for cls in (ServiceTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest):
             for t in loader.loadTestsFromTestCase(cls):
                 if not only or any(o in t.id() for o in only):
                     suite.addTest(t)

@@ -116,6 +116,19 @@ static void test_invalid(void)
 	CHECK(udfb_config_validate(&c, &err) < 0 && strstr(err.msg, "shorter than 16"), "a short secret is refused");
 	udfb_err_clear(&err);
 	udfb_config_free(&c);
+	/* TLS settings that cannot work together stop the service at start. */
+	const char *bad[][2] = { { "tls-cert", "tls-key: give both" }, { "tls-client-ca", "needs tls-cert" } };
+	for (size_t k = 0; k < 2; k++) {
+		udfb_config_defaults(&c);
+		udfb_config_set(&c, "token-secret", "0123456789abcdef0", &err);
+		udfb_config_set(&c, bad[k][0], "/x.pem", &err);
+		CHECK(udfb_config_validate(&c, &err) < 0 && strstr(err.msg, bad[k][1]), "%s alone is refused (%s)", bad[k][0],
+		      err.msg ? err.msg : "accepted");
+		udfb_err_clear(&err);
+		udfb_config_free(&c);
+	}
+	CHECK(udfb_config_set(&c, "token-ttl-s", "59", &err) < 0, "token-ttl-s under a minute is refused");
+	udfb_err_clear(&err);
 }
 
 static void test_tokens(void)
