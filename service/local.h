@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <sys/socket.h>
 
 #include "err.h"
@@ -53,6 +54,7 @@ struct udfb_sandbox_rec {
 	char *dir;                 /* its bundle directory */
 	char spec[UDFB_DIGEST_LEN + 1]; /* what it was started with (image, tokens, env) */
 	int pidfd;                 /* its first process; -1 when none */
+	pid_t pid;                 /* that process (held from udfb_reap_orphans while watched) */
 	int netns;                 /* its network namespace; -1 when none (or network=host) */
 	struct udfb_fwd_listener *l_udf, *l_status; /* the host ports, forwarded into netns */
 	int adopted;               /* left running by an earlier process (not our child) */

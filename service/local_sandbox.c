@@ -215,6 +215,8 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 		return udfb_err_wrap(err, "sandbox for key %s", sb->key);
 	}
 	sb->pidfd = udfb_pidfd_open(pid);
+	sb->pid = pid;
+	udfb_child_hold(pid); /* its exit status is ours to read (udfb_pidfd_reap) */
 	if (sb->pidfd < 0)
 		return udfb_err_sys(err, errno, "sandbox %s: pidfd_open %d", sb->id, (int)pid);
 	sb->started_wall_ms = sb->touched_wall_ms = udfb_local_wall_ms();
@@ -276,21 +278,30 @@ void udfb_local_teardown(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 		udfb_fwd_target(L->fwd, sb->l_udf, -1);
 		udfb_fwd_target(L->fwd, sb->l_status, -1);
 	}
-	if (sb->id && udfb_ocirt_delete(&L->rt, sb->id, sb->netns, &err) < 0) {
-		udfb_warn("sandbox %s: %s", sb->id, err.msg);
-		udfb_err_clear(&err);
-	}
-	if (sb->netns >= 0) {
-		close(sb->netns); /* the kernel frees it with the sandbox's last process */
-		sb->netns = -1;
-	}
+	/* Kill, see it gone, reap it and what the runtime left to us (runsc's
+	 * gofer): only then does `delete` find nothing alive to wait for. */
 	if (sb->pidfd >= 0) {
+		if (!udfb_pidfd_exited(sb->pidfd, 0) && sb->id && udfb_ocirt_kill(&L->rt, sb->id, sb->netns, "KILL", &err) < 0)
+			udfb_err_clear(&err);
 		if (!udfb_pidfd_exited(sb->pidfd, STOP_WAIT_MS))
-			udfb_warn("sandbox %s: its first process outlived `delete --force`", sb->id);
+			udfb_warn("sandbox %s: its first process outlived SIGKILL", sb->id);
 		char how[64];
 		udfb_pidfd_reap(sb->pidfd, how, sizeof(how));
 		close(sb->pidfd);
 		sb->pidfd = -1;
+	}
+	if (sb->pid > 0)
+		udfb_child_release(sb->pid);
+	sb->pid = 0;
+	udfb_reap_orphans();
+	if (sb->id && udfb_ocirt_delete(&L->rt, sb->id, sb->netns, &err) < 0) {
+		udfb_warn("sandbox %s: %s", sb->id, err.msg);
+		udfb_err_clear(&err);
+	}
+	udfb_reap_orphans();
+	if (sb->netns >= 0) {
+		close(sb->netns); /* the kernel frees it with the sandbox's last process */
+		sb->netns = -1;
 	}
 	if (sb->dir)
 		remove_bundle(sb->dir);

@@ -1,9 +1,11 @@
 /* The OCI runtime's command line: see ocirt.h. */
 #include "ocirt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -26,6 +28,84 @@
 #define OUTPUT_MAX (1u << 20)
 #define CALL_TIMEOUT_MS 30000
 #define PROBE_TIMEOUT_MS 10000
+#define REAP_TICK_MS 50
+
+/* Children someone waits for by pid (a runtime call, a sandbox's first
+ * process): udfb_reap_orphans leaves them alone.  The lock is held across
+ * posix_spawn, so a child cannot be reaped before it is registered. */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static pid_t held[256];
+static size_t n_held;
+
+static void hold_locked(pid_t pid)
+{
+	if (n_held < sizeof(held) / sizeof(*held))
+		held[n_held++] = pid;
+}
+
+void udfb_child_hold(pid_t pid)
+{
+	pthread_mutex_lock(&held_mu);
+	hold_locked(pid);
+	pthread_mutex_unlock(&held_mu);
+}
+
+void udfb_child_release(pid_t pid)
+{
+	pthread_mutex_lock(&held_mu);
+	for (size_t k = 0; k < n_held; k++)
+		if (held[k] == pid) {
+			held[k] = held[--n_held];
+			break;
+		}
+	pthread_mutex_unlock(&held_mu);
+}
+
+static int is_held(pid_t pid)
+{
+	for (size_t k = 0; k < n_held; k++)
+		if (held[k] == pid)
+			return 1;
+	return 0;
+}
+
+/* A zombie child of ours, from /proc/<pid>/stat ("pid (comm) S ppid ..."). */
+static int our_zombie(const char *name)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%s/stat", name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+	char state = 0;
+	long ppid = 0;
+	return rp && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && state == 'Z' && ppid == (long)getpid();
+}
+
+int udfb_reap_orphans(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pthread_mutex_lock(&held_mu);
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' || !our_zombie(e->d_name))
+			continue;
+		pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+		if (!is_held(pid) && waitpid(pid, NULL, WNOHANG) == pid)
+			n++;
+	}
+	pthread_mutex_unlock(&held_mu);
+	if (d)
+		closedir(d);
+	return n;
+}
 
 void udfb_ocirt_init(struct udfb_ocirt *rt, const char *bin, const char *root, const char *args_line)
 {
@@ -124,7 +204,11 @@ static int spawn_here(pid_t *pid, const struct udfb_ocirt *rt, const char *const
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	pthread_mutex_lock(&held_mu);
 	int rc = posix_spawnp(pid, rt->bin, &fa, &at, argv, envp);
+	if (rc == 0)
+		hold_locked(*pid);
+	pthread_mutex_unlock(&held_mu);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (rc != 0)
@@ -173,10 +257,14 @@ static int wait_child(pid_t pid, long long deadline, int *status)
 			kill(pid, SIGKILL);
 		close(fd);
 	}
+	int rc = 0;
 	while (waitpid(pid, status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return 0;
+		if (errno != EINTR) {
+			rc = -1;
+			break;
+		}
+	udfb_child_release(pid);
+	return rc;
 }
 
 /* Run the runtime with output to a pipe; *out gets it all. */
@@ -198,8 +286,17 @@ static int call(const struct udfb_ocirt *rt, const char *const *verb, int netns_
 	for (;;) {
 		struct pollfd pf = { .fd = p[0], .events = POLLIN };
 		long long left = deadline - now_ms();
-		if (left <= 0 || (poll(&pf, 1, (int)left) < 0 && errno != EINTR))
+		if (left <= 0)
 			break;
+		/* While it runs, reap what exits meanwhile: runsc's `delete` waits
+		 * for its gofer, our zombie until we reap it. */
+		int r = poll(&pf, 1, left > REAP_TICK_MS ? REAP_TICK_MS : (int)left);
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0) {
+			udfb_reap_orphans();
+			continue;
+		}
 		ssize_t n = read(p[0], chunk, sizeof(chunk));
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;

@@ -48,6 +48,14 @@ int udfb_ocirt_is_runsc(const char *version);
  * starts a sandbox (`do true`, in the scratch root, removed after). */
 int udfb_ocirt_probe_platform(const struct udfb_ocirt *rt, const char *scratch, char **platform, struct udfb_err *err);
 
+/* As the sandboxes' subreaper the service inherits what the runtime leaves
+ * (runsc's gofer and sandbox processes): a child waited for by pid is held,
+ * and udfb_reap_orphans reaps the other children that have exited (the
+ * runtime's `delete` waits until they are gone, zombies included). */
+void udfb_child_hold(pid_t pid);
+void udfb_child_release(pid_t pid);
+int udfb_reap_orphans(void);
+
 /* pidfds: a process that is not ours to wait for can still be watched. */
 int udfb_pidfd_open(pid_t pid);
 /* 1 when the process has exited, 0 while it runs. */

@@ -666,6 +666,9 @@ static int runsc_args(struct udfb_local *L, char **line, struct udfb_err *err)
 			return -1;
 	}
 	int net = has_flag(args, "--network") || has_flag(args, "-network");
+	/* The spec's seccomp filter is not loaded into gVisor (no --oci-seccomp:
+	 * this runsc then fails the sandbox's thread creation): its system calls
+	 * go to gVisor's kernel, which runs under gVisor's own filter. */
 	if (asprintf(line, "%s%s%s%s", args, platform ? " --platform=" : "", platform ? platform : "",
 		     net ? "" : " --network=host") < 0)
 		abort();
