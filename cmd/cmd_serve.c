@@ -34,6 +34,7 @@ static const char serve_usage[] =
 	"  --failure-ttl-ms N        how long a deterministic build failure is remembered (30000)\n"
 	"  --grace-ms N              shutdown grace period for calls in flight (10000)\n"
 	"  --salt S                  cache-key salt\n"
+	"  --runtime-packages REQS   requirements put into every base once, e.g. databend-udf (from --index-url)\n"
 	"  --imports-allow HOST_OR_CIDR  let imports connect to a guarded address, repeatable\n"
 	"  --imports-max-bytes N     bytes per import (256 MiB); also -max-request-bytes (1 GiB),\n"
 	"                            -max-count (64), -connect-timeout-ms, -low-speed-time-s,\n"
@@ -43,7 +44,7 @@ static const char serve_usage[] =
 static const char *const flag_names[] = { "listen", "admin-listen", "store", "base-image", "default-runtime", "dest",
 					  "scheduler", "endpoint-template", "default-tenant", "deadline-mode",
 					  "deadline-margin-ms", "call-workers", "build-workers", "failure-ttl-ms",
-					  "grace-ms", "salt", "log-level", "imports-allow", "imports-max-bytes",
+					  "grace-ms", "salt", "runtime-packages", "log-level", "imports-allow", "imports-max-bytes",
 					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
 					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", "index-url",

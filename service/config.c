@@ -151,6 +151,7 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 		     { "endpoint-template", &c->endpoint_template },
 		     { "default-tenant", &c->default_tenant },
 		     { "salt", &c->salt },
+		     { "runtime-packages", &c->runtime_packages },
 		     { "platform", &c->platform },
 		     { "log-level", &c->log_level } };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++)
@@ -338,7 +339,8 @@ static int split_list(struct udfb_config *c, const char *name, const char *list,
 int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err)
 {
 	static const char *const names[] = { "listen", "admin-listen", "store", "dest", "default-runtime", "scheduler",
-					     "endpoint-template", "default-tenant", "deadline-mode", "salt", "log-level", NULL };
+					     "endpoint-template", "default-tenant", "deadline-mode", "salt", "log-level",
+					     "runtime-packages", NULL };
 	for (int k = 0; names[k]; k++) {
 		char var[64] = "UDFB_";
 		size_t n = strlen(var);
@@ -432,7 +434,8 @@ const struct udfb_udf_env *udfb_config_env_for(const struct udfb_config *c, cons
 void udfb_config_free(struct udfb_config *c)
 {
 	char **strs[] = { &c->listen, &c->admin_listen, &c->store, &c->dest, &c->default_runtime, &c->scheduler,
-			  &c->endpoint_template, &c->default_tenant, &c->salt, &c->platform, &c->log_level };
+			  &c->endpoint_template, &c->default_tenant, &c->salt, &c->platform, &c->log_level,
+			  &c->runtime_packages };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++)
 		free(*strs[k]);
 	for (size_t k = 0; k < c->n_bases; k++)

@@ -228,7 +228,7 @@ class Reply:
 
 
 class Server:
-    def __init__(self, name, opts=(), config=None, bases=None):
+    def __init__(self, name, opts=(), config=None, bases=None, args=()):
         self.dir = os.path.join(TMP, RUNTIME, name)
         os.makedirs(self.dir)
         self.state_dir = dict(opts).get("state_dir") or os.path.join(self.dir, "state")
@@ -245,6 +245,7 @@ class Server:
                "--default-runtime", "3", "--index-url", INDEX]
         for rt, ref in (bases or [("3", "oci:%s:python" % BASE)]):
             cmd += ["--base-image", "%s=%s" % (rt, ref)]
+        cmd += list(args)
         all_opts = {"state_dir": self.state_dir, "layers_dir": LAYERS, "port_min": "21000", "port_max": "21999",
                     "runtime": RUNTIME}
         all_opts.update(dict(opts))
@@ -734,6 +735,62 @@ class KeepOnExitTest(unittest.TestCase):
         self.assertEqual(third.stop(), 0, third.stderr_tail())
 
 
+def double_wheels(outdir):
+    """The runtime TEST DOUBLE (tests/runtime-double) as wheels in a directory
+    index: databend-udf (needs pyarrow) and pyarrow, as the operator's index
+    would hold the real ones."""
+    sys.path.insert(0, str(REPO / "tests" / "lib"))
+    import wheels
+    os.makedirs(outdir, exist_ok=True)
+    double = REPO / "tests" / "runtime-double"
+    pa = {"pyarrow/" + f.name: f.read_bytes() for f in sorted((double / "pyarrow").glob("*.py"))}
+    wheels.write_wheel(outdir, "pyarrow", "1.0", pa)
+    wheels.write_wheel(outdir, "databend-udf", "1.0", {"databend_udf.py": (double / "databend_udf.py").read_bytes()},
+                       requires=("pyarrow",))
+
+
+class RuntimePackagesTest(unittest.TestCase):
+    """serve --runtime-packages databend-udf: a base without databend_udf
+    (the whited-out copy), composed once with the double's wheels from a
+    local directory index, serves UDFs and the shared vectors."""
+
+    def test_plain_base_serves_with_runtime_packages(self):
+        wheel_dir = os.path.join(TMP, RUNTIME, "double-wheels")
+        double_wheels(wheel_dir)
+        imports = ImportServer(os.path.join(TMP, RUNTIME, "rtpkg-imports"))
+        self.addCleanup(imports.close)
+        env = {}
+        for path in sorted(REQUESTS.glob("*.expect.json")):
+            call = json.loads(path.read_text()).get("call")
+            if call and call.get("env"):
+                env["%s.%s" % (TENANT, path.name[: -len(".expect.json")])] = call["env"]
+        srv = Server("rtpkg", opts={"port_min": "25000", "port_max": "25999"}, config={"env": env},
+                     bases=[("3", "oci:%s:python" % NODB)],
+                     args=["--runtime-packages", "databend-udf", "--index-url", wheel_dir])
+        self.addCleanup(srv.stop)
+        log = Path(srv.stderr_path).read_text()
+        self.assertRegex(log, r"runtime 3: base composed with databend-udf in \d+ ms \(built, 2 wheels installed\)")
+        self.assertNotIn("has no databend_udf module", log)
+        r = srv.call(fresh_request())
+        self.assertEqual(r.code, "OK", "%r%s" % (r, srv.stderr_tail()))
+        self.assertEqual(udf_call(r.endpoint, "f", [41], r.token), (200, {"result": 42}))
+        ran = 0
+        for path in sorted(REQUESTS.glob("*.expect.json")):
+            name = path.name[: -len(".expect.json")]
+            call = json.loads(path.read_text()).get("call")
+            if not call:
+                continue
+            with self.subTest(vector=name):
+                req = vector_request(name, imports.port)
+                r = srv.call(req)
+                self.assertEqual(r.code, "OK", "%r%s" % (r, srv.stderr_tail()))
+                status, out = udf_call(r.endpoint, json.loads(req.spec)["handler"], call["args"], r.token)
+                self.assertEqual((status, out.get("result")), (200, call["expect"]), name)
+                ran += 1
+        self.assertGreaterEqual(ran, 3)
+        print("# a base without databend_udf, plus --runtime-packages databend-udf: %d vectors served" % ran, flush=True)
+
+
 # ---- TAP ----
 
 
@@ -792,7 +849,7 @@ def start_index(tmp):
     INDEX = "http://127.0.0.1:%d/simple" % srv.port
 
 
-CLASSES = (LocalSandboxTest, IdleAndLimitsTest, KeepOnExitTest)
+CLASSES = (LocalSandboxTest, IdleAndLimitsTest, KeepOnExitTest, RuntimePackagesTest)
 
 
 def runtimes():
