@@ -34,13 +34,18 @@
  * process): udfb_reap_orphans leaves them alone.  The lock is held across
  * posix_spawn, so a child cannot be reaped before it is registered. */
 static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
-static pid_t held[256];
-static size_t n_held;
+static pid_t *held;
+static size_t n_held, cap_held;
 
 static void hold_locked(pid_t pid)
 {
-	if (n_held < sizeof(held) / sizeof(*held))
-		held[n_held++] = pid;
+	if (n_held == cap_held) {
+		cap_held = cap_held ? 2 * cap_held : 64;
+		held = realloc(held, cap_held * sizeof(*held));
+		if (!held)
+			abort();
+	}
+	held[n_held++] = pid;
 }
 
 void udfb_child_hold(pid_t pid)
