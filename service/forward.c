@@ -1,12 +1,14 @@
 /* The forwarder: see forward.h. */
 #include "forward.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +35,15 @@ struct conn {
 	struct conn *prev, *next;
 };
 
+struct cidr {
+	int family;
+	unsigned char addr[16];
+	int bits;
+};
+
 struct udfb_fwd {
+	struct cidr *allow; /* NULL: anyone */
+	size_t n_allow;
 	int ep, wake;
 	long max_conns, n_conns;
 	pthread_t thread;
@@ -203,6 +213,114 @@ static void start_conn(struct udfb_fwd *f, struct udfb_fwd_listener *l, int clie
 	f->n_conns++;
 }
 
+/* ---- who may connect ---- */
+
+static int parse_cidr(struct cidr *c, const char *text)
+{
+	char buf[64];
+	snprintf(buf, sizeof(buf), "%s", text);
+	char *slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	memset(c, 0, sizeof(*c));
+	int max;
+	if (inet_pton(AF_INET, buf, c->addr) == 1)
+		c->family = AF_INET, max = 32;
+	else if (inet_pton(AF_INET6, buf, c->addr) == 1)
+		c->family = AF_INET6, max = 128;
+	else
+		return -1;
+	c->bits = max;
+	if (slash) {
+		char *end;
+		long b = strtol(slash + 1, &end, 10);
+		if (end == slash + 1 || *end || b < 0 || b > max)
+			return -1;
+		c->bits = (int)b;
+	}
+	return 0;
+}
+
+static int parse_list(struct cidr **out, size_t *n, const char *text, struct udfb_err *err)
+{
+	*out = NULL;
+	*n = 0;
+	if (!text || !*text)
+		return 0;
+	char *copy = strdup(text), *save = NULL;
+	struct cidr *v = calloc(strlen(text) / 2 + 2, sizeof(*v));
+	int rc = 0;
+	for (char *e = strtok_r(copy, ", ", &save); e && rc == 0; e = strtok_r(NULL, ", ", &save))
+		if (parse_cidr(&v[*n], e) < 0)
+			rc = udfb_err_set(err, UDFB_E_INVALID, "'%.64s': not an address or ADDRESS/BITS", e);
+		else
+			(*n)++;
+	free(copy);
+	if (rc < 0 || *n == 0) {
+		free(v);
+		*n = 0;
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+int udfb_fwd_cidrs_valid(const char *cidrs, struct udfb_err *err)
+{
+	struct cidr *v;
+	size_t n;
+	int rc = parse_list(&v, &n, cidrs, err);
+	free(v);
+	return rc;
+}
+
+int udfb_fwd_allow(struct udfb_fwd *f, const char *cidrs, struct udfb_err *err)
+{
+	free(f->allow);
+	return parse_list(&f->allow, &f->n_allow, cidrs, err);
+}
+
+static int in_cidr(const struct cidr *c, int family, const unsigned char *a)
+{
+	if (c->family != family)
+		return 0;
+	int full = c->bits / 8, rest = c->bits % 8;
+	if (memcmp(a, c->addr, (size_t)full) != 0)
+		return 0;
+	return rest == 0 || ((a[full] ^ c->addr[full]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+static int peer_allowed(const struct udfb_fwd *f, const struct sockaddr_storage *ss)
+{
+	if (!f->allow)
+		return 1;
+	const unsigned char *a;
+	int family = ss->ss_family;
+	unsigned char v4[4];
+	if (family == AF_INET) {
+		a = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+	} else if (family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(a6))
+			return 1;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			memcpy(v4, a6->s6_addr + 12, 4);
+			a = v4;
+			family = AF_INET;
+		} else {
+			a = a6->s6_addr;
+		}
+	} else {
+		return 0;
+	}
+	if (family == AF_INET && a[0] == 127)
+		return 1; /* loopback: the service's own probes */
+	for (size_t k = 0; k < f->n_allow; k++)
+		if (in_cidr(&f->allow[k], family, a))
+			return 1;
+	return 0;
+}
+
 /* ---- the accept thread ---- */
 
 static void *accept_main(void *arg)
@@ -226,8 +344,15 @@ static void *accept_main(void *arg)
 			if (l->dead)
 				continue; /* closed since epoll_wait */
 			int c;
-			while ((c = accept4(l->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
-				start_conn(f, l, c);
+			struct sockaddr_storage peer;
+			socklen_t plen = sizeof(peer);
+			while ((c = accept4(l->lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC)) >= 0) {
+				if (peer_allowed(f, &peer))
+					start_conn(f, l, c);
+				else
+					close(c); /* not a query node the operator named */
+				plen = sizeof(peer);
+			}
 		}
 		/* Listeners closed before this batch can no longer be returned. */
 		while (f->zombies) {
@@ -372,6 +497,7 @@ void udfb_fwd_free(struct udfb_fwd *f)
 	pthread_mutex_unlock(&f->mu);
 	close(f->ep);
 	close(f->wake);
+	free(f->allow);
 	pthread_mutex_destroy(&f->mu);
 	pthread_cond_destroy(&f->idle);
 	free(f);

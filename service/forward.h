@@ -21,6 +21,13 @@ struct udfb_fwd;
 struct udfb_fwd_listener;
 
 int udfb_fwd_new(struct udfb_fwd **out, long max_conns, struct udfb_err *err);
+/* Who may connect: peers in one of these networks ("10.0.0.0/8",
+ * "2001:db8::/32", an address alone), comma-separated, and loopback (the
+ * service's own probes); NULL or "": anyone who reaches the bind address.
+ * Before the first listener.  A malformed entry is UDFB_E_INVALID. */
+int udfb_fwd_allow(struct udfb_fwd *f, const char *cidrs, struct udfb_err *err);
+/* The same check alone, for settings: 0 when cidrs parses. */
+int udfb_fwd_cidrs_valid(const char *cidrs, struct udfb_err *err);
 /* Closes every listener and connection, waits for their threads. */
 void udfb_fwd_free(struct udfb_fwd *f);
 

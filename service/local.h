@@ -39,6 +39,7 @@ struct udfb_local_opts {
 	int seccomp, keep_on_exit;
 	int network;
 	char *bind_address, *advertise_address;
+	char *query_cidrs; /* who may connect to the endpoints (besides loopback); "": anyone */
 	long max_connections;
 };
 

@@ -49,6 +49,7 @@ static const struct opt_def {
 	{ "bind_address", T_STR, offsetof(struct udfb_local_opts, bind_address) },
 	{ "advertise_address", T_STR, offsetof(struct udfb_local_opts, advertise_address) },
 	{ "max_connections", T_LONG, offsetof(struct udfb_local_opts, max_connections) },
+	{ "query_cidrs", T_STR, offsetof(struct udfb_local_opts, query_cidrs) },
 };
 
 static void defaults(struct udfb_local_opts *o)
@@ -77,6 +78,7 @@ static void defaults(struct udfb_local_opts *o)
 	o->bind_address = strdup("127.0.0.1");
 	o->advertise_address = strdup("");
 	o->max_connections = 1024;
+	o->query_cidrs = strdup("");
 }
 
 static int parse_long(const char *v, long long *out)
@@ -204,6 +206,8 @@ static int check(struct udfb_local_opts *o, struct udfb_err *err)
 	if (!*o->advertise_address && udfb_local_parse_addr(o->bind_address, 0, NULL, NULL) == 1)
 		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option advertise_address: needed with a wildcard bind_address "
 				    "(the address Databend's query nodes connect to)");
+	if (udfb_fwd_cidrs_valid(o->query_cidrs, err) < 0)
+		return udfb_err_wrap(err, "scheduler option query_cidrs");
 	if (strpbrk(o->advertise_address, "/ @?#"))
 		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option advertise_address '%.64s': a host name or address",
 				    o->advertise_address);
@@ -239,7 +243,7 @@ int udfb_local_opts_parse(struct udfb_local_opts *o, json_t *opts, const char *s
 void udfb_local_opts_free(struct udfb_local_opts *o)
 {
 	char **strs[] = { &o->runtime, &o->runtime_args, &o->runtime_root, &o->state_dir, &o->layers_dir, &o->cgroup_parent,
-			  &o->bind_address, &o->advertise_address };
+			  &o->bind_address, &o->advertise_address, &o->query_cidrs };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++) {
 		free(*strs[k]);
 		*strs[k] = NULL;

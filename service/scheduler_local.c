@@ -775,7 +775,9 @@ static int setup_network(struct udfb_local *L, struct udfb_err *err)
 	if (udfb_netns_new(&fd, err) < 0) /* can this process make them at all? */
 		return udfb_err_wrap(err, "local scheduler (network=namespace)");
 	close(fd);
-	return udfb_fwd_new(&L->fwd, L->o.max_connections, err);
+	if (udfb_fwd_new(&L->fwd, L->o.max_connections, err) < 0)
+		return -1;
+	return udfb_fwd_allow(L->fwd, L->o.query_cidrs, err);
 }
 
 int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)

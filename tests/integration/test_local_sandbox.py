@@ -735,6 +735,35 @@ class KeepOnExitTest(unittest.TestCase):
         self.assertEqual(third.stop(), 0, third.stderr_tail())
 
 
+class QueryCidrsTest(unittest.TestCase):
+    """Endpoints on a host address (bind 0.0.0.0, advertise_address): only
+    the query nodes named in query_cidrs (and loopback, the service's own
+    probes) get through the forwarder."""
+
+    def test_only_named_query_nodes(self):
+        if RUNTIME != "runc":
+            self.skipTest("the forwarder is the same under every runtime: checked under runc")
+        addrs = host_addresses()
+        if not addrs:
+            self.skipTest("this host has no non-loopback IPv4 address")
+        a = addrs[0]
+        for k, (cidrs, allowed) in enumerate((("%s/32" % a, True), ("198.51.100.0/24", False))):
+            srv = Server("cidrs-%d" % k, opts={"bind_address": "0.0.0.0", "advertise_address": a, "query_cidrs": cidrs,
+                                               "port_min": "27000", "port_max": "27999"})
+            try:
+                r = srv.call(fresh_request())
+                self.assertEqual(r.code, "OK", "%r%s" % (r, srv.stderr_tail()))
+                self.assertRegex(r.endpoint, r"^http://%s:27\d\d\d$" % re.escape(a))
+                if allowed:
+                    self.assertEqual(udf_call(r.endpoint, "f", [1], r.token), (200, {"result": 2}), cidrs)
+                else:
+                    self.assertTrue(http_down(r.endpoint + "/functions"), "a peer outside %s is cut off" % cidrs)
+                loop = "http://127.0.0.1:" + r.endpoint.rsplit(":", 1)[1]
+                self.assertEqual(udf_call(loop, "f", [1], r.token), (200, {"result": 2}), "loopback always")
+            finally:
+                self.assertEqual(srv.stop(), 0, srv.stderr_tail())
+
+
 def double_wheels(outdir):
     """The runtime TEST DOUBLE (tests/runtime-double) as wheels in a directory
     index: databend-udf (needs pyarrow) and pyarrow, as the operator's index
@@ -849,7 +878,7 @@ def start_index(tmp):
     INDEX = "http://127.0.0.1:%d/simple" % srv.port
 
 
-CLASSES = (LocalSandboxTest, IdleAndLimitsTest, KeepOnExitTest, RuntimePackagesTest)
+CLASSES = (LocalSandboxTest, IdleAndLimitsTest, KeepOnExitTest, RuntimePackagesTest, QueryCidrsTest)
 
 
 def runtimes():
