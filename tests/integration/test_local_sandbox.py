@@ -290,14 +290,15 @@ class Server:
         """The runtime of this pass (runc or runsc), on this server's root."""
         return sh(self.runtime, "--root", self.runtime_root, *args, check=check)
 
-    def on(self, verb, cid, *rest, check=True):
+    def on(self, verb, cid, *rest, flags=(), check=True):
         """A verb on one sandbox, from inside its network namespace: runsc
-        reaches its sandbox by an abstract unix socket, which lives there."""
+        reaches its sandbox by an abstract unix socket, which lives there.
+        Flags go before the id (runsc's Go flags stop at the first argument)."""
         pid_file = Path(self.state_dir, "sandboxes", cid, "pid")
         pre = []
         if pid_file.exists() and os.path.exists("/proc/%s/ns/net" % pid_file.read_text().strip()):
             pre = ["nsenter", "--net=/proc/%s/ns/net" % pid_file.read_text().strip()]
-        return sh(*pre, self.runtime, "--root", self.runtime_root, verb, cid, *rest, check=check)
+        return sh(*pre, self.runtime, "--root", self.runtime_root, verb, *flags, cid, *rest, check=check)
 
     def containers(self):
         return [line for line in self.runc("list", "--quiet").splitlines() if line]
@@ -345,7 +346,7 @@ def cleanup_leftovers():
         if os.path.isdir(s.runtime_root):
             for cid in s.runc("list", "--quiet", check=False).splitlines():
                 if cid:
-                    s.on("delete", cid, "--force", check=False)
+                    s.on("delete", cid, flags=("--force",), check=False)
         for m in sorted(our_mounts(s.state_dir), reverse=True):
             subprocess.run(["umount", "-l", m], check=False)
 
@@ -737,6 +738,30 @@ class KeepOnExitTest(unittest.TestCase):
         self.assertEqual(third.stop(), 0, third.stderr_tail())
 
 
+class CrashTest(unittest.TestCase):
+    """A service killed with SIGKILL leaves its sandboxes running; the next
+    start on the same state_dir removes them: no process, mount or
+    namespace is left."""
+
+    def test_leftovers_of_a_crash_removed(self):
+        state = os.path.join(TMP, RUNTIME, "crash-state")
+        opts = {"state_dir": state, "port_min": "29000", "port_max": "29999"}
+        first = Server("crash1", opts=opts)
+        r = first.call(fresh_request())
+        self.assertEqual(r.code, "OK", "%r%s" % (r, first.stderr_tail()))
+        rec = first.record(r.endpoint)
+        pid = int(Path(state, "sandboxes", rec["id"], "pid").read_text())
+        net = os.readlink("/proc/%d/ns/net" % pid)
+        first.kill()
+        self.assertTrue(os.path.exists("/proc/%d" % pid), "the sandbox outlives a SIGKILLed service")
+        second = Server("crash2", opts=opts)
+        self.assertEqual(second.containers(), [], "the runtime lists none")
+        poll(lambda: not os.path.exists("/proc/%d" % pid), 10, "the sandbox's process to be gone")
+        self.assertNotIn(net, namespaces_in_use(), "its network namespace is gone")
+        self.assertEqual(our_mounts(state), [])
+        self.assertEqual(second.stop(), 0, second.stderr_tail())
+
+
 class DefaultRuntimeTest(unittest.TestCase):
     """No runtime named: runsc where it is installed and starts a sandbox
     (its platform probed), else runc with a warning naming the weaker
@@ -898,7 +923,8 @@ def start_index(tmp):
     INDEX = "http://127.0.0.1:%d/simple" % srv.port
 
 
-CLASSES = (LocalSandboxTest, IdleAndLimitsTest, KeepOnExitTest, RuntimePackagesTest, QueryCidrsTest, DefaultRuntimeTest)
+CLASSES = (LocalSandboxTest, IdleAndLimitsTest, KeepOnExitTest, CrashTest, RuntimePackagesTest, QueryCidrsTest,
+           DefaultRuntimeTest)
 
 
 def runtimes():
