@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "flight.h"
 #include "log.h"
+#include "runtime_base.h"
 #include "pool.h"
 #include "ref.h"
 #include "scheduler.h"
@@ -52,11 +53,20 @@ static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
 	for (size_t k = 0; k < s->cfg.n_bases; k++) {
 		struct svc_base *b = &s->bases[s->n_bases];
 		b->runtime = s->cfg.bases[k].runtime;
-		if (udfb_base_resolve(&b->base, s->cfg.bases[k].ref, s->cfg.platform, err) < 0)
+		/* With runtime_packages, the base plus those packages (runtime_base.c). */
+		char *composed = NULL;
+		if (udfb_runtime_compose(&composed, b->runtime, s->cfg.bases[k].ref, &s->cfg, err) < 0)
+			return -1;
+		const char *ref = composed ? composed : s->cfg.bases[k].ref;
+		int rc = udfb_base_resolve(&b->base, ref, s->cfg.platform, err);
+		if (rc == 0) {
+			s->n_bases++;
+			udfb_info("runtime %s: base %s is %s", b->runtime, ref, b->base.image.manifest_digest);
+			check_runtime(b, ref);
+		}
+		free(composed);
+		if (rc < 0)
 			return udfb_err_wrap(err, "runtime %s", b->runtime);
-		s->n_bases++;
-		udfb_info("runtime %s: base %s is %s", b->runtime, s->cfg.bases[k].ref, b->base.image.manifest_digest);
-		check_runtime(b, s->cfg.bases[k].ref);
 	}
 	return 0;
 }
