@@ -203,6 +203,38 @@ static char *md_get(const grpc_metadata_array *md, const char *key)
 	return NULL;
 }
 
+/* The metadata keys this service reads, each checked at the edge before any
+ * handler runs (issue 18): gRPC delivers a repeated key as several entries,
+ * and md_get would silently take the first, so two values are refused; a
+ * value is visible ASCII (what Databend sends: tenant, user, query id,
+ * markers) and short.  Other keys are not ours to judge. */
+#define MD_VALUE_MAX 256
+static const char *const md_checked[] = { "x-databend-tenant", "x-databend-user", "x-databend-query-id",
+					 "udf_client_version", "resource_client_version", "worker_client_version" };
+
+static int md_check(const grpc_metadata_array *md, struct udfb_err *err)
+{
+	for (size_t i = 0; i < sizeof(md_checked) / sizeof(md_checked[0]); i++) {
+		const char *key = md_checked[i];
+		size_t n = strlen(key), seen = 0;
+		for (size_t k = 0; k < md->count; k++) {
+			grpc_slice ks = md->metadata[k].key, vs = md->metadata[k].value;
+			if (GRPC_SLICE_LENGTH(ks) != n || strncasecmp((const char *)GRPC_SLICE_START_PTR(ks), key, n) != 0)
+				continue;
+			if (++seen > 1)
+				return udfb_err_set(err, UDFB_E_INVALID, "metadata %s: given more than once", key);
+			const unsigned char *v = GRPC_SLICE_START_PTR(vs);
+			size_t vl = GRPC_SLICE_LENGTH(vs);
+			if (vl > MD_VALUE_MAX)
+				return udfb_err_set(err, UDFB_E_INVALID, "metadata %s: longer than %d bytes", key, MD_VALUE_MAX);
+			for (size_t j = 0; j < vl; j++)
+				if (v[j] < 0x20 || v[j] > 0x7e)
+					return udfb_err_set(err, UDFB_E_INVALID, "metadata %s: not visible ASCII", key);
+		}
+	}
+	return 0;
+}
+
 /* ---- ApplyUdfResource ---- */
 
 static void reply_apply(struct call *c, const struct udfb_apply_out *out)
@@ -751,6 +783,13 @@ static void on_new_call(struct call *c, int success)
 	atomic_fetch_add(&g->inflight, 1);
 	c->t0_ms = udfb_now_ms();
 	c->deadline_ms = c->method == M_UNKNOWN ? 0 : deadline_ms(c->deadline);
+	if (c->method != M_HEALTH && c->method != M_UNKNOWN) {
+		struct udfb_err err = UDFB_ERR_INIT;
+		if (md_check(&c->md, &err) < 0) {
+			udfb_logf(UDFB_LOG_WARN, NULL, "%s: %s", methods[c->method].path, err.msg);
+			return reply_err(c, &err);
+		}
+	}
 	if (c->method != M_HEALTH)
 		note_marker(c);
 	switch (c->method) {

@@ -738,6 +738,36 @@ class ServiceTest(ServerCase):
         self.assertEqual(self.srv.http_get("/healthz")[0], 200)
         self.assertReply(self.srv.call(req), "OK")
 
+    def test_metadata_is_checked_at_the_edge(self):
+        # Issue 18: a repeated x-databend-tenant took the first value; every
+        # request form now refuses a repeated key, or a value that is not
+        # visible ASCII within 256 bytes, naming the key.
+        paths = [APPLY, "/resourceproto.ResourceService/ApplyResource",
+                 "/resourceproto.WorkerService/CreateWorker", "/resourceproto.WorkerService/AlterWorker",
+                 "/resourceproto.WorkerService/DropWorker", "/resourceproto.WorkerService/ListWorkers"]
+        base = [("x-databend-user", "u"), ("x-databend-query-id", "q1")]
+        cases = [
+            ([("x-databend-tenant", "tenant-a"), ("x-databend-tenant", "tenant-b")], "x-databend-tenant"),
+            ([("x-databend-tenant", "tenant-a"), ("x-databend-query-id", "q2")], "x-databend-query-id"),
+            ([("x-databend-tenant", "tenant-a"), ("x-databend-user", "v")], "x-databend-user"),
+            ([("x-databend-tenant", "tenant-a"), ("udf_client_version", "v1"), ("udf_client_version", "v2")],
+             "udf_client_version"),
+            ([("x-databend-tenant", "tenant-a"), ("worker_client_version", "v1"), ("worker_client_version", "v1")],
+             "worker_client_version"),
+            ([("x-databend-tenant", "tenant-a"), ("x-databend-query-id", "q" * 300)], "x-databend-query-id"),
+        ]
+        for path in paths:
+            raw = self.srv.channel.unary_unary(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+            for extra, key in cases:
+                md = (base[:1] if "q" * 300 in dict(extra).values() else base) + extra
+                try:
+                    raw(b"", timeout=CALL_TIMEOUT, metadata=md)
+                    self.fail("%s with %r: OK" % (path, extra))
+                except grpc.RpcError as e:
+                    self.assertEqual(e.code().name, "INVALID_ARGUMENT", (path, extra, e.details()))
+                    self.assertIn(key, e.details() or "", (path, extra))
+        self.assertEqual(self.srv.http_get("/healthz")[0], 200)
+
     def test_garbage_payload_is_invalid(self):
         for payload in (b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x12\x03\xff\xff\xff"):
             code, details = self.srv.call_raw(payload)
