@@ -10,6 +10,7 @@
  * is taken by request slots for unregistered calls and answered
  * UNIMPLEMENTED naming it: the C core would otherwise never answer it, and
  * Databend would wait out its deadline. */
+#include <stddef.h>
 #include "grpc_server.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -32,7 +33,7 @@
 #include "resource.pb-c.h"
 #include "udf.pb-c.h"
 
-enum tag_kind { TAG_NEW_CALL, TAG_REPLIED, TAG_SHUTDOWN };
+enum tag_kind { TAG_NEW_CALL, TAG_REPLIED, TAG_SHUTDOWN, TAG_CLOSED };
 enum method {
 	M_APPLY,
 	M_HEALTH,
@@ -73,6 +74,14 @@ struct call {
 	grpc_byte_buffer *resp;
 	grpc_slice details_msg;
 	int cancelled;
+	/* A call sent to a call worker watches for its end (RECV_CLOSE_ON_SERVER
+	 * in a batch of its own, tagged &close_kind): when the client cancels or
+	 * the deadline passes, gone is set and the worker stops waiting at once.
+	 * refs: the batches still out (the reply's, the watch's). */
+	enum tag_kind close_kind;
+	int watching;
+	atomic_int gone;
+	atomic_int refs;
 	long long t0_ms;
 	long long deadline_ms; /* monotonic, 0: none */
 	struct udfb_prepared *prep;
@@ -103,6 +112,8 @@ static void arm(struct udfb_grpc_server *g, enum method m)
 		return;
 	struct call *c = calloc(1, sizeof(*c));
 	c->kind = TAG_NEW_CALL;
+	c->close_kind = TAG_CLOSED;
+	atomic_init(&c->refs, 1);
 	c->method = m;
 	c->g = g;
 	grpc_metadata_array_init(&c->md);
@@ -135,6 +146,27 @@ static void free_call(struct call *c)
 	free(c);
 }
 
+static void release(struct call *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) == 1)
+		free_call(c);
+}
+
+/* Before c goes to a call worker: learn at once when its client is gone. */
+static void watch_close(struct call *c)
+{
+	grpc_op op;
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &c->cancelled;
+	atomic_fetch_add(&c->refs, 1);
+	c->watching = 1;
+	if (grpc_call_start_batch(c->call, &op, 1, &c->close_kind, NULL) != GRPC_CALL_OK) {
+		c->watching = 0;
+		atomic_fetch_sub(&c->refs, 1);
+	}
+}
+
 /* Send status (and the message when code is OK); the completion frees c. */
 static void reply(struct call *c, int code, const char *msg, const void *body, size_t len)
 {
@@ -153,8 +185,10 @@ static void reply(struct call *c, int code, const char *msg, const void *body, s
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = (grpc_status_code)code;
 	ops[n++].data.send_status_from_server.status_details = code ? &c->details_msg : NULL;
-	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+	if (!c->watching) {
+		ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+		ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
+	}
 	c->kind = TAG_REPLIED;
 	struct udfb_metrics *mx = udfb_service_metrics(c->g->svc);
 	if (c->udf_call)
@@ -164,7 +198,7 @@ static void reply(struct call *c, int code, const char *msg, const void *body, s
 	if (e != GRPC_CALL_OK) {
 		udfb_error("grpc: cannot send a reply (error %d)", (int)e);
 		atomic_fetch_sub(&c->g->inflight, 1);
-		free_call(c);
+		release(c);
 	}
 }
 
@@ -261,12 +295,17 @@ static void slow_path(void *arg)
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_prepared *p = c->prep;
 	c->prep = NULL;
+	if (atomic_load(&c->gone)) { /* cancelled while it waited for this worker: start nothing */
+		udfb_prepared_free(p);
+		udfb_err_set(&err, UDFB_E_DEADLINE, "the call was cancelled before a call worker took it");
+		return reply_err(c, &err);
+	}
 	struct udfb_log_fields f = *udfb_prepared_fields(p);
 	char key[UDFB_DIGEST_LEN + 1];
 	snprintf(key, sizeof(key), "%s", f.key);
 	char *tenant = strdup(f.tenant), *qid = f.query_id ? strdup(f.query_id) : NULL;
 	f = (struct udfb_log_fields){ tenant, qid, key };
-	if (udfb_service_complete(c->g->svc, p, c->deadline_ms, &out, &err) < 0) {
+	if (udfb_service_complete_until(c->g->svc, p, c->deadline_ms, &c->gone, &out, &err) < 0) {
 		udfb_logf(UDFB_LOG_WARN, &f, "ApplyUdfResource: %s: %s", udfb_errcat_name(err.cat), err.msg);
 		reply_err(c, &err);
 	} else {
@@ -342,6 +381,7 @@ static void handle_apply(struct call *c)
 		return;
 	}
 	c->prep = p;
+	watch_close(c);
 	if (udfb_pool_submit(c->g->workers, slow_path, c) < 0) {
 		udfb_err_set(&err, UDFB_E_UNAVAILABLE, "the service is shutting down");
 		reply_err(c, &err);
@@ -813,12 +853,19 @@ static void *cq_thread(void *arg)
 			return NULL;
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
-		struct call *c = ev.tag;
-		if (c->kind == TAG_NEW_CALL) {
+		enum tag_kind *kind = ev.tag;
+		struct call *c = *kind == TAG_CLOSED ? (struct call *)((char *)kind - offsetof(struct call, close_kind)) : ev.tag;
+		if (*kind == TAG_NEW_CALL) {
 			on_new_call(c, ev.success);
-		} else if (c->kind == TAG_REPLIED) {
+		} else if (*kind == TAG_REPLIED) {
 			atomic_fetch_sub(&g->inflight, 1);
-			free_call(c);
+			release(c);
+		} else if (*kind == TAG_CLOSED) {
+			if (c->cancelled) { /* the client cancelled, or the deadline passed */
+				atomic_store(&c->gone, 1);
+				udfb_service_wake(c->g->svc);
+			}
+			release(c);
 		} else {
 			atomic_store(&g->shutdown_done, 1);
 		}

@@ -526,9 +526,9 @@ static int start_flight(struct udfb_service *s, struct udfb_flight *f, struct ud
 	return 0;
 }
 
-static void wait_until(struct udfb_service *s, struct udfb_flight *f, long long until_ms)
+static void wait_until(struct udfb_service *s, struct udfb_flight *f, long long until_ms, const atomic_int *gone)
 {
-	while (f->state == UDFB_FLIGHT_BUILDING && !s->stopping) {
+	while (f->state == UDFB_FLIGHT_BUILDING && !s->stopping && !(gone && atomic_load(gone))) {
 		long long now = udfb_now_ms();
 		if (until_ms && now >= until_ms)
 			return;
@@ -552,8 +552,21 @@ static int not_yet(struct udfb_service *s, const struct udfb_flight *f, struct u
 	return 0;
 }
 
+void udfb_service_wake(struct udfb_service *s)
+{
+	pthread_mutex_lock(&s->mu);
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->mu);
+}
+
 int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long long deadline_ms,
 			  struct udfb_apply_out *out, struct udfb_err *err)
+{
+	return udfb_service_complete_until(s, p, deadline_ms, NULL, out, err);
+}
+
+int udfb_service_complete_until(struct udfb_service *s, struct udfb_prepared *p, long long deadline_ms,
+				const atomic_int *gone, struct udfb_apply_out *out, struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	char fp[UDFB_DIGEST_LEN + 1];
@@ -564,8 +577,10 @@ int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long 
 		f = udfb_flights_add(s->flights, p->tenant, p->key);
 	int rc = start_flight(s, f, &p, err);
 	if (rc == 0) {
-		wait_until(s, f, deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0);
-		if (f->state == UDFB_FLIGHT_READY) {
+		wait_until(s, f, deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0, gone);
+		if (f->state == UDFB_FLIGHT_BUILDING && gone && atomic_load(gone))
+			rc = udfb_err_set(err, UDFB_E_DEADLINE, "image for key %s: the call was cancelled; the build goes on", f->key);
+		else if (f->state == UDFB_FLIGHT_READY) {
 			svc_fill_out(s, out, f);
 			svc_remember(s, fp, f);
 		} else if (f->state == UDFB_FLIGHT_FAILED)

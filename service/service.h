@@ -9,6 +9,7 @@
 #ifndef UDFB_SERVICE_H
 #define UDFB_SERVICE_H
 
+#include <stdatomic.h>
 #include <jansson.h>
 
 #include "config.h"
@@ -59,6 +60,12 @@ int udfb_service_lookup(struct udfb_service *s, const struct udfb_prepared *p, s
  * wait until deadline_ms (monotonic; 0: none) less the margin. */
 int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long long deadline_ms,
 			  struct udfb_apply_out *out, struct udfb_err *err);
+/* The same, also returning (DEADLINE, "cancelled") as soon as *gone is set
+ * (the caller cancelled or its deadline passed): the call worker is freed
+ * while the build goes on.  Whoever sets *gone calls udfb_service_wake. */
+int udfb_service_complete_until(struct udfb_service *s, struct udfb_prepared *p, long long deadline_ms,
+				const atomic_int *gone, struct udfb_apply_out *out, struct udfb_err *err);
+void udfb_service_wake(struct udfb_service *s);
 const struct udfb_log_fields *udfb_prepared_fields(const struct udfb_prepared *p);
 void udfb_prepared_free(struct udfb_prepared *p);
 void udfb_apply_out_clear(struct udfb_apply_out *o);

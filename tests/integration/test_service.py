@@ -48,6 +48,7 @@ APPLY = "/udfproto.UdfService/ApplyUdfResource"
 HEALTH = "/grpc.health.v1.Health/Check"
 
 SLOW_SECONDS = 1.5  # how long a /slow/ import takes to answer
+STALL_SECONDS = 12.0  # how long a /stall/ import takes (longer than a test waits)
 START_TIMEOUT = 30.0  # server start, ASan build on a loaded machine
 STOP_TIMEOUT = 20.0  # SIGTERM to exit when nothing is in flight
 CALL_TIMEOUT = 5.0  # Databend's default grpc-timeout
@@ -156,9 +157,11 @@ class ImportServer:
                     outer.counts[path] = outer.counts.get(path, 0) + 1
                     outer.cond.notify_all()
                 try:
-                    if path.startswith("/slow/") or path.startswith("/fast/"):
+                    if path.startswith(("/slow/", "/fast/", "/stall/")):
                         if path.startswith("/slow/"):
                             time.sleep(SLOW_SECONDS)
+                        if path.startswith("/stall/"):
+                            time.sleep(STALL_SECONDS)
                         body = ("# slow import %s\nVALUE = 1\n" % path).encode()
                         self.send_response(200)
                         self.send_header("Content-Type", "text/x-python")
@@ -821,6 +824,46 @@ def short_deadline_call(case, srv, want, tries=3):
 # ---- accepted mode and a default tenant ----
 
 
+class CancelTest(ServerCase):
+    """Issue 18: cancelled calls whose imports stall once held every call
+    worker until their own deadline; another tenant's call then timed out."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.srv = cls.start_server("--call-workers", "4", "--build-workers", "16")  # the stalled builds go on
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def test_cancelled_calls_release_their_workers(self):
+        futs = []
+        for _ in range(6):  # more than the call workers
+            req, _ = make_request(slow_port=self.imports.port, import_dir="stall")
+            futs.append(self.srv.apply.future(req, timeout=60, metadata=self.srv.metadata("tenant-a")))
+        time.sleep(1.0)  # the calls are on the workers, their imports stalled
+        for f in futs:
+            f.cancel()
+        # Another tenant's call that needs a worker: answered at once (a
+        # missing import, so no build is waited for).
+        req, _ = make_request(slow_port=self.imports.port, import_dir="absent")
+        r = self.srv.call(req, tenant="tenant-b", timeout=5)
+        self.assertReply(r, "INVALID_ARGUMENT", "HTTP 404")
+        self.assertLess(r.elapsed, 3.0)
+        # A deadline that passes releases the worker the same way.
+        futs = []
+        for _ in range(6):
+            req, _ = make_request(slow_port=self.imports.port, import_dir="stall")
+            futs.append(self.srv.apply.future(req, timeout=1.5, metadata=self.srv.metadata("tenant-a")))
+        time.sleep(2.0)
+        req, _ = make_request(slow_port=self.imports.port, import_dir="absent")
+        r = self.srv.call(req, tenant="tenant-b", timeout=5)
+        self.assertReply(r, "INVALID_ARGUMENT", "HTTP 404")
+        self.assertLess(r.elapsed, 3.0)
+        self.assertEqual(self.srv.http_get("/healthz")[0], 200)
+
+
 class AcceptedModeTest(ServerCase):
     @classmethod
     def setUpClass(cls):
@@ -1221,7 +1264,7 @@ def main():
         suite = unittest.TestSuite()
         loader = unittest.TestLoader()
         only = sys.argv[1:]
-        for cls in (ServiceTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest):
+        for cls in (ServiceTest, CancelTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest):
             for t in loader.loadTestsFromTestCase(cls):
                 if not only or any(o in t.id() for o in only):
                     suite.addTest(t)
