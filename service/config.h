@@ -61,6 +61,9 @@ struct udfb_config {
 	 * the file, --scheduler-opt KEY=VALUE (repeatable), UDFB_SCHEDULER_OPTS
 	 * (KEY=VALUE,KEY=VALUE).  Values are strings. */
 	json_t *scheduler_opts;
+	/* "worker_sizes": {"small": {"cpu_millis": 500, "memory_mb": 512}, ...}
+	 * replacing the built-in table (workers.c); NULL: the built-in one. */
+	json_t *worker_sizes;
 };
 
 void udfb_config_defaults(struct udfb_config *c);

@@ -17,6 +17,7 @@ struct udfb_flight {
 	enum udfb_flight_state state;
 	char *endpoint; /* READY */
 	char *token;    /* READY */
+	char *image, *handler; /* READY: what the sandbox runs (a worker's RESUME starts it again) */
 	struct udfb_err err; /* FAILED */
 	long long failed_at_ms;
 	long long started_at_ms;

@@ -19,6 +19,10 @@ struct udfb_sandbox_req {
 	const char *tokens; /* UDF_AUTH_TOKEN: the accepted tokens, comma-separated */
 	const struct udfb_env_var *env; /* operator-bound variables */
 	size_t n_env;
+	/* A worker's size (docs/configuration.md, worker_sizes); 0: the
+	 * backend's own limits.  A change restarts the sandbox. */
+	long long memory_bytes;
+	long cpu_millis;
 };
 
 struct udfb_sandbox {
@@ -43,6 +47,12 @@ struct udfb_scheduler_ops {
 	 * ensure() again instead of answering from memory.  Called on every
 	 * call answered from memory, so it must not block. */
 	int (*alive)(void *impl, const char *tenant, const char *key);
+	/* Optional: milliseconds since the sandbox for (tenant, key) last
+	 * served a call (-1: not running or unknown).  May block briefly. */
+	long long (*idle_for)(void *impl, const char *tenant, const char *key);
+	/* Optional: held sandboxes are left alone by the backend's idle reaper
+	 * (a worker's auto_suspend decides instead). */
+	void (*hold)(void *impl, const char *tenant, const char *key, int held);
 	void (*destroy)(void *impl);
 };
 

@@ -190,8 +190,10 @@ static void spec_hash(char out[UDFB_DIGEST_LEN + 1], const struct udfb_sandbox_r
 {
 	struct udfb_sha256 *h = udfb_sha256_new();
 	const char *at = strrchr(req->image, '@');
-	const char *parts[] = { at ? at + 1 : req->image, req->tokens ? req->tokens : "" };
-	for (int k = 0; k < 2; k++)
+	char size[64];
+	snprintf(size, sizeof(size), "%lld/%ld", req->memory_bytes, req->cpu_millis);
+	const char *parts[] = { at ? at + 1 : req->image, req->tokens ? req->tokens : "", size };
+	for (int k = 0; k < 3; k++)
 		udfb_sha256_update(h, parts[k], strlen(parts[k]) + 1);
 	for (size_t k = 0; k < req->n_env; k++) {
 		udfb_sha256_update(h, req->env[k].name, strlen(req->env[k].name) + 1);
@@ -443,7 +445,7 @@ static enum verdict judge(struct udfb_local *L, struct udfb_sandbox_rec *sb, lon
 	sb->stats_failures = 0;
 	if (sb->touched_wall_ms > last)
 		last = sb->touched_wall_ms;
-	return udfb_local_wall_ms() - last > idle_ms ? IDLE : KEEP;
+	return !sb->held && udfb_local_wall_ms() - last > idle_ms ? IDLE : KEEP;
 }
 
 static void stop_judged(struct udfb_local *L, struct udfb_sandbox_rec *sb, enum verdict v, long idle_ms)
@@ -480,6 +482,35 @@ static int reap_pass(struct udfb_local *L, long idle_ms)
 	}
 	forget_old(L);
 	return stopped;
+}
+
+/* For a worker's auto_suspend: how long the ready sandbox has been idle. */
+static long long local_idle_for(void *impl, const char *tenant, const char *key)
+{
+	struct udfb_local *L = impl;
+	pthread_mutex_lock(&L->mu);
+	struct udfb_sandbox_rec *sb = find(L, tenant, key);
+	long long idle = -1;
+	if (sb && sb->state == SB_READY) {
+		int port = sb->status_port;
+		sb->busy++;
+		pthread_mutex_unlock(&L->mu);
+		long long last = last_activity(sb, port);
+		pthread_mutex_lock(&L->mu);
+		sb->busy--;
+		if (last >= 0 && sb->state == SB_READY)
+			idle = udfb_local_wall_ms() - (sb->touched_wall_ms > last ? sb->touched_wall_ms : last);
+	}
+	pthread_mutex_unlock(&L->mu);
+	return idle;
+}
+
+static void local_hold(void *impl, const char *tenant, const char *key, int held)
+{
+	struct udfb_local *L = impl;
+	pthread_mutex_lock(&L->mu);
+	find_or_add(L, tenant, key)->held = held;
+	pthread_mutex_unlock(&L->mu);
 }
 
 static int local_reap_idle(void *impl, long idle_ms, struct udfb_err *err)
@@ -573,6 +604,8 @@ static const struct udfb_scheduler_ops local_ops = {
 	.stop = local_stop,
 	.list = local_list,
 	.reap_idle = local_reap_idle,
+	.idle_for = local_idle_for,
+	.hold = local_hold,
 	.ready = local_ready,
 	.alive = local_alive,
 	.destroy = local_destroy,
