@@ -278,6 +278,8 @@ def main():
         tap.check("the service stopped cleanly on SIGTERM (exit 0, no sanitizer report)",
                   srv.proc.returncode == 0 and "Sanitizer" not in log, "exit %r%s" % (srv.proc.returncode,
                                                                                         srv.stderr_tail(60)))
+        reports = [s.stderr_path for s in db.SERVERS if "Sanitizer" in Path(s.stderr_path).read_text(errors="replace")]
+        tap.check("no sanitizer report in any run's log (%d runs)" % len(db.SERVERS), not reports, repr(reports))
         return tap.done()
     finally:
         if imports:
