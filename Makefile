@@ -3,7 +3,7 @@
 # `make SANITIZE=1 check` runs the sanitized pass alone.  See docs/development.md.
 
 CC ?= cc
-PKGS := jansson libarchive libcurl openssl zlib libprotobuf-c grpc libmicrohttpd libdeflate libxml-2.0
+PKGS := jansson libarchive libcurl openssl zlib libprotobuf-c grpc libmicrohttpd libdeflate libxml-2.0 yaml-0.1
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)

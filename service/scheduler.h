@@ -23,6 +23,7 @@ struct udfb_sandbox_req {
 	 * backend's own limits.  A change restarts the sandbox. */
 	long long memory_bytes;
 	long cpu_millis;
+	int replicas; /* a worker's min_cluster_count (Kubernetes); 0: one */
 };
 
 struct udfb_sandbox {
@@ -37,6 +38,9 @@ struct udfb_scheduler_ops {
 	/* The endpoint the sandbox for (tenant, key) will have (accepted mode). */
 	int (*predict)(void *impl, const char *tenant, const char *key, char **endpoint, struct udfb_err *err);
 	int (*stop)(void *impl, const char *tenant, const char *key, struct udfb_err *err);
+	/* Optional (NULL: stop).  A suspended worker's sandbox: kept, not
+	 * running (Kubernetes: scaled to zero replicas); ensure() starts it. */
+	int (*suspend)(void *impl, const char *tenant, const char *key, struct udfb_err *err);
 	/* [{tenant, key, endpoint, state}] */
 	int (*list)(void *impl, json_t **out, struct udfb_err *err);
 	/* Stop sandboxes idle longer than idle_ms; returns how many. */

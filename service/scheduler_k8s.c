@@ -118,7 +118,7 @@ static int k8s_ensure(void *impl, const struct udfb_sandbox_req *req, struct udf
 		return -1;
 	}
 	objs[0] = k8s_namespace_obj(&n);
-	objs[1] = k8s_deployment_obj(&k->o, &n, req, image, 1);
+	objs[1] = k8s_deployment_obj(&k->o, &n, req, image, req->replicas > 0 ? req->replicas : 1);
 	objs[2] = k8s_service_obj(&n);
 	objs[3] = k8s_netpol_obj(&k->o, &n);
 	for (int i = 0; i < 4; i++)
@@ -187,6 +187,27 @@ static int k8s_stop(void *impl, const char *tenant, const char *key, struct udfb
 	json_object_del(k->sandboxes, id);
 	pthread_mutex_unlock(&k->mu);
 	free(id);
+	return rc;
+}
+
+/* A suspended worker: its Deployment applied with zero replicas; the
+ * Service and NetworkPolicy stay, so RESUME (ensure) keeps the endpoint. */
+static int k8s_suspend(void *impl, const char *tenant, const char *key, struct udfb_err *err)
+{
+	struct k8s *k = impl;
+	char *id = sb_id(tenant, key);
+	pthread_mutex_lock(&k->mu);
+	struct k8s_sb *sb = sb_get(k, id);
+	json_t *d = sb && sb->deployment ? json_deep_copy(sb->deployment) : NULL;
+	if (sb)
+		sb->scaled_down = 1;
+	pthread_mutex_unlock(&k->mu);
+	free(id);
+	if (!d)
+		return 0; /* nothing this replica started: the next ensure() applies it afresh */
+	json_object_set_new(json_object_get(d, "spec"), "replicas", json_integer(0));
+	int rc = k8s_apply(&k->api, d, err);
+	json_decref(d);
 	return rc;
 }
 
@@ -320,6 +341,7 @@ static void k8s_destroy(void *impl)
 
 static const struct udfb_scheduler_ops k8s_ops = {
 	.name = "kubernetes",
+	.suspend = k8s_suspend,
 	.ensure = k8s_ensure,
 	.predict = k8s_predict,
 	.stop = k8s_stop,

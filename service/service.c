@@ -407,7 +407,7 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 					.handler = w->handler, .tokens = tokens,
 					.env = env ? env->vars : NULL, .n_env = env ? env->n_vars : 0 };
 	if (w->worker)
-		svc_worker_size(s, w->tenant, w->worker, &req.memory_bytes, &req.cpu_millis);
+		svc_worker_size(s, w->tenant, w->worker, &req.memory_bytes, &req.cpu_millis, &req.replicas);
 	int rc = s->sched.ops->ensure(s->sched.impl, &req, sb, err);
 	free(tokens);
 	return rc < 0 ? udfb_err_wrap(err, "scheduler %s", s->sched.ops->name) : 0;

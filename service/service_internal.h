@@ -115,7 +115,7 @@ void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_w
 int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name, struct udfb_err *err);
 /* Takes the lock: the worker's size, when it has one. */
 void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, long long *memory_bytes,
-		     long *cpu_millis);
+		     long *cpu_millis, int *replicas);
 void svc_script_free(struct udfb_service *s);
 
 /* A string-keyed table; values are owned by the caller (freed by fn). */

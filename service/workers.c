@@ -347,7 +347,7 @@ static int options_check(const struct udfb_service *s, json_t *opts, struct udfb
 }
 
 void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, long long *memory_bytes,
-		     long *cpu_millis)
+		     long *cpu_millis, int *replicas)
 {
 	pthread_mutex_lock(&s->mu);
 	struct svc_worker *w = svc_worker_get(s, tenant, name, 0);
@@ -356,6 +356,8 @@ void svc_worker_size(struct udfb_service *s, const char *tenant, const char *nam
 		*memory_bytes = (long long)json_integer_value(json_object_get(size, "memory_mb")) << 20;
 		*cpu_millis = (long)json_integer_value(json_object_get(size, "cpu_millis"));
 	}
+	if (w && opt(w, "min_cluster_count"))
+		*replicas = (int)strtol(opt(w, "min_cluster_count"), NULL, 10);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -425,7 +427,7 @@ static void set_all(json_t *obj, const struct udfb_kv *kv, size_t n, int lower)
 
 /* ---- what a change does to the sandbox: one thread, in order ---- */
 
-enum effect_kind { FX_STOP, FX_START, FX_HOLD };
+enum effect_kind { FX_STOP, FX_SUSPEND, FX_START, FX_HOLD };
 
 struct effect {
 	struct udfb_service *s;
@@ -467,7 +469,12 @@ static void run_effect(void *arg)
 	if (e->kind == FX_HOLD) {
 		if (ops->hold)
 			ops->hold(s->sched.impl, e->tenant, e->key, e->held);
-	} else if (e->kind == FX_STOP) {
+	} else if (e->kind == FX_SUSPEND && ops->suspend) {
+		if (ops->suspend(s->sched.impl, e->tenant, e->key, &err) < 0)
+			udfb_warn("worker '%s' of tenant %s: suspending its sandbox: %s", e->name, e->tenant, err.msg);
+		else
+			udfb_info("worker '%s' of tenant %s: sandbox of key %s suspended", e->name, e->tenant, e->key);
+	} else if (e->kind == FX_STOP || e->kind == FX_SUSPEND) {
 		if (ops->stop && ops->stop(s->sched.impl, e->tenant, e->key, &err) < 0)
 			udfb_warn("worker '%s' of tenant %s: stopping its sandbox: %s", e->name, e->tenant, err.msg);
 		else
@@ -643,6 +650,8 @@ static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_w
 	}
 	const char *old_size = opt(r, "size"), *new_size = json_string_value(json_object_get(opts, "size"));
 	int resized = (old_size == NULL) != (new_size == NULL) || (old_size && strcmp(old_size, new_size) != 0);
+	const char *old_min = opt(r, "min_cluster_count"), *new_min = json_string_value(json_object_get(opts, "min_cluster_count"));
+	resized |= (old_min == NULL) != (new_min == NULL) || (old_min && strcmp(old_min, new_min) != 0);
 	long old_suspend = auto_suspend_s(r);
 	json_t *old_tags = r->tags, *old_opts = r->options;
 	int old_state = r->suspended;
@@ -665,7 +674,7 @@ static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_w
 	json_decref(old_tags);
 	json_decref(old_opts);
 	if (r->suspended && !old_state && !svc_key_used_active(s, tenant, r->key, r->name))
-		effect(s, FX_STOP, tenant, r, 0);
+		effect(s, FX_SUSPEND, tenant, r, 0);
 	else if (!r->suspended && (old_state || resized))
 		effect(s, FX_START, tenant, r, 0); /* same ports: the same endpoint; a new size restarts it */
 	if (auto_suspend_s(r) != old_suspend)

@@ -25,7 +25,11 @@ is idempotent under server-side apply, but the service only calls it for a
 sandbox it does not know alive; two tenants get two namespaces; the objects
 validate (node tests/k8s/validate.js --sandbox); a 403 is a clear gRPC error
 naming the object and the Status message; the token never appears in the
-service's stderr.  Results are TAP lines.
+service's stderr.  The service reads a YAML kubeconfig (libyaml).  Databend's
+WORKER statements: a sized worker's Deployment (replicas, resources),
+SUSPEND applies replicas 0, a call is refused, RESUME applies the replicas
+again, DROP deletes the objects (each request recorded).  Results are TAP
+lines.
 """
 
 import http.server
@@ -148,6 +152,102 @@ def sh(*cmd, timeout=300):
                           timeout=timeout, cwd=REPO).stdout
 
 
+def workers(channel, kube, tmp):
+    """Databend's WORKER statements on Kubernetes: CREATE WORKER with a
+    size and min_cluster_count, the UDF's CreateWorker (Databend's script),
+    SUSPEND (its Deployment applied with replicas 0), a refused call, RESUME
+    (replicas back), DROP (DELETE of its objects)."""
+    import importlib
+    import grpc
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    import test_databend as db
+    pb_dir = os.path.join(tmp, "pb")
+    subprocess.run(["protoc", "--python_out=" + pb_dir, "--proto_path=proto", "proto/resource.proto"], cwd=REPO, check=True)
+    pb = importlib.import_module("resource_pb2")
+    imports = db.ImportServer()
+    tenant = "tenant-w"
+
+    def rpc(method, req, resp):
+        stub = channel.unary_unary("/resourceproto.WorkerService/" + method, request_serializer=lambda m: m.SerializeToString(),
+                                   response_deserializer=resp.FromString)
+        md = [("x-databend-tenant", tenant), ("x-databend-user", "'root'@'%'"), ("x-databend-query-id", str(uuid.uuid4())),
+              ("worker_client_version", "v1")]
+        try:
+            return "OK", stub(req, timeout=60, metadata=md)
+        except grpc.RpcError as e:
+            return e.code().name, e.details()
+
+    try:
+        v = db.vector("read_stage_dup_basename", "create_worker", imports.port)
+        name = v["name"]
+        code, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name,
+                                                             options={"size": "large", "min_cluster_count": "2"}),
+                      pb.CreateWorkerResponse)
+        tap(code == "OK", "CREATE WORKER %s WITH size='large', min_cluster_count='2'" % name, code)
+        kube.take()
+        udf = pb.CreateWorkerRequest(tenant_id=tenant, name=name, if_not_exists=True, type="udf", script=v["script"])
+        code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        conv = kube.take()
+        deps = [r for r in conv if r["method"] == "PATCH" and "/deployments/" in r["path"]]
+        dep = deps[-1]["body"] if deps else {}
+        res = (dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0].get("resources")
+        tap(code == "OK" and dep.get("spec", {}).get("replicas") == 2 and
+            res == {"requests": {"cpu": "2000m", "memory": "2048Mi"}, "limits": {"cpu": "2000m", "memory": "2048Mi"}},
+            "the UDF's CreateWorker: its Deployment has min_cluster_count replicas and the size's resources",
+            "%s %r\n%s" % (code, resp if code != "OK" else resp.endpoint, json.dumps(dep)[:1500]))
+        dep_path = deps[-1]["path"] if deps else "?"
+        objs_file = os.path.join(tmp, "worker-objects.yaml")
+        Path(objs_file).write_text("---\n" + json.dumps(dep, indent=1) + "\n")
+        val = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+        tap(val.returncode == 0, "the sized Deployment validates (kubernetes-models)", val.stdout + val.stderr)
+
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Suspend),
+                      pb.AlterWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(r["method"] == "PATCH" and r["path"] == dep_path and
+                                                   r["body"]["spec"]["replicas"] == 0 for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        tap(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 0
+                                 for r in seen) and not any(r["method"] == "DELETE" for r in seen),
+            "SUSPEND: the Deployment is applied with replicas 0 (recorded), nothing deleted",
+            [(r["method"], r["path"]) for r in seen])
+        code, det = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        tap(code == "FAILED_PRECONDITION" and ("worker %s is suspended" % name) in det,
+            "a UDF call for the suspended worker: FAILED_PRECONDITION", (code, det))
+        kube.take()
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Resume),
+                      pb.AlterWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(r["method"] == "PATCH" and r["path"] == dep_path and
+                                                   r["body"]["spec"]["replicas"] == 2 for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        tap(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 2
+                                 for r in seen), "RESUME: the Deployment is applied with its replicas again",
+            [(r["method"], r["path"]) for r in seen])
+        code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        tap(code == "OK" and resp.endpoint.endswith(".svc.cluster.local:8815"), "... and the UDF call answers",
+            (code, resp))
+        kube.take()
+        code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and len([r for r in seen if r["method"] == "DELETE"]) < 3:
+            time.sleep(0.05)
+            seen += kube.take()
+        dels = sorted(r["path"].split("/")[-2] for r in seen if r["method"] == "DELETE")
+        tap(code == "OK" and dels == ["deployments", "networkpolicies", "services"],
+            "DROP: DELETE of its Deployment, Service and NetworkPolicy (recorded)", [(r["method"], r["path"]) for r in seen])
+        code, lst = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
+        tap(code == "OK" and len(lst.workers) == 0, "SHOW WORKERS: empty", (code, lst))
+    finally:
+        imports.close()
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         skip("%s is not built" % BIN)
@@ -191,8 +291,16 @@ def main():
         stderr_path = os.path.join(tmp, "stderr")
         cmd = [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
                "--store", os.path.join(tmp, "store"), "--scheduler", "kubernetes", "--default-runtime", "3",
-               "--base-image", "3=docker://%s/udfb/base:tiny" % registry, "--dest", "docker://%s/udfb/udf" % registry]
-        opts = {"api_server": "http://127.0.0.1:%d" % kube.port, "token_file": token_file, "poll_ms": "20",
+               "--base-image", "3=docker://%s/udfb/base:tiny" % registry, "--dest", "docker://%s/udfb/udf" % registry,
+               "--imports-allow", "127.0.0.1"]
+        # A kubeconfig in YAML, as kubectl writes it (read with libyaml).
+        kubeconfig = os.path.join(tmp, "kubeconfig")
+        Path(kubeconfig).write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\npreferences: {}\n"
+            "clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:%d\n"
+            "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake-user\n    namespace: default\n"
+            "users:\n- name: fake-user\n  user:\n    tokenFile: %s\n" % (kube.port, token_file))
+        opts = {"kubeconfig": kubeconfig, "poll_ms": "20",
                 "start_timeout_ms": "5000", "idle_ms": "2500", "reap_interval_ms": "100", "egress_cidrs": "10.0.0.0/8,0.0.0.0/0",
                 "query_namespace_selector": "kubernetes.io/metadata.name=databend"}
         for k, v in opts.items():
@@ -246,7 +354,8 @@ def main():
             "every apply is Content-Type application/apply-patch+yaml", [r["content_type"] for r in patches])
         tap(all(sorted(r["query"].split("&")) == ["fieldManager=udf-builder", "force=true"] for r in patches),
             "every apply has fieldManager=udf-builder&force=true", [r["query"] for r in patches])
-        tap(all(r["authorization"] == "Bearer " + TOKEN for r in conv), "every request carries the bearer token")
+        tap(all(r["authorization"] == "Bearer " + TOKEN for r in conv),
+            "every request carries the bearer token (from the YAML kubeconfig's user)")
         gets = [r for r in conv if r["method"] == "GET"]
         tap(len(gets) >= 2 and all(r["path"] == want[1] for r in gets) and conv[-1]["method"] == "GET",
             "readiness: GETs of the Deployment after the applies until readyReplicas >= 1",
@@ -314,6 +423,8 @@ def main():
         tap(code5 == "OK" and ep5 == ep and any(r["method"] == "PATCH" and r["path"] == want[1]
                                                 and r["body"]["spec"]["replicas"] == 1 for r in back),
             "the next call scales it back to one replica, same endpoint", (code5, ep5, [(r["method"], r["path"]) for r in back]))
+
+        workers(channel, kube, tmp)
 
         channel.close()
         proc.send_signal(signal.SIGTERM)
