@@ -284,6 +284,8 @@ int k8s_apply(struct k8s_api *a, json_t *obj, struct udfb_err *err)
 		r = asprintf(&path, "/apis/apps/v1/namespaces/%s/deployments/%s?%s", ns, name, q);
 	else if (strcmp(kind, "Service") == 0)
 		r = asprintf(&path, "/api/v1/namespaces/%s/services/%s?%s", ns, name, q);
+	else if (strcmp(kind, "ConfigMap") == 0)
+		r = asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s?%s", ns, name, q);
 	else
 		r = asprintf(&path, "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s?%s", ns, name, q);
 	if (r < 0 || asprintf(&what, "apply %s", kind) < 0)

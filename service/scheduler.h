@@ -58,6 +58,12 @@ struct udfb_scheduler_ops {
 	 * (a worker's auto_suspend decides instead). */
 	void (*hold)(void *impl, const char *tenant, const char *key, int held);
 	void (*destroy)(void *impl);
+	/* Optional: a worker registry the backend keeps where every replica
+	 * sees it (Kubernetes: one ConfigMap per worker).  load: tenant NULL
+	 * for all; *out [{tenant, worker}] with worker as workers.c stores it. */
+	int (*registry_load)(void *impl, const char *tenant, json_t **out, struct udfb_err *err);
+	int (*registry_put)(void *impl, const char *tenant, json_t *worker, struct udfb_err *err);
+	int (*registry_del)(void *impl, const char *tenant, const char *name, struct udfb_err *err);
 };
 
 struct udfb_scheduler {

@@ -65,6 +65,7 @@ struct svc_worker {
 	int suspended;
 	int declared;          /* by CREATE WORKER, not only by its UDF's call */
 	char *image, *handler; /* what its sandbox runs: RESUME and a resize start it again */
+	int pending;           /* changes not yet in the backend's shared registry */
 };
 
 struct udfb_prepared {

@@ -140,13 +140,8 @@ struct collect {
 	long long counts[2];
 };
 
-static void collect_one(const char *id, void *val, void *ctx)
+static json_t *record_json(const struct svc_worker *w)
 {
-	struct collect *c = ctx;
-	const struct svc_worker *w = val;
-	c->counts[w->suspended ? 1 : 0]++;
-	if (!c->tenant || strncmp(id, c->tenant, c->tlen) != 0 || id[c->tlen] != '\n')
-		return;
 	json_t *j = svc_worker_json(w);
 	json_object_set_new(j, "state", json_string(w->suspended ? "suspended" : "active"));
 	json_object_set_new(j, "declared", json_boolean(w->declared));
@@ -156,7 +151,17 @@ static void collect_one(const char *id, void *val, void *ctx)
 		json_object_set_new(j, "image", json_string(w->image));
 	if (w->handler)
 		json_object_set_new(j, "handler", json_string(w->handler));
-	json_array_append_new(c->out, j);
+	return j;
+}
+
+static void collect_one(const char *id, void *val, void *ctx)
+{
+	struct collect *c = ctx;
+	const struct svc_worker *w = val;
+	c->counts[w->suspended ? 1 : 0]++;
+	if (!c->tenant || strncmp(id, c->tenant, c->tlen) != 0 || id[c->tlen] != '\n')
+		return;
+	json_array_append_new(c->out, record_json(w));
 }
 
 static void update_gauge(struct udfb_service *s, const long long counts[2])
@@ -195,7 +200,11 @@ static void load_worker(struct udfb_service *s, const char *tenant, json_t *j)
 	if (!name || !json_is_object(tags) || !json_is_object(options))
 		return;
 	struct svc_worker *w = svc_worker_get(s, tenant, name, 1);
+	if (w->pending)
+		return; /* this replica's change is on its way to the registry */
+	json_object_clear(w->tags);
 	json_object_update(w->tags, tags);
+	json_object_clear(w->options);
 	json_object_update(w->options, options);
 	snprintf(w->created_at, sizeof(w->created_at), "%s", json_string_value(json_object_get(j, "created_at")) ?: "");
 	snprintf(w->updated_at, sizeof(w->updated_at), "%s", json_string_value(json_object_get(j, "updated_at")) ?: "");
@@ -207,8 +216,102 @@ static void load_worker(struct udfb_service *s, const char *tenant, json_t *j)
 		snprintf(w->key, sizeof(w->key), "%s", key);
 	const char *image = json_string_value(json_object_get(j, "image"));
 	const char *handler = json_string_value(json_object_get(j, "handler"));
+	free(w->image);
+	free(w->handler);
 	w->image = image ? strdup(image) : NULL;
 	w->handler = handler ? strdup(handler) : NULL;
+	w->key[0] = 0;
+	if (key && udfb_digest_valid(key))
+		snprintf(w->key, sizeof(w->key), "%s", key);
+}
+
+/* ---- the backend's shared registry (Kubernetes: ConfigMaps) ---- */
+
+struct gone {
+	const char *tenant;
+	size_t tlen;
+	json_t *seen; /* ids in the registry */
+	json_t *drop; /* ids to forget */
+};
+
+static void find_gone(const char *id, void *val, void *ctx)
+{
+	struct gone *g = ctx;
+	const struct svc_worker *w = val;
+	if (g->tenant && (strncmp(id, g->tenant, g->tlen) != 0 || id[g->tlen] != '\n'))
+		return;
+	if (!w->pending && !json_object_get(g->seen, id))
+		json_array_append_new(g->drop, json_string(id));
+}
+
+/* Take the registry's workers (of tenant, or all) as this replica's: what
+ * another replica created, altered or dropped is seen here.  Records with a
+ * change of this replica's on its way are left as they are. */
+static int refresh(struct udfb_service *s, const char *tenant, struct udfb_err *err)
+{
+	const struct udfb_scheduler_ops *ops = s->sched.ops;
+	if (!ops || !ops->registry_load)
+		return 0;
+	json_t *all = NULL;
+	if (ops->registry_load(s->sched.impl, tenant, &all, err) < 0)
+		return udfb_err_wrap(err, "worker registry");
+	struct gone g = { tenant, tenant ? strlen(tenant) : 0, json_object(), json_array() };
+	pthread_mutex_lock(&s->mu);
+	size_t i;
+	json_t *e;
+	json_array_foreach(all, i, e) {
+		const char *t = json_string_value(json_object_get(e, "tenant"));
+		json_t *w = json_object_get(e, "worker");
+		const char *name = json_string_value(json_object_get(w, "name"));
+		struct udfb_err bad = UDFB_ERR_INIT;
+		if (!t || !name || svc_worker_name_ok(name, &bad) < 0) {
+			udfb_err_clear(&bad);
+			continue;
+		}
+		load_worker(s, t, w);
+		char *id = id_of(t, name);
+		json_object_set_new(g.seen, id, json_true());
+		free(id);
+	}
+	udfb_table_each(s->workers, find_gone, &g);
+	json_array_foreach(g.drop, i, e) {
+		void *v = NULL;
+		udfb_table_remove(s->workers, json_string_value(e), &v);
+		svc_worker_free(v);
+	}
+	pthread_mutex_unlock(&s->mu);
+	json_decref(g.seen);
+	json_decref(g.drop);
+	json_decref(all);
+	return 0;
+}
+
+/* Put one worker into the shared registry (lock not held); w->pending was
+ * raised under the lock when rec was taken. */
+static int publish(struct udfb_service *s, const char *tenant, const char *name, json_t *rec, struct udfb_err *err)
+{
+	const struct udfb_scheduler_ops *ops = s->sched.ops;
+	int rc = 0;
+	if (rec && ops->registry_put)
+		rc = ops->registry_put(s->sched.impl, tenant, rec, err);
+	else if (!rec && ops->registry_del)
+		rc = ops->registry_del(s->sched.impl, tenant, name, err);
+	pthread_mutex_lock(&s->mu);
+	struct svc_worker *w = svc_worker_get(s, tenant, name, 0);
+	if (w && w->pending > 0)
+		w->pending--;
+	pthread_mutex_unlock(&s->mu);
+	json_decref(rec);
+	return rc < 0 ? udfb_err_wrap(err, "worker %s: the shared registry", name) : 0;
+}
+
+/* Under the lock: the record to publish once the lock is dropped. */
+static json_t *to_publish(struct udfb_service *s, struct svc_worker *w)
+{
+	if (!s->sched.ops->registry_put)
+		return NULL;
+	w->pending++;
+	return record_json(w);
 }
 
 /* Every tenant's file; a file that does not parse is named and left alone. */
@@ -427,7 +530,7 @@ static void set_all(json_t *obj, const struct udfb_kv *kv, size_t n, int lower)
 
 /* ---- what a change does to the sandbox: one thread, in order ---- */
 
-enum effect_kind { FX_STOP, FX_SUSPEND, FX_START, FX_HOLD };
+enum effect_kind { FX_STOP, FX_SUSPEND, FX_START, FX_HOLD, FX_PUBLISH };
 
 struct effect {
 	struct udfb_service *s;
@@ -435,6 +538,7 @@ struct effect {
 	char *tenant, *name, *image, *handler;
 	char key[UDFB_DIGEST_LEN + 1];
 	int held;
+	json_t *rec; /* FX_PUBLISH */
 };
 
 struct key_use {
@@ -466,7 +570,10 @@ static void run_effect(void *arg)
 	struct udfb_service *s = e->s;
 	const struct udfb_scheduler_ops *ops = s->sched.ops;
 	struct udfb_err err = UDFB_ERR_INIT;
-	if (e->kind == FX_HOLD) {
+	if (e->kind == FX_PUBLISH) {
+		if (publish(s, e->tenant, e->name, e->rec, &err) < 0)
+			udfb_warn("%s", err.msg);
+	} else if (e->kind == FX_HOLD) {
 		if (ops->hold)
 			ops->hold(s->sched.impl, e->tenant, e->key, e->held);
 	} else if (e->kind == FX_SUSPEND && ops->suspend) {
@@ -523,6 +630,24 @@ static void effect(struct udfb_service *s, enum effect_kind kind, const char *te
 	}
 }
 
+/* Publish w on the effects thread (lock held): for changes made on a
+ * call's path, which must not wait for the API. */
+static void queue_publish(struct udfb_service *s, const char *tenant, struct svc_worker *w)
+{
+	json_t *rec = to_publish(s, w);
+	if (!rec)
+		return;
+	struct effect *e = calloc(1, sizeof(*e));
+	*e = (struct effect){ .s = s, .kind = FX_PUBLISH, .tenant = strdup(tenant), .name = strdup(w->name), .rec = rec };
+	if (udfb_pool_submit(s->worker_fx, run_effect, e) < 0) {
+		w->pending--;
+		json_decref(rec);
+		free(e->tenant);
+		free(e->name);
+		free(e);
+	}
+}
+
 /* The worker now maps to key and its sandbox runs image (lock held):
  * recorded, and held from the idle reaper when auto_suspend governs it. */
 void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_worker *w)
@@ -540,6 +665,7 @@ void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_w
 	udfb_err_clear(&err);
 	if (auto_suspend_s(w) > 0)
 		effect(s, FX_HOLD, tenant, w, 1);
+	queue_publish(s, tenant, w);
 }
 
 /* ---- a UDF call for a worker ---- */
@@ -558,6 +684,7 @@ int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name
 		if (svc_workers_save(s, tenant, &e2) < 0)
 			udfb_warn("%s", e2.msg);
 		udfb_err_clear(&e2);
+		queue_publish(s, tenant, w);
 	} else if (w && w->suspended) {
 		rc = udfb_err_set(err, UDFB_E_PRECONDITION,
 				  "worker %s is suspended (ALTER WORKER %s RESUME, or SET auto_resume = 'true')", name, name);
@@ -577,9 +704,11 @@ int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_me
 		free(tenant);
 		return -1;
 	}
-	json_t *opts = json_object();
+	json_t *opts = json_object(), *rec = NULL;
 	set_all(opts, w->options, w->n_options, 1);
 	int rc = options_check(s, opts, err);
+	if (rc == 0)
+		rc = refresh(s, tenant, err);
 	pthread_mutex_lock(&s->mu);
 	struct svc_worker *r = rc == 0 ? svc_worker_get(s, tenant, w->name, 0) : NULL;
 	if (rc < 0) {
@@ -615,12 +744,19 @@ int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_me
 			effect(s, FX_START, tenant, r, 0); /* its size now applies */
 			effect(s, FX_HOLD, tenant, r, auto_suspend_s(r) > 0);
 		}
+		if (rc == 0)
+			rec = to_publish(s, r);
 		json_decref(old_tags);
 		json_decref(old_opts);
 	}
 	if (rc == 0)
 		*worker = svc_worker_json(r);
 	pthread_mutex_unlock(&s->mu);
+	if (rec && publish(s, tenant, w->name, rec, err) < 0) {
+		json_decref(*worker);
+		*worker = NULL;
+		rc = -1;
+	}
 	json_decref(opts);
 	free(tenant);
 	return rc;
@@ -698,14 +834,26 @@ int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_met
 		free(tenant);
 		return udfb_err_set(err, UDFB_E_INVALID, "state_action: %d is not Unspecified, Suspend or Resume", a->state_action);
 	}
+	if (refresh(s, tenant, err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	json_t *rec = NULL;
 	pthread_mutex_lock(&s->mu);
 	struct svc_worker *r = svc_worker_get(s, tenant, name, 0);
 	int rc = 0;
 	if (!r)
 		rc = udfb_err_set(err, UDFB_E_NOTFOUND, "worker %s: does not exist", name);
-	else if ((rc = alter_locked(s, tenant, r, a, err)) == 0)
+	else if ((rc = alter_locked(s, tenant, r, a, err)) == 0) {
 		*worker = svc_worker_json(r);
+		rec = to_publish(s, r);
+	}
 	pthread_mutex_unlock(&s->mu);
+	if (rec && publish(s, tenant, name, rec, err) < 0) {
+		json_decref(*worker);
+		*worker = NULL;
+		rc = -1;
+	}
 	free(tenant);
 	return rc;
 }
@@ -715,6 +863,10 @@ int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta
 {
 	char *tenant = NULL;
 	if (svc_tenant_of(s, meta, tenant_id, &tenant, err) < 0 || svc_worker_name_ok(name, err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	if (refresh(s, tenant, err) < 0) {
 		free(tenant);
 		return -1;
 	}
@@ -732,6 +884,8 @@ int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta
 		effect(s, FX_STOP, tenant, r, 0);
 	}
 	pthread_mutex_unlock(&s->mu);
+	if (found && rc == 0 && s->sched.ops->registry_del)
+		rc = publish(s, tenant, name, NULL, err);
 	if (found && rc == 0)
 		udfb_info("worker '%s' of tenant %s: dropped", name, tenant);
 	svc_worker_free(r);
@@ -754,6 +908,10 @@ int udfb_service_worker_list(struct udfb_service *s, const struct udfb_call_meta
 	char *tenant = NULL;
 	if (svc_tenant_of(s, meta, tenant_id, &tenant, err) < 0)
 		return -1;
+	if (refresh(s, tenant, err) < 0) {
+		free(tenant);
+		return -1;
+	}
 	struct collect c = { tenant, strlen(tenant), json_array(), { 0, 0 } };
 	pthread_mutex_lock(&s->mu);
 	udfb_table_each(s->workers, collect_one, &c);
@@ -823,9 +981,11 @@ static void auto_suspend_pass(struct udfb_service *s)
 				struct udfb_err err = UDFB_ERR_INIT;
 				if (alter_locked(s, d->tenant, w, &a, &err) < 0)
 					udfb_warn("worker '%s': auto_suspend: %s", d->name, err.msg);
-				else
+				else {
 					udfb_info("worker '%s' of tenant %s: idle for %lld s: suspended (auto_suspend = %ld)",
 						  d->name, d->tenant, idle / 1000, d->secs);
+					queue_publish(s, d->tenant, w);
+				}
 				udfb_err_clear(&err);
 			}
 			pthread_mutex_unlock(&s->mu);
@@ -873,6 +1033,10 @@ static void *housekeeping(void *arg)
 	pthread_mutex_lock(&s->wk_mu);
 	while (!s->wk_stop) {
 		pthread_mutex_unlock(&s->wk_mu);
+		struct udfb_err err = UDFB_ERR_INIT;
+		if (refresh(s, NULL, &err) < 0)
+			udfb_warn("%s", err.msg);
+		udfb_err_clear(&err);
 		auto_suspend_pass(s);
 		sandbox_gauges(s);
 		struct collect c = { NULL, 0, NULL, { 0, 0 } };

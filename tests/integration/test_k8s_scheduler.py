@@ -115,6 +115,11 @@ class FakeKube:
                             return self.status(403, "Forbidden", 'deployments.apps is forbidden: User "system:serviceaccount:udf:udf-builder" cannot patch resource')
                         outer.objects[path] = rec["body"]
                         return self.reply(200, rec["body"])
+                    if self.command == "GET" and (path == "/api/v1/configmaps" or path.endswith("/configmaps")):
+                        # A LIST (the worker registry's poll): every ConfigMap under it.
+                        items = [o for p, o in sorted(outer.objects.items()) if "/configmaps/" in p and
+                                 (path == "/api/v1/configmaps" or p.startswith(path + "/"))]
+                        return self.reply(200, {"kind": "ConfigMapList", "apiVersion": "v1", "items": items})
                     if self.command == "GET":
                         obj = outer.objects.get(path)
                         if obj is None:
@@ -137,10 +142,12 @@ class FakeKube:
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def take(self):
+    def take(self, lists=False):
+        """The requests since the last take; without lists=True, leaving
+        out the ConfigMap LISTs every replica polls the worker registry with."""
         with self.lock:
             r, self.requests = self.requests, []
-        return r
+        return [x for x in r if lists or not (x["method"] == "GET" and x["path"].endswith("configmaps"))]
 
     def close(self):
         self.httpd.shutdown()
@@ -236,16 +243,124 @@ def workers(channel, kube, tmp):
         code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
         seen = []
         until = time.monotonic() + 10
-        while time.monotonic() < until and len([r for r in seen if r["method"] == "DELETE"]) < 3:
+        while time.monotonic() < until and len([r for r in seen if r["method"] == "DELETE"]) < 4:
             time.sleep(0.05)
             seen += kube.take()
         dels = sorted(r["path"].split("/")[-2] for r in seen if r["method"] == "DELETE")
-        tap(code == "OK" and dels == ["deployments", "networkpolicies", "services"],
-            "DROP: DELETE of its Deployment, Service and NetworkPolicy (recorded)", [(r["method"], r["path"]) for r in seen])
+        tap(code == "OK" and dels == ["configmaps", "deployments", "networkpolicies", "services"],
+            "DROP: DELETE of its registry ConfigMap, Deployment, Service and NetworkPolicy (recorded)",
+            [(r["method"], r["path"]) for r in seen])
         code, lst = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
         tap(code == "OK" and len(lst.workers) == 0, "SHOW WORKERS: empty", (code, lst))
     finally:
         imports.close()
+
+
+def start(cmd, env, tmp, name):
+    import grpc
+    err = open(os.path.join(tmp, name + ".stderr"), "wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=tmp)
+    box = []
+    t = threading.Thread(target=lambda: box.append(proc.stdout.readline().decode()), daemon=True)
+    t.start()
+    t.join(20)
+    m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", box[0] if box else "")
+    if not m:
+        proc.kill()
+        raise AssertionError("%s did not start: %r" % (name, box))
+    ch = grpc.insecure_channel("127.0.0.1:%s" % m.group(1))
+    grpc.channel_ready_future(ch).result(timeout=20)
+    return proc, ch, err
+
+
+def replicas(cmd, env, tmp, kube):
+    """Two service replicas, each with its own store, on one API server:
+    the cluster (a ConfigMap per worker) is the registry they share."""
+    import grpc
+    import resource_pb2 as pb
+    procs = []
+    try:
+        chans = []
+        for i in (1, 2):
+            c = list(cmd)
+            c[c.index("--store") + 1] = os.path.join(tmp, "replica%d-store" % i)
+            p, ch, err = start(c, env, tmp, "replica%d" % i)
+            procs.append((p, ch, err))
+            chans.append(ch)
+        tenant = "tenant-r"
+
+        def rpc(ch, method, req, resp):
+            stub = ch.unary_unary("/resourceproto.WorkerService/" + method, request_serializer=lambda m: m.SerializeToString(),
+                                  response_deserializer=resp.FromString)
+            md = [("x-databend-tenant", tenant), ("worker_client_version", "v1")]
+            try:
+                return "OK", stub(req, timeout=20, metadata=md)
+            except grpc.RpcError as e:
+                return e.code().name, e.details()
+
+        def show(ch):
+            code, r = rpc(ch, "ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
+            return code, [(w.name, dict(w.tags), dict(w.options)) for w in r.workers] if code == "OK" else r
+
+        kube.take(lists=True)
+        code, _ = rpc(chans[0], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh",
+                      tags={"team": "x"}, options={"size": "small", "auto_resume": "false"}), pb.CreateWorkerResponse)
+        cms = {p: o for p, o in kube.objects.items() if "/configmaps/" in p}
+        tap(code == "OK" and len(cms) == 1, "replica 1: CREATE WORKER writes one ConfigMap", (code, list(cms)))
+        objs_file = os.path.join(tmp, "configmap.yaml")
+        Path(objs_file).write_text("".join("---\n" + json.dumps(o, indent=1) + "\n" for o in cms.values()))
+        val = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+        tap(val.returncode == 0, "the registry ConfigMap validates (kubernetes-models)", val.stdout + val.stderr)
+        want = ("shared_wh", {"team": "x"}, {"size": "small", "auto_resume": "false"})
+        tap(show(chans[1]) == ("OK", [want]), "replica 2 lists the worker replica 1 created", show(chans[1]))
+        code, _ = rpc(chans[0], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh"),
+                      pb.CreateWorkerResponse)
+        code2, _ = rpc(chans[1], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh"),
+                       pb.CreateWorkerResponse)
+        tap(code == code2 == "ALREADY_EXISTS", "CREATE again through either replica: ALREADY_EXISTS", (code, code2))
+        code, _ = rpc(chans[1], "AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name="shared_wh",
+                      set_tags={"env": "prod"}, state_action=pb.Suspend), pb.AlterWorkerResponse)
+        tap(code == "OK" and show(chans[0]) == ("OK", [(want[0], {"team": "x", "env": "prod"}, want[2])]),
+            "replica 2 alters and suspends it; replica 1 lists the change", (code, show(chans[0])))
+        rec = json.loads(list(o for p, o in kube.objects.items() if "/configmaps/" in p)[0]["data"]["worker"])
+        tap(rec.get("state") == "suspended", "the ConfigMap records the state", rec)
+        # A restart of replica 1 with an empty store: the cluster still has it.
+        p, ch, err = procs[0]
+        ch.close()
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+        err.close()
+        c = list(cmd)
+        c[c.index("--store") + 1] = os.path.join(tmp, "replica3-store")
+        procs[0] = start(c, env, tmp, "replica3")
+        chans[0] = procs[0][1]
+        tap(show(chans[0]) == show(chans[1]) and len(show(chans[0])[1]) == 1,
+            "a replica started later (empty store) lists the same workers", (show(chans[0]), show(chans[1])))
+        code, _ = rpc(chans[1], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name="shared_wh"), pb.DropWorkerResponse)
+        cms = [p for p in kube.objects if "/configmaps/" in p]
+        tap(code == "OK" and not cms and show(chans[0]) == ("OK", []),
+            "replica 2 drops it: the ConfigMap is deleted, replica 1 lists none", (code, cms, show(chans[0])))
+        code, _ = rpc(chans[0], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name="shared_wh"), pb.DropWorkerResponse)
+        tap(code == "NOT_FOUND", "... and a DROP through replica 1 is NOT_FOUND", code)
+    except Exception:
+        import traceback
+        tap(False, "the two-replica checks ran to the end", traceback.format_exc())
+    finally:
+        for p, ch, err in procs:
+            ch.close()
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            err.close()
+        kube.take(lists=True)  # this part's requests are not the next check's
+        logs = [Path(tmp, "replica%d.stderr" % i).read_text(errors="replace") for i in (1, 2, 3)
+                if Path(tmp, "replica%d.stderr" % i).exists()]
+        tap(all(p.returncode == 0 for p, _, _ in procs) and not any("Sanitizer" in t for t in logs),
+            "the replicas exit 0 on SIGTERM (no sanitizer report)", [p.returncode for p, _, _ in procs])
 
 
 def main():
@@ -425,6 +540,7 @@ def main():
             "the next call scales it back to one replica, same endpoint", (code5, ep5, [(r["method"], r["path"]) for r in back]))
 
         workers(channel, kube, tmp)
+        replicas(cmd, env, tmp, kube)
 
         channel.close()
         proc.send_signal(signal.SIGTERM)
