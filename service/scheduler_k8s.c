@@ -21,6 +21,7 @@ struct k8s_sb {
 	char *endpoint;
 	long last_used_ms;
 	int scaled_down;
+	int held; /* a worker's auto_suspend decides, not idle_ms */
 	json_t *deployment; /* the applied Deployment, for scaling */
 };
 
@@ -359,7 +360,7 @@ static int k8s_reap_idle(void *impl, long idle_ms, struct udfb_err *err)
 	json_t *v;
 	json_object_foreach(k->sandboxes, id, v) {
 		struct k8s_sb *sb = (struct k8s_sb *)(uintptr_t)json_integer_value(v);
-		if (!sb->scaled_down && sb->deployment && now - sb->last_used_ms > idle_ms) {
+		if (!sb->scaled_down && !sb->held && sb->deployment && now - sb->last_used_ms > idle_ms) {
 			json_t *d = json_deep_copy(sb->deployment);
 			json_object_set_new(json_object_get(d, "spec"), "replicas", json_integer(0));
 			json_array_append_new(todo, json_pack("{s:s,s:o}", "id", id, "obj", d));
@@ -432,6 +433,32 @@ static int k8s_alive(void *impl, const char *tenant, const char *key)
 	return alive;
 }
 
+/* Idleness as this replica sees it: the last time it handed the endpoint
+ * out (Databend asks before every query that uses the UDF). */
+static long long k8s_idle_for(void *impl, const char *tenant, const char *key)
+{
+	struct k8s *k = impl;
+	char *id = sb_id(tenant, key);
+	pthread_mutex_lock(&k->mu);
+	struct k8s_sb *sb = sb_get(k, id);
+	long long idle = sb && !sb->scaled_down ? now_ms() - sb->last_used_ms : -1;
+	pthread_mutex_unlock(&k->mu);
+	free(id);
+	return idle;
+}
+
+static void k8s_hold(void *impl, const char *tenant, const char *key, int held)
+{
+	struct k8s *k = impl;
+	char *id = sb_id(tenant, key);
+	pthread_mutex_lock(&k->mu);
+	struct k8s_sb *sb = sb_get(k, id);
+	if (sb)
+		sb->held = held;
+	pthread_mutex_unlock(&k->mu);
+	free(id);
+}
+
 static void k8s_destroy(void *impl)
 {
 	struct k8s *k = impl;
@@ -456,6 +483,8 @@ static void k8s_destroy(void *impl)
 static const struct udfb_scheduler_ops k8s_ops = {
 	.name = "kubernetes",
 	.suspend = k8s_suspend,
+	.idle_for = k8s_idle_for,
+	.hold = k8s_hold,
 	.registry_load = k8s_registry_load,
 	.registry_put = k8s_registry_put,
 	.registry_del = k8s_registry_del,

@@ -240,6 +240,20 @@ def workers(channel, kube, tmp):
         tap(code == "OK" and resp.endpoint.endswith(".svc.cluster.local:8815"), "... and the UDF call answers",
             (code, resp))
         kube.take()
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, set_options={"auto_suspend": "1"}),
+                      pb.AlterWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(r["method"] == "PATCH" and r["path"] == dep_path and
+                                                   r["body"]["spec"]["replicas"] == 0 for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        code2, det = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        tap(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 0
+                                 for r in seen) and code2 == "FAILED_PRECONDITION",
+            "auto_suspend = 1: idle, the worker suspends itself (replicas 0) and a call is refused",
+            (code, code2, det, [(r["method"], r["path"]) for r in seen]))
+        kube.take()
         code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
         seen = []
         until = time.monotonic() + 10
