@@ -36,6 +36,8 @@ import test_databend as db  # noqa: E402
 tap = db.tap
 TENANT = db.TENANT
 UDF = "add_one_helper"
+# runc, whose own state the checks read (the service would pick runsc where installed).
+RUNC = ("--scheduler-opt", "runtime=runc")
 
 
 def svc(srv, method, req, resp):
@@ -90,7 +92,7 @@ def udf(srv, imports):
 
 def restart(srv):
     srv.stop()
-    return db.Server("w")
+    return db.Server("w", extra=RUNC)
 
 
 def run(srv, imports):
@@ -220,7 +222,7 @@ def run(srv, imports):
     r = alter(srv, name, set_tags={"after": "kill"})
     srv.kill()
     srv.stderr.close()
-    srv = db.Server("w")
+    srv = db.Server("w", extra=RUNC)
     reg = list(Path(srv.dir, "store", "workers").glob("*.json"))
     tap.check("kill -9 after ALTER: the new record, one parseable registry file",
               r.code == "OK" and show(srv)[0][1].get("after") == "kill" and len(reg) == 1 and
@@ -264,7 +266,7 @@ def main():
                             timeout=1200).strip().splitlines()[-1]
             db.INDEX = db.start_index()
             imports = db.ImportServer()
-            srv = db.Server("w")
+            srv = db.Server("w", extra=RUNC)
         except Exception:
             tap.check("setup (protoc, grpc, base image, package index, service)", False, traceback.format_exc())
             return tap.done()
