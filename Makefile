@@ -94,7 +94,7 @@ run:
 	@deploy/install-deps.sh run
 	@$(MAKE) --no-print-directory all
 	@base=$$(deploy/local-base.sh $(RUN_DIR)/base) && \
-		exec $(BIN) serve --store $(RUN_DIR)/store --base-image 3=oci:$$base:python
+		exec $(BIN) serve --store $(RUN_DIR)/store --base-image 3=oci:$$base:python --runtime-packages databend-udf
 
 test-deps:
 	@deploy/install-deps.sh test

@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "pep508.h"
 #include "request.h"
+#include "text.h"
 
 extern const unsigned char udfb_tpl_db_stub_start[], udfb_tpl_db_stub_end[];
 extern const unsigned char udfb_tpl_db_downloader_start[], udfb_tpl_db_downloader_end[];
@@ -488,8 +489,8 @@ int udfb_script_parse(struct udfb_script *out, const char *text, size_t len, str
 		return udfb_err_set(err, UDFB_E_INVALID, "script: larger than %u bytes", UDFB_SCRIPT_MAX_BYTES);
 	if (len == 0)
 		return udfb_err_set(err, UDFB_E_INVALID, "script: empty");
-	if (memchr(text, '\0', len))
-		return udfb_err_set(err, UDFB_E_INVALID, "script: holds a NUL byte");
+	if (udfb_text_check(text, len, UDFB_SCRIPT_MAX_BYTES, "script", err) < 0)
+		return -1; /* not UTF-8, or a NUL: Databend's script is a Rust String */
 	struct cur c = { .p = text, .end = text + len };
 	if (parse_lines(out, &c, err) < 0) {
 		udfb_script_free(out);

@@ -33,7 +33,11 @@ static const char serve_usage[] =
 	"  --build-workers N         builds at once (2)\n"
 	"  --failure-ttl-ms N        how long a deterministic build failure is remembered (30000)\n"
 	"  --grace-ms N              shutdown grace period for calls in flight (10000)\n"
+	"  --token-ttl-s N           how long an x-authorization token is good for (3600)\n"
+	"  --tls-cert FILE --tls-key FILE  serve gRPC over TLS (PEM; read again on SIGHUP)\n"
+	"  --tls-client-ca FILE      require client certificates signed by this CA (mutual TLS)\n"
 	"  --salt S                  cache-key salt\n"
+	"  --runtime-packages REQS   requirements put into every base once, e.g. databend-udf (from --index-url)\n"
 	"  --imports-allow HOST_OR_CIDR  let imports connect to a guarded address, repeatable\n"
 	"  --imports-max-bytes N     bytes per import (256 MiB); also -max-request-bytes (1 GiB),\n"
 	"                            -max-count (64), -connect-timeout-ms, -low-speed-time-s,\n"
@@ -44,11 +48,13 @@ static const char serve_usage[] =
 static const char *const flag_names[] = { "listen", "admin-listen", "store", "base-image", "default-runtime", "dest",
 					  "scheduler", "endpoint-template", "default-tenant", "deadline-mode",
 					  "deadline-margin-ms", "call-workers", "build-workers", "failure-ttl-ms",
-					  "grace-ms", "salt", "log-level", "imports-allow", "imports-max-bytes",
+					  "grace-ms", "salt", "runtime-packages", "log-level", "imports-allow", "imports-max-bytes",
 					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
 					  "imports-parallel", "imports-ca-bundle", "imports-revalidate-ms", "scheduler-opt", "index-url",
-					  "packages-glibc", "packages-python", "packages-layer-budget", NULL };
+					  "packages-glibc", "packages-python", "packages-layer-budget",
+					  "packages-max-unpacked", "token-ttl-s", "tls-cert", "tls-key",
+					  "tls-client-ca", NULL };
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {
@@ -110,7 +116,10 @@ static int run(struct udfb_service *svc, const sigset_t *stop, struct udfb_err *
 	fflush(stdout);
 	udfb_info("ApplyUdfResource on %s (port %d), scheduler %s", cfg->listen, port, cfg->scheduler);
 	int sig = 0;
-	sigwait(stop, &sig);
+	while (sigwait(stop, &sig) == 0 && sig == SIGHUP) {
+		udfb_info("SIGHUP: TLS certificates are read again at the next connection");
+		udfb_grpc_server_reload(g);
+	}
 	udfb_info("signal %d: stopping (grace %d ms)", sig, cfg->grace_ms);
 	udfb_grpc_server_shutdown(g, cfg->grace_ms);
 	udfb_admin_stop(admin);
@@ -133,6 +142,7 @@ int udfb_cmd_serve(int argc, char **argv)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	struct udfb_service *svc = NULL;

@@ -15,6 +15,7 @@
 #include "batch.h"
 #include "build.h"
 #include "cli.h"
+#include "jsonout.h"
 #include "pep508.h"
 #include "buf.h"
 #include "request.h"
@@ -66,11 +67,11 @@ static int warm_one(const struct udfb_cli_common *c, char **reqs, size_t n, cons
 	struct udfb_build_result r;
 	int rc = udfb_build_warm(&r, reqs, n, c->runtime, &o, err);
 	if (rc == 0) {
-		json_t *j = json_pack("{s:s,s:s,s:s,s:O,s:b,s:i}", "key", r.key, "manifest_digest", r.manifest_digest, "image",
-				      r.image, "layers", r.layers, "cached", r.cached, "installed", (int)r.package_installs);
+		json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:O,s:b,s:i}", "key", r.key, "manifest_digest", r.manifest_digest, "image",
+				      r.image, "layers", r.layers, "cached", r.cached, "installed", (int)r.package_installs));
 		if (from)
 			json_object_set_new(j, "from", json_string(from));
-		char *text = json_dumps(j, JSON_COMPACT);
+		char *text = udfb_json_dumps_must(j, JSON_COMPACT);
 		printf("%s\n", text);
 		fflush(stdout);
 		free(text);

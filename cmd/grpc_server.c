@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "grpc_tls.h"
 #include "hash.h"
 #include "health.pb-c.h"
 #include "log.h"
@@ -93,6 +94,7 @@ struct udfb_grpc_server {
 	atomic_int stopping;
 	atomic_int shutdown_done;
 	struct call shutdown_tag;
+	struct udfb_grpc_tls *tls; /* NULL: plain HTTP/2 */
 };
 
 static void arm(struct udfb_grpc_server *g, enum method m)
@@ -258,6 +260,10 @@ static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
+	if (bytes && udfb_request_check_wire(bytes, len, err) < 0) { /* before protobuf-c cuts at a NUL */
+		free(bytes);
+		return -1;
+	}
 	Udfproto__ApplyUdfResourceRequest *m = bytes ? udfproto__apply_udf_resource_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
@@ -268,7 +274,10 @@ static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_
 	char *tenant = md_get(&c->md, "x-databend-tenant"), *user = md_get(&c->md, "x-databend-user");
 	char *qid = md_get(&c->md, "x-databend-query-id"), *ver = md_get(&c->md, "udf_client_version");
 	struct udfb_call_meta meta = { tenant, user, qid, ver };
-	int rc = udfb_service_repeat(c->g->svc, &meta, m->spec, strlen(m->spec), ims, m->n_imports, hit) ? 1 :
+	/* With a tls_client_tenants map, the caller's certificate names the tenants it may act for. */
+	const char *acting = tenant ? tenant : udfb_service_config(c->g->svc)->default_tenant;
+	int rc = udfb_grpc_tls_check_tenant(c->g->tls, c->call, acting, err) < 0 ? -1 :
+		 udfb_service_repeat(c->g->svc, &meta, m->spec, strlen(m->spec), ims, m->n_imports, hit) ? 1 :
 		 udfb_service_prepare(c->g->svc, out, &meta, m->spec, strlen(m->spec), ims, m->n_imports, err);
 	if (rc < 0) {
 		struct udfb_log_fields f = { tenant, qid, NULL };
@@ -453,6 +462,24 @@ static void slow_script(void *arg)
 	free(qid);
 }
 
+/* With a tls_client_tenants map, the caller's certificate names the tenants it may act for. */
+static int tls_check(struct call *c, const struct udfb_call_meta *meta, const char *tenant_id, struct udfb_err *err)
+{
+	const char *acting = meta->tenant ? meta->tenant :
+			     tenant_id && *tenant_id ? tenant_id : udfb_service_config(c->g->svc)->default_tenant;
+	return udfb_grpc_tls_check_tenant(c->g->tls, c->call, acting, err);
+}
+
+/* protobuf-c keeps a string up to its first NUL and forgets its length: a
+ * message that does not pack back to its own size held one (or was not
+ * written canonically, which Databend's prost never does). */
+static int canonical(size_t packed, size_t len, const char *what, struct udfb_err *err)
+{
+	if (packed != len)
+		return udfb_err_set(err, UDFB_E_INVALID, "request: %s holds a NUL byte in a string, or is not canonical protobuf", what);
+	return 0;
+}
+
 /* Both script calls: the fast path here, the rest on a worker thread. */
 static void run_script(struct call *c, const struct udfb_call_meta *meta, const struct udfb_worker_req *w,
 		       const char *type, const char *script)
@@ -461,7 +488,9 @@ static void run_script(struct call *c, const struct udfb_call_meta *meta, const 
 	struct udfb_apply_out out = { 0 };
 	const char *what = methods[c->method].path + 1;
 	c->udf_call = 1;
-	if (strcmp(type, "udf") != 0) {
+	if (tls_check(c, meta, w ? w->tenant_id : NULL, &err) < 0) {
+		/* err says which tenant the certificate may not act for */
+	} else if (strcmp(type, "udf") != 0) {
 		udfb_err_set(&err, UDFB_E_INVALID, "type: '%.32s' is not supported (only \"udf\")", type);
 	} else {
 		int rc = udfb_service_script_begin(c->g->svc, &c->script, meta, w, script, strlen(script), &out, &err);
@@ -489,6 +518,12 @@ static void handle_apply_resource(struct call *c)
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not an ApplyResourceRequest message", NULL, 0);
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (canonical(resourceproto__apply_resource_request__get_packed_size(m), len, "ApplyResourceRequest", &err) < 0) {
+		resourceproto__apply_resource_request__free_unpacked(m, NULL);
+		c->udf_call = 1;
+		return reply_err(c, &err);
+	}
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "resource_client_version");
 	run_script(c, &meta, NULL, m->type, m->script);
@@ -515,6 +550,11 @@ static void handle_create_worker(struct call *c)
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not a CreateWorkerRequest message", NULL, 0);
+	struct udfb_err cerr = UDFB_ERR_INIT;
+	if (canonical(resourceproto__create_worker_request__get_packed_size(m), len, "CreateWorkerRequest", &cerr) < 0) {
+		resourceproto__create_worker_request__free_unpacked(m, NULL);
+		return reply_err(c, &cerr);
+	}
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "worker_client_version");
 	struct udfb_kv *tags = kvs(m->n_tags, (void **)m->tags), *opts = kvs(m->n_options, (void **)m->options);
@@ -524,7 +564,8 @@ static void handle_create_worker(struct call *c)
 	} else { /* CREATE WORKER: recorded, no sandbox */
 		struct udfb_err err = UDFB_ERR_INIT;
 		struct udfb_apply_out out = { 0 };
-		if (udfb_service_worker_create(c->g->svc, &meta, &w, &out.worker, &err) < 0)
+		if (tls_check(c, &meta, m->tenant_id, &err) < 0 ||
+		    udfb_service_worker_create(c->g->svc, &meta, &w, &out.worker, &err) < 0)
 			reply_err(c, &err);
 		else
 			reply_create(c, &out);
@@ -566,7 +607,8 @@ static void handle_alter_worker(struct call *c)
 				       (int)m->state_action };
 	struct udfb_err err = UDFB_ERR_INIT;
 	json_t *w = NULL;
-	if (udfb_service_worker_alter(c->g->svc, &meta, m->tenant_id, m->name, &a, &w, &err) < 0)
+	if (tls_check(c, &meta, m->tenant_id, &err) < 0 ||
+	    udfb_service_worker_alter(c->g->svc, &meta, m->tenant_id, m->name, &a, &w, &err) < 0)
 		reply_err(c, &err);
 	else
 		reply_worker(c, w);
@@ -588,7 +630,8 @@ static void handle_drop_worker(struct call *c)
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "worker_client_version");
 	struct udfb_err err = UDFB_ERR_INIT;
-	if (udfb_service_worker_drop(c->g->svc, &meta, m->tenant_id, m->name, m->if_exists, &err) < 0)
+	if (tls_check(c, &meta, m->tenant_id, &err) < 0 ||
+	    udfb_service_worker_drop(c->g->svc, &meta, m->tenant_id, m->name, m->if_exists, &err) < 0)
 		reply_err(c, &err);
 	else
 		reply(c, 0, NULL, "", 0);
@@ -608,7 +651,7 @@ static void handle_list_workers(struct call *c)
 	meta_of(c, &meta, "worker_client_version");
 	struct udfb_err err = UDFB_ERR_INIT;
 	json_t *ws = NULL;
-	if (udfb_service_worker_list(c->g->svc, &meta, m->tenant_id, &ws, &err) < 0) {
+	if (tls_check(c, &meta, m->tenant_id, &err) < 0 || udfb_service_worker_list(c->g->svc, &meta, m->tenant_id, &ws, &err) < 0) {
 		reply_err(c, &err);
 	} else {
 		size_t n = json_array_size(ws);
@@ -782,8 +825,12 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 			   struct udfb_err *err)
 {
 	const struct udfb_config *cfg = udfb_service_config(svc);
+	struct udfb_grpc_tls *tls = NULL;
+	if (udfb_grpc_tls_new(&tls, cfg, err) < 0)
+		return -1;
 	grpc_init();
 	struct udfb_grpc_server *g = calloc(1, sizeof(*g));
+	g->tls = tls;
 	g->svc = svc;
 	g->shutdown_tag.kind = TAG_SHUTDOWN;
 	g->cq = grpc_completion_queue_create_for_next(NULL);
@@ -792,7 +839,7 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 	for (int m = 0; m < M_REGISTERED; m++)
 		g->methods[m] = grpc_server_register_method(g->server, methods[m].path, NULL,
 							    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	grpc_server_credentials *creds = udfb_grpc_tls_credentials(g->tls);
 	*port = grpc_server_add_http2_port(g->server, listen, creds);
 	grpc_server_credentials_release(creds);
 	if (*port <= 0) {
@@ -801,6 +848,7 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 		while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
 			;
 		grpc_completion_queue_destroy(g->cq);
+		udfb_grpc_tls_free(g->tls);
 		free(g);
 		grpc_shutdown();
 		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "listen %s: cannot bind (address in use or not local)", listen);
@@ -846,6 +894,12 @@ void udfb_grpc_server_shutdown(struct udfb_grpc_server *g, int grace_ms)
 		pthread_join(g->threads[k], NULL);
 	grpc_completion_queue_destroy(g->cq);
 	free(g->threads);
+	udfb_grpc_tls_free(g->tls);
 	free(g);
 	grpc_shutdown();
+}
+
+void udfb_grpc_server_reload(struct udfb_grpc_server *g)
+{
+	udfb_grpc_tls_reload(g->tls);
 }

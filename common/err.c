@@ -97,8 +97,8 @@ static const struct {
 	[UDFB_E_EXHAUSTED] = { "exhausted", 8 /* RESOURCE_EXHAUSTED */, 1 },
 	[UDFB_E_UNSUPPORTED] = { "unsupported", 12 /* UNIMPLEMENTED */, 1 },
 	[UDFB_E_INTERNAL] = { "internal", 13 /* INTERNAL */, 1 },
-	[UDFB_E_DENIED] = { "denied", 7 /* PERMISSION_DENIED */, 2 },
-	[UDFB_E_EXISTS] = { "exists", 6 /* ALREADY_EXISTS */, 2 },
+	[UDFB_E_DENIED] = { "denied", 7 /* PERMISSION_DENIED */, 1 },
+	[UDFB_E_EXISTS] = { "exists", 6 /* ALREADY_EXISTS */, 1 },
 	[UDFB_E_PRECONDITION] = { "precondition", 9 /* FAILED_PRECONDITION */, 1 },
 };
 

@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "fsutil.h"
+#include "jsonout.h"
 
 #define INDEX_MAX_BYTES (16u << 20)
 #define REF_NAME "org.opencontainers.image.ref.name"
@@ -216,8 +217,8 @@ static json_t *updated_index(json_t *index, const char *digest, long long size, 
 		if (name && strcmp(name, tag) == 0)
 			json_array_remove(ms, k);
 	}
-	json_array_append_new(ms, json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", media_type, "digest", digest, "size",
-					    (json_int_t)size, "annotations", REF_NAME, tag));
+	json_array_append_new(ms, udfb_json_must(json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", media_type, "digest", digest, "size",
+					    (json_int_t)size, "annotations", REF_NAME, tag)));
 	return index;
 }
 
@@ -237,7 +238,7 @@ int udfb_oci_tag(const char *dir, const char *digest, long long size, const char
 	if (!index)
 		return -1;
 	updated_index(index, digest, size, media_type, tag);
-	char *out = json_dumps(index, JSON_COMPACT | JSON_SORT_KEYS);
+	char *out = udfb_json_dumps_must(index, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(index);
 	int rc = udfb_write_file_atomic(index_path, out, strlen(out), err);
 	free(out);

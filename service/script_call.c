@@ -300,7 +300,7 @@ static int answer_locked(struct udfb_service *s, struct udfb_script_call *c, con
 			struct svc_worker *w = c->worker ? svc_worker_get(s, c->tenant, c->worker, 0) : NULL;
 			/* if_not_exists = false on a worker with another script: the slow path says so. */
 			if (!(w && !c->if_not_exists && w->key[0] && strcmp(w->key, a->alias->key))) {
-				svc_fill_out(hit, a->alias);
+				svc_fill_out(s, hit, a->alias);
 				if (c->worker)
 					worker_point(s, c->tenant, c->worker, a->alias->key, &hit->worker);
 				answered = 1;

@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "flight.h"
 #include "log.h"
+#include "runtime_base.h"
 #include "pool.h"
 #include "ref.h"
 #include "scheduler.h"
@@ -52,11 +53,20 @@ static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
 	for (size_t k = 0; k < s->cfg.n_bases; k++) {
 		struct svc_base *b = &s->bases[s->n_bases];
 		b->runtime = s->cfg.bases[k].runtime;
-		if (udfb_base_resolve(&b->base, s->cfg.bases[k].ref, s->cfg.platform, err) < 0)
+		/* With runtime_packages, the base plus those packages (runtime_base.c). */
+		char *composed = NULL;
+		if (udfb_runtime_compose(&composed, b->runtime, s->cfg.bases[k].ref, &s->cfg, err) < 0)
+			return -1;
+		const char *ref = composed ? composed : s->cfg.bases[k].ref;
+		int rc = udfb_base_resolve(&b->base, ref, s->cfg.platform, err);
+		if (rc == 0) {
+			s->n_bases++;
+			udfb_info("runtime %s: base %s is %s", b->runtime, ref, b->base.image.manifest_digest);
+			check_runtime(b, ref);
+		}
+		free(composed);
+		if (rc < 0)
 			return udfb_err_wrap(err, "runtime %s", b->runtime);
-		s->n_bases++;
-		udfb_info("runtime %s: base %s is %s", b->runtime, s->cfg.bases[k].ref, b->base.image.manifest_digest);
-		check_runtime(b, s->cfg.bases[k].ref);
 	}
 	return 0;
 }
@@ -187,10 +197,18 @@ int udfb_service_builds_running(struct udfb_service *s)
 
 /* ---- one call ---- */
 
-void svc_fill_out(struct udfb_apply_out *out, const struct udfb_flight *f)
+/* A fresh token with every answer: it expires token_ttl_s from now. */
+static char *mint_token(const struct udfb_service *s, const char *tenant, const char *key)
+{
+	char t[UDFB_TOKEN_MAX];
+	udfb_token_mint(t, s->secrets[0], strlen(s->secrets[0]), tenant, key, (long long)time(NULL) + s->cfg.token_ttl_s);
+	return strdup(t);
+}
+
+void svc_fill_out(const struct udfb_service *s, struct udfb_apply_out *out, const struct udfb_flight *f)
 {
 	out->endpoint = strdup(f->endpoint);
-	out->token = strdup(f->token);
+	out->token = mint_token(s, f->tenant, f->key);
 	out->accepted = 0;
 }
 
@@ -227,8 +245,7 @@ int svc_sandbox_alive(struct udfb_service *s, struct udfb_flight *f)
 	if (!s->sched.ops->alive || s->sched.ops->alive(s->sched.impl, f->tenant, f->key))
 		return 1;
 	free(f->endpoint);
-	free(f->token);
-	f->endpoint = f->token = NULL;
+	f->endpoint = NULL;
 	f->state = UDFB_FLIGHT_NEW;
 	return 0;
 }
@@ -254,7 +271,7 @@ int udfb_service_repeat(struct udfb_service *s, const struct udfb_call_meta *met
 	struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
 	int hit = a && a->alias->state == UDFB_FLIGHT_READY && svc_sandbox_alive(s, a->alias);
 	if (hit)
-		svc_fill_out(out, a->alias);
+		svc_fill_out(s, out, a->alias);
 	pthread_mutex_unlock(&s->mu);
 	if (hit)
 		udfb_metrics_cache(s->metrics, 1);
@@ -326,7 +343,7 @@ int udfb_service_lookup(struct udfb_service *s, const struct udfb_prepared *p, s
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
 	int hit = f && f->state == UDFB_FLIGHT_READY && svc_sandbox_alive(s, f);
 	if (hit) {
-		svc_fill_out(out, f);
+		svc_fill_out(s, out, f);
 		svc_remember(s, p->fingerprint, f);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -385,14 +402,15 @@ static int dest_for(char **out, struct udfb_service *s, const struct udfb_prepar
 	return 0;
 }
 
-/* Every configured secret's token, so sandboxes accept old and new during a rotation. */
-static char *accepted_tokens(struct udfb_service *s, const char *tenant, const char *key)
+/* Every configured secret's sandbox key, so sandboxes accept tokens of old
+ * and new during a rotation. */
+static char *sandbox_keys(struct udfb_service *s, const char *tenant, const char *key)
 {
 	struct udfb_buf b;
 	udfb_buf_init(&b, 1 << 16);
 	for (size_t k = 0; k < s->n_secrets; k++) {
-		char t[UDFB_TOKEN_LEN + 1];
-		udfb_token_derive(t, s->secrets[k], strlen(s->secrets[k]), tenant, key);
+		char t[UDFB_SANDBOX_KEY_LEN + 1];
+		udfb_token_sandbox_key(t, s->secrets[k], strlen(s->secrets[k]), tenant, key);
 		udfb_buf_printf(&b, "%s%s", k ? "," : "", t);
 	}
 	return udfb_buf_steal(&b, NULL);
@@ -402,14 +420,14 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 		      struct udfb_err *err)
 {
 	const struct udfb_udf_env *env = udfb_config_env_for(&s->cfg, w->tenant, w->env_name ? w->env_name : w->handler);
-	char *tokens = accepted_tokens(s, w->tenant, w->key);
+	char *keys = sandbox_keys(s, w->tenant, w->key);
 	struct udfb_sandbox_req req = { .tenant = w->tenant, .key = w->key, .image = w->image,
-					.handler = w->handler, .tokens = tokens,
+					.handler = w->handler, .auth_keys = keys,
 					.env = env ? env->vars : NULL, .n_env = env ? env->n_vars : 0 };
 	if (w->worker)
 		svc_worker_size(s, w->tenant, w->worker, &req.memory_bytes, &req.cpu_millis, &req.replicas);
 	int rc = s->sched.ops->ensure(s->sched.impl, &req, sb, err);
-	free(tokens);
+	free(keys);
 	return rc < 0 ? udfb_err_wrap(err, "scheduler %s", s->sched.ops->name) : 0;
 }
 
@@ -448,15 +466,12 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
 			  char *image, struct udfb_err *err, int rc)
 {
-	char token[UDFB_TOKEN_LEN + 1];
-	udfb_token_derive(token, s->secrets[0], strlen(s->secrets[0]), p->tenant, p->key);
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
 	if (rc == 0) {
 		f->state = UDFB_FLIGHT_READY;
 		f->endpoint = sb->endpoint;
 		sb->endpoint = NULL;
-		f->token = strdup(token);
 		free(f->image);
 		free(f->handler);
 		f->image = image;
@@ -552,9 +567,7 @@ static int not_yet(struct udfb_service *s, const struct udfb_flight *f, struct u
 		return udfb_err_set(err, UDFB_E_DEADLINE, "image for key %s: still building when the call's deadline came; a later call gets it", f->key);
 	if (s->sched.ops->predict(s->sched.impl, f->tenant, f->key, &out->endpoint, err) < 0)
 		return -1;
-	char token[UDFB_TOKEN_LEN + 1];
-	udfb_token_derive(token, s->secrets[0], strlen(s->secrets[0]), f->tenant, f->key);
-	out->token = strdup(token);
+	out->token = mint_token(s, f->tenant, f->key);
 	out->accepted = 1;
 	return 0;
 }
@@ -573,7 +586,7 @@ int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long 
 	if (rc == 0) {
 		wait_until(s, f, deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0);
 		if (f->state == UDFB_FLIGHT_READY) {
-			svc_fill_out(out, f);
+			svc_fill_out(s, out, f);
 			svc_remember(s, fp, f);
 		} else if (f->state == UDFB_FLIGHT_FAILED)
 			rc = udfb_err_set(err, f->err.cat, "%s", f->err.msg);

@@ -79,7 +79,7 @@ struct udfb_prepared {
 	char *worker;         /* CreateWorker: the worker's name; NULL otherwise */
 };
 
-void svc_fill_out(struct udfb_apply_out *out, const struct udfb_flight *f);
+void svc_fill_out(const struct udfb_service *s, struct udfb_apply_out *out, const struct udfb_flight *f);
 void svc_fp_part(struct udfb_sha256 *h, const char *p, size_t n);
 int svc_sandbox_alive(struct udfb_service *s, struct udfb_flight *f);
 void svc_remember(struct udfb_service *s, const char *fp, struct udfb_flight *f);
