@@ -9,6 +9,7 @@
 
 #include "build.h"
 #include "cli.h"
+#include "ocilayout.h"
 #include "pep508.h"
 #include "store.h"
 
@@ -64,6 +65,10 @@ static int warm(const struct udfb_cli_common *c, struct udfb_err *err)
 	struct udfb_build_result r;
 	if (rc == 0)
 		rc = udfb_build_warm(&r, reqs, n, c->runtime, &o, err);
+	if (rc == 0 && udfb_oci_sync_all(err) < 0) {
+		udfb_build_result_free(&r);
+		rc = -1;
+	}
 	if (rc == 0) {
 		json_t *j = json_pack("{s:s,s:s,s:s,s:O,s:b,s:i}", "key", r.key, "manifest_digest", r.manifest_digest, "image",
 				      r.image, "layers", r.layers, "cached", r.cached, "installed", (int)r.package_installs);
