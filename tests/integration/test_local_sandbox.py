@@ -258,6 +258,7 @@ class Server:
         if not m:
             self.kill()
             raise AssertionError("server did not start: %r%s" % (box, self.stderr_tail()))
+        self.admin_port = int(m.group(2))
         self.channel = grpc.insecure_channel("127.0.0.1:%s" % m.group(1))
         grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
         self.apply = self.channel.unary_unary(APPLY, request_serializer=lambda m: m.SerializeToString(),
