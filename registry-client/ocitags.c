@@ -29,6 +29,7 @@
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
+#include "buf.h"
 #include "strmap.h"
 
 #define JOURNAL ".udfb-tags"
@@ -337,14 +338,293 @@ static json_t *load_index(const char *dir, struct udfb_err *err)
 	return j;
 }
 
+/* ---- the record of what index.json lists (the fast path) ----
+ *
+ * Parsing and printing index.json is the whole cost of a derivation (about
+ * 250 ms at 30,000 tags with jansson).  So beside every index.json it
+ * writes, a derivation leaves DIR/.udfb-tags.known: a header naming that
+ * index.json (inode, size, mtime) with the CRC and line count of the body,
+ * then one line "TAG DIGEST SIZE MEDIATYPE" per tag it lists.  When the
+ * header still matches the file, the next derivation reads these lines
+ * instead of the JSON: journal records already current change nothing, and
+ * new tags are spliced in before index.json's closing "]}" (we write
+ * "manifests" last).  A retag, a damaged or stale record, an index.json
+ * written by someone else: the full path, as before.  The record is never
+ * fsync'd: its CRC and the header decide whether it can be trusted. */
+
+#define KNOWN ".udfb-tags.known"
+
+struct known {
+	char *text; /* the body, lines NUL-terminated in place */
+	unsigned crc;     /* of the body */
+	size_t body_off;  /* where the body starts in the file */
+	size_t body_len;
+	struct udfb_strmap map; /* tag -> offset of "DIGEST SIZE MEDIATYPE" */
+};
+
+static void stat_line(char *buf, size_t n, const struct stat *sb)
+{
+	snprintf(buf, n, "%llx %llx %llx %lld.%09ld", (unsigned long long)sb->st_dev, (unsigned long long)sb->st_ino,
+		 (unsigned long long)sb->st_size, (long long)sb->st_mtim.tv_sec, sb->st_mtim.tv_nsec);
+}
+
+/* 1 and *k filled when the record matches index.json as it is now. */
+static int known_load(struct known *k, const char *dir)
+{
+	memset(k, 0, sizeof(*k));
+	cleanup_free char *path = udfb_path_join(dir, KNOWN), *ipath = udfb_path_join(dir, "index.json");
+	struct stat sb;
+	struct udfb_err err = UDFB_ERR_INIT;
+	size_t len = 0;
+	if (stat(ipath, &sb) < 0 || !udfb_exists(path) || udfb_read_file(&k->text, &len, path, JOURNAL_MAX, &err) < 0) {
+		udfb_err_clear(&err);
+		free(k->text);
+		k->text = NULL;
+		return 0;
+	}
+	char want[160], got[160];
+	unsigned crc = 0;
+	unsigned long lines = 0;
+	stat_line(want, sizeof(want), &sb);
+	char *nl = memchr(k->text, '\n', len);
+	int n = 0;
+	if (nl && (size_t)(nl - k->text) < sizeof(got) &&
+	    sscanf(k->text, "k1 %x %lu %n", &crc, &lines, &n) == 2 && n > 0) {
+		memcpy(got, k->text + n, (size_t)(nl - k->text) - (size_t)n);
+		got[nl - k->text - n] = '\0';
+	} else {
+		got[0] = '\0';
+	}
+	char *body = nl ? nl + 1 : NULL;
+	size_t blen = body ? len - (size_t)(body - k->text) : 0;
+	if (!body || strcmp(got, want) != 0 || crc != crc_of(body, blen)) {
+		free(k->text);
+		k->text = NULL;
+		return 0;
+	}
+	k->crc = crc, k->body_off = (size_t)(body - k->text), k->body_len = blen;
+	udfb_strmap_init(&k->map);
+	unsigned long seen = 0;
+	for (char *p = body, *end = body + blen; p < end; seen++) {
+		char *e = memchr(p, '\n', (size_t)(end - p)), *sp = memchr(p, ' ', (size_t)(end - p));
+		if (!e || !sp || sp > e)
+			break;
+		*e = '\0', *sp = '\0';
+		udfb_strmap_put(&k->map, p, (size_t)(sp + 1 - k->text));
+		p = e + 1;
+	}
+	if (seen != lines) {
+		udfb_strmap_free(&k->map);
+		free(k->text);
+		k->text = NULL;
+		return 0;
+	}
+	return 1;
+}
+
+static void known_free(struct known *k)
+{
+	if (k->text)
+		udfb_strmap_free(&k->map);
+	free(k->text);
+}
+
+/* Written after index.json is in place: temporary file and rename, no fsync. */
+static void known_write(const char *dir, const char *body, size_t blen, unsigned long lines)
+{
+	cleanup_free char *path = udfb_path_join(dir, KNOWN), *ipath = udfb_path_join(dir, "index.json");
+	cleanup_free char *tmp = NULL;
+	struct stat sb;
+	char st[160], head[256];
+	int fd;
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (stat(ipath, &sb) < 0 || udfb_mktemp(&tmp, &fd, dir, &err) < 0) {
+		udfb_err_clear(&err);
+		return;
+	}
+	stat_line(st, sizeof(st), &sb);
+	int h = snprintf(head, sizeof(head), "k1 %08x %lu %s\n", crc_of(body, blen), lines, st);
+	int ok = write_all(fd, head, (size_t)h) == 0 && write_all(fd, body, blen) == 0;
+	close(fd);
+	if (!ok || rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+/* The record of an index.json just written by the full path. */
+static void known_from_json(const char *dir, json_t *manifests)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, JOURNAL_MAX);
+	struct udfb_strmap seen;
+	udfb_strmap_init(&seen);
+	unsigned long lines = 0;
+	int failed = 0;
+	size_t k;
+	json_t *d;
+	json_array_foreach(manifests, k, d) {
+		const char *name = json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
+		const char *dg = json_string_value(json_object_get(d, "digest"));
+		const char *mt = json_string_value(json_object_get(d, "mediaType"));
+		if (!name || !dg || !mt || strchr(name, ' ') || strchr(name, '\n') || strchr(mt, ' ') || strchr(mt, '\n') ||
+		    !udfb_strmap_put(&seen, name, 0))
+			continue; /* the first of duplicates, as a reader picks */
+		failed |= udfb_buf_printf(&b, "%s %s %lld %s\n", name, dg,
+					  (long long)json_integer_value(json_object_get(d, "size")), mt) < 0;
+		lines++;
+	}
+	if (!failed)
+		known_write(dir, b.data ? b.data : "", b.len, lines);
+	udfb_strmap_free(&seen);
+	udfb_buf_free(&b);
+}
+
+#define ADDED ((size_t)1 << 62)
+
+struct splice {
+	struct known *k;
+	struct udfb_buf json, lines;
+	unsigned long added;
+	int retag; /* a record the fast path cannot apply */
+	int failed;
+};
+
+static void splice_one(const struct udfb_oci_tag_rec *r, void *ctx)
+{
+	struct splice *s = ctx;
+	size_t at;
+	char want[UDFB_OCI_TAG_RECORD_MAX];
+	snprintf(want, sizeof(want), "%s %lld %s", r->digest, r->size, r->media_type);
+	if (udfb_strmap_get(&s->k->map, r->tag, &at)) {
+		const char *have = at >= ADDED ? s->lines.data + (at - ADDED) : s->k->text + at;
+		s->retag |= strncmp(have, want, strlen(want)) != 0 || (have[strlen(want)] != '\0' && have[strlen(want)] != '\n');
+		return;
+	}
+	s->failed |= udfb_buf_printf(&s->json, ",{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld,\"annotations\":{\"" REF_NAME
+			"\":\"%s\"}}", r->media_type, r->digest, r->size, r->tag) < 0;
+	size_t off = s->lines.len + strlen(r->tag) + 1;
+	s->failed |= udfb_buf_printf(&s->lines, "%s %s\n", r->tag, want) < 0;
+	s->added++;
+	/* A later record of the same tag in this journal compares with this
+	 * one; the key is ours (a value from ADDED on marks it, freed by
+	 * sync_fast). */
+	char *key = strdup(r->tag);
+	if (!key || !udfb_strmap_put(&s->k->map, key, ADDED + off))
+		free(key);
+}
+
+/* Into a temporary file of dir: head, then the bytes [off, off + n) of the
+ * file src (copied by the kernel, so none of its pages is faulted into this
+ * process), then tail; fsync'd when sync; renamed to path. */
+static int splice_file(const char *dir, const char *path, const char *head, size_t hlen, const char *src, off_t off,
+		       size_t n, const char *tail, size_t tlen, int sync, struct udfb_err *err)
+{
+	cleanup_free char *tmp = NULL;
+	cleanup_close int in = open(src, O_RDONLY | O_CLOEXEC);
+	int fd;
+	if (in < 0)
+		return udfb_err_sys(err, errno, "%s", src);
+	if (udfb_mktemp(&tmp, &fd, dir, err) < 0)
+		return -1;
+	int ok = write_all(fd, head, hlen) == 0;
+	while (ok && n > 0) {
+		ssize_t c = copy_file_range(in, &off, fd, NULL, n, 0);
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c <= 0) { /* no in-kernel copy here: through a buffer */
+			char buf[1 << 16];
+			ssize_t r = pread(in, buf, n < sizeof(buf) ? n : sizeof(buf), off);
+			if (r <= 0 || write_all(fd, buf, (size_t)r) < 0) {
+				ok = 0;
+				break;
+			}
+			c = r, off += r;
+		}
+		n -= (size_t)c;
+	}
+	ok = ok && write_all(fd, tail, tlen) == 0;
+	int rc = ok ? 0 : udfb_err_sys(err, errno ? errno : EIO, "write %s", path);
+	if (rc == 0 && sync)
+		rc = udfb_fsync_fd(fd, path, err);
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = udfb_err_sys(err, errno, "rename to %s", path);
+	if (rc < 0)
+		unlink(tmp);
+	return rc == 0 && sync ? udfb_fsync_dir(dir, err) : rc;
+}
+
+/* 1 when the journal was applied by the fast path, 0 to take the full
+ * path, -1 on an error writing. */
+static int sync_fast(const char *dir, const char *journal, size_t jlen, long *applied, struct udfb_err *err)
+{
+	struct known k;
+	if (!known_load(&k, dir))
+		return 0;
+	struct splice s = { .k = &k };
+	udfb_buf_init(&s.json, INDEX_MAX);
+	udfb_buf_init(&s.lines, JOURNAL_MAX);
+	long bad = for_each_record(journal, jlen, splice_one, &s);
+	int rc = 0;
+	if (!s.retag && !bad && !s.failed && s.added) {
+		cleanup_free char *ipath = udfb_path_join(dir, "index.json");
+		char end[3] = { 0 };
+		struct stat sb;
+		cleanup_close int fd = open(ipath, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < 3 || pread(fd, end, 3, sb.st_size - 3) != 3 ||
+		    end[1] != ']' || end[2] != '}')
+			s.retag = 1; /* not the shape we write: the full path */
+		if (!s.retag) {
+			int empty = end[0] == '[';
+			s.failed |= udfb_buf_add(&s.json, "]}", 2) < 0;
+			rc = s.failed ? 0
+				      : splice_file(dir, ipath, "", 0, ipath, 0, (size_t)sb.st_size - 2, s.json.data + empty,
+						    s.json.len - (size_t)empty, 1, err);
+		}
+		if (rc == 0 && !s.retag && !s.failed) {
+			/* The record: a new header, the old body, the new lines. */
+			cleanup_free char *kpath = udfb_path_join(dir, KNOWN);
+			struct stat ib;
+			char st[160], head[256];
+			unsigned long lines = (unsigned long)k.map.n;
+			unsigned crc = (unsigned)crc32_combine(k.crc, crc_of(s.lines.data, s.lines.len), (z_off_t)s.lines.len);
+			struct udfb_err e = UDFB_ERR_INIT;
+			if (stat(ipath, &ib) == 0) {
+				stat_line(st, sizeof(st), &ib);
+				int h = snprintf(head, sizeof(head), "k1 %08x %lu %s\n", crc, lines, st);
+				if (splice_file(dir, kpath, head, (size_t)h, kpath, (off_t)k.body_off, k.body_len, s.lines.data,
+						s.lines.len, 0, &e) < 0)
+					unlink(kpath); /* the next derivation takes the full path */
+			}
+			udfb_err_clear(&e);
+		}
+	}
+	int fast = rc < 0 ? -1 : (s.retag || bad || s.failed) ? 0 : 1;
+	if (fast == 1)
+		*applied = (long)s.added;
+	/* Keys strdup'd for tags added here are marked by their values. */
+	for (size_t i = 0; i < k.map.cap; i++)
+		if (k.map.keys && k.map.keys[i] && k.map.vals[i] >= ADDED)
+			free((char *)k.map.keys[i]);
+	known_free(&k);
+	udfb_buf_free(&s.json);
+	udfb_buf_free(&s.lines);
+	return fast;
+}
+
 static int write_index(const char *dir, json_t *index, struct udfb_err *err)
 {
+	/* "manifests" last, so the fast path can splice before the closing "]}". */
+	json_t *ms = json_incref(json_object_get(index, "manifests"));
+	json_object_del(index, "manifests");
+	json_object_set_new(index, "manifests", ms);
 	cleanup_free char *path = udfb_path_join(dir, "index.json");
 	char *out = json_dumps(index, JSON_COMPACT);
 	if (!out)
 		abort();
 	int rc = udfb_write_file_atomic(path, out, strlen(out), err);
 	free(out);
+	if (rc == 0)
+		known_from_json(dir, ms);
 	return rc;
 }
 
@@ -356,30 +636,39 @@ static int sync_locked(const char *dir, long *applied, struct udfb_err *err)
 		return -1;
 	if (len == 0)
 		return 0;
-	json_t *index = load_index(dir, err);
-	if (!index)
+	int fast = sync_fast(dir, text, len, applied, err);
+	if (fast < 0)
 		return -1;
-	struct fold f = { .manifests = json_object_get(index, "manifests") };
-	udfb_strmap_init(&f.by_tag);
-	size_t k;
-	json_t *d;
-	json_array_foreach(f.manifests, k, d) {
-		const char *name = json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
-		if (name)
-			udfb_strmap_put(&f.by_tag, name, k); /* the first of duplicates, as a reader picks */
-	}
-	long bad = for_each_record(text, len, fold_one, &f);
-	if (bad)
-		udfb_warn("%s/%s: %ld damaged tag records skipped", dir, JOURNAL, bad);
-	int rc = f.changed ? write_index(dir, index, err) : 0;
-	udfb_strmap_free(&f.by_tag);
-	json_decref(index);
-	/* index.json is on disk (fsync'd, renamed): the journal may go. */
 	cleanup_free char *jpath = udfb_path_join(dir, JOURNAL);
-	if (rc == 0 && truncate(jpath, 0) < 0)
-		rc = udfb_err_sys(err, errno, "truncate %s", jpath);
-	*applied = f.changed;
-	return rc;
+	if (fast == 0) {
+		json_t *index = load_index(dir, err);
+		if (!index)
+			return -1;
+		struct fold f = { .manifests = json_object_get(index, "manifests") };
+		udfb_strmap_init(&f.by_tag);
+		size_t k;
+		json_t *d;
+		json_array_foreach(f.manifests, k, d) {
+			const char *name = json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
+			if (name)
+				udfb_strmap_put(&f.by_tag, name, k); /* the first of duplicates, as a reader picks */
+		}
+		long bad = for_each_record(text, len, fold_one, &f);
+		if (bad)
+			udfb_warn("%s/%s: %ld damaged tag records skipped", dir, JOURNAL, bad);
+		int rc = f.changed ? write_index(dir, index, err) : 0;
+		if (rc == 0 && !f.changed)
+			known_from_json(dir, f.manifests); /* so the next derivation takes the fast path */
+		udfb_strmap_free(&f.by_tag);
+		json_decref(index);
+		if (rc < 0)
+			return -1;
+		*applied = f.changed;
+	}
+	/* index.json is on disk (fsync'd, renamed): the journal may go. */
+	if (truncate(jpath, 0) < 0)
+		return udfb_err_sys(err, errno, "truncate %s", jpath);
+	return 0;
 }
 
 int udfb_oci_sync(const char *dir, struct udfb_err *err)
