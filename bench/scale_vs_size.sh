@@ -3,8 +3,9 @@
 # base, UDFs without imports:
 #  - prebuild -j 2 into an OCI layout: ms per UDF at 100, 1,000, 10,000
 #    (a fresh store each), beside the 100 figure;
+#  - one new UDF (`build`, a batch of one) into 30,000 tags, beside 300
+#    (the first one parses the index.json this script wrote in Python);
 #  - 300 cache hits into a layout holding 30,000 tags, beside 300 tags;
-#  - one new UDF (`build`, a batch of one) into 30,000 tags, beside 300;
 #  - the service: N distinct UDFs over gRPC (4 clients, template scheduler,
 #    each a real build into oci:<store>/images), ms per UDF at each N;
 #  - a store of 100,000 keys: service start time and resident memory,
@@ -62,12 +63,6 @@ for i in range(30000 - len(ix["manifests"])):
     ix["manifests"].append(d)
 json.dump(ix, open(sys.argv[2], "w"), separators=(",", ":"))
 PY
-for d in d300 d30k; do
-	ms=$(timed "$bin" prebuild "$work/h.jsonl" --base "$base" --dest "oci:$work/$d" --store "$work/hs" -j 2)
-	eval "hit_$d=\$(awk -v t=\"\$ms\" 'BEGIN {printf \"%.2f\", t / 300}')"
-done
-row "300 cache hits into a layout of 30,000 tags (ms per hit)" "$hit_d30k" "the same into 300 tags" "$hit_d300" \
-	"$(ratio "$hit_d30k" "$hit_d300")" "flat (<= 1.5x)"
 gen 5 200000 >"$work/new.jsonl"
 for d in d300 d30k; do
 	: >"$work/t-$d"
@@ -78,8 +73,17 @@ for d in d300 d30k; do
 	read -r med _ < <(stats <"$work/t-$d")
 	eval "new_$d=\$med"
 done
-row "build of a new UDF into 30,000 tags (median ms; index.json derived at its end)" "$new_d30k" "the same into 300 tags" \
-	"$new_d300" "$(ratio "$new_d30k" "$new_d300")" "tag O(1); one derivation per batch"
+row "build of a new UDF into 30,000 tags (median ms of 5; index.json derived at its end)" "$new_d30k" \
+	"the same into 300 tags" "$new_d300" "$(ratio "$new_d30k" "$new_d300")" "flat (<= 1.5x)"
+row "the first of those into 30,000 tags (ms; index.json written by another tool: parsed once)" \
+	"$(head -n 1 "$work/t-d30k")" "the same into 300 tags" "$(head -n 1 "$work/t-d300")" \
+	"$(ratio "$(head -n 1 "$work/t-d30k")" "$(head -n 1 "$work/t-d300")")" ""
+for d in d300 d30k; do
+	ms=$(timed "$bin" prebuild "$work/h.jsonl" --base "$base" --dest "oci:$work/$d" --store "$work/hs" -j 2)
+	eval "hit_$d=\$(awk -v t=\"\$ms\" 'BEGIN {printf \"%.2f\", t / 300}')"
+done
+row "300 cache hits into a layout of 30,000 tags (ms per hit)" "$hit_d30k" "the same into 300 tags" "$hit_d300" \
+	"$(ratio "$hit_d30k" "$hit_d300")" "flat (<= 1.5x)"
 rm -rf "$work/d300" "$work/d30k"
 
 # ---- the service at growing sizes ----
