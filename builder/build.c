@@ -10,6 +10,7 @@
 #include "compose.h"
 #include "context.h"
 #include "fsutil.h"
+#include "jsonout.h"
 #include "key.h"
 #include "layer.h"
 #include "log.h"
@@ -122,23 +123,26 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 		       const char *tmp, struct udfb_err *err)
 {
 	struct udfb_layer_writer *ws[4];
+	const char *names[4];
 	int n = 0;
-	created_by[n] = "udf-builder: COPY server.py /app/server.py";
+	names[n] = "udf-builder: COPY server.py /app/server.py";
 	ws[n++] = stub_layer(err);
 	if (c->n_imports) {
-		created_by[n] = "udf-builder: COPY imports/ /app/imports/";
+		names[n] = "udf-builder: COPY imports/ /app/imports/";
 		ws[n++] = imports_layer(c, err);
 	}
-	created_by[n] = p->lock_json ? "udf-builder: COPY udf.py udf.json udf.lock /app/" : "udf-builder: COPY udf.py udf.json /app/";
+	names[n] = p->lock_json ? "udf-builder: COPY udf.py udf.json udf.lock /app/" : "udf-builder: COPY udf.py udf.json /app/";
 	ws[n++] = udf_layer(r, c, p, err);
 	int rc = 0, out = 0;
 	for (int k = 0; k < n; k++) {
-		if (rc == 0 && !ws[k])
+		if (rc == 0 && !ws[k]) {
 			rc = -1;
-		else if (rc == 0)
+		} else if (rc == 0) {
+			created_by[out] = names[k]; /* in the order of ls, packages between */
 			rc = udfb_build_store_layer(&ls[out++], ws[k], st, tmp, err);
-		else
+		} else {
 			udfb_layer_writer_free(ws[k]);
+		}
 		/* The package layers go right after the stub. */
 		for (size_t j = 0; k == 0 && rc == 0 && j < p->n_layers; j++) {
 			ls[out] = p->layers[j];
@@ -426,10 +430,10 @@ static void warm_key(char out[UDFB_DIGEST_LEN + 1], const struct udfb_request *r
 	json_t *reqs = json_array();
 	for (size_t k = 0; k < req->n_requirements; k++)
 		json_array_append_new(reqs, json_string(req->requirements[k]));
-	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:o}", "format", "udf-builder-warm/1", "builder",
+	json_t *doc = udfb_json_must(json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:o}", "format", "udf-builder-warm/1", "builder",
 				UDFB_VERSION, "layer_format", UDFB_LAYER_FORMAT, "platform", o->platform, "base",
-				base_digest, "runtime", req->spec.runtime_version, "packages", pk, "requirements", reqs);
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+				base_digest, "runtime", req->spec.runtime_version, "packages", pk, "requirements", reqs));
+	char *text = udfb_json_dumps_must(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	udfb_sha256_digest(text, strlen(text), out);
 	free(text);
 	json_decref(doc);

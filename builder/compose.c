@@ -3,6 +3,7 @@
  * and written the same way (its digest is ours now), while the base's
  * layer blobs keep their bytes and digests. */
 #include "compose.h"
+#include "jsonout.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@ static void set_runtime(json_t *cfg)
 	}
 	json_object_del(c, "Entrypoint");
 	json_object_del(c, "Hostname");
-	json_object_set_new(c, "Cmd", json_pack("[s,s,s,s]", "python3", "-X", "databend_import_directory=/app/imports", "/app/server.py"));
+	json_object_set_new(c, "Cmd", udfb_json_must(json_pack("[s,s,s,s]", "python3", "-X", "databend_import_directory=/app/imports", "/app/server.py")));
 	json_object_set_new(c, "WorkingDir", json_string(UDFB_IMAGE_WORKDIR));
 	json_object_set_new(c, "User", json_string(UDFB_IMAGE_USER));
 	json_t *ports = json_object_get(c, "ExposedPorts");
@@ -56,11 +57,11 @@ static int add_layers_to_config(json_t *cfg, const struct udfb_layer *layers, co
 	}
 	for (size_t k = 0; k < n; k++) {
 		json_array_append_new(ids, json_string(layers[k].diff_id));
-		json_array_append_new(hist, json_pack("{s:s,s:s,s:s}", "created", UDFB_IMAGE_CREATED, "created_by",
-						      created_by[k], "comment", "udf-builder"));
+		json_array_append_new(hist, udfb_json_must(json_pack("{s:s,s:s,s:s}", "created", UDFB_IMAGE_CREATED, "created_by",
+						      created_by[k], "comment", "udf-builder")));
 	}
-	json_array_append_new(hist, json_pack("{s:s,s:s,s:b}", "created", UDFB_IMAGE_CREATED, "created_by",
-					      "udf-builder: WORKDIR /app, USER 65534:65534, CMD server.py", "empty_layer", 1));
+	json_array_append_new(hist, udfb_json_must(json_pack("{s:s,s:s,s:b}", "created", UDFB_IMAGE_CREATED, "created_by",
+					      "udf-builder: WORKDIR /app, USER 65534:65534, CMD server.py", "empty_layer", 1)));
 	return 0;
 }
 
@@ -90,7 +91,7 @@ static int base_layers(json_t *out, const struct udfb_image *base, size_t n_diff
 
 static char *dump(json_t *j, size_t *len, char digest[UDFB_DIGEST_LEN + 1])
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	char *s = udfb_json_dumps_must(j, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!s)
 		abort();
 	*len = strlen(s);
@@ -108,12 +109,12 @@ static int make_manifest(struct udfb_composed *out, const struct udfb_image *bas
 		return -1;
 	}
 	for (size_t k = 0; k < n; k++)
-		json_array_append_new(ls, json_pack("{s:s,s:s,s:I}", "mediaType", UDFB_MT_OCI_LAYER_GZIP, "digest",
-						    layers[k].digest, "size", (json_int_t)layers[k].size));
-	json_t *m = json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o,s:{s:s}}", "schemaVersion", 2, "mediaType",
+		json_array_append_new(ls, udfb_json_must(json_pack("{s:s,s:s,s:I}", "mediaType", UDFB_MT_OCI_LAYER_GZIP, "digest",
+						    layers[k].digest, "size", (json_int_t)layers[k].size)));
+	json_t *m = udfb_json_must(json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o,s:{s:s}}", "schemaVersion", 2, "mediaType",
 			      UDFB_MT_OCI_MANIFEST, "config", "mediaType", UDFB_MT_OCI_CONFIG, "digest",
 			      out->config_digest, "size", (json_int_t)out->config_len, "layers", ls, "annotations",
-			      "org.opencontainers.image.base.digest", base->manifest_digest);
+			      "org.opencontainers.image.base.digest", base->manifest_digest));
 	out->manifest = dump(m, &out->manifest_len, out->manifest_digest);
 	json_decref(m);
 	return 0;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "jsonout.h"
 #include "store.h"
 
 char *udfb_import_name(const char *location, size_t index)
@@ -29,8 +30,8 @@ static int render_udf_json(struct udfb_context *c, const struct udfb_spec *s)
 	json_t *types = json_array();
 	for (size_t k = 0; k < s->n_input_types; k++)
 		json_array_append_new(types, json_string(s->input_types[k]));
-	json_t *j = json_pack("{s:s,s:o,s:s}", "handler", s->handler, "input_types", types, "result_type", s->result_type);
-	c->udf_json = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_t *j = udfb_json_must(json_pack("{s:s,s:o,s:s}", "handler", s->handler, "input_types", types, "result_type", s->result_type));
+	c->udf_json = udfb_json_dumps_must(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	c->udf_json_len = strlen(c->udf_json);
 	return 0;

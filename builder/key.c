@@ -10,11 +10,16 @@
 #include "templates.h"
 #include "version.h"
 
+/* NULL when an item cannot be encoded (not UTF-8): json_pack then fails
+ * on the NULL "o" argument, so no item is ever dropped from the key. */
 static json_t *string_list(char *const *v, size_t n)
 {
 	json_t *a = json_array();
 	for (size_t k = 0; k < n; k++)
-		json_array_append_new(a, json_string(v[k]));
+		if (json_array_append_new(a, json_string(v[k])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
 	return a;
 }
 
@@ -32,7 +37,10 @@ static json_t *import_pairs(const struct udfb_request *r)
 {
 	json_t *a = json_array();
 	for (size_t k = 0; k < r->n_imports; k++)
-		json_array_append_new(a, json_pack("[s,s]", r->imports[k].location, r->imports[k].tag));
+		if (json_array_append_new(a, json_pack("[s,s]", r->imports[k].location, r->imports[k].tag)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
 	return a;
 }
 

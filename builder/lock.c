@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonout.h"
 #include "resolve.h"
 
 char *udfb_lock_to_json(const struct udfb_lock *l, json_t *target, size_t *len)
@@ -12,17 +13,16 @@ char *udfb_lock_to_json(const struct udfb_lock *l, json_t *target, size_t *len)
 	json_t *pkgs = json_array();
 	for (size_t k = 0; k < l->n; k++) {
 		const struct udfb_lock_pkg *p = &l->pkgs[k];
-		json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "name", p->name, "version", p->version, "file", p->filename,
-				      "sha256", p->sha256);
+		/* Every field passed the wheel-name and version grammars (ASCII). */
+		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "name", p->name, "version", p->version, "file",
+						     p->filename, "sha256", p->sha256));
 		if (p->size >= 0)
 			json_object_set_new(o, "size", json_integer(p->size));
 		json_array_append_new(pkgs, o);
 	}
-	json_t *doc = json_pack("{s:s,s:O,s:o}", "format", UDFB_LOCK_FORMAT, "target", target, "packages", pkgs);
-	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_t *doc = udfb_json_must(json_pack("{s:s,s:O,s:o}", "format", UDFB_LOCK_FORMAT, "target", target, "packages", pkgs));
+	char *text = udfb_json_dumps_must(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(doc);
-	if (!text)
-		abort();
 	/* A trailing newline: a text file. */
 	size_t n = strlen(text);
 	text = realloc(text, n + 2);

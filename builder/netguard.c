@@ -3,12 +3,15 @@
 #include "netguard.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 struct net {
 	uint8_t addr[16];
@@ -22,7 +25,8 @@ struct udfb_netguard {
 	size_t n_hosts;
 };
 
-/* Forbidden unless allowed.  IPv4 ranges are written as mapped addresses. */
+/* Forbidden unless allowed.  IPv4 ranges are written as mapped addresses.
+ * The first match names the reason, so narrower entries come first. */
 static const struct {
 	const char *cidr;
 	const char *why;
@@ -34,45 +38,66 @@ static const struct {
 	{ "::ffff:169.254.0.0/112", "link-local (169.254.0.0/16, cloud metadata)" },
 	{ "::ffff:172.16.0.0/108", "private (172.16.0.0/12)" },
 	{ "::ffff:192.0.0.0/120", "reserved (192.0.0.0/24)" },
+	{ "::ffff:192.0.2.0/120", "documentation (192.0.2.0/24)" },
 	{ "::ffff:192.168.0.0/112", "private (192.168.0.0/16)" },
 	{ "::ffff:198.18.0.0/111", "reserved (198.18.0.0/15)" },
+	{ "::ffff:198.51.100.0/120", "documentation (198.51.100.0/24)" },
+	{ "::ffff:203.0.113.0/120", "documentation (203.0.113.0/24)" },
 	{ "::ffff:224.0.0.0/99", "multicast or reserved (224.0.0.0/3)" },
 	{ "::/127", "unspecified or loopback (::, ::1)" }, /* :: and ::1 */
+	/* ::a.b.c.d: a stack that still routes them reaches a.b.c.d. */
+	{ "::/96", "IPv4-compatible (::/96)" },
 	{ "fe80::/10", "link-local (fe80::/10)" },
+	{ "fec0::/10", "site-local (fec0::/10)" },
 	{ "fc00::/7", "private (fc00::/7)" },
 	{ "ff00::/8", "multicast (ff00::/8)" },
 	{ "64:ff9b::/96", "NAT64 (64:ff9b::/96)" },
+	{ "64:ff9b:1::/48", "local NAT64 (64:ff9b:1::/48)" },
+	/* Tunnels to an IPv4 address written inside the IPv6 one. */
+	{ "2001::/32", "Teredo (2001::/32)" },
+	{ "2002::/16", "6to4 (2002::/16)" },
 	{ "2001:db8::/32", "documentation (2001:db8::/32)" },
+	{ "100::/64", "discard-only (100::/64)" },
 };
 
-static int parse_net(struct net *out, const char *text)
+/* "ADDR" or "ADDR/BITS", strictly: BITS is 0 to 32 (IPv4) or 128 (IPv6)
+ * in plain decimal, and no address bit past it is set.  NULL when it
+ * parses; else why not. */
+static const char *parse_net(struct net *out, const char *text)
 {
 	char buf[64];
+	if (strlen(text) >= sizeof(buf))
+		return "too long for an address";
 	snprintf(buf, sizeof(buf), "%s", text);
 	char *slash = strchr(buf, '/');
 	int bits = -1;
 	if (slash) {
 		*slash = '\0';
-		char *end = NULL;
-		bits = (int)strtol(slash + 1, &end, 10);
-		if (!slash[1] || *end)
-			return -1;
+		const char *d = slash + 1;
+		size_t n = strspn(d, "0123456789");
+		if (n == 0 || d[n] || n > 3 || (n > 1 && d[0] == '0'))
+			return "the prefix length must be a decimal number";
+		bits = atoi(d);
 	}
 	struct in_addr v4;
+	int max;
 	if (inet_pton(AF_INET, buf, &v4) == 1) {
 		memset(out->addr, 0, 10);
 		out->addr[10] = out->addr[11] = 0xff;
 		memcpy(out->addr + 12, &v4, 4);
-		if (bits > 32)
-			return -1;
-		out->bits = bits < 0 ? 128 : 96 + bits;
-		return 0;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		max = 128;
+	} else {
+		return "not an IPv4 or IPv6 address";
 	}
-	if (inet_pton(AF_INET6, buf, out->addr) == 1 && bits <= 128) {
-		out->bits = bits < 0 ? 128 : bits;
-		return 0;
-	}
-	return -1;
+	if (bits > max)
+		return max == 32 ? "the prefix length of an IPv4 network is 0 to 32" : "the prefix length of an IPv6 network is 0 to 128";
+	out->bits = (bits < 0 ? max : bits) + 128 - max;
+	for (int b = out->bits; b < 128; b++)
+		if (out->addr[b / 8] & (0x80 >> (b % 8)))
+			return "address bits are set past the prefix length (write the network's first address)";
+	return NULL;
 }
 
 static int in_net(const uint8_t a[16], const struct net *n)
@@ -99,6 +124,69 @@ static int to_v6(uint8_t out[16], const struct sockaddr *sa)
 		return 0;
 	}
 	return -1;
+}
+
+/* ---- this host's own addresses ---- */
+
+/* A public address of this host reaches its own ports (the admin port, a
+ * sandbox's) like loopback does.  Interfaces change (DHCP, a new pod
+ * address), so the list is read again when older than LOCAL_TTL_MS. */
+#define LOCAL_TTL_MS 5000
+
+static pthread_mutex_t local_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t (*local_addrs)[16];
+static size_t n_local;
+static long long local_read_ms = -1;
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void local_read(void)
+{
+	struct ifaddrs *list = NULL;
+	n_local = 0;
+	if (getifaddrs(&list) < 0)
+		return; /* the fixed table still stands */
+	size_t cap = 0;
+	for (struct ifaddrs *i = list; i; i = i->ifa_next) {
+		uint8_t a[16];
+		if (!i->ifa_addr || to_v6(a, i->ifa_addr) < 0)
+			continue;
+		if (n_local == cap) {
+			cap = cap ? 2 * cap : 16;
+			local_addrs = realloc(local_addrs, cap * sizeof(*local_addrs));
+			if (!local_addrs)
+				abort();
+		}
+		memcpy(local_addrs[n_local++], a, 16);
+	}
+	freeifaddrs(list);
+}
+
+static int is_local(const uint8_t a[16])
+{
+	pthread_mutex_lock(&local_lock);
+	long long now = mono_ms();
+	if (local_read_ms < 0 || now - local_read_ms > LOCAL_TTL_MS) {
+		local_read();
+		local_read_ms = now;
+	}
+	int hit = 0;
+	for (size_t k = 0; k < n_local && !hit; k++)
+		hit = memcmp(local_addrs[k], a, 16) == 0;
+	pthread_mutex_unlock(&local_lock);
+	return hit;
+}
+
+void udfb_netguard_refresh_local(void)
+{
+	pthread_mutex_lock(&local_lock);
+	local_read_ms = -1;
+	pthread_mutex_unlock(&local_lock);
 }
 
 void udfb_netguard_new(struct udfb_netguard **out)
@@ -132,14 +220,23 @@ static int host_valid(const char *h)
 int udfb_netguard_allow(struct udfb_netguard *g, const char *entry, struct udfb_err *err)
 {
 	struct net n;
-	if (parse_net(&n, entry) == 0) {
+	const char *why = parse_net(&n, entry);
+	if (!why) {
 		g->nets = realloc(g->nets, (g->n_nets + 1) * sizeof(*g->nets));
+		if (!g->nets)
+			abort();
 		g->nets[g->n_nets++] = n;
 		return 0;
 	}
-	if (strchr(entry, '/') || strchr(entry, ':') || !host_valid(entry))
-		return udfb_err_set(err, UDFB_E_INVALID, "imports-allow '%s': expected a host name, an address or a CIDR", entry);
+	/* Something with a '/' or a ':', or made of digits and dots, was meant
+	 * as an address: say what is wrong with it. */
+	if (strchr(entry, '/') || strchr(entry, ':') || strspn(entry, "0123456789.") == strlen(entry))
+		return udfb_err_set(err, UDFB_E_INVALID, "imports-allow '%.64s': %s", entry, why);
+	if (!host_valid(entry))
+		return udfb_err_set(err, UDFB_E_INVALID, "imports-allow '%.64s': expected a host name, an address or a CIDR", entry);
 	g->hosts = realloc(g->hosts, (g->n_hosts + 1) * sizeof(char *));
+	if (!g->hosts)
+		abort();
 	g->hosts[g->n_hosts++] = strdup(entry);
 	return 0;
 }
@@ -157,9 +254,11 @@ const char *udfb_netguard_check(const struct udfb_netguard *g, const char *host,
 			return NULL;
 	for (size_t k = 0; k < sizeof(denied) / sizeof(*denied); k++) {
 		struct net n;
-		if (parse_net(&n, denied[k].cidr) == 0 && in_net(a, &n))
+		if (!parse_net(&n, denied[k].cidr) && in_net(a, &n))
 			return denied[k].why;
 	}
+	if (is_local(a))
+		return "an address of this host";
 	return NULL;
 }
 

@@ -12,6 +12,7 @@
 #include "fetch.h"
 #include "fsutil.h"
 #include "image.h"
+#include "jsonout.h"
 #include "log.h"
 #include "marker.h"
 #include "pkgindex.h"
@@ -34,6 +35,7 @@ struct pctx {
 	struct udfb_fetch_opts fetch; /* the caller's, with the package guard */
 	char *wheels;                 /* the wheel cache */
 	int n_dirs;                   /* private unpack directories made */
+	long long unpacked;           /* bytes all wheels of this build unpacked to */
 };
 
 char *udfb_packages_python(const struct udfb_image *base, const char *runtime_version, const char *fallback)
@@ -60,8 +62,8 @@ static json_t *target_json(const struct pctx *c)
 {
 	char glibc[16];
 	snprintf(glibc, sizeof(glibc), "%d.%d", c->in->opts->glibc_major, c->in->opts->glibc_minor);
-	return json_pack("{s:s,s:s,s:s}", "python", c->env.python_full_version, "glibc", glibc, "platform",
-			 c->in->platform);
+	return udfb_json_must(json_pack("{s:s,s:s,s:s}", "python", c->env.python_full_version, "glibc", glibc, "platform",
+			 c->in->platform));
 }
 
 static int setup_target(struct pctx *c, struct udfb_err *err)
@@ -108,9 +110,9 @@ static void reqs_key(struct pctx *c)
 		json_array_append_new(ix, json_string(shown));
 		free(shown);
 	}
-	json_t *doc = json_pack("{s:s,s:o,s:o,s:o}", "format", "udf-builder-lock-key/1", "target", target_json(c),
-				"requirements", reqs, "index", ix);
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	json_t *doc = udfb_json_must(json_pack("{s:s,s:o,s:o,s:o}", "format", "udf-builder-lock-key/1", "target", target_json(c),
+				"requirements", reqs, "index", ix));
+	char *text = udfb_json_dumps_must(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	udfb_sha256_digest(text, strlen(text), c->out->reqs_key);
 	free(text);
 	json_decref(doc);
@@ -195,10 +197,18 @@ static int install_wheel(struct udfb_layer_writer *w, struct pctx *c, const stru
 	cleanup_free char *dir = udfb_path_join(c->in->tmp, sub);
 	if (mkdir(dir, 0700) < 0)
 		return udfb_err_sys(err, errno, "create %s", dir);
+	/* One budget for the whole build: many small bombs add up too. */
+	long long left = c->in->opts->max_unpacked - c->unpacked, got = 0;
+	if (left <= 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: the packages of this request unpack to more than %lld bytes (packages-max-unpacked)",
+				    p->filename, c->in->opts->max_unpacked);
 	struct udfb_wheel_install_opts o = { .target = UDFB_PACKAGES_DIR, .python = UDFB_PACKAGES_PYTHON,
-					     .tmpdir = dir, .installer = "udf-builder" };
+					     .tmpdir = dir, .installer = "udf-builder", .max_unpacked = left,
+					     .unpacked = &got };
 	c->out->installs++;
-	return udfb_wheel_install(w, path, &o, err);
+	int rc = udfb_wheel_install(w, path, &o, err);
+	c->unpacked += got;
+	return rc;
 }
 
 /* ---- layers ---- */

@@ -16,6 +16,7 @@ void udfb_pkg_opts_defaults(struct udfb_pkg_opts *o)
 	o->glibc_minor = UDFB_PKG_DEFAULT_GLIBC_MINOR;
 	o->python = strdup(UDFB_PKG_DEFAULT_PYTHON);
 	o->layer_budget = 16;
+	o->max_unpacked = UDFB_PKG_DEFAULT_MAX_UNPACKED;
 	udfb_netguard_new(&o->guard);
 }
 
@@ -104,6 +105,14 @@ int udfb_pkg_opts_set(struct udfb_pkg_opts *o, const char *name, const char *v, 
 		o->layer_budget = (int)n;
 		return 0;
 	}
+	if (strcmp(name, "packages-max-unpacked") == 0) {
+		char *end = NULL;
+		long long n = strtoll(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end || n < 1 || n > (1ll << 42))
+			return udfb_err_set(err, UDFB_E_INVALID, "packages-max-unpacked: '%s' is not a byte count from 1 to 2^42", v);
+		o->max_unpacked = n;
+		return 0;
+	}
 	return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", name);
 }
 
@@ -112,7 +121,8 @@ int udfb_pkg_opts_load_env(struct udfb_pkg_opts *o, struct udfb_err *err)
 	static const char *const vars[][2] = { { "UDFB_INDEX_URL", "packages-index" },
 					       { "UDFB_PACKAGES_GLIBC", "packages-glibc" },
 					       { "UDFB_PACKAGES_PYTHON", "packages-python" },
-					       { "UDFB_PACKAGES_LAYER_BUDGET", "packages-layer-budget" } };
+					       { "UDFB_PACKAGES_LAYER_BUDGET", "packages-layer-budget" },
+					       { "UDFB_PACKAGES_MAX_UNPACKED", "packages-max-unpacked" } };
 	for (size_t k = 0; k < sizeof(vars) / sizeof(*vars); k++) {
 		const char *v = getenv(vars[k][0]);
 		if (!v || !*v)

@@ -3,6 +3,8 @@
  * requirements (spec.packages plus PEP 723 dependencies). */
 #include "request.h"
 
+#include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +12,7 @@
 #include "pep508.h"
 #include "pep723.h"
 #include "spec_internal.h"
+#include "text.h"
 
 static int check_visible(const char *s, const char *field, struct udfb_err *err)
 {
@@ -46,6 +49,38 @@ static int import_from_json(struct udfb_import *im, json_t *o, size_t k, struct 
 	return rc;
 }
 
+/* An import becomes the file app/imports/<basename>: one path segment an
+ * image layer and a file system both hold as it is. */
+static int check_basename(const char *location, size_t k, struct udfb_err *err)
+{
+	const char *slash = strrchr(location, '/');
+	const char *base = slash ? slash + 1 : location;
+	if (strlen(base) > 255)
+		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].location: file name '%.64s...' is longer than 255 bytes", k, base);
+	/* In a layer, .wh.NAME deletes NAME from the layers below. */
+	if (strncmp(base, ".wh.", 4) == 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].location: file name '%s' starts with '.wh.' (an OCI whiteout)", k, base);
+	return 0;
+}
+
+/* The URL must parse (RFC 3986 as libcurl reads it: no spaces) and name a
+ * host: otherwise the fetch fails later as if the network had. */
+static int check_url(const struct udfb_import *im, size_t k, struct udfb_err *err)
+{
+	CURLU *u = curl_url();
+	char *host = NULL;
+	CURLUcode rc = curl_url_set(u, CURLUPART_URL, im->url, 0);
+	if (rc == CURLUE_OK)
+		rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+	int ok = rc == CURLUE_OK && host && *host;
+	curl_free(host);
+	curl_url_cleanup(u);
+	if (!ok) /* the URL is a secret: name the import, and libcurl's reason */
+		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): not a valid URL (%s)", k, im->location,
+				    rc == CURLUE_OK ? "no host" : curl_url_strerror(rc));
+	return 0;
+}
+
 static int check_imports(const struct udfb_request *r, struct udfb_err *err)
 {
 	char f[64];
@@ -64,6 +99,8 @@ static int check_imports(const struct udfb_request *r, struct udfb_err *err)
 			udfb_err_clear(err);
 			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): holds a control character", k, im->location);
 		}
+		if (check_url(im, k, err) < 0 || check_basename(im->location, k, err) < 0)
+			return -1;
 	}
 	const struct udfb_spec *s = &r->spec;
 	for (size_t k = 0; k < s->n_imports || k < r->n_imports; k++) {
@@ -201,6 +238,23 @@ int udfb_request_parse_json(struct udfb_request *out, const char *json, size_t l
 	return rc;
 }
 
+/* The gRPC front end hands C strings that protobuf-c did not validate:
+ * bytes that are not UTF-8 would later fail to encode (the cache key, the
+ * import cache entry), so they are refused here, the field named. */
+static int check_import_text(const struct udfb_import *im, size_t k, struct udfb_err *err)
+{
+	const char *const names[] = { "location", "url", "tag" };
+	const char *const values[] = { im->location, im->url, im->tag };
+	const size_t limits[] = { UDFB_LOCATION_MAX_LEN, UDFB_URL_MAX_LEN, UDFB_TAG_MAX_LEN };
+	for (int i = 0; i < 3; i++) {
+		char f[64];
+		snprintf(f, sizeof(f), "imports[%zu].%s", k, names[i]);
+		if (udfb_text_check(values[i], strlen(values[i]), limits[i], f, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t spec_len,
 			    const struct udfb_import *imports, size_t n_imports, struct udfb_err *err)
 {
@@ -214,10 +268,9 @@ int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t s
 		out->imports[k].url = strdup(im->url ? im->url : "");
 		out->imports[k].tag = strdup(im->tag ? im->tag : "");
 		out->n_imports++;
-		if (strlen(out->imports[k].location) > UDFB_LOCATION_MAX_LEN || strlen(out->imports[k].url) > UDFB_URL_MAX_LEN ||
-		    strlen(out->imports[k].tag) > UDFB_TAG_MAX_LEN) {
+		if (check_import_text(&out->imports[k], k, err) < 0) {
 			udfb_request_free(out);
-			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu]: a field is longer than its limit", k);
+			return -1;
 		}
 	}
 	return finish(out, spec, spec_len, err);

@@ -6,6 +6,7 @@
 #define UDFB_REQUEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -57,6 +58,11 @@ int udfb_request_parse_json(struct udfb_request *out, const char *json, size_t l
 /* Build from already-separated fields (the gRPC front end). */
 int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t spec_len,
 			    const struct udfb_import *imports, size_t n_imports, struct udfb_err *err);
+/* Check the strings of an ApplyUdfResourceRequest message as they are on
+ * the wire (valid UTF-8, no NUL, within limits), naming the field; before
+ * protobuf-c unpacks it, since it keeps neither a string's length nor its
+ * validity.  A malformed message passes: unpacking refuses it. */
+int udfb_request_check_wire(const uint8_t *bytes, size_t len, struct udfb_err *err);
 int udfb_request_load(struct udfb_request *out, const char *path, struct udfb_err *err);
 void udfb_request_free(struct udfb_request *r);
 

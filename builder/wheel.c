@@ -49,9 +49,9 @@ static int note_file(struct udfb_winst *in, struct archive_entry *e, const char 
 	f->exec = (archive_entry_perm(e) & 0111) != 0;
 	if (!udfb_strmap_put(&in->by_zip, f->zipname, in->n_files - 1))
 		return refuse(in, name, "listed twice in the zip", err);
-	if (f->size < 0 || f->size > UDFB_WHEEL_MAX_UNPACKED - in->total)
-		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': more than %lld bytes unpacked", in->path,
-				    UDFB_WHEEL_MAX_UNPACKED);
+	if (f->size < 0 || f->size > in->limit - in->total)
+		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': its files unpack to more than %lld bytes (%s)", in->path,
+				    in->limit, in->limit < UDFB_WHEEL_MAX_UNPACKED ? "what is left of packages-max-unpacked" : "the limit per wheel");
 	in->total += f->size;
 	return 0;
 }
@@ -375,11 +375,14 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	if (check_opts(o, err) < 0)
 		return -1;
 	struct udfb_winst in = { .path = path, .o = o, .pack_fd = -1 };
+	in.limit = o->max_unpacked > 0 && o->max_unpacked < UDFB_WHEEL_MAX_UNPACKED ? o->max_unpacked : UDFB_WHEEL_MAX_UNPACKED;
 	udfb_strmap_init(&in.by_zip);
 	udfb_strmap_init(&in.by_dest);
 	udfb_strmap_init(&in.eps.names);
 	int added = 0;
 	int rc = install(&in, w, &added, err);
+	if (o->unpacked)
+		*o->unpacked = in.total;
 	/* Until the layer names it, the pack is ours to remove. */
 	if (in.pack_fd >= 0)
 		close(in.pack_fd);

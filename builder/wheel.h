@@ -83,6 +83,10 @@ struct udfb_wheel_install_opts {
 	const char *python;  /* the command scripts run with: "/usr/bin/env python3" */
 	const char *tmpdir;  /* files are unpacked here until the layer is written */
 	const char *installer; /* INSTALLER's content (one line), "udf-builder" */
+	/* The most bytes the wheel's files may unpack to (what is left of a
+	 * build's packages-max-unpacked); 0 for UDFB_WHEEL_MAX_UNPACKED. */
+	long long max_unpacked;
+	long long *unpacked; /* out, optional: the bytes the files unpacked to */
 };
 
 /* Unpack the wheel at path into w under o->target, as described at the

@@ -177,7 +177,7 @@ static int verify(struct udfb_winst *in, const struct udfb_wfile *f, const char 
 static int extract_one(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_wfile *f, struct udfb_err *err)
 {
 	const struct udfb_record_row *row = udfb_record_find(&in->record, f->zipname);
-	long long budget = UDFB_WHEEL_MAX_UNPACKED - in->total;
+	long long budget = in->limit - in->total;
 	long long limit = row && row->size >= 0 && row->size < budget ? row->size : budget;
 	struct udfb_sha256 *h = udfb_sha256_new();
 	struct out o = { .in = in, .h = f->script ? udfb_sha256_new() : NULL };

@@ -133,6 +133,7 @@ struct udfb_winst {
 	size_t wlen;
 	int write_errno;
 	long long total; /* bytes unpacked */
+	long long limit; /* on total: the options' max_unpacked or UDFB_WHEEL_MAX_UNPACKED */
 };
 
 int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err);

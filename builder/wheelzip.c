@@ -94,6 +94,11 @@ int udfb_wheel_check_name(const char *wheel, const char *name, int *is_dir, stru
 			return name_bad(wheel, name, "empty path segment", err);
 		if ((seg == 1 && name[start] == '.') || (seg == 2 && name[start] == '.' && name[start + 1] == '.'))
 			return name_bad(wheel, name, "'.' or '..' path segment", err);
+		/* In an image layer such a name deletes files below it. */
+		if (seg >= 4 && memcmp(name + start, ".wh.", 4) == 0)
+			return name_bad(wheel, name, "a name starting with '.wh.' is an OCI whiteout", err);
+		if (seg > 255)
+			return name_bad(wheel, name, "a path segment longer than 255 bytes", err);
 		start += seg + 1;
 	}
 	return 0;

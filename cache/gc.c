@@ -14,6 +14,7 @@
 #include "fsutil.h"
 #include "image.h"
 #include "index.h"
+#include "jsonout.h"
 #include "ocilayout.h"
 
 static void add_size(const char *name, const char *path, void *ctx)
@@ -126,7 +127,7 @@ static void add_import(struct list *l, const char *path)
 			     json_string_value(json_object_get(j, "tag"))) < 0)
 			abort();
 		e->created = e->last_used = (uint32_t)st.st_mtime;
-		e->blobs = json_pack("[s]", d);
+		e->blobs = udfb_json_must(json_pack("[s]", d)); /* a valid digest */
 		/* Remember the entry file for eviction. */
 		json_array_append_new(e->blobs, json_string(path));
 	}

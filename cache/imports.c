@@ -95,8 +95,10 @@ int udfb_store_import_put(struct udfb_store *s, const char *tenant, const char *
 	cleanup_free char *path = entry_path(s, tenant ? tenant : "", location, tag, 1);
 	json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "location", location, "tag", tag, "digest", f->digest, "size",
 			      (json_int_t)f->size);
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);
+	if (!text) /* not UTF-8: the request check refuses it first */
+		return udfb_err_set(err, UDFB_E_INVALID, "import '%.256s': its location or tag is not UTF-8", location);
 	int rc = udfb_write_file_atomic(path, text, strlen(text), err);
 	free(text);
 	return rc;

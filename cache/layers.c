@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "fsutil.h"
+#include "jsonout.h"
 #include "store.h"
 
 static char *map_path(const struct udfb_store *s, const char *diff_id)
@@ -52,8 +53,8 @@ int udfb_store_layer_put(struct udfb_store *s, const char *diff_id, const char *
 	if (udfb_mkdir_p(dir, 0755, err) < 0)
 		return -1;
 	cleanup_free char *path = map_path(s, diff_id);
-	json_t *j = json_pack("{s:s,s:I}", "digest", digest, "size", (json_int_t)size);
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_t *j = udfb_json_must(json_pack("{s:s,s:I}", "digest", digest, "size", (json_int_t)size));
+	char *text = udfb_json_dumps_must(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	int rc = udfb_write_file_atomic(path, text, strlen(text), err);
 	free(text);

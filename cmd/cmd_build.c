@@ -6,15 +6,16 @@
 
 #include "build.h"
 #include "cli.h"
+#include "jsonout.h"
 #include "ocilayout.h"
 #include "store.h"
 
 static void print_result(const struct udfb_build_result *r)
 {
-	json_t *j = json_pack("{s:s,s:s,s:s,s:O,s:b,s:I}", "key", r->key, "manifest_digest", r->manifest_digest, "image",
+	json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:O,s:b,s:I}", "key", r->key, "manifest_digest", r->manifest_digest, "image",
 			      r->image, "layers", r->layers, "cached", r->cached, "packages_installed",
-			      (json_int_t)r->package_installs);
-	char *s = json_dumps(j, JSON_COMPACT);
+			      (json_int_t)r->package_installs));
+	char *s = udfb_json_dumps_must(j, JSON_COMPACT);
 	printf("%s\n", s);
 	free(s);
 	json_decref(j);

@@ -12,6 +12,7 @@
 
 #include "batch.h"
 #include "cli.h"
+#include "jsonout.h"
 #include "ocilayout.h"
 #include "store.h"
 
@@ -56,16 +57,16 @@ static int write_report(const char *path, const struct udfb_batch *b, const stru
 	json_t *items = json_array();
 	for (size_t k = 0; k < b->n; k++) {
 		const struct udfb_batch_item *it = &b->items[k];
-		json_t *o = json_pack("{s:s,s:s,s:b,s:f}", "name", it->name, "key", it->key, "cached", it->cached,
-				      "duration_s", it->seconds);
+		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:b,s:f}", "name", it->name, "key", it->key, "cached", it->cached,
+				      "duration_s", it->seconds));
 		json_object_set_new(o, "manifest_digest", it->digest[0] ? json_string(it->digest) : json_null());
 		json_object_set_new(o, "image", it->image ? json_string(it->image) : json_null());
-		json_object_set_new(o, "error", it->error ? json_string(it->error) : json_null());
+		json_object_set_new(o, "error", it->error ? udfb_json_text(it->error) : json_null());
 		json_array_append_new(items, o);
 	}
-	json_t *r = json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:f}}", "requests", items, "summary", "total", (json_int_t)p->total,
+	json_t *r = udfb_json_must(json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:f}}", "requests", items, "summary", "total", (json_int_t)p->total,
 			      "cached", (json_int_t)p->hits, "built", (json_int_t)p->built, "failed", (json_int_t)p->failed,
-			      "duration_s", secs);
+			      "duration_s", secs));
 	int rc = json_dump_file(r, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(r);
 	return rc < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "--report %s: cannot write it", path) : 0;

@@ -34,6 +34,9 @@ static const char serve_usage[] =
 	"  --build-workers N         builds at once (2)\n"
 	"  --failure-ttl-ms N        how long a deterministic build failure is remembered (30000)\n"
 	"  --grace-ms N              shutdown grace period for calls in flight (10000)\n"
+	"  --token-ttl-s N           how long an x-authorization token is good for (3600)\n"
+	"  --tls-cert FILE --tls-key FILE  serve gRPC over TLS (PEM; read again on SIGHUP)\n"
+	"  --tls-client-ca FILE      require client certificates signed by this CA (mutual TLS)\n"
 	"  --salt S                  cache-key salt\n"
 	"  --imports-allow HOST_OR_CIDR  let imports connect to a guarded address, repeatable\n"
 	"  --imports-max-bytes N     bytes per import (256 MiB); also -max-request-bytes (1 GiB),\n"
@@ -48,7 +51,9 @@ static const char *const flag_names[] = { "listen", "admin-listen", "store", "ba
 					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
 					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", "index-url",
-					  "packages-glibc", "packages-python", "packages-layer-budget", NULL };
+					  "packages-glibc", "packages-python", "packages-layer-budget",
+					  "packages-max-unpacked", "token-ttl-s", "tls-cert", "tls-key",
+					  "tls-client-ca", NULL };
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {
@@ -117,7 +122,10 @@ static int run(struct udfb_service *svc, const sigset_t *stop, struct udfb_err *
 	fflush(stdout);
 	udfb_info("ApplyUdfResource on %s (port %d), scheduler %s", cfg->listen, port, cfg->scheduler);
 	int sig = 0;
-	sigwait(stop, &sig);
+	while (sigwait(stop, &sig) == 0 && sig == SIGHUP) {
+		udfb_info("SIGHUP: TLS certificates are read again at the next connection");
+		udfb_grpc_server_reload(g);
+	}
 	udfb_info("signal %d: stopping (grace %d ms)", sig, cfg->grace_ms);
 	udfb_grpc_server_shutdown(g, cfg->grace_ms);
 	udfb_admin_stop(admin);
@@ -144,6 +152,7 @@ int udfb_cmd_serve(int argc, char **argv)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	struct udfb_service *svc = NULL;

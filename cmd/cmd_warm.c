@@ -9,6 +9,7 @@
 
 #include "build.h"
 #include "cli.h"
+#include "jsonout.h"
 #include "ocilayout.h"
 #include "pep508.h"
 #include "store.h"
@@ -70,9 +71,9 @@ static int warm(const struct udfb_cli_common *c, struct udfb_err *err)
 		rc = -1;
 	}
 	if (rc == 0) {
-		json_t *j = json_pack("{s:s,s:s,s:s,s:O,s:b,s:i}", "key", r.key, "manifest_digest", r.manifest_digest, "image",
-				      r.image, "layers", r.layers, "cached", r.cached, "installed", (int)r.package_installs);
-		char *text = json_dumps(j, JSON_COMPACT);
+		json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:O,s:b,s:i}", "key", r.key, "manifest_digest", r.manifest_digest, "image",
+				      r.image, "layers", r.layers, "cached", r.cached, "installed", (int)r.package_installs));
+		char *text = udfb_json_dumps_must(j, JSON_COMPACT);
 		printf("%s\n", text);
 		free(text);
 		json_decref(j);

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "grpc_tls.h"
 #include "hash.h"
 #include "health.pb-c.h"
 #include "log.h"
@@ -52,6 +53,7 @@ struct udfb_grpc_server {
 	atomic_int stopping;
 	atomic_int shutdown_done;
 	struct call shutdown_tag;
+	struct udfb_grpc_tls *tls; /* NULL: plain HTTP/2 */
 };
 
 static void arm(struct udfb_grpc_server *g, enum method m)
@@ -209,6 +211,10 @@ static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
+	if (bytes && udfb_request_check_wire(bytes, len, err) < 0) { /* before protobuf-c cuts at a NUL */
+		free(bytes);
+		return -1;
+	}
 	Udfproto__ApplyUdfResourceRequest *m = bytes ? udfproto__apply_udf_resource_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
@@ -219,7 +225,10 @@ static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_
 	char *tenant = md_get(&c->md, "x-databend-tenant"), *user = md_get(&c->md, "x-databend-user");
 	char *qid = md_get(&c->md, "x-databend-query-id"), *ver = md_get(&c->md, "udf_client_version");
 	struct udfb_call_meta meta = { tenant, user, qid, ver };
-	int rc = udfb_service_repeat(c->g->svc, &meta, m->spec, strlen(m->spec), ims, m->n_imports, hit) ? 1 :
+	/* With a tls_client_tenants map, the caller's certificate names the tenants it may act for. */
+	const char *acting = tenant ? tenant : udfb_service_config(c->g->svc)->default_tenant;
+	int rc = udfb_grpc_tls_check_tenant(c->g->tls, c->call, acting, err) < 0 ? -1 :
+		 udfb_service_repeat(c->g->svc, &meta, m->spec, strlen(m->spec), ims, m->n_imports, hit) ? 1 :
 		 udfb_service_prepare(c->g->svc, out, &meta, m->spec, strlen(m->spec), ims, m->n_imports, err);
 	if (rc < 0) {
 		struct udfb_log_fields f = { tenant, qid, NULL };
@@ -337,8 +346,12 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 			   struct udfb_err *err)
 {
 	const struct udfb_config *cfg = udfb_service_config(svc);
+	struct udfb_grpc_tls *tls = NULL;
+	if (udfb_grpc_tls_new(&tls, cfg, err) < 0)
+		return -1;
 	grpc_init();
 	struct udfb_grpc_server *g = calloc(1, sizeof(*g));
+	g->tls = tls;
 	g->svc = svc;
 	g->shutdown_tag.kind = TAG_SHUTDOWN;
 	g->cq = grpc_completion_queue_create_for_next(NULL);
@@ -348,7 +361,7 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 							  GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	g->methods[M_HEALTH] = grpc_server_register_method(g->server, "/grpc.health.v1.Health/Check", NULL,
 							   GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	grpc_server_credentials *creds = udfb_grpc_tls_credentials(g->tls);
 	*port = grpc_server_add_http2_port(g->server, listen, creds);
 	grpc_server_credentials_release(creds);
 	if (*port <= 0) {
@@ -357,6 +370,7 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 		while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
 			;
 		grpc_completion_queue_destroy(g->cq);
+		udfb_grpc_tls_free(g->tls);
 		free(g);
 		grpc_shutdown();
 		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "listen %s: cannot bind (address in use or not local)", listen);
@@ -400,6 +414,12 @@ void udfb_grpc_server_shutdown(struct udfb_grpc_server *g, int grace_ms)
 		pthread_join(g->threads[k], NULL);
 	grpc_completion_queue_destroy(g->cq);
 	free(g->threads);
+	udfb_grpc_tls_free(g->tls);
 	free(g);
 	grpc_shutdown();
+}
+
+void udfb_grpc_server_reload(struct udfb_grpc_server *g)
+{
+	udfb_grpc_tls_reload(g->tls);
 }

@@ -16,5 +16,7 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 /* Stop accepting; let calls in flight finish for up to grace_ms, then
  * cancel the rest; free everything. */
 void udfb_grpc_server_shutdown(struct udfb_grpc_server *g, int grace_ms);
+/* SIGHUP: the TLS certificates are read again before the next handshake. */
+void udfb_grpc_server_reload(struct udfb_grpc_server *g);
 
 #endif

@@ -58,6 +58,7 @@ FWD(CURLcode, curl_global_init, (long flags), (flags))
 FWD(CURL *, curl_easy_init, (void), ())
 FWD(CURLcode, curl_easy_perform, (CURL * c), (c))
 FWD(const char *, curl_easy_strerror, (CURLcode e), (e))
+FWD(const char *, curl_url_strerror, (CURLUcode e), (e))
 FWD(char *, curl_easy_escape, (CURL * c, const char *s, int n), (c, s, n))
 FWD(CURLHcode, curl_easy_header,
     (CURL * c, const char *name, size_t index, unsigned int origin, int request, struct curl_header **hout),

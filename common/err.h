@@ -19,6 +19,7 @@ enum udfb_errcat {
 	UDFB_E_EXHAUSTED,   /* a limit was reached: size, count */
 	UDFB_E_UNSUPPORTED, /* valid, but this build cannot do it */
 	UDFB_E_INTERNAL,    /* a bug, a corrupt store, a failed syscall */
+	UDFB_E_DENIED,      /* the caller may not do this (its identity is known) */
 };
 
 struct udfb_err {

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text.h"
+
 enum udfb_log_level udfb_log_threshold = UDFB_LOG_WARN;
 static int log_json = 0;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -50,8 +52,11 @@ static void emit(enum udfb_log_level level, const struct udfb_log_fields *f, con
 			if (values[k])
 				json_object_set_new(o, names[k], json_string(values[k]));
 		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) : NULL;
-		if (s)
+		if (s) /* never NULL: every value is valid UTF-8 (see vemit) */
 			fprintf(stderr, "%s\n", s);
+		else
+			fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"(unencodable log line)\"}\n", when,
+				level_names[level]);
 		free(s);
 		json_decref(o);
 	} else {
@@ -64,11 +69,38 @@ static void emit(enum udfb_log_level level, const struct udfb_log_fields *f, con
 	pthread_mutex_unlock(&log_lock);
 }
 
+/* A field value as it may be written: bytes that are not UTF-8 (a tenant
+ * from the wire) become '?', or jansson would refuse the whole line. */
+static const char *clean(const char *v, char *buf, size_t size)
+{
+	if (!v)
+		return NULL;
+	size_t n = strlen(v);
+	if (udfb_utf8_valid(v, n))
+		return v;
+	n = n < size ? n : udfb_utf8_trim(v, size - 1);
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	udfb_utf8_sanitize(buf, n);
+	return buf;
+}
+
 static void vemit(enum udfb_log_level level, const struct udfb_log_fields *f, const char *fmt, va_list ap)
 {
 	char msg[2048];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	emit(level, f, msg);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+	/* A long message is cut at a character boundary, whatever is cut. */
+	if ((size_t)n >= sizeof(msg))
+		len = udfb_utf8_trim(msg, len);
+	msg[len] = '\0';
+	udfb_utf8_sanitize(msg, len);
+	char t[256], q[256], k[256];
+	struct udfb_log_fields c = { 0 };
+	if (f)
+		c = (struct udfb_log_fields){ clean(f->tenant, t, sizeof(t)), clean(f->query_id, q, sizeof(q)),
+					      clean(f->key, k, sizeof(k)) };
+	emit(level, f ? &c : NULL, msg);
 }
 
 void udfb_log_emit(enum udfb_log_level level, const char *fmt, ...)

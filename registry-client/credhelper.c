@@ -2,7 +2,8 @@
  * server on stdin and prints {"ServerURL","Username","Secret"}, or says
  * "credentials not found" and exits non-zero.  Its stdin is a socket so a
  * helper that exits early cannot kill us with SIGPIPE; its output is
- * bounded and its run time limited. */
+ * bounded, its run time limited, and its environment the few variables
+ * helpers use (helper_var), never the service's secrets. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -36,6 +37,49 @@ static int helper_name_valid(const char *h)
 	return 1;
 }
 
+/* A helper gets what helpers use, not the service's whole environment
+ * (UDFB_TOKEN_SECRETS, a registry password, a kube token...): the search
+ * path, the home and config directories, locale and time zone, proxies and
+ * CA files, the D-Bus session (secretservice), pass's and GnuPG's
+ * directories, and the cloud SDKs' own variables (ecr-login, gcr, acr). */
+static int helper_var(const char *kv)
+{
+	static const char *const names[] = { "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+					     "TMPDIR", "DOCKER_CONFIG", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+					     "XDG_CACHE_HOME", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
+					     "PASSWORD_STORE_DIR", "GNUPGHOME", "SSL_CERT_FILE", "SSL_CERT_DIR",
+					     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+					     "no_proxy", "GOOGLE_APPLICATION_CREDENTIALS" };
+	static const char *const prefixes[] = { "AWS_", "CLOUDSDK_", "AZURE_" };
+	const char *eq = strchr(kv, '=');
+	if (!eq)
+		return 0;
+	size_t n = (size_t)(eq - kv);
+	for (size_t k = 0; k < sizeof(names) / sizeof(*names); k++)
+		if (strlen(names[k]) == n && memcmp(kv, names[k], n) == 0)
+			return 1;
+	for (size_t k = 0; k < sizeof(prefixes) / sizeof(*prefixes); k++)
+		if (strncmp(kv, prefixes[k], strlen(prefixes[k])) == 0)
+			return 1;
+	return 0;
+}
+
+/* The helper's environment: pointers into environ, NULL-terminated. */
+static char **helper_env(void)
+{
+	size_t n = 0;
+	while (environ && environ[n])
+		n++;
+	char **env = calloc(n + 1, sizeof(char *));
+	if (!env)
+		abort();
+	size_t m = 0;
+	for (size_t k = 0; k < n; k++)
+		if (helper_var(environ[k]))
+			env[m++] = environ[k];
+	return env;
+}
+
 static int spawn(pid_t *pid, int *in, int *out, const char *prog, struct udfb_err *err)
 {
 	int sin[2], sout[2];
@@ -51,7 +95,9 @@ static int spawn(pid_t *pid, int *in, int *out, const char *prog, struct udfb_er
 	posix_spawn_file_actions_adddup2(&fa, sout[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	char *argv[] = { (char *)prog, "get", NULL };
-	int rc = posix_spawnp(pid, prog, &fa, NULL, argv, environ);
+	char **env = helper_env();
+	int rc = posix_spawnp(pid, prog, &fa, NULL, argv, env);
+	free(env);
 	posix_spawn_file_actions_destroy(&fa);
 	close(sin[1]);
 	close(sout[1]);

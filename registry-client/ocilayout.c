@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "fsutil.h"
+#include "jsonout.h"
 
 #define INDEX_MAX_BYTES (16u << 20)
 #define REF_NAME "org.opencontainers.image.ref.name"

@@ -28,6 +28,7 @@
 
 #include "cleanup.h"
 #include "fsutil.h"
+#include "jsonout.h"
 #include "log.h"
 #include "buf.h"
 #include "strmap.h"
@@ -309,8 +310,8 @@ static void fold_one(const struct udfb_oci_tag_rec *r, void *ctx)
 		f->changed++;
 		return;
 	}
-	json_t *d = json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", r->media_type, "digest", r->digest, "size",
-			      (json_int_t)r->size, "annotations", REF_NAME, r->tag);
+	json_t *d = udfb_json_must(json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", r->media_type, "digest", r->digest,
+					     "size", (json_int_t)r->size, "annotations", REF_NAME, r->tag));
 	json_array_append_new(f->manifests, d);
 	udfb_strmap_put(&f->by_tag, json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME)),
 			json_array_size(f->manifests) - 1);
@@ -321,7 +322,7 @@ static json_t *load_index(const char *dir, struct udfb_err *err)
 {
 	cleanup_free char *path = udfb_path_join(dir, "index.json");
 	if (!udfb_exists(path))
-		return json_pack("{s:i,s:[]}", "schemaVersion", 2, "manifests");
+		return udfb_json_must(json_pack("{s:i,s:[]}", "schemaVersion", 2, "manifests"));
 	cleanup_free char *text = NULL;
 	size_t len = 0;
 	if (udfb_read_file(&text, &len, path, INDEX_MAX, err) < 0)
@@ -618,9 +619,7 @@ static int write_index(const char *dir, json_t *index, struct udfb_err *err)
 	json_object_del(index, "manifests");
 	json_object_set_new(index, "manifests", ms);
 	cleanup_free char *path = udfb_path_join(dir, "index.json");
-	char *out = json_dumps(index, JSON_COMPACT);
-	if (!out)
-		abort();
+	char *out = udfb_json_dumps_must(index, JSON_COMPACT);
 	int rc = udfb_write_file_atomic(path, out, strlen(out), err);
 	free(out);
 	if (rc == 0)
@@ -801,6 +800,6 @@ json_t *udfb_oci_journal_descriptor(const char *dir, const char *tag)
 	for_each_record(text, len, find_one, &f);
 	if (!f.found)
 		return NULL;
-	return json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", f.last.media_type, "digest", f.last.digest, "size",
-			 (json_int_t)f.last.size, "annotations", REF_NAME, f.last.tag);
+	return udfb_json_must(json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", f.last.media_type, "digest",
+					f.last.digest, "size", (json_int_t)f.last.size, "annotations", REF_NAME, f.last.tag));
 }

@@ -33,6 +33,7 @@ void udfb_config_defaults(struct udfb_config *c)
 	c->max_message_bytes = 8l << 20;
 	c->failure_ttl_ms = 30000;
 	c->grace_ms = 10000;
+	c->token_ttl_s = UDFB_TOKEN_TTL_DEFAULT_S;
 	udfb_fetch_opts_defaults(&c->fetch);
 	udfb_pkg_opts_defaults(&c->packages);
 	c->scheduler_opts = json_object();
@@ -56,7 +57,8 @@ int udfb_env_name_valid(const char *name)
 	for (const char *p = name; *p; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
 			return 0;
-	return strcmp(name, "UDF_SERVER_ADDR") && strcmp(name, "RESOURCE_STATUS_ADDR") && strcmp(name, "UDF_AUTH_TOKEN");
+	return strcmp(name, "UDF_SERVER_ADDR") && strcmp(name, "RESOURCE_STATUS_ADDR") && strcmp(name, "UDF_AUTH_TOKEN") &&
+	       strcmp(name, "UDF_AUTH_KEYS");
 }
 
 static int add_base(struct udfb_config *c, const char *runtime, const char *ref, struct udfb_err *err)
@@ -152,7 +154,10 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 		     { "default-tenant", &c->default_tenant },
 		     { "salt", &c->salt },
 		     { "platform", &c->platform },
-		     { "log-level", &c->log_level } };
+		     { "log-level", &c->log_level },
+		     { "tls-cert", &c->tls_cert },
+		     { "tls-key", &c->tls_key },
+		     { "tls-client-ca", &c->tls_client_ca } };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++)
 		if (strcmp(name, strs[k].name) == 0) {
 			set_str(strs[k].slot, v);
@@ -180,6 +185,8 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 		return set_int(name, v, &c->failure_ttl_ms, 0, 86400000, err);
 	if (strcmp(name, "grace-ms") == 0)
 		return set_int(name, v, &c->grace_ms, 0, 600000, err);
+	if (strcmp(name, "token-ttl-s") == 0)
+		return set_int(name, v, &c->token_ttl_s, 60, 7 * 86400, err);
 	return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", name);
 }
 
@@ -257,6 +264,29 @@ static int file_section(struct udfb_config *c, const char *section, json_t *obj,
 	return 0;
 }
 
+/* {"<identity>": ["<tenant>" or "*", ...]}: checked whole, kept as JSON. */
+static int file_client_tenants(struct udfb_config *c, json_t *v, struct udfb_err *err)
+{
+	if (!json_is_object(v))
+		return udfb_err_set(err, UDFB_E_INVALID, "tls_client_tenants: must be an object of identity: [tenants]");
+	const char *id;
+	json_t *list;
+	json_object_foreach(v, id, list) {
+		size_t k;
+		json_t *t;
+		if (!json_is_array(list))
+			return udfb_err_set(err, UDFB_E_INVALID, "tls_client_tenants.%.64s: must be an array of tenants", id);
+		json_array_foreach(list, k, t) {
+			const char *s = json_string_value(t);
+			if (!s || (strcmp(s, "*") != 0 && !udfb_tenant_valid(s)))
+				return udfb_err_set(err, UDFB_E_INVALID, "tls_client_tenants.%.64s[%zu]: a tenant name or \"*\"", id, k);
+		}
+	}
+	json_decref(c->tls_client_tenants);
+	c->tls_client_tenants = json_incref(v);
+	return 0;
+}
+
 static int file_value(struct udfb_config *c, const char *key, json_t *v, struct udfb_err *err)
 {
 	if (strcmp(key, "base_images") == 0 && json_is_object(v)) {
@@ -282,6 +312,8 @@ static int file_value(struct udfb_config *c, const char *key, json_t *v, struct 
 		}
 		return 0;
 	}
+	if (strcmp(key, "tls_client_tenants") == 0)
+		return file_client_tenants(c, v, err);
 	if (strcmp(key, "token_secrets") == 0 && json_is_array(v)) {
 		size_t k;
 		json_t *s;
@@ -392,6 +424,12 @@ int udfb_config_validate(struct udfb_config *c, struct udfb_err *err)
 	for (size_t k = 0; k < c->n_token_secrets; k++)
 		if (strlen(c->token_secrets[k]) < 16)
 			return udfb_err_set(err, UDFB_E_INVALID, "token secret %zu: shorter than 16 bytes", k + 1);
+	if (!c->tls_cert != !c->tls_key)
+		return udfb_err_set(err, UDFB_E_INVALID, "tls-cert and tls-key: give both or neither");
+	if (c->tls_client_ca && !c->tls_cert)
+		return udfb_err_set(err, UDFB_E_INVALID, "tls-client-ca: needs tls-cert and tls-key (mutual TLS is TLS first)");
+	if (c->tls_client_tenants && !c->tls_client_ca)
+		return udfb_err_set(err, UDFB_E_INVALID, "tls_client_tenants: needs tls-client-ca (identities come from client certificates)");
 	return 0;
 }
 
@@ -432,7 +470,8 @@ const struct udfb_udf_env *udfb_config_env_for(const struct udfb_config *c, cons
 void udfb_config_free(struct udfb_config *c)
 {
 	char **strs[] = { &c->listen, &c->admin_listen, &c->store, &c->dest, &c->default_runtime, &c->scheduler,
-			  &c->endpoint_template, &c->default_tenant, &c->salt, &c->platform, &c->log_level };
+			  &c->endpoint_template, &c->default_tenant, &c->salt, &c->platform, &c->log_level,
+			  &c->tls_cert, &c->tls_key, &c->tls_client_ca };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++)
 		free(*strs[k]);
 	for (size_t k = 0; k < c->n_bases; k++)
@@ -451,5 +490,6 @@ void udfb_config_free(struct udfb_config *c)
 	udfb_fetch_opts_free(&c->fetch);
 	udfb_pkg_opts_free(&c->packages);
 	json_decref(c->scheduler_opts);
+	json_decref(c->tls_client_tenants);
 	memset(c, 0, sizeof(*c));
 }

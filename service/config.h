@@ -28,6 +28,10 @@ struct udfb_runtime_base {
 	char *ref;
 };
 
+/* An hour: every call gets a fresh token (Databend asks at each query), so
+ * only a query running longer than this needs more. */
+#define UDFB_TOKEN_TTL_DEFAULT_S 3600
+
 enum udfb_deadline_mode { UDFB_DEADLINE_FAIL, UDFB_DEADLINE_ACCEPTED };
 
 struct udfb_config {
@@ -45,6 +49,7 @@ struct udfb_config {
 	int deadline_margin_ms;
 	char **token_secrets; /* first signs; all are accepted by sandboxes */
 	size_t n_token_secrets;
+	int token_ttl_s; /* how long a token handed out is good for (60 s to 7 days) */
 	struct udfb_udf_env *envs;
 	size_t n_envs;
 	int call_workers, build_workers, cq_threads, request_slots;
@@ -61,6 +66,13 @@ struct udfb_config {
 	 * the file, --scheduler-opt KEY=VALUE (repeatable), UDFB_SCHEDULER_OPTS
 	 * (KEY=VALUE,KEY=VALUE).  Values are strings. */
 	json_t *scheduler_opts;
+	/* TLS on the gRPC port (docs/security.md, "Authenticated callers"):
+	 * the server's certificate chain and key (PEM files, read again on
+	 * SIGHUP); the CA that signs callers' certificates (mutual TLS); and
+	 * "tls_client_tenants": {"<certificate identity>": ["<tenant>", "*"]},
+	 * which tenants each caller may act for (NULL: any). */
+	char *tls_cert, *tls_key, *tls_client_ca;
+	json_t *tls_client_tenants;
 };
 
 void udfb_config_defaults(struct udfb_config *c);

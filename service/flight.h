@@ -15,8 +15,7 @@ struct udfb_flight {
 	char *id; /* "tenant\nkey" */
 	char *tenant, *key;
 	enum udfb_flight_state state;
-	char *endpoint; /* READY */
-	char *token;    /* READY */
+	char *endpoint; /* READY; its token is minted per answer */
 	struct udfb_err err; /* FAILED */
 	long long failed_at_ms;
 	long long started_at_ms;

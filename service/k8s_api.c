@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "jsonout.h"
 #include "k8s.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -201,7 +202,7 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 		hdr = curl_slist_append(hdr, auth);
 	}
 	if (body) {
-		payload = json_dumps(body, JSON_COMPACT);
+		payload = udfb_json_dumps_must(body, JSON_COMPACT);
 		hdr = curl_slist_append(hdr, "Content-Type: application/apply-patch+yaml");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
 	}

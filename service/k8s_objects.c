@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "jsonout.h"
 #include "k8s.h"
 #include "tenant.h"
 
@@ -163,26 +164,26 @@ static json_t *selector_labels(const char *spec)
 
 static json_t *labels_for(const struct k8s_names *n)
 {
-	return json_pack("{s:s,s:s,s:s,s:s}", "app.kubernetes.io/name", "udf-sandbox", "app.kubernetes.io/managed-by", "udf-builder",
-			 "udf-builder/key", n->key12, "udf-builder/instance", n->name);
+	return udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "app.kubernetes.io/name", "udf-sandbox", "app.kubernetes.io/managed-by", "udf-builder",
+			 "udf-builder/key", n->key12, "udf-builder/instance", n->name));
 }
 
 json_t *k8s_namespace_obj(const struct k8s_names *n)
 {
-	return json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s,s:s}}}", "apiVersion", "v1", "kind", "Namespace", "metadata", "name", n->ns,
+	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s,s:s}}}", "apiVersion", "v1", "kind", "Namespace", "metadata", "name", n->ns,
 			 "labels", "pod-security.kubernetes.io/enforce", "restricted", "app.kubernetes.io/managed-by", "udf-builder",
-			 "udf-builder/tenant", n->label);
+			 "udf-builder/tenant", n->label));
 }
 
 json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, const struct udfb_sandbox_req *req,
 			   const char *image, int replicas)
 {
-	json_t *env = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "UDF_SERVER_ADDR", "value", "0.0.0.0:8815", "name",
-				"RESOURCE_STATUS_ADDR", "value", "0.0.0.0:8080", "name", "UDF_AUTH_TOKEN", "value",
-				req->tokens ? req->tokens : "");
+	json_t *env = udfb_json_must(json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "UDF_SERVER_ADDR", "value", "0.0.0.0:8815", "name",
+				"RESOURCE_STATUS_ADDR", "value", "0.0.0.0:8080", "name", "UDF_AUTH_KEYS", "value",
+				req->auth_keys ? req->auth_keys : ""));
 	for (size_t i = 0; i < req->n_env; i++)
-		json_array_append_new(env, json_pack("{s:s,s:s}", "name", req->env[i].name, "value", req->env[i].value));
-	json_t *container = json_pack(
+		json_array_append_new(env, udfb_json_must(json_pack("{s:s,s:s}", "name", req->env[i].name, "value", req->env[i].value)));
+	json_t *container = udfb_json_must(json_pack(
 		"{s:s,s:s,s:s,s:[{s:s,s:i,s:s}],s:o,"
 		"s:{s:{s:s,s:s},s:{s:s,s:s}},"
 		"s:{s:b,s:b,s:b,s:{s:[s]},s:{s:s}},"
@@ -193,60 +194,60 @@ json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, 
 		"cpu", o->cpu_limit, "memory", o->memory_limit, "securityContext", "runAsNonRoot", 1, "readOnlyRootFilesystem", 1,
 		"allowPrivilegeEscalation", 0, "capabilities", "drop", "ALL", "seccompProfile", "type", "RuntimeDefault",
 		"readinessProbe", "httpGet", "path", "/health", "port", 8080, "periodSeconds", 2, "failureThreshold", 3,
-		"volumeMounts", "name", "tmp", "mountPath", "/tmp");
-	json_t *pod = json_pack("{s:[o],s:b,s:{s:b,s:{s:s}},s:[{s:s,s:{s:s,s:s}}]}", "containers", container,
+		"volumeMounts", "name", "tmp", "mountPath", "/tmp"));
+	json_t *pod = udfb_json_must(json_pack("{s:[o],s:b,s:{s:b,s:{s:s}},s:[{s:s,s:{s:s,s:s}}]}", "containers", container,
 				"automountServiceAccountToken", 0, "securityContext", "runAsNonRoot", 1, "seccompProfile", "type",
-				"RuntimeDefault", "volumes", "name", "tmp", "emptyDir", "medium", "Memory", "sizeLimit", o->tmp_size);
+				"RuntimeDefault", "volumes", "name", "tmp", "emptyDir", "medium", "Memory", "sizeLimit", o->tmp_size));
 	if (o->runtime_class && *o->runtime_class)
 		json_object_set_new(pod, "runtimeClassName", json_string(o->runtime_class));
 	if (o->service_account && *o->service_account)
 		json_object_set_new(pod, "serviceAccountName", json_string(o->service_account));
-	json_t *sel = json_pack("{s:s}", "udf-builder/instance", n->name);
-	return json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:i,s:{s:o},s:{s:{s:o},s:o}}}", "apiVersion", "apps/v1", "kind", "Deployment",
+	json_t *sel = udfb_json_must(json_pack("{s:s}", "udf-builder/instance", n->name));
+	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:i,s:{s:o},s:{s:{s:o},s:o}}}", "apiVersion", "apps/v1", "kind", "Deployment",
 			 "metadata", "name", n->name, "namespace", n->ns, "labels", labels_for(n), "spec", "replicas", replicas,
-			 "selector", "matchLabels", sel, "template", "metadata", "labels", labels_for(n), "spec", pod);
+			 "selector", "matchLabels", sel, "template", "metadata", "labels", labels_for(n), "spec", pod));
 }
 
 json_t *k8s_service_obj(const struct k8s_names *n)
 {
-	return json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:s,s:{s:s},s:[{s:s,s:i,s:s,s:s}]}}", "apiVersion", "v1", "kind", "Service",
+	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:s,s:{s:s},s:[{s:s,s:i,s:s,s:s}]}}", "apiVersion", "v1", "kind", "Service",
 			 "metadata", "name", n->name, "namespace", n->ns, "labels", labels_for(n), "spec", "type", "ClusterIP",
 			 "selector", "udf-builder/instance", n->name, "ports", "name", "flight", "port", 8815, "protocol", "TCP",
-			 "targetPort", "flight");
+			 "targetPort", "flight"));
 }
 
 /* A CIDR's egress rule; one containing 169.254.169.254 gets it excepted. */
 static json_t *cidr_rule(const char *cidr)
 {
 	unsigned a, b, c, d, bits;
-	json_t *block = json_pack("{s:s}", "cidr", cidr);
+	json_t *block = udfb_json_must(json_pack("{s:s}", "cidr", cidr));
 	if (sscanf(cidr, "%u.%u.%u.%u/%u", &a, &b, &c, &d, &bits) == 5 && bits <= 32) {
 		unsigned long net = ((unsigned long)a << 24) | (b << 16) | (c << 8) | d;
 		unsigned long meta = (169UL << 24) | (254UL << 16) | (169UL << 8) | 254UL;
 		unsigned long mask = bits ? (0xffffffffUL << (32 - bits)) & 0xffffffffUL : 0;
 		if ((net & mask) == (meta & mask))
-			json_object_set_new(block, "except", json_pack("[s]", "169.254.169.254/32"));
+			json_object_set_new(block, "except", udfb_json_must(json_pack("[s]", "169.254.169.254/32")));
 	} else if (strchr(cidr, ':')) {
 		/* IPv6: the metadata address is IPv4; nothing to except. */
 	}
-	return json_pack("{s:[{s:o}]}", "to", "ipBlock", block);
+	return udfb_json_must(json_pack("{s:[{s:o}]}", "to", "ipBlock", block));
 }
 
 json_t *k8s_netpol_obj(const struct k8s_opts *o, const struct k8s_names *n)
 {
-	json_t *from = json_pack("{s:{s:o}}", "podSelector", "matchLabels", selector_labels(o->query_pod_selector));
+	json_t *from = udfb_json_must(json_pack("{s:{s:o}}", "podSelector", "matchLabels", selector_labels(o->query_pod_selector)));
 	json_object_set_new(from, "namespaceSelector",
-			    json_pack("{s:o}", "matchLabels", selector_labels(o->query_namespace_selector)));
-	json_t *egress = json_pack("[{s:[{s:{s:{s:s}},s:{s:{s:s}}}],s:[{s:s,s:i},{s:s,s:i}]}]", "to", "namespaceSelector",
+			    udfb_json_must(json_pack("{s:o}", "matchLabels", selector_labels(o->query_namespace_selector))));
+	json_t *egress = udfb_json_must(json_pack("[{s:[{s:{s:{s:s}},s:{s:{s:s}}}],s:[{s:s,s:i},{s:s,s:i}]}]", "to", "namespaceSelector",
 				   "matchLabels", "kubernetes.io/metadata.name", o->dns_namespace, "podSelector", "matchLabels",
-				   "k8s-app", "kube-dns", "ports", "protocol", "UDP", "port", 53, "protocol", "TCP", "port", 53);
+				   "k8s-app", "kube-dns", "ports", "protocol", "UDP", "port", 53, "protocol", "TCP", "port", 53));
 	char *copy = strdup(o->egress_cidrs), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
 		if (*t)
 			json_array_append_new(egress, cidr_rule(t));
 	free(copy);
-	return json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:{s:{s:s}},s:[s,s],s:[{s:[o],s:[{s:s,s:i}]}],s:o}}", "apiVersion",
+	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:{s:{s:s}},s:[s,s],s:[{s:[o],s:[{s:s,s:i}]}],s:o}}", "apiVersion",
 			 "networking.k8s.io/v1", "kind", "NetworkPolicy", "metadata", "name", n->name, "namespace", n->ns, "labels",
 			 labels_for(n), "spec", "podSelector", "matchLabels", "udf-builder/instance", n->name, "policyTypes",
-			 "Ingress", "Egress", "ingress", "from", from, "ports", "protocol", "TCP", "port", 8815, "egress", egress);
+			 "Ingress", "Egress", "ingress", "from", from, "ports", "protocol", "TCP", "port", 8815, "egress", egress));
 }

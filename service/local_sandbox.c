@@ -22,6 +22,7 @@
 #include "bundle.h"
 #include "cleanup.h"
 #include "fsutil.h"
+#include "jsonout.h"
 #include "local.h"
 #include "log.h"
 #include "probe.h"
@@ -98,7 +99,7 @@ static char **sandbox_env(const struct udfb_sandbox_rec *sb, const struct udfb_s
 	if (asprintf(&env[k++], "UDF_SERVER_ADDR=127.0.0.1:%d", sb->udf_port) < 0 ||
 	    asprintf(&env[k++], "RESOURCE_STATUS_ADDR=127.0.0.1:%d", sb->status_port) < 0)
 		abort();
-	if (req->tokens && *req->tokens && asprintf(&env[k++], "UDF_AUTH_TOKEN=%s", req->tokens) < 0)
+	if (req->auth_keys && *req->auth_keys && asprintf(&env[k++], "UDF_AUTH_KEYS=%s", req->auth_keys) < 0)
 		abort();
 	*n = k;
 	return env;
@@ -147,9 +148,9 @@ static int make_bundle(struct udfb_local *L, const struct udfb_sandbox_rec *sb, 
 
 static int write_record(const struct udfb_sandbox_rec *sb, struct udfb_err *err)
 {
-	json_t *j = json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:I}", "id", sb->id, "tenant", sb->tenant, "key", sb->key,
+	json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:I}", "id", sb->id, "tenant", sb->tenant, "key", sb->key,
 			      "udf_port", sb->udf_port, "status_port", sb->status_port, "spec", sb->spec, "started",
-			      (json_int_t)sb->started_wall_ms);
+			      (json_int_t)sb->started_wall_ms));
 	int rc = write_json(sb->dir, "sandbox.json", j, err);
 	json_decref(j);
 	return rc;

@@ -1,5 +1,6 @@
 /* A sandbox's config.json: see runtime_spec.h.  Written with jansson; the
  * runtime (runc, runsc) reads it from the bundle directory. */
+#include "jsonout.h"
 #include "runtime_spec.h"
 
 #include <errno.h>
@@ -33,21 +34,21 @@ static json_t *seccomp_profile(void)
 	for (int k = 0; denied[k]; k++)
 		json_array_append_new(names, json_string(denied[k]));
 #if defined(__x86_64__)
-	json_t *arches = json_pack("[sss]", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32");
+	json_t *arches = udfb_json_must(json_pack("[sss]", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"));
 #elif defined(__aarch64__)
-	json_t *arches = json_pack("[ss]", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM");
+	json_t *arches = udfb_json_must(json_pack("[ss]", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"));
 #else
 	json_t *arches = json_array();
 #endif
 	/* clone3 passes its flags in memory, where a filter cannot look:
 	 * ENOSYS makes libc fall back to clone, whose flags are checked. */
-	return json_pack("{s:s,s:o,s:[{s:o,s:s,s:i},{s:[s],s:s,s:i},{s:[s],s:s,s:i,s:[{s:i,s:I,s:I,s:s}]}]}",
+	return udfb_json_must(json_pack("{s:s,s:o,s:[{s:o,s:s,s:i},{s:[s],s:s,s:i},{s:[s],s:s,s:i,s:[{s:i,s:I,s:I,s:s}]}]}",
 			 "defaultAction", "SCMP_ACT_ALLOW", "architectures", arches, "syscalls",
 			 "names", names, "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM,
 			 "names", "clone3", "action", "SCMP_ACT_ERRNO", "errnoRet", ENOSYS,
 			 "names", "clone", "action", "SCMP_ACT_ERRNO", "errnoRet", EPERM,
 			 "args", "index", 0, "value", (json_int_t)CLONE_NEWUSER_FLAG, "valueTwo",
-			 (json_int_t)CLONE_NEWUSER_FLAG, "op", "SCMP_CMP_MASKED_EQ");
+			 (json_int_t)CLONE_NEWUSER_FLAG, "op", "SCMP_CMP_MASKED_EQ"));
 }
 
 static int parse_id(const char *s, size_t n, unsigned *out)
@@ -127,7 +128,7 @@ static json_t *process_args(json_t *image_config)
 
 static json_t *rlimit(const char *type, long n)
 {
-	return json_pack("{s:s,s:I,s:I}", "type", type, "hard", (json_int_t)n, "soft", (json_int_t)n);
+	return udfb_json_must(json_pack("{s:s,s:I,s:I}", "type", type, "hard", (json_int_t)n, "soft", (json_int_t)n));
 }
 
 static json_t *process(const struct udfb_spec_opts *o, unsigned uid, unsigned gid, json_t *args)
@@ -137,22 +138,22 @@ static json_t *process(const struct udfb_spec_opts *o, unsigned uid, unsigned gi
 	static const char *const sets[] = { "bounding", "effective", "inheritable", "permitted", "ambient" };
 	for (int k = 0; k < 5; k++)
 		json_object_set_new(caps, sets[k], json_array());
-	json_t *limits = json_pack("[o,o]", rlimit("RLIMIT_NOFILE", o->nofile), rlimit("RLIMIT_CORE", 0));
+	json_t *limits = udfb_json_must(json_pack("[o,o]", rlimit("RLIMIT_NOFILE", o->nofile), rlimit("RLIMIT_CORE", 0)));
 	if (o->nproc > 0)
 		json_array_append_new(limits, rlimit("RLIMIT_NPROC", o->nproc));
 	if (o->fsize > 0)
 		json_array_append_new(limits, rlimit("RLIMIT_FSIZE", (long)o->fsize));
-	return json_pack("{s:b,s:{s:I,s:I},s:o,s:o,s:s,s:o,s:o,s:b,s:i}", "terminal", 0, "user", "uid",
+	return udfb_json_must(json_pack("{s:b,s:{s:I,s:I},s:o,s:o,s:s,s:o,s:o,s:b,s:i}", "terminal", 0, "user", "uid",
 			 (json_int_t)uid, "gid", (json_int_t)gid, "args", args, "env", process_env(o), "cwd",
 			 cwd && *cwd == '/' ? cwd : "/", "capabilities", caps, "rlimits", limits, "noNewPrivileges", 1,
-			 "oomScoreAdj", 500);
+			 "oomScoreAdj", 500));
 }
 
 static json_t *mounts(const struct udfb_spec_opts *o)
 {
 	char tmp_size[64];
 	snprintf(tmp_size, sizeof(tmp_size), "size=%lld", o->tmp_bytes);
-	return json_pack("[{s:s,s:s,s:s,s:[sss]},"
+	return udfb_json_must(json_pack("[{s:s,s:s,s:s,s:[sss]},"
 			 "{s:s,s:s,s:s,s:[ssss]},"
 			 "{s:s,s:s,s:s,s:[ssssss]},"
 			 "{s:s,s:s,s:s,s:[sssss]},"
@@ -168,31 +169,31 @@ static json_t *mounts(const struct udfb_spec_opts *o)
 			 "destination", "/dev/mqueue", "type", "mqueue", "source", "mqueue", "options", "nosuid", "noexec",
 			 "nodev",
 			 "destination", "/tmp", "type", "tmpfs", "source", "tmpfs", "options", "nosuid", "nodev",
-			 "mode=1777", tmp_size);
+			 "mode=1777", tmp_size));
 }
 
 static json_t *resources(const struct udfb_spec_opts *o)
 {
-	json_t *r = json_pack("{s:[{s:b,s:s}]}", "devices", "allow", 0, "access", "rwm");
+	json_t *r = udfb_json_must(json_pack("{s:[{s:b,s:s}]}", "devices", "allow", 0, "access", "rwm"));
 	if ((o->cgroups & UDFB_CG_MEMORY) && o->memory_bytes > 0)
-		json_object_set_new(r, "memory", json_pack("{s:I}", "limit", (json_int_t)o->memory_bytes));
+		json_object_set_new(r, "memory", udfb_json_must(json_pack("{s:I}", "limit", (json_int_t)o->memory_bytes)));
 	if ((o->cgroups & UDFB_CG_CPU) && o->cpu_millis > 0)
-		json_object_set_new(r, "cpu", json_pack("{s:I,s:I}", "quota", (json_int_t)o->cpu_millis * 100,
-							"period", (json_int_t)100000));
+		json_object_set_new(r, "cpu", udfb_json_must(json_pack("{s:I,s:I}", "quota", (json_int_t)o->cpu_millis * 100,
+							"period", (json_int_t)100000)));
 	if ((o->cgroups & UDFB_CG_PIDS) && o->pids > 0)
-		json_object_set_new(r, "pids", json_pack("{s:I}", "limit", (json_int_t)o->pids));
+		json_object_set_new(r, "pids", udfb_json_must(json_pack("{s:I}", "limit", (json_int_t)o->pids)));
 	return r;
 }
 
 static json_t *linux_section(const struct udfb_spec_opts *o)
 {
-	json_t *l = json_pack("{s:[{s:s},{s:s},{s:s},{s:s},{s:s}],s:o,"
+	json_t *l = udfb_json_must(json_pack("{s:[{s:s},{s:s},{s:s},{s:s},{s:s}],s:o,"
 			      "s:[ssssssssss],s:[sssss]}",
 			      "namespaces", "type", "pid", "type", "ipc", "type", "uts", "type", "mount", "type", "cgroup",
 			      "resources", resources(o),
 			      "maskedPaths", "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
 			      "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-			      "readonlyPaths", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger");
+			      "readonlyPaths", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"));
 	if (o->cgroups_path)
 		json_object_set_new(l, "cgroupsPath", json_string(o->cgroups_path));
 	if (o->seccomp)
@@ -210,9 +211,9 @@ int udfb_runtime_spec(json_t **out, const struct udfb_spec_opts *o, struct udfb_
 		json_decref(args);
 		return udfb_err_set(err, UDFB_E_INVALID, "image: no Entrypoint or Cmd to run");
 	}
-	*out = json_pack("{s:s,s:o,s:{s:s,s:b},s:s,s:o,s:o}", "ociVersion", "1.0.2", "process",
+	*out = udfb_json_must(json_pack("{s:s,s:o,s:{s:s,s:b},s:s,s:o,s:o}", "ociVersion", "1.0.2", "process",
 			 process(o, uid, gid, args), "root", "path", o->rootfs, "readonly", 1, "hostname", o->hostname,
-			 "mounts", mounts(o), "linux", linux_section(o));
+			 "mounts", mounts(o), "linux", linux_section(o)));
 	if (!*out)
 		abort();
 	return 0;

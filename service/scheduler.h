@@ -16,7 +16,7 @@ struct udfb_sandbox_req {
 	const char *key;   /* the cache key, "sha256:..." */
 	const char *image; /* reference pinned by digest */
 	const char *handler;
-	const char *tokens; /* UDF_AUTH_TOKEN: the accepted tokens, comma-separated */
+	const char *auth_keys; /* UDF_AUTH_KEYS: the sandbox keys tokens are checked with, one per secret, comma-separated */
 	const struct udfb_env_var *env; /* operator-bound variables */
 	size_t n_env;
 };

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "jsonout.h"
 #include "k8s.h"
 #include "log.h"
 #include "scheduler.h"
@@ -202,8 +203,8 @@ static int k8s_list(void *impl, json_t **out, struct udfb_err *err)
 		struct k8s_sb *sb = (struct k8s_sb *)(uintptr_t)json_integer_value(v);
 		const char *nl = strchr(id, '\n');
 		char *tenant = strndup(id, (size_t)(nl - id));
-		json_array_append_new(*out, json_pack("{s:s,s:s,s:s,s:s}", "tenant", tenant, "key", nl + 1, "endpoint", sb->endpoint,
-						      "state", sb->scaled_down ? "scaled-to-zero" : "ready"));
+		json_array_append_new(*out, udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", tenant, "key", nl + 1, "endpoint", sb->endpoint,
+						      "state", sb->scaled_down ? "scaled-to-zero" : "ready")));
 		free(tenant);
 	}
 	pthread_mutex_unlock(&k->mu);
@@ -227,7 +228,7 @@ static int k8s_reap_idle(void *impl, long idle_ms, struct udfb_err *err)
 		if (!sb->scaled_down && sb->deployment && now - sb->last_used_ms > idle_ms) {
 			json_t *d = json_deep_copy(sb->deployment);
 			json_object_set_new(json_object_get(d, "spec"), "replicas", json_integer(0));
-			json_array_append_new(todo, json_pack("{s:s,s:o}", "id", id, "obj", d));
+			json_array_append_new(todo, udfb_json_must(json_pack("{s:s,s:o}", "id", id, "obj", d)));
 			sb->scaled_down = 1;
 		}
 	}

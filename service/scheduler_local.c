@@ -23,6 +23,7 @@
 #include "bundle.h"
 #include "cleanup.h"
 #include "fsutil.h"
+#include "jsonout.h"
 #include "local.h"
 #include "log.h"
 #include "prefetch.h"
@@ -191,7 +192,7 @@ static void spec_hash(char out[UDFB_DIGEST_LEN + 1], const struct udfb_sandbox_r
 {
 	struct udfb_sha256 *h = udfb_sha256_new();
 	const char *at = strrchr(req->image, '@');
-	const char *parts[] = { at ? at + 1 : req->image, req->tokens ? req->tokens : "" };
+	const char *parts[] = { at ? at + 1 : req->image, req->auth_keys ? req->auth_keys : "" };
 	for (int k = 0; k < 2; k++)
 		udfb_sha256_update(h, parts[k], strlen(parts[k]) + 1);
 	for (size_t k = 0; k < req->n_env; k++) {
@@ -373,8 +374,8 @@ static int local_list(void *impl, json_t **out, struct udfb_err *err)
 		if (!sb->udf_port)
 			continue;
 		cleanup_free char *ep = endpoint_of(sb);
-		json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "tenant", sb->tenant, "key", sb->key, "endpoint", ep, "state",
-				      state_names[sb->state]);
+		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", sb->tenant, "key", sb->key, "endpoint", ep, "state",
+				      state_names[sb->state]));
 		if (sb->id)
 			json_object_set_new(o, "container", json_string(sb->id));
 		json_array_append_new(*out, o);

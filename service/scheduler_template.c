@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "hash.h"
+#include "jsonout.h"
 #include "scheduler.h"
 
 struct tmpl {
@@ -97,7 +98,7 @@ static int tmpl_list(void *impl, json_t **out, struct udfb_err *err)
 	json_object_foreach(t->handed_out, id, ep) {
 		const char *nl = strchr(id, '\n');
 		char *tenant = strndup(id, (size_t)(nl - id));
-		json_array_append_new(*out, json_pack("{s:s,s:s,s:O,s:s}", "tenant", tenant, "key", nl + 1, "endpoint", ep, "state", "ready"));
+		json_array_append_new(*out, udfb_json_must(json_pack("{s:s,s:s,s:O,s:s}", "tenant", tenant, "key", nl + 1, "endpoint", ep, "state", "ready")));
 		free(tenant);
 	}
 	pthread_mutex_unlock(&t->mu);

@@ -213,10 +213,18 @@ int udfb_service_builds_running(struct udfb_service *s)
 
 /* ---- one call ---- */
 
-static void fill_out(struct udfb_apply_out *out, const struct udfb_flight *f)
+/* A fresh token with every answer: it expires token_ttl_s from now. */
+static char *mint_token(const struct udfb_service *s, const char *tenant, const char *key)
+{
+	char t[UDFB_TOKEN_MAX];
+	udfb_token_mint(t, s->secrets[0], strlen(s->secrets[0]), tenant, key, (long long)time(NULL) + s->cfg.token_ttl_s);
+	return strdup(t);
+}
+
+static void fill_out(const struct udfb_service *s, struct udfb_apply_out *out, const struct udfb_flight *f)
 {
 	out->endpoint = strdup(f->endpoint);
-	out->token = strdup(f->token);
+	out->token = mint_token(s, f->tenant, f->key);
 	out->accepted = 0;
 }
 
@@ -254,8 +262,7 @@ static int sandbox_alive(struct udfb_service *s, struct udfb_flight *f)
 	if (!s->sched.ops->alive || s->sched.ops->alive(s->sched.impl, f->tenant, f->key))
 		return 1;
 	free(f->endpoint);
-	free(f->token);
-	f->endpoint = f->token = NULL;
+	f->endpoint = NULL;
 	f->state = UDFB_FLIGHT_NEW;
 	return 0;
 }
@@ -281,7 +288,7 @@ int udfb_service_repeat(struct udfb_service *s, const struct udfb_call_meta *met
 	struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
 	int hit = a && a->alias->state == UDFB_FLIGHT_READY && sandbox_alive(s, a->alias);
 	if (hit)
-		fill_out(out, a->alias);
+		fill_out(s, out, a->alias);
 	pthread_mutex_unlock(&s->mu);
 	if (hit)
 		udfb_metrics_cache(s->metrics, 1);
@@ -349,7 +356,7 @@ int udfb_service_lookup(struct udfb_service *s, const struct udfb_prepared *p, s
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
 	int hit = f && f->state == UDFB_FLIGHT_READY && sandbox_alive(s, f);
 	if (hit) {
-		fill_out(out, f);
+		fill_out(s, out, f);
 		remember(s, p->fingerprint, f);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -406,14 +413,15 @@ static int dest_for(char **out, struct udfb_service *s, const struct udfb_prepar
 	return 0;
 }
 
-/* Every configured secret's token, so sandboxes accept old and new during a rotation. */
-static char *accepted_tokens(struct udfb_service *s, const char *tenant, const char *key)
+/* Every configured secret's sandbox key, so sandboxes accept tokens of old
+ * and new during a rotation. */
+static char *sandbox_keys(struct udfb_service *s, const char *tenant, const char *key)
 {
 	struct udfb_buf b;
 	udfb_buf_init(&b, 1 << 16);
 	for (size_t k = 0; k < s->n_secrets; k++) {
-		char t[UDFB_TOKEN_LEN + 1];
-		udfb_token_derive(t, s->secrets[k], strlen(s->secrets[k]), tenant, key);
+		char t[UDFB_SANDBOX_KEY_LEN + 1];
+		udfb_token_sandbox_key(t, s->secrets[k], strlen(s->secrets[k]), tenant, key);
 		udfb_buf_printf(&b, "%s%s", k ? "," : "", t);
 	}
 	return udfb_buf_steal(&b, NULL);
@@ -423,12 +431,12 @@ static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, 
 			 struct udfb_sandbox *sb, struct udfb_err *err)
 {
 	const struct udfb_udf_env *env = udfb_config_env_for(&s->cfg, p->tenant, p->req.spec.handler);
-	char *tokens = accepted_tokens(s, p->tenant, p->key);
+	char *keys = sandbox_keys(s, p->tenant, p->key);
 	struct udfb_sandbox_req req = { .tenant = p->tenant, .key = p->key, .image = image,
-					.handler = p->req.spec.handler, .tokens = tokens,
+					.handler = p->req.spec.handler, .auth_keys = keys,
 					.env = env ? env->vars : NULL, .n_env = env ? env->n_vars : 0 };
 	int rc = s->sched.ops->ensure(s->sched.impl, &req, sb, err);
-	free(tokens);
+	free(keys);
 	return rc < 0 ? udfb_err_wrap(err, "scheduler %s", s->sched.ops->name) : 0;
 }
 
@@ -459,15 +467,12 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
 			  struct udfb_err *err, int rc)
 {
-	char token[UDFB_TOKEN_LEN + 1];
-	udfb_token_derive(token, s->secrets[0], strlen(s->secrets[0]), p->tenant, p->key);
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
 	if (rc == 0) {
 		f->state = UDFB_FLIGHT_READY;
 		f->endpoint = sb->endpoint;
 		sb->endpoint = NULL;
-		f->token = strdup(token);
 	} else {
 		f->state = UDFB_FLIGHT_FAILED;
 		f->failed_at_ms = udfb_now_ms();
@@ -556,9 +561,7 @@ static int not_yet(struct udfb_service *s, const struct udfb_flight *f, struct u
 		return udfb_err_set(err, UDFB_E_DEADLINE, "image for key %s: still building when the call's deadline came; a later call gets it", f->key);
 	if (s->sched.ops->predict(s->sched.impl, f->tenant, f->key, &out->endpoint, err) < 0)
 		return -1;
-	char token[UDFB_TOKEN_LEN + 1];
-	udfb_token_derive(token, s->secrets[0], strlen(s->secrets[0]), f->tenant, f->key);
-	out->token = strdup(token);
+	out->token = mint_token(s, f->tenant, f->key);
 	out->accepted = 1;
 	return 0;
 }
@@ -577,7 +580,7 @@ int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long 
 	if (rc == 0) {
 		wait_until(s, f, deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0);
 		if (f->state == UDFB_FLIGHT_READY) {
-			fill_out(out, f);
+			fill_out(s, out, f);
 			remember(s, fp, f);
 		} else if (f->state == UDFB_FLIGHT_FAILED)
 			rc = udfb_err_set(err, f->err.cat, "%s", f->err.msg);

@@ -5,7 +5,8 @@ SQL types) is read from udf.json next to this file, so the stub layer of an
 image is shared and cacheable.  It loads the user's code from udf.py, wraps the
 handler with databend-udf's @udf unless it is already decorated, serves it with
 databend_udf.UDFServer (Arrow Flight), checks `x-authorization` when
-UDF_AUTH_TOKEN is set, and answers /health and /stats on RESOURCE_STATUS_ADDR.
+UDF_AUTH_KEYS (or UDF_AUTH_TOKEN) is set, and answers /health and /stats on
+RESOURCE_STATUS_ADDR.
 
 From the runtime it uses only databend_udf.udf, databend_udf.UDFServer
 (location=, middleware=, add_function, serve) and pyarrow.flight's
@@ -13,6 +14,7 @@ ServerMiddlewareFactory and FlightUnauthenticatedError, so a newer
 databend-udf keeps working as long as those stay put.
 """
 
+import hashlib
 import hmac
 import importlib.util
 import json
@@ -20,6 +22,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +36,8 @@ IMPORTS_DIR = os.path.join(APP_DIR, "imports")
 PACKAGES_DIR = os.path.join(APP_DIR, "packages")
 ARCHIVE_SUFFIXES = (".zip", ".whl", ".egg")
 AUTH_HEADER = "x-authorization"
+# Leeway for a control plane whose clock runs ahead of this machine's.
+TOKEN_SKEW_S = 60
 
 
 def fail(message, code=EXIT_CONFIG):
@@ -164,29 +169,53 @@ def count_batches(fn, stats):
         sys.stderr.write("udf server: cannot count requests for this function\n")
 
 
-def make_auth_factory(tokens):
+def token_checker(keys, tokens):
+    """A function telling whether an x-authorization value is good.
+
+    keys (UDF_AUTH_KEYS, what the service sets): this sandbox's keys, one per
+    secret of the control plane, comma-separated; a token is
+    "v2.<expires>.<hex HMAC-SHA256(key, 'udfb-token-v2\\n<expires>')>" and is
+    refused once <expires> (Unix seconds) has passed (service/token.h).
+    tokens (UDF_AUTH_TOKEN, for a stub run by hand): fixed tokens, compared
+    as they are.  Both lists allow a rotation: old and new are accepted."""
+    keys = [k.strip().encode("ascii") for k in (keys or "").split(",") if k.strip()]
+    fixed = [t.strip().encode("utf-8") for t in (tokens or "").split(",") if t.strip()]
+
+    def expiring(value):
+        parts = value.split(b".")
+        if len(parts) != 3 or parts[0] != b"v2" or not parts[1].isdigit() or len(parts[1]) > 18:
+            return False
+        msg = b"udfb-token-v2\n" + parts[1]
+        # Every key is tried, in constant time for each.
+        good = [hmac.compare_digest(hmac.new(k, msg, hashlib.sha256).hexdigest().encode(), parts[2]) for k in keys]
+        return any(good) and int(parts[1]) + TOKEN_SKEW_S >= time.time()
+
+    def check(value):
+        if isinstance(value, str):
+            value = value.encode("utf-8", "surrogateescape")
+        if not isinstance(value, bytes):
+            return False
+        # Constant time so the token cannot be guessed byte by byte.
+        return expiring(value) or any(hmac.compare_digest(value, t) for t in fixed)
+
+    return check
+
+
+def make_auth_factory(check):
     from pyarrow.flight import FlightUnauthenticatedError, ServerMiddlewareFactory
 
-    # UDF_AUTH_TOKEN may list several tokens, comma-separated: during a
-    # rotation of the control plane's secret, old and new are both accepted.
-    accepted = [t.strip().encode("utf-8") for t in tokens.split(",") if t.strip()]
-
     class TokenAuthFactory(ServerMiddlewareFactory):
-        """Rejects every Flight call whose x-authorization is not the token."""
+        """Rejects every Flight call without a good x-authorization."""
 
         def start_call(self, info, headers):
             values = []
             for key, vals in (headers or {}).items():
                 if key.lower() == AUTH_HEADER:
                     values.extend(vals if isinstance(vals, (list, tuple)) else [vals])
-            for value in values:
-                if isinstance(value, str):
-                    value = value.encode("utf-8", "surrogateescape")
-                # Constant time so the token cannot be guessed byte by byte.
-                if isinstance(value, bytes) and any(hmac.compare_digest(value, t) for t in accepted):
-                    return None  # no per-call state needed
+            if any(check(v) for v in values):
+                return None  # no per-call state needed
             # Never echo the header or the token back.
-            raise FlightUnauthenticatedError("missing or invalid x-authorization")
+            raise FlightUnauthenticatedError("missing, invalid or expired x-authorization")
 
     return TokenAuthFactory()
 
@@ -264,9 +293,9 @@ def main():
     count_batches(fn, stats)
 
     middleware = {}
-    token = os.environ.get("UDF_AUTH_TOKEN")
-    if token:
-        middleware["udf_auth"] = make_auth_factory(token)
+    keys, tokens = os.environ.get("UDF_AUTH_KEYS"), os.environ.get("UDF_AUTH_TOKEN")
+    if keys or tokens:
+        middleware["udf_auth"] = make_auth_factory(token_checker(keys, tokens))
 
     location = os.environ.get("UDF_SERVER_ADDR") or "0.0.0.0:8815"
     server = UDFServer(location=location, middleware=middleware)

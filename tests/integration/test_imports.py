@@ -163,6 +163,18 @@ def main():
     fails("a numeric tag is the object's length", "len", [("@s/len.py", url("/ok/len.py"), "3")], 2,
           "its tag says 3")
 
+    # Issue 18: refused as invalid input (exit 2) before any fetch, where
+    # they failed as INTERNAL (a file name over 255 bytes) or UNAVAILABLE (a
+    # URL with a space), or became an OCI whiteout in the image (.wh.).
+    before = dict(hits)
+    fails("a file name over 255 bytes", "longname", [("@s/" + "a" * 256, url("/ok/long-name.py"), "t1")], 2,
+          "imports[0].location: file name 'aaaa")
+    fails("a URL with a space", "space", [("@s/sp.py", url("/ok/s p.py"), "t1")], 2,
+          "imports[0].url (import '@s/sp.py'): not a valid URL")
+    fails("a .wh. file name", "whiteout", [("@s/.wh.server.py", url("/ok/wh.py"), "t1")], 2,
+          "starts with '.wh.' (an OCI whiteout)")
+    check("none of them reached the server", hits == before, (before, hits))
+
     # The content cache: (location, tag) with a new URL reaches no server.
     imports = [("@s/a.py", url("/ok/a.py"), "ta"), ("@s/b.py", url("/ok/b.py"), "tb")]
     rc, out1, err, _ = build("c1", imports)

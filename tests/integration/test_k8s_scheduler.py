@@ -28,6 +28,8 @@ naming the object and the Status message; the token never appears in the
 service's stderr.  Results are TAP lines.
 """
 
+import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -50,6 +52,16 @@ SECRET = "k8s-test-secret-0123456789abcdef"
 
 n = 0
 failures = 0
+
+
+def token_accepted(token, keys):
+    """The stub's check (templates/server.py, service/token.h): the token is
+    "v2.<expires>.<mac>" under one of the sandbox's keys, not expired."""
+    m = re.fullmatch(r"v2\.([0-9]+)\.([0-9a-f]{64})", token)
+    if not m or int(m.group(1)) < time.time():
+        return False
+    msg = b"udfb-token-v2\n" + m.group(1).encode()
+    return any(hmac.compare_digest(hmac.new(k.encode(), msg, hashlib.sha256).hexdigest(), m.group(2)) for k in keys if k)
 
 
 def tap(ok, desc, detail=""):
@@ -262,8 +274,8 @@ def main():
         pod = dep.get("spec", {}).get("template", {}).get("spec", {})
         envs = {e["name"]: e.get("value") for e in (pod.get("containers") or [{}])[0].get("env", [])}
         tap(envs.get("UDF_SERVER_ADDR") == "0.0.0.0:8815" and envs.get("RESOURCE_STATUS_ADDR") == "0.0.0.0:8080"
-            and headers.get("x-authorization", "#") in (envs.get("UDF_AUTH_TOKEN") or "").split(","),
-            "env: UDF_SERVER_ADDR, RESOURCE_STATUS_ADDR and the token the caller got", envs)
+            and token_accepted(headers.get("x-authorization", ""), (envs.get("UDF_AUTH_KEYS") or "").split(",")),
+            "env: UDF_SERVER_ADDR, RESOURCE_STATUS_ADDR and the sandbox keys the caller's token checks with", envs)
         tap(pod.get("runtimeClassName") == "runsc", "runtimeClassName defaults to runsc", pod.get("runtimeClassName"))
 
         code2, ep2, _ = call(r1, "tenant-a")

@@ -170,6 +170,15 @@ def scripts_and_record(env, index_url):
     check("INSTALLER names udf-builder",
           read_file(dest, out, "app/packages/datapkg-1.0.dist-info/INSTALLER") == b"udf-builder\n")
     check("no .pyc in the image", not any(k.endswith(".pyc") for k in files))
+    # One history entry per layer, in layer order: the package layers were
+    # once described with the UDF layer's entry lost (found by issue 18's
+    # checked json_pack).
+    m = manifest(dest, out)
+    cfg = json.loads(blob(dest, m["config"]["digest"]))
+    made = [h["created_by"] for h in cfg["history"] if not h.get("empty_layer")]
+    check("the config's history has one entry per layer, the UDF's last",
+          len(made) == len(m["layers"]) and made[-1].startswith("udf-builder: COPY udf.py udf.json udf.lock") and
+          any("datapkg" in c for c in made), made)
 
 
 def failures(env, index_url):

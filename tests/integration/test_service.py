@@ -133,8 +133,8 @@ def poll(fn, timeout, what, interval=0.02):
 
 class ImportServer:
     """Serves the vectors' import files from a directory, plus dynamic /slow/
-    paths that answer after SLOW_SECONDS and /unavailable/ paths that answer
-    503.  Counts requests per path (query strings ignored)."""
+    paths that answer after SLOW_SECONDS (/fast/ ones at once) and
+    /unavailable/ paths that answer 503.  Counts requests per path (query strings ignored)."""
 
     def __init__(self, root):
         self.root = root
@@ -156,8 +156,9 @@ class ImportServer:
                     outer.counts[path] = outer.counts.get(path, 0) + 1
                     outer.cond.notify_all()
                 try:
-                    if path.startswith("/slow/"):
-                        time.sleep(SLOW_SECONDS)
+                    if path.startswith("/slow/") or path.startswith("/fast/"):
+                        if path.startswith("/slow/"):
+                            time.sleep(SLOW_SECONDS)
                         body = ("# slow import %s\nVALUE = 1\n" % path).encode()
                         self.send_response(200)
                         self.send_header("Content-Type", "text/x-python")
@@ -278,7 +279,7 @@ class Reply:
 class Server:
     """One `udf-builder serve` process on loopback ports."""
 
-    def __init__(self, tmp, *args, env=None):
+    def __init__(self, tmp, *args, env=None, creds=None):
         self.dir = tempfile.mkdtemp(prefix="server.", dir=tmp)
         self.stderr_path = os.path.join(self.dir, "stderr")
         e = dict(os.environ)
@@ -316,7 +317,7 @@ class Server:
             if not m:
                 raise AssertionError("unexpected first line %r%s" % (line, self.stderr_tail()))
             self.grpc_port, self.admin_port = int(m.group(1)), int(m.group(2))
-            self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.grpc_port)
+            self.channel = self.open_channel(creds)
             grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
         except BaseException:
             self.kill()
@@ -334,6 +335,14 @@ class Server:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=health_pb2.HealthCheckResponse.FromString,
         )
+
+    def open_channel(self, creds=None):
+        """Plain HTTP/2, or TLS with creds (grpc.ssl_channel_credentials);
+        the test certificates name localhost."""
+        target = "127.0.0.1:%d" % self.grpc_port
+        if creds is None:
+            return grpc.insecure_channel(target)
+        return grpc.secure_channel(target, creds, options=(("grpc.ssl_target_name_override", "localhost"),))
 
     def _first_line(self):
         box = []
@@ -485,8 +494,8 @@ class ServerCase(unittest.TestCase):
             raise AssertionError("\n".join(problems))
 
     @classmethod
-    def start_server(cls, *args, env=None):
-        s = Server(cls.tmp, *args, env=env)
+    def start_server(cls, *args, env=None, creds=None):
+        s = Server(cls.tmp, *args, env=env, creds=creds)
         cls.servers.append(s)
         return s
 
@@ -503,7 +512,7 @@ class ServerCase(unittest.TestCase):
             r.endpoint, r"^http://udf-[0-9a-f]{12}\.%s(-[0-9a-f]{6,})?\.svc:8815$" % re.escape(tenant_label)
         )
         self.assertEqual(list(r.headers), ["x-authorization"], r)
-        self.assertRegex(r.token, r"^[0-9a-f]{64}$")
+        self.assertRegex(r.token, r"^v2\.[0-9]+\.[0-9a-f]{64}$")
 
 
 # ---- the main server: fail mode, no default tenant ----
@@ -603,7 +612,7 @@ class ServiceTest(ServerCase):
         hits = self.srv.metric('udfb_cache_lookups_total{result="hit"}')
         req.imports[0].url = req.imports[0].url.split("?")[0] + "?X-Amz-Signature=changed"
         again = self.srv.call(req)
-        self.assertEqual((again.endpoint, again.token), (first.endpoint, first.token))
+        self.assertEqual(again.endpoint, first.endpoint)  # and a fresh token (TokenTest)
         self.assertLess(again.elapsed, 1.0, again)
         self.assertEqual(self.srv.metric('udfb_cache_lookups_total{result="hit"}'), hits + 1)
         self.assertEqual(self.imports.count(path), 1)
@@ -627,7 +636,7 @@ class ServiceTest(ServerCase):
         self.assertTrue(all(r is not None for r in replies), replies)
         for r in replies:
             self.assertGoodEndpoint(r)
-        self.assertEqual(len({(r.endpoint, r.token) for r in replies}), 1, replies)
+        self.assertEqual(len({r.endpoint for r in replies}), 1, replies)
         b0 = m0['udfb_builds_total{result="ok"}'] + m0['udfb_builds_total{result="error"}']
         m1 = self.srv.wait_builds_idle(b0 + 1)
         self.assertEqual(m1['udfb_builds_total{result="ok"}'], m0['udfb_builds_total{result="ok"}'] + 1)
@@ -706,8 +715,8 @@ class ServiceTest(ServerCase):
         host = lambda r: r.endpoint.split("//", 1)[1].split(":", 1)[0]
         self.assertNotEqual(host(a), host(b))
         self.assertNotEqual(a.token, b.token)
-        # Same (tenant, key): same token, every time.
-        self.assertEqual(self.srv.call(req, tenant="tenant-a").token, a.token)
+        # Same (tenant, key): the same sandbox (each answer has a fresh token).
+        self.assertEqual(self.srv.call(req, tenant="tenant-a").endpoint, a.endpoint)
 
     def test_transient_import_failure_is_retried(self):
         req, path = make_request(slow_port=self.imports.port, import_dir="unavailable")
@@ -732,6 +741,32 @@ class ServiceTest(ServerCase):
             self.assertReply(r2, "OK")
             self.assertNotEqual(r1.token, r2.token)
             self.assertNotEqual(r1.endpoint, r2.endpoint, "tenants %r and %r share a sandbox endpoint" % (t1, t2))
+
+    def test_hostile_strings_are_invalid_and_never_crash(self):
+        # Issue 18: a tag that is not UTF-8 crashed the service once its
+        # import was fetched (the import cache could not encode it), and a
+        # NUL byte silently cut a field.  protobuf-c checks neither, so the
+        # bytes are swapped in after serialising (same length).
+        nonce = uuid.uuid4().hex
+        req, _ = make_request(nonce=nonce, slow_port=self.imports.port, import_dir="fast")
+        req.imports[0].tag = "TAGTAGTAG"
+        good = req.SerializeToString()
+        cases = [
+            (b"TAGTAGTAG", b"TAG\xff\xfeTAGT", "imports[0].tag"),
+            (b"TAGTAGTAG", b"TAG\x00TAGTA", "imports[0].tag"),
+            (b"@udf_import_stage", b"@udf_import_st\xc0\xafe", "imports[0].location"),
+            (nonce.encode(), b"\x00" + nonce.encode()[1:], "spec"),
+        ]
+        for old, new, field in cases:
+            # the spec comes first on the wire, the import's location last
+            at = good.find(old) if field == "spec" else good.rfind(old)
+            payload = good[:at] + new + good[at + len(old):]
+            self.assertNotEqual(payload, good)
+            code, details = self.srv.call_raw(payload)
+            self.assertEqual(code, "INVALID_ARGUMENT", (new, details))
+            self.assertIn(field, details)
+        self.assertEqual(self.srv.http_get("/healthz")[0], 200)
+        self.assertReply(self.srv.call(req), "OK")
 
     def test_garbage_payload_is_invalid(self):
         for payload in (b"\xff\xff\xff\xff", b"\x0a\x05ab", b"\x12\x03\xff\xff\xff"):
@@ -802,11 +837,14 @@ class AcceptedModeTest(ServerCase):
         b0 = self.srv.builds_done()
         r, req, attempts = short_deadline_call(self, self.srv, "OK")
         self.assertGoodEndpoint(r)
-        # Once the build is done, a call gets the same endpoint and token, from memory.
+        # Once the build is done, a call gets the same endpoint, from memory,
+        # with a token for the same sandbox (fresh: it expires later).
         self.srv.wait_builds_idle(b0 + attempts)
         later = self.srv.call(req)
         self.assertGoodEndpoint(later)
-        self.assertEqual((later.endpoint, later.headers), (r.endpoint, r.headers))
+        self.assertEqual((later.endpoint, list(later.headers)), (r.endpoint, list(r.headers)))
+        exp = lambda t: int(t.split(".")[1])
+        self.assertGreaterEqual(exp(later.token), exp(r.token))
         self.assertLess(later.elapsed, 1.0, later)
 
     def test_failure_ttl_zero_retries_a_404(self):
@@ -846,6 +884,21 @@ class TokenTest(ServerCase):
         self.assertTrue(m, r)
         return "sha256:" + m.group(1)
 
+    @staticmethod
+    def sandbox_key(secret, tenant, key):
+        # service/token.h, computed here independently.
+        msg = "udfb-sandbox-key-v2\n%d:%s\n%d:%s" % (len(tenant), tenant, len(key), key)
+        return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+    @staticmethod
+    def expiry(token, sandbox_key):
+        """The token's expiry when sandbox_key signed it, else None."""
+        m = re.fullmatch(r"v2\.([0-9]+)\.([0-9a-f]{64})", token or "")
+        if not m:
+            return None
+        mac = hmac.new(sandbox_key.encode(), b"udfb-token-v2\n" + m.group(1).encode(), hashlib.sha256).hexdigest()
+        return int(m.group(1)) if hmac.compare_digest(mac, m.group(2)) else None
+
     def test_tokens_per_secret(self):
         a = self.start([SECRET_1, SECRET_2])
         b = self.start([SECRET_1])  # another replica, its own store
@@ -855,25 +908,155 @@ class TokenTest(ServerCase):
         ra = {t: a.call(req, tenant=t) for t in ("tenant-a", "tenant-b")}
         for r in ra.values():
             self.assertReply(r, "OK")
-            self.assertRegex(r.token, r"^[0-9a-f]{64}$")
+            self.assertRegex(r.token, r"^v2\.[0-9]+\.[0-9a-f]{64}$")
         self.assertNotEqual(ra["tenant-a"].token, ra["tenant-b"].token)
-        self.assertNotEqual(self.key_of(ra["tenant-a"]), self.key_of(ra["tenant-b"]))  # the tenant is in the key
-        self.assertEqual(a.call(req, tenant="tenant-a").token, ra["tenant-a"].token)
+        key = self.key_of(ra["tenant-a"])
+        self.assertNotEqual(key, self.key_of(ra["tenant-b"]))  # the tenant is in the key
         rb, rc, rd = (s.call(req, tenant="tenant-a") for s in (b, c, d))
         for r in (rb, rc, rd):
             self.assertReply(r, "OK")
             self.assertEqual(r.endpoint, ra["tenant-a"].endpoint)
-        self.assertEqual(rb.token, ra["tenant-a"].token, "replicas with the same first secret disagree")
-        self.assertNotEqual(rc.token, ra["tenant-a"].token)
-        self.assertNotEqual(rd.token, ra["tenant-a"].token)
-        self.assertNotEqual(rc.token, rd.token)
-        # The derivation documented in service/token.[ch]: HMAC-SHA256 under the
-        # first secret over the length-prefixed (tenant, key).
-        key = self.key_of(ra["tenant-a"])
-        for secret, r in ((SECRET_1, ra["tenant-a"]), (SECRET_3, rc), (SECRET_2, rd)):
-            msg = "udfb-token-v1\n%d:%s\n%d:%s" % (len("tenant-a"), "tenant-a", len(key), key)
-            self.assertEqual(r.token, hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest())
+        k1, k2, k3 = (self.sandbox_key(x, "tenant-a", key) for x in (SECRET_1, SECRET_2, SECRET_3))
+        # Signed with the first secret's sandbox key: a replica with the same
+        # first secret hands out tokens the same sandbox accepts.
+        for r in (ra["tenant-a"], rb):
+            self.assertIsNotNone(self.expiry(r.token, k1), r.token)
+        self.assertIsNotNone(self.expiry(rc.token, k3))
+        self.assertIsNotNone(self.expiry(rd.token, k2))
+        self.assertIsNone(self.expiry(rc.token, k1))
+        self.assertIsNone(self.expiry(ra["tenant-b"].token, k1), "one tenant's token opens another's sandbox")
 
+    def test_tokens_expire_and_come_fresh(self):
+        # Issue 18: a token is good for token_ttl_s (default 3600 s), and
+        # every answer, from memory too, carries a fresh one.
+        srv = self.start_server("--endpoint-template", self.TEMPLATE, "--token-ttl-s", "120",
+                                env={"UDFB_TOKEN_SECRETS": SECRET_1})
+        req = vector_request("decimal_types", self.imports.port)
+        r1 = srv.call(req)
+        self.assertReply(r1, "OK")
+        sk = self.sandbox_key(SECRET_1, "tenant-a", self.key_of(r1))
+        e1 = self.expiry(r1.token, sk)
+        self.assertIsNotNone(e1, r1.token)
+        self.assertLessEqual(abs(e1 - (time.time() + 120)), 5, "the token expires token_ttl_s from now")
+        time.sleep(1.1)
+        r2 = srv.call(req)
+        self.assertReply(r2, "OK")
+        self.assertGreater(self.expiry(r2.token, sk) or 0, e1, "a repeated call gets a fresh token")
+        plain = self.start([SECRET_1])
+        r3 = plain.call(req)
+        e3 = self.expiry(r3.token, sk)
+        self.assertLessEqual(abs((e3 or 0) - (time.time() + 3600)), 5, "the default TTL is an hour")
+
+
+# ---- TLS and mutual TLS on the gRPC port ----
+
+
+class TlsTest(ServerCase):
+    """Issue 18: callers authenticated.  A CA, server and client
+    certificates made here with openssl; Python's gRPC as the client."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pki = os.path.join(cls.tmp, "pki")
+        os.makedirs(cls.pki)
+        for ca in ("ca", "other-ca"):
+            cls.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", ca + ".key", "-out", ca + ".pem", "-subj", "/CN=" + ca, "-days", "2")
+        for name, ca, cn, usage in (("server", "ca", "localhost", "serverAuth"),
+                                    ("server2", "ca", "localhost", "serverAuth"),
+                                    ("query-a", "ca", "query-a", "clientAuth"),
+                                    ("query-b", "ca", "query-b", "clientAuth"),
+                                    ("stranger", "other-ca", "query-a", "clientAuth")):
+            ext = os.path.join(cls.pki, name + ".ext")
+            Path(ext).write_text("extendedKeyUsage=%s\nsubjectAltName=DNS:%s\n" % (usage, cn))
+            cls.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                        name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn)
+            cls.openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                        "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile", ext)
+
+    @classmethod
+    def openssl(cls, *args):
+        subprocess.run(["openssl", *args], cwd=cls.pki, check=True, capture_output=True)
+
+    def pem(self, name):
+        return Path(self.pki, name).read_bytes()
+
+    def creds(self, client=None, ca="ca.pem"):
+        if client is None:
+            return grpc.ssl_channel_credentials(root_certificates=self.pem(ca))
+        return grpc.ssl_channel_credentials(root_certificates=self.pem(ca), private_key=self.pem(client + ".key"),
+                                            certificate_chain=self.pem(client + ".pem"))
+
+    def tls_args(self, cert="server"):
+        return ("--tls-cert", os.path.join(self.pki, cert + ".pem"), "--tls-key", os.path.join(self.pki, cert + ".key"))
+
+    @staticmethod
+    def apply(channel, tenant):
+        """A call with a bad spec: INVALID_ARGUMENT once it is let in."""
+        call = channel.unary_unary(APPLY, request_serializer=lambda m: m.SerializeToString(),
+                                   response_deserializer=udf_pb2.ApplyUdfResourceResponse.FromString)
+        req = udf_pb2.ApplyUdfResourceRequest(spec='{"version": 1')
+        try:
+            call(req, timeout=CALL_TIMEOUT, metadata=Server.metadata(tenant))
+        except grpc.RpcError as e:
+            return e.code().name, e.details() or ""
+        return "OK", ""
+
+    def serial(self, port):
+        """The serial number of the certificate the port presents now."""
+        hello = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-alpn", "h2",
+                                "-servername", "localhost"], input=b"", capture_output=True, timeout=20)
+        x = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=hello.stdout, capture_output=True)
+        return x.stdout.decode().strip()
+
+    def test_tls_port(self):
+        srv = self.start_server(*self.tls_args(), creds=self.creds())
+        self.assertEqual(self.apply(srv.channel, "tenant-a")[0], "INVALID_ARGUMENT")
+        self.assertEqual(srv.health(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT).status, 1)
+        plain = srv.open_channel()
+        self.assertEqual(self.apply(plain, "tenant-a")[0], "UNAVAILABLE", "plain HTTP/2 reached a TLS port")
+        wrong = srv.open_channel(self.creds(ca="other-ca.pem"))
+        self.assertEqual(self.apply(wrong, "tenant-a")[0], "UNAVAILABLE", "a client trusting another CA got in")
+
+    def test_mutual_tls_and_the_tenants_of_each_certificate(self):
+        cfg = os.path.join(self.tmp, "tls-config.json")
+        Path(cfg).write_text(json.dumps({"tls_client_tenants": {"query-a": ["tenant-a"], "query-b": ["*"]}}))
+        srv = self.start_server(*self.tls_args(), "--tls-client-ca", os.path.join(self.pki, "ca.pem"), "--config", cfg,
+                                creds=self.creds("query-a"))
+        for who, why in ((None, "no client certificate"), ("stranger", "a certificate of another CA")):
+            code, _ = self.apply(srv.open_channel(self.creds(who)), "tenant-a")
+            self.assertEqual(code, "UNAVAILABLE", why)
+        a, b = srv.open_channel(self.creds("query-a")), srv.open_channel(self.creds("query-b"))
+        self.assertEqual(self.apply(a, "tenant-a")[0], "INVALID_ARGUMENT")
+        code, details = self.apply(a, "tenant-b")
+        self.assertEqual(code, "PERMISSION_DENIED", details)
+        self.assertIn("client certificate 'query-a' may not act for tenant 'tenant-b'", details)
+        self.assertEqual(self.apply(b, "tenant-b")[0], "INVALID_ARGUMENT", "'*' is any tenant")
+
+    def test_sighup_reloads_the_certificate_and_keeps_connections(self):
+        live = os.path.join(self.tmp, "live")
+        os.makedirs(live, exist_ok=True)
+        for ext in ("pem", "key"):
+            shutil.copyfile(os.path.join(self.pki, "server." + ext), os.path.join(live, "server." + ext))
+        srv = self.start_server("--tls-cert", os.path.join(live, "server.pem"), "--tls-key",
+                                os.path.join(live, "server.key"), creds=self.creds())
+        first = self.serial(srv.grpc_port)
+        self.assertTrue(first.startswith("serial="), first)
+        for ext in ("pem", "key"):
+            shutil.copyfile(os.path.join(self.pki, "server2." + ext), os.path.join(live, "server." + ext + ".new"))
+            os.replace(os.path.join(live, "server." + ext + ".new"), os.path.join(live, "server." + ext))
+        self.assertEqual(self.serial(srv.grpc_port), first, "changed before SIGHUP")
+        srv.signal(signal.SIGHUP)
+        poll(lambda: self.serial(srv.grpc_port) != first, 10, "the new certificate after SIGHUP")
+        self.assertEqual(self.apply(srv.channel, "tenant-a")[0], "INVALID_ARGUMENT", "the old connection was dropped")
+        # A broken file on the next SIGHUP: the last good certificate stays.
+        Path(live, "server.pem").write_text("not a certificate\n")
+        srv.signal(signal.SIGHUP)
+        now = self.serial(srv.grpc_port)
+        self.assertNotEqual(now, first)
+        self.assertTrue(now.startswith("serial="), now)
+        self.assertEqual(self.apply(srv.open_channel(self.creds()), "tenant-a")[0], "INVALID_ARGUMENT")
 
 
 # ---- settings refused at start ----
@@ -1038,7 +1221,7 @@ def main():
         suite = unittest.TestSuite()
         loader = unittest.TestLoader()
         only = sys.argv[1:]
-        for cls in (ServiceTest, AcceptedModeTest, TokenTest, ConfigTest, ShutdownTest):
+        for cls in (ServiceTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest):
             for t in loader.loadTestsFromTestCase(cls):
                 if not only or any(o in t.id() for o in only):
                     suite.addTest(t)

@@ -8,6 +8,8 @@ real databend-udf/pyarrow, which cannot be installed here.  The double serves
 UDFs as JSON over HTTP: POST /call {"function", "args"} -> {"result"}.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -116,9 +118,9 @@ class StubTest(unittest.TestCase):
             write_zip(imp / "old-1.0-py3.9.egg", {"eggmod.py": "NAME = 'from-egg'\n"})
         return app
 
-    def start(self, app, token=None, xopt=True):
+    def start(self, app, token=None, xopt=True, keys=None):
         env = {k: v for k, v in os.environ.items()
-               if k not in ("UDF_AUTH_TOKEN", "UDF_SERVER_ADDR", "RESOURCE_STATUS_ADDR")}
+               if k not in ("UDF_AUTH_TOKEN", "UDF_AUTH_KEYS", "UDF_SERVER_ADDR", "RESOURCE_STATUS_ADDR")}
         env["PYTHONPATH"] = str(DOUBLE)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep __pycache__ out of the repo
         self.udf_port, self.status_port = free_port(), free_port()
@@ -126,6 +128,8 @@ class StubTest(unittest.TestCase):
         env["RESOURCE_STATUS_ADDR"] = "127.0.0.1:%d" % self.status_port
         if token:
             env["UDF_AUTH_TOKEN"] = token
+        if keys:
+            env["UDF_AUTH_KEYS"] = keys
         argv = [sys.executable]
         if xopt:
             argv += ["-X", "databend_import_directory=%s" % (app / "imports")]
@@ -269,6 +273,30 @@ class StubTest(unittest.TestCase):
         for bad in ("new-token-aaaa,old-token-bbbb", "new-token", "", "other"):
             status, body = self.call("deco", [1], token=bad)
             self.assertEqual(status, 401, (bad, body))
+
+    def test_expiring_tokens_of_any_listed_key(self):
+        # Issue 18: what the service sets (UDF_AUTH_KEYS): tokens
+        # "v2.<expires>.<mac>" under this sandbox's keys, refused once
+        # expired (past a minute of clock leeway) or changed.
+        def mint(key, expires):
+            mac = hmac.new(key.encode(), b"udfb-token-v2\n%d" % expires, hashlib.sha256).hexdigest()
+            return "v2.%d.%s" % (expires, mac)
+
+        k_new, k_old, k_other = "a" * 64, "b" * 64, "c" * 64
+        config = {"handler": "deco", "input_types": ["BIGINT"], "result_type": "BIGINT"}
+        app = self.make_app(DECORATED_UDF, config, with_imports=False)
+        proc = self.start(app, keys=k_new + "," + k_old, xopt=False)
+        self.wait_healthy(proc)
+        now = int(time.time())
+        for good in (mint(k_new, now + 600), mint(k_old, now + 600), mint(k_new, now - 30)):
+            status, body = self.call("deco", [1], token=good)
+            self.assertEqual(status, 200, (good, body))
+        later = mint(k_new, now + 600)
+        for bad in (mint(k_new, now - 120), mint(k_other, now + 600), later.replace("v2.%d." % (now + 600), "v2.%d." % (now + 9999)),
+                    "v2.%d." % (now + 600), k_new, "", None):
+            status, body = self.call("deco", [1], token=bad)
+            self.assertEqual(status, 401, (bad, body))
+            self.assertIn("expired", json.dumps(body))
 
     def test_missing_handler_exits_2(self):
         config = {"handler": "no_such_handler", "input_types": [], "result_type": "INT"}

@@ -50,7 +50,7 @@ static void test_packages(void)
 	char path[] = "/tmp/udfb-config-XXXXXX";
 	int fd = mkstemp(path);
 	const char *text = "{\"packages\": {\"index\": [\"https://a.example/simple\", \"/srv/wheels\"],"
-			   "\"glibc\": \"2.17\", \"layer_budget\": 4}, \"imports\": {\"max_bytes\": 1000}}";
+			   "\"glibc\": \"2.17\", \"layer_budget\": 4, \"max_unpacked\": 1048576}, \"imports\": {\"max_bytes\": 1000}}";
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config file written");
 	close(fd);
 	struct udfb_config c;
@@ -60,6 +60,10 @@ static void test_packages(void)
 	CHECK(c.packages.n_index == 2 && strcmp(c.packages.index[1], "/srv/wheels") == 0, "two indexes from the file");
 	CHECK(c.packages.glibc_minor == 17 && c.packages.layer_budget == 4, "glibc and layer budget from the file");
 	CHECK(c.fetch.max_import_bytes == 1000, "imports.max_bytes from the file");
+	CHECK(c.packages.max_unpacked == 1048576, "packages.max_unpacked from the file");
+	CHECK(udfb_config_set(&c, "packages-max-unpacked", "1e9", &err) < 0 && strstr(err.msg, "packages-max-unpacked"),
+	      "a bad packages-max-unpacked is refused, named");
+	udfb_err_clear(&err);
 	setenv("UDFB_INDEX_URL", "https://b.example/simple", 1);
 	CHECK(udfb_config_load_env(&c, &err) == 0, "environment loads");
 	unsetenv("UDFB_INDEX_URL");
@@ -112,18 +116,42 @@ static void test_invalid(void)
 	CHECK(udfb_config_validate(&c, &err) < 0 && strstr(err.msg, "shorter than 16"), "a short secret is refused");
 	udfb_err_clear(&err);
 	udfb_config_free(&c);
+	/* TLS settings that cannot work together stop the service at start. */
+	const char *bad[][2] = { { "tls-cert", "tls-key: give both" }, { "tls-client-ca", "needs tls-cert" } };
+	for (size_t k = 0; k < 2; k++) {
+		udfb_config_defaults(&c);
+		udfb_config_set(&c, "token-secret", "0123456789abcdef0", &err);
+		udfb_config_set(&c, bad[k][0], "/x.pem", &err);
+		CHECK(udfb_config_validate(&c, &err) < 0 && strstr(err.msg, bad[k][1]), "%s alone is refused (%s)", bad[k][0],
+		      err.msg ? err.msg : "accepted");
+		udfb_err_clear(&err);
+		udfb_config_free(&c);
+	}
+	CHECK(udfb_config_set(&c, "token-ttl-s", "59", &err) < 0, "token-ttl-s under a minute is refused");
+	udfb_err_clear(&err);
 }
 
 static void test_tokens(void)
 {
-	char a[UDFB_TOKEN_LEN + 1], b[UDFB_TOKEN_LEN + 1], c[UDFB_TOKEN_LEN + 1], d[UDFB_TOKEN_LEN + 1];
 	const char *k = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
-	udfb_token_derive(a, "secret-one-0123456", 18, "acme", k);
-	udfb_token_derive(b, "secret-one-0123456", 18, "acme", k);
-	udfb_token_derive(c, "secret-two-0123456", 18, "acme", k);
-	udfb_token_derive(d, "secret-one-0123456", 18, "acme2", k);
-	CHECK(strlen(a) == 64 && strcmp(a, b) == 0, "a token is 64 hex and deterministic");
-	CHECK(strcmp(a, c) != 0 && strcmp(a, d) != 0, "another secret or tenant gives another token");
+	char ka[UDFB_SANDBOX_KEY_LEN + 1], kb[UDFB_SANDBOX_KEY_LEN + 1], kc[UDFB_SANDBOX_KEY_LEN + 1], kd[UDFB_SANDBOX_KEY_LEN + 1];
+	udfb_token_sandbox_key(ka, "secret-one-0123456", 18, "acme", k);
+	udfb_token_sandbox_key(kb, "secret-one-0123456", 18, "acme", k);
+	udfb_token_sandbox_key(kc, "secret-two-0123456", 18, "acme", k);
+	udfb_token_sandbox_key(kd, "secret-one-0123456", 18, "acme2", k);
+	CHECK(strlen(ka) == 64 && strcmp(ka, kb) == 0, "a sandbox key is 64 hex and deterministic");
+	CHECK(strcmp(ka, kc) != 0 && strcmp(ka, kd) != 0, "another secret or tenant gives another sandbox key");
+	char t[UDFB_TOKEN_MAX], t2[UDFB_TOKEN_MAX];
+	udfb_token_mint(t, "secret-one-0123456", 18, "acme", k, 1000);
+	CHECK(strncmp(t, "v2.1000.", 8) == 0 && strlen(t) == 8 + 64, "a token carries its expiry (%s)", t);
+	CHECK(udfb_token_check(t, ka, 1000, 0) && !udfb_token_check(t, ka, 1001, 0) && udfb_token_check(t, ka, 1030, 30),
+	      "valid until it expires, with the given leeway");
+	CHECK(!udfb_token_check(t, kc, 900, 0) && !udfb_token_check(t, kd, 900, 0), "another secret's or tenant's sandbox refuses it");
+	udfb_token_mint(t2, "secret-one-0123456", 18, "acme", k, 9000);
+	memcpy(t2 + 3, "1000", 4); /* a later expiry cut to an earlier one, or the reverse */
+	CHECK(!udfb_token_check(t2, ka, 900, 0), "the expiry cannot be changed");
+	CHECK(!udfb_token_check("v2..", ka, 0, 0) && !udfb_token_check(ka, ka, 0, 0) && !udfb_token_check("", ka, 0, 0),
+	      "malformed tokens are refused");
 	char *l = udfb_tenant_label("Acme Corp/__Prod--"), *l2 = udfb_tenant_label("acme-corp-prod");
 	CHECK(strncmp(l, "acme-corp-prod-", 15) == 0 && strlen(l) == 25, "a tenant becomes a DNS label (%s)", l);
 	CHECK(strcmp(l, l2) != 0, "names that sanitise alike get different labels (%s, %s)", l, l2);

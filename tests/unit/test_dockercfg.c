@@ -121,6 +121,29 @@ static void lookup(void)
 	CHECK(udfb_dockercfg_lookup(&c, cfg, "h1", &err) < 0 && strstr(err.msg, "docker-credential-not-installed-anywhere"),
 	      "a missing helper is an error naming it");
 	udfb_err_clear(&err);
+	/* Issue 18: a helper sees the variables helpers use, not the
+	 * service's secrets; it dumps its environment as its Secret. */
+	snprintf(helper, sizeof(helper), "%s/docker-credential-envdump", dir);
+	write_exec(helper, "#!/bin/sh\nread -r s\nprintf '{\"Username\":\"u\",\"Secret\":\"%s\"}' \"$(env | tr '\\n\"' ' _')\"\n");
+	write_exec(cfg, "{\"credsStore\":\"envdump\"}");
+	setenv("UDFB_TOKEN_SECRETS", "first-secret-0123456789", 1);
+	setenv("UDFB_SOME_PASSWORD", "pw", 1);
+	setenv("KUBE_TOKEN", "kt", 1);
+	setenv("DOCKER_CONFIG", dir, 1);
+	setenv("XDG_RUNTIME_DIR", "/run/user/0", 1);
+	setenv("AWS_ROLE_ARN", "arn:aws:iam::1:role/r", 1);
+	int got = udfb_dockercfg_lookup(&c, cfg, "h1", &err);
+	const char *env = got == 1 ? c.password : "";
+	CHECK(got == 1 && !strstr(env, "UDFB_") && !strstr(env, "first-secret") && !strstr(env, "KUBE_TOKEN"),
+	      "the helper does not see UDFB_TOKEN_SECRETS nor other variables (%s)", got == 1 ? env : err.msg);
+	CHECK(got == 1 && strstr(env, "PATH=") && strstr(env, "HOME=") && strstr(env, "DOCKER_CONFIG=") &&
+		      strstr(env, "XDG_RUNTIME_DIR=/run/user/0") && strstr(env, "AWS_ROLE_ARN="),
+	      "it sees PATH, HOME, DOCKER_CONFIG, XDG_* and its cloud SDK's variables");
+	CHECK(getenv("UDFB_TOKEN_SECRETS") != NULL, "the service keeps its own environment");
+	udfb_cred_clear(&c);
+	udfb_err_clear(&err);
+	unsetenv("UDFB_TOKEN_SECRETS"), unsetenv("UDFB_SOME_PASSWORD"), unsetenv("KUBE_TOKEN");
+	unsetenv("DOCKER_CONFIG"), unsetenv("XDG_RUNTIME_DIR"), unsetenv("AWS_ROLE_ARN");
 	snprintf(path, sizeof(path), "%s/none.json", dir);
 	CHECK(udfb_dockercfg_lookup(&c, path, "h1", &err) == 0, "no config file: no credentials, no error");
 	setenv("DOCKER_CONFIG", dir, 1);

@@ -10,6 +10,8 @@
 #include "fsutil.h"
 #include "key.h"
 #include "request.h"
+#include "store.h"
+#include "fetch.h"
 
 static const char *vectors[] = { "add_one_helper", "decimal_types", "missing_import", "numpy_plus_one",
 				 "read_env", "read_pkg_zip_whl_egg", "read_stage_dup_basename" };
@@ -144,6 +146,42 @@ static void test_errors(void)
 	udfb_err_clear(&err);
 	free(req);
 	json_decref(spec);
+
+	/* Issue 18: refused at parse as INVALID_ARGUMENT, not later as
+	 * INTERNAL (a name the file system cannot hold) or UNAVAILABLE (a URL
+	 * libcurl cannot read); a .wh. name would delete files in the image. */
+	char long_loc[300] = "@s/";
+	memset(long_loc + 3, 'a', 256);
+	struct { const char *loc, *url, *want; } bad[] = {
+		{ long_loc, "http://h/a.py?sig=SECRET", "longer than 255 bytes" },
+		{ "@s/.wh.server.py", "http://h/a.py?sig=SECRET", "'.wh.server.py' starts with '.wh.'" },
+		{ "@s/.wh..wh..opq", "http://h/a.py?sig=SECRET", "OCI whiteout" },
+		{ "@s/a.py", "http://h/a b.py?sig=SECRET", "imports[0].url (import '@s/a.py'): not a valid URL" },
+		{ "@s/a.py", "http://h:99999/a.py?sig=SECRET", "not a valid URL" },
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+		const char *ims[] = { bad[k].loc, bad[k].url, "t1" };
+		spec = base_spec(bad[k].loc, NULL);
+		req = request(spec, ims, 1);
+		char what[64];
+		snprintf(what, sizeof(what), "bad import %zu", k);
+		expect_error(what, req, bad[k].want);
+		udfb_request_parse_json(&r, req, strlen(req), &err);
+		CHECK(err.msg && !strstr(err.msg, "SECRET"), "  and the URL's signature stays out of it");
+		udfb_err_clear(&err);
+		free(req);
+		json_decref(spec);
+	}
+	char max_loc[300] = "@s/";
+	memset(max_loc + 3, 'a', 255);
+	const char *ok[] = { max_loc, "http://h/a.py?sig=SECRET", "t1" };
+	spec = base_spec(max_loc, NULL);
+	req = request(spec, ok, 1);
+	CHECK(udfb_request_parse_json(&r, req, strlen(req), &err) == 0, "a 255-byte file name is fine");
+	udfb_request_free(&r);
+	udfb_err_clear(&err);
+	free(req);
+	json_decref(spec);
 }
 
 static void test_key(void)
@@ -184,10 +222,107 @@ static void test_key(void)
 	json_decref(rev);
 }
 
+/* Issue 18: bytes that are not UTF-8 in an import's tag (protobuf-c passes
+ * them through) used to crash the import cache (json_pack NULL, strlen NULL)
+ * and were silently left out of the cache key. */
+static const char bad_tag[] = "etag-\xff\xfe";
+
+static void test_hostile_strings(void)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	const char *spec = "{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"f\",\"input_types\":[],"
+			   "\"result_type\":\"INT\",\"imports\":[\"@s/a.py\"],\"packages\":[],\"code\":\"def f(): return 1\"}";
+	struct udfb_import im = { "@s/a.py", "http://127.0.0.1:1/a.py", (char *)bad_tag };
+	struct udfb_request r;
+	CHECK(udfb_request_from_parts(&r, spec, strlen(spec), &im, 1, &err) < 0 && err.cat == UDFB_E_INVALID &&
+		      strstr(err.msg, "imports[0].tag") && strstr(err.msg, "UTF-8"),
+	      "a tag that is not UTF-8 is INVALID_ARGUMENT naming imports[0].tag (%s)", err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+	struct udfb_import im2 = { "@s/\xc0\xaf.py", "http://127.0.0.1:1/a.py", "t" };
+	CHECK(udfb_request_from_parts(&r, spec, strlen(spec), &im2, 1, &err) < 0 && strstr(err.msg, "imports[0].location"),
+	      "an overlong UTF-8 form in a location is refused, named (%s)", err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+
+	/* Below the edge check: the key and the import cache refuse, never drop or crash. */
+	im.tag = "etag-1";
+	CHECK(udfb_request_from_parts(&r, spec, strlen(spec), &im, 1, &err) == 0, "the same request with a UTF-8 tag parses");
+	char *saved = r.imports[0].tag;
+	r.imports[0].tag = (char *)bad_tag;
+	char key[UDFB_DIGEST_LEN + 1];
+	struct udfb_key_inputs in = { &r, NULL, "linux/amd64", "" };
+	CHECK(udfb_key_compute(key, NULL, &in, &err) < 0, "the cache key never leaves an import out");
+	udfb_err_clear(&err);
+	char dir[] = "/tmp/udfb-test-hostile-XXXXXX";
+	struct udfb_store *st = NULL;
+	if (mkdtemp(dir) && udfb_store_open(&st, dir, &err) == 0) {
+		char tmp[4200];
+		snprintf(tmp, sizeof(tmp), "%s/tmp-import", dir);
+		FILE *f = fopen(tmp, "w");
+		fputs("x = 1\n", f);
+		fclose(f);
+		struct udfb_fetched fe = { .path = strdup(tmp), .size = 6 };
+		udfb_sha256_digest("x = 1\n", 6, fe.digest);
+		CHECK(udfb_store_import_put(st, "t1", "@s/a.py", bad_tag, &fe, &err) < 0 && err.cat == UDFB_E_INVALID,
+		      "the import cache refuses a tag it cannot record (%s)", err.msg ? err.msg : "accepted");
+		udfb_err_clear(&err);
+		free(fe.path);
+		udfb_store_close(st);
+	} else {
+		CHECK(0, "open a store in %s: %s", dir, err.msg);
+		udfb_err_clear(&err);
+	}
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0, "remove the test store");
+	r.imports[0].tag = saved;
+	udfb_request_free(&r);
+}
+
+/* A length-delimited protobuf field: key, length (one byte), bytes. */
+static size_t put_field(uint8_t *out, unsigned num, const void *data, size_t len)
+{
+	out[0] = (uint8_t)(num << 3 | 2);
+	out[1] = (uint8_t)len;
+	memcpy(out + 2, data, len);
+	return len + 2;
+}
+
+static int wire_verdict(const char *tag, size_t tag_len, const char *spec, size_t spec_len, struct udfb_err *err)
+{
+	uint8_t im[128], msg[256];
+	size_t n = put_field(im, 1, "@s/a.py", 7);
+	n += put_field(im + n, 2, "http://h/a", 10);
+	n += put_field(im + n, 3, tag, tag_len);
+	size_t m = put_field(msg, 1, spec, spec_len);
+	m += put_field(msg + m, 2, im, n);
+	return udfb_request_check_wire(msg, m, err);
+}
+
+/* protobuf-c keeps neither a string's length nor checks UTF-8: the strings
+ * are checked on the wire, where a NUL byte is still visible. */
+static void test_wire(void)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	CHECK(wire_verdict("etag-1", 6, "{}", 2, &err) == 0, "a message with clean strings passes the wire check");
+	CHECK(wire_verdict("etag\0-1", 7, "{}", 2, &err) < 0 && strstr(err.msg, "imports[0].tag") && strstr(err.msg, "NUL"),
+	      "a NUL in a tag is refused, named (%s)", err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+	CHECK(wire_verdict("e\xff", 2, "{}", 2, &err) < 0 && strstr(err.msg, "imports[0].tag") && err.cat == UDFB_E_INVALID,
+	      "bytes that are not UTF-8 in a tag are refused, named (%s)", err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+	CHECK(wire_verdict("t", 1, "{}\0{\"x\":1}", 10, &err) < 0 && strncmp(err.msg, "spec:", 5) == 0,
+	      "a NUL in the spec is refused, not cut (%s)", err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+	uint8_t junk[] = { 0x12, 0x7f, 0x00 };
+	CHECK(udfb_request_check_wire(junk, sizeof(junk), &err) == 0, "a malformed message is left to the unpacker");
+}
+
 int main(void)
 {
 	test_vectors();
 	test_errors();
 	test_key();
+	test_hostile_strings();
+	test_wire();
 	return check_done();
 }

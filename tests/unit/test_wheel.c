@@ -484,6 +484,17 @@ static void test_refusals(void)
 	refused("backslash", &f, 1, NULL, "backslash");
 	f = (struct wf){ "ok/link", "/etc/passwd", 0, SYMLINK };
 	refused("symlink entry", &f, 1, NULL, "not a regular file");
+	/* Issue 18: OCI whiteouts would delete the files of the image below. */
+	f = (struct wf){ "ok/.wh.__init__.py", "x" };
+	refused("a '.wh.' name (an OCI whiteout)", &f, 1, NULL, "whiteout");
+	f = (struct wf){ "ok/.wh..wh..opq", "" };
+	refused("an opaque whiteout", &f, 1, NULL, "whiteout");
+	f = (struct wf){ "ok-1.0.data/purelib/.wh.ok", "" };
+	refused("a whiteout through .data", &f, 1, NULL, "whiteout");
+	char long_name[300] = "ok/";
+	memset(long_name + 3, 'a', 256);
+	f = (struct wf){ long_name, "x" };
+	refused("a file name over 255 bytes", &f, 1, NULL, "255 bytes");
 	struct rec omit = { .omit = "ok/__init__.py" };
 	refused("file missing from RECORD", NULL, 0, &omit, "not listed in RECORD");
 	struct rec corrupt = { .corrupt = "ok/__init__.py" };
@@ -545,6 +556,39 @@ static void test_refusals(void)
 	CHECK(udfb_wheel_install(w, "/nonexistent.whl", &o, &err) < 0 && strstr(err.msg, "target"), "bad target refused");
 	udfb_err_clear(&err);
 	udfb_layer_writer_free(w);
+}
+
+/* Issue 18: 4 MiB of zeros zip to a few KiB; a build's budget of bytes
+ * unpacked stops them, whatever the ratio, and says which setting. */
+static void test_unpacked_budget(void)
+{
+	size_t big = 4u << 20;
+	char *zeros = calloc(1, big);
+	struct wf files[] = { base_files[0], base_files[1], base_files[2], { "ok/zeros.bin", zeros, 0, 0, big } };
+	struct rec none = { 0 };
+	char *path = make_wheel("ok-1.0-py3-none-any.whl", "ok-1.0.dist-info", files, 4, &none);
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_wheel_install_opts o = opts;
+	long long got = -1;
+	o.max_unpacked = 1 << 20;
+	o.unpacked = &got;
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	CHECK(udfb_wheel_install(w, path, &o, &err) < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, "packages-max-unpacked") &&
+		      strstr(err.msg, "1048576"),
+	      "a wheel unpacking past the budget is refused (%s)", err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+	CHECK(!udfb_layer_contains(w, "app"), "  and the layer is untouched");
+	udfb_layer_writer_free(w);
+	o.max_unpacked = 8 << 20;
+	udfb_layer_writer_new(&w);
+	CHECK(udfb_wheel_install(w, path, &o, &err) == 0 && got >= (long long)big && got < (long long)big + 1024,
+	      "within the budget it installs, and says how much it unpacked (%lld)", got);
+	udfb_err_clear(&err);
+	udfb_layer_writer_free(w);
+	unlink(path);
+	free(path);
+	free(zeros);
 }
 
 /* A wheel's METADATA without its RECORD checks (read_metadata is for the
@@ -621,6 +665,7 @@ int main(void)
 		return 1;
 	test_install();
 	test_refusals();
+	test_unpacked_budget();
 	test_read_metadata();
 	test_speed();
 	udfb_rm_rf(tmp);
