@@ -67,7 +67,7 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/builder/templates_data.o: builder/templates_data.S templates/server.py templates/Dockerfile.in
+$(BUILD)/builder/templates_data.o: builder/templates_data.S templates/server.py templates/Dockerfile.in $(wildcard templates/databend/*)
 	@mkdir -p $(dir $@)
 	$(CC) -c -o $@ builder/templates_data.S
 
@@ -108,7 +108,7 @@ run:
 	@deploy/install-deps.sh run
 	@$(MAKE) --no-print-directory all
 	@base=$$(deploy/local-base.sh $(RUN_DIR)/base) && \
-		exec $(BIN) serve --store $(RUN_DIR)/store --base-image 3=oci:$$base:python
+		exec $(BIN) serve --store $(RUN_DIR)/store --base-image 3=oci:$$base:python --runtime-packages databend-udf
 
 test-deps:
 	@deploy/install-deps.sh test
@@ -136,9 +136,15 @@ $(BUILD)/bench/fill_store: bench/fill_store.c $(LIB)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
-bench: $(BIN) $(BUILD)/bench/empty_server $(BUILD)/bench/index_bench $(BUILD)/bench/fill_store
+$(BUILD)/bench/script_bench: bench/script_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
+bench: $(BIN) $(BUILD)/bench/empty_server $(BUILD)/bench/index_bench $(BUILD)/bench/script_bench $(BUILD)/bench/fill_store
 	UDFB_BIN=$(abspath $(BIN)) UDFB_EMPTY_SERVER=$(abspath $(BUILD)/bench/empty_server) \
 		UDFB_INDEX_BENCH=$(abspath $(BUILD)/bench/index_bench) \
+		UDFB_SCRIPT_BENCH=$(abspath $(BUILD)/bench/script_bench) \
 		UDFB_FILL_STORE=$(abspath $(BUILD)/bench/fill_store) bench/run.sh
 
 clean:

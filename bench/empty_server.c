@@ -1,7 +1,8 @@
 /* The limit for the ApplyUdfResource benchmark: a gRPC C-core server with
  * the same registered method, completion-queue threads and request slots as
  * `udf-builder serve`, answering every call at once with an empty message.
- * Usage: empty_server PORT_FILE (writes its port there, serves until killed). */
+ * Usage: empty_server PORT_FILE [METHOD_PATH] (writes its port there, serves
+ * until killed; the method is ApplyUdfResource unless named). */
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
@@ -72,13 +73,13 @@ static void *loop(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2)
+	if (argc != 2 && argc != 3)
 		return 2;
 	grpc_init();
 	cq = grpc_completion_queue_create_for_next(NULL);
 	server = grpc_server_create(NULL, NULL);
 	grpc_server_register_completion_queue(server, cq, NULL);
-	method = grpc_server_register_method(server, "/udfproto.UdfService/ApplyUdfResource", NULL,
+	method = grpc_server_register_method(server, argc == 3 ? argv[2] : "/udfproto.UdfService/ApplyUdfResource", NULL,
 					     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
 	int port = grpc_server_add_http2_port(server, "127.0.0.1:0", creds);

@@ -26,6 +26,8 @@ static void add(struct udfb_batch *b, const char *name, const char *json, size_t
 	it->len = len;
 	json_t *j = json_loadb(json, len, 0, NULL);
 	const char *t = json_string_value(json_object_get(j, "tenant"));
+	if (!t) /* a Databend CreateWorkerRequest line */
+		t = json_string_value(json_object_get(j, "tenantId"));
 	it->tenant = t ? strdup(t) : NULL;
 	json_decref(j);
 }
@@ -182,7 +184,11 @@ static int build_one(struct udfb_batch_item *it, const struct udfb_build_opts *o
 	struct udfb_request req;
 	if (udfb_request_parse_json(&req, it->json, it->len, err) < 0)
 		return -1;
-	int rc = udfb_build_key(it->key, &req, o->base_resolved->image.manifest_digest, o, err);
+	struct udfb_build_opts id_opts = *o;
+	id_opts.tenant = it->tenant;
+	int rc = udfb_request_identify(&req, &id_opts, err); /* a Databend script's imports */
+	if (rc == 0)
+		rc = udfb_build_key(it->key, &req, o->base_resolved->image.manifest_digest, o, err);
 	char *dest = rc == 0 ? dest_for(o->dest, it, it->key) : NULL;
 	struct udfb_build_opts mine = *o;
 	mine.dest = dest;

@@ -18,6 +18,7 @@
 #include "packages.h"
 #include "pkgopts.h"
 #include "publish.h"
+#include "script_imports.h"
 #include "ref.h"
 #include "store.h"
 #include "templates.h"
@@ -42,9 +43,42 @@ static char *packages_key(const struct udfb_build_opts *o)
 	return s;
 }
 
+int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts *o, struct udfb_err *err)
+{
+	size_t todo = 0;
+	for (size_t k = 0; req->untagged && k < req->n_imports; k++)
+		todo += !*req->imports[k].tag;
+	if (!todo)
+		return 0;
+	struct udfb_fetch_opts defaults;
+	udfb_fetch_opts_defaults(&defaults);
+	struct udfb_import_ident *ids = calloc(req->n_imports + 1, sizeof(*ids));
+	for (size_t k = 0; k < req->n_imports; k++)
+		ids[k] = (struct udfb_import_ident){ .location = req->imports[k].location, .url = req->imports[k].url,
+						     .headers = (const char *const *)req->imports[k].headers };
+	struct udfb_store *st = NULL;
+	struct udfb_import_ident_stats stats = { 0 };
+	int rc = udfb_store_open(&st, o->store_dir, err);
+	if (rc == 0)
+		rc = udfb_imports_identify(ids, req->n_imports, st, udfb_build_tenant(req, o), o->fetch ? o->fetch : &defaults,
+					   o->deadline_ms, &stats, err);
+	for (size_t k = 0; rc == 0 && k < req->n_imports; k++) {
+		free(req->imports[k].tag);
+		req->imports[k].tag = strdup(ids[k].digest);
+	}
+	udfb_store_close(st);
+	udfb_fetch_opts_free(&defaults);
+	free(ids);
+	return rc;
+}
+
 int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
 		   const struct udfb_build_opts *o, struct udfb_err *err)
 {
+	for (size_t k = 0; req->untagged && k < req->n_imports; k++)
+		if (!*req->imports[k].tag)
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu] ('%s'): a Databend script's import has no tag; "
+					    "its identity needs a first-byte fetch (not done for a key alone)", k, req->imports[k].location);
 	cleanup_free char *pk = packages_key(o);
 	struct udfb_key_inputs in = { .req = req, .base_digest = base_digest, .platform = o->platform, .salt = o->salt,
 				      .tenant = udfb_build_tenant(req, o), .packages = pk };
@@ -74,12 +108,23 @@ int udfb_build_store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, 
 	return udfb_store_layer_put(st, out->diff_id, out->digest, out->size, err);
 }
 
-/* The stub's layer is the same for every UDF: one blob shared by all images. */
-static struct udfb_layer_writer *stub_layer(struct udfb_err *err)
+/* The stub's layer is the same for every UDF: one blob shared by all images.
+ * A script request brings Databend's own stub (the same for every UDF of one
+ * handler and types) and the wrapper that runs it behind the token check. */
+static struct udfb_layer_writer *stub_layer(const struct udfb_request *r, struct udfb_err *err)
 {
-	const struct udfb_template *t = udfb_template_get("server.py");
+	const struct udfb_template *t = udfb_template_get("server.py"), *g = udfb_template_guard();
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
+	if (r->stub) {
+		if (udfb_layer_add_dir(w, "app/imports", err) < 0 ||
+		    udfb_layer_add_bytes(w, "app/server.py", r->stub, r->stub_len, 0, err) < 0 ||
+		    udfb_layer_add_bytes(w, "app/udfb_guard.py", g->data, g->len, 0, err) < 0) {
+			udfb_layer_writer_free(w);
+			return NULL;
+		}
+		return w;
+	}
 	if (udfb_layer_add_dir(w, "app/imports", err) < 0 ||
 	    udfb_layer_add_bytes(w, "app/server.py", t->data, t->len, 0, err) < 0) {
 		udfb_layer_writer_free(w);
@@ -125,8 +170,8 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 	struct udfb_layer_writer *ws[4];
 	const char *names[4];
 	int n = 0;
-	names[n] = "udf-builder: COPY server.py /app/server.py";
-	ws[n++] = stub_layer(err);
+	names[n] = r->stub ? "udf-builder: COPY server.py udfb_guard.py /app/" : "udf-builder: COPY server.py /app/server.py";
+	ws[n++] = stub_layer(r, err);
 	if (c->n_imports) {
 		names[n] = "udf-builder: COPY imports/ /app/imports/";
 		ws[n++] = imports_layer(c, err);
@@ -193,13 +238,15 @@ static int prepare_packages(struct udfb_packages *out, struct udfb_store *st, co
 
 /* Config and manifest over the layers, into the store; the manifest goes
  * in last (whatever names a blob finds it present), then the lock. */
+static const char *const guard_cmd[] = { "python3", "/app/udfb_guard.py", NULL };
+
 static int store_image(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_base *base,
 		       const struct udfb_build_opts *o, const struct udfb_layer *ls, const char **created_by, size_t n,
-		       const struct udfb_packages *pk, struct udfb_err *err)
+		       const struct udfb_packages *pk, int guarded, struct udfb_err *err)
 {
 	struct udfb_composed img = { 0 };
 	char cfg_digest[UDFB_DIGEST_LEN + 1];
-	int rc = udfb_compose(&img, &base->image, ls, created_by, n, o->platform, err);
+	int rc = udfb_compose_cmd(&img, &base->image, ls, created_by, n, o->platform, guarded ? guard_cmd : NULL, err);
 	if (rc == 0)
 		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
 	if (rc == 0)
@@ -228,7 +275,7 @@ static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, con
 	const char **created_by = calloc(LAYER_MAX, sizeof(*created_by));
 	int rc = prepare_packages(&pk, st, req, base, o, res->key, tmp, err);
 	int n = rc < 0 ? -1 : make_layers(ls, created_by, st, req, &ctx, &pk, tmp, err);
-	rc = n < 0 ? -1 : store_image(res, st, base, o, ls, created_by, (size_t)n, &pk, err);
+	rc = n < 0 ? -1 : store_image(res, st, base, o, ls, created_by, (size_t)n, &pk, req->stub != NULL, err);
 	for (int k = 0; k < n; k++)
 		udfb_layer_clear(&ls[k]);
 	free(ls);
@@ -335,7 +382,7 @@ static int warm_fresh(struct udfb_build_result *res, struct udfb_store *st, cons
 	int rc = udfb_layer_add_bytes(w, "app/udf.lock", pk.lock_json, pk.lock_len, 0, err);
 	rc = rc < 0 ? (udfb_layer_writer_free(w), -1) : udfb_build_store_layer(&ls[pk.n_layers], w, st, tmp, err);
 	if (rc == 0)
-		rc = store_image(res, st, base, o, ls, created_by, pk.n_layers + 1, &pk, err);
+		rc = store_image(res, st, base, o, ls, created_by, pk.n_layers + 1, &pk, 0, err);
 	udfb_layer_clear(&ls[pk.n_layers]);
 	free(ls);
 	free(created_by);
@@ -403,6 +450,8 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	const struct udfb_base *base = o->base_resolved ? o->base_resolved : &own;
 	struct udfb_store *st = NULL;
 	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, err);
+	if (rc == 0)
+		rc = udfb_request_identify((struct udfb_request *)req, o, err); /* tags only: the request stays the same */
 	if (rc == 0)
 		rc = udfb_build_key(out->key, req, base->image.manifest_digest, o, err);
 	if (rc == 0)

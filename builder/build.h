@@ -61,6 +61,11 @@ int udfb_base_has_file(const struct udfb_base *b, const char *const *names, int 
 const char *udfb_build_tenant(const struct udfb_request *req, const struct udfb_build_opts *o);
 int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req, const char *base_digest,
 		   const struct udfb_build_opts *o, struct udfb_err *err);
+/* A request from a Databend script (req->untagged): identify its imports by
+ * their objects (script_imports.h: a first-byte GET each, downloads only of
+ * what the store lacks) and tag each with its content digest, so the key
+ * can be computed.  Nothing to do for other requests or when done. */
+int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts *o, struct udfb_err *err);
 int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, const struct udfb_build_opts *o,
 	       struct udfb_err *err);
 /* Warm the caches for a set of packages: resolve them for the runtime's

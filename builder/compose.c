@@ -18,7 +18,7 @@ static int check_platform(json_t *cfg, const char *platform, struct udfb_err *er
 	return 0;
 }
 
-static void set_runtime(json_t *cfg)
+static void set_runtime(json_t *cfg, const char *const *cmd)
 {
 	json_t *c = json_object_get(cfg, "config");
 	if (!json_is_object(c)) {
@@ -27,7 +27,13 @@ static void set_runtime(json_t *cfg)
 	}
 	json_object_del(c, "Entrypoint");
 	json_object_del(c, "Hostname");
-	json_object_set_new(c, "Cmd", udfb_json_must(json_pack("[s,s,s,s]", "python3", "-X", "databend_import_directory=/app/imports", "/app/server.py")));
+	json_t *argv = udfb_json_must(json_pack("[s,s,s,s]", "python3", "-X", "databend_import_directory=/app/imports", "/app/server.py"));
+	if (cmd) {
+		json_array_clear(argv);
+		for (; *cmd; cmd++)
+			json_array_append_new(argv, json_string(*cmd));
+	}
+	json_object_set_new(c, "Cmd", argv);
 	json_object_set_new(c, "WorkingDir", json_string(UDFB_IMAGE_WORKDIR));
 	json_object_set_new(c, "User", json_string(UDFB_IMAGE_USER));
 	json_t *ports = json_object_get(c, "ExposedPorts");
@@ -123,11 +129,18 @@ static int make_manifest(struct udfb_composed *out, const struct udfb_image *bas
 int udfb_compose(struct udfb_composed *out, const struct udfb_image *base, const struct udfb_layer *layers,
 		 const char *const *created_by, size_t n, const char *platform, struct udfb_err *err)
 {
+	return udfb_compose_cmd(out, base, layers, created_by, n, platform, NULL, err);
+}
+
+int udfb_compose_cmd(struct udfb_composed *out, const struct udfb_image *base, const struct udfb_layer *layers,
+		     const char *const *created_by, size_t n, const char *platform, const char *const *cmd,
+		     struct udfb_err *err)
+{
 	memset(out, 0, sizeof(*out));
 	if (check_platform(base->config_json, platform, err) < 0)
 		return -1;
 	json_t *cfg = json_deep_copy(base->config_json);
-	set_runtime(cfg);
+	set_runtime(cfg, cmd);
 	int rc = add_layers_to_config(cfg, layers, created_by, n, err);
 	if (rc == 0) {
 		out->config = dump(cfg, &out->config_len, out->config_digest);

@@ -26,6 +26,11 @@ struct udfb_composed {
 
 int udfb_compose(struct udfb_composed *out, const struct udfb_image *base, const struct udfb_layer *layers,
 		 const char *const *created_by, size_t n, const char *platform, struct udfb_err *err);
+/* The same with another command (NULL-terminated; NULL: the usual one),
+ * for images that run Databend's own stub through templates/databend/guard.py. */
+int udfb_compose_cmd(struct udfb_composed *out, const struct udfb_image *base, const struct udfb_layer *layers,
+		     const char *const *created_by, size_t n, const char *platform, const char *const *cmd,
+		     struct udfb_err *err);
 void udfb_composed_free(struct udfb_composed *c);
 
 #endif

@@ -82,7 +82,8 @@ static int fetch_missing(struct udfb_context *c, const struct udfb_request *req,
 		const struct udfb_import *im = &req->imports[c->imports[k].index];
 		if (o->cache && udfb_store_import_get(o->cache, o->tenant, im->location, im->tag, &c->imports[k].file))
 			continue;
-		items[n] = (struct udfb_fetch_item){ .location = im->location, .url = im->url, .tag = im->tag };
+		items[n] = (struct udfb_fetch_item){ .location = im->location, .url = im->url, .tag = im->tag,
+						     .headers = (const char *const *)im->headers };
 		slot[n++] = k;
 	}
 	int rc = udfb_fetch_all(items, n, o->fetch, o->deadline_ms, o->tmpdir, err);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +96,42 @@ static char *current_host(CURL *easy)
 	return host;
 }
 
+/* Copy a header's value (trimmed) into out when the line is "name: ...". */
+static void header_value(char *out, size_t size, const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return;
+	const char *v = line + n + 1, *e = line + len;
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+		e--;
+	snprintf(out, size, "%.*s", (int)(e - v), v);
+}
+
+/* Validators of the response (a redirect's headers are replaced by the
+ * final response's: curl calls this for each, a status line first). */
+static size_t on_header(char *p, size_t sz, size_t n, void *ctx)
+{
+	struct xfer *x = ctx;
+	struct udfb_fetched *o = &x->item->out;
+	size_t len = sz * n;
+	char range[96] = "";
+	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+		o->etag[0] = o->last_modified[0] = '\0';
+		o->total_size = -1;
+		return len;
+	}
+	header_value(o->etag, sizeof(o->etag), p, len, "etag");
+	header_value(o->last_modified, sizeof(o->last_modified), p, len, "last-modified");
+	header_value(range, sizeof(range), p, len, "content-range");
+	const char *slash = range[0] ? strrchr(range, '/') : NULL;
+	if (slash && slash[1] >= '0' && slash[1] <= '9')
+		o->total_size = strtoll(slash + 1, NULL, 10);
+	return len;
+}
+
 /* Every connection, redirects included, passes here: the guard sees the
  * address actually connected to, whatever the name resolved to. */
 static curl_socket_t on_open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *addr)
@@ -140,14 +177,21 @@ static void setup(struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
 	curl_easy_setopt(c, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "udf-builder");
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	if (x->item->accept) {
 		char *h = NULL;
 		if (asprintf(&h, "Accept: %s", x->item->accept) < 0)
 			abort();
-		x->headers = curl_slist_append(NULL, h);
+		x->headers = curl_slist_append(x->headers, h);
 		free(h);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
 	}
+	for (const char *const *h = x->item->headers; h && *h; h++)
+		x->headers = curl_slist_append(x->headers, *h);
+	if (x->item->probe)
+		curl_easy_setopt(c, CURLOPT_RANGE, "0-0");
+	if (x->headers)
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->headers);
 }
 
 /* A fresh attempt: empty file, new hash, the deadline as the timeout. */
@@ -214,8 +258,11 @@ static enum outcome judge_http(struct xfer *x, struct udfb_err *err)
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	x->item->http_status = status;
 	const char *loc = x->name;
-	if (status == 200)
+	x->item->out.whole = status == 200;
+	if (status == 200 || (x->item->probe && status == 206))
 		return check_body(x, err);
+	if (x->item->probe && status == 416) /* an empty object has no byte 0 */
+		return OK;
 	if (status == 408 || status == 429 || status >= 500) {
 		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: HTTP %ld", loc, status);
 		return RETRY;
@@ -367,6 +414,7 @@ static int prepare(struct run *r, struct udfb_fetch_item *items, const char *dir
 		x->run = r;
 		x->fd = -1;
 		memset(&items[k].out, 0, sizeof(items[k].out));
+		items[k].out.total_size = -1;
 		items[k].http_status = 0;
 		if (items[k].what)
 			x->name = strdup(items[k].what);

@@ -23,6 +23,9 @@ struct udfb_fetch_opts {
 	long long timeout_ms;        /* all of a request's imports (300 s) */
 	int attempts;                /* per import, for retryable failures (4) */
 	int parallel;                /* transfers at once (8) */
+	/* How long an import without a tag (a Databend script's), once
+	 * validated, is trusted without asking its object store again (30 s). */
+	long long revalidate_ms;
 	char *ca_bundle;             /* NULL: the system's */
 	struct udfb_netguard *guard; /* owned */
 };
@@ -44,12 +47,26 @@ struct udfb_fetched {
 	int owned; /* 1: a temporary file, removed by udfb_fetched_clear */
 	char content_type[128]; /* of the last response, truncated; "" when none */
 	char *final_url; /* malloc'd: where redirects led, NULL without redirects (a secret, like url) */
+	/* The object's validators, for an import without a tag: its ETag and
+	 * Last-Modified ("" when absent) and whole length (-1 when unknown). */
+	char etag[192];
+	char last_modified[64];
+	long long total_size;
+	int whole; /* 1: the body holds the whole object (a 200, not a 206) */
 };
 
 struct udfb_fetch_item {
 	const char *location, *url, *tag; /* in; tag may be NULL */
 	const char *accept; /* in, optional: the request's Accept header */
 	const char *what;   /* in, optional: names the item in messages; NULL: "import '<location>'" */
+	/* in, optional: NULL-terminated "Name: value" headers sent as they are
+	 * (the presign headers Databend's downloader sends, `host` among them). */
+	const char *const *headers;
+	/* in: ask for the first byte only (Range: bytes=0-0), to learn the
+	 * validators with one GET (a presigned URL is signed for GET, not HEAD);
+	 * an object store that ignores the range answers 200 with the whole
+	 * object, which is then kept (out.whole) rather than fetched twice. */
+	int probe;
 	struct udfb_fetched out;
 	long http_status; /* out: the last response's status, also after a failure (a 404 tells "absent") */
 };

@@ -16,6 +16,7 @@ void udfb_fetch_opts_defaults(struct udfb_fetch_opts *o)
 	o->timeout_ms = 300000;
 	o->attempts = 4;
 	o->parallel = 8;
+	o->revalidate_ms = 30000;
 	udfb_netguard_new(&o->guard);
 }
 
@@ -54,6 +55,7 @@ int udfb_fetch_opts_set(struct udfb_fetch_opts *o, const char *name, const char 
 		{ "imports-max-count", 0, 256 },              { "imports-connect-timeout-ms", 1, 600000 },
 		{ "imports-low-speed-time-s", 1, 3600 },      { "imports-timeout-ms", 1, 86400000 },
 		{ "imports-attempts", 1, 20 },                { "imports-parallel", 1, 64 },
+		{ "imports-revalidate-ms", 0, 86400000 },
 	};
 	for (size_t k = 0; k < sizeof(nums) / sizeof(*nums); k++) {
 		if (strcmp(name, nums[k].name) != 0)
@@ -68,7 +70,8 @@ int udfb_fetch_opts_set(struct udfb_fetch_opts *o, const char *name, const char 
 		case 4: o->low_speed_time_s = (long)n; break;
 		case 5: o->timeout_ms = n; break;
 		case 6: o->attempts = (int)n; break;
-		default: o->parallel = (int)n; break;
+		case 7: o->parallel = (int)n; break;
+		default: o->revalidate_ms = n; break;
 		}
 		return 0;
 	}
@@ -80,7 +83,7 @@ int udfb_fetch_opts_load_env(struct udfb_fetch_opts *o, struct udfb_err *err)
 	static const char *const names[] = { "imports-allow", "imports-max-bytes", "imports-max-request-bytes",
 					     "imports-max-count", "imports-connect-timeout-ms", "imports-low-speed-time-s",
 					     "imports-timeout-ms", "imports-attempts", "imports-parallel",
-					     "imports-ca-bundle", NULL };
+					     "imports-ca-bundle", "imports-revalidate-ms", NULL };
 	for (int k = 0; names[k]; k++) {
 		char var[64] = "UDFB_";
 		size_t n = 5;

@@ -58,6 +58,16 @@ int udfb_key_compute(char out[UDFB_DIGEST_LEN + 1], char **canonical, const stru
 				import_pairs(in->req));
 	if (!doc)
 		return udfb_err_set(err, UDFB_E_INTERNAL, "cache key: cannot encode the inputs");
+	/* Databend's stub (script requests) and the wrapper that runs it: only
+	 * those keys carry the field, so every ApplyUdfResource key stays. */
+	if (in->req->stub) {
+		char d[UDFB_DIGEST_LEN + 1], g[UDFB_DIGEST_LEN + 1];
+		udfb_sha256_digest(in->req->stub, in->req->stub_len, d);
+		udfb_templates_guard_digest(g);
+		json_object_set_new(doc, "stub", json_pack("{s:s,s:s}", "server.py", d, "guard", g));
+	}
+	if (in->req->env_scope)
+		json_object_set_new(doc, "env_scope", json_string(in->req->env_scope));
 	/* Only keys with packages carry the field: every other key stays as it was. */
 	if (in->req->n_requirements && in->packages)
 		json_object_set_new(doc, "packages", json_string(in->packages));

@@ -11,6 +11,7 @@
 #include "fsutil.h"
 #include "pep508.h"
 #include "pep723.h"
+#include "script.h"
 #include "spec_internal.h"
 #include "text.h"
 
@@ -182,6 +183,66 @@ static int finish(struct udfb_request *r, const char *spec, size_t spec_len, str
 	return 0;
 }
 
+static int script_field(const char *key)
+{
+	/* "tenant": a batch input's tenant for an ApplyResource line (whose
+	 * message has none), as in the ApplyUdfResource form. */
+	static const char *const names[] = { "type", "script", "tenantId", "tenant_id", "name", "ifNotExists",
+					     "if_not_exists", "tags", "options", "tenant", NULL };
+	for (int k = 0; names[k]; k++)
+		if (strcmp(key, names[k]) == 0)
+			return 1;
+	return 0;
+}
+
+/* ApplyResourceRequest / CreateWorkerRequest in proto3 JSON. */
+static int parse_script_form(struct udfb_request *r, json_t *root, struct udfb_err *err)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(root, key, v) {
+		if (!script_field(key))
+			return udfb_err_set(err, UDFB_E_INVALID, "request.%.64s: not a field of ApplyResourceRequest or CreateWorkerRequest", key);
+	}
+	json_t *type = json_object_get(root, "type"), *script = json_object_get(root, "script");
+	if (!json_is_string(type) || strcmp(json_string_value(type), "udf") != 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "type: must be \"udf\"");
+	if (!json_is_string(script))
+		return udfb_err_set(err, UDFB_E_INVALID, "script: must be a string");
+	json_t *t = json_object_get(root, "tenantId");
+	if (!t)
+		t = json_object_get(root, "tenant_id");
+	if (!t)
+		t = json_object_get(root, "tenant");
+	char *tenant = NULL;
+	if (t && udfb_json_string(&tenant, t, "tenantId", 256, 0, err) < 0)
+		return -1;
+	struct udfb_script s;
+	if (udfb_script_parse(&s, json_string_value(script), json_string_length(script), err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	size_t len = 0;
+	char *spec = udfb_script_spec_json(&s, &len);
+	struct udfb_import *ims = calloc(s.n_imports + 1, sizeof(*ims));
+	for (size_t k = 0; k < s.n_imports; k++)
+		ims[k] = (struct udfb_import){ s.imports[k].location, s.imports[k].url, "", s.imports[k].headers };
+	int rc = udfb_request_from_parts(r, spec, len, ims, s.n_imports, err);
+	if (rc == 0) {
+		r->tenant = tenant;
+		tenant = NULL;
+		r->stub = s.stub;
+		r->stub_len = s.stub_len;
+		s.stub = NULL;
+		r->untagged = 1;
+	}
+	free(tenant);
+	free(ims);
+	free(spec);
+	udfb_script_free(&s);
+	return rc;
+}
+
 static int parse_top(struct udfb_request *r, json_t *root, const char **spec, size_t *spec_len, struct udfb_err *err)
 {
 	if (!json_is_object(root))
@@ -229,6 +290,11 @@ int udfb_request_parse_json(struct udfb_request *out, const char *json, size_t l
 		return udfb_err_set(err, UDFB_E_INVALID, "request: not valid JSON: %s (line %d)", jerr.text, jerr.line);
 	const char *spec = NULL;
 	size_t spec_len = 0;
+	if (json_is_object(root) && json_object_get(root, "script")) {
+		int rc = parse_script_form(out, root, err);
+		json_decref(root);
+		return rc;
+	}
 	int rc = parse_top(out, root, &spec, &spec_len, err);
 	if (rc == 0)
 		rc = finish(out, spec, spec_len, err);
@@ -267,6 +333,14 @@ int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t s
 		out->imports[k].location = strdup(im->location ? im->location : "");
 		out->imports[k].url = strdup(im->url ? im->url : "");
 		out->imports[k].tag = strdup(im->tag ? im->tag : "");
+		if (im->headers) {
+			size_t n = 0;
+			while (im->headers[n])
+				n++;
+			out->imports[k].headers = calloc(n + 1, sizeof(char *));
+			for (size_t j = 0; j < n; j++)
+				out->imports[k].headers[j] = strdup(im->headers[j]);
+		}
 		out->n_imports++;
 		if (check_import_text(&out->imports[k], k, err) < 0) {
 			udfb_request_free(out);
@@ -301,6 +375,9 @@ void udfb_request_free(struct udfb_request *r)
 		free(r->imports[k].location);
 		free(r->imports[k].url);
 		free(r->imports[k].tag);
+		for (size_t j = 0; r->imports[k].headers && r->imports[k].headers[j]; j++)
+			free(r->imports[k].headers[j]);
+		free(r->imports[k].headers);
 	}
 	free(r->imports);
 	for (size_t k = 0; k < r->n_requirements; k++)
@@ -308,5 +385,7 @@ void udfb_request_free(struct udfb_request *r)
 	free(r->requirements);
 	free(r->tenant);
 	free(r->requires_python);
+	free(r->stub);
+	free(r->env_scope);
 	memset(r, 0, sizeof(*r));
 }

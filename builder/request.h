@@ -11,8 +11,8 @@
 #include "err.h"
 
 #define UDFB_REQUEST_MAX_BYTES (8u << 20) /* a request file or message */
-#define UDFB_SPEC_MAX_BYTES (4u << 20)
-#define UDFB_CODE_MAX_BYTES (2u << 20)
+#define UDFB_SPEC_MAX_BYTES (6u << 20) /* a 4 MiB UDF escaped in JSON */
+#define UDFB_CODE_MAX_BYTES (4u << 20)
 #define UDFB_MAX_IMPORTS 256
 #define UDFB_MAX_PACKAGES 256
 #define UDFB_MAX_TYPES 256
@@ -25,7 +25,8 @@
 struct udfb_import {
 	char *location;
 	char *url; /* secret: its query string signs the request; never logged */
-	char *tag;
+	char *tag; /* "" for an import of a Databend script until it is identified */
+	char **headers; /* a Databend script's presign headers, "name: value", NULL-terminated; NULL: none */
 };
 
 struct udfb_spec {
@@ -51,9 +52,24 @@ struct udfb_request {
 	char **requirements; /* canonical PEP 508, merged with PEP 723, sorted, unique */
 	size_t n_requirements;
 	char *requires_python; /* from PEP 723, NULL when absent */
+	/* Databend's own server stub, from a ResourceService/WorkerService
+	 * script (script.h); NULL for an ApplyUdfResource request.  With it the
+	 * image runs this stub behind templates/databend/guard.py. */
+	char *stub;
+	size_t stub_len;
+	/* A CreateWorker's name when the operator binds variables to it
+	 * ("<tenant>.<name>"): the sandbox differs by name, so the key does. */
+	char *env_scope;
+	/* 1: the imports came from a Databend script without tags; their tags
+	 * are the content digests udfb_request_identify() fills in. */
+	int untagged;
 };
 
-/* Parse the proto3-JSON form {"spec": "...", "imports": [...]}. */
+/* Parse the proto3-JSON form {"spec": "...", "imports": [...]}, or one of
+ * Databend's released forms, ApplyResourceRequest {"type", "script"} or
+ * CreateWorkerRequest {"tenantId", "name", "ifNotExists", "type", "script",
+ * ...} (proto3 JSON names; snake_case accepted too): the script is parsed
+ * (script.h) into the same request, with Databend's stub and untagged imports. */
 int udfb_request_parse_json(struct udfb_request *out, const char *json, size_t len, struct udfb_err *err);
 /* Build from already-separated fields (the gRPC front end). */
 int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t spec_len,

@@ -7,7 +7,10 @@
 extern const unsigned char udfb_tpl_server_py_start[], udfb_tpl_server_py_end[];
 extern const unsigned char udfb_tpl_dockerfile_start[], udfb_tpl_dockerfile_end[];
 
+extern const unsigned char udfb_tpl_guard_py_start[], udfb_tpl_guard_py_end[];
+
 static struct udfb_template table[2];
+static struct udfb_template guard;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void fill_table(void)
@@ -16,6 +19,8 @@ static void fill_table(void)
 					   (size_t)(udfb_tpl_server_py_end - udfb_tpl_server_py_start) };
 	table[1] = (struct udfb_template){ "Dockerfile.in", udfb_tpl_dockerfile_start,
 					   (size_t)(udfb_tpl_dockerfile_end - udfb_tpl_dockerfile_start) };
+	guard = (struct udfb_template){ "databend/guard.py", udfb_tpl_guard_py_start,
+					(size_t)(udfb_tpl_guard_py_end - udfb_tpl_guard_py_start) };
 }
 
 static void fill(void)
@@ -41,4 +46,16 @@ void udfb_templates_digest(char out[UDFB_DIGEST_LEN + 1])
 		udfb_sha256_update(h, table[k].data, table[k].len);
 	}
 	udfb_sha256_final(h, out);
+}
+
+const struct udfb_template *udfb_template_guard(void)
+{
+	fill();
+	return &guard;
+}
+
+void udfb_templates_guard_digest(char out[UDFB_DIGEST_LEN + 1])
+{
+	fill();
+	udfb_sha256_digest(guard.data, guard.len, out);
 }

@@ -16,5 +16,10 @@ struct udfb_template {
 
 const struct udfb_template *udfb_template_get(const char *name);
 void udfb_templates_digest(char out[UDFB_DIGEST_LEN + 1]);
+/* templates/databend/guard.py: the command of an image running Databend's
+ * own stub (not in the table above, so ApplyUdfResource keys keep their
+ * value; keys of script requests name its digest). */
+const struct udfb_template *udfb_template_guard(void);
+void udfb_templates_guard_digest(char out[UDFB_DIGEST_LEN + 1]);
 
 #endif

@@ -82,6 +82,9 @@ int udfb_store_import_get(struct udfb_store *s, const char *tenant, const char *
 	return hit;
 }
 
+static int write_entry(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+		       const struct udfb_fetched *f, struct udfb_err *err);
+
 int udfb_store_import_put(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
 			  struct udfb_fetched *f, struct udfb_err *err)
 {
@@ -90,6 +93,18 @@ int udfb_store_import_put(struct udfb_store *s, const char *tenant, const char *
 	free(f->path);
 	f->path = udfb_store_blob_path(s, f->digest);
 	f->owned = 0;
+	return write_entry(s, tenant, location, tag, f, err);
+}
+
+int udfb_store_import_alias(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+			    const struct udfb_fetched *f, struct udfb_err *err)
+{
+	return write_entry(s, tenant, location, tag, f, err);
+}
+
+static int write_entry(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+		       const struct udfb_fetched *f, struct udfb_err *err)
+{
 	if (!*tag)
 		return 0;
 	cleanup_free char *path = entry_path(s, tenant ? tenant : "", location, tag, 1);

@@ -73,6 +73,10 @@ int udfb_store_import_get(struct udfb_store *s, const char *tenant, const char *
 			  struct udfb_fetched *out);
 int udfb_store_import_put(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
 			  struct udfb_fetched *f, struct udfb_err *err);
+/* One more entry for a blob the store has (put before): the same content
+ * under another tag (an import known by its validator and by its digest). */
+int udfb_store_import_alias(struct udfb_store *s, const char *tenant, const char *location, const char *tag,
+			    const struct udfb_fetched *f, struct udfb_err *err);
 
 /* Re-hash every blob and check every key's manifest, config and layers.
  * Writes one line per problem to report; *problems counts them. */

@@ -91,7 +91,11 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 		*slot[ch] = optarg;
 		idx = 0;
 	}
-	if (want_positional < 0) {
+	if (want_positional == -2) { /* optional inputs */
+		c->positionals = argv + optind;
+		c->n_positionals = argc - optind;
+		optind = argc;
+	} else if (want_positional < 0) {
 		if (optind >= argc)
 			return udfb_err_set(err, UDFB_E_INVALID, "%s: missing INPUT", argv[0]);
 		c->positionals = argv + optind;

@@ -38,19 +38,21 @@ static const char serve_usage[] =
 	"  --tls-cert FILE --tls-key FILE  serve gRPC over TLS (PEM; read again on SIGHUP)\n"
 	"  --tls-client-ca FILE      require client certificates signed by this CA (mutual TLS)\n"
 	"  --salt S                  cache-key salt\n"
+	"  --runtime-packages REQS   requirements put into every base once, e.g. databend-udf (from --index-url)\n"
 	"  --imports-allow HOST_OR_CIDR  let imports connect to a guarded address, repeatable\n"
 	"  --imports-max-bytes N     bytes per import (256 MiB); also -max-request-bytes (1 GiB),\n"
 	"                            -max-count (64), -connect-timeout-ms, -low-speed-time-s,\n"
 	"                            -timeout-ms (300000), -attempts (4), -parallel (8), -ca-bundle FILE\n"
+	"  --imports-revalidate-ms N how long a script's import, once validated, is trusted (30000)\n"
 	"  --log-level LEVEL         debug, info, warn, error (info)\n";
 
 static const char *const flag_names[] = { "listen", "admin-listen", "store", "base-image", "default-runtime", "dest",
 					  "scheduler", "endpoint-template", "default-tenant", "deadline-mode",
 					  "deadline-margin-ms", "call-workers", "build-workers", "failure-ttl-ms",
-					  "grace-ms", "salt", "log-level", "imports-allow", "imports-max-bytes",
+					  "grace-ms", "salt", "runtime-packages", "log-level", "imports-allow", "imports-max-bytes",
 					  "imports-max-request-bytes", "imports-max-count", "imports-connect-timeout-ms",
 					  "imports-low-speed-time-s", "imports-timeout-ms", "imports-attempts",
-					  "imports-parallel", "imports-ca-bundle", "scheduler-opt", "index-url",
+					  "imports-parallel", "imports-ca-bundle", "imports-revalidate-ms", "scheduler-opt", "index-url",
 					  "packages-glibc", "packages-python", "packages-layer-budget",
 					  "packages-max-unpacked", "token-ttl-s", "tls-cert", "tls-key",
 					  "tls-client-ca", NULL };

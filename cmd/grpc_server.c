@@ -1,6 +1,15 @@
 /* gRPC front end: see grpc_server.h and docs/service.md.  Each request slot
  * is a struct call whose first member says what its completion means, so a
- * completion-queue tag is always a struct call *. */
+ * completion-queue tag is always a struct call *.
+ *
+ * One port serves every form Databend has sent, routed by method path:
+ * udfproto.UdfService/ApplyUdfResource (the pull-request branch),
+ * resourceproto.ResourceService/ApplyResource (v1.2.874-882) and
+ * resourceproto.WorkerService (v1.2.883 and later), plus grpc.health.
+ * Any other method (taskproto.*, notificationproto.*, billingproto.*, ...)
+ * is taken by request slots for unregistered calls and answered
+ * UNIMPLEMENTED naming it: the C core would otherwise never answer it, and
+ * Databend would wait out its deadline. */
 #include "grpc_server.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -20,10 +29,38 @@
 #include "health.pb-c.h"
 #include "log.h"
 #include "pool.h"
+#include "resource.pb-c.h"
 #include "udf.pb-c.h"
 
 enum tag_kind { TAG_NEW_CALL, TAG_REPLIED, TAG_SHUTDOWN };
-enum method { M_APPLY, M_HEALTH };
+enum method {
+	M_APPLY,
+	M_HEALTH,
+	M_APPLY_RESOURCE,
+	M_CREATE_WORKER,
+	M_ALTER_WORKER,
+	M_DROP_WORKER,
+	M_LIST_WORKERS,
+	M_REGISTERED, /* the number of registered methods */
+	M_UNKNOWN = M_REGISTERED,
+};
+
+static const struct {
+	const char *path;
+	enum udfb_rpc rpc;
+} methods[M_REGISTERED + 1] = {
+	[M_APPLY] = { "/udfproto.UdfService/ApplyUdfResource", UDFB_RPC_APPLY_UDF_RESOURCE },
+	[M_HEALTH] = { "/grpc.health.v1.Health/Check", UDFB_RPC_HEALTH },
+	[M_APPLY_RESOURCE] = { "/resourceproto.ResourceService/ApplyResource", UDFB_RPC_APPLY_RESOURCE },
+	[M_CREATE_WORKER] = { "/resourceproto.WorkerService/CreateWorker", UDFB_RPC_CREATE_WORKER },
+	[M_ALTER_WORKER] = { "/resourceproto.WorkerService/AlterWorker", UDFB_RPC_ALTER_WORKER },
+	[M_DROP_WORKER] = { "/resourceproto.WorkerService/DropWorker", UDFB_RPC_DROP_WORKER },
+	[M_LIST_WORKERS] = { "/resourceproto.WorkerService/ListWorkers", UDFB_RPC_LIST_WORKERS },
+	[M_UNKNOWN] = { NULL, UDFB_RPC_UNIMPLEMENTED },
+};
+
+/* The version markers, in udfb_metrics_client_version's order. */
+static const char *const markers[3] = { "udf_client_version", "resource_client_version", "worker_client_version" };
 
 struct call {
 	enum tag_kind kind;
@@ -34,17 +71,21 @@ struct call {
 	grpc_metadata_array md;
 	grpc_byte_buffer *payload;
 	grpc_byte_buffer *resp;
-	grpc_slice details;
+	grpc_slice details_msg;
 	int cancelled;
 	long long t0_ms;
 	long long deadline_ms; /* monotonic, 0: none */
 	struct udfb_prepared *prep;
+	struct udfb_script_call *script; /* ApplyResource, CreateWorker: the slow path's */
+	int udf_call; /* counted in udfb_calls_total (a UDF's sandbox was asked for) */
+	grpc_call_details details; /* M_UNKNOWN: the method path */
 };
 
 struct udfb_grpc_server {
 	grpc_server *server;
 	grpc_completion_queue *cq;
-	void *methods[2];
+	void *methods[M_REGISTERED];
+	atomic_int marker_logged[4];
 	struct udfb_service *svc;
 	struct udfb_pool *workers;
 	pthread_t *threads;
@@ -65,11 +106,15 @@ static void arm(struct udfb_grpc_server *g, enum method m)
 	c->method = m;
 	c->g = g;
 	grpc_metadata_array_init(&c->md);
-	grpc_call_error e = grpc_server_request_registered_call(g->server, g->methods[m], &c->call, &c->deadline, &c->md,
-								 &c->payload, g->cq, g->cq, c);
+	grpc_call_details_init(&c->details);
+	grpc_call_error e =
+		m == M_UNKNOWN ? grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq, c)
+			       : grpc_server_request_registered_call(g->server, g->methods[m], &c->call, &c->deadline, &c->md,
+								     &c->payload, g->cq, g->cq, c);
 	if (e != GRPC_CALL_OK) {
 		udfb_error("grpc: cannot arm a request slot (error %d)", (int)e);
 		grpc_metadata_array_destroy(&c->md);
+		grpc_call_details_destroy(&c->details);
 		free(c);
 	}
 }
@@ -83,8 +128,10 @@ static void free_call(struct call *c)
 		grpc_byte_buffer_destroy(c->payload);
 	if (c->resp)
 		grpc_byte_buffer_destroy(c->resp);
-	grpc_slice_unref(c->details);
+	grpc_slice_unref(c->details_msg);
+	grpc_call_details_destroy(&c->details);
 	udfb_prepared_free(c->prep);
+	udfb_script_call_free(c->script);
 	free(c);
 }
 
@@ -102,15 +149,17 @@ static void reply(struct call *c, int code, const char *msg, const void *body, s
 		ops[n].op = GRPC_OP_SEND_MESSAGE;
 		ops[n++].data.send_message.send_message = c->resp;
 	}
-	c->details = grpc_slice_from_copied_string(msg ? msg : "");
+	c->details_msg = grpc_slice_from_copied_string(msg ? msg : "");
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = (grpc_status_code)code;
-	ops[n++].data.send_status_from_server.status_details = code ? &c->details : NULL;
+	ops[n++].data.send_status_from_server.status_details = code ? &c->details_msg : NULL;
 	ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
 	c->kind = TAG_REPLIED;
-	if (c->method == M_APPLY)
-		udfb_metrics_call(udfb_service_metrics(c->g->svc), code, (double)(udfb_now_ms() - c->t0_ms) / 1000.0);
+	struct udfb_metrics *mx = udfb_service_metrics(c->g->svc);
+	if (c->udf_call)
+		udfb_metrics_call(mx, code, (double)(udfb_now_ms() - c->t0_ms) / 1000.0);
+	udfb_metrics_rpc(mx, methods[c->method].rpc, code);
 	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, c, NULL);
 	if (e != GRPC_CALL_OK) {
 		udfb_error("grpc: cannot send a reply (error %d)", (int)e);
@@ -267,6 +316,403 @@ static void handle_apply(struct call *c)
 	}
 }
 
+
+/* ---- ApplyResource and CreateWorker (Databend's released forms) ---- */
+
+static void meta_of(struct call *c, struct udfb_call_meta *meta, const char *marker)
+{
+	*meta = (struct udfb_call_meta){ md_get(&c->md, "x-databend-tenant"), md_get(&c->md, "x-databend-user"),
+					 md_get(&c->md, "x-databend-query-id"), md_get(&c->md, marker) };
+}
+
+static void meta_free(struct udfb_call_meta *m)
+{
+	free((char *)m->tenant), free((char *)m->user), free((char *)m->query_id), free((char *)m->client_version);
+}
+
+static uint8_t *pack_headers_reply(struct call *c, const struct udfb_apply_out *out, size_t *len)
+{
+	uint8_t *buf = NULL;
+	if (c->method == M_APPLY_RESOURCE) {
+		Resourceproto__ApplyResourceResponse__HeadersEntry h = RESOURCEPROTO__APPLY_RESOURCE_RESPONSE__HEADERS_ENTRY__INIT;
+		Resourceproto__ApplyResourceResponse__HeadersEntry *hs[1] = { &h };
+		Resourceproto__ApplyResourceResponse r = RESOURCEPROTO__APPLY_RESOURCE_RESPONSE__INIT;
+		h.key = "x-authorization";
+		h.value = out->token;
+		r.endpoint = out->endpoint;
+		r.n_headers = 1;
+		r.headers = hs;
+		*len = resourceproto__apply_resource_response__get_packed_size(&r);
+		buf = malloc(*len + 1);
+		resourceproto__apply_resource_response__pack(&r, buf);
+		return buf;
+	}
+	return NULL;
+}
+
+/* A Worker message over the service's JSON {name, tags, options, created_at, updated_at}. */
+struct worker_msg {
+	Resourceproto__Worker w;
+	Resourceproto__Worker__TagsEntry *tags;
+	Resourceproto__Worker__OptionsEntry *options;
+	Resourceproto__Worker__TagsEntry **tag_ptrs;
+	Resourceproto__Worker__OptionsEntry **option_ptrs;
+};
+
+static void worker_msg_init(struct worker_msg *m, json_t *j)
+{
+	memset(m, 0, sizeof(*m));
+	resourceproto__worker__init(&m->w);
+	static char empty[] = "";
+	m->w.name = (char *)(json_string_value(json_object_get(j, "name")) ?: empty);
+	m->w.created_at = (char *)(json_string_value(json_object_get(j, "created_at")) ?: empty);
+	m->w.updated_at = (char *)(json_string_value(json_object_get(j, "updated_at")) ?: empty);
+	json_t *tags = json_object_get(j, "tags"), *opts = json_object_get(j, "options");
+	size_t nt = json_object_size(tags), no = json_object_size(opts), k = 0;
+	m->tags = calloc(nt + 1, sizeof(*m->tags));
+	m->tag_ptrs = calloc(nt + 1, sizeof(*m->tag_ptrs));
+	m->options = calloc(no + 1, sizeof(*m->options));
+	m->option_ptrs = calloc(no + 1, sizeof(*m->option_ptrs));
+	const char *key;
+	json_t *v;
+	json_object_foreach(tags, key, v) {
+		resourceproto__worker__tags_entry__init(&m->tags[k]);
+		m->tags[k].key = (char *)key;
+		m->tags[k].value = (char *)json_string_value(v);
+		m->tag_ptrs[k] = &m->tags[k];
+		k++;
+	}
+	m->w.n_tags = k;
+	m->w.tags = m->tag_ptrs;
+	k = 0;
+	json_object_foreach(opts, key, v) {
+		resourceproto__worker__options_entry__init(&m->options[k]);
+		m->options[k].key = (char *)key;
+		m->options[k].value = (char *)json_string_value(v);
+		m->option_ptrs[k] = &m->options[k];
+		k++;
+	}
+	m->w.n_options = k;
+	m->w.options = m->option_ptrs;
+}
+
+static void worker_msg_free(struct worker_msg *m)
+{
+	free(m->tags), free(m->tag_ptrs), free(m->options), free(m->option_ptrs);
+}
+
+static void reply_create(struct call *c, const struct udfb_apply_out *out)
+{
+	Resourceproto__CreateWorkerResponse__HeadersEntry h = RESOURCEPROTO__CREATE_WORKER_RESPONSE__HEADERS_ENTRY__INIT;
+	Resourceproto__CreateWorkerResponse__HeadersEntry *hs[1] = { &h };
+	Resourceproto__CreateWorkerResponse r = RESOURCEPROTO__CREATE_WORKER_RESPONSE__INIT;
+	struct worker_msg wm;
+	int has_worker = out->worker != NULL;
+	if (has_worker) {
+		worker_msg_init(&wm, out->worker);
+		r.worker = &wm.w;
+	}
+	if (out->endpoint) {
+		h.key = "x-authorization";
+		h.value = out->token;
+		r.endpoint = out->endpoint;
+		r.n_headers = 1;
+		r.headers = hs;
+	}
+	size_t len = resourceproto__create_worker_response__get_packed_size(&r);
+	uint8_t *buf = malloc(len + 1);
+	resourceproto__create_worker_response__pack(&r, buf);
+	reply(c, 0, NULL, buf, len);
+	free(buf);
+	if (has_worker)
+		worker_msg_free(&wm);
+}
+
+static void reply_script(struct call *c, const struct udfb_apply_out *out)
+{
+	if (c->method == M_CREATE_WORKER)
+		return reply_create(c, out);
+	size_t len = 0;
+	uint8_t *buf = pack_headers_reply(c, out, &len);
+	reply(c, 0, NULL, buf, len);
+	free(buf);
+}
+
+static void slow_script(void *arg)
+{
+	struct call *c = arg;
+	struct udfb_apply_out out = { 0 };
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_script_call *sc = c->script;
+	c->script = NULL;
+	const struct udfb_log_fields *f0 = udfb_script_call_fields(sc);
+	char *tenant = strdup(f0->tenant), *qid = f0->query_id ? strdup(f0->query_id) : NULL;
+	struct udfb_log_fields f = { tenant, qid, NULL };
+	const char *what = methods[c->method].path + 1;
+	if (udfb_service_script_complete(c->g->svc, sc, c->deadline_ms, &out, &err) < 0) {
+		udfb_logf(UDFB_LOG_WARN, &f, "%s: %s: %s", what, udfb_errcat_name(err.cat), err.msg);
+		reply_err(c, &err);
+	} else {
+		udfb_logf(out.accepted ? UDFB_LOG_INFO : UDFB_LOG_DEBUG, &f, "%s: %s %s", what,
+			  out.accepted ? "accepted, sandbox coming at" : "ready at", out.endpoint);
+		reply_script(c, &out);
+	}
+	udfb_apply_out_clear(&out);
+	free(tenant);
+	free(qid);
+}
+
+/* With a tls_client_tenants map, the caller's certificate names the tenants it may act for. */
+static int tls_check(struct call *c, const struct udfb_call_meta *meta, const char *tenant_id, struct udfb_err *err)
+{
+	const char *acting = meta->tenant ? meta->tenant :
+			     tenant_id && *tenant_id ? tenant_id : udfb_service_config(c->g->svc)->default_tenant;
+	return udfb_grpc_tls_check_tenant(c->g->tls, c->call, acting, err);
+}
+
+/* protobuf-c keeps a string up to its first NUL and forgets its length: a
+ * message that does not pack back to its own size held one (or was not
+ * written canonically, which Databend's prost never does). */
+static int canonical(size_t packed, size_t len, const char *what, struct udfb_err *err)
+{
+	if (packed != len)
+		return udfb_err_set(err, UDFB_E_INVALID, "request: %s holds a NUL byte in a string, or is not canonical protobuf", what);
+	return 0;
+}
+
+/* Both script calls: the fast path here, the rest on a worker thread. */
+static void run_script(struct call *c, const struct udfb_call_meta *meta, const struct udfb_worker_req *w,
+		       const char *type, const char *script)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_apply_out out = { 0 };
+	const char *what = methods[c->method].path + 1;
+	c->udf_call = 1;
+	if (tls_check(c, meta, w ? w->tenant_id : NULL, &err) < 0) {
+		/* err says which tenant the certificate may not act for */
+	} else if (strcmp(type, "udf") != 0) {
+		udfb_err_set(&err, UDFB_E_INVALID, "type: '%.32s' is not supported (only \"udf\")", type);
+	} else {
+		int rc = udfb_service_script_begin(c->g->svc, &c->script, meta, w, script, strlen(script), &out, &err);
+		if (rc == 1) {
+			reply_script(c, &out);
+			udfb_apply_out_clear(&out);
+			return;
+		}
+		if (rc == 0) {
+			if (udfb_pool_submit(c->g->workers, slow_script, c) == 0)
+				return;
+			udfb_err_set(&err, UDFB_E_UNAVAILABLE, "the service is shutting down");
+		}
+	}
+	struct udfb_log_fields f = { meta->tenant, meta->query_id, NULL };
+	udfb_logf(UDFB_LOG_WARN, &f, "%s: %s: %s", what, udfb_errcat_name(err.cat), err.msg);
+	reply_err(c, &err);
+}
+
+static void handle_apply_resource(struct call *c)
+{
+	size_t len = 0;
+	uint8_t *bytes = payload_bytes(c, &len);
+	Resourceproto__ApplyResourceRequest *m = bytes ? resourceproto__apply_resource_request__unpack(NULL, len, bytes) : NULL;
+	free(bytes);
+	if (!m)
+		return reply(c, 3, "request: not an ApplyResourceRequest message", NULL, 0);
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (canonical(resourceproto__apply_resource_request__get_packed_size(m), len, "ApplyResourceRequest", &err) < 0) {
+		resourceproto__apply_resource_request__free_unpacked(m, NULL);
+		c->udf_call = 1;
+		return reply_err(c, &err);
+	}
+	struct udfb_call_meta meta;
+	meta_of(c, &meta, "resource_client_version");
+	run_script(c, &meta, NULL, m->type, m->script);
+	meta_free(&meta);
+	resourceproto__apply_resource_request__free_unpacked(m, NULL);
+}
+
+static struct udfb_kv *kvs(size_t n, void **entries)
+{
+	struct udfb_kv *v = calloc(n + 1, sizeof(*v));
+	for (size_t k = 0; k < n; k++) {
+		/* Every map entry message of resource.proto is {base, key, value}. */
+		Resourceproto__Worker__TagsEntry *e = entries[k];
+		v[k] = (struct udfb_kv){ e->key, e->value };
+	}
+	return v;
+}
+
+static void handle_create_worker(struct call *c)
+{
+	size_t len = 0;
+	uint8_t *bytes = payload_bytes(c, &len);
+	Resourceproto__CreateWorkerRequest *m = bytes ? resourceproto__create_worker_request__unpack(NULL, len, bytes) : NULL;
+	free(bytes);
+	if (!m)
+		return reply(c, 3, "request: not a CreateWorkerRequest message", NULL, 0);
+	struct udfb_err cerr = UDFB_ERR_INIT;
+	if (canonical(resourceproto__create_worker_request__get_packed_size(m), len, "CreateWorkerRequest", &cerr) < 0) {
+		resourceproto__create_worker_request__free_unpacked(m, NULL);
+		return reply_err(c, &cerr);
+	}
+	struct udfb_call_meta meta;
+	meta_of(c, &meta, "worker_client_version");
+	struct udfb_kv *tags = kvs(m->n_tags, (void **)m->tags), *opts = kvs(m->n_options, (void **)m->options);
+	struct udfb_worker_req w = { m->tenant_id, m->name, m->if_not_exists, tags, opts, m->n_tags, m->n_options };
+	if (*m->script) {
+		run_script(c, &meta, &w, m->type, m->script);
+	} else { /* CREATE WORKER: recorded, no sandbox */
+		struct udfb_err err = UDFB_ERR_INIT;
+		struct udfb_apply_out out = { 0 };
+		if (tls_check(c, &meta, m->tenant_id, &err) < 0 ||
+		    udfb_service_worker_create(c->g->svc, &meta, &w, &out.worker, &err) < 0)
+			reply_err(c, &err);
+		else
+			reply_create(c, &out);
+		udfb_apply_out_clear(&out);
+	}
+	free(tags);
+	free(opts);
+	meta_free(&meta);
+	resourceproto__create_worker_request__free_unpacked(m, NULL);
+}
+
+static void reply_worker(struct call *c, json_t *worker)
+{
+	struct worker_msg wm;
+	worker_msg_init(&wm, worker);
+	Resourceproto__AlterWorkerResponse r = RESOURCEPROTO__ALTER_WORKER_RESPONSE__INIT;
+	r.worker = &wm.w;
+	size_t len = resourceproto__alter_worker_response__get_packed_size(&r);
+	uint8_t *buf = malloc(len + 1);
+	resourceproto__alter_worker_response__pack(&r, buf);
+	reply(c, 0, NULL, buf, len);
+	free(buf);
+	worker_msg_free(&wm);
+}
+
+static void handle_alter_worker(struct call *c)
+{
+	size_t len = 0;
+	uint8_t *bytes = payload_bytes(c, &len);
+	Resourceproto__AlterWorkerRequest *m = bytes ? resourceproto__alter_worker_request__unpack(NULL, len, bytes) : NULL;
+	free(bytes);
+	if (!m)
+		return reply(c, 3, "request: not an AlterWorkerRequest message", NULL, 0);
+	struct udfb_call_meta meta;
+	meta_of(c, &meta, "worker_client_version");
+	struct udfb_kv *st = kvs(m->n_set_tags, (void **)m->set_tags), *so = kvs(m->n_set_options, (void **)m->set_options);
+	struct udfb_worker_alter a = { st, so, m->n_set_tags, m->n_set_options, (const char *const *)m->unset_tags,
+				       (const char *const *)m->unset_options, m->n_unset_tags, m->n_unset_options,
+				       (int)m->state_action };
+	struct udfb_err err = UDFB_ERR_INIT;
+	json_t *w = NULL;
+	if (tls_check(c, &meta, m->tenant_id, &err) < 0 ||
+	    udfb_service_worker_alter(c->g->svc, &meta, m->tenant_id, m->name, &a, &w, &err) < 0)
+		reply_err(c, &err);
+	else
+		reply_worker(c, w);
+	json_decref(w);
+	free(st);
+	free(so);
+	meta_free(&meta);
+	resourceproto__alter_worker_request__free_unpacked(m, NULL);
+}
+
+static void handle_drop_worker(struct call *c)
+{
+	size_t len = 0;
+	uint8_t *bytes = payload_bytes(c, &len);
+	Resourceproto__DropWorkerRequest *m = bytes ? resourceproto__drop_worker_request__unpack(NULL, len, bytes) : NULL;
+	free(bytes);
+	if (!m)
+		return reply(c, 3, "request: not a DropWorkerRequest message", NULL, 0);
+	struct udfb_call_meta meta;
+	meta_of(c, &meta, "worker_client_version");
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (tls_check(c, &meta, m->tenant_id, &err) < 0 ||
+	    udfb_service_worker_drop(c->g->svc, &meta, m->tenant_id, m->name, m->if_exists, &err) < 0)
+		reply_err(c, &err);
+	else
+		reply(c, 0, NULL, "", 0);
+	meta_free(&meta);
+	resourceproto__drop_worker_request__free_unpacked(m, NULL);
+}
+
+static void handle_list_workers(struct call *c)
+{
+	size_t len = 0;
+	uint8_t *bytes = payload_bytes(c, &len);
+	Resourceproto__ListWorkersRequest *m = bytes ? resourceproto__list_workers_request__unpack(NULL, len, bytes) : NULL;
+	free(bytes);
+	if (!m)
+		return reply(c, 3, "request: not a ListWorkersRequest message", NULL, 0);
+	struct udfb_call_meta meta;
+	meta_of(c, &meta, "worker_client_version");
+	struct udfb_err err = UDFB_ERR_INIT;
+	json_t *ws = NULL;
+	if (tls_check(c, &meta, m->tenant_id, &err) < 0 || udfb_service_worker_list(c->g->svc, &meta, m->tenant_id, &ws, &err) < 0) {
+		reply_err(c, &err);
+	} else {
+		size_t n = json_array_size(ws);
+		struct worker_msg *wm = calloc(n + 1, sizeof(*wm));
+		Resourceproto__Worker **ptrs = calloc(n + 1, sizeof(*ptrs));
+		for (size_t k = 0; k < n; k++) {
+			worker_msg_init(&wm[k], json_array_get(ws, k));
+			ptrs[k] = &wm[k].w;
+		}
+		Resourceproto__ListWorkersResponse r = RESOURCEPROTO__LIST_WORKERS_RESPONSE__INIT;
+		r.n_workers = n;
+		r.workers = ptrs;
+		size_t blen = resourceproto__list_workers_response__get_packed_size(&r);
+		uint8_t *buf = malloc(blen + 1);
+		resourceproto__list_workers_response__pack(&r, buf);
+		reply(c, 0, NULL, buf, blen);
+		free(buf);
+		for (size_t k = 0; k < n; k++)
+			worker_msg_free(&wm[k]);
+		free(wm);
+		free(ptrs);
+	}
+	json_decref(ws);
+	meta_free(&meta);
+	resourceproto__list_workers_request__free_unpacked(m, NULL);
+}
+
+/* taskproto.*, notificationproto.*, billingproto.* and anything else. */
+static void handle_unknown(struct call *c)
+{
+	char msg[600];
+	size_t n = GRPC_SLICE_LENGTH(c->details.method);
+	snprintf(msg, sizeof(msg), "method %.*s is not implemented by udf-builder (it serves UDF sandboxes: "
+		 "ResourceService/ApplyResource, WorkerService/*, UdfService/ApplyUdfResource)",
+		 (int)(n > 256 ? 256 : n), (const char *)GRPC_SLICE_START_PTR(c->details.method));
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	udfb_debug("grpc: %s", msg);
+	reply(c, 12, msg, NULL, 0);
+}
+
+/* Count the version marker a call carried; log each marker the first time. */
+static void note_marker(struct call *c)
+{
+	struct udfb_metrics *mx = udfb_service_metrics(c->g->svc);
+	for (int k = 0; k < 3; k++) {
+		char *v = md_get(&c->md, markers[k]);
+		if (!v)
+			continue;
+		int v1 = strcmp(v, "v1") == 0;
+		udfb_metrics_client_version(mx, k, v1);
+		if (!atomic_exchange(&c->g->marker_logged[k], 1))
+			udfb_info("grpc: first call with %s: %.32s%s (%s)", markers[k], v, v1 ? "" : " (not v1: answered as v1)",
+				  methods[c->method].path ? methods[c->method].path : "an unknown method");
+		free(v);
+		return;
+	}
+	udfb_metrics_client_version(mx, 3, 0);
+}
+
 /* ---- grpc.health.v1.Health/Check ---- */
 
 static void handle_health(struct call *c)
@@ -277,7 +723,9 @@ static void handle_health(struct call *c)
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not a HealthCheckRequest message", NULL, 0);
-	int known = !*m->service || strcmp(m->service, "udfproto.UdfService") == 0;
+	int known = !*m->service || strcmp(m->service, "udfproto.UdfService") == 0 ||
+		    strcmp(m->service, "resourceproto.ResourceService") == 0 ||
+		    strcmp(m->service, "resourceproto.WorkerService") == 0;
 	grpc__health__v1__health_check_request__free_unpacked(m, NULL);
 	if (!known)
 		return reply(c, 5, "unknown service", NULL, 0);
@@ -302,10 +750,19 @@ static void on_new_call(struct call *c, int success)
 	arm(g, c->method); /* keep the slot count while this call is served */
 	atomic_fetch_add(&g->inflight, 1);
 	c->t0_ms = udfb_now_ms();
-	if (c->method == M_APPLY)
-		handle_apply(c);
-	else
-		handle_health(c);
+	c->deadline_ms = c->method == M_UNKNOWN ? 0 : deadline_ms(c->deadline);
+	if (c->method != M_HEALTH)
+		note_marker(c);
+	switch (c->method) {
+	case M_APPLY: c->udf_call = 1; handle_apply(c); break;
+	case M_HEALTH: handle_health(c); break;
+	case M_APPLY_RESOURCE: handle_apply_resource(c); break;
+	case M_CREATE_WORKER: handle_create_worker(c); break;
+	case M_ALTER_WORKER: handle_alter_worker(c); break;
+	case M_DROP_WORKER: handle_drop_worker(c); break;
+	case M_LIST_WORKERS: handle_list_workers(c); break;
+	default: handle_unknown(c); break;
+	}
 }
 
 static void *cq_thread(void *arg)
@@ -357,10 +814,9 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 	g->cq = grpc_completion_queue_create_for_next(NULL);
 	g->server = make_server(cfg);
 	grpc_server_register_completion_queue(g->server, g->cq, NULL);
-	g->methods[M_APPLY] = grpc_server_register_method(g->server, "/udfproto.UdfService/ApplyUdfResource", NULL,
-							  GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-	g->methods[M_HEALTH] = grpc_server_register_method(g->server, "/grpc.health.v1.Health/Check", NULL,
-							   GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	for (int m = 0; m < M_REGISTERED; m++)
+		g->methods[m] = grpc_server_register_method(g->server, methods[m].path, NULL,
+							    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	grpc_server_credentials *creds = udfb_grpc_tls_credentials(g->tls);
 	*port = grpc_server_add_http2_port(g->server, listen, creds);
 	grpc_server_credentials_release(creds);
@@ -377,10 +833,12 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 	}
 	grpc_server_start(g->server);
 	g->workers = udfb_pool_new(cfg->call_workers, "call");
-	for (int k = 0; k < cfg->request_slots; k++)
-		arm(g, M_APPLY);
-	for (int k = 0; k < 4; k++)
-		arm(g, M_HEALTH);
+	/* Slots per method: the UDF paths get the configured count, the rest a few. */
+	for (int m = 0; m <= M_UNKNOWN; m++) {
+		int slots = m == M_APPLY || m == M_APPLY_RESOURCE || m == M_CREATE_WORKER ? cfg->request_slots : 4;
+		for (int k = 0; k < slots; k++)
+			arm(g, (enum method)m);
+	}
 	g->n_threads = cfg->cq_threads;
 	g->threads = calloc((size_t)g->n_threads, sizeof(pthread_t));
 	for (int k = 0; k < g->n_threads; k++)

@@ -19,7 +19,8 @@ enum udfb_errcat {
 	UDFB_E_EXHAUSTED,   /* a limit was reached: size, count */
 	UDFB_E_UNSUPPORTED, /* valid, but this build cannot do it */
 	UDFB_E_INTERNAL,    /* a bug, a corrupt store, a failed syscall */
-	UDFB_E_DENIED,      /* the caller may not do this (its identity is known) */
+	UDFB_E_DENIED,      /* the caller may not do this (its identity is known; another tenant's worker) */
+	UDFB_E_EXISTS,      /* it exists already: a worker with another script */
 };
 
 struct udfb_err {

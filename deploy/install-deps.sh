@@ -9,15 +9,17 @@ build="build-essential pkg-config libmicrohttpd-dev libjansson-dev libarchive-de
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates libxml2-dev libdeflate-dev"
 # Independent checkers and peers: umoci, skopeo, buildah, docker-registry
 # (apache2-utils' htpasswd and openssl make its test credentials and keys);
-# mmdebstrap builds the Python base image; runc runs sandboxes; Debian's
+# mmdebstrap builds the Python base image; runsc (gVisor) and runc run
+# sandboxes (the local-sandbox test runs under both; iproute2's `ip` lists the
+# host's addresses it checks a sandbox cannot reach); Debian's
 # python3-grpcio is an independent gRPC client; clang brings libFuzzer and
 # the sanitizers' runtimes; pip is the reference installer for packages, and
 # the -whl packages put real wheels in /usr/share/python-wheels (fixtures).
-test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc
+test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc runsc iproute2
 python3 python3-grpcio python3-protobuf curl hyperfine
 python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl"
 
-run="$build libxml2 libdeflate0 mmdebstrap umoci skopeo runc"
+run="$build libxml2 libdeflate0 mmdebstrap umoci skopeo runc runsc"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -220,8 +220,13 @@ static void sweep_tmp(const char *layers_dir)
 
 int udfb_layers_init(const char *layers_dir, struct udfb_err *err)
 {
-	if (udfb_mkdir_p(layers_dir, 0755, err) < 0 || make_skeleton(layers_dir, err) < 0)
+	/* Layers keep their images' modes (a world-writable /tmp, say): only the
+	 * service may reach them, or another host user could write into what
+	 * every sandbox of that layer sees.  Mounts and runtimes run as root. */
+	if (udfb_mkdir_p(layers_dir, 0700, err) < 0 || make_skeleton(layers_dir, err) < 0)
 		return -1;
+	if (chmod(layers_dir, 0700) < 0)
+		return udfb_err_sys(err, errno, "chmod %s", layers_dir);
 	if (strpbrk(layers_dir, ":,\\"))
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: an overlay layer path may not hold ':', ',' or '\\'", layers_dir);
 	sweep_tmp(layers_dir);

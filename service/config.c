@@ -153,6 +153,7 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 		     { "endpoint-template", &c->endpoint_template },
 		     { "default-tenant", &c->default_tenant },
 		     { "salt", &c->salt },
+		     { "runtime-packages", &c->runtime_packages },
 		     { "platform", &c->platform },
 		     { "log-level", &c->log_level },
 		     { "tls-cert", &c->tls_cert },
@@ -370,7 +371,8 @@ static int split_list(struct udfb_config *c, const char *name, const char *list,
 int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err)
 {
 	static const char *const names[] = { "listen", "admin-listen", "store", "dest", "default-runtime", "scheduler",
-					     "endpoint-template", "default-tenant", "deadline-mode", "salt", "log-level", NULL };
+					     "endpoint-template", "default-tenant", "deadline-mode", "salt", "log-level",
+					     "runtime-packages", NULL };
 	for (int k = 0; names[k]; k++) {
 		char var[64] = "UDFB_";
 		size_t n = strlen(var);
@@ -471,7 +473,7 @@ void udfb_config_free(struct udfb_config *c)
 {
 	char **strs[] = { &c->listen, &c->admin_listen, &c->store, &c->dest, &c->default_runtime, &c->scheduler,
 			  &c->endpoint_template, &c->default_tenant, &c->salt, &c->platform, &c->log_level,
-			  &c->tls_cert, &c->tls_key, &c->tls_client_ca };
+			  &c->runtime_packages, &c->tls_cert, &c->tls_key, &c->tls_client_ca };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++)
 		free(*strs[k]);
 	for (size_t k = 0; k < c->n_bases; k++)

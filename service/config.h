@@ -57,6 +57,7 @@ struct udfb_config {
 	int failure_ttl_ms;
 	int grace_ms;
 	char *salt;
+	char *runtime_packages; /* requirements composed into every base once (NULL: none) */
 	char *platform;
 	char *log_level;
 	struct udfb_fetch_opts fetch; /* "imports": limits and the SSRF allow-list */

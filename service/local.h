@@ -8,13 +8,23 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
 
 #include "err.h"
+#include "forward.h"
 #include "hash.h"
 #include "ocirt.h"
 #include "scheduler.h"
 
 enum udfb_local_cg_mode { UDFB_LOCAL_CG_AUTO, UDFB_LOCAL_CG_ON, UDFB_LOCAL_CG_OFF };
+/* namespace: a network namespace per sandbox behind the forwarder (the
+ * default); host: the host's, as before (one tenant per machine only). */
+enum udfb_local_net_mode { UDFB_LOCAL_NET_NAMESPACE, UDFB_LOCAL_NET_HOST };
+
+/* Inside a sandbox's own namespace every sandbox listens on the same ports. */
+#define UDFB_LOCAL_INNER_UDF_PORT 8815
+#define UDFB_LOCAL_INNER_STATUS_PORT 8080
 
 struct udfb_local_opts {
 	char *runtime, *runtime_args, *runtime_root;
@@ -27,6 +37,10 @@ struct udfb_local_opts {
 	long cpu_millis, pids, nofile, nproc;
 	int cgroups_mode;
 	int seccomp, keep_on_exit;
+	int network;
+	char *bind_address, *advertise_address;
+	char *query_cidrs; /* who may connect to the endpoints (besides loopback); "": anyone */
+	long max_connections;
 };
 
 /* A sandbox's life.  NEW: its endpoint was predicted, nothing runs yet. */
@@ -41,6 +55,9 @@ struct udfb_sandbox_rec {
 	char *dir;                 /* its bundle directory */
 	char spec[UDFB_DIGEST_LEN + 1]; /* what it was started with (image, tokens, env) */
 	int pidfd;                 /* its first process; -1 when none */
+	pid_t pid;                 /* that process (held from udfb_reap_orphans while watched) */
+	int netns;                 /* its network namespace; -1 when none (or network=host) */
+	struct udfb_fwd_listener *l_udf, *l_status; /* the host ports, forwarded into netns */
 	int adopted;               /* left running by an earlier process (not our child) */
 	int busy;                  /* threads holding the pointer without the lock */
 	int stats_failures;
@@ -53,6 +70,12 @@ struct udfb_local {
 	char *store;
 	char *sandboxes_dir; /* state_dir/sandboxes: one bundle per running container */
 	struct udfb_ocirt rt;
+	char *rt_version;
+	struct udfb_fwd *fwd;           /* network=namespace */
+	struct sockaddr_storage bind;   /* where the endpoints listen (port 0) */
+	socklen_t bind_len;
+	char *url_host;                 /* the endpoints' host: advertise_address, [v6] bracketed */
+	char *probe_host;               /* where the service itself reaches them */
 	int cgroups; /* UDFB_CG_* in use */
 	char inst[8]; /* this process's part of container ids */
 	unsigned long gen;
@@ -68,6 +91,9 @@ struct udfb_local {
 /* local_opts.c */
 int udfb_local_opts_parse(struct udfb_local_opts *o, json_t *opts, const char *store, struct udfb_err *err);
 void udfb_local_opts_free(struct udfb_local_opts *o);
+/* A numeric IPv4/IPv6 address and a port: 1 for a wildcard, 0 for
+ * another, -1 for no address (ss, len may be NULL). */
+int udfb_local_parse_addr(const char *text, int port, struct sockaddr_storage *ss, socklen_t *len);
 /* UDFB_CG_* this host lets us use; desc says which and why, for the log. */
 int udfb_local_detect_cgroups(char *desc, size_t n);
 

@@ -8,13 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "buf.h"
 #include "fsutil.h"
 #include "local.h"
 #include "runtime_spec.h"
 
-enum opt_type { T_STR, T_LONG, T_SIZE, T_BOOL, T_CPUS, T_CGMODE };
+enum opt_type { T_STR, T_LONG, T_SIZE, T_BOOL, T_CPUS, T_CGMODE, T_NETMODE };
 
 static const struct opt_def {
 	const char *name;
@@ -44,12 +45,17 @@ static const struct opt_def {
 	{ "cgroups", T_CGMODE, offsetof(struct udfb_local_opts, cgroups_mode) },
 	{ "seccomp", T_BOOL, offsetof(struct udfb_local_opts, seccomp) },
 	{ "keep_on_exit", T_BOOL, offsetof(struct udfb_local_opts, keep_on_exit) },
+	{ "network", T_NETMODE, offsetof(struct udfb_local_opts, network) },
+	{ "bind_address", T_STR, offsetof(struct udfb_local_opts, bind_address) },
+	{ "advertise_address", T_STR, offsetof(struct udfb_local_opts, advertise_address) },
+	{ "max_connections", T_LONG, offsetof(struct udfb_local_opts, max_connections) },
+	{ "query_cidrs", T_STR, offsetof(struct udfb_local_opts, query_cidrs) },
 };
 
 static void defaults(struct udfb_local_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->runtime = strdup("runc");
+	o->runtime = strdup(""); /* runsc when it starts a sandbox here, else runc */
 	o->runtime_args = strdup("");
 	o->cgroup_parent = strdup("/udfb");
 	o->port_min = 20000;
@@ -68,6 +74,11 @@ static void defaults(struct udfb_local_opts *o)
 	o->nproc = 4096;
 	o->cgroups_mode = UDFB_LOCAL_CG_AUTO;
 	o->seccomp = 1;
+	o->network = UDFB_LOCAL_NET_NAMESPACE;
+	o->bind_address = strdup("127.0.0.1");
+	o->advertise_address = strdup("");
+	o->max_connections = 1024;
+	o->query_cidrs = strdup("");
 }
 
 static int parse_long(const char *v, long long *out)
@@ -136,7 +147,7 @@ static int set_one(struct udfb_local_opts *o, const struct opt_def *d, const cha
 	long long n = 0;
 	int rc = 0;
 	static const char *const what[] = { "", "a whole number", "a size (65536, 512m, 1g)", "1/0, true/false",
-					    "a number of CPUs (1, 0.5)", "auto, on or off" };
+					    "a number of CPUs (1, 0.5)", "auto, on or off", "namespace or host" };
 	switch (d->type) {
 	case T_STR:
 		free(*(char **)slot);
@@ -151,6 +162,11 @@ static int set_one(struct udfb_local_opts *o, const struct opt_def *d, const cha
 		   : strcmp(v, "on") == 0   ? (*(int *)slot = UDFB_LOCAL_CG_ON, 0)
 		   : strcmp(v, "off") == 0  ? (*(int *)slot = UDFB_LOCAL_CG_OFF, 0)
 					    : -1;
+		break;
+	case T_NETMODE:
+		rc = strcmp(v, "namespace") == 0 ? (*(int *)slot = UDFB_LOCAL_NET_NAMESPACE, 0)
+		   : strcmp(v, "host") == 0	   ? (*(int *)slot = UDFB_LOCAL_NET_HOST, 0)
+					   : -1;
 		break;
 	}
 	if (rc < 0)
@@ -178,8 +194,23 @@ static int check(struct udfb_local_opts *o, struct udfb_err *err)
 		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: start_timeout_ms >= 100, reap_interval_ms >= 10 and idle_ms >= 1");
 	if (o->max_per_tenant < 1 || o->max_total < 1 || o->nofile < 16 || o->tmp_size < 1)
 		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: max_per_tenant, max_total, tmp_size >= 1 and nofile >= 16");
-	if (!*o->runtime || o->cgroup_parent[0] != '/')
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: runtime must be set and cgroup_parent absolute");
+	if (o->cgroup_parent[0] != '/')
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: cgroup_parent must be absolute");
+	if (o->max_connections < 1)
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: max_connections >= 1");
+	if (udfb_local_parse_addr(o->bind_address, 0, NULL, NULL) < 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option bind_address '%.64s': expected a numeric IPv4 or IPv6 address",
+				    o->bind_address);
+	if (o->network == UDFB_LOCAL_NET_HOST && strcmp(o->bind_address, "127.0.0.1") != 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option bind_address: network=host sandboxes listen on 127.0.0.1 only");
+	if (!*o->advertise_address && udfb_local_parse_addr(o->bind_address, 0, NULL, NULL) == 1)
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option advertise_address: needed with a wildcard bind_address "
+				    "(the address Databend's query nodes connect to)");
+	if (udfb_fwd_cidrs_valid(o->query_cidrs, err) < 0)
+		return udfb_err_wrap(err, "scheduler option query_cidrs");
+	if (strpbrk(o->advertise_address, "/ @?#"))
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option advertise_address '%.64s': a host name or address",
+				    o->advertise_address);
 	return 0;
 }
 
@@ -211,11 +242,38 @@ int udfb_local_opts_parse(struct udfb_local_opts *o, json_t *opts, const char *s
 
 void udfb_local_opts_free(struct udfb_local_opts *o)
 {
-	char **strs[] = { &o->runtime, &o->runtime_args, &o->runtime_root, &o->state_dir, &o->layers_dir, &o->cgroup_parent };
+	char **strs[] = { &o->runtime, &o->runtime_args, &o->runtime_root, &o->state_dir, &o->layers_dir, &o->cgroup_parent,
+			  &o->bind_address, &o->advertise_address, &o->query_cidrs };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++) {
 		free(*strs[k]);
 		*strs[k] = NULL;
 	}
+}
+
+int udfb_local_parse_addr(const char *text, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_storage tmp;
+	socklen_t tl;
+	if (!ss)
+		ss = &tmp;
+	if (!len)
+		len = &tl;
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, text, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+		return a4->sin_addr.s_addr == htonl(INADDR_ANY);
+	}
+	if (inet_pton(AF_INET6, text, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+		return IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr);
+	}
+	return -1;
 }
 
 /* ---- cgroups ---- */

@@ -7,6 +7,10 @@
  *       sandbox.json              tenant, key, ports, container id: for a later process to adopt or remove it
  *       pid                       the container's first process, from `run --pid-file`
  *
+ * Under network=namespace the sandbox gets a network namespace of its own
+ * (netns.h), listens on 127.0.0.1:8815 and :8080 there, and the service's
+ * forwarder (forward.h) carries connections to its two host ports in.
+ *
  * Ready means GET /health on its status port answered "1" (the stub binds
  * the UDF port first, so the UDF port is accepting calls too). */
 #include <dirent.h>
@@ -18,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
 
 #include "bundle.h"
 #include "cleanup.h"
@@ -25,6 +30,7 @@
 #include "jsonout.h"
 #include "local.h"
 #include "log.h"
+#include "netns.h"
 #include "probe.h"
 #include "runtime_spec.h"
 
@@ -95,9 +101,12 @@ static char **sandbox_env(const struct udfb_sandbox_rec *sb, const struct udfb_s
 	for (size_t j = 0; j < req->n_env; j++)
 		if (asprintf(&env[k++], "%s=%s", req->env[j].name, req->env[j].value) < 0)
 			abort();
-	/* After the operator's: the reserved variables always win. */
-	if (asprintf(&env[k++], "UDF_SERVER_ADDR=127.0.0.1:%d", sb->udf_port) < 0 ||
-	    asprintf(&env[k++], "RESOURCE_STATUS_ADDR=127.0.0.1:%d", sb->status_port) < 0)
+	/* After the operator's: the reserved variables always win.  In a
+	 * namespace of its own every sandbox has the same inner ports. */
+	int inner = sb->netns >= 0;
+	if (asprintf(&env[k++], "UDF_SERVER_ADDR=127.0.0.1:%d", inner ? UDFB_LOCAL_INNER_UDF_PORT : sb->udf_port) < 0 ||
+	    asprintf(&env[k++], "RESOURCE_STATUS_ADDR=127.0.0.1:%d",
+		     inner ? UDFB_LOCAL_INNER_STATUS_PORT : sb->status_port) < 0)
 		abort();
 	if (req->auth_keys && *req->auth_keys && asprintf(&env[k++], "UDF_AUTH_KEYS=%s", req->auth_keys) < 0)
 		abort();
@@ -174,7 +183,7 @@ static int wait_ready(struct udfb_local *L, const struct udfb_sandbox_rec *sb, s
 {
 	long long deadline = udfb_local_mono_ms() + L->o.start_timeout_ms;
 	for (;;) {
-		if (udfb_probe_health(sb->status_port, 250))
+		if (udfb_probe_health(L->probe_host, sb->status_port, 250))
 			return 0;
 		if (udfb_pidfd_exited(sb->pidfd, HEALTH_POLL_MS))
 			return exited_at_start(sb, err);
@@ -194,7 +203,7 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 	if (fd < 0)
 		return udfb_err_sys(err, errno, "create %s", log_path);
 	pid_t pid = 0;
-	int rc = udfb_ocirt_run(&L->rt, sb->id, sb->dir, fd, &pid, err);
+	int rc = udfb_ocirt_run(&L->rt, sb->id, sb->dir, sb->netns, fd, &pid, err);
 	close(fd);
 	if (rc < 0) {
 		char line[LINE_MAX_CHARS + 1];
@@ -207,11 +216,17 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 		return udfb_err_wrap(err, "sandbox for key %s", sb->key);
 	}
 	sb->pidfd = udfb_pidfd_open(pid);
+	sb->pid = pid;
+	udfb_child_hold(pid); /* its exit status is ours to read (udfb_pidfd_reap) */
 	if (sb->pidfd < 0)
 		return udfb_err_sys(err, errno, "sandbox %s: pidfd_open %d", sb->id, (int)pid);
 	sb->started_wall_ms = sb->touched_wall_ms = udfb_local_wall_ms();
 	if (write_record(sb, err) < 0)
 		return -1;
+	if (L->fwd) {
+		udfb_fwd_target(L->fwd, sb->l_udf, sb->netns);
+		udfb_fwd_target(L->fwd, sb->l_status, sb->netns);
+	}
 	return wait_ready(L, sb, err);
 }
 
@@ -221,6 +236,10 @@ int udfb_local_start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const st
 	struct udfb_bundle_image im;
 	if (udfb_bundle_read_image(&im, req->image, L->store, err) < 0)
 		return -1;
+	if (L->fwd && udfb_netns_new(&sb->netns, err) < 0) {
+		udfb_bundle_image_free(&im);
+		return udfb_err_wrap(err, "sandbox for key %s", sb->key);
+	}
 	int rc = udfb_layers_ensure(L->o.layers_dir, &im, err);
 	if (rc == 0)
 		rc = make_bundle(L, sb, req, &im, err);
@@ -256,17 +275,34 @@ static void remove_bundle(const char *dir)
 void udfb_local_teardown(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
-	if (sb->id && udfb_ocirt_delete(&L->rt, sb->id, &err) < 0) {
-		udfb_warn("sandbox %s: %s", sb->id, err.msg);
-		udfb_err_clear(&err);
+	if (L->fwd) {
+		udfb_fwd_target(L->fwd, sb->l_udf, -1);
+		udfb_fwd_target(L->fwd, sb->l_status, -1);
 	}
+	/* Kill, see it gone, reap it and what the runtime left to us (runsc's
+	 * gofer): only then does `delete` find nothing alive to wait for. */
 	if (sb->pidfd >= 0) {
+		if (!udfb_pidfd_exited(sb->pidfd, 0) && sb->id && udfb_ocirt_kill(&L->rt, sb->id, sb->netns, "KILL", &err) < 0)
+			udfb_err_clear(&err);
 		if (!udfb_pidfd_exited(sb->pidfd, STOP_WAIT_MS))
-			udfb_warn("sandbox %s: its first process outlived `delete --force`", sb->id);
+			udfb_warn("sandbox %s: its first process outlived SIGKILL", sb->id);
 		char how[64];
 		udfb_pidfd_reap(sb->pidfd, how, sizeof(how));
 		close(sb->pidfd);
 		sb->pidfd = -1;
+	}
+	if (sb->pid > 0)
+		udfb_child_release(sb->pid);
+	sb->pid = 0;
+	udfb_reap_orphans();
+	if (sb->id && udfb_ocirt_delete(&L->rt, sb->id, sb->netns, &err) < 0) {
+		udfb_warn("sandbox %s: %s", sb->id, err.msg);
+		udfb_err_clear(&err);
+	}
+	udfb_reap_orphans();
+	if (sb->netns >= 0) {
+		close(sb->netns); /* the kernel frees it with the sandbox's last process */
+		sb->netns = -1;
 	}
 	if (sb->dir)
 		remove_bundle(sb->dir);
@@ -276,6 +312,62 @@ void udfb_local_teardown(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 }
 
 /* ---- what an earlier process left ---- */
+
+/* The network namespace of the process in a bundle's pid file, while it
+ * runs; -1 otherwise. */
+static int netns_of_bundle(const char *dir)
+{
+	cleanup_free char *path = udfb_path_join(dir, "pid"), *text = NULL;
+	size_t len;
+	struct udfb_err err = UDFB_ERR_INIT;
+	int fd = -1;
+	long pid = udfb_read_file(&text, &len, path, 64, &err) == 0 ? strtol(text, NULL, 10) : 0;
+	if (pid > 0 && udfb_netns_of_pid((pid_t)pid, &fd, &err) < 0)
+		fd = -1;
+	udfb_err_clear(&err);
+	return fd;
+}
+
+/* Its host ports listened on again, forwarded into its namespace. */
+static int listen_adopted(struct udfb_local *L, struct udfb_sandbox_rec *sb, int up, int sp)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct sockaddr_storage a = L->bind;
+	int ok = 1;
+	for (int k = 0; k < 2 && ok; k++) {
+		int port = k ? sp : up;
+		if (a.ss_family == AF_INET)
+			((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)port);
+		else
+			((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
+		ok = udfb_fwd_listen(L->fwd, (struct sockaddr *)&a, L->bind_len,
+				     k ? UDFB_LOCAL_INNER_STATUS_PORT : UDFB_LOCAL_INNER_UDF_PORT, k ? &sb->l_status : &sb->l_udf,
+				     &err) == 0;
+	}
+	if (ok) {
+		sb->udf_port = up;
+		sb->status_port = sp;
+		udfb_fwd_target(L->fwd, sb->l_udf, sb->netns);
+		udfb_fwd_target(L->fwd, sb->l_status, sb->netns);
+	} else {
+		udfb_warn("sandbox on ports %d/%d: not adopted: %s", up, sp, err.msg ? err.msg : "");
+	}
+	udfb_err_clear(&err);
+	return ok;
+}
+
+static void forget_adopted(struct udfb_local *L, struct udfb_sandbox_rec *sb)
+{
+	if (L->fwd) {
+		udfb_fwd_close(L->fwd, sb->l_udf);
+		udfb_fwd_close(L->fwd, sb->l_status);
+	}
+	sb->l_udf = sb->l_status = NULL;
+	sb->udf_port = sb->status_port = 0;
+	if (sb->netns >= 0)
+		close(sb->netns);
+	sb->netns = -1;
+}
 
 static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 {
@@ -288,19 +380,37 @@ static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 	struct udfb_err err = UDFB_ERR_INIT;
 	char *status = NULL;
 	pid_t pid = 0;
-	if (!id || !tenant || !key || !spec || strlen(spec) != UDFB_DIGEST_LEN || up <= 0 || sp <= 0 ||
-	    udfb_ocirt_state(&L->rt, id, &status, &pid, &err) < 0) {
+	int netns = L->fwd ? netns_of_bundle(dir) : -1;
+	if (!id || !tenant || !key || !spec || strlen(spec) != UDFB_DIGEST_LEN || up <= 0 || sp <= 0 || (L->fwd && netns < 0) ||
+	    udfb_ocirt_state(&L->rt, id, netns, &status, &pid, &err) < 0) {
+		udfb_info("sandbox %s: not adopted: %s", id ? id : dir, err.msg ? err.msg : "its record is incomplete, or it is gone");
 		udfb_err_clear(&err);
+		if (netns >= 0)
+			close(netns);
 		return 0;
 	}
 	int fd = strcmp(status, "running") == 0 && pid > 0 ? udfb_pidfd_open(pid) : -1;
+	if (fd < 0)
+		udfb_info("sandbox %s: not adopted: the runtime says '%s', pid %ld", id, status, (long)pid);
 	free(status);
-	if (fd < 0 || !udfb_probe_health(sp, 1000)) {
+	struct udfb_sandbox_rec *sb = fd >= 0 ? udfb_local_add(L, tenant, key) : NULL;
+	if (sb)
+		sb->netns = netns;
+	else if (netns >= 0)
+		close(netns);
+	if (sb && L->fwd && !listen_adopted(L, sb, up, sp)) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0 || !udfb_probe_health(L->probe_host, sp, 1000)) {
 		if (fd >= 0)
 			close(fd);
+		if (sb) {
+			forget_adopted(L, sb);
+			sb->state = SB_STOPPED;
+		}
 		return 0;
 	}
-	struct udfb_sandbox_rec *sb = udfb_local_add(L, tenant, key);
 	sb->state = SB_READY;
 	sb->id = strdup(id);
 	sb->dir = strdup(dir);
@@ -311,7 +421,7 @@ static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 	sb->adopted = 1;
 	sb->started_wall_ms = json_integer_value(json_object_get(j, "started"));
 	sb->touched_wall_ms = udfb_local_wall_ms();
-	udfb_info("sandbox %s: adopted (left running by an earlier process) at http://127.0.0.1:%d", id, up);
+	udfb_info("sandbox %s: adopted (left running by an earlier process) at http://%s:%d", id, L->url_host, up);
 	return 1;
 }
 
@@ -325,7 +435,8 @@ static void recover_one(struct udfb_local *L, const char *name)
 		return;
 	}
 	const char *id = json_string_value(json_object_get(j, "id"));
-	struct udfb_sandbox_rec tmp = { .id = strdup(id ? id : name), .dir = strdup(dir), .pidfd = -1 };
+	struct udfb_sandbox_rec tmp = { .id = strdup(id ? id : name), .dir = strdup(dir), .pidfd = -1,
+					.netns = L->fwd ? netns_of_bundle(dir) : -1 };
 	udfb_info("sandbox %s: left by an earlier process: removed", tmp.id);
 	udfb_local_teardown(L, &tmp);
 	json_decref(j);
@@ -361,7 +472,7 @@ void udfb_local_recover(struct udfb_local *L)
 		if (known_id(L, json_string_value(v)))
 			continue;
 		udfb_info("container %s: left by an earlier process: deleted", json_string_value(v));
-		if (udfb_ocirt_delete(&L->rt, json_string_value(v), &err) < 0) {
+		if (udfb_ocirt_delete(&L->rt, json_string_value(v), -1, &err) < 0) {
 			udfb_warn("local scheduler: %s", err.msg);
 			udfb_err_clear(&err);
 		}

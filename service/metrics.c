@@ -75,7 +75,16 @@ struct udfb_metrics {
 	atomic_llong builds_in_flight;
 	atomic_ullong fetched_bytes, pushed_bytes, wheels_installed;
 	atomic_llong sandboxes[SB_STATES];
+	atomic_ullong rpc[UDFB_RPCS][GRPC_CODES];
+	atomic_ullong client_version[4][2];
+	atomic_ullong import_requests;
 };
+
+static const char *const rpc_names[UDFB_RPCS] = { "ApplyUdfResource", "ApplyResource", "CreateWorker",
+						  "AlterWorker",      "DropWorker",    "ListWorkers",
+						  "Check",            "unimplemented" };
+static const char *const marker_names[4] = { "udf_client_version", "resource_client_version", "worker_client_version",
+					     "none" };
 
 static void hist_init(struct hist *h, const double *bounds, size_t n)
 {
@@ -174,6 +183,29 @@ void udfb_metrics_wheels_installed(struct udfb_metrics *m, long n)
 		add(&m->wheels_installed, (unsigned long long)n);
 }
 
+void udfb_metrics_rpc(struct udfb_metrics *m, enum udfb_rpc rpc, int grpc_code)
+{
+	assert(m);
+	if ((unsigned)rpc >= UDFB_RPCS)
+		rpc = UDFB_RPC_UNIMPLEMENTED;
+	if (grpc_code < 0 || grpc_code >= GRPC_CODES)
+		grpc_code = GRPC_UNKNOWN;
+	add(&m->rpc[rpc][grpc_code], 1);
+}
+
+void udfb_metrics_client_version(struct udfb_metrics *m, int marker, int value_v1)
+{
+	assert(m);
+	add(&m->client_version[marker >= 0 && marker < 4 ? marker : 3][value_v1 ? 0 : 1], 1);
+}
+
+void udfb_metrics_import_requests(struct udfb_metrics *m, long long n)
+{
+	assert(m);
+	if (n > 0)
+		add(&m->import_requests, (unsigned long long)n);
+}
+
 /* count is the current number in that state (a set, not an increment): the
  * scheduler owns the truth and reports it, so a missed event cannot leave the
  * gauge drifting forever. */
@@ -222,12 +254,27 @@ static int render_hist(struct udfb_buf *out, const char *name, const char *help,
 
 static int render_calls(struct udfb_buf *out, struct udfb_metrics *m)
 {
-	int rc = head(out, "udfb_calls_total", "counter", "ApplyUdfResource calls by gRPC status code.");
+	int rc = head(out, "udfb_calls_total", "counter",
+		      "UDF calls (ApplyUdfResource, ApplyResource, CreateWorker with a script) by gRPC status code.");
 	for (int i = 0; i < GRPC_CODES; i++)
 		rc |= udfb_buf_printf(out, "udfb_calls_total{code=\"%s\"} %llu\n", grpc_code_names[i],
 				      get(&m->calls[i]));
-	rc |= render_hist(out, "udfb_call_duration_seconds", "ApplyUdfResource call duration.",
-			  &m->call_duration);
+	rc |= render_hist(out, "udfb_call_duration_seconds", "UDF call duration.", &m->call_duration);
+	rc |= head(out, "udfb_rpc_calls_total", "counter", "Calls by RPC and gRPC status code (series with calls only).");
+	for (int r = 0; r < UDFB_RPCS; r++)
+		for (int i = 0; i < GRPC_CODES; i++)
+			if (get(&m->rpc[r][i]))
+				rc |= udfb_buf_printf(out, "udfb_rpc_calls_total{rpc=\"%s\",code=\"%s\"} %llu\n", rpc_names[r],
+						      grpc_code_names[i], get(&m->rpc[r][i]));
+	rc |= head(out, "udfb_client_versions_total", "counter",
+		   "Calls by the Databend version marker they carried and its value (v1 or other).");
+	for (int k = 0; k < 4; k++)
+		for (int v = 0; v < 2; v++)
+			rc |= udfb_buf_printf(out, "udfb_client_versions_total{marker=\"%s\",value=\"%s\"} %llu\n",
+					      marker_names[k], v ? "other" : "v1", get(&m->client_version[k][v]));
+	rc |= head(out, "udfb_import_requests_total", "counter",
+		   "HTTP requests for imports without tags (first-byte probes and downloads).");
+	rc |= udfb_buf_printf(out, "udfb_import_requests_total %llu\n", get(&m->import_requests));
 	return rc;
 }
 

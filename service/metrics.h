@@ -25,6 +25,27 @@ void udfb_metrics_wheels_installed(struct udfb_metrics *m, long n);
 /* Gauge of sandboxes per state: "starting", "ready", "failed", "stopped". */
 void udfb_metrics_sandboxes(struct udfb_metrics *m, const char *state, long long count);
 
+/* Calls by RPC: the names are a fixed table (UDFB_RPC_*); anything else is
+ * counted as "unimplemented". */
+enum udfb_rpc {
+	UDFB_RPC_APPLY_UDF_RESOURCE,
+	UDFB_RPC_APPLY_RESOURCE,
+	UDFB_RPC_CREATE_WORKER,
+	UDFB_RPC_ALTER_WORKER,
+	UDFB_RPC_DROP_WORKER,
+	UDFB_RPC_LIST_WORKERS,
+	UDFB_RPC_HEALTH,
+	UDFB_RPC_UNIMPLEMENTED,
+	UDFB_RPCS
+};
+void udfb_metrics_rpc(struct udfb_metrics *m, enum udfb_rpc rpc, int grpc_code);
+/* The version marker a call carried: marker is 0 udf_client_version, 1
+ * resource_client_version, 2 worker_client_version, 3 none; value_v1 says
+ * whether its value was "v1" (any other value counts as "other"). */
+void udfb_metrics_client_version(struct udfb_metrics *m, int marker, int value_v1);
+/* HTTP requests for imports without tags: probes (first byte) and downloads. */
+void udfb_metrics_import_requests(struct udfb_metrics *m, long long n);
+
 /* Appends the Prometheus text exposition (format 0.0.4) to out. */
 int udfb_metrics_render(struct udfb_metrics *m, struct udfb_buf *out);
 

@@ -1,5 +1,6 @@
 /* An OCI runtime driven through its command line (runc, runsc: the same
- * verbs): run -d, state, kill, delete, list.  Each call spawns the binary
+ * verbs, long options only, which both parse): run --detach, state, kill,
+ * delete --force, list --quiet.  Each call spawns the binary
  * with an empty signal mask, default dispositions and no inherited file
  * descriptors but 0-2. */
 #ifndef UDFB_OCIRT_H
@@ -23,17 +24,37 @@ void udfb_ocirt_clear(struct udfb_ocirt *rt);
 
 /* `--version`: the first line, to log, or an error naming the binary. */
 int udfb_ocirt_version(const struct udfb_ocirt *rt, char **out, struct udfb_err *err);
-/* `run -d`: the container's stdout and stderr (and the runtime's own
- * errors) go to log_fd; *pid is the container's first process. */
-int udfb_ocirt_run(const struct udfb_ocirt *rt, const char *id, const char *bundle, int log_fd, pid_t *pid,
-		   struct udfb_err *err);
+/* `run --detach`: the container's stdout and stderr (and the runtime's own
+ * errors) go to log_fd; *pid is the container's first process.  With
+ * netns_fd >= 0 the runtime is started inside that network namespace. */
+int udfb_ocirt_run(const struct udfb_ocirt *rt, const char *id, const char *bundle, int netns_fd, int log_fd,
+		   pid_t *pid, struct udfb_err *err);
+/* The verbs on one sandbox are called from inside its network namespace
+ * netns_fd (-1: ours): runsc reaches its sandbox through an abstract unix
+ * socket, which exists only in the sandbox's namespace (from elsewhere it
+ * reports the sandbox "stopped" and cannot kill it). */
 /* `state`: *status ("created", "running", "stopped", ...) and *pid; NOTFOUND when unknown. */
-int udfb_ocirt_state(const struct udfb_ocirt *rt, const char *id, char **status, pid_t *pid, struct udfb_err *err);
-int udfb_ocirt_kill(const struct udfb_ocirt *rt, const char *id, const char *signal, struct udfb_err *err);
+int udfb_ocirt_state(const struct udfb_ocirt *rt, const char *id, int netns_fd, char **status, pid_t *pid,
+		     struct udfb_err *err);
+int udfb_ocirt_kill(const struct udfb_ocirt *rt, const char *id, int netns_fd, const char *signal, struct udfb_err *err);
 /* `delete --force`: kills it first if it still runs. */
-int udfb_ocirt_delete(const struct udfb_ocirt *rt, const char *id, struct udfb_err *err);
+int udfb_ocirt_delete(const struct udfb_ocirt *rt, const char *id, int netns_fd, struct udfb_err *err);
 /* `list`: the ids, a JSON array of strings. */
 int udfb_ocirt_list(const struct udfb_ocirt *rt, json_t **ids, struct udfb_err *err);
+
+/* Is this (the first line of `--version`) gVisor's runsc? */
+int udfb_ocirt_is_runsc(const char *version);
+/* runsc's platform: the first of systrap, kvm (with /dev/kvm), ptrace that
+ * starts a sandbox (`do true`, in the scratch root, removed after). */
+int udfb_ocirt_probe_platform(const struct udfb_ocirt *rt, const char *scratch, char **platform, struct udfb_err *err);
+
+/* As the sandboxes' subreaper the service inherits what the runtime leaves
+ * (runsc's gofer and sandbox processes): a child waited for by pid is held,
+ * and udfb_reap_orphans reaps the other children that have exited (the
+ * runtime's `delete` waits until they are gone, zombies included). */
+void udfb_child_hold(pid_t pid);
+void udfb_child_release(pid_t pid);
+int udfb_reap_orphans(void);
 
 /* pidfds: a process that is not ours to wait for can still be watched. */
 int udfb_pidfd_open(pid_t pid);

@@ -48,10 +48,10 @@ int udfb_probe_get(int *status, char **body, const char *url, long timeout_ms, s
 	return 0;
 }
 
-int udfb_probe_health(int port, long timeout_ms)
+int udfb_probe_health(const char *host, int port, long timeout_ms)
 {
-	char url[64];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", port);
+	char url[128];
+	snprintf(url, sizeof(url), "http://%s:%d/health", host, port);
 	struct udfb_err err = UDFB_ERR_INIT;
 	int status = 0;
 	char *body = NULL;

@@ -20,12 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "bundle.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "jsonout.h"
 #include "local.h"
 #include "log.h"
+#include "netns.h"
 #include "prefetch.h"
 #include "probe.h"
 #include "runtime_spec.h"
@@ -57,6 +59,7 @@ struct udfb_sandbox_rec *udfb_local_add(struct udfb_local *L, const char *tenant
 	sb->tenant = strdup(tenant);
 	sb->key = strdup(key);
 	sb->pidfd = -1;
+	sb->netns = -1;
 	sb->changed_ms = udfb_local_mono_ms();
 	L->v[L->n++] = sb;
 	return sb;
@@ -80,8 +83,21 @@ static int running(const struct udfb_sandbox_rec *sb)
 	return sb->state == SB_STARTING || sb->state == SB_READY || sb->state == SB_STOPPING;
 }
 
-static void rec_free(struct udfb_sandbox_rec *sb)
+static void release_ports(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 {
+	if (L->fwd) {
+		udfb_fwd_close(L->fwd, sb->l_udf);
+		udfb_fwd_close(L->fwd, sb->l_status);
+	}
+	sb->l_udf = sb->l_status = NULL;
+	sb->udf_port = sb->status_port = 0;
+}
+
+static void rec_free(struct udfb_local *L, struct udfb_sandbox_rec *sb)
+{
+	release_ports(L, sb);
+	if (sb->netns >= 0)
+		close(sb->netns);
 	free(sb->tenant);
 	free(sb->key);
 	free(sb->id);
@@ -99,7 +115,7 @@ static void forget_old(struct udfb_local *L)
 	for (size_t k = 0; k < L->n; k++) {
 		struct udfb_sandbox_rec *sb = L->v[k];
 		if (!running(sb) && !sb->busy && now - sb->changed_ms > FORGET_AFTER_MS)
-			rec_free(sb);
+			rec_free(L, sb);
 		else
 			L->v[w++] = sb;
 	}
@@ -133,6 +149,34 @@ static int port_bindable(int port)
 	return ok;
 }
 
+/* network=namespace: the port is ours once we listen on it (the sandbox
+ * binds no host port); network=host: free when bindable, as the stub binds it. */
+static int take_port(struct udfb_local *L, struct udfb_sandbox_rec *sb, int port, int which)
+{
+	if (!L->fwd)
+		return port_bindable(port);
+	struct sockaddr_storage a = L->bind;
+	socklen_t len = L->bind_len;
+	if (a.ss_family == AF_INET)
+		((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_fwd_listener **slot = which ? &sb->l_status : &sb->l_udf;
+	int rc = udfb_fwd_listen(L->fwd, (struct sockaddr *)&a, len,
+				 which ? UDFB_LOCAL_INNER_STATUS_PORT : UDFB_LOCAL_INNER_UDF_PORT, slot, &err);
+	udfb_err_clear(&err);
+	return rc == 0;
+}
+
+/* Ports of records not running go back to the pool (lock held). */
+static void reclaim_ports(struct udfb_local *L, const struct udfb_sandbox_rec *self)
+{
+	for (size_t k = 0; k < L->n; k++)
+		if (L->v[k] != self && !running(L->v[k]) && !L->v[k]->busy && L->v[k]->udf_port)
+			release_ports(L, L->v[k]);
+}
+
 /* Two free ports, searched from a place that depends on (tenant, key) only,
  * so a key tends to get the same endpoint across restarts of the service.
  * Ports of records not running are taken back only when nothing else is free. */
@@ -146,11 +190,14 @@ static int alloc_ports(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct
 	long range = L->o.port_max - L->o.port_min + 1;
 	long start = (long)(strtoul(udfb_digest_hex(d) + 56, NULL, 16) % (unsigned long)range);
 	int old[2] = { sb->udf_port, sb->status_port };
+	release_ports(L, sb);
 	for (int pass = 0; pass < 2; pass++) {
 		int got[2], n = 0;
+		if (pass == 1 && L->fwd)
+			reclaim_ports(L, sb);
 		for (long k = 0; k < range && n < 2; k++) {
 			int p = (int)(L->o.port_min + (start + k) % range);
-			if (p == old[0] || p == old[1] || port_reserved(L, p, sb, pass) || !port_bindable(p))
+			if (p == old[0] || p == old[1] || port_reserved(L, p, sb, pass) || !take_port(L, sb, p, n))
 				continue;
 			got[n++] = p;
 		}
@@ -159,26 +206,28 @@ static int alloc_ports(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct
 			sb->status_port = got[1];
 			return 0;
 		}
+		release_ports(L, sb);
 	}
 	return udfb_err_set(err, UDFB_E_EXHAUSTED, "local scheduler: no two free ports in %ld-%ld", L->o.port_min,
 			    L->o.port_max);
 }
 
-/* Keep the ports a record has when they are still free: a stable endpoint. */
+/* Keep the ports a record has when they are still free: a stable endpoint.
+ * Under network=namespace they are held by our listeners, so always. */
 static int ensure_ports(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb_err *err)
 {
-	if (sb->udf_port && !port_reserved(L, sb->udf_port, sb, 1) && !port_reserved(L, sb->status_port, sb, 1) &&
+	if (sb->udf_port && L->fwd && sb->l_udf && sb->l_status)
+		return 0;
+	if (sb->udf_port && !L->fwd && !port_reserved(L, sb->udf_port, sb, 1) && !port_reserved(L, sb->status_port, sb, 1) &&
 	    port_bindable(sb->udf_port) && port_bindable(sb->status_port))
 		return 0;
-	if (sb->udf_port)
-		sb->udf_port = sb->status_port = 0;
 	return alloc_ports(L, sb, err);
 }
 
-static char *endpoint_of(const struct udfb_sandbox_rec *sb)
+static char *endpoint_of(const struct udfb_local *L, const struct udfb_sandbox_rec *sb)
 {
 	char *e = NULL;
-	if (asprintf(&e, "http://127.0.0.1:%d", sb->udf_port) < 0)
+	if (asprintf(&e, "http://%s:%d", L->url_host, sb->udf_port) < 0)
 		abort();
 	return e;
 }
@@ -244,8 +293,8 @@ static int start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const struct
 		 struct udfb_err *err)
 {
 	int rc = udfb_local_start(L, sb, req, err);
-	if (rc == 0 || !strstr(err->msg, "Address already in use"))
-		return rc;
+	if (rc == 0 || L->fwd || !strstr(err->msg, "Address already in use"))
+		return rc; /* under network=namespace the ports are ours: never taken */
 	udfb_info("sandbox for key %s: ports %d/%d taken meanwhile; trying others", sb->key, sb->udf_port, sb->status_port);
 	udfb_err_clear(err);
 	pthread_mutex_lock(&L->mu);
@@ -273,7 +322,7 @@ static int reusable(struct udfb_local *L, struct udfb_sandbox_rec *sb, const cha
 		return 0;
 	int port = sb->status_port;
 	pthread_mutex_unlock(&L->mu);
-	int ok = udfb_probe_health(port, 1000);
+	int ok = udfb_probe_health(L->probe_host, port, 1000);
 	pthread_mutex_lock(&L->mu);
 	return ok && sb->state == SB_READY;
 }
@@ -307,10 +356,10 @@ static int local_ensure(void *impl, const struct udfb_sandbox_req *req, struct u
 		pthread_mutex_lock(&L->mu);
 		set_state(L, sb, rc == 0 ? SB_READY : SB_FAILED);
 		if (rc == 0)
-			udfb_info("sandbox %s: ready at http://127.0.0.1:%d", sb->id, sb->udf_port);
+			udfb_info("sandbox %s: ready at http://%s:%d", sb->id, L->url_host, sb->udf_port);
 	}
 	if (rc == 0) {
-		out->endpoint = endpoint_of(sb);
+		out->endpoint = endpoint_of(L, sb);
 		out->ready = 1;
 		sb->touched_wall_ms = udfb_local_wall_ms();
 	}
@@ -328,7 +377,7 @@ static int local_predict(void *impl, const char *tenant, const char *key, char *
 	struct udfb_sandbox_rec *sb = find_or_add(L, tenant, key);
 	int rc = sb->udf_port ? 0 : alloc_ports(L, sb, err);
 	if (rc == 0)
-		*endpoint = endpoint_of(sb);
+		*endpoint = endpoint_of(L, sb);
 	pthread_mutex_unlock(&L->mu);
 	return rc;
 }
@@ -373,9 +422,9 @@ static int local_list(void *impl, json_t **out, struct udfb_err *err)
 		const struct udfb_sandbox_rec *sb = L->v[k];
 		if (!sb->udf_port)
 			continue;
-		cleanup_free char *ep = endpoint_of(sb);
-		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", sb->tenant, "key", sb->key, "endpoint", ep, "state",
-				      state_names[sb->state]));
+		cleanup_free char *ep = endpoint_of(L, sb);
+		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", sb->tenant, "key", sb->key, "endpoint", ep,
+						     "state", state_names[sb->state]));
 		if (sb->id)
 			json_object_set_new(o, "container", json_string(sb->id));
 		json_array_append_new(*out, o);
@@ -408,10 +457,10 @@ static long long parse_utc_ms(const char *s)
 
 /* The newest of: the last UDF call (/stats), the start, the last hand-out.
  * -1 when /stats did not answer. */
-static long long last_activity(const struct udfb_sandbox_rec *sb, int status_port)
+static long long last_activity(const struct udfb_local *L, const struct udfb_sandbox_rec *sb, int status_port)
 {
-	char url[64];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/stats", status_port);
+	char url[128];
+	snprintf(url, sizeof(url), "http://%s:%d/stats", L->probe_host, status_port);
 	struct udfb_err err = UDFB_ERR_INIT;
 	int status = 0;
 	cleanup_free char *body = NULL;
@@ -436,7 +485,7 @@ static enum verdict judge(struct udfb_local *L, struct udfb_sandbox_rec *sb, lon
 	int port = sb->status_port;
 	cleanup_free char *id = strdup(sb->id);
 	pthread_mutex_unlock(&L->mu);
-	long long last = last_activity(sb, port);
+	long long last = last_activity(L, sb, port);
 	pthread_mutex_lock(&L->mu);
 	if (sb->state != SB_READY || strcmp(sb->id, id) != 0)
 		return KEEP; /* changed meanwhile: judged next time */
@@ -517,22 +566,41 @@ static int local_ready(void *impl)
 
 /* ---- shutdown ---- */
 
+#define TEARDOWN_THREADS 8
+
+struct teardown_job {
+	struct udfb_local *L;
+	size_t first; /* this thread takes records first, first + 8, ... */
+};
+
+static void *teardown_main(void *arg)
+{
+	struct teardown_job *j = arg;
+	for (size_t k = j->first; k < j->L->n; k += TEARDOWN_THREADS)
+		if (j->L->v[k]->id)
+			udfb_local_teardown(j->L, j->L->v[k]);
+	return NULL;
+}
+
 static void stop_all(struct udfb_local *L)
 {
 	size_t n = 0;
-	/* Kill every first process at once, then delete one by one. */
-	for (size_t k = 0; k < L->n; k++) {
-		struct udfb_sandbox_rec *sb = L->v[k];
-		if (sb->state == SB_READY && sb->id) {
-			struct udfb_err err = UDFB_ERR_INIT;
-			if (udfb_ocirt_kill(&L->rt, sb->id, "KILL", &err) < 0)
-				udfb_err_clear(&err);
-			n++;
-		}
-	}
 	for (size_t k = 0; k < L->n; k++)
-		if (L->v[k]->id)
-			udfb_local_teardown(L, L->v[k]);
+		n += L->v[k]->state == SB_READY && L->v[k]->id;
+	/* Delete several at once: runsc's delete takes a few hundred ms, and
+	 * shutdown should end within the grace period. */
+	struct teardown_job jobs[TEARDOWN_THREADS];
+	pthread_t t[TEARDOWN_THREADS];
+	int started[TEARDOWN_THREADS] = { 0 };
+	for (int k = 0; k < TEARDOWN_THREADS; k++) {
+		jobs[k] = (struct teardown_job){ L, (size_t)k };
+		started[k] = pthread_create(&t[k], NULL, teardown_main, &jobs[k]) == 0;
+		if (!started[k])
+			teardown_main(&jobs[k]);
+	}
+	for (int k = 0; k < TEARDOWN_THREADS; k++)
+		if (started[k])
+			pthread_join(t[k], NULL);
 	if (n)
 		udfb_info("local scheduler: %zu sandboxes stopped", n);
 }
@@ -557,8 +625,12 @@ static void local_destroy(void *impl)
 		stop_all(L);
 	}
 	for (size_t k = 0; k < L->n; k++)
-		rec_free(L->v[k]);
+		rec_free(L, L->v[k]);
 	free(L->v);
+	udfb_fwd_free(L->fwd);
+	free(L->rt_version);
+	free(L->url_host);
+	free(L->probe_host);
 	udfb_ocirt_clear(&L->rt);
 	udfb_local_opts_free(&L->o);
 	free(L->store);
@@ -593,23 +665,122 @@ static int setup_dirs(struct udfb_local *L, struct udfb_err *err)
 	return 0;
 }
 
+static int has_flag(const char *args, const char *flag)
+{
+	size_t n = strlen(flag);
+	for (const char *p = args; (p = strstr(p, flag)); p += n)
+		if ((p == args || p[-1] == ' ' || p[-1] == '\t') && (p[n] == '=' || p[n] == ' ' || !p[n]))
+			return 1;
+	return 0;
+}
+
+/* runsc: the platform (probed unless runtime_args names one), and the
+ * kernel network stack of the namespace it is started in (--network=host:
+ * its own netstack's loopback would be unreachable from the forwarder). */
+static int runsc_args(struct udfb_local *L, char **line, struct udfb_err *err)
+{
+	const char *args = L->o.runtime_args;
+	cleanup_free char *platform = NULL, *scratch = NULL;
+	if (!has_flag(args, "--platform") && !has_flag(args, "-platform")) {
+		if (asprintf(&scratch, "%s/.probe-%ld", L->o.runtime_root, (long)getpid()) < 0)
+			abort();
+		if (udfb_ocirt_probe_platform(&L->rt, scratch, &platform, err) < 0)
+			return -1;
+	}
+	int net = has_flag(args, "--network") || has_flag(args, "-network");
+	/* The spec's seccomp filter is not loaded into gVisor (no --oci-seccomp:
+	 * this runsc then fails the sandbox's thread creation): its system calls
+	 * go to gVisor's kernel, which runs under gVisor's own filter. */
+	if (asprintf(line, "%s%s%s%s", args, platform ? " --platform=" : "", platform ? platform : "",
+		     net ? "" : " --network=host") < 0)
+		abort();
+	return 0;
+}
+
+/* One runtime: its version, and for runsc its platform. */
+static int open_runtime(struct udfb_local *L, const char *bin, struct udfb_err *err)
+{
+	udfb_ocirt_clear(&L->rt);
+	free(L->rt_version);
+	L->rt_version = NULL;
+	udfb_ocirt_init(&L->rt, bin, L->o.runtime_root, L->o.runtime_args);
+	if (udfb_ocirt_version(&L->rt, &L->rt_version, err) < 0)
+		return -1;
+	if (!udfb_ocirt_is_runsc(L->rt_version))
+		return 0;
+	cleanup_free char *line = NULL;
+	if (runsc_args(L, &line, err) < 0)
+		return -1;
+	udfb_ocirt_clear(&L->rt);
+	udfb_ocirt_init(&L->rt, bin, L->o.runtime_root, line);
+	return 0;
+}
+
+/* runtime "" (the default): runsc where it starts a sandbox, else runc. */
+static int choose_runtime(struct udfb_local *L, struct udfb_err *err)
+{
+	if (*L->o.runtime)
+		return open_runtime(L, L->o.runtime, err) < 0 ? udfb_err_wrap(err, "local scheduler") : 0;
+	if (open_runtime(L, "runsc", err) == 0)
+		return 0;
+	udfb_info("local scheduler: runsc (gVisor) not used: %s", err->msg);
+	udfb_err_clear(err);
+	return open_runtime(L, "runc", err) < 0 ? udfb_err_wrap(err, "local scheduler") : 0;
+}
+
 static int setup_runtime(struct udfb_local *L, struct udfb_err *err)
 {
-	udfb_ocirt_init(&L->rt, L->o.runtime, L->o.runtime_root, L->o.runtime_args);
-	cleanup_free char *version = NULL;
-	if (udfb_ocirt_version(&L->rt, &version, err) < 0)
-		return udfb_err_wrap(err, "local scheduler");
+	if (choose_runtime(L, err) < 0)
+		return -1;
 	char cg[160];
 	int have = udfb_local_detect_cgroups(cg, sizeof(cg));
 	if (L->o.cgroups_mode == UDFB_LOCAL_CG_ON && !have)
 		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "local scheduler: cgroups=on, but %s", cg);
 	L->cgroups = L->o.cgroups_mode == UDFB_LOCAL_CG_OFF ? 0 : have;
-	udfb_info("local scheduler: %s, state in %s, ports %ld-%ld, limits: %s%s%s%s", version, L->o.state_dir,
-		  L->o.port_min, L->o.port_max, L->cgroups ? "" : "none from cgroups (", L->cgroups ? "" : cg,
-		  L->cgroups ? cg : ")", L->o.seccomp ? ", seccomp" : ", seccomp off");
+	cleanup_free char *args = NULL;
+	struct udfb_buf b;
+	udfb_buf_init(&b, 4096);
+	for (size_t k = 0; k < L->rt.n_args; k++)
+		udfb_buf_printf(&b, " %s", L->rt.args[k]);
+	udfb_info("local scheduler: %s (%s%s), network %s, endpoints http://%s:<%ld-%ld>, state in %s, limits: %s%s%s%s",
+		  L->rt_version, L->rt.bin, b.data ? b.data : "", L->fwd ? "namespace per sandbox" : "host's",
+		  L->url_host, L->o.port_min, L->o.port_max, L->o.state_dir, L->cgroups ? "" : "none from cgroups (",
+		  L->cgroups ? "" : cg, L->cgroups ? cg : ")", L->o.seccomp ? ", seccomp" : ", seccomp off");
+	udfb_buf_free(&b);
+	if (!udfb_ocirt_is_runsc(L->rt_version))
+		udfb_warn("local scheduler: sandboxes run under %s, on the host's kernel: a kernel bug in a system call the "
+			  "seccomp filter allows is an escape to the host; runsc (gVisor, Debian package runsc) puts a "
+			  "user-space kernel between them", L->rt.bin);
+	if (!L->fwd)
+		udfb_warn("local scheduler: network=host: sandboxes share the host's network (they reach the service's ports "
+			  "and every loopback port); for one tenant per machine only");
 	if (L->o.cgroups_mode != UDFB_LOCAL_CG_OFF && !L->cgroups)
 		udfb_warn("local scheduler: sandboxes run without memory, CPU and process limits: %s", cg);
 	return 0;
+}
+
+/* Where endpoints listen and what they are called. */
+static int setup_network(struct udfb_local *L, struct udfb_err *err)
+{
+	int wildcard = udfb_local_parse_addr(L->o.bind_address, 0, &L->bind, &L->bind_len);
+	const char *adv = *L->o.advertise_address ? L->o.advertise_address : L->o.bind_address;
+	int v6 = strchr(adv, ':') != NULL;
+	if (asprintf(&L->url_host, "%s%s%s", v6 ? "[" : "", adv, v6 ? "]" : "") < 0)
+		abort();
+	if (wildcard)
+		L->probe_host = strdup(L->bind.ss_family == AF_INET6 ? "[::1]" : "127.0.0.1");
+	else if (asprintf(&L->probe_host, "%s%s%s", L->bind.ss_family == AF_INET6 ? "[" : "", L->o.bind_address,
+			  L->bind.ss_family == AF_INET6 ? "]" : "") < 0)
+		abort();
+	if (L->o.network == UDFB_LOCAL_NET_HOST)
+		return 0;
+	int fd;
+	if (udfb_netns_new(&fd, err) < 0) /* can this process make them at all? */
+		return udfb_err_wrap(err, "local scheduler (network=namespace)");
+	close(fd);
+	if (udfb_fwd_new(&L->fwd, L->o.max_connections, err) < 0)
+		return -1;
+	return udfb_fwd_allow(L->fwd, L->o.query_cidrs, err);
 }
 
 int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)
@@ -634,12 +805,14 @@ int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_confi
 		rc = setup_dirs(L, err);
 	}
 	if (rc == 0)
+		rc = setup_network(L, err);
+	if (rc == 0)
 		rc = setup_runtime(L, err);
 	if (rc < 0) {
 		local_destroy(L);
 		return -1;
 	}
-	/* Containers outlive `runc run -d`; as their subreaper we learn how they end. */
+	/* Containers outlive `run --detach`; as their subreaper we learn how they end. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	udfb_local_recover(L);
 	if (pthread_create(&L->reaper, NULL, reaper_main, L) != 0)

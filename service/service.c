@@ -14,43 +14,13 @@
 #include "buf.h"
 #include "flight.h"
 #include "log.h"
+#include "runtime_base.h"
 #include "pool.h"
 #include "ref.h"
 #include "scheduler.h"
 #include "store.h"
 #include "token.h"
-
-struct svc_base {
-	const char *runtime; /* borrowed from the config */
-	struct udfb_base base;
-};
-
-struct udfb_service {
-	struct udfb_config cfg;
-	struct svc_base *bases;
-	size_t n_bases;
-	char *dest;
-	struct udfb_scheduler sched;
-	struct udfb_metrics *metrics;
-	struct udfb_pool *builds;
-	char **secrets; /* cfg's, or one random secret of this process */
-	size_t n_secrets;
-	pthread_mutex_t mu;
-	pthread_cond_t changed; /* broadcast when any flight finishes */
-	struct udfb_flights *flights;
-	int ready;
-	int stopping; /* under mu: waiters give up */
-	int builds_running; /* under mu */
-};
-
-struct udfb_prepared {
-	char fingerprint[UDFB_DIGEST_LEN + 1];
-	struct udfb_request req;
-	char *tenant, *query_id;
-	char key[UDFB_DIGEST_LEN + 1];
-	const struct svc_base *base;
-	struct udfb_log_fields fields;
-};
+#include "service_internal.h"
 
 long long udfb_now_ms(void)
 {
@@ -83,11 +53,20 @@ static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
 	for (size_t k = 0; k < s->cfg.n_bases; k++) {
 		struct svc_base *b = &s->bases[s->n_bases];
 		b->runtime = s->cfg.bases[k].runtime;
-		if (udfb_base_resolve(&b->base, s->cfg.bases[k].ref, s->cfg.platform, err) < 0)
+		/* With runtime_packages, the base plus those packages (runtime_base.c). */
+		char *composed = NULL;
+		if (udfb_runtime_compose(&composed, b->runtime, s->cfg.bases[k].ref, &s->cfg, err) < 0)
+			return -1;
+		const char *ref = composed ? composed : s->cfg.bases[k].ref;
+		int rc = udfb_base_resolve(&b->base, ref, s->cfg.platform, err);
+		if (rc == 0) {
+			s->n_bases++;
+			udfb_info("runtime %s: base %s is %s", b->runtime, ref, b->base.image.manifest_digest);
+			check_runtime(b, ref);
+		}
+		free(composed);
+		if (rc < 0)
 			return udfb_err_wrap(err, "runtime %s", b->runtime);
-		s->n_bases++;
-		udfb_info("runtime %s: base %s is %s", b->runtime, s->cfg.bases[k].ref, b->base.image.manifest_digest);
-		check_runtime(b, s->cfg.bases[k].ref);
 	}
 	return 0;
 }
@@ -133,6 +112,7 @@ int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct 
 	pthread_cond_init(&s->changed, &ca);
 	pthread_condattr_destroy(&ca);
 	s->flights = udfb_flights_new();
+	svc_script_init(s);
 	udfb_metrics_new(&s->metrics);
 	if (!s->cfg.store)
 		s->cfg.store = udfb_store_default_dir();
@@ -171,6 +151,7 @@ void udfb_service_free(struct udfb_service *s)
 		free(s->secrets);
 	}
 	udfb_flights_free(s->flights);
+	svc_script_free(s);
 	udfb_metrics_free(s->metrics);
 	free(s->dest);
 	udfb_config_free(&s->cfg);
@@ -221,19 +202,18 @@ static char *mint_token(const struct udfb_service *s, const char *tenant, const 
 	return strdup(t);
 }
 
-static void fill_out(const struct udfb_service *s, struct udfb_apply_out *out, const struct udfb_flight *f)
+void svc_fill_out(const struct udfb_service *s, struct udfb_apply_out *out, const struct udfb_flight *f)
 {
 	out->endpoint = strdup(f->endpoint);
 	out->token = mint_token(s, f->tenant, f->key);
 	out->accepted = 0;
 }
 
-#define FP_TENANT "\x01fingerprint" /* no real tenant has a control byte */
 
 /* What decides a request's outcome, as bytes: length-prefixed so that no
  * two different requests share a fingerprint by shifting bytes around.  On
  * the path of every repeated call: one hash update per part, no formatting. */
-static void fp_part(struct udfb_sha256 *h, const char *p, size_t n)
+void svc_fp_part(struct udfb_sha256 *h, const char *p, size_t n)
 {
 	uint64_t len = n;
 	udfb_sha256_update(h, &len, sizeof(len));
@@ -244,12 +224,12 @@ static void fingerprint(char out[UDFB_DIGEST_LEN + 1], const char *tenant, const
 			const struct udfb_import *imports, size_t n_imports)
 {
 	struct udfb_sha256 *h = udfb_sha256_new();
-	fp_part(h, tenant, strlen(tenant));
-	fp_part(h, spec, spec_len);
+	svc_fp_part(h, tenant, strlen(tenant));
+	svc_fp_part(h, spec, spec_len);
 	for (size_t k = 0; k < n_imports; k++) {
 		const char *loc = imports[k].location ? imports[k].location : "", *tag = imports[k].tag ? imports[k].tag : "";
-		fp_part(h, loc, strlen(loc));
-		fp_part(h, tag, strlen(tag));
+		svc_fp_part(h, loc, strlen(loc));
+		svc_fp_part(h, tag, strlen(tag));
 	}
 	udfb_sha256_final(h, out);
 }
@@ -257,7 +237,7 @@ static void fingerprint(char out[UDFB_DIGEST_LEN + 1], const char *tenant, const
 /* A ready flight whose sandbox the scheduler lost (it died, or was stopped
  * idle) goes back to NEW, so this call takes the slow path: the build is a
  * store hit and the scheduler's ensure() starts a new sandbox.  Lock held. */
-static int sandbox_alive(struct udfb_service *s, struct udfb_flight *f)
+int svc_sandbox_alive(struct udfb_service *s, struct udfb_flight *f)
 {
 	if (!s->sched.ops->alive || s->sched.ops->alive(s->sched.impl, f->tenant, f->key))
 		return 1;
@@ -268,7 +248,7 @@ static int sandbox_alive(struct udfb_service *s, struct udfb_flight *f)
 }
 
 /* Called with the lock held, once the flight is ready. */
-static void remember(struct udfb_service *s, const char *fp, struct udfb_flight *f)
+void svc_remember(struct udfb_service *s, const char *fp, struct udfb_flight *f)
 {
 	struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
 	if (!a)
@@ -286,9 +266,9 @@ int udfb_service_repeat(struct udfb_service *s, const struct udfb_call_meta *met
 	fingerprint(fp, tenant, spec, spec_len, imports, n_imports);
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
-	int hit = a && a->alias->state == UDFB_FLIGHT_READY && sandbox_alive(s, a->alias);
+	int hit = a && a->alias->state == UDFB_FLIGHT_READY && svc_sandbox_alive(s, a->alias);
 	if (hit)
-		fill_out(s, out, a->alias);
+		svc_fill_out(s, out, a->alias);
 	pthread_mutex_unlock(&s->mu);
 	if (hit)
 		udfb_metrics_cache(s->metrics, 1);
@@ -307,7 +287,7 @@ static int supported_runtimes(struct udfb_service *s, const char *want, struct u
 	return -1;
 }
 
-static const struct svc_base *base_for(struct udfb_service *s, const char *runtime_version)
+const struct svc_base *svc_base_for(struct udfb_service *s, const char *runtime_version)
 {
 	const struct udfb_runtime_base *rb = udfb_config_base_for(&s->cfg, runtime_version);
 	for (size_t k = 0; rb && k < s->n_bases; k++)
@@ -333,20 +313,24 @@ int udfb_service_prepare(struct udfb_service *s, struct udfb_prepared **out, con
 	p->tenant = strdup(tenant);
 	fingerprint(p->fingerprint, tenant, spec, spec_len, imports, n_imports);
 	p->query_id = meta->query_id ? strndup(meta->query_id, 128) : NULL;
-	p->fields = (struct udfb_log_fields){ p->tenant, p->query_id, NULL };
-	if (!(p->base = base_for(s, p->req.spec.runtime_version))) {
-		supported_runtimes(s, p->req.spec.runtime_version, err);
+	if (svc_prepare_key(s, p, err) < 0) {
 		udfb_prepared_free(p);
 		return -1;
 	}
+	*out = p;
+	return 0;
+}
+
+int svc_prepare_key(struct udfb_service *s, struct udfb_prepared *p, struct udfb_err *err)
+{
+	p->fields = (struct udfb_log_fields){ p->tenant, p->query_id, NULL };
+	if (!(p->base = svc_base_for(s, p->req.spec.runtime_version)))
+		return supported_runtimes(s, p->req.spec.runtime_version, err);
 	struct udfb_build_opts o = { .salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant,
 				     .packages = &s->cfg.packages };
-	if (udfb_build_key(p->key, &p->req, p->base->base.image.manifest_digest, &o, err) < 0) {
-		udfb_prepared_free(p);
+	if (udfb_build_key(p->key, &p->req, p->base->base.image.manifest_digest, &o, err) < 0)
 		return -1;
-	}
 	p->fields.key = p->key;
-	*out = p;
 	return 0;
 }
 
@@ -354,10 +338,10 @@ int udfb_service_lookup(struct udfb_service *s, const struct udfb_prepared *p, s
 {
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
-	int hit = f && f->state == UDFB_FLIGHT_READY && sandbox_alive(s, f);
+	int hit = f && f->state == UDFB_FLIGHT_READY && svc_sandbox_alive(s, f);
 	if (hit) {
-		fill_out(s, out, f);
-		remember(s, p->fingerprint, f);
+		svc_fill_out(s, out, f);
+		svc_remember(s, p->fingerprint, f);
 	}
 	pthread_mutex_unlock(&s->mu);
 	udfb_metrics_cache(s->metrics, hit);
@@ -376,6 +360,7 @@ void udfb_prepared_free(struct udfb_prepared *p)
 	udfb_request_free(&p->req);
 	free(p->tenant);
 	free(p->query_id);
+	free(p->worker);
 	free(p);
 }
 
@@ -383,6 +368,7 @@ void udfb_apply_out_clear(struct udfb_apply_out *o)
 {
 	free(o->endpoint);
 	free(o->token);
+	json_decref(o->worker);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -430,7 +416,7 @@ static char *sandbox_keys(struct udfb_service *s, const char *tenant, const char
 static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, const char *image,
 			 struct udfb_sandbox *sb, struct udfb_err *err)
 {
-	const struct udfb_udf_env *env = udfb_config_env_for(&s->cfg, p->tenant, p->req.spec.handler);
+	const struct udfb_udf_env *env = udfb_config_env_for(&s->cfg, p->tenant, p->env_name ? p->env_name : p->req.spec.handler);
 	char *keys = sandbox_keys(s, p->tenant, p->key);
 	struct udfb_sandbox_req req = { .tenant = p->tenant, .key = p->key, .image = image,
 					.handler = p->req.spec.handler, .auth_keys = keys,
@@ -580,8 +566,8 @@ int udfb_service_complete(struct udfb_service *s, struct udfb_prepared *p, long 
 	if (rc == 0) {
 		wait_until(s, f, deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0);
 		if (f->state == UDFB_FLIGHT_READY) {
-			fill_out(s, out, f);
-			remember(s, fp, f);
+			svc_fill_out(s, out, f);
+			svc_remember(s, fp, f);
 		} else if (f->state == UDFB_FLIGHT_FAILED)
 			rc = udfb_err_set(err, f->err.cat, "%s", f->err.msg);
 		else

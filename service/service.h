@@ -9,6 +9,8 @@
 #ifndef UDFB_SERVICE_H
 #define UDFB_SERVICE_H
 
+#include <jansson.h>
+
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -29,6 +31,7 @@ struct udfb_apply_out {
 	char *endpoint;
 	char *token; /* the x-authorization header value */
 	int accepted; /* 1: the sandbox is still being built or started */
+	json_t *worker; /* CreateWorker: {name, tags, options, created_at, updated_at} */
 };
 
 /* Takes the configuration (frees it with the service). */
@@ -61,5 +64,57 @@ void udfb_prepared_free(struct udfb_prepared *p);
 void udfb_apply_out_clear(struct udfb_apply_out *o);
 
 long long udfb_now_ms(void);
+
+/* ---- Databend's released forms (script_call.c, docs/service.md) ----
+ * ApplyResource{script}: a worker is (tenant, key).  CreateWorker{tenant_id,
+ * name, script}: a worker is (tenant, name), and the name's current script
+ * decides which sandbox is handed out.  The script is read, never run
+ * (script.h); its imports are identified by their objects (script_imports.h). */
+
+struct udfb_kv {
+	const char *key, *value;
+};
+
+struct udfb_worker_req {
+	const char *tenant_id, *name;
+	int if_not_exists;
+	const struct udfb_kv *tags, *options;
+	size_t n_tags, n_options;
+};
+
+struct udfb_script_call;
+
+/* CPU only: parse and answer from memory when the script (imports known
+ * within imports.revalidate_ms) maps to a ready sandbox: 1 and *hit.  0:
+ * *out is for udfb_service_script_complete (on a worker thread).  w is
+ * NULL for ApplyResource. */
+int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **out, const struct udfb_call_meta *meta,
+			      const struct udfb_worker_req *w, const char *script, size_t len, struct udfb_apply_out *hit,
+			      struct udfb_err *err);
+/* Identify the imports (a first-byte GET each, when not known), key, build
+ * if needed, start the sandbox; consumes c. */
+int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call *c, long long deadline_ms,
+				 struct udfb_apply_out *out, struct udfb_err *err);
+const struct udfb_log_fields *udfb_script_call_fields(const struct udfb_script_call *c);
+void udfb_script_call_free(struct udfb_script_call *c);
+
+/* The WORKER statements: CreateWorker with an empty script records the
+ * worker (tags, options); Alter changes them; Drop forgets it (its sandbox
+ * stops); List shows the tenant's.  *worker / *workers: JSON as above. */
+struct udfb_worker_alter {
+	const struct udfb_kv *set_tags, *set_options;
+	size_t n_set_tags, n_set_options;
+	const char *const *unset_tags, *const *unset_options;
+	size_t n_unset_tags, n_unset_options;
+	int state_action; /* 0 none, 1 suspend, 2 resume */
+};
+int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_meta *meta,
+			       const struct udfb_worker_req *w, json_t **worker, struct udfb_err *err);
+int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			      const char *name, const struct udfb_worker_alter *a, json_t **worker, struct udfb_err *err);
+int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			     const char *name, int if_exists, struct udfb_err *err);
+int udfb_service_worker_list(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			     json_t **workers, struct udfb_err *err);
 
 #endif

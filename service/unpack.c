@@ -163,8 +163,8 @@ static int clear_name(struct unpacker *u, int dirfd, const char *name, const cha
 {
 	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
 		return 0;
+	/* dirfd may be the cached parent: it stays valid (and open) here. */
 	if (errno == EISDIR) {
-		uncache(u);
 		if (unlinkat(dirfd, name, AT_REMOVEDIR) == 0)
 			return 0;
 	}

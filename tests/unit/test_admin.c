@@ -181,12 +181,19 @@ static void fill(struct udfb_metrics *m)
 	udfb_metrics_sandboxes(m, "starting", 1);
 	udfb_metrics_sandboxes(m, "starting", 2);
 	udfb_metrics_sandboxes(m, "bogus\"} 1\n", 9);
+	udfb_metrics_rpc(m, UDFB_RPC_CREATE_WORKER, 0);
+	udfb_metrics_rpc(m, UDFB_RPC_CREATE_WORKER, 0);
+	udfb_metrics_rpc(m, (enum udfb_rpc)99, 12);
+	udfb_metrics_client_version(m, 2, 1);
+	udfb_metrics_client_version(m, 1, 0);
+	udfb_metrics_client_version(m, 7, 1);
+	udfb_metrics_import_requests(m, 3);
 }
 
 static void check_exposition(const char *t)
 {
 	int families;
-	CHECK(exposition_ok(t, &families) && families == 10, "exposition parses: %d families", families);
+	CHECK(exposition_ok(t, &families) && families == 13, "exposition parses: %d families", families);
 	CHECK(sample(t, "udfb_calls_total{code=\"OK\"}") == 2, "udfb_calls_total{code=\"OK\"} 2");
 	CHECK(sample(t, "udfb_calls_total{code=\"INVALID_ARGUMENT\"}") == 1, "INVALID_ARGUMENT 1");
 	CHECK(sample(t, "udfb_calls_total{code=\"UNKNOWN\"}") == 2, "codes out of range count as UNKNOWN");
@@ -212,6 +219,14 @@ static void check_exposition(const char *t)
 	CHECK(sample(t, "udfb_sandboxes{state=\"ready\"}") == 3, "sandboxes ready 3");
 	CHECK(sample(t, "udfb_sandboxes{state=\"stopped\"}") == 0, "sandboxes stopped 0");
 	CHECK(!strstr(t, "bogus"), "an unknown sandbox state never becomes a label");
+	CHECK(sample(t, "udfb_rpc_calls_total{rpc=\"CreateWorker\",code=\"OK\"}") == 2, "calls by RPC");
+	CHECK(sample(t, "udfb_rpc_calls_total{rpc=\"unimplemented\",code=\"UNIMPLEMENTED\"}") == 1,
+	      "an RPC out of range counts as unimplemented");
+	CHECK(sample(t, "udfb_client_versions_total{marker=\"worker_client_version\",value=\"v1\"}") == 1, "marker v1");
+	CHECK(sample(t, "udfb_client_versions_total{marker=\"resource_client_version\",value=\"other\"}") == 1,
+	      "marker with another value");
+	CHECK(sample(t, "udfb_client_versions_total{marker=\"none\",value=\"v1\"}") == 1, "a marker out of range is none");
+	CHECK(sample(t, "udfb_import_requests_total") == 3, "import requests");
 }
 
 static void test_render(void)

@@ -15,7 +15,8 @@ static void test_sources(void)
 	int fd = mkstemp(path);
 	const char *text = "{\"listen\": \"0.0.0.0:1\", \"base_images\": {\"3.12\": \"oci:/a:x\", \"3\": \"oci:/b:y\"},"
 			   "\"deadline_mode\": \"accepted\", \"failure_ttl_ms\": 5,"
-			   "\"env\": {\"acme.f\": {\"UDF_ENV_TEST\": \"ok\"}}, \"token_secrets\": [\"0123456789abcdef0\"]}";
+			   "\"env\": {\"acme.f\": {\"UDF_ENV_TEST\": \"ok\"}}, \"token_secrets\": [\"0123456789abcdef0\"],"
+			   "\"runtime_packages\": \"databend-udf\"}";
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config file written");
 	close(fd);
 	struct udfb_config c;
@@ -24,6 +25,11 @@ static void test_sources(void)
 	CHECK_STR(c.listen, "127.0.0.1:50051", "default listen address is loopback");
 	CHECK(udfb_config_load_file(&c, path, &err) == 0, "file loads (%s)", err.msg ? err.msg : "ok");
 	CHECK_STR(c.listen, "0.0.0.0:1", "the file overrides the default");
+	CHECK_STR(c.runtime_packages, "databend-udf", "runtime_packages from the file");
+	setenv("UDFB_RUNTIME_PACKAGES", "databend-udf pyarrow", 1);
+	CHECK(udfb_config_load_env(&c, &err) == 0, "environment loads");
+	CHECK_STR(c.runtime_packages, "databend-udf pyarrow", "UDFB_RUNTIME_PACKAGES overrides it");
+	unsetenv("UDFB_RUNTIME_PACKAGES");
 	setenv("UDFB_LISTEN", "127.0.0.2:2", 1);
 	CHECK(udfb_config_load_env(&c, &err) == 0, "environment loads");
 	CHECK_STR(c.listen, "127.0.0.2:2", "the environment overrides the file");

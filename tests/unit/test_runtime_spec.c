@@ -118,12 +118,22 @@ static void test_opts(void)
 	      "512m, 1.5 CPUs, keep_on_exit, port_min");
 	CHECK_STR(o.state_dir, "/store/sandboxes", "state_dir defaults into the store");
 	CHECK_STR(o.layers_dir, "/store/sandboxes/layers", "layers_dir defaults into state_dir");
-	CHECK_STR(o.runtime, "runc", "runc by default");
+	CHECK_STR(o.runtime, "", "no runtime named: runsc where it starts, else runc (chosen at start)");
+	CHECK(o.network == UDFB_LOCAL_NET_NAMESPACE && o.max_connections == 1024, "a network namespace per sandbox by default");
+	CHECK_STR(o.bind_address, "127.0.0.1", "endpoints on loopback by default");
+	udfb_local_opts_free(&o);
+	json_decref(j);
+	j = json_pack("{s:s,s:s,s:s}", "network", "namespace", "bind_address", "::", "advertise_address", "udf-host.example");
+	CHECK(udfb_local_opts_parse(&o, j, "/store", &err) == 0, "a wildcard bind with an advertised name (%s)",
+	      err.msg ? err.msg : "ok");
+	udfb_err_clear(&err);
 	udfb_local_opts_free(&o);
 	json_decref(j);
 	static const char *const bad[][2] = { { "memroy", "1g" }, { "memory", "1q" }, { "cpus", "x" },
 					      { "keep_on_exit", "maybe" }, { "port_min", "80" }, { "cgroups", "sometimes" },
-					      { "state_dir", "relative" } };
+					      { "state_dir", "relative" }, { "network", "bridge" }, { "bind_address", "localhost" },
+					      { "bind_address", "0.0.0.0" }, { "advertise_address", "a/b" },
+					      { "max_connections", "0" } };
 	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
 		j = json_pack("{s:s}", bad[k][0], bad[k][1]);
 		int rc = udfb_local_opts_parse(&o, j, "/store", &err);

@@ -245,6 +245,53 @@ static void test_overlay(void)
 	free(layers);
 }
 
+/* A later entry replaces an earlier directory of the same name beneath a
+ * directory the unpacker holds open: that handle stays usable. */
+static void test_replace_dir(void)
+{
+	static const struct ent es[] = {
+		{ "x/", AE_IFDIR, 0755, NULL },
+		{ "x/a/", AE_IFDIR, 0755, NULL },
+		{ "x/b", AE_IFREG, 0644, "b" },
+		{ "x/a", AE_IFREG, 0644, "now a file" },
+		{ "x/c", AE_IFREG, 0644, "c" },
+		{ "x/d/", AE_IFDIR, 0755, NULL },
+		{ "x/.wh.d", AE_IFREG, 0644, "" },
+		{ NULL, 0, 0, NULL },
+	};
+	char *tar = write_tar("replace.tar", es, 0);
+	char *dir = fresh_dir("replace");
+	struct udfb_err err = UDFB_ERR_INIT;
+	int rc = unpack(tar, dir, 1, &err);
+	CHECK(rc == 0, "a file replaces an empty directory beside cached siblings (%s)", err.msg ? err.msg : "ok");
+	udfb_err_clear(&err);
+	struct stat st;
+	char *p = udfb_path_join(dir, "x/a");
+	CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode), "x/a is the file now");
+	free(p);
+	CHECK(exists_in(dir, "x/c"), "the entry after it lands in the same directory");
+	p = udfb_path_join(dir, "x/d");
+	CHECK(lstat(p, &st) == 0 && S_ISCHR(st.st_mode), "a whiteout replaces a directory too");
+	free(p);
+	free(tar);
+	free(dir);
+}
+
+/* The layer cache is the service's alone: layers keep their images' modes. */
+static void test_layers_dir_private(void)
+{
+	char *layers = udfb_path_join(tmp_root, "private-layers");
+	struct udfb_err err = UDFB_ERR_INIT;
+	mkdir(layers, 0777);
+	chmod(layers, 0777);
+	CHECK(udfb_layers_init(layers, &err) == 0, "layers_dir set up (%s)", err.msg ? err.msg : "ok");
+	udfb_err_clear(&err);
+	struct stat st;
+	CHECK(stat(layers, &st) == 0 && (st.st_mode & 07777) == 0700, "layers_dir is 0700 (was 0777): %o",
+	      (unsigned)(st.st_mode & 07777));
+	free(layers);
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
@@ -257,6 +304,8 @@ int main(void)
 	test_escapes();
 	test_digest();
 	test_overlay();
+	test_replace_dir();
+	test_layers_dir_private();
 	udfb_rm_rf(tmp_root);
 	return check_done();
 }

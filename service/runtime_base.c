@@ -1,0 +1,104 @@
+/* A runtime base plus the operator's runtime packages: see runtime_base.h.
+ *
+ * The packages are resolved by the project's own resolver from the
+ * configured indexes and installed one layer per wheel (the `warm` build,
+ * builder/build.c), published beside the UDF images in the store.  The
+ * warm key covers the base digest, the requirements and the package
+ * settings, so a restart finds the composed base in the store at once. */
+#include "runtime_base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build.h"
+#include "log.h"
+#include "pep508.h"
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Requirements separated by spaces or commas: canonical, sorted, unique. */
+static int parse_reqs(char ***out, size_t *n, const char *text, struct udfb_err *err)
+{
+	char *copy = strdup(text), *save = NULL;
+	char **v = calloc(strlen(text) / 2 + 2, sizeof(char *));
+	size_t k = 0;
+	int rc = 0;
+	for (char *item = strtok_r(copy, " ,\t\n", &save); item && rc == 0; item = strtok_r(NULL, " ,\t\n", &save)) {
+		struct udfb_requirement r;
+		if ((rc = udfb_req_parse(&r, item, err)) < 0) {
+			udfb_err_wrap(err, "runtime_packages: '%s'", item);
+			break;
+		}
+		v[k++] = strdup(r.canonical);
+		udfb_req_free(&r);
+	}
+	free(copy);
+	qsort(v, k, sizeof(*v), cmp_str);
+	size_t u = 0;
+	for (size_t j = 0; j < k; j++) {
+		if (u && strcmp(v[u - 1], v[j]) == 0)
+			free(v[j]);
+		else
+			v[u++] = v[j];
+	}
+	*out = v;
+	*n = u;
+	return rc;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, const struct udfb_config *cfg,
+			 struct udfb_err *err)
+{
+	*out = NULL;
+	if (!cfg->runtime_packages || !*cfg->runtime_packages)
+		return 0;
+	char **reqs = NULL;
+	size_t n = 0;
+	int rc = parse_reqs(&reqs, &n, cfg->runtime_packages, err);
+	char *dest = NULL;
+	if (asprintf(&dest, "oci:%s/runtimes", cfg->store) < 0)
+		abort();
+	if (rc == 0 && n > 0) {
+		udfb_info("runtime %s: composing base %s with the runtime packages %s (resolved from the package "
+			  "indexes, one layer per wheel)", runtime, base_ref, cfg->runtime_packages);
+		long long t0 = mono_ms();
+		struct udfb_build_opts o = { .store_dir = cfg->store, .base = base_ref, .dest = dest, .salt = cfg->salt,
+					     .platform = cfg->platform, .fetch = &cfg->fetch, .packages = &cfg->packages };
+		struct udfb_build_result r;
+		if (udfb_build_warm(&r, reqs, n, runtime, &o, err) == 0) {
+			udfb_info("runtime %s: base composed with %s in %lld ms (%s, %d wheels installed): %s", runtime,
+				  cfg->runtime_packages, mono_ms() - t0, r.cached ? "found in the store" : "built",
+				  (int)r.package_installs, r.image);
+			/* By its tag (made from the warm key, so it never moves): the
+			 * base resolver reads an OCI layout by tag. */
+			*out = strdup(r.image);
+			char *at = strrchr(*out, '@');
+			if (at)
+				*at = '\0';
+			udfb_build_result_free(&r);
+		} else {
+			/* No index answered, or it lacks a package: the plain base
+			 * serves what it can, and check_runtime says what it lacks. */
+			udfb_warn("runtime %s: runtime packages %s not installed: %s; using the base as it is", runtime,
+				  cfg->runtime_packages, err->msg);
+			udfb_err_clear(err);
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		free(reqs[k]);
+	free(reqs);
+	free(dest);
+	return rc;
+}

@@ -1,0 +1,772 @@
+/* Databend's ApplyResource and CreateWorker calls, and the WORKER
+ * statements: see service.h and docs/service.md.
+ *
+ * A call's script is parsed on the completion-queue thread (microseconds).
+ * When every import of it was validated within imports.revalidate_ms, the
+ * fingerprint of what decides the image (tenant, code, stub, packages,
+ * imports' content digests; never a URL) finds a ready sandbox in memory.
+ * Otherwise a worker thread identifies the imports (one first-byte GET
+ * each, downloads only for content the store lacks), computes the key and
+ * joins the single-flight build of service.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "script.h"
+#include "script_imports.h"
+#include "service_internal.h"
+#include "store.h"
+#include "tenant.h"
+
+/* How long a sandbox left by CREATE OR REPLACE keeps serving queries that
+ * were handed its endpoint before the replacement (Databend does not say
+ * when a query ends): then it is stopped, unless a worker uses it again. */
+#define RETIRE_GRACE_MS 60000
+
+struct seen {
+	char digest[UDFB_DIGEST_LEN + 1];
+	long long at_ms;
+};
+
+struct worker_rec {
+	char *name;
+	json_t *tags, *options;
+	char created_at[32], updated_at[32];
+	char key[UDFB_DIGEST_LEN + 1]; /* the sandbox its script maps to; "" before any */
+	int suspended;
+};
+
+struct svc_retired {
+	char *tenant;
+	char key[UDFB_DIGEST_LEN + 1];
+	long long at_ms;
+	struct svc_retired *next;
+};
+
+/* A script seen before, by its quick hash: what the fast path needs. */
+struct memo {
+	char base[UDFB_DIGEST_LEN + 1];
+	char **locations;
+	size_t n;
+};
+
+#define MEMO_MAX 4096 /* entries; past it the memo starts again empty */
+
+struct udfb_script_call {
+	struct udfb_script script;
+	char quick[UDFB_DIGEST_LEN + 1], base[UDFB_DIGEST_LEN + 1];
+	char **locations; /* the imports' locations (into script) */
+	char *tenant, *query_id, *worker;
+	int if_not_exists;
+	const char *env_scope; /* = worker when its variables are not the handler's */
+	struct udfb_log_fields fields;
+};
+
+static void free_worker(void *v)
+{
+	struct worker_rec *w = v;
+	if (!w)
+		return;
+	free(w->name);
+	json_decref(w->tags);
+	json_decref(w->options);
+	free(w);
+}
+
+static void free_memo(void *v)
+{
+	struct memo *m = v;
+	if (!m)
+		return;
+	for (size_t k = 0; k < m->n; k++)
+		free(m->locations[k]);
+	free(m->locations);
+	free(m);
+}
+
+void svc_script_init(struct udfb_service *s)
+{
+	s->seen = udfb_table_new();
+	s->workers = udfb_table_new();
+	s->memo = udfb_table_new();
+}
+
+void svc_script_free(struct udfb_service *s)
+{
+	udfb_table_free(s->seen, free);
+	udfb_table_free(s->workers, free_worker);
+	udfb_table_free(s->memo, free_memo);
+	for (struct svc_retired *r = s->retired, *next; r; r = next) {
+		next = r->next;
+		free(r->tenant);
+		free(r);
+	}
+}
+
+static char *id_of(const char *tenant, const char *name)
+{
+	char *id = NULL;
+	if (asprintf(&id, "%s\n%s", tenant, name) < 0)
+		abort();
+	return id;
+}
+
+static void now_text(char out[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *worker_json(const struct worker_rec *w)
+{
+	return json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options", w->options,
+			 "created_at", w->created_at, "updated_at", w->updated_at);
+}
+
+/* ---- who is calling ---- */
+
+static int tenant_of(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id, char **out,
+		     struct udfb_err *err)
+{
+	const char *t = meta->tenant ? meta->tenant : tenant_id && *tenant_id ? tenant_id : s->cfg.default_tenant;
+	if (!t)
+		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: missing (and no default tenant is configured)");
+	if (!udfb_tenant_valid(t))
+		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
+	if (tenant_id && *tenant_id && strcmp(tenant_id, t) != 0)
+		return udfb_err_set(err, UDFB_E_DENIED, "tenant_id '%.128s' is not the calling tenant '%s' (x-databend-tenant)",
+				    tenant_id, t);
+	*out = strdup(t);
+	return 0;
+}
+
+static int name_ok(const char *name, struct udfb_err *err)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > 255)
+		return udfb_err_set(err, UDFB_E_INVALID, "name: must be 1 to 255 bytes");
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return udfb_err_set(err, UDFB_E_INVALID, "name: holds a control character");
+	return 0;
+}
+
+/* ---- the fingerprint of a script call ---- */
+
+/* What decides the image except the imports' contents: tenant, variables'
+ * scope, code, stub, packages. */
+static void base_fingerprint(struct udfb_script_call *c)
+{
+	const struct udfb_script *sc = &c->script;
+	struct udfb_sha256 *h = udfb_sha256_new();
+	svc_fp_part(h, c->tenant, strlen(c->tenant));
+	svc_fp_part(h, "\x03script", 8);
+	svc_fp_part(h, c->env_scope ? c->env_scope : "", c->env_scope ? strlen(c->env_scope) : 0);
+	svc_fp_part(h, sc->code, sc->code_len);
+	svc_fp_part(h, sc->stub, sc->stub_len);
+	for (size_t k = 0; k < sc->n_packages; k++)
+		svc_fp_part(h, sc->packages[k], strlen(sc->packages[k]));
+	udfb_sha256_final(h, c->base);
+}
+
+/* The whole fingerprint: the base and every import's (location, content). */
+static void fingerprint(char out[UDFB_DIGEST_LEN + 1], const char *base, char *const *locations, size_t n,
+			char (*digests)[UDFB_DIGEST_LEN + 1])
+{
+	struct udfb_sha256 *h = udfb_sha256_new();
+	svc_fp_part(h, base, strlen(base));
+	for (size_t k = 0; k < n; k++) {
+		svc_fp_part(h, locations[k], strlen(locations[k]));
+		svc_fp_part(h, digests[k], strlen(digests[k]));
+	}
+	udfb_sha256_final(h, out);
+}
+
+/* The script's bytes with every "url" value of its imports line left out
+ * (the signatures change on every query), with the tenant and the worker's
+ * name: equal for two calls of one UDF, so the second needs no parse. */
+static void quick_hash(char out[UDFB_DIGEST_LEN + 1], const char *tenant, const char *worker, const char *s, size_t len)
+{
+	struct udfb_sha256 *h = udfb_sha256_new();
+	svc_fp_part(h, tenant, strlen(tenant));
+	svc_fp_part(h, worker ? worker : "", worker ? strlen(worker) + 1 : 0);
+	static const char open[] = "\ncat <<'UDF_IMPORTS";
+	const char *p = memmem(s, len, open, sizeof(open) - 1), *e = s + len;
+	const char *line = p ? memchr(p + 1, '\n', (size_t)(e - p - 1)) : NULL;
+	const char *end = line ? memchr(line + 1, '\n', (size_t)(e - line - 1)) : NULL;
+	if (!end) {
+		udfb_sha256_update(h, s, len);
+		udfb_sha256_final(h, out);
+		return;
+	}
+	const char *q = line + 1;
+	udfb_sha256_update(h, s, (size_t)(q - s));
+	for (;;) {
+		const char *u = memmem(q, (size_t)(end - q), "\"url\":\"", 7);
+		if (!u)
+			break;
+		udfb_sha256_update(h, q, (size_t)(u + 7 - q));
+		for (q = u + 7; q < end && *q != '"'; q++)
+			if (*q == '\\' && q + 1 < end)
+				q++;
+	}
+	udfb_sha256_update(h, q, (size_t)(e - q));
+	udfb_sha256_final(h, out);
+}
+
+/* Digests of the imports validated within the window; 0 when one is not.  Lock held. */
+static int known_imports(struct udfb_service *s, const char *tenant, char *const *locations, size_t n,
+			 char (*digests)[UDFB_DIGEST_LEN + 1], int *fresh)
+{
+	long long now = udfb_now_ms();
+	int all = 1;
+	for (size_t k = 0; k < n; k++) {
+		char *id = id_of(tenant, locations[k]);
+		void **slot = udfb_table_slot(s->seen, id, 0);
+		free(id);
+		struct seen *v = slot ? *slot : NULL;
+		fresh[k] = v && now - v->at_ms < s->cfg.fetch.revalidate_ms;
+		if (fresh[k])
+			memcpy(digests[k], v->digest, sizeof(digests[k]));
+		all &= fresh[k];
+	}
+	return all;
+}
+
+/* ---- workers ---- */
+
+static struct worker_rec *worker_get(struct udfb_service *s, const char *tenant, const char *name, int create)
+{
+	char *id = id_of(tenant, name);
+	void **slot = udfb_table_slot(s->workers, id, create);
+	free(id);
+	if (!slot)
+		return NULL;
+	if (!*slot) {
+		struct worker_rec *w = calloc(1, sizeof(*w));
+		w->name = strdup(name);
+		w->tags = json_object();
+		w->options = json_object();
+		now_text(w->created_at);
+		memcpy(w->updated_at, w->created_at, sizeof(w->updated_at));
+		*slot = w;
+	}
+	return *slot;
+}
+
+static int key_used(struct udfb_service *s, const char *tenant, const char *key);
+
+/* The worker's script now maps to key: from this answer on only its sandbox
+ * is handed out; the one it replaces retires.  Lock held. */
+static void worker_point(struct udfb_service *s, const char *tenant, const char *name, const char *key, json_t **out)
+{
+	struct worker_rec *w = worker_get(s, tenant, name, 1);
+	if (strcmp(w->key, key) != 0) {
+		if (w->key[0]) {
+			struct svc_retired *r = calloc(1, sizeof(*r));
+			r->tenant = strdup(tenant);
+			memcpy(r->key, w->key, sizeof(r->key));
+			r->at_ms = udfb_now_ms();
+			r->next = s->retired;
+			s->retired = r;
+			udfb_info("worker '%s' of tenant %s: now key %s (replaces %s, stopped in %d s unless used)", name, tenant,
+				  key, w->key, RETIRE_GRACE_MS / 1000);
+		}
+		memcpy(w->key, key, sizeof(w->key));
+		now_text(w->updated_at);
+	}
+	if (out)
+		*out = worker_json(w);
+}
+
+struct key_use {
+	const char *prefix, *key;
+	size_t plen;
+	int used;
+};
+
+static void check_use(const char *id, void *val, void *ctx)
+{
+	struct key_use *u = ctx;
+	const struct worker_rec *w = val;
+	if (strncmp(id, u->prefix, u->plen) == 0 && id[u->plen] == '\n' && strcmp(w->key, u->key) == 0)
+		u->used = 1;
+}
+
+static int key_used(struct udfb_service *s, const char *tenant, const char *key)
+{
+	struct key_use u = { tenant, key, strlen(tenant), 0 };
+	udfb_table_each(s->workers, check_use, &u);
+	return u.used;
+}
+
+/* Stop the sandboxes replaced more than the grace ago that no worker uses
+ * again; called on worker threads (stopping may wait for the runtime). */
+static void sweep_retired(struct udfb_service *s)
+{
+	long long now = udfb_now_ms();
+	struct svc_retired *due = NULL;
+	pthread_mutex_lock(&s->mu);
+	for (struct svc_retired **p = &s->retired; *p;) {
+		struct svc_retired *r = *p;
+		if (now - r->at_ms < RETIRE_GRACE_MS) {
+			p = &r->next;
+			continue;
+		}
+		*p = r->next;
+		if (key_used(s, r->tenant, r->key)) {
+			free(r->tenant);
+			free(r);
+			continue;
+		}
+		r->next = due;
+		due = r;
+	}
+	pthread_mutex_unlock(&s->mu);
+	for (struct svc_retired *r = due, *next; r; r = next) {
+		next = r->next;
+		struct udfb_err err = UDFB_ERR_INIT;
+		if (s->sched.ops->stop && s->sched.ops->stop(s->sched.impl, r->tenant, r->key, &err) < 0)
+			udfb_warn("stopping the replaced sandbox of key %s: %s", r->key, err.msg);
+		else
+			udfb_info("stopped the replaced sandbox of key %s (tenant %s)", r->key, r->tenant);
+		udfb_err_clear(&err);
+		free(r->tenant);
+		free(r);
+	}
+}
+
+/* ---- one call ---- */
+
+void udfb_script_call_free(struct udfb_script_call *c)
+{
+	if (!c)
+		return;
+	udfb_script_free(&c->script);
+	free(c->locations);
+	free(c->tenant);
+	free(c->query_id);
+	free(c->worker);
+	free(c);
+}
+
+const struct udfb_log_fields *udfb_script_call_fields(const struct udfb_script_call *c)
+{
+	return &c->fields;
+}
+
+/* Lock held.  base, locations: the script's, from the memo or the parse. */
+static int answer_locked(struct udfb_service *s, struct udfb_script_call *c, const char *base, char *const *locations,
+			 size_t n, struct udfb_apply_out *hit)
+{
+	char digests_one[1][UDFB_DIGEST_LEN + 1];
+	int fresh_one[1];
+	char(*digests)[UDFB_DIGEST_LEN + 1] = n <= 1 ? digests_one : calloc(n, sizeof(*digests));
+	int *fresh = n <= 1 ? fresh_one : calloc(n, sizeof(int)), answered = 0;
+	if (known_imports(s, c->tenant, locations, n, digests, fresh)) {
+		char fp[UDFB_DIGEST_LEN + 1];
+		fingerprint(fp, base, locations, n, digests);
+		struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
+		if (a && a->alias->state == UDFB_FLIGHT_READY && svc_sandbox_alive(s, a->alias)) {
+			struct worker_rec *w = c->worker ? worker_get(s, c->tenant, c->worker, 0) : NULL;
+			/* if_not_exists = false on a worker with another script: the slow path says so. */
+			if (!(w && !c->if_not_exists && w->key[0] && strcmp(w->key, a->alias->key))) {
+				svc_fill_out(s, hit, a->alias);
+				if (c->worker)
+					worker_point(s, c->tenant, c->worker, a->alias->key, &hit->worker);
+				answered = 1;
+			}
+		}
+	}
+	if (n > 1) {
+		free(digests);
+		free(fresh);
+	}
+	return answered;
+}
+
+/* A script seen before (same bytes but for its URLs): no parse at all. */
+static int memo_answer(struct udfb_service *s, struct udfb_script_call *c, struct udfb_apply_out *hit)
+{
+	pthread_mutex_lock(&s->mu);
+	void **slot = udfb_table_slot(s->memo, c->quick, 0);
+	const struct memo *m = slot ? *slot : NULL;
+	int answered = m && answer_locked(s, c, m->base, m->locations, m->n, hit);
+	pthread_mutex_unlock(&s->mu);
+	return answered;
+}
+
+static void memo_put(struct udfb_service *s, const struct udfb_script_call *c)
+{
+	struct memo *m = calloc(1, sizeof(*m));
+	memcpy(m->base, c->base, sizeof(m->base));
+	m->n = c->script.n_imports;
+	m->locations = calloc(m->n + 1, sizeof(char *));
+	for (size_t k = 0; k < m->n; k++)
+		m->locations[k] = strdup(c->locations[k]);
+	pthread_mutex_lock(&s->mu);
+	if (s->n_memo >= MEMO_MAX) {
+		udfb_table_free(s->memo, free_memo);
+		s->memo = udfb_table_new();
+		s->n_memo = 0;
+	}
+	void **slot = udfb_table_slot(s->memo, c->quick, 1);
+	if (*slot)
+		free_memo(*slot);
+	else
+		s->n_memo++;
+	*slot = m;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static int fast_answer(struct udfb_service *s, struct udfb_script_call *c, struct udfb_apply_out *hit)
+{
+	pthread_mutex_lock(&s->mu);
+	int answered = answer_locked(s, c, c->base, c->locations, c->script.n_imports, hit);
+	pthread_mutex_unlock(&s->mu);
+	return answered;
+}
+
+int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **out, const struct udfb_call_meta *meta,
+			      const struct udfb_worker_req *w, const char *script, size_t len, struct udfb_apply_out *hit,
+			      struct udfb_err *err)
+{
+	*out = NULL;
+	struct udfb_script_call *c = calloc(1, sizeof(*c));
+	if (tenant_of(s, meta, w ? w->tenant_id : NULL, &c->tenant, err) < 0 || (w && name_ok(w->name, err) < 0)) {
+		udfb_script_call_free(c);
+		return -1;
+	}
+	if (w) {
+		c->worker = strdup(w->name);
+		c->if_not_exists = w->if_not_exists;
+	}
+	quick_hash(c->quick, c->tenant, c->worker, script, len);
+	if (memo_answer(s, c, hit)) {
+		udfb_metrics_cache(s->metrics, 1);
+		udfb_script_call_free(c);
+		return 1;
+	}
+	if (udfb_script_parse(&c->script, script, len, err) < 0) {
+		udfb_script_call_free(c);
+		return -1;
+	}
+	c->query_id = meta->query_id ? strndup(meta->query_id, 128) : NULL;
+	c->locations = calloc(c->script.n_imports + 1, sizeof(char *));
+	for (size_t k = 0; k < c->script.n_imports; k++)
+		c->locations[k] = c->script.imports[k].location;
+	if (w) {
+		/* The variables are the name's; the key already covers the
+		 * handler's, so only a name whose variables differ from the
+		 * handler's needs a key (and a sandbox) of its own.  Usually the
+		 * name is the handler: the key is then the one prebuild computes. */
+		if (udfb_config_env_for(&s->cfg, c->tenant, c->worker) !=
+		    udfb_config_env_for(&s->cfg, c->tenant, c->script.handler))
+			c->env_scope = c->worker;
+	}
+	c->fields = (struct udfb_log_fields){ c->tenant, c->query_id, NULL };
+	base_fingerprint(c);
+	memo_put(s, c);
+	if (fast_answer(s, c, hit)) {
+		udfb_metrics_cache(s->metrics, 1);
+		udfb_script_call_free(c);
+		return 1;
+	}
+	*out = c;
+	return 0;
+}
+
+/* Validate what the window does not cover: probes, downloads, the table. */
+static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*digests)[UDFB_DIGEST_LEN + 1],
+		    long long deadline_ms, struct udfb_err *err)
+{
+	size_t n = c->script.n_imports;
+	int *fresh = calloc(n + 1, sizeof(int));
+	pthread_mutex_lock(&s->mu);
+	known_imports(s, c->tenant, c->locations, n, digests, fresh);
+	pthread_mutex_unlock(&s->mu);
+	struct udfb_import_ident *ids = calloc(n + 1, sizeof(*ids));
+	size_t m = 0;
+	for (size_t k = 0; k < n; k++)
+		if (!fresh[k])
+			ids[m++] = (struct udfb_import_ident){ .location = c->script.imports[k].location,
+							       .url = c->script.imports[k].url,
+							       .headers = (const char *const *)c->script.imports[k].headers };
+	int rc = 0;
+	if (m) {
+		struct udfb_store *st = NULL;
+		struct udfb_import_ident_stats stats = { 0 };
+		rc = udfb_store_open(&st, s->cfg.store, err);
+		if (rc == 0)
+			rc = udfb_imports_identify(ids, m, st, c->tenant, &s->cfg.fetch, deadline_ms, &stats, err);
+		udfb_store_close(st);
+		udfb_metrics_import_requests(s->metrics, stats.requests);
+		udfb_metrics_bytes_fetched(s->metrics, stats.fetched_bytes);
+		long long now = udfb_now_ms();
+		pthread_mutex_lock(&s->mu);
+		for (size_t k = 0, j = 0; rc == 0 && k < n; k++) {
+			if (fresh[k])
+				continue;
+			memcpy(digests[k], ids[j].digest, sizeof(digests[k]));
+			char *id = id_of(c->tenant, ids[j].location);
+			void **slot = udfb_table_slot(s->seen, id, 1);
+			free(id);
+			if (!*slot)
+				*slot = calloc(1, sizeof(struct seen));
+			struct seen *v = *slot;
+			memcpy(v->digest, ids[j].digest, sizeof(v->digest));
+			v->at_ms = now;
+			j++;
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	free(ids);
+	free(fresh);
+	return rc;
+}
+
+/* The request the native build takes: the script's parts, each import
+ * tagged by its content digest, Databend's stub. */
+static struct udfb_prepared *make_prepared(struct udfb_service *s, struct udfb_script_call *c,
+					   char (*digests)[UDFB_DIGEST_LEN + 1], struct udfb_err *err)
+{
+	size_t n = c->script.n_imports, len = 0;
+	struct udfb_import *ims = calloc(n + 1, sizeof(*ims));
+	for (size_t k = 0; k < n; k++)
+		ims[k] = (struct udfb_import){ c->script.imports[k].location, c->script.imports[k].url, digests[k],
+					       c->script.imports[k].headers };
+	char *spec = udfb_script_spec_json(&c->script, &len);
+	struct udfb_prepared *p = calloc(1, sizeof(*p));
+	int rc = udfb_request_from_parts(&p->req, spec, len, ims, n, err);
+	free(spec);
+	free(ims);
+	if (rc < 0) {
+		free(p);
+		return NULL;
+	}
+	p->req.stub = malloc(c->script.stub_len + 1);
+	memcpy(p->req.stub, c->script.stub, c->script.stub_len + 1);
+	p->req.stub_len = c->script.stub_len;
+	p->req.env_scope = c->env_scope ? strdup(c->env_scope) : NULL;
+	p->tenant = strdup(c->tenant);
+	p->query_id = c->query_id ? strdup(c->query_id) : NULL;
+	p->worker = c->worker ? strdup(c->worker) : NULL;
+	p->env_name = p->worker; /* NULL: the handler, as for ApplyUdfResource */
+	fingerprint(p->fingerprint, c->base, c->locations, n, digests);
+	if (svc_prepare_key(s, p, err) < 0) {
+		udfb_prepared_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int exists_elsewhere(struct udfb_service *s, const struct udfb_script_call *c, const char *key,
+			    struct udfb_err *err)
+{
+	if (!c->worker || c->if_not_exists)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	struct worker_rec *w = worker_get(s, c->tenant, c->worker, 0);
+	int clash = w && w->key[0] && strcmp(w->key, key) != 0;
+	pthread_mutex_unlock(&s->mu);
+	return clash ? udfb_err_set(err, UDFB_E_EXISTS, "worker '%s': exists with another script (if_not_exists is false)", c->worker) : 0;
+}
+
+int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call *c, long long deadline_ms,
+				 struct udfb_apply_out *out, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	sweep_retired(s);
+	size_t n = c->script.n_imports;
+	char(*digests)[UDFB_DIGEST_LEN + 1] = calloc(n + 1, sizeof(*digests));
+	long long fetch_deadline = deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0;
+	struct udfb_prepared *p = NULL;
+	int rc = identify(s, c, digests, fetch_deadline, err);
+	if (rc == 0 && !(p = make_prepared(s, c, digests, err)))
+		rc = -1;
+	free(digests);
+	char key[UDFB_DIGEST_LEN + 1] = "";
+	if (p)
+		memcpy(key, p->key, sizeof(key));
+	c->fields.key = key[0] ? key : NULL;
+	if (rc == 0)
+		rc = exists_elsewhere(s, c, key, err);
+	if (rc == 0 && udfb_service_lookup(s, p, out))
+		udfb_prepared_free(p);
+	else if (rc == 0)
+		rc = udfb_service_complete(s, p, deadline_ms, out, err); /* consumes p */
+	else
+		udfb_prepared_free(p);
+	if (rc == 0 && c->worker && !out->accepted) {
+		pthread_mutex_lock(&s->mu);
+		worker_point(s, c->tenant, c->worker, key, &out->worker);
+		pthread_mutex_unlock(&s->mu);
+	} else if (rc == 0 && c->worker) {
+		pthread_mutex_lock(&s->mu);
+		out->worker = worker_json(worker_get(s, c->tenant, c->worker, 1));
+		pthread_mutex_unlock(&s->mu);
+	}
+	c->fields.key = NULL;
+	udfb_script_call_free(c);
+	return rc;
+}
+
+/* ---- the WORKER statements ---- */
+
+static void set_all(json_t *obj, const struct udfb_kv *kv, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		json_object_set_new(obj, kv[k].key, json_string(kv[k].value));
+}
+
+static int kv_ok(const struct udfb_kv *kv, size_t n, const char *what, struct udfb_err *err)
+{
+	if (n > 64)
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: more than 64", what);
+	for (size_t k = 0; k < n; k++) {
+		json_t *a = json_string(kv[k].key), *b = json_string(kv[k].value);
+		int ok = a && b && strlen(kv[k].key) <= 256 && strlen(kv[k].value) <= 4096;
+		json_decref(a);
+		json_decref(b);
+		if (!ok)
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: a key or value is too long or not UTF-8", what);
+	}
+	return 0;
+}
+
+int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_meta *meta,
+			       const struct udfb_worker_req *w, json_t **worker, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (tenant_of(s, meta, w->tenant_id, &tenant, err) < 0 || name_ok(w->name, err) < 0 ||
+	    kv_ok(w->tags, w->n_tags, "tags", err) < 0 || kv_ok(w->options, w->n_options, "options", err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	pthread_mutex_lock(&s->mu);
+	struct worker_rec *r = worker_get(s, tenant, w->name, 0);
+	int rc = 0;
+	if (r && !w->if_not_exists) {
+		rc = udfb_err_set(err, UDFB_E_EXISTS, "worker '%s': exists already", w->name);
+	} else if (!r) {
+		r = worker_get(s, tenant, w->name, 1);
+		set_all(r->tags, w->tags, w->n_tags);
+		set_all(r->options, w->options, w->n_options);
+	}
+	if (rc == 0)
+		*worker = worker_json(r);
+	pthread_mutex_unlock(&s->mu);
+	free(tenant);
+	return rc;
+}
+
+int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			      const char *name, const struct udfb_worker_alter *a, json_t **worker, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (tenant_of(s, meta, tenant_id, &tenant, err) < 0 || name_ok(name, err) < 0 ||
+	    kv_ok(a->set_tags, a->n_set_tags, "set_tags", err) < 0 ||
+	    kv_ok(a->set_options, a->n_set_options, "set_options", err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	pthread_mutex_lock(&s->mu);
+	struct worker_rec *r = worker_get(s, tenant, name, 0);
+	int rc = 0;
+	if (!r) {
+		rc = udfb_err_set(err, UDFB_E_NOTFOUND, "worker '%s': does not exist", name);
+	} else {
+		set_all(r->tags, a->set_tags, a->n_set_tags);
+		set_all(r->options, a->set_options, a->n_set_options);
+		for (size_t k = 0; k < a->n_unset_tags; k++)
+			json_object_del(r->tags, a->unset_tags[k]);
+		for (size_t k = 0; k < a->n_unset_options; k++)
+			json_object_del(r->options, a->unset_options[k]);
+		if (a->state_action)
+			r->suspended = a->state_action == 1;
+		now_text(r->updated_at);
+		*worker = worker_json(r);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(tenant);
+	return rc;
+}
+
+int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			     const char *name, int if_exists, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (tenant_of(s, meta, tenant_id, &tenant, err) < 0 || name_ok(name, err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	char *id = id_of(tenant, name);
+	void *v = NULL;
+	pthread_mutex_lock(&s->mu);
+	int found = udfb_table_remove(s->workers, id, &v);
+	struct worker_rec *r = v;
+	if (found && r->key[0] && !key_used(s, tenant, r->key)) {
+		/* Its sandbox retires now: no later call of this name maps to it. */
+		struct svc_retired *x = calloc(1, sizeof(*x));
+		x->tenant = strdup(tenant);
+		memcpy(x->key, r->key, sizeof(x->key));
+		x->at_ms = udfb_now_ms() - RETIRE_GRACE_MS;
+		x->next = s->retired;
+		s->retired = x;
+	}
+	pthread_mutex_unlock(&s->mu);
+	free_worker(r);
+	free(id);
+	free(tenant);
+	if (!found && !if_exists)
+		return udfb_err_set(err, UDFB_E_NOTFOUND, "worker '%s': does not exist", name);
+	return 0;
+}
+
+struct lister {
+	const char *prefix;
+	size_t plen;
+	json_t *out;
+};
+
+static void list_one(const char *id, void *val, void *ctx)
+{
+	struct lister *l = ctx;
+	if (strncmp(id, l->prefix, l->plen) == 0 && id[l->plen] == '\n')
+		json_array_append_new(l->out, worker_json(val));
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+		      json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
+int udfb_service_worker_list(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			     json_t **workers, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (tenant_of(s, meta, tenant_id, &tenant, err) < 0)
+		return -1;
+	struct lister l = { tenant, strlen(tenant), json_array() };
+	pthread_mutex_lock(&s->mu);
+	udfb_table_each(s->workers, list_one, &l);
+	pthread_mutex_unlock(&s->mu);
+	/* Sorted by name, so SHOW WORKERS is stable. */
+	size_t n = json_array_size(l.out);
+	json_t **v = calloc(n + 1, sizeof(*v));
+	for (size_t k = 0; k < n; k++)
+		v[k] = json_incref(json_array_get(l.out, k));
+	qsort(v, n, sizeof(*v), by_name);
+	json_array_clear(l.out);
+	for (size_t k = 0; k < n; k++)
+		json_array_append_new(l.out, v[k]);
+	free(v);
+	*workers = l.out;
+	free(tenant);
+	return 0;
+}
