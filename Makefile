@@ -20,21 +20,7 @@ INCLUDES := -Icommon -Ibuilder -Icache -Iregistry-client -Iservice -Icmd -I$(BUI
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	  -fno-strict-aliasing $(SANFLAGS) $(INCLUDES) $(shell pkg-config --cflags $(PKGS))
-# Not linked: libcurl and libmicrohttpd, loaded on first use
-# (common/curl_lazy.c, common/mhd_lazy.c).  gRPC and
-# abseil are linked statically when their archives are installed (Debian's
-# -dev packages ship them).  Dynamic linking of those two cost every CLI
-# run about 20 ms before main(): more than the build itself
-# (docs/benchmarks.md).
-LINK_PKGS := $(filter-out libcurl libmicrohttpd grpc,$(PKGS))
-GRPC_ARCHIVE := $(shell $(CC) -print-file-name=libgrpc.a)
-ifneq ($(wildcard $(GRPC_ARCHIVE)),)
-GRPC_LIBS := -Wl,-Bstatic $(filter-out -lssl -lcrypto -lz -pthread -ldl -lrt -lm,$(shell pkg-config --static --libs grpc)) \
-	     -Wl,-Bdynamic -lstdc++
-else
-GRPC_LIBS := $(shell pkg-config --libs grpc)
-endif
-LDLIBS := $(shell pkg-config --libs $(LINK_PKGS)) $(GRPC_LIBS) -lssl -lcrypto -lz -lm -ldl -lrt -lpthread
+LDLIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC := $(wildcard common/*.c builder/*.c cache/*.c registry-client/*.c service/*.c)
