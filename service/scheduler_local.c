@@ -28,6 +28,7 @@
 #include "local.h"
 #include "log.h"
 #include "netns.h"
+#include "prefetch.h"
 #include "probe.h"
 #include "runtime_spec.h"
 
@@ -591,7 +592,7 @@ static void *reaper_main(void *arg)
 static int local_ready(void *impl)
 {
 	(void)impl;
-	return 1;
+	return udfb_prefetch_ready(); /* the configured bases are unpacked */
 }
 
 /* ---- shutdown ---- */
@@ -638,6 +639,7 @@ static void stop_all(struct udfb_local *L)
 static void local_destroy(void *impl)
 {
 	struct udfb_local *L = impl;
+	udfb_prefetch_stop();
 	pthread_mutex_lock(&L->mu);
 	L->stopping = 1;
 	pthread_cond_broadcast(&L->wake);
@@ -849,6 +851,11 @@ int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_confi
 	if (pthread_create(&L->reaper, NULL, reaper_main, L) != 0)
 		abort();
 	L->reaper_started = 1;
+	/* The configured bases are unpacked in the background (prefetch.h). */
+	if (udfb_prefetch_start(L->o.layers_dir, cfg, err) < 0) {
+		local_destroy(L);
+		return -1;
+	}
 	out->ops = &local_ops;
 	out->impl = L;
 	return 0;
