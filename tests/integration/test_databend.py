@@ -57,7 +57,7 @@ CREATE_WORKER = "/resourceproto.WorkerService/CreateWorker"
 TENANT = "test_tenant"
 DEADLINE = 5.0  # Databend's default cloud_control_grpc_timeout
 COLD_TIMEOUT = 180.0  # a first build unpacks the base once: queries are retried until then
-REVALIDATE_MS = 2000
+REVALIDATE_MS = 5000
 SECRET = "databend-test-secret-0123456789"
 
 grpc = None
