@@ -3,7 +3,7 @@
 # `make SANITIZE=1 check` runs the sanitized pass alone.  See docs/development.md.
 
 CC ?= cc
-PKGS := jansson libarchive libcurl openssl zlib libprotobuf-c grpc libmicrohttpd libdeflate libxml-2.0
+PKGS := jansson libarchive libcurl openssl zlib libprotobuf-c grpc libmicrohttpd libdeflate libxml-2.0 yaml-0.1
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
@@ -117,15 +117,21 @@ $(BUILD)/bench/index_bench: bench/index_bench.c $(LIB)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/bench/fill_store: bench/fill_store.c $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/bench/script_bench: bench/script_bench.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
-bench: $(BIN) $(BUILD)/bench/empty_server $(BUILD)/bench/index_bench $(BUILD)/bench/script_bench
+bench: $(BIN) $(BUILD)/bench/empty_server $(BUILD)/bench/index_bench $(BUILD)/bench/script_bench $(BUILD)/bench/fill_store
 	UDFB_BIN=$(abspath $(BIN)) UDFB_EMPTY_SERVER=$(abspath $(BUILD)/bench/empty_server) \
 		UDFB_INDEX_BENCH=$(abspath $(BUILD)/bench/index_bench) \
-		UDFB_SCRIPT_BENCH=$(abspath $(BUILD)/bench/script_bench) bench/run.sh
+		UDFB_SCRIPT_BENCH=$(abspath $(BUILD)/bench/script_bench) \
+		UDFB_FILL_STORE=$(abspath $(BUILD)/bench/fill_store) bench/run.sh
 
 clean:
 	rm -rf build bin

@@ -5,11 +5,13 @@
 #include "publish.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "cleanup.h"
 #include "fsutil.h"
 #include "log.h"
@@ -63,6 +65,73 @@ static int push(struct udfb_registry *reg, const struct udfb_ref *dest, const ch
 	return 0;
 }
 
+/* ---- what the store knows it pushed ----
+ *
+ * A repeat push of an image whose blobs are all in the repository spent
+ * most of its time asking for each (a HEAD per blob).  The store keeps,
+ * per registry repository, the blobs it has pushed there or found there
+ * (DIR/pushed/<sha256 of "host/repo">, one digest a line, appended); those
+ * are not asked for again.  A registry that lost one (deleted by its
+ * operator) refuses the manifest: the record is then dropped and the push
+ * done again with every HEAD. */
+
+#define PUSHED_MAX (16u << 20)
+
+static char *pushed_path(const struct udfb_store *st, const struct udfb_ref *dest)
+{
+	char name[UDFB_DIGEST_LEN + 1], *where = NULL, *p = NULL;
+	if (asprintf(&where, "%s/%s", dest->host, dest->repo) < 0)
+		abort();
+	udfb_sha256_digest(where, strlen(where), name);
+	free(where);
+	if (asprintf(&p, "%s/pushed/%s", st->root, udfb_digest_hex(name)) < 0)
+		abort();
+	return p;
+}
+
+/* Marks the blobs the record names; returns how many. */
+static size_t mark_known(struct udfb_push_blob *blobs, size_t n, const char *path)
+{
+	cleanup_free char *text = NULL;
+	size_t len = 0, marked = 0;
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (!udfb_exists(path) || udfb_read_file(&text, &len, path, PUSHED_MAX, &err) < 0) {
+		udfb_err_clear(&err);
+		return 0;
+	}
+	for (size_t k = 0; k < n; k++) {
+		size_t dl = strlen(blobs[k].digest);
+		for (const char *p = text; p && (p = memmem(p, len - (size_t)(p - text), blobs[k].digest, dl)); p += dl)
+			if ((p == text || p[-1] == '\n') && (size_t)(p - text) + dl < len && p[dl] == '\n') {
+				blobs[k].known = 1;
+				marked++;
+				break;
+			}
+	}
+	return marked;
+}
+
+/* Appends the blobs not yet recorded: a lost or torn line costs a HEAD. */
+static void note_pushed(const struct udfb_push_blob *blobs, size_t n, const char *path)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, 1u << 20);
+	for (size_t k = 0; k < n; k++)
+		if (!blobs[k].known)
+			udfb_buf_printf(&b, "%s\n", blobs[k].digest);
+	cleanup_free char *dir = strdup(path);
+	*strrchr(dir, '/') = '\0';
+	struct udfb_err err = UDFB_ERR_INIT;
+	int fd = b.len && udfb_mkdir_p(dir, 0755, &err) == 0 ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+	if (fd >= 0) {
+		if (write(fd, b.data, b.len) != (ssize_t)b.len)
+			udfb_debug("%s: not recorded", path);
+		close(fd);
+	}
+	udfb_err_clear(&err);
+	udfb_buf_free(&b);
+}
+
 int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
 			const struct udfb_base *base, const char *manifest_digest, json_t *m, const char *mtext,
 			size_t mlen, long long *pushed_bytes, struct udfb_err *err)
@@ -81,8 +150,22 @@ int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udf
 		rc = !blobs[k].digest || !udfb_digest_valid(blobs[k].digest)
 			     ? udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s names a bad digest", manifest_digest)
 			     : blob_source(&blobs[k], &paths[k], st, base, err);
+	cleanup_free char *record = pushed_path(st, dest);
+	size_t known = rc == 0 ? mark_known(blobs, n, record) : 0;
 	if (rc == 0)
 		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, pushed_bytes, err);
+	if (rc < 0 && known) {
+		/* The registry may have lost a blob we remembered: ask for each. */
+		udfb_info("push to %s/%s failed with %zu blobs taken as present (%s): pushing again, asking for each",
+			  dest->host, dest->repo, known, err->msg);
+		udfb_err_clear(err);
+		unlink(record);
+		for (size_t k = 0; k < n; k++)
+			blobs[k].known = 0;
+		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, pushed_bytes, err);
+	}
+	if (rc == 0)
+		note_pushed(blobs, n, record);
 	for (size_t k = 0; k < max; k++)
 		free(paths[k]);
 	free(paths);

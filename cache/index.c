@@ -296,6 +296,13 @@ static int lock(struct udfb_index *ix, int *lfd, struct udfb_err *err)
 		pthread_mutex_unlock(&ix->mu);
 		return -1;
 	}
+	/* The header's counts are the truth: every writer saves them before it
+	 * unlocks.  Another handle on the same file (another build of this
+	 * process, another process) may have changed them since our last look;
+	 * counts kept per handle drifted low and let the table fill up. */
+	const struct header *h = (const struct header *)ix->map;
+	ix->live = h->live;
+	ix->dead = h->dead;
 	return 0;
 }
 
@@ -482,9 +489,17 @@ size_t udfb_index_scrub(struct udfb_index *ix)
 
 size_t udfb_index_count(struct udfb_index *ix)
 {
-	pthread_mutex_lock(&ix->mu);
-	size_t n = ix->live;
-	pthread_mutex_unlock(&ix->mu);
+	struct udfb_err err = UDFB_ERR_INIT;
+	int lfd;
+	if (lock(ix, &lfd, &err) < 0) { /* the count as this handle last saw it */
+		udfb_err_clear(&err);
+		pthread_mutex_lock(&ix->mu);
+		size_t n = ix->live;
+		pthread_mutex_unlock(&ix->mu);
+		return n;
+	}
+	size_t n = ix->live; /* lock() read it from the file's header */
+	unlock(ix, lfd);
 	return n;
 }
 

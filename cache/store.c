@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -52,6 +53,50 @@ static void remove_leftovers(const char *dir)
 	closedir(d);
 }
 
+/* The stores this process has already recovered, by gc.lock's inode:
+ * recovery reads every blob name and index slot, which grows with the
+ * store, so it is done at a process's first open, not at every build's. */
+static pthread_mutex_t recovered_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { dev_t dev; ino_t ino; } recovered[16];
+static size_t n_recovered;
+
+static int first_open(int fd)
+{
+	struct stat sb;
+	if (fstat(fd, &sb) < 0)
+		return 1;
+	pthread_mutex_lock(&recovered_mu);
+	int first = 1;
+	for (size_t k = 0; k < n_recovered && first; k++)
+		first = !(recovered[k].dev == sb.st_dev && recovered[k].ino == sb.st_ino);
+	pthread_mutex_unlock(&recovered_mu);
+	return first;
+}
+
+static void note_recovered(int fd)
+{
+	struct stat sb;
+	if (fstat(fd, &sb) < 0)
+		return;
+	pthread_mutex_lock(&recovered_mu);
+	if (n_recovered < sizeof(recovered) / sizeof(recovered[0]))
+		recovered[n_recovered].dev = sb.st_dev, recovered[n_recovered++].ino = sb.st_ino;
+	pthread_mutex_unlock(&recovered_mu);
+}
+
+/* After a crash, the default destination's journal may hold tags
+ * index.json does not list yet. */
+static void sync_images(const struct udfb_store *s)
+{
+	cleanup_free char *images = udfb_path_join(s->root, "images");
+	cleanup_free char *journal = udfb_path_join(images, ".udfb-tags");
+	struct stat sb;
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (stat(journal, &sb) == 0 && sb.st_size > 0 && udfb_oci_sync(images, &err) < 0)
+		udfb_warn("store %s: %s", s->root, err.msg);
+	udfb_err_clear(&err);
+}
+
 /* Every open store holds gc.lock shared; whoever gets it exclusive knows
  * nobody is writing, so temporary files are leftovers of a crash. */
 static int take_gc_lock(struct udfb_store *s, struct udfb_err *err)
@@ -60,13 +105,15 @@ static int take_gc_lock(struct udfb_store *s, struct udfb_err *err)
 	s->gc_lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (s->gc_lock < 0)
 		return udfb_err_sys(err, errno, "open %s", path);
-	if (flock(s->gc_lock, LOCK_EX | LOCK_NB) == 0) {
+	if (first_open(s->gc_lock) && flock(s->gc_lock, LOCK_EX | LOCK_NB) == 0) {
 		cleanup_free char *blobs = udfb_path_join(s->root, "blobs/sha256");
 		remove_leftovers(s->tmp);
 		remove_leftovers(blobs);
 		size_t torn = udfb_index_scrub(s->index);
 		if (torn)
 			udfb_warn("store %s: %zu index entries torn by a crash were dropped", s->root, torn);
+		sync_images(s);
+		note_recovered(s->gc_lock);
 	}
 	/* Converting the lock keeps it held throughout: no gc slips in. */
 	if (flock(s->gc_lock, LOCK_SH) < 0)

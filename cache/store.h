@@ -20,9 +20,10 @@ struct udfb_store {
 	int gc_lock; /* held shared while open: gc waits for open stores */
 };
 
-/* Creates the layout when missing.  When no other store handle is open
- * (here or in another process), removes leftovers of crashed writes and
- * torn index slots. */
+/* Creates the layout when missing.  At a process's first open of the
+ * store, when no other store handle is open (here or in another process),
+ * removes leftovers of crashed writes and torn index slots, and derives the
+ * default destination's index.json from its tag journal. */
 int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err);
 void udfb_store_close(struct udfb_store *s);
 /* The documented default: $UDFB_STORE, else /var/lib/udf-builder/store for

@@ -7,6 +7,7 @@
 #include "build.h"
 #include "cli.h"
 #include "jsonout.h"
+#include "ocilayout.h"
 #include "store.h"
 
 static void print_result(const struct udfb_build_result *r)
@@ -32,6 +33,11 @@ static int build(const struct udfb_cli_common *c, struct udfb_err *err)
 				     .salt = c->salt, .platform = c->platform, .fetch = &c->fetch, .packages = &c->packages };
 	struct udfb_build_result r;
 	int rc = udfb_build(&r, &req, &o, err);
+	/* A build is a batch of one: its tag goes into index.json now. */
+	if (rc == 0 && udfb_oci_sync_all(err) < 0) {
+		udfb_build_result_free(&r);
+		rc = -1;
+	}
 	udfb_request_free(&req);
 	free(store);
 	if (rc == 0) {

@@ -1,12 +1,16 @@
-/* udf-builder cache ls|stat|gc|verify [--store DIR]: look after the store. */
+/* udf-builder cache ls|stat|gc|verify|sync-tags [--store DIR]: look after
+ * the store (sync-tags: an OCI-layout destination's index.json). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "gc.h"
 #include "index.h"
+#include "ocilayout.h"
+#include "ref.h"
 #include "store.h"
 
 static void human(char *buf, size_t len, long long bytes)
@@ -105,23 +109,47 @@ static int cache_verify(struct udfb_store *st, struct udfb_err *err)
 	return problems ? 1 : 0;
 }
 
+/* Derive index.json from the tag journal now (docs/store.md): the
+ * store's images/ layout, or the one --dest names. */
+static int cache_sync_tags(struct udfb_store *st, const char *dest, struct udfb_err *err)
+{
+	struct udfb_ref r = { 0 };
+	if (dest && udfb_ref_parse(&r, dest, err) < 0)
+		return udfb_err_wrap(err, "--dest");
+	if (dest && r.kind != UDFB_REF_OCI) {
+		udfb_ref_free(&r);
+		return udfb_err_set(err, UDFB_E_INVALID, "--dest '%s': sync-tags needs an oci:DIR layout", dest);
+	}
+	char *dir = dest ? strdup(r.dir) : udfb_path_join(st->root, "images");
+	if (dest)
+		udfb_ref_free(&r);
+	int rc = udfb_oci_sync(dir, err);
+	if (rc == 0)
+		printf("%s/index.json is current\n", dir);
+	free(dir);
+	return rc;
+}
+
 int udfb_cmd_cache(int argc, char **argv)
 {
 	const char *sub = argc >= 2 ? argv[1] : "";
-	if (strcmp(sub, "ls") && strcmp(sub, "stat") && strcmp(sub, "gc") && strcmp(sub, "verify")) {
-		fprintf(stderr, "udf-builder: cache: expected ls, stat, gc or verify\n");
+	if (strcmp(sub, "ls") && strcmp(sub, "stat") && strcmp(sub, "gc") && strcmp(sub, "verify") &&
+	    strcmp(sub, "sync-tags")) {
+		fprintf(stderr, "udf-builder: cache: expected ls, stat, gc, verify or sync-tags\n");
 		return 2;
 	}
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, argc - 1, argv + 1, strcmp(sub, "gc") ? "store" : "store,max-bytes", 0, &err);
+	const char *flags = !strcmp(sub, "gc") ? "store,max-bytes" : !strcmp(sub, "sync-tags") ? "store,dest" : "store";
+	int rc = udfb_cli_parse(&c, argc - 1, argv + 1, flags, 0, &err);
 	char *dflt = rc == 0 && !c.store ? udfb_store_default_dir() : NULL;
 	struct udfb_store *st = NULL;
 	if (rc == 0)
 		rc = udfb_store_open(&st, c.store ? c.store : dflt, &err);
 	if (rc == 0)
 		rc = !strcmp(sub, "ls") ? cache_ls(st, &err) : !strcmp(sub, "stat") ? cache_stat(st, &err)
-		   : !strcmp(sub, "gc") ? cache_gc(st, c.max_bytes, &err) : cache_verify(st, &err);
+		   : !strcmp(sub, "gc") ? cache_gc(st, c.max_bytes, &err)
+		   : !strcmp(sub, "sync-tags") ? cache_sync_tags(st, c.dest, &err) : cache_verify(st, &err);
 	udfb_store_close(st);
 	free(dflt);
 	udfb_cli_free(&c);

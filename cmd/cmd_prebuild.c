@@ -13,6 +13,7 @@
 #include "batch.h"
 #include "cli.h"
 #include "jsonout.h"
+#include "ocilayout.h"
 #include "store.h"
 
 struct progress {
@@ -116,11 +117,17 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 		udfb_batch_keys(&b, &o, err);
 		dry_run(&b);
 	} else if (rc == 0) {
-		udfb_batch_run(&b, &o, jobs, on_done, &p);
+		/* index.json is derived at the end of the batch, and every
+		 * 10 s during a long one so readers see its progress. */
+		rc = udfb_oci_autosync_start(2000, 10000, err);
+		if (rc == 0)
+			udfb_batch_run(&b, &o, jobs, on_done, &p);
+		if (rc == 0)
+			rc = udfb_oci_autosync_stop(err);
 		double secs = now_s() - p.t0;
 		fprintf(stderr, "%zu requests: %zu cached, %zu built, %zu failed in %.1f s\n", p.total, p.hits, p.built,
 			p.failed, secs);
-		if (c->report)
+		if (rc == 0 && c->report)
 			rc = write_report(c->report, &b, &p, secs, err);
 		if (rc == 0 && p.failed)
 			rc = 1;

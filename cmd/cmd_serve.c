@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "grpc_server.h"
 #include "log.h"
+#include "ocilayout.h"
 #include "service.h"
 
 static const char serve_usage[] =
@@ -105,10 +106,17 @@ static int run(struct udfb_service *svc, const sigset_t *stop, struct udfb_err *
 	if (*cfg->admin_listen &&
 	    udfb_admin_start(&admin, cfg->admin_listen, udfb_service_metrics(svc), admin_ready, svc, err) < 0)
 		return -1;
+	/* An OCI-layout destination's index.json is derived 200 ms after the
+	 * last tag, at most 2 s after the first (docs/store.md). */
+	if (udfb_oci_autosync_start(200, 2000, err) < 0) {
+		udfb_admin_stop(admin);
+		return -1;
+	}
 	struct udfb_grpc_server *g = NULL;
 	int port = 0;
 	if (udfb_grpc_server_start(&g, svc, cfg->listen, &port, err) < 0) {
 		udfb_admin_stop(admin);
+		udfb_oci_autosync_stop(err);
 		return -1;
 	}
 	/* One line on stdout for whoever started us (tests ask for port 0). */
@@ -123,6 +131,10 @@ static int run(struct udfb_service *svc, const sigset_t *stop, struct udfb_err *
 	udfb_info("signal %d: stopping (grace %d ms)", sig, cfg->grace_ms);
 	udfb_grpc_server_shutdown(g, cfg->grace_ms);
 	udfb_admin_stop(admin);
+	struct udfb_err e = UDFB_ERR_INIT;
+	if (udfb_oci_autosync_stop(&e) < 0)
+		udfb_warn("tags: %s", e.msg);
+	udfb_err_clear(&e);
 	return 0;
 }
 

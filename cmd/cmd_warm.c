@@ -16,6 +16,7 @@
 #include "build.h"
 #include "cli.h"
 #include "jsonout.h"
+#include "ocilayout.h"
 #include "pep508.h"
 #include "buf.h"
 #include "request.h"
@@ -66,6 +67,10 @@ static int warm_one(const struct udfb_cli_common *c, char **reqs, size_t n, cons
 				     .salt = c->salt, .platform = c->platform, .fetch = &c->fetch, .packages = &c->packages };
 	struct udfb_build_result r;
 	int rc = udfb_build_warm(&r, reqs, n, c->runtime, &o, err);
+	if (rc == 0 && udfb_oci_sync_all(err) < 0) {
+		udfb_build_result_free(&r);
+		rc = -1;
+	}
 	if (rc == 0) {
 		json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:O,s:b,s:i}", "key", r.key, "manifest_digest", r.manifest_digest, "image",
 				      r.image, "layers", r.layers, "cached", r.cached, "installed", (int)r.package_installs));

@@ -812,6 +812,28 @@ static void handle_health(struct call *c)
 
 /* ---- the completion queue ---- */
 
+/* ALTER, DROP and SHOW WORKERS write the store (fsync) or, on Kubernetes,
+ * ask the API server: on a call-worker thread, never a completion queue's. */
+static void statement_job(void *arg)
+{
+	struct call *c = arg;
+	if (c->method == M_ALTER_WORKER)
+		handle_alter_worker(c);
+	else if (c->method == M_DROP_WORKER)
+		handle_drop_worker(c);
+	else
+		handle_list_workers(c);
+}
+
+static void run_statement(struct call *c)
+{
+	if (udfb_pool_submit(c->g->workers, statement_job, c) < 0) {
+		struct udfb_err err = UDFB_ERR_INIT;
+		udfb_err_set(&err, UDFB_E_UNAVAILABLE, "the service is shutting down");
+		reply_err(c, &err);
+	}
+}
+
 static void on_new_call(struct call *c, int success)
 {
 	struct udfb_grpc_server *g = c->g;
@@ -837,9 +859,9 @@ static void on_new_call(struct call *c, int success)
 	case M_HEALTH: handle_health(c); break;
 	case M_APPLY_RESOURCE: handle_apply_resource(c); break;
 	case M_CREATE_WORKER: handle_create_worker(c); break;
-	case M_ALTER_WORKER: handle_alter_worker(c); break;
-	case M_DROP_WORKER: handle_drop_worker(c); break;
-	case M_LIST_WORKERS: handle_list_workers(c); break;
+	case M_ALTER_WORKER:
+	case M_DROP_WORKER:
+	case M_LIST_WORKERS: run_statement(c); break;
 	default: handle_unknown(c); break;
 	}
 }

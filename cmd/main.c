@@ -21,6 +21,7 @@ static const char usage[] =
 	"  cache ls|stat [--store DIR]                   the store's entries (sizes, ages, hits), its totals\n"
 	"  cache gc [--max-bytes N] [--store DIR]        evict least recently used entries, sweep blobs\n"
 	"  cache verify [--store DIR]                    re-hash the store and check its entries\n"
+	"  cache sync-tags [--dest oci:DIR] [--store DIR]  write index.json from the tag journal now\n"
 	"  serve [--listen ADDR] [--base-image RT=REF]...  the ApplyUdfResource gRPC service (serve --help)\n"
 	"  version                                       print the version\n"
 	"\n"

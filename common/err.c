@@ -99,6 +99,7 @@ static const struct {
 	[UDFB_E_INTERNAL] = { "internal", 13 /* INTERNAL */, 1 },
 	[UDFB_E_DENIED] = { "denied", 7 /* PERMISSION_DENIED */, 1 },
 	[UDFB_E_EXISTS] = { "exists", 6 /* ALREADY_EXISTS */, 1 },
+	[UDFB_E_PRECONDITION] = { "precondition", 9 /* FAILED_PRECONDITION */, 1 },
 };
 
 const char *udfb_errcat_name(enum udfb_errcat cat)

@@ -21,6 +21,7 @@ enum udfb_errcat {
 	UDFB_E_INTERNAL,    /* a bug, a corrupt store, a failed syscall */
 	UDFB_E_DENIED,      /* the caller may not do this (its identity is known; another tenant's worker) */
 	UDFB_E_EXISTS,      /* it exists already: a worker with another script */
+	UDFB_E_PRECONDITION, /* not in a state that allows it: a suspended worker */
 };
 
 struct udfb_err {

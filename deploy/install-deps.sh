@@ -6,7 +6,7 @@
 set -eu
 
 build="build-essential pkg-config libmicrohttpd-dev libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
-libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates libxml2-dev libdeflate-dev"
+libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates libxml2-dev libdeflate-dev libyaml-dev"
 # Independent checkers and peers: umoci, skopeo, buildah, docker-registry
 # (apache2-utils' htpasswd and openssl make its test credentials and keys);
 # mmdebstrap builds the Python base image; runsc (gVisor) and runc run
@@ -19,7 +19,7 @@ test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry apach
 python3 python3-grpcio python3-protobuf curl hyperfine
 python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl"
 
-run="$build libxml2 libdeflate0 mmdebstrap umoci skopeo runc runsc"
+run="$build libxml2 libdeflate0 libyaml-0-2 mmdebstrap umoci skopeo runc runsc"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -169,8 +169,11 @@ int udfb_oci_read_image(struct udfb_image *out, const char *dir, const char *tag
 	json_t *index = load_json(index_path, text, len, err);
 	if (!index)
 		return -1;
-	json_t *desc = pick_descriptor(index, tag, NULL, dir, err);
+	/* A tag written since index.json was last derived is in the journal. */
+	json_t *pending = tag ? udfb_oci_journal_descriptor(dir, tag) : NULL;
+	json_t *desc = pending ? pending : pick_descriptor(index, tag, NULL, dir, err);
 	int rc = desc ? resolve_manifest(out, dir, desc, platform, err) : -1;
+	json_decref(pending);
 	json_decref(index);
 	if (rc == 0)
 		rc = read_config(out, dir, err);
@@ -203,44 +206,4 @@ int udfb_oci_put_blob(const char *dir, const char *src, const char *digest, stru
 {
 	cleanup_free char *dst = udfb_oci_blob_path(dir, digest);
 	return udfb_link_or_copy(src, dst, err);
-}
-
-static json_t *updated_index(json_t *index, const char *digest, long long size, const char *media_type, const char *tag)
-{
-	json_t *ms = json_object_get(index, "manifests");
-	if (!json_is_array(ms)) {
-		ms = json_array();
-		json_object_set_new(index, "manifests", ms);
-	}
-	for (size_t k = json_array_size(ms); k-- > 0;) {
-		const char *name = json_string_value(json_object_get(json_object_get(json_array_get(ms, k), "annotations"), REF_NAME));
-		if (name && strcmp(name, tag) == 0)
-			json_array_remove(ms, k);
-	}
-	json_array_append_new(ms, udfb_json_must(json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", media_type, "digest", digest, "size",
-					    (json_int_t)size, "annotations", REF_NAME, tag)));
-	return index;
-}
-
-int udfb_oci_tag(const char *dir, const char *digest, long long size, const char *media_type, const char *tag,
-		 struct udfb_err *err)
-{
-	cleanup_free char *lock_path = udfb_path_join(dir, ".index.lock");
-	cleanup_close int lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (lock < 0 || flock(lock, LOCK_EX) < 0)
-		return udfb_err_sys(err, errno, "lock %s", lock_path);
-	cleanup_free char *index_path = udfb_path_join(dir, "index.json");
-	cleanup_free char *text = NULL;
-	size_t len = 0;
-	if (udfb_read_file(&text, &len, index_path, INDEX_MAX_BYTES, err) < 0)
-		return -1;
-	json_t *index = load_json(index_path, text, len, err);
-	if (!index)
-		return -1;
-	updated_index(index, digest, size, media_type, tag);
-	char *out = udfb_json_dumps_must(index, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(index);
-	int rc = udfb_write_file_atomic(index_path, out, strlen(out), err);
-	free(out);
-	return rc;
 }

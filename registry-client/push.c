@@ -41,7 +41,7 @@ static int mountable(const struct push *p, const struct udfb_push_blob *b)
 
 static int push_blob(struct push *p, const struct udfb_push_blob *b, struct udfb_err *err)
 {
-	int have = reg_blob_exists(p->r, p->repo, b->digest, p->scope, err);
+	int have = b->known ? 1 : reg_blob_exists(p->r, p->repo, b->digest, p->scope, err);
 	if (have != 0) {
 		if (have > 0)
 			count(p, &p->stats->present, 0);

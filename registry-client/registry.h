@@ -78,6 +78,7 @@ struct udfb_push_blob {
 	const char *path;            /* a local file holding it, or NULL */
 	struct udfb_registry *from;  /* else the registry and repository to */
 	const char *from_repo;       /* read it from (mounted when from == r) */
+	int known;                   /* the caller knows the repository has it: no HEAD */
 };
 
 struct udfb_push_stats {

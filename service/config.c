@@ -315,6 +315,12 @@ static int file_value(struct udfb_config *c, const char *key, json_t *v, struct 
 	}
 	if (strcmp(key, "tls_client_tenants") == 0)
 		return file_client_tenants(c, v, err);
+	if (strcmp(key, "worker_sizes") == 0 && json_is_object(v)) {
+		/* Checked by the service (workers.c), which owns the defaults. */
+		json_decref(c->worker_sizes);
+		c->worker_sizes = json_incref(v);
+		return 0;
+	}
 	if (strcmp(key, "token_secrets") == 0 && json_is_array(v)) {
 		size_t k;
 		json_t *s;
@@ -493,5 +499,6 @@ void udfb_config_free(struct udfb_config *c)
 	udfb_pkg_opts_free(&c->packages);
 	json_decref(c->scheduler_opts);
 	json_decref(c->tls_client_tenants);
+	json_decref(c->worker_sizes);
 	memset(c, 0, sizeof(*c));
 }

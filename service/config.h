@@ -74,6 +74,9 @@ struct udfb_config {
 	 * which tenants each caller may act for (NULL: any). */
 	char *tls_cert, *tls_key, *tls_client_ca;
 	json_t *tls_client_tenants;
+	/* "worker_sizes": {"small": {"cpu_millis": 500, "memory_mb": 512}, ...}
+	 * replacing the built-in table (workers.c); NULL: the built-in one. */
+	json_t *worker_sizes;
 };
 
 void udfb_config_defaults(struct udfb_config *c);

@@ -16,6 +16,7 @@ struct udfb_flight {
 	char *tenant, *key;
 	enum udfb_flight_state state;
 	char *endpoint; /* READY; its token is minted per answer */
+	char *image, *handler; /* READY: what the sandbox runs (a worker's RESUME starts it again) */
 	struct udfb_err err; /* FAILED */
 	long long failed_at_ms;
 	long long started_at_ms;

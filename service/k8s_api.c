@@ -1,5 +1,5 @@
 /* The `kubernetes` scheduler's API client on libcurl: credentials (the
- * in-cluster service account, a JSON kubeconfig, or api_server/token_file),
+ * in-cluster service account, a kubeconfig in YAML or JSON, or api_server/token_file),
  * one request at a time, Status messages turned into one-line errors.  The
  * bearer token is never logged nor put in an error. */
 #include <curl/curl.h>
@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "jsonout.h"
 #include "k8s.h"
+#include "yaml_json.h"
 
 #define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -79,13 +81,24 @@ static json_t *named(json_t *arr, const char *name, const char *field)
 	return NULL;
 }
 
-/* The current context of a kubeconfig in JSON (kubectl config view --raw -o json). */
+#define KUBECONFIG_MAX (4 << 20)
+
+/* The current context of a kubeconfig: YAML as kubectl writes it, or JSON
+ * (kubectl config view --raw -o json), read with libyaml. */
 static int load_kubeconfig(struct k8s_api *a, const char *path, struct udfb_err *err)
 {
-	json_error_t je;
-	json_t *kc = json_load_file(path, 0, &je);
-	if (!kc)
-		return udfb_err_set(err, UDFB_E_INVALID, "kubernetes: kubeconfig '%s': %s (line %d); only JSON kubeconfigs are read (kubectl config view --raw -o json)", path, je.text, je.line);
+	char *text = NULL, *what = NULL;
+	size_t len = 0;
+	if (udfb_read_file(&text, &len, path, KUBECONFIG_MAX, err) < 0)
+		return udfb_err_wrap(err, "kubernetes: kubeconfig");
+	if (asprintf(&what, "kubernetes: kubeconfig '%s'", path) < 0)
+		abort();
+	json_t *kc = NULL;
+	int parsed = udfb_yaml_to_json(text, len, what, &kc, err);
+	free(text);
+	free(what);
+	if (parsed < 0)
+		return -1;
 	int rc = -1;
 	const char *cur = json_string_value(json_object_get(kc, "current-context"));
 	json_t *ctx = cur ? named(json_object_get(kc, "contexts"), cur, "context") : NULL;
@@ -272,6 +285,8 @@ int k8s_apply(struct k8s_api *a, json_t *obj, struct udfb_err *err)
 		r = asprintf(&path, "/apis/apps/v1/namespaces/%s/deployments/%s?%s", ns, name, q);
 	else if (strcmp(kind, "Service") == 0)
 		r = asprintf(&path, "/api/v1/namespaces/%s/services/%s?%s", ns, name, q);
+	else if (strcmp(kind, "ConfigMap") == 0)
+		r = asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s?%s", ns, name, q);
 	else
 		r = asprintf(&path, "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s?%s", ns, name, q);
 	if (r < 0 || asprintf(&what, "apply %s", kind) < 0)

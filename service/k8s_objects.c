@@ -183,6 +183,13 @@ json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, 
 				req->auth_keys ? req->auth_keys : ""));
 	for (size_t i = 0; i < req->n_env; i++)
 		json_array_append_new(env, udfb_json_must(json_pack("{s:s,s:s}", "name", req->env[i].name, "value", req->env[i].value)));
+	/* A worker's size: requests = limits (a resource class, as sized). */
+	char cpu[32], mem[32];
+	snprintf(cpu, sizeof(cpu), "%ldm", req->cpu_millis);
+	snprintf(mem, sizeof(mem), "%lldMi", req->memory_bytes >> 20);
+	const char *cpu_req = req->cpu_millis > 0 ? cpu : o->cpu_request, *cpu_lim = req->cpu_millis > 0 ? cpu : o->cpu_limit;
+	const char *mem_req = req->memory_bytes > 0 ? mem : o->memory_request;
+	const char *mem_lim = req->memory_bytes > 0 ? mem : o->memory_limit;
 	json_t *container = udfb_json_must(json_pack(
 		"{s:s,s:s,s:s,s:[{s:s,s:i,s:s}],s:o,"
 		"s:{s:{s:s,s:s},s:{s:s,s:s}},"
@@ -190,8 +197,8 @@ json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, 
 		"s:{s:{s:s,s:i},s:i,s:i},"
 		"s:[{s:s,s:s}]}",
 		"name", "udf", "image", image, "imagePullPolicy", "IfNotPresent", "ports", "name", "flight", "containerPort", 8815,
-		"protocol", "TCP", "env", env, "resources", "requests", "cpu", o->cpu_request, "memory", o->memory_request, "limits",
-		"cpu", o->cpu_limit, "memory", o->memory_limit, "securityContext", "runAsNonRoot", 1, "readOnlyRootFilesystem", 1,
+		"protocol", "TCP", "env", env, "resources", "requests", "cpu", cpu_req, "memory", mem_req, "limits",
+		"cpu", cpu_lim, "memory", mem_lim, "securityContext", "runAsNonRoot", 1, "readOnlyRootFilesystem", 1,
 		"allowPrivilegeEscalation", 0, "capabilities", "drop", "ALL", "seccompProfile", "type", "RuntimeDefault",
 		"readinessProbe", "httpGet", "path", "/health", "port", 8080, "periodSeconds", 2, "failureThreshold", 3,
 		"volumeMounts", "name", "tmp", "mountPath", "/tmp"));

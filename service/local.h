@@ -61,6 +61,7 @@ struct udfb_sandbox_rec {
 	int adopted;               /* left running by an earlier process (not our child) */
 	int busy;                  /* threads holding the pointer without the lock */
 	int stats_failures;
+	int held;                  /* a worker's auto_suspend governs its idleness, not idle_ms */
 	long long started_wall_ms, touched_wall_ms;
 	long long changed_ms; /* monotonic: last change of state */
 };

@@ -127,7 +127,8 @@ static int write_config(struct udfb_local *L, const struct udfb_sandbox_rec *sb,
 	struct udfb_spec_opts so = {
 		.rootfs = rootfs, .hostname = hostname, .image_config = im->config,
 		.env = (const char *const *)env, .n_env = n_env, .cgroups = L->cgroups, .cgroups_path = cgpath,
-		.memory_bytes = L->o.memory, .cpu_millis = L->o.cpu_millis, .pids = L->o.pids,
+		.memory_bytes = req->memory_bytes > 0 ? req->memory_bytes : L->o.memory,
+		.cpu_millis = req->cpu_millis > 0 ? req->cpu_millis : L->o.cpu_millis, .pids = L->o.pids,
 		.nofile = L->o.nofile, .nproc = L->o.nproc, .fsize = L->o.log_max, .tmp_bytes = L->o.tmp_size,
 		.seccomp = L->o.seccomp,
 	};

@@ -78,7 +78,13 @@ struct udfb_metrics {
 	atomic_ullong rpc[UDFB_RPCS][GRPC_CODES];
 	atomic_ullong client_version[4][2];
 	atomic_ullong import_requests;
+	atomic_int workers_backend; /* index into backend_names */
+	atomic_llong workers[2];    /* active, suspended */
 };
+
+/* The backends a worker gauge can name: fixed, so no text of a caller's. */
+static const char *const backend_names[] = { "local", "kubernetes", "template", "other" };
+#define N_BACKENDS (sizeof(backend_names) / sizeof(backend_names[0]))
 
 static const char *const rpc_names[UDFB_RPCS] = { "ApplyUdfResource", "ApplyResource", "CreateWorker",
 						  "AlterWorker",      "DropWorker",    "ListWorkers",
@@ -219,6 +225,18 @@ void udfb_metrics_sandboxes(struct udfb_metrics *m, const char *state, long long
 		}
 }
 
+void udfb_metrics_workers(struct udfb_metrics *m, const char *backend, long long active, long long suspended)
+{
+	assert(m && backend);
+	int b = (int)N_BACKENDS - 1;
+	for (int i = 0; i < (int)N_BACKENDS - 1; i++)
+		if (strcmp(backend, backend_names[i]) == 0)
+			b = i;
+	atomic_store_explicit(&m->workers_backend, b, memory_order_relaxed);
+	atomic_store_explicit(&m->workers[0], active, memory_order_relaxed);
+	atomic_store_explicit(&m->workers[1], suspended, memory_order_relaxed);
+}
+
 /* ---- rendering ---- */
 
 static unsigned long long get(atomic_ullong *c)
@@ -306,6 +324,10 @@ static int render_io(struct udfb_buf *out, struct udfb_metrics *m)
 	for (int i = 0; i < SB_STATES; i++)
 		rc |= udfb_buf_printf(out, "udfb_sandboxes{state=\"%s\"} %lld\n", sandbox_state_names[i],
 				      get_signed(&m->sandboxes[i]));
+	rc |= head(out, "udfb_workers", "gauge", "Workers (Databend's WORKER statements, UDF workers) by state and backend.");
+	const char *b = backend_names[atomic_load_explicit(&m->workers_backend, memory_order_relaxed)];
+	rc |= udfb_buf_printf(out, "udfb_workers{backend=\"%s\",state=\"active\"} %lld\n", b, get_signed(&m->workers[0]));
+	rc |= udfb_buf_printf(out, "udfb_workers{backend=\"%s\",state=\"suspended\"} %lld\n", b, get_signed(&m->workers[1]));
 	return rc;
 }
 

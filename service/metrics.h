@@ -24,6 +24,9 @@ void udfb_metrics_bytes_pushed(struct udfb_metrics *m, long long n);
 void udfb_metrics_wheels_installed(struct udfb_metrics *m, long n);
 /* Gauge of sandboxes per state: "starting", "ready", "failed", "stopped". */
 void udfb_metrics_sandboxes(struct udfb_metrics *m, const char *state, long long count);
+/* Gauge of workers by state for the service's backend ("local",
+ * "kubernetes", "template"; any other counts as "other"). */
+void udfb_metrics_workers(struct udfb_metrics *m, const char *backend, long long active, long long suspended);
 
 /* Calls by RPC: the names are a fixed table (UDFB_RPC_*); anything else is
  * counted as "unimplemented". */

@@ -19,6 +19,11 @@ struct udfb_sandbox_req {
 	const char *auth_keys; /* UDF_AUTH_KEYS: the sandbox keys tokens are checked with, one per secret, comma-separated */
 	const struct udfb_env_var *env; /* operator-bound variables */
 	size_t n_env;
+	/* A worker's size (docs/configuration.md, worker_sizes); 0: the
+	 * backend's own limits.  A change restarts the sandbox. */
+	long long memory_bytes;
+	long cpu_millis;
+	int replicas; /* a worker's min_cluster_count (Kubernetes); 0: one */
 };
 
 struct udfb_sandbox {
@@ -33,6 +38,9 @@ struct udfb_scheduler_ops {
 	/* The endpoint the sandbox for (tenant, key) will have (accepted mode). */
 	int (*predict)(void *impl, const char *tenant, const char *key, char **endpoint, struct udfb_err *err);
 	int (*stop)(void *impl, const char *tenant, const char *key, struct udfb_err *err);
+	/* Optional (NULL: stop).  A suspended worker's sandbox: kept, not
+	 * running (Kubernetes: scaled to zero replicas); ensure() starts it. */
+	int (*suspend)(void *impl, const char *tenant, const char *key, struct udfb_err *err);
 	/* [{tenant, key, endpoint, state}] */
 	int (*list)(void *impl, json_t **out, struct udfb_err *err);
 	/* Stop sandboxes idle longer than idle_ms; returns how many. */
@@ -43,7 +51,19 @@ struct udfb_scheduler_ops {
 	 * ensure() again instead of answering from memory.  Called on every
 	 * call answered from memory, so it must not block. */
 	int (*alive)(void *impl, const char *tenant, const char *key);
+	/* Optional: milliseconds since the sandbox for (tenant, key) last
+	 * served a call (-1: not running or unknown).  May block briefly. */
+	long long (*idle_for)(void *impl, const char *tenant, const char *key);
+	/* Optional: held sandboxes are left alone by the backend's idle reaper
+	 * (a worker's auto_suspend decides instead). */
+	void (*hold)(void *impl, const char *tenant, const char *key, int held);
 	void (*destroy)(void *impl);
+	/* Optional: a worker registry the backend keeps where every replica
+	 * sees it (Kubernetes: one ConfigMap per worker).  load: tenant NULL
+	 * for all; *out [{tenant, worker}] with worker as workers.c stores it. */
+	int (*registry_load)(void *impl, const char *tenant, json_t **out, struct udfb_err *err);
+	int (*registry_put)(void *impl, const char *tenant, json_t *worker, struct udfb_err *err);
+	int (*registry_del)(void *impl, const char *tenant, const char *name, struct udfb_err *err);
 };
 
 struct udfb_scheduler {

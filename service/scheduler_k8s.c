@@ -22,6 +22,7 @@ struct k8s_sb {
 	char *endpoint;
 	long last_used_ms;
 	int scaled_down;
+	int held; /* a worker's auto_suspend decides, not idle_ms */
 	json_t *deployment; /* the applied Deployment, for scaling */
 };
 
@@ -119,7 +120,7 @@ static int k8s_ensure(void *impl, const struct udfb_sandbox_req *req, struct udf
 		return -1;
 	}
 	objs[0] = k8s_namespace_obj(&n);
-	objs[1] = k8s_deployment_obj(&k->o, &n, req, image, 1);
+	objs[1] = k8s_deployment_obj(&k->o, &n, req, image, req->replicas > 0 ? req->replicas : 1);
 	objs[2] = k8s_service_obj(&n);
 	objs[3] = k8s_netpol_obj(&k->o, &n);
 	for (int i = 0; i < 4; i++)
@@ -191,6 +192,141 @@ static int k8s_stop(void *impl, const char *tenant, const char *key, struct udfb
 	return rc;
 }
 
+/* ---- the worker registry: one ConfigMap per worker ----
+ * In the tenant's namespace, named udfw-<first 16 hex of sha256(name)>,
+ * labelled udf-builder/worker=true; data.worker holds the record (JSON).
+ * Every replica reads the same: the cluster is the record. */
+
+#define WORKER_LABEL "udf-builder/worker"
+
+static char *worker_cm_name(const char *name)
+{
+	struct udfb_sha256 *h = udfb_sha256_new();
+	udfb_sha256_update(h, name, strlen(name));
+	char d[UDFB_DIGEST_LEN + 1];
+	udfb_sha256_final(h, d);
+	char *out = NULL;
+	if (asprintf(&out, "udfw-%.16s", udfb_digest_hex(d)) < 0)
+		abort();
+	return out;
+}
+
+static int k8s_registry_put(void *impl, const char *tenant, json_t *worker, struct udfb_err *err)
+{
+	struct k8s *k = impl;
+	const char *name = json_string_value(json_object_get(worker, "name"));
+	char *label = udfb_tenant_label(tenant), *ns = NULL, *cm = worker_cm_name(name);
+	if (asprintf(&ns, "udf-%s", label) < 0)
+		abort();
+	char *text = json_dumps(worker, JSON_SORT_KEYS | JSON_COMPACT);
+	struct k8s_names n = { .label = label, .ns = ns };
+	json_t *nsobj = k8s_namespace_obj(&n);
+	json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s},s:{s:s}},s:{s:s}}", "apiVersion", "v1", "kind",
+				"ConfigMap", "metadata", "name", cm, "namespace", ns, "labels", "app.kubernetes.io/managed-by",
+				"udf-builder", WORKER_LABEL, "true", "udf-builder/tenant", label, "annotations",
+				"udf-builder/tenant", tenant, "data", "worker", text);
+	int rc = k8s_apply(&k->api, nsobj, err);
+	if (rc == 0)
+		rc = k8s_apply(&k->api, obj, err);
+	json_decref(nsobj);
+	json_decref(obj);
+	free(text);
+	free(label);
+	free(ns);
+	free(cm);
+	return rc;
+}
+
+static int k8s_registry_del(void *impl, const char *tenant, const char *name, struct udfb_err *err)
+{
+	struct k8s *k = impl;
+	char *label = udfb_tenant_label(tenant), *cm = worker_cm_name(name), *path = NULL, *ns = NULL;
+	if (asprintf(&ns, "udf-%s", label) < 0 || asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s", ns, cm) < 0)
+		abort();
+	int rc = k8s_api_call(&k->api, "DELETE", path, NULL, NULL, "delete ConfigMap", ns, cm, err);
+	if (rc < 0 && err->msg && strstr(err->msg, "HTTP 404")) { /* gone already: another replica dropped it */
+		udfb_err_clear(err);
+		rc = 0;
+	}
+	free(label);
+	free(cm);
+	free(path);
+	free(ns);
+	return rc;
+}
+
+static int k8s_registry_load(void *impl, const char *tenant, json_t **out, struct udfb_err *err)
+{
+	struct k8s *k = impl;
+	*out = NULL;
+	char *path = NULL, *label = tenant ? udfb_tenant_label(tenant) : NULL;
+	if ((tenant ? asprintf(&path, "/api/v1/namespaces/udf-%s/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue", label)
+		    : asprintf(&path, "/api/v1/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue")) < 0)
+		abort();
+	json_t *list = NULL;
+	int rc = k8s_api_call(&k->api, "GET", path, NULL, &list, "list ConfigMaps", tenant ? label : "-", "workers", err);
+	free(path);
+	free(label);
+	if (rc < 0)
+		return -1;
+	*out = json_array();
+	size_t i;
+	json_t *cm;
+	json_array_foreach(json_object_get(list, "items"), i, cm) {
+		json_t *meta = json_object_get(cm, "metadata");
+		const char *t = json_string_value(json_object_get(json_object_get(meta, "annotations"), "udf-builder/tenant"));
+		const char *text = json_string_value(json_object_get(json_object_get(cm, "data"), "worker"));
+		json_t *w = text ? json_loads(text, 0, NULL) : NULL;
+		if (t && json_is_object(w) && (!tenant || strcmp(t, tenant) == 0))
+			json_array_append_new(*out, json_pack("{s:s,s:o}", "tenant", t, "worker", w));
+		else
+			json_decref(w);
+	}
+	json_decref(list);
+	return 0;
+}
+
+/* A suspended worker: its Deployment applied with zero replicas; the
+ * Service and NetworkPolicy stay, so RESUME (ensure) keeps the endpoint. */
+static int k8s_suspend(void *impl, const char *tenant, const char *key, struct udfb_err *err)
+{
+	struct k8s *k = impl;
+	char *id = sb_id(tenant, key);
+	pthread_mutex_lock(&k->mu);
+	struct k8s_sb *sb = sb_get(k, id);
+	json_t *d = sb && sb->deployment ? json_deep_copy(sb->deployment) : NULL;
+	if (sb)
+		sb->scaled_down = 1;
+	pthread_mutex_unlock(&k->mu);
+	free(id);
+	if (!d) {
+		/* Started by another replica: the cluster's Deployment, scaled. */
+		struct k8s_names n;
+		if (k8s_names_for(&n, tenant, key, err) < 0)
+			return -1;
+		char *path = NULL;
+		if (asprintf(&path, "/apis/apps/v1/namespaces/%s/deployments/%s", n.ns, n.name) < 0)
+			abort();
+		json_t *got = NULL;
+		int rc = k8s_api_call(&k->api, "GET", path, NULL, &got, "get Deployment", n.ns, n.name, err);
+		free(path);
+		k8s_names_free(&n);
+		if (rc < 0)
+			return err->msg && strstr(err->msg, "HTTP 404") ? (udfb_err_clear(err), 0) : -1;
+		json_t *meta = json_object_get(got, "metadata");
+		d = json_pack("{s:s,s:s,s:{s:O,s:O,s:O*},s:O}", "apiVersion", "apps/v1", "kind", "Deployment", "metadata",
+			      "name", json_object_get(meta, "name"), "namespace", json_object_get(meta, "namespace"),
+			      "labels", json_object_get(meta, "labels"), "spec", json_object_get(got, "spec"));
+		json_decref(got);
+		if (!d)
+			return udfb_err_set(err, UDFB_E_INTERNAL, "kubernetes: a Deployment without name or spec");
+	}
+	json_object_set_new(json_object_get(d, "spec"), "replicas", json_integer(0));
+	int rc = k8s_apply(&k->api, d, err);
+	json_decref(d);
+	return rc;
+}
+
 static int k8s_list(void *impl, json_t **out, struct udfb_err *err)
 {
 	(void)err;
@@ -225,7 +361,7 @@ static int k8s_reap_idle(void *impl, long idle_ms, struct udfb_err *err)
 	json_t *v;
 	json_object_foreach(k->sandboxes, id, v) {
 		struct k8s_sb *sb = (struct k8s_sb *)(uintptr_t)json_integer_value(v);
-		if (!sb->scaled_down && sb->deployment && now - sb->last_used_ms > idle_ms) {
+		if (!sb->scaled_down && !sb->held && sb->deployment && now - sb->last_used_ms > idle_ms) {
 			json_t *d = json_deep_copy(sb->deployment);
 			json_object_set_new(json_object_get(d, "spec"), "replicas", json_integer(0));
 			json_array_append_new(todo, udfb_json_must(json_pack("{s:s,s:o}", "id", id, "obj", d)));
@@ -298,6 +434,32 @@ static int k8s_alive(void *impl, const char *tenant, const char *key)
 	return alive;
 }
 
+/* Idleness as this replica sees it: the last time it handed the endpoint
+ * out (Databend asks before every query that uses the UDF). */
+static long long k8s_idle_for(void *impl, const char *tenant, const char *key)
+{
+	struct k8s *k = impl;
+	char *id = sb_id(tenant, key);
+	pthread_mutex_lock(&k->mu);
+	struct k8s_sb *sb = sb_get(k, id);
+	long long idle = sb && !sb->scaled_down ? now_ms() - sb->last_used_ms : -1;
+	pthread_mutex_unlock(&k->mu);
+	free(id);
+	return idle;
+}
+
+static void k8s_hold(void *impl, const char *tenant, const char *key, int held)
+{
+	struct k8s *k = impl;
+	char *id = sb_id(tenant, key);
+	pthread_mutex_lock(&k->mu);
+	struct k8s_sb *sb = sb_get(k, id);
+	if (sb)
+		sb->held = held;
+	pthread_mutex_unlock(&k->mu);
+	free(id);
+}
+
 static void k8s_destroy(void *impl)
 {
 	struct k8s *k = impl;
@@ -321,6 +483,12 @@ static void k8s_destroy(void *impl)
 
 static const struct udfb_scheduler_ops k8s_ops = {
 	.name = "kubernetes",
+	.suspend = k8s_suspend,
+	.idle_for = k8s_idle_for,
+	.hold = k8s_hold,
+	.registry_load = k8s_registry_load,
+	.registry_put = k8s_registry_put,
+	.registry_del = k8s_registry_del,
 	.ensure = k8s_ensure,
 	.predict = k8s_predict,
 	.stop = k8s_stop,

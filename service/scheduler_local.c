@@ -28,6 +28,7 @@
 #include "local.h"
 #include "log.h"
 #include "netns.h"
+#include "prefetch.h"
 #include "probe.h"
 #include "runtime_spec.h"
 
@@ -240,8 +241,10 @@ static void spec_hash(char out[UDFB_DIGEST_LEN + 1], const struct udfb_sandbox_r
 {
 	struct udfb_sha256 *h = udfb_sha256_new();
 	const char *at = strrchr(req->image, '@');
-	const char *parts[] = { at ? at + 1 : req->image, req->auth_keys ? req->auth_keys : "" };
-	for (int k = 0; k < 2; k++)
+	char size[64];
+	snprintf(size, sizeof(size), "%lld/%ld", req->memory_bytes, req->cpu_millis);
+	const char *parts[] = { at ? at + 1 : req->image, req->auth_keys ? req->auth_keys : "", size };
+	for (int k = 0; k < 3; k++)
 		udfb_sha256_update(h, parts[k], strlen(parts[k]) + 1);
 	for (size_t k = 0; k < req->n_env; k++) {
 		udfb_sha256_update(h, req->env[k].name, strlen(req->env[k].name) + 1);
@@ -493,7 +496,7 @@ static enum verdict judge(struct udfb_local *L, struct udfb_sandbox_rec *sb, lon
 	sb->stats_failures = 0;
 	if (sb->touched_wall_ms > last)
 		last = sb->touched_wall_ms;
-	return udfb_local_wall_ms() - last > idle_ms ? IDLE : KEEP;
+	return !sb->held && udfb_local_wall_ms() - last > idle_ms ? IDLE : KEEP;
 }
 
 static void stop_judged(struct udfb_local *L, struct udfb_sandbox_rec *sb, enum verdict v, long idle_ms)
@@ -532,6 +535,35 @@ static int reap_pass(struct udfb_local *L, long idle_ms)
 	return stopped;
 }
 
+/* For a worker's auto_suspend: how long the ready sandbox has been idle. */
+static long long local_idle_for(void *impl, const char *tenant, const char *key)
+{
+	struct udfb_local *L = impl;
+	pthread_mutex_lock(&L->mu);
+	struct udfb_sandbox_rec *sb = find(L, tenant, key);
+	long long idle = -1;
+	if (sb && sb->state == SB_READY) {
+		int port = sb->status_port;
+		sb->busy++;
+		pthread_mutex_unlock(&L->mu);
+		long long last = last_activity(L, sb, port);
+		pthread_mutex_lock(&L->mu);
+		sb->busy--;
+		if (last >= 0 && sb->state == SB_READY)
+			idle = udfb_local_wall_ms() - (sb->touched_wall_ms > last ? sb->touched_wall_ms : last);
+	}
+	pthread_mutex_unlock(&L->mu);
+	return idle;
+}
+
+static void local_hold(void *impl, const char *tenant, const char *key, int held)
+{
+	struct udfb_local *L = impl;
+	pthread_mutex_lock(&L->mu);
+	find_or_add(L, tenant, key)->held = held;
+	pthread_mutex_unlock(&L->mu);
+}
+
 static int local_reap_idle(void *impl, long idle_ms, struct udfb_err *err)
 {
 	(void)err;
@@ -560,7 +592,7 @@ static void *reaper_main(void *arg)
 static int local_ready(void *impl)
 {
 	(void)impl;
-	return 1;
+	return udfb_prefetch_ready(); /* the configured bases are unpacked */
 }
 
 /* ---- shutdown ---- */
@@ -607,6 +639,7 @@ static void stop_all(struct udfb_local *L)
 static void local_destroy(void *impl)
 {
 	struct udfb_local *L = impl;
+	udfb_prefetch_stop();
 	pthread_mutex_lock(&L->mu);
 	L->stopping = 1;
 	pthread_cond_broadcast(&L->wake);
@@ -646,6 +679,8 @@ static const struct udfb_scheduler_ops local_ops = {
 	.stop = local_stop,
 	.list = local_list,
 	.reap_idle = local_reap_idle,
+	.idle_for = local_idle_for,
+	.hold = local_hold,
 	.ready = local_ready,
 	.alive = local_alive,
 	.destroy = local_destroy,
@@ -816,6 +851,11 @@ int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_confi
 	if (pthread_create(&L->reaper, NULL, reaper_main, L) != 0)
 		abort();
 	L->reaper_started = 1;
+	/* The configured bases are unpacked in the background (prefetch.h). */
+	if (udfb_prefetch_start(L->o.layers_dir, cfg, err) < 0) {
+		local_destroy(L);
+		return -1;
+	}
 	out->ops = &local_ops;
 	out->impl = L;
 	return 0;

@@ -30,14 +30,6 @@ struct seen {
 	long long at_ms;
 };
 
-struct worker_rec {
-	char *name;
-	json_t *tags, *options;
-	char created_at[32], updated_at[32];
-	char key[UDFB_DIGEST_LEN + 1]; /* the sandbox its script maps to; "" before any */
-	int suspended;
-};
-
 struct svc_retired {
 	char *tenant;
 	char key[UDFB_DIGEST_LEN + 1];
@@ -64,17 +56,6 @@ struct udfb_script_call {
 	struct udfb_log_fields fields;
 };
 
-static void free_worker(void *v)
-{
-	struct worker_rec *w = v;
-	if (!w)
-		return;
-	free(w->name);
-	json_decref(w->tags);
-	json_decref(w->options);
-	free(w);
-}
-
 static void free_memo(void *v)
 {
 	struct memo *m = v;
@@ -96,7 +77,7 @@ void svc_script_init(struct udfb_service *s)
 void svc_script_free(struct udfb_service *s)
 {
 	udfb_table_free(s->seen, free);
-	udfb_table_free(s->workers, free_worker);
+	udfb_table_free(s->workers, svc_worker_free);
 	udfb_table_free(s->memo, free_memo);
 	for (struct svc_retired *r = s->retired, *next; r; r = next) {
 		next = r->next;
@@ -111,48 +92,6 @@ static char *id_of(const char *tenant, const char *name)
 	if (asprintf(&id, "%s\n%s", tenant, name) < 0)
 		abort();
 	return id;
-}
-
-static void now_text(char out[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static json_t *worker_json(const struct worker_rec *w)
-{
-	return json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options", w->options,
-			 "created_at", w->created_at, "updated_at", w->updated_at);
-}
-
-/* ---- who is calling ---- */
-
-static int tenant_of(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id, char **out,
-		     struct udfb_err *err)
-{
-	const char *t = meta->tenant ? meta->tenant : tenant_id && *tenant_id ? tenant_id : s->cfg.default_tenant;
-	if (!t)
-		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: missing (and no default tenant is configured)");
-	if (!udfb_tenant_valid(t))
-		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
-	if (tenant_id && *tenant_id && strcmp(tenant_id, t) != 0)
-		return udfb_err_set(err, UDFB_E_DENIED, "tenant_id '%.128s' is not the calling tenant '%s' (x-databend-tenant)",
-				    tenant_id, t);
-	*out = strdup(t);
-	return 0;
-}
-
-static int name_ok(const char *name, struct udfb_err *err)
-{
-	size_t n = name ? strlen(name) : 0;
-	if (n == 0 || n > 255)
-		return udfb_err_set(err, UDFB_E_INVALID, "name: must be 1 to 255 bytes");
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return udfb_err_set(err, UDFB_E_INVALID, "name: holds a control character");
-	return 0;
 }
 
 /* ---- the fingerprint of a script call ---- */
@@ -239,33 +178,16 @@ static int known_imports(struct udfb_service *s, const char *tenant, char *const
 
 /* ---- workers ---- */
 
-static struct worker_rec *worker_get(struct udfb_service *s, const char *tenant, const char *name, int create)
-{
-	char *id = id_of(tenant, name);
-	void **slot = udfb_table_slot(s->workers, id, create);
-	free(id);
-	if (!slot)
-		return NULL;
-	if (!*slot) {
-		struct worker_rec *w = calloc(1, sizeof(*w));
-		w->name = strdup(name);
-		w->tags = json_object();
-		w->options = json_object();
-		now_text(w->created_at);
-		memcpy(w->updated_at, w->created_at, sizeof(w->updated_at));
-		*slot = w;
-	}
-	return *slot;
-}
-
 static int key_used(struct udfb_service *s, const char *tenant, const char *key);
 
 /* The worker's script now maps to key: from this answer on only its sandbox
  * is handed out; the one it replaces retires.  Lock held. */
 static void worker_point(struct udfb_service *s, const char *tenant, const char *name, const char *key, json_t **out)
 {
-	struct worker_rec *w = worker_get(s, tenant, name, 1);
-	if (strcmp(w->key, key) != 0) {
+	struct svc_worker *w = svc_worker_get(s, tenant, name, 1);
+	struct udfb_flight *f = udfb_flights_get(s->flights, tenant, key);
+	int changed = strcmp(w->key, key) != 0;
+	if (changed) {
 		if (w->key[0]) {
 			struct svc_retired *r = calloc(1, sizeof(*r));
 			r->tenant = strdup(tenant);
@@ -277,10 +199,13 @@ static void worker_point(struct udfb_service *s, const char *tenant, const char 
 				  key, w->key, RETIRE_GRACE_MS / 1000);
 		}
 		memcpy(w->key, key, sizeof(w->key));
-		now_text(w->updated_at);
+		svc_now_text(w->updated_at);
 	}
+	/* Stored: its key (the sandbox SUSPEND stops) and image (what RESUME starts). */
+	if (changed || (f && f->image && (!w->image || strcmp(w->image, f->image) != 0)))
+		svc_worker_started(s, tenant, w);
 	if (out)
-		*out = worker_json(w);
+		*out = svc_worker_json(w);
 }
 
 struct key_use {
@@ -292,7 +217,7 @@ struct key_use {
 static void check_use(const char *id, void *val, void *ctx)
 {
 	struct key_use *u = ctx;
-	const struct worker_rec *w = val;
+	const struct svc_worker *w = val;
 	if (strncmp(id, u->prefix, u->plen) == 0 && id[u->plen] == '\n' && strcmp(w->key, u->key) == 0)
 		u->used = 1;
 }
@@ -372,7 +297,7 @@ static int answer_locked(struct udfb_service *s, struct udfb_script_call *c, con
 		fingerprint(fp, base, locations, n, digests);
 		struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
 		if (a && a->alias->state == UDFB_FLIGHT_READY && svc_sandbox_alive(s, a->alias)) {
-			struct worker_rec *w = c->worker ? worker_get(s, c->tenant, c->worker, 0) : NULL;
+			struct svc_worker *w = c->worker ? svc_worker_get(s, c->tenant, c->worker, 0) : NULL;
 			/* if_not_exists = false on a worker with another script: the slow path says so. */
 			if (!(w && !c->if_not_exists && w->key[0] && strcmp(w->key, a->alias->key))) {
 				svc_fill_out(s, hit, a->alias);
@@ -437,7 +362,11 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 {
 	*out = NULL;
 	struct udfb_script_call *c = calloc(1, sizeof(*c));
-	if (tenant_of(s, meta, w ? w->tenant_id : NULL, &c->tenant, err) < 0 || (w && name_ok(w->name, err) < 0)) {
+	if (svc_tenant_of(s, meta, w ? w->tenant_id : NULL, &c->tenant, err) < 0 || (w && svc_worker_name_ok(w->name, err) < 0)) {
+		udfb_script_call_free(c);
+		return -1;
+	}
+	if (w && svc_worker_gate(s, c->tenant, w->name, err) < 0) {
 		udfb_script_call_free(c);
 		return -1;
 	}
@@ -570,7 +499,7 @@ static int exists_elsewhere(struct udfb_service *s, const struct udfb_script_cal
 	if (!c->worker || c->if_not_exists)
 		return 0;
 	pthread_mutex_lock(&s->mu);
-	struct worker_rec *w = worker_get(s, c->tenant, c->worker, 0);
+	struct svc_worker *w = svc_worker_get(s, c->tenant, c->worker, 0);
 	int clash = w && w->key[0] && strcmp(w->key, key) != 0;
 	pthread_mutex_unlock(&s->mu);
 	return clash ? udfb_err_set(err, UDFB_E_EXISTS, "worker '%s': exists with another script (if_not_exists is false)", c->worker) : 0;
@@ -607,7 +536,7 @@ int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call
 		pthread_mutex_unlock(&s->mu);
 	} else if (rc == 0 && c->worker) {
 		pthread_mutex_lock(&s->mu);
-		out->worker = worker_json(worker_get(s, c->tenant, c->worker, 1));
+		out->worker = svc_worker_json(svc_worker_get(s, c->tenant, c->worker, 1));
 		pthread_mutex_unlock(&s->mu);
 	}
 	c->fields.key = NULL;
@@ -615,158 +544,3 @@ int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call
 	return rc;
 }
 
-/* ---- the WORKER statements ---- */
-
-static void set_all(json_t *obj, const struct udfb_kv *kv, size_t n)
-{
-	for (size_t k = 0; k < n; k++)
-		json_object_set_new(obj, kv[k].key, json_string(kv[k].value));
-}
-
-static int kv_ok(const struct udfb_kv *kv, size_t n, const char *what, struct udfb_err *err)
-{
-	if (n > 64)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: more than 64", what);
-	for (size_t k = 0; k < n; k++) {
-		json_t *a = json_string(kv[k].key), *b = json_string(kv[k].value);
-		int ok = a && b && strlen(kv[k].key) <= 256 && strlen(kv[k].value) <= 4096;
-		json_decref(a);
-		json_decref(b);
-		if (!ok)
-			return udfb_err_set(err, UDFB_E_INVALID, "%s: a key or value is too long or not UTF-8", what);
-	}
-	return 0;
-}
-
-int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_meta *meta,
-			       const struct udfb_worker_req *w, json_t **worker, struct udfb_err *err)
-{
-	char *tenant = NULL;
-	if (tenant_of(s, meta, w->tenant_id, &tenant, err) < 0 || name_ok(w->name, err) < 0 ||
-	    kv_ok(w->tags, w->n_tags, "tags", err) < 0 || kv_ok(w->options, w->n_options, "options", err) < 0) {
-		free(tenant);
-		return -1;
-	}
-	pthread_mutex_lock(&s->mu);
-	struct worker_rec *r = worker_get(s, tenant, w->name, 0);
-	int rc = 0;
-	if (r && !w->if_not_exists) {
-		rc = udfb_err_set(err, UDFB_E_EXISTS, "worker '%s': exists already", w->name);
-	} else if (!r) {
-		r = worker_get(s, tenant, w->name, 1);
-		set_all(r->tags, w->tags, w->n_tags);
-		set_all(r->options, w->options, w->n_options);
-	}
-	if (rc == 0)
-		*worker = worker_json(r);
-	pthread_mutex_unlock(&s->mu);
-	free(tenant);
-	return rc;
-}
-
-int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
-			      const char *name, const struct udfb_worker_alter *a, json_t **worker, struct udfb_err *err)
-{
-	char *tenant = NULL;
-	if (tenant_of(s, meta, tenant_id, &tenant, err) < 0 || name_ok(name, err) < 0 ||
-	    kv_ok(a->set_tags, a->n_set_tags, "set_tags", err) < 0 ||
-	    kv_ok(a->set_options, a->n_set_options, "set_options", err) < 0) {
-		free(tenant);
-		return -1;
-	}
-	pthread_mutex_lock(&s->mu);
-	struct worker_rec *r = worker_get(s, tenant, name, 0);
-	int rc = 0;
-	if (!r) {
-		rc = udfb_err_set(err, UDFB_E_NOTFOUND, "worker '%s': does not exist", name);
-	} else {
-		set_all(r->tags, a->set_tags, a->n_set_tags);
-		set_all(r->options, a->set_options, a->n_set_options);
-		for (size_t k = 0; k < a->n_unset_tags; k++)
-			json_object_del(r->tags, a->unset_tags[k]);
-		for (size_t k = 0; k < a->n_unset_options; k++)
-			json_object_del(r->options, a->unset_options[k]);
-		if (a->state_action)
-			r->suspended = a->state_action == 1;
-		now_text(r->updated_at);
-		*worker = worker_json(r);
-	}
-	pthread_mutex_unlock(&s->mu);
-	free(tenant);
-	return rc;
-}
-
-int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
-			     const char *name, int if_exists, struct udfb_err *err)
-{
-	char *tenant = NULL;
-	if (tenant_of(s, meta, tenant_id, &tenant, err) < 0 || name_ok(name, err) < 0) {
-		free(tenant);
-		return -1;
-	}
-	char *id = id_of(tenant, name);
-	void *v = NULL;
-	pthread_mutex_lock(&s->mu);
-	int found = udfb_table_remove(s->workers, id, &v);
-	struct worker_rec *r = v;
-	if (found && r->key[0] && !key_used(s, tenant, r->key)) {
-		/* Its sandbox retires now: no later call of this name maps to it. */
-		struct svc_retired *x = calloc(1, sizeof(*x));
-		x->tenant = strdup(tenant);
-		memcpy(x->key, r->key, sizeof(x->key));
-		x->at_ms = udfb_now_ms() - RETIRE_GRACE_MS;
-		x->next = s->retired;
-		s->retired = x;
-	}
-	pthread_mutex_unlock(&s->mu);
-	free_worker(r);
-	free(id);
-	free(tenant);
-	if (!found && !if_exists)
-		return udfb_err_set(err, UDFB_E_NOTFOUND, "worker '%s': does not exist", name);
-	return 0;
-}
-
-struct lister {
-	const char *prefix;
-	size_t plen;
-	json_t *out;
-};
-
-static void list_one(const char *id, void *val, void *ctx)
-{
-	struct lister *l = ctx;
-	if (strncmp(id, l->prefix, l->plen) == 0 && id[l->plen] == '\n')
-		json_array_append_new(l->out, worker_json(val));
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
-		      json_string_value(json_object_get(*(json_t *const *)b, "name")));
-}
-
-int udfb_service_worker_list(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
-			     json_t **workers, struct udfb_err *err)
-{
-	char *tenant = NULL;
-	if (tenant_of(s, meta, tenant_id, &tenant, err) < 0)
-		return -1;
-	struct lister l = { tenant, strlen(tenant), json_array() };
-	pthread_mutex_lock(&s->mu);
-	udfb_table_each(s->workers, list_one, &l);
-	pthread_mutex_unlock(&s->mu);
-	/* Sorted by name, so SHOW WORKERS is stable. */
-	size_t n = json_array_size(l.out);
-	json_t **v = calloc(n + 1, sizeof(*v));
-	for (size_t k = 0; k < n; k++)
-		v[k] = json_incref(json_array_get(l.out, k));
-	qsort(v, n, sizeof(*v), by_name);
-	json_array_clear(l.out);
-	for (size_t k = 0; k < n; k++)
-		json_array_append_new(l.out, v[k]);
-	free(v);
-	*workers = l.out;
-	free(tenant);
-	return 0;
-}

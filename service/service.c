@@ -126,6 +126,8 @@ int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct 
 		rc = resolve_bases(s, err);
 	if (rc == 0)
 		rc = udfb_scheduler_new(&s->sched, &s->cfg, err);
+	if (rc == 0)
+		rc = svc_workers_start(s, err);
 	if (rc < 0) {
 		udfb_service_free(s);
 		return -1;
@@ -141,6 +143,7 @@ void udfb_service_free(struct udfb_service *s)
 	if (!s)
 		return;
 	udfb_pool_free(s->builds); /* waits for running builds */
+	svc_workers_stop(s);
 	if (s->sched.ops)
 		s->sched.ops->destroy(s->sched.impl);
 	for (size_t k = 0; k < s->n_bases; k++)
@@ -413,21 +416,30 @@ static char *sandbox_keys(struct udfb_service *s, const char *tenant, const char
 	return udfb_buf_steal(&b, NULL);
 }
 
-static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, const char *image,
-			 struct udfb_sandbox *sb, struct udfb_err *err)
+int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, struct udfb_sandbox *sb,
+		      struct udfb_err *err)
 {
-	const struct udfb_udf_env *env = udfb_config_env_for(&s->cfg, p->tenant, p->env_name ? p->env_name : p->req.spec.handler);
-	char *keys = sandbox_keys(s, p->tenant, p->key);
-	struct udfb_sandbox_req req = { .tenant = p->tenant, .key = p->key, .image = image,
-					.handler = p->req.spec.handler, .auth_keys = keys,
+	const struct udfb_udf_env *env = udfb_config_env_for(&s->cfg, w->tenant, w->env_name ? w->env_name : w->handler);
+	char *keys = sandbox_keys(s, w->tenant, w->key);
+	struct udfb_sandbox_req req = { .tenant = w->tenant, .key = w->key, .image = w->image,
+					.handler = w->handler, .auth_keys = keys,
 					.env = env ? env->vars : NULL, .n_env = env ? env->n_vars : 0 };
+	if (w->worker)
+		svc_worker_size(s, w->tenant, w->worker, &req.memory_bytes, &req.cpu_millis, &req.replicas);
 	int rc = s->sched.ops->ensure(s->sched.impl, &req, sb, err);
 	free(keys);
 	return rc < 0 ? udfb_err_wrap(err, "scheduler %s", s->sched.ops->name) : 0;
 }
 
+static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, const char *image,
+			 struct udfb_sandbox *sb, struct udfb_err *err)
+{
+	struct svc_sandbox_what w = { p->tenant, p->key, image, p->req.spec.handler, p->env_name, p->worker };
+	return svc_sandbox_start(s, &w, sb, err);
+}
+
 static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
-			   struct udfb_err *err)
+			   char **image, struct udfb_err *err)
 {
 	char *dest = NULL;
 	if (dest_for(&dest, s, p, err) < 0)
@@ -446,12 +458,13 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 	udfb_metrics_bytes_pushed(s->metrics, r.pushed_bytes);
 	udfb_metrics_wheels_installed(s->metrics, r.package_installs);
 	rc = start_sandbox(s, p, r.image, sb, err);
+	*image = strdup(r.image);
 	udfb_build_result_free(&r);
 	return rc;
 }
 
 static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
-			  struct udfb_err *err, int rc)
+			  char *image, struct udfb_err *err, int rc)
 {
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
@@ -459,6 +472,11 @@ static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p,
 		f->state = UDFB_FLIGHT_READY;
 		f->endpoint = sb->endpoint;
 		sb->endpoint = NULL;
+		free(f->image);
+		free(f->handler);
+		f->image = image;
+		image = NULL;
+		f->handler = strdup(p->req.spec.handler);
 	} else {
 		f->state = UDFB_FLIGHT_FAILED;
 		f->failed_at_ms = udfb_now_ms();
@@ -466,6 +484,7 @@ static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p,
 	}
 	pthread_cond_broadcast(&s->changed);
 	pthread_mutex_unlock(&s->mu);
+	free(image);
 }
 
 static void build_job(void *arg)
@@ -479,7 +498,8 @@ static void build_job(void *arg)
 	pthread_mutex_unlock(&s->mu);
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_sandbox sb = { 0 };
-	int rc = build_and_start(s, j->p, &sb, &err);
+	char *image = NULL;
+	int rc = build_and_start(s, j->p, &sb, &image, &err);
 	double secs = (double)(udfb_now_ms() - t0) / 1000.0;
 	if (rc < 0)
 		udfb_logf(UDFB_LOG_WARN, &j->p->fields, "build failed after %.3f s: %s", secs, err.msg);
@@ -488,7 +508,7 @@ static void build_job(void *arg)
 	/* Counted before the outcome is published: whoever sees it sees the count. */
 	udfb_metrics_build_done(s->metrics, secs, rc == 0);
 	udfb_metrics_builds_in_flight(s->metrics, -1);
-	finish_flight(s, j->p, &sb, &err, rc);
+	finish_flight(s, j->p, &sb, image, &err, rc);
 	pthread_mutex_lock(&s->mu);
 	s->builds_running--;
 	pthread_mutex_unlock(&s->mu);

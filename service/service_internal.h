@@ -46,6 +46,26 @@ struct udfb_service {
 	struct udfb_table *memo; /* scripts seen, by a hash without their URLs */
 	size_t n_memo;
 	struct svc_retired *retired;
+	/* workers.c: the size table, the thread that applies statements to
+	 * sandboxes in order, the housekeeping thread (auto_suspend, gauges). */
+	json_t *sizes;
+	struct udfb_pool *worker_fx;
+	pthread_t wk_thread;
+	pthread_mutex_t wk_mu;
+	pthread_cond_t wk_wake;
+	int wk_started, wk_stop;
+};
+
+/* One worker of a tenant (workers.c), under the service's lock. */
+struct svc_worker {
+	char *name;
+	json_t *tags, *options;
+	char created_at[32], updated_at[32];
+	char key[UDFB_DIGEST_LEN + 1]; /* the sandbox its script maps to; "" before any */
+	int suspended;
+	int declared;          /* by CREATE WORKER, not only by its UDF's call */
+	char *image, *handler; /* what its sandbox runs: RESUME and a resize start it again */
+	int pending;           /* changes not yet in the backend's shared registry */
 };
 
 struct udfb_prepared {
@@ -67,6 +87,36 @@ const struct svc_base *svc_base_for(struct udfb_service *s, const char *runtime_
 /* The tenant's key and the base for p->req, once p->tenant is set. */
 int svc_prepare_key(struct udfb_service *s, struct udfb_prepared *p, struct udfb_err *err);
 void svc_script_init(struct udfb_service *s);
+
+/* What a sandbox runs: enough to start it again (RESUME, a resize). */
+struct svc_sandbox_what {
+	const char *tenant, *key, *image, *handler;
+	const char *env_name; /* whose operator variables; NULL: the handler's */
+	const char *worker;   /* whose size; NULL: the backend's limits */
+};
+int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, struct udfb_sandbox *sb,
+		      struct udfb_err *err);
+
+/* workers.c */
+int svc_workers_start(struct udfb_service *s, struct udfb_err *err);
+void svc_workers_stop(struct udfb_service *s);
+void svc_now_text(char out[32]);
+int svc_tenant_of(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id, char **out,
+		  struct udfb_err *err);
+int svc_worker_name_ok(const char *name, struct udfb_err *err);
+/* Lock held. */
+struct svc_worker *svc_worker_get(struct udfb_service *s, const char *tenant, const char *name, int create);
+json_t *svc_worker_json(const struct svc_worker *w);
+void svc_worker_free(void *w);
+int svc_workers_save(struct udfb_service *s, const char *tenant, struct udfb_err *err);
+int svc_key_used_active(struct udfb_service *s, const char *tenant, const char *key, const char *except);
+void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_worker *w);
+/* Takes the lock.  A suspended worker refuses a UDF call (PRECONDITION)
+ * unless its auto_resume is true: then it is active again. */
+int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name, struct udfb_err *err);
+/* Takes the lock: the worker's size, when it has one. */
+void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, long long *memory_bytes,
+		     long *cpu_millis, int *replicas);
 void svc_script_free(struct udfb_service *s);
 
 /* A string-keyed table; values are owned by the caller (freed by fn). */

@@ -57,7 +57,7 @@ CREATE_WORKER = "/resourceproto.WorkerService/CreateWorker"
 TENANT = "test_tenant"
 DEADLINE = 5.0  # Databend's default cloud_control_grpc_timeout
 COLD_TIMEOUT = 180.0  # a first build unpacks the base once: queries are retried until then
-REVALIDATE_MS = 2000
+REVALIDATE_MS = 5000
 SECRET = "databend-test-secret-0123456789"
 
 grpc = None
@@ -215,7 +215,7 @@ class Server:
                "--base-image", "3=oci:%s:python" % BASE, "--index-url", INDEX,
                "--imports-revalidate-ms", str(REVALIDATE_MS)] + list(extra)
         for k, v in {"state_dir": self.state_dir, "layers_dir": os.path.join(TMP, "layers"), "port_min": "23000",
-                     "port_max": "23999"}.items():
+                     "port_max": "23999", "runtime": "runc"}.items():
             cmd += ["--scheduler-opt", "%s=%s" % (k, v)]
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, env=env, cwd=self.dir)

@@ -25,7 +25,11 @@ is idempotent under server-side apply, but the service only calls it for a
 sandbox it does not know alive; two tenants get two namespaces; the objects
 validate (node tests/k8s/validate.js --sandbox); a 403 is a clear gRPC error
 naming the object and the Status message; the token never appears in the
-service's stderr.  Results are TAP lines.
+service's stderr.  The service reads a YAML kubeconfig (libyaml).  Databend's
+WORKER statements: a sized worker's Deployment (replicas, resources),
+SUSPEND applies replicas 0, a call is refused, RESUME applies the replicas
+again, DROP deletes the objects (each request recorded).  Results are TAP
+lines.
 """
 
 import hashlib
@@ -123,6 +127,11 @@ class FakeKube:
                             return self.status(403, "Forbidden", 'deployments.apps is forbidden: User "system:serviceaccount:udf:udf-builder" cannot patch resource')
                         outer.objects[path] = rec["body"]
                         return self.reply(200, rec["body"])
+                    if self.command == "GET" and (path == "/api/v1/configmaps" or path.endswith("/configmaps")):
+                        # A LIST (the worker registry's poll): every ConfigMap under it.
+                        items = [o for p, o in sorted(outer.objects.items()) if "/configmaps/" in p and
+                                 (path == "/api/v1/configmaps" or p.startswith(path + "/"))]
+                        return self.reply(200, {"kind": "ConfigMapList", "apiVersion": "v1", "items": items})
                     if self.command == "GET":
                         obj = outer.objects.get(path)
                         if obj is None:
@@ -145,10 +154,12 @@ class FakeKube:
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def take(self):
+    def take(self, lists=False):
+        """The requests since the last take; without lists=True, leaving
+        out the ConfigMap LISTs every replica polls the worker registry with."""
         with self.lock:
             r, self.requests = self.requests, []
-        return r
+        return [x for x in r if lists or not (x["method"] == "GET" and x["path"].endswith("configmaps"))]
 
     def close(self):
         self.httpd.shutdown()
@@ -158,6 +169,224 @@ class FakeKube:
 def sh(*cmd, timeout=300):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True,
                           timeout=timeout, cwd=REPO).stdout
+
+
+def workers(channel, kube, tmp):
+    """Databend's WORKER statements on Kubernetes: CREATE WORKER with a
+    size and min_cluster_count, the UDF's CreateWorker (Databend's script),
+    SUSPEND (its Deployment applied with replicas 0), a refused call, RESUME
+    (replicas back), DROP (DELETE of its objects)."""
+    import importlib
+    import grpc
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    import test_databend as db
+    pb_dir = os.path.join(tmp, "pb")
+    subprocess.run(["protoc", "--python_out=" + pb_dir, "--proto_path=proto", "proto/resource.proto"], cwd=REPO, check=True)
+    pb = importlib.import_module("resource_pb2")
+    imports = db.ImportServer()
+    tenant = "tenant-w"
+
+    def rpc(method, req, resp):
+        stub = channel.unary_unary("/resourceproto.WorkerService/" + method, request_serializer=lambda m: m.SerializeToString(),
+                                   response_deserializer=resp.FromString)
+        md = [("x-databend-tenant", tenant), ("x-databend-user", "'root'@'%'"), ("x-databend-query-id", str(uuid.uuid4())),
+              ("worker_client_version", "v1")]
+        try:
+            return "OK", stub(req, timeout=60, metadata=md)
+        except grpc.RpcError as e:
+            return e.code().name, e.details()
+
+    try:
+        v = db.vector("read_stage_dup_basename", "create_worker", imports.port)
+        name = v["name"]
+        code, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name,
+                                                             options={"size": "large", "min_cluster_count": "2"}),
+                      pb.CreateWorkerResponse)
+        tap(code == "OK", "CREATE WORKER %s WITH size='large', min_cluster_count='2'" % name, code)
+        kube.take()
+        udf = pb.CreateWorkerRequest(tenant_id=tenant, name=name, if_not_exists=True, type="udf", script=v["script"])
+        code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        conv = kube.take()
+        deps = [r for r in conv if r["method"] == "PATCH" and "/deployments/" in r["path"]]
+        dep = deps[-1]["body"] if deps else {}
+        res = (dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0].get("resources")
+        tap(code == "OK" and dep.get("spec", {}).get("replicas") == 2 and
+            res == {"requests": {"cpu": "2000m", "memory": "2048Mi"}, "limits": {"cpu": "2000m", "memory": "2048Mi"}},
+            "the UDF's CreateWorker: its Deployment has min_cluster_count replicas and the size's resources",
+            "%s %r\n%s" % (code, resp if code != "OK" else resp.endpoint, json.dumps(dep)[:1500]))
+        dep_path = deps[-1]["path"] if deps else "?"
+        objs_file = os.path.join(tmp, "worker-objects.yaml")
+        Path(objs_file).write_text("---\n" + json.dumps(dep, indent=1) + "\n")
+        val = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+        tap(val.returncode == 0, "the sized Deployment validates (kubernetes-models)", val.stdout + val.stderr)
+
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Suspend),
+                      pb.AlterWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(r["method"] == "PATCH" and r["path"] == dep_path and
+                                                   r["body"]["spec"]["replicas"] == 0 for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        tap(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 0
+                                 for r in seen) and not any(r["method"] == "DELETE" for r in seen),
+            "SUSPEND: the Deployment is applied with replicas 0 (recorded), nothing deleted",
+            [(r["method"], r["path"]) for r in seen])
+        code, det = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        tap(code == "FAILED_PRECONDITION" and ("worker %s is suspended" % name) in det,
+            "a UDF call for the suspended worker: FAILED_PRECONDITION", (code, det))
+        kube.take()
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Resume),
+                      pb.AlterWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(r["method"] == "PATCH" and r["path"] == dep_path and
+                                                   r["body"]["spec"]["replicas"] == 2 for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        tap(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 2
+                                 for r in seen), "RESUME: the Deployment is applied with its replicas again",
+            [(r["method"], r["path"]) for r in seen])
+        code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        tap(code == "OK" and resp.endpoint.endswith(".svc.cluster.local:8815"), "... and the UDF call answers",
+            (code, resp))
+        kube.take()
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, set_options={"auto_suspend": "1"}),
+                      pb.AlterWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(r["method"] == "PATCH" and r["path"] == dep_path and
+                                                   r["body"]["spec"]["replicas"] == 0 for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        code2, det = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        tap(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 0
+                                 for r in seen) and code2 == "FAILED_PRECONDITION",
+            "auto_suspend = 1: idle, the worker suspends itself (replicas 0) and a call is refused",
+            (code, code2, det, [(r["method"], r["path"]) for r in seen]))
+        kube.take()
+        code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and len([r for r in seen if r["method"] == "DELETE"]) < 4:
+            time.sleep(0.05)
+            seen += kube.take()
+        dels = sorted(r["path"].split("/")[-2] for r in seen if r["method"] == "DELETE")
+        tap(code == "OK" and dels == ["configmaps", "deployments", "networkpolicies", "services"],
+            "DROP: DELETE of its registry ConfigMap, Deployment, Service and NetworkPolicy (recorded)",
+            [(r["method"], r["path"]) for r in seen])
+        code, lst = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
+        tap(code == "OK" and len(lst.workers) == 0, "SHOW WORKERS: empty", (code, lst))
+    finally:
+        imports.close()
+
+
+def start(cmd, env, tmp, name):
+    import grpc
+    err = open(os.path.join(tmp, name + ".stderr"), "wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=tmp)
+    box = []
+    t = threading.Thread(target=lambda: box.append(proc.stdout.readline().decode()), daemon=True)
+    t.start()
+    t.join(20)
+    m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", box[0] if box else "")
+    if not m:
+        proc.kill()
+        raise AssertionError("%s did not start: %r" % (name, box))
+    ch = grpc.insecure_channel("127.0.0.1:%s" % m.group(1))
+    grpc.channel_ready_future(ch).result(timeout=20)
+    return proc, ch, err
+
+
+def replicas(cmd, env, tmp, kube):
+    """Two service replicas, each with its own store, on one API server:
+    the cluster (a ConfigMap per worker) is the registry they share."""
+    import grpc
+    import resource_pb2 as pb
+    procs = []
+    try:
+        chans = []
+        for i in (1, 2):
+            c = list(cmd)
+            c[c.index("--store") + 1] = os.path.join(tmp, "replica%d-store" % i)
+            p, ch, err = start(c, env, tmp, "replica%d" % i)
+            procs.append((p, ch, err))
+            chans.append(ch)
+        tenant = "tenant-r"
+
+        def rpc(ch, method, req, resp):
+            stub = ch.unary_unary("/resourceproto.WorkerService/" + method, request_serializer=lambda m: m.SerializeToString(),
+                                  response_deserializer=resp.FromString)
+            md = [("x-databend-tenant", tenant), ("worker_client_version", "v1")]
+            try:
+                return "OK", stub(req, timeout=20, metadata=md)
+            except grpc.RpcError as e:
+                return e.code().name, e.details()
+
+        def show(ch):
+            code, r = rpc(ch, "ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
+            return code, [(w.name, dict(w.tags), dict(w.options)) for w in r.workers] if code == "OK" else r
+
+        kube.take(lists=True)
+        code, _ = rpc(chans[0], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh",
+                      tags={"team": "x"}, options={"size": "small", "auto_resume": "false"}), pb.CreateWorkerResponse)
+        cms = {p: o for p, o in kube.objects.items() if "/configmaps/" in p}
+        tap(code == "OK" and len(cms) == 1, "replica 1: CREATE WORKER writes one ConfigMap", (code, list(cms)))
+        objs_file = os.path.join(tmp, "configmap.yaml")
+        Path(objs_file).write_text("".join("---\n" + json.dumps(o, indent=1) + "\n" for o in cms.values()))
+        val = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
+                             text=True, timeout=60)
+        tap(val.returncode == 0, "the registry ConfigMap validates (kubernetes-models)", val.stdout + val.stderr)
+        want = ("shared_wh", {"team": "x"}, {"size": "small", "auto_resume": "false"})
+        tap(show(chans[1]) == ("OK", [want]), "replica 2 lists the worker replica 1 created", show(chans[1]))
+        code, _ = rpc(chans[0], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh"),
+                      pb.CreateWorkerResponse)
+        code2, _ = rpc(chans[1], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh"),
+                       pb.CreateWorkerResponse)
+        tap(code == code2 == "ALREADY_EXISTS", "CREATE again through either replica: ALREADY_EXISTS", (code, code2))
+        code, _ = rpc(chans[1], "AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name="shared_wh",
+                      set_tags={"env": "prod"}, state_action=pb.Suspend), pb.AlterWorkerResponse)
+        tap(code == "OK" and show(chans[0]) == ("OK", [(want[0], {"team": "x", "env": "prod"}, want[2])]),
+            "replica 2 alters and suspends it; replica 1 lists the change", (code, show(chans[0])))
+        rec = json.loads(list(o for p, o in kube.objects.items() if "/configmaps/" in p)[0]["data"]["worker"])
+        tap(rec.get("state") == "suspended", "the ConfigMap records the state", rec)
+        # A restart of replica 1 with an empty store: the cluster still has it.
+        p, ch, err = procs[0]
+        ch.close()
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+        err.close()
+        c = list(cmd)
+        c[c.index("--store") + 1] = os.path.join(tmp, "replica3-store")
+        procs[0] = start(c, env, tmp, "replica3")
+        chans[0] = procs[0][1]
+        tap(show(chans[0]) == show(chans[1]) and len(show(chans[0])[1]) == 1,
+            "a replica started later (empty store) lists the same workers", (show(chans[0]), show(chans[1])))
+        code, _ = rpc(chans[1], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name="shared_wh"), pb.DropWorkerResponse)
+        cms = [p for p in kube.objects if "/configmaps/" in p]
+        tap(code == "OK" and not cms and show(chans[0]) == ("OK", []),
+            "replica 2 drops it: the ConfigMap is deleted, replica 1 lists none", (code, cms, show(chans[0])))
+        code, _ = rpc(chans[0], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name="shared_wh"), pb.DropWorkerResponse)
+        tap(code == "NOT_FOUND", "... and a DROP through replica 1 is NOT_FOUND", code)
+    except Exception:
+        import traceback
+        tap(False, "the two-replica checks ran to the end", traceback.format_exc())
+    finally:
+        for p, ch, err in procs:
+            ch.close()
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            err.close()
+        kube.take(lists=True)  # this part's requests are not the next check's
+        logs = [Path(tmp, "replica%d.stderr" % i).read_text(errors="replace") for i in (1, 2, 3)
+                if Path(tmp, "replica%d.stderr" % i).exists()]
+        tap(all(p.returncode == 0 for p, _, _ in procs) and not any("Sanitizer" in t for t in logs),
+            "the replicas exit 0 on SIGTERM (no sanitizer report)", [p.returncode for p, _, _ in procs])
 
 
 def main():
@@ -203,8 +432,16 @@ def main():
         stderr_path = os.path.join(tmp, "stderr")
         cmd = [BIN, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
                "--store", os.path.join(tmp, "store"), "--scheduler", "kubernetes", "--default-runtime", "3",
-               "--base-image", "3=docker://%s/udfb/base:tiny" % registry, "--dest", "docker://%s/udfb/udf" % registry]
-        opts = {"api_server": "http://127.0.0.1:%d" % kube.port, "token_file": token_file, "poll_ms": "20",
+               "--base-image", "3=docker://%s/udfb/base:tiny" % registry, "--dest", "docker://%s/udfb/udf" % registry,
+               "--imports-allow", "127.0.0.1"]
+        # A kubeconfig in YAML, as kubectl writes it (read with libyaml).
+        kubeconfig = os.path.join(tmp, "kubeconfig")
+        Path(kubeconfig).write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\npreferences: {}\n"
+            "clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:%d\n"
+            "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake-user\n    namespace: default\n"
+            "users:\n- name: fake-user\n  user:\n    tokenFile: %s\n" % (kube.port, token_file))
+        opts = {"kubeconfig": kubeconfig, "poll_ms": "20",
                 "start_timeout_ms": "5000", "idle_ms": "2500", "reap_interval_ms": "100", "egress_cidrs": "10.0.0.0/8,0.0.0.0/0",
                 "query_namespace_selector": "kubernetes.io/metadata.name=databend"}
         for k, v in opts.items():
@@ -258,7 +495,8 @@ def main():
             "every apply is Content-Type application/apply-patch+yaml", [r["content_type"] for r in patches])
         tap(all(sorted(r["query"].split("&")) == ["fieldManager=udf-builder", "force=true"] for r in patches),
             "every apply has fieldManager=udf-builder&force=true", [r["query"] for r in patches])
-        tap(all(r["authorization"] == "Bearer " + TOKEN for r in conv), "every request carries the bearer token")
+        tap(all(r["authorization"] == "Bearer " + TOKEN for r in conv),
+            "every request carries the bearer token (from the YAML kubeconfig's user)")
         gets = [r for r in conv if r["method"] == "GET"]
         tap(len(gets) >= 2 and all(r["path"] == want[1] for r in gets) and conv[-1]["method"] == "GET",
             "readiness: GETs of the Deployment after the applies until readyReplicas >= 1",
@@ -326,6 +564,9 @@ def main():
         tap(code5 == "OK" and ep5 == ep and any(r["method"] == "PATCH" and r["path"] == want[1]
                                                 and r["body"]["spec"]["replicas"] == 1 for r in back),
             "the next call scales it back to one replica, same endpoint", (code5, ep5, [(r["method"], r["path"]) for r in back]))
+
+        workers(channel, kube, tmp)
+        replicas(cmd, env, tmp, kube)
 
         channel.close()
         proc.send_signal(signal.SIGTERM)

@@ -576,6 +576,36 @@ class ServiceTest(ServerCase):
         # Milliseconds in fact; generous for an ASan build on a loaded machine.
         self.assertLess(second.elapsed, 1.0, second)
 
+    def test_tags_reach_index_json_after_a_quiet_interval(self):
+        """A build tags its image into the default destination's journal;
+        index.json lists it about 200 ms later (docs/store.md)."""
+        images = os.path.join(self.srv.dir, "store", "images")
+
+        def tags():
+            try:
+                with open(os.path.join(images, "index.json")) as f:
+                    return {m["annotations"]["org.opencontainers.image.ref.name"]: m["digest"]
+                            for m in json.load(f)["manifests"] if "annotations" in m}
+            except (OSError, ValueError):
+                return {}
+
+        before = tags()
+        req, _ = make_request()
+        b0 = self.srv.builds_done()
+        self.assertGoodEndpoint(self.srv.call(req))
+        self.srv.wait_builds_idle(b0 + 1)
+        until = time.monotonic() + 10
+        while len(tags()) <= len(before) and time.monotonic() < until:
+            time.sleep(0.05)
+        # Builds of other tests may land in the same derivation.
+        new = {t: d for t, d in tags().items() if t not in before}
+        self.assertGreaterEqual(len(new), 1, "index.json did not list the new image within 10 s")
+        for tag, digest in new.items():
+            self.assertRegex(tag, r"-[0-9a-f]{64}$")
+            out = subprocess.run(["skopeo", "inspect", "oci:%s:%s" % (images, tag)], capture_output=True, text=True)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(json.loads(out.stdout)["Digest"], digest)
+
     def test_presigned_url_change_is_a_cache_hit(self):
         req, path = self.cold_slow()
         b0 = self.srv.builds_done()

@@ -188,12 +188,16 @@ static void fill(struct udfb_metrics *m)
 	udfb_metrics_client_version(m, 1, 0);
 	udfb_metrics_client_version(m, 7, 1);
 	udfb_metrics_import_requests(m, 3);
+	udfb_metrics_workers(m, "local", 2, 1);
 }
 
 static void check_exposition(const char *t)
 {
 	int families;
-	CHECK(exposition_ok(t, &families) && families == 13, "exposition parses: %d families", families);
+	CHECK(exposition_ok(t, &families) && families == 14, "exposition parses: %d families", families);
+	CHECK(sample(t, "udfb_workers{backend=\"local\",state=\"active\"}") == 2 &&
+		      sample(t, "udfb_workers{backend=\"local\",state=\"suspended\"}") == 1,
+	      "udfb_workers by backend and state");
 	CHECK(sample(t, "udfb_calls_total{code=\"OK\"}") == 2, "udfb_calls_total{code=\"OK\"} 2");
 	CHECK(sample(t, "udfb_calls_total{code=\"INVALID_ARGUMENT\"}") == 1, "INVALID_ARGUMENT 1");
 	CHECK(sample(t, "udfb_calls_total{code=\"UNKNOWN\"}") == 2, "codes out of range count as UNKNOWN");

@@ -88,5 +88,25 @@ int main(void)
 	free(path);
 	udfb_index_close(ix);
 	udfb_rm_rf(dir);
+
+	/* Two handles inserting by turns (two builds of one service): each
+	 * must see the other's count, or growth comes late and the table fills. */
+	char dir2[] = "/tmp/udfb-index-XXXXXX";
+	if (!mkdtemp(dir2))
+		return 1;
+	struct udfb_index *a, *b;
+	CHECK(udfb_index_open(&a, dir2, &err) == 0 && udfb_index_open(&b, dir2, &err) == 0, "two handles on a new index");
+	ok = 1;
+	for (int i = 0; i < 20000 && ok; i++) {
+		char k[UDFB_DIGEST_LEN + 1];
+		key_of(k, i, "turns");
+		ok = udfb_index_put(i % 2 ? b : a, k, k, &err) == 0;
+	}
+	CHECK(ok, "20000 keys put by two handles by turns (%s)", ok ? "no error" : err.msg);
+	udfb_err_clear(&err);
+	CHECK(udfb_index_count(a) == 20000, "and each handle counts all of them (%zu)", udfb_index_count(a));
+	udfb_index_close(a);
+	udfb_index_close(b);
+	udfb_rm_rf(dir2);
 	return check_done();
 }

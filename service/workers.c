@@ -1,0 +1,1090 @@
+/* The worker registry: Databend's WORKER statements (CREATE, ALTER with
+ * tags, options, SUSPEND and RESUME, DROP, SHOW) and what they do to the
+ * worker's sandbox.  See docs/service.md ("Workers").
+ *
+ * A worker is (tenant, name): tags, options, a state (active, suspended),
+ * created_at/updated_at, and the key of the sandbox its UDF's script maps to
+ * (script_call.c points it).  Records live in memory under the service's
+ * lock and in the store, one file per tenant (workers/<sha256 of the
+ * tenant>.json) replaced atomically on every change (temp file, fsync,
+ * rename): a kill -9 mid-ALTER leaves the old or the new file, never a torn
+ * one, and a restarted service finds every worker as it was.
+ *
+ * What a change does to sandboxes (stop on SUSPEND or DROP, start on
+ * RESUME, restart on a new size) runs on one background thread in the order
+ * the statements came, so a statement answers at once and a SUSPEND then
+ * RESUME never overtake each other.  The same thread suspends workers idle
+ * longer than their auto_suspend and keeps the worker and sandbox gauges of
+ * /metrics current. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "metrics.h"
+#include "pool.h"
+#include "service_internal.h"
+
+#define HOUSEKEEPING_MS 1000
+#define NAME_MAX_LEN 128
+#define MAX_AUTO_SUSPEND_S (7 * 24 * 3600)
+#define MAX_CLUSTER_COUNT 64
+
+/* The built-in size table (configurable: "worker_sizes"). */
+static const struct {
+	const char *name;
+	long cpu_millis, memory_mb;
+} default_sizes[] = {
+	{ "xsmall", 250, 256 }, { "small", 500, 512 }, { "medium", 1000, 1024 }, { "large", 2000, 2048 }, { "xlarge", 4000, 4096 },
+};
+
+static const char known_options[] = "size, auto_suspend, auto_resume, min_cluster_count, max_cluster_count";
+
+/* ---- records ---- */
+
+static char *id_of(const char *tenant, const char *name)
+{
+	char *id = NULL;
+	if (asprintf(&id, "%s\n%s", tenant, name) < 0)
+		abort();
+	return id;
+}
+
+void svc_now_text(char out[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void svc_worker_free(void *v)
+{
+	struct svc_worker *w = v;
+	if (!w)
+		return;
+	free(w->name);
+	free(w->image);
+	free(w->handler);
+	json_decref(w->tags);
+	json_decref(w->options);
+	free(w);
+}
+
+struct svc_worker *svc_worker_get(struct udfb_service *s, const char *tenant, const char *name, int create)
+{
+	char *id = id_of(tenant, name);
+	void **slot = udfb_table_slot(s->workers, id, create);
+	free(id);
+	if (!slot)
+		return NULL;
+	if (!*slot) {
+		struct svc_worker *w = calloc(1, sizeof(*w));
+		w->name = strdup(name);
+		w->tags = json_object();
+		w->options = json_object();
+		svc_now_text(w->created_at);
+		memcpy(w->updated_at, w->created_at, sizeof(w->updated_at));
+		*slot = w;
+	}
+	return *slot;
+}
+
+json_t *svc_worker_json(const struct svc_worker *w)
+{
+	return json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options", w->options,
+			 "created_at", w->created_at, "updated_at", w->updated_at);
+}
+
+static const char *opt(const struct svc_worker *w, const char *k)
+{
+	return json_string_value(json_object_get(w->options, k));
+}
+
+static int auto_resume(const struct svc_worker *w)
+{
+	const char *v = opt(w, "auto_resume");
+	return v && strcasecmp(v, "true") == 0;
+}
+
+static long auto_suspend_s(const struct svc_worker *w)
+{
+	const char *v = opt(w, "auto_suspend");
+	return v ? strtol(v, NULL, 10) : 0;
+}
+
+/* ---- the store: one file per tenant ---- */
+
+static char *tenant_file(const struct udfb_service *s, const char *tenant)
+{
+	struct udfb_sha256 *h = udfb_sha256_new();
+	udfb_sha256_update(h, tenant, strlen(tenant));
+	char d[UDFB_DIGEST_LEN + 1];
+	udfb_sha256_final(h, d);
+	char *path = NULL;
+	if (asprintf(&path, "%s/workers/%s.json", s->cfg.store, udfb_digest_hex(d)) < 0)
+		abort();
+	return path;
+}
+
+struct collect {
+	const char *tenant;
+	size_t tlen;
+	json_t *out;
+	long long counts[2];
+};
+
+static json_t *record_json(const struct svc_worker *w)
+{
+	json_t *j = svc_worker_json(w);
+	json_object_set_new(j, "state", json_string(w->suspended ? "suspended" : "active"));
+	json_object_set_new(j, "declared", json_boolean(w->declared));
+	if (w->key[0])
+		json_object_set_new(j, "key", json_string(w->key));
+	if (w->image)
+		json_object_set_new(j, "image", json_string(w->image));
+	if (w->handler)
+		json_object_set_new(j, "handler", json_string(w->handler));
+	return j;
+}
+
+static void collect_one(const char *id, void *val, void *ctx)
+{
+	struct collect *c = ctx;
+	const struct svc_worker *w = val;
+	c->counts[w->suspended ? 1 : 0]++;
+	if (!c->tenant || strncmp(id, c->tenant, c->tlen) != 0 || id[c->tlen] != '\n')
+		return;
+	json_array_append_new(c->out, record_json(w));
+}
+
+static void update_gauge(struct udfb_service *s, const long long counts[2])
+{
+	udfb_metrics_workers(s->metrics, s->sched.ops ? s->sched.ops->name : "none", counts[0], counts[1]);
+}
+
+/* Write the tenant's workers (lock held): the new file replaces the old
+ * one in one rename.  No worker left: the file goes. */
+int svc_workers_save(struct udfb_service *s, const char *tenant, struct udfb_err *err)
+{
+	struct collect c = { tenant, strlen(tenant), json_array(), { 0, 0 } };
+	udfb_table_each(s->workers, collect_one, &c);
+	update_gauge(s, c.counts);
+	char *path = tenant_file(s, tenant);
+	int rc = 0;
+	if (json_array_size(c.out) == 0) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			rc = udfb_err_sys(err, errno, "%s", path);
+	} else {
+		json_t *doc = json_pack("{s:i,s:s,s:O}", "version", 1, "tenant", tenant, "workers", c.out);
+		char *text = json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(1));
+		rc = udfb_write_file_atomic(path, text, strlen(text), err);
+		free(text);
+		json_decref(doc);
+	}
+	free(path);
+	json_decref(c.out);
+	return rc < 0 ? udfb_err_wrap(err, "worker registry of tenant %s", tenant) : 0;
+}
+
+static void load_worker(struct udfb_service *s, const char *tenant, json_t *j)
+{
+	const char *name = json_string_value(json_object_get(j, "name"));
+	json_t *tags = json_object_get(j, "tags"), *options = json_object_get(j, "options");
+	if (!name || !json_is_object(tags) || !json_is_object(options))
+		return;
+	struct svc_worker *w = svc_worker_get(s, tenant, name, 1);
+	if (w->pending)
+		return; /* this replica's change is on its way to the registry */
+	json_object_clear(w->tags);
+	json_object_update(w->tags, tags);
+	json_object_clear(w->options);
+	json_object_update(w->options, options);
+	snprintf(w->created_at, sizeof(w->created_at), "%s", json_string_value(json_object_get(j, "created_at")) ?: "");
+	snprintf(w->updated_at, sizeof(w->updated_at), "%s", json_string_value(json_object_get(j, "updated_at")) ?: "");
+	const char *state = json_string_value(json_object_get(j, "state"));
+	w->suspended = state && strcmp(state, "suspended") == 0;
+	w->declared = json_is_true(json_object_get(j, "declared"));
+	const char *key = json_string_value(json_object_get(j, "key"));
+	if (key && udfb_digest_valid(key))
+		snprintf(w->key, sizeof(w->key), "%s", key);
+	const char *image = json_string_value(json_object_get(j, "image"));
+	const char *handler = json_string_value(json_object_get(j, "handler"));
+	free(w->image);
+	free(w->handler);
+	w->image = image ? strdup(image) : NULL;
+	w->handler = handler ? strdup(handler) : NULL;
+	w->key[0] = 0;
+	if (key && udfb_digest_valid(key))
+		snprintf(w->key, sizeof(w->key), "%s", key);
+}
+
+/* ---- the backend's shared registry (Kubernetes: ConfigMaps) ---- */
+
+struct gone {
+	const char *tenant;
+	size_t tlen;
+	json_t *seen; /* ids in the registry */
+	json_t *drop; /* ids to forget */
+};
+
+static void find_gone(const char *id, void *val, void *ctx)
+{
+	struct gone *g = ctx;
+	const struct svc_worker *w = val;
+	if (g->tenant && (strncmp(id, g->tenant, g->tlen) != 0 || id[g->tlen] != '\n'))
+		return;
+	if (!w->pending && !json_object_get(g->seen, id))
+		json_array_append_new(g->drop, json_string(id));
+}
+
+/* Take the registry's workers (of tenant, or all) as this replica's: what
+ * another replica created, altered or dropped is seen here.  Records with a
+ * change of this replica's on its way are left as they are. */
+static int refresh(struct udfb_service *s, const char *tenant, struct udfb_err *err)
+{
+	const struct udfb_scheduler_ops *ops = s->sched.ops;
+	if (!ops || !ops->registry_load)
+		return 0;
+	json_t *all = NULL;
+	if (ops->registry_load(s->sched.impl, tenant, &all, err) < 0)
+		return udfb_err_wrap(err, "worker registry");
+	struct gone g = { tenant, tenant ? strlen(tenant) : 0, json_object(), json_array() };
+	pthread_mutex_lock(&s->mu);
+	size_t i;
+	json_t *e;
+	json_array_foreach(all, i, e) {
+		const char *t = json_string_value(json_object_get(e, "tenant"));
+		json_t *w = json_object_get(e, "worker");
+		const char *name = json_string_value(json_object_get(w, "name"));
+		struct udfb_err bad = UDFB_ERR_INIT;
+		if (!t || !name || svc_worker_name_ok(name, &bad) < 0) {
+			udfb_err_clear(&bad);
+			continue;
+		}
+		load_worker(s, t, w);
+		char *id = id_of(t, name);
+		json_object_set_new(g.seen, id, json_true());
+		free(id);
+	}
+	udfb_table_each(s->workers, find_gone, &g);
+	json_array_foreach(g.drop, i, e) {
+		void *v = NULL;
+		udfb_table_remove(s->workers, json_string_value(e), &v);
+		svc_worker_free(v);
+	}
+	pthread_mutex_unlock(&s->mu);
+	json_decref(g.seen);
+	json_decref(g.drop);
+	json_decref(all);
+	return 0;
+}
+
+/* Put one worker into the shared registry (lock not held); w->pending was
+ * raised under the lock when rec was taken. */
+static int publish(struct udfb_service *s, const char *tenant, const char *name, json_t *rec, struct udfb_err *err)
+{
+	const struct udfb_scheduler_ops *ops = s->sched.ops;
+	int rc = 0;
+	if (rec && ops->registry_put)
+		rc = ops->registry_put(s->sched.impl, tenant, rec, err);
+	else if (!rec && ops->registry_del)
+		rc = ops->registry_del(s->sched.impl, tenant, name, err);
+	pthread_mutex_lock(&s->mu);
+	struct svc_worker *w = svc_worker_get(s, tenant, name, 0);
+	if (w && w->pending > 0)
+		w->pending--;
+	pthread_mutex_unlock(&s->mu);
+	json_decref(rec);
+	return rc < 0 ? udfb_err_wrap(err, "worker %s: the shared registry", name) : 0;
+}
+
+/* Under the lock: the record to publish once the lock is dropped. */
+static json_t *to_publish(struct udfb_service *s, struct svc_worker *w)
+{
+	if (!s->sched.ops->registry_put)
+		return NULL;
+	w->pending++;
+	return record_json(w);
+}
+
+/* Every tenant's file; a file that does not parse is named and left alone. */
+static int load_all(struct udfb_service *s, struct udfb_err *err)
+{
+	char *dir = NULL;
+	if (asprintf(&dir, "%s/workers", s->cfg.store) < 0)
+		abort();
+	if (udfb_mkdir_p(dir, 0700, err) < 0) {
+		free(dir);
+		return -1;
+	}
+	DIR *d = opendir(dir);
+	size_t n = 0;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		size_t len = strlen(e->d_name);
+		if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+			continue; /* ".tmp-*": a write a crash interrupted; the old file stands */
+		char *path = NULL;
+		if (asprintf(&path, "%s/%s", dir, e->d_name) < 0)
+			abort();
+		json_error_t jerr;
+		json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+		const char *tenant = json_string_value(json_object_get(doc, "tenant"));
+		json_t *ws = json_object_get(doc, "workers");
+		if (!tenant || !udfb_tenant_valid(tenant) || !json_is_array(ws)) {
+			udfb_warn("worker registry %s: not readable (%s); its workers are not served", path,
+				  doc ? "no tenant or workers" : jerr.text);
+		} else {
+			size_t k;
+			json_t *j;
+			json_array_foreach(ws, k, j) {
+				load_worker(s, tenant, j);
+				n++;
+			}
+		}
+		json_decref(doc);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+	if (n)
+		udfb_info("worker registry: %zu workers from the store", n);
+	return 0;
+}
+
+/* ---- options and sizes ---- */
+
+static int sizes_setup(struct udfb_service *s, struct udfb_err *err)
+{
+	if (!s->cfg.worker_sizes) {
+		s->sizes = json_object();
+		for (size_t k = 0; k < sizeof(default_sizes) / sizeof(default_sizes[0]); k++)
+			json_object_set_new(s->sizes, default_sizes[k].name,
+					    json_pack("{s:I,s:I}", "cpu_millis", (json_int_t)default_sizes[k].cpu_millis,
+						      "memory_mb", (json_int_t)default_sizes[k].memory_mb));
+		return 0;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(s->cfg.worker_sizes, k, v) {
+		json_t *cpu = json_object_get(v, "cpu_millis"), *mem = json_object_get(v, "memory_mb");
+		if (!json_is_object(v) || json_object_size(v) != 2 || !json_is_integer(cpu) || !json_is_integer(mem) ||
+		    json_integer_value(cpu) <= 0 || json_integer_value(mem) <= 0)
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "worker_sizes.%s: must be {\"cpu_millis\": N, \"memory_mb\": N} with N > 0", k);
+	}
+	if (json_object_size(s->cfg.worker_sizes) == 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "worker_sizes: names no size");
+	s->sizes = json_incref(s->cfg.worker_sizes);
+	return 0;
+}
+
+static void size_names(const struct udfb_service *s, char *out, size_t n)
+{
+	size_t at = 0;
+	out[0] = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(s->sizes, k, v) {
+		int w = snprintf(out + at, n - at, "%s%s", at ? ", " : "", k);
+		if (w < 0 || (size_t)w >= n - at)
+			break;
+		at += (size_t)w;
+	}
+}
+
+/* A whole decimal number in [lo, hi]. */
+static int whole(const char *v, long lo, long hi, long *out)
+{
+	if (!*v || strlen(v) > 12)
+		return 0;
+	for (const char *p = v; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return 0;
+	long x = strtol(v, NULL, 10);
+	*out = x;
+	return x >= lo && x <= hi;
+}
+
+/* The options a worker would have: each known, each value of its type. */
+static int options_check(const struct udfb_service *s, json_t *opts, struct udfb_err *err)
+{
+	const char *k;
+	json_t *jv;
+	long min = 0, max = 0, x;
+	json_object_foreach(opts, k, jv) {
+		const char *v = json_string_value(jv);
+		if (strcmp(k, "size") == 0) {
+			if (!json_object_get(s->sizes, v)) {
+				char names[512];
+				size_names(s, names, sizeof(names));
+				return udfb_err_set(err, UDFB_E_INVALID, "options.size: '%.64s' is not a size (known: %s)", v, names);
+			}
+		} else if (strcmp(k, "auto_suspend") == 0) {
+			if (!whole(v, 0, MAX_AUTO_SUSPEND_S, &x))
+				return udfb_err_set(err, UDFB_E_INVALID,
+						    "options.auto_suspend: '%.64s' is not a number of seconds from 0 (never) to %d",
+						    v, MAX_AUTO_SUSPEND_S);
+		} else if (strcmp(k, "auto_resume") == 0) {
+			if (strcasecmp(v, "true") != 0 && strcasecmp(v, "false") != 0)
+				return udfb_err_set(err, UDFB_E_INVALID, "options.auto_resume: '%.64s' is not true or false", v);
+		} else if (strcmp(k, "min_cluster_count") == 0 || strcmp(k, "max_cluster_count") == 0) {
+			if (!whole(v, 1, MAX_CLUSTER_COUNT, &x))
+				return udfb_err_set(err, UDFB_E_INVALID, "options.%s: '%.64s' is not a whole number from 1 to %d",
+						    k, v, MAX_CLUSTER_COUNT);
+			*(k[1] == 'i' ? &min : &max) = x;
+		} else {
+			return udfb_err_set(err, UDFB_E_INVALID, "options.%.64s: unknown option (known: %s)", k, known_options);
+		}
+	}
+	if (min && max && min > max)
+		return udfb_err_set(err, UDFB_E_INVALID, "options: min_cluster_count %ld is above max_cluster_count %ld", min, max);
+	return 0;
+}
+
+void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, long long *memory_bytes,
+		     long *cpu_millis, int *replicas)
+{
+	pthread_mutex_lock(&s->mu);
+	struct svc_worker *w = svc_worker_get(s, tenant, name, 0);
+	json_t *size = w && opt(w, "size") ? json_object_get(s->sizes, opt(w, "size")) : NULL;
+	if (size) {
+		*memory_bytes = (long long)json_integer_value(json_object_get(size, "memory_mb")) << 20;
+		*cpu_millis = (long)json_integer_value(json_object_get(size, "cpu_millis"));
+	}
+	if (w && opt(w, "min_cluster_count"))
+		*replicas = (int)strtol(opt(w, "min_cluster_count"), NULL, 10);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- who is calling, what is named ---- */
+
+int svc_tenant_of(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id, char **out,
+		  struct udfb_err *err)
+{
+	const char *t = meta->tenant ? meta->tenant : tenant_id && *tenant_id ? tenant_id : s->cfg.default_tenant;
+	if (!t)
+		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: missing (and no default tenant is configured)");
+	if (!udfb_tenant_valid(t))
+		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
+	if (tenant_id && *tenant_id && strcmp(tenant_id, t) != 0)
+		return udfb_err_set(err, UDFB_E_DENIED, "tenant_id '%.128s' is not the calling tenant '%s' (x-databend-tenant)",
+				    tenant_id, t);
+	*out = strdup(t);
+	return 0;
+}
+
+/* Databend's identifiers: a worker is named after a UDF or by CREATE
+ * WORKER.  Letters, digits, '_', '-', '.', '$', and non-ASCII UTF-8 (quoted
+ * identifiers); no spaces, quotes, slashes or control characters. */
+int svc_worker_name_ok(const char *name, struct udfb_err *err)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > NAME_MAX_LEN)
+		return udfb_err_set(err, UDFB_E_INVALID, "name: must be 1 to %d bytes (got %zu)", NAME_MAX_LEN, n);
+	json_t *utf8 = json_string(name);
+	json_decref(utf8);
+	if (!utf8)
+		return udfb_err_set(err, UDFB_E_INVALID, "name: not UTF-8");
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x80 && !isalnum(*p) && !strchr("_-.$", *p))
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "name '%.128s': character %zu is not a letter, digit, '_', '-', '.' or '$'", name,
+					    (size_t)(p - (const unsigned char *)name) + 1);
+	return 0;
+}
+
+static int kv_ok(const struct udfb_kv *kv, size_t n, const char *what, struct udfb_err *err)
+{
+	if (n > 64)
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: more than 64", what);
+	for (size_t k = 0; k < n; k++) {
+		json_t *a = json_string(kv[k].key), *b = json_string(kv[k].value);
+		int ok = a && b && *kv[k].key && strlen(kv[k].key) <= 256 && strlen(kv[k].value) <= 4096;
+		json_decref(a);
+		json_decref(b);
+		if (!ok)
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: a key is empty, or a key or value is too long or not UTF-8", what);
+	}
+	return 0;
+}
+
+/* Databend lower-cases option names; ALTER's are taken the same way. */
+static void set_all(json_t *obj, const struct udfb_kv *kv, size_t n, int lower)
+{
+	for (size_t k = 0; k < n; k++) {
+		char *key = strdup(kv[k].key);
+		for (char *p = key; lower && *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		json_object_set_new(obj, key, json_string(kv[k].value));
+		free(key);
+	}
+}
+
+/* ---- what a change does to the sandbox: one thread, in order ---- */
+
+enum effect_kind { FX_STOP, FX_SUSPEND, FX_START, FX_HOLD, FX_PUBLISH };
+
+struct effect {
+	struct udfb_service *s;
+	enum effect_kind kind;
+	char *tenant, *name, *image, *handler;
+	char key[UDFB_DIGEST_LEN + 1];
+	int held;
+	json_t *rec; /* FX_PUBLISH */
+};
+
+struct key_use {
+	const char *prefix, *key, *except;
+	size_t plen;
+	int used;
+};
+
+static void check_use(const char *id, void *val, void *ctx)
+{
+	struct key_use *u = ctx;
+	const struct svc_worker *w = val;
+	if (strncmp(id, u->prefix, u->plen) == 0 && id[u->plen] == '\n' && !w->suspended && strcmp(w->key, u->key) == 0 &&
+	    (!u->except || strcmp(id + u->plen + 1, u->except) != 0))
+		u->used = 1;
+}
+
+/* An active worker of the tenant other than `except` maps to key.  Lock held. */
+int svc_key_used_active(struct udfb_service *s, const char *tenant, const char *key, const char *except)
+{
+	struct key_use u = { tenant, key, except, strlen(tenant), 0 };
+	udfb_table_each(s->workers, check_use, &u);
+	return u.used;
+}
+
+static void run_effect(void *arg)
+{
+	struct effect *e = arg;
+	struct udfb_service *s = e->s;
+	const struct udfb_scheduler_ops *ops = s->sched.ops;
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (e->kind == FX_PUBLISH) {
+		if (publish(s, e->tenant, e->name, e->rec, &err) < 0)
+			udfb_warn("%s", err.msg);
+	} else if (e->kind == FX_HOLD) {
+		if (ops->hold)
+			ops->hold(s->sched.impl, e->tenant, e->key, e->held);
+	} else if (e->kind == FX_SUSPEND && ops->suspend) {
+		if (ops->suspend(s->sched.impl, e->tenant, e->key, &err) < 0)
+			udfb_warn("worker '%s' of tenant %s: suspending its sandbox: %s", e->name, e->tenant, err.msg);
+		else
+			udfb_info("worker '%s' of tenant %s: sandbox of key %s suspended", e->name, e->tenant, e->key);
+	} else if (e->kind == FX_STOP || e->kind == FX_SUSPEND) {
+		if (ops->stop && ops->stop(s->sched.impl, e->tenant, e->key, &err) < 0)
+			udfb_warn("worker '%s' of tenant %s: stopping its sandbox: %s", e->name, e->tenant, err.msg);
+		else
+			udfb_info("worker '%s' of tenant %s: sandbox of key %s stopped", e->name, e->tenant, e->key);
+	} else {
+		struct svc_sandbox_what w = { e->tenant, e->key, e->image, e->handler, e->name, e->name };
+		struct udfb_sandbox sb = { 0 };
+		if (svc_sandbox_start(s, &w, &sb, &err) < 0)
+			udfb_warn("worker '%s' of tenant %s: starting its sandbox: %s", e->name, e->tenant, err.msg);
+		else
+			udfb_info("worker '%s' of tenant %s: sandbox of key %s at %s", e->name, e->tenant, e->key, sb.endpoint);
+		udfb_sandbox_clear(&sb);
+	}
+	udfb_err_clear(&err);
+	free(e->tenant);
+	free(e->name);
+	free(e->image);
+	free(e->handler);
+	free(e);
+}
+
+/* Queue an effect for the worker w (lock held). */
+static void effect(struct udfb_service *s, enum effect_kind kind, const char *tenant, const struct svc_worker *w, int held)
+{
+	if (!w->key[0])
+		return;
+	const char *image = w->image, *handler = w->handler;
+	if (kind == FX_START && !image) {
+		/* Pointed in accepted mode before its image was known: the flight knows it now. */
+		struct udfb_flight *f = udfb_flights_get(s->flights, tenant, w->key);
+		image = f ? f->image : NULL;
+		handler = f ? f->handler : NULL;
+	}
+	if (kind == FX_START && (!image || !handler))
+		return; /* never started: the next UDF call starts it */
+	struct effect *e = calloc(1, sizeof(*e));
+	*e = (struct effect){ .s = s, .kind = kind, .tenant = strdup(tenant), .name = strdup(w->name),
+			      .image = image ? strdup(image) : NULL, .handler = handler ? strdup(handler) : NULL, .held = held };
+	memcpy(e->key, w->key, sizeof(e->key));
+	if (udfb_pool_submit(s->worker_fx, run_effect, e) < 0) {
+		free(e->tenant);
+		free(e->name);
+		free(e->image);
+		free(e->handler);
+		free(e);
+	}
+}
+
+/* Publish w on the effects thread (lock held): for changes made on a
+ * call's path, which must not wait for the API. */
+static void queue_publish(struct udfb_service *s, const char *tenant, struct svc_worker *w)
+{
+	json_t *rec = to_publish(s, w);
+	if (!rec)
+		return;
+	struct effect *e = calloc(1, sizeof(*e));
+	*e = (struct effect){ .s = s, .kind = FX_PUBLISH, .tenant = strdup(tenant), .name = strdup(w->name), .rec = rec };
+	if (udfb_pool_submit(s->worker_fx, run_effect, e) < 0) {
+		w->pending--;
+		json_decref(rec);
+		free(e->tenant);
+		free(e->name);
+		free(e);
+	}
+}
+
+/* The worker now maps to key and its sandbox runs image (lock held):
+ * recorded, and held from the idle reaper when auto_suspend governs it. */
+void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_worker *w)
+{
+	struct udfb_flight *f = w->key[0] ? udfb_flights_get(s->flights, tenant, w->key) : NULL;
+	if (f && f->image && (!w->image || strcmp(w->image, f->image) != 0)) {
+		free(w->image);
+		free(w->handler);
+		w->image = strdup(f->image);
+		w->handler = f->handler ? strdup(f->handler) : NULL;
+	}
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (svc_workers_save(s, tenant, &err) < 0)
+		udfb_warn("%s", err.msg);
+	udfb_err_clear(&err);
+	if (auto_suspend_s(w) > 0)
+		effect(s, FX_HOLD, tenant, w, 1);
+	queue_publish(s, tenant, w);
+}
+
+/* ---- a UDF call for a worker ---- */
+
+int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name, struct udfb_err *err)
+{
+	pthread_mutex_lock(&s->mu);
+	struct svc_worker *w = svc_worker_get(s, tenant, name, 0);
+	int rc = 0;
+	if (w && w->suspended && auto_resume(w)) {
+		/* The sandbox is stopped: the call's slow path starts it again. */
+		w->suspended = 0;
+		svc_now_text(w->updated_at);
+		udfb_info("worker '%s' of tenant %s: resumed by a call (auto_resume)", name, tenant);
+		struct udfb_err e2 = UDFB_ERR_INIT;
+		if (svc_workers_save(s, tenant, &e2) < 0)
+			udfb_warn("%s", e2.msg);
+		udfb_err_clear(&e2);
+		queue_publish(s, tenant, w);
+	} else if (w && w->suspended) {
+		rc = udfb_err_set(err, UDFB_E_PRECONDITION,
+				  "worker %s is suspended (ALTER WORKER %s RESUME, or SET auto_resume = 'true')", name, name);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* ---- the WORKER statements ---- */
+
+int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_meta *meta,
+			       const struct udfb_worker_req *w, json_t **worker, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (svc_tenant_of(s, meta, w->tenant_id, &tenant, err) < 0 || svc_worker_name_ok(w->name, err) < 0 ||
+	    kv_ok(w->tags, w->n_tags, "tags", err) < 0 || kv_ok(w->options, w->n_options, "options", err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	json_t *opts = json_object(), *rec = NULL;
+	set_all(opts, w->options, w->n_options, 1);
+	int rc = options_check(s, opts, err);
+	if (rc == 0)
+		rc = refresh(s, tenant, err);
+	pthread_mutex_lock(&s->mu);
+	struct svc_worker *r = rc == 0 ? svc_worker_get(s, tenant, w->name, 0) : NULL;
+	if (rc < 0) {
+		;
+	} else if (r && r->declared && !w->if_not_exists) {
+		rc = udfb_err_set(err, UDFB_E_EXISTS, "worker %s: exists already", w->name);
+	} else if (!r || !r->declared) {
+		/* New, or made by its UDF's call first: CREATE WORKER gives it
+		 * its tags and options (a UDF call never sets them). */
+		int fresh = !r;
+		r = svc_worker_get(s, tenant, w->name, 1);
+		json_t *old_tags = json_deep_copy(r->tags), *old_opts = json_deep_copy(r->options);
+		json_object_clear(r->tags);
+		set_all(r->tags, w->tags, w->n_tags, 0);
+		json_object_update(r->options, opts);
+		r->declared = 1;
+		svc_now_text(r->updated_at);
+		rc = svc_workers_save(s, tenant, err);
+		if (rc < 0 && fresh) {
+			char *id = id_of(tenant, w->name);
+			void *v = NULL;
+			udfb_table_remove(s->workers, id, &v);
+			svc_worker_free(v);
+			free(id);
+			r = NULL;
+		} else if (rc < 0) {
+			json_object_clear(r->tags);
+			json_object_update(r->tags, old_tags);
+			json_object_clear(r->options);
+			json_object_update(r->options, old_opts);
+			r->declared = 0;
+		} else if (!fresh && !r->suspended) {
+			effect(s, FX_START, tenant, r, 0); /* its size now applies */
+			effect(s, FX_HOLD, tenant, r, auto_suspend_s(r) > 0);
+		}
+		if (rc == 0)
+			rec = to_publish(s, r);
+		json_decref(old_tags);
+		json_decref(old_opts);
+	}
+	if (rc == 0)
+		*worker = svc_worker_json(r);
+	pthread_mutex_unlock(&s->mu);
+	if (rec && publish(s, tenant, w->name, rec, err) < 0) {
+		json_decref(*worker);
+		*worker = NULL;
+		rc = -1;
+	}
+	json_decref(opts);
+	free(tenant);
+	return rc;
+}
+
+/* ALTER on copies: nothing changes unless the result is valid and stored. */
+static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_worker *r,
+			const struct udfb_worker_alter *a, struct udfb_err *err)
+{
+	json_t *tags = json_deep_copy(r->tags), *opts = json_deep_copy(r->options);
+	set_all(tags, a->set_tags, a->n_set_tags, 0);
+	set_all(opts, a->set_options, a->n_set_options, 1);
+	for (size_t k = 0; k < a->n_unset_tags; k++)
+		json_object_del(tags, a->unset_tags[k]);
+	for (size_t k = 0; k < a->n_unset_options; k++) {
+		char *key = strdup(a->unset_options[k]);
+		for (char *p = key; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		json_object_del(opts, key);
+		free(key);
+	}
+	int rc = options_check(s, opts, err);
+	if (rc < 0) {
+		json_decref(tags);
+		json_decref(opts);
+		return -1;
+	}
+	const char *old_size = opt(r, "size"), *new_size = json_string_value(json_object_get(opts, "size"));
+	int resized = (old_size == NULL) != (new_size == NULL) || (old_size && strcmp(old_size, new_size) != 0);
+	const char *old_min = opt(r, "min_cluster_count"), *new_min = json_string_value(json_object_get(opts, "min_cluster_count"));
+	resized |= (old_min == NULL) != (new_min == NULL) || (old_min && strcmp(old_min, new_min) != 0);
+	long old_suspend = auto_suspend_s(r);
+	json_t *old_tags = r->tags, *old_opts = r->options;
+	int old_state = r->suspended;
+	char old_updated[32];
+	memcpy(old_updated, r->updated_at, sizeof(old_updated));
+	r->tags = tags;
+	r->options = opts;
+	if (a->state_action == 1 || a->state_action == 2)
+		r->suspended = a->state_action == 1;
+	svc_now_text(r->updated_at);
+	if (svc_workers_save(s, tenant, err) < 0) {
+		r->tags = old_tags;
+		r->options = old_opts;
+		r->suspended = old_state;
+		memcpy(r->updated_at, old_updated, sizeof(old_updated));
+		json_decref(tags);
+		json_decref(opts);
+		return -1;
+	}
+	json_decref(old_tags);
+	json_decref(old_opts);
+	if (r->suspended && !old_state && !svc_key_used_active(s, tenant, r->key, r->name))
+		effect(s, FX_SUSPEND, tenant, r, 0);
+	else if (!r->suspended && (old_state || resized))
+		effect(s, FX_START, tenant, r, 0); /* same ports: the same endpoint; a new size restarts it */
+	if (auto_suspend_s(r) != old_suspend)
+		effect(s, FX_HOLD, tenant, r, auto_suspend_s(r) > 0);
+	if (a->state_action)
+		udfb_info("worker '%s' of tenant %s: %s", r->name, tenant, r->suspended ? "suspended" : "resumed");
+	return 0;
+}
+
+int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			      const char *name, const struct udfb_worker_alter *a, json_t **worker, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (svc_tenant_of(s, meta, tenant_id, &tenant, err) < 0 || svc_worker_name_ok(name, err) < 0 ||
+	    kv_ok(a->set_tags, a->n_set_tags, "set_tags", err) < 0 ||
+	    kv_ok(a->set_options, a->n_set_options, "set_options", err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	if (a->state_action < 0 || a->state_action > 2) {
+		free(tenant);
+		return udfb_err_set(err, UDFB_E_INVALID, "state_action: %d is not Unspecified, Suspend or Resume", a->state_action);
+	}
+	if (refresh(s, tenant, err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	json_t *rec = NULL;
+	pthread_mutex_lock(&s->mu);
+	struct svc_worker *r = svc_worker_get(s, tenant, name, 0);
+	int rc = 0;
+	if (!r)
+		rc = udfb_err_set(err, UDFB_E_NOTFOUND, "worker %s: does not exist", name);
+	else if ((rc = alter_locked(s, tenant, r, a, err)) == 0) {
+		*worker = svc_worker_json(r);
+		rec = to_publish(s, r);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (rec && publish(s, tenant, name, rec, err) < 0) {
+		json_decref(*worker);
+		*worker = NULL;
+		rc = -1;
+	}
+	free(tenant);
+	return rc;
+}
+
+int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			     const char *name, int if_exists, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (svc_tenant_of(s, meta, tenant_id, &tenant, err) < 0 || svc_worker_name_ok(name, err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	if (refresh(s, tenant, err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	char *id = id_of(tenant, name);
+	void *v = NULL;
+	pthread_mutex_lock(&s->mu);
+	int found = udfb_table_remove(s->workers, id, &v), rc = 0;
+	struct svc_worker *r = v;
+	if (found && (rc = svc_workers_save(s, tenant, err)) < 0) {
+		void **slot = udfb_table_slot(s->workers, id, 1);
+		*slot = r; /* not stored: it stays */
+		r = NULL;
+	} else if (found && r->key[0] && !svc_key_used_active(s, tenant, r->key, NULL)) {
+		/* Its sandbox goes now; the image stays in the store for gc. */
+		effect(s, FX_STOP, tenant, r, 0);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (found && rc == 0 && s->sched.ops->registry_del)
+		rc = publish(s, tenant, name, NULL, err);
+	if (found && rc == 0)
+		udfb_info("worker '%s' of tenant %s: dropped", name, tenant);
+	svc_worker_free(r);
+	free(id);
+	free(tenant);
+	if (rc == 0 && !found && !if_exists)
+		return udfb_err_set(err, UDFB_E_NOTFOUND, "worker %s: does not exist", name);
+	return rc;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+		      json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
+int udfb_service_worker_list(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
+			     json_t **workers, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (svc_tenant_of(s, meta, tenant_id, &tenant, err) < 0)
+		return -1;
+	if (refresh(s, tenant, err) < 0) {
+		free(tenant);
+		return -1;
+	}
+	struct collect c = { tenant, strlen(tenant), json_array(), { 0, 0 } };
+	pthread_mutex_lock(&s->mu);
+	udfb_table_each(s->workers, collect_one, &c);
+	pthread_mutex_unlock(&s->mu);
+	/* Sorted by name, so SHOW WORKERS is stable; only Databend's fields. */
+	size_t n = json_array_size(c.out);
+	json_t **v = calloc(n + 1, sizeof(*v));
+	for (size_t k = 0; k < n; k++) {
+		v[k] = json_incref(json_array_get(c.out, k));
+		const char *inner[] = { "state", "declared", "key", "image", "handler" };
+		for (size_t i = 0; i < sizeof(inner) / sizeof(inner[0]); i++)
+			json_object_del(v[k], inner[i]);
+	}
+	qsort(v, n, sizeof(*v), by_name);
+	json_array_clear(c.out);
+	for (size_t k = 0; k < n; k++)
+		json_array_append_new(c.out, v[k]);
+	free(v);
+	*workers = c.out;
+	free(tenant);
+	return 0;
+}
+
+/* ---- housekeeping: auto_suspend, gauges ---- */
+
+struct due {
+	char *tenant, *name;
+	char key[UDFB_DIGEST_LEN + 1];
+	long secs;
+	struct due *next;
+};
+
+static void find_due(const char *id, void *val, void *ctx)
+{
+	struct due **list = ctx;
+	const struct svc_worker *w = val;
+	long secs = auto_suspend_s(w);
+	if (w->suspended || !w->key[0] || secs <= 0)
+		return;
+	struct due *d = calloc(1, sizeof(*d));
+	const char *nl = strchr(id, '\n');
+	d->tenant = strndup(id, (size_t)(nl - id));
+	d->name = strdup(w->name);
+	memcpy(d->key, w->key, sizeof(d->key));
+	d->secs = secs;
+	d->next = *list;
+	*list = d;
+}
+
+static void auto_suspend_pass(struct udfb_service *s)
+{
+	const struct udfb_scheduler_ops *ops = s->sched.ops;
+	if (!ops->idle_for)
+		return;
+	struct due *list = NULL;
+	pthread_mutex_lock(&s->mu);
+	udfb_table_each(s->workers, find_due, &list);
+	pthread_mutex_unlock(&s->mu);
+	for (struct due *d = list, *next; d; d = next) {
+		next = d->next;
+		long long idle = ops->idle_for(s->sched.impl, d->tenant, d->key);
+		if (idle >= d->secs * 1000) {
+			pthread_mutex_lock(&s->mu);
+			struct svc_worker *w = svc_worker_get(s, d->tenant, d->name, 0);
+			if (w && !w->suspended && strcmp(w->key, d->key) == 0) {
+				struct udfb_worker_alter a = { .state_action = 1 };
+				struct udfb_err err = UDFB_ERR_INIT;
+				if (alter_locked(s, d->tenant, w, &a, &err) < 0)
+					udfb_warn("worker '%s': auto_suspend: %s", d->name, err.msg);
+				else {
+					udfb_info("worker '%s' of tenant %s: idle for %lld s: suspended (auto_suspend = %ld)",
+						  d->name, d->tenant, idle / 1000, d->secs);
+					queue_publish(s, d->tenant, w);
+				}
+				udfb_err_clear(&err);
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
+		free(d->tenant);
+		free(d->name);
+		free(d);
+	}
+}
+
+/* Sandboxes by state, as the backend reports them, onto the four gauges. */
+static void sandbox_gauges(struct udfb_service *s)
+{
+	json_t *list = NULL;
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (!s->sched.ops->list || s->sched.ops->list(s->sched.impl, &list, &err) < 0) {
+		udfb_err_clear(&err);
+		return;
+	}
+	long long n[4] = { 0, 0, 0, 0 }; /* starting, ready, failed, stopped */
+	size_t k;
+	json_t *j;
+	json_array_foreach(list, k, j) {
+		const char *st = json_string_value(json_object_get(j, "state"));
+		if (!st)
+			continue;
+		if (strcmp(st, "starting") == 0 || strcmp(st, "new") == 0)
+			n[0]++;
+		else if (strcmp(st, "ready") == 0 || strcmp(st, "running") == 0)
+			n[1]++;
+		else if (strcmp(st, "failed") == 0 || strcmp(st, "exited") == 0)
+			n[2]++;
+		else
+			n[3]++;
+	}
+	json_decref(list);
+	static const char *const names[4] = { "starting", "ready", "failed", "stopped" };
+	for (int i = 0; i < 4; i++)
+		udfb_metrics_sandboxes(s->metrics, names[i], n[i]);
+}
+
+static void *housekeeping(void *arg)
+{
+	struct udfb_service *s = arg;
+	pthread_mutex_lock(&s->wk_mu);
+	while (!s->wk_stop) {
+		pthread_mutex_unlock(&s->wk_mu);
+		struct udfb_err err = UDFB_ERR_INIT;
+		if (refresh(s, NULL, &err) < 0)
+			udfb_warn("%s", err.msg);
+		udfb_err_clear(&err);
+		auto_suspend_pass(s);
+		sandbox_gauges(s);
+		struct collect c = { NULL, 0, NULL, { 0, 0 } };
+		pthread_mutex_lock(&s->mu);
+		udfb_table_each(s->workers, collect_one, &c);
+		pthread_mutex_unlock(&s->mu);
+		update_gauge(s, c.counts);
+		pthread_mutex_lock(&s->wk_mu);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += HOUSEKEEPING_MS / 1000;
+		if (!s->wk_stop)
+			pthread_cond_timedwait(&s->wk_wake, &s->wk_mu, &ts);
+	}
+	pthread_mutex_unlock(&s->wk_mu);
+	return NULL;
+}
+
+int svc_workers_start(struct udfb_service *s, struct udfb_err *err)
+{
+	if (sizes_setup(s, err) < 0 || load_all(s, err) < 0)
+		return -1;
+	s->worker_fx = udfb_pool_new(1, "worker");
+	pthread_mutex_lock(&s->mu);
+	struct collect c = { NULL, 0, NULL, { 0, 0 } };
+	udfb_table_each(s->workers, collect_one, &c);
+	pthread_mutex_unlock(&s->mu);
+	update_gauge(s, c.counts);
+	pthread_mutex_init(&s->wk_mu, NULL);
+	pthread_cond_init(&s->wk_wake, NULL);
+	s->wk_started = pthread_create(&s->wk_thread, NULL, housekeeping, s) == 0;
+	return 0;
+}
+
+void svc_workers_stop(struct udfb_service *s)
+{
+	if (s->wk_started) {
+		pthread_mutex_lock(&s->wk_mu);
+		s->wk_stop = 1;
+		pthread_cond_broadcast(&s->wk_wake);
+		pthread_mutex_unlock(&s->wk_mu);
+		pthread_join(s->wk_thread, NULL);
+		s->wk_started = 0;
+		pthread_mutex_destroy(&s->wk_mu);
+		pthread_cond_destroy(&s->wk_wake);
+	}
+	udfb_pool_free(s->worker_fx); /* runs what is queued */
+	s->worker_fx = NULL;
+	json_decref(s->sizes);
+	s->sizes = NULL;
+}

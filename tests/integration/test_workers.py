@@ -1,0 +1,294 @@
+#!/usr/bin/python3
+"""Integration test of the WORKER statements as Databend sends them
+(resourceproto.WorkerService: CreateWorker with an empty script, AlterWorker,
+DropWorker, ListWorkers) together with a UDF's CreateWorker under the same
+name, through the running service with the local backend (sandboxes under
+runc, their state read from runc itself), with restarts of the service
+between steps and a kill -9 right after an ALTER.
+
+The sequence: CREATE WORKER with options -> the UDF's CreateWorker (script)
+-> SHOW -> restart -> ALTER SET size, SET TAG -> SUSPEND (sandbox stopped)
+-> UDF call refused (FAILED_PRECONDITION) -> restart -> still refused ->
+RESUME (sandbox started on the same endpoint) -> UDF call answers ->
+auto_resume, auto_suspend -> DROP (sandbox gone) -> SHOW empty.  Plus the
+refusals: ALREADY_EXISTS, NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT
+for names and options (listing the known ones), and /metrics' gauges.
+
+Uses test_databend.py's helpers (service, import server, package index);
+the runtime inside the base is the TEST DOUBLE of databend_udf
+(tests/runtime-double).  Needs root, runc and overlayfs; prints
+"1..0 # SKIP ..." and exits 77 without them.  Results are TAP lines.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_databend as db  # noqa: E402
+
+tap = db.tap
+TENANT = db.TENANT
+UDF = "add_one_helper"
+# runc, whose own state the checks read (the service would pick runsc where installed).
+RUNC = ("--scheduler-opt", "runtime=runc")
+
+
+def svc(srv, method, req, resp):
+    return srv.rpc("/resourceproto.WorkerService/" + method, req, resp, "worker_client_version")
+
+
+def create(srv, name, options=None, tags=None, if_not_exists=False, tenant_id=TENANT):
+    return srv.create_worker({"tenantId": tenant_id, "name": name, "ifNotExists": if_not_exists,
+                              "options": options or {}, "tags": tags or {}})
+
+
+def alter(srv, name, **kw):
+    state = kw.pop("state", 0)
+    return svc(srv, "AlterWorker", db.pb.AlterWorkerRequest(tenant_id=TENANT, name=name, state_action=state, **kw),
+               db.pb.AlterWorkerResponse)
+
+
+def drop(srv, name, if_exists=False):
+    return svc(srv, "DropWorker", db.pb.DropWorkerRequest(tenant_id=TENANT, name=name, if_exists=if_exists),
+               db.pb.DropWorkerResponse)
+
+
+def show(srv):
+    stub = srv.channel.unary_unary("/resourceproto.WorkerService/ListWorkers",
+                                   request_serializer=lambda m: m.SerializeToString(),
+                                   response_deserializer=db.pb.ListWorkersResponse.FromString)
+    r = stub(db.pb.ListWorkersRequest(tenant_id=TENANT), timeout=db.DEADLINE,
+             metadata=[("x-databend-tenant", TENANT), ("worker_client_version", "v1")])
+    return [(w.name, dict(w.tags), dict(w.options), w.created_at, w.updated_at) for w in r.workers]
+
+
+def running(srv):
+    """Containers runc itself reports running under this service's root."""
+    out = subprocess.run(["runc", "--root", srv.runtime_root, "list", "-f", "json"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    return sorted(c["id"] for c in json.loads(out or "[]") or [] if c.get("status") == "running")
+
+
+def wait_for(cond, timeout=60.0):
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    return cond()
+
+
+def udf(srv, imports):
+    return srv.query("create_worker", db.vector(UDF, "create_worker", imports.port))
+
+
+def restart(srv):
+    srv.stop()
+    return db.Server("w", extra=RUNC)
+
+
+def run(srv, imports):
+    name = db.vector(UDF, "create_worker", imports.port)["name"]
+
+    # Refusals: names, options, tenants.
+    r = create(srv, "bad name")
+    tap.check("a name with a space: INVALID_ARGUMENT naming the character",
+              r.code == "INVALID_ARGUMENT" and "character 4" in r.details, repr(r))
+    r = create(srv, "x" * 129)
+    tap.check("a 129-byte name: INVALID_ARGUMENT", r.code == "INVALID_ARGUMENT" and "1 to 128" in r.details, repr(r))
+    r = create(srv, "w1", options={"colour": "red"})
+    tap.check("an unknown option: INVALID_ARGUMENT listing the known ones",
+              r.code == "INVALID_ARGUMENT" and "colour" in r.details and "auto_suspend" in r.details and
+              "max_cluster_count" in r.details, repr(r))
+    bad = [({"size": "huge"}, "xsmall, small, medium, large, xlarge"), ({"auto_suspend": "soon"}, "seconds"),
+           ({"auto_resume": "maybe"}, "true or false"), ({"min_cluster_count": "0"}, "1 to"),
+           ({"min_cluster_count": "3", "max_cluster_count": "2"}, "above")]
+    got = [(create(srv, "w1", options=o), want) for o, want in bad]
+    tap.check("bad option values: INVALID_ARGUMENT saying what is allowed",
+              all(r.code == "INVALID_ARGUMENT" and want in r.details for r, want in got), repr(got))
+    r = create(srv, "w1", tenant_id="other_tenant")
+    tap.check("tenant_id other than x-databend-tenant: PERMISSION_DENIED", r.code == "PERMISSION_DENIED", repr(r))
+    tap.check("nothing refused was recorded", show(srv) == [], repr(show(srv)))
+
+    # CREATE WORKER with options, then the UDF's CreateWorker under that name.
+    opts = {"size": "small", "auto_resume": "false", "max_cluster_count": "2"}
+    r = create(srv, name, options=opts, tags={"team": "a"})
+    tap.check("CREATE WORKER with options: recorded, no endpoint",
+              r.code == "OK" and r.endpoint == "" and dict(r.worker.options) == opts, repr(r))
+    r2 = create(srv, name, options={"size": "large"})
+    r3 = create(srv, name, options={"size": "large"}, if_not_exists=True)
+    tap.check("CREATE again: ALREADY_EXISTS; IF NOT EXISTS: OK and unchanged",
+              r2.code == "ALREADY_EXISTS" and r3.code == "OK" and dict(r3.worker.options) == opts, "%r %r" % (r2, r3))
+    r = udf(srv, imports)
+    ok, why = db.called(r, "add_one", [1], 2)
+    tap.check("the UDF's CreateWorker under that name: endpoint answers", ok, why + srv.stderr_tail())
+    endpoint = r.endpoint
+    before = show(srv)
+    tap.check("SHOW WORKERS: the UDF's call kept the tags and options CREATE WORKER set",
+              len(before) == 1 and before[0][:3] == (name, {"team": "a"}, opts) and
+              before[0][3].endswith("Z") and "T" in before[0][3], repr(before))
+    tap.check("its sandbox runs (runc)", len(running(srv)) == 1, repr(running(srv)))
+    m = srv.metrics()
+    tap.check("/metrics: one active worker on the local backend, a ready sandbox",
+              wait_for(lambda: srv.metrics().get('udfb_workers{backend="local",state="active"}') == 1 and
+                       srv.metrics().get('udfb_sandboxes{state="ready"}', 0) >= 1, 10),
+              repr({k: v for k, v in m.items() if "workers" in k or "sandboxes" in k}))
+
+    # A restart: the registry survives.
+    srv = restart(srv)
+    after = show(srv)
+    tap.check("after a restart: the same worker, same created_at", after == before, "%r\n%r" % (before, after))
+    r = udf(srv, imports)
+    ok, why = db.called(r, "add_one", [1], 2)
+    tap.check("after a restart: the UDF call answers", ok, why + srv.stderr_tail())
+    endpoint = r.endpoint
+
+    # ALTER: size and tag, visible at once; the sandbox restarts with the new size.
+    ids = running(srv)
+    r = alter(srv, name, set_options={"size": "medium"}, set_tags={"env": "prod"})
+    now = show(srv)
+    tap.check("ALTER SET size, SET TAG: visible in SHOW at once",
+              r.code == "OK" and now[0][1] == {"team": "a", "env": "prod"} and now[0][2]["size"] == "medium" and
+              now[0][4] >= before[0][4], "%r %r" % (r, now))
+    new_ids = wait_for(lambda: (lambda x: x if x and x != ids else None)(running(srv)), 60)
+    tap.check("... the running sandbox was restarted for the new size", new_ids and new_ids != ids,
+              "%r -> %r" % (ids, new_ids))
+    cfg = Path(srv.state_dir, "sandboxes", (new_ids or ["?"])[0], "config.json")
+    mem = json.loads(cfg.read_text()).get("linux", {}).get("resources", {}).get("memory") if cfg.exists() else None
+    print("# the restarted sandbox's memory limit: %r" % (mem,))
+    tap.check("... with medium's memory limit (1024 MiB) where cgroups are in use",
+              mem is None or mem.get("limit") == 1024 << 20, repr(mem))
+    r = alter(srv, name, set_options={"bogus": "1"})
+    tap.check("ALTER SET an unknown option: INVALID_ARGUMENT, nothing changed",
+              r.code == "INVALID_ARGUMENT" and "known" in r.details and show(srv) == now, repr(r))
+    r = alter(srv, "nosuch", set_tags={"a": "b"})
+    tap.check("ALTER of an unknown worker: NOT_FOUND", r.code == "NOT_FOUND", repr(r))
+
+    # SUSPEND: the sandbox stops, the UDF call is refused.
+    r = alter(srv, name, state=db.pb.Suspend)
+    tap.check("ALTER WORKER SUSPEND: OK", r.code == "OK", repr(r))
+    tap.check("... its sandbox is stopped (runc lists none running)", wait_for(lambda: running(srv) == [], 30) is not None
+              and running(srv) == [], repr(running(srv)))
+    r = udf(srv, imports)
+    tap.check("... the UDF call is refused: FAILED_PRECONDITION 'worker %s is suspended'" % name,
+              r.code == "FAILED_PRECONDITION" and ("worker %s is suspended" % name) in r.details, repr(r))
+    m = srv.metrics()
+    tap.check("/metrics: the worker counted suspended",
+              wait_for(lambda: srv.metrics().get('udfb_workers{backend="local",state="suspended"}') == 1, 10),
+              repr({k: v for k, v in m.items() if "workers" in k}))
+
+    srv = restart(srv)
+    r = udf(srv, imports)
+    tap.check("after a restart: still suspended, still refused", r.code == "FAILED_PRECONDITION" and running(srv) == [],
+              repr(r))
+
+    # RESUME: started again on the same endpoint.
+    r = alter(srv, name, state=db.pb.Resume)
+    tap.check("ALTER WORKER RESUME: OK, and its sandbox starts (runc)",
+              r.code == "OK" and wait_for(lambda: len(running(srv)) == 1, 60), repr(r) + srv.stderr_tail())
+    r = udf(srv, imports)
+    ok, why = db.called(r, "add_one", [1], 2)
+    tap.check("... the UDF call answers, on the same endpoint", ok and r.endpoint == endpoint,
+              "%s %r (was %s)" % (why, r.endpoint, endpoint))
+
+    # auto_resume: a call resumes a suspended worker.
+    alter(srv, name, set_options={"auto_resume": "true"})
+    alter(srv, name, state=db.pb.Suspend)
+    wait_for(lambda: running(srv) == [], 30)
+    r = udf(srv, imports)
+    ok, why = db.called(r, "add_one", [1], 2)
+    tap.check("auto_resume = true: a call for the suspended worker resumes it and answers", ok, why + srv.stderr_tail())
+
+    # auto_suspend: idle past it, the worker suspends itself.
+    r = alter(srv, name, set_options={"auto_suspend": "2"}, unset_options=["auto_resume"])
+    stopped = wait_for(lambda: running(srv) == [] and
+                       srv.metrics().get('udfb_workers{backend="local",state="suspended"}') == 1, 20)
+    tap.check("auto_suspend = 2: idle, the worker is suspended and its sandbox stopped", r.code == "OK" and stopped,
+              repr(r) + srv.stderr_tail())
+    r = udf(srv, imports)
+    tap.check("... and a call is refused (auto_resume unset)", r.code == "FAILED_PRECONDITION", repr(r))
+    alter(srv, name, state=db.pb.Resume, unset_options=["auto_suspend"])
+    wait_for(lambda: len(running(srv)) == 1, 60)
+
+    # A kill -9 right after an ALTER: the record is the new one.
+    r = alter(srv, name, set_tags={"after": "kill"})
+    srv.kill()
+    srv.stderr.close()
+    srv = db.Server("w", extra=RUNC)
+    reg = list(Path(srv.dir, "store", "workers").glob("*.json"))
+    tap.check("kill -9 after ALTER: the new record, one parseable registry file",
+              r.code == "OK" and show(srv)[0][1].get("after") == "kill" and len(reg) == 1 and
+              json.loads(reg[0].read_text())["tenant"] == TENANT, repr(show(srv)))
+    Path(srv.dir, "store", "workers", ".tmp-torn").write_text('{"tenant": "test_tenant", "workers": [')
+    srv = restart(srv)
+    tap.check("a torn temporary file (a write a crash interrupted) is ignored", len(show(srv)) == 1, repr(show(srv)))
+
+    # DROP: the sandbox and the record go.
+    r = udf(srv, imports)
+    wait_for(lambda: len(running(srv)) == 1, 60)
+    r = drop(srv, name)
+    tap.check("DROP WORKER: OK, its sandbox removed (runc), SHOW empty",
+              r.code == "OK" and wait_for(lambda: running(srv) == [], 30) is not None and running(srv) == [] and
+              show(srv) == [], "%r %r %r" % (r, running(srv), show(srv)))
+    tap.check("DROP again: NOT_FOUND; IF EXISTS: OK", [drop(srv, name).code, drop(srv, name, True).code] ==
+              ["NOT_FOUND", "OK"])
+    tap.check("no registry file is left for the tenant", list(Path(srv.dir, "store", "workers").glob("*.json")) == [])
+    srv = restart(srv)
+    tap.check("after a restart: SHOW still empty", show(srv) == [], repr(show(srv)))
+    m = srv.metrics()
+    tap.check("/metrics: no worker", m.get('udfb_workers{backend="local",state="active"}') == 0 and
+              m.get('udfb_workers{backend="local",state="suspended"}') == 0)
+    return srv
+
+
+def main():
+    os.chdir(db.REPO)
+    reason = db.skip_reason()
+    if reason:
+        print("1..0 # SKIP %s" % reason)
+        return 77
+    db.TMP = tempfile.mkdtemp(prefix="udfb-workers-test.")
+    os.chmod(db.TMP, 0o755)
+    imports = None
+    srv = None
+    try:
+        try:
+            db.load_protos()
+            db.BASE = db.sh("bash", "-c", ". tests/lib/base-image.sh && udfb_base_image",
+                            timeout=1200).strip().splitlines()[-1]
+            db.INDEX = db.start_index()
+            imports = db.ImportServer()
+            srv = db.Server("w", extra=RUNC)
+        except Exception:
+            tap.check("setup (protoc, grpc, base image, package index, service)", False, traceback.format_exc())
+            return tap.done()
+        try:
+            srv = run(srv, imports)
+        except Exception:
+            tap.check("the checks ran to the end", False, traceback.format_exc() + (srv.stderr_tail() if srv else ""))
+        srv = db.SERVERS[-1]
+        srv.stop()
+        log = Path(srv.stderr_path).read_text(errors="replace")
+        tap.check("the service stopped cleanly on SIGTERM (exit 0, no sanitizer report)",
+                  srv.proc.returncode == 0 and "Sanitizer" not in log, "exit %r%s" % (srv.proc.returncode,
+                                                                                        srv.stderr_tail(60)))
+        reports = [s.stderr_path for s in db.SERVERS if "Sanitizer" in Path(s.stderr_path).read_text(errors="replace")]
+        tap.check("no sanitizer report in any run's log (%d runs)" % len(db.SERVERS), not reports, repr(reports))
+        return tap.done()
+    finally:
+        if imports:
+            imports.close()
+        db.cleanup()
+        shutil.rmtree(db.TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
