@@ -174,6 +174,17 @@ class ImportServer:
         self.httpd.server_close()
 
 
+def process_ended(pid):
+    """pid is gone or a zombie (the service, its subreaper, reaps it later)."""
+    if pid <= 0:
+        return True
+    try:
+        stat = Path("/proc/%d/stat" % pid).read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
 def vector_request(name, imports_port):
     text = (REQUESTS / (name + ".request.json")).read_text().replace("IMPORTS_BASE", "127.0.0.1:%d" % imports_port)
     d = json.loads(text)
@@ -312,6 +323,16 @@ class Server:
                 return d
         raise AssertionError("no sandbox record for %s%s" % (endpoint, self.stderr_tail()))
 
+    def sandbox_pid(self, sandbox_id):
+        """The host pid the runtime recorded for a sandbox (0: none)."""
+        for rec in Path(self.state_dir, "sandboxes").glob("*/sandbox.json"):
+            if json.loads(rec.read_text()).get("id") == sandbox_id:
+                try:
+                    return int((rec.parent / "pid").read_text().strip() or 0)
+                except (OSError, ValueError):
+                    return 0
+        return 0
+
     def status_url(self, endpoint, path):
         return "http://127.0.0.1:%d%s" % (self.record(endpoint)["status_port"], path)
 
@@ -440,12 +461,17 @@ class LocalSandboxTest(unittest.TestCase):
         req = vector_request("read_env", self.imports.port)
         r = self.ready(req)
         old = self.srv.record(r.endpoint)
+        pid = self.srv.sandbox_pid(old["id"])
         self.srv.on("kill", old["id"], "KILL")
         poll(lambda: http_down(self.srv.status_url(r.endpoint, "/health")), 10, "the killed sandbox to stop answering")
         # Its sockets close a moment before the process is gone; the service
         # learns of a death from the process (pidfd), so wait for runc too.
         poll(lambda: '"status": "running"' not in self.srv.on("state", old["id"], check=False).replace('":"', '": "'),
              10, "runc to see the killed sandbox stopped")
+        # Under runsc the runtime reports the container stopped while the
+        # sandbox process (the one the service watches) is still shutting
+        # down: the death is the service's to see once that process ends.
+        poll(lambda: process_ended(pid), 10, "the killed sandbox's process to end")
         r2 = self.ready(req)
         self.assertEqual(r2.endpoint, r.endpoint, "a restarted sandbox keeps its endpoint")
         new = self.srv.record(r2.endpoint)
