@@ -163,6 +163,10 @@ int udfb_store_has_blob(const struct udfb_store *s, const char *digest)
 int udfb_store_put_tmp(struct udfb_store *s, const char *tmp_path, const char *digest, struct udfb_err *err)
 {
 	cleanup_free char *dst = udfb_store_blob_path(s, digest);
+	/* Named by content: a blob already there is this one, and leaving its
+	 * inode alone spares those linking from it a retry. */
+	if (udfb_exists(dst))
+		return unlink(tmp_path), 0;
 	if (rename(tmp_path, dst) < 0)
 		return udfb_err_sys(err, errno, "store blob %s", digest);
 	cleanup_free char *dir = udfb_path_join(s->root, "blobs/sha256");

@@ -169,11 +169,23 @@ static int copy_fd(int in, int out)
 	}
 }
 
+/* A writer of the same content may rename a new inode over src while
+ * link() holds the old one, whose last name is then gone: link fails with
+ * ENOENT though src exists.  The new inode links as well, so try again. */
+static int link_retrying(const char *src, const char *dst)
+{
+	for (int tries = 0;; tries++) {
+		if (link(src, dst) == 0 || errno == EEXIST)
+			return 0;
+		int e = errno;
+		if (e != ENOENT || tries == 8 || !udfb_exists(src))
+			return errno = e, -1;
+	}
+}
+
 int udfb_link_or_copy(const char *src, const char *dst, struct udfb_err *err)
 {
-	if (udfb_exists(dst))
-		return 0;
-	if (link(src, dst) == 0 || errno == EEXIST)
+	if (udfb_exists(dst) || link_retrying(src, dst) == 0)
 		return 0;
 	if (errno != EXDEV && errno != EPERM && errno != EMLINK)
 		return udfb_err_sys(err, errno, "link %s to %s", src, dst);

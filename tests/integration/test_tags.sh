@@ -67,7 +67,9 @@ PY
 reader=$!
 # kill -9 at three moments of the batch, then let it finish.
 for delay in 0.3 0.6 0.9; do
-	pre "$work/b.jsonl" --dest "oci:$work/out" 2>/dev/null &
+	# The binary itself, not pre(): killing pre's subshell would leave
+	# the batch running on.
+	"$bin" prebuild "$work/b.jsonl" --dest "oci:$work/out" --base "$base" --store "$work/store" -j 2 2>/dev/null &
 	pid=$!
 	sleep "$delay"
 	kill -9 "$pid" 2>/dev/null
@@ -77,8 +79,22 @@ for delay in 0.3 0.6 0.9; do
 	check "after kill -9 at ${delay}s: umoci ls reads the layout" quiet umoci ls --layout "$work/out"
 done
 pre "$work/b.jsonl" --dest "oci:$work/out" 2>"$work/resume.log"
-check_eq "the killed batch resumes and exits 0" "$?" 0
+rc=$?
+[ "$rc" -eq 0 ] || sed 's/^/# resume: /' "$work/resume.log" | tail -n 20
+check_eq "the killed batch resumes and exits 0" "$rc" 0
 check_eq "index.json then lists all 440 tags" "$(tags_in "$work/out")" 440
+# Two batches at once on one store and destination: writers of the same
+# blob replace its name while the other links from it.
+gen 200 2000 >"$work/c.jsonl"
+pre "$work/c.jsonl" --dest "oci:$work/out" 2>"$work/c1.log" &
+pid=$!
+pre "$work/c.jsonl" --dest "oci:$work/out" 2>"$work/c2.log"
+rc2=$?
+wait "$pid"
+rc1=$?
+[ "$rc1$rc2" = 00 ] || grep -h failed "$work/c1.log" "$work/c2.log" | sed 's/^/# /' | head -n 5
+check_eq "two batches at once on one store and destination both exit 0" "$rc1$rc2" 00
+check_eq "index.json then lists all 640 tags" "$(tags_in "$work/out")" 640
 kill "$reader" 2>/dev/null
 wait "$reader" 2>/dev/null
 reader=
