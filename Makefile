@@ -16,14 +16,17 @@ SANFLAGS :=
 BIN := bin/udf-builder
 endif
 
-INCLUDES := -Icommon -Ibuilder -Icache -Iregistry-client -Iservice -Icmd -I$(BUILD)/proto
+# The library's modules, lowest first: a module includes only those before
+# it (tests/lint/layers.py checks this).  One include root: "image/layer.h".
+MODULES := common image python fetch pkgindex registry-client cache builder config scheduler service
+INCLUDES := -I. -I$(BUILD)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	  -fno-strict-aliasing $(SANFLAGS) $(INCLUDES) $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
 LDFLAGS += $(SANFLAGS)
 
-LIB_SRC := $(wildcard common/*.c builder/*.c cache/*.c registry-client/*.c service/*.c)
+LIB_SRC := $(wildcard $(addsuffix /*.c,$(MODULES)))
 PROTO_C := $(patsubst proto/%.proto,$(BUILD)/proto/%.pb-c.c,$(wildcard proto/*.proto))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/builder/templates_data.o $(PROTO_C:.c=.o)
 CMD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cmd/*.c))

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hash.h"
-#include "index.h"
-#include "ocilayout.h"
+#include "common/hash.h"
+#include "cache/index.h"
+#include "image/ocilayout.h"
 
 static int write_blob(const char *root, const char *text, size_t len, char digest[UDFB_DIGEST_LEN + 1])
 {

@@ -7,8 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hash.h"
-#include "index.h"
+#include "common/hash.h"
+#include "cache/index.h"
 
 static double now_us(void)
 {

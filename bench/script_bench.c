@@ -12,11 +12,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "build.h"
-#include "fsutil.h"
-#include "hash.h"
-#include "request.h"
-#include "script.h"
+#include "builder/build.h"
+#include "common/fsutil.h"
+#include "common/hash.h"
+#include "builder/request.h"
+#include "builder/script.h"
 
 static double now_us(void)
 {

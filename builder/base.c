@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "build.h"
-#include "ocilayout.h"
-#include "ref.h"
-#include "registry.h"
-#include "version.h"
+#include "builder/build.h"
+#include "image/ocilayout.h"
+#include "registry-client/ref.h"
+#include "registry-client/registry.h"
+#include "common/version.h"
 
 /* The name a Dockerfile's FROM uses for an image that is only an OCI layout
  * here: the layout's tag under localhost/, the name buildah and podman give

@@ -1,5 +1,5 @@
 /* Batch builds: see batch.h. */
-#include "batch.h"
+#include "builder/batch.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -10,11 +10,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "fsutil.h"
-#include "pool.h"
-#include "ref.h"
-#include "request.h"
-#include "tenant.h"
+#include "common/fsutil.h"
+#include "common/pool.h"
+#include "registry-client/ref.h"
+#include "builder/request.h"
+#include "common/tenant.h"
 
 static void add(struct udfb_batch *b, const char *name, const char *json, size_t len)
 {

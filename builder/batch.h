@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-#include "build.h"
-#include "err.h"
+#include "builder/build.h"
+#include "common/err.h"
 
 struct udfb_batch_item {
 	char *name;   /* "FILE" or "FILE:LINE" */

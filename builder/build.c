@@ -1,28 +1,28 @@
 /* One native build: see build.h and docs/architecture.md. */
-#include "build.h"
+#include "builder/build.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "compose.h"
-#include "context.h"
-#include "fsutil.h"
-#include "jsonout.h"
-#include "key.h"
-#include "layer.h"
-#include "log.h"
-#include "ocilayout.h"
-#include "packages.h"
-#include "pkgopts.h"
-#include "publish.h"
-#include "script_imports.h"
-#include "ref.h"
-#include "store.h"
-#include "templates.h"
-#include "version.h"
+#include "common/cleanup.h"
+#include "image/compose.h"
+#include "builder/context.h"
+#include "common/fsutil.h"
+#include "common/jsonout.h"
+#include "builder/key.h"
+#include "image/layer.h"
+#include "common/log.h"
+#include "image/ocilayout.h"
+#include "builder/packages.h"
+#include "pkgindex/pkgopts.h"
+#include "builder/publish.h"
+#include "builder/script_imports.h"
+#include "registry-client/ref.h"
+#include "cache/store.h"
+#include "builder/templates.h"
+#include "common/version.h"
 
 /* The image's own layers: the stub, the packages', the imports, the UDF. */
 #define LAYER_MAX (3 + UDFB_RESOLVE_MAX_PACKAGES)

@@ -5,10 +5,10 @@
 
 #include <jansson.h>
 
-#include "err.h"
-#include "hash.h"
-#include "image.h"
-#include "request.h"
+#include "common/err.h"
+#include "common/hash.h"
+#include "image/image.h"
+#include "builder/request.h"
 
 struct udfb_base;
 struct udfb_fetch_opts;

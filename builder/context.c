@@ -1,5 +1,5 @@
 /* The files of a UDF image: see context.h. */
-#include "context.h"
+#include "builder/context.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -8,9 +8,9 @@
 
 #include <stdint.h>
 
-#include "buf.h"
-#include "jsonout.h"
-#include "store.h"
+#include "common/buf.h"
+#include "common/jsonout.h"
+#include "cache/store.h"
 
 char *udfb_import_name(const char *location, size_t index)
 {

@@ -7,9 +7,9 @@
 
 #include <stddef.h>
 
-#include "err.h"
-#include "fetch.h"
-#include "request.h"
+#include "common/err.h"
+#include "fetch/fetch.h"
+#include "builder/request.h"
 
 struct udfb_import_file {
 	char *name; /* file name under /app/imports */

@@ -2,16 +2,16 @@
  * rules, enough for a file that must stay readable: "{{NAME}}" is replaced by
  * a value, and a line that starts with "{{?COND}}" is kept only when COND
  * holds.  An unknown name is a bug, reported as such. */
-#include "dockerfile.h"
+#include "builder/dockerfile.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "buf.h"
-#include "cleanup.h"
-#include "fsutil.h"
-#include "templates.h"
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "builder/templates.h"
 
 static int expand_line(struct udfb_buf *b, const char *line, size_t n, const char *from, struct udfb_err *err)
 {

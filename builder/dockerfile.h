@@ -4,8 +4,8 @@
 #ifndef UDFB_DOCKERFILE_H
 #define UDFB_DOCKERFILE_H
 
-#include "context.h"
-#include "err.h"
+#include "builder/context.h"
+#include "common/err.h"
 
 int udfb_dockerfile_render(char **out, const char *from, int has_requirements, struct udfb_err *err);
 /* Writes OUT/Dockerfile, server.py, udf.py, udf.json, imports/, and

@@ -1,14 +1,14 @@
 /* Cache key: see key.h and docs/cache-key.md.  The encoding is JSON with
  * sorted keys and no whitespace (jansson JSON_COMPACT | JSON_SORT_KEYS), so
  * field order and white space in the request never change the key. */
-#include "key.h"
+#include "builder/key.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "templates.h"
-#include "version.h"
+#include "builder/templates.h"
+#include "common/version.h"
 
 /* NULL when an item cannot be encoded (not UTF-8): json_pack then fails
  * on the NULL "o" argument, so no item is ever dropped from the key. */

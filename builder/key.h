@@ -4,8 +4,8 @@
 #ifndef UDFB_KEY_H
 #define UDFB_KEY_H
 
-#include "hash.h"
-#include "request.h"
+#include "common/hash.h"
+#include "builder/request.h"
 
 struct udfb_key_inputs {
 	const struct udfb_request *req;

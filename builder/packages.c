@@ -1,5 +1,5 @@
 /* A UDF's packages: lock, then one cached layer per wheel.  See packages.h. */
-#include "packages.h"
+#include "builder/packages.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,19 +7,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "build.h"
-#include "cleanup.h"
-#include "fetch.h"
-#include "fsutil.h"
-#include "image.h"
-#include "jsonout.h"
-#include "log.h"
-#include "marker.h"
-#include "pkgindex.h"
-#include "pkgopts.h"
-#include "store.h"
-#include "version.h"
-#include "wheel.h"
+#include "builder/build.h"
+#include "common/cleanup.h"
+#include "fetch/fetch.h"
+#include "common/fsutil.h"
+#include "image/image.h"
+#include "common/jsonout.h"
+#include "common/log.h"
+#include "python/marker.h"
+#include "pkgindex/pkgindex.h"
+#include "pkgindex/pkgopts.h"
+#include "cache/store.h"
+#include "common/version.h"
+#include "python/wheel.h"
 
 #define DEFAULT_INDEX "https://pypi.org/simple"
 /* Package layers are the big ones, made once and shared: the fast level

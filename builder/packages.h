@@ -8,9 +8,9 @@
 
 #include <stddef.h>
 
-#include "err.h"
-#include "layer.h"
-#include "resolve.h"
+#include "common/err.h"
+#include "image/layer.h"
+#include "pkgindex/resolve.h"
 
 /* Where packages go in the image (on the stub's sys.path) and what their
  * scripts run with. */

@@ -2,7 +2,7 @@
  * publish.h.  A docker:// base pushed to the same registry is mounted, to
  * another registry streamed across; its layers never touch the disk unless
  * the destination is an OCI layout, which must hold every blob. */
-#include "publish.h"
+#include "builder/publish.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,12 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cleanup.h"
-#include "fsutil.h"
-#include "log.h"
-#include "ocilayout.h"
-#include "registry.h"
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "image/ocilayout.h"
+#include "registry-client/registry.h"
 
 /* Where one blob of our manifest comes from. */
 static int blob_source(struct udfb_push_blob *b, char **path, struct udfb_store *st, const struct udfb_base *base,

@@ -5,10 +5,10 @@
 
 #include <jansson.h>
 
-#include "build.h"
-#include "err.h"
-#include "ref.h"
-#include "store.h"
+#include "builder/build.h"
+#include "common/err.h"
+#include "registry-client/ref.h"
+#include "cache/store.h"
 
 /* Push the image (manifest bytes mtext, parsed m) to a docker:// dest,
  * tagged tag. */

@@ -1,19 +1,19 @@
 /* The request around the spec: imports with their presigned URLs and tags,
  * the agreement between spec.imports and imports[], and the merged set of
  * requirements (spec.packages plus PEP 723 dependencies). */
-#include "request.h"
+#include "builder/request.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fsutil.h"
-#include "pep508.h"
-#include "pep723.h"
-#include "script.h"
-#include "spec_internal.h"
-#include "text.h"
+#include "common/fsutil.h"
+#include "python/pep508.h"
+#include "python/pep723.h"
+#include "builder/script.h"
+#include "builder/spec_internal.h"
+#include "common/text.h"
 
 static int check_visible(const char *s, const char *field, struct udfb_err *err)
 {

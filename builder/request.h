@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define UDFB_REQUEST_MAX_BYTES (8u << 20) /* a request file or message */
 #define UDFB_SPEC_MAX_BYTES (6u << 20) /* a 4 MiB UDF escaped in JSON */

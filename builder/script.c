@@ -7,17 +7,17 @@
  *   | the udf.py here-document | the server.py here-document | exec python ...
  * Here-documents end at the marker named on their `cat <<'M'` line; Databend
  * picks M, M_1, M_2, ... as the first that the content does not contain. */
-#include "script.h"
+#include "builder/script.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "pep508.h"
-#include "request.h"
-#include "text.h"
+#include "common/buf.h"
+#include "python/pep508.h"
+#include "builder/request.h"
+#include "common/text.h"
 
 extern const unsigned char udfb_tpl_db_stub_start[], udfb_tpl_db_stub_end[];
 extern const unsigned char udfb_tpl_db_downloader_start[], udfb_tpl_db_downloader_end[];

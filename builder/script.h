@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* The templates this parser knows: byte-identical from Databend d3229cc2060a
  * (v1.2.874) to 43b24ec040 (2026-08-22). */

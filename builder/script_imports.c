@@ -1,11 +1,11 @@
 /* Imports identified by their objects: see script_imports.h and docs/imports.md. */
-#include "script_imports.h"
+#include "builder/script_imports.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store.h"
+#include "cache/store.h"
 
 static void validator_of(char *out, size_t size, const struct udfb_fetched *f, long long total)
 {

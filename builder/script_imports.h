@@ -9,9 +9,9 @@
 #ifndef UDFB_SCRIPT_IMPORTS_H
 #define UDFB_SCRIPT_IMPORTS_H
 
-#include "err.h"
-#include "fetch.h"
-#include "hash.h"
+#include "common/err.h"
+#include "fetch/fetch.h"
+#include "common/hash.h"
 
 struct udfb_store;
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request.h"
-#include "spec_internal.h"
+#include "builder/request.h"
+#include "builder/spec_internal.h"
 
 static const char *const py_keywords[] = {
 	"False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",

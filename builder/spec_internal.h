@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "request.h"
+#include "builder/request.h"
 
 int udfb_spec_parse(struct udfb_spec *s, const char *text, size_t len, struct udfb_err *err);
 void udfb_spec_free(struct udfb_spec *s);

@@ -1,5 +1,5 @@
 /* Lookup of the embedded templates: see templates.h. */
-#include "templates.h"
+#include "builder/templates.h"
 
 #include <pthread.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "hash.h"
+#include "common/hash.h"
 
 struct udfb_template {
 	const char *name;

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "request.h"
-#include "text.h"
+#include "builder/request.h"
+#include "common/text.h"
 
 struct cursor {
 	const uint8_t *p, *end;

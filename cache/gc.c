@@ -1,5 +1,5 @@
 /* Store eviction and garbage collection: see gc.h and docs/store.md. */
-#include "gc.h"
+#include "cache/gc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,12 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
-#include "image.h"
-#include "index.h"
-#include "jsonout.h"
-#include "ocilayout.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "image/image.h"
+#include "cache/index.h"
+#include "common/jsonout.h"
+#include "image/ocilayout.h"
 
 static void add_size(const char *name, const char *path, void *ctx)
 {

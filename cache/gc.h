@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "err.h"
-#include "store.h"
+#include "common/err.h"
+#include "cache/store.h"
 
 struct udfb_gc_report {
 	long keys_evicted, imports_evicted, blobs_swept;

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
-#include "fetch.h"
-#include "store.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "fetch/fetch.h"
+#include "cache/store.h"
 
 static void entry_id(char hex[65], const char *tenant, const char *location, const char *tag)
 {

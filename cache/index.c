@@ -1,5 +1,5 @@
 /* The key index: see index.h and docs/store.md. */
-#include "index.h"
+#include "cache/index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "fsutil.h"
+#include "common/fsutil.h"
 
 #define IX_MAGIC "UDFBIX01"
 #define IX_HEADER 64

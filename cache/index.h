@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
-#include "hash.h"
+#include "common/err.h"
+#include "common/hash.h"
 
 struct udfb_index;
 

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
-#include "jsonout.h"
-#include "store.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/jsonout.h"
+#include "cache/store.h"
 
 static char *map_path(const struct udfb_store *s, const char *diff_id)
 {

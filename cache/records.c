@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
-#include "store.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "cache/store.h"
 
 #define RECORD_MAX_BYTES (1u << 20)
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
-#include "store.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "cache/store.h"
 
 static char *remote_path(const struct udfb_store *s, const char *digest)
 {

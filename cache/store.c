@@ -1,5 +1,5 @@
 /* The local store: see store.h and docs/store.md. */
-#include "store.h"
+#include "cache/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
-#include "image.h"
-#include "index.h"
-#include "log.h"
-#include "ocilayout.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "image/image.h"
+#include "cache/index.h"
+#include "common/log.h"
+#include "image/ocilayout.h"
 
 #define KEY_FILE_MAX 4096
 

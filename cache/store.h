@@ -8,8 +8,8 @@
 
 #include <stdio.h>
 
-#include "err.h"
-#include "hash.h"
+#include "common/err.h"
+#include "common/hash.h"
 
 struct udfb_index;
 

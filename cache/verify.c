@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
-#include "image.h"
-#include "index.h"
-#include "ocilayout.h"
-#include "store.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "image/image.h"
+#include "cache/index.h"
+#include "image/ocilayout.h"
+#include "cache/store.h"
 
 struct blob_walk {
 	FILE *report;

@@ -1,14 +1,14 @@
 /* Shared option handling of the CLI: see cli.h.  Every stateful setting has
  * one environment variable beside its option (UDFB_STORE, UDFB_BASE,
  * UDFB_DEST, UDFB_KEY_SALT, UDFB_PLATFORM); the option wins. */
-#include "cli.h"
+#include "cmd/cli.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "version.h"
+#include "common/version.h"
 
 static int allowed_has(const char *allowed, const char *name)
 {

@@ -3,9 +3,9 @@
 #ifndef UDFB_CLI_H
 #define UDFB_CLI_H
 
-#include "err.h"
-#include "fetch.h"
-#include "pkgopts.h"
+#include "common/err.h"
+#include "fetch/fetch.h"
+#include "pkgindex/pkgopts.h"
 
 struct udfb_cli_common {
 	const char *store;

@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "build.h"
-#include "cli.h"
-#include "jsonout.h"
-#include "ocilayout.h"
-#include "store.h"
+#include "builder/build.h"
+#include "cmd/cli.h"
+#include "common/jsonout.h"
+#include "image/ocilayout.h"
+#include "cache/store.h"
 
 static void print_result(const struct udfb_build_result *r)
 {

@@ -5,13 +5,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
-#include "fsutil.h"
-#include "gc.h"
-#include "index.h"
-#include "ocilayout.h"
-#include "ref.h"
-#include "store.h"
+#include "cmd/cli.h"
+#include "common/fsutil.h"
+#include "cache/gc.h"
+#include "cache/index.h"
+#include "image/ocilayout.h"
+#include "registry-client/ref.h"
+#include "cache/store.h"
 
 static void human(char *buf, size_t len, long long bytes)
 {

@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "build.h"
-#include "cli.h"
-#include "context.h"
-#include "dockerfile.h"
-#include "fsutil.h"
-#include "store.h"
+#include "builder/build.h"
+#include "cmd/cli.h"
+#include "builder/context.h"
+#include "builder/dockerfile.h"
+#include "common/fsutil.h"
+#include "cache/store.h"
 
 static int write_context(const struct udfb_cli_common *c, const struct udfb_request *req, const char *from,
 			 struct udfb_err *err)

@@ -2,8 +2,8 @@
  * base the key is computed for an unpinned base (docs/cache-key.md). */
 #include <stdio.h>
 
-#include "build.h"
-#include "cli.h"
+#include "builder/build.h"
+#include "cmd/cli.h"
 
 static int key(const struct udfb_cli_common *c, struct udfb_err *err)
 {

@@ -10,11 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "batch.h"
-#include "cli.h"
-#include "jsonout.h"
-#include "ocilayout.h"
-#include "store.h"
+#include "builder/batch.h"
+#include "cmd/cli.h"
+#include "common/jsonout.h"
+#include "image/ocilayout.h"
+#include "cache/store.h"
 
 struct progress {
 	size_t total, hits, built, failed;

@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
-#include "cli.h"
-#include "grpc_server.h"
-#include "log.h"
-#include "ocilayout.h"
-#include "service.h"
+#include "service/admin.h"
+#include "cmd/cli.h"
+#include "cmd/grpc_server.h"
+#include "common/log.h"
+#include "image/ocilayout.h"
+#include "service/service.h"
 
 static const char serve_usage[] =
 	"usage: udf-builder serve [OPTIONS]\n"

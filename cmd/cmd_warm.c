@@ -12,15 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "batch.h"
-#include "build.h"
-#include "cli.h"
-#include "jsonout.h"
-#include "ocilayout.h"
-#include "pep508.h"
-#include "buf.h"
-#include "request.h"
-#include "store.h"
+#include "builder/batch.h"
+#include "builder/build.h"
+#include "cmd/cli.h"
+#include "common/jsonout.h"
+#include "image/ocilayout.h"
+#include "python/pep508.h"
+#include "common/buf.h"
+#include "builder/request.h"
+#include "cache/store.h"
 
 static int cmp_str(const void *a, const void *b)
 {

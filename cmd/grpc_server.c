@@ -11,7 +11,7 @@
  * UNIMPLEMENTED naming it: the C core would otherwise never answer it, and
  * Databend would wait out its deadline. */
 #include <stddef.h>
-#include "grpc_server.h"
+#include "cmd/grpc_server.h"
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -25,13 +25,13 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "grpc_tls.h"
-#include "hash.h"
-#include "health.pb-c.h"
-#include "log.h"
-#include "pool.h"
-#include "resource.pb-c.h"
-#include "udf.pb-c.h"
+#include "cmd/grpc_tls.h"
+#include "common/hash.h"
+#include "proto/health.pb-c.h"
+#include "common/log.h"
+#include "common/pool.h"
+#include "proto/resource.pb-c.h"
+#include "proto/udf.pb-c.h"
 
 enum tag_kind { TAG_NEW_CALL, TAG_REPLIED, TAG_SHUTDOWN, TAG_CLOSED };
 enum method {

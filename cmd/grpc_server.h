@@ -5,8 +5,8 @@
 #ifndef UDFB_GRPC_SERVER_H
 #define UDFB_GRPC_SERVER_H
 
-#include "err.h"
-#include "service.h"
+#include "common/err.h"
+#include "service/service.h"
 
 struct udfb_grpc_server;
 

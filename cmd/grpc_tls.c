@@ -1,5 +1,5 @@
 /* TLS for the gRPC port: see grpc_tls.h. */
-#include "grpc_tls.h"
+#include "cmd/grpc_tls.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fsutil.h"
-#include "log.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #define PEM_MAX (1u << 20)
 

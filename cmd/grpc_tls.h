@@ -9,8 +9,8 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 
-#include "config.h"
-#include "err.h"
+#include "config/config.h"
+#include "common/err.h"
 
 struct udfb_grpc_tls;
 

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "log.h"
-#include "version.h"
+#include "cmd/cli.h"
+#include "common/log.h"
+#include "common/version.h"
 
 static const char usage[] =
 	"usage: udf-builder COMMAND [OPTIONS]\n"

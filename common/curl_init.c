@@ -1,5 +1,5 @@
 /* See curl_init.h. */
-#include "curl_init.h"
+#include "common/curl_init.h"
 
 #include <curl/curl.h>
 #include <pthread.h>

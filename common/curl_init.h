@@ -3,7 +3,7 @@
 #ifndef UDFB_CURL_INIT_H
 #define UDFB_CURL_INIT_H
 
-#include "err.h"
+#include "common/err.h"
 
 int udfb_curl_global_init(struct udfb_err *err);
 

@@ -1,5 +1,5 @@
 /* Error values: see err.h and docs/errors.md. */
-#include "err.h"
+#include "common/err.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* File-system helpers: see fsutil.h. */
-#include "fsutil.h"
+#include "common/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "cleanup.h"
+#include "common/buf.h"
+#include "common/cleanup.h"
 
 char *udfb_path_join(const char *a, const char *b)
 {

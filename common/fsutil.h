@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* Read a whole file, failing with UDFB_E_EXHAUSTED past max bytes.  *out is
  * NUL-terminated (not counted in *len); free() it. */

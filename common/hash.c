@@ -1,5 +1,5 @@
 /* SHA-256 through OpenSSL's EVP interface: see hash.h. */
-#include "hash.h"
+#include "common/hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cleanup.h"
+#include "common/cleanup.h"
 
 struct udfb_sha256 {
 	EVP_MD_CTX *ctx;

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define UDFB_DIGEST_LEN 71 /* "sha256:" + 64 hex */
 

@@ -1,11 +1,11 @@
 /* See jsonout.h. */
-#include "jsonout.h"
+#include "common/jsonout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "text.h"
+#include "common/text.h"
 
 json_t *udfb_json_must_at(json_t *j, const char *file, int line)
 {

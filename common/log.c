@@ -1,5 +1,5 @@
 /* Logging: see log.h. */
-#include "log.h"
+#include "common/log.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "text.h"
+#include "common/text.h"
 
 enum udfb_log_level udfb_log_threshold = UDFB_LOG_WARN;
 static int log_json = 0;

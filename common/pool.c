@@ -1,5 +1,5 @@
 /* Worker pool: see pool.h. */
-#include "pool.h"
+#include "common/pool.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* String-keyed hash map: see strmap.h. */
-#include "strmap.h"
+#include "common/strmap.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
 /* Tenant labels: see tenant.h. */
-#include "tenant.h"
+#include "common/tenant.h"
 
 #include <string.h>
 
-#include "buf.h"
-#include "hash.h"
+#include "common/buf.h"
+#include "common/hash.h"
 
 /* Sanitising alone would map "Tenant_B" and "tenant-b" to one label, and so
  * one namespace, tag and endpoint: a hash of the exact name keeps labels

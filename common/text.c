@@ -1,5 +1,5 @@
 /* Text checks: see text.h. */
-#include "text.h"
+#include "common/text.h"
 
 #include <string.h>
 

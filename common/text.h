@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* The length of the longest valid UTF-8 prefix of s[0..len). */
 size_t udfb_utf8_valid_prefix(const char *s, size_t len);

@@ -3,7 +3,7 @@
  * rules as a registry: https, unless its host is loopback or listed as
  * insecure.  One mutex per registry makes concurrent pushes share one token
  * fetch instead of racing several. */
-#include "auth.h"
+#include "registry-client/auth.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -13,8 +13,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "cleanup.h"
-#include "retry.h"
+#include "common/cleanup.h"
+#include "registry-client/retry.h"
 
 #define DEFAULT_EXPIRES_S 60 /* the distribution token spec's default */
 

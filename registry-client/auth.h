@@ -9,8 +9,8 @@
 #include <curl/curl.h>
 #include <pthread.h>
 
-#include "err.h"
-#include "http.h"
+#include "common/err.h"
+#include "registry-client/http.h"
 
 #define UDFB_AUTH_TOKEN_MAX_BYTES (1u << 20)
 #define UDFB_AUTH_TOKENS 16 /* cached tokens per registry */

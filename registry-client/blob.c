@@ -12,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "registry_internal.h"
-#include "retry.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "registry-client/registry_internal.h"
+#include "registry-client/retry.h"
 
 static char *blob_path(const char *repo, const char *digest)
 {

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth.h"
-#include "buf.h"
+#include "registry-client/auth.h"
+#include "common/buf.h"
 
 #define PARAM_MAX (8u << 10)
 

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "dockercfg.h"
+#include "common/buf.h"
+#include "registry-client/dockercfg.h"
 
 #define HELPER_OUT_MAX (64u << 10)
 #define HELPER_TIMEOUT_MS 30000

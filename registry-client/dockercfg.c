@@ -1,6 +1,6 @@
 /* docker's config.json: see dockercfg.h.  The file and a helper's answer
  * hold secrets: they are wiped after use and never quoted in a message. */
-#include "dockercfg.h"
+#include "registry-client/dockercfg.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cleanup.h"
-#include "fsutil.h"
+#include "common/cleanup.h"
+#include "common/fsutil.h"
 
 #define HUB_KEY "https://index.docker.io/v1/"
 

@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 
-#include "auth.h"
-#include "err.h"
+#include "registry-client/auth.h"
+#include "common/err.h"
 
 #define UDFB_DOCKERCFG_MAX_BYTES (4u << 20)
 

@@ -1,5 +1,5 @@
 /* One HTTP exchange over libcurl: see http.h. */
-#include "http.h"
+#include "registry-client/http.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "curl_init.h"
-#include "version.h"
+#include "common/curl_init.h"
+#include "common/version.h"
 
 #define HEADER_VALUE_MAX (16u << 10)
 

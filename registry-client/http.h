@@ -8,8 +8,8 @@
 
 #include <curl/curl.h>
 
-#include "buf.h"
-#include "err.h"
+#include "common/buf.h"
+#include "common/err.h"
 
 #define UDFB_HTTP_ERROR_BODY_MAX (64u << 10)
 

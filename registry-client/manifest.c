@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "ocilayout.h"
-#include "registry_internal.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "image/ocilayout.h"
+#include "registry-client/registry_internal.h"
 
 static char *path_of(const char *repo, const char *kind, const char *ref)
 {

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "cleanup.h"
-#include "log.h"
-#include "registry_internal.h"
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "registry-client/registry_internal.h"
 
 #define PUSH_THREADS 4
 

@@ -1,13 +1,13 @@
 /* Image reference parsing: see ref.h.  Repository names follow the
  * distribution spec's grammar so that a bad name fails here, with the
  * reference named, rather than as a 400 from a registry. */
-#include "ref.h"
+#include "registry-client/ref.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
+#include "common/hash.h"
 
 int udfb_ref_tag_valid(const char *t)
 {

@@ -4,7 +4,7 @@
 #ifndef UDFB_REF_H
 #define UDFB_REF_H
 
-#include "err.h"
+#include "common/err.h"
 
 enum udfb_ref_kind { UDFB_REF_OCI, UDFB_REF_DOCKER };
 

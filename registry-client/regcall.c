@@ -11,10 +11,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include "cleanup.h"
-#include "log.h"
-#include "registry_internal.h"
-#include "retry.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "registry-client/registry_internal.h"
+#include "registry-client/retry.h"
 
 static char *call_url(struct udfb_registry *r, const char *path)
 {

@@ -9,11 +9,11 @@
 #include <strings.h>
 #include <time.h>
 
-#include "cleanup.h"
-#include "dockercfg.h"
-#include "log.h"
-#include "registry_internal.h"
-#include "retry.h"
+#include "common/cleanup.h"
+#include "registry-client/dockercfg.h"
+#include "common/log.h"
+#include "registry-client/registry_internal.h"
+#include "registry-client/retry.h"
 
 void udfb_registry_opts_from_env(struct udfb_registry_opts *o)
 {

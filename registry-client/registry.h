@@ -7,10 +7,10 @@
 
 #include <stddef.h>
 
-#include "auth.h"
-#include "err.h"
-#include "hash.h"
-#include "image.h"
+#include "registry-client/auth.h"
+#include "common/err.h"
+#include "common/hash.h"
+#include "image/image.h"
 
 #define UDFB_REGISTRY_ACCEPT                                                                      \
 	"application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, " \

@@ -6,9 +6,9 @@
 #include <curl/curl.h>
 #include <pthread.h>
 
-#include "auth.h"
-#include "http.h"
-#include "registry.h"
+#include "registry-client/auth.h"
+#include "registry-client/http.h"
+#include "registry-client/registry.h"
 
 #define REG_IDLE_HANDLES 8
 

@@ -1,5 +1,5 @@
 /* Backoff and Retry-After: see retry.h. */
-#include "retry.h"
+#include "registry-client/retry.h"
 
 #include <errno.h>
 #include <stdlib.h>

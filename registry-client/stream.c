@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "registry_internal.h"
-#include "retry.h"
+#include "common/cleanup.h"
+#include "registry-client/registry_internal.h"
+#include "registry-client/retry.h"
 
 #define RING_BYTES (1u << 20)
 

@@ -7,10 +7,10 @@
  * the address given (never a wildcard behind the operator's back), the number
  * of connections is capped and idle ones are closed, because this port sits
  * next to the service and must not become a way to exhaust it. */
-#include "admin.h"
+#include "service/admin.h"
 
-#include "buf.h"
-#include "log.h"
+#include "common/buf.h"
+#include "common/log.h"
 
 #include <arpa/inet.h>
 #include <assert.h>

@@ -4,8 +4,8 @@
 #ifndef UDFB_ADMIN_H
 #define UDFB_ADMIN_H
 
-#include "err.h"
-#include "metrics.h"
+#include "common/err.h"
+#include "service/metrics.h"
 
 struct udfb_admin;
 

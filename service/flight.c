@@ -1,6 +1,6 @@
 /* The (tenant, key) table: see flight.h.  A chained hash table that grows
  * by doubling, so a lookup stays O(1) at any number of keys. */
-#include "flight.h"
+#include "service/flight.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "err.h"
+#include "common/err.h"
 
 enum udfb_flight_state { UDFB_FLIGHT_NEW, UDFB_FLIGHT_BUILDING, UDFB_FLIGHT_READY, UDFB_FLIGHT_FAILED };
 

@@ -8,7 +8,7 @@
  * while observations race with the scrape.  Sums are integer nanoseconds:
  * atomic adds of doubles would need a compare-and-swap loop and lose
  * precision as the sum grows. */
-#include "metrics.h"
+#include "service/metrics.h"
 
 #include <assert.h>
 #include <stdatomic.h>

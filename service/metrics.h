@@ -6,7 +6,7 @@
 #ifndef UDFB_METRICS_H
 #define UDFB_METRICS_H
 
-#include "buf.h"
+#include "common/buf.h"
 
 struct udfb_metrics;
 

@@ -5,16 +5,16 @@
  * builder/build.c), published beside the UDF images in the store.  The
  * warm key covers the base digest, the requirements and the package
  * settings, so a restart finds the composed base in the store at once. */
-#include "runtime_base.h"
+#include "service/runtime_base.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "build.h"
-#include "log.h"
-#include "pep508.h"
+#include "builder/build.h"
+#include "common/log.h"
+#include "python/pep508.h"
 
 static int cmp_str(const void *a, const void *b)
 {

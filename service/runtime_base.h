@@ -4,8 +4,8 @@
 #ifndef UDFB_RUNTIME_BASE_H
 #define UDFB_RUNTIME_BASE_H
 
-#include "config.h"
-#include "err.h"
+#include "config/config.h"
+#include "common/err.h"
 
 /* *out: the composed image's reference (oci:<store>/runtimes:<tag>),
  * or NULL when there is nothing to compose, or when composing failed for

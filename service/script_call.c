@@ -13,12 +13,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "script.h"
-#include "script_imports.h"
-#include "service_internal.h"
-#include "store.h"
-#include "tenant.h"
+#include "common/log.h"
+#include "builder/script.h"
+#include "builder/script_imports.h"
+#include "service/service_internal.h"
+#include "cache/store.h"
+#include "common/tenant.h"
 
 /* How long a sandbox left by CREATE OR REPLACE keeps serving queries that
  * were handed its endpoint before the replacement (Databend does not say

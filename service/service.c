@@ -1,5 +1,5 @@
 /* The ApplyUdfResource service core: see service.h and docs/service.md. */
-#include "service.h"
+#include "service/service.h"
 
 #include <errno.h>
 #include <openssl/rand.h>
@@ -10,17 +10,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "build.h"
-#include "buf.h"
-#include "flight.h"
-#include "log.h"
-#include "runtime_base.h"
-#include "pool.h"
-#include "ref.h"
-#include "scheduler.h"
-#include "store.h"
-#include "token.h"
-#include "service_internal.h"
+#include "builder/build.h"
+#include "common/buf.h"
+#include "service/flight.h"
+#include "common/log.h"
+#include "service/runtime_base.h"
+#include "common/pool.h"
+#include "registry-client/ref.h"
+#include "scheduler/scheduler.h"
+#include "cache/store.h"
+#include "service/token.h"
+#include "service/service_internal.h"
 
 long long udfb_now_ms(void)
 {

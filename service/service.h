@@ -12,11 +12,11 @@
 #include <stdatomic.h>
 #include <jansson.h>
 
-#include "config.h"
-#include "err.h"
-#include "log.h"
-#include "metrics.h"
-#include "request.h"
+#include "config/config.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "service/metrics.h"
+#include "builder/request.h"
 
 struct udfb_service;
 struct udfb_prepared;

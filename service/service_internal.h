@@ -6,11 +6,11 @@
 
 #include <pthread.h>
 
-#include "build.h"
-#include "flight.h"
-#include "hash.h"
-#include "scheduler.h"
-#include "service.h"
+#include "builder/build.h"
+#include "service/flight.h"
+#include "common/hash.h"
+#include "scheduler/scheduler.h"
+#include "service/service.h"
 
 struct udfb_table;
 

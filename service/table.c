@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "service_internal.h"
+#include "service/service_internal.h"
 
 struct entry {
 	char *id;

@@ -1,5 +1,5 @@
 /* Tokens and sandbox keys: see token.h. */
-#include "token.h"
+#include "service/token.h"
 
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
+#include "common/buf.h"
 
 static void hmac_hex(char out[65], const void *key, size_t key_len, const void *msg, size_t msg_len)
 {

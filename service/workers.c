@@ -25,11 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fsutil.h"
-#include "log.h"
-#include "metrics.h"
-#include "pool.h"
-#include "service_internal.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "service/metrics.h"
+#include "common/pool.h"
+#include "service/service_internal.h"
 
 #define HOUSEKEEPING_MS 1000
 #define NAME_MAX_LEN 128

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth.h"
-#include "dockercfg.h"
-#include "retry.h"
+#include "registry-client/auth.h"
+#include "registry-client/dockercfg.h"
+#include "registry-client/retry.h"
 
 static void challenge(const char *s)
 {

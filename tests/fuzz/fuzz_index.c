@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pkgindex.h"
+#include "pkgindex/pkgindex.h"
 
 #define SECRET "S3CR3T"
 #define PAGE_URL "https://user:" SECRET "@index.example/simple/numpy/?key=" SECRET

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "marker.h"
+#include "python/marker.h"
 
 static int eval(const char *m, const struct udfb_pyenv *env, char *const *extras, size_t n)
 {

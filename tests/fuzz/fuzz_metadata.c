@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wheel.h"
-#include "wheel_internal.h"
+#include "python/wheel.h"
+#include "python/wheel_internal.h"
 
 static void explained(int rc, struct udfb_err *err)
 {

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pep508.h"
-#include "pep723.h"
+#include "python/pep508.h"
+#include "python/pep723.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "key.h"
-#include "request.h"
-#include "udf.pb-c.h"
+#include "builder/key.h"
+#include "builder/request.h"
+#include "proto/udf.pb-c.h"
 
 static void keyed(struct udfb_request *r)
 {

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request.h"
-#include "resource.pb-c.h"
-#include "script.h"
+#include "builder/request.h"
+#include "proto/resource.pb-c.h"
+#include "builder/script.h"
 
 static void script(const char *text)
 {

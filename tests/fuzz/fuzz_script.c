@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request.h"
-#include "script.h"
+#include "builder/request.h"
+#include "builder/script.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

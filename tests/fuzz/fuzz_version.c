@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pep508.h"
-#include "pyver.h"
+#include "python/pep508.h"
+#include "python/pyver.h"
 
 static int sign(int c)
 {

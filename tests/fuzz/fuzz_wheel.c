@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fsutil.h"
-#include "layer.h"
-#include "wheel.h"
+#include "common/fsutil.h"
+#include "image/layer.h"
+#include "python/wheel.h"
 
 static void explained(int rc, struct udfb_err *err)
 {

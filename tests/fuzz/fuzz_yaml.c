@@ -1,10 +1,10 @@
-/* Fuzz target: YAML to JSON (kubeconfigs, service/yaml_json.c).  Beyond not
+/* Fuzz target: YAML to JSON (kubeconfigs, scheduler/yaml_json.c).  Beyond not
  * crashing: a value exactly when it succeeds, a message exactly when it
  * fails, and a value that jansson can always dump. */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "yaml_json.h"
+#include "scheduler/yaml_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

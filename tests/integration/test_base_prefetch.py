@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Integration test of unpacking the configured bases in the background
-(service/prefetch.c), with the local scheduler under runc.
+(scheduler/prefetch.c), with the local scheduler under runc.
 
 A service started on an empty layer cache answers /readyz 503 while its base
 is being unpacked and logs the progress; a UDF that arrives during the

@@ -2,8 +2,8 @@
  * routes and status codes over real HTTP (libcurl against a server on an
  * ephemeral loopback port), and start errors that name the address. */
 #include "check.h"
-#include "admin.h"
-#include "metrics.h"
+#include "service/admin.h"
+#include "service/metrics.h"
 
 #include <curl/curl.h>
 #include <pthread.h>

@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "scheduler.h"
-#include "token.h"
+#include "config/config.h"
+#include "scheduler/scheduler.h"
+#include "service/token.h"
 
 static void test_sources(void)
 {

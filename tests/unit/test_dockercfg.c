@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "dockercfg.h"
-#include "fsutil.h"
+#include "registry-client/dockercfg.h"
+#include "common/fsutil.h"
 
 static int parse(struct udfb_dockercfg_entry *e, const char *json, const char *host, struct udfb_err *err)
 {

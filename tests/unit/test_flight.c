@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "common/buf.h"
 #include "check.h"
-#include "fsutil.h"
-#include "metrics.h"
-#include "service.h"
+#include "common/fsutil.h"
+#include "service/metrics.h"
+#include "service/service.h"
 
 #define THREADS 32
 

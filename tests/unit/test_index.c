@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "fsutil.h"
-#include "index.h"
+#include "common/fsutil.h"
+#include "cache/index.h"
 
 static void key_of(char out[UDFB_DIGEST_LEN + 1], int i, const char *salt)
 {

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "fsutil.h"
-#include "layer.h"
+#include "common/fsutil.h"
+#include "image/layer.h"
 
 static int build(struct udfb_layer *out, const char *tmp, int reversed, const char *file)
 {

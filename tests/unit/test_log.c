@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "log.h"
-#include "text.h"
+#include "common/log.h"
+#include "common/text.h"
 
 /* Run fn with stderr going to a file; the file's text (malloc'd). */
 static char *captured(void (*fn)(void))

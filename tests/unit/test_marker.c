@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "marker.h"
+#include "python/marker.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "netguard.h"
+#include "fetch/netguard.h"
 
 static const char *verdict(const struct udfb_netguard *g, const char *host, const char *addr)
 {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "pep508.h"
+#include "python/pep508.h"
 
 static void canon(const char *in, const char *want)
 {

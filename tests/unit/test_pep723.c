@@ -2,7 +2,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "pep723.h"
+#include "python/pep723.h"
 
 static int parse(struct udfb_pep723 *m, const char *code, struct udfb_err *err)
 {

@@ -5,7 +5,7 @@
 #include <zlib.h>
 
 #include "check.h"
-#include "pgzip.h"
+#include "image/pgzip.h"
 
 struct out {
 	unsigned char *p;

@@ -9,12 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "common/buf.h"
 #include "check.h"
-#include "fetch.h"
-#include "fsutil.h"
-#include "pkgindex.h"
-#include "pkgindex_internal.h"
+#include "fetch/fetch.h"
+#include "common/fsutil.h"
+#include "pkgindex/pkgindex.h"
+#include "pkgindex/pkgindex_internal.h"
 
 #define PAGE "https://user:SECRET@host.example/simple/numpy/"
 #define HEX_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

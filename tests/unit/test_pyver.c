@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "pyver.h"
+#include "python/pyver.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -1,6 +1,6 @@
 /* Image references of the CLI contract. */
 #include "check.h"
-#include "ref.h"
+#include "registry-client/ref.h"
 
 static void ok(const char *s, int kind, const char *a, const char *b, const char *tag, const char *digest)
 {

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "auth.h"
+#include "registry-client/auth.h"
 #include "check.h"
-#include "http.h"
-#include "retry.h"
+#include "registry-client/http.h"
+#include "registry-client/retry.h"
 
 static void challenge(const char *value, int scheme, const char *realm, const char *service, const char *scope)
 {

@@ -5,13 +5,13 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "build.h"
+#include "builder/build.h"
 #include "check.h"
-#include "fsutil.h"
-#include "key.h"
-#include "request.h"
-#include "store.h"
-#include "fetch.h"
+#include "common/fsutil.h"
+#include "builder/key.h"
+#include "builder/request.h"
+#include "cache/store.h"
+#include "fetch/fetch.h"
 
 static const char *vectors[] = { "add_one_helper", "decimal_types", "missing_import", "numpy_plus_one",
 				 "read_env", "read_pkg_zip_whl_egg", "read_stage_dup_basename" };

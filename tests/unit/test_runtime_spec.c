@@ -1,10 +1,10 @@
-/* A sandbox's OCI runtime spec (service/runtime_spec.c) and the local
- * scheduler's settings (service/local_opts.c). */
+/* A sandbox's OCI runtime spec (scheduler/runtime_spec.c) and the local
+ * scheduler's settings (scheduler/local_opts.c). */
 #include <stdlib.h>
 
 #include "check.h"
-#include "local.h"
-#include "runtime_spec.h"
+#include "scheduler/local.h"
+#include "scheduler/runtime_spec.h"
 
 static json_t *image_config(const char *user)
 {

@@ -6,12 +6,12 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "build.h"
+#include "builder/build.h"
 #include "check.h"
-#include "key.h"
-#include "fsutil.h"
-#include "request.h"
-#include "script.h"
+#include "builder/key.h"
+#include "common/fsutil.h"
+#include "builder/request.h"
+#include "builder/script.h"
 
 static const char *vectors[] = { "add_one_helper", "decimal_types", "missing_import", "numpy_plus_one",
 				 "read_env", "read_pkg_zip_whl_egg", "read_stage_dup_basename" };

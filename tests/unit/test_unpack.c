@@ -1,5 +1,5 @@
-/* Layer unpacking (service/unpack.c) and the overlay it feeds
- * (service/bundle.c): whiteouts in overlayfs form, entries that try to
+/* Layer unpacking (scheduler/unpack.c) and the overlay it feeds
+ * (scheduler/bundle.c): whiteouts in overlayfs form, entries that try to
  * leave the root, setuid bits, device nodes, hard links, the digest check.
  * Needs root (ownership, whiteout devices, trusted xattrs); exits 77 without. */
 #include <archive.h>
@@ -13,11 +13,11 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "scheduler/bundle.h"
 #include "check.h"
-#include "fsutil.h"
-#include "hash.h"
-#include "unpack.h"
+#include "common/fsutil.h"
+#include "common/hash.h"
+#include "scheduler/unpack.h"
 
 struct ent {
 	const char *name;

@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "fsutil.h"
-#include "hash.h"
-#include "layer.h"
-#include "wheel.h"
+#include "common/fsutil.h"
+#include "common/hash.h"
+#include "image/layer.h"
+#include "python/wheel.h"
 
 #define SYMLINK 01 /* flags of a test file */
 #define DIR_ENTRY 02

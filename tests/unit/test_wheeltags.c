@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "wheel.h"
+#include "python/wheel.h"
 
 static int rank_of(const struct udfb_pytags *t, const char *filename)
 {

@@ -1,0 +1,458 @@
+/* Deterministic tar+gzip layers: see layer.h. */
+#include "image/layer.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "image/pgzip.h"
+#include "common/strmap.h"
+
+#define LAYER_GZIP_LEVEL 6 /* the default; part of UDFB_LAYER_FORMAT */
+
+enum entry_kind { ENTRY_DIR, ENTRY_BYTES, ENTRY_FILE };
+
+struct entry {
+	char *path; /* without trailing '/' */
+	enum entry_kind kind;
+	const void *data; /* ENTRY_BYTES: borrowed */
+	size_t len;
+	char *src; /* ENTRY_FILE: size bytes at offset */
+	long long offset, size;
+	int executable;
+};
+
+struct udfb_layer_writer {
+	struct entry *v;
+	size_t n, cap;
+	int level; /* gzip level */
+	/* path -> index in v: a wheel adds thousands of files, each looked
+	 * up with its parents; rebuilt when v is sorted. */
+	struct udfb_strmap index;
+};
+
+void udfb_layer_writer_new(struct udfb_layer_writer **out)
+{
+	*out = calloc(1, sizeof(**out));
+	if (!*out)
+		abort();
+	(*out)->level = LAYER_GZIP_LEVEL;
+	udfb_strmap_init(&(*out)->index);
+}
+
+void udfb_layer_writer_set_level(struct udfb_layer_writer *w, int level)
+{
+	w->level = level;
+}
+
+static int check_path(const char *path, struct udfb_err *err)
+{
+	/* Only our own code names paths, but a basename comes from a user:
+	 * no absolute paths, no "." or ".." components, no empty ones. */
+	if (!path[0] || path[0] == '/')
+		return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': not a relative path", path);
+	const char *c = path;
+	while (*c) {
+		const char *e = strchr(c, '/');
+		size_t n = e ? (size_t)(e - c) : strlen(c);
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': bad path component", path);
+		c += n + (e ? 1 : 0);
+	}
+	return 0;
+}
+
+static struct entry *push(struct udfb_layer_writer *w)
+{
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 16;
+		w->v = realloc(w->v, w->cap * sizeof(*w->v));
+		if (!w->v)
+			abort();
+	}
+	struct entry *e = &w->v[w->n++];
+	memset(e, 0, sizeof(*e));
+	return e;
+}
+
+/* The entry named by the first len bytes of path, or NULL. */
+static const struct entry *find_n(const struct udfb_layer_writer *w, const char *path, size_t len)
+{
+	size_t k;
+	return udfb_strmap_getn(&w->index, path, len, &k) ? &w->v[k] : NULL;
+}
+
+static const struct entry *find(const struct udfb_layer_writer *w, const char *path)
+{
+	return find_n(w, path, strlen(path));
+}
+
+static struct entry *push_path(struct udfb_layer_writer *w, const char *path, size_t len)
+{
+	struct entry *e = push(w);
+	e->path = strndup(path, len);
+	if (!e->path)
+		abort();
+	udfb_strmap_put(&w->index, e->path, w->n - 1);
+	return e;
+}
+
+static int add_parents(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
+{
+	for (const char *s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+		size_t len = (size_t)(s - path);
+		const struct entry *p = find_n(w, path, len);
+		/* A file cannot also be a directory: the tar would hold both. */
+		if (p && p->kind != ENTRY_DIR)
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': parent '%.*s' is a file", path,
+					    (int)len, path);
+		if (!p)
+			push_path(w, path, len)->kind = ENTRY_DIR;
+	}
+	return 0;
+}
+
+static struct entry *new_entry(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
+{
+	if (check_path(path, err) < 0)
+		return NULL;
+	if (find(w, path)) {
+		udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': added twice", path);
+		return NULL;
+	}
+	if (add_parents(w, path, err) < 0)
+		return NULL;
+	return push_path(w, path, strlen(path));
+}
+
+int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path)
+{
+	const struct entry *e = find(w, path);
+	return !e ? 0 : e->kind == ENTRY_DIR ? 2 : 1;
+}
+
+int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
+			 int executable, struct udfb_err *err)
+{
+	struct entry *e = new_entry(w, path, err);
+	if (!e)
+		return -1;
+	e->kind = ENTRY_BYTES;
+	e->data = data;
+	e->len = len;
+	e->executable = executable;
+	return 0;
+}
+
+int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
+			int executable, struct udfb_err *err)
+{
+	return udfb_layer_add_file_range(w, path, src, 0, size, executable, err);
+}
+
+int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
+			      long long size, int executable, struct udfb_err *err)
+{
+	struct entry *e = new_entry(w, path, err);
+	if (!e)
+		return -1;
+	e->kind = ENTRY_FILE;
+	e->src = strdup(src);
+	e->offset = offset;
+	e->size = size;
+	e->executable = executable;
+	return 0;
+}
+
+int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
+{
+	if (find(w, path))
+		return 0;
+	struct entry *e = new_entry(w, path, err);
+	if (!e)
+		return -1;
+	e->kind = ENTRY_DIR;
+	return 0;
+}
+
+void udfb_layer_writer_free(struct udfb_layer_writer *w)
+{
+	if (!w)
+		return;
+	for (size_t k = 0; k < w->n; k++) {
+		free(w->v[k].path);
+		free(w->v[k].src);
+	}
+	free(w->v);
+	udfb_strmap_free(&w->index);
+	free(w);
+}
+
+void udfb_layer_clear(struct udfb_layer *l)
+{
+	if (l->path)
+		unlink(l->path);
+	free(l->path);
+	l->path = NULL;
+}
+
+/* ---- writing: tar -> sha256(diff_id) -> deflate -> sha256(digest) -> file ---- */
+
+struct sink {
+	int fd;
+	struct udfb_pgzip *gz; /* NULL when only hashing */
+	struct udfb_sha256 *tar_hash, *gz_hash;
+	long long gz_size;
+	int failed_errno;
+};
+
+static int sink_out(void *ctx, const void *p, size_t have)
+{
+	struct sink *s = ctx;
+	const unsigned char *b = p;
+	udfb_sha256_update(s->gz_hash, b, have);
+	s->gz_size += (long long)have;
+	for (size_t off = 0; off < have;) {
+		ssize_t n = write(s->fd, b + off, have - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			s->failed_errno = errno;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size_t len)
+{
+	(void)a;
+	struct sink *s = ctx;
+	udfb_sha256_update(s->tar_hash, buf, len);
+	if (s->gz && udfb_pgzip_write(s->gz, buf, len) < 0)
+		return -1;
+	return (la_ssize_t)len; /* without gz: hashing only, the diff_id */
+}
+
+static int sink_open(struct sink *s, int fd, int level)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->tar_hash = udfb_sha256_new();
+	s->gz_hash = udfb_sha256_new();
+	if (fd < 0)
+		return 0;
+	/* The chunks are compressed in parallel, the bytes do not depend on it. */
+	return udfb_pgzip_new(&s->gz, level, udfb_pgzip_threads(), sink_out, s);
+}
+
+static void sink_free(struct sink *s)
+{
+	udfb_pgzip_free(s->gz);
+	udfb_sha256_free(s->tar_hash);
+	udfb_sha256_free(s->gz_hash);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->path, ((const struct entry *)b)->path);
+}
+
+static struct archive_entry *make_header(struct archive *a, const struct entry *e)
+{
+	struct archive_entry *ae = archive_entry_new2(a);
+	if (e->kind == ENTRY_DIR) {
+		/* A trailing slash marks directories in tar, as docker and buildah write them. */
+		cleanup_free char *p = NULL;
+		if (asprintf(&p, "%s/", e->path) < 0)
+			abort();
+		archive_entry_set_pathname_utf8(ae, p);
+		archive_entry_set_filetype(ae, AE_IFDIR);
+		archive_entry_set_perm(ae, 0755);
+		archive_entry_set_size(ae, 0);
+	} else {
+		archive_entry_set_pathname_utf8(ae, e->path);
+		archive_entry_set_filetype(ae, AE_IFREG);
+		archive_entry_set_perm(ae, e->executable ? 0755 : 0644);
+		archive_entry_set_size(ae, e->kind == ENTRY_BYTES ? (la_int64_t)e->len : e->size);
+	}
+	archive_entry_set_uid(ae, 0);
+	archive_entry_set_gid(ae, 0);
+	archive_entry_set_uname(ae, "root");
+	archive_entry_set_gname(ae, "root");
+	archive_entry_set_mtime(ae, 0, 0);
+	return ae;
+}
+
+static int write_file_data(struct archive *a, const struct entry *e, struct udfb_err *err)
+{
+	cleanup_close int fd = open(e->src, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return udfb_err_sys(err, errno, "layer entry '%s': open", e->path);
+	char buf[65536];
+	long long left = e->size, off = e->offset;
+	while (left > 0) {
+		ssize_t n = pread(fd, buf, left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return udfb_err_sys(err, errno, "layer entry '%s': read", e->path);
+		if (n == 0)
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': file changed size while being written", e->path);
+		if (archive_write_data(a, buf, (size_t)n) != n)
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path, archive_error_string(a));
+		left -= n;
+		off += n;
+	}
+	return 0;
+}
+
+static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct udfb_err *err)
+{
+	qsort(w->v, w->n, sizeof(*w->v), cmp_entry);
+	udfb_strmap_reset(&w->index); /* the writer stays usable after udfb_layer_diff_id */
+	for (size_t k = 0; k < w->n; k++)
+		udfb_strmap_put(&w->index, w->v[k].path, k);
+	for (size_t k = 0; k < w->n; k++) {
+		const struct entry *e = &w->v[k];
+		struct archive_entry *ae = make_header(a, e);
+		int rc = archive_write_header(a, ae);
+		archive_entry_free(ae);
+		if (rc != ARCHIVE_OK)
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path, archive_error_string(a));
+		if (e->kind == ENTRY_BYTES && e->len &&
+		    archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path, archive_error_string(a));
+		if (e->kind == ENTRY_FILE && write_file_data(a, e, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static struct archive *open_tar(struct sink *s)
+{
+	struct archive *a = archive_write_new();
+	if (!a)
+		abort();
+	/* pax_restricted writes ustar unless a name needs pax, and never atime/ctime. */
+	archive_write_set_format_pax_restricted(a);
+	archive_write_set_format_option(a, "pax", "hdrcharset", "UTF-8");
+	archive_write_add_filter_none(a);
+	archive_write_set_bytes_in_last_block(a, 1);
+	if (archive_write_open2(a, s, NULL, sink_write, NULL, NULL) != ARCHIVE_OK) {
+		archive_write_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static int finish(struct udfb_layer *out, struct sink *s, struct udfb_err *err)
+{
+	if (udfb_pgzip_finish(s->gz) < 0)
+		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") :
+					 udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
+	if (udfb_fsync_fd(s->fd, "layer", err) < 0)
+		return -1;
+	udfb_sha256_final(s->tar_hash, out->diff_id);
+	udfb_sha256_final(s->gz_hash, out->digest);
+	s->tar_hash = s->gz_hash = NULL;
+	out->size = s->gz_size;
+	return 0;
+}
+
+/* One pass of the tar through the sink. */
+static int tar_pass(struct udfb_layer_writer *w, struct sink *s, struct udfb_err *err)
+{
+	struct archive *a = open_tar(s);
+	if (!a)
+		return udfb_err_set(err, UDFB_E_INTERNAL, "write layer: cannot open the tar writer");
+	int rc = write_entries(a, w, err);
+	if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
+		rc = s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") :
+				       udfb_err_set(err, UDFB_E_INTERNAL, "write layer: %s", archive_error_string(a));
+	archive_write_free(a);
+	return rc;
+}
+
+static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	int fd = -1;
+	if (udfb_mktemp(&out->path, &fd, tmpdir, err) < 0)
+		return -1;
+	struct sink s;
+	int rc = sink_open(&s, fd, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
+	if (rc == 0)
+		rc = tar_pass(w, &s, err);
+	if (rc == 0)
+		rc = finish(out, &s, err);
+	sink_free(&s);
+	close(fd);
+	if (rc < 0)
+		udfb_layer_clear(out);
+	return rc;
+}
+
+static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err)
+{
+	struct sink s;
+	int rc = sink_open(&s, -1, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
+	if (rc == 0)
+		rc = tar_pass(w, &s, err);
+	if (rc == 0) {
+		udfb_sha256_final(s.tar_hash, out);
+		s.tar_hash = NULL;
+	}
+	sink_free(&s);
+	return rc;
+}
+
+/* libarchive converts names through the current locale (and crashes on a
+ * name the locale cannot hold).  Layers are written in C.UTF-8 on this
+ * thread whatever the process's locale, so no byte depends on LANG. */
+static locale_t enter_utf8(locale_t *old, struct udfb_err *err)
+{
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (utf8 == (locale_t)0) {
+		udfb_err_set(err, UDFB_E_INTERNAL, "write layer: the C.UTF-8 locale is not available");
+		return utf8;
+	}
+	*old = uselocale(utf8);
+	return utf8;
+}
+
+static void leave_utf8(locale_t utf8, locale_t old)
+{
+	uselocale(old);
+	freelocale(utf8);
+}
+
+int udfb_layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err)
+{
+	locale_t old, utf8 = enter_utf8(&old, err);
+	int rc = -1;
+	if (utf8 != (locale_t)0) {
+		rc = layer_write(out, w, tmpdir, err);
+		leave_utf8(utf8, old);
+	}
+	udfb_layer_writer_free(w);
+	return rc;
+}
+
+int udfb_layer_diff_id(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err)
+{
+	locale_t old, utf8 = enter_utf8(&old, err);
+	if (utf8 == (locale_t)0)
+		return -1;
+	int rc = diff_id_only(out, w, err);
+	leave_utf8(utf8, old);
+	return rc;
+}
