@@ -51,6 +51,10 @@ run_one() {
 	fi
 }
 
+for t in tests/lint/*; do
+	[ -x "$t" ] || continue
+	run_one "lint/$(basename "$t")" "$t"
+done
 for t in "$UDFB_TEST_BUILD"/tests/test_*; do
 	run_one "unit/$(basename "$t")" "$t"
 done
