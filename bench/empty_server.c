@@ -79,8 +79,8 @@ int main(int argc, char **argv)
 	cq = grpc_completion_queue_create_for_next(NULL);
 	server = grpc_server_create(NULL, NULL);
 	grpc_server_register_completion_queue(server, cq, NULL);
-	method = grpc_server_register_method(server, argc == 3 ? argv[2] : "/udfproto.UdfService/ApplyUdfResource", NULL,
-					     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	method = grpc_server_register_method(server, argc == 3 ? argv[2] : "/udfproto.UdfService/ApplyUdfResource",
+					     NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
 	int port = grpc_server_add_http2_port(server, "127.0.0.1:0", creds);
 	grpc_server_credentials_release(creds);

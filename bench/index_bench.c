@@ -80,7 +80,8 @@ int main(int argc, char **argv)
 	}
 	long after = rss_bytes();
 	qsort(lat, (size_t)m, sizeof(double), cmp);
-	printf("%ld %.3f %.3f %.0f %.2f\n", n, lat[m / 2], lat[(long)(m * 0.99)], (double)(after - before) / (double)n, insert_s);
+	printf("%ld %.3f %.3f %.0f %.2f\n", n, lat[m / 2], lat[(long)(m * 0.99)], (double)(after - before) / (double)n,
+	       insert_s);
 	free(lat);
 	udfb_index_close(ix);
 	return 0;

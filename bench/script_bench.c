@@ -92,13 +92,15 @@ int main(int argc, char **argv)
 		char *spec = udfb_script_spec_json(&s, &sl);
 		struct udfb_import *ims = calloc(s.n_imports + 1, sizeof(*ims));
 		for (size_t k = 0; k < s.n_imports; k++)
-			ims[k] = (struct udfb_import){ s.imports[k].location, s.imports[k].url, "sha256:0", s.imports[k].headers };
+			ims[k] = (struct udfb_import){ s.imports[k].location, s.imports[k].url, "sha256:0",
+						       s.imports[k].headers };
 		struct udfb_request r;
 		char key[UDFB_DIGEST_LEN + 1];
 		struct udfb_build_opts o = { .platform = "linux/amd64", .salt = "", .tenant = "bench" };
 		if (udfb_request_from_parts(&r, spec, sl, ims, s.n_imports, &err) < 0 ||
 		    (r.stub = strdup(s.stub), r.stub_len = s.stub_len,
-		     udfb_build_key(key, &r, "sha256:0000000000000000000000000000000000000000000000000000000000000000", &o, &err)) < 0) {
+		     udfb_build_key(key, &r, "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+				    &o, &err)) < 0) {
 			fprintf(stderr, "%s\n", err.msg);
 			return 1;
 		}

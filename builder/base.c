@@ -33,7 +33,8 @@ static int resolve_docker(struct udfb_base *out, const struct udfb_ref *r, const
 	if (udfb_registry_shared(&reg, r->host, err) < 0)
 		return -1;
 	const char *want = r->digest ? r->digest : r->tag ? r->tag : "latest";
-	if (udfb_registry_read_image(&out->image, reg, r->repo, want, platform ? platform : UDFB_DEFAULT_PLATFORM, err) < 0)
+	if (udfb_registry_read_image(&out->image, reg, r->repo, want, platform ? platform : UDFB_DEFAULT_PLATFORM,
+				     err) < 0)
 		return -1;
 	out->host = strdup(r->host);
 	out->repo = strdup(r->repo);

@@ -111,7 +111,8 @@ int udfb_batch_load(struct udfb_batch *out, char *const *inputs, size_t n_inputs
 		struct stat st;
 		if (stat(inputs[k], &st) < 0) {
 			udfb_batch_free(out);
-			return udfb_err_set(err, UDFB_E_INVALID, "prebuild input %s: no such file or directory", inputs[k]);
+			return udfb_err_set(err, UDFB_E_INVALID, "prebuild input %s: no such file or directory",
+					    inputs[k]);
 		}
 		int rc = S_ISDIR(st.st_mode) ? load_dir(out, inputs[k], err) : load_file(out, inputs[k], err);
 		if (rc < 0) {

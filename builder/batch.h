@@ -10,8 +10,8 @@
 #include "common/err.h"
 
 struct udfb_batch_item {
-	char *name;   /* "FILE" or "FILE:LINE" */
-	char *json;   /* the request */
+	char *name; /* "FILE" or "FILE:LINE" */
+	char *json; /* the request */
 	size_t len;
 	char *tenant; /* from the request's "tenant", or NULL */
 	/* results */

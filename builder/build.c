@@ -54,14 +54,15 @@ int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts
 	udfb_fetch_opts_defaults(&defaults);
 	struct udfb_import_ident *ids = calloc(req->n_imports + 1, sizeof(*ids));
 	for (size_t k = 0; k < req->n_imports; k++)
-		ids[k] = (struct udfb_import_ident){ .location = req->imports[k].location, .url = req->imports[k].url,
+		ids[k] = (struct udfb_import_ident){ .location = req->imports[k].location,
+						     .url = req->imports[k].url,
 						     .headers = (const char *const *)req->imports[k].headers };
 	struct udfb_store *st = NULL;
 	struct udfb_import_ident_stats stats = { 0 };
 	int rc = udfb_store_open(&st, o->store_dir, err);
 	if (rc == 0)
-		rc = udfb_imports_identify(ids, req->n_imports, st, udfb_build_tenant(req, o), o->fetch ? o->fetch : &defaults,
-					   o->deadline_ms, &stats, err);
+		rc = udfb_imports_identify(ids, req->n_imports, st, udfb_build_tenant(req, o),
+					   o->fetch ? o->fetch : &defaults, o->deadline_ms, &stats, err);
 	for (size_t k = 0; rc == 0 && k < req->n_imports; k++) {
 		free(req->imports[k].tag);
 		req->imports[k].tag = strdup(ids[k].digest);
@@ -77,11 +78,17 @@ int udfb_build_key(char key[UDFB_DIGEST_LEN + 1], const struct udfb_request *req
 {
 	for (size_t k = 0; req->untagged && k < req->n_imports; k++)
 		if (!*req->imports[k].tag)
-			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu] ('%s'): a Databend script's import has no tag; "
-					    "its identity needs a first-byte fetch (not done for a key alone)", k, req->imports[k].location);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "imports[%zu] ('%s'): a Databend script's import has no tag; "
+					    "its identity needs a first-byte fetch (not done for a key alone)",
+					    k, req->imports[k].location);
 	cleanup_free char *pk = packages_key(o);
-	struct udfb_key_inputs in = { .req = req, .base_digest = base_digest, .platform = o->platform, .salt = o->salt,
-				      .tenant = udfb_build_tenant(req, o), .packages = pk };
+	struct udfb_key_inputs in = { .req = req,
+				      .base_digest = base_digest,
+				      .platform = o->platform,
+				      .salt = o->salt,
+				      .tenant = udfb_build_tenant(req, o),
+				      .packages = pk };
 	return udfb_key_compute(key, NULL, &in, err);
 }
 
@@ -170,13 +177,15 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 	struct udfb_layer_writer *ws[4];
 	const char *names[4];
 	int n = 0;
-	names[n] = r->stub ? "udf-builder: COPY server.py udfb_guard.py /app/" : "udf-builder: COPY server.py /app/server.py";
+	names[n] = r->stub ? "udf-builder: COPY server.py udfb_guard.py /app/"
+			   : "udf-builder: COPY server.py /app/server.py";
 	ws[n++] = stub_layer(r, err);
 	if (c->n_imports) {
 		names[n] = "udf-builder: COPY imports/ /app/imports/";
 		ws[n++] = imports_layer(c, err);
 	}
-	names[n] = p->lock_json ? "udf-builder: COPY udf.py udf.json udf.lock /app/" : "udf-builder: COPY udf.py udf.json /app/";
+	names[n] = p->lock_json ? "udf-builder: COPY udf.py udf.json udf.lock /app/"
+				: "udf-builder: COPY udf.py udf.json /app/";
 	ws[n++] = udf_layer(r, c, p, err);
 	int rc = 0, out = 0;
 	for (int k = 0; k < n; k++) {
@@ -227,9 +236,16 @@ static int prepare_packages(struct udfb_packages *out, struct udfb_store *st, co
 		udfb_pkg_opts_defaults(&defaults);
 	const struct udfb_pkg_opts *po = o->packages ? o->packages : &defaults;
 	cleanup_free char *python = udfb_packages_python(&base->image, req->spec.runtime_version, po->python);
-	struct udfb_packages_in in = { .reqs = req->requirements, .n_reqs = req->n_requirements, .opts = po,
-				       .fetch = o->fetch, .python = python, .platform = o->platform, .key = key,
-				       .st = st, .tmp = tmp, .deadline_ms = o->deadline_ms };
+	struct udfb_packages_in in = { .reqs = req->requirements,
+				       .n_reqs = req->n_requirements,
+				       .opts = po,
+				       .fetch = o->fetch,
+				       .python = python,
+				       .platform = o->platform,
+				       .key = key,
+				       .st = st,
+				       .tmp = tmp,
+				       .deadline_ms = o->deadline_ms };
 	int rc = udfb_packages_prepare(out, &in, err);
 	if (!o->packages)
 		udfb_pkg_opts_free(&defaults);
@@ -265,7 +281,10 @@ static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, con
 		       struct udfb_err *err)
 {
 	struct udfb_context ctx;
-	struct udfb_context_opts co = { .fetch = o->fetch, .deadline_ms = o->deadline_ms, .cache = st, .tmpdir = tmp,
+	struct udfb_context_opts co = { .fetch = o->fetch,
+					.deadline_ms = o->deadline_ms,
+					.cache = st,
+					.tmpdir = tmp,
 					.tenant = udfb_build_tenant(req, o) };
 	if (udfb_context_prepare(&ctx, req, &co, err) < 0)
 		return -1;
@@ -342,13 +361,15 @@ static int publish(struct udfb_build_result *out, struct udfb_store *st, const s
 	const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
 	if (!cfg || udfb_oci_read_blob(&ctext, &clen, st->root, cfg, UDFB_CONFIG_MAX_BYTES, err) < 0) {
 		json_decref(m);
-		return err->msg ? -1 : udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s is damaged", out->manifest_digest);
+		return err->msg ? -1
+				: udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s is damaged",
+					       out->manifest_digest);
 	}
 	json_t *c = json_loadb(ctext, clen, 0, NULL);
 	cleanup_free char *tag = dest_tag(dest, out->key);
-	int rc = dest->kind == UDFB_REF_DOCKER
-			 ? udfb_publish_docker(dest, tag, st, base, out->manifest_digest, m, mtext, mlen, &out->pushed_bytes, err)
-			 : publish_oci(dest, tag, st, base, out->manifest_digest, m, mlen, err);
+	int rc = dest->kind == UDFB_REF_DOCKER ? udfb_publish_docker(dest, tag, st, base, out->manifest_digest, m,
+								     mtext, mlen, &out->pushed_bytes, err)
+					       : publish_oci(dest, tag, st, base, out->manifest_digest, m, mlen, err);
 	if (rc < 0)
 		udfb_err_wrap(err, "publish to %s", dest_str);
 	cleanup_free char *name = udfb_ref_name(dest);
@@ -432,7 +453,8 @@ static int build_in_store(struct udfb_build_result *out, struct udfb_store *st, 
 	if (!mkdtemp(tmpl))
 		return udfb_err_sys(err, errno, "create a build directory in %s", st->tmp);
 	/* A warm request (udfb_build_warm) has requirements and no code. */
-	int rc = req->spec.code ? build_fresh(out, st, req, base, o, tmpl, err) : warm_fresh(out, st, req, base, o, tmpl, err);
+	int rc = req->spec.code ? build_fresh(out, st, req, base, o, tmpl, err)
+				: warm_fresh(out, st, req, base, o, tmpl, err);
 	udfb_rm_rf(tmpl);
 	if (rc == 0)
 		rc = udfb_store_key_put(st, out->key, out->manifest_digest, err);
@@ -450,8 +472,9 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	const struct udfb_base *base = o->base_resolved ? o->base_resolved : &own;
 	struct udfb_store *st = NULL;
 	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, err);
+	/* Only the imports' tags are filled in: the request stays the same. */
 	if (rc == 0)
-		rc = udfb_request_identify((struct udfb_request *)req, o, err); /* tags only: the request stays the same */
+		rc = udfb_request_identify((struct udfb_request *)req, o, err);
 	if (rc == 0)
 		rc = udfb_build_key(out->key, req, base->image.manifest_digest, o, err);
 	if (rc == 0)
@@ -479,9 +502,10 @@ static void warm_key(char out[UDFB_DIGEST_LEN + 1], const struct udfb_request *r
 	json_t *reqs = json_array();
 	for (size_t k = 0; k < req->n_requirements; k++)
 		json_array_append_new(reqs, json_string(req->requirements[k]));
-	json_t *doc = udfb_json_must(json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:o}", "format", "udf-builder-warm/1", "builder",
-				UDFB_VERSION, "layer_format", UDFB_LAYER_FORMAT, "platform", o->platform, "base",
-				base_digest, "runtime", req->spec.runtime_version, "packages", pk, "requirements", reqs));
+	json_t *doc = udfb_json_must(json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:o}", "format", "udf-builder-warm/1",
+					       "builder", UDFB_VERSION, "layer_format", UDFB_LAYER_FORMAT, "platform",
+					       o->platform, "base", base_digest, "runtime", req->spec.runtime_version,
+					       "packages", pk, "requirements", reqs));
 	char *text = udfb_json_dumps_must(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	udfb_sha256_digest(text, strlen(text), out);
 	free(text);

@@ -16,9 +16,9 @@ struct udfb_pkg_opts;
 
 struct udfb_build_opts {
 	const char *store_dir;
-	const char *base;     /* image reference of the runtime base image */
-	const char *dest;     /* image reference to publish to */
-	const char *salt;     /* "" for none */
+	const char *base; /* image reference of the runtime base image */
+	const char *dest; /* image reference to publish to */
+	const char *salt; /* "" for none */
 	const char *platform; /* "linux/amd64" */
 	/* Already resolved (the service resolves its bases once); base is then
 	 * only used in messages. */
@@ -28,7 +28,7 @@ struct udfb_build_opts {
 	 * the request's "tenant", else none.  It is part of the key and of the
 	 * import cache's entries: two tenants never share an entry. */
 	const char *tenant;
-	long long deadline_ms;               /* for fetching imports; 0: none */
+	long long deadline_ms; /* for fetching imports; 0: none */
 	/* Package indexes and target settings; NULL: the defaults. */
 	const struct udfb_pkg_opts *packages;
 };
@@ -36,20 +36,20 @@ struct udfb_build_opts {
 struct udfb_build_result {
 	char key[UDFB_DIGEST_LEN + 1];
 	char manifest_digest[UDFB_DIGEST_LEN + 1];
-	char *image;   /* "<dest>:<tag>@sha256:..." */
+	char *image; /* "<dest>:<tag>@sha256:..." */
 	json_t *layers; /* [{mediaType, digest, size, diff_id}] in manifest order */
 	int cached;
 	long long fetched_bytes, pushed_bytes; /* for the service's metrics */
-	long package_installs;                 /* wheels unpacked by this build */
+	long package_installs; /* wheels unpacked by this build */
 };
 
 /* A resolved base image and where its blobs can be read. */
 struct udfb_base {
 	struct udfb_image image;
 	char *blob_dir; /* OCI layout holding its blobs; NULL when remote */
-	char *from;     /* the name a Dockerfile pulls it by, pinned by digest */
-	char *host;     /* docker:// bases: the registry and repository */
-	char *repo;     /* holding its blobs; NULL for oci: bases */
+	char *from; /* the name a Dockerfile pulls it by, pinned by digest */
+	char *host; /* docker:// bases: the registry and repository */
+	char *repo; /* holding its blobs; NULL for oci: bases */
 };
 
 int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_err *err);

@@ -30,7 +30,8 @@ static int render_udf_json(struct udfb_context *c, const struct udfb_spec *s)
 	json_t *types = json_array();
 	for (size_t k = 0; k < s->n_input_types; k++)
 		json_array_append_new(types, json_string(s->input_types[k]));
-	json_t *j = udfb_json_must(json_pack("{s:s,s:o,s:s}", "handler", s->handler, "input_types", types, "result_type", s->result_type));
+	json_t *j = udfb_json_must(
+		json_pack("{s:s,s:o,s:s}", "handler", s->handler, "input_types", types, "result_type", s->result_type));
 	c->udf_json = udfb_json_dumps_must(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	c->udf_json_len = strlen(c->udf_json);
@@ -82,14 +83,17 @@ static int fetch_missing(struct udfb_context *c, const struct udfb_request *req,
 		const struct udfb_import *im = &req->imports[c->imports[k].index];
 		if (o->cache && udfb_store_import_get(o->cache, o->tenant, im->location, im->tag, &c->imports[k].file))
 			continue;
-		items[n] = (struct udfb_fetch_item){ .location = im->location, .url = im->url, .tag = im->tag,
+		items[n] = (struct udfb_fetch_item){ .location = im->location,
+						     .url = im->url,
+						     .tag = im->tag,
 						     .headers = (const char *const *)im->headers };
 		slot[n++] = k;
 	}
 	int rc = udfb_fetch_all(items, n, o->fetch, o->deadline_ms, o->tmpdir, err);
 	for (size_t j = 0; j < n; j++) {
 		if (rc == 0 && o->cache)
-			rc = udfb_store_import_put(o->cache, o->tenant, items[j].location, items[j].tag, &items[j].out, err);
+			rc = udfb_store_import_put(o->cache, o->tenant, items[j].location, items[j].tag, &items[j].out,
+						   err);
 		c->fetched_bytes += items[j].out.size;
 		c->imports[slot[j]].file = items[j].out; /* cleared with the context */
 	}

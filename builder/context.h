@@ -34,10 +34,10 @@ struct udfb_store;
 
 struct udfb_context_opts {
 	const struct udfb_fetch_opts *fetch;
-	long long deadline_ms;    /* monotonic, 0: the fetcher's own timeout */
+	long long deadline_ms; /* monotonic, 0: the fetcher's own timeout */
 	struct udfb_store *cache; /* the import cache; NULL: none */
-	const char *tmpdir;       /* downloads land here (the store's file system) */
-	const char *tenant;       /* scopes the import cache; "" for none */
+	const char *tmpdir; /* downloads land here (the store's file system) */
+	const char *tenant; /* scopes the import cache; "" for none */
 };
 
 /* Gets every winning import: from the cache, else fetched (and cached). */

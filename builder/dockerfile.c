@@ -28,7 +28,8 @@ static int expand_line(struct udfb_buf *b, const char *line, size_t n, const cha
 		if (name_len == 4 && memcmp(open + 2, "FROM", 4) == 0)
 			udfb_buf_addstr(b, from);
 		else
-			return udfb_err_set(err, UDFB_E_INTERNAL, "Dockerfile template: unknown name '%.*s'", (int)name_len, open + 2);
+			return udfb_err_set(err, UDFB_E_INTERNAL, "Dockerfile template: unknown name '%.*s'",
+					    (int)name_len, open + 2);
 		i = (size_t)(close - line) + 2;
 	}
 	return 0;
@@ -38,7 +39,8 @@ int udfb_dockerfile_render(char **out, const char *from, int has_requirements, s
 {
 	for (const char *c = from; *c; c++)
 		if (*c <= ' ' || *c == 0x7f)
-			return udfb_err_set(err, UDFB_E_INVALID, "base image name '%s': holds white space or a control character", from);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "base image name '%s': holds white space or a control character", from);
 	const struct udfb_template *t = udfb_template_get("Dockerfile.in");
 	const char *p = (const char *)t->data, *end = p + t->len;
 	struct udfb_buf b;

@@ -26,11 +26,11 @@ static json_t *string_list(char *const *v, size_t n)
 static json_t *normalized_spec(const struct udfb_spec *s)
 {
 	/* packages are left out: they enter through the merged requirements. */
-	return json_pack("{s:i,s:s,s:s,s:s,s:o,s:s,s:o,s:s,s:s%}", "version", s->version, "kind", s->kind,
-			 "language", s->language, "handler", s->handler, "input_types",
+	return json_pack("{s:i,s:s,s:s,s:s,s:o,s:s,s:o,s:s,s:s%}", "version", s->version, "kind", s->kind, "language",
+			 s->language, "handler", s->handler, "input_types",
 			 string_list(s->input_types, s->n_input_types), "result_type", s->result_type, "imports",
-			 string_list(s->imports, s->n_imports), "runtime_version", s->runtime_version, "code",
-			 s->code, s->code_len);
+			 string_list(s->imports, s->n_imports), "runtime_version", s->runtime_version, "code", s->code,
+			 s->code_len);
 }
 
 static json_t *import_pairs(const struct udfb_request *r)
@@ -52,9 +52,9 @@ int udfb_key_compute(char out[UDFB_DIGEST_LEN + 1], char **canonical, const stru
 	json_t *spec = normalized_spec(&in->req->spec);
 	json_t *doc = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "format", UDFB_KEY_FORMAT, "builder",
 				UDFB_VERSION, "layer_format", UDFB_LAYER_FORMAT, "templates", templates, "salt",
-				in->salt ? in->salt : "", "tenant", in->tenant ? in->tenant : "", "platform", in->platform, "base",
-				in->base_digest ? in->base_digest : "", "spec", spec, "requirements",
-				string_list(in->req->requirements, in->req->n_requirements), "imports",
+				in->salt ? in->salt : "", "tenant", in->tenant ? in->tenant : "", "platform",
+				in->platform, "base", in->base_digest ? in->base_digest : "", "spec", spec,
+				"requirements", string_list(in->req->requirements, in->req->n_requirements), "imports",
 				import_pairs(in->req));
 	if (!doc)
 		return udfb_err_set(err, UDFB_E_INTERNAL, "cache key: cannot encode the inputs");

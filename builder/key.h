@@ -10,9 +10,9 @@
 struct udfb_key_inputs {
 	const struct udfb_request *req;
 	const char *base_digest; /* manifest digest of the base image */
-	const char *platform;    /* "linux/amd64" */
-	const char *salt;        /* operator's salt; "" for none */
-	const char *tenant;      /* whose image it is; "" for none */
+	const char *platform; /* "linux/amd64" */
+	const char *salt; /* operator's salt; "" for none */
+	const char *tenant; /* whose image it is; "" for none */
 	/* The package target settings ("glibc=2.36;python=3.12"), keyed only
 	 * when the request has requirements; NULL for none. */
 	const char *packages;

@@ -33,9 +33,9 @@ struct pctx {
 	struct udfb_pytags *tags;
 	struct udfb_pkgindex *index; /* made when first needed */
 	struct udfb_fetch_opts fetch; /* the caller's, with the package guard */
-	char *wheels;                 /* the wheel cache */
-	int n_dirs;                   /* private unpack directories made */
-	long long unpacked;           /* bytes all wheels of this build unpacked to */
+	char *wheels; /* the wheel cache */
+	int n_dirs; /* private unpack directories made */
+	long long unpacked; /* bytes all wheels of this build unpacked to */
 };
 
 char *udfb_packages_python(const struct udfb_image *base, const char *runtime_version, const char *fallback)
@@ -62,8 +62,8 @@ static json_t *target_json(const struct pctx *c)
 {
 	char glibc[16];
 	snprintf(glibc, sizeof(glibc), "%d.%d", c->in->opts->glibc_major, c->in->opts->glibc_minor);
-	return udfb_json_must(json_pack("{s:s,s:s,s:s}", "python", c->env.python_full_version, "glibc", glibc, "platform",
-			 c->in->platform));
+	return udfb_json_must(json_pack("{s:s,s:s,s:s}", "python", c->env.python_full_version, "glibc", glibc,
+					"platform", c->in->platform));
 }
 
 static int setup_target(struct pctx *c, struct udfb_err *err)
@@ -74,8 +74,11 @@ static int setup_target(struct pctx *c, struct udfb_err *err)
 				    c->in->python);
 	const char *machine = machine_of(c->in->platform);
 	udfb_pyenv_init(&c->env, c->in->python, machine);
-	struct udfb_pytarget t = { .py_major = ma, .py_minor = mi, .glibc_major = c->in->opts->glibc_major,
-				   .glibc_minor = c->in->opts->glibc_minor, .arch = machine };
+	struct udfb_pytarget t = { .py_major = ma,
+				   .py_minor = mi,
+				   .glibc_major = c->in->opts->glibc_major,
+				   .glibc_minor = c->in->opts->glibc_minor,
+				   .arch = machine };
 	return udfb_pytags_new(&c->tags, &t, err);
 }
 
@@ -110,8 +113,8 @@ static void reqs_key(struct pctx *c)
 		json_array_append_new(ix, json_string(shown));
 		free(shown);
 	}
-	json_t *doc = udfb_json_must(json_pack("{s:s,s:o,s:o,s:o}", "format", "udf-builder-lock-key/1", "target", target_json(c),
-				"requirements", reqs, "index", ix));
+	json_t *doc = udfb_json_must(json_pack("{s:s,s:o,s:o,s:o}", "format", "udf-builder-lock-key/1", "target",
+					       target_json(c), "requirements", reqs, "index", ix));
 	char *text = udfb_json_dumps_must(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	udfb_sha256_digest(text, strlen(text), c->out->reqs_key);
 	free(text);
@@ -149,8 +152,7 @@ static int get_lock(struct pctx *c, struct udfb_err *err)
 	return udfb_resolve(&c->out->lock, in->reqs, in->n_reqs, &ro, err);
 }
 
-int udfb_packages_keep_lock(const struct udfb_packages *p, struct udfb_store *st, const char *key,
-			    struct udfb_err *err)
+int udfb_packages_keep_lock(const struct udfb_packages *p, struct udfb_store *st, const char *key, struct udfb_err *err)
 {
 	if (!p->lock_json)
 		return 0;
@@ -177,9 +179,10 @@ static int wheel_file(char **path, struct pctx *c, const struct udfb_lock_pkg *p
 		if (strcmp(f.filename, p->filename) != 0)
 			continue;
 		if (f.sha256[0] && strcmp(f.sha256, p->sha256) != 0)
-			return udfb_err_set(err, UDFB_E_INVALID,
-					    "%s: the index now serves other bytes than the lock's (sha256 %s, locked %s)",
-					    p->filename, f.sha256, p->sha256);
+			return udfb_err_set(
+				err, UDFB_E_INVALID,
+				"%s: the index now serves other bytes than the lock's (sha256 %s, locked %s)",
+				p->filename, f.sha256, p->sha256);
 		memcpy(f.sha256, p->sha256, sizeof(f.sha256));
 		return udfb_pkgindex_download(path, c->index, &f, c->in->deadline_ms, err);
 	}
@@ -200,10 +203,15 @@ static int install_wheel(struct udfb_layer_writer *w, struct pctx *c, const stru
 	/* One budget for the whole build: many small bombs add up too. */
 	long long left = c->in->opts->max_unpacked - c->unpacked, got = 0;
 	if (left <= 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: the packages of this request unpack to more than %lld bytes (packages-max-unpacked)",
-				    p->filename, c->in->opts->max_unpacked);
-	struct udfb_wheel_install_opts o = { .target = UDFB_PACKAGES_DIR, .python = UDFB_PACKAGES_PYTHON,
-					     .tmpdir = dir, .installer = "udf-builder", .max_unpacked = left,
+		return udfb_err_set(
+			err, UDFB_E_INVALID,
+			"%s: the packages of this request unpack to more than %lld bytes (packages-max-unpacked)",
+			p->filename, c->in->opts->max_unpacked);
+	struct udfb_wheel_install_opts o = { .target = UDFB_PACKAGES_DIR,
+					     .python = UDFB_PACKAGES_PYTHON,
+					     .tmpdir = dir,
+					     .installer = "udf-builder",
+					     .max_unpacked = left,
 					     .unpacked = &got };
 	c->out->installs++;
 	int rc = udfb_wheel_install(w, path, &o, err);
@@ -299,8 +307,8 @@ static void add_created_by(struct udfb_packages *out, const struct item *v, size
 	char *s = NULL;
 	if (n == 1 && asprintf(&s, "udf-builder: install %s %s", v[0].p->name, v[0].p->version) < 0)
 		abort();
-	if (n > 1 && asprintf(&s, "udf-builder: install %zu small packages (%s %s, ...)", n, v[0].p->name,
-			      v[0].p->version) < 0)
+	if (n > 1 &&
+	    asprintf(&s, "udf-builder: install %zu small packages (%s %s, ...)", n, v[0].p->name, v[0].p->version) < 0)
 		abort();
 	out->created_by[out->n_layers++] = s;
 }

@@ -27,9 +27,9 @@ struct udfb_packages_in {
 	size_t n_reqs;
 	const struct udfb_pkg_opts *opts;
 	const struct udfb_fetch_opts *fetch;
-	const char *python;   /* the target's full version, "3.12.2" */
+	const char *python; /* the target's full version, "3.12.2" */
 	const char *platform; /* "linux/amd64" */
-	const char *key;      /* the cache key the lock is kept under; NULL: none */
+	const char *key; /* the cache key the lock is kept under; NULL: none */
 	struct udfb_store *st;
 	const char *tmp; /* a private directory in the store's file system */
 	long long deadline_ms;
@@ -42,7 +42,7 @@ struct udfb_packages {
 	struct udfb_layer *layers; /* in the store; image order */
 	char **created_by;
 	size_t n_layers;
-	int resolved;  /* 0: the lock was a stored one */
+	int resolved; /* 0: the lock was a stored one */
 	char reqs_key[UDFB_DIGEST_LEN + 1]; /* the requirement set's lock key */
 	long installs; /* wheels unpacked now (0 when every layer was cached) */
 };

@@ -56,7 +56,8 @@ static int push(struct udfb_registry *reg, const struct udfb_ref *dest, const ch
 {
 	const char *mt = json_string_value(json_object_get(m, "mediaType"));
 	struct udfb_push_stats s;
-	if (udfb_registry_push(reg, dest->repo, tag, blobs, n, mtext, mlen, mt ? mt : UDFB_MT_OCI_MANIFEST, digest, &s, err) < 0)
+	if (udfb_registry_push(reg, dest->repo, tag, blobs, n, mtext, mlen, mt ? mt : UDFB_MT_OCI_MANIFEST, digest, &s,
+			       err) < 0)
 		return -1;
 	udfb_info("pushed %s/%s:%s@%s: %s; blobs present %d, mounted %d, uploaded %d, streamed %d, %lld bytes sent",
 		  dest->host, dest->repo, tag, digest, s.up_to_date ? "tag already current" : "manifest put", s.present,
@@ -122,7 +123,9 @@ static void note_pushed(const struct udfb_push_blob *blobs, size_t n, const char
 	cleanup_free char *dir = strdup(path);
 	*strrchr(dir, '/') = '\0';
 	struct udfb_err err = UDFB_ERR_INIT;
-	int fd = b.len && udfb_mkdir_p(dir, 0755, &err) == 0 ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+	int fd = b.len && udfb_mkdir_p(dir, 0755, &err) == 0
+			 ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
+			 : -1;
 	if (fd >= 0) {
 		if (write(fd, b.data, b.len) != (ssize_t)b.len)
 			udfb_debug("%s: not recorded", path);
@@ -148,7 +151,8 @@ int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udf
 	int rc = 0;
 	for (size_t k = 0; rc == 0 && k < n; k++)
 		rc = !blobs[k].digest || !udfb_digest_valid(blobs[k].digest)
-			     ? udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s names a bad digest", manifest_digest)
+			     ? udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s names a bad digest",
+					    manifest_digest)
 			     : blob_source(&blobs[k], &paths[k], st, base, err);
 	cleanup_free char *record = pushed_path(st, dest);
 	size_t known = rc == 0 ? mark_known(blobs, n, record) : 0;
@@ -237,7 +241,9 @@ static int adopt_manifest(struct udfb_store *st, struct udfb_registry *reg, cons
 	char digest[UDFB_DIGEST_LEN + 1];
 	json_t *m = json_loadb(mtext, mlen, 0, NULL);
 	const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-	int rc = cfg && udfb_digest_valid(cfg) ? 0 : udfb_err_set(err, UDFB_E_INVALID, "%s: its manifest has no config", source);
+	int rc = cfg && udfb_digest_valid(cfg)
+			 ? 0
+			 : udfb_err_set(err, UDFB_E_INVALID, "%s: its manifest has no config", source);
 	if (rc == 0 && !udfb_store_has_blob(st, cfg)) {
 		char *ctext = NULL;
 		size_t clen = 0;

@@ -36,7 +36,8 @@ static int import_from_json(struct udfb_import *im, json_t *o, size_t k, struct 
 	}
 	/* proto3: an absent string field is the empty string. */
 	json_t *empty = json_string("");
-	json_t *loc = json_object_get(o, "location"), *url = json_object_get(o, "url"), *tag = json_object_get(o, "tag");
+	json_t *loc = json_object_get(o, "location"), *url = json_object_get(o, "url"),
+	       *tag = json_object_get(o, "tag");
 	int rc = 0;
 	snprintf(f, sizeof(f), "imports[%zu].location", k);
 	rc = udfb_json_string(&im->location, loc ? loc : empty, f, UDFB_LOCATION_MAX_LEN, 1, err);
@@ -57,10 +58,13 @@ static int check_basename(const char *location, size_t k, struct udfb_err *err)
 	const char *slash = strrchr(location, '/');
 	const char *base = slash ? slash + 1 : location;
 	if (strlen(base) > 255)
-		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].location: file name '%.64s...' is longer than 255 bytes", k, base);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "imports[%zu].location: file name '%.64s...' is longer than 255 bytes", k, base);
 	/* In a layer, .wh.NAME deletes NAME from the layers below. */
 	if (strncmp(base, ".wh.", 4) == 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].location: file name '%s' starts with '.wh.' (an OCI whiteout)", k, base);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "imports[%zu].location: file name '%s' starts with '.wh.' (an OCI whiteout)", k,
+				    base);
 	return 0;
 }
 
@@ -77,8 +81,8 @@ static int check_url(const struct udfb_import *im, size_t k, struct udfb_err *er
 	curl_free(host);
 	curl_url_cleanup(u);
 	if (!ok) /* the URL is a secret: name the import, and libcurl's reason */
-		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): not a valid URL (%s)", k, im->location,
-				    rc == CURLUE_OK ? "no host" : curl_url_strerror(rc));
+		return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): not a valid URL (%s)", k,
+				    im->location, rc == CURLUE_OK ? "no host" : curl_url_strerror(rc));
 	return 0;
 }
 
@@ -95,10 +99,14 @@ static int check_imports(const struct udfb_request *r, struct udfb_err *err)
 			return -1;
 		/* The URL is a secret: name the import, never print the URL. */
 		if (strncmp(im->url, "http://", 7) != 0 && strncmp(im->url, "https://", 8) != 0)
-			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): must be an http or https URL", k, im->location);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "imports[%zu].url (import '%s'): must be an http or https URL", k,
+					    im->location);
 		if (check_visible(im->url, "imports[].url", err) < 0) {
 			udfb_err_clear(err);
-			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].url (import '%s'): holds a control character", k, im->location);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "imports[%zu].url (import '%s'): holds a control character", k,
+					    im->location);
 		}
 		if (check_url(im, k, err) < 0 || check_basename(im->location, k, err) < 0)
 			return -1;
@@ -106,11 +114,16 @@ static int check_imports(const struct udfb_request *r, struct udfb_err *err)
 	const struct udfb_spec *s = &r->spec;
 	for (size_t k = 0; k < s->n_imports || k < r->n_imports; k++) {
 		if (k >= r->n_imports)
-			return udfb_err_set(err, UDFB_E_INVALID, "imports: spec.imports[%zu] '%s' has no entry in imports[]", k, s->imports[k]);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "imports: spec.imports[%zu] '%s' has no entry in imports[]", k,
+					    s->imports[k]);
 		if (k >= s->n_imports)
-			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu]: '%s' is not in spec.imports", k, r->imports[k].location);
+			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu]: '%s' is not in spec.imports", k,
+					    r->imports[k].location);
 		if (strcmp(s->imports[k], r->imports[k].location) != 0)
-			return udfb_err_set(err, UDFB_E_INVALID, "imports[%zu].location: '%s' differs from spec.imports[%zu] '%s'", k, r->imports[k].location, k, s->imports[k]);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "imports[%zu].location: '%s' differs from spec.imports[%zu] '%s'", k,
+					    r->imports[k].location, k, s->imports[k]);
 	}
 	return 0;
 }
@@ -157,7 +170,9 @@ static int merge_requirements(struct udfb_request *r, struct udfb_err *err)
 	if (rc < 0)
 		return -1;
 	if (r->n_requirements > UDFB_MAX_PACKAGES)
-		return udfb_err_set(err, UDFB_E_INVALID, "spec.packages: more than %d requirements with the script's dependencies", UDFB_MAX_PACKAGES);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "spec.packages: more than %d requirements with the script's dependencies",
+				    UDFB_MAX_PACKAGES);
 	if (r->n_requirements == 0)
 		return 0;
 	qsort(r->requirements, r->n_requirements, sizeof(char *), cmp_str);
@@ -187,8 +202,8 @@ static int script_field(const char *key)
 {
 	/* "tenant": a batch input's tenant for an ApplyResource line (whose
 	 * message has none), as in the ApplyUdfResource form. */
-	static const char *const names[] = { "type", "script", "tenantId", "tenant_id", "name", "ifNotExists",
-					     "if_not_exists", "tags", "options", "tenant", NULL };
+	static const char *const names[] = { "type",	      "script", "tenantId", "tenant_id", "name", "ifNotExists",
+					     "if_not_exists", "tags",	"options",  "tenant",	 NULL };
 	for (int k = 0; names[k]; k++)
 		if (strcmp(key, names[k]) == 0)
 			return 1;
@@ -202,7 +217,9 @@ static int parse_script_form(struct udfb_request *r, json_t *root, struct udfb_e
 	json_t *v;
 	json_object_foreach(root, key, v) {
 		if (!script_field(key))
-			return udfb_err_set(err, UDFB_E_INVALID, "request.%.64s: not a field of ApplyResourceRequest or CreateWorkerRequest", key);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "request.%.64s: not a field of ApplyResourceRequest or CreateWorkerRequest",
+					    key);
 	}
 	json_t *type = json_object_get(root, "type"), *script = json_object_get(root, "script");
 	if (!json_is_string(type) || strcmp(json_string_value(type), "udf") != 0)

@@ -48,7 +48,7 @@ struct udfb_request {
 	struct udfb_spec spec;
 	struct udfb_import *imports;
 	size_t n_imports;
-	char *tenant;        /* optional (batch inputs); NULL when absent */
+	char *tenant; /* optional (batch inputs); NULL when absent */
 	char **requirements; /* canonical PEP 508, merged with PEP 723, sorted, unique */
 	size_t n_requirements;
 	char *requires_python; /* from PEP 723, NULL when absent */

@@ -77,12 +77,14 @@ static int differs(const struct cur *c, const char *expected, struct udfb_err *e
 	shown(want, expected, strlen(expected));
 	if (c->eof)
 		return udfb_err_set(err, UDFB_E_INVALID,
-				    "script: ends before line %zu ('%s') of Databend's template; this service knows the template of %s",
+				    "script: ends before line %zu ('%s') of Databend's template; this service knows "
+				    "the template of %s",
 				    c->line + 1, want, UDFB_SCRIPT_TEMPLATE_VERSION);
 	shown(got, c->l, c->n);
-	return udfb_err_set(err, UDFB_E_INVALID,
-			    "script: line %zu is '%s', Databend's template has '%s' there; this service knows the template of %s",
-			    c->line, got, want, UDFB_SCRIPT_TEMPLATE_VERSION);
+	return udfb_err_set(
+		err, UDFB_E_INVALID,
+		"script: line %zu is '%s', Databend's template has '%s' there; this service knows the template of %s",
+		c->line, got, want, UDFB_SCRIPT_TEMPLATE_VERSION);
 }
 
 static int is(const struct cur *c, const char *s)
@@ -99,8 +101,7 @@ static int expect(struct cur *c, const char *s, struct udfb_err *err)
 /* ---- here-documents ---- */
 
 /* "cat <<'M' > PATH" with M = base or base_<digits>; the marker into m. */
-static int heredoc_open(struct cur *c, const char *base, const char *path, char *m, size_t msize,
-			struct udfb_err *err)
+static int heredoc_open(struct cur *c, const char *base, const char *path, char *m, size_t msize, struct udfb_err *err)
 {
 	char want[128];
 	snprintf(want, sizeof(want), "cat <<'%s' > %s", base, path);
@@ -135,7 +136,8 @@ static int heredoc_body(struct cur *c, const char *m, const char **body, size_t 
 	for (;;) {
 		const char *before = c->p;
 		if (!take(c))
-			return udfb_err_set(err, UDFB_E_INVALID, "script: the here-document opened on line %zu never ends (no line '%s')",
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "script: the here-document opened on line %zu never ends (no line '%s')",
 					    open_line, m);
 		if (is(c, m)) {
 			*body = start;
@@ -145,7 +147,9 @@ static int heredoc_body(struct cur *c, const char *m, const char **body, size_t 
 	}
 	/* Databend chose the first marker the content does not contain. */
 	if (memmem(*body, *len, m, strlen(m)))
-		return udfb_err_set(err, UDFB_E_INVALID, "script: the here-document opened on line %zu contains its own marker '%s' (Databend would have chosen another)",
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "script: the here-document opened on line %zu contains its own marker '%s' "
+				    "(Databend would have chosen another)",
 				    open_line, m);
 	return 0;
 }
@@ -162,7 +166,9 @@ static int add_package(struct udfb_script *s, const char *w, size_t n, struct ud
 	char *word = strndup(w, n);
 	for (size_t k = 0; k < n; k++)
 		if (shell_special(word[k])) {
-			udfb_err_set(err, UDFB_E_INVALID, "script packages: '%.128s' is not a package requirement ('%c' is shell syntax: refused, never run)",
+			udfb_err_set(err, UDFB_E_INVALID,
+				     "script packages: '%.128s' is not a package requirement ('%c' is shell syntax: "
+				     "refused, never run)",
 				     word, (unsigned char)word[k] < 0x20 ? '?' : word[k]);
 			free(word);
 			return -1;
@@ -198,12 +204,15 @@ static int parse_packages(struct udfb_script *s, const struct cur *c, struct udf
 		const char *sp = memchr(p, ' ', (size_t)(e - p));
 		const char *we = sp ? sp : e;
 		if (we == p)
-			return udfb_err_set(err, UDFB_E_INVALID, "script packages: two spaces in a row on line %zu (Databend writes one)", c->line);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "script packages: two spaces in a row on line %zu (Databend writes one)",
+					    c->line);
 		if (add_package(s, p, (size_t)(we - p), err) < 0)
 			return -1;
 		p = sp ? sp + 1 : e;
 		if (sp && p == e)
-			return udfb_err_set(err, UDFB_E_INVALID, "script packages: line %zu ends with a space", c->line);
+			return udfb_err_set(err, UDFB_E_INVALID, "script packages: line %zu ends with a space",
+					    c->line);
 	}
 	return 0;
 }
@@ -229,15 +238,17 @@ static int import_headers(struct udfb_script_import *im, json_t *h, size_t k, st
 	if (!h || json_is_null(h))
 		return 0;
 	if (!json_is_object(h) || json_object_size(h) > UDFB_SCRIPT_MAX_HEADERS)
-		return udfb_err_set(err, UDFB_E_INVALID, "script imports[%zu] ('%s').headers: must be an object of at most %d strings",
-				    k, im->location, UDFB_SCRIPT_MAX_HEADERS);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "script imports[%zu] ('%s').headers: must be an object of at most %d strings", k,
+				    im->location, UDFB_SCRIPT_MAX_HEADERS);
 	im->headers = calloc(json_object_size(h) + 1, sizeof(char *));
 	const char *name;
 	json_t *v;
 	json_object_foreach(h, name, v) {
 		if (!json_is_string(v) || !header_ok(name, json_string_value(v)) || json_string_length(v) > 4096)
-			return udfb_err_set(err, UDFB_E_INVALID, "script imports[%zu] ('%s').headers.%.64s: not a valid HTTP header",
-					    k, im->location, name);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "script imports[%zu] ('%s').headers.%.64s: not a valid HTTP header", k,
+					    im->location, name);
 		if (asprintf(&im->headers[im->n_headers], "%s: %s", name, json_string_value(v)) < 0)
 			abort();
 		im->n_headers++;
@@ -253,16 +264,20 @@ static int import_entry(struct udfb_script_import *im, json_t *o, size_t k, stru
 	json_t *v;
 	json_object_foreach(o, key, v) {
 		if (strcmp(key, "location") && strcmp(key, "url") && strcmp(key, "headers"))
-			return udfb_err_set(err, UDFB_E_INVALID, "script imports[%zu].%.64s: not in Databend's template", k, key);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "script imports[%zu].%.64s: not in Databend's template", k, key);
 	}
 	json_t *loc = json_object_get(o, "location"), *url = json_object_get(o, "url");
 	if (!json_is_string(loc) || json_string_length(loc) == 0 || json_string_length(loc) > UDFB_LOCATION_MAX_LEN ||
 	    memchr(json_string_value(loc), '\0', json_string_length(loc)))
-		return udfb_err_set(err, UDFB_E_INVALID, "script imports[%zu].location: must be a string of 1 to %d bytes", k, UDFB_LOCATION_MAX_LEN);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "script imports[%zu].location: must be a string of 1 to %d bytes", k,
+				    UDFB_LOCATION_MAX_LEN);
 	im->location = strdup(json_string_value(loc));
 	if (!json_is_string(url) || json_string_length(url) > UDFB_URL_MAX_LEN)
-		return udfb_err_set(err, UDFB_E_INVALID, "script imports[%zu] ('%s').url: must be a string of at most %d bytes",
-				    k, im->location, UDFB_URL_MAX_LEN);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "script imports[%zu] ('%s').url: must be a string of at most %d bytes", k,
+				    im->location, UDFB_URL_MAX_LEN);
 	im->url = strdup(json_string_value(url));
 	return import_headers(im, json_object_get(o, "headers"), k, err);
 }
@@ -273,11 +288,13 @@ static int parse_imports_json(struct udfb_script *s, const char *text, size_t le
 	json_t *a = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (!a || !json_is_array(a)) {
 		json_decref(a);
-		return udfb_err_set(err, UDFB_E_INVALID, "script: line %zu (/app/imports.json) is not a JSON array of imports", line);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "script: line %zu (/app/imports.json) is not a JSON array of imports", line);
 	}
 	if (json_array_size(a) == 0 || json_array_size(a) > UDFB_MAX_IMPORTS) {
 		json_decref(a);
-		return udfb_err_set(err, UDFB_E_INVALID, "script: /app/imports.json holds %zu imports (1 to %d expected)",
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "script: /app/imports.json holds %zu imports (1 to %d expected)",
 				    json_array_size(a), UDFB_MAX_IMPORTS);
 	}
 	s->imports = calloc(json_array_size(a) + 1, sizeof(*s->imports));
@@ -318,7 +335,8 @@ static int parse_imports(struct udfb_script *s, struct cur *c, struct udfb_err *
 	if (heredoc_body(c, m, &body, &len, err) < 0)
 		return -1;
 	if (len == 0 || memchr(body, '\n', len - 1))
-		return udfb_err_set(err, UDFB_E_INVALID, "script: /app/imports.json (line %zu) must be one line of JSON", line);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "script: /app/imports.json (line %zu) must be one line of JSON", line);
 	if (parse_imports_json(s, body, len - 1, line, err) < 0)
 		return -1;
 	if (expect_text(c, udfb_tpl_db_downloader_start, udfb_tpl_db_downloader_end, err) < 0)
@@ -367,7 +385,8 @@ static int lit(const char **p, const char *e, const char *s)
 /* `    return udf_decorator(name="H", input_types=["T", ...], result_type="R")(func)` */
 static int decorator_line(struct udfb_script *s, const char *p, const char *e)
 {
-	if (!lit(&p, e, "    return udf_decorator(name=") || !(s->handler = py_string(&p, e)) || !lit(&p, e, ", input_types=["))
+	if (!lit(&p, e, "    return udf_decorator(name=") || !(s->handler = py_string(&p, e)) ||
+	    !lit(&p, e, ", input_types=["))
 		return 0;
 	s->input_types = calloc(1, sizeof(char *));
 	while (!lit(&p, e, "]")) {
@@ -389,8 +408,8 @@ static int decorator_line(struct udfb_script *s, const char *p, const char *e)
 static int getattr_line(const struct udfb_script *s, const char *p, const char *e)
 {
 	char *h = NULL;
-	int ok = lit(&p, e, "    func = getattr(udf, ") && (h = py_string(&p, e)) && lit(&p, e, ")") && p == e && s->handler &&
-		 strcmp(h, s->handler) == 0;
+	int ok = lit(&p, e, "    func = getattr(udf, ") && (h = py_string(&p, e)) && lit(&p, e, ")") && p == e &&
+		 s->handler && strcmp(h, s->handler) == 0;
 	free(h);
 	return ok;
 }
@@ -409,7 +428,7 @@ static int check_stub(struct udfb_script *s, size_t first_line, struct udfb_err 
 		int ok;
 		if (memmem(t, n, "{HANDLER}", 9))
 			ok = !c.eof && (memmem(t, n, "udf_decorator", 13) ? decorator_line(s, c.l, c.l + c.n)
-									 : getattr_line(s, c.l, c.l + c.n));
+									  : getattr_line(s, c.l, c.l + c.n));
 		else
 			ok = !c.eof && c.n == n && memcmp(c.l, t, n) == 0;
 		if (!ok) {
@@ -425,8 +444,8 @@ static int check_stub(struct udfb_script *s, size_t first_line, struct udfb_err 
 
 /* ---- the whole script ---- */
 
-static int heredoc_copy(struct cur *c, const char *base, const char *path, char **out, size_t *len,
-			size_t *first_line, struct udfb_err *err)
+static int heredoc_copy(struct cur *c, const char *base, const char *path, char **out, size_t *len, size_t *first_line,
+			struct udfb_err *err)
 {
 	char m[32];
 	const char *body;
@@ -443,8 +462,8 @@ static int heredoc_copy(struct cur *c, const char *base, const char *path, char 
 
 static int parse_lines(struct udfb_script *s, struct cur *c, struct udfb_err *err)
 {
-	static const char *const head[] = { "#!/usr/bin/env bash", "set -euo pipefail", "WORKDIR=/app",
-					    "mkdir -p \"$WORKDIR\"", "cd \"$WORKDIR\"", "" };
+	static const char *const head[] = { "#!/usr/bin/env bash",   "set -euo pipefail", "WORKDIR=/app",
+					    "mkdir -p \"$WORKDIR\"", "cd \"$WORKDIR\"",	  "" };
 	for (size_t k = 0; k < sizeof(head) / sizeof(*head); k++)
 		if (expect(c, head[k], err) < 0)
 			return -1;
@@ -471,7 +490,8 @@ static int parse_lines(struct udfb_script *s, struct cur *c, struct udfb_err *er
 		return udfb_err_set(err, UDFB_E_INVALID, "script: the UDF code (line %zu) is empty", first);
 	s->code[--s->code_len] = '\0';
 	if (s->code_len > UDFB_CODE_MAX_BYTES)
-		return udfb_err_set(err, UDFB_E_INVALID, "script: the UDF code is larger than %u bytes", UDFB_CODE_MAX_BYTES);
+		return udfb_err_set(err, UDFB_E_INVALID, "script: the UDF code is larger than %u bytes",
+				    UDFB_CODE_MAX_BYTES);
 	if (heredoc_copy(c, "UDF_SERVER", "/app/server.py", &s->stub, &s->stub_len, &first, err) < 0 ||
 	    check_stub(s, first, err) < 0)
 		return -1;
@@ -533,9 +553,9 @@ char *udfb_script_spec_json(const struct udfb_script *s, size_t *len)
 		json_array_append_new(imports, json_string(s->imports[k].location));
 	for (size_t k = 0; k < s->n_packages; k++)
 		json_array_append_new(packages, json_string(s->packages[k]));
-	json_t *j = json_pack("{s:i,s:s,s:s,s:s,s:o,s:s,s:o,s:o,s:s%}", "version", 1, "kind", "udf", "language", "python",
-			      "handler", s->handler, "input_types", types, "result_type", s->result_type, "imports", imports,
-			      "packages", packages, "code", s->code, s->code_len);
+	json_t *j = json_pack("{s:i,s:s,s:s,s:s,s:o,s:s,s:o,s:o,s:s%}", "version", 1, "kind", "udf", "language",
+			      "python", "handler", s->handler, "input_types", types, "result_type", s->result_type,
+			      "imports", imports, "packages", packages, "code", s->code, s->code_len);
 	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(j);
 	if (text && len)

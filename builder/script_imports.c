@@ -34,15 +34,16 @@ static int fetch(struct udfb_fetch_item *items, struct udfb_import_ident *ims, s
 		 struct udfb_import_ident_stats *stats, struct udfb_err *err)
 {
 	for (size_t k = 0; k < n; k++)
-		items[k] = (struct udfb_fetch_item){ .location = ims[k].location, .url = ims[k].url,
-						     .headers = ims[k].headers, .probe = probe };
+		items[k] = (struct udfb_fetch_item){
+			.location = ims[k].location, .url = ims[k].url, .headers = ims[k].headers, .probe = probe
+		};
 	stats->requests += (long long)n;
 	return udfb_fetch_all(items, n, fo, deadline_ms, st->tmp, err);
 }
 
 int udfb_imports_identify(struct udfb_import_ident *ims, size_t n, struct udfb_store *st, const char *tenant,
-			  const struct udfb_fetch_opts *fo, long long deadline_ms, struct udfb_import_ident_stats *stats,
-			  struct udfb_err *err)
+			  const struct udfb_fetch_opts *fo, long long deadline_ms,
+			  struct udfb_import_ident_stats *stats, struct udfb_err *err)
 {
 	if (n == 0)
 		return 0;

@@ -16,21 +16,21 @@
 struct udfb_store;
 
 struct udfb_import_ident {
-	const char *location, *url;  /* in; url is a secret */
-	const char *const *headers;  /* in: the presign headers, "name: value" */
-	char validator[280];         /* out: "etag:<E>;len:<n>", "lm:<date>;len:<n>" or "" */
+	const char *location, *url; /* in; url is a secret */
+	const char *const *headers; /* in: the presign headers, "name: value" */
+	char validator[280]; /* out: "etag:<E>;len:<n>", "lm:<date>;len:<n>" or "" */
 	char digest[UDFB_DIGEST_LEN + 1]; /* out: sha256 of the content */
-	long long size;              /* out */
+	long long size; /* out */
 };
 
 struct udfb_import_ident_stats {
-	long long requests;      /* HTTP requests made (probes and downloads) */
+	long long requests; /* HTTP requests made (probes and downloads) */
 	long long fetched_bytes; /* bytes downloaded */
 };
 
 /* Probe every import at once, then download the ones the cache lacks. */
 int udfb_imports_identify(struct udfb_import_ident *ims, size_t n, struct udfb_store *st, const char *tenant,
-			  const struct udfb_fetch_opts *fo, long long deadline_ms, struct udfb_import_ident_stats *stats,
-			  struct udfb_err *err);
+			  const struct udfb_fetch_opts *fo, long long deadline_ms,
+			  struct udfb_import_ident_stats *stats, struct udfb_err *err);
 
 #endif

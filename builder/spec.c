@@ -8,12 +8,12 @@
 #include "builder/request.h"
 #include "builder/spec_internal.h"
 
-static const char *const py_keywords[] = {
-	"False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-	"continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
-	"if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return",
-	"try", "while", "with", "yield", NULL
-};
+static const char *const py_keywords[] = { "False",  "None",	 "True",  "and",    "as",	"assert",
+					   "async",  "await",	 "break", "class",  "continue", "def",
+					   "del",    "elif",	 "else",  "except", "finally",	"for",
+					   "from",   "global",	 "if",	  "import", "in",	"is",
+					   "lambda", "nonlocal", "not",	  "or",	    "pass",	"raise",
+					   "return", "try",	 "while", "with",   "yield",	NULL };
 
 int udfb_python_identifier(const char *s)
 {
@@ -51,8 +51,7 @@ int udfb_type_valid(const char *t)
 	return depth == 0;
 }
 
-int udfb_json_string(char **out, json_t *v, const char *field, size_t max, int allow_empty,
-		     struct udfb_err *err)
+int udfb_json_string(char **out, json_t *v, const char *field, size_t max, int allow_empty, struct udfb_err *err)
 {
 	if (!json_is_string(v))
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: must be a string", field);
@@ -69,8 +68,8 @@ int udfb_json_string(char **out, json_t *v, const char *field, size_t max, int a
 	return 0;
 }
 
-static int string_array(char ***out, size_t *n, json_t *v, const char *field, size_t max_items,
-			size_t max_len, struct udfb_err *err)
+static int string_array(char ***out, size_t *n, json_t *v, const char *field, size_t max_items, size_t max_len,
+			struct udfb_err *err)
 {
 	if (!json_is_array(v))
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: must be an array of strings", field);
@@ -106,10 +105,12 @@ static int check_runtime_version(const char *v, struct udfb_err *err)
 		else if (*c >= '0' && *c <= '9' && digits < 4)
 			digits++;
 		else
-			return udfb_err_set(err, UDFB_E_INVALID, "spec.runtime_version: '%.32s' is not a Python version like 3.12.2", v);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "spec.runtime_version: '%.32s' is not a Python version like 3.12.2", v);
 	}
 	if (*v && !digits)
-		return udfb_err_set(err, UDFB_E_INVALID, "spec.runtime_version: '%.32s' is not a Python version like 3.12.2", v);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "spec.runtime_version: '%.32s' is not a Python version like 3.12.2", v);
 	return 0;
 }
 
@@ -117,9 +118,11 @@ static int check_types(const struct udfb_spec *s, struct udfb_err *err)
 {
 	for (size_t k = 0; k < s->n_input_types; k++)
 		if (!udfb_type_valid(s->input_types[k]))
-			return udfb_err_set(err, UDFB_E_INVALID, "spec.input_types[%zu]: '%.64s' is not a type name", k, s->input_types[k]);
+			return udfb_err_set(err, UDFB_E_INVALID, "spec.input_types[%zu]: '%.64s' is not a type name", k,
+					    s->input_types[k]);
 	if (!udfb_type_valid(s->result_type))
-		return udfb_err_set(err, UDFB_E_INVALID, "spec.result_type: '%.64s' is not a type name", s->result_type);
+		return udfb_err_set(err, UDFB_E_INVALID, "spec.result_type: '%.64s' is not a type name",
+				    s->result_type);
 	return 0;
 }
 
@@ -132,22 +135,29 @@ static int spec_field(struct udfb_spec *s, const char *key, json_t *v, struct ud
 		return 0;
 	}
 	if (strcmp(key, "kind") == 0)
-		return check_fixed(v, "spec.kind", "udf", err) < 0 ? -1 : udfb_json_string(&s->kind, v, "spec.kind", 16, 0, err);
+		return check_fixed(v, "spec.kind", "udf", err) < 0
+			       ? -1
+			       : udfb_json_string(&s->kind, v, "spec.kind", 16, 0, err);
 	if (strcmp(key, "language") == 0)
-		return check_fixed(v, "spec.language", "python", err) < 0 ? -1 : udfb_json_string(&s->language, v, "spec.language", 16, 0, err);
+		return check_fixed(v, "spec.language", "python", err) < 0
+			       ? -1
+			       : udfb_json_string(&s->language, v, "spec.language", 16, 0, err);
 	if (strcmp(key, "handler") == 0) {
 		if (udfb_json_string(&s->handler, v, "spec.handler", UDFB_HANDLER_MAX_LEN, 0, err) < 0)
 			return -1;
 		if (!udfb_python_identifier(s->handler))
-			return udfb_err_set(err, UDFB_E_INVALID, "spec.handler: '%.64s' is not a Python identifier", s->handler);
+			return udfb_err_set(err, UDFB_E_INVALID, "spec.handler: '%.64s' is not a Python identifier",
+					    s->handler);
 		return 0;
 	}
 	if (strcmp(key, "input_types") == 0)
-		return string_array(&s->input_types, &s->n_input_types, v, "spec.input_types", UDFB_MAX_TYPES, UDFB_TYPE_MAX_LEN, err);
+		return string_array(&s->input_types, &s->n_input_types, v, "spec.input_types", UDFB_MAX_TYPES,
+				    UDFB_TYPE_MAX_LEN, err);
 	if (strcmp(key, "result_type") == 0)
 		return udfb_json_string(&s->result_type, v, "spec.result_type", UDFB_TYPE_MAX_LEN, 0, err);
 	if (strcmp(key, "imports") == 0)
-		return string_array(&s->imports, &s->n_imports, v, "spec.imports", UDFB_MAX_IMPORTS, UDFB_LOCATION_MAX_LEN, err);
+		return string_array(&s->imports, &s->n_imports, v, "spec.imports", UDFB_MAX_IMPORTS,
+				    UDFB_LOCATION_MAX_LEN, err);
 	if (strcmp(key, "packages") == 0)
 		return string_array(&s->packages, &s->n_packages, v, "spec.packages", UDFB_MAX_PACKAGES, 1024, err);
 	if (strcmp(key, "runtime_version") == 0) {
@@ -171,7 +181,8 @@ int udfb_spec_parse(struct udfb_spec *s, const char *text, size_t len, struct ud
 	json_error_t jerr;
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		return udfb_err_set(err, UDFB_E_INVALID, "spec: not valid JSON: %s (column %d)", jerr.text, jerr.column);
+		return udfb_err_set(err, UDFB_E_INVALID, "spec: not valid JSON: %s (column %d)", jerr.text,
+				    jerr.column);
 	int rc = 0;
 	if (!json_is_object(root))
 		rc = udfb_err_set(err, UDFB_E_INVALID, "spec: must be a JSON object");

@@ -8,7 +8,6 @@
 
 int udfb_spec_parse(struct udfb_spec *s, const char *text, size_t len, struct udfb_err *err);
 void udfb_spec_free(struct udfb_spec *s);
-int udfb_json_string(char **out, json_t *v, const char *field, size_t max, int allow_empty,
-		     struct udfb_err *err);
+int udfb_json_string(char **out, json_t *v, const char *field, size_t max, int allow_empty, struct udfb_err *err);
 
 #endif

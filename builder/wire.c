@@ -41,8 +41,7 @@ static int next_field(struct cursor *c, uint32_t *num, const uint8_t **data, siz
 	*num = (uint32_t)(key >> 3);
 	*data = NULL;
 	switch (key & 7) {
-	case 0:
-		return varint(c, &v) < 0 ? -1 : 1;
+	case 0: return varint(c, &v) < 0 ? -1 : 1;
 	case 1:
 	case 5: {
 		size_t n = (key & 7) == 1 ? 8 : 4;
@@ -57,8 +56,7 @@ static int next_field(struct cursor *c, uint32_t *num, const uint8_t **data, siz
 		*data = c->p, *len = (size_t)v;
 		c->p += v;
 		return 1;
-	default:
-		return -1;
+	default: return -1;
 	}
 }
 

@@ -33,7 +33,7 @@ struct udfb_store_entry {
 	char *label; /* an import's location and tag */
 	uint32_t created, last_used, hits;
 	long long bytes; /* of the blobs it reaches */
-	json_t *blobs;   /* the digests it reaches */
+	json_t *blobs; /* the digests it reaches */
 };
 
 /* Every entry, newest use first; free with udfb_store_entries_free. */

@@ -63,7 +63,8 @@ int udfb_store_import_get(struct udfb_store *s, const char *tenant, const char *
 	}
 	json_t *j = json_loadb(text, len, 0, NULL);
 	const char *d = json_string_value(json_object_get(j, "digest"));
-	const char *l = json_string_value(json_object_get(j, "location")), *t = json_string_value(json_object_get(j, "tag"));
+	const char *l = json_string_value(json_object_get(j, "location")),
+		   *t = json_string_value(json_object_get(j, "tag"));
 	json_int_t size = json_integer_value(json_object_get(j, "size"));
 	int hit = d && l && t && udfb_digest_valid(d) && strcmp(l, location) == 0 && strcmp(t, tag) == 0;
 	struct stat st;

@@ -157,11 +157,12 @@ static int map_file(struct udfb_index *ix, struct udfb_err *err)
 		return udfb_err_sys(err, errno, "open %s", ix->path);
 	struct stat st;
 	struct header h;
-	if (fstat(ix->fd, &st) < 0 || pread(ix->fd, &h, sizeof(h), 0) != sizeof(h) || memcmp(h.magic, IX_MAGIC, 8) != 0 ||
-	    h.slots < IX_MIN_SLOTS || (h.slots & (h.slots - 1)) ||
+	if (fstat(ix->fd, &st) < 0 || pread(ix->fd, &h, sizeof(h), 0) != sizeof(h) ||
+	    memcmp(h.magic, IX_MAGIC, 8) != 0 || h.slots < IX_MIN_SLOTS || (h.slots & (h.slots - 1)) ||
 	    (size_t)st.st_size != IX_HEADER + (size_t)h.slots * sizeof(struct slot)) {
 		unmap(ix);
-		return udfb_err_set(err, UDFB_E_INTERNAL, "%s: not a udf-builder index (remove it to start an empty one)", ix->path);
+		return udfb_err_set(err, UDFB_E_INTERNAL,
+				    "%s: not a udf-builder index (remove it to start an empty one)", ix->path);
 	}
 	ix->map_len = (size_t)st.st_size;
 	ix->map = mmap(NULL, ix->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, ix->fd, 0);
@@ -322,7 +323,8 @@ int udfb_index_open(struct udfb_index **out, const char *root, struct udfb_err *
 	ix->path = udfb_path_join(root, "index.bin");
 	ix->lock_path = udfb_path_join(root, "index.lock");
 	ix->lock_fd = open(ix->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	int rc = ix->lock_fd < 0 || flock(ix->lock_fd, LOCK_EX) < 0 ? udfb_err_sys(err, errno, "lock %s", ix->lock_path) : 0;
+	int rc = ix->lock_fd < 0 || flock(ix->lock_fd, LOCK_EX) < 0 ? udfb_err_sys(err, errno, "lock %s", ix->lock_path)
+								    : 0;
 	if (rc == 0 && !udfb_exists(ix->path))
 		rc = create_file(ix->path, IX_MIN_SLOTS, err);
 	if (rc == 0)
@@ -514,7 +516,8 @@ void udfb_index_size(struct udfb_index *ix, size_t *bytes, size_t *nslots)
 int udfb_index_sync(struct udfb_index *ix, struct udfb_err *err)
 {
 	pthread_mutex_lock(&ix->mu);
-	int rc = ix->map && msync(ix->map, ix->map_len, MS_SYNC) < 0 ? udfb_err_sys(err, errno, "sync %s", ix->path) : 0;
+	int rc =
+		ix->map && msync(ix->map, ix->map_len, MS_SYNC) < 0 ? udfb_err_sys(err, errno, "sync %s", ix->path) : 0;
 	pthread_mutex_unlock(&ix->mu);
 	return rc;
 }

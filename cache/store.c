@@ -57,7 +57,10 @@ static void remove_leftovers(const char *dir)
  * recovery reads every blob name and index slot, which grows with the
  * store, so it is done at a process's first open, not at every build's. */
 static pthread_mutex_t recovered_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct { dev_t dev; ino_t ino; } recovered[16];
+static struct {
+	dev_t dev;
+	ino_t ino;
+} recovered[16];
 static size_t n_recovered;
 
 static int first_open(int fd)
@@ -128,8 +131,9 @@ int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *
 	s->tmp = udfb_path_join(root, "tmp");
 	s->gc_lock = -1;
 	cleanup_free char *imports = udfb_path_join(root, "imports");
-	if (udfb_oci_init(root, err) < 0 || udfb_mkdir_p(s->tmp, 0755, err) < 0 || udfb_mkdir_p(imports, 0755, err) < 0 ||
-	    udfb_index_open(&s->index, root, err) < 0 || take_gc_lock(s, err) < 0) {
+	if (udfb_oci_init(root, err) < 0 || udfb_mkdir_p(s->tmp, 0755, err) < 0 ||
+	    udfb_mkdir_p(imports, 0755, err) < 0 || udfb_index_open(&s->index, root, err) < 0 ||
+	    take_gc_lock(s, err) < 0) {
 		udfb_store_close(s);
 		return udfb_err_wrap(err, "store %s", root);
 	}

@@ -45,7 +45,8 @@ static int verify_blobs(struct udfb_store *s, FILE *report, long *problems, long
 	return udfb_store_each_blob(s, verify_blob, &w, err);
 }
 
-static void check_desc(struct udfb_store *s, json_t *desc, const char *key, const char *what, FILE *report, long *problems)
+static void check_desc(struct udfb_store *s, json_t *desc, const char *key, const char *what, FILE *report,
+		       long *problems)
 {
 	const char *d = json_string_value(json_object_get(desc, "digest"));
 	if (!d || !udfb_digest_valid(d)) {
@@ -117,8 +118,7 @@ static int verify_keys(struct udfb_store *s, FILE *report, long *problems, long 
 	return 0;
 }
 
-int udfb_store_verify(struct udfb_store *s, FILE *report, long *problems, long *blobs, long *keys,
-		      struct udfb_err *err)
+int udfb_store_verify(struct udfb_store *s, FILE *report, long *problems, long *blobs, long *keys, struct udfb_err *err)
 {
 	*problems = *blobs = *keys = 0;
 	if (verify_blobs(s, report, problems, blobs, err) < 0)

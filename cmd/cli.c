@@ -29,14 +29,22 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 		   struct udfb_err *err)
 {
 	static const struct option opts[] = {
-		{ "store", required_argument, NULL, 's' }, { "base", required_argument, NULL, 'b' },
-		{ "dest", required_argument, NULL, 'd' },  { "out", required_argument, NULL, 'o' },
-		{ "salt", required_argument, NULL, 'k' },  { "platform", required_argument, NULL, 'p' },
-		{ "imports-allow", required_argument, NULL, 'a' }, { "max-bytes", required_argument, NULL, 'm' },
-		{ "jobs", required_argument, NULL, 'j' },         { "report", required_argument, NULL, 'r' },
-		{ "shard", required_argument, NULL, 'h' },        { "dry-run", no_argument, NULL, 'n' },
-		{ "index-url", required_argument, NULL, 'i' },    { "refresh-packages", no_argument, NULL, 'f' },
-		{ "runtime", required_argument, NULL, 't' },      { "packages", required_argument, NULL, 'P' },
+		{ "store", required_argument, NULL, 's' },
+		{ "base", required_argument, NULL, 'b' },
+		{ "dest", required_argument, NULL, 'd' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "salt", required_argument, NULL, 'k' },
+		{ "platform", required_argument, NULL, 'p' },
+		{ "imports-allow", required_argument, NULL, 'a' },
+		{ "max-bytes", required_argument, NULL, 'm' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "report", required_argument, NULL, 'r' },
+		{ "shard", required_argument, NULL, 'h' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "index-url", required_argument, NULL, 'i' },
+		{ "refresh-packages", no_argument, NULL, 'f' },
+		{ "runtime", required_argument, NULL, 't' },
+		{ "packages", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	memset(c, 0, sizeof(*c));
@@ -84,10 +92,11 @@ int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char 
 				return udfb_err_wrap(err, "--imports-allow");
 			continue;
 		}
-		const char **slot[] = { ['s'] = &c->store, ['b'] = &c->base, ['d'] = &c->dest, ['o'] = &c->out,
-					['k'] = &c->salt,  ['p'] = &c->platform, ['m'] = &c->max_bytes,
-					['j'] = &c->jobs,  ['r'] = &c->report,   ['h'] = &c->shard,
-					['t'] = &c->runtime, ['P'] = &c->packages_list };
+		const char **slot[] = {
+			['s'] = &c->store,  ['b'] = &c->base,	  ['d'] = &c->dest,	 ['o'] = &c->out,
+			['k'] = &c->salt,   ['p'] = &c->platform, ['m'] = &c->max_bytes, ['j'] = &c->jobs,
+			['r'] = &c->report, ['h'] = &c->shard,	  ['t'] = &c->runtime,	 ['P'] = &c->packages_list
+		};
 		*slot[ch] = optarg;
 		idx = 0;
 	}

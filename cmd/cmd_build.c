@@ -12,9 +12,9 @@
 
 static void print_result(const struct udfb_build_result *r)
 {
-	json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:O,s:b,s:I}", "key", r->key, "manifest_digest", r->manifest_digest, "image",
-			      r->image, "layers", r->layers, "cached", r->cached, "packages_installed",
-			      (json_int_t)r->package_installs));
+	json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:O,s:b,s:I}", "key", r->key, "manifest_digest",
+					     r->manifest_digest, "image", r->image, "layers", r->layers, "cached",
+					     r->cached, "packages_installed", (json_int_t)r->package_installs));
 	char *s = udfb_json_dumps_must(j, JSON_COMPACT);
 	printf("%s\n", s);
 	free(s);
@@ -29,8 +29,13 @@ static int build(const struct udfb_cli_common *c, struct udfb_err *err)
 	if (udfb_request_load(&req, c->positional, err) < 0)
 		return -1;
 	char *store = c->store ? NULL : udfb_store_default_dir();
-	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store, .base = c->base, .dest = c->dest,
-				     .salt = c->salt, .platform = c->platform, .fetch = &c->fetch, .packages = &c->packages };
+	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store,
+				     .base = c->base,
+				     .dest = c->dest,
+				     .salt = c->salt,
+				     .platform = c->platform,
+				     .fetch = &c->fetch,
+				     .packages = &c->packages };
 	struct udfb_build_result r;
 	int rc = udfb_build(&r, &req, &o, err);
 	/* A build is a batch of one: its tag goes into index.json now. */
@@ -51,7 +56,8 @@ int udfb_cmd_build(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, argc, argv, "store,base,dest,salt,platform,imports-allow,index-url,refresh-packages", 1, &err);
+	int rc = udfb_cli_parse(&c, argc, argv,
+				"store,base,dest,salt,platform,imports-allow,index-url,refresh-packages", 1, &err);
 	if (rc == 0)
 		rc = build(&c, &err);
 	udfb_cli_free(&c);

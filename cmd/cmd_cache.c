@@ -44,7 +44,8 @@ static int cache_ls(struct udfb_store *st, struct udfb_err *err)
 	size_t n;
 	if (udfb_store_entries(st, &v, &n, err) < 0)
 		return -1;
-	printf("%-8s %-23s %10s %10s %10s %6s  %s\n", "KIND", "KEY OR BLOB", "SIZE", "CREATED", "USED", "HITS", "IMAGE OR IMPORT");
+	printf("%-8s %-23s %10s %10s %10s %6s  %s\n", "KIND", "KEY OR BLOB", "SIZE", "CREATED", "USED", "HITS",
+	       "IMAGE OR IMPORT");
 	for (size_t k = 0; k < n; k++) {
 		char size[32], created[32], used[32];
 		human(size, sizeof(size), v[k].bytes);
@@ -76,7 +77,8 @@ static int cache_stat(struct udfb_store *st, struct udfb_err *err)
 		age(oldest, sizeof(oldest), v[n - 1].last_used);
 	}
 	printf("store      %s\nkeys       %zu\nimports    %zu\nblobs      %ld (%s)\nindex      %s, %zu slots\n"
-	       "last used  newest %s, oldest %s\n", st->root, keys, n - keys, blobs, size, ixs, slots, newest, oldest);
+	       "last used  newest %s, oldest %s\n",
+	       st->root, keys, n - keys, blobs, size, ixs, slots, newest, oldest);
 	udfb_store_entries_free(v, n);
 	return 0;
 }
@@ -105,7 +107,8 @@ static int cache_verify(struct udfb_store *st, struct udfb_err *err)
 	long problems = 0, blobs = 0, keys = 0;
 	if (udfb_store_verify(st, stdout, &problems, &blobs, &keys, err) < 0)
 		return -1;
-	printf("%ld blobs, %ld keys checked in %s: %ld problem%s\n", blobs, keys, st->root, problems, problems == 1 ? "" : "s");
+	printf("%ld blobs, %ld keys checked in %s: %ld problem%s\n", blobs, keys, st->root, problems,
+	       problems == 1 ? "" : "s");
 	return problems ? 1 : 0;
 }
 
@@ -147,9 +150,11 @@ int udfb_cmd_cache(int argc, char **argv)
 	if (rc == 0)
 		rc = udfb_store_open(&st, c.store ? c.store : dflt, &err);
 	if (rc == 0)
-		rc = !strcmp(sub, "ls") ? cache_ls(st, &err) : !strcmp(sub, "stat") ? cache_stat(st, &err)
-		   : !strcmp(sub, "gc") ? cache_gc(st, c.max_bytes, &err)
-		   : !strcmp(sub, "sync-tags") ? cache_sync_tags(st, c.dest, &err) : cache_verify(st, &err);
+		rc = !strcmp(sub, "ls")		 ? cache_ls(st, &err)
+		     : !strcmp(sub, "stat")	 ? cache_stat(st, &err)
+		     : !strcmp(sub, "gc")	 ? cache_gc(st, c.max_bytes, &err)
+		     : !strcmp(sub, "sync-tags") ? cache_sync_tags(st, c.dest, &err)
+						 : cache_verify(st, &err);
 	udfb_store_close(st);
 	free(dflt);
 	udfb_cli_free(&c);

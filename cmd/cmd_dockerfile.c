@@ -45,8 +45,10 @@ static int dockerfile(const struct udfb_cli_common *c, struct udfb_err *err)
 		return -1;
 	if (req.stub) { /* its image runs Databend's stub behind guard.py: not what Dockerfile.in describes */
 		udfb_request_free(&req);
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "dockerfile: %s is a Databend script request, built natively only "
-				    "(udf-builder build)", c->positional);
+		return udfb_err_set(err, UDFB_E_UNSUPPORTED,
+				    "dockerfile: %s is a Databend script request, built natively only "
+				    "(udf-builder build)",
+				    c->positional);
 	}
 	struct udfb_base base;
 	int rc = udfb_base_resolve(&base, c->base, c->platform, err);

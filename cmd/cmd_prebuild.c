@@ -39,7 +39,8 @@ static void on_done(const struct udfb_batch_item *it, size_t finished, void *ctx
 		if (it->failed)
 			fprintf(stderr, "failed %6.2fs %s: %s\n", it->seconds, it->name, it->error);
 		else
-			fprintf(stderr, "%-6s %6.2fs %s %s\n", it->cached ? "cached" : "built", it->seconds, it->key, it->name);
+			fprintf(stderr, "%-6s %6.2fs %s %s\n", it->cached ? "cached" : "built", it->seconds, it->key,
+				it->name);
 		return;
 	}
 	double spent = now_s() - p->t0, eta = finished ? spent / (double)finished * (double)(p->total - finished) : 0;
@@ -57,16 +58,17 @@ static int write_report(const char *path, const struct udfb_batch *b, const stru
 	json_t *items = json_array();
 	for (size_t k = 0; k < b->n; k++) {
 		const struct udfb_batch_item *it = &b->items[k];
-		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:b,s:f}", "name", it->name, "key", it->key, "cached", it->cached,
-				      "duration_s", it->seconds));
+		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:b,s:f}", "name", it->name, "key", it->key, "cached",
+						     it->cached, "duration_s", it->seconds));
 		json_object_set_new(o, "manifest_digest", it->digest[0] ? json_string(it->digest) : json_null());
 		json_object_set_new(o, "image", it->image ? json_string(it->image) : json_null());
 		json_object_set_new(o, "error", it->error ? udfb_json_text(it->error) : json_null());
 		json_array_append_new(items, o);
 	}
-	json_t *r = udfb_json_must(json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:f}}", "requests", items, "summary", "total", (json_int_t)p->total,
-			      "cached", (json_int_t)p->hits, "built", (json_int_t)p->built, "failed", (json_int_t)p->failed,
-			      "duration_s", secs));
+	json_t *r =
+		udfb_json_must(json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:f}}", "requests", items, "summary", "total",
+					 (json_int_t)p->total, "cached", (json_int_t)p->hits, "built",
+					 (json_int_t)p->built, "failed", (json_int_t)p->failed, "duration_s", secs));
 	int rc = json_dump_file(r, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(r);
 	return rc < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "--report %s: cannot write it", path) : 0;
@@ -110,8 +112,14 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 	struct udfb_base base = { 0 };
 	char *store = c->store ? NULL : udfb_store_default_dir();
 	int rc = udfb_base_resolve(&base, c->base, c->platform, err);
-	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store, .base = c->base, .dest = c->dest,
-				     .salt = c->salt, .platform = c->platform, .fetch = &c->fetch, .packages = &c->packages, .base_resolved = &base };
+	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store,
+				     .base = c->base,
+				     .dest = c->dest,
+				     .salt = c->salt,
+				     .platform = c->platform,
+				     .fetch = &c->fetch,
+				     .packages = &c->packages,
+				     .base_resolved = &base };
 	struct progress p = { .total = b.n, .t0 = now_s(), .tty = isatty(STDERR_FILENO) };
 	if (rc == 0 && c->dry_run) {
 		udfb_batch_keys(&b, &o, err);
@@ -142,7 +150,10 @@ int udfb_cmd_prebuild(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, argc, argv, "store,base,dest,salt,platform,imports-allow,index-url,refresh-packages,jobs,report,shard,dry-run", -1, &err);
+	int rc = udfb_cli_parse(
+		&c, argc, argv,
+		"store,base,dest,salt,platform,imports-allow,index-url,refresh-packages,jobs,report,shard,dry-run", -1,
+		&err);
 	if (rc == 0)
 		rc = prebuild(&c, &err);
 	udfb_cli_free(&c);

@@ -63,8 +63,13 @@ static int parse_list(char ***out, size_t *n, const char *list, struct udfb_err 
 static int warm_one(const struct udfb_cli_common *c, char **reqs, size_t n, const char *from, struct udfb_err *err)
 {
 	char *store = c->store ? NULL : udfb_store_default_dir();
-	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store, .base = c->base, .dest = c->dest,
-				     .salt = c->salt, .platform = c->platform, .fetch = &c->fetch, .packages = &c->packages };
+	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store,
+				     .base = c->base,
+				     .dest = c->dest,
+				     .salt = c->salt,
+				     .platform = c->platform,
+				     .fetch = &c->fetch,
+				     .packages = &c->packages };
 	struct udfb_build_result r;
 	int rc = udfb_build_warm(&r, reqs, n, c->runtime, &o, err);
 	if (rc == 0 && udfb_oci_sync_all(err) < 0) {
@@ -72,8 +77,9 @@ static int warm_one(const struct udfb_cli_common *c, char **reqs, size_t n, cons
 		rc = -1;
 	}
 	if (rc == 0) {
-		json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:O,s:b,s:i}", "key", r.key, "manifest_digest", r.manifest_digest, "image",
-				      r.image, "layers", r.layers, "cached", r.cached, "installed", (int)r.package_installs));
+		json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:O,s:b,s:i}", "key", r.key, "manifest_digest",
+						     r.manifest_digest, "image", r.image, "layers", r.layers, "cached",
+						     r.cached, "installed", (int)r.package_installs));
 		if (from)
 			json_object_set_new(j, "from", json_string(from));
 		char *text = udfb_json_dumps_must(j, JSON_COMPACT);
@@ -134,7 +140,10 @@ static int warm(const struct udfb_cli_common *c, struct udfb_err *err)
 	int inputs = c->n_positionals > 0;
 	if (!c->base || !c->dest || !c->runtime || (!c->packages_list && !inputs))
 		return udfb_err_set(err, UDFB_E_INVALID, "warm: %s is required",
-				    !c->runtime ? "--runtime" : !c->base ? "--base" : !c->dest ? "--dest" : "--packages or an INPUT");
+				    !c->runtime ? "--runtime"
+				    : !c->base	? "--base"
+				    : !c->dest	? "--dest"
+						: "--packages or an INPUT");
 	if (c->packages_list && inputs)
 		return udfb_err_set(err, UDFB_E_INVALID, "warm: --packages or INPUT files, not both");
 	if (inputs)
@@ -155,7 +164,8 @@ int udfb_cmd_warm(int argc, char **argv)
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
 	int rc = udfb_cli_parse(&c, argc, argv,
-				"store,base,dest,platform,imports-allow,index-url,refresh-packages,runtime,packages", -2, &err);
+				"store,base,dest,platform,imports-allow,index-url,refresh-packages,runtime,packages",
+				-2, &err);
 	if (rc == 0)
 		rc = warm(&c, &err);
 	udfb_cli_free(&c);

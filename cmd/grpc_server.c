@@ -120,8 +120,8 @@ static void arm(struct udfb_grpc_server *g, enum method m)
 	grpc_call_details_init(&c->details);
 	grpc_call_error e =
 		m == M_UNKNOWN ? grpc_server_request_call(g->server, &c->call, &c->details, &c->md, g->cq, g->cq, c)
-			       : grpc_server_request_registered_call(g->server, g->methods[m], &c->call, &c->deadline, &c->md,
-								     &c->payload, g->cq, g->cq, c);
+			       : grpc_server_request_registered_call(g->server, g->methods[m], &c->call, &c->deadline,
+								     &c->md, &c->payload, g->cq, g->cq, c);
 	if (e != GRPC_CALL_OK) {
 		udfb_error("grpc: cannot arm a request slot (error %d)", (int)e);
 		grpc_metadata_array_destroy(&c->md);
@@ -243,8 +243,8 @@ static char *md_get(const grpc_metadata_array *md, const char *key)
  * value is visible ASCII (what Databend sends: tenant, user, query id,
  * markers) and short.  Other keys are not ours to judge. */
 #define MD_VALUE_MAX 256
-static const char *const md_checked[] = { "x-databend-tenant", "x-databend-user", "x-databend-query-id",
-					 "udf_client_version", "resource_client_version", "worker_client_version" };
+static const char *const md_checked[] = { "x-databend-tenant",	"x-databend-user",	   "x-databend-query-id",
+					  "udf_client_version", "resource_client_version", "worker_client_version" };
 
 static int md_check(const grpc_metadata_array *md, struct udfb_err *err)
 {
@@ -253,14 +253,16 @@ static int md_check(const grpc_metadata_array *md, struct udfb_err *err)
 		size_t n = strlen(key), seen = 0;
 		for (size_t k = 0; k < md->count; k++) {
 			grpc_slice ks = md->metadata[k].key, vs = md->metadata[k].value;
-			if (GRPC_SLICE_LENGTH(ks) != n || strncasecmp((const char *)GRPC_SLICE_START_PTR(ks), key, n) != 0)
+			if (GRPC_SLICE_LENGTH(ks) != n ||
+			    strncasecmp((const char *)GRPC_SLICE_START_PTR(ks), key, n) != 0)
 				continue;
 			if (++seen > 1)
 				return udfb_err_set(err, UDFB_E_INVALID, "metadata %s: given more than once", key);
 			const unsigned char *v = GRPC_SLICE_START_PTR(vs);
 			size_t vl = GRPC_SLICE_LENGTH(vs);
 			if (vl > MD_VALUE_MAX)
-				return udfb_err_set(err, UDFB_E_INVALID, "metadata %s: longer than %d bytes", key, MD_VALUE_MAX);
+				return udfb_err_set(err, UDFB_E_INVALID, "metadata %s: longer than %d bytes", key,
+						    MD_VALUE_MAX);
 			for (size_t j = 0; j < vl; j++)
 				if (v[j] < 0x20 || v[j] > 0x7e)
 					return udfb_err_set(err, UDFB_E_INVALID, "metadata %s: not visible ASCII", key);
@@ -335,7 +337,8 @@ static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_
 		free(bytes);
 		return -1;
 	}
-	Udfproto__ApplyUdfResourceRequest *m = bytes ? udfproto__apply_udf_resource_request__unpack(NULL, len, bytes) : NULL;
+	Udfproto__ApplyUdfResourceRequest *m =
+		bytes ? udfproto__apply_udf_resource_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
 		return udfb_err_set(err, UDFB_E_INVALID, "request: not an ApplyUdfResourceRequest message");
@@ -347,9 +350,11 @@ static int prepare_call(struct call *c, struct udfb_prepared **out, struct udfb_
 	struct udfb_call_meta meta = { tenant, user, qid, ver };
 	/* With a tls_client_tenants map, the caller's certificate names the tenants it may act for. */
 	const char *acting = tenant ? tenant : udfb_service_config(c->g->svc)->default_tenant;
-	int rc = udfb_grpc_tls_check_tenant(c->g->tls, c->call, acting, err) < 0 ? -1 :
-		 udfb_service_repeat(c->g->svc, &meta, m->spec, strlen(m->spec), ims, m->n_imports, hit) ? 1 :
-		 udfb_service_prepare(c->g->svc, out, &meta, m->spec, strlen(m->spec), ims, m->n_imports, err);
+	int rc =
+		udfb_grpc_tls_check_tenant(c->g->tls, c->call, acting, err) < 0 ? -1
+		: udfb_service_repeat(c->g->svc, &meta, m->spec, strlen(m->spec), ims, m->n_imports, hit)
+			? 1
+			: udfb_service_prepare(c->g->svc, out, &meta, m->spec, strlen(m->spec), ims, m->n_imports, err);
 	if (rc < 0) {
 		struct udfb_log_fields f = { tenant, qid, NULL };
 		udfb_logf(UDFB_LOG_WARN, &f, "ApplyUdfResource: %s: %s", udfb_errcat_name(err->cat), err->msg);
@@ -388,7 +393,6 @@ static void handle_apply(struct call *c)
 	}
 }
 
-
 /* ---- ApplyResource and CreateWorker (Databend's released forms) ---- */
 
 static void meta_of(struct call *c, struct udfb_call_meta *meta, const char *marker)
@@ -406,7 +410,8 @@ static uint8_t *pack_headers_reply(struct call *c, const struct udfb_apply_out *
 {
 	uint8_t *buf = NULL;
 	if (c->method == M_APPLY_RESOURCE) {
-		Resourceproto__ApplyResourceResponse__HeadersEntry h = RESOURCEPROTO__APPLY_RESOURCE_RESPONSE__HEADERS_ENTRY__INIT;
+		Resourceproto__ApplyResourceResponse__HeadersEntry h =
+			RESOURCEPROTO__APPLY_RESOURCE_RESPONSE__HEADERS_ENTRY__INIT;
 		Resourceproto__ApplyResourceResponse__HeadersEntry *hs[1] = { &h };
 		Resourceproto__ApplyResourceResponse r = RESOURCEPROTO__APPLY_RESOURCE_RESPONSE__INIT;
 		h.key = "x-authorization";
@@ -475,7 +480,8 @@ static void worker_msg_free(struct worker_msg *m)
 
 static void reply_create(struct call *c, const struct udfb_apply_out *out)
 {
-	Resourceproto__CreateWorkerResponse__HeadersEntry h = RESOURCEPROTO__CREATE_WORKER_RESPONSE__HEADERS_ENTRY__INIT;
+	Resourceproto__CreateWorkerResponse__HeadersEntry h =
+		RESOURCEPROTO__CREATE_WORKER_RESPONSE__HEADERS_ENTRY__INIT;
 	Resourceproto__CreateWorkerResponse__HeadersEntry *hs[1] = { &h };
 	Resourceproto__CreateWorkerResponse r = RESOURCEPROTO__CREATE_WORKER_RESPONSE__INIT;
 	struct worker_msg wm;
@@ -537,8 +543,9 @@ static void slow_script(void *arg)
 /* With a tls_client_tenants map, the caller's certificate names the tenants it may act for. */
 static int tls_check(struct call *c, const struct udfb_call_meta *meta, const char *tenant_id, struct udfb_err *err)
 {
-	const char *acting = meta->tenant ? meta->tenant :
-			     tenant_id && *tenant_id ? tenant_id : udfb_service_config(c->g->svc)->default_tenant;
+	const char *acting = meta->tenant	       ? meta->tenant
+			     : tenant_id && *tenant_id ? tenant_id
+						       : udfb_service_config(c->g->svc)->default_tenant;
 	return udfb_grpc_tls_check_tenant(c->g->tls, c->call, acting, err);
 }
 
@@ -548,7 +555,8 @@ static int tls_check(struct call *c, const struct udfb_call_meta *meta, const ch
 static int canonical(size_t packed, size_t len, const char *what, struct udfb_err *err)
 {
 	if (packed != len)
-		return udfb_err_set(err, UDFB_E_INVALID, "request: %s holds a NUL byte in a string, or is not canonical protobuf", what);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "request: %s holds a NUL byte in a string, or is not canonical protobuf", what);
 	return 0;
 }
 
@@ -586,12 +594,14 @@ static void handle_apply_resource(struct call *c)
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
-	Resourceproto__ApplyResourceRequest *m = bytes ? resourceproto__apply_resource_request__unpack(NULL, len, bytes) : NULL;
+	Resourceproto__ApplyResourceRequest *m =
+		bytes ? resourceproto__apply_resource_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not an ApplyResourceRequest message", NULL, 0);
 	struct udfb_err err = UDFB_ERR_INIT;
-	if (canonical(resourceproto__apply_resource_request__get_packed_size(m), len, "ApplyResourceRequest", &err) < 0) {
+	if (canonical(resourceproto__apply_resource_request__get_packed_size(m), len, "ApplyResourceRequest", &err) <
+	    0) {
 		resourceproto__apply_resource_request__free_unpacked(m, NULL);
 		c->udf_call = 1;
 		return reply_err(c, &err);
@@ -618,12 +628,14 @@ static void handle_create_worker(struct call *c)
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
-	Resourceproto__CreateWorkerRequest *m = bytes ? resourceproto__create_worker_request__unpack(NULL, len, bytes) : NULL;
+	Resourceproto__CreateWorkerRequest *m =
+		bytes ? resourceproto__create_worker_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not a CreateWorkerRequest message", NULL, 0);
 	struct udfb_err cerr = UDFB_ERR_INIT;
-	if (canonical(resourceproto__create_worker_request__get_packed_size(m), len, "CreateWorkerRequest", &cerr) < 0) {
+	if (canonical(resourceproto__create_worker_request__get_packed_size(m), len, "CreateWorkerRequest", &cerr) <
+	    0) {
 		resourceproto__create_worker_request__free_unpacked(m, NULL);
 		return reply_err(c, &cerr);
 	}
@@ -667,15 +679,23 @@ static void handle_alter_worker(struct call *c)
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
-	Resourceproto__AlterWorkerRequest *m = bytes ? resourceproto__alter_worker_request__unpack(NULL, len, bytes) : NULL;
+	Resourceproto__AlterWorkerRequest *m =
+		bytes ? resourceproto__alter_worker_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not an AlterWorkerRequest message", NULL, 0);
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "worker_client_version");
-	struct udfb_kv *st = kvs(m->n_set_tags, (void **)m->set_tags), *so = kvs(m->n_set_options, (void **)m->set_options);
-	struct udfb_worker_alter a = { st, so, m->n_set_tags, m->n_set_options, (const char *const *)m->unset_tags,
-				       (const char *const *)m->unset_options, m->n_unset_tags, m->n_unset_options,
+	struct udfb_kv *st = kvs(m->n_set_tags, (void **)m->set_tags),
+		       *so = kvs(m->n_set_options, (void **)m->set_options);
+	struct udfb_worker_alter a = { st,
+				       so,
+				       m->n_set_tags,
+				       m->n_set_options,
+				       (const char *const *)m->unset_tags,
+				       (const char *const *)m->unset_options,
+				       m->n_unset_tags,
+				       m->n_unset_options,
 				       (int)m->state_action };
 	struct udfb_err err = UDFB_ERR_INIT;
 	json_t *w = NULL;
@@ -695,7 +715,8 @@ static void handle_drop_worker(struct call *c)
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
-	Resourceproto__DropWorkerRequest *m = bytes ? resourceproto__drop_worker_request__unpack(NULL, len, bytes) : NULL;
+	Resourceproto__DropWorkerRequest *m =
+		bytes ? resourceproto__drop_worker_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not a DropWorkerRequest message", NULL, 0);
@@ -715,7 +736,8 @@ static void handle_list_workers(struct call *c)
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
-	Resourceproto__ListWorkersRequest *m = bytes ? resourceproto__list_workers_request__unpack(NULL, len, bytes) : NULL;
+	Resourceproto__ListWorkersRequest *m =
+		bytes ? resourceproto__list_workers_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not a ListWorkersRequest message", NULL, 0);
@@ -723,7 +745,8 @@ static void handle_list_workers(struct call *c)
 	meta_of(c, &meta, "worker_client_version");
 	struct udfb_err err = UDFB_ERR_INIT;
 	json_t *ws = NULL;
-	if (tls_check(c, &meta, m->tenant_id, &err) < 0 || udfb_service_worker_list(c->g->svc, &meta, m->tenant_id, &ws, &err) < 0) {
+	if (tls_check(c, &meta, m->tenant_id, &err) < 0 ||
+	    udfb_service_worker_list(c->g->svc, &meta, m->tenant_id, &ws, &err) < 0) {
 		reply_err(c, &err);
 	} else {
 		size_t n = json_array_size(ws);
@@ -756,7 +779,8 @@ static void handle_unknown(struct call *c)
 {
 	char msg[600];
 	size_t n = GRPC_SLICE_LENGTH(c->details.method);
-	snprintf(msg, sizeof(msg), "method %.*s is not implemented by udf-builder (it serves UDF sandboxes: "
+	snprintf(msg, sizeof(msg),
+		 "method %.*s is not implemented by udf-builder (it serves UDF sandboxes: "
 		 "ResourceService/ApplyResource, WorkerService/*, UdfService/ApplyUdfResource)",
 		 (int)(n > 256 ? 256 : n), (const char *)GRPC_SLICE_START_PTR(c->details.method));
 	for (char *p = msg; *p; p++)
@@ -777,7 +801,8 @@ static void note_marker(struct call *c)
 		int v1 = strcmp(v, "v1") == 0;
 		udfb_metrics_client_version(mx, k, v1);
 		if (!atomic_exchange(&c->g->marker_logged[k], 1))
-			udfb_info("grpc: first call with %s: %.32s%s (%s)", markers[k], v, v1 ? "" : " (not v1: answered as v1)",
+			udfb_info("grpc: first call with %s: %.32s%s (%s)", markers[k], v,
+				  v1 ? "" : " (not v1: answered as v1)",
 				  methods[c->method].path ? methods[c->method].path : "an unknown method");
 		free(v);
 		return;
@@ -791,7 +816,8 @@ static void handle_health(struct call *c)
 {
 	size_t len = 0;
 	uint8_t *bytes = payload_bytes(c, &len);
-	Grpc__Health__V1__HealthCheckRequest *m = bytes ? grpc__health__v1__health_check_request__unpack(NULL, len, bytes) : NULL;
+	Grpc__Health__V1__HealthCheckRequest *m =
+		bytes ? grpc__health__v1__health_check_request__unpack(NULL, len, bytes) : NULL;
 	free(bytes);
 	if (!m)
 		return reply(c, 3, "request: not a HealthCheckRequest message", NULL, 0);
@@ -855,7 +881,10 @@ static void on_new_call(struct call *c, int success)
 	if (c->method != M_HEALTH)
 		note_marker(c);
 	switch (c->method) {
-	case M_APPLY: c->udf_call = 1; handle_apply(c); break;
+	case M_APPLY:
+		c->udf_call = 1;
+		handle_apply(c);
+		break;
 	case M_HEALTH: handle_health(c); break;
 	case M_APPLY_RESOURCE: handle_apply_resource(c); break;
 	case M_CREATE_WORKER: handle_create_worker(c); break;
@@ -876,7 +905,8 @@ static void *cq_thread(void *arg)
 		if (ev.type != GRPC_OP_COMPLETE)
 			continue;
 		enum tag_kind *kind = ev.tag;
-		struct call *c = *kind == TAG_CLOSED ? (struct call *)((char *)kind - offsetof(struct call, close_kind)) : ev.tag;
+		struct call *c = *kind == TAG_CLOSED ? (struct call *)((char *)kind - offsetof(struct call, close_kind))
+						     : ev.tag;
 		if (*kind == TAG_NEW_CALL) {
 			on_new_call(c, ev.success);
 		} else if (*kind == TAG_REPLIED) {
@@ -931,13 +961,15 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 	if (*port <= 0) {
 		grpc_server_destroy(g->server);
 		grpc_completion_queue_shutdown(g->cq);
-		while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+		while (grpc_completion_queue_next(g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+		       GRPC_QUEUE_SHUTDOWN)
 			;
 		grpc_completion_queue_destroy(g->cq);
 		udfb_grpc_tls_free(g->tls);
 		free(g);
 		grpc_shutdown();
-		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "listen %s: cannot bind (address in use or not local)", listen);
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "listen %s: cannot bind (address in use or not local)",
+				    listen);
 	}
 	grpc_server_start(g->server);
 	g->workers = udfb_pool_new(cfg->call_workers, "call");

@@ -15,9 +15,9 @@
 
 struct udfb_grpc_tls {
 	char *cert, *key, *client_ca; /* paths */
-	json_t *tenants;	      /* identity -> [tenant or "*"], NULL: any */
-	atomic_int reload;	      /* set by SIGHUP; the fetcher reads the files */
-	atomic_int loaded;	      /* the first config went out */
+	json_t *tenants; /* identity -> [tenant or "*"], NULL: any */
+	atomic_int reload; /* set by SIGHUP; the fetcher reads the files */
+	atomic_int loaded; /* the first config went out */
 };
 
 static void free_pem(char *p, size_t n)
@@ -41,8 +41,8 @@ static grpc_ssl_server_certificate_config *load(const struct udfb_grpc_tls *t, s
 		udfb_err_wrap(err, "tls-client-ca");
 	else if (!strstr(cert, "-----BEGIN CERTIFICATE-----") || !strstr(key, "PRIVATE KEY-----") ||
 		 (ca && !strstr(ca, "-----BEGIN CERTIFICATE-----")))
-		udfb_err_set(err, UDFB_E_INVALID, "tls: %s, %s%s%s: expected PEM certificates and a PEM private key", t->cert,
-			     t->key, t->client_ca ? ", " : "", t->client_ca ? t->client_ca : "");
+		udfb_err_set(err, UDFB_E_INVALID, "tls: %s, %s%s%s: expected PEM certificates and a PEM private key",
+			     t->cert, t->key, t->client_ca ? ", " : "", t->client_ca ? t->client_ca : "");
 	else {
 		grpc_ssl_pem_key_cert_pair pair = { key, cert };
 		/* gRPC 1.51 asserts roots in a fetched config even when it asks
@@ -68,7 +68,8 @@ static grpc_ssl_certificate_config_reload_status fetch(void *arg, grpc_ssl_serve
 	if (!*out) {
 		udfb_error("tls: keeping the certificates in use: %s", err.msg);
 		udfb_err_clear(&err);
-		return atomic_load(&t->loaded) ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED : GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+		return atomic_load(&t->loaded) ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED
+					       : GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
 	}
 	if (atomic_exchange(&t->loaded, 1))
 		udfb_info("tls: certificates read again from %s", t->cert);
@@ -111,8 +112,10 @@ grpc_server_credentials *udfb_grpc_tls_credentials(struct udfb_grpc_tls *t)
 	if (!t)
 		return grpc_insecure_server_credentials_create();
 	grpc_ssl_client_certificate_request_type req =
-		t->client_ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
-	grpc_ssl_server_credentials_options *o = grpc_ssl_server_credentials_create_options_using_config_fetcher(req, fetch, t);
+		t->client_ca ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+			     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+	grpc_ssl_server_credentials_options *o =
+		grpc_ssl_server_credentials_create_options_using_config_fetcher(req, fetch, t);
 	return grpc_ssl_server_credentials_create_with_options(o);
 }
 
@@ -144,7 +147,8 @@ static int identity_allows(json_t *map, grpc_auth_context *ctx, const char *tena
 		grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ctx, names[n]);
 		for (const grpc_auth_property *p; (p = grpc_auth_property_iterator_next(&it));) {
 			char id[256];
-			snprintf(id, sizeof(id), "%.*s", (int)(p->value_length < 255 ? p->value_length : 255), p->value);
+			snprintf(id, sizeof(id), "%.*s", (int)(p->value_length < 255 ? p->value_length : 255),
+				 p->value);
 			if (!*who)
 				snprintf(who, who_len, "%s", id);
 			json_t *list = json_object_get(map, id);
@@ -165,6 +169,7 @@ int udfb_grpc_tls_check_tenant(struct udfb_grpc_tls *t, grpc_call *call, const c
 	grpc_auth_context_release(ctx);
 	if (ok)
 		return 0;
-	return udfb_err_set(err, UDFB_E_DENIED, "client certificate '%s' may not act for tenant '%s' (tls_client_tenants)",
+	return udfb_err_set(err, UDFB_E_DENIED,
+			    "client certificate '%s' may not act for tenant '%s' (tls_client_tenants)",
 			    *who ? who : "(no identity)", tenant);
 }

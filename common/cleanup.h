@@ -30,6 +30,11 @@ static inline void udfb_fclosep(FILE **f)
 #define cleanup_fclose __attribute__((cleanup(udfb_fclosep)))
 
 /* Take the value out of a cleanup variable so it is not released. */
-#define udfb_steal(p) ({ __typeof__(p) _v = (p); (p) = NULL; _v; })
+#define udfb_steal(p)                   \
+	({                              \
+		__typeof__(p) _v = (p); \
+		(p) = NULL;             \
+		_v;                     \
+	})
 
 #endif

@@ -12,15 +12,15 @@
 
 enum udfb_errcat {
 	UDFB_E_OK = 0,
-	UDFB_E_INVALID,     /* the caller's input is wrong: spec, request, requirement */
-	UDFB_E_NOTFOUND,    /* a named thing does not exist: image tag, store entry */
+	UDFB_E_INVALID, /* the caller's input is wrong: spec, request, requirement */
+	UDFB_E_NOTFOUND, /* a named thing does not exist: image tag, store entry */
 	UDFB_E_UNAVAILABLE, /* a peer or the network failed; retrying may help */
-	UDFB_E_DEADLINE,    /* ran out of time */
-	UDFB_E_EXHAUSTED,   /* a limit was reached: size, count */
+	UDFB_E_DEADLINE, /* ran out of time */
+	UDFB_E_EXHAUSTED, /* a limit was reached: size, count */
 	UDFB_E_UNSUPPORTED, /* valid, but this build cannot do it */
-	UDFB_E_INTERNAL,    /* a bug, a corrupt store, a failed syscall */
-	UDFB_E_DENIED,      /* the caller may not do this (its identity is known; another tenant's worker) */
-	UDFB_E_EXISTS,      /* it exists already: a worker with another script */
+	UDFB_E_INTERNAL, /* a bug, a corrupt store, a failed syscall */
+	UDFB_E_DENIED, /* the caller may not do this (its identity is known; another tenant's worker) */
+	UDFB_E_EXISTS, /* it exists already: a worker with another script */
 	UDFB_E_PRECONDITION, /* not in a state that allows it: a suspended worker */
 };
 
@@ -29,17 +29,18 @@ struct udfb_err {
 	char *msg; /* malloc'd, one line, NULL when cat == UDFB_E_OK */
 };
 
-#define UDFB_ERR_INIT { UDFB_E_OK, NULL }
+#define UDFB_ERR_INIT           \
+	{                       \
+		UDFB_E_OK, NULL \
+	}
 
 /* Set *err (which must be clear) and return -1. */
 int udfb_err_set(struct udfb_err *err, enum udfb_errcat cat, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Same, with ": strerror(errnum)" appended. */
-int udfb_err_sys(struct udfb_err *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int udfb_err_sys(struct udfb_err *err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Prefix context to an existing error: "<context>: <msg>"; returns -1. */
-int udfb_err_wrap(struct udfb_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int udfb_err_wrap(struct udfb_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void udfb_err_clear(struct udfb_err *err);
 /* Move src into dst (dst must be clear); src becomes clear. */
 void udfb_err_move(struct udfb_err *dst, struct udfb_err *src);

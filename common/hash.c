@@ -62,8 +62,7 @@ void udfb_sha256_digest(const void *p, size_t n, char out[UDFB_DIGEST_LEN + 1])
 	udfb_sha256_final(h, out);
 }
 
-int udfb_sha256_file(char out[UDFB_DIGEST_LEN + 1], long long *size, const char *path,
-		     struct udfb_err *err)
+int udfb_sha256_file(char out[UDFB_DIGEST_LEN + 1], long long *size, const char *path, struct udfb_err *err)
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

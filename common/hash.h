@@ -18,8 +18,7 @@ void udfb_sha256_final(struct udfb_sha256 *h, char out[UDFB_DIGEST_LEN + 1]);
 void udfb_sha256_free(struct udfb_sha256 *h);
 
 void udfb_sha256_digest(const void *p, size_t n, char out[UDFB_DIGEST_LEN + 1]);
-int udfb_sha256_file(char out[UDFB_DIGEST_LEN + 1], long long *size, const char *path,
-		     struct udfb_err *err);
+int udfb_sha256_file(char out[UDFB_DIGEST_LEN + 1], long long *size, const char *path, struct udfb_err *err);
 
 /* True for exactly "sha256:" followed by 64 lower-case hex digits. */
 bool udfb_digest_valid(const char *s);

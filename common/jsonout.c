@@ -10,7 +10,8 @@
 json_t *udfb_json_must_at(json_t *j, const char *file, int line)
 {
 	if (!j) {
-		fprintf(stderr, "udf-builder: %s:%d: cannot build a JSON value (out of memory, or text that is not UTF-8)\n",
+		fprintf(stderr,
+			"udf-builder: %s:%d: cannot build a JSON value (out of memory, or text that is not UTF-8)\n",
 			file, line);
 		abort();
 	}

@@ -23,9 +23,9 @@ struct udfb_log_fields {
 void udfb_log_emit_fields(enum udfb_log_level level, const struct udfb_log_fields *f, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-#define udfb_logf(level, fields, ...)                                      \
-	do {                                                               \
-		if ((level) >= udfb_log_threshold)                         \
+#define udfb_logf(level, fields, ...)                                         \
+	do {                                                                  \
+		if ((level) >= udfb_log_threshold)                            \
 			udfb_log_emit_fields((level), (fields), __VA_ARGS__); \
 	} while (0)
 

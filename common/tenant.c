@@ -28,4 +28,3 @@ char *udfb_tenant_label(const char *tenant)
 	udfb_buf_printf(&b, "%s%.10s", b.len ? "-" : "t-", udfb_digest_hex(d));
 	return udfb_buf_steal(&b, NULL);
 }
-

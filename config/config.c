@@ -57,14 +57,15 @@ int udfb_env_name_valid(const char *name)
 	for (const char *p = name; *p; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
 			return 0;
-	return strcmp(name, "UDF_SERVER_ADDR") && strcmp(name, "RESOURCE_STATUS_ADDR") && strcmp(name, "UDF_AUTH_TOKEN") &&
-	       strcmp(name, "UDF_AUTH_KEYS");
+	return strcmp(name, "UDF_SERVER_ADDR") && strcmp(name, "RESOURCE_STATUS_ADDR") &&
+	       strcmp(name, "UDF_AUTH_TOKEN") && strcmp(name, "UDF_AUTH_KEYS");
 }
 
 static int add_base(struct udfb_config *c, const char *runtime, const char *ref, struct udfb_err *err)
 {
 	if (!*runtime || !*ref)
-		return udfb_err_set(err, UDFB_E_INVALID, "base-image: expected RUNTIME=REF, like 3.12=oci:/images:python");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "base-image: expected RUNTIME=REF, like 3.12=oci:/images:python");
 	for (size_t k = 0; k < c->n_bases; k++)
 		if (strcmp(c->bases[k].runtime, runtime) == 0) {
 			set_str(&c->bases[k].ref, ref);
@@ -98,7 +99,8 @@ static int parse_int(const char *name, const char *v, long lo, long hi, long *ou
 	char *end = NULL;
 	long n = strtol(v, &end, 10);
 	if (!*v || *end || n < lo || n > hi)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: '%s' is not a whole number from %ld to %ld", name, v, lo, hi);
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: '%s' is not a whole number from %ld to %ld", name, v, lo,
+				    hi);
 	*out = n;
 	return 0;
 }
@@ -199,7 +201,8 @@ static int file_env(struct udfb_config *c, json_t *env, struct udfb_err *err)
 	json_t *vars;
 	json_object_foreach(env, scope, vars) {
 		if (!strchr(scope, '.') || !json_is_object(vars))
-			return udfb_err_set(err, UDFB_E_INVALID, "env.%s: expected \"<tenant>.<handler>\": {NAME: value}", scope);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "env.%s: expected \"<tenant>.<handler>\": {NAME: value}", scope);
 		c->envs = realloc(c->envs, (c->n_envs + 1) * sizeof(*c->envs));
 		struct udfb_udf_env *e = &c->envs[c->n_envs++];
 		e->scope = strdup(scope);
@@ -209,7 +212,10 @@ static int file_env(struct udfb_config *c, json_t *env, struct udfb_err *err)
 		json_t *value;
 		json_object_foreach(vars, name, value) {
 			if (!udfb_env_name_valid(name))
-				return udfb_err_set(err, UDFB_E_INVALID, "env.%s.%s: names match ^[A-Z_][A-Z0-9_]*$ and may not be a reserved variable", scope, name);
+				return udfb_err_set(
+					err, UDFB_E_INVALID,
+					"env.%s.%s: names match ^[A-Z_][A-Z0-9_]*$ and may not be a reserved variable",
+					scope, name);
 			if (!json_is_string(value))
 				return udfb_err_set(err, UDFB_E_INVALID, "env.%s.%s: must be a string", scope, name);
 			e->vars[e->n_vars].name = strdup(name);
@@ -249,8 +255,10 @@ static int file_section(struct udfb_config *c, const char *section, json_t *obj,
 		if (json_is_array(v))
 			json_array_foreach(v, k, item) {
 				if (rc == 0)
-					rc = json_is_string(item) ? file_set(c, name, json_string_value(item), err)
-								  : udfb_err_set(err, UDFB_E_INVALID, "%s.%s[%zu]: must be a string", section, key, k);
+					rc = json_is_string(item)
+						     ? file_set(c, name, json_string_value(item), err)
+						     : udfb_err_set(err, UDFB_E_INVALID, "%s.%s[%zu]: must be a string",
+								    section, key, k);
 			}
 		else if (json_is_integer(v))
 			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)),
@@ -260,7 +268,9 @@ static int file_section(struct udfb_config *c, const char *section, json_t *obj,
 		else
 			rc = udfb_err_set(err, UDFB_E_INVALID, "%s.%s: unexpected value type", section, key);
 		if (rc < 0)
-			return err->msg && strncmp(err->msg, section, plen) == 0 ? -1 : udfb_err_wrap(err, "%s.%s", section, key);
+			return err->msg && strncmp(err->msg, section, plen) == 0
+				       ? -1
+				       : udfb_err_wrap(err, "%s.%s", section, key);
 	}
 	return 0;
 }
@@ -269,18 +279,21 @@ static int file_section(struct udfb_config *c, const char *section, json_t *obj,
 static int file_client_tenants(struct udfb_config *c, json_t *v, struct udfb_err *err)
 {
 	if (!json_is_object(v))
-		return udfb_err_set(err, UDFB_E_INVALID, "tls_client_tenants: must be an object of identity: [tenants]");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "tls_client_tenants: must be an object of identity: [tenants]");
 	const char *id;
 	json_t *list;
 	json_object_foreach(v, id, list) {
 		size_t k;
 		json_t *t;
 		if (!json_is_array(list))
-			return udfb_err_set(err, UDFB_E_INVALID, "tls_client_tenants.%.64s: must be an array of tenants", id);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "tls_client_tenants.%.64s: must be an array of tenants", id);
 		json_array_foreach(list, k, t) {
 			const char *s = json_string_value(t);
 			if (!s || (strcmp(s, "*") != 0 && !udfb_tenant_valid(s)))
-				return udfb_err_set(err, UDFB_E_INVALID, "tls_client_tenants.%.64s[%zu]: a tenant name or \"*\"", id, k);
+				return udfb_err_set(err, UDFB_E_INVALID,
+						    "tls_client_tenants.%.64s[%zu]: a tenant name or \"*\"", id, k);
 		}
 	}
 	json_decref(c->tls_client_tenants);
@@ -295,7 +308,9 @@ static int file_value(struct udfb_config *c, const char *key, json_t *v, struct 
 		json_t *ref;
 		json_object_foreach(v, rt, ref) {
 			if (!json_is_string(ref) || add_base(c, rt, json_string_value(ref), err) < 0)
-				return err->msg ? -1 : udfb_err_set(err, UDFB_E_INVALID, "base_images.%s: must be an image reference", rt);
+				return err->msg ? -1
+						: udfb_err_set(err, UDFB_E_INVALID,
+							       "base_images.%s: must be an image reference", rt);
 		}
 		return 0;
 	}
@@ -376,9 +391,19 @@ static int split_list(struct udfb_config *c, const char *name, const char *list,
 
 int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err)
 {
-	static const char *const names[] = { "listen", "admin-listen", "store", "dest", "default-runtime", "scheduler",
-					     "endpoint-template", "default-tenant", "deadline-mode", "salt", "log-level",
-					     "runtime-packages", NULL };
+	static const char *const names[] = { "listen",
+					     "admin-listen",
+					     "store",
+					     "dest",
+					     "default-runtime",
+					     "scheduler",
+					     "endpoint-template",
+					     "default-tenant",
+					     "deadline-mode",
+					     "salt",
+					     "log-level",
+					     "runtime-packages",
+					     NULL };
 	for (int k = 0; names[k]; k++) {
 		char var[64] = "UDFB_";
 		size_t n = strlen(var);
@@ -424,20 +449,27 @@ int udfb_tenant_valid(const char *t)
 int udfb_config_validate(struct udfb_config *c, struct udfb_err *err)
 {
 	if (c->default_runtime && !udfb_config_base_for(c, c->default_runtime))
-		return udfb_err_set(err, UDFB_E_INVALID, "default-runtime '%s': no base image for it", c->default_runtime);
+		return udfb_err_set(err, UDFB_E_INVALID, "default-runtime '%s': no base image for it",
+				    c->default_runtime);
 	if (c->default_tenant && !*c->default_tenant)
 		set_str(&c->default_tenant, NULL);
 	if (c->default_tenant && !udfb_tenant_valid(c->default_tenant))
-		return udfb_err_set(err, UDFB_E_INVALID, "default-tenant '%.64s': must be 1 to 128 visible ASCII characters, like x-databend-tenant", c->default_tenant);
+		return udfb_err_set(
+			err, UDFB_E_INVALID,
+			"default-tenant '%.64s': must be 1 to 128 visible ASCII characters, like x-databend-tenant",
+			c->default_tenant);
 	for (size_t k = 0; k < c->n_token_secrets; k++)
 		if (strlen(c->token_secrets[k]) < 16)
 			return udfb_err_set(err, UDFB_E_INVALID, "token secret %zu: shorter than 16 bytes", k + 1);
 	if (!c->tls_cert != !c->tls_key)
 		return udfb_err_set(err, UDFB_E_INVALID, "tls-cert and tls-key: give both or neither");
 	if (c->tls_client_ca && !c->tls_cert)
-		return udfb_err_set(err, UDFB_E_INVALID, "tls-client-ca: needs tls-cert and tls-key (mutual TLS is TLS first)");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "tls-client-ca: needs tls-cert and tls-key (mutual TLS is TLS first)");
 	if (c->tls_client_tenants && !c->tls_client_ca)
-		return udfb_err_set(err, UDFB_E_INVALID, "tls_client_tenants: needs tls-client-ca (identities come from client certificates)");
+		return udfb_err_set(
+			err, UDFB_E_INVALID,
+			"tls_client_tenants: needs tls-client-ca (identities come from client certificates)");
 	return 0;
 }
 
@@ -477,9 +509,9 @@ const struct udfb_udf_env *udfb_config_env_for(const struct udfb_config *c, cons
 
 void udfb_config_free(struct udfb_config *c)
 {
-	char **strs[] = { &c->listen, &c->admin_listen, &c->store, &c->dest, &c->default_runtime, &c->scheduler,
-			  &c->endpoint_template, &c->default_tenant, &c->salt, &c->platform, &c->log_level,
-			  &c->runtime_packages, &c->tls_cert, &c->tls_key, &c->tls_client_ca };
+	char **strs[] = { &c->listen,	 &c->admin_listen,	&c->store,	    &c->dest,	 &c->default_runtime,
+			  &c->scheduler, &c->endpoint_template, &c->default_tenant, &c->salt,	 &c->platform,
+			  &c->log_level, &c->runtime_packages,	&c->tls_cert,	    &c->tls_key, &c->tls_client_ca };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++)
 		free(*strs[k]);
 	for (size_t k = 0; k < c->n_bases; k++)

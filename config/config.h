@@ -42,7 +42,7 @@ struct udfb_config {
 	struct udfb_runtime_base *bases;
 	size_t n_bases;
 	char *default_runtime; /* for an empty runtime_version; NULL: the first base */
-	char *scheduler;       /* "template" */
+	char *scheduler; /* "template" */
 	char *endpoint_template;
 	char *default_tenant; /* NULL: a call without x-databend-tenant is refused */
 	enum udfb_deadline_mode deadline_mode;

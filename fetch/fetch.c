@@ -144,7 +144,8 @@ static curl_socket_t on_open_socket(void *ctx, curlsocktype purpose, struct curl
 	if (why) {
 		char text[64];
 		udfb_netguard_addr_text(&addr->addr, text, sizeof(text));
-		snprintf(x->blocked, sizeof(x->blocked), "refused to connect to %s (%s; imports-allow opens it)", text, why);
+		snprintf(x->blocked, sizeof(x->blocked), "refused to connect to %s (%s; imports-allow opens it)", text,
+			 why);
 		return CURL_SOCKET_BAD;
 	}
 	return socket(addr->family, addr->socktype, addr->protocol);
@@ -206,7 +207,8 @@ static int start(struct xfer *x, long long now, struct udfb_err *err)
 	x->too_big = x->total_too_big = x->write_errno = 0;
 	x->blocked[0] = '\0';
 	x->attempt++;
-	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)(x->run->deadline_ms - now > 1 ? x->run->deadline_ms - now : 1));
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS,
+			 (long)(x->run->deadline_ms - now > 1 ? x->run->deadline_ms - now : 1));
 	curl_multi_add_handle(x->run->multi, x->easy);
 	x->state = X_RUNNING;
 	x->run->running++;
@@ -241,7 +243,8 @@ static enum outcome check_body(struct xfer *x, struct udfb_err *err)
 	curl_off_t declared = -1;
 	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &declared);
 	if (declared >= 0 && declared != x->size) {
-		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: got %lld bytes, Content-Length said %lld", loc, x->size, (long long)declared);
+		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: got %lld bytes, Content-Length said %lld", loc, x->size,
+			     (long long)declared);
 		return RETRY;
 	}
 	/* Databend's tag is the object's length when it has no ETag. */
@@ -267,7 +270,8 @@ static enum outcome judge_http(struct xfer *x, struct udfb_err *err)
 		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: HTTP %ld", loc, status);
 		return RETRY;
 	}
-	udfb_err_set(err, status >= 400 && status < 500 ? UDFB_E_INVALID : UDFB_E_UNAVAILABLE, "%s: HTTP %ld", loc, status);
+	udfb_err_set(err, status >= 400 && status < 500 ? UDFB_E_INVALID : UDFB_E_UNAVAILABLE, "%s: HTTP %ld", loc,
+		     status);
 	return FAIL;
 }
 
@@ -278,7 +282,9 @@ static enum outcome judge(struct xfer *x, CURLcode rc, struct udfb_err *err)
 	if (x->too_big || rc == CURLE_FILESIZE_EXCEEDED)
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: larger than %lld bytes", loc, o->max_import_bytes), FAIL;
 	if (x->total_too_big)
-		return udfb_err_set(err, UDFB_E_INVALID, "imports: more than %lld bytes in all (at '%s')", o->max_request_bytes, x->item->location), FAIL;
+		return udfb_err_set(err, UDFB_E_INVALID, "imports: more than %lld bytes in all (at '%s')",
+				    o->max_request_bytes, x->item->location),
+		       FAIL;
 	if (x->write_errno)
 		return udfb_err_sys(err, x->write_errno, "%s: write", loc), FAIL;
 	if (x->blocked[0] && rc == CURLE_COULDNT_CONNECT)
@@ -286,12 +292,14 @@ static enum outcome judge(struct xfer *x, CURLcode rc, struct udfb_err *err)
 	if (rc == CURLE_TOO_MANY_REDIRECTS)
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: more than 5 redirects", loc), FAIL;
 	if (rc == CURLE_UNSUPPORTED_PROTOCOL)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: redirected to a scheme other than http or https", loc), FAIL;
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: redirected to a scheme other than http or https", loc),
+		       FAIL;
 	if (rc == CURLE_OPERATION_TIMEDOUT && udfb_monotonic_ms() >= x->run->deadline_ms - 20)
 		return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched before the deadline", loc), FAIL;
 	if (rc == CURLE_OPERATION_TIMEDOUT) {
-		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: stalled (under 1024 bytes/s for %ld s, or no connection in %ld ms)",
-			     loc, o->low_speed_time_s, o->connect_timeout_ms);
+		udfb_err_set(err, UDFB_E_UNAVAILABLE,
+			     "%s: stalled (under 1024 bytes/s for %ld s, or no connection in %ld ms)", loc,
+			     o->low_speed_time_s, o->connect_timeout_ms);
 		return RETRY;
 	}
 	if (rc != CURLE_OK) {
@@ -399,7 +407,8 @@ static int loop(struct run *r, struct udfb_err *err)
 		if (!pending(r, &next))
 			return 0;
 		if (udfb_monotonic_ms() >= r->deadline_ms)
-			return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched before the deadline", first_unfinished(r));
+			return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched before the deadline",
+					    first_unfinished(r));
 		long long wait = next ? next - udfb_monotonic_ms() : 100;
 		wait = wait < 1 ? 1 : wait > 100 ? 100 : wait;
 		curl_multi_poll(r->multi, NULL, 0, (int)wait, NULL);
@@ -490,7 +499,8 @@ int udfb_fetch_all(struct udfb_fetch_item *items, size_t n, const struct udfb_fe
 	if (udfb_fetch_global_init(err) < 0)
 		return -1;
 	if ((long long)n > o->max_imports)
-		return udfb_err_set(err, UDFB_E_INVALID, "imports: %zu to fetch, more than the limit of %d", n, o->max_imports);
+		return udfb_err_set(err, UDFB_E_INVALID, "imports: %zu to fetch, more than the limit of %d", n,
+				    o->max_imports);
 	long long own = udfb_monotonic_ms() + o->timeout_ms;
 	struct run r = { .o = o, .deadline_ms = deadline_ms && deadline_ms < own ? deadline_ms : own, .n = n };
 	r.multi = curl_multi_init();

@@ -15,18 +15,18 @@
 #include "fetch/netguard.h"
 
 struct udfb_fetch_opts {
-	long long max_import_bytes;  /* one import (256 MiB) */
+	long long max_import_bytes; /* one import (256 MiB) */
 	long long max_request_bytes; /* all imports of a request (1 GiB) */
-	int max_imports;             /* per request (64) */
-	long connect_timeout_ms;     /* 10 s */
-	long low_speed_time_s;       /* abort below 1 KiB/s for this long (30 s) */
-	long long timeout_ms;        /* all of a request's imports (300 s) */
-	int attempts;                /* per import, for retryable failures (4) */
-	int parallel;                /* transfers at once (8) */
+	int max_imports; /* per request (64) */
+	long connect_timeout_ms; /* 10 s */
+	long low_speed_time_s; /* abort below 1 KiB/s for this long (30 s) */
+	long long timeout_ms; /* all of a request's imports (300 s) */
+	int attempts; /* per import, for retryable failures (4) */
+	int parallel; /* transfers at once (8) */
 	/* How long an import without a tag (a Databend script's), once
 	 * validated, is trusted without asking its object store again (30 s). */
 	long long revalidate_ms;
-	char *ca_bundle;             /* NULL: the system's */
+	char *ca_bundle; /* NULL: the system's */
 	struct udfb_netguard *guard; /* owned */
 };
 
@@ -58,7 +58,7 @@ struct udfb_fetched {
 struct udfb_fetch_item {
 	const char *location, *url, *tag; /* in; tag may be NULL */
 	const char *accept; /* in, optional: the request's Accept header */
-	const char *what;   /* in, optional: names the item in messages; NULL: "import '<location>'" */
+	const char *what; /* in, optional: names the item in messages; NULL: "import '<location>'" */
 	/* in, optional: NULL-terminated "Name: value" headers sent as they are
 	 * (the presign headers Databend's downloader sends, `host` among them). */
 	const char *const *headers;

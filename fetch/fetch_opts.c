@@ -32,7 +32,8 @@ static int number(const char *name, const char *v, long long lo, long long hi, l
 	char *end = NULL;
 	long long n = strtoll(v, &end, 10);
 	if (!*v || *end || n < lo || n > hi)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: '%s' is not a whole number from %lld to %lld", name, v, lo, hi);
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: '%s' is not a whole number from %lld to %lld", name, v,
+				    lo, hi);
 	*out = n;
 	return 0;
 }
@@ -51,10 +52,14 @@ int udfb_fetch_opts_set(struct udfb_fetch_opts *o, const char *name, const char 
 		const char *name;
 		long long lo, hi;
 	} nums[] = {
-		{ "imports-max-bytes", 1, 1ll << 40 },        { "imports-max-request-bytes", 1, 1ll << 42 },
-		{ "imports-max-count", 0, 256 },              { "imports-connect-timeout-ms", 1, 600000 },
-		{ "imports-low-speed-time-s", 1, 3600 },      { "imports-timeout-ms", 1, 86400000 },
-		{ "imports-attempts", 1, 20 },                { "imports-parallel", 1, 64 },
+		{ "imports-max-bytes", 1, 1ll << 40 },
+		{ "imports-max-request-bytes", 1, 1ll << 42 },
+		{ "imports-max-count", 0, 256 },
+		{ "imports-connect-timeout-ms", 1, 600000 },
+		{ "imports-low-speed-time-s", 1, 3600 },
+		{ "imports-timeout-ms", 1, 86400000 },
+		{ "imports-attempts", 1, 20 },
+		{ "imports-parallel", 1, 64 },
 		{ "imports-revalidate-ms", 0, 86400000 },
 	};
 	for (size_t k = 0; k < sizeof(nums) / sizeof(*nums); k++) {
@@ -80,10 +85,12 @@ int udfb_fetch_opts_set(struct udfb_fetch_opts *o, const char *name, const char 
 
 int udfb_fetch_opts_load_env(struct udfb_fetch_opts *o, struct udfb_err *err)
 {
-	static const char *const names[] = { "imports-allow", "imports-max-bytes", "imports-max-request-bytes",
-					     "imports-max-count", "imports-connect-timeout-ms", "imports-low-speed-time-s",
-					     "imports-timeout-ms", "imports-attempts", "imports-parallel",
-					     "imports-ca-bundle", "imports-revalidate-ms", NULL };
+	static const char *const names[] = {
+		"imports-allow",      "imports-max-bytes",	    "imports-max-request-bytes",
+		"imports-max-count",  "imports-connect-timeout-ms", "imports-low-speed-time-s",
+		"imports-timeout-ms", "imports-attempts",	    "imports-parallel",
+		"imports-ca-bundle",  "imports-revalidate-ms",	    NULL
+	};
 	for (int k = 0; names[k]; k++) {
 		char var[64] = "UDFB_";
 		size_t n = 5;

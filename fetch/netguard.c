@@ -92,7 +92,8 @@ static const char *parse_net(struct net *out, const char *text)
 		return "not an IPv4 or IPv6 address";
 	}
 	if (bits > max)
-		return max == 32 ? "the prefix length of an IPv4 network is 0 to 32" : "the prefix length of an IPv6 network is 0 to 128";
+		return max == 32 ? "the prefix length of an IPv4 network is 0 to 32"
+				 : "the prefix length of an IPv6 network is 0 to 128";
 	out->bits = (bits < 0 ? max : bits) + 128 - max;
 	for (int b = out->bits; b < 128; b++)
 		if (out->addr[b / 8] & (0x80 >> (b % 8)))
@@ -212,7 +213,8 @@ static int host_valid(const char *h)
 	if (!*h || strlen(h) > 253)
 		return 0;
 	for (const char *c = h; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+		      *c == '.'))
 			return 0;
 	return 1;
 }
@@ -233,7 +235,8 @@ int udfb_netguard_allow(struct udfb_netguard *g, const char *entry, struct udfb_
 	if (strchr(entry, '/') || strchr(entry, ':') || strspn(entry, "0123456789.") == strlen(entry))
 		return udfb_err_set(err, UDFB_E_INVALID, "imports-allow '%.64s': %s", entry, why);
 	if (!host_valid(entry))
-		return udfb_err_set(err, UDFB_E_INVALID, "imports-allow '%.64s': expected a host name, an address or a CIDR", entry);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "imports-allow '%.64s': expected a host name, an address or a CIDR", entry);
 	g->hosts = realloc(g->hosts, (g->n_hosts + 1) * sizeof(char *));
 	if (!g->hosts)
 		abort();

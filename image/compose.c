@@ -14,7 +14,8 @@ static int check_platform(json_t *cfg, const char *platform, struct udfb_err *er
 	const char *arch = json_string_value(json_object_get(cfg, "architecture"));
 	size_t n = os ? strlen(os) : 0;
 	if (!os || !arch || strncmp(platform, os, n) != 0 || platform[n] != '/' || strcmp(platform + n + 1, arch) != 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "base image: built for %s/%s, not %s", os ? os : "?", arch ? arch : "?", platform);
+		return udfb_err_set(err, UDFB_E_INVALID, "base image: built for %s/%s, not %s", os ? os : "?",
+				    arch ? arch : "?", platform);
 	return 0;
 }
 
@@ -27,7 +28,8 @@ static void set_runtime(json_t *cfg, const char *const *cmd)
 	}
 	json_object_del(c, "Entrypoint");
 	json_object_del(c, "Hostname");
-	json_t *argv = udfb_json_must(json_pack("[s,s,s,s]", "python3", "-X", "databend_import_directory=/app/imports", "/app/server.py"));
+	json_t *argv = udfb_json_must(
+		json_pack("[s,s,s,s]", "python3", "-X", "databend_import_directory=/app/imports", "/app/server.py"));
 	if (cmd) {
 		json_array_clear(argv);
 		for (; *cmd; cmd++)
@@ -49,8 +51,8 @@ static void set_runtime(json_t *cfg, const char *const *cmd)
 	json_object_set_new(cfg, "created", json_string(UDFB_IMAGE_CREATED));
 }
 
-static int add_layers_to_config(json_t *cfg, const struct udfb_layer *layers, const char *const *created_by,
-				size_t n, struct udfb_err *err)
+static int add_layers_to_config(json_t *cfg, const struct udfb_layer *layers, const char *const *created_by, size_t n,
+				struct udfb_err *err)
 {
 	json_t *rootfs = json_object_get(cfg, "rootfs");
 	json_t *ids = json_object_get(rootfs, "diff_ids");
@@ -63,11 +65,14 @@ static int add_layers_to_config(json_t *cfg, const struct udfb_layer *layers, co
 	}
 	for (size_t k = 0; k < n; k++) {
 		json_array_append_new(ids, json_string(layers[k].diff_id));
-		json_array_append_new(hist, udfb_json_must(json_pack("{s:s,s:s,s:s}", "created", UDFB_IMAGE_CREATED, "created_by",
-						      created_by[k], "comment", "udf-builder")));
+		json_array_append_new(hist,
+				      udfb_json_must(json_pack("{s:s,s:s,s:s}", "created", UDFB_IMAGE_CREATED,
+							       "created_by", created_by[k], "comment", "udf-builder")));
 	}
-	json_array_append_new(hist, udfb_json_must(json_pack("{s:s,s:s,s:b}", "created", UDFB_IMAGE_CREATED, "created_by",
-					      "udf-builder: WORKDIR /app, USER 65534:65534, CMD server.py", "empty_layer", 1)));
+	json_array_append_new(hist,
+			      udfb_json_must(json_pack("{s:s,s:s,s:b}", "created", UDFB_IMAGE_CREATED, "created_by",
+						       "udf-builder: WORKDIR /app, USER 65534:65534, CMD server.py",
+						       "empty_layer", 1)));
 	return 0;
 }
 
@@ -89,7 +94,8 @@ static int base_layers(json_t *out, const struct udfb_image *base, size_t n_diff
 		if (strcmp(mt, UDFB_MT_DOCKER_LAYER_GZIP) == 0)
 			json_object_set_new(copy, "mediaType", json_string(UDFB_MT_OCI_LAYER_GZIP));
 		else if (strncmp(mt, "application/vnd.oci.image.layer.", 32) != 0)
-			return json_decref(copy), udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image: layer media type '%.100s'", mt);
+			return json_decref(copy),
+			       udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image: layer media type '%.100s'", mt);
 		json_array_append_new(out, copy);
 	}
 	return 0;
@@ -115,12 +121,14 @@ static int make_manifest(struct udfb_composed *out, const struct udfb_image *bas
 		return -1;
 	}
 	for (size_t k = 0; k < n; k++)
-		json_array_append_new(ls, udfb_json_must(json_pack("{s:s,s:s,s:I}", "mediaType", UDFB_MT_OCI_LAYER_GZIP, "digest",
-						    layers[k].digest, "size", (json_int_t)layers[k].size)));
-	json_t *m = udfb_json_must(json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o,s:{s:s}}", "schemaVersion", 2, "mediaType",
-			      UDFB_MT_OCI_MANIFEST, "config", "mediaType", UDFB_MT_OCI_CONFIG, "digest",
-			      out->config_digest, "size", (json_int_t)out->config_len, "layers", ls, "annotations",
-			      "org.opencontainers.image.base.digest", base->manifest_digest));
+		json_array_append_new(
+			ls, udfb_json_must(json_pack("{s:s,s:s,s:I}", "mediaType", UDFB_MT_OCI_LAYER_GZIP, "digest",
+						     layers[k].digest, "size", (json_int_t)layers[k].size)));
+	json_t *m =
+		udfb_json_must(json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o,s:{s:s}}", "schemaVersion", 2, "mediaType",
+					 UDFB_MT_OCI_MANIFEST, "config", "mediaType", UDFB_MT_OCI_CONFIG, "digest",
+					 out->config_digest, "size", (json_int_t)out->config_len, "layers", ls,
+					 "annotations", "org.opencontainers.image.base.digest", base->manifest_digest));
 	out->manifest = dump(m, &out->manifest_len, out->manifest_digest);
 	json_decref(m);
 	return 0;

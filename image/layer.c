@@ -138,8 +138,8 @@ int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path)
 	return !e ? 0 : e->kind == ENTRY_DIR ? 2 : 1;
 }
 
-int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
-			 int executable, struct udfb_err *err)
+int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len, int executable,
+			 struct udfb_err *err)
 {
 	struct entry *e = new_entry(w, path, err);
 	if (!e)
@@ -151,8 +151,8 @@ int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const vo
 	return 0;
 }
 
-int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
-			int executable, struct udfb_err *err)
+int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size, int executable,
+			struct udfb_err *err)
 {
 	return udfb_layer_add_file_range(w, path, src, 0, size, executable, err);
 }
@@ -306,9 +306,11 @@ static int write_file_data(struct archive *a, const struct entry *e, struct udfb
 		if (n < 0)
 			return udfb_err_sys(err, errno, "layer entry '%s': read", e->path);
 		if (n == 0)
-			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': file changed size while being written", e->path);
+			return udfb_err_set(err, UDFB_E_INTERNAL,
+					    "layer entry '%s': file changed size while being written", e->path);
 		if (archive_write_data(a, buf, (size_t)n) != n)
-			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path, archive_error_string(a));
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
+					    archive_error_string(a));
 		left -= n;
 		off += n;
 	}
@@ -327,10 +329,11 @@ static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct 
 		int rc = archive_write_header(a, ae);
 		archive_entry_free(ae);
 		if (rc != ARCHIVE_OK)
-			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path, archive_error_string(a));
-		if (e->kind == ENTRY_BYTES && e->len &&
-		    archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
-			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path, archive_error_string(a));
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
+					    archive_error_string(a));
+		if (e->kind == ENTRY_BYTES && e->len && archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
+			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
+					    archive_error_string(a));
 		if (e->kind == ENTRY_FILE && write_file_data(a, e, err) < 0)
 			return -1;
 	}
@@ -357,8 +360,8 @@ static struct archive *open_tar(struct sink *s)
 static int finish(struct udfb_layer *out, struct sink *s, struct udfb_err *err)
 {
 	if (udfb_pgzip_finish(s->gz) < 0)
-		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") :
-					 udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
+		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
+				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
 	if (udfb_fsync_fd(s->fd, "layer", err) < 0)
 		return -1;
 	udfb_sha256_final(s->tar_hash, out->diff_id);
@@ -376,8 +379,8 @@ static int tar_pass(struct udfb_layer_writer *w, struct sink *s, struct udfb_err
 		return udfb_err_set(err, UDFB_E_INTERNAL, "write layer: cannot open the tar writer");
 	int rc = write_entries(a, w, err);
 	if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
-		rc = s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") :
-				       udfb_err_set(err, UDFB_E_INTERNAL, "write layer: %s", archive_error_string(a));
+		rc = s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
+				     : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: %s", archive_error_string(a));
 	archive_write_free(a);
 	return rc;
 }
@@ -389,7 +392,8 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 	if (udfb_mktemp(&out->path, &fd, tmpdir, err) < 0)
 		return -1;
 	struct sink s;
-	int rc = sink_open(&s, fd, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
+	int rc = sink_open(&s, fd, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed")
+						 : 0;
 	if (rc == 0)
 		rc = tar_pass(w, &s, err);
 	if (rc == 0)
@@ -404,7 +408,8 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err)
 {
 	struct sink s;
-	int rc = sink_open(&s, -1, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed") : 0;
+	int rc = sink_open(&s, -1, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed")
+						 : 0;
 	if (rc == 0)
 		rc = tar_pass(w, &s, err);
 	if (rc == 0) {

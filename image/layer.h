@@ -14,10 +14,10 @@
 #include "common/hash.h"
 
 struct udfb_layer {
-	char digest[UDFB_DIGEST_LEN + 1];  /* of the gzip blob */
+	char digest[UDFB_DIGEST_LEN + 1]; /* of the gzip blob */
 	char diff_id[UDFB_DIGEST_LEN + 1]; /* of the uncompressed tar */
-	long long size;                    /* of the gzip blob */
-	char *path;                        /* temporary file holding the blob; malloc'd */
+	long long size; /* of the gzip blob */
+	char *path; /* temporary file holding the blob; malloc'd */
 };
 
 struct udfb_layer_writer;
@@ -27,11 +27,11 @@ void udfb_layer_writer_new(struct udfb_layer_writer **out);
  * use 1.  Part of what the layer's bytes depend on. */
 void udfb_layer_writer_set_level(struct udfb_layer_writer *w, int level);
 /* Paths are relative ("app/udf.py"); parents are added as directories. */
-int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
-			 int executable, struct udfb_err *err);
+int udfb_layer_add_bytes(struct udfb_layer_writer *w, const char *path, const void *data, size_t len, int executable,
+			 struct udfb_err *err);
 /* The file is read when the layer is written; executable gives mode 0755. */
-int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size,
-			int executable, struct udfb_err *err);
+int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const char *src, long long size, int executable,
+			struct udfb_err *err);
 /* The size bytes at offset in src: many small files packed in one file
  * (a wheel's) cost one file creation instead of one each. */
 int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,

@@ -34,8 +34,7 @@ char *udfb_oci_blob_path(const char *dir, const char *digest)
 	return p;
 }
 
-int udfb_oci_read_blob(char **out, size_t *len, const char *dir, const char *digest, size_t max,
-		       struct udfb_err *err)
+int udfb_oci_read_blob(char **out, size_t *len, const char *dir, const char *digest, size_t max, struct udfb_err *err)
 {
 	if (!udfb_digest_valid(digest))
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: bad digest '%.80s'", dir, digest);
@@ -47,7 +46,8 @@ int udfb_oci_read_blob(char **out, size_t *len, const char *dir, const char *dig
 	if (strcmp(got, digest) != 0) {
 		free(*out);
 		*out = NULL;
-		return udfb_err_set(err, UDFB_E_INTERNAL, "%s: blob %s is corrupt (its content hashes to %s)", dir, digest, got);
+		return udfb_err_set(err, UDFB_E_INTERNAL, "%s: blob %s is corrupt (its content hashes to %s)", dir,
+				    digest, got);
 	}
 	return 0;
 }
@@ -102,7 +102,9 @@ static json_t *pick_descriptor(json_t *index, const char *tag, const char *platf
 	}
 	if (!found) {
 		udfb_err_set(err, UDFB_E_NOTFOUND, "%s: no image %s%s", where, tag ? "tagged " : "for ",
-			     tag ? tag : platform ? platform : "at all");
+			     tag	? tag
+			     : platform ? platform
+					: "at all");
 		return NULL;
 	}
 	if (matches > 1 && !tag && !platform) {
@@ -129,7 +131,8 @@ static int resolve_manifest(struct udfb_image *out, const char *dir, json_t *des
 		free(out->manifest);
 		json_decref(out->manifest_json);
 		out->manifest_json = NULL;
-		if (udfb_oci_read_blob(&out->manifest, &out->manifest_len, dir, digest, UDFB_MANIFEST_MAX_BYTES, err) < 0)
+		if (udfb_oci_read_blob(&out->manifest, &out->manifest_len, dir, digest, UDFB_MANIFEST_MAX_BYTES, err) <
+		    0)
 			return -1;
 		if (!(out->manifest_json = load_json(digest, out->manifest, out->manifest_len, err)))
 			return -1;
@@ -146,9 +149,11 @@ static int resolve_manifest(struct udfb_image *out, const char *dir, json_t *des
 
 static int read_config(struct udfb_image *out, const char *dir, struct udfb_err *err)
 {
-	const char *digest = json_string_value(json_object_get(json_object_get(out->manifest_json, "config"), "digest"));
+	const char *digest =
+		json_string_value(json_object_get(json_object_get(out->manifest_json, "config"), "digest"));
 	if (!digest)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: manifest %s has no config digest", dir, out->manifest_digest);
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: manifest %s has no config digest", dir,
+				    out->manifest_digest);
 	if (udfb_oci_read_blob(&out->config, &out->config_len, dir, digest, UDFB_CONFIG_MAX_BYTES, err) < 0)
 		return -1;
 	if (!(out->config_json = load_json(digest, out->config, out->config_len, err)))

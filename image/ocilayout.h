@@ -47,7 +47,6 @@ struct udfb_oci_tag_rec {
 /* One journal line without its newline; -1 when damaged (fuzzed). */
 int udfb_oci_tag_record_parse(struct udfb_oci_tag_rec *out, const char *line, size_t len);
 /* Read a blob, checking its size limit and its digest. */
-int udfb_oci_read_blob(char **out, size_t *len, const char *dir, const char *digest, size_t max,
-		       struct udfb_err *err);
+int udfb_oci_read_blob(char **out, size_t *len, const char *dir, const char *digest, size_t max, struct udfb_err *err);
 
 #endif

@@ -78,8 +78,9 @@ int udfb_oci_tag_record_parse(struct udfb_oci_tag_rec *out, const char *line, si
 		f[k] = p, n[k] = (size_t)(sp - p);
 		p = sp + 1;
 	}
-	if (k != 4 || n[0] != UDFB_DIGEST_LEN || n[1] > 19 || n[2] >= sizeof(out->media_type) || n[3] >= sizeof(out->tag) ||
-	    !charset_ok(f[1], n[1], "") || !charset_ok(f[2], n[2], ".+-/") || !charset_ok(f[3], n[3], "_.-"))
+	if (k != 4 || n[0] != UDFB_DIGEST_LEN || n[1] > 19 || n[2] >= sizeof(out->media_type) ||
+	    n[3] >= sizeof(out->tag) || !charset_ok(f[1], n[1], "") || !charset_ok(f[2], n[2], ".+-/") ||
+	    !charset_ok(f[3], n[3], "_.-"))
 		return -1;
 	memcpy(out->digest, f[0], n[0]);
 	out->digest[n[0]] = '\0';
@@ -231,7 +232,8 @@ static char *memo_key(const char *dir, const char *digest, const char *tag)
 	char *k = NULL;
 	if (stat(dir, &sb) < 0)
 		return NULL;
-	if (asprintf(&k, "%llx:%llx\t%s\t%s", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino, tag, digest) < 0)
+	if (asprintf(&k, "%llx:%llx\t%s\t%s", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino, tag,
+		     digest) < 0)
 		abort();
 	return k;
 }
@@ -357,8 +359,8 @@ static json_t *load_index(const char *dir, struct udfb_err *err)
 
 struct known {
 	char *text; /* the body, lines NUL-terminated in place */
-	unsigned crc;     /* of the body */
-	size_t body_off;  /* where the body starts in the file */
+	unsigned crc; /* of the body */
+	size_t body_off; /* where the body starts in the file */
 	size_t body_len;
 	struct udfb_strmap map; /* tag -> offset of "DIGEST SIZE MEDIATYPE" */
 };
@@ -389,8 +391,8 @@ static int known_load(struct known *k, const char *dir)
 	stat_line(want, sizeof(want), &sb);
 	char *nl = memchr(k->text, '\n', len);
 	int n = 0;
-	if (nl && (size_t)(nl - k->text) < sizeof(got) &&
-	    sscanf(k->text, "k1 %x %lu %n", &crc, &lines, &n) == 2 && n > 0) {
+	if (nl && (size_t)(nl - k->text) < sizeof(got) && sscanf(k->text, "k1 %x %lu %n", &crc, &lines, &n) == 2 &&
+	    n > 0) {
 		memcpy(got, k->text + n, (size_t)(nl - k->text) - (size_t)n);
 		got[nl - k->text - n] = '\0';
 	} else {
@@ -466,8 +468,8 @@ static void known_from_json(const char *dir, json_t *manifests)
 		const char *name = json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
 		const char *dg = json_string_value(json_object_get(d, "digest"));
 		const char *mt = json_string_value(json_object_get(d, "mediaType"));
-		if (!name || !dg || !mt || strchr(name, ' ') || strchr(name, '\n') || strchr(mt, ' ') || strchr(mt, '\n') ||
-		    !udfb_strmap_put(&seen, name, 0))
+		if (!name || !dg || !mt || strchr(name, ' ') || strchr(name, '\n') || strchr(mt, ' ') ||
+		    strchr(mt, '\n') || !udfb_strmap_put(&seen, name, 0))
 			continue; /* the first of duplicates, as a reader picks */
 		failed |= udfb_buf_printf(&b, "%s %s %lld %s\n", name, dg,
 					  (long long)json_integer_value(json_object_get(d, "size")), mt) < 0;
@@ -497,11 +499,15 @@ static void splice_one(const struct udfb_oci_tag_rec *r, void *ctx)
 	snprintf(want, sizeof(want), "%s %lld %s", r->digest, r->size, r->media_type);
 	if (udfb_strmap_get(&s->k->map, r->tag, &at)) {
 		const char *have = at >= ADDED ? s->lines.data + (at - ADDED) : s->k->text + at;
-		s->retag |= strncmp(have, want, strlen(want)) != 0 || (have[strlen(want)] != '\0' && have[strlen(want)] != '\n');
+		s->retag |= strncmp(have, want, strlen(want)) != 0 ||
+			    (have[strlen(want)] != '\0' && have[strlen(want)] != '\n');
 		return;
 	}
-	s->failed |= udfb_buf_printf(&s->json, ",{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld,\"annotations\":{\"" REF_NAME
-			"\":\"%s\"}}", r->media_type, r->digest, r->size, r->tag) < 0;
+	s->failed |=
+		udfb_buf_printf(&s->json,
+				",{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld,\"annotations\":{\"" REF_NAME
+				"\":\"%s\"}}",
+				r->media_type, r->digest, r->size, r->tag) < 0;
 	size_t off = s->lines.len + strlen(r->tag) + 1;
 	s->failed |= udfb_buf_printf(&s->lines, "%s %s\n", r->tag, want) < 0;
 	s->added++;
@@ -578,8 +584,8 @@ static int sync_fast(const char *dir, const char *journal, size_t jlen, long *ap
 			int empty = end[0] == '[';
 			s.failed |= udfb_buf_add(&s.json, "]}", 2) < 0;
 			rc = s.failed ? 0
-				      : splice_file(dir, ipath, "", 0, ipath, 0, (size_t)sb.st_size - 2, s.json.data + empty,
-						    s.json.len - (size_t)empty, 1, err);
+				      : splice_file(dir, ipath, "", 0, ipath, 0, (size_t)sb.st_size - 2,
+						    s.json.data + empty, s.json.len - (size_t)empty, 1, err);
 		}
 		if (rc == 0 && !s.retag && !s.failed) {
 			/* The record: a new header, the old body, the new lines. */
@@ -587,13 +593,14 @@ static int sync_fast(const char *dir, const char *journal, size_t jlen, long *ap
 			struct stat ib;
 			char st[160], head[256];
 			unsigned long lines = (unsigned long)k.map.n;
-			unsigned crc = (unsigned)crc32_combine(k.crc, crc_of(s.lines.data, s.lines.len), (z_off_t)s.lines.len);
+			unsigned crc =
+				(unsigned)crc32_combine(k.crc, crc_of(s.lines.data, s.lines.len), (z_off_t)s.lines.len);
 			struct udfb_err e = UDFB_ERR_INIT;
 			if (stat(ipath, &ib) == 0) {
 				stat_line(st, sizeof(st), &ib);
 				int h = snprintf(head, sizeof(head), "k1 %08x %lu %s\n", crc, lines, st);
-				if (splice_file(dir, kpath, head, (size_t)h, kpath, (off_t)k.body_off, k.body_len, s.lines.data,
-						s.lines.len, 0, &e) < 0)
+				if (splice_file(dir, kpath, head, (size_t)h, kpath, (off_t)k.body_off, k.body_len,
+						s.lines.data, s.lines.len, 0, &e) < 0)
 					unlink(kpath); /* the next derivation takes the full path */
 			}
 			udfb_err_clear(&e);
@@ -648,7 +655,8 @@ static int sync_locked(const char *dir, long *applied, struct udfb_err *err)
 		size_t k;
 		json_t *d;
 		json_array_foreach(f.manifests, k, d) {
-			const char *name = json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
+			const char *name =
+				json_string_value(json_object_get(json_object_get(d, "annotations"), REF_NAME));
 			if (name)
 				udfb_strmap_put(&f.by_tag, name, k); /* the first of duplicates, as a reader picks */
 		}
@@ -801,5 +809,6 @@ json_t *udfb_oci_journal_descriptor(const char *dir, const char *tag)
 	if (!f.found)
 		return NULL;
 	return udfb_json_must(json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", f.last.media_type, "digest",
-					f.last.digest, "size", (json_int_t)f.last.size, "annotations", REF_NAME, f.last.tag));
+					f.last.digest, "size", (json_int_t)f.last.size, "annotations", REF_NAME,
+					f.last.tag));
 }

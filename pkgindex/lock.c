@@ -14,13 +14,14 @@ char *udfb_lock_to_json(const struct udfb_lock *l, json_t *target, size_t *len)
 	for (size_t k = 0; k < l->n; k++) {
 		const struct udfb_lock_pkg *p = &l->pkgs[k];
 		/* Every field passed the wheel-name and version grammars (ASCII). */
-		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "name", p->name, "version", p->version, "file",
-						     p->filename, "sha256", p->sha256));
+		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "name", p->name, "version", p->version,
+						     "file", p->filename, "sha256", p->sha256));
 		if (p->size >= 0)
 			json_object_set_new(o, "size", json_integer(p->size));
 		json_array_append_new(pkgs, o);
 	}
-	json_t *doc = udfb_json_must(json_pack("{s:s,s:O,s:o}", "format", UDFB_LOCK_FORMAT, "target", target, "packages", pkgs));
+	json_t *doc = udfb_json_must(
+		json_pack("{s:s,s:O,s:o}", "format", UDFB_LOCK_FORMAT, "target", target, "packages", pkgs));
 	char *text = udfb_json_dumps_must(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(doc);
 	/* A trailing newline: a text file. */

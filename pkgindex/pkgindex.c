@@ -93,7 +93,8 @@ static int add_source(struct pkgsource *src, const char *s, size_t k, struct udf
 	if (has_scheme(s, "file"))
 		return file_url(src, s, k, err);
 	if (strstr(s, "://"))
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "package index %zu: only http, https and file URLs or directories", k + 1);
+		return udfb_err_set(err, UDFB_E_UNSUPPORTED,
+				    "package index %zu: only http, https and file URLs or directories", k + 1);
 	return local_dir(src, s, err);
 }
 
@@ -165,7 +166,8 @@ static char *page_url(const char *index, const char *name)
 	size_t n = strlen(path);
 	if (asprintf(&newpath, "%s%s%s/", path, n && path[n - 1] == '/' ? "" : "/", name) < 0)
 		abort();
-	if (curl_url_set(u, CURLUPART_PATH, newpath, 0) != CURLUE_OK || curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+	if (curl_url_set(u, CURLUPART_PATH, newpath, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
 		abort(); /* a normalised name adds only [a-z0-9-] */
 	char *out = xstrdup(url);
 	curl_free(path);

@@ -23,15 +23,15 @@
 #define UDFB_INDEX_MAX_FILES 20000 /* files of one project */
 
 struct udfb_pkgfile {
-	char *filename;        /* as the index names it: 1-255 bytes, no '/', '\\' or control characters */
-	char *url;             /* absolute http(s), no fragment; NULL for a local directory's file */
-	char *path;            /* a local directory's file; NULL otherwise */
-	char sha256[65];       /* lower-case hex; "" when the index gives none */
+	char *filename; /* as the index names it: 1-255 bytes, no '/', '\\' or control characters */
+	char *url; /* absolute http(s), no fragment; NULL for a local directory's file */
+	char *path; /* a local directory's file; NULL otherwise */
+	char sha256[65]; /* lower-case hex; "" when the index gives none */
 	char *requires_python; /* NULL when absent */
-	int yanked;            /* PEP 592 */
-	int has_metadata;      /* PEP 658/714: url + ".metadata" exists */
+	int yanked; /* PEP 592 */
+	int has_metadata; /* PEP 658/714: url + ".metadata" exists */
 	char metadata_sha256[65]; /* "" when not given */
-	long long size;        /* -1 when unknown */
+	long long size; /* -1 when unknown */
 };
 
 struct udfb_pkgproject {

@@ -102,9 +102,11 @@ static int install(char **path, const struct udfb_pkgindex *ix, struct udfb_fetc
 {
 	const char *hex = udfb_digest_hex(got->digest);
 	if (*want_sha256 && strcmp(want_sha256, hex) != 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: sha256 mismatch (index says %s, got %s)", name, want_sha256, hex);
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: sha256 mismatch (index says %s, got %s)", name,
+				    want_sha256, hex);
 	if (want_size >= 0 && want_size != got->size)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: %lld bytes, the index says %lld", name, got->size, want_size);
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: %lld bytes, the index says %lld", name, got->size,
+				    want_size);
 	cleanup_free char *dst = blob_path(ix->cache_dir, hex);
 	/* tmpdir is meant to share the cache's file system; when it does not,
 	 * a crash-safe copy does the rename's job. */
@@ -184,7 +186,9 @@ static int pep658(char **text, size_t *len, struct udfb_pkgindex *ix, const stru
 	if (*f->metadata_sha256) {
 		cleanup_free char *hit = blob_path(ix->cache_dir, f->metadata_sha256);
 		if (cached(hit))
-			return udfb_read_file(text, len, hit, UDFB_METADATA_MAX_BYTES, err) < 0 ? udfb_err_wrap(err, "%s", name) : 0;
+			return udfb_read_file(text, len, hit, UDFB_METADATA_MAX_BYTES, err) < 0
+				       ? udfb_err_wrap(err, "%s", name)
+				       : 0;
 	}
 	if (!url)
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: no URL for it", name);
@@ -213,7 +217,8 @@ int udfb_pkgindex_metadata(char **text, size_t *len, struct udfb_pkgindex *ix, c
 			return rc;
 	}
 	if (!is_wheel(f->filename))
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "%s: not a wheel (its metadata needs a build)", f->filename);
+		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "%s: not a wheel (its metadata needs a build)",
+				    f->filename);
 	cleanup_free char *path = NULL;
 	if (udfb_pkgindex_download(&path, ix, f, deadline_ms, err) < 0)
 		return -1;

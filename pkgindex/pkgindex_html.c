@@ -155,13 +155,15 @@ int udfb_pkgindex_parse_html(struct udfb_pkgproject *out, const char *page_url, 
 	if (!ctxt)
 		abort();
 	/* PEP 503 pages are UTF-8; libxml2 would otherwise guess Latin-1. */
-	htmlDocPtr doc = htmlCtxtReadMemory(ctxt, body, (int)len, NULL, "UTF-8",
-					    HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_RECOVER);
+	htmlDocPtr doc =
+		htmlCtxtReadMemory(ctxt, body, (int)len, NULL, "UTF-8",
+				   HTML_PARSE_NONET | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_RECOVER);
 	int rc = 0;
 	/* Tag soup is recovered; a parser that stopped (nesting over its
 	 * depth limit, say) would hide every link after that point. */
 	if (ctxt->disableSAX)
-		rc = udfb_err_set(err, UDFB_E_INVALID, "HTML that libxml2 stopped reading (nested too deep, or over its limits)");
+		rc = udfb_err_set(err, UDFB_E_INVALID,
+				  "HTML that libxml2 stopped reading (nested too deep, or over its limits)");
 	else if (doc)
 		rc = walk(out, doc, base, err);
 	/* No document at all is an empty page (libxml2 returns none for

@@ -41,8 +41,8 @@ void udfb_pkgfile_copy(struct udfb_pkgfile *dst, const struct udfb_pkgfile *src)
 int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const char *name, struct udfb_err *err);
 
 struct pkgsource {
-	char *url;     /* an index URL (a secret), NULL for a directory */
-	char *dir;     /* a local directory, absolute */
+	char *url; /* an index URL (a secret), NULL for a directory */
+	char *dir; /* a local directory, absolute */
 	char *display; /* how messages name it: "https://host/path" or dir */
 };
 

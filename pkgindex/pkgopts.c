@@ -61,7 +61,8 @@ static int add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_err *er
 			return -1;
 		}
 	} else if (strstr(v, "://") && strncmp(v, "file://", 7) != 0) {
-		return udfb_err_set(err, UDFB_E_INVALID, "packages-index: only http, https and directories are supported");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "packages-index: only http, https and directories are supported");
 	}
 	o->index = realloc(o->index, (o->n_index + 1) * sizeof(*o->index));
 	o->index[o->n_index++] = strdup(v);
@@ -83,7 +84,8 @@ static int python(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
 	int ma = 0, mi = 0, n = 0;
 	if (sscanf(v, "%d.%d%n", &ma, &mi, &n) != 2 || ma != 3 || mi < 0 || mi > 99 ||
 	    (v[n] && (v[n] != '.' || strspn(v + n + 1, "0123456789") != strlen(v + n + 1) || !v[n + 1])))
-		return udfb_err_set(err, UDFB_E_INVALID, "packages-python: '%s' is not a Python 3 version like 3.12", v);
+		return udfb_err_set(err, UDFB_E_INVALID, "packages-python: '%s' is not a Python 3 version like 3.12",
+				    v);
 	free(o->python);
 	o->python = strdup(v);
 	return 0;
@@ -101,7 +103,8 @@ int udfb_pkg_opts_set(struct udfb_pkg_opts *o, const char *name, const char *v, 
 		char *end = NULL;
 		long n = strtol(v, &end, 10);
 		if (!*v || *end || n < 1 || n > 100)
-			return udfb_err_set(err, UDFB_E_INVALID, "packages-layer-budget: '%s' is not a whole number from 1 to 100", v);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "packages-layer-budget: '%s' is not a whole number from 1 to 100", v);
 		o->layer_budget = (int)n;
 		return 0;
 	}
@@ -109,7 +112,8 @@ int udfb_pkg_opts_set(struct udfb_pkg_opts *o, const char *name, const char *v, 
 		char *end = NULL;
 		long long n = strtoll(v, &end, 10);
 		if (*v < '0' || *v > '9' || *end || n < 1 || n > (1ll << 42))
-			return udfb_err_set(err, UDFB_E_INVALID, "packages-max-unpacked: '%s' is not a byte count from 1 to 2^42", v);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "packages-max-unpacked: '%s' is not a byte count from 1 to 2^42", v);
 		o->max_unpacked = n;
 		return 0;
 	}

@@ -28,10 +28,10 @@ struct udfb_pkg_opts {
 	char **index; /* URLs or directories, in order */
 	size_t n_index;
 	int glibc_major, glibc_minor;
-	char *python;     /* "3.12" */
+	char *python; /* "3.12" */
 	int layer_budget; /* >= 1 */
 	long long max_unpacked; /* bytes unpacked from wheels per build, >= 1 */
-	int refresh;      /* resolve again, ignoring a stored lock (--refresh-packages) */
+	int refresh; /* resolve again, ignoring a stored lock (--refresh-packages) */
 	struct udfb_netguard *guard; /* owned */
 };
 

@@ -23,7 +23,7 @@ struct dep {
 
 struct cand {
 	struct udfb_pyver v;
-	const struct udfb_pkgfile *file;        /* best non-yanked wheel */
+	const struct udfb_pkgfile *file; /* best non-yanked wheel */
 	const struct udfb_pkgfile *yanked_file; /* best yanked wheel */
 	int rank, yanked_rank;
 	struct dep *deps; /* NULL until loaded */
@@ -201,8 +201,7 @@ static void deps_free(struct dep *d, size_t n)
 
 /* The metadata must describe the file chosen: a wheel whose METADATA names
  * another project or version is refused rather than trusted. */
-static int check_meta(const struct udfb_pkgmeta *m, const struct project *p, const struct cand *c,
-		      struct udfb_err *err)
+static int check_meta(const struct udfb_pkgmeta *m, const struct project *p, const struct cand *c, struct udfb_err *err)
 {
 	cleanup_free char *name = NULL;
 	udfb_pep503_normalize(&name, m->name);
@@ -255,14 +254,16 @@ static int push_deps(struct rs *s, const struct pin *pin)
 {
 	for (size_t k = 0; k < pin->c->n_deps; k++) {
 		const struct dep *d = &pin->c->deps[k];
-		int on = d->req.marker ? udfb_marker_eval(d->req.marker, s->o->env, pin->extras, pin->n_extras, s->err) : 1;
+		int on = d->req.marker ? udfb_marker_eval(d->req.marker, s->o->env, pin->extras, pin->n_extras, s->err)
+				       : 1;
 		if (on < 0)
 			return udfb_err_wrap(s->err, "%s %s: Requires-Dist '%s'", pin->p->name, pin->c->v.text,
 					     d->req.canonical);
 		if (!on)
 			continue;
 		char *via = NULL;
-		if (asprintf(&via, "%s -> %s %s requires %s", pin->via, pin->p->name, pin->c->v.text, d->req.canonical) < 0)
+		if (asprintf(&via, "%s -> %s %s requires %s", pin->via, pin->p->name, pin->c->v.text,
+			     d->req.canonical) < 0)
 			abort();
 		push(s, d, keep(s, via));
 	}
@@ -292,8 +293,8 @@ static int has_extra(char *const *v, size_t n, const char *e)
 static int check_pinned(struct rs *s, struct pin *pin, const struct preq *q)
 {
 	if (!udfb_pyspec_contains(q->dep->spec, &pin->c->v, 1)) {
-		note_failure(s, "%s %s was chosen for [%s], but [%s] needs %s%s", pin->p->name, pin->c->v.text, pin->via,
-			     q->via, pin->p->name, q->dep->req.specifier);
+		note_failure(s, "%s %s was chosen for [%s], but [%s] needs %s%s", pin->p->name, pin->c->v.text,
+			     pin->via, q->via, pin->p->name, q->dep->req.specifier);
 		return 0;
 	}
 	size_t extra = 0;
@@ -356,9 +357,10 @@ static void note_no_candidate(struct rs *s, const struct project *p, const struc
 	} else {
 		char have[256] = "";
 		for (size_t k = 0; k < p->n && strlen(have) < 200; k++)
-			snprintf(have + strlen(have), sizeof(have) - strlen(have), "%s%s", k ? ", " : "", p->c[k].v.text);
-		note_failure(s, "%s: no version matches %s%s (versions with a wheel for this runtime: %s) [%s]", p->name,
-			     p->name, q->dep->req.specifier, have, q->via);
+			snprintf(have + strlen(have), sizeof(have) - strlen(have), "%s%s", k ? ", " : "",
+				 p->c[k].v.text);
+		note_failure(s, "%s: no version matches %s%s (versions with a wheel for this runtime: %s) [%s]",
+			     p->name, p->name, q->dep->req.specifier, have, q->via);
 	}
 }
 
@@ -374,8 +376,9 @@ static int try_cand(struct rs *s, struct project *p, struct cand *c, const struc
 	if (load_deps(s, p, c, usable_file(c, q->dep)) < 0)
 		return -1;
 	struct pin *pin = &s->pins[s->n_pins++];
-	*pin = (struct pin){ .p = p, .c = c, .extras = q->dep->req.extras, .n_extras = q->dep->req.n_extras,
-			     .via = q->via };
+	*pin = (struct pin){
+		.p = p, .c = c, .extras = q->dep->req.extras, .n_extras = q->dep->req.n_extras, .via = q->via
+	};
 	udfb_debug("resolve: try %s %s for %s", p->name, c->v.text, q->via);
 	if (push_deps(s, pin) < 0)
 		return -1;

@@ -20,8 +20,8 @@
 #define UDFB_RESOLVE_MAX_STEPS 20000 /* candidates tried before giving up */
 
 struct udfb_lock_pkg {
-	char *name;     /* PEP 503 normalised */
-	char *version;  /* PEP 440 normalised */
+	char *name; /* PEP 503 normalised */
+	char *version; /* PEP 440 normalised */
 	char *filename; /* the wheel */
 	char sha256[65];
 	long long size; /* -1 when the index did not say */

@@ -126,9 +126,9 @@ static int parse_line(struct udfb_entry_points *out, char *line, enum section *s
 			line++, n--;
 		while (n && (line[n - 1] == '[' || line[n - 1] == ']'))
 			n--;
-		*sec = n == 15 && !strncmp(line, "console_scripts", n) ? SEC_CONSOLE :
-		       n == 11 && !strncmp(line, "gui_scripts", n)     ? SEC_GUI :
-									 SEC_OTHER;
+		*sec = n == 15 && !strncmp(line, "console_scripts", n) ? SEC_CONSOLE
+		       : n == 11 && !strncmp(line, "gui_scripts", n)   ? SEC_GUI
+								       : SEC_OTHER;
 		return 0;
 	}
 	return *sec == SEC_OTHER ? 0 : add_entry(out, line, wheel, no, err);

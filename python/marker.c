@@ -64,7 +64,7 @@ enum mop { M_ARBITRARY, M_COMPATIBLE, M_EQ, M_NE, M_LE, M_GE, M_LT, M_GT, M_IN, 
 /* Longest first; the text is what a version specifier starts with. */
 static const char *const op_texts[] = {
 	[M_ARBITRARY] = "===", [M_COMPATIBLE] = "~=", [M_EQ] = "==", [M_NE] = "!=",
-	[M_LE] = "<=",         [M_GE] = ">=",         [M_LT] = "<",  [M_GT] = ">",
+	[M_LE] = "<=",	       [M_GE] = ">=",	      [M_LT] = "<",  [M_GT] = ">",
 };
 
 struct mparse {
@@ -165,31 +165,19 @@ static const char *var_value(const struct mparse *p, enum mvar var)
 {
 	const struct udfb_pyenv *e = p->env;
 	switch (var) {
-	case V_PYTHON_VERSION:
-		return e->python_version;
+	case V_PYTHON_VERSION: return e->python_version;
 	case V_PYTHON_FULL_VERSION:
-	case V_IMPLEMENTATION_VERSION:
-		return e->python_full_version;
-	case V_OS_NAME:
-		return "posix";
-	case V_SYS_PLATFORM:
-		return "linux";
-	case V_PLATFORM_RELEASE:
-		return e->platform_release;
-	case V_PLATFORM_SYSTEM:
-		return "Linux";
-	case V_PLATFORM_VERSION:
-		return e->platform_version;
-	case V_PLATFORM_MACHINE:
-		return e->platform_machine;
-	case V_PLATFORM_PYTHON_IMPLEMENTATION:
-		return "CPython";
-	case V_IMPLEMENTATION_NAME:
-		return "cpython";
-	case V_EXTRA:
-		return p->extra;
-	case V_NONE:
-		break;
+	case V_IMPLEMENTATION_VERSION: return e->python_full_version;
+	case V_OS_NAME: return "posix";
+	case V_SYS_PLATFORM: return "linux";
+	case V_PLATFORM_RELEASE: return e->platform_release;
+	case V_PLATFORM_SYSTEM: return "Linux";
+	case V_PLATFORM_VERSION: return e->platform_version;
+	case V_PLATFORM_MACHINE: return e->platform_machine;
+	case V_PLATFORM_PYTHON_IMPLEMENTATION: return "CPython";
+	case V_IMPLEMENTATION_NAME: return "cpython";
+	case V_EXTRA: return p->extra;
+	case V_NONE: break;
 	}
 	return "";
 }
@@ -232,37 +220,20 @@ static int compare_strings(struct mparse *p, const char *l, enum mop op, const c
 {
 	int c = strcmp(l, r);
 	switch (op) {
-	case M_EQ:
-		*out = c == 0;
-		return 0;
-	case M_NE:
-		*out = c != 0;
-		return 0;
-	case M_LE:
-		*out = c <= 0;
-		return 0;
-	case M_GE:
-		*out = c >= 0;
-		return 0;
-	case M_LT:
-		*out = c < 0;
-		return 0;
-	case M_GT:
-		*out = c > 0;
-		return 0;
-	case M_IN:
-		*out = strstr(r, l) != NULL;
-		return 0;
-	case M_NOT_IN:
-		*out = strstr(r, l) == NULL;
-		return 0;
+	case M_EQ: *out = c == 0; return 0;
+	case M_NE: *out = c != 0; return 0;
+	case M_LE: *out = c <= 0; return 0;
+	case M_GE: *out = c >= 0; return 0;
+	case M_LT: *out = c < 0; return 0;
+	case M_GT: *out = c > 0; return 0;
+	case M_IN: *out = strstr(r, l) != NULL; return 0;
+	case M_NOT_IN: *out = strstr(r, l) == NULL; return 0;
 	case M_ARBITRARY:
 		/* Arbitrary equality is string equality anyway (packaging
 		 * would fail on a non-version here; nothing is gained by it). */
 		*out = strcasecmp(l, r) == 0;
 		return 0;
-	case M_COMPATIBLE:
-		break;
+	case M_COMPATIBLE: break;
 	}
 	return fail(p, "'~=' compares versions only");
 }

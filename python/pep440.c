@@ -22,8 +22,8 @@ int udfb_pep440_normalize(char **out, const char *s, int allow_wildcard, struct 
 	if (udfb_pyver_parse(&v, release, err) < 0)
 		return -1;
 	/* "1.0a1.*" or "1.0 .*" (parse allows surrounding blanks) are not prefixes. */
-	if (wildcard && (v.pre_kind || v.post >= 0 || v.dev >= 0 || v.local[0] ||
-			 release[strcspn(release, " \t\n\r\f\v")]))
+	if (wildcard &&
+	    (v.pre_kind || v.post >= 0 || v.dev >= 0 || v.local[0] || release[strcspn(release, " \t\n\r\f\v")]))
 		return udfb_err_set(err, UDFB_E_INVALID, "'%.64s' is not a valid PEP 440 version", s);
 	if (asprintf(out, "%s%s", v.text, wildcard ? ".*" : "") < 0)
 		abort();

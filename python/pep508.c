@@ -51,8 +51,7 @@ void udfb_pep503_normalize(char **out, const char *name)
 static char *parse_identifier(struct rparse *p)
 {
 	size_t start = p->i;
-	while (isalnum((unsigned char)p->s[p->i]) || p->s[p->i] == '-' || p->s[p->i] == '_' ||
-	       p->s[p->i] == '.')
+	while (isalnum((unsigned char)p->s[p->i]) || p->s[p->i] == '-' || p->s[p->i] == '_' || p->s[p->i] == '.')
 		p->i++;
 	size_t n = p->i - start;
 	if (n == 0 || !isalnum((unsigned char)p->s[start]) || !isalnum((unsigned char)p->s[p->i - 1])) {
@@ -216,11 +215,19 @@ static int parse_specifier(struct rparse *p, struct udfb_requirement *r)
 
 /* ---- markers ---- */
 
-static const char *const marker_vars[] = {
-	"python_version", "python_full_version", "os_name", "sys_platform", "platform_release",
-	"platform_system", "platform_version", "platform_machine", "platform_python_implementation",
-	"implementation_name", "implementation_version", "extra", NULL
-};
+static const char *const marker_vars[] = { "python_version",
+					   "python_full_version",
+					   "os_name",
+					   "sys_platform",
+					   "platform_release",
+					   "platform_system",
+					   "platform_version",
+					   "platform_machine",
+					   "platform_python_implementation",
+					   "implementation_name",
+					   "implementation_version",
+					   "extra",
+					   NULL };
 
 static const char *const marker_ops[] = { "===", "==", "!=", "<=", ">=", "~=", "<", ">", NULL };
 
@@ -245,8 +252,8 @@ static int parse_marker_value(struct rparse *p, struct udfb_buf *b)
 	}
 	for (int k = 0; marker_vars[k]; k++) {
 		size_t n = strlen(marker_vars[k]);
-		if (strncmp(p->s + p->i, marker_vars[k], n) == 0 &&
-		    !isalnum((unsigned char)p->s[p->i + n]) && p->s[p->i + n] != '_') {
+		if (strncmp(p->s + p->i, marker_vars[k], n) == 0 && !isalnum((unsigned char)p->s[p->i + n]) &&
+		    p->s[p->i + n] != '_') {
 			p->i += n;
 			return udfb_buf_addstr(b, marker_vars[k]);
 		}
@@ -306,8 +313,7 @@ static int match_keyword(struct rparse *p, const char *kw)
 	size_t save = p->i;
 	skip_ws(p);
 	size_t n = strlen(kw);
-	if (strncmp(p->s + p->i, kw, n) == 0 && !isalnum((unsigned char)p->s[p->i + n]) &&
-	    p->s[p->i + n] != '_') {
+	if (strncmp(p->s + p->i, kw, n) == 0 && !isalnum((unsigned char)p->s[p->i + n]) && p->s[p->i + n] != '_') {
 		p->i += n;
 		return 1;
 	}

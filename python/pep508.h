@@ -14,11 +14,11 @@
 #define UDFB_REQ_MAX_LEN 1024
 
 struct udfb_requirement {
-	char *name;      /* PEP 503 normalised */
-	char **extras;   /* normalised, sorted, unique */
+	char *name; /* PEP 503 normalised */
+	char **extras; /* normalised, sorted, unique */
 	size_t n_extras;
 	char *specifier; /* canonical clauses joined by ',' ("" when none) */
-	char *marker;    /* canonical marker text, NULL when none */
+	char *marker; /* canonical marker text, NULL when none */
 	char *canonical; /* name[extras]specifier; marker */
 };
 

@@ -16,7 +16,7 @@
 struct udfb_pytags {
 	char **tags; /* "cp312-cp312-manylinux_2_36_x86_64", in order */
 	size_t n_tags;
-	char **parts[3];       /* py, abi, plat names by id */
+	char **parts[3]; /* py, abi, plat names by id */
 	size_t n_parts[3];
 	struct udfb_strmap ids[3];
 	int *rank; /* [py][abi][plat] -> index in tags, or -1 */
@@ -61,8 +61,8 @@ static void add(struct udfb_pytags *t, const char *py, const char *abi, const ch
  * linux_<arch> alone. */
 static size_t platforms(char ***out, const struct udfb_pytarget *tg)
 {
-	static const char *const manylinux_arches[] = { "x86_64", "i686", "aarch64", "ppc64", "ppc64le", "s390x",
-							 "armv7l", "loongarch64", "riscv64", NULL };
+	static const char *const manylinux_arches[] = { "x86_64", "i686",   "aarch64",	   "ppc64",   "ppc64le",
+							"s390x",  "armv7l", "loongarch64", "riscv64", NULL };
 	int x86 = strcmp(tg->arch, "x86_64") == 0 || strcmp(tg->arch, "i686") == 0;
 	int manylinux = 0;
 	for (int k = 0; manylinux_arches[k]; k++)
@@ -74,7 +74,10 @@ static size_t platforms(char ***out, const struct udfb_pytarget *tg)
 	for (int m = tg->glibc_minor; manylinux && m >= (x86 ? 5 : 17); m--) {
 		if (asprintf(&v[n++], "manylinux_2_%d_%s", m, tg->arch) < 0)
 			abort();
-		const char *legacy = m == 17 ? "manylinux2014" : m == 12 ? "manylinux2010" : m == 5 ? "manylinux1" : NULL;
+		const char *legacy = m == 17   ? "manylinux2014"
+				     : m == 12 ? "manylinux2010"
+				     : m == 5  ? "manylinux1"
+					       : NULL;
 		if (legacy && asprintf(&v[n++], "%s_%s", legacy, tg->arch) < 0)
 			abort();
 	}
@@ -121,8 +124,8 @@ static void generate(struct udfb_pytags *t, const struct udfb_pytarget *tg, char
 
 static int target_ok(const struct udfb_pytarget *tg)
 {
-	if (tg->py_major != 3 || tg->py_minor < 0 || tg->py_minor > 99 || tg->glibc_major != 2 ||
-	    tg->glibc_minor < 0 || tg->glibc_minor > 999 || !tg->arch || !tg->arch[0] || strlen(tg->arch) > 32)
+	if (tg->py_major != 3 || tg->py_minor < 0 || tg->py_minor > 99 || tg->glibc_major != 2 || tg->glibc_minor < 0 ||
+	    tg->glibc_minor > 999 || !tg->arch || !tg->arch[0] || strlen(tg->arch) > 32)
 		return 0;
 	for (const char *c = tg->arch; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
@@ -142,9 +145,10 @@ static void clear_tags(struct udfb_pytags *t)
 int udfb_pytags_new(struct udfb_pytags **out, const struct udfb_pytarget *tg, struct udfb_err *err)
 {
 	if (!target_ok(tg))
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED,
-				    "python target %d.%d on glibc %d.%d (%.32s): only CPython 3 on glibc 2 is supported",
-				    tg->py_major, tg->py_minor, tg->glibc_major, tg->glibc_minor, tg->arch ? tg->arch : "?");
+		return udfb_err_set(
+			err, UDFB_E_UNSUPPORTED,
+			"python target %d.%d on glibc %d.%d (%.32s): only CPython 3 on glibc 2 is supported",
+			tg->py_major, tg->py_minor, tg->glibc_major, tg->glibc_minor, tg->arch ? tg->arch : "?");
 	struct udfb_pytags *t = calloc(1, sizeof(*t));
 	if (!t)
 		abort();

@@ -370,7 +370,7 @@ static const struct {
 } spec_ops[] = {
 	/* Longest first: "===" before "==". */
 	{ "===", OP_ARBITRARY }, { "~=", OP_COMPATIBLE }, { "==", OP_EQ }, { "!=", OP_NE },
-	{ "<=", OP_LE },         { ">=", OP_GE },         { "<", OP_LT },  { ">", OP_GT },
+	{ "<=", OP_LE },	 { ">=", OP_GE },	  { "<", OP_LT },  { ">", OP_GT },
 };
 
 static int take_op(const char **s, enum spec_op *op)
@@ -531,22 +531,14 @@ static int holds_greater(const struct clause *c, const struct udfb_pyver *v)
 static int clause_holds(const struct clause *c, const struct udfb_pyver *v)
 {
 	switch (c->op) {
-	case OP_COMPATIBLE:
-		return cmp_public(v, &c->v) >= 0 && prefix_match(v, &c->v, c->v.n_release - 1);
-	case OP_EQ:
-		return holds_equal(c, v);
-	case OP_NE:
-		return !holds_equal(c, v);
-	case OP_LE:
-		return cmp_public(v, &c->v) <= 0;
-	case OP_GE:
-		return cmp_public(v, &c->v) >= 0;
-	case OP_LT:
-		return holds_less(c, v);
-	case OP_GT:
-		return holds_greater(c, v);
-	case OP_ARBITRARY:
-		return strcasecmp(v->text, c->arbitrary) == 0;
+	case OP_COMPATIBLE: return cmp_public(v, &c->v) >= 0 && prefix_match(v, &c->v, c->v.n_release - 1);
+	case OP_EQ: return holds_equal(c, v);
+	case OP_NE: return !holds_equal(c, v);
+	case OP_LE: return cmp_public(v, &c->v) <= 0;
+	case OP_GE: return cmp_public(v, &c->v) >= 0;
+	case OP_LT: return holds_less(c, v);
+	case OP_GT: return holds_greater(c, v);
+	case OP_ARBITRARY: return strcasecmp(v->text, c->arbitrary) == 0;
 	}
 	return 0;
 }
@@ -567,8 +559,7 @@ static int clause_wants_prereleases(const struct clause *c)
 	case OP_COMPATIBLE:
 	case OP_EQ:
 	case OP_LE:
-	case OP_GE:
-		return udfb_pyver_is_prerelease(&c->v);
+	case OP_GE: return udfb_pyver_is_prerelease(&c->v);
 	case OP_ARBITRARY: {
 		struct udfb_pyver v;
 		struct udfb_err e = UDFB_ERR_INIT;
@@ -576,8 +567,7 @@ static int clause_wants_prereleases(const struct clause *c)
 		udfb_err_clear(&e);
 		return rc == 0 && udfb_pyver_is_prerelease(&v);
 	}
-	default:
-		return 0; /* as packaging: "!=2.0b1", "<2.0b1" do not ask for them */
+	default: return 0; /* as packaging: "!=2.0b1", "<2.0b1" do not ask for them */
 	}
 }
 

@@ -10,8 +10,8 @@
 
 #include "common/err.h"
 
-#define UDFB_PYVER_MAX_LEN 128     /* version text */
-#define UDFB_PYVER_MAX_RELEASE 16  /* release segments */
+#define UDFB_PYVER_MAX_LEN 128 /* version text */
+#define UDFB_PYVER_MAX_RELEASE 16 /* release segments */
 #define UDFB_PYSPEC_MAX_CLAUSES 32
 
 struct udfb_pyver {
@@ -19,11 +19,11 @@ struct udfb_pyver {
 	long long release[UDFB_PYVER_MAX_RELEASE];
 	size_t n_release;
 	char pre_kind; /* 0: none; 'a', 'b' or 'c' (rc) */
-	long long pre;                         /* -1: none */
-	long long post;                        /* -1: none */
-	long long dev;                         /* -1: none */
-	char local[UDFB_PYVER_MAX_LEN + 1];    /* normalised ("ubuntu.1"), "" when none */
-	char text[UDFB_PYVER_MAX_LEN + 16];    /* normalised text ("1!2.0rc1.post2+abc") */
+	long long pre; /* -1: none */
+	long long post; /* -1: none */
+	long long dev; /* -1: none */
+	char local[UDFB_PYVER_MAX_LEN + 1]; /* normalised ("ubuntu.1"), "" when none */
+	char text[UDFB_PYVER_MAX_LEN + 16]; /* normalised text ("1!2.0rc1.post2+abc") */
 };
 
 /* Parse (and normalise) a version, as Python's packaging does (surrounding

@@ -13,7 +13,8 @@ void udfb_record_b64(char out[WHEEL_B64_SHA256_LEN + 1], const char digest[UDFB_
 	unsigned char raw[33] = { 0 }; /* a spare zero byte completes the last group of 3 */
 	for (int k = 0; k < 32; k++) {
 		char h = hex[2 * k], l = hex[2 * k + 1];
-		raw[k] = (unsigned char)(((h <= '9' ? h - '0' : h - 'a' + 10) << 4) | (l <= '9' ? l - '0' : l - 'a' + 10));
+		raw[k] = (unsigned char)(((h <= '9' ? h - '0' : h - 'a' + 10) << 4) |
+					 (l <= '9' ? l - '0' : l - 'a' + 10));
 	}
 	char tmp[45];
 	size_t o = 0;
@@ -136,8 +137,7 @@ static int parse_rows(struct udfb_record *r, struct csv *c, const char *wheel, s
 	return rc;
 }
 
-int udfb_record_parse(struct udfb_record *r, const char *text, size_t len, const char *wheel,
-		      struct udfb_err *err)
+int udfb_record_parse(struct udfb_record *r, const char *text, size_t len, const char *wheel, struct udfb_err *err)
 {
 	memset(r, 0, sizeof(*r));
 	udfb_strmap_init(&r->index);

@@ -117,7 +117,10 @@ static int parse_escape(struct tp *p, struct udfb_buf *b)
 	unsigned long cp = 0;
 	for (size_t d = 0; d < digits; d++) {
 		char h = p->s[p->i++];
-		int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+		int v = h >= '0' && h <= '9'   ? h - '0'
+			: h >= 'a' && h <= 'f' ? h - 'a' + 10
+			: h >= 'A' && h <= 'F' ? h - 'A' + 10
+					       : -1;
 		if (v < 0)
 			return fail(p, "bad unicode escape");
 		cp = cp * 16 + (unsigned long)v;
@@ -175,7 +178,7 @@ static int parse_key(struct tp *p, struct udfb_buf *key)
 		} else {
 			size_t start = p->i;
 			while ((c = peek(p)) != -1 && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-						      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+						       (c >= '0' && c <= '9') || c == '_' || c == '-'))
 				p->i++;
 			if (p->i == start)
 				return fail(p, "expected a key");

@@ -50,8 +50,10 @@ static int note_file(struct udfb_winst *in, struct archive_entry *e, const char 
 	if (!udfb_strmap_put(&in->by_zip, f->zipname, in->n_files - 1))
 		return refuse(in, name, "listed twice in the zip", err);
 	if (f->size < 0 || f->size > in->limit - in->total)
-		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': its files unpack to more than %lld bytes (%s)", in->path,
-				    in->limit, in->limit < UDFB_WHEEL_MAX_UNPACKED ? "what is left of packages-max-unpacked" : "the limit per wheel");
+		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': its files unpack to more than %lld bytes (%s)",
+				    in->path, in->limit,
+				    in->limit < UDFB_WHEEL_MAX_UNPACKED ? "what is left of packages-max-unpacked"
+									: "the limit per wheel");
 	in->total += f->size;
 	return 0;
 }
@@ -70,7 +72,8 @@ static int scan(struct udfb_winst *in, struct udfb_err *err)
 			break;
 		if (is_dir)
 			continue; /* pip makes directories for files only */
-		if ((rc = note_file(in, e, name, err)) < 0 || (dl && (rc = keep_distinfo_file(in, &z, name, dl, err)) < 0))
+		if ((rc = note_file(in, e, name, err)) < 0 ||
+		    (dl && (rc = keep_distinfo_file(in, &z, name, dl, err)) < 0))
 			break;
 	}
 	udfb_wzip_close(&z);
@@ -122,7 +125,8 @@ static int find_project(struct udfb_winst *in, struct udfb_err *err)
 	if (!in->distinfo)
 		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': no .dist-info directory", in->path);
 	size_t n = strcspn(in->distinfo, "-");
-	if (n == 0 || !in->distinfo[n] || strspn(in->distinfo, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._") < n ||
+	if (n == 0 || !in->distinfo[n] ||
+	    strspn(in->distinfo, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._") < n ||
 	    in->distinfo[0] == '.')
 		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': '%s' is not <name>-<version>.dist-info", in->path,
 				    in->distinfo);
@@ -140,8 +144,9 @@ static int find_project(struct udfb_winst *in, struct udfb_err *err)
 	int same = strcmp(norm, wn.name) == 0;
 	udfb_wheelname_free(&wn);
 	if (!same)
-		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': '%s' does not belong to the project the file name names",
-				    in->path, in->distinfo);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "wheel '%s': '%s' does not belong to the project the file name names", in->path,
+				    in->distinfo);
 	return 0;
 }
 
@@ -234,8 +239,8 @@ static int check_record(struct udfb_winst *in, const struct udfb_wfile *f, struc
 	return 0;
 }
 
-static int claim_dest(struct udfb_winst *in, const char *dest, const char *what, struct udfb_layer_writer *w,
-		      size_t id, struct udfb_err *err)
+static int claim_dest(struct udfb_winst *in, const char *dest, const char *what, struct udfb_layer_writer *w, size_t id,
+		      struct udfb_err *err)
 {
 	if (!udfb_strmap_put(&in->by_dest, dest, id))
 		return refuse(in, what, "installed twice (to the same path)", err);
@@ -250,7 +255,8 @@ static int claim_dest(struct udfb_winst *in, const char *dest, const char *what,
 		int kind = udfb_layer_contains(w, full);
 		full[k] = '/';
 		if (kind == 1)
-			return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': '%.*s' is a file in the layer, '%s' needs a directory",
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "wheel '%s': '%.*s' is a file in the layer, '%s' needs a directory",
 					    in->path, (int)k, full, dest);
 		if (kind == 0)
 			break; /* no deeper parent can be there */
@@ -336,8 +342,8 @@ static int add_to_layer(struct udfb_winst *in, struct udfb_layer_writer *w, stru
 			if (!v[k].dest)
 				continue;
 			cleanup_free char *full = join3(in->o->target, "/", v[k].dest);
-			if (udfb_layer_add_file_range(w, full, in->pack, v[k].offset, v[k].out_size, v[k].exec || v[k].script,
-						      err) < 0)
+			if (udfb_layer_add_file_range(w, full, in->pack, v[k].offset, v[k].out_size,
+						      v[k].exec || v[k].script, err) < 0)
 				return -1;
 		}
 	}
@@ -375,7 +381,8 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	if (check_opts(o, err) < 0)
 		return -1;
 	struct udfb_winst in = { .path = path, .o = o, .pack_fd = -1 };
-	in.limit = o->max_unpacked > 0 && o->max_unpacked < UDFB_WHEEL_MAX_UNPACKED ? o->max_unpacked : UDFB_WHEEL_MAX_UNPACKED;
+	in.limit = o->max_unpacked > 0 && o->max_unpacked < UDFB_WHEEL_MAX_UNPACKED ? o->max_unpacked
+										    : UDFB_WHEEL_MAX_UNPACKED;
 	udfb_strmap_init(&in.by_zip);
 	udfb_strmap_init(&in.by_dest);
 	udfb_strmap_init(&in.eps.names);

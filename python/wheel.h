@@ -23,9 +23,9 @@
  * (packaging compares them so); the name is checked as packaging does
  * ([A-Za-z0-9._], no "__"), the build tag starts with a digit. */
 struct udfb_wheelname {
-	char *name;    /* PEP 503 normalised */
+	char *name; /* PEP 503 normalised */
 	char *version; /* PEP 440 normalised */
-	char *build;   /* "" when none */
+	char *build; /* "" when none */
 	char **py, **abi, **plat;
 	size_t n_py, n_abi, n_plat;
 };
@@ -35,9 +35,9 @@ void udfb_wheelname_free(struct udfb_wheelname *w);
 
 /* The target interpreter and platform wheels must run on. */
 struct udfb_pytarget {
-	int py_major, py_minor;         /* 3, 12 */
-	int glibc_major, glibc_minor;   /* 2, 36: manylinux levels up to this */
-	const char *arch;               /* "x86_64", "aarch64" */
+	int py_major, py_minor; /* 3, 12 */
+	int glibc_major, glibc_minor; /* 2, 36: manylinux levels up to this */
+	const char *arch; /* "x86_64", "aarch64" */
 };
 
 /* The tags the target supports, most specific first, as pip orders them
@@ -58,10 +58,10 @@ char *udfb_pytags_describe(const struct udfb_pytags *t);
 /* Core metadata (METADATA, PKG-INFO, PEP 658 .metadata files): RFC 822
  * style headers up to the first blank line, continuation lines joined. */
 struct udfb_pkgmeta {
-	char *name;            /* as written */
-	char *version;         /* as written */
+	char *name; /* as written */
+	char *version; /* as written */
 	char *requires_python; /* NULL when absent */
-	char **requires_dist;  /* as written, in order */
+	char **requires_dist; /* as written, in order */
 	size_t n_requires_dist;
 	char **provides_extra;
 	size_t n_provides_extra;
@@ -79,9 +79,9 @@ int udfb_wheel_read_metadata(char **text, size_t *len, const char *path, struct 
 struct udfb_layer_writer;
 
 struct udfb_wheel_install_opts {
-	const char *target;  /* in the layer, e.g. "app/packages" */
-	const char *python;  /* the command scripts run with: "/usr/bin/env python3" */
-	const char *tmpdir;  /* files are unpacked here until the layer is written */
+	const char *target; /* in the layer, e.g. "app/packages" */
+	const char *python; /* the command scripts run with: "/usr/bin/env python3" */
+	const char *tmpdir; /* files are unpacked here until the layer is written */
 	const char *installer; /* INSTALLER's content (one line), "udf-builder" */
 	/* The most bytes the wheel's files may unpack to (what is left of a
 	 * build's packages-max-unpacked); 0 for UDFB_WHEEL_MAX_UNPACKED. */

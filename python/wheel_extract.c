@@ -127,8 +127,8 @@ static int bad_entry(struct udfb_winst *in, const struct udfb_wfile *f, const ch
 }
 
 /* Read the current entry's bytes through h (the zip's bytes) into o. */
-static int pump(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_wfile *f, struct out *o,
-		struct udfb_sha256 *h, long long limit, long long *got, struct udfb_err *err)
+static int pump(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_wfile *f, struct out *o, struct udfb_sha256 *h,
+		long long limit, long long *got, struct udfb_err *err)
 {
 	struct shebang sb = { .python = in->o->python };
 	for (;;) {

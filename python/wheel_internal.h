@@ -14,12 +14,12 @@
 #include "common/strmap.h"
 #include "python/wheel.h"
 
-#define WHEEL_MAX_NAME 1024              /* bytes of one entry name */
+#define WHEEL_MAX_NAME 1024 /* bytes of one entry name */
 #define WHEEL_MAX_WHEEL_FILE (64u << 10) /* .dist-info/WHEEL */
-#define WHEEL_MAX_RECORD (64u << 20)     /* .dist-info/RECORD: 100,000 rows of long paths */
+#define WHEEL_MAX_RECORD (64u << 20) /* .dist-info/RECORD: 100,000 rows of long paths */
 #define WHEEL_MAX_ENTRY_POINTS (1u << 20)
-#define WHEEL_MAX_SCRIPTS 10000          /* console and GUI scripts of one wheel */
-#define WHEEL_B64_SHA256_LEN 43          /* urlsafe base64 of 32 bytes, no padding */
+#define WHEEL_MAX_SCRIPTS 10000 /* console and GUI scripts of one wheel */
+#define WHEEL_B64_SHA256_LEN 43 /* urlsafe base64 of 32 bytes, no padding */
 
 /* RFC 822 headers of text up to the first blank line, continuation lines
  * joined: fn gets each header's name and unfolded, trimmed value (both
@@ -43,8 +43,7 @@ int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err);
 void udfb_wzip_close(struct udfb_wzip *z);
 /* 1 with the next entry and its checked name (see udfb_wheel_check_name),
  * 0 at the end, -1 on errors (and past UDFB_WHEEL_MAX_FILES entries). */
-int udfb_wzip_next(struct udfb_wzip *z, struct archive_entry **e, const char **name, int *is_dir,
-		   struct udfb_err *err);
+int udfb_wzip_next(struct udfb_wzip *z, struct archive_entry **e, const char **name, int *is_dir, struct udfb_err *err);
 /* The current entry's data, at most max bytes (NUL-terminated). */
 int udfb_wzip_read_small(struct udfb_wzip *z, char **out, size_t *len, size_t max, const char *name,
 			 struct udfb_err *err);
@@ -71,8 +70,7 @@ struct udfb_record {
 	size_t n;
 	struct udfb_strmap index; /* path -> row */
 };
-int udfb_record_parse(struct udfb_record *r, const char *text, size_t len, const char *wheel,
-		      struct udfb_err *err);
+int udfb_record_parse(struct udfb_record *r, const char *text, size_t len, const char *wheel, struct udfb_err *err);
 const struct udfb_record_row *udfb_record_find(const struct udfb_record *r, const char *path);
 void udfb_record_free(struct udfb_record *r);
 /* One CSV row as Python's csv writer makes it (quoted when needed, \r\n). */
@@ -80,9 +78,9 @@ int udfb_record_add_row(struct udfb_buf *b, const char *path, const char *b64, l
 
 /* entry_points.txt: the [console_scripts] and [gui_scripts] sections. */
 struct udfb_entry_point {
-	char *name;   /* the script's file name */
+	char *name; /* the script's file name */
 	char *module; /* "pkg.cli" */
-	char *attr;   /* "main" or "Cls.method" */
+	char *attr; /* "main" or "Cls.method" */
 };
 struct udfb_entry_points {
 	struct udfb_entry_point *v;
@@ -102,11 +100,11 @@ int udfb_entry_point_script(struct udfb_buf *b, const struct udfb_entry_point *e
  * wheel_extract.c (streaming the files out, generated files). */
 struct udfb_wfile {
 	char *zipname;
-	char *dest;     /* relative to the target; NULL: not installed */
+	char *dest; /* relative to the target; NULL: not installed */
 	long long size; /* declared by the zip */
-	int exec;       /* an executable bit in the zip's unix mode */
-	int script;     /* .data/scripts/: shebang rewritten, 0755 */
-	int exempt;     /* RECORD's signatures: no hash required */
+	int exec; /* an executable bit in the zip's unix mode */
+	int script; /* .data/scripts/: shebang rewritten, 0755 */
+	int exempt; /* RECORD's signatures: no hash required */
 	long long offset, out_size; /* the installed bytes in the pack */
 	char b64[WHEEL_B64_SHA256_LEN + 1]; /* of the installed bytes */
 };

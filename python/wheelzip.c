@@ -114,8 +114,7 @@ size_t udfb_wheel_distinfo_len(const char *name)
 	return n;
 }
 
-int udfb_wzip_next(struct udfb_wzip *z, struct archive_entry **e, const char **name, int *is_dir,
-		   struct udfb_err *err)
+int udfb_wzip_next(struct udfb_wzip *z, struct archive_entry **e, const char **name, int *is_dir, struct udfb_err *err)
 {
 	int rc = archive_read_next_header(z->a, e);
 	if (rc == ARCHIVE_EOF)
@@ -157,8 +156,8 @@ int udfb_wzip_read_small(struct udfb_wzip *z, char **out, size_t *len, size_t ma
 			break;
 		if (udfb_buf_add(&b, chunk, (size_t)n) < 0) {
 			udfb_buf_free(&b);
-			return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry '%s': larger than %zu bytes", z->path,
-					    name, max);
+			return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry '%s': larger than %zu bytes",
+					    z->path, name, max);
 		}
 	}
 	*out = udfb_buf_steal(&b, len);

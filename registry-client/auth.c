@@ -54,7 +54,8 @@ char *udfb_auth_basic(const char *user, const char *pass)
 	return out;
 }
 
-void udfb_auth_init(struct udfb_auth *a, const char *host, const struct udfb_cred_source *src, const struct udfb_tls *tls)
+void udfb_auth_init(struct udfb_auth *a, const char *host, const struct udfb_cred_source *src,
+		    const struct udfb_tls *tls)
 {
 	memset(a, 0, sizeof(*a));
 	pthread_mutex_init(&a->mu, NULL);
@@ -124,14 +125,14 @@ static struct auth_token *token_slot(struct udfb_auth *a)
 	return t;
 }
 
-
 /* Scopes asked for plus the challenge's own, each once (at most 16). */
 static size_t scope_list(char **out, size_t max, char *mine, char *theirs)
 {
 	size_t n = 0;
 	char *lists[] = { mine, theirs }, *save = NULL;
 	for (int k = 0; k < 2; k++) {
-		for (char *s = lists[k] ? strtok_r(lists[k], " ", &save) : NULL; s && n < max; s = strtok_r(NULL, " ", &save)) {
+		for (char *s = lists[k] ? strtok_r(lists[k], " ", &save) : NULL; s && n < max;
+		     s = strtok_r(NULL, " ", &save)) {
 			int dup = 0;
 			for (size_t j = 0; j < n; j++)
 				dup |= strcmp(out[j], s) == 0;
@@ -171,7 +172,10 @@ static int realm_rules(struct udfb_auth *a, struct udfb_tls *tls, struct udfb_er
 	if (!host || !(https || http))
 		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: its token server is not an http(s) URL", a->host);
 	if (http && p == UDFB_HOST_SECURE)
-		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: its token server %s is plain http; list it in UDFB_REGISTRY_INSECURE to allow that", a->host, host);
+		return udfb_err_set(
+			err, UDFB_E_UNAVAILABLE,
+			"%s: its token server %s is plain http; list it in UDFB_REGISTRY_INSECURE to allow that",
+			a->host, host);
 	*tls = a->tls;
 	tls->verify = p != UDFB_HOST_INSECURE;
 	return 0;
@@ -189,7 +193,8 @@ static int parse_token(struct auth_token *t, const struct udfb_buf *body, const 
 		good = *p > 0x20 && *p < 0x7f; /* it goes into a header line */
 	if (!good) {
 		json_decref(j);
-		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "token server %s: no usable token in its answer", realm_host);
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "token server %s: no usable token in its answer",
+				    realm_host);
 	}
 	json_int_t exp = json_integer_value(json_object_get(j, "expires_in"));
 	if (exp <= 0 || exp > 86400)
@@ -216,7 +221,9 @@ static void token_request(struct udfb_auth *a, CURL *c, const char *scope, struc
 		curl_free(rt);
 		*url = strdup(realm);
 		req->method = "POST";
-		req->body = (struct udfb_http_body){ .kind = UDFB_BODY_MEM, .data = *body, .size = (long long)strlen(*body) };
+		req->body = (struct udfb_http_body){ .kind = UDFB_BODY_MEM,
+						     .data = *body,
+						     .size = (long long)strlen(*body) };
 		req->headers = curl_slist_append(req->headers, "Content-Type: application/x-www-form-urlencoded");
 	} else {
 		if (asprintf(url, "%s%c%s", realm, strchr(realm, '?') ? '&' : '?', q) < 0)
@@ -275,8 +282,9 @@ static int fetch_token(struct udfb_auth *a, CURL *c, const char *scope, struct a
 		if (r.status == 200 && r.rc == CURLE_OK)
 			rc = parse_token(t, &body, rhost, err);
 		else if (!transient || attempt >= UDFB_RETRY_DEFAULT)
-			rc = r.too_big ? udfb_err_set(err, UDFB_E_UNAVAILABLE, "token server %s: answer too large", rhost)
-				       : token_status(a, &r, rhost, err);
+			rc = r.too_big
+				     ? udfb_err_set(err, UDFB_E_UNAVAILABLE, "token server %s: answer too large", rhost)
+				     : token_status(a, &r, rhost, err);
 		long wait = transient ? udfb_retry_delay_ms(attempt, r.retry_after, time(NULL)) : 0;
 		udfb_http_resp_clear(&r);
 		if (rc == 0 || err->msg)
@@ -353,8 +361,9 @@ int udfb_auth_challenged(struct udfb_auth *a, const char *www_authenticate, cons
 	int rc = load_cred(a, err);
 	char why[512];
 	if (rc == 0 && ch.scheme == UDFB_AUTH_BASIC && a->cred_state != 1)
-		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: UNAUTHORIZED: the registry wants a user name and password%s",
-				  a->host, udfb_auth_describe(a, why, sizeof(why)));
+		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE,
+				  "%s: UNAUTHORIZED: the registry wants a user name and password%s", a->host,
+				  udfb_auth_describe(a, why, sizeof(why)));
 	pthread_mutex_unlock(&a->mu);
 	return rc;
 }

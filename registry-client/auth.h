@@ -36,7 +36,7 @@ struct udfb_cred {
 	char *username;
 	char *password;
 	char *identity_token; /* an OAuth2 refresh token (docker's identitytoken) */
-	char *source;         /* where they came from, for messages: a path or a helper */
+	char *source; /* where they came from, for messages: a path or a helper */
 };
 
 void udfb_cred_clear(struct udfb_cred *c);
@@ -69,7 +69,8 @@ struct udfb_auth {
 	} tokens[UDFB_AUTH_TOKENS];
 };
 
-void udfb_auth_init(struct udfb_auth *a, const char *host, const struct udfb_cred_source *src, const struct udfb_tls *tls);
+void udfb_auth_init(struct udfb_auth *a, const char *host, const struct udfb_cred_source *src,
+		    const struct udfb_tls *tls);
 void udfb_auth_destroy(struct udfb_auth *a);
 /* The Authorization header line for a request needing scope (space-separated
  * "repository:NAME:ACTIONS" items), or *out NULL when none is needed yet.

@@ -43,7 +43,9 @@ int reg_blob_exists(struct udfb_registry *r, const char *repo, const char *diges
 	if (reg_call(r, &c, &h, &transient, err) < 0)
 		return -1;
 	/* A redirect to storage also says the blob is there. */
-	int rc = h.status == 404 ? 0 : (h.status == 200 || (h.status >= 300 && h.status < 400)) ? 1 : reg_status_error(r, what, &h, err);
+	int rc = h.status == 404					    ? 0
+		 : (h.status == 200 || (h.status >= 300 && h.status < 400)) ? 1
+									    : reg_status_error(r, what, &h, err);
 	udfb_http_resp_clear(&h);
 	return rc;
 }
@@ -98,8 +100,12 @@ static int put_file(struct udfb_registry *r, const char *repo, const struct udfb
 		abort();
 	cleanup_free char *url = reg_resolve(r, location, extra);
 	if (!url)
-		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry gave an unusable upload location", r->host, repo);
-	struct reg_call c = { .method = "PUT", .path = url, .scope = scope, .once = 1,
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry gave an unusable upload location",
+				    r->host, repo);
+	struct reg_call c = { .method = "PUT",
+			      .path = url,
+			      .scope = scope,
+			      .once = 1,
 			      .content_type = "application/octet-stream",
 			      .body = { .kind = UDFB_BODY_FILE, .fd = fd, .size = b->size } };
 	struct udfb_http_resp h;
@@ -110,7 +116,8 @@ static int put_file(struct udfb_registry *r, const char *repo, const struct udfb
 		*transient = udfb_retry_status(h.status) || h.status == 404; /* 404: the upload expired */
 		rc = reg_status_error(r, what, &h, err);
 	} else if (h.docker_digest && strcmp(h.docker_digest, b->digest) != 0) {
-		rc = udfb_err_set(err, UDFB_E_INTERNAL, "%s/%s: the registry stored it as %s", r->host, what, h.docker_digest);
+		rc = udfb_err_set(err, UDFB_E_INTERNAL, "%s/%s: the registry stored it as %s", r->host, what,
+				  h.docker_digest);
 	}
 	udfb_http_resp_clear(&h);
 	return rc;
@@ -145,7 +152,8 @@ int reg_blob_upload(struct udfb_registry *r, const char *repo, const struct udfb
 		if (!transient || attempt >= r->retries)
 			return -1;
 		long wait = udfb_retry_delay_ms(attempt, NULL, time(NULL));
-		udfb_info("registry %s: upload of %s failed (%s); restarting it in %ld ms", r->host, b->digest, err->msg, wait);
+		udfb_info("registry %s: upload of %s failed (%s); restarting it in %ld ms", r->host, b->digest,
+			  err->msg, wait);
 		udfb_err_clear(err);
 		udfb_retry_sleep_ms(wait);
 	}
@@ -179,11 +187,14 @@ static int to_file(const char *p, size_t n, void *ctx)
 static int fetch_once(struct udfb_registry *r, const char *repo, const char *digest, int fd, int *transient,
 		      struct udfb_err *err)
 {
-	cleanup_free char *path = blob_path(repo, digest), *what = what_of(repo, digest), *scope = reg_scope(repo, "pull");
+	cleanup_free char *path = blob_path(repo, digest), *what = what_of(repo, digest),
+			  *scope = reg_scope(repo, "pull");
 	if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
 		return udfb_err_sys(err, errno, "blob %s", digest);
 	struct file_sink s = { .fd = fd, .hash = udfb_sha256_new() };
-	struct reg_call c = { .method = "GET", .path = path, .scope = scope, .follow = 1, .once = 1, .sink = to_file, .sink_ctx = &s };
+	struct reg_call c = {
+		.method = "GET", .path = path, .scope = scope, .follow = 1, .once = 1, .sink = to_file, .sink_ctx = &s
+	};
 	struct udfb_http_resp h;
 	char got[UDFB_DIGEST_LEN + 1];
 	int rc = reg_call(r, &c, &h, transient, err);

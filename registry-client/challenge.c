@@ -163,7 +163,8 @@ int udfb_auth_parse_challenge(struct udfb_auth_challenge *out, const char *value
 	if (started)
 		settle(out, &cur);
 	if (out->scheme == UDFB_AUTH_NONE)
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "the registry asks for an authentication scheme other than Basic or Bearer");
+		return udfb_err_set(err, UDFB_E_UNSUPPORTED,
+				    "the registry asks for an authentication scheme other than Basic or Bearer");
 	return 0;
 }
 

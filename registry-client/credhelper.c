@@ -32,7 +32,8 @@ static int helper_name_valid(const char *h)
 	if (!*h || strlen(h) > 64)
 		return 0;
 	for (const char *c = h; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr("._-", *c)))
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		      strchr("._-", *c)))
 			return 0;
 	return 1;
 }
@@ -44,12 +45,32 @@ static int helper_name_valid(const char *h)
  * directories, and the cloud SDKs' own variables (ecr-login, gcr, acr). */
 static int helper_var(const char *kv)
 {
-	static const char *const names[] = { "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
-					     "TMPDIR", "DOCKER_CONFIG", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
-					     "XDG_CACHE_HOME", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
-					     "PASSWORD_STORE_DIR", "GNUPGHOME", "SSL_CERT_FILE", "SSL_CERT_DIR",
-					     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-					     "no_proxy", "GOOGLE_APPLICATION_CREDENTIALS" };
+	static const char *const names[] = { "PATH",
+					     "HOME",
+					     "USER",
+					     "LOGNAME",
+					     "LANG",
+					     "LC_ALL",
+					     "LC_CTYPE",
+					     "TZ",
+					     "TMPDIR",
+					     "DOCKER_CONFIG",
+					     "XDG_CONFIG_HOME",
+					     "XDG_DATA_HOME",
+					     "XDG_CACHE_HOME",
+					     "XDG_RUNTIME_DIR",
+					     "DBUS_SESSION_BUS_ADDRESS",
+					     "PASSWORD_STORE_DIR",
+					     "GNUPGHOME",
+					     "SSL_CERT_FILE",
+					     "SSL_CERT_DIR",
+					     "HTTP_PROXY",
+					     "HTTPS_PROXY",
+					     "NO_PROXY",
+					     "http_proxy",
+					     "https_proxy",
+					     "no_proxy",
+					     "GOOGLE_APPLICATION_CREDENTIALS" };
 	static const char *const prefixes[] = { "AWS_", "CLOUDSDK_", "AZURE_" };
 	const char *eq = strchr(kv, '=');
 	if (!eq)
@@ -103,7 +124,8 @@ static int spawn(pid_t *pid, int *in, int *out, const char *prog, struct udfb_er
 	close(sout[1]);
 	if (rc != 0) {
 		close(sin[0]), close(sout[0]);
-		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "credential helper %s: cannot run it: %s", prog, strerror(rc));
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "credential helper %s: cannot run it: %s", prog,
+				    strerror(rc));
 	}
 	*in = sin[0];
 	*out = sout[0];
@@ -181,14 +203,16 @@ int udfb_dockercfg_helper_get(struct udfb_cred *out, const char *helper, const c
 		;
 	int rc;
 	if (rd < 0)
-		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "credential helper %s: no answer within %d s, or too long", prog, HELPER_TIMEOUT_MS / 1000);
+		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "credential helper %s: no answer within %d s, or too long",
+				  prog, HELPER_TIMEOUT_MS / 1000);
 	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		rc = parse_answer(out, &b, prog, err) < 0 ? -1 : 1;
 	else if (b.data && strstr(b.data, "credentials not found"))
 		rc = 0;
 	else
 		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "credential helper %s failed (%s %d)", prog,
-				  WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+				  WIFEXITED(status) ? "exit" : "signal",
+				  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	if (b.data)
 		OPENSSL_cleanse(b.data, b.len);
 	udfb_buf_free(&b);

@@ -169,7 +169,8 @@ int udfb_dockercfg_lookup(struct udfb_cred *out, const char *path, const char *h
 	return rc;
 }
 
-static int source_lookup(const struct udfb_cred_source *s, const char *host, struct udfb_cred *out, struct udfb_err *err)
+static int source_lookup(const struct udfb_cred_source *s, const char *host, struct udfb_cred *out,
+			 struct udfb_err *err)
 {
 	(void)s;
 	cleanup_free char *path = udfb_dockercfg_path();

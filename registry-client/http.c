@@ -98,14 +98,16 @@ static void set_method(CURL *c, const struct udfb_http_req *req, struct xfer *x)
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(m, "POST") == 0) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body.kind == UDFB_BODY_MEM ? req->body.size : 0));
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(req->body.kind == UDFB_BODY_MEM ? req->body.size : 0));
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body.kind == UDFB_BODY_MEM ? req->body.data : "");
 	} else if (strcmp(m, "DELETE") == 0) {
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
 	} else {
 		/* PUT and PATCH: an upload of exactly body.size bytes. */
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(req->body.kind == UDFB_BODY_NONE ? 0 : req->body.size));
+		curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)(req->body.kind == UDFB_BODY_NONE ? 0 : req->body.size));
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(c, CURLOPT_READDATA, x);
 		curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
@@ -247,7 +249,8 @@ char *udfb_http_url_host(const char *url)
 {
 	CURLU *u = curl_url();
 	char *host = NULL, *port = NULL, *out = NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
 		curl_url_get(u, CURLUPART_PORT, &port, 0);
 		if (asprintf(&out, "%s%s%s", host, port ? ":" : "", port ? port : "") < 0)
 			abort();

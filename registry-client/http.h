@@ -23,8 +23,8 @@ typedef int (*udfb_http_sink)(const char *p, size_t n, void *ctx);
 struct udfb_http_body {
 	enum udfb_http_body_kind kind;
 	const char *data; /* MEM */
-	int fd;           /* FILE: read with pread from offset 0 */
-	long long size;   /* MEM, FILE, STREAM: the exact length sent */
+	int fd; /* FILE: read with pread from offset 0 */
+	long long size; /* MEM, FILE, STREAM: the exact length sent */
 	udfb_http_reader read;
 	void *read_ctx;
 };
@@ -35,7 +35,7 @@ enum udfb_host_policy { UDFB_HOST_SECURE, UDFB_HOST_LOOPBACK, UDFB_HOST_INSECURE
 
 struct udfb_tls {
 	const char *ca_bundle; /* NULL: the system's */
-	int verify;            /* 0 only for hosts the operator listed as insecure */
+	int verify; /* 0 only for hosts the operator listed as insecure */
 };
 
 struct udfb_http_req {
@@ -43,22 +43,22 @@ struct udfb_http_req {
 	const char *url;
 	struct curl_slist *headers;
 	struct udfb_http_body body;
-	struct udfb_buf *resp;  /* 2xx body (bounded); NULL: kept only for errors */
-	udfb_http_sink sink;    /* 2xx body streamed here instead */
+	struct udfb_buf *resp; /* 2xx body (bounded); NULL: kept only for errors */
+	udfb_http_sink sink; /* 2xx body streamed here instead */
 	void *sink_ctx;
-	int follow;             /* follow redirects (blob GETs land on storage) */
+	int follow; /* follow redirects (blob GETs land on storage) */
 	const struct udfb_tls *tls;
 };
 
 struct udfb_http_resp {
-	long status;  /* 0 when no response came */
-	CURLcode rc;  /* CURLE_OK when a response came */
+	long status; /* 0 when no response came */
+	CURLcode rc; /* CURLE_OK when a response came */
 	char curl_msg[CURL_ERROR_SIZE];
-	int too_big;  /* the body passed its buffer's limit */
+	int too_big; /* the body passed its buffer's limit */
 	int sink_failed;
 	long long body_bytes;
 	struct udfb_buf err_body; /* non-2xx body, bounded */
-	char *www_authenticate;   /* every challenge, joined with ", " */
+	char *www_authenticate; /* every challenge, joined with ", " */
 	char *location;
 	char *docker_digest;
 	char *content_type;

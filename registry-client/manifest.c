@@ -45,7 +45,8 @@ int reg_manifest_head(struct udfb_registry *r, const char *repo, const char *ref
 		return -1;
 	int rc = h.status == 404 ? 0 : h.status == 200 ? 1 : reg_status_error(r, what, &h, err);
 	if (rc == 1 && !header_digest(&h))
-		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry did not name the manifest's digest", r->host, what);
+		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry did not name the manifest's digest",
+				  r->host, what);
 	if (rc == 1)
 		memcpy(digest, h.docker_digest, UDFB_DIGEST_LEN + 1);
 	udfb_http_resp_clear(&h);
@@ -76,7 +77,8 @@ static int check_digest(const char *data, size_t len, const char *want, const ch
 {
 	udfb_sha256_digest(data, len, got);
 	if (want && strcmp(got, want) != 0)
-		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: content hashes to %s, not %s", host, what, got, want);
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: content hashes to %s, not %s", host, what, got,
+				    want);
 	return 0;
 }
 
@@ -87,11 +89,14 @@ int udfb_registry_manifest_get(struct udfb_registry *r, const char *repo, const 
 	cleanup_free char *scope = reg_scope(repo, "pull");
 	struct udfb_buf b;
 	udfb_buf_init(&b, UDFB_MANIFEST_MAX_BYTES);
-	struct reg_call c = { .method = "GET", .path = path, .scope = scope, .accept = UDFB_REGISTRY_ACCEPT, .resp = &b };
+	struct reg_call c = {
+		.method = "GET", .path = path, .scope = scope, .accept = UDFB_REGISTRY_ACCEPT, .resp = &b
+	};
 	struct udfb_http_resp h;
 	int transient, rc = reg_call(r, &c, &h, &transient, err);
 	if (rc == 0 && h.too_big)
-		rc = udfb_err_set(err, UDFB_E_EXHAUSTED, "%s/%s: manifest larger than %u bytes", r->host, what, UDFB_MANIFEST_MAX_BYTES);
+		rc = udfb_err_set(err, UDFB_E_EXHAUSTED, "%s/%s: manifest larger than %u bytes", r->host, what,
+				  UDFB_MANIFEST_MAX_BYTES);
 	else if (rc == 0 && h.status != 200)
 		rc = reg_status_error(r, what, &h, err);
 	const char *want = udfb_digest_valid(ref) ? ref : header_digest(&h);
@@ -130,8 +135,8 @@ int udfb_registry_blob_get(struct udfb_registry *r, const char *repo, const char
 	return rc;
 }
 
-int udfb_registry_manifest_put(struct udfb_registry *r, const char *repo, const char *ref, const char *data,
-			       size_t len, const char *media_type, const char *digest, struct udfb_err *err)
+int udfb_registry_manifest_put(struct udfb_registry *r, const char *repo, const char *ref, const char *data, size_t len,
+			       const char *media_type, const char *digest, struct udfb_err *err)
 {
 	cleanup_free char *scope = reg_scope(repo, "pull,push");
 	return reg_manifest_put(r, repo, ref, scope, data, len, media_type, digest, err);
@@ -142,7 +147,10 @@ int reg_manifest_put(struct udfb_registry *r, const char *repo, const char *ref,
 {
 	cleanup_free char *path = path_of(repo, "manifests", ref), *what = what_of(repo, ref);
 	/* distribution picks its manifest parser by Content-Type. */
-	struct reg_call c = { .method = "PUT", .path = path, .scope = scope, .content_type = media_type,
+	struct reg_call c = { .method = "PUT",
+			      .path = path,
+			      .scope = scope,
+			      .content_type = media_type,
 			      .body = { .kind = UDFB_BODY_MEM, .data = data, .size = (long long)len } };
 	struct udfb_http_resp h;
 	int transient, rc = reg_call(r, &c, &h, &transient, err);
@@ -151,8 +159,8 @@ int reg_manifest_put(struct udfb_registry *r, const char *repo, const char *ref,
 	else if (rc == 0 && !header_digest(&h))
 		udfb_debug("registry %s: no Docker-Content-Digest after a manifest PUT", r->host);
 	else if (rc == 0 && strcmp(h.docker_digest, digest) != 0)
-		rc = udfb_err_set(err, UDFB_E_INTERNAL, "%s/%s: the registry stored the manifest as %s, not %s", r->host, what,
-				  h.docker_digest, digest);
+		rc = udfb_err_set(err, UDFB_E_INTERNAL, "%s/%s: the registry stored the manifest as %s, not %s",
+				  r->host, what, h.docker_digest, digest);
 	udfb_http_resp_clear(&h);
 	return rc;
 }
@@ -162,18 +170,20 @@ static int is_index(const char *mt)
 	return strcmp(mt, UDFB_MT_OCI_INDEX) == 0 || strcmp(mt, UDFB_MT_DOCKER_LIST) == 0;
 }
 
-static int load_manifest(struct udfb_image *out, struct udfb_registry *r, const char *repo, const char *ref,
-			 char **mt, struct udfb_err *err)
+static int load_manifest(struct udfb_image *out, struct udfb_registry *r, const char *repo, const char *ref, char **mt,
+			 struct udfb_err *err)
 {
 	free(out->manifest);
 	json_decref(out->manifest_json);
 	out->manifest = NULL;
 	out->manifest_json = NULL;
-	if (udfb_registry_manifest_get(r, repo, ref, &out->manifest, &out->manifest_len, mt, out->manifest_digest, err) < 0)
+	if (udfb_registry_manifest_get(r, repo, ref, &out->manifest, &out->manifest_len, mt, out->manifest_digest,
+				       err) < 0)
 		return -1;
 	out->manifest_json = json_loadb(out->manifest, out->manifest_len, 0, NULL);
 	if (!json_is_object(out->manifest_json))
-		return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: manifest %s is not a JSON object", r->host, repo, out->manifest_digest);
+		return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: manifest %s is not a JSON object", r->host, repo,
+				    out->manifest_digest);
 	return 0;
 }
 
@@ -189,14 +199,16 @@ static int resolve(struct udfb_image *out, struct udfb_registry *r, const char *
 		if (strcmp(mt, UDFB_MT_OCI_MANIFEST) == 0 || strcmp(mt, UDFB_MT_DOCKER_MANIFEST) == 0)
 			return 0;
 		if (!is_index(mt))
-			return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: unsupported manifest type '%.100s'", r->host, repo, mt);
+			return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: unsupported manifest type '%.100s'", r->host,
+					    repo, mt);
 		cleanup_free char *where = what_of(repo, cur);
 		json_t *d = udfb_index_pick_platform(out->manifest_json, platform, where, err);
 		const char *next = d ? json_string_value(json_object_get(d, "digest")) : NULL;
 		if (!d)
 			return udfb_err_wrap(err, "%s", r->host);
 		if (!next || !udfb_digest_valid(next))
-			return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: an index entry has no valid digest", r->host, where);
+			return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: an index entry has no valid digest", r->host,
+					    where);
 		free(cur);
 		cur = strdup(next);
 	}
@@ -208,9 +220,12 @@ int udfb_registry_read_image(struct udfb_image *out, struct udfb_registry *r, co
 {
 	memset(out, 0, sizeof(*out));
 	int rc = resolve(out, r, repo, ref, platform, err);
-	const char *cfg = rc == 0 ? json_string_value(json_object_get(json_object_get(out->manifest_json, "config"), "digest")) : NULL;
+	const char *cfg =
+		rc == 0 ? json_string_value(json_object_get(json_object_get(out->manifest_json, "config"), "digest"))
+			: NULL;
 	if (rc == 0 && (!cfg || !udfb_digest_valid(cfg)))
-		rc = udfb_err_set(err, UDFB_E_INVALID, "%s/%s: manifest %s has no valid config digest", r->host, repo, out->manifest_digest);
+		rc = udfb_err_set(err, UDFB_E_INVALID, "%s/%s: manifest %s has no valid config digest", r->host, repo,
+				  out->manifest_digest);
 	if (rc == 0)
 		rc = udfb_registry_blob_get(r, repo, cfg, UDFB_CONFIG_MAX_BYTES, &out->config, &out->config_len, err);
 	if (rc == 0)

@@ -57,12 +57,14 @@ static int push_blob(struct push *p, const struct udfb_push_blob *b, struct udfb
 		}
 	}
 	if (!b->path && !(b->from && b->from_repo))
-		return udfb_err_set(err, UDFB_E_INTERNAL, "blob %s: neither in the repository nor anywhere to copy it from", b->digest);
+		return udfb_err_set(err, UDFB_E_INTERNAL,
+				    "blob %s: neither in the repository nor anywhere to copy it from", b->digest);
 	long long sent = 0;
 	if (reg_blob_upload(p->r, p->repo, b, p->scope, location, &sent, err) < 0)
 		return -1;
 	count(p, b->path ? &p->stats->uploaded : &p->stats->streamed, sent);
-	udfb_debug("registry %s: %s %s (%lld bytes) to %s", p->r->host, b->path ? "uploaded" : "streamed", b->digest, b->size, p->repo);
+	udfb_debug("registry %s: %s %s (%lld bytes) to %s", p->r->host, b->path ? "uploaded" : "streamed", b->digest,
+		   b->size, p->repo);
 	return 0;
 }
 
@@ -151,8 +153,13 @@ int udfb_registry_push(struct udfb_registry *r, const char *repo, const char *ta
 	cleanup_free const struct udfb_push_blob **todo = calloc(n + 1, sizeof(*todo));
 	if (!todo)
 		abort();
-	struct push p = { .r = r, .repo = repo, .scope = scope, .todo = todo, .n = distinct(todo, blobs, n),
-			  .err = UDFB_ERR_INIT, .stats = stats };
+	struct push p = { .r = r,
+			  .repo = repo,
+			  .scope = scope,
+			  .todo = todo,
+			  .n = distinct(todo, blobs, n),
+			  .err = UDFB_ERR_INIT,
+			  .stats = stats };
 	pthread_mutex_init(&p.mu, NULL);
 	int rc = push_blobs(&p, err);
 	pthread_mutex_destroy(&p.mu);

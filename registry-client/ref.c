@@ -62,8 +62,8 @@ static int host_valid(const char *h)
 	if (!*h || strlen(h) > 255)
 		return 0;
 	for (const char *c = h; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-		      *c == '.' || *c == '-' || *c == ':' || *c == '[' || *c == ']'))
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+		      *c == '-' || *c == ':' || *c == '[' || *c == ']'))
 			return 0;
 	return 1;
 }
@@ -96,7 +96,8 @@ static int parse_docker(struct udfb_ref *out, const char *s, const char *orig, s
 	if (at) {
 		out->digest = strdup(at + 1);
 		if (!udfb_digest_valid(out->digest))
-			return udfb_err_set(err, UDFB_E_INVALID, "image reference '%s': the digest must be sha256:<64 hex>", orig);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "image reference '%s': the digest must be sha256:<64 hex>", orig);
 	}
 	const char *colon = memrchr(rest, ':', repo_end);
 	if (colon && !memchr(colon, '/', repo_end - (size_t)(colon - rest))) {
@@ -109,7 +110,9 @@ static int parse_docker(struct udfb_ref *out, const char *s, const char *orig, s
 	if (!host_valid(out->host))
 		return udfb_err_set(err, UDFB_E_INVALID, "image reference '%s': bad registry host", orig);
 	if (!repo_valid(out->repo))
-		return udfb_err_set(err, UDFB_E_INVALID, "image reference '%s': bad repository name (lower-case letters, digits and separators)", orig);
+		return udfb_err_set(
+			err, UDFB_E_INVALID,
+			"image reference '%s': bad repository name (lower-case letters, digits and separators)", orig);
 	return 0;
 }
 
@@ -124,7 +127,9 @@ int udfb_ref_parse(struct udfb_ref *out, const char *s, struct udfb_err *err)
 		out->kind = UDFB_REF_DOCKER;
 		rc = parse_docker(out, s + 9, s, err);
 	} else {
-		rc = udfb_err_set(err, UDFB_E_INVALID, "image reference '%s': expected oci:DIR[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]", s);
+		rc = udfb_err_set(err, UDFB_E_INVALID,
+				  "image reference '%s': expected oci:DIR[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]",
+				  s);
 	}
 	if (rc < 0)
 		udfb_ref_free(out);
@@ -146,7 +151,8 @@ void udfb_ref_free(struct udfb_ref *r)
 char *udfb_ref_name(const struct udfb_ref *r)
 {
 	char *s = NULL;
-	int n = r->kind == UDFB_REF_OCI ? asprintf(&s, "oci:%s", r->dir) : asprintf(&s, "docker://%s/%s", r->host, r->repo);
+	int n = r->kind == UDFB_REF_OCI ? asprintf(&s, "oci:%s", r->dir)
+					: asprintf(&s, "docker://%s/%s", r->host, r->repo);
 	if (n < 0)
 		abort();
 	return s;

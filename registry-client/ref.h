@@ -10,10 +10,10 @@ enum udfb_ref_kind { UDFB_REF_OCI, UDFB_REF_DOCKER };
 
 struct udfb_ref {
 	enum udfb_ref_kind kind;
-	char *dir;    /* oci */
-	char *host;   /* docker: "host[:port]" */
-	char *repo;   /* docker */
-	char *tag;    /* NULL when absent */
+	char *dir; /* oci */
+	char *host; /* docker: "host[:port]" */
+	char *repo; /* docker */
+	char *tag; /* NULL when absent */
 	char *digest; /* docker only; NULL when absent */
 };
 

@@ -66,8 +66,15 @@ static int one_try(struct udfb_registry *r, CURL *h, const struct reg_call *c, s
 		hdrs = add_header(hdrs, "Accept", c->accept);
 	if (c->content_type)
 		hdrs = add_header(hdrs, "Content-Type", c->content_type);
-	struct udfb_http_req req = { .method = c->method, .url = url, .headers = hdrs, .body = c->body, .resp = c->resp,
-				     .sink = c->sink, .sink_ctx = c->sink_ctx, .follow = c->follow, .tls = &r->tls };
+	struct udfb_http_req req = { .method = c->method,
+				     .url = url,
+				     .headers = hdrs,
+				     .body = c->body,
+				     .resp = c->resp,
+				     .sink = c->sink,
+				     .sink_ctx = c->sink_ctx,
+				     .follow = c->follow,
+				     .tls = &r->tls };
 	udfb_http_perform(h, &req, out);
 	free_headers(hdrs);
 	return 0;
@@ -147,7 +154,8 @@ int reg_call(struct udfb_registry *r, const struct reg_call *c, struct udfb_http
 			continue;
 		}
 		int answered = got_response(out);
-		if (answered && out->status == 401 && out->www_authenticate && !reauthed && c->body.kind != UDFB_BODY_STREAM) {
+		if (answered && out->status == 401 && out->www_authenticate && !reauthed &&
+		    c->body.kind != UDFB_BODY_STREAM) {
 			reauthed = 1;
 			rc = udfb_auth_challenged(&r->auth, out->www_authenticate, c->scope, err);
 			udfb_http_resp_clear(out);
@@ -164,7 +172,8 @@ int reg_call(struct udfb_registry *r, const struct reg_call *c, struct udfb_http
 			break;
 		}
 		long wait = udfb_retry_delay_ms(attempt, out->retry_after, time(NULL));
-		udfb_info("registry %s: %s answered %ld; retry %d in %ld ms", r->host, c->method, out->status, attempt + 1, wait);
+		udfb_info("registry %s: %s answered %ld; retry %d in %ld ms", r->host, c->method, out->status,
+			  attempt + 1, wait);
 		udfb_http_resp_clear(out);
 		udfb_retry_sleep_ms(wait);
 		attempt++;
@@ -195,7 +204,8 @@ int reg_status_error(struct udfb_registry *r, const char *what, const struct udf
 	if (h->status == 401 || h->status == 403)
 		udfb_auth_describe(&r->auth, why, sizeof(why));
 	if (code)
-		udfb_err_set(err, category(h->status), "%s/%s: %.64s: %.200s%s", r->host, what, code, msg ? msg : "", why);
+		udfb_err_set(err, category(h->status), "%s/%s: %.64s: %.200s%s", r->host, what, code, msg ? msg : "",
+			     why);
 	else
 		udfb_err_set(err, category(h->status), "%s/%s: HTTP %ld%s", r->host, what, h->status, why);
 	json_decref(j);

@@ -99,7 +99,7 @@ const char *udfb_registry_host(const struct udfb_registry *r)
 static struct shared {
 	struct shared *next;
 	struct udfb_registry *r;
-} *shared_list;
+} * shared_list;
 static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static struct udfb_registry_opts shared_opts;

@@ -12,7 +12,7 @@
 #include "common/hash.h"
 #include "image/image.h"
 
-#define UDFB_REGISTRY_ACCEPT                                                                      \
+#define UDFB_REGISTRY_ACCEPT                                                                    \
 	"application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, " \
 	"application/vnd.docker.distribution.manifest.v2+json, "                                \
 	"application/vnd.docker.distribution.manifest.list.v2+json"
@@ -21,8 +21,8 @@ struct udfb_registry;
 
 struct udfb_registry_opts {
 	const char *ca_bundle; /* PEM file of CAs to trust instead of the system's */
-	const char *insecure;  /* "host[:port],..." allowed plain http and unverified TLS */
-	int retries;           /* retries of a step after its first try; < 0: default */
+	const char *insecure; /* "host[:port],..." allowed plain http and unverified TLS */
+	int retries; /* retries of a step after its first try; < 0: default */
 	const struct udfb_cred_source *creds; /* NULL: docker's config.json */
 };
 
@@ -53,8 +53,8 @@ int udfb_registry_manifest_get(struct udfb_registry *r, const char *repo, const 
 			       char **media_type, char digest[UDFB_DIGEST_LEN + 1], struct udfb_err *err);
 /* PUT with Content-Type media_type; the registry's Docker-Content-Digest
  * must equal digest. */
-int udfb_registry_manifest_put(struct udfb_registry *r, const char *repo, const char *ref, const char *data,
-			       size_t len, const char *media_type, const char *digest, struct udfb_err *err);
+int udfb_registry_manifest_put(struct udfb_registry *r, const char *repo, const char *ref, const char *data, size_t len,
+			       const char *media_type, const char *digest, struct udfb_err *err);
 /* Manifest and config of ref; an index resolves to platform ("os/arch"). */
 int udfb_registry_read_image(struct udfb_image *out, struct udfb_registry *r, const char *repo, const char *ref,
 			     const char *platform, struct udfb_err *err);
@@ -75,10 +75,10 @@ int udfb_registry_blob_fetch(struct udfb_registry *r, const char *repo, const ch
 struct udfb_push_blob {
 	const char *digest;
 	long long size;
-	const char *path;            /* a local file holding it, or NULL */
-	struct udfb_registry *from;  /* else the registry and repository to */
-	const char *from_repo;       /* read it from (mounted when from == r) */
-	int known;                   /* the caller knows the repository has it: no HEAD */
+	const char *path; /* a local file holding it, or NULL */
+	struct udfb_registry *from; /* else the registry and repository to */
+	const char *from_repo; /* read it from (mounted when from == r) */
+	int known; /* the caller knows the repository has it: no HEAD */
 };
 
 struct udfb_push_stats {

@@ -13,7 +13,7 @@
 #define REG_IDLE_HANDLES 8
 
 struct udfb_registry {
-	char *host;     /* as the reference names it: "127.0.0.1:5000" */
+	char *host; /* as the reference names it: "127.0.0.1:5000" */
 	char *api_host; /* where its API answers (docker.io's differs) */
 	char *base_url; /* "https://api_host" or, once known, "http://…" */
 	enum udfb_host_policy policy;
@@ -30,7 +30,7 @@ struct udfb_registry {
 
 struct reg_call {
 	const char *method;
-	const char *path;  /* "/v2/…" or an absolute URL (an upload Location) */
+	const char *path; /* "/v2/…" or an absolute URL (an upload Location) */
 	const char *scope; /* the token scope this step needs */
 	const char *accept;
 	const char *content_type;

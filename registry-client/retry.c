@@ -30,7 +30,8 @@ long udfb_retry_after_ms(const char *value, time_t now)
 			end++;
 		if (*end != '\0')
 			return -1;
-		return errno == ERANGE || s > UDFB_RETRY_AFTER_CAP_MS / 1000 ? UDFB_RETRY_AFTER_CAP_MS : (long)(s * 1000);
+		return errno == ERANGE || s > UDFB_RETRY_AFTER_CAP_MS / 1000 ? UDFB_RETRY_AFTER_CAP_MS
+									     : (long)(s * 1000);
 	}
 	/* IMF-fixdate, the one form RFC 9110 requires senders to use. */
 	struct tm tm;

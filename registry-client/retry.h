@@ -5,9 +5,9 @@
 
 #include <time.h>
 
-#define UDFB_RETRY_DEFAULT 5        /* retries after the first try */
+#define UDFB_RETRY_DEFAULT 5 /* retries after the first try */
 #define UDFB_RETRY_BASE_MS 250
-#define UDFB_RETRY_CAP_MS 4000      /* one backoff never waits longer */
+#define UDFB_RETRY_CAP_MS 4000 /* one backoff never waits longer */
 #define UDFB_RETRY_AFTER_CAP_MS 30000 /* nor a server's Retry-After */
 
 /* 1 for statuses a retry may cure: 408, 429 and 5xx (501 and 505 excepted:

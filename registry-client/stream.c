@@ -116,20 +116,30 @@ static void *source_main(void *ctx)
 	struct source *s = ctx;
 	const struct udfb_push_blob *b = s->b;
 	cleanup_free char *path = NULL, *scope = reg_scope(b->from_repo, "pull"), *what = NULL;
-	if (asprintf(&path, "/v2/%s/blobs/%s", b->from_repo, b->digest) < 0 || asprintf(&what, "%s@%s", b->from_repo, b->digest) < 0)
+	if (asprintf(&path, "/v2/%s/blobs/%s", b->from_repo, b->digest) < 0 ||
+	    asprintf(&what, "%s@%s", b->from_repo, b->digest) < 0)
 		abort();
-	struct reg_call c = { .method = "GET", .path = path, .scope = scope, .follow = 1, .once = 1, .sink = hashing_sink, .sink_ctx = s };
+	struct reg_call c = { .method = "GET",
+			      .path = path,
+			      .scope = scope,
+			      .follow = 1,
+			      .once = 1,
+			      .sink = hashing_sink,
+			      .sink_ctx = s };
 	struct udfb_http_resp h;
 	char got[UDFB_DIGEST_LEN + 1];
 	int rc = reg_call(b->from, &c, &h, &s->transient, &s->err);
 	udfb_sha256_final(s->hash, got);
 	s->hash = NULL;
 	if (rc == 0 && h.sink_failed)
-		rc = udfb_err_set(&s->err, UDFB_E_UNAVAILABLE, "%s/%s: the upload stopped reading", b->from->host, what), s->transient = 1;
+		rc = udfb_err_set(&s->err, UDFB_E_UNAVAILABLE, "%s/%s: the upload stopped reading", b->from->host,
+				  what),
+		s->transient = 1;
 	else if (rc == 0 && h.status != 200)
 		rc = reg_status_error(b->from, what, &h, &s->err);
 	else if (rc == 0 && (s->got != b->size || strcmp(got, b->digest) != 0))
-		rc = udfb_err_set(&s->err, UDFB_E_UNAVAILABLE, "%s/%s: got %lld bytes hashing to %s", b->from->host, what, s->got, got);
+		rc = udfb_err_set(&s->err, UDFB_E_UNAVAILABLE, "%s/%s: got %lld bytes hashing to %s", b->from->host,
+				  what, s->got, got);
 	udfb_http_resp_clear(&h);
 	ring_end(&s->ring, rc < 0);
 	return NULL;
@@ -141,18 +151,26 @@ static int patch(struct udfb_registry *r, const char *repo, struct source *s, co
 {
 	cleanup_free char *url = reg_resolve(r, location, NULL);
 	if (!url)
-		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry gave an unusable upload location", r->host, repo);
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry gave an unusable upload location",
+				    r->host, repo);
 	/* distribution 2.8 takes only application/octet-stream on PATCH. */
-	struct reg_call c = { .method = "PATCH", .path = url, .scope = scope, .once = 1, .content_type = "application/octet-stream",
-			      .body = { .kind = UDFB_BODY_STREAM, .size = s->b->size, .read = ring_read, .read_ctx = &s->ring } };
+	struct reg_call c = {
+		.method = "PATCH",
+		.path = url,
+		.scope = scope,
+		.once = 1,
+		.content_type = "application/octet-stream",
+		.body = { .kind = UDFB_BODY_STREAM, .size = s->b->size, .read = ring_read, .read_ctx = &s->ring }
+	};
 	struct udfb_http_resp h;
 	int rc = reg_call(r, &c, &h, transient, err);
 	if (rc == 0 && h.status == 202 && h.location)
 		*next = udfb_steal(h.location);
 	else if (rc == 0) {
 		*transient = h.status == 0 || udfb_retry_status(h.status) || h.status == 404;
-		rc = h.status ? reg_status_error(r, repo, &h, err)
-			      : udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: %s", r->host, repo, udfb_http_failure(&h));
+		rc = h.status
+			     ? reg_status_error(r, repo, &h, err)
+			     : udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: %s", r->host, repo, udfb_http_failure(&h));
 	}
 	udfb_http_resp_clear(&h);
 	return rc;
@@ -168,7 +186,8 @@ static int close_upload(struct udfb_registry *r, const char *repo, const struct 
 	struct reg_call c = { .method = "PUT", .path = url, .scope = scope, .once = 1 };
 	struct udfb_http_resp h;
 	if (!url)
-		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry gave an unusable upload location", r->host, repo);
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry gave an unusable upload location",
+				    r->host, repo);
 	if (reg_call(r, &c, &h, transient, err) < 0)
 		return -1;
 	int rc = 0;

@@ -86,7 +86,8 @@ static int is_layer_type(const char *mt)
 					  "application/vnd.oci.image.layer.v1.tar+zstd",
 					  "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
 					  "application/vnd.docker.image.rootfs.diff.tar.gzip",
-					  "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", NULL };
+					  "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+					  NULL };
 	for (int k = 0; ok[k]; k++)
 		if (strcmp(mt, ok[k]) == 0)
 			return 1;
@@ -103,8 +104,10 @@ static int find_layer(struct udfb_bundle_image *im, size_t k, char *const *sourc
 		}
 		free(p);
 	}
-	return udfb_err_set(err, UDFB_E_NOTFOUND, "layer %s: not on this machine (a base kept in a registry? the local "
-			    "scheduler starts images whose layers are in the store)", im->layers[k]);
+	return udfb_err_set(err, UDFB_E_NOTFOUND,
+			    "layer %s: not on this machine (a base kept in a registry? the local "
+			    "scheduler starts images whose layers are in the store)",
+			    im->layers[k]);
 }
 
 static int read_layers(struct udfb_bundle_image *im, json_t *manifest, char *const *sources, size_t n,
@@ -121,7 +124,8 @@ static int read_layers(struct udfb_bundle_image *im, json_t *manifest, char *con
 		const char *d = json_string_value(json_object_get(l, "digest"));
 		const char *mt = json_string_value(json_object_get(l, "mediaType"));
 		if (!d || !udfb_digest_valid(d))
-			return udfb_err_set(err, UDFB_E_INVALID, "manifest %s: layers[%zu]: bad digest", im->manifest_digest, k);
+			return udfb_err_set(err, UDFB_E_INVALID, "manifest %s: layers[%zu]: bad digest",
+					    im->manifest_digest, k);
 		if (!mt || !is_layer_type(mt))
 			return udfb_err_set(err, UDFB_E_UNSUPPORTED, "manifest %s: layers[%zu]: media type '%.100s'",
 					    im->manifest_digest, k, mt ? mt : "");
@@ -132,8 +136,7 @@ static int read_layers(struct udfb_bundle_image *im, json_t *manifest, char *con
 	return 0;
 }
 
-static int read_manifest_and_config(struct udfb_bundle_image *im, char *const *sources, size_t n,
-				    struct udfb_err *err)
+static int read_manifest_and_config(struct udfb_bundle_image *im, char *const *sources, size_t n, struct udfb_err *err)
 {
 	cleanup_free char *mtext = NULL, *ctext = NULL;
 	size_t mlen = 0, clen = 0;
@@ -143,7 +146,9 @@ static int read_manifest_and_config(struct udfb_bundle_image *im, char *const *s
 	if (!m)
 		return -1;
 	const char *cd = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-	int rc = cd && udfb_digest_valid(cd) ? 0 : udfb_err_set(err, UDFB_E_INVALID, "manifest %s: no config digest", im->manifest_digest);
+	int rc = cd && udfb_digest_valid(cd)
+			 ? 0
+			 : udfb_err_set(err, UDFB_E_INVALID, "manifest %s: no config digest", im->manifest_digest);
 	if (rc == 0)
 		rc = read_layers(im, m, sources, n, err);
 	if (rc == 0)
@@ -228,7 +233,8 @@ int udfb_layers_init(const char *layers_dir, struct udfb_err *err)
 	if (chmod(layers_dir, 0700) < 0)
 		return udfb_err_sys(err, errno, "chmod %s", layers_dir);
 	if (strpbrk(layers_dir, ":,\\"))
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: an overlay layer path may not hold ':', ',' or '\\'", layers_dir);
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: an overlay layer path may not hold ':', ',' or '\\'",
+				    layers_dir);
 	sweep_tmp(layers_dir);
 	return 0;
 }
@@ -242,7 +248,8 @@ static int unpack_one(const char *layers_dir, const char *digest, const char *bl
 {
 	cleanup_free char *final = layer_dir(layers_dir, digest);
 	cleanup_free char *tmp = NULL;
-	if (asprintf(&tmp, "%s/" TMP_PREFIX "%ld-%.12s-XXXXXX", layers_dir, (long)getpid(), udfb_digest_hex(digest)) < 0)
+	if (asprintf(&tmp, "%s/" TMP_PREFIX "%ld-%.12s-XXXXXX", layers_dir, (long)getpid(), udfb_digest_hex(digest)) <
+	    0)
 		abort();
 	if (!mkdtemp(tmp))
 		return udfb_err_sys(err, errno, "mkdtemp in %s", layers_dir);
@@ -263,7 +270,8 @@ static int unpack_one(const char *layers_dir, const char *digest, const char *bl
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	udfb_info("layer %s unpacked: %ld entries, %lld bytes, %ld whiteouts, %ld devices skipped, %lld ms", digest,
-		  st.entries, st.bytes, st.whiteouts, st.skipped, (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - t0);
+		  st.entries, st.bytes, st.whiteouts, st.skipped,
+		  (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - t0);
 	return 0;
 }
 

@@ -20,7 +20,7 @@ struct udfb_bundle_image {
 	json_t *config; /* the image config's "config" object: User, Env, Cmd, ... */
 	size_t n_layers;
 	char (*layers)[UDFB_DIGEST_LEN + 1]; /* bottom first */
-	char **blobs;                       /* the file holding each layer */
+	char **blobs; /* the file holding each layer */
 };
 
 /* image: "oci:DIR:TAG@sha256:..." (read from DIR, then from the store) or

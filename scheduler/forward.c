@@ -63,7 +63,8 @@ static int connect_backend(struct conn *c)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->target),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)c->target),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		struct pollfd p = { .fd = fd, .events = POLLOUT };

@@ -9,18 +9,18 @@
 #include "scheduler/scheduler.h"
 
 struct k8s_opts {
-	char *api_server;     /* "https://host:port"; NULL: in-cluster */
-	char *token_file;     /* bearer token file */
-	char *ca_file;        /* CA bundle for api_server */
-	char *kubeconfig;     /* JSON kubeconfig (current context) */
-	char *runtime_class;  /* "runsc"; "" leaves runtimeClassName out */
+	char *api_server; /* "https://host:port"; NULL: in-cluster */
+	char *token_file; /* bearer token file */
+	char *ca_file; /* CA bundle for api_server */
+	char *kubeconfig; /* JSON kubeconfig (current context) */
+	char *runtime_class; /* "runsc"; "" leaves runtimeClassName out */
 	char *cluster_domain; /* "cluster.local" */
 	char *cpu_request, *cpu_limit, *memory_request, *memory_limit, *tmp_size;
-	char *query_pod_selector;       /* "k=v,k=v": pods allowed in */
+	char *query_pod_selector; /* "k=v,k=v": pods allowed in */
 	char *query_namespace_selector; /* "k=v,k=v": their namespaces */
-	char *egress_cidrs;             /* "10.0.0.0/8,..." */
-	char *dns_namespace;            /* "kube-system" */
-	char *service_account;          /* "" : none */
+	char *egress_cidrs; /* "10.0.0.0/8,..." */
+	char *dns_namespace; /* "kube-system" */
+	char *service_account; /* "" : none */
 	long start_timeout_ms, poll_ms, idle_ms, reap_interval_ms, request_timeout_ms;
 };
 
@@ -29,8 +29,8 @@ void k8s_opts_free(struct k8s_opts *o);
 
 struct k8s_names {
 	char *label; /* the tenant's DNS label */
-	char *ns;    /* udf-<label> */
-	char *name;  /* udf-<first 16 hex of the key> */
+	char *ns; /* udf-<label> */
+	char *name; /* udf-<first 16 hex of the key> */
 	char *key12;
 };
 int k8s_names_for(struct k8s_names *n, const char *tenant, const char *key, struct udfb_err *err);
@@ -51,7 +51,7 @@ struct k8s_api {
 	char *token; /* never logged */
 	char *ca_file;
 	char *cert_file, *key_file; /* client certificate (kubeconfig) */
-	char *tmpdir;               /* holds *-data from a kubeconfig */
+	char *tmpdir; /* holds *-data from a kubeconfig */
 	long timeout_ms;
 };
 int k8s_api_init(struct k8s_api *a, const struct k8s_opts *o, struct udfb_err *err);

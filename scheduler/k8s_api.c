@@ -76,7 +76,8 @@ static json_t *named(json_t *arr, const char *name, const char *field)
 	size_t i;
 	json_t *v;
 	json_array_foreach(arr, i, v)
-		if (json_is_string(json_object_get(v, "name")) && strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+		if (json_is_string(json_object_get(v, "name")) &&
+		    strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
 			return json_object_get(v, field);
 	return NULL;
 }
@@ -107,7 +108,8 @@ static int load_kubeconfig(struct k8s_api *a, const char *path, struct udfb_err 
 	json_t *cluster = cl ? named(json_object_get(kc, "clusters"), cl, "cluster") : NULL;
 	json_t *user = us ? named(json_object_get(kc, "users"), us, "user") : json_object_get(kc, "__none__");
 	if (!cluster || !json_is_string(json_object_get(cluster, "server"))) {
-		udfb_err_set(err, UDFB_E_INVALID, "kubernetes: kubeconfig '%s': no cluster server for the current context", path);
+		udfb_err_set(err, UDFB_E_INVALID,
+			     "kubernetes: kubeconfig '%s': no cluster server for the current context", path);
 		goto out;
 	}
 	if (!a->server)
@@ -120,7 +122,8 @@ static int load_kubeconfig(struct k8s_api *a, const char *path, struct udfb_err 
 		goto out;
 	if (!a->token && (s = json_string_value(json_object_get(user, "token"))))
 		a->token = strdup(s);
-	if (!a->token && (s = json_string_value(json_object_get(user, "tokenFile"))) && !(a->token = read_small(s, err)))
+	if (!a->token && (s = json_string_value(json_object_get(user, "tokenFile"))) &&
+	    !(a->token = read_small(s, err)))
 		goto out;
 	if ((s = json_string_value(json_object_get(user, "client-certificate"))))
 		a->cert_file = strdup(s);
@@ -153,8 +156,11 @@ int k8s_api_init(struct k8s_api *a, const struct k8s_opts *o, struct udfb_err *e
 	if (!a->server) {
 		const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
 		if (!host || !*host)
-			return udfb_err_set(err, UDFB_E_INVALID, "kubernetes: not in a cluster (no KUBERNETES_SERVICE_HOST): set api_server or kubeconfig");
-		if (asprintf(&a->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port && *port ? port : "443") < 0)
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "kubernetes: not in a cluster (no KUBERNETES_SERVICE_HOST): set api_server "
+					    "or kubeconfig");
+		if (asprintf(&a->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+			     port && *port ? port : "443") < 0)
 			abort();
 		if (!a->ca_file)
 			a->ca_file = strdup(SA_DIR "/ca.crt");
@@ -243,7 +249,8 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 	char *text = udfb_buf_steal(&resp, &len);
 	json_t *j = text && len ? json_loadb(text, len, 0, NULL) : NULL;
 	if (cc != CURLE_OK) {
-		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "kubernetes: %s %s/%s: %s", what, ns, name, curl_easy_strerror(cc));
+		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "kubernetes: %s %s/%s: %s", what, ns, name,
+				  curl_easy_strerror(cc));
 	} else if (code < 200 || code >= 300) {
 		const char *msg = json_string_value(json_object_get(j, "message"));
 		char one[512];

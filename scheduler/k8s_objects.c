@@ -71,7 +71,10 @@ int k8s_opts_parse(struct k8s_opts *o, json_t *opts, struct udfb_err *err)
 			if (strcmp(defs[i].name, name) == 0)
 				d = &defs[i];
 		if (!d)
-			return udfb_err_set(err, UDFB_E_INVALID, "scheduler option '%s': unknown (docs/configuration.md, \"kubernetes scheduler\")", name);
+			return udfb_err_set(
+				err, UDFB_E_INVALID,
+				"scheduler option '%s': unknown (docs/configuration.md, \"kubernetes scheduler\")",
+				name);
 		const char *s = json_string_value(v);
 		if (!s)
 			return udfb_err_set(err, UDFB_E_INVALID, "scheduler option '%s': must be a string", name);
@@ -83,7 +86,9 @@ int k8s_opts_parse(struct k8s_opts *o, json_t *opts, struct udfb_err *err)
 			errno = 0;
 			long n = strtol(s, &end, 10);
 			if (errno || end == s || *end || n < 0)
-				return udfb_err_set(err, UDFB_E_INVALID, "scheduler option '%s': '%s' is not a non-negative integer", name, s);
+				return udfb_err_set(err, UDFB_E_INVALID,
+						    "scheduler option '%s': '%s' is not a non-negative integer", name,
+						    s);
 			LNG(o, d->off) = n;
 		}
 	}
@@ -129,7 +134,9 @@ int k8s_image_ref(const char *image, char **out, struct udfb_err *err)
 {
 	if (strncmp(image, "oci:", 4) == 0 || strncmp(image, "oci-archive:", 12) == 0)
 		return udfb_err_set(err, UDFB_E_UNSUPPORTED,
-				    "kubernetes: image '%s': an OCI layout cannot run on Kubernetes; set --dest to a docker:// registry", image);
+				    "kubernetes: image '%s': an OCI layout cannot run on Kubernetes; set --dest to a "
+				    "docker:// registry",
+				    image);
 	const char *ref = strncmp(image, "docker://", 9) == 0 ? image + 9 : image;
 	const char *at = strchr(ref, '@');
 	if (!at || strncmp(at + 1, "sha256:", 7) != 0)
@@ -164,30 +171,34 @@ static json_t *selector_labels(const char *spec)
 
 static json_t *labels_for(const struct k8s_names *n)
 {
-	return udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "app.kubernetes.io/name", "udf-sandbox", "app.kubernetes.io/managed-by", "udf-builder",
-			 "udf-builder/key", n->key12, "udf-builder/instance", n->name));
+	return udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "app.kubernetes.io/name", "udf-sandbox",
+					"app.kubernetes.io/managed-by", "udf-builder", "udf-builder/key", n->key12,
+					"udf-builder/instance", n->name));
 }
 
 json_t *k8s_namespace_obj(const struct k8s_names *n)
 {
-	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s,s:s}}}", "apiVersion", "v1", "kind", "Namespace", "metadata", "name", n->ns,
-			 "labels", "pod-security.kubernetes.io/enforce", "restricted", "app.kubernetes.io/managed-by", "udf-builder",
-			 "udf-builder/tenant", n->label));
+	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s,s:s}}}", "apiVersion", "v1", "kind", "Namespace",
+					"metadata", "name", n->ns, "labels", "pod-security.kubernetes.io/enforce",
+					"restricted", "app.kubernetes.io/managed-by", "udf-builder",
+					"udf-builder/tenant", n->label));
 }
 
 json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, const struct udfb_sandbox_req *req,
 			   const char *image, int replicas)
 {
-	json_t *env = udfb_json_must(json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "UDF_SERVER_ADDR", "value", "0.0.0.0:8815", "name",
-				"RESOURCE_STATUS_ADDR", "value", "0.0.0.0:8080", "name", "UDF_AUTH_KEYS", "value",
-				req->auth_keys ? req->auth_keys : ""));
+	json_t *env = udfb_json_must(json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "UDF_SERVER_ADDR", "value",
+					       "0.0.0.0:8815", "name", "RESOURCE_STATUS_ADDR", "value", "0.0.0.0:8080",
+					       "name", "UDF_AUTH_KEYS", "value", req->auth_keys ? req->auth_keys : ""));
 	for (size_t i = 0; i < req->n_env; i++)
-		json_array_append_new(env, udfb_json_must(json_pack("{s:s,s:s}", "name", req->env[i].name, "value", req->env[i].value)));
+		json_array_append_new(env, udfb_json_must(json_pack("{s:s,s:s}", "name", req->env[i].name, "value",
+								    req->env[i].value)));
 	/* A worker's size: requests = limits (a resource class, as sized). */
 	char cpu[32], mem[32];
 	snprintf(cpu, sizeof(cpu), "%ldm", req->cpu_millis);
 	snprintf(mem, sizeof(mem), "%lldMi", req->memory_bytes >> 20);
-	const char *cpu_req = req->cpu_millis > 0 ? cpu : o->cpu_request, *cpu_lim = req->cpu_millis > 0 ? cpu : o->cpu_limit;
+	const char *cpu_req = req->cpu_millis > 0 ? cpu : o->cpu_request,
+		   *cpu_lim = req->cpu_millis > 0 ? cpu : o->cpu_limit;
 	const char *mem_req = req->memory_bytes > 0 ? mem : o->memory_request;
 	const char *mem_lim = req->memory_bytes > 0 ? mem : o->memory_limit;
 	json_t *container = udfb_json_must(json_pack(
@@ -196,31 +207,35 @@ json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, 
 		"s:{s:b,s:b,s:b,s:{s:[s]},s:{s:s}},"
 		"s:{s:{s:s,s:i},s:i,s:i},"
 		"s:[{s:s,s:s}]}",
-		"name", "udf", "image", image, "imagePullPolicy", "IfNotPresent", "ports", "name", "flight", "containerPort", 8815,
-		"protocol", "TCP", "env", env, "resources", "requests", "cpu", cpu_req, "memory", mem_req, "limits",
-		"cpu", cpu_lim, "memory", mem_lim, "securityContext", "runAsNonRoot", 1, "readOnlyRootFilesystem", 1,
-		"allowPrivilegeEscalation", 0, "capabilities", "drop", "ALL", "seccompProfile", "type", "RuntimeDefault",
-		"readinessProbe", "httpGet", "path", "/health", "port", 8080, "periodSeconds", 2, "failureThreshold", 3,
-		"volumeMounts", "name", "tmp", "mountPath", "/tmp"));
-	json_t *pod = udfb_json_must(json_pack("{s:[o],s:b,s:{s:b,s:{s:s}},s:[{s:s,s:{s:s,s:s}}]}", "containers", container,
-				"automountServiceAccountToken", 0, "securityContext", "runAsNonRoot", 1, "seccompProfile", "type",
-				"RuntimeDefault", "volumes", "name", "tmp", "emptyDir", "medium", "Memory", "sizeLimit", o->tmp_size));
+		"name", "udf", "image", image, "imagePullPolicy", "IfNotPresent", "ports", "name", "flight",
+		"containerPort", 8815, "protocol", "TCP", "env", env, "resources", "requests", "cpu", cpu_req, "memory",
+		mem_req, "limits", "cpu", cpu_lim, "memory", mem_lim, "securityContext", "runAsNonRoot", 1,
+		"readOnlyRootFilesystem", 1, "allowPrivilegeEscalation", 0, "capabilities", "drop", "ALL",
+		"seccompProfile", "type", "RuntimeDefault", "readinessProbe", "httpGet", "path", "/health", "port",
+		8080, "periodSeconds", 2, "failureThreshold", 3, "volumeMounts", "name", "tmp", "mountPath", "/tmp"));
+	json_t *pod = udfb_json_must(json_pack(
+		"{s:[o],s:b,s:{s:b,s:{s:s}},s:[{s:s,s:{s:s,s:s}}]}", "containers", container,
+		"automountServiceAccountToken", 0, "securityContext", "runAsNonRoot", 1, "seccompProfile", "type",
+		"RuntimeDefault", "volumes", "name", "tmp", "emptyDir", "medium", "Memory", "sizeLimit", o->tmp_size));
 	if (o->runtime_class && *o->runtime_class)
 		json_object_set_new(pod, "runtimeClassName", json_string(o->runtime_class));
 	if (o->service_account && *o->service_account)
 		json_object_set_new(pod, "serviceAccountName", json_string(o->service_account));
 	json_t *sel = udfb_json_must(json_pack("{s:s}", "udf-builder/instance", n->name));
-	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:i,s:{s:o},s:{s:{s:o},s:o}}}", "apiVersion", "apps/v1", "kind", "Deployment",
-			 "metadata", "name", n->name, "namespace", n->ns, "labels", labels_for(n), "spec", "replicas", replicas,
-			 "selector", "matchLabels", sel, "template", "metadata", "labels", labels_for(n), "spec", pod));
+	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:i,s:{s:o},s:{s:{s:o},s:o}}}", "apiVersion",
+					"apps/v1", "kind", "Deployment", "metadata", "name", n->name, "namespace",
+					n->ns, "labels", labels_for(n), "spec", "replicas", replicas, "selector",
+					"matchLabels", sel, "template", "metadata", "labels", labels_for(n), "spec",
+					pod));
 }
 
 json_t *k8s_service_obj(const struct k8s_names *n)
 {
-	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:s,s:{s:s},s:[{s:s,s:i,s:s,s:s}]}}", "apiVersion", "v1", "kind", "Service",
-			 "metadata", "name", n->name, "namespace", n->ns, "labels", labels_for(n), "spec", "type", "ClusterIP",
-			 "selector", "udf-builder/instance", n->name, "ports", "name", "flight", "port", 8815, "protocol", "TCP",
-			 "targetPort", "flight"));
+	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:s,s:{s:s},s:[{s:s,s:i,s:s,s:s}]}}", "apiVersion",
+					"v1", "kind", "Service", "metadata", "name", n->name, "namespace", n->ns,
+					"labels", labels_for(n), "spec", "type", "ClusterIP", "selector",
+					"udf-builder/instance", n->name, "ports", "name", "flight", "port", 8815,
+					"protocol", "TCP", "targetPort", "flight"));
 }
 
 /* A CIDR's egress rule; one containing 169.254.169.254 gets it excepted. */
@@ -242,19 +257,24 @@ static json_t *cidr_rule(const char *cidr)
 
 json_t *k8s_netpol_obj(const struct k8s_opts *o, const struct k8s_names *n)
 {
-	json_t *from = udfb_json_must(json_pack("{s:{s:o}}", "podSelector", "matchLabels", selector_labels(o->query_pod_selector)));
-	json_object_set_new(from, "namespaceSelector",
-			    udfb_json_must(json_pack("{s:o}", "matchLabels", selector_labels(o->query_namespace_selector))));
-	json_t *egress = udfb_json_must(json_pack("[{s:[{s:{s:{s:s}},s:{s:{s:s}}}],s:[{s:s,s:i},{s:s,s:i}]}]", "to", "namespaceSelector",
-				   "matchLabels", "kubernetes.io/metadata.name", o->dns_namespace, "podSelector", "matchLabels",
-				   "k8s-app", "kube-dns", "ports", "protocol", "UDP", "port", 53, "protocol", "TCP", "port", 53));
+	json_t *from = udfb_json_must(
+		json_pack("{s:{s:o}}", "podSelector", "matchLabels", selector_labels(o->query_pod_selector)));
+	json_object_set_new(
+		from, "namespaceSelector",
+		udfb_json_must(json_pack("{s:o}", "matchLabels", selector_labels(o->query_namespace_selector))));
+	json_t *egress = udfb_json_must(json_pack(
+		"[{s:[{s:{s:{s:s}},s:{s:{s:s}}}],s:[{s:s,s:i},{s:s,s:i}]}]", "to", "namespaceSelector", "matchLabels",
+		"kubernetes.io/metadata.name", o->dns_namespace, "podSelector", "matchLabels", "k8s-app", "kube-dns",
+		"ports", "protocol", "UDP", "port", 53, "protocol", "TCP", "port", 53));
 	char *copy = strdup(o->egress_cidrs), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
 		if (*t)
 			json_array_append_new(egress, cidr_rule(t));
 	free(copy);
-	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:{s:{s:s}},s:[s,s],s:[{s:[o],s:[{s:s,s:i}]}],s:o}}", "apiVersion",
-			 "networking.k8s.io/v1", "kind", "NetworkPolicy", "metadata", "name", n->name, "namespace", n->ns, "labels",
-			 labels_for(n), "spec", "podSelector", "matchLabels", "udf-builder/instance", n->name, "policyTypes",
-			 "Ingress", "Egress", "ingress", "from", from, "ports", "protocol", "TCP", "port", 8815, "egress", egress));
+	return udfb_json_must(
+		json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:{s:{s:s}},s:[s,s],s:[{s:[o],s:[{s:s,s:i}]}],s:o}}",
+			  "apiVersion", "networking.k8s.io/v1", "kind", "NetworkPolicy", "metadata", "name", n->name,
+			  "namespace", n->ns, "labels", labels_for(n), "spec", "podSelector", "matchLabels",
+			  "udf-builder/instance", n->name, "policyTypes", "Ingress", "Egress", "ingress", "from", from,
+			  "ports", "protocol", "TCP", "port", 8815, "egress", egress));
 }

@@ -51,17 +51,17 @@ struct udfb_sandbox_rec {
 	char *tenant, *key;
 	enum udfb_sb_state state;
 	int udf_port, status_port; /* 0: none allocated */
-	char *id;                  /* the running generation's container id */
-	char *dir;                 /* its bundle directory */
+	char *id; /* the running generation's container id */
+	char *dir; /* its bundle directory */
 	char spec[UDFB_DIGEST_LEN + 1]; /* what it was started with (image, tokens, env) */
-	int pidfd;                 /* its first process; -1 when none */
-	pid_t pid;                 /* that process (held from udfb_reap_orphans while watched) */
-	int netns;                 /* its network namespace; -1 when none (or network=host) */
+	int pidfd; /* its first process; -1 when none */
+	pid_t pid; /* that process (held from udfb_reap_orphans while watched) */
+	int netns; /* its network namespace; -1 when none (or network=host) */
 	struct udfb_fwd_listener *l_udf, *l_status; /* the host ports, forwarded into netns */
-	int adopted;               /* left running by an earlier process (not our child) */
-	int busy;                  /* threads holding the pointer without the lock */
+	int adopted; /* left running by an earlier process (not our child) */
+	int busy; /* threads holding the pointer without the lock */
 	int stats_failures;
-	int held;                  /* a worker's auto_suspend governs its idleness, not idle_ms */
+	int held; /* a worker's auto_suspend governs its idleness, not idle_ms */
 	long long started_wall_ms, touched_wall_ms;
 	long long changed_ms; /* monotonic: last change of state */
 };
@@ -72,17 +72,17 @@ struct udfb_local {
 	char *sandboxes_dir; /* state_dir/sandboxes: one bundle per running container */
 	struct udfb_ocirt rt;
 	char *rt_version;
-	struct udfb_fwd *fwd;           /* network=namespace */
-	struct sockaddr_storage bind;   /* where the endpoints listen (port 0) */
+	struct udfb_fwd *fwd; /* network=namespace */
+	struct sockaddr_storage bind; /* where the endpoints listen (port 0) */
 	socklen_t bind_len;
-	char *url_host;                 /* the endpoints' host: advertise_address, [v6] bracketed */
-	char *probe_host;               /* where the service itself reaches them */
+	char *url_host; /* the endpoints' host: advertise_address, [v6] bracketed */
+	char *probe_host; /* where the service itself reaches them */
 	int cgroups; /* UDFB_CG_* in use */
 	char inst[8]; /* this process's part of container ids */
 	unsigned long gen;
 	pthread_mutex_t mu;
 	pthread_cond_t changed; /* a sandbox left STARTING or STOPPING */
-	pthread_cond_t wake;    /* the reaper's sleep */
+	pthread_cond_t wake; /* the reaper's sleep */
 	struct udfb_sandbox_rec **v;
 	size_t n, cap;
 	pthread_t reaper;

@@ -131,7 +131,8 @@ static int parse_cpus(const char *v, long long *out)
 
 static int parse_bool(const char *v, long long *out)
 {
-	static const char *const yes[] = { "1", "true", "yes", "on", NULL }, *const no[] = { "0", "false", "no", "off", NULL };
+	static const char *const yes[] = { "1", "true", "yes", "on", NULL };
+	static const char *const no[] = { "0", "false", "no", "off", NULL };
 	for (int k = 0; yes[k]; k++)
 		if (strcasecmp(v, yes[k]) == 0)
 			return *out = 1, 0;
@@ -146,31 +147,53 @@ static int set_one(struct udfb_local_opts *o, const struct opt_def *d, const cha
 	char *slot = (char *)o + d->off;
 	long long n = 0;
 	int rc = 0;
-	static const char *const what[] = { "", "a whole number", "a size (65536, 512m, 1g)", "1/0, true/false",
-					    "a number of CPUs (1, 0.5)", "auto, on or off", "namespace or host" };
+	static const char *const what[] = { "",
+					    "a whole number",
+					    "a size (65536, 512m, 1g)",
+					    "1/0, true/false",
+					    "a number of CPUs (1, 0.5)",
+					    "auto, on or off",
+					    "namespace or host" };
 	switch (d->type) {
 	case T_STR:
 		free(*(char **)slot);
 		*(char **)slot = strdup(v);
 		return 0;
-	case T_LONG: rc = parse_long(v, &n); if (rc == 0) *(long *)slot = (long)n; break;
-	case T_SIZE: rc = parse_size(v, &n); if (rc == 0) *(long long *)slot = n; break;
-	case T_BOOL: rc = parse_bool(v, &n); if (rc == 0) *(int *)slot = (int)n; break;
-	case T_CPUS: rc = parse_cpus(v, &n); if (rc == 0) *(long *)slot = (long)n; break;
+	case T_LONG:
+		rc = parse_long(v, &n);
+		if (rc == 0)
+			*(long *)slot = (long)n;
+		break;
+	case T_SIZE:
+		rc = parse_size(v, &n);
+		if (rc == 0)
+			*(long long *)slot = n;
+		break;
+	case T_BOOL:
+		rc = parse_bool(v, &n);
+		if (rc == 0)
+			*(int *)slot = (int)n;
+		break;
+	case T_CPUS:
+		rc = parse_cpus(v, &n);
+		if (rc == 0)
+			*(long *)slot = (long)n;
+		break;
 	case T_CGMODE:
-		rc = strcmp(v, "auto") == 0 ? (*(int *)slot = UDFB_LOCAL_CG_AUTO, 0)
-		   : strcmp(v, "on") == 0   ? (*(int *)slot = UDFB_LOCAL_CG_ON, 0)
-		   : strcmp(v, "off") == 0  ? (*(int *)slot = UDFB_LOCAL_CG_OFF, 0)
-					    : -1;
+		rc = strcmp(v, "auto") == 0  ? (*(int *)slot = UDFB_LOCAL_CG_AUTO, 0)
+		     : strcmp(v, "on") == 0  ? (*(int *)slot = UDFB_LOCAL_CG_ON, 0)
+		     : strcmp(v, "off") == 0 ? (*(int *)slot = UDFB_LOCAL_CG_OFF, 0)
+					     : -1;
 		break;
 	case T_NETMODE:
 		rc = strcmp(v, "namespace") == 0 ? (*(int *)slot = UDFB_LOCAL_NET_NAMESPACE, 0)
-		   : strcmp(v, "host") == 0	   ? (*(int *)slot = UDFB_LOCAL_NET_HOST, 0)
-					   : -1;
+		     : strcmp(v, "host") == 0	 ? (*(int *)slot = UDFB_LOCAL_NET_HOST, 0)
+						 : -1;
 		break;
 	}
 	if (rc < 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option %s '%.64s': expected %s", d->name, v, what[d->type]);
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option %s '%.64s': expected %s", d->name, v,
+				    what[d->type]);
 	return 0;
 }
 
@@ -180,7 +203,8 @@ static int unknown(const char *key, struct udfb_err *err)
 	udfb_buf_init(&b, 4096);
 	for (size_t k = 0; k < sizeof(defs) / sizeof(*defs); k++)
 		udfb_buf_printf(&b, "%s%s", k ? ", " : "", defs[k].name);
-	udfb_err_set(err, UDFB_E_INVALID, "scheduler option '%s': unknown to the local scheduler (known: %s)", key, b.data);
+	udfb_err_set(err, UDFB_E_INVALID, "scheduler option '%s': unknown to the local scheduler (known: %s)", key,
+		     b.data);
 	udfb_buf_free(&b);
 	return -1;
 }
@@ -188,28 +212,37 @@ static int unknown(const char *key, struct udfb_err *err)
 static int check(struct udfb_local_opts *o, struct udfb_err *err)
 {
 	if (o->port_min < 1024 || o->port_max > 65535 || o->port_max - o->port_min < 1)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options port_min/port_max: %ld-%ld is not a range of "
-				    "at least two ports within 1024-65535", o->port_min, o->port_max);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler options port_min/port_max: %ld-%ld is not a range of "
+				    "at least two ports within 1024-65535",
+				    o->port_min, o->port_max);
 	if (o->start_timeout_ms < 100 || o->reap_interval_ms < 10 || o->idle_ms < 1)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: start_timeout_ms >= 100, reap_interval_ms >= 10 and idle_ms >= 1");
+		return udfb_err_set(
+			err, UDFB_E_INVALID,
+			"scheduler options: start_timeout_ms >= 100, reap_interval_ms >= 10 and idle_ms >= 1");
 	if (o->max_per_tenant < 1 || o->max_total < 1 || o->nofile < 16 || o->tmp_size < 1)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: max_per_tenant, max_total, tmp_size >= 1 and nofile >= 16");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler options: max_per_tenant, max_total, tmp_size >= 1 and nofile >= 16");
 	if (o->cgroup_parent[0] != '/')
 		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: cgroup_parent must be absolute");
 	if (o->max_connections < 1)
 		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options: max_connections >= 1");
 	if (udfb_local_parse_addr(o->bind_address, 0, NULL, NULL) < 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option bind_address '%.64s': expected a numeric IPv4 or IPv6 address",
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler option bind_address '%.64s': expected a numeric IPv4 or IPv6 address",
 				    o->bind_address);
 	if (o->network == UDFB_LOCAL_NET_HOST && strcmp(o->bind_address, "127.0.0.1") != 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option bind_address: network=host sandboxes listen on 127.0.0.1 only");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler option bind_address: network=host sandboxes listen on 127.0.0.1 only");
 	if (!*o->advertise_address && udfb_local_parse_addr(o->bind_address, 0, NULL, NULL) == 1)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option advertise_address: needed with a wildcard bind_address "
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler option advertise_address: needed with a wildcard bind_address "
 				    "(the address Databend's query nodes connect to)");
 	if (udfb_fwd_cidrs_valid(o->query_cidrs, err) < 0)
 		return udfb_err_wrap(err, "scheduler option query_cidrs");
 	if (strpbrk(o->advertise_address, "/ @?#"))
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option advertise_address '%.64s': a host name or address",
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler option advertise_address '%.64s': a host name or address",
 				    o->advertise_address);
 	return 0;
 }
@@ -236,14 +269,15 @@ int udfb_local_opts_parse(struct udfb_local_opts *o, json_t *opts, const char *s
 	if (!o->runtime_root)
 		o->runtime_root = udfb_path_join(o->state_dir, "runtime");
 	if (o->state_dir[0] != '/' || o->layers_dir[0] != '/' || o->runtime_root[0] != '/')
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler options state_dir, layers_dir, runtime_root: must be absolute paths");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler options state_dir, layers_dir, runtime_root: must be absolute paths");
 	return check(o, err);
 }
 
 void udfb_local_opts_free(struct udfb_local_opts *o)
 {
-	char **strs[] = { &o->runtime, &o->runtime_args, &o->runtime_root, &o->state_dir, &o->layers_dir, &o->cgroup_parent,
-			  &o->bind_address, &o->advertise_address, &o->query_cidrs };
+	char **strs[] = { &o->runtime,	     &o->runtime_args, &o->runtime_root,      &o->state_dir,  &o->layers_dir,
+			  &o->cgroup_parent, &o->bind_address, &o->advertise_address, &o->query_cidrs };
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++) {
 		free(*strs[k]);
 		*strs[k] = NULL;

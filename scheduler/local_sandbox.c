@@ -125,11 +125,20 @@ static int write_config(struct udfb_local *L, const struct udfb_sandbox_rec *sb,
 	    asprintf(&hostname, "udf-%.12s", udfb_digest_valid(sb->key) ? udfb_digest_hex(sb->key) : "sandbox") < 0)
 		abort();
 	struct udfb_spec_opts so = {
-		.rootfs = rootfs, .hostname = hostname, .image_config = im->config,
-		.env = (const char *const *)env, .n_env = n_env, .cgroups = L->cgroups, .cgroups_path = cgpath,
+		.rootfs = rootfs,
+		.hostname = hostname,
+		.image_config = im->config,
+		.env = (const char *const *)env,
+		.n_env = n_env,
+		.cgroups = L->cgroups,
+		.cgroups_path = cgpath,
 		.memory_bytes = req->memory_bytes > 0 ? req->memory_bytes : L->o.memory,
-		.cpu_millis = req->cpu_millis > 0 ? req->cpu_millis : L->o.cpu_millis, .pids = L->o.pids,
-		.nofile = L->o.nofile, .nproc = L->o.nproc, .fsize = L->o.log_max, .tmp_bytes = L->o.tmp_size,
+		.cpu_millis = req->cpu_millis > 0 ? req->cpu_millis : L->o.cpu_millis,
+		.pids = L->o.pids,
+		.nofile = L->o.nofile,
+		.nproc = L->o.nproc,
+		.fsize = L->o.log_max,
+		.tmp_bytes = L->o.tmp_size,
 		.seccomp = L->o.seccomp,
 	};
 	json_t *spec = NULL;
@@ -158,9 +167,9 @@ static int make_bundle(struct udfb_local *L, const struct udfb_sandbox_rec *sb, 
 
 static int write_record(const struct udfb_sandbox_rec *sb, struct udfb_err *err)
 {
-	json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:I}", "id", sb->id, "tenant", sb->tenant, "key", sb->key,
-			      "udf_port", sb->udf_port, "status_port", sb->status_port, "spec", sb->spec, "started",
-			      (json_int_t)sb->started_wall_ms));
+	json_t *j = udfb_json_must(json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:I}", "id", sb->id, "tenant", sb->tenant, "key",
+					     sb->key, "udf_port", sb->udf_port, "status_port", sb->status_port, "spec",
+					     sb->spec, "started", (json_int_t)sb->started_wall_ms));
 	int rc = write_json(sb->dir, "sandbox.json", j, err);
 	json_decref(j);
 	return rc;
@@ -191,8 +200,9 @@ static int wait_ready(struct udfb_local *L, const struct udfb_sandbox_rec *sb, s
 		if (udfb_local_mono_ms() >= deadline) {
 			char line[LINE_MAX_CHARS + 1];
 			log_tail(sb, line, sizeof(line));
-			return udfb_err_set(err, UDFB_E_UNAVAILABLE, "sandbox for key %s: /health did not answer 1 within %ld ms%s%s",
-					    sb->key, L->o.start_timeout_ms, *line ? "; its last output: " : "", line);
+			return udfb_err_set(err, UDFB_E_UNAVAILABLE,
+					    "sandbox for key %s: /health did not answer 1 within %ld ms%s%s", sb->key,
+					    L->o.start_timeout_ms, *line ? "; its last output: " : "", line);
 		}
 	}
 }
@@ -211,8 +221,9 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 		log_tail(sb, line, sizeof(line));
 		if (*line) {
 			udfb_err_clear(err);
-			return udfb_err_set(err, UDFB_E_INTERNAL, "sandbox for key %s: runtime %s could not start it: %s", sb->key,
-					    L->rt.bin, line);
+			return udfb_err_set(err, UDFB_E_INTERNAL,
+					    "sandbox for key %s: runtime %s could not start it: %s", sb->key, L->rt.bin,
+					    line);
 		}
 		return udfb_err_wrap(err, "sandbox for key %s", sb->key);
 	}
@@ -283,7 +294,8 @@ void udfb_local_teardown(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 	/* Kill, see it gone, reap it and what the runtime left to us (runsc's
 	 * gofer): only then does `delete` find nothing alive to wait for. */
 	if (sb->pidfd >= 0) {
-		if (!udfb_pidfd_exited(sb->pidfd, 0) && sb->id && udfb_ocirt_kill(&L->rt, sb->id, sb->netns, "KILL", &err) < 0)
+		if (!udfb_pidfd_exited(sb->pidfd, 0) && sb->id &&
+		    udfb_ocirt_kill(&L->rt, sb->id, sb->netns, "KILL", &err) < 0)
 			udfb_err_clear(&err);
 		if (!udfb_pidfd_exited(sb->pidfd, STOP_WAIT_MS))
 			udfb_warn("sandbox %s: its first process outlived SIGKILL", sb->id);
@@ -342,8 +354,8 @@ static int listen_adopted(struct udfb_local *L, struct udfb_sandbox_rec *sb, int
 		else
 			((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
 		ok = udfb_fwd_listen(L->fwd, (struct sockaddr *)&a, L->bind_len,
-				     k ? UDFB_LOCAL_INNER_STATUS_PORT : UDFB_LOCAL_INNER_UDF_PORT, k ? &sb->l_status : &sb->l_udf,
-				     &err) == 0;
+				     k ? UDFB_LOCAL_INNER_STATUS_PORT : UDFB_LOCAL_INNER_UDF_PORT,
+				     k ? &sb->l_status : &sb->l_udf, &err) == 0;
 	}
 	if (ok) {
 		sb->udf_port = up;
@@ -382,9 +394,10 @@ static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 	char *status = NULL;
 	pid_t pid = 0;
 	int netns = L->fwd ? netns_of_bundle(dir) : -1;
-	if (!id || !tenant || !key || !spec || strlen(spec) != UDFB_DIGEST_LEN || up <= 0 || sp <= 0 || (L->fwd && netns < 0) ||
-	    udfb_ocirt_state(&L->rt, id, netns, &status, &pid, &err) < 0) {
-		udfb_info("sandbox %s: not adopted: %s", id ? id : dir, err.msg ? err.msg : "its record is incomplete, or it is gone");
+	if (!id || !tenant || !key || !spec || strlen(spec) != UDFB_DIGEST_LEN || up <= 0 || sp <= 0 ||
+	    (L->fwd && netns < 0) || udfb_ocirt_state(&L->rt, id, netns, &status, &pid, &err) < 0) {
+		udfb_info("sandbox %s: not adopted: %s", id ? id : dir,
+			  err.msg ? err.msg : "its record is incomplete, or it is gone");
 		udfb_err_clear(&err);
 		if (netns >= 0)
 			close(netns);
@@ -436,7 +449,9 @@ static void recover_one(struct udfb_local *L, const char *name)
 		return;
 	}
 	const char *id = json_string_value(json_object_get(j, "id"));
-	struct udfb_sandbox_rec tmp = { .id = strdup(id ? id : name), .dir = strdup(dir), .pidfd = -1,
+	struct udfb_sandbox_rec tmp = { .id = strdup(id ? id : name),
+					.dir = strdup(dir),
+					.pidfd = -1,
 					.netns = L->fwd ? netns_of_bundle(dir) : -1 };
 	udfb_info("sandbox %s: left by an earlier process: removed", tmp.id);
 	udfb_local_teardown(L, &tmp);

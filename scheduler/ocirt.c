@@ -187,12 +187,14 @@ static char **make_argv(const struct udfb_ocirt *rt, const char *const *verb)
 
 /* The runtime sees PATH and nothing else of our environment (which may hold
  * token secrets). */
-static int spawn_here(pid_t *pid, const struct udfb_ocirt *rt, const char *const *verb, int out_fd, struct udfb_err *err)
+static int spawn_here(pid_t *pid, const struct udfb_ocirt *rt, const char *const *verb, int out_fd,
+		      struct udfb_err *err)
 {
 	cleanup_free char **argv = make_argv(rt, verb);
 	cleanup_free char *path = NULL;
 	const char *p = getenv("PATH");
-	if (asprintf(&path, "PATH=%s", p && *p ? p : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") < 0)
+	if (asprintf(&path, "PATH=%s", p && *p ? p : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") <
+	    0)
 		abort();
 	char *envp[] = { path, NULL };
 	posix_spawn_file_actions_t fa;
@@ -217,8 +219,8 @@ static int spawn_here(pid_t *pid, const struct udfb_ocirt *rt, const char *const
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (rc != 0)
-		return udfb_err_set(err, rc == ENOENT ? UDFB_E_UNSUPPORTED : UDFB_E_INTERNAL, "runtime %s: %s%s", rt->bin,
-				    strerror(rc), rc == ENOENT ? " (not installed, or not in PATH)" : "");
+		return udfb_err_set(err, rc == ENOENT ? UDFB_E_UNSUPPORTED : UDFB_E_INTERNAL, "runtime %s: %s%s",
+				    rt->bin, strerror(rc), rc == ENOENT ? " (not installed, or not in PATH)" : "");
 	return 0;
 }
 
@@ -330,9 +332,11 @@ static int failed(const struct udfb_ocirt *rt, const char *verb, const char *id,
 		  struct udfb_err *err)
 {
 	const char *line = last_line(out);
-	enum udfb_errcat cat = strstr(line, "does not exist") || strstr(line, "not exist") ? UDFB_E_NOTFOUND : UDFB_E_INTERNAL;
+	enum udfb_errcat cat =
+		strstr(line, "does not exist") || strstr(line, "not exist") ? UDFB_E_NOTFOUND : UDFB_E_INTERNAL;
 	if (WIFSIGNALED(status))
-		return udfb_err_set(err, cat, "runtime %s %s %s: killed by signal %d", rt->bin, verb, id, WTERMSIG(status));
+		return udfb_err_set(err, cat, "runtime %s %s %s: killed by signal %d", rt->bin, verb, id,
+				    WTERMSIG(status));
 	return udfb_err_set(err, cat, "runtime %s %s %s: %.300s", rt->bin, verb, id, *line ? line : "failed");
 }
 
@@ -395,7 +399,8 @@ int udfb_ocirt_run(const struct udfb_ocirt *rt, const char *id, const char *bund
 		if (WIFSIGNALED(status))
 			return udfb_err_set(err, UDFB_E_INTERNAL, "runtime %s run %s: killed by signal %d", rt->bin, id,
 					    WTERMSIG(status));
-		return udfb_err_set(err, UDFB_E_INTERNAL, "runtime %s run %s: exit status %d", rt->bin, id, WEXITSTATUS(status));
+		return udfb_err_set(err, UDFB_E_INTERNAL, "runtime %s run %s: exit status %d", rt->bin, id,
+				    WEXITSTATUS(status));
 	}
 	return read_pid(pid_file, pid, err);
 }
@@ -451,7 +456,8 @@ int udfb_ocirt_list(const struct udfb_ocirt *rt, json_t **ids, struct udfb_err *
 	int rc = simple(rt, verb, "", -1, &b, err);
 	if (rc == 0) {
 		*ids = json_array();
-		for (char *save = NULL, *l = strtok_r(b.data ? b.data : "", "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		for (char *save = NULL, *l = strtok_r(b.data ? b.data : "", "\n", &save); l;
+		     l = strtok_r(NULL, "\n", &save))
 			if (*l)
 				json_array_append_new(*ids, json_string(l));
 	}
@@ -506,8 +512,9 @@ int udfb_ocirt_probe_platform(const struct udfb_ocirt *rt, const char *scratch, 
 			return 0;
 		}
 	}
-	udfb_err_set(err, UDFB_E_UNSUPPORTED, "runtime %s: no platform starts a sandbox here (tried systrap, kvm, ptrace): %.300s",
-		     rt->bin, last_line(&last));
+	udfb_err_set(err, UDFB_E_UNSUPPORTED,
+		     "runtime %s: no platform starts a sandbox here (tried systrap, kvm, ptrace): %.300s", rt->bin,
+		     last_line(&last));
 	udfb_buf_free(&last);
 	return -1;
 }

@@ -12,8 +12,8 @@
 #include "common/err.h"
 
 struct udfb_ocirt {
-	char *bin;   /* "runc" (looked up in PATH) or a path */
-	char *root;  /* --root: where the runtime keeps its state */
+	char *bin; /* "runc" (looked up in PATH) or a path */
+	char *root; /* --root: where the runtime keeps its state */
 	char **args; /* extra global flags, before the verb */
 	size_t n_args;
 };
@@ -36,7 +36,8 @@ int udfb_ocirt_run(const struct udfb_ocirt *rt, const char *id, const char *bund
 /* `state`: *status ("created", "running", "stopped", ...) and *pid; NOTFOUND when unknown. */
 int udfb_ocirt_state(const struct udfb_ocirt *rt, const char *id, int netns_fd, char **status, pid_t *pid,
 		     struct udfb_err *err);
-int udfb_ocirt_kill(const struct udfb_ocirt *rt, const char *id, int netns_fd, const char *signal, struct udfb_err *err);
+int udfb_ocirt_kill(const struct udfb_ocirt *rt, const char *id, int netns_fd, const char *signal,
+		    struct udfb_err *err);
 /* `delete --force`: kills it first if it still runs. */
 int udfb_ocirt_delete(const struct udfb_ocirt *rt, const char *id, int netns_fd, struct udfb_err *err);
 /* `list`: the ids, a JSON array of strings. */

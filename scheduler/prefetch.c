@@ -60,7 +60,8 @@ static int unpack_layer(const struct udfb_base *b, const struct job *j, const ch
 {
 	cleanup_free char *blob = blob_of(b, digest);
 	if (!blob) {
-		udfb_info("runtime %s: base layer %s is in a registry: unpacked when a UDF first needs it", j->runtime, digest);
+		udfb_info("runtime %s: base layer %s is in a registry: unpacked when a UDF first needs it", j->runtime,
+			  digest);
 		return 0;
 	}
 	char layer[1][UDFB_DIGEST_LEN + 1];
@@ -71,10 +72,11 @@ static int unpack_layer(const struct udfb_base *b, const struct job *j, const ch
 	double t0 = mono_ms();
 	int rc = udfb_layers_ensure(layers_dir_, &im, &err);
 	if (rc < 0)
-		udfb_error("runtime %s: base %s: layer %s could not be unpacked: %s", j->runtime, j->ref, digest, err.msg);
+		udfb_error("runtime %s: base %s: layer %s could not be unpacked: %s", j->runtime, j->ref, digest,
+			   err.msg);
 	else
-		udfb_info("runtime %s: base layer %zu/%zu %s ready in the layer cache (%.0f ms)", j->runtime, k + 1, n, digest,
-			  mono_ms() - t0);
+		udfb_info("runtime %s: base layer %zu/%zu %s ready in the layer cache (%.0f ms)", j->runtime, k + 1, n,
+			  digest, mono_ms() - t0);
 	udfb_err_clear(&err);
 	return rc;
 }
@@ -86,8 +88,8 @@ static struct udfb_base *resolve_all(size_t *total)
 	for (size_t k = 0; k < n_jobs; k++) {
 		struct udfb_err err = UDFB_ERR_INIT;
 		if (udfb_base_resolve(&bs[k], jobs[k].ref, platform_, &err) < 0) {
-			udfb_error("runtime %s: base %s could not be read for unpacking: %s", jobs[k].runtime, jobs[k].ref,
-				   err.msg);
+			udfb_error("runtime %s: base %s could not be read for unpacking: %s", jobs[k].runtime,
+				   jobs[k].ref, err.msg);
 			memset(&bs[k], 0, sizeof(bs[k]));
 			pthread_mutex_lock(&mu);
 			failed_++;
@@ -131,7 +133,8 @@ static void *prefetch_main(void *arg)
 	size_t done, failed;
 	udfb_prefetch_progress(&done, &total, &failed);
 	if (failed)
-		udfb_error("configured bases: %zu unpacks failed (above), %zu of %zu layers ready; UDFs on those bases will fail",
+		udfb_error("configured bases: %zu unpacks failed (above), %zu of %zu layers ready; UDFs on those bases "
+			   "will fail",
 			   failed, done, total);
 	else
 		udfb_info("configured bases unpacked: %zu layers in %.0f ms", done, mono_ms() - t0);

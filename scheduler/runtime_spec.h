@@ -16,19 +16,19 @@
 enum { UDFB_CG_MEMORY = 1, UDFB_CG_CPU = 2, UDFB_CG_PIDS = 4 };
 
 struct udfb_spec_opts {
-	const char *rootfs;      /* absolute path */
+	const char *rootfs; /* absolute path */
 	const char *hostname;
-	json_t *image_config;    /* the image config's "config": User, Env, Entrypoint, Cmd, WorkingDir */
-	const char *const *env;  /* "NAME=value", applied over the image's in order */
+	json_t *image_config; /* the image config's "config": User, Env, Entrypoint, Cmd, WorkingDir */
+	const char *const *env; /* "NAME=value", applied over the image's in order */
 	size_t n_env;
-	int cgroups;             /* UDFB_CG_* the limits below may use */
+	int cgroups; /* UDFB_CG_* the limits below may use */
 	const char *cgroups_path;
-	long long memory_bytes;  /* 0: no limit */
-	long cpu_millis;         /* 1000 = one CPU; 0: no limit */
-	long pids;               /* 0: no limit */
-	long nofile, nproc;      /* rlimits */
-	long long fsize;         /* RLIMIT_FSIZE (caps the log too); 0: none */
-	long long tmp_bytes;     /* size of the /tmp tmpfs */
+	long long memory_bytes; /* 0: no limit */
+	long cpu_millis; /* 1000 = one CPU; 0: no limit */
+	long pids; /* 0: no limit */
+	long nofile, nproc; /* rlimits */
+	long long fsize; /* RLIMIT_FSIZE (caps the log too); 0: none */
+	long long tmp_bytes; /* size of the /tmp tmpfs */
 	int seccomp;
 };
 

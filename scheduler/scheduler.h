@@ -13,10 +13,11 @@
 
 struct udfb_sandbox_req {
 	const char *tenant;
-	const char *key;   /* the cache key, "sha256:..." */
+	const char *key; /* the cache key, "sha256:..." */
 	const char *image; /* reference pinned by digest */
 	const char *handler;
-	const char *auth_keys; /* UDF_AUTH_KEYS: the sandbox keys tokens are checked with, one per secret, comma-separated */
+	const char *
+		auth_keys; /* UDF_AUTH_KEYS: the sandbox keys tokens are checked with, one per secret, comma-separated */
 	const struct udfb_env_var *env; /* operator-bound variables */
 	size_t n_env;
 	/* A worker's size (docs/configuration.md, worker_sizes); 0: the
@@ -28,7 +29,7 @@ struct udfb_sandbox_req {
 
 struct udfb_sandbox {
 	char *endpoint; /* "http://host:port" */
-	int ready;      /* 1: serving now; 0: starting */
+	int ready; /* 1: serving now; 0: starting */
 };
 
 struct udfb_scheduler_ops {

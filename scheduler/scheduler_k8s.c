@@ -97,7 +97,9 @@ static int wait_ready(struct k8s *k, const struct k8s_names *n, struct udfb_err 
 			break;
 		if (now_ms() >= deadline) {
 			free(path);
-			return udfb_err_set(err, UDFB_E_DEADLINE, "kubernetes: Deployment %s/%s: no ready replica after %ld ms", n->ns, n->name, k->o.start_timeout_ms);
+			return udfb_err_set(err, UDFB_E_DEADLINE,
+					    "kubernetes: Deployment %s/%s: no ready replica after %ld ms", n->ns,
+					    n->name, k->o.start_timeout_ms);
 		}
 		usleep((useconds_t)k->o.poll_ms * 1000);
 	}
@@ -125,7 +127,8 @@ static int k8s_ensure(void *impl, const struct udfb_sandbox_req *req, struct udf
 	objs[3] = k8s_netpol_obj(&k->o, &n);
 	for (int i = 0; i < 4; i++)
 		if (!objs[i]) {
-			udfb_err_set(err, UDFB_E_INTERNAL, "kubernetes: building the objects of %s/%s failed", n.ns, n.name);
+			udfb_err_set(err, UDFB_E_INTERNAL, "kubernetes: building the objects of %s/%s failed", n.ns,
+				     n.name);
 			goto out;
 		}
 	for (int i = 0; i < 4; i++)
@@ -221,10 +224,11 @@ static int k8s_registry_put(void *impl, const char *tenant, json_t *worker, stru
 	char *text = json_dumps(worker, JSON_SORT_KEYS | JSON_COMPACT);
 	struct k8s_names n = { .label = label, .ns = ns };
 	json_t *nsobj = k8s_namespace_obj(&n);
-	json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s},s:{s:s}},s:{s:s}}", "apiVersion", "v1", "kind",
-				"ConfigMap", "metadata", "name", cm, "namespace", ns, "labels", "app.kubernetes.io/managed-by",
-				"udf-builder", WORKER_LABEL, "true", "udf-builder/tenant", label, "annotations",
-				"udf-builder/tenant", tenant, "data", "worker", text);
+	json_t *obj =
+		json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s},s:{s:s}},s:{s:s}}", "apiVersion", "v1", "kind",
+			  "ConfigMap", "metadata", "name", cm, "namespace", ns, "labels",
+			  "app.kubernetes.io/managed-by", "udf-builder", WORKER_LABEL, "true", "udf-builder/tenant",
+			  label, "annotations", "udf-builder/tenant", tenant, "data", "worker", text);
 	int rc = k8s_apply(&k->api, nsobj, err);
 	if (rc == 0)
 		rc = k8s_apply(&k->api, obj, err);
@@ -260,11 +264,13 @@ static int k8s_registry_load(void *impl, const char *tenant, json_t **out, struc
 	struct k8s *k = impl;
 	*out = NULL;
 	char *path = NULL, *label = tenant ? udfb_tenant_label(tenant) : NULL;
-	if ((tenant ? asprintf(&path, "/api/v1/namespaces/udf-%s/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue", label)
+	if ((tenant ? asprintf(&path, "/api/v1/namespaces/udf-%s/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue",
+			       label)
 		    : asprintf(&path, "/api/v1/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue")) < 0)
 		abort();
 	json_t *list = NULL;
-	int rc = k8s_api_call(&k->api, "GET", path, NULL, &list, "list ConfigMaps", tenant ? label : "-", "workers", err);
+	int rc = k8s_api_call(&k->api, "GET", path, NULL, &list, "list ConfigMaps", tenant ? label : "-", "workers",
+			      err);
 	free(path);
 	free(label);
 	if (rc < 0)
@@ -274,7 +280,8 @@ static int k8s_registry_load(void *impl, const char *tenant, json_t **out, struc
 	json_t *cm;
 	json_array_foreach(json_object_get(list, "items"), i, cm) {
 		json_t *meta = json_object_get(cm, "metadata");
-		const char *t = json_string_value(json_object_get(json_object_get(meta, "annotations"), "udf-builder/tenant"));
+		const char *t =
+			json_string_value(json_object_get(json_object_get(meta, "annotations"), "udf-builder/tenant"));
 		const char *text = json_string_value(json_object_get(json_object_get(cm, "data"), "worker"));
 		json_t *w = text ? json_loads(text, 0, NULL) : NULL;
 		if (t && json_is_object(w) && (!tenant || strcmp(t, tenant) == 0))
@@ -314,9 +321,10 @@ static int k8s_suspend(void *impl, const char *tenant, const char *key, struct u
 		if (rc < 0)
 			return err->msg && strstr(err->msg, "HTTP 404") ? (udfb_err_clear(err), 0) : -1;
 		json_t *meta = json_object_get(got, "metadata");
-		d = json_pack("{s:s,s:s,s:{s:O,s:O,s:O*},s:O}", "apiVersion", "apps/v1", "kind", "Deployment", "metadata",
-			      "name", json_object_get(meta, "name"), "namespace", json_object_get(meta, "namespace"),
-			      "labels", json_object_get(meta, "labels"), "spec", json_object_get(got, "spec"));
+		d = json_pack("{s:s,s:s,s:{s:O,s:O,s:O*},s:O}", "apiVersion", "apps/v1", "kind", "Deployment",
+			      "metadata", "name", json_object_get(meta, "name"), "namespace",
+			      json_object_get(meta, "namespace"), "labels", json_object_get(meta, "labels"), "spec",
+			      json_object_get(got, "spec"));
 		json_decref(got);
 		if (!d)
 			return udfb_err_set(err, UDFB_E_INTERNAL, "kubernetes: a Deployment without name or spec");
@@ -339,8 +347,9 @@ static int k8s_list(void *impl, json_t **out, struct udfb_err *err)
 		struct k8s_sb *sb = (struct k8s_sb *)(uintptr_t)json_integer_value(v);
 		const char *nl = strchr(id, '\n');
 		char *tenant = strndup(id, (size_t)(nl - id));
-		json_array_append_new(*out, udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", tenant, "key", nl + 1, "endpoint", sb->endpoint,
-						      "state", sb->scaled_down ? "scaled-to-zero" : "ready")));
+		json_array_append_new(*out, udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", tenant, "key",
+								     nl + 1, "endpoint", sb->endpoint, "state",
+								     sb->scaled_down ? "scaled-to-zero" : "ready")));
 		free(tenant);
 	}
 	pthread_mutex_unlock(&k->mu);
@@ -406,7 +415,8 @@ static void *reaper_main(void *arg)
 		if (n < 0)
 			udfb_warn("kubernetes: scaling idle sandboxes to zero: %s", err.msg);
 		else if (n > 0)
-			udfb_info("kubernetes: %d sandbox(es) idle for more than %ld ms scaled to zero", n, k->o.idle_ms);
+			udfb_info("kubernetes: %d sandbox(es) idle for more than %ld ms scaled to zero", n,
+				  k->o.idle_ms);
 		udfb_err_clear(&err);
 		pthread_mutex_lock(&k->mu);
 	}

@@ -142,7 +142,8 @@ static int port_bindable(int port)
 		return 0;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
 	close(fd);
@@ -218,8 +219,8 @@ static int ensure_ports(struct udfb_local *L, struct udfb_sandbox_rec *sb, struc
 {
 	if (sb->udf_port && L->fwd && sb->l_udf && sb->l_status)
 		return 0;
-	if (sb->udf_port && !L->fwd && !port_reserved(L, sb->udf_port, sb, 1) && !port_reserved(L, sb->status_port, sb, 1) &&
-	    port_bindable(sb->udf_port) && port_bindable(sb->status_port))
+	if (sb->udf_port && !L->fwd && !port_reserved(L, sb->udf_port, sb, 1) &&
+	    !port_reserved(L, sb->status_port, sb, 1) && port_bindable(sb->udf_port) && port_bindable(sb->status_port))
 		return 0;
 	return alloc_ports(L, sb, err);
 }
@@ -267,7 +268,8 @@ static int check_limits(struct udfb_local *L, const struct udfb_sandbox_rec *sel
 		return udfb_err_set(err, UDFB_E_EXHAUSTED, "tenant '%s': %ld sandboxes run, the limit (max_per_tenant)",
 				    self->tenant, tenant);
 	if (total >= L->o.max_total)
-		return udfb_err_set(err, UDFB_E_EXHAUSTED, "%ld sandboxes run on this machine, the limit (max_total)", total);
+		return udfb_err_set(err, UDFB_E_EXHAUSTED, "%ld sandboxes run on this machine, the limit (max_total)",
+				    total);
 	return 0;
 }
 
@@ -279,8 +281,8 @@ static int prepare(struct udfb_local *L, struct udfb_sandbox_rec *sb, const char
 	cleanup_free char *label = udfb_tenant_label(sb->tenant);
 	free(sb->id);
 	free(sb->dir);
-	if (asprintf(&sb->id, "udfb-%s-%.12s-%s-%lu", label, udfb_digest_valid(sb->key) ? udfb_digest_hex(sb->key) : "key",
-		     L->inst, ++L->gen) < 0)
+	if (asprintf(&sb->id, "udfb-%s-%.12s-%s-%lu", label,
+		     udfb_digest_valid(sb->key) ? udfb_digest_hex(sb->key) : "key", L->inst, ++L->gen) < 0)
 		abort();
 	sb->dir = udfb_path_join(L->sandboxes_dir, sb->id);
 	memcpy(sb->spec, spec, UDFB_DIGEST_LEN + 1);
@@ -291,13 +293,14 @@ static int prepare(struct udfb_local *L, struct udfb_sandbox_rec *sb, const char
 }
 
 /* Start, and once more on new ports if another process took ours meanwhile. */
-static int start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const struct udfb_sandbox_req *req, const char *spec,
-		 struct udfb_err *err)
+static int start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const struct udfb_sandbox_req *req,
+		 const char *spec, struct udfb_err *err)
 {
 	int rc = udfb_local_start(L, sb, req, err);
 	if (rc == 0 || L->fwd || !strstr(err->msg, "Address already in use"))
 		return rc; /* under network=namespace the ports are ours: never taken */
-	udfb_info("sandbox for key %s: ports %d/%d taken meanwhile; trying others", sb->key, sb->udf_port, sb->status_port);
+	udfb_info("sandbox for key %s: ports %d/%d taken meanwhile; trying others", sb->key, sb->udf_port,
+		  sb->status_port);
 	udfb_err_clear(err);
 	pthread_mutex_lock(&L->mu);
 	rc = alloc_ports(L, sb, err);
@@ -348,7 +351,8 @@ static int local_ensure(void *impl, const struct udfb_sandbox_req *req, struct u
 		if ((reuse = reusable(L, sb, spec)))
 			break;
 		if (sb->state == SB_READY) {
-			udfb_info("sandbox %s: dead, unhealthy or started with other settings: starting a new one", sb->id);
+			udfb_info("sandbox %s: dead, unhealthy or started with other settings: starting a new one",
+				  sb->id);
 			stop_locked(L, sb, SB_EXITED);
 		}
 	}
@@ -425,8 +429,8 @@ static int local_list(void *impl, json_t **out, struct udfb_err *err)
 		if (!sb->udf_port)
 			continue;
 		cleanup_free char *ep = endpoint_of(L, sb);
-		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", sb->tenant, "key", sb->key, "endpoint", ep,
-						     "state", state_names[sb->state]));
+		json_t *o = udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", sb->tenant, "key", sb->key,
+						     "endpoint", ep, "state", state_names[sb->state]));
 		if (sb->id)
 			json_object_set_new(o, "container", json_string(sb->id));
 		json_array_append_new(*out, o);
@@ -504,7 +508,8 @@ static void stop_judged(struct udfb_local *L, struct udfb_sandbox_rec *sb, enum 
 	char how[64] = "";
 	if (v == DEAD) {
 		udfb_pidfd_reap(sb->pidfd, how, sizeof(how));
-		udfb_warn("sandbox %s: exited (%s); the next call for it starts a new one", sb->id, *how ? how : "status unknown");
+		udfb_warn("sandbox %s: exited (%s); the next call for it starts a new one", sb->id,
+			  *how ? how : "status unknown");
 	} else if (v == SICK) {
 		udfb_warn("sandbox %s: /stats did not answer %d times: stopped", sb->id, STATS_FAILURES_MAX);
 	} else {
@@ -651,7 +656,9 @@ static void local_destroy(void *impl)
 		for (size_t k = 0; k < L->n; k++)
 			n += L->v[k]->state == SB_READY;
 		if (n)
-			udfb_info("local scheduler: %zu sandboxes left running (keep_on_exit); the next start adopts them", n);
+			udfb_info("local scheduler: %zu sandboxes left running (keep_on_exit); the next start adopts "
+				  "them",
+				  n);
 	} else {
 		stop_all(L);
 	}
@@ -694,7 +701,8 @@ static int setup_dirs(struct udfb_local *L, struct udfb_err *err)
 	    udfb_mkdir_p(L->o.runtime_root, 0700, err) < 0 || udfb_layers_init(L->o.layers_dir, err) < 0)
 		return -1;
 	if (udfb_overlay_probe(L->o.layers_dir, err) < 0)
-		return udfb_err_wrap(err, "local scheduler needs overlayfs (root, and a layers_dir on ext4, xfs or tmpfs)");
+		return udfb_err_wrap(err,
+				     "local scheduler needs overlayfs (root, and a layers_dir on ext4, xfs or tmpfs)");
 	return 0;
 }
 
@@ -775,17 +783,21 @@ static int setup_runtime(struct udfb_local *L, struct udfb_err *err)
 	udfb_buf_init(&b, 4096);
 	for (size_t k = 0; k < L->rt.n_args; k++)
 		udfb_buf_printf(&b, " %s", L->rt.args[k]);
-	udfb_info("local scheduler: %s (%s%s), network %s, endpoints http://%s:<%ld-%ld>, state in %s, limits: %s%s%s%s",
-		  L->rt_version, L->rt.bin, b.data ? b.data : "", L->fwd ? "namespace per sandbox" : "host's",
-		  L->url_host, L->o.port_min, L->o.port_max, L->o.state_dir, L->cgroups ? "" : "none from cgroups (",
-		  L->cgroups ? "" : cg, L->cgroups ? cg : ")", L->o.seccomp ? ", seccomp" : ", seccomp off");
+	udfb_info(
+		"local scheduler: %s (%s%s), network %s, endpoints http://%s:<%ld-%ld>, state in %s, limits: %s%s%s%s",
+		L->rt_version, L->rt.bin, b.data ? b.data : "", L->fwd ? "namespace per sandbox" : "host's",
+		L->url_host, L->o.port_min, L->o.port_max, L->o.state_dir, L->cgroups ? "" : "none from cgroups (",
+		L->cgroups ? "" : cg, L->cgroups ? cg : ")", L->o.seccomp ? ", seccomp" : ", seccomp off");
 	udfb_buf_free(&b);
 	if (!udfb_ocirt_is_runsc(L->rt_version))
-		udfb_warn("local scheduler: sandboxes run under %s, on the host's kernel: a kernel bug in a system call the "
+		udfb_warn("local scheduler: sandboxes run under %s, on the host's kernel: a kernel bug in a system "
+			  "call the "
 			  "seccomp filter allows is an escape to the host; runsc (gVisor, Debian package runsc) puts a "
-			  "user-space kernel between them", L->rt.bin);
+			  "user-space kernel between them",
+			  L->rt.bin);
 	if (!L->fwd)
-		udfb_warn("local scheduler: network=host: sandboxes share the host's network (they reach the service's ports "
+		udfb_warn("local scheduler: network=host: sandboxes share the host's network (they reach the service's "
+			  "ports "
 			  "and every loopback port); for one tenant per machine only");
 	if (L->o.cgroups_mode != UDFB_LOCAL_CG_OFF && !L->cgroups)
 		udfb_warn("local scheduler: sandboxes run without memory, CPU and process limits: %s", cg);

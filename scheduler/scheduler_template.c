@@ -37,7 +37,10 @@ static int render(char **out, const char *pattern, const char *tenant, const cha
 		else if (strncmp(p, "{tenant}", 8) == 0)
 			rc = udfb_buf_addstr(&b, label), p += 8;
 		else if (*p == '{')
-			rc = udfb_err_set(err, UDFB_E_INVALID, "endpoint-template '%s': unknown placeholder at '%.16s' (use {key}, {key12}, {tenant})", pattern, p);
+			rc = udfb_err_set(
+				err, UDFB_E_INVALID,
+				"endpoint-template '%s': unknown placeholder at '%.16s' (use {key}, {key12}, {tenant})",
+				pattern, p);
 		else
 			rc = udfb_buf_add(&b, p++, 1);
 	}
@@ -98,7 +101,8 @@ static int tmpl_list(void *impl, json_t **out, struct udfb_err *err)
 	json_object_foreach(t->handed_out, id, ep) {
 		const char *nl = strchr(id, '\n');
 		char *tenant = strndup(id, (size_t)(nl - id));
-		json_array_append_new(*out, udfb_json_must(json_pack("{s:s,s:s,s:O,s:s}", "tenant", tenant, "key", nl + 1, "endpoint", ep, "state", "ready")));
+		json_array_append_new(*out, udfb_json_must(json_pack("{s:s,s:s,s:O,s:s}", "tenant", tenant, "key",
+								     nl + 1, "endpoint", ep, "state", "ready")));
 		free(tenant);
 	}
 	pthread_mutex_unlock(&t->mu);
@@ -142,7 +146,8 @@ int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern,
 	char *probe = NULL;
 	if (strncmp(pattern, "http://", 7) != 0)
 		return udfb_err_set(err, UDFB_E_INVALID, "endpoint-template '%s': must start with http://", pattern);
-	if (render(&probe, pattern, "tenant", "sha256:0000000000000000000000000000000000000000000000000000000000000000", err) < 0)
+	if (render(&probe, pattern, "tenant", "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+		   err) < 0)
 		return -1;
 	free(probe);
 	struct tmpl *t = calloc(1, sizeof(*t));

@@ -130,8 +130,8 @@ static int open_dir(struct unpacker *u, const char *dir, int create, int *out, s
 		close(cur);
 		if (fd < 0) {
 			if (e == ELOOP || e == ENOTDIR)
-				return udfb_err_set(err, UDFB_E_INVALID, "layer %s: '%s' goes through a symlink or a file",
-						    u->layer, dir);
+				return udfb_err_set(err, UDFB_E_INVALID,
+						    "layer %s: '%s' goes through a symlink or a file", u->layer, dir);
 			return udfb_err_sys(err, e, "layer %s: directory '%s'", u->layer, dir);
 		}
 		cur = fd;
@@ -273,7 +273,8 @@ static int put_hardlink(struct unpacker *u, struct archive_entry *e, int dirfd, 
 	if (locate(u, target, 0, &tdir, &tname, err) < 0)
 		return udfb_err_wrap(err, "hard link '%s'", path);
 	if (linkat(tdir, tname, mine, name, 0) < 0)
-		return udfb_err_sys(err, errno, "layer %s: hard link '%s' to '%s' (in this layer)", u->layer, path, target);
+		return udfb_err_sys(err, errno, "layer %s: hard link '%s' to '%s' (in this layer)", u->layer, path,
+				    target);
 	return 0;
 }
 
@@ -333,12 +334,14 @@ static int unpack_all(struct unpacker *u, struct archive *a, struct udfb_err *er
 	int r;
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
 		if (++u->st->entries > MAX_ENTRIES)
-			return udfb_err_set(err, UDFB_E_EXHAUSTED, "layer %s: more than %ld entries", u->layer, MAX_ENTRIES);
+			return udfb_err_set(err, UDFB_E_EXHAUSTED, "layer %s: more than %ld entries", u->layer,
+					    MAX_ENTRIES);
 		if (put_entry(u, a, e, err) < 0)
 			return -1;
 	}
 	if (r != ARCHIVE_EOF)
-		return udfb_err_set(err, UDFB_E_INVALID, "layer %s: not a readable tar: %s", u->layer, archive_error_string(a));
+		return udfb_err_set(err, UDFB_E_INVALID, "layer %s: not a readable tar: %s", u->layer,
+				    archive_error_string(a));
 	return 0;
 }
 
@@ -346,7 +349,9 @@ int udfb_layer_unpack(const char *blob, const char *digest, const char *dir, str
 		      struct udfb_err *err)
 {
 	struct udfb_unpack_stats dummy;
-	struct unpacker u = { .layer = digest ? digest : blob, .root = -1, .cached_fd = -1, .st = stats ? stats : &dummy };
+	struct unpacker u = {
+		.layer = digest ? digest : blob, .root = -1, .cached_fd = -1, .st = stats ? stats : &dummy
+	};
 	memset(u.st, 0, sizeof(*u.st));
 	struct reader r = { .fd = open(blob, O_RDONLY | O_CLOEXEC) };
 	if (r.fd < 0)
@@ -373,8 +378,8 @@ int udfb_layer_unpack(const char *blob, const char *digest, const char *dir, str
 		char got[UDFB_DIGEST_LEN + 1];
 		udfb_sha256_final(r.h, got);
 		if (rc == 0 && strcmp(got, digest) != 0)
-			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer %s: %s is corrupt (its content hashes to %s)", digest,
-					  blob, got);
+			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer %s: %s is corrupt (its content hashes to %s)",
+					  digest, blob, got);
 	}
 	uncache(&u);
 	close(u.root);

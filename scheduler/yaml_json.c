@@ -68,7 +68,8 @@ static json_t *node(struct walk *w, yaml_node_t *n, int depth)
 		json_t *o = json_object();
 		for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
 			yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
-			if (!k || k->type != YAML_SCALAR_NODE || strlen((const char *)k->data.scalar.value) != k->data.scalar.length) {
+			if (!k || k->type != YAML_SCALAR_NODE ||
+			    strlen((const char *)k->data.scalar.value) != k->data.scalar.length) {
 				json_decref(o);
 				udfb_err_set(w->err, UDFB_E_INVALID, "%s: a mapping key is not a string", w->what);
 				return NULL;

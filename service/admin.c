@@ -93,8 +93,7 @@ static int parse_addr(const char *addr, union admin_sockaddr *sa, unsigned *port
 	if (v6) {
 		const char *close = strchr(addr, ']');
 		if (!close || close[1] != ':')
-			return udfb_err_set(err, UDFB_E_INVALID, "admin listen %s: expected [IPv6]:PORT",
-					    addr);
+			return udfb_err_set(err, UDFB_E_INVALID, "admin listen %s: expected [IPv6]:PORT", addr);
 		host = addr + 1;
 		hlen = (size_t)(close - host);
 		colon = close + 1;
@@ -105,8 +104,7 @@ static int parse_addr(const char *addr, union admin_sockaddr *sa, unsigned *port
 		hlen = (size_t)(colon - addr);
 	}
 	if (parse_port(colon + 1, port) < 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "admin listen %s: port must be a number 0..65535",
-				    addr);
+		return udfb_err_set(err, UDFB_E_INVALID, "admin listen %s: port must be a number 0..65535", addr);
 	if (parse_host(host, hlen, v6, sa) < 0)
 		return udfb_err_set(err, UDFB_E_INVALID, "admin listen %s: host must be a numeric %s", addr,
 				    v6 ? "IPv6 address" : "IPv4 address or [IPv6]");
@@ -119,8 +117,8 @@ static int parse_addr(const char *addr, union admin_sockaddr *sa, unsigned *port
 
 /* ---- requests ---- */
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
-			     size_t len, enum MHD_ResponseMemoryMode mode)
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body, size_t len,
+			     enum MHD_ResponseMemoryMode mode)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
 	if (!r) {
@@ -186,15 +184,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
 	switch (r) {
-	case ROUTE_HEALTHZ:
-		return reply_text(conn, MHD_HTTP_OK, "ok\n");
+	case ROUTE_HEALTHZ: return reply_text(conn, MHD_HTTP_OK, "ok\n");
 	case ROUTE_READYZ:
 		/* ready() runs on MHD's thread: it must be thread-safe and quick. */
 		if (!a->ready || a->ready(a->ctx))
 			return reply_text(conn, MHD_HTTP_OK, "ready\n");
 		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready\n");
-	default:
-		return serve_metrics(conn, a->metrics);
+	default: return serve_metrics(conn, a->metrics);
 	}
 }
 
@@ -235,17 +231,15 @@ static struct MHD_Daemon *start_daemon(struct udfb_admin *a, union admin_sockadd
 	if (sa->sa.sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* The logger goes first so that no option parsing is reported to stderr. */
-	return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, a,
-				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
-				MHD_OPTION_SOCK_ADDR, &sa->sa,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_SECONDS,
-				MHD_OPTION_END);
+	return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER,
+				on_mhd_log, a, MHD_OPTION_SOCK_ADDR, &sa->sa, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)ADMIN_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)ADMIN_TIMEOUT_SECONDS, MHD_OPTION_END);
 }
 
 /* ready may be NULL: a process with nothing to wait for is ready once up. */
-int udfb_admin_start(struct udfb_admin **out, const char *addr, struct udfb_metrics *m,
-		     int (*ready)(void *ctx), void *ctx, struct udfb_err *err)
+int udfb_admin_start(struct udfb_admin **out, const char *addr, struct udfb_metrics *m, int (*ready)(void *ctx),
+		     void *ctx, struct udfb_err *err)
 {
 	assert(out && addr && m && err);
 	union admin_sockaddr sa;

@@ -92,8 +92,7 @@ void udfb_flights_free(struct udfb_flights *t)
 	for (size_t k = 0; k < t->n_buckets; k++)
 		for (struct udfb_flight *f = t->buckets[k], *next; f; f = next) {
 			next = f->next;
-			free(f->id), free(f->tenant), free(f->key), free(f->endpoint), free(f->image),
-				free(f->handler);
+			free(f->id), free(f->tenant), free(f->key), free(f->endpoint), free(f->image), free(f->handler);
 			udfb_err_clear(&f->err);
 			free(f);
 		}

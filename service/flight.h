@@ -21,7 +21,7 @@ struct udfb_flight {
 	long long failed_at_ms;
 	long long started_at_ms;
 	struct udfb_flight *alias; /* a fingerprint entry points at its flight */
-	struct udfb_flight *next;  /* hash chain */
+	struct udfb_flight *next; /* hash chain */
 };
 
 struct udfb_flights;

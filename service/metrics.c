@@ -28,23 +28,10 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "metrics need lock-free 64-bit atomi
 #define MAX_SECONDS 1e9
 
 static const char *const grpc_code_names[GRPC_CODES] = {
-	"OK",
-	"CANCELLED",
-	"UNKNOWN",
-	"INVALID_ARGUMENT",
-	"DEADLINE_EXCEEDED",
-	"NOT_FOUND",
-	"ALREADY_EXISTS",
-	"PERMISSION_DENIED",
-	"RESOURCE_EXHAUSTED",
-	"FAILED_PRECONDITION",
-	"ABORTED",
-	"OUT_OF_RANGE",
-	"UNIMPLEMENTED",
-	"INTERNAL",
-	"UNAVAILABLE",
-	"DATA_LOSS",
-	"UNAUTHENTICATED",
+	"OK",	     "CANCELLED",	"UNKNOWN",	     "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+	"NOT_FOUND", "ALREADY_EXISTS",	"PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+	"ABORTED",   "OUT_OF_RANGE",	"UNIMPLEMENTED",     "INTERNAL",	   "UNAVAILABLE",
+	"DATA_LOSS", "UNAUTHENTICATED",
 };
 
 /* The only label values a sandbox state can take: a caller's string is
@@ -52,8 +39,7 @@ static const char *const grpc_code_names[GRPC_CODES] = {
 enum sandbox_state { SB_STARTING, SB_READY, SB_FAILED, SB_STOPPED, SB_STATES };
 static const char *const sandbox_state_names[SB_STATES] = { "starting", "ready", "failed", "stopped" };
 
-static const double call_bounds[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
-				      0.1,    0.25,  0.5,   1,     2.5,  5,     10 };
+static const double call_bounds[] = { 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
 static const double build_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
 
 #define NBOUNDS(a) (sizeof(a) / sizeof((a)[0]))
@@ -79,16 +65,17 @@ struct udfb_metrics {
 	atomic_ullong client_version[4][2];
 	atomic_ullong import_requests;
 	atomic_int workers_backend; /* index into backend_names */
-	atomic_llong workers[2];    /* active, suspended */
+	atomic_llong workers[2]; /* active, suspended */
 };
 
 /* The backends a worker gauge can name: fixed, so no text of a caller's. */
 static const char *const backend_names[] = { "local", "kubernetes", "template", "other" };
 #define N_BACKENDS (sizeof(backend_names) / sizeof(backend_names[0]))
 
-static const char *const rpc_names[UDFB_RPCS] = { "ApplyUdfResource", "ApplyResource", "CreateWorker",
-						  "AlterWorker",      "DropWorker",    "ListWorkers",
-						  "Check",            "unimplemented" };
+static const char *const rpc_names[UDFB_RPCS] = {
+	"ApplyUdfResource", "ApplyResource", "CreateWorker", "AlterWorker",
+	"DropWorker",	    "ListWorkers",   "Check",	     "unimplemented"
+};
 static const char *const marker_names[4] = { "udf_client_version", "resource_client_version", "worker_client_version",
 					     "none" };
 
@@ -278,12 +265,13 @@ static int render_calls(struct udfb_buf *out, struct udfb_metrics *m)
 		rc |= udfb_buf_printf(out, "udfb_calls_total{code=\"%s\"} %llu\n", grpc_code_names[i],
 				      get(&m->calls[i]));
 	rc |= render_hist(out, "udfb_call_duration_seconds", "UDF call duration.", &m->call_duration);
-	rc |= head(out, "udfb_rpc_calls_total", "counter", "Calls by RPC and gRPC status code (series with calls only).");
+	rc |= head(out, "udfb_rpc_calls_total", "counter",
+		   "Calls by RPC and gRPC status code (series with calls only).");
 	for (int r = 0; r < UDFB_RPCS; r++)
 		for (int i = 0; i < GRPC_CODES; i++)
 			if (get(&m->rpc[r][i]))
-				rc |= udfb_buf_printf(out, "udfb_rpc_calls_total{rpc=\"%s\",code=\"%s\"} %llu\n", rpc_names[r],
-						      grpc_code_names[i], get(&m->rpc[r][i]));
+				rc |= udfb_buf_printf(out, "udfb_rpc_calls_total{rpc=\"%s\",code=\"%s\"} %llu\n",
+						      rpc_names[r], grpc_code_names[i], get(&m->rpc[r][i]));
 	rc |= head(out, "udfb_client_versions_total", "counter",
 		   "Calls by the Databend version marker they carried and its value (v1 or other).");
 	for (int k = 0; k < 4; k++)
@@ -324,10 +312,13 @@ static int render_io(struct udfb_buf *out, struct udfb_metrics *m)
 	for (int i = 0; i < SB_STATES; i++)
 		rc |= udfb_buf_printf(out, "udfb_sandboxes{state=\"%s\"} %lld\n", sandbox_state_names[i],
 				      get_signed(&m->sandboxes[i]));
-	rc |= head(out, "udfb_workers", "gauge", "Workers (Databend's WORKER statements, UDF workers) by state and backend.");
+	rc |= head(out, "udfb_workers", "gauge",
+		   "Workers (Databend's WORKER statements, UDF workers) by state and backend.");
 	const char *b = backend_names[atomic_load_explicit(&m->workers_backend, memory_order_relaxed)];
-	rc |= udfb_buf_printf(out, "udfb_workers{backend=\"%s\",state=\"active\"} %lld\n", b, get_signed(&m->workers[0]));
-	rc |= udfb_buf_printf(out, "udfb_workers{backend=\"%s\",state=\"suspended\"} %lld\n", b, get_signed(&m->workers[1]));
+	rc |= udfb_buf_printf(out, "udfb_workers{backend=\"%s\",state=\"active\"} %lld\n", b,
+			      get_signed(&m->workers[0]));
+	rc |= udfb_buf_printf(out, "udfb_workers{backend=\"%s\",state=\"suspended\"} %lld\n", b,
+			      get_signed(&m->workers[1]));
 	return rc;
 }
 

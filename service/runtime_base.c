@@ -72,10 +72,16 @@ int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, 
 		abort();
 	if (rc == 0 && n > 0) {
 		udfb_info("runtime %s: composing base %s with the runtime packages %s (resolved from the package "
-			  "indexes, one layer per wheel)", runtime, base_ref, cfg->runtime_packages);
+			  "indexes, one layer per wheel)",
+			  runtime, base_ref, cfg->runtime_packages);
 		long long t0 = mono_ms();
-		struct udfb_build_opts o = { .store_dir = cfg->store, .base = base_ref, .dest = dest, .salt = cfg->salt,
-					     .platform = cfg->platform, .fetch = &cfg->fetch, .packages = &cfg->packages };
+		struct udfb_build_opts o = { .store_dir = cfg->store,
+					     .base = base_ref,
+					     .dest = dest,
+					     .salt = cfg->salt,
+					     .platform = cfg->platform,
+					     .fetch = &cfg->fetch,
+					     .packages = &cfg->packages };
 		struct udfb_build_result r;
 		if (udfb_build_warm(&r, reqs, n, runtime, &o, err) == 0) {
 			udfb_info("runtime %s: base composed with %s in %lld ms (%s, %d wheels installed): %s", runtime,

@@ -195,8 +195,8 @@ static void worker_point(struct udfb_service *s, const char *tenant, const char 
 			r->at_ms = udfb_now_ms();
 			r->next = s->retired;
 			s->retired = r;
-			udfb_info("worker '%s' of tenant %s: now key %s (replaces %s, stopped in %d s unless used)", name, tenant,
-				  key, w->key, RETIRE_GRACE_MS / 1000);
+			udfb_info("worker '%s' of tenant %s: now key %s (replaces %s, stopped in %d s unless used)",
+				  name, tenant, key, w->key, RETIRE_GRACE_MS / 1000);
 		}
 		memcpy(w->key, key, sizeof(w->key));
 		svc_now_text(w->updated_at);
@@ -357,12 +357,13 @@ static int fast_answer(struct udfb_service *s, struct udfb_script_call *c, struc
 }
 
 int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **out, const struct udfb_call_meta *meta,
-			      const struct udfb_worker_req *w, const char *script, size_t len, struct udfb_apply_out *hit,
-			      struct udfb_err *err)
+			      const struct udfb_worker_req *w, const char *script, size_t len,
+			      struct udfb_apply_out *hit, struct udfb_err *err)
 {
 	*out = NULL;
 	struct udfb_script_call *c = calloc(1, sizeof(*c));
-	if (svc_tenant_of(s, meta, w ? w->tenant_id : NULL, &c->tenant, err) < 0 || (w && svc_worker_name_ok(w->name, err) < 0)) {
+	if (svc_tenant_of(s, meta, w ? w->tenant_id : NULL, &c->tenant, err) < 0 ||
+	    (w && svc_worker_name_ok(w->name, err) < 0)) {
 		udfb_script_call_free(c);
 		return -1;
 	}
@@ -422,9 +423,11 @@ static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*d
 	size_t m = 0;
 	for (size_t k = 0; k < n; k++)
 		if (!fresh[k])
-			ids[m++] = (struct udfb_import_ident){ .location = c->script.imports[k].location,
-							       .url = c->script.imports[k].url,
-							       .headers = (const char *const *)c->script.imports[k].headers };
+			ids[m++] =
+				(struct udfb_import_ident){ .location = c->script.imports[k].location,
+							    .url = c->script.imports[k].url,
+							    .headers =
+								    (const char *const *)c->script.imports[k].headers };
 	int rc = 0;
 	if (m) {
 		struct udfb_store *st = NULL;
@@ -502,7 +505,9 @@ static int exists_elsewhere(struct udfb_service *s, const struct udfb_script_cal
 	struct svc_worker *w = svc_worker_get(s, c->tenant, c->worker, 0);
 	int clash = w && w->key[0] && strcmp(w->key, key) != 0;
 	pthread_mutex_unlock(&s->mu);
-	return clash ? udfb_err_set(err, UDFB_E_EXISTS, "worker '%s': exists with another script (if_not_exists is false)", c->worker) : 0;
+	return clash ? udfb_err_set(err, UDFB_E_EXISTS,
+				    "worker '%s': exists with another script (if_not_exists is false)", c->worker)
+		     : 0;
 }
 
 int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call *c, long long deadline_ms,
@@ -543,4 +548,3 @@ int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call
 	udfb_script_call_free(c);
 	return rc;
 }
-

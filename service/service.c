@@ -43,7 +43,8 @@ static void check_runtime(const struct svc_base *b, const char *ref)
 		udfb_err_clear(&err);
 	} else if (!found) {
 		udfb_warn("runtime %s: base %s has no databend_udf module: images build, but their sandboxes cannot "
-			  "serve UDFs (use the operator's runtime image: Python with databend-udf)", b->runtime, ref);
+			  "serve UDFs (use the operator's runtime image: Python with databend-udf)",
+			  b->runtime, ref);
 	}
 }
 
@@ -89,7 +90,8 @@ static void setup_secrets(struct udfb_service *s)
 	s->secrets = malloc(sizeof(char *));
 	s->secrets[0] = hex;
 	s->n_secrets = 1;
-	udfb_warn("no token secret configured: a random one signs tokens until this process exits (set token_secrets for replicas)");
+	udfb_warn("no token secret configured: a random one signs tokens until this process exits (set token_secrets "
+		  "for replicas)");
 }
 
 static char *default_dest(const char *store)
@@ -201,7 +203,8 @@ int udfb_service_builds_running(struct udfb_service *s)
 static char *mint_token(const struct udfb_service *s, const char *tenant, const char *key)
 {
 	char t[UDFB_TOKEN_MAX];
-	udfb_token_mint(t, s->secrets[0], strlen(s->secrets[0]), tenant, key, (long long)time(NULL) + s->cfg.token_ttl_s);
+	udfb_token_mint(t, s->secrets[0], strlen(s->secrets[0]), tenant, key,
+			(long long)time(NULL) + s->cfg.token_ttl_s);
 	return strdup(t);
 }
 
@@ -211,7 +214,6 @@ void svc_fill_out(const struct udfb_service *s, struct udfb_apply_out *out, cons
 	out->token = mint_token(s, f->tenant, f->key);
 	out->accepted = 0;
 }
-
 
 /* What decides a request's outcome, as bytes: length-prefixed so that no
  * two different requests share a fingerprint by shifting bytes around.  On
@@ -230,7 +232,8 @@ static void fingerprint(char out[UDFB_DIGEST_LEN + 1], const char *tenant, const
 	svc_fp_part(h, tenant, strlen(tenant));
 	svc_fp_part(h, spec, spec_len);
 	for (size_t k = 0; k < n_imports; k++) {
-		const char *loc = imports[k].location ? imports[k].location : "", *tag = imports[k].tag ? imports[k].tag : "";
+		const char *loc = imports[k].location ? imports[k].location : "",
+			   *tag = imports[k].tag ? imports[k].tag : "";
 		svc_fp_part(h, loc, strlen(loc));
 		svc_fp_part(h, tag, strlen(tag));
 	}
@@ -305,9 +308,11 @@ int udfb_service_prepare(struct udfb_service *s, struct udfb_prepared **out, con
 {
 	const char *tenant = meta->tenant ? meta->tenant : s->cfg.default_tenant;
 	if (!tenant)
-		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: missing (and no default tenant is configured)");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "metadata x-databend-tenant: missing (and no default tenant is configured)");
 	if (!udfb_tenant_valid(tenant))
-		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
 	struct udfb_prepared *p = calloc(1, sizeof(*p));
 	if (udfb_request_from_parts(&p->req, spec, spec_len, imports, n_imports, err) < 0) {
 		free(p);
@@ -329,8 +334,9 @@ int svc_prepare_key(struct udfb_service *s, struct udfb_prepared *p, struct udfb
 	p->fields = (struct udfb_log_fields){ p->tenant, p->query_id, NULL };
 	if (!(p->base = svc_base_for(s, p->req.spec.runtime_version)))
 		return supported_runtimes(s, p->req.spec.runtime_version, err);
-	struct udfb_build_opts o = { .salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant,
-				     .packages = &s->cfg.packages };
+	struct udfb_build_opts o = {
+		.salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant, .packages = &s->cfg.packages
+	};
 	if (udfb_build_key(p->key, &p->req, p->base->base.image.manifest_digest, &o, err) < 0)
 		return -1;
 	p->fields.key = p->key;
@@ -419,11 +425,16 @@ static char *sandbox_keys(struct udfb_service *s, const char *tenant, const char
 int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, struct udfb_sandbox *sb,
 		      struct udfb_err *err)
 {
-	const struct udfb_udf_env *env = udfb_config_env_for(&s->cfg, w->tenant, w->env_name ? w->env_name : w->handler);
+	const struct udfb_udf_env *env =
+		udfb_config_env_for(&s->cfg, w->tenant, w->env_name ? w->env_name : w->handler);
 	char *keys = sandbox_keys(s, w->tenant, w->key);
-	struct udfb_sandbox_req req = { .tenant = w->tenant, .key = w->key, .image = w->image,
-					.handler = w->handler, .auth_keys = keys,
-					.env = env ? env->vars : NULL, .n_env = env ? env->n_vars : 0 };
+	struct udfb_sandbox_req req = { .tenant = w->tenant,
+					.key = w->key,
+					.image = w->image,
+					.handler = w->handler,
+					.auth_keys = keys,
+					.env = env ? env->vars : NULL,
+					.n_env = env ? env->n_vars : 0 };
 	if (w->worker)
 		svc_worker_size(s, w->tenant, w->worker, &req.memory_bytes, &req.cpu_millis, &req.replicas);
 	int rc = s->sched.ops->ensure(s->sched.impl, &req, sb, err);
@@ -438,15 +449,20 @@ static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, 
 	return svc_sandbox_start(s, &w, sb, err);
 }
 
-static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
-			   char **image, struct udfb_err *err)
+static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb, char **image,
+			   struct udfb_err *err)
 {
 	char *dest = NULL;
 	if (dest_for(&dest, s, p, err) < 0)
 		return -1;
-	struct udfb_build_opts o = { .store_dir = s->cfg.store, .base = p->base->runtime, .dest = dest,
-				     .salt = s->cfg.salt, .platform = s->cfg.platform, .tenant = p->tenant,
-				     .base_resolved = &p->base->base, .fetch = &s->cfg.fetch,
+	struct udfb_build_opts o = { .store_dir = s->cfg.store,
+				     .base = p->base->runtime,
+				     .dest = dest,
+				     .salt = s->cfg.salt,
+				     .platform = s->cfg.platform,
+				     .tenant = p->tenant,
+				     .base_resolved = &p->base->base,
+				     .fetch = &s->cfg.fetch,
 				     .packages = &s->cfg.packages };
 	struct udfb_build_result r;
 	int rc = udfb_build(&r, &p->req, &o, err);
@@ -463,8 +479,8 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 	return rc;
 }
 
-static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
-			  char *image, struct udfb_err *err, int rc)
+static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb, char *image,
+			  struct udfb_err *err, int rc)
 {
 	pthread_mutex_lock(&s->mu);
 	struct udfb_flight *f = udfb_flights_get(s->flights, p->tenant, p->key);
@@ -559,12 +575,15 @@ static void wait_until(struct udfb_service *s, struct udfb_flight *f, long long 
 }
 
 /* The flight is still building at the deadline. */
-static int not_yet(struct udfb_service *s, const struct udfb_flight *f, struct udfb_apply_out *out, struct udfb_err *err)
+static int not_yet(struct udfb_service *s, const struct udfb_flight *f, struct udfb_apply_out *out,
+		   struct udfb_err *err)
 {
 	if (s->stopping)
 		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "the service is shutting down; retry on another replica");
 	if (s->cfg.deadline_mode != UDFB_DEADLINE_ACCEPTED)
-		return udfb_err_set(err, UDFB_E_DEADLINE, "image for key %s: still building when the call's deadline came; a later call gets it", f->key);
+		return udfb_err_set(
+			err, UDFB_E_DEADLINE,
+			"image for key %s: still building when the call's deadline came; a later call gets it", f->key);
 	if (s->sched.ops->predict(s->sched.impl, f->tenant, f->key, &out->endpoint, err) < 0)
 		return -1;
 	out->token = mint_token(s, f->tenant, f->key);
@@ -599,7 +618,8 @@ int udfb_service_complete_until(struct udfb_service *s, struct udfb_prepared *p,
 	if (rc == 0) {
 		wait_until(s, f, deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0, gone);
 		if (f->state == UDFB_FLIGHT_BUILDING && gone && atomic_load(gone))
-			rc = udfb_err_set(err, UDFB_E_DEADLINE, "image for key %s: the call was cancelled; the build goes on", f->key);
+			rc = udfb_err_set(err, UDFB_E_DEADLINE,
+					  "image for key %s: the call was cancelled; the build goes on", f->key);
 		else if (f->state == UDFB_FLIGHT_READY) {
 			svc_fill_out(s, out, f);
 			svc_remember(s, fp, f);

@@ -96,8 +96,8 @@ struct udfb_script_call;
  * *out is for udfb_service_script_complete (on a worker thread).  w is
  * NULL for ApplyResource. */
 int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **out, const struct udfb_call_meta *meta,
-			      const struct udfb_worker_req *w, const char *script, size_t len, struct udfb_apply_out *hit,
-			      struct udfb_err *err);
+			      const struct udfb_worker_req *w, const char *script, size_t len,
+			      struct udfb_apply_out *hit, struct udfb_err *err);
 /* Identify the imports (a first-byte GET each, when not known), key, build
  * if needed, start the sandbox; consumes c. */
 int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call *c, long long deadline_ms,
@@ -118,7 +118,8 @@ struct udfb_worker_alter {
 int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_meta *meta,
 			       const struct udfb_worker_req *w, json_t **worker, struct udfb_err *err);
 int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
-			      const char *name, const struct udfb_worker_alter *a, json_t **worker, struct udfb_err *err);
+			      const char *name, const struct udfb_worker_alter *a, json_t **worker,
+			      struct udfb_err *err);
 int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
 			     const char *name, int if_exists, struct udfb_err *err);
 int udfb_service_worker_list(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,

@@ -63,9 +63,9 @@ struct svc_worker {
 	char created_at[32], updated_at[32];
 	char key[UDFB_DIGEST_LEN + 1]; /* the sandbox its script maps to; "" before any */
 	int suspended;
-	int declared;          /* by CREATE WORKER, not only by its UDF's call */
+	int declared; /* by CREATE WORKER, not only by its UDF's call */
 	char *image, *handler; /* what its sandbox runs: RESUME and a resize start it again */
-	int pending;           /* changes not yet in the backend's shared registry */
+	int pending; /* changes not yet in the backend's shared registry */
 };
 
 struct udfb_prepared {
@@ -76,7 +76,7 @@ struct udfb_prepared {
 	const struct svc_base *base;
 	struct udfb_log_fields fields;
 	const char *env_name; /* whose operator variables: the handler, or a CreateWorker's name */
-	char *worker;         /* CreateWorker: the worker's name; NULL otherwise */
+	char *worker; /* CreateWorker: the worker's name; NULL otherwise */
 };
 
 void svc_fill_out(const struct udfb_service *s, struct udfb_apply_out *out, const struct udfb_flight *f);
@@ -92,7 +92,7 @@ void svc_script_init(struct udfb_service *s);
 struct svc_sandbox_what {
 	const char *tenant, *key, *image, *handler;
 	const char *env_name; /* whose operator variables; NULL: the handler's */
-	const char *worker;   /* whose size; NULL: the backend's limits */
+	const char *worker; /* whose size; NULL: the backend's limits */
 };
 int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, struct udfb_sandbox *sb,
 		      struct udfb_err *err);

@@ -41,7 +41,8 @@ static const struct {
 	const char *name;
 	long cpu_millis, memory_mb;
 } default_sizes[] = {
-	{ "xsmall", 250, 256 }, { "small", 500, 512 }, { "medium", 1000, 1024 }, { "large", 2000, 2048 }, { "xlarge", 4000, 4096 },
+	{ "xsmall", 250, 256 },	 { "small", 500, 512 },	   { "medium", 1000, 1024 },
+	{ "large", 2000, 2048 }, { "xlarge", 4000, 4096 },
 };
 
 static const char known_options[] = "size, auto_suspend, auto_resume, min_cluster_count, max_cluster_count";
@@ -98,8 +99,8 @@ struct svc_worker *svc_worker_get(struct udfb_service *s, const char *tenant, co
 
 json_t *svc_worker_json(const struct svc_worker *w)
 {
-	return json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options", w->options,
-			 "created_at", w->created_at, "updated_at", w->updated_at);
+	return json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options", w->options, "created_at",
+			 w->created_at, "updated_at", w->updated_at);
 }
 
 static const char *opt(const struct svc_worker *w, const char *k)
@@ -367,8 +368,9 @@ static int sizes_setup(struct udfb_service *s, struct udfb_err *err)
 		s->sizes = json_object();
 		for (size_t k = 0; k < sizeof(default_sizes) / sizeof(default_sizes[0]); k++)
 			json_object_set_new(s->sizes, default_sizes[k].name,
-					    json_pack("{s:I,s:I}", "cpu_millis", (json_int_t)default_sizes[k].cpu_millis,
-						      "memory_mb", (json_int_t)default_sizes[k].memory_mb));
+					    json_pack("{s:I,s:I}", "cpu_millis",
+						      (json_int_t)default_sizes[k].cpu_millis, "memory_mb",
+						      (json_int_t)default_sizes[k].memory_mb));
 		return 0;
 	}
 	const char *k;
@@ -378,7 +380,8 @@ static int sizes_setup(struct udfb_service *s, struct udfb_err *err)
 		if (!json_is_object(v) || json_object_size(v) != 2 || !json_is_integer(cpu) || !json_is_integer(mem) ||
 		    json_integer_value(cpu) <= 0 || json_integer_value(mem) <= 0)
 			return udfb_err_set(err, UDFB_E_INVALID,
-					    "worker_sizes.%s: must be {\"cpu_millis\": N, \"memory_mb\": N} with N > 0", k);
+					    "worker_sizes.%s: must be {\"cpu_millis\": N, \"memory_mb\": N} with N > 0",
+					    k);
 	}
 	if (json_object_size(s->cfg.worker_sizes) == 0)
 		return udfb_err_set(err, UDFB_E_INVALID, "worker_sizes: names no size");
@@ -425,27 +428,33 @@ static int options_check(const struct udfb_service *s, json_t *opts, struct udfb
 			if (!json_object_get(s->sizes, v)) {
 				char names[512];
 				size_names(s, names, sizeof(names));
-				return udfb_err_set(err, UDFB_E_INVALID, "options.size: '%.64s' is not a size (known: %s)", v, names);
+				return udfb_err_set(err, UDFB_E_INVALID,
+						    "options.size: '%.64s' is not a size (known: %s)", v, names);
 			}
 		} else if (strcmp(k, "auto_suspend") == 0) {
 			if (!whole(v, 0, MAX_AUTO_SUSPEND_S, &x))
-				return udfb_err_set(err, UDFB_E_INVALID,
-						    "options.auto_suspend: '%.64s' is not a number of seconds from 0 (never) to %d",
-						    v, MAX_AUTO_SUSPEND_S);
+				return udfb_err_set(
+					err, UDFB_E_INVALID,
+					"options.auto_suspend: '%.64s' is not a number of seconds from 0 (never) to %d",
+					v, MAX_AUTO_SUSPEND_S);
 		} else if (strcmp(k, "auto_resume") == 0) {
 			if (strcasecmp(v, "true") != 0 && strcasecmp(v, "false") != 0)
-				return udfb_err_set(err, UDFB_E_INVALID, "options.auto_resume: '%.64s' is not true or false", v);
+				return udfb_err_set(err, UDFB_E_INVALID,
+						    "options.auto_resume: '%.64s' is not true or false", v);
 		} else if (strcmp(k, "min_cluster_count") == 0 || strcmp(k, "max_cluster_count") == 0) {
 			if (!whole(v, 1, MAX_CLUSTER_COUNT, &x))
-				return udfb_err_set(err, UDFB_E_INVALID, "options.%s: '%.64s' is not a whole number from 1 to %d",
-						    k, v, MAX_CLUSTER_COUNT);
+				return udfb_err_set(err, UDFB_E_INVALID,
+						    "options.%s: '%.64s' is not a whole number from 1 to %d", k, v,
+						    MAX_CLUSTER_COUNT);
 			*(k[1] == 'i' ? &min : &max) = x;
 		} else {
-			return udfb_err_set(err, UDFB_E_INVALID, "options.%.64s: unknown option (known: %s)", k, known_options);
+			return udfb_err_set(err, UDFB_E_INVALID, "options.%.64s: unknown option (known: %s)", k,
+					    known_options);
 		}
 	}
 	if (min && max && min > max)
-		return udfb_err_set(err, UDFB_E_INVALID, "options: min_cluster_count %ld is above max_cluster_count %ld", min, max);
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "options: min_cluster_count %ld is above max_cluster_count %ld", min, max);
 	return 0;
 }
 
@@ -471,12 +480,15 @@ int svc_tenant_of(struct udfb_service *s, const struct udfb_call_meta *meta, con
 {
 	const char *t = meta->tenant ? meta->tenant : tenant_id && *tenant_id ? tenant_id : s->cfg.default_tenant;
 	if (!t)
-		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: missing (and no default tenant is configured)");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "metadata x-databend-tenant: missing (and no default tenant is configured)");
 	if (!udfb_tenant_valid(t))
-		return udfb_err_set(err, UDFB_E_INVALID, "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
 	if (tenant_id && *tenant_id && strcmp(tenant_id, t) != 0)
-		return udfb_err_set(err, UDFB_E_DENIED, "tenant_id '%.128s' is not the calling tenant '%s' (x-databend-tenant)",
-				    tenant_id, t);
+		return udfb_err_set(err, UDFB_E_DENIED,
+				    "tenant_id '%.128s' is not the calling tenant '%s' (x-databend-tenant)", tenant_id,
+				    t);
 	*out = strdup(t);
 	return 0;
 }
@@ -496,8 +508,8 @@ int svc_worker_name_ok(const char *name, struct udfb_err *err)
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		if (*p < 0x80 && !isalnum(*p) && !strchr("_-.$", *p))
 			return udfb_err_set(err, UDFB_E_INVALID,
-					    "name '%.128s': character %zu is not a letter, digit, '_', '-', '.' or '$'", name,
-					    (size_t)(p - (const unsigned char *)name) + 1);
+					    "name '%.128s': character %zu is not a letter, digit, '_', '-', '.' or '$'",
+					    name, (size_t)(p - (const unsigned char *)name) + 1);
 	return 0;
 }
 
@@ -511,7 +523,8 @@ static int kv_ok(const struct udfb_kv *kv, size_t n, const char *what, struct ud
 		json_decref(a);
 		json_decref(b);
 		if (!ok)
-			return udfb_err_set(err, UDFB_E_INVALID, "%s: a key is empty, or a key or value is too long or not UTF-8", what);
+			return udfb_err_set(err, UDFB_E_INVALID,
+					    "%s: a key is empty, or a key or value is too long or not UTF-8", what);
 	}
 	return 0;
 }
@@ -551,8 +564,8 @@ static void check_use(const char *id, void *val, void *ctx)
 {
 	struct key_use *u = ctx;
 	const struct svc_worker *w = val;
-	if (strncmp(id, u->prefix, u->plen) == 0 && id[u->plen] == '\n' && !w->suspended && strcmp(w->key, u->key) == 0 &&
-	    (!u->except || strcmp(id + u->plen + 1, u->except) != 0))
+	if (strncmp(id, u->prefix, u->plen) == 0 && id[u->plen] == '\n' && !w->suspended &&
+	    strcmp(w->key, u->key) == 0 && (!u->except || strcmp(id + u->plen + 1, u->except) != 0))
 		u->used = 1;
 }
 
@@ -592,7 +605,8 @@ static void run_effect(void *arg)
 		if (svc_sandbox_start(s, &w, &sb, &err) < 0)
 			udfb_warn("worker '%s' of tenant %s: starting its sandbox: %s", e->name, e->tenant, err.msg);
 		else
-			udfb_info("worker '%s' of tenant %s: sandbox of key %s at %s", e->name, e->tenant, e->key, sb.endpoint);
+			udfb_info("worker '%s' of tenant %s: sandbox of key %s at %s", e->name, e->tenant, e->key,
+				  sb.endpoint);
 		udfb_sandbox_clear(&sb);
 	}
 	udfb_err_clear(&err);
@@ -604,7 +618,8 @@ static void run_effect(void *arg)
 }
 
 /* Queue an effect for the worker w (lock held). */
-static void effect(struct udfb_service *s, enum effect_kind kind, const char *tenant, const struct svc_worker *w, int held)
+static void effect(struct udfb_service *s, enum effect_kind kind, const char *tenant, const struct svc_worker *w,
+		   int held)
 {
 	if (!w->key[0])
 		return;
@@ -618,8 +633,13 @@ static void effect(struct udfb_service *s, enum effect_kind kind, const char *te
 	if (kind == FX_START && (!image || !handler))
 		return; /* never started: the next UDF call starts it */
 	struct effect *e = calloc(1, sizeof(*e));
-	*e = (struct effect){ .s = s, .kind = kind, .tenant = strdup(tenant), .name = strdup(w->name),
-			      .image = image ? strdup(image) : NULL, .handler = handler ? strdup(handler) : NULL, .held = held };
+	*e = (struct effect){ .s = s,
+			      .kind = kind,
+			      .tenant = strdup(tenant),
+			      .name = strdup(w->name),
+			      .image = image ? strdup(image) : NULL,
+			      .handler = handler ? strdup(handler) : NULL,
+			      .held = held };
 	memcpy(e->key, w->key, sizeof(e->key));
 	if (udfb_pool_submit(s->worker_fx, run_effect, e) < 0) {
 		free(e->tenant);
@@ -638,7 +658,9 @@ static void queue_publish(struct udfb_service *s, const char *tenant, struct svc
 	if (!rec)
 		return;
 	struct effect *e = calloc(1, sizeof(*e));
-	*e = (struct effect){ .s = s, .kind = FX_PUBLISH, .tenant = strdup(tenant), .name = strdup(w->name), .rec = rec };
+	*e = (struct effect){
+		.s = s, .kind = FX_PUBLISH, .tenant = strdup(tenant), .name = strdup(w->name), .rec = rec
+	};
 	if (udfb_pool_submit(s->worker_fx, run_effect, e) < 0) {
 		w->pending--;
 		json_decref(rec);
@@ -687,7 +709,8 @@ int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name
 		queue_publish(s, tenant, w);
 	} else if (w && w->suspended) {
 		rc = udfb_err_set(err, UDFB_E_PRECONDITION,
-				  "worker %s is suspended (ALTER WORKER %s RESUME, or SET auto_resume = 'true')", name, name);
+				  "worker %s is suspended (ALTER WORKER %s RESUME, or SET auto_resume = 'true')", name,
+				  name);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -786,7 +809,8 @@ static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_w
 	}
 	const char *old_size = opt(r, "size"), *new_size = json_string_value(json_object_get(opts, "size"));
 	int resized = (old_size == NULL) != (new_size == NULL) || (old_size && strcmp(old_size, new_size) != 0);
-	const char *old_min = opt(r, "min_cluster_count"), *new_min = json_string_value(json_object_get(opts, "min_cluster_count"));
+	const char *old_min = opt(r, "min_cluster_count"),
+		   *new_min = json_string_value(json_object_get(opts, "min_cluster_count"));
 	resized |= (old_min == NULL) != (new_min == NULL) || (old_min && strcmp(old_min, new_min) != 0);
 	long old_suspend = auto_suspend_s(r);
 	json_t *old_tags = r->tags, *old_opts = r->options;
@@ -821,7 +845,8 @@ static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_w
 }
 
 int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
-			      const char *name, const struct udfb_worker_alter *a, json_t **worker, struct udfb_err *err)
+			      const char *name, const struct udfb_worker_alter *a, json_t **worker,
+			      struct udfb_err *err)
 {
 	char *tenant = NULL;
 	if (svc_tenant_of(s, meta, tenant_id, &tenant, err) < 0 || svc_worker_name_ok(name, err) < 0 ||
@@ -832,7 +857,8 @@ int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_met
 	}
 	if (a->state_action < 0 || a->state_action > 2) {
 		free(tenant);
-		return udfb_err_set(err, UDFB_E_INVALID, "state_action: %d is not Unspecified, Suspend or Resume", a->state_action);
+		return udfb_err_set(err, UDFB_E_INVALID, "state_action: %d is not Unspecified, Suspend or Resume",
+				    a->state_action);
 	}
 	if (refresh(s, tenant, err) < 0) {
 		free(tenant);
@@ -982,7 +1008,8 @@ static void auto_suspend_pass(struct udfb_service *s)
 				if (alter_locked(s, d->tenant, w, &a, &err) < 0)
 					udfb_warn("worker '%s': auto_suspend: %s", d->name, err.msg);
 				else {
-					udfb_info("worker '%s' of tenant %s: idle for %lld s: suspended (auto_suspend = %ld)",
+					udfb_info("worker '%s' of tenant %s: idle for %lld s: suspended (auto_suspend "
+						  "= %ld)",
 						  d->name, d->tenant, idle / 1000, d->secs);
 					queue_publish(s, d->tenant, w);
 				}

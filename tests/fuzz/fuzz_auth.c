@@ -51,15 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
 	switch (data[0] % 3) {
-	case 0:
-		challenge(s);
-		break;
-	case 1:
-		retry_after(s);
-		break;
-	default:
-		dockercfg(s, size - 1);
-		break;
+	case 0: challenge(s); break;
+	case 1: retry_after(s); break;
+	default: dockercfg(s, size - 1); break;
 	}
 	free(s);
 	return 0;

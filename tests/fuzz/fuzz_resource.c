@@ -20,7 +20,8 @@ static void script(const char *text)
 		char *spec = udfb_script_spec_json(&s, &len);
 		struct udfb_import *ims = calloc(s.n_imports + 1, sizeof(*ims));
 		for (size_t k = 0; k < s.n_imports; k++)
-			ims[k] = (struct udfb_import){ s.imports[k].location, s.imports[k].url, "sha256:0", s.imports[k].headers };
+			ims[k] = (struct udfb_import){ s.imports[k].location, s.imports[k].url, "sha256:0",
+						       s.imports[k].headers };
 		struct udfb_request r;
 		if (udfb_request_from_parts(&r, spec, len, ims, s.n_imports, &err) == 0)
 			udfb_request_free(&r);

@@ -9,24 +9,24 @@
 
 static int check_n, check_failed;
 
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		int ok_ = !!(cond);                                           \
-		check_n++;                                                    \
-		printf("%sok %d - ", ok_ ? "" : "not ", check_n);             \
-		printf(__VA_ARGS__);                                          \
-		printf("\n");                                                 \
-		if (!ok_) {                                                   \
-			check_failed++;                                       \
+#define CHECK(cond, ...)                                                                \
+	do {                                                                            \
+		int ok_ = !!(cond);                                                     \
+		check_n++;                                                              \
+		printf("%sok %d - ", ok_ ? "" : "not ", check_n);                       \
+		printf(__VA_ARGS__);                                                    \
+		printf("\n");                                                           \
+		if (!ok_) {                                                             \
+			check_failed++;                                                 \
 			printf("#   failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                             \
+		}                                                                       \
 	} while (0)
 
-#define CHECK_STR(got, want, ...)                                              \
-	do {                                                                   \
-		const char *g_ = (got), *w_ = (want);                          \
-		CHECK(g_ && w_ && strcmp(g_, w_) == 0, __VA_ARGS__);           \
-		if (!(g_ && w_ && strcmp(g_, w_) == 0))                        \
+#define CHECK_STR(got, want, ...)                                                                    \
+	do {                                                                                         \
+		const char *g_ = (got), *w_ = (want);                                                \
+		CHECK(g_ &&w_ &&strcmp(g_, w_) == 0, __VA_ARGS__);                                   \
+		if (!(g_ && w_ && strcmp(g_, w_) == 0))                                              \
 			printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)"); \
 	} while (0)
 

@@ -156,8 +156,7 @@ static void check_histogram(const char *text, const char *name, long long want)
 	snprintf(series, sizeof(series), "%s_bucket{le=\"+Inf\"}", name);
 	long long inf = sample(text, series);
 	CHECK(mono, "%s buckets are cumulative", name);
-	CHECK(count == want && inf == count, "%s: _count %lld = +Inf %lld = %lld observations", name, count,
-	      inf, want);
+	CHECK(count == want && inf == count, "%s: _count %lld = +Inf %lld = %lld observations", name, count, inf, want);
 }
 
 static void fill(struct udfb_metrics *m)
@@ -229,7 +228,8 @@ static void check_exposition(const char *t)
 	CHECK(sample(t, "udfb_client_versions_total{marker=\"worker_client_version\",value=\"v1\"}") == 1, "marker v1");
 	CHECK(sample(t, "udfb_client_versions_total{marker=\"resource_client_version\",value=\"other\"}") == 1,
 	      "marker with another value");
-	CHECK(sample(t, "udfb_client_versions_total{marker=\"none\",value=\"v1\"}") == 1, "a marker out of range is none");
+	CHECK(sample(t, "udfb_client_versions_total{marker=\"none\",value=\"v1\"}") == 1,
+	      "a marker out of range is none");
 	CHECK(sample(t, "udfb_import_requests_total") == 3, "import requests");
 }
 
@@ -248,8 +248,7 @@ static void test_render(void)
 
 	udfb_buf_init(&b, 200);
 	udfb_buf_addstr(&b, "keep");
-	CHECK(udfb_metrics_render(m, &b) == -1 && strcmp(b.data, "keep") == 0,
-	      "over the limit: -1, buffer unchanged");
+	CHECK(udfb_metrics_render(m, &b) == -1 && strcmp(b.data, "keep") == 0, "over the limit: -1, buffer unchanged");
 	udfb_buf_free(&b);
 	udfb_metrics_free(m);
 }
@@ -357,8 +356,7 @@ static void test_http(void)
 	struct udfb_admin *b = NULL;
 	rc = udfb_admin_start(&b, addr, m, NULL, NULL, &err);
 	int named = err.msg && strncmp(err.msg, "admin listen ", 13) == 0 && strstr(err.msg, addr);
-	CHECK(rc == -1 && err.cat == UDFB_E_UNAVAILABLE && named, "port in use: %s",
-	      err.msg ? err.msg : "started");
+	CHECK(rc == -1 && err.cat == UDFB_E_UNAVAILABLE && named, "port in use: %s", err.msg ? err.msg : "started");
 	udfb_err_clear(&err);
 	udfb_admin_stop(b);
 	udfb_admin_stop(a);
@@ -394,8 +392,7 @@ static void test_ipv6(void)
 	if (rc == 0) {
 		struct resp r;
 		rc = fetch_at("[::1]", "GET", udfb_admin_port(a), "/healthz", &r);
-		CHECK(rc == 0 && r.status == 200 && strcmp(body(&r), "ok\n") == 0, "GET [::1]/healthz: %ld",
-		      r.status);
+		CHECK(rc == 0 && r.status == 200 && strcmp(body(&r), "ok\n") == 0, "GET [::1]/healthz: %ld", r.status);
 		resp_free(&r);
 		rc = fetch("GET", udfb_admin_port(a), "/healthz", &r);
 		CHECK(rc == -1, "[::1] is not also listening on 127.0.0.1");

@@ -13,10 +13,11 @@ static void test_sources(void)
 {
 	char path[] = "/tmp/udfb-config-XXXXXX";
 	int fd = mkstemp(path);
-	const char *text = "{\"listen\": \"0.0.0.0:1\", \"base_images\": {\"3.12\": \"oci:/a:x\", \"3\": \"oci:/b:y\"},"
-			   "\"deadline_mode\": \"accepted\", \"failure_ttl_ms\": 5,"
-			   "\"env\": {\"acme.f\": {\"UDF_ENV_TEST\": \"ok\"}}, \"token_secrets\": [\"0123456789abcdef0\"],"
-			   "\"runtime_packages\": \"databend-udf\"}";
+	const char *text =
+		"{\"listen\": \"0.0.0.0:1\", \"base_images\": {\"3.12\": \"oci:/a:x\", \"3\": \"oci:/b:y\"},"
+		"\"deadline_mode\": \"accepted\", \"failure_ttl_ms\": 5,"
+		"\"env\": {\"acme.f\": {\"UDF_ENV_TEST\": \"ok\"}}, \"token_secrets\": [\"0123456789abcdef0\"],"
+		"\"runtime_packages\": \"databend-udf\"}";
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config file written");
 	close(fd);
 	struct udfb_config c;
@@ -56,7 +57,8 @@ static void test_packages(void)
 	char path[] = "/tmp/udfb-config-XXXXXX";
 	int fd = mkstemp(path);
 	const char *text = "{\"packages\": {\"index\": [\"https://a.example/simple\", \"/srv/wheels\"],"
-			   "\"glibc\": \"2.17\", \"layer_budget\": 4, \"max_unpacked\": 1048576}, \"imports\": {\"max_bytes\": 1000}}";
+			   "\"glibc\": \"2.17\", \"layer_budget\": 4, \"max_unpacked\": 1048576}, \"imports\": "
+			   "{\"max_bytes\": 1000}}";
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config file written");
 	close(fd);
 	struct udfb_config c;
@@ -87,8 +89,8 @@ static void test_packages(void)
 	CHECK(write(fd, bad, strlen(bad)) == (ssize_t)strlen(bad), "config file written");
 	close(fd);
 	udfb_config_defaults(&c);
-	CHECK(udfb_config_load_file(&c, path, &err) < 0 && strstr(err.msg, "packages-glibc"), "a bad glibc is named (%s)",
-	      err.msg ? err.msg : "accepted");
+	CHECK(udfb_config_load_file(&c, path, &err) < 0 && strstr(err.msg, "packages-glibc"),
+	      "a bad glibc is named (%s)", err.msg ? err.msg : "accepted");
 	udfb_err_clear(&err);
 	udfb_config_free(&c);
 	unlink(path);
@@ -128,8 +130,8 @@ static void test_invalid(void)
 		udfb_config_defaults(&c);
 		udfb_config_set(&c, "token-secret", "0123456789abcdef0", &err);
 		udfb_config_set(&c, bad[k][0], "/x.pem", &err);
-		CHECK(udfb_config_validate(&c, &err) < 0 && strstr(err.msg, bad[k][1]), "%s alone is refused (%s)", bad[k][0],
-		      err.msg ? err.msg : "accepted");
+		CHECK(udfb_config_validate(&c, &err) < 0 && strstr(err.msg, bad[k][1]), "%s alone is refused (%s)",
+		      bad[k][0], err.msg ? err.msg : "accepted");
 		udfb_err_clear(&err);
 		udfb_config_free(&c);
 	}
@@ -140,7 +142,8 @@ static void test_invalid(void)
 static void test_tokens(void)
 {
 	const char *k = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
-	char ka[UDFB_SANDBOX_KEY_LEN + 1], kb[UDFB_SANDBOX_KEY_LEN + 1], kc[UDFB_SANDBOX_KEY_LEN + 1], kd[UDFB_SANDBOX_KEY_LEN + 1];
+	char ka[UDFB_SANDBOX_KEY_LEN + 1], kb[UDFB_SANDBOX_KEY_LEN + 1], kc[UDFB_SANDBOX_KEY_LEN + 1],
+		kd[UDFB_SANDBOX_KEY_LEN + 1];
 	udfb_token_sandbox_key(ka, "secret-one-0123456", 18, "acme", k);
 	udfb_token_sandbox_key(kb, "secret-one-0123456", 18, "acme", k);
 	udfb_token_sandbox_key(kc, "secret-two-0123456", 18, "acme", k);
@@ -150,9 +153,11 @@ static void test_tokens(void)
 	char t[UDFB_TOKEN_MAX], t2[UDFB_TOKEN_MAX];
 	udfb_token_mint(t, "secret-one-0123456", 18, "acme", k, 1000);
 	CHECK(strncmp(t, "v2.1000.", 8) == 0 && strlen(t) == 8 + 64, "a token carries its expiry (%s)", t);
-	CHECK(udfb_token_check(t, ka, 1000, 0) && !udfb_token_check(t, ka, 1001, 0) && udfb_token_check(t, ka, 1030, 30),
+	CHECK(udfb_token_check(t, ka, 1000, 0) && !udfb_token_check(t, ka, 1001, 0) &&
+		      udfb_token_check(t, ka, 1030, 30),
 	      "valid until it expires, with the given leeway");
-	CHECK(!udfb_token_check(t, kc, 900, 0) && !udfb_token_check(t, kd, 900, 0), "another secret's or tenant's sandbox refuses it");
+	CHECK(!udfb_token_check(t, kc, 900, 0) && !udfb_token_check(t, kd, 900, 0),
+	      "another secret's or tenant's sandbox refuses it");
 	udfb_token_mint(t2, "secret-one-0123456", 18, "acme", k, 9000);
 	memcpy(t2 + 3, "1000", 4); /* a later expiry cut to an earlier one, or the reverse */
 	CHECK(!udfb_token_check(t2, ka, 900, 0), "the expiry cannot be changed");

@@ -35,10 +35,14 @@ static void found(const char *json, const char *host, const char *user, const ch
 static void auths(void)
 {
 	/* "dXNlcjpwYXNz" = user:pass, "dTpwOnc6eA==" = u:p:w:x */
-	found("{\"auths\":{\"reg.example.com:5000\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "reg.example.com:5000", "user", "pass", "");
-	found("{\"auths\":{\"https://reg.example.com:5000/v1/\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "reg.example.com:5000", "user", "pass", "");
-	found("{\"auths\":{\"http://REG.example.com\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "reg.example.com", "user", "pass", "");
-	found("{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "docker.io", "user", "pass", "");
+	found("{\"auths\":{\"reg.example.com:5000\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "reg.example.com:5000", "user",
+	      "pass", "");
+	found("{\"auths\":{\"https://reg.example.com:5000/v1/\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "reg.example.com:5000",
+	      "user", "pass", "");
+	found("{\"auths\":{\"http://REG.example.com\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "reg.example.com", "user", "pass",
+	      "");
+	found("{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "docker.io", "user", "pass",
+	      "");
 	found("{\"auths\":{\"h\":{\"auth\":\"dTpwOnc6eA==\"}}}", "h", "u", "p:w:x", "");
 	found("{\"auths\":{\"h\":{\"username\":\"u2\",\"password\":\"p2\"}}}", "h", "u2", "p2", "");
 	found("{\"auths\":{\"h\":{\"auth\":\"\",\"identitytoken\":\"tok-1\"}}}", "h", "", "", "tok-1");
@@ -49,13 +53,15 @@ static void auths(void)
 	CHECK(parse(&e, "{\"auths\":{\"h:1\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "h:2", &err) == 0 && !e.has_cred,
 	      "another port is another registry");
 	udfb_dockercfg_entry_clear(&e);
-	CHECK(parse(&e, "{\"auths\":{\"h\":{\"auth\":\"\"}}}", "h", &err) == 0 && !e.has_cred, "an empty entry holds nothing");
+	CHECK(parse(&e, "{\"auths\":{\"h\":{\"auth\":\"\"}}}", "h", &err) == 0 && !e.has_cred,
+	      "an empty entry holds nothing");
 	udfb_dockercfg_entry_clear(&e);
 	CHECK(parse(&e, "{\"auths\":{\"h\":{\"auth\":\"!!c2VjcmV0\"}}}", "h", &err) < 0 && err.cat == UDFB_E_INVALID &&
 		      !strstr(err.msg, "c2VjcmV0") && strstr(err.msg, "/cfg/config.json"),
 	      "bad base64: INVALID, names the file, not the value (%s)", err.msg);
 	udfb_err_clear(&err);
-	CHECK(parse(&e, "{\"auths\":{\"h\":{\"auth\":\"bm9jb2xvbg==\"}}}", "h", &err) < 0, "auth without a colon is refused");
+	CHECK(parse(&e, "{\"auths\":{\"h\":{\"auth\":\"bm9jb2xvbg==\"}}}", "h", &err) < 0,
+	      "auth without a colon is refused");
 	udfb_err_clear(&err);
 	CHECK(parse(&e, "[1,2]", "h", &err) < 0 && err.cat == UDFB_E_INVALID, "not an object");
 	udfb_err_clear(&err);
@@ -65,12 +71,17 @@ static void helpers(void)
 {
 	struct udfb_dockercfg_entry e;
 	struct udfb_err err = UDFB_ERR_INIT;
-	int rc = parse(&e, "{\"credsStore\":\"store\",\"credHelpers\":{\"h\":\"pass\"},\"auths\":{\"h\":{\"auth\":\"dXNlcjpwYXNz\"}}}", "h", &err);
-	CHECK(rc == 0 && e.helpers[0] && strcmp(e.helpers[0], "pass") == 0 && e.helpers[1] && strcmp(e.helpers[1], "store") == 0 && e.has_cred,
+	int rc = parse(&e,
+		       "{\"credsStore\":\"store\",\"credHelpers\":{\"h\":\"pass\"},\"auths\":{\"h\":{\"auth\":"
+		       "\"dXNlcjpwYXNz\"}}}",
+		       "h", &err);
+	CHECK(rc == 0 && e.helpers[0] && strcmp(e.helpers[0], "pass") == 0 && e.helpers[1] &&
+		      strcmp(e.helpers[1], "store") == 0 && e.has_cred,
 	      "credHelpers[host], then credsStore, then auths");
 	udfb_dockercfg_entry_clear(&e);
 	rc = parse(&e, "{\"credsStore\":\"store\",\"credHelpers\":{\"other\":\"pass\"}}", "h", &err);
-	CHECK(rc == 0 && e.helpers[0] && strcmp(e.helpers[0], "store") == 0 && !e.helpers[1], "credHelpers of another host do not apply");
+	CHECK(rc == 0 && e.helpers[0] && strcmp(e.helpers[0], "store") == 0 && !e.helpers[1],
+	      "credHelpers of another host do not apply");
 	udfb_dockercfg_entry_clear(&e);
 }
 
@@ -100,31 +111,37 @@ static void lookup(void)
 	write_exec(cfg, "{\"credsStore\":\"unit\",\"auths\":{\"h3\":{\"auth\":\"dXNlcjpwYXNz\"}}}");
 	struct udfb_cred c;
 	struct udfb_err err = UDFB_ERR_INIT;
-	CHECK(udfb_dockercfg_lookup(&c, cfg, "h1", &err) == 1 && strcmp(c.username, "hu") == 0 && strcmp(c.password, "hs") == 0 &&
-		      strcmp(c.source, "docker-credential-unit") == 0,
+	CHECK(udfb_dockercfg_lookup(&c, cfg, "h1", &err) == 1 && strcmp(c.username, "hu") == 0 &&
+		      strcmp(c.password, "hs") == 0 && strcmp(c.source, "docker-credential-unit") == 0,
 	      "a helper's answer (%s)", err.msg ? err.msg : "ok");
 	udfb_cred_clear(&c);
-	CHECK(udfb_dockercfg_lookup(&c, cfg, "h2", &err) == 1 && c.identity_token && strcmp(c.identity_token, "it") == 0 && !c.password,
+	CHECK(udfb_dockercfg_lookup(&c, cfg, "h2", &err) == 1 && c.identity_token &&
+		      strcmp(c.identity_token, "it") == 0 && !c.password,
 	      "Username <token>: the Secret is an identity token");
 	udfb_cred_clear(&c);
 	CHECK(udfb_dockercfg_lookup(&c, cfg, "h3", &err) == 1 && strcmp(c.password, "pass") == 0,
 	      "the helper has none: auths answers");
 	udfb_cred_clear(&c);
 	CHECK(udfb_dockercfg_lookup(&c, cfg, "h4", &err) == 0, "nobody has any: none, no error");
-	CHECK(udfb_dockercfg_lookup(&c, cfg, "broken", &err) < 0 && strstr(err.msg, "docker-credential-unit failed (exit 3)"),
+	CHECK(udfb_dockercfg_lookup(&c, cfg, "broken", &err) < 0 &&
+		      strstr(err.msg, "docker-credential-unit failed (exit 3)"),
 	      "a failing helper is an error naming it (%s)", err.msg ? err.msg : "none");
 	udfb_err_clear(&err);
 	write_exec(cfg, "{\"credsStore\":\"../../bin/sh\"}");
-	CHECK(udfb_dockercfg_lookup(&c, cfg, "h1", &err) < 0 && err.cat == UDFB_E_INVALID, "a helper name with a path is refused");
+	CHECK(udfb_dockercfg_lookup(&c, cfg, "h1", &err) < 0 && err.cat == UDFB_E_INVALID,
+	      "a helper name with a path is refused");
 	udfb_err_clear(&err);
 	write_exec(cfg, "{\"credsStore\":\"not-installed-anywhere\"}");
-	CHECK(udfb_dockercfg_lookup(&c, cfg, "h1", &err) < 0 && strstr(err.msg, "docker-credential-not-installed-anywhere"),
+	CHECK(udfb_dockercfg_lookup(&c, cfg, "h1", &err) < 0 &&
+		      strstr(err.msg, "docker-credential-not-installed-anywhere"),
 	      "a missing helper is an error naming it");
 	udfb_err_clear(&err);
 	/* Issue 18: a helper sees the variables helpers use, not the
 	 * service's secrets; it dumps its environment as its Secret. */
 	snprintf(helper, sizeof(helper), "%s/docker-credential-envdump", dir);
-	write_exec(helper, "#!/bin/sh\nread -r s\nprintf '{\"Username\":\"u\",\"Secret\":\"%s\"}' \"$(env | tr '\\n\"' ' _')\"\n");
+	write_exec(
+		helper,
+		"#!/bin/sh\nread -r s\nprintf '{\"Username\":\"u\",\"Secret\":\"%s\"}' \"$(env | tr '\\n\"' ' _')\"\n");
 	write_exec(cfg, "{\"credsStore\":\"envdump\"}");
 	setenv("UDFB_TOKEN_SECRETS", "first-secret-0123456789", 1);
 	setenv("UDFB_SOME_PASSWORD", "pw", 1);

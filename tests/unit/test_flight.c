@@ -84,8 +84,9 @@ int main(void)
 	struct udfb_service *s;
 	CHECK(udfb_service_new(&s, &cfg, &err) == 0, "service starts (%s)", err.msg ? err.msg : "ok");
 
-	const char *spec = "{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"f\",\"input_types\":[],"
-			   "\"result_type\":\"INT\",\"runtime_version\":\"3\",\"code\":\"def f():\\n    return 1\\n\"}";
+	const char *spec =
+		"{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"f\",\"input_types\":[],"
+		"\"result_type\":\"INT\",\"runtime_version\":\"3\",\"code\":\"def f():\\n    return 1\\n\"}";
 	struct call calls[THREADS];
 	storm(s, spec, NULL, 0, calls);
 	int same = 1;
@@ -98,14 +99,16 @@ int main(void)
 		udfb_apply_out_clear(&calls[k].out), udfb_err_clear(&calls[k].err);
 
 	/* An import on a guarded address: a deterministic failure. */
-	const char *bad = "{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"g\",\"input_types\":[],"
-			  "\"result_type\":\"INT\",\"imports\":[\"@s/x.py\"],\"runtime_version\":\"3\",\"code\":\"def g():\\n    return 1\\n\"}";
+	const char *bad =
+		"{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"g\",\"input_types\":[],"
+		"\"result_type\":\"INT\",\"imports\":[\"@s/x.py\"],\"runtime_version\":\"3\",\"code\":\"def g():\\n    "
+		"return 1\\n\"}";
 	struct udfb_import im = { "@s/x.py", "http://169.254.169.254/x.py?sig=secret", "t1" };
 	storm(s, bad, &im, 1, calls);
 	int errors = 0;
 	for (int k = 0; k < THREADS; k++)
-		errors += calls[k].rc < 0 && calls[k].err.cat == UDFB_E_INVALID && strstr(calls[k].err.msg, "@s/x.py") &&
-			  !strstr(calls[k].err.msg, "secret");
+		errors += calls[k].rc < 0 && calls[k].err.cat == UDFB_E_INVALID &&
+			  strstr(calls[k].err.msg, "@s/x.py") && !strstr(calls[k].err.msg, "secret");
 	CHECK(errors == THREADS, "32 errors naming the import (%d)", errors);
 	CHECK(metric(s, "udfb_builds_total{result=\"error\"} ") == 1, "one failed build for 32 calls");
 	for (int k = 0; k < THREADS; k++)

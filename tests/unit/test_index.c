@@ -95,7 +95,8 @@ int main(void)
 	if (!mkdtemp(dir2))
 		return 1;
 	struct udfb_index *a, *b;
-	CHECK(udfb_index_open(&a, dir2, &err) == 0 && udfb_index_open(&b, dir2, &err) == 0, "two handles on a new index");
+	CHECK(udfb_index_open(&a, dir2, &err) == 0 && udfb_index_open(&b, dir2, &err) == 0,
+	      "two handles on a new index");
 	ok = 1;
 	for (int i = 0; i < 20000 && ok; i++) {
 		char k[UDFB_DIGEST_LEN + 1];

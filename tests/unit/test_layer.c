@@ -36,7 +36,9 @@ static void check_tar(const char *path)
 	archive_read_support_format_tar(a);
 	CHECK(archive_read_open_filename(a, path, 10240) == ARCHIVE_OK, "layer reads back as tar+gzip");
 	struct archive_entry *e;
-	const char *want[] = { "app/", "app/a.txt", "app/imports/", "app/imports/big.bin", "app/imports/h\xc3\xa9llo.py", "app/z.txt" };
+	const char *want[] = {
+		"app/", "app/a.txt", "app/imports/", "app/imports/big.bin", "app/imports/h\xc3\xa9llo.py", "app/z.txt"
+	};
 	int k = 0, ok = 1;
 	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
 		const char *p = archive_entry_pathname_utf8(e);
@@ -118,7 +120,8 @@ int main(void)
 	CHECK(udfb_layer_add_bytes(w, "/etc/passwd", "x", 1, 0, &err) < 0, "an absolute path is refused");
 	udfb_err_clear(&err);
 	CHECK(udfb_layer_add_bytes(w, "app/f", "x", 1, 0, &err) == 0 && udfb_layer_contains(w, "app/f") == 1 &&
-	      udfb_layer_contains(w, "app") == 2 && !udfb_layer_contains(w, "app/g"), "contains sees files and parents");
+		      udfb_layer_contains(w, "app") == 2 && !udfb_layer_contains(w, "app/g"),
+	      "contains sees files and parents");
 	CHECK(udfb_layer_add_bytes(w, "app/f/g", "x", 1, 0, &err) < 0, "a file cannot be a parent directory");
 	udfb_err_clear(&err);
 	udfb_layer_writer_free(w);

@@ -68,22 +68,31 @@ static void test_lines(void)
 
 static void test_text(void)
 {
-	struct { const char *s; int ok; } cases[] = {
-		{ "plain", 1 }, { "\xc3\xa9", 1 }, { "\xe2\x82\xac", 1 }, { "\xf0\x9f\x98\x80", 1 },
-		{ "\xc0\xaf", 0 },	       /* overlong '/' */
-		{ "\xe0\x80\xaf", 0 },	       /* overlong */
-		{ "\xed\xa0\x80", 0 },	       /* a surrogate */
-		{ "\xf4\x90\x80\x80", 0 },     /* past U+10FFFF */
-		{ "\xc3", 0 }, { "\xff", 0 }, { "a\x80", 0 },
+	struct {
+		const char *s;
+		int ok;
+	} cases[] = {
+		{ "plain", 1 },
+		{ "\xc3\xa9", 1 },
+		{ "\xe2\x82\xac", 1 },
+		{ "\xf0\x9f\x98\x80", 1 },
+		{ "\xc0\xaf", 0 }, /* overlong '/' */
+		{ "\xe0\x80\xaf", 0 }, /* overlong */
+		{ "\xed\xa0\x80", 0 }, /* a surrogate */
+		{ "\xf4\x90\x80\x80", 0 }, /* past U+10FFFF */
+		{ "\xc3", 0 },
+		{ "\xff", 0 },
+		{ "a\x80", 0 },
 	};
 	for (size_t k = 0; k < sizeof(cases) / sizeof(*cases); k++)
 		CHECK(udfb_utf8_valid(cases[k].s, strlen(cases[k].s)) == cases[k].ok, "UTF-8 case %zu is %s", k,
 		      cases[k].ok ? "valid" : "invalid");
-	CHECK(udfb_utf8_trim("ab\xc3", 3) == 2 && udfb_utf8_trim("ab\xe2\x82", 4) == 2 && udfb_utf8_trim("a\xc3\xa9", 3) == 3 &&
-		      udfb_utf8_trim("abc", 3) == 3,
+	CHECK(udfb_utf8_trim("ab\xc3", 3) == 2 && udfb_utf8_trim("ab\xe2\x82", 4) == 2 &&
+		      udfb_utf8_trim("a\xc3\xa9", 3) == 3 && udfb_utf8_trim("abc", 3) == 3,
 	      "trim drops only an incomplete last character");
 	struct udfb_err err = UDFB_ERR_INIT;
-	CHECK(udfb_text_check("a\0b", 3, 10, "imports[1].tag", &err) < 0 && strstr(err.msg, "imports[1].tag: holds a NUL"),
+	CHECK(udfb_text_check("a\0b", 3, 10, "imports[1].tag", &err) < 0 &&
+		      strstr(err.msg, "imports[1].tag: holds a NUL"),
 	      "a NUL is named (%s)", err.msg);
 	udfb_err_clear(&err);
 	CHECK(udfb_text_check("abcd", 4, 3, "f", &err) < 0 && err.cat == UDFB_E_INVALID, "over the limit is INVALID");

@@ -105,13 +105,13 @@ static void test_strings(void)
 	holds("os.name == 'posix' and sys.platform == 'linux' and platform.machine == 'x86_64'", 1);
 	holds("platform_release == ''", 1);
 	holds("platform_version == ''", 1);
-	holds("os_name < 'q'", 1);   /* not versions: string order */
+	holds("os_name < 'q'", 1); /* not versions: string order */
 	holds("os_name >= 'z'", 0);
 	holds("platform_machine === 'X86_64'", 1);
 	holds("platform_machine == \"x86_64\" and (python_version >= \"3.8\" or os_name == \"nt\")", 1);
 	holds("platform_machine == \"aarch64\" and (python_version >= \"3.8\" or os_name == \"nt\")", 0);
 	holds("python_version == python_version", 1);
-	holds("sys_platform == 'linux' or os_name == 'nt' and python_version < '3'", 1);  /* and binds tighter */
+	holds("sys_platform == 'linux' or os_name == 'nt' and python_version < '3'", 1); /* and binds tighter */
 	holds("(sys_platform == 'linux' or os_name == 'nt') and python_version < '3'", 0);
 	holds("os_name == 'nt' or os_name == 'posix'", 1);
 	holds("((((os_name == 'posix'))))", 1);

@@ -27,7 +27,8 @@ static void bad(const char *in)
 	for (const char *c = in; *c && k < sizeof(shown) - 3; c++)
 		shown[k++] = *c == '\n' ? '|' : *c;
 	shown[k] = '\0';
-	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && err.msg, "reject '%s' (%s)", shown, err.msg ? err.msg : "accepted");
+	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && err.msg, "reject '%s' (%s)", shown,
+	      err.msg ? err.msg : "accepted");
 	if (rc == 0)
 		udfb_req_free(&r);
 	udfb_err_clear(&err);
@@ -39,7 +40,8 @@ static void version(const char *in, const char *want)
 	struct udfb_err err = UDFB_ERR_INIT;
 	int rc = udfb_pep440_normalize(&out, in, 1, &err);
 	if (want)
-		CHECK(rc == 0 && out && strcmp(out, want) == 0, "version '%s' -> '%s' (got %s)", in, want, out ? out : err.msg);
+		CHECK(rc == 0 && out && strcmp(out, want) == 0, "version '%s' -> '%s' (got %s)", in, want,
+		      out ? out : err.msg);
 	else
 		CHECK(rc < 0, "version '%s' rejected", in);
 	free(out);

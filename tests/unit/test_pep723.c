@@ -14,8 +14,8 @@ static void deps(const char *code, size_t n, const char *first, const char *what
 	struct udfb_pep723 m;
 	struct udfb_err err = UDFB_ERR_INIT;
 	int rc = parse(&m, code, &err);
-	CHECK(rc == 0 && m.n_dependencies == n && (n == 0 || strcmp(m.dependencies[0], first) == 0),
-	      "%s (%s)", what, err.msg ? err.msg : "ok");
+	CHECK(rc == 0 && m.n_dependencies == n && (n == 0 || strcmp(m.dependencies[0], first) == 0), "%s (%s)", what,
+	      err.msg ? err.msg : "ok");
 	udfb_pep723_free(&m);
 	udfb_err_clear(&err);
 }
@@ -37,10 +37,12 @@ int main(void)
 	     "Databend's request form");
 	deps("def f(): pass\n", 0, NULL, "no block");
 	deps("# /// script\n# requires-python = '>=3.11'\n# dependencies = [\n#   'a', # first\n#   \"b\",\n# ]\n"
-	     "# [tool.uv]\n# dependencies = ['not-top-level']\n# ///\n", 2, "a", "multi-line array, comments, a table after");
+	     "# [tool.uv]\n# dependencies = ['not-top-level']\n# ///\n",
+	     2, "a", "multi-line array, comments, a table after");
 	deps("# /// script\n# dependencies = []\n# ///\n", 0, NULL, "empty dependencies");
 	deps("# /// pyproject\n# dependencies = ['x']\n# ///\n", 0, NULL, "another block type is ignored");
-	deps("# /// script\n# x = \"\"\"a\n# ]b\"\"\"\n# y = {a = 1, b = [1, 2]}\n# dependencies = [\"q\\u0041\"]\n# ///\n",
+	deps("# /// script\n# x = \"\"\"a\n# ]b\"\"\"\n# y = {a = 1, b = [1, 2]}\n# dependencies = [\"q\\u0041\"]\n# "
+	     "///\n",
 	     1, "qA", "multi-line strings, inline tables, escapes");
 	fails("# /// script\n# dependencies = ['a']\n# ///\n# more comment\n# ///\nx = 1\n",
 	      "a block running to the last '# ///' of its comment lines, as the PEP's expression reads it,");

@@ -132,7 +132,8 @@ static void test_json_bad(void)
 	udfb_buf_init(&b, 64u << 20);
 	udfb_buf_addstr(&b, "{\"files\": [");
 	for (int k = 0; k <= UDFB_INDEX_MAX_FILES; k++)
-		udfb_buf_printf(&b, "%s{\"filename\": \"f%d.whl\", \"url\": \"f.whl\", \"hashes\": {}}", k ? "," : "", k);
+		udfb_buf_printf(&b, "%s{\"filename\": \"f%d.whl\", \"url\": \"f.whl\", \"hashes\": {}}", k ? "," : "",
+				k);
 	udfb_buf_addstr(&b, "]}");
 	json_fails("more files than the limit", b.data, b.len, UDFB_E_EXHAUSTED);
 	udfb_buf_free(&b);
@@ -153,7 +154,8 @@ static void test_json_bad(void)
 static const char html_page[] =
 	"<!DOCTYPE html>\n<html><head><title>Links for numpy</title></head><body>\n<h1>Links for numpy</h1>\n"
 	"<a href=\"../../packages/x/numpy-1.0-py3-none-any.whl#sha256=" HEX_B_UPPER "\" "
-	"data-requires-python=\"&gt;=3.8,&lt;4\" data-core-metadata=\"sha256=" HEX_A "\">\n  numpy-1.0-py3-none-any.whl  </a><br/>\n"
+	"data-requires-python=\"&gt;=3.8,&lt;4\" data-core-metadata=\"sha256=" HEX_A
+	"\">\n  numpy-1.0-py3-none-any.whl  </a><br/>\n"
 	"<a href=\"https://files.example/numpy-1.0.tar.gz#md5=abcd\" data-yanked=\"\">numpy-1.0.tar.gz</a><br/>\n"
 	"<A HREF=\"numpy-2.0-py3-none-any.whl#sha256=" HEX_A "\" data-yanked=\"bad &amp; broken\" "
 	"data-dist-info-metadata=\"true\" data-requires-python=\"\">numpy-2.0-py3-none-any.whl</A>\n"
@@ -187,7 +189,8 @@ static void test_html(void)
 	CHECK(!a->yanked && a->has_metadata && strcmp(a->metadata_sha256, HEX_A) == 0 && a->size == -1,
 	      "data-core-metadata=\"sha256=...\"");
 	const struct udfb_pkgfile *b = find(&p, "numpy-1.0.tar.gz");
-	CHECK(b && b->yanked && !b->sha256[0] && !b->has_metadata && !strcmp(b->url, "https://files.example/numpy-1.0.tar.gz"),
+	CHECK(b && b->yanked && !b->sha256[0] && !b->has_metadata &&
+		      !strcmp(b->url, "https://files.example/numpy-1.0.tar.gz"),
 	      "data-yanked=\"\" is yanked; an md5 fragment gives no sha256");
 	const struct udfb_pkgfile *c = find(&p, "numpy-2.0-py3-none-any.whl");
 	CHECK(c && c->yanked && c->has_metadata && !c->metadata_sha256[0] && !c->requires_python &&
@@ -206,7 +209,8 @@ static void test_html(void)
 	udfb_pkgproject_free(&p);
 	CHECK(udfb_pkgindex_parse_html(&p, PAGE, "", 0, &err) == 0 && p.n_files == 0, "an empty page has no files");
 	const char *binary = "\xff\xfe<a href=\"\x80x.whl\">\xc3(x-1.whl</a>\0<a href=x-2.whl>x-2.whl";
-	CHECK(udfb_pkgindex_parse_html(&p, PAGE, binary, 44, &err) == 0, "bytes that are not UTF-8 do not fail the page");
+	CHECK(udfb_pkgindex_parse_html(&p, PAGE, binary, 44, &err) == 0,
+	      "bytes that are not UTF-8 do not fail the page");
 	udfb_pkgproject_free(&p);
 	struct udfb_buf deep;
 	udfb_buf_init(&deep, 1u << 20);
@@ -244,7 +248,8 @@ static void test_helpers(void)
 	char name[300];
 	memset(name, 'x', 256);
 	name[256] = '\0';
-	CHECK(!udfb_pkgfile_name_ok(name) && (name[255] = '\0', udfb_pkgfile_name_ok(name)), "file names: 255 bytes at most");
+	CHECK(!udfb_pkgfile_name_ok(name) && (name[255] = '\0', udfb_pkgfile_name_ok(name)),
+	      "file names: 255 bytes at most");
 }
 
 /* ---- local directories, the cache, metadata ---- */
@@ -298,8 +303,12 @@ static void test_local(const char *tmp, const struct udfb_fetch_opts *o)
 	char *one = udfb_path_join(tmp, "one"), *two = udfb_path_join(tmp, "two");
 	mkdir(one, 0755);
 	mkdir(two, 0755);
-	static const char *const meta[] = { "numpy-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: numpy\nVersion: 1.0\n",
-					    "numpy/__init__.py", "", "numpy-1.0.dist-info/RECORD", "" };
+	static const char *const meta[] = { "numpy-1.0.dist-info/METADATA",
+					    "Metadata-Version: 2.1\nName: numpy\nVersion: 1.0\n",
+					    "numpy/__init__.py",
+					    "",
+					    "numpy-1.0.dist-info/RECORD",
+					    "" };
 	write_wheel(one, "numpy-1.0-py3-none-any.whl", meta, 3);
 	write_text(one, "numpy-1.0.tar.gz", "sdist one");
 	write_text(one, "NumPy_Extra-1.0.tar.gz", "another project");
@@ -311,7 +320,8 @@ static void test_local(const char *tmp, const struct udfb_fetch_opts *o)
 	free(sub);
 	write_text(two, "numpy-1.0.tar.gz", "sdist two");
 	write_text(two, "numpy-2.0.zip", "zip sdist");
-	static const char *const two_meta[] = { "a-1.dist-info/METADATA", "Name: a\n", "b-1.dist-info/METADATA", "Name: b\n" };
+	static const char *const two_meta[] = { "a-1.dist-info/METADATA", "Name: a\n", "b-1.dist-info/METADATA",
+						"Name: b\n" };
 	write_wheel(two, "numpy-3.0-py3-none-any.whl", two_meta, 2);
 	write_text(two, "numpy-4.0-py3-none-any.whl", "not a zip");
 
@@ -369,13 +379,15 @@ static void test_local(const char *tmp, const struct udfb_fetch_opts *o)
 	free(path);
 	path = NULL;
 	write_text(one, "numpy-1.0.tar.gz", "changed since");
-	CHECK(udfb_pkgindex_download(&path, ix, sd, 0, &err) == 0 && strcmp(path, want) == 0, "a cache hit needs no source");
+	CHECK(udfb_pkgindex_download(&path, ix, sd, 0, &err) == 0 && strcmp(path, want) == 0,
+	      "a cache hit needs no source");
 	free(path);
 	path = NULL;
 	struct udfb_pkgfile bad = *sd;
 	memcpy(bad.sha256, HEX_A, 65);
 	rc = udfb_pkgindex_download(&path, ix, &bad, 0, &err);
-	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, "numpy-1.0.tar.gz: sha256 mismatch (index says " HEX_A),
+	CHECK(rc < 0 && err.cat == UDFB_E_INVALID &&
+		      strstr(err.msg, "numpy-1.0.tar.gz: sha256 mismatch (index says " HEX_A),
 	      "a file that does not hash to the index's sha256 is refused (%s)", s_or(err.msg));
 	udfb_err_clear(&err);
 	free(want);
@@ -429,8 +441,10 @@ static void test_sources(const char *tmp, const struct udfb_fetch_opts *o)
 		      no_secret(&err),
 	      "a page the guard refuses: named by project and index, no secrets (%s)", s_or(err.msg));
 	udfb_err_clear(&err);
-	struct udfb_pkgfile f = { .filename = "numpy-1.0.tar.gz", .url = "https://u:SECRET@127.0.0.1:1/numpy-1.0.tar.gz?SECRET",
-				  .size = -1, .has_metadata = 1 };
+	struct udfb_pkgfile f = { .filename = "numpy-1.0.tar.gz",
+				  .url = "https://u:SECRET@127.0.0.1:1/numpy-1.0.tar.gz?SECRET",
+				  .size = -1,
+				  .has_metadata = 1 };
 	char *path = NULL;
 	rc = ix ? udfb_pkgindex_download(&path, ix, &f, 0, &err) : -1;
 	CHECK(rc < 0 && err.msg && strncmp(err.msg, "numpy-1.0.tar.gz: refused", 25) == 0 && no_secret(&err),

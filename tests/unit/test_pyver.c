@@ -187,21 +187,47 @@ static void test_order(void)
 {
 	/* The ordering example of PEP 440's "Summary of permitted suffixes". */
 	static const char *const pep[] = {
-		"1.dev0",	     "1.0.dev456", "1.0a1",	     "1.0a2.dev456",  "1.0a12.dev456",
-		"1.0a12",	     "1.0b1.dev456", "1.0b2",	     "1.0b2.post345.dev456", "1.0b2.post345",
-		"1.0rc1.dev456", "1.0rc1",	     "1.0",	     "1.0+abc.5",     "1.0+abc.7",
-		"1.0+5",	     "1.0.post456.dev34", "1.0.post456", "1.0.15",	     "1.1.dev1",
+		"1.dev0",
+		"1.0.dev456",
+		"1.0a1",
+		"1.0a2.dev456",
+		"1.0a12.dev456",
+		"1.0a12",
+		"1.0b1.dev456",
+		"1.0b2",
+		"1.0b2.post345.dev456",
+		"1.0b2.post345",
+		"1.0rc1.dev456",
+		"1.0rc1",
+		"1.0",
+		"1.0+abc.5",
+		"1.0+abc.7",
+		"1.0+5",
+		"1.0.post456.dev34",
+		"1.0.post456",
+		"1.0.15",
+		"1.1.dev1",
 	};
 	ascending(pep, N(pep), "PEP 440 summary example");
 	static const char *const chain[] = {
-		"1.0.dev1", "1.0a1.dev1", "1.0a1", "1.0a1.post1.dev1", "1.0a1.post1", "1.0", "1.0.post1.dev1", "1.0.post1",
+		"1.0.dev1",    "1.0a1.dev1", "1.0a1",	       "1.0a1.post1.dev1",
+		"1.0a1.post1", "1.0",	     "1.0.post1.dev1", "1.0.post1",
 	};
 	ascending(chain, N(chain), "dev < pre < final < post");
 	static const char *const epochs[] = { "2013.10", "2014.04", "1!1.0", "1!1.1", "2!0.1" };
 	ascending(epochs, N(epochs), "epochs before releases");
 	static const char *const locals[] = {
-		"1.0", "1.0+abc", "1.0+abc.1", "1.0+abd", "1.0+0", "1.0+1.abc", "1.0+1.2", "1.0+1.10", "1.0+2",
-		"1.0+10", "1.0+99999999999999999999999",
+		"1.0",
+		"1.0+abc",
+		"1.0+abc.1",
+		"1.0+abd",
+		"1.0+0",
+		"1.0+1.abc",
+		"1.0+1.2",
+		"1.0+1.10",
+		"1.0+2",
+		"1.0+10",
+		"1.0+99999999999999999999999",
 	};
 	ascending(locals, N(locals), "local labels: none, alphanumeric, numeric, longer");
 	same("1.0", "1.0.0");

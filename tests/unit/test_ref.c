@@ -25,7 +25,8 @@ static void bad(const char *s)
 	struct udfb_ref r;
 	struct udfb_err err = UDFB_ERR_INIT;
 	int rc = udfb_ref_parse(&r, s, &err);
-	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, s), "reject '%s' naming it (%s)", s, err.msg ? err.msg : "accepted");
+	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, s), "reject '%s' naming it (%s)", s,
+	      err.msg ? err.msg : "accepted");
 	if (rc == 0)
 		udfb_ref_free(&r);
 	udfb_err_clear(&err);

@@ -29,8 +29,8 @@ static void bad_challenge(const char *value, enum udfb_errcat cat)
 	struct udfb_auth_challenge c;
 	struct udfb_err err = UDFB_ERR_INIT;
 	int rc = udfb_auth_parse_challenge(&c, value, &err);
-	CHECK(rc < 0 && err.cat == cat && !strstr(err.msg, "\n"), "reject [%s] as %s (%s)", value, udfb_errcat_name(cat),
-	      err.msg ? err.msg : "accepted");
+	CHECK(rc < 0 && err.cat == cat && !strstr(err.msg, "\n"), "reject [%s] as %s (%s)", value,
+	      udfb_errcat_name(cat), err.msg ? err.msg : "accepted");
 	if (rc == 0)
 		udfb_auth_challenge_clear(&c);
 	udfb_err_clear(&err);
@@ -38,8 +38,11 @@ static void bad_challenge(const char *value, enum udfb_errcat cat)
 
 static void challenges(void)
 {
-	challenge("Bearer realm=\"https://auth.example.com/token\",service=\"registry.example.com\",scope=\"repository:a/b:pull,push\"",
-		  UDFB_AUTH_BEARER, "https://auth.example.com/token", "registry.example.com", "repository:a/b:pull,push");
+	challenge("Bearer "
+		  "realm=\"https://auth.example.com/token\",service=\"registry.example.com\",scope=\"repository:a/"
+		  "b:pull,push\"",
+		  UDFB_AUTH_BEARER, "https://auth.example.com/token", "registry.example.com",
+		  "repository:a/b:pull,push");
 	challenge("Bearer realm=\"https://r/t\",scope=\"repository:a:pull repository:b:pull,push\",service=\"s\"",
 		  UDFB_AUTH_BEARER, "https://r/t", "s", "repository:a:pull repository:b:pull,push");
 	challenge("Basic realm=\"Registry Realm\"", UDFB_AUTH_BASIC, "Registry Realm", "", "");
@@ -49,8 +52,8 @@ static void challenges(void)
 	challenge("Negotiate abc==, Basic realm=\"b\"", UDFB_AUTH_BASIC, "b", "", "");
 	challenge("bearer REALM=\"x\" , Service = \"s,t\"", UDFB_AUTH_BEARER, "x", "s,t", "");
 	challenge("Bearer realm=\"a\\\"b\\\\c\",service=plain-token", UDFB_AUTH_BEARER, "a\"b\\c", "plain-token", "");
-	challenge("Bearer realm=\"r\",error=\"insufficient_scope\",scope=\"repository:x:pull,push\"", UDFB_AUTH_BEARER, "r", "",
-		  "repository:x:pull,push");
+	challenge("Bearer realm=\"r\",error=\"insufficient_scope\",scope=\"repository:x:pull,push\"", UDFB_AUTH_BEARER,
+		  "r", "", "repository:x:pull,push");
 	challenge("Bearer realm=\"first\",realm=\"second\"", UDFB_AUTH_BEARER, "first", "", "");
 
 	bad_challenge("Bearer realm=\"unterminated", UDFB_E_INVALID);
@@ -70,7 +73,8 @@ static void retry_after(void)
 	CHECK(udfb_retry_after_ms(" 7 ", t0) == 7000, "Retry-After with spaces");
 	CHECK(udfb_retry_after_ms("0", t0) == 0, "Retry-After: 0");
 	CHECK(udfb_retry_after_ms("3600", t0) == UDFB_RETRY_AFTER_CAP_MS, "Retry-After: an hour is capped");
-	CHECK(udfb_retry_after_ms("99999999999999999999999", t0) == UDFB_RETRY_AFTER_CAP_MS, "Retry-After: overflow is capped");
+	CHECK(udfb_retry_after_ms("99999999999999999999999", t0) == UDFB_RETRY_AFTER_CAP_MS,
+	      "Retry-After: overflow is capped");
 	CHECK(udfb_retry_after_ms("Wed, 21 Oct 2015 07:28:03 GMT", t0) == 3000, "Retry-After as an HTTP-date");
 	CHECK(udfb_retry_after_ms("Wed, 21 Oct 2015 07:27:00 GMT", t0) == 0, "an HTTP-date in the past: now");
 	CHECK(udfb_retry_after_ms("-1", t0) == -1, "a negative Retry-After is ignored");

@@ -13,8 +13,8 @@
 #include "cache/store.h"
 #include "fetch/fetch.h"
 
-static const char *vectors[] = { "add_one_helper", "decimal_types", "missing_import", "numpy_plus_one",
-				 "read_env", "read_pkg_zip_whl_egg", "read_stage_dup_basename" };
+static const char *vectors[] = { "add_one_helper", "decimal_types",	   "missing_import",	     "numpy_plus_one",
+				 "read_env",	   "read_pkg_zip_whl_egg", "read_stage_dup_basename" };
 
 static int key_of(char key[UDFB_DIGEST_LEN + 1], const char *json, const char *base, const char *salt,
 		  const char *platform)
@@ -39,7 +39,8 @@ static char *request(json_t *spec, const char *const *imports, size_t n)
 	char *spec_text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_t *ims = json_array();
 	for (size_t k = 0; k < n; k++)
-		json_array_append_new(ims, json_pack("{s:s,s:s,s:s}", "location", imports[3 * k], "url", imports[3 * k + 1], "tag", imports[3 * k + 2]));
+		json_array_append_new(ims, json_pack("{s:s,s:s,s:s}", "location", imports[3 * k], "url",
+						     imports[3 * k + 1], "tag", imports[3 * k + 2]));
 	json_t *req = json_pack("{s:s,s:o}", "spec", spec_text, "imports", ims);
 	char *out = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
@@ -55,8 +56,8 @@ static json_t *base_spec(const char *i1, const char *i2)
 	if (i2)
 		json_array_append_new(imps, json_string(i2));
 	return json_pack("{s:i,s:s,s:s,s:s,s:[s],s:s,s:o,s:[s],s:s,s:s}", "version", 1, "kind", "udf", "language",
-			 "python", "handler", "f", "input_types", "INT NULL", "result_type", "INT NULL", "imports", imps,
-			 "packages", "numpy", "runtime_version", "3.12.2", "code", "def f(x):\n    return x\n");
+			 "python", "handler", "f", "input_types", "INT NULL", "result_type", "INT NULL", "imports",
+			 imps, "packages", "numpy", "runtime_version", "3.12.2", "code", "def f(x):\n    return x\n");
 }
 
 static void test_vectors(void)
@@ -127,7 +128,8 @@ static void test_errors(void)
 	const char *imports[] = { "@s/a.py", "http://h/a.py?sig=SECRET", "t1" };
 	json_t *spec = base_spec("@s/b.py", NULL);
 	char *req = request(spec, imports, 1);
-	expect_error("spec.imports and imports[] differ", req, "imports[0].location: '@s/a.py' differs from spec.imports[0] '@s/b.py'");
+	expect_error("spec.imports and imports[] differ", req,
+		     "imports[0].location: '@s/a.py' differs from spec.imports[0] '@s/b.py'");
 	free(req);
 	json_decref(spec);
 	spec = base_spec("@s/a.py", "@s/c.py");
@@ -152,7 +154,9 @@ static void test_errors(void)
 	 * libcurl cannot read); a .wh. name would delete files in the image. */
 	char long_loc[300] = "@s/";
 	memset(long_loc + 3, 'a', 256);
-	struct { const char *loc, *url, *want; } bad[] = {
+	struct {
+		const char *loc, *url, *want;
+	} bad[] = {
 		{ long_loc, "http://h/a.py?sig=SECRET", "longer than 255 bytes" },
 		{ "@s/.wh.server.py", "http://h/a.py?sig=SECRET", "'.wh.server.py' starts with '.wh.'" },
 		{ "@s/.wh..wh..opq", "http://h/a.py?sig=SECRET", "OCI whiteout" },
@@ -188,31 +192,39 @@ static void test_key(void)
 {
 	char k1[UDFB_DIGEST_LEN + 1], k2[UDFB_DIGEST_LEN + 1];
 	const char *imp_a[] = { "@s/a.py", "http://h/a.py?sig=ONE", "t1", "@s/b.py", "http://h/b.py?sig=ONE", "t2" };
-	const char *imp_b[] = { "@s/a.py", "http://other/a.py?sig=TWO", "t1", "@s/b.py", "http://h/b.py?sig=THREE", "t2" };
+	const char *imp_b[] = {
+		"@s/a.py", "http://other/a.py?sig=TWO", "t1", "@s/b.py", "http://h/b.py?sig=THREE", "t2"
+	};
 	const char *imp_tag[] = { "@s/a.py", "http://h/a.py?sig=ONE", "t1", "@s/b.py", "http://h/b.py?sig=ONE", "t9" };
 	const char *imp_rev[] = { "@s/b.py", "http://h/b.py?sig=ONE", "t2", "@s/a.py", "http://h/a.py?sig=ONE", "t1" };
 	const char *base = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 	json_t *spec = base_spec("@s/a.py", "@s/b.py");
 	char *r1 = request(spec, imp_a, 2), *r2 = request(spec, imp_b, 2), *r3 = request(spec, imp_tag, 2);
-	CHECK(key_of(k1, r1, base, "", "linux/amd64") == 0 && key_of(k2, r2, base, "", "linux/amd64") == 0 && strcmp(k1, k2) == 0,
+	CHECK(key_of(k1, r1, base, "", "linux/amd64") == 0 && key_of(k2, r2, base, "", "linux/amd64") == 0 &&
+		      strcmp(k1, k2) == 0,
 	      "new presigned URLs keep the key");
 	CHECK(key_of(k2, r3, base, "", "linux/amd64") == 0 && strcmp(k1, k2) != 0, "a new tag changes the key");
-	CHECK(key_of(k2, r1, "sha256:2222222222222222222222222222222222222222222222222222222222222222", "", "linux/amd64") == 0 &&
-		      strcmp(k1, k2) != 0, "another base digest changes the key");
+	CHECK(key_of(k2, r1, "sha256:2222222222222222222222222222222222222222222222222222222222222222", "",
+		     "linux/amd64") == 0 &&
+		      strcmp(k1, k2) != 0,
+	      "another base digest changes the key");
 	CHECK(key_of(k2, r1, base, "s1", "linux/amd64") == 0 && strcmp(k1, k2) != 0, "the salt changes the key");
 	CHECK(key_of(k2, r1, base, "", "linux/arm64") == 0 && strcmp(k1, k2) != 0, "the platform changes the key");
 	json_t *rev = base_spec("@s/b.py", "@s/a.py");
 	char *r4 = request(rev, imp_rev, 2);
-	CHECK(key_of(k2, r4, base, "", "linux/amd64") == 0 && strcmp(k1, k2) != 0, "import order changes the key (last wins)");
+	CHECK(key_of(k2, r4, base, "", "linux/amd64") == 0 && strcmp(k1, k2) != 0,
+	      "import order changes the key (last wins)");
 	/* The same spec with its fields in another order and spaced out. */
 	char *spaced = json_dumps(spec, JSON_INDENT(3) | JSON_SORT_KEYS);
 	json_t *req = json_loads(r1, 0, NULL);
 	json_object_set_new(req, "spec", json_string(spaced));
 	char *r5 = json_dumps(req, JSON_INDENT(1));
-	CHECK(key_of(k2, r5, base, "", "linux/amd64") == 0 && strcmp(k1, k2) == 0, "field order and white space keep the key");
+	CHECK(key_of(k2, r5, base, "", "linux/amd64") == 0 && strcmp(k1, k2) == 0,
+	      "field order and white space keep the key");
 	json_object_set_new(spec, "packages", json_pack("[s]", "NumPy"));
 	char *r6 = request(spec, imp_a, 2);
-	CHECK(key_of(k2, r6, base, "", "linux/amd64") == 0 && strcmp(k1, k2) == 0, "a requirement's spelling keeps the key");
+	CHECK(key_of(k2, r6, base, "", "linux/amd64") == 0 && strcmp(k1, k2) == 0,
+	      "a requirement's spelling keeps the key");
 	json_object_set_new(spec, "packages", json_pack("[s]", "numpy==2.0"));
 	char *r7 = request(spec, imp_a, 2);
 	CHECK(key_of(k2, r7, base, "", "linux/amd64") == 0 && strcmp(k1, k2) != 0, "a pinned version changes the key");
@@ -230,8 +242,9 @@ static const char bad_tag[] = "etag-\xff\xfe";
 static void test_hostile_strings(void)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
-	const char *spec = "{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"f\",\"input_types\":[],"
-			   "\"result_type\":\"INT\",\"imports\":[\"@s/a.py\"],\"packages\":[],\"code\":\"def f(): return 1\"}";
+	const char *spec =
+		"{\"version\":1,\"kind\":\"udf\",\"language\":\"python\",\"handler\":\"f\",\"input_types\":[],"
+		"\"result_type\":\"INT\",\"imports\":[\"@s/a.py\"],\"packages\":[],\"code\":\"def f(): return 1\"}";
 	struct udfb_import im = { "@s/a.py", "http://127.0.0.1:1/a.py", (char *)bad_tag };
 	struct udfb_request r;
 	CHECK(udfb_request_from_parts(&r, spec, strlen(spec), &im, 1, &err) < 0 && err.cat == UDFB_E_INVALID &&
@@ -239,13 +252,15 @@ static void test_hostile_strings(void)
 	      "a tag that is not UTF-8 is INVALID_ARGUMENT naming imports[0].tag (%s)", err.msg ? err.msg : "accepted");
 	udfb_err_clear(&err);
 	struct udfb_import im2 = { "@s/\xc0\xaf.py", "http://127.0.0.1:1/a.py", "t" };
-	CHECK(udfb_request_from_parts(&r, spec, strlen(spec), &im2, 1, &err) < 0 && strstr(err.msg, "imports[0].location"),
+	CHECK(udfb_request_from_parts(&r, spec, strlen(spec), &im2, 1, &err) < 0 &&
+		      strstr(err.msg, "imports[0].location"),
 	      "an overlong UTF-8 form in a location is refused, named (%s)", err.msg ? err.msg : "accepted");
 	udfb_err_clear(&err);
 
 	/* Below the edge check: the key and the import cache refuse, never drop or crash. */
 	im.tag = "etag-1";
-	CHECK(udfb_request_from_parts(&r, spec, strlen(spec), &im, 1, &err) == 0, "the same request with a UTF-8 tag parses");
+	CHECK(udfb_request_from_parts(&r, spec, strlen(spec), &im, 1, &err) == 0,
+	      "the same request with a UTF-8 tag parses");
 	char *saved = r.imports[0].tag;
 	r.imports[0].tag = (char *)bad_tag;
 	char key[UDFB_DIGEST_LEN + 1];
@@ -304,10 +319,12 @@ static void test_wire(void)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	CHECK(wire_verdict("etag-1", 6, "{}", 2, &err) == 0, "a message with clean strings passes the wire check");
-	CHECK(wire_verdict("etag\0-1", 7, "{}", 2, &err) < 0 && strstr(err.msg, "imports[0].tag") && strstr(err.msg, "NUL"),
+	CHECK(wire_verdict("etag\0-1", 7, "{}", 2, &err) < 0 && strstr(err.msg, "imports[0].tag") &&
+		      strstr(err.msg, "NUL"),
 	      "a NUL in a tag is refused, named (%s)", err.msg ? err.msg : "accepted");
 	udfb_err_clear(&err);
-	CHECK(wire_verdict("e\xff", 2, "{}", 2, &err) < 0 && strstr(err.msg, "imports[0].tag") && err.cat == UDFB_E_INVALID,
+	CHECK(wire_verdict("e\xff", 2, "{}", 2, &err) < 0 && strstr(err.msg, "imports[0].tag") &&
+		      err.cat == UDFB_E_INVALID,
 	      "bytes that are not UTF-8 in a tag are refused, named (%s)", err.msg ? err.msg : "accepted");
 	udfb_err_clear(&err);
 	CHECK(wire_verdict("t", 1, "{}\0{\"x\":1}", 10, &err) < 0 && strncmp(err.msg, "spec:", 5) == 0,

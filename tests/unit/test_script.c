@@ -13,8 +13,8 @@
 #include "builder/request.h"
 #include "builder/script.h"
 
-static const char *vectors[] = { "add_one_helper", "decimal_types", "missing_import", "numpy_plus_one",
-				 "read_env", "read_pkg_zip_whl_egg", "read_stage_dup_basename" };
+static const char *vectors[] = { "add_one_helper", "decimal_types",	   "missing_import",	     "numpy_plus_one",
+				 "read_env",	   "read_pkg_zip_whl_egg", "read_stage_dup_basename" };
 
 static json_t *load(const char *path)
 {
@@ -43,8 +43,10 @@ static int parse(struct udfb_script *s, const char *text, struct udfb_err *err)
 /* The stub names the stored type, but exactly "<X> UNSIGNED" (NOT NULL) as UINT<n>. */
 static const char *stub_type(const char *t)
 {
-	static const char *const map[][2] = { { "TINYINT UNSIGNED", "UINT8" }, { "SMALLINT UNSIGNED", "UINT16" },
-					      { "INT UNSIGNED", "UINT32" }, { "BIGINT UNSIGNED", "UINT64" } };
+	static const char *const map[][2] = { { "TINYINT UNSIGNED", "UINT8" },
+					      { "SMALLINT UNSIGNED", "UINT16" },
+					      { "INT UNSIGNED", "UINT32" },
+					      { "BIGINT UNSIGNED", "UINT64" } };
 	for (size_t k = 0; k < 4; k++)
 		if (strcmp(t, map[k][0]) == 0)
 			return map[k][1];
@@ -65,7 +67,8 @@ static int same_strings(char **got, size_t n, json_t *want)
 static int packages_match(const struct udfb_script *s, json_t *udf)
 {
 	size_t n = json_array_size(json_object_get(udf, "packages"));
-	return s->n_packages >= n && same_strings(s->packages + (s->n_packages - n), n, json_object_get(udf, "packages"));
+	return s->n_packages >= n &&
+	       same_strings(s->packages + (s->n_packages - n), n, json_object_get(udf, "packages"));
 }
 
 static void check_vector(const char *name, const char *rpc)
@@ -86,7 +89,8 @@ static void check_vector(const char *name, const char *rpc)
 		return;
 	}
 	const char *code = json_string_value(json_object_get(udf, "code"));
-	CHECK(s.code_len == strlen(code) && memcmp(s.code, code, s.code_len) == 0, "%s.%s: the code byte for byte", name, rpc);
+	CHECK(s.code_len == strlen(code) && memcmp(s.code, code, s.code_len) == 0, "%s.%s: the code byte for byte",
+	      name, rpc);
 	CHECK_STR(s.handler, json_string_value(json_object_get(udf, "handler")), "%s.%s: the handler", name, rpc);
 	json_t *types = json_object_get(udf, "input_types");
 	const char *result = json_string_value(json_object_get(udf, "result_type"));
@@ -221,7 +225,8 @@ static void check_markers(void)
 	struct udfb_script s;
 	struct udfb_err err = UDFB_ERR_INIT;
 	int rc = parse(&s, c, &err);
-	CHECK(rc == 0 && strstr(s.code, "$(rm -rf /) `id`"), "a suffixed marker ends the code where it says; shell text stays text");
+	CHECK(rc == 0 && strstr(s.code, "$(rm -rf /) `id`"),
+	      "a suffixed marker ends the code where it says; shell text stays text");
 	if (rc == 0)
 		udfb_script_free(&s);
 	else
@@ -232,7 +237,8 @@ static void check_markers(void)
 
 static void check_resigned(void)
 {
-	char *a = script_of("add_one_helper", "create_worker"), *b = script_of("add_one_helper", "create_worker.resigned");
+	char *a = script_of("add_one_helper", "create_worker"),
+	     *b = script_of("add_one_helper", "create_worker.resigned");
 	struct udfb_script sa, sb;
 	struct udfb_err err = UDFB_ERR_INIT;
 	int ok = parse(&sa, a, &err) == 0 && parse(&sb, b, &err) == 0;
@@ -301,7 +307,8 @@ static int file_key(char key[UDFB_DIGEST_LEN + 1], const char *path, const char 
 		r.imports[k].tag = strdup(tag);
 	}
 	struct udfb_build_opts o = { .platform = "linux/amd64", .salt = "" };
-	rc = udfb_build_key(key, &r, "sha256:0000000000000000000000000000000000000000000000000000000000000000", &o, err);
+	rc = udfb_build_key(key, &r, "sha256:0000000000000000000000000000000000000000000000000000000000000000", &o,
+			    err);
 	udfb_request_free(&r);
 	return rc;
 }
@@ -318,14 +325,16 @@ static void check_keys(void)
 	if (!ok)
 		printf("# %s\n", err.msg);
 	udfb_err_clear(&err);
-	ok = file_key(kc, a, "sha256:2222222222222222222222222222222222222222222222222222222222222222", NULL, NULL, &err) == 0;
+	ok = file_key(kc, a, "sha256:2222222222222222222222222222222222222222222222222222222222222222", NULL, NULL,
+		      &err) == 0;
 	CHECK(ok && strcmp(ka, kc) != 0, "other import content: another key");
 	udfb_err_clear(&err);
 	ok = file_key(kd, a, tag, "server.serve()", "server.serve(1)", &err) == 0;
 	CHECK(rc_is_shape_error(ok, &err), "a stub edit is not Databend's template: refused");
 	udfb_err_clear(&err);
 	ok = file_key(kd, a, NULL, NULL, NULL, &err) == 0;
-	CHECK(!ok && err.cat == UDFB_E_INVALID && strstr(err.msg, "has no tag"), "no key before the imports are identified");
+	CHECK(!ok && err.cat == UDFB_E_INVALID && strstr(err.msg, "has no tag"),
+	      "no key before the imports are identified");
 	udfb_err_clear(&err);
 }
 

@@ -171,10 +171,12 @@ static void test_escapes(void)
 	expect_refused("'..' in a name", dotdot, "leaves the root", victim);
 	const struct ent inner[] = { { "a/../../outside/pwned", AE_IFREG, 0644, "x" }, { NULL, 0, 0, NULL } };
 	expect_refused("'..' inside a name", inner, "leaves the root", victim);
-	const struct ent via_link[] = { { "esc", AE_IFLNK, 0777, outside }, { "esc/pwned", AE_IFREG, 0644, "x" },
+	const struct ent via_link[] = { { "esc", AE_IFLNK, 0777, outside },
+					{ "esc/pwned", AE_IFREG, 0644, "x" },
 					{ NULL, 0, 0, NULL } };
 	expect_refused("a file through a symlink", via_link, "symlink", victim);
-	const struct ent rel_link[] = { { "esc", AE_IFLNK, 0777, "../outside" }, { "esc/pwned", AE_IFREG, 0644, "x" },
+	const struct ent rel_link[] = { { "esc", AE_IFLNK, 0777, "../outside" },
+					{ "esc/pwned", AE_IFREG, 0644, "x" },
 					{ NULL, 0, 0, NULL } };
 	expect_refused("a file through a relative symlink", rel_link, "symlink", victim);
 	const struct ent hard[] = { { "h", 'h', 0644, "../outside/pwned" }, { NULL, 0, 0, NULL } };
@@ -193,7 +195,8 @@ static void test_digest(void)
 	struct udfb_err err = UDFB_ERR_INIT;
 	const char *wrong = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 	int rc = udfb_layer_unpack(tar, wrong, dir, NULL, &err);
-	CHECK(rc < 0 && err.cat == UDFB_E_INTERNAL && strstr(err.msg, "corrupt"), "a blob that does not hash to its digest is refused");
+	CHECK(rc < 0 && err.cat == UDFB_E_INTERNAL && strstr(err.msg, "corrupt"),
+	      "a blob that does not hash to its digest is refused");
 	udfb_err_clear(&err);
 	free(tar);
 	free(dir);
@@ -210,10 +213,14 @@ static void test_overlay(void)
 		free(layers);
 		return;
 	}
-	const struct ent low[] = { { "etc/passwd", AE_IFREG, 0644, "p" }, { "etc/shadow", AE_IFREG, 0600, "s" },
-				   { "opt/old", AE_IFREG, 0644, "o" }, { NULL, 0, 0, NULL } };
-	const struct ent high[] = { { "etc/.wh.shadow", AE_IFREG, 0644, "" }, { "opt/.wh..wh..opq", AE_IFREG, 0644, "" },
-				    { "opt/new", AE_IFREG, 0644, "n" }, { NULL, 0, 0, NULL } };
+	const struct ent low[] = { { "etc/passwd", AE_IFREG, 0644, "p" },
+				   { "etc/shadow", AE_IFREG, 0600, "s" },
+				   { "opt/old", AE_IFREG, 0644, "o" },
+				   { NULL, 0, 0, NULL } };
+	const struct ent high[] = { { "etc/.wh.shadow", AE_IFREG, 0644, "" },
+				    { "opt/.wh..wh..opq", AE_IFREG, 0644, "" },
+				    { "opt/new", AE_IFREG, 0644, "n" },
+				    { NULL, 0, 0, NULL } };
 	struct udfb_bundle_image im = { .n_layers = 2 };
 	im.layers = calloc(2, sizeof(*im.layers));
 	im.blobs = calloc(2, sizeof(char *));
@@ -230,7 +237,8 @@ static void test_overlay(void)
 	CHECK(rc == 0, "the overlay mounts (%s)", err.msg ? err.msg : "ok");
 	udfb_err_clear(&err);
 	CHECK(exists_in(root, "etc/passwd") && !exists_in(root, "etc/shadow"), "a whiteout hides the lower file");
-	CHECK(exists_in(root, "opt/new") && !exists_in(root, "opt/old"), "an opaque directory hides the lower directory");
+	CHECK(exists_in(root, "opt/new") && !exists_in(root, "opt/old"),
+	      "an opaque directory hides the lower directory");
 	CHECK(exists_in(root, "proc") && exists_in(root, "tmp"), "the skeleton brings the runtime's mount points");
 	char *w = udfb_path_join(root, "etc/new");
 	int fd = open(w, O_CREAT | O_WRONLY, 0644);
@@ -250,14 +258,10 @@ static void test_overlay(void)
 static void test_replace_dir(void)
 {
 	static const struct ent es[] = {
-		{ "x/", AE_IFDIR, 0755, NULL },
-		{ "x/a/", AE_IFDIR, 0755, NULL },
-		{ "x/b", AE_IFREG, 0644, "b" },
-		{ "x/a", AE_IFREG, 0644, "now a file" },
-		{ "x/c", AE_IFREG, 0644, "c" },
-		{ "x/d/", AE_IFDIR, 0755, NULL },
-		{ "x/.wh.d", AE_IFREG, 0644, "" },
-		{ NULL, 0, 0, NULL },
+		{ "x/", AE_IFDIR, 0755, NULL },	   { "x/a/", AE_IFDIR, 0755, NULL },
+		{ "x/b", AE_IFREG, 0644, "b" },	   { "x/a", AE_IFREG, 0644, "now a file" },
+		{ "x/c", AE_IFREG, 0644, "c" },	   { "x/d/", AE_IFDIR, 0755, NULL },
+		{ "x/.wh.d", AE_IFREG, 0644, "" }, { NULL, 0, 0, NULL },
 	};
 	char *tar = write_tar("replace.tar", es, 0);
 	char *dir = fresh_dir("replace");

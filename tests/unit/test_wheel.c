@@ -24,15 +24,15 @@
 struct wf {
 	const char *name;
 	const char *data; /* NULL: "" */
-	int mode;         /* 0: 0644 */
+	int mode; /* 0: 0644 */
 	int flags;
-	size_t len;       /* 0: strlen(data) */
+	size_t len; /* 0: strlen(data) */
 };
 
 /* RECORD variants. */
 struct rec {
-	int none;            /* no RECORD at all */
-	const char *omit;    /* leave this file out */
+	int none; /* no RECORD at all */
+	const char *omit; /* leave this file out */
 	const char *corrupt; /* give this file a wrong hash */
 	const char *badsize; /* ...or a wrong size */
 };
@@ -247,10 +247,24 @@ static const struct wf demo[] = {
 #define N_DEMO (sizeof(demo) / sizeof(*demo))
 
 static const char *const want_files[] = {
-	T "bin/democli", T "bin/demogui", T "bin/plain", T "bin/run", T "bin/runw", T "bin/short",
-	T DI "/INSTALLER", T DI "/METADATA", T DI "/RECORD", T DI "/WHEEL", T DI "/entry_points.txt",
-	T "demo_pkg/__init__.py", T "demo_pkg/h\xc3\xa9llo.py", T "demo_pkg/sub/data,with \"comma\".txt",
-	T "demo_pkg/tool.sh", T "extra_mod.py", T "include/python/demo_pkg/demo.h", T "plat_mod.py",
+	T "bin/democli",
+	T "bin/demogui",
+	T "bin/plain",
+	T "bin/run",
+	T "bin/runw",
+	T "bin/short",
+	T DI "/INSTALLER",
+	T DI "/METADATA",
+	T DI "/RECORD",
+	T DI "/WHEEL",
+	T DI "/entry_points.txt",
+	T "demo_pkg/__init__.py",
+	T "demo_pkg/h\xc3\xa9llo.py",
+	T "demo_pkg/sub/data,with \"comma\".txt",
+	T "demo_pkg/tool.sh",
+	T "extra_mod.py",
+	T "include/python/demo_pkg/demo.h",
+	T "plat_mod.py",
 	T "share/demo/x.txt",
 };
 #define N_WANT (sizeof(want_files) / sizeof(*want_files))
@@ -271,7 +285,8 @@ static void check_layout(const struct lay *l)
 	CHECK(!lget(l, T "demo_pkg/__pycache__/") && !lget(l, T "demo_pkg/old.pyc"), "no .pyc, no __pycache__");
 	const struct lentry *e;
 	e = lget(l, T "bin/run");
-	CHECK(e && e->mode == 0755 && !strcmp(e->data, "#!/usr/bin/env python3\nprint(1)\n"), "#!python rewritten, 0755");
+	CHECK(e && e->mode == 0755 && !strcmp(e->data, "#!/usr/bin/env python3\nprint(1)\n"),
+	      "#!python rewritten, 0755");
 	e = lget(l, T "bin/runw");
 	CHECK(e && !strcmp(e->data, "#!/usr/bin/env python3\nprint(2)\n"), "#!pythonw line replaced whole (CRLF too)");
 	e = lget(l, T "bin/short");
@@ -361,7 +376,8 @@ static void check_record(const struct lay *l)
 	free(copy);
 	CHECK(ok && rows == (int)N_WANT, "RECORD rows: hashes and sizes of the installed bytes (%d rows)", rows);
 	CHECK(sorted, "RECORD sorted bytewise");
-	CHECK(strstr(rec->data, "\"demo_pkg/sub/data,with \"\"comma\"\".txt\",sha256=") != NULL, "CSV quoting as Python's");
+	CHECK(strstr(rec->data, "\"demo_pkg/sub/data,with \"\"comma\"\".txt\",sha256=") != NULL,
+	      "CSV quoting as Python's");
 	CHECK(strstr(rec->data, "bin/democli,sha256=") && strstr(rec->data, DI "/INSTALLER,sha256=") &&
 		      strstr(rec->data, DI "/RECORD,,\r\n"),
 	      "scripts as bin/name, INSTALLER hashed, RECORD unhashed");
@@ -457,8 +473,8 @@ static void refused(const char *what, const struct wf *extra, size_t n_extra, co
 	udfb_layer_writer_new(&w);
 	int before = leftovers();
 	int rc = udfb_wheel_install(w, path, &opts, &err);
-	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, want) && strstr(err.msg, path),
-	      "refused: %s (%s)", what, err.msg ? err.msg : "accepted");
+	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, want) && strstr(err.msg, path), "refused: %s (%s)",
+	      what, err.msg ? err.msg : "accepted");
 	CHECK(!udfb_layer_contains(w, "app") && leftovers() == before, "  and the layer is untouched, no file left");
 	udfb_err_clear(&err);
 	udfb_layer_writer_free(w);
@@ -522,11 +538,16 @@ static void test_refusals(void)
 	refused("file directly in .data", &f, 1, NULL, ".data");
 	f = (struct wf){ "other-1.0.dist-info/METADATA", "" };
 	refused("two .dist-info directories", &f, 1, NULL, "several .dist-info");
-	const char *bad_eps[] = { "[console_scripts]\na/b = ok:main\n", "[console_scripts]\n../x = ok:main\n",
-				  "[console_scripts]\nx = ok\n",         "[console_scripts]\nx = ok:main()\n",
-				  "[console_scripts]\nx = ok:1main\n",    "[console_scripts]\nx = ok:main [a\n",
-				  "[console_scripts]\nx\n",               "[gui_scripts]\nx = ok:a\nx = ok:b\n",
-				  "[console_scripts]\n = ok:main\n",      "[console_scripts]\nx = import os:main\n" };
+	const char *bad_eps[] = { "[console_scripts]\na/b = ok:main\n",
+				  "[console_scripts]\n../x = ok:main\n",
+				  "[console_scripts]\nx = ok\n",
+				  "[console_scripts]\nx = ok:main()\n",
+				  "[console_scripts]\nx = ok:1main\n",
+				  "[console_scripts]\nx = ok:main [a\n",
+				  "[console_scripts]\nx\n",
+				  "[gui_scripts]\nx = ok:a\nx = ok:b\n",
+				  "[console_scripts]\n = ok:main\n",
+				  "[console_scripts]\nx = import os:main\n" };
 	for (size_t k = 0; k < sizeof(bad_eps) / sizeof(*bad_eps); k++) {
 		f = (struct wf){ "ok-1.0.dist-info/entry_points.txt", bad_eps[k] };
 		char what[128];
@@ -553,7 +574,8 @@ static void test_refusals(void)
 	struct udfb_wheel_install_opts o = opts;
 	o.target = "../escape";
 	udfb_layer_writer_new(&w);
-	CHECK(udfb_wheel_install(w, "/nonexistent.whl", &o, &err) < 0 && strstr(err.msg, "target"), "bad target refused");
+	CHECK(udfb_wheel_install(w, "/nonexistent.whl", &o, &err) < 0 && strstr(err.msg, "target"),
+	      "bad target refused");
 	udfb_err_clear(&err);
 	udfb_layer_writer_free(w);
 }
@@ -574,8 +596,8 @@ static void test_unpacked_budget(void)
 	o.unpacked = &got;
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
-	CHECK(udfb_wheel_install(w, path, &o, &err) < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, "packages-max-unpacked") &&
-		      strstr(err.msg, "1048576"),
+	CHECK(udfb_wheel_install(w, path, &o, &err) < 0 && err.cat == UDFB_E_INVALID &&
+		      strstr(err.msg, "packages-max-unpacked") && strstr(err.msg, "1048576"),
 	      "a wheel unpacking past the budget is refused (%s)", err.msg ? err.msg : "accepted");
 	udfb_err_clear(&err);
 	CHECK(!udfb_layer_contains(w, "app"), "  and the layer is untouched");

@@ -62,8 +62,10 @@ static void test_tags(void)
 	struct udfb_err err = UDFB_ERR_INIT;
 	udfb_pytags_new(&t, &x86, &err);
 	char *d = udfb_pytags_describe(t);
-	CHECK_STR(d, "cp312-cp312-manylinux_2_36_x86_64, cp312-cp312-manylinux_2_35_x86_64, "
-		     "cp312-cp312-manylinux_2_34_x86_64, ..., py30-none-any (987 tags)", "describe");
+	CHECK_STR(d,
+		  "cp312-cp312-manylinux_2_36_x86_64, cp312-cp312-manylinux_2_35_x86_64, "
+		  "cp312-cp312-manylinux_2_34_x86_64, ..., py30-none-any (987 tags)",
+		  "describe");
 	free(d);
 	CHECK(rank_of(t, "a-1-cp312-cp312-manylinux_2_36_x86_64.whl") == 0, "the most specific tag ranks 0");
 	CHECK(rank_of(t, "a-1-cp312-cp312-manylinux2014_x86_64.whl") == 20, "manylinux2014 right after manylinux_2_17");
@@ -92,22 +94,26 @@ static void test_names(void)
 {
 	struct udfb_wheelname w;
 	struct udfb_err err = UDFB_ERR_INIT;
-	CHECK(udfb_wheelname_parse(&w, "Foo.Bar_baz-1.0RC1-7abc-cp312.cp311-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-				   &err) == 0,
+	CHECK(udfb_wheelname_parse(
+		      &w, "Foo.Bar_baz-1.0RC1-7abc-cp312.cp311-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+		      &err) == 0,
 	      "full name with build tag parses");
 	CHECK_STR(w.name, "foo-bar-baz", "name normalised");
 	CHECK_STR(w.version, "1.0rc1", "version normalised");
 	CHECK_STR(w.build, "7abc", "build tag");
 	CHECK(w.n_py == 2 && w.n_abi == 1 && w.n_plat == 2 && !strcmp(w.py[1], "cp311") &&
-	      !strcmp(w.plat[1], "manylinux2014_x86_64"), "tag sets split on '.'");
+		      !strcmp(w.plat[1], "manylinux2014_x86_64"),
+	      "tag sets split on '.'");
 	udfb_wheelname_free(&w);
 	CHECK(udfb_wheelname_parse(&w, "six-1.16.0-py2.py3-none-any.whl", &err) == 0 && !strcmp(w.build, ""),
 	      "no build tag: empty");
 	udfb_wheelname_free(&w);
-	const char *bad[] = { "six-1.16.0-py3-none-any.zip", "six-1.16.0-none-any.whl", "six-1.0-1-2-py3-none-any.whl",
-			      "six-1.16.0-x1-py3-none-any.whl", "si__x-1.0-py3-none-any.whl", "six-notaversion-py3-none-any.whl",
-			      "six-1.0-py3..py2-none-any.whl", "six-1.0-py3-none-.whl", "-1.0-py3-none-any.whl",
-			      "s/x-1.0-py3-none-any.whl", "six-1.0-py3-none-any$.whl", ".whl" };
+	const char *bad[] = { "six-1.16.0-py3-none-any.zip",   "six-1.16.0-none-any.whl",
+			      "six-1.0-1-2-py3-none-any.whl",  "six-1.16.0-x1-py3-none-any.whl",
+			      "si__x-1.0-py3-none-any.whl",    "six-notaversion-py3-none-any.whl",
+			      "six-1.0-py3..py2-none-any.whl", "six-1.0-py3-none-.whl",
+			      "-1.0-py3-none-any.whl",	       "s/x-1.0-py3-none-any.whl",
+			      "six-1.0-py3-none-any$.whl",     ".whl" };
 	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
 		int rc = udfb_wheelname_parse(&w, bad[k], &err);
 		CHECK(rc < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, bad[k]), "refused: %s (%s)", bad[k],
@@ -153,7 +159,8 @@ static void test_metadata(void)
 	udfb_pkgmeta_free(&m);
 	const char *nover = "Metadata-Version: 2.1\nName: x\n\nVersion: 1.0\n";
 	CHECK(udfb_pkgmeta_parse(&m, nover, strlen(nover), &err) < 0 && err.cat == UDFB_E_INVALID &&
-	      strstr(err.msg, "Version"), "no Version before the body: refused (%s)", err.msg);
+		      strstr(err.msg, "Version"),
+	      "no Version before the body: refused (%s)", err.msg);
 	udfb_err_clear(&err);
 	const char *noname = "Version: 1.0\n";
 	CHECK(udfb_pkgmeta_parse(&m, noname, strlen(noname), &err) < 0 && strstr(err.msg, "Name"), "no Name: refused");
