@@ -15,7 +15,7 @@ libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certifica
 # python3-grpcio is an independent gRPC client; clang brings libFuzzer and
 # the sanitizers' runtimes; pip is the reference installer for packages, and
 # the -whl packages put real wheels in /usr/share/python-wheels (fixtures).
-test="$build clang libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc runsc iproute2
+test="$build clang clang-format libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc runsc iproute2
 python3 python3-grpcio python3-protobuf curl hyperfine
 python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl"
 
