@@ -14,10 +14,11 @@ libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certifica
 # host's addresses it checks a sandbox cannot reach); Debian's
 # python3-grpcio is an independent gRPC client; clang brings libFuzzer and
 # the sanitizers' runtimes; pip is the reference installer for packages, and
-# the -whl packages put real wheels in /usr/share/python-wheels (fixtures).
+# the -whl packages put real wheels in /usr/share/python-wheels (fixtures);
+# clang-format and cppcheck are the lint tests' (tests/lint/).
 test="$build clang clang-format libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc runsc iproute2
 python3 python3-grpcio python3-protobuf curl hyperfine
-python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl"
+python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl cppcheck"
 
 run="$build libxml2 libdeflate0 libyaml-0-2 mmdebstrap umoci skopeo runc runsc"
 

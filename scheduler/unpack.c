@@ -348,7 +348,7 @@ static int unpack_all(struct unpacker *u, struct archive *a, struct udfb_err *er
 int udfb_layer_unpack(const char *blob, const char *digest, const char *dir, struct udfb_unpack_stats *stats,
 		      struct udfb_err *err)
 {
-	struct udfb_unpack_stats dummy;
+	struct udfb_unpack_stats dummy = { 0 };
 	struct unpacker u = {
 		.layer = digest ? digest : blob, .root = -1, .cached_fd = -1, .st = stats ? stats : &dummy
 	};
