@@ -12,21 +12,13 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.environ.get("UDFB_BIN", os.path.join(ROOT, "bin/udf-builder"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import harness  # noqa: E402
+import http_server  # noqa: E402
+from harness import BIN  # noqa: E402
+from tap import check, done  # noqa: E402
+
 SECRET = "X-Amz-Signature=S3CR3T"
-n = failed = 0
-
-
-def check(what, cond, detail=""):
-    global n, failed
-    n += 1
-    print("%sok %d - %s" % ("" if cond else "not ", n, what))
-    if not cond:
-        failed += 1
-        for line in str(detail).splitlines()[:20]:
-            print("#   " + line)
-
 
 hits = {}
 hits_lock = threading.Lock()
@@ -82,19 +74,6 @@ class Faults(http.server.BaseHTTPRequestHandler):
         self.send(404, b"")
 
 
-class Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass
-
-
-def tiny_base():
-    out = subprocess.run(["bash", "-c", ". tests/lib/base-image.sh && udfb_tiny_image"], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
-    return "oci:%s:tiny" % out.stdout.strip()
-
-
 def request(path, imports, code="def f():\n    return 1\n"):
     spec = {"version": 1, "kind": "udf", "language": "python", "handler": "f", "input_types": [],
             "result_type": "INT", "imports": [i[0] for i in imports], "packages": [],
@@ -106,10 +85,9 @@ def request(path, imports, code="def f():\n    return 1\n"):
 
 
 def main():
-    server = Server(("127.0.0.1", 0), Faults)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = http_server.serve(Faults)
     port = server.server_address[1]
-    base = tiny_base()
+    base = "oci:%s:tiny" % harness.tiny_image()
     work = tempfile.mkdtemp(prefix="udfb-imports-test.")
     store = os.path.join(work, "store")
 
@@ -191,8 +169,7 @@ def main():
           (err3, hits))
     check("the keys of different code differ", k1 != k2)
     server.shutdown()
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return done()
 
 
 if __name__ == "__main__":
