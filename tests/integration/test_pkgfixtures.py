@@ -21,12 +21,14 @@ import urllib.parse
 import urllib.request
 import zipfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LIB = os.path.join(ROOT, "tests", "lib")
-sys.path.insert(0, LIB)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import harness  # noqa: E402
 import pip_reference  # noqa: E402
+import tap  # noqa: E402
 import wheels  # noqa: E402
 from tap import check, done  # noqa: E402
+
+LIB = str(harness.LIB)
 
 PY = "/usr/bin/python3"
 PIP_ACCEPT = ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
@@ -114,8 +116,7 @@ def check_wheel(path):
 
 def main():
     if subprocess.run([PY, "-m", "pip", "--version"], capture_output=True).returncode != 0:
-        print("1..0 # SKIP Debian's pip is missing (deploy/install-deps.sh test)")
-        return 77
+        tap.skip_all("Debian's pip is missing (deploy/install-deps.sh test)")
     work = tempfile.mkdtemp(prefix="udfb-pkgfixtures.")
     wdir = os.path.join(work, "wheels")
 
