@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,10 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import tap  # noqa: E402
+from harness import REPO, free_port  # noqa: E402
+
 STUB = REPO / "templates" / "server.py"
 DOUBLE = REPO / "tests" / "runtime-double"
 TOKEN = "s3cr3t-token-value"
@@ -56,12 +58,6 @@ from databend_udf import udf
 def deco(x):
     return [x * 2, sys._xoptions.get("databend_import_directory")]
 '''
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method, url, body=None, headers=None, timeout=5.0):
@@ -316,5 +312,10 @@ class StubTest(unittest.TestCase):
                 shutil.rmtree(app)
 
 
+def main():
+    tap.run_cases([StubTest], sys.argv[1:])
+    return tap.done()
+
+
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    sys.exit(main())

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -91,6 +92,13 @@ def poll(fn, timeout, what, interval=0.05):
         if time.monotonic() >= until:
             raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def free_port():
+    """A loopback TCP port free now (for a program that takes no :0)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def scrubbed_env(extra=None, keep=("UDFB_TEST_CACHE",)):
