@@ -3,7 +3,9 @@
 # our figure, the peer's figure in the same run, the ratio, and the aim.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-deploy/install-deps.sh test >/dev/null
+# What the rows run (h2load, buildah, skopeo, GNU time...): missing ones are
+# installed, so a fresh machine measures every row.
+deploy/install-deps.sh bench >/dev/null || exit 1
 rows=$(mktemp)
 for b in bench/*_vs_*.sh bench/sandbox_cold_warm.sh; do
 	echo "running $b ..." >&2

@@ -3,6 +3,7 @@
 #   deploy/install-deps.sh build   what `make` needs
 #   deploy/install-deps.sh run     that, plus what `make run` builds its base image with
 #   deploy/install-deps.sh test    that, plus the real components the tests use
+#   deploy/install-deps.sh bench   that, plus what `make bench` runs beside it
 set -eu
 
 build="build-essential pkg-config libmicrohttpd-dev libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
@@ -17,8 +18,13 @@ libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certifica
 # the -whl packages put real wheels in /usr/share/python-wheels (fixtures);
 # clang-format and cppcheck are the lint tests' (tests/lint/).
 test="$build clang clang-format libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc runsc iproute2
-python3 python3-grpcio python3-protobuf curl hyperfine
+python3 python3-grpcio python3-protobuf curl
 python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl cppcheck"
+
+# The benchmarks' drivers and peers (bench/): h2load (nghttp2-client) drives
+# the gRPC rows, GNU time measures RSS, column prints the table
+# (bsdextrautils); buildah, skopeo, pip and curl are already in test.
+bench="$test nghttp2-client time bsdextrautils"
 
 run="$build libxml2 libdeflate0 libyaml-0-2 mmdebstrap umoci skopeo runc runsc"
 
@@ -26,7 +32,8 @@ case "${1:-build}" in
 build) want=$build ;;
 run) want=$run ;;
 test) want=$test ;;
-*) echo "usage: $0 build|run|test" >&2; exit 2 ;;
+bench) want=$bench ;;
+*) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
 esac
 
 missing=
