@@ -1,8 +1,11 @@
-/* The local store: an OCI image layout (blobs/sha256/..., readable by skopeo
- * and umoci) plus an index from cache key to manifest digest kept as one
- * small file per key (keys/ab/cdef...), so a lookup is one open() and an
- * insert rewrites nothing else.  Every write is a temporary file, fsync'd and
- * renamed; a key is written only after every blob it names is in place. */
+/* The local store (docs/store.md has the layout): an OCI image layout
+ * (blobs/sha256/..., readable by skopeo and umoci) plus what the cache
+ * needs beside it: the key index (index.bin, cache key -> manifest digest:
+ * cache/index.h), layers by diff_id (layers/), the import cache
+ * (imports/), blobs kept in a registry (remote/), package layers and locks,
+ * and the service's default destination (images/, with its tag journal).
+ * Every blob is a temporary file in tmp/, fsync'd and renamed into place; a
+ * key is written only after every blob it names is durable. */
 #ifndef UDFB_STORE_H
 #define UDFB_STORE_H
 

@@ -1,4 +1,4 @@
-/* Deterministic layers (docs/images.md): entries sorted bytewise, parents
+/* Deterministic layers (../shared/docs/images.md): entries sorted bytewise, parents
  * emitted explicitly, mtime 0, uid/gid 0, modes 0644/0755, pax_restricted
  * headers with UTF-8 names, gzip with no timestamp at a fixed level, in
  * 1 MiB chunks compressed in parallel (pgzip.h: the bytes never depend on

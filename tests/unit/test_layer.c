@@ -1,5 +1,5 @@
 /* Layers: the same entries give the same bytes whatever the order they were
- * added in; the tar read back has what docs/images.md demands (sorted,
+ * added in; the tar read back has what ../shared/docs/images.md demands (sorted,
  * explicit parents, mtime 0, root-owned, fixed modes, no pax time records). */
 #include <archive.h>
 #include <archive_entry.h>
