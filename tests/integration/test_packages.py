@@ -19,20 +19,16 @@ import tarfile
 import tempfile
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import harness  # noqa: E402
 import pip_reference  # noqa: E402
 import pkgindex_server  # noqa: E402
+import tap  # noqa: E402
 import wheels  # noqa: E402
+from harness import BIN  # noqa: E402
 from tap import check, done  # noqa: E402
 
-BIN = os.environ.get("UDFB_BIN", os.path.join(ROOT, "bin/udf-builder"))
-
-
-def tiny_image():
-    out = subprocess.run(["bash", "-c", ". tests/lib/base-image.sh && udfb_tiny_image"], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
+ROOT = str(harness.REPO)
 
 
 def request(packages, code="def f(x):\n    return x\n", runtime="3.11"):
@@ -328,9 +324,9 @@ def registry_warm(env, index_url):
 
 def main():
     if not shutil.which("python3") or pip_reference.PYTHON and not os.path.exists(pip_reference.PYTHON):
-        print("1..0 # SKIP no /usr/bin/python3")
-        return 0
-    base = tiny_image()
+        tap.skip_all("no /usr/bin/python3")
+    harness.skip_unless()
+    base = harness.tiny_image()
     tmp = tempfile.mkdtemp(prefix="udfb-pkgs-")
     try:
         wheel_dir = os.path.join(tmp, "wheels")
