@@ -101,10 +101,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def scrubbed_env(extra=None, keep=("UDFB_TEST_CACHE",)):
+def scrubbed_env(extra=None, unset=(), keep=("UDFB_TEST_CACHE",)):
     """This environment without the UDFB_* settings (only what a test sets
-    reaches the binary), plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UDFB_") or k in keep}
+    reaches the binary) and the variables in unset, plus extra."""
+    env = {k: v for k, v in os.environ.items() if (not k.startswith("UDFB_") or k in keep) and k not in unset}
     env.update(extra or {})
     return env
 
@@ -167,6 +167,20 @@ def vector_files(vectors=REQUESTS):
     return files
 
 
+def vector(name, port, vectors=REQUESTS, suffix=".request"):
+    """A request vector (NAME.request.json, or for Databend's
+    NAME.create_worker.json and NAME.apply_resource.json: suffix
+    ".create_worker") as a dict, its imports pointing at the import server
+    on port."""
+    text = (Path(vectors) / (name + suffix + ".json")).read_text()
+    return json.loads(text.replace("IMPORTS_BASE", "127.0.0.1:%d" % port))
+
+
+def expect(name, vectors=REQUESTS):
+    """A vector's NAME.expect.json."""
+    return json.loads((Path(vectors) / (name + ".expect.json")).read_text())
+
+
 def file_bytes(name, content):
     """(name, bytes) of one vector file; "zip:NAME" zips {member: text}."""
     if not name.startswith("zip:"):
@@ -215,7 +229,7 @@ class Service:
     is added to the scrubbed environment.  The start fails (AssertionError
     with the stderr tail) when no serving line comes within start_timeout."""
 
-    def __init__(self, dir, args=(), config=None, env=None, creds=None, start_timeout=30.0):
+    def __init__(self, dir, args=(), config=None, env=None, unset=(), creds=None, start_timeout=30.0):
         os.makedirs(dir, exist_ok=True)
         self.dir = dir
         self.stderr_path = os.path.join(dir, "stderr")
@@ -228,7 +242,7 @@ class Service:
             cmd += ["--config", cfg]
         self.cmd = cmd + list(args)
         self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.stderr, env=scrubbed_env(env),
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.stderr, env=scrubbed_env(env, unset),
                                      cwd=dir)
         SERVICES.append(self)
         try:
