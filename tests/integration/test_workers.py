@@ -14,8 +14,8 @@ auto_resume, auto_suspend -> DROP (sandbox gone) -> SHOW empty.  Plus the
 refusals: ALREADY_EXISTS, NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT
 for names and options (listing the known ones), and /metrics' gauges.
 
-Uses test_databend.py's helpers (service, import server, package index);
-the runtime inside the base is the TEST DOUBLE of databend_udf
+Uses the harness (tests/lib/harness.py: the service, the import server,
+the package index); the runtime inside the base is the TEST DOUBLE of databend_udf
 (tests/runtime-double).  Needs root, runc and overlayfs; prints
 "1..0 # SKIP ..." and exits 77 without them.  Results are TAP lines.
 """
@@ -30,14 +30,31 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import test_databend as db  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import harness  # noqa: E402
+import tap  # noqa: E402
+from harness import DATABEND, called  # noqa: E402
+from http_server import ImportServer  # noqa: E402
 
-tap = db.tap
-TENANT = db.TENANT
+TENANT = "test_tenant"
+DEADLINE = 5.0  # Databend's default cloud_control_grpc_timeout
+SECRET = "databend-test-secret-0123456789"
 UDF = "add_one_helper"
-# runc, whose own state the checks read (the service would pick runsc where installed).
-RUNC = ("--scheduler-opt", "runtime=runc")
+pb = None  # resource_pb2
+TMP = BASE = INDEX = None
+
+
+def serve():
+    """The service (again: its store and state survive a restart), with
+    sandboxes under runc, whose own state the checks read (the service
+    would pick runsc where installed)."""
+    return harness.SandboxService(os.path.join(TMP, "w"), INDEX, [("3", "oci:%s:python" % BASE)],
+                                  os.path.join(TMP, "layers"), (23000, 23999), secret=SECRET, tenant=TENANT,
+                                  args=("--imports-revalidate-ms", "5000", "--scheduler-opt", "runtime=runc"))
+
+
+def vector(port):
+    return harness.vector(UDF, port, DATABEND, ".create_worker")
 
 
 def svc(srv, method, req, resp):
@@ -51,20 +68,18 @@ def create(srv, name, options=None, tags=None, if_not_exists=False, tenant_id=TE
 
 def alter(srv, name, **kw):
     state = kw.pop("state", 0)
-    return svc(srv, "AlterWorker", db.pb.AlterWorkerRequest(tenant_id=TENANT, name=name, state_action=state, **kw),
-               db.pb.AlterWorkerResponse)
+    return svc(srv, "AlterWorker", pb.AlterWorkerRequest(tenant_id=TENANT, name=name, state_action=state, **kw),
+               pb.AlterWorkerResponse)
 
 
 def drop(srv, name, if_exists=False):
-    return svc(srv, "DropWorker", db.pb.DropWorkerRequest(tenant_id=TENANT, name=name, if_exists=if_exists),
-               db.pb.DropWorkerResponse)
+    return svc(srv, "DropWorker", pb.DropWorkerRequest(tenant_id=TENANT, name=name, if_exists=if_exists),
+               pb.DropWorkerResponse)
 
 
 def show(srv):
-    stub = srv.channel.unary_unary("/resourceproto.WorkerService/ListWorkers",
-                                   request_serializer=lambda m: m.SerializeToString(),
-                                   response_deserializer=db.pb.ListWorkersResponse.FromString)
-    r = stub(db.pb.ListWorkersRequest(tenant_id=TENANT), timeout=db.DEADLINE,
+    stub = srv.unary("/resourceproto.WorkerService/ListWorkers", pb.ListWorkersResponse)
+    r = stub(pb.ListWorkersRequest(tenant_id=TENANT), timeout=DEADLINE,
              metadata=[("x-databend-tenant", TENANT), ("worker_client_version", "v1")])
     return [(w.name, dict(w.tags), dict(w.options), w.created_at, w.updated_at) for w in r.workers]
 
@@ -87,16 +102,16 @@ def wait_for(cond, timeout=60.0):
 
 
 def udf(srv, imports):
-    return srv.query("create_worker", db.vector(UDF, "create_worker", imports.port))
+    return srv.query("create_worker", vector(imports.port))
 
 
 def restart(srv):
     srv.stop()
-    return db.Server("w", extra=RUNC)
+    return serve()
 
 
 def run(srv, imports):
-    name = db.vector(UDF, "create_worker", imports.port)["name"]
+    name = vector(imports.port)["name"]
 
     # Refusals: names, options, tenants.
     r = create(srv, "bad name")
@@ -128,7 +143,7 @@ def run(srv, imports):
     tap.check("CREATE again: ALREADY_EXISTS; IF NOT EXISTS: OK and unchanged",
               r2.code == "ALREADY_EXISTS" and r3.code == "OK" and dict(r3.worker.options) == opts, "%r %r" % (r2, r3))
     r = udf(srv, imports)
-    ok, why = db.called(r, "add_one", [1], 2)
+    ok, why = called(r, "add_one", [1], 2)
     tap.check("the UDF's CreateWorker under that name: endpoint answers", ok, why + srv.stderr_tail())
     endpoint = r.endpoint
     before = show(srv)
@@ -147,7 +162,7 @@ def run(srv, imports):
     after = show(srv)
     tap.check("after a restart: the same worker, same created_at", after == before, "%r\n%r" % (before, after))
     r = udf(srv, imports)
-    ok, why = db.called(r, "add_one", [1], 2)
+    ok, why = called(r, "add_one", [1], 2)
     tap.check("after a restart: the UDF call answers", ok, why + srv.stderr_tail())
     endpoint = r.endpoint
 
@@ -173,7 +188,7 @@ def run(srv, imports):
     tap.check("ALTER of an unknown worker: NOT_FOUND", r.code == "NOT_FOUND", repr(r))
 
     # SUSPEND: the sandbox stops, the UDF call is refused.
-    r = alter(srv, name, state=db.pb.Suspend)
+    r = alter(srv, name, state=pb.Suspend)
     tap.check("ALTER WORKER SUSPEND: OK", r.code == "OK", repr(r))
     tap.check("... its sandbox is stopped (runc lists none running)", wait_for(lambda: running(srv) == [], 30) is not None
               and running(srv) == [], repr(running(srv)))
@@ -191,20 +206,20 @@ def run(srv, imports):
               repr(r))
 
     # RESUME: started again on the same endpoint.
-    r = alter(srv, name, state=db.pb.Resume)
+    r = alter(srv, name, state=pb.Resume)
     tap.check("ALTER WORKER RESUME: OK, and its sandbox starts (runc)",
               r.code == "OK" and wait_for(lambda: len(running(srv)) == 1, 60), repr(r) + srv.stderr_tail())
     r = udf(srv, imports)
-    ok, why = db.called(r, "add_one", [1], 2)
+    ok, why = called(r, "add_one", [1], 2)
     tap.check("... the UDF call answers, on the same endpoint", ok and r.endpoint == endpoint,
               "%s %r (was %s)" % (why, r.endpoint, endpoint))
 
     # auto_resume: a call resumes a suspended worker.
     alter(srv, name, set_options={"auto_resume": "true"})
-    alter(srv, name, state=db.pb.Suspend)
+    alter(srv, name, state=pb.Suspend)
     wait_for(lambda: running(srv) == [], 30)
     r = udf(srv, imports)
-    ok, why = db.called(r, "add_one", [1], 2)
+    ok, why = called(r, "add_one", [1], 2)
     tap.check("auto_resume = true: a call for the suspended worker resumes it and answers", ok, why + srv.stderr_tail())
 
     # auto_suspend: idle past it, the worker suspends itself.
@@ -215,14 +230,13 @@ def run(srv, imports):
               repr(r) + srv.stderr_tail())
     r = udf(srv, imports)
     tap.check("... and a call is refused (auto_resume unset)", r.code == "FAILED_PRECONDITION", repr(r))
-    alter(srv, name, state=db.pb.Resume, unset_options=["auto_suspend"])
+    alter(srv, name, state=pb.Resume, unset_options=["auto_suspend"])
     wait_for(lambda: len(running(srv)) == 1, 60)
 
     # A kill -9 right after an ALTER: the record is the new one.
     r = alter(srv, name, set_tags={"after": "kill"})
     srv.kill()
-    srv.stderr.close()
-    srv = db.Server("w", extra=RUNC)
+    srv = serve()
     reg = list(Path(srv.dir, "store", "workers").glob("*.json"))
     tap.check("kill -9 after ALTER: the new record, one parseable registry file",
               r.code == "OK" and show(srv)[0][1].get("after") == "kill" and len(reg) == 1 and
@@ -250,23 +264,20 @@ def run(srv, imports):
 
 
 def main():
-    os.chdir(db.REPO)
-    reason = db.skip_reason()
-    if reason:
-        print("1..0 # SKIP %s" % reason)
-        return 77
-    db.TMP = tempfile.mkdtemp(prefix="udfb-workers-test.")
-    os.chmod(db.TMP, 0o755)
+    global TMP, BASE, INDEX, pb
+    os.chdir(harness.REPO)
+    harness.skip_unless(**harness.SANDBOX_NEEDS)
+    TMP = tempfile.mkdtemp(prefix="udfb-workers-test.")
+    os.chmod(TMP, 0o755)
     imports = None
     srv = None
     try:
         try:
-            db.load_protos()
-            db.BASE = db.sh("bash", "-c", ". tests/lib/base-image.sh && udfb_base_image",
-                            timeout=1200).strip().splitlines()[-1]
-            db.INDEX = db.start_index()
-            imports = db.ImportServer()
-            srv = db.Server("w", extra=RUNC)
+            (pb,) = harness.load_protos(TMP, "resource")
+            BASE = harness.python_base()
+            INDEX, _ = harness.start_index(TMP)
+            imports = ImportServer(harness.vector_files(DATABEND))
+            srv = serve()
         except Exception:
             tap.check("setup (protoc, grpc, base image, package index, service)", False, traceback.format_exc())
             return tap.done()
@@ -274,20 +285,20 @@ def main():
             srv = run(srv, imports)
         except Exception:
             tap.check("the checks ran to the end", False, traceback.format_exc() + (srv.stderr_tail() if srv else ""))
-        srv = db.SERVERS[-1]
+        srv = harness.SERVICES[-1]
         srv.stop()
         log = Path(srv.stderr_path).read_text(errors="replace")
         tap.check("the service stopped cleanly on SIGTERM (exit 0, no sanitizer report)",
                   srv.proc.returncode == 0 and "Sanitizer" not in log, "exit %r%s" % (srv.proc.returncode,
                                                                                         srv.stderr_tail(60)))
-        reports = [s.stderr_path for s in db.SERVERS if "Sanitizer" in Path(s.stderr_path).read_text(errors="replace")]
-        tap.check("no sanitizer report in any run's log (%d runs)" % len(db.SERVERS), not reports, repr(reports))
+        reports = harness.sanitizer_reports()
+        tap.check("no sanitizer report in any run's log (%d runs)" % len(harness.SERVICES), not reports, repr(reports))
         return tap.done()
     finally:
         if imports:
             imports.close()
-        db.cleanup()
-        shutil.rmtree(db.TMP, ignore_errors=True)
+        harness.remove_sandbox_leftovers()
+        shutil.rmtree(TMP, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ import tap  # noqa: E402
 
 BIN = os.environ.get("UDFB_BIN") or str(REPO / "bin" / "udf-builder")
 REQUESTS = REPO / "tests" / "data" / "requests"  # the UdfService vectors
+APPLY = "/udfproto.UdfService/ApplyUdfResource"
+APPLY_RESOURCE = "/resourceproto.ResourceService/ApplyResource"
+CREATE_WORKER = "/resourceproto.WorkerService/CreateWorker"
 DATABEND = REPO / "tests" / "data" / "databend"  # what released Databend nodes send
 grpc = None  # Debian's grpcio, once load_protos() ran
 SERVICES = []  # every Service started, for kill_all()
@@ -181,6 +184,31 @@ def expect(name, vectors=REQUESTS):
     return json.loads((Path(vectors) / (name + ".expect.json")).read_text())
 
 
+def udf_request(code, handler, result_type="STRING", runtime="3.11", input_types=(), imports=()):
+    """An ApplyUdfResourceRequest of a spec around code (load_protos(...,
+    "udf") first); imports: UdfImport messages, named in the spec too."""
+    import udf_pb2
+
+    spec = {"version": 1, "kind": "udf", "language": "python", "handler": handler, "input_types": list(input_types),
+            "result_type": result_type, "imports": [i.location for i in imports], "packages": [],
+            "runtime_version": runtime, "code": code}
+    return udf_pb2.ApplyUdfResourceRequest(spec=json.dumps(spec, separators=(",", ":")), imports=list(imports))
+
+
+def fresh_request(handler="f"):
+    """A UDF no other test has (x + 1 on an INT): its key is cold."""
+    nonce = uuid.uuid4().hex
+    return udf_request("# %s\ndef %s(x):\n    return x + 1\n" % (nonce, handler), handler, "INT", "3.11", ["INT"])
+
+
+def vector_request(name, port):
+    """The ApplyUdfResourceRequest of the vector tests/data/requests/NAME."""
+    import udf_pb2
+
+    d = vector(name, port)
+    return udf_pb2.ApplyUdfResourceRequest(spec=d["spec"], imports=[udf_pb2.UdfImport(**im) for im in d["imports"]])
+
+
 def file_bytes(name, content):
     """(name, bytes) of one vector file; "zip:NAME" zips {member: text}."""
     if not name.startswith("zip:"):
@@ -229,9 +257,13 @@ class Service:
     is added to the scrubbed environment.  The start fails (AssertionError
     with the stderr tail) when no serving line comes within start_timeout."""
 
-    def __init__(self, dir, args=(), config=None, env=None, unset=(), creds=None, start_timeout=30.0):
+    def __init__(self, dir, args=(), config=None, env=None, unset=(), creds=None, start_timeout=30.0,
+                 tenant="tenant-a", call_timeout=5.0):
         os.makedirs(dir, exist_ok=True)
         self.dir = dir
+        self.tenant = tenant  # the x-databend-tenant of calls that name none
+        self.call_timeout = call_timeout  # call()'s deadline when it names none
+        self.tokens = set()  # every token handed out (none may reach the log)
         self.stderr_path = os.path.join(dir, "stderr")
         self.rc = None
         self.channel = None
@@ -286,15 +318,54 @@ class Service:
         return self.channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
                                         response_deserializer=resp_cls.FromString)
 
-    def rpc(self, path, req, resp_cls, marker="udf_client_version", tenant="tenant-a", timeout=5.0):
-        """One call as a Databend query node makes it: a Reply."""
+    def rpc(self, path, req, resp_cls, marker="udf_client_version", tenant=None, timeout=5.0):
+        """One call as a Databend query node makes it (its metadata, the
+        5 s deadline): a Reply."""
         t0 = time.monotonic()
+        md = metadata(self.tenant if tenant is None else tenant, marker)
         try:
-            resp = self.unary(path, resp_cls)(req, timeout=timeout, metadata=metadata(tenant, marker))
+            resp = self.unary(path, resp_cls)(req, timeout=timeout, metadata=md)
         except grpc.RpcError as e:
             return Reply(e.code().name, e.details() or "", elapsed=time.monotonic() - t0)
-        return Reply("OK", "", getattr(resp, "endpoint", ""), dict(getattr(resp, "headers", {})),
-                     getattr(resp, "worker", None), time.monotonic() - t0)
+        r = Reply("OK", "", getattr(resp, "endpoint", ""), dict(getattr(resp, "headers", {})),
+                  getattr(resp, "worker", None), time.monotonic() - t0)
+        if r.token:
+            self.tokens.add(r.token)
+        return r
+
+    def call(self, req, tenant=None, timeout=None):
+        """ApplyUdfResource (load_protos(..., "udf") first)."""
+        import udf_pb2
+
+        return self.rpc(APPLY, req, udf_pb2.ApplyUdfResourceResponse, tenant=tenant,
+                        timeout=self.call_timeout if timeout is None else timeout)
+
+    def apply_resource(self, d, tenant=None, timeout=5.0):
+        """ApplyResource from a vector's dict (load_protos(..., "resource"))."""
+        import resource_pb2 as pb
+
+        req = pb.ApplyResourceRequest(type=d.get("type", ""), script=d.get("script", ""))
+        return self.rpc(APPLY_RESOURCE, req, pb.ApplyResourceResponse, "resource_client_version", tenant, timeout)
+
+    def create_worker(self, d, tenant=None, timeout=5.0):
+        """CreateWorker from a vector's dict (camelCase keys, as Databend's JSON)."""
+        import resource_pb2 as pb
+
+        req = pb.CreateWorkerRequest(tenant_id=d.get("tenantId", ""), name=d.get("name", ""),
+                                     if_not_exists=d.get("ifNotExists", False), type=d.get("type", ""),
+                                     script=d.get("script", ""), tags=d.get("tags", {}), options=d.get("options", {}))
+        return self.rpc(CREATE_WORKER, req, pb.CreateWorkerResponse, "worker_client_version", tenant, timeout)
+
+    def query(self, rpc, d, timeout=180.0):
+        """As Databend's queries do: each call ("create_worker" or
+        "apply_resource") has the 5 s deadline; a DEADLINE_EXCEEDED fails
+        that query and the next one asks again, until timeout."""
+        until = time.monotonic() + timeout
+        while True:
+            r = self.create_worker(d) if rpc == "create_worker" else self.apply_resource(d)
+            if r.code != "DEADLINE_EXCEEDED" or time.monotonic() > until:
+                return r
+            time.sleep(0.2)
 
     def http_get(self, path):
         """(status, content type, body) of GET path on the admin port."""
@@ -392,6 +463,99 @@ def udf_call(endpoint, function, args, token):
         headers["x-authorization"] = token
     status, body = http("POST", endpoint + "/call", json.dumps({"function": function, "args": args}).encode(), headers)
     return status, json.loads(body) if body else None
+
+
+def called(r, handler, args, want):
+    """(ok, why): the reply r is OK with an endpoint and a token, and its
+    sandbox answers handler(*args) with want."""
+    if r.code != "OK" or not r.endpoint or not r.token:
+        return False, "reply %r" % r
+    status, out = udf_call(r.endpoint, handler, args, r.token)
+    return status == 200 and (out or {}).get("result") == want, "HTTP %s %r (want %r)" % (status, out, want)
+
+
+class SandboxService(Service):
+    """`serve --scheduler local`: sandboxes under `runtime` (runc or runsc)
+    with the scheduler's state in DIR/state (or opts["state_dir"]), the
+    layer cache `layers` (shared by a test's services: a base is unpacked
+    once), endpoints on ports[0]..ports[1], `bases` [(runtime, ref)], the
+    test wheels' index, imports from loopback, and `secret` as its token
+    secret unless config says otherwise."""
+
+    def __init__(self, dir, index, bases, layers, ports, runtime="runc", opts=None, args=(), config=None,
+                 secret="sandbox-test-secret-0123456789", **kw):
+        opts = dict(opts or {})
+        self.state_dir = opts.get("state_dir") or os.path.join(dir, "state")
+        self.runtime_root = os.path.join(self.state_dir, "runtime")
+        self.runtime = opts.get("runtime") or runtime  # "": the service chooses
+        cfg = dict(config or {})
+        cfg.setdefault("token_secrets", [secret])
+        a = ["--store", os.path.join(dir, "store"), "--scheduler", "local", "--imports-allow", "127.0.0.1",
+             "--index-url", index]
+        for rt, ref in bases:
+            a += ["--base-image", "%s=%s" % (rt, ref)]
+        a += list(args)
+        all_opts = {"state_dir": self.state_dir, "layers_dir": layers, "port_min": str(ports[0]),
+                    "port_max": str(ports[1]), "runtime": runtime}
+        all_opts.update(opts)
+        for k, v in all_opts.items():
+            a += ["--scheduler-opt", "%s=%s" % (k, v)]
+        super().__init__(dir, a, config=cfg, **kw)
+
+    def runc(self, *args, check=True):
+        """The OCI runtime on this service's root."""
+        return sh(self.runtime, "--root", self.runtime_root, *args, check=check)
+
+    def on(self, verb, cid, *rest, flags=(), check=True):
+        """A runtime verb on one sandbox, from inside its network namespace:
+        runsc reaches its sandbox by an abstract unix socket, which lives
+        there.  Flags go before the id (runsc's Go flags stop at the first
+        argument)."""
+        pid_file = Path(self.state_dir, "sandboxes", cid, "pid")
+        pre = []
+        if pid_file.exists() and os.path.exists("/proc/%s/ns/net" % pid_file.read_text().strip()):
+            pre = ["nsenter", "--net=/proc/%s/ns/net" % pid_file.read_text().strip()]
+        return sh(*pre, self.runtime, "--root", self.runtime_root, verb, *flags, cid, *rest, check=check)
+
+    def containers(self):
+        """The ids the runtime lists under this service's root."""
+        return [line for line in self.runc("list", "--quiet", check=False).splitlines() if line]
+
+    def record(self, endpoint):
+        """The sandbox.json of the running sandbox serving endpoint."""
+        port = int(endpoint.rsplit(":", 1)[1])
+        for rec in Path(self.state_dir, "sandboxes").glob("*/sandbox.json"):
+            d = json.loads(rec.read_text())
+            if d["udf_port"] == port:
+                return d
+        raise AssertionError("no sandbox record for %s%s" % (endpoint, self.stderr_tail()))
+
+    def sandbox_pid(self, sandbox_id):
+        """The host pid the runtime recorded for a sandbox (0: none)."""
+        for rec in Path(self.state_dir, "sandboxes").glob("*/sandbox.json"):
+            if json.loads(rec.read_text()).get("id") == sandbox_id:
+                try:
+                    return int((rec.parent / "pid").read_text().strip() or 0)
+                except (OSError, ValueError):
+                    return 0
+        return 0
+
+    def status_url(self, endpoint, path):
+        return "http://127.0.0.1:%d%s" % (self.record(endpoint)["status_port"], path)
+
+    def remove_leftovers(self):
+        """Whatever a failed run left: the process, containers, mounts."""
+        self.kill()
+        if os.path.isdir(self.runtime_root):
+            for cid in self.containers():
+                self.on("delete", cid, flags=("--force",), check=False)
+        unmount_under(self.state_dir)
+
+
+def remove_sandbox_leftovers():
+    for s in SERVICES:
+        if isinstance(s, SandboxService):
+            s.remove_leftovers()
 
 
 def unmount_under(prefix):
