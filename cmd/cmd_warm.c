@@ -22,42 +22,16 @@
 #include "builder/request.h"
 #include "cache/store.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Whitespace-separated requirements, canonical, sorted, unique: two
  * spellings of one list warm one image. */
 static int parse_list(char ***out, size_t *n, const char *list, struct udfb_err *err)
 {
-	char *copy = strdup(list), *save = NULL;
-	char **v = calloc(strlen(list) / 2 + 2, sizeof(char *));
-	size_t k = 0;
-	int rc = 0;
-	for (char *item = strtok_r(copy, " \t\n", &save); item && rc == 0; item = strtok_r(NULL, " \t\n", &save)) {
-		struct udfb_requirement r;
-		if ((rc = udfb_req_parse(&r, item, err)) < 0) {
-			udfb_err_wrap(err, "--packages: '%s'", item);
-			break;
-		}
-		v[k++] = strdup(r.canonical);
-		udfb_req_free(&r);
-	}
-	free(copy);
-	if (rc == 0 && k == 0)
-		rc = udfb_err_set(err, UDFB_E_INVALID, "--packages: no requirement given");
-	qsort(v, k, sizeof(*v), cmp_str);
-	size_t u = 0;
-	for (size_t j = 0; j < k; j++) {
-		if (u && strcmp(v[u - 1], v[j]) == 0)
-			free(v[j]);
-		else
-			v[u++] = v[j];
-	}
-	*out = v;
-	*n = u;
-	return rc;
+	int rc = udfb_req_list_parse(out, n, list, " \t\n", err);
+	if (rc < 0)
+		return udfb_err_wrap(err, "--packages");
+	if (*n == 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "--packages: no requirement given");
+	return 0;
 }
 
 static int warm_one(const struct udfb_cli_common *c, char **reqs, size_t n, const char *from, struct udfb_err *err)
@@ -153,9 +127,7 @@ static int warm(const struct udfb_cli_common *c, struct udfb_err *err)
 	int rc = parse_list(&reqs, &n, c->packages_list, err);
 	if (rc == 0)
 		rc = warm_one(c, reqs, n, NULL, err);
-	for (size_t k = 0; k < n; k++)
-		free(reqs[k]);
-	free(reqs);
+	udfb_req_list_free(reqs, n);
 	return rc;
 }
 

@@ -440,3 +440,32 @@ void udfb_req_free(struct udfb_requirement *r)
 	free(r->canonical);
 	memset(r, 0, sizeof(*r));
 }
+
+int udfb_req_list_parse(char ***out, size_t *n, const char *text, const char *seps, struct udfb_err *err)
+{
+	cleanup_free char *copy = strdup(text);
+	char *save = NULL, **v = calloc(strlen(text) / 2 + 2, sizeof(char *));
+	if (!copy || !v)
+		abort(); /* out of memory: docs/errors.md */
+	size_t k = 0;
+	int rc = 0;
+	for (char *item = strtok_r(copy, seps, &save); item; item = strtok_r(NULL, seps, &save)) {
+		struct udfb_requirement r;
+		if ((rc = udfb_req_parse(&r, item, err)) < 0) {
+			udfb_err_wrap(err, "'%s'", item);
+			break;
+		}
+		v[k++] = strdup(r.canonical);
+		udfb_req_free(&r);
+	}
+	*out = v;
+	*n = sort_unique(v, k);
+	return rc;
+}
+
+void udfb_req_list_free(char **v, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		free(v[k]);
+	free(v);
+}

@@ -27,6 +27,14 @@ struct udfb_requirement {
 int udfb_req_parse(struct udfb_requirement *out, const char *s, struct udfb_err *err);
 void udfb_req_free(struct udfb_requirement *r);
 
+/* A list of requirements separated by any of the characters in seps (a
+ * setting or a flag such as `numpy pandas==2.2.*`): each parsed, and *out
+ * their canonical texts, sorted and unique, so two spellings of one list
+ * are one list.  An error names the item ("'x!': ..."); *out holds what
+ * was parsed before it.  Free with udfb_req_list_free. */
+int udfb_req_list_parse(char ***out, size_t *n, const char *text, const char *seps, struct udfb_err *err);
+void udfb_req_list_free(char **v, size_t n);
+
 /* PEP 503: lower-case, runs of '-', '_', '.' become one '-'. *out is malloc'd. */
 void udfb_pep503_normalize(char **out, const char *name);
 

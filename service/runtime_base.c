@@ -16,41 +16,6 @@
 #include "common/log.h"
 #include "python/pep508.h"
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Requirements separated by spaces or commas: canonical, sorted, unique. */
-static int parse_reqs(char ***out, size_t *n, const char *text, struct udfb_err *err)
-{
-	char *copy = strdup(text), *save = NULL;
-	char **v = calloc(strlen(text) / 2 + 2, sizeof(char *));
-	size_t k = 0;
-	int rc = 0;
-	for (char *item = strtok_r(copy, " ,\t\n", &save); item && rc == 0; item = strtok_r(NULL, " ,\t\n", &save)) {
-		struct udfb_requirement r;
-		if ((rc = udfb_req_parse(&r, item, err)) < 0) {
-			udfb_err_wrap(err, "runtime_packages: '%s'", item);
-			break;
-		}
-		v[k++] = strdup(r.canonical);
-		udfb_req_free(&r);
-	}
-	free(copy);
-	qsort(v, k, sizeof(*v), cmp_str);
-	size_t u = 0;
-	for (size_t j = 0; j < k; j++) {
-		if (u && strcmp(v[u - 1], v[j]) == 0)
-			free(v[j]);
-		else
-			v[u++] = v[j];
-	}
-	*out = v;
-	*n = u;
-	return rc;
-}
-
 static long long mono_ms(void)
 {
 	struct timespec ts;
@@ -66,7 +31,10 @@ int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, 
 		return 0;
 	char **reqs = NULL;
 	size_t n = 0;
-	int rc = parse_reqs(&reqs, &n, cfg->runtime_packages, err);
+	/* Separated by spaces or commas. */
+	int rc = udfb_req_list_parse(&reqs, &n, cfg->runtime_packages, " ,\t\n", err);
+	if (rc < 0)
+		udfb_err_wrap(err, "runtime_packages");
 	char *dest = NULL;
 	if (asprintf(&dest, "oci:%s/runtimes", cfg->store) < 0)
 		abort();
@@ -102,9 +70,7 @@ int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, 
 			udfb_err_clear(err);
 		}
 	}
-	for (size_t k = 0; k < n; k++)
-		free(reqs[k]);
-	free(reqs);
+	udfb_req_list_free(reqs, n);
 	free(dest);
 	return rc;
 }

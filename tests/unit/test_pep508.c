@@ -90,5 +90,21 @@ int main(void)
 	version("1..0", NULL);
 	version("1.0+", NULL);
 	version("abc", NULL);
+
+	/* Lists (runtime_packages, warm --packages): canonical, sorted, unique. */
+	char **v = NULL;
+	size_t n = 0;
+	struct udfb_err err = UDFB_ERR_INIT;
+	CHECK(udfb_req_list_parse(&v, &n, " Pandas==2.2.*,numpy\tpandas==2.2.*  numpy ", " ,\t\n", &err) == 0 &&
+		      n == 2 && strcmp(v[0], "numpy") == 0 && strcmp(v[1], "pandas==2.2.*") == 0,
+	      "a list: two spellings of one requirement are one");
+	udfb_req_list_free(v, n);
+	udfb_err_clear(&err);
+	CHECK(udfb_req_list_parse(&v, &n, "  ", " ", &err) == 0 && n == 0, "an empty list");
+	udfb_req_list_free(v, n);
+	CHECK(udfb_req_list_parse(&v, &n, "numpy x!y", " ", &err) < 0 && err.msg && strncmp(err.msg, "'x!y': ", 7) == 0,
+	      "a bad item is named: %s", err.msg ? err.msg : "");
+	udfb_req_list_free(v, n);
+	udfb_err_clear(&err);
 	return check_done();
 }
