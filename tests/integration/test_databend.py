@@ -25,298 +25,47 @@ Needs root, runc and overlayfs; prints "1..0 # SKIP ..." and exits 77 without
 them.  Results are TAP lines.
 """
 
-import hashlib
-import http.server
-import importlib
-import io
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
-import urllib.error
-import urllib.request
-import uuid
-import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import harness  # noqa: E402
 import tap  # noqa: E402
+from harness import BIN, called, udf_call  # noqa: E402
+from http_server import ImportServer  # noqa: E402
 
-BIN = os.environ.get("UDFB_BIN") or str(REPO / "bin" / "udf-builder")
-VECTORS = REPO / "tests" / "data" / "databend"
-APPLY_RESOURCE = "/resourceproto.ResourceService/ApplyResource"
-CREATE_WORKER = "/resourceproto.WorkerService/CreateWorker"
+VECTORS = harness.DATABEND
 TENANT = "test_tenant"
 DEADLINE = 5.0  # Databend's default cloud_control_grpc_timeout
-COLD_TIMEOUT = 180.0  # a first build unpacks the base once: queries are retried until then
 REVALIDATE_MS = 5000
 SECRET = "databend-test-secret-0123456789"
 
 grpc = None
-pb = None
-TMP = None
-SERVERS = []
-
-
-def sh(*cmd, check=True, timeout=120):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=check,
-                          timeout=timeout).stdout
-
-
-def skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (runc, overlay mounts)"
-    if not shutil.which("runc"):
-        return "runc is not installed"
-    if "overlay" not in Path("/proc/filesystems").read_text():
-        return "no overlayfs in this kernel"
-    if not os.access(BIN, os.X_OK):
-        return "%s is not built (run make)" % BIN
-    try:
-        import grpc  # noqa: F401
-    except ImportError:
-        return "python3-grpcio is not installed"
-    return None
-
-
-def load_protos():
-    global grpc, pb
-    import grpc as grpc_mod
-
-    grpc = grpc_mod
-    out = os.path.join(TMP, "pb")
-    os.makedirs(out)
-    subprocess.run(["protoc", "--python_out=" + out, "--proto_path=proto", "proto/resource.proto"], cwd=REPO, check=True)
-    sys.path.insert(0, out)
-    pb = importlib.import_module("resource_pb2")
-
-
-# ---- the import server: an object store on loopback ----
-
-
-class ImportServer:
-    """Serves the vectors' files as an object store does: ETag, and Range
-    (bytes=0-0 -> 206 with Content-Range) unless honor_range is off.  Counts
-    requests per path and records the Host header each carried."""
-
-    def __init__(self):
-        self.files = {}
-        self.requests = []
-        self.honor_range = True
-        self.lock = threading.Lock()
-        for path in sorted(VECTORS.glob("*.expect.json")):
-            for name, content in json.loads(path.read_text())["files"].items():
-                self.put(name, content)
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                path = self.path.split("?", 1)[0].lstrip("/")
-                with outer.lock:
-                    outer.requests.append((path, self.headers.get("Range"), self.headers.get("Host")))
-                    body = outer.files.get(path)
-                    honor = outer.honor_range
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                etag = '"%s"' % hashlib.md5(body).hexdigest()
-                rng = self.headers.get("Range")
-                if honor and rng == "bytes=0-0" and body:
-                    self.send_response(206)
-                    self.send_header("Content-Range", "bytes 0-0/%d" % len(body))
-                    out = body[:1]
-                else:
-                    self.send_response(200)
-                    out = body
-                self.send_header("ETag", etag)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def put(self, name, content):
-        if name.startswith("zip:"):
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w") as z:
-                for member, text in sorted(content.items()):
-                    z.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), text)
-            name, data = name[4:], buf.getvalue()
-        else:
-            data = content.encode() if isinstance(content, str) else content
-        with self.lock:
-            self.files[name] = data
-
-    def count(self, path=None):
-        with self.lock:
-            return len([r for r in self.requests if path is None or r[0] == path])
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+pb = None  # resource_pb2
+TMP = BASE = INDEX = None
 
 
 def vector(name, rpc, port, suffix=""):
-    text = (VECTORS / ("%s.%s%s.json" % (name, rpc, suffix))).read_text()
-    return json.loads(text.replace("IMPORTS_BASE", "127.0.0.1:%d" % port))
+    """NAME.RPC[SUFFIX].json, its imports at the import server on port."""
+    return harness.vector(name, port, VECTORS, ".%s%s" % (rpc, suffix))
 
 
 def expect(name):
-    return json.loads((VECTORS / (name + ".expect.json")).read_text())
+    return harness.expect(name, VECTORS)
 
 
-# ---- the service ----
-
-
-class Reply:
-    def __init__(self, code, details="", endpoint="", headers=None, worker=None, elapsed=0.0):
-        self.code, self.details, self.endpoint, self.headers = code, details, endpoint, headers or {}
-        self.worker, self.elapsed = worker, elapsed
-
-    @property
-    def token(self):
-        return self.headers.get("x-authorization")
-
-    def __repr__(self):
-        return "Reply(%s, %r, endpoint=%r, %.3f s)" % (self.code, self.details, self.endpoint, self.elapsed)
-
-
-class Server:
-    def __init__(self, name, config=None, extra=()):
-        global BASE
-        self.dir = os.path.join(TMP, name)
-        os.makedirs(self.dir, exist_ok=True)
-        self.state_dir = os.path.join(self.dir, "state")
-        self.runtime_root = os.path.join(self.state_dir, "runtime")
-        self.stderr_path = os.path.join(self.dir, "stderr")
-        cfg = dict(config or {})
-        cfg.setdefault("token_secrets", [SECRET])
-        cfg_path = os.path.join(self.dir, "config.json")
-        Path(cfg_path).write_text(json.dumps(cfg))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("UDFB_") or k == "UDFB_TEST_CACHE"}
-        cmd = [BIN, "serve", "--config", cfg_path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-               "--store", os.path.join(self.dir, "store"), "--scheduler", "local", "--imports-allow", "127.0.0.1",
-               "--base-image", "3=oci:%s:python" % BASE, "--index-url", INDEX,
-               "--imports-revalidate-ms", str(REVALIDATE_MS)] + list(extra)
-        for k, v in {"state_dir": self.state_dir, "layers_dir": os.path.join(TMP, "layers"), "port_min": "23000",
-                     "port_max": "23999", "runtime": "runc"}.items():
-            cmd += ["--scheduler-opt", "%s=%s" % (k, v)]
-        self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, env=env, cwd=self.dir)
-        SERVERS.append(self)
-        box = []
-        t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline().decode()), daemon=True)
-        t.start()
-        t.join(30)
-        m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", box[0] if box else "")
-        if not m:
-            self.kill()
-            raise AssertionError("server did not start: %r%s" % (box, self.stderr_tail()))
-        self.admin = "http://127.0.0.1:%s" % m.group(2)
-        self.channel = grpc.insecure_channel("127.0.0.1:%s" % m.group(1))
-        grpc.channel_ready_future(self.channel).result(timeout=30)
-
-    def rpc(self, path, req, resp_cls, marker, tenant=TENANT, timeout=DEADLINE):
-        stub = self.channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
-                                        response_deserializer=resp_cls.FromString)
-        md = [("x-databend-tenant", tenant), ("x-databend-user", "'root'@'%'"),
-              ("x-databend-query-id", str(uuid.uuid4())), (marker, "v1")]
-        t0 = time.monotonic()
-        try:
-            resp = stub(req, timeout=timeout, metadata=md)
-        except grpc.RpcError as e:
-            return Reply(e.code().name, e.details() or "", elapsed=time.monotonic() - t0)
-        return Reply("OK", "", getattr(resp, "endpoint", ""), dict(getattr(resp, "headers", {})),
-                     getattr(resp, "worker", None), time.monotonic() - t0)
-
-    def apply_resource(self, d, **kw):
-        req = pb.ApplyResourceRequest(type=d.get("type", ""), script=d.get("script", ""))
-        return self.rpc(APPLY_RESOURCE, req, pb.ApplyResourceResponse, "resource_client_version", **kw)
-
-    def create_worker(self, d, **kw):
-        req = pb.CreateWorkerRequest(tenant_id=d.get("tenantId", ""), name=d.get("name", ""),
-                                     if_not_exists=d.get("ifNotExists", False), type=d.get("type", ""),
-                                     script=d.get("script", ""), tags=d.get("tags", {}), options=d.get("options", {}))
-        return self.rpc(CREATE_WORKER, req, pb.CreateWorkerResponse, "worker_client_version", **kw)
-
-    def query(self, rpc, d, timeout=COLD_TIMEOUT):
-        """As Databend's queries do: each call has the 5 s deadline; a
-        DEADLINE_EXCEEDED fails that query and the next one asks again."""
-        until = time.monotonic() + timeout
-        while True:
-            r = self.create_worker(d) if rpc == "create_worker" else self.apply_resource(d)
-            if r.code != "DEADLINE_EXCEEDED" or time.monotonic() > until:
-                return r
-            time.sleep(0.2)
-
-    def metrics(self):
-        with urllib.request.urlopen(self.admin + "/metrics", timeout=10) as r:
-            text = r.read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-        return out
-
-    def containers(self):
-        out = sh("runc", "--root", self.runtime_root, "list", "-q", check=False)
-        return [line for line in out.splitlines() if line]
-
-    def stderr_tail(self, n=30):
-        try:
-            lines = Path(self.stderr_path).read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\nserver stderr (last %d lines):\n  " % n + "\n  ".join(lines[-n:])
-
-    def stop(self):
-        self.channel.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.stderr.close()
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def udf_call(endpoint, function, args, token):
-    req = urllib.request.Request(endpoint + "/call", data=json.dumps({"function": function, "args": args}).encode(),
-                                 method="POST", headers={"Content-Type": "application/json", "x-authorization": token})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read().decode())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read().decode() or "null")
-
-
-def called(r, handler, args, want):
-    if r.code != "OK" or not r.endpoint or not r.token:
-        return False, "reply %r" % r
-    status, out = udf_call(r.endpoint, handler, args, r.token)
-    return status == 200 and out.get("result") == want, "HTTP %s %r (want %r)" % (status, out, want)
+def serve(name, config=None):
+    """The service with sandboxes under runc (layer cache shared)."""
+    return harness.SandboxService(os.path.join(TMP, name), INDEX, [("3", "oci:%s:python" % BASE)],
+                                  os.path.join(TMP, "layers"), (23000, 23999), config=config, secret=SECRET,
+                                  tenant=TENANT, args=("--imports-revalidate-ms", str(REVALIDATE_MS)))
 
 
 # ---- the checks ----
@@ -457,9 +206,7 @@ def run(srv, imports):
                     pb.AlterWorkerResponse, "worker_client_version")
     lst = srv.rpc("/resourceproto.WorkerService/ListWorkers", pb.ListWorkersRequest(tenant_id=TENANT),
                   pb.ListWorkersResponse, "worker_client_version")
-    stub = srv.channel.unary_unary("/resourceproto.WorkerService/ListWorkers",
-                                   request_serializer=lambda m: m.SerializeToString(),
-                                   response_deserializer=pb.ListWorkersResponse.FromString)
+    stub = srv.unary("/resourceproto.WorkerService/ListWorkers", pb.ListWorkersResponse)
     listed = stub(pb.ListWorkersRequest(tenant_id=TENANT), timeout=DEADLINE,
                   metadata=[("x-databend-tenant", TENANT), ("worker_client_version", "v1")])
     by_name = {x.name: x for x in listed.workers}
@@ -474,7 +221,7 @@ def run(srv, imports):
     # Other services on the channel: UNIMPLEMENTED at once, naming the method.
     for path in ("/taskproto.TaskService/CreateTask", "/notificationproto.NotificationService/ListNotification",
                  "/billingproto.BillingService/Query", "/nosuch.Service/Method"):
-        stub = srv.channel.unary_unary(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        stub = srv.unary(path)
         t0 = time.monotonic()
         try:
             stub(b"", timeout=DEADLINE)
@@ -529,51 +276,27 @@ def warm(imports):
     return ok, "exit %d\n%s\n%s" % (p.returncode, p.stdout, p.stderr)
 
 
-def start_index():
-    import pkgindex_server
-    import wheels
-
-    wheels.build(os.path.join(TMP, "wheels"))
-    s = pkgindex_server.start(os.path.join(TMP, "wheels"))
-    return "http://127.0.0.1:%d/simple" % s.port
-
-
-def cleanup():
-    for s in SERVERS:
-        s.kill()
-        if os.path.isdir(s.runtime_root):
-            for cid in sh("runc", "--root", s.runtime_root, "list", "-q", check=False).splitlines():
-                if cid:
-                    sh("runc", "--root", s.runtime_root, "delete", "--force", cid, check=False)
-        for line in Path("/proc/mounts").read_text().splitlines():
-            mnt = line.split()[1]
-            if mnt.startswith(s.state_dir):
-                subprocess.run(["umount", "-l", mnt], check=False)
-
-
 def main():
-    global TMP, BASE, INDEX
-    os.chdir(REPO)
-    reason = skip_reason()
-    if reason:
-        print("1..0 # SKIP %s" % reason)
-        return 77
+    global TMP, BASE, INDEX, pb, grpc
+    os.chdir(harness.REPO)
+    harness.skip_unless(**harness.SANDBOX_NEEDS)
     TMP = tempfile.mkdtemp(prefix="udfb-databend-test.")
     os.chmod(TMP, 0o755)
     imports = None
     try:
         try:
-            load_protos()
-            BASE = sh("bash", "-c", ". tests/lib/base-image.sh && udfb_base_image", timeout=1200).strip().splitlines()[-1]
-            INDEX = start_index()
-            imports = ImportServer()
+            (pb,) = harness.load_protos(TMP, "resource")
+            grpc = harness.grpc
+            BASE = harness.python_base()
+            INDEX, _ = harness.start_index(TMP)
+            imports = ImportServer(harness.vector_files(VECTORS))
             env = {}
             for path in VECTORS.glob("*.expect.json"):
                 d = json.loads(path.read_text())
                 if d["call"] and d["call"].get("env"):
                     env["%s.%s" % (TENANT, d["udf"]["name"])] = d["call"]["env"]
             prebuilt = prebuild(imports)
-            srv = Server("main", config={"env": env})
+            srv = serve("main", config={"env": env})
         except Exception:
             tap.check("setup (protoc, grpc, base image, package index, service)", False, traceback.format_exc())
             return tap.done()
@@ -591,7 +314,7 @@ def main():
     finally:
         if imports:
             imports.close()
-        cleanup()
+        harness.remove_sandbox_leftovers()
         shutil.rmtree(TMP, ignore_errors=True)
 
 
