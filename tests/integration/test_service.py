@@ -22,8 +22,6 @@ id contains one of the substrings; all without arguments).
 
 import hashlib
 import hmac
-import http.server
-import importlib
 import json
 import os
 import re
@@ -36,15 +34,15 @@ import threading
 import time
 import traceback
 import unittest
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("UDFB_BIN") or str(REPO / "bin" / "udf-builder")
-REQUESTS = REPO / "tests" / "data" / "requests"
-APPLY = "/udfproto.UdfService/ApplyUdfResource"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import harness  # noqa: E402
+import tap  # noqa: E402
+from harness import APPLY, BIN, REPO, vector_request  # noqa: E402
+from http_server import ImportServer  # noqa: E402
+
 HEALTH = "/grpc.health.v1.Health/Check"
 
 SLOW_SECONDS = 1.5  # how long a /slow/ import takes to answer
@@ -62,7 +60,6 @@ health_pb2 = None
 grpc = None
 TINY_IMAGE = None
 EXTRA_ARGS = []  # flags every server gets (see probe_flags)
-ALL_SERVERS = []  # every Server started, killed at exit whatever happened
 
 # The replies and statuses the shared vectors must get from a server with
 # the tiny base image and the test wheels (tests/lib/wheels.py: humanize,
@@ -78,34 +75,9 @@ VECTOR_EXPECT = {
 }
 
 
-def load_protos(tmp):
-    global udf_pb2, health_pb2, grpc
-    import grpc as grpc_mod
-
-    grpc = grpc_mod
-    out = os.path.join(tmp, "pb")
-    os.makedirs(out)
-    subprocess.run(
-        ["protoc", "--python_out=" + out, "--proto_path=proto", "proto/udf.proto", "proto/health.proto"],
-        cwd=REPO,
-        check=True,
-    )
-    sys.path.insert(0, out)
-    udf_pb2 = importlib.import_module("udf_pb2")
-    health_pb2 = importlib.import_module("health_pb2")
-
-
 def load_tiny_image():
     global TINY_IMAGE
-    r = subprocess.run(
-        ["bash", "-c", ". tests/lib/base-image.sh && udfb_tiny_image"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        check=True,
-        text=True,
-        timeout=600,
-    )
-    TINY_IMAGE = r.stdout.strip().splitlines()[-1]
+    TINY_IMAGE = harness.tiny_image()
 
 
 def probe_flags():
@@ -119,108 +91,25 @@ def probe_flags():
 
 def poll(fn, timeout, what, interval=0.02):
     """Calls fn until it returns a true value, which is returned; fails after timeout."""
-    until = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() >= until:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
+    return harness.poll(fn, timeout, what, interval)
 
 
 # ---- imports over HTTP ----
 
 
-class ImportServer:
-    """Serves the vectors' import files from a directory, plus dynamic /slow/
-    paths that answer after SLOW_SECONDS (/fast/ ones at once) and
-    /unavailable/ paths that answer 503.  Counts requests per path (query strings ignored)."""
-
-    def __init__(self, root):
-        self.root = root
-        self.counts = {}
-        self.cond = threading.Condition()
-        self._write_vector_files()
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **kw):
-                super().__init__(*a, directory=outer.root, **kw)
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                path = self.path.split("?", 1)[0]
-                with outer.cond:
-                    outer.counts[path] = outer.counts.get(path, 0) + 1
-                    outer.cond.notify_all()
-                try:
-                    if path.startswith(("/slow/", "/fast/", "/stall/")):
-                        if path.startswith("/slow/"):
-                            time.sleep(SLOW_SECONDS)
-                        if path.startswith("/stall/"):
-                            time.sleep(STALL_SECONDS)
-                        body = ("# slow import %s\nVALUE = 1\n" % path).encode()
-                        self.send_response(200)
-                        self.send_header("Content-Type", "text/x-python")
-                        self.send_header("Content-Length", str(len(body)))
-                        self.end_headers()
-                        self.wfile.write(body)
-                    elif path.startswith("/unavailable/"):
-                        self.send_error(503)
-                    else:
-                        super().do_GET()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # a server that stopped while it downloaded
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def _write_vector_files(self):
-        import io
-        import zipfile
-
-        for path in sorted(REQUESTS.glob("*.expect.json")):
-            for name, content in json.loads(path.read_text())["files"].items():
-                zipped = name.startswith("zip:")
-                name = name[4:] if zipped else name
-                dst = os.path.join(self.root, name)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                if zipped:
-                    buf = io.BytesIO()
-                    with zipfile.ZipFile(buf, "w") as z:
-                        for member, text in sorted(content.items()):
-                            z.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), text)
-                    Path(dst).write_bytes(buf.getvalue())
-                else:
-                    Path(dst).write_text(content)
-
-    def count(self, path):
-        with self.cond:
-            return self.counts.get(path, 0)
-
-    def wait_for_request(self, path, timeout):
-        with self.cond:
-            if not self.cond.wait_for(lambda: self.counts.get(path, 0) > 0, timeout):
-                raise AssertionError("the server never fetched %s" % path)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def vector_request(name, imports_port):
-    text = (REQUESTS / (name + ".request.json")).read_text()
-    text = text.replace("IMPORTS_BASE", "127.0.0.1:%d" % imports_port)
-    d = json.loads(text)
-    return udf_pb2.ApplyUdfResourceRequest(
-        spec=d["spec"], imports=[udf_pb2.UdfImport(**im) for im in d["imports"]]
-    )
+def slow_paths(path):
+    """The import server's own paths: /slow/ answers after SLOW_SECONDS,
+    /stall/ after STALL_SECONDS, /fast/ at once, each with a body of its
+    own; /unavailable/ answers 503."""
+    if path.startswith(("slow/", "fast/", "stall/")):
+        if path.startswith("slow/"):
+            time.sleep(SLOW_SECONDS)
+        if path.startswith("stall/"):
+            time.sleep(STALL_SECONDS)
+        return 200, ("# slow import /%s\nVALUE = 1\n" % path).encode()
+    if path.startswith("unavailable/"):
+        return 503, b""
+    return None
 
 
 def make_request(nonce=None, handler="f", runtime="3.12.2", packages=(), slow_port=None, code=None,
@@ -261,132 +150,21 @@ def make_request(nonce=None, handler="f", runtime="3.12.2", packages=(), slow_po
 # ---- the server under test ----
 
 
-class Reply:
-    def __init__(self, code, details, endpoint=None, headers=None, elapsed=0.0):
-        self.code, self.details, self.endpoint, self.headers, self.elapsed = code, details, endpoint, headers, elapsed
-
-    @property
-    def token(self):
-        return (self.headers or {}).get("x-authorization")
-
-    def __repr__(self):
-        return "Reply(%s, %r, endpoint=%r, headers=%r, %.3f s)" % (
-            self.code,
-            self.details,
-            self.endpoint,
-            self.headers,
-            self.elapsed,
-        )
-
-
-class Server:
-    """One `udf-builder serve` process on loopback ports."""
+class Server(harness.Service):
+    """`udf-builder serve` on loopback with the tiny base (no Python: this
+    test is about the service, so its sandboxes come from the template
+    scheduler), in a new directory of tmp."""
 
     def __init__(self, tmp, *args, env=None, creds=None):
-        self.dir = tempfile.mkdtemp(prefix="server.", dir=tmp)
-        self.stderr_path = os.path.join(self.dir, "stderr")
-        e = dict(os.environ)
-        for k in list(e):
-            if k.startswith("UDFB_") and k not in ("UDFB_BIN", "UDFB_TEST_CACHE"):
-                del e[k]  # only what this test sets reaches the server
-        e.update(env or {})
-        cmd = [
-            BIN,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--store",
-            os.path.join(self.dir, "store"),
-            "--base-image",
-            "3=oci:%s:tiny" % TINY_IMAGE,
-            # The tiny base has no Python: this test is about the service,
-            # so its sandboxes come from the template scheduler.
-            "--scheduler",
-            "template",
-            *EXTRA_ARGS,
-            *args,
-        ]
-        self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, env=e, cwd=self.dir)
-        ALL_SERVERS.append(self)
-        self.channel = None
-        self.rc = None
-        self.tokens = set()  # every token handed out: none may reach the log
-        try:
-            line = self._first_line()
-            m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", line)
-            if not m:
-                raise AssertionError("unexpected first line %r%s" % (line, self.stderr_tail()))
-            self.grpc_port, self.admin_port = int(m.group(1)), int(m.group(2))
-            self.channel = self.open_channel(creds)
-            grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
-        except BaseException:
-            self.kill()
-            raise
-        self.apply = self.channel.unary_unary(
-            APPLY,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=udf_pb2.ApplyUdfResourceResponse.FromString,
-        )
-        self.apply_raw = self.channel.unary_unary(
-            APPLY, request_serializer=lambda b: b, response_deserializer=lambda b: b
-        )
-        self.health = self.channel.unary_unary(
-            HEALTH,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=health_pb2.HealthCheckResponse.FromString,
-        )
+        dir = tempfile.mkdtemp(prefix="server.", dir=tmp)
+        super().__init__(dir, ["--store", os.path.join(dir, "store"), "--base-image", "3=oci:%s:tiny" % TINY_IMAGE,
+                               "--scheduler", "template", *EXTRA_ARGS, *args], env=env, creds=creds,
+                         start_timeout=START_TIMEOUT, call_timeout=CALL_TIMEOUT)
+        self.apply = self.unary(APPLY, udf_pb2.ApplyUdfResourceResponse)
+        self.apply_raw = self.unary(APPLY)
+        self.health = self.unary(HEALTH, health_pb2.HealthCheckResponse)
 
-    def open_channel(self, creds=None):
-        """Plain HTTP/2, or TLS with creds (grpc.ssl_channel_credentials);
-        the test certificates name localhost."""
-        target = "127.0.0.1:%d" % self.grpc_port
-        if creds is None:
-            return grpc.insecure_channel(target)
-        return grpc.secure_channel(target, creds, options=(("grpc.ssl_target_name_override", "localhost"),))
-
-    def _first_line(self):
-        box = []
-        t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline().decode()), daemon=True)
-        t.start()
-        t.join(START_TIMEOUT)
-        if not box:
-            raise AssertionError("no 'serving' line within %.0f s%s" % (START_TIMEOUT, self.stderr_tail()))
-        if not box[0]:
-            self.proc.wait(5)
-            raise AssertionError("exited with %s before serving%s" % (self.proc.returncode, self.stderr_tail()))
-        return box[0]
-
-    def stderr_tail(self, n=25):
-        try:
-            lines = Path(self.stderr_path).read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\nserver stderr (last %d lines):\n  " % n + "\n  ".join(lines[-n:])
-
-    @staticmethod
-    def metadata(tenant="tenant-a", extra=()):
-        md = [
-            ("x-databend-user", "'root'@'%'"),
-            ("x-databend-query-id", str(uuid.uuid4())),
-            ("udf_client_version", "v1"),
-        ]
-        if tenant is not None:
-            md.insert(0, ("x-databend-tenant", tenant))
-        return md + list(extra)
-
-    def call(self, req, tenant="tenant-a", timeout=CALL_TIMEOUT):
-        t0 = time.monotonic()
-        try:
-            resp = self.apply(req, timeout=timeout, metadata=self.metadata(tenant))
-        except grpc.RpcError as e:
-            return Reply(e.code().name, e.details() or "", elapsed=time.monotonic() - t0)
-        r = Reply("OK", "", resp.endpoint, dict(resp.headers), time.monotonic() - t0)
-        if r.token:
-            self.tokens.add(r.token)
-        return r
+    metadata = staticmethod(harness.metadata)
 
     def call_raw(self, payload, tenant="tenant-a", timeout=CALL_TIMEOUT):
         try:
@@ -394,24 +172,6 @@ class Server:
         except grpc.RpcError as e:
             return e.code().name, e.details() or ""
         return "OK", ""
-
-    def http_get(self, path):
-        url = "http://127.0.0.1:%d%s" % (self.admin_port, path)
-        try:
-            with urllib.request.urlopen(url, timeout=10) as r:
-                return r.status, r.headers.get("Content-Type", ""), r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.headers.get("Content-Type", ""), e.read().decode()
-
-    def metrics(self):
-        status, _, body = self.http_get("/metrics")
-        assert status == 200, "GET /metrics: %d" % status
-        out = {}
-        for line in body.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
 
     def metric(self, name):
         return self.metrics().get(name, 0.0)
@@ -430,40 +190,13 @@ class Server:
 
         return poll(idle, timeout, "%d finished builds and none in flight" % at_least)
 
-    def signal(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-
     def stop(self, timeout=STOP_TIMEOUT):
-        """SIGTERM, wait, and return the exit status (kills after timeout)."""
-        if self.channel:
-            self.channel.close()
-            self.channel = None
-        if self.rc is None:
-            self.signal(signal.SIGTERM)
-            try:
-                self.rc = self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                self.rc = "timeout: did not exit within %.0f s of SIGTERM" % timeout
-        self.stderr.close()
-        return self.rc
+        return super().stop(timeout)
 
     def check_stopped(self, timeout=STOP_TIMEOUT):
         rc = self.stop(timeout)
         if rc != 0:
             raise AssertionError("server exit status %s after SIGTERM%s" % (rc, self.stderr_tail(40)))
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        self.stderr.close()
 
 
 class ServerCase(unittest.TestCase):
@@ -474,7 +207,7 @@ class ServerCase(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="udfb-service-test.")
         cls.servers = []
-        cls.imports = ImportServer(os.path.join(cls.tmp, "srv"))
+        cls.imports = ImportServer(harness.vector_files(), dynamic=slow_paths)
 
     @classmethod
     def tearDownClass(cls):
@@ -926,9 +659,7 @@ class AcceptedModeTest(ServerCase):
         self.assertReply(r, "INVALID_ARGUMENT", "import '@udf_import_stage%s': HTTP 404" % path)
         # The object appears (same location and tag): with failure_ttl_ms 0 the
         # next call builds again instead of repeating the failure.
-        dst = Path(self.imports.root + path)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_text("VALUE = 1\n")
+        self.imports.put(path, "VALUE = 1\n")
         r = self.srv.call(req)
         self.assertGoodEndpoint(r)
         self.assertEqual(self.imports.count(path), 2)
@@ -1215,100 +946,33 @@ class ShutdownTest(ServerCase):
 # ---- TAP output ----
 
 
-class TapResult(unittest.TestResult):
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-        self.t0 = {}
-
-    @staticmethod
-    def name(test):
-        return test.id().split(".", 1)[-1] if isinstance(test, unittest.TestCase) else str(test)
-
-    def startTest(self, test):
-        super().startTest(test)
-        self.t0[test] = time.monotonic()
-
-    def _line(self, ok, test, directive="", text=None):
-        self.n += 1
-        took = time.monotonic() - self.t0.get(test, time.monotonic())
-        print("%s %d - %s (%.2f s)%s" % ("ok" if ok else "not ok", self.n, self.name(test), took, directive), flush=True)
-        if text:
-            for line in text.rstrip().splitlines():
-                print("# " + line, flush=True)
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self._line(True, test)
-
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self._line(False, test, text=self._exc_info_to_string(err, test))
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        self._line(False, test, text=self._exc_info_to_string(err, test))
-
-    def addSkip(self, test, reason):
-        super().addSkip(test, reason)
-        self._line(True, test, " # SKIP " + reason)
-
-    def addExpectedFailure(self, test, err):
-        super().addExpectedFailure(test, err)
-        self._line(False, test, " # TODO known bug", self._exc_info_to_string(err, test))
-
-    def addUnexpectedSuccess(self, test):
-        super().addUnexpectedSuccess(test)
-        self._line(True, test, " # TODO passed unexpectedly")
-
-    def addSubTest(self, test, subtest, err):
-        super().addSubTest(test, subtest, err)
-        if err is not None:
-            self._line(False, subtest, text=self._exc_info_to_string(err, test))
-
-
 def main():
+    global udf_pb2, health_pb2, grpc
     os.chdir(REPO)
-    if not os.access(BIN, os.X_OK):
-        print("1..0 # SKIP %s is not built (run make)" % BIN)
-        return 77
+    harness.skip_unless()
     t_start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="udfb-service-pb.")
     try:
         try:
-            load_protos(tmp)
+            udf_pb2, health_pb2 = harness.load_protos(tmp, "udf", "health")
+            grpc = harness.grpc
             load_tiny_image()
             probe_flags()
-            sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
             import wheels
+
             wheels.build(os.path.join(tmp, "wheels"))
             EXTRA_ARGS.extend(["--index-url", os.path.join(tmp, "wheels")])
         except Exception:
-            print("not ok 1 - setup (protoc, grpc, tiny base image)")
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-            print("1..1")
-            return 1
+            tap.check("setup (protoc, grpc, tiny base image)", False, traceback.format_exc())
+            return tap.done()
         print("# binary %s, base oci:%s:tiny, flags %s" % (BIN, TINY_IMAGE, " ".join(EXTRA_ARGS) or "none"),
               flush=True)
-        suite = unittest.TestSuite()
-        loader = unittest.TestLoader()
-        only = sys.argv[1:]
-        for cls in (ServiceTest, CancelTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest):
-            for t in loader.loadTestsFromTestCase(cls):
-                if not only or any(o in t.id() for o in only):
-                    suite.addTest(t)
-        result = TapResult()
-        suite.run(result)
-        print("1..%d" % result.n)
+        tap.run_cases((ServiceTest, CancelTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest),
+                      sys.argv[1:])
         print("# %.1f s in all" % (time.monotonic() - t_start), flush=True)
-        return 0 if result.wasSuccessful() else 1
+        return tap.done()
     finally:
-        for s in ALL_SERVERS:
-            try:
-                s.kill()
-            except Exception:  # noqa: BLE001
-                pass
+        harness.kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -41,6 +41,7 @@ CREATE_WORKER = "/resourceproto.WorkerService/CreateWorker"
 DATABEND = REPO / "tests" / "data" / "databend"  # what released Databend nodes send
 grpc = None  # Debian's grpcio, once load_protos() ran
 SERVICES = []  # every Service started, for kill_all()
+OWN = object()  # a call's tenant when it names none: the service's (None: no x-databend-tenant)
 
 
 # ---- what a test needs ----
@@ -318,11 +319,11 @@ class Service:
         return self.channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
                                         response_deserializer=resp_cls.FromString)
 
-    def rpc(self, path, req, resp_cls, marker="udf_client_version", tenant=None, timeout=5.0):
+    def rpc(self, path, req, resp_cls, marker="udf_client_version", tenant=OWN, timeout=5.0):
         """One call as a Databend query node makes it (its metadata, the
         5 s deadline): a Reply."""
         t0 = time.monotonic()
-        md = metadata(self.tenant if tenant is None else tenant, marker)
+        md = metadata(self.tenant if tenant is OWN else tenant, marker)
         try:
             resp = self.unary(path, resp_cls)(req, timeout=timeout, metadata=md)
         except grpc.RpcError as e:
@@ -333,21 +334,21 @@ class Service:
             self.tokens.add(r.token)
         return r
 
-    def call(self, req, tenant=None, timeout=None):
+    def call(self, req, tenant=OWN, timeout=None):
         """ApplyUdfResource (load_protos(..., "udf") first)."""
         import udf_pb2
 
         return self.rpc(APPLY, req, udf_pb2.ApplyUdfResourceResponse, tenant=tenant,
                         timeout=self.call_timeout if timeout is None else timeout)
 
-    def apply_resource(self, d, tenant=None, timeout=5.0):
+    def apply_resource(self, d, tenant=OWN, timeout=5.0):
         """ApplyResource from a vector's dict (load_protos(..., "resource"))."""
         import resource_pb2 as pb
 
         req = pb.ApplyResourceRequest(type=d.get("type", ""), script=d.get("script", ""))
         return self.rpc(APPLY_RESOURCE, req, pb.ApplyResourceResponse, "resource_client_version", tenant, timeout)
 
-    def create_worker(self, d, tenant=None, timeout=5.0):
+    def create_worker(self, d, tenant=OWN, timeout=5.0):
         """CreateWorker from a vector's dict (camelCase keys, as Databend's JSON)."""
         import resource_pb2 as pb
 
