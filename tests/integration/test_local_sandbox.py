@@ -29,28 +29,26 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import traceback
 import unittest
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("UDFB_BIN") or str(REPO / "bin" / "udf-builder")
-REQUESTS = REPO / "tests" / "data" / "requests"
-APPLY = "/udfproto.UdfService/ApplyUdfResource"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import harness  # noqa: E402
+import tap  # noqa: E402
+from harness import (BIN, REPO, REQUESTS, fresh_request, http, poll, sh, udf_call, vector_request,  # noqa: E402
+                     udf_request as code_request)
+from http_server import ImportServer  # noqa: E402
+
 START_TIMEOUT = 30.0
 CALL_TIMEOUT = 120.0  # the first start unpacks the 170 MB base once: seconds on a slow disk
-STOP_TIMEOUT = 30.0
 TENANT = "tenant-a"
 SECRET = "local-sandbox-secret-0123456789"
 # Vectors whose call cannot run here (none: add_one_helper's humanize comes
@@ -59,65 +57,17 @@ SKIP_VECTORS = {}
 INDEX = None  # the loopback package index of the test wheels
 RUNTIME = "runc"  # the OCI runtime of the pass running now: runc, then runsc
 
-udf_pb2 = None
-grpc = None
 BASE = None  # the python base layout
 NODB = None  # the same base with databend_udf whited out
-ALL_SERVERS = []
 TMP = None
 LAYERS = None  # one layer cache for every server of this test
-
-
-def sh(*cmd, check=True, timeout=120):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=check,
-                          timeout=timeout).stdout
-
-
-def poll(fn, timeout, what, interval=0.05):
-    until = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() >= until:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
-
-
-def skip_reason():
-    if os.geteuid() != 0:
-        return "needs root (runc, overlay mounts)"
-    if not shutil.which("runc"):
-        return "runc is not installed"
-    if "overlay" not in Path("/proc/filesystems").read_text():
-        return "no overlayfs in this kernel"
-    if not os.access(BIN, os.X_OK):
-        return "%s is not built (run make)" % BIN
-    try:
-        import grpc  # noqa: F401
-    except ImportError:
-        return "python3-grpcio is not installed"
-    return None
-
-
-def load_protos(tmp):
-    global udf_pb2, grpc
-    import grpc as grpc_mod
-    import importlib
-
-    grpc = grpc_mod
-    out = os.path.join(tmp, "pb")
-    os.makedirs(out)
-    subprocess.run(["protoc", "--python_out=" + out, "--proto_path=proto", "proto/udf.proto"], cwd=REPO, check=True)
-    sys.path.insert(0, out)
-    udf_pb2 = importlib.import_module("udf_pb2")
 
 
 def load_bases(tmp):
     """The python base, and a copy with one more layer whose whiteout hides
     databend_udf (a base the operator got wrong; also a whiteout test)."""
     global BASE, NODB
-    BASE = sh("bash", "-c", ". tests/lib/base-image.sh && udfb_base_image", timeout=1200).strip().splitlines()[-1]
+    BASE = harness.python_base()
     NODB = os.path.join(tmp, "nodb-oci")
     shutil.copytree(BASE, NODB, copy_function=os.link)
     os.unlink(os.path.join(NODB, "index.json"))
@@ -131,49 +81,6 @@ def load_bases(tmp):
     sh("umoci", "raw", "add-layer", "--image", NODB + ":python", layer)
 
 
-# ---- imports over HTTP (as test_service.py) ----
-
-
-class ImportServer:
-    def __init__(self, root):
-        import http.server
-
-        self.root = root
-        for path in sorted(REQUESTS.glob("*.expect.json")):
-            for name, content in json.loads(path.read_text())["files"].items():
-                zipped = name.startswith("zip:")
-                name = name[4:] if zipped else name
-                dst = os.path.join(root, name)
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                if zipped:
-                    import zipfile
-
-                    buf = io.BytesIO()
-                    with zipfile.ZipFile(buf, "w") as z:
-                        for member, text in sorted(content.items()):
-                            z.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), text)
-                    Path(dst).write_bytes(buf.getvalue())
-                else:
-                    Path(dst).write_text(content)
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **kw):
-                super().__init__(*a, directory=outer.root, **kw)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def process_ended(pid):
     """pid is gone or a zombie (the service, its subreaper, reaps it later)."""
     if pid <= 0:
@@ -185,191 +92,18 @@ def process_ended(pid):
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-def vector_request(name, imports_port):
-    text = (REQUESTS / (name + ".request.json")).read_text().replace("IMPORTS_BASE", "127.0.0.1:%d" % imports_port)
-    d = json.loads(text)
-    return udf_pb2.ApplyUdfResourceRequest(spec=d["spec"], imports=[udf_pb2.UdfImport(**im) for im in d["imports"]])
-
-
-def code_request(code, handler, result_type="STRING", runtime="3.11", input_types=()):
-    spec = {"version": 1, "kind": "udf", "language": "python", "handler": handler, "input_types": list(input_types),
-            "result_type": result_type, "imports": [], "packages": [], "runtime_version": runtime, "code": code}
-    return udf_pb2.ApplyUdfResourceRequest(spec=json.dumps(spec, separators=(",", ":")))
-
-
-def fresh_request(handler="f"):
-    """A UDF no other test has: its key is cold."""
-    nonce = uuid.uuid4().hex
-    return code_request("# %s\ndef %s(x):\n    return x + 1\n" % (nonce, handler), handler, "INT", "3.11", ["INT"])
-
-
-# ---- HTTP to sandboxes ----
-
-
-def http(method, url, body=None, headers=None, timeout=10):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def udf_call(endpoint, function, args, token):
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["x-authorization"] = token
-    status, body = http("POST", endpoint + "/call", json.dumps({"function": function, "args": args}).encode(), headers)
-    return status, json.loads(body) if body else None
-
-
-# ---- the server under test ----
-
-
-class Reply:
-    def __init__(self, code, details, endpoint=None, headers=None, elapsed=0.0):
-        self.code, self.details, self.endpoint, self.headers, self.elapsed = code, details, endpoint, headers, elapsed
-
-    @property
-    def token(self):
-        return (self.headers or {}).get("x-authorization")
-
-    def __repr__(self):
-        return "Reply(%s, %r, endpoint=%r, %.3f s)" % (self.code, self.details, self.endpoint, self.elapsed)
-
-
-class Server:
-    def __init__(self, name, opts=(), config=None, bases=None, args=()):
-        self.dir = os.path.join(TMP, RUNTIME, name)
-        os.makedirs(self.dir)
-        self.state_dir = dict(opts).get("state_dir") or os.path.join(self.dir, "state")
-        self.runtime_root = os.path.join(self.state_dir, "runtime")
-        self.stderr_path = os.path.join(self.dir, "stderr")
-        self.runtime = dict(opts).get("runtime") or RUNTIME  # "": chosen by the service (runsc in its pass)
-        cfg = dict(config or {})
-        cfg.setdefault("token_secrets", [SECRET])
-        cfg_path = os.path.join(self.dir, "config.json")
-        Path(cfg_path).write_text(json.dumps(cfg))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("UDFB_") or k == "UDFB_TEST_CACHE"}
-        cmd = [BIN, "serve", "--config", cfg_path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
-               "--store", os.path.join(self.dir, "store"), "--scheduler", "local", "--imports-allow", "127.0.0.1",
-               "--default-runtime", "3", "--index-url", INDEX]
-        for rt, ref in (bases or [("3", "oci:%s:python" % BASE)]):
-            cmd += ["--base-image", "%s=%s" % (rt, ref)]
-        cmd += list(args)
-        all_opts = {"state_dir": self.state_dir, "layers_dir": LAYERS, "port_min": "21000", "port_max": "21999",
-                    "runtime": RUNTIME}
-        all_opts.update(dict(opts))
-        for k, v in all_opts.items():
-            cmd += ["--scheduler-opt", "%s=%s" % (k, v)]
-        self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, env=env, cwd=self.dir)
-        ALL_SERVERS.append(self)
-        self.rc = None
-        box = []
-        t = threading.Thread(target=lambda: box.append(self.proc.stdout.readline().decode()), daemon=True)
-        t.start()
-        t.join(START_TIMEOUT)
-        m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", box[0] if box else "")
-        if not m:
-            self.kill()
-            raise AssertionError("server did not start: %r%s" % (box, self.stderr_tail()))
-        self.grpc_port, self.admin_port = int(m.group(1)), int(m.group(2))
-        self.channel = grpc.insecure_channel("127.0.0.1:%s" % m.group(1))
-        grpc.channel_ready_future(self.channel).result(timeout=START_TIMEOUT)
-        self.apply = self.channel.unary_unary(APPLY, request_serializer=lambda m: m.SerializeToString(),
-                                              response_deserializer=udf_pb2.ApplyUdfResourceResponse.FromString)
-
-    def call(self, req, tenant=TENANT, timeout=CALL_TIMEOUT):
-        md = [("x-databend-tenant", tenant), ("x-databend-user", "'root'@'%'"),
-              ("x-databend-query-id", str(uuid.uuid4())), ("udf_client_version", "v1")]
-        t0 = time.monotonic()
-        try:
-            resp = self.apply(req, timeout=timeout, metadata=md)
-        except grpc.RpcError as e:
-            return Reply(e.code().name, e.details() or "", elapsed=time.monotonic() - t0)
-        return Reply("OK", "", resp.endpoint, dict(resp.headers), time.monotonic() - t0)
-
-    def stderr_tail(self, n=30):
-        try:
-            lines = Path(self.stderr_path).read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\nserver stderr (last %d lines):\n  " % n + "\n  ".join(lines[-n:])
-
-    def runc(self, *args, check=True):
-        """The runtime of this pass (runc or runsc), on this server's root."""
-        return sh(self.runtime, "--root", self.runtime_root, *args, check=check)
-
-    def on(self, verb, cid, *rest, flags=(), check=True):
-        """A verb on one sandbox, from inside its network namespace: runsc
-        reaches its sandbox by an abstract unix socket, which lives there.
-        Flags go before the id (runsc's Go flags stop at the first argument)."""
-        pid_file = Path(self.state_dir, "sandboxes", cid, "pid")
-        pre = []
-        if pid_file.exists() and os.path.exists("/proc/%s/ns/net" % pid_file.read_text().strip()):
-            pre = ["nsenter", "--net=/proc/%s/ns/net" % pid_file.read_text().strip()]
-        return sh(*pre, self.runtime, "--root", self.runtime_root, verb, *flags, cid, *rest, check=check)
-
-    def containers(self):
-        return [line for line in self.runc("list", "--quiet").splitlines() if line]
-
-    def record(self, endpoint):
-        """The sandbox.json of the running sandbox serving endpoint."""
-        port = int(endpoint.rsplit(":", 1)[1])
-        for rec in Path(self.state_dir, "sandboxes").glob("*/sandbox.json"):
-            d = json.loads(rec.read_text())
-            if d["udf_port"] == port:
-                return d
-        raise AssertionError("no sandbox record for %s%s" % (endpoint, self.stderr_tail()))
-
-    def sandbox_pid(self, sandbox_id):
-        """The host pid the runtime recorded for a sandbox (0: none)."""
-        for rec in Path(self.state_dir, "sandboxes").glob("*/sandbox.json"):
-            if json.loads(rec.read_text()).get("id") == sandbox_id:
-                try:
-                    return int((rec.parent / "pid").read_text().strip() or 0)
-                except (OSError, ValueError):
-                    return 0
-        return 0
-
-    def status_url(self, endpoint, path):
-        return "http://127.0.0.1:%d%s" % (self.record(endpoint)["status_port"], path)
-
-    def stop(self):
-        if self.rc is None:
-            self.channel.close()  # a client still connected holds the gRPC shutdown up
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.rc = self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                self.rc = "timeout"
-            self.stderr.close()
-        return self.rc
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.stderr.close()
+def Server(name, opts=(), config=None, bases=None, args=()):
+    """The local scheduler in TMP/RUNTIME/name under this pass's runtime,
+    the python base unless bases, the layer cache every server of the test
+    shares."""
+    return harness.SandboxService(os.path.join(TMP, RUNTIME, name), INDEX, bases or [("3", "oci:%s:python" % BASE)],
+                                  LAYERS, (21000, 21999), runtime=RUNTIME, opts=dict(opts),
+                                  args=("--default-runtime", "3") + tuple(args), config=config, secret=SECRET,
+                                  tenant=TENANT, start_timeout=START_TIMEOUT, call_timeout=CALL_TIMEOUT)
 
 
 def our_mounts(prefix):
     return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1].startswith(prefix)]
-
-
-def cleanup_leftovers():
-    """Whatever a failed run left: containers, mounts."""
-    for s in ALL_SERVERS:
-        s.kill()
-        if os.path.isdir(s.runtime_root):
-            for cid in s.runc("list", "--quiet", check=False).splitlines():
-                if cid:
-                    s.on("delete", cid, flags=("--force",), check=False)
-        for m in sorted(our_mounts(s.state_dir), reverse=True):
-            subprocess.run(["umount", "-l", m], check=False)
 
 
 # ---- tests ----
@@ -380,7 +114,7 @@ class LocalSandboxTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.imports = ImportServer(os.path.join(TMP, "imports"))
+        cls.imports = ImportServer(harness.vector_files())
         cls.vector_env = {}
         for path in sorted(REQUESTS.glob("*.expect.json")):
             call = json.loads(path.read_text()).get("call")
@@ -839,7 +573,6 @@ def double_wheels(outdir):
     """The runtime TEST DOUBLE (tests/runtime-double) as wheels in a directory
     index: databend-udf (needs pyarrow) and pyarrow, as the operator's index
     would hold the real ones."""
-    sys.path.insert(0, str(REPO / "tests" / "lib"))
     import wheels
     os.makedirs(outdir, exist_ok=True)
     double = REPO / "tests" / "runtime-double"
@@ -857,7 +590,7 @@ class RuntimePackagesTest(unittest.TestCase):
     def test_plain_base_serves_with_runtime_packages(self):
         wheel_dir = os.path.join(TMP, RUNTIME, "double-wheels")
         double_wheels(wheel_dir)
-        imports = ImportServer(os.path.join(TMP, RUNTIME, "rtpkg-imports"))
+        imports = ImportServer(harness.vector_files())
         self.addCleanup(imports.close)
         env = {}
         for path in sorted(REQUESTS.glob("*.expect.json")):
@@ -891,64 +624,6 @@ class RuntimePackagesTest(unittest.TestCase):
         print("# a base without databend_udf, plus --runtime-packages databend-udf: %d vectors served" % ran, flush=True)
 
 
-# ---- TAP ----
-
-
-class TapResult(unittest.TestResult):
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-        self.t0 = {}
-
-    @staticmethod
-    def name(test):
-        name = test.id().split(".", 1)[-1] if isinstance(test, unittest.TestCase) else str(test)
-        return "%s: %s" % (RUNTIME, name)
-
-    def startTest(self, test):
-        super().startTest(test)
-        self.t0[test] = time.monotonic()
-
-    def _line(self, ok, test, directive="", text=None):
-        self.n += 1
-        took = time.monotonic() - self.t0.get(test, time.monotonic())
-        print("%s %d - %s (%.2f s)%s" % ("ok" if ok else "not ok", self.n, self.name(test), took, directive), flush=True)
-        for line in (text or "").rstrip().splitlines():
-            print("# " + line, flush=True)
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self._line(True, test)
-
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self._line(False, test, text=self._exc_info_to_string(err, test))
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        self._line(False, test, text=self._exc_info_to_string(err, test))
-
-    def addSkip(self, test, reason):
-        super().addSkip(test, reason)
-        self._line(True, test, " # SKIP " + reason)
-
-    def addSubTest(self, test, subtest, err):
-        super().addSubTest(test, subtest, err)
-        if err is not None:
-            self._line(False, subtest, text=self._exc_info_to_string(err, test))
-
-
-def start_index(tmp):
-    """The test wheels served as a PEP 691/503 index on loopback."""
-    global INDEX
-    sys.path.insert(0, str(REPO / "tests" / "lib"))
-    import pkgindex_server
-    import wheels
-    wheels.build(os.path.join(tmp, "wheels"))
-    srv = pkgindex_server.start(os.path.join(tmp, "wheels"))
-    INDEX = "http://127.0.0.1:%d/simple" % srv.port
-
-
 CLASSES = (LocalSandboxTest, IdleAndLimitsTest, KeepOnExitTest, CrashTest, RuntimePackagesTest, QueryCidrsTest,
            DefaultRuntimeTest)
 
@@ -964,46 +639,33 @@ def runtimes():
 
 
 def main():
-    global TMP, LAYERS
+    global TMP, LAYERS, INDEX
     os.chdir(REPO)
-    reason = skip_reason()
-    if reason:
-        print("1..0 # SKIP %s" % reason)
-        return 77
+    harness.skip_unless(**harness.SANDBOX_NEEDS)
     t_start = time.monotonic()
     TMP = tempfile.mkdtemp(prefix="udfb-local-test.")
     os.chmod(TMP, 0o755)
     LAYERS = os.path.join(TMP, "layers")
     try:
         try:
-            load_protos(TMP)
+            harness.load_protos(TMP, "udf")
             load_bases(TMP)
-            start_index(TMP)
+            INDEX, _ = harness.start_index(TMP)
         except Exception:
-            print("not ok 1 - setup (protoc, grpc, python base image, package index)")
-            for line in traceback.format_exc().splitlines():
-                print("# " + line)
-            print("1..1")
-            return 1
+            tap.check("setup (protoc, grpc, python base image, package index)", False, traceback.format_exc())
+            return tap.done()
         print("# binary %s, base oci:%s:python (runtime inside: the TEST DOUBLE of databend_udf)" % (BIN, BASE),
               flush=True)
         global RUNTIME
-        result = TapResult()
-        only = sys.argv[1:]
+        result = tap.TapResult()
         for RUNTIME in runtimes():
             print("# ---- every test under %s ----" % RUNTIME, flush=True)
-            suite = unittest.TestSuite()
-            loader = unittest.TestLoader()
-            for cls in CLASSES:
-                for t in loader.loadTestsFromTestCase(cls):
-                    if not only or any(o in t.id() for o in only):
-                        suite.addTest(t)
-            suite.run(result)
-        print("1..%d" % result.n)
+            result.prefix = RUNTIME + ": "
+            tap.run_cases(CLASSES, sys.argv[1:], result)
         print("# %.1f s in all" % (time.monotonic() - t_start), flush=True)
-        return 0 if result.wasSuccessful() else 1
+        return tap.done()
     finally:
-        cleanup_leftovers()
+        harness.remove_sandbox_leftovers()
         shutil.rmtree(TMP, ignore_errors=True)
 
 
