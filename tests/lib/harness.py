@@ -564,3 +564,19 @@ def unmount_under(prefix):
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     for m in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
         subprocess.run(["umount", "-l", m], check=False)
+
+
+def write_files(root, files):
+    """files ({path: bytes}) written below root."""
+    for name, data in files.items():
+        dst = os.path.join(root, name)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        Path(dst).write_bytes(data)
+
+
+if __name__ == "__main__":
+    # For the shell tests (tests/lib/imports.sh): `harness.py vector-files
+    # DIR` writes the vectors' import files below DIR.
+    if sys.argv[1:2] != ["vector-files"] or len(sys.argv) != 3:
+        sys.exit("usage: harness.py vector-files DIR")
+    write_files(sys.argv[2], vector_files())

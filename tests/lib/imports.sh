@@ -6,24 +6,7 @@
 udfb_imports_start() {
 	local dir=$1
 	mkdir -p "$dir/srv"
-	/usr/bin/python3 - "$dir/srv" tests/data/requests/*.expect.json <<'PY'
-import io, json, os, sys, zipfile
-root = sys.argv[1]
-for path in sys.argv[2:]:
-    for name, content in json.load(open(path))["files"].items():
-        zipped = name.startswith("zip:")
-        name = name[4:] if zipped else name
-        dst = os.path.join(root, name)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        if zipped:
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w") as z:
-                for member, text in sorted(content.items()):
-                    z.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), text)
-            open(dst, "wb").write(buf.getvalue())
-        else:
-            open(dst, "w").write(content)
-PY
+	/usr/bin/python3 tests/lib/harness.py vector-files "$dir/srv"
 	coproc UDFB_HTTP { exec /usr/bin/python3 tests/lib/http_server.py "$dir/srv"; }
 	read -r IMPORTS_PORT <&"${UDFB_HTTP[0]}"
 	UDFB_HTTP_PID_SAVED=$UDFB_HTTP_PID
