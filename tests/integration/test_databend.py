@@ -306,10 +306,7 @@ def main():
             run(srv, imports)
         except Exception:
             tap.check("the checks ran to the end", False, traceback.format_exc() + srv.stderr_tail())
-        srv.stop()
-        log = Path(srv.stderr_path).read_text(errors="replace")
-        tap.check("the service stopped cleanly on SIGTERM (exit 0, no sanitizer report)",
-                  srv.proc.returncode == 0 and "Sanitizer" not in log, "exit %r%s" % (srv.proc.returncode, srv.stderr_tail(60)))
+        harness.check_clean_stop(srv)
         return tap.done()
     finally:
         if imports:

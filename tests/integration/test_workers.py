@@ -285,12 +285,7 @@ def main():
             srv = run(srv, imports)
         except Exception:
             tap.check("the checks ran to the end", False, traceback.format_exc() + (srv.stderr_tail() if srv else ""))
-        srv = harness.SERVICES[-1]
-        srv.stop()
-        log = Path(srv.stderr_path).read_text(errors="replace")
-        tap.check("the service stopped cleanly on SIGTERM (exit 0, no sanitizer report)",
-                  srv.proc.returncode == 0 and "Sanitizer" not in log, "exit %r%s" % (srv.proc.returncode,
-                                                                                        srv.stderr_tail(60)))
+        harness.check_clean_stop(harness.SERVICES[-1])
         reports = harness.sanitizer_reports()
         tap.check("no sanitizer report in any run's log (%d runs)" % len(harness.SERVICES), not reports, repr(reports))
         return tap.done()

@@ -429,6 +429,13 @@ class Service:
         self.stderr.close()
 
 
+def check_clean_stop(srv, what="the service stopped cleanly on SIGTERM (exit 0, no sanitizer report)"):
+    """A TAP check: SIGTERM stops srv with exit 0 and its log holds no
+    sanitizer report."""
+    rc = srv.stop()
+    return tap.check(what, rc == 0 and "Sanitizer" not in srv.log(), "exit %r%s" % (rc, srv.stderr_tail(60)))
+
+
 def kill_all():
     """Whatever a failed run left running."""
     for s in SERVICES:
