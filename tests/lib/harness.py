@@ -3,13 +3,17 @@ only its checks: where things are (the binary under test, the repository,
 the request vectors), why a test cannot run here (skip: "1..0 # SKIP",
 exit 77), the test images (tests/lib/base-image.sh), the message classes
 (generated with protoc at test time: Debian 12 packages no grpc_tools), the
-test wheels served as a package index, and `udf-builder serve` itself
-(Service: its flags, ports from :0 read from its first line, readiness of
-its gRPC port, its stderr kept in a file, SIGTERM and the exit status).
+test wheels served as a package index, and `udf-builder serve` itself:
+Service (its flags, ports from :0 read from its first line, readiness of
+its gRPC port, its stderr kept in a file, calls as a Databend query node
+makes them, SIGTERM and the exit status) and SandboxService (the same with
+the local scheduler: its runtime's state, the sandboxes' records, what a
+failed run leaves behind).
 
 TAP is tests/lib/tap.py; the import server is tests/lib/http_server.py."""
 
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -58,11 +62,8 @@ def missing(root=False, tools=(), overlay=False, grpc_module=False, binary=True)
         return "no overlayfs in this kernel"
     if binary and not os.access(BIN, os.X_OK):
         return "%s is not built (run make)" % BIN
-    if grpc_module:
-        try:
-            import grpc as _  # noqa: F401
-        except ImportError:
-            return "python3-grpcio is not installed"
+    if grpc_module and importlib.util.find_spec("grpc") is None:
+        return "python3-grpcio is not installed"
     return None
 
 
