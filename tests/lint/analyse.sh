@@ -49,7 +49,7 @@ PY
 # headers are where the build put them.
 # shellcheck disable=SC2086
 cppcheck --std=c11 -D_GNU_SOURCE -I. -I"${UDFB_TEST_BUILD:-build/release}" \
-	--library=posix --library=tests/lint/analyse.cfg --enable=warning,portability --inline-suppr \
+	--library=posix --library=tests/lint/analyse.cfg --enable=warning,portability,performance --inline-suppr \
 	--suppress-xml="$supp" --cppcheck-build-dir="$cache" -j "$(nproc)" --quiet \
 	--template='{file}:{line}: {severity} ({id}): {message}' $modules >"$out" 2>&1
 rc=$?
