@@ -173,7 +173,7 @@ def workers(srv, kube, tmp):
         code, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name,
                                                              options={"size": "large", "min_cluster_count": "2"}),
                       pb.CreateWorkerResponse)
-        tap.check("CREATE WORKER %s WITH size='large', min_cluster_count='2'" % name, code == "OK", code)
+        tap.ok(code == "OK", "CREATE WORKER %s WITH size='large', min_cluster_count='2'" % name, code)
         kube.take()
         udf = pb.CreateWorkerRequest(tenant_id=tenant, name=name, if_not_exists=True, type="udf", script=v["script"])
         code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
@@ -181,16 +181,16 @@ def workers(srv, kube, tmp):
         deps = [r for r in conv if r["method"] == "PATCH" and "/deployments/" in r["path"]]
         dep = deps[-1]["body"] if deps else {}
         res = (dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0].get("resources")
-        tap.check("the UDF's CreateWorker: its Deployment has min_cluster_count replicas and the size's resources",
-            code == "OK" and dep.get("spec", {}).get("replicas") == 2 and
-            res == {"requests": {"cpu": "2000m", "memory": "2048Mi"}, "limits": {"cpu": "2000m", "memory": "2048Mi"}},
-            "%s %r\n%s" % (code, resp if code != "OK" else resp.endpoint, json.dumps(dep)[:1500]))
+        tap.ok(code == "OK" and dep.get("spec", {}).get("replicas") == 2 and
+               res == {"requests": {"cpu": "2000m", "memory": "2048Mi"}, "limits": {"cpu": "2000m", "memory": "2048Mi"}},
+               "the UDF's CreateWorker: its Deployment has min_cluster_count replicas and the size's resources",
+               "%s %r\n%s" % (code, resp if code != "OK" else resp.endpoint, json.dumps(dep)[:1500]))
         dep_path = deps[-1]["path"] if deps else "?"
         objs_file = os.path.join(tmp, "worker-objects.yaml")
         Path(objs_file).write_text("---\n" + json.dumps(dep, indent=1) + "\n")
         val = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
                              text=True, timeout=60)
-        tap.check("the sized Deployment validates (kubernetes-models)", val.returncode == 0, val.stdout + val.stderr)
+        tap.ok(val.returncode == 0, "the sized Deployment validates (kubernetes-models)", val.stdout + val.stderr)
 
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Suspend),
                       pb.AlterWorkerResponse)
@@ -200,13 +200,13 @@ def workers(srv, kube, tmp):
                                                    r["body"]["spec"]["replicas"] == 0 for r in seen):
             time.sleep(0.05)
             seen += kube.take()
-        tap.check("SUSPEND: the Deployment is applied with replicas 0 (recorded), nothing deleted",
-            code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 0
+        tap.ok(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 0
                                  for r in seen) and not any(r["method"] == "DELETE" for r in seen),
-            [(r["method"], r["path"]) for r in seen])
+               "SUSPEND: the Deployment is applied with replicas 0 (recorded), nothing deleted",
+               [(r["method"], r["path"]) for r in seen])
         code, det = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
-        tap.check("a UDF call for the suspended worker: FAILED_PRECONDITION",
-            code == "FAILED_PRECONDITION" and ("worker %s is suspended" % name) in det, (code, det))
+        tap.ok(code == "FAILED_PRECONDITION" and ("worker %s is suspended" % name) in det,
+               "a UDF call for the suspended worker: FAILED_PRECONDITION", (code, det))
         kube.take()
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Resume),
                       pb.AlterWorkerResponse)
@@ -216,12 +216,12 @@ def workers(srv, kube, tmp):
                                                    r["body"]["spec"]["replicas"] == 2 for r in seen):
             time.sleep(0.05)
             seen += kube.take()
-        tap.check("RESUME: the Deployment is applied with its replicas again", code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 2
-                                 for r in seen),
-            [(r["method"], r["path"]) for r in seen])
+        tap.ok(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 2
+                                 for r in seen), "RESUME: the Deployment is applied with its replicas again",
+               [(r["method"], r["path"]) for r in seen])
         code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
-        tap.check("... and the UDF call answers", code == "OK" and resp.endpoint.endswith(".svc.cluster.local:8815"),
-            (code, resp))
+        tap.ok(code == "OK" and resp.endpoint.endswith(".svc.cluster.local:8815"), "... and the UDF call answers",
+               (code, resp))
         kube.take()
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, set_options={"auto_suspend": "1"}),
                       pb.AlterWorkerResponse)
@@ -232,10 +232,10 @@ def workers(srv, kube, tmp):
             time.sleep(0.05)
             seen += kube.take()
         code2, det = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
-        tap.check("auto_suspend = 1: idle, the worker suspends itself (replicas 0) and a call is refused",
-            code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 0
+        tap.ok(code == "OK" and any(r["method"] == "PATCH" and r["path"] == dep_path and r["body"]["spec"]["replicas"] == 0
                                  for r in seen) and code2 == "FAILED_PRECONDITION",
-            (code, code2, det, [(r["method"], r["path"]) for r in seen]))
+               "auto_suspend = 1: idle, the worker suspends itself (replicas 0) and a call is refused",
+               (code, code2, det, [(r["method"], r["path"]) for r in seen]))
         kube.take()
         code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
         seen = []
@@ -244,11 +244,11 @@ def workers(srv, kube, tmp):
             time.sleep(0.05)
             seen += kube.take()
         dels = sorted(r["path"].split("/")[-2] for r in seen if r["method"] == "DELETE")
-        tap.check("DROP: DELETE of its registry ConfigMap, Deployment, Service and NetworkPolicy (recorded)",
-            code == "OK" and dels == ["configmaps", "deployments", "networkpolicies", "services"],
-            [(r["method"], r["path"]) for r in seen])
+        tap.ok(code == "OK" and dels == ["configmaps", "deployments", "networkpolicies", "services"],
+               "DROP: DELETE of its registry ConfigMap, Deployment, Service and NetworkPolicy (recorded)",
+               [(r["method"], r["path"]) for r in seen])
         code, lst = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
-        tap.check("SHOW WORKERS: empty", code == "OK" and len(lst.workers) == 0, (code, lst))
+        tap.ok(code == "OK" and len(lst.workers) == 0, "SHOW WORKERS: empty", (code, lst))
     finally:
         imports.close()
 
@@ -293,46 +293,46 @@ def replicas(args, env, tmp, kube):
         code, _ = rpc(chans[0], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh",
                       tags={"team": "x"}, options={"size": "small", "auto_resume": "false"}), pb.CreateWorkerResponse)
         cms = {p: o for p, o in kube.objects.items() if "/configmaps/" in p}
-        tap.check("replica 1: CREATE WORKER writes one ConfigMap", code == "OK" and len(cms) == 1, (code, list(cms)))
+        tap.ok(code == "OK" and len(cms) == 1, "replica 1: CREATE WORKER writes one ConfigMap", (code, list(cms)))
         objs_file = os.path.join(tmp, "configmap.yaml")
         Path(objs_file).write_text("".join("---\n" + json.dumps(o, indent=1) + "\n" for o in cms.values()))
         val = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
                              text=True, timeout=60)
-        tap.check("the registry ConfigMap validates (kubernetes-models)", val.returncode == 0, val.stdout + val.stderr)
+        tap.ok(val.returncode == 0, "the registry ConfigMap validates (kubernetes-models)", val.stdout + val.stderr)
         want = ("shared_wh", {"team": "x"}, {"size": "small", "auto_resume": "false"})
-        tap.check("replica 2 lists the worker replica 1 created", show(chans[1]) == ("OK", [want]), show(chans[1]))
+        tap.ok(show(chans[1]) == ("OK", [want]), "replica 2 lists the worker replica 1 created", show(chans[1]))
         code, _ = rpc(chans[0], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh"),
                       pb.CreateWorkerResponse)
         code2, _ = rpc(chans[1], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name="shared_wh"),
                        pb.CreateWorkerResponse)
-        tap.check("CREATE again through either replica: ALREADY_EXISTS", code == code2 == "ALREADY_EXISTS", (code, code2))
+        tap.ok(code == code2 == "ALREADY_EXISTS", "CREATE again through either replica: ALREADY_EXISTS", (code, code2))
         code, _ = rpc(chans[1], "AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name="shared_wh",
                       set_tags={"env": "prod"}, state_action=pb.Suspend), pb.AlterWorkerResponse)
-        tap.check("replica 2 alters and suspends it; replica 1 lists the change",
-            code == "OK" and show(chans[0]) == ("OK", [(want[0], {"team": "x", "env": "prod"}, want[2])]), (code, show(chans[0])))
+        tap.ok(code == "OK" and show(chans[0]) == ("OK", [(want[0], {"team": "x", "env": "prod"}, want[2])]),
+               "replica 2 alters and suspends it; replica 1 lists the change", (code, show(chans[0])))
         rec = json.loads(list(o for p, o in kube.objects.items() if "/configmaps/" in p)[0]["data"]["worker"])
-        tap.check("the ConfigMap records the state", rec.get("state") == "suspended", rec)
+        tap.ok(rec.get("state") == "suspended", "the ConfigMap records the state", rec)
         # A restart of replica 1 with an empty store: the cluster still has it.
         srvs[0].stop(20)
         srvs[0] = serve(os.path.join(tmp, "replica3"), args, env, os.path.join(tmp, "replica3-store"))
         started.append(srvs[0])
         chans[0] = srvs[0].channel
-        tap.check("a replica started later (empty store) lists the same workers",
-            show(chans[0]) == show(chans[1]) and len(show(chans[0])[1]) == 1, (show(chans[0]), show(chans[1])))
+        tap.ok(show(chans[0]) == show(chans[1]) and len(show(chans[0])[1]) == 1,
+               "a replica started later (empty store) lists the same workers", (show(chans[0]), show(chans[1])))
         code, _ = rpc(chans[1], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name="shared_wh"), pb.DropWorkerResponse)
         cms = [p for p in kube.objects if "/configmaps/" in p]
-        tap.check("replica 2 drops it: the ConfigMap is deleted, replica 1 lists none",
-            code == "OK" and not cms and show(chans[0]) == ("OK", []), (code, cms, show(chans[0])))
+        tap.ok(code == "OK" and not cms and show(chans[0]) == ("OK", []),
+               "replica 2 drops it: the ConfigMap is deleted, replica 1 lists none", (code, cms, show(chans[0])))
         code, _ = rpc(chans[0], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name="shared_wh"), pb.DropWorkerResponse)
-        tap.check("... and a DROP through replica 1 is NOT_FOUND", code == "NOT_FOUND", code)
+        tap.ok(code == "NOT_FOUND", "... and a DROP through replica 1 is NOT_FOUND", code)
     except Exception:
-        tap.check("the two-replica checks ran to the end", False, traceback.format_exc())
+        tap.ok(False, "the two-replica checks ran to the end", traceback.format_exc())
     finally:
         rcs = [s.stop(20) for s in srvs]
         kube.take(lists=True)  # this part's requests are not the next check's
         logs = [s.log() for s in started]
-        tap.check("the replicas exit 0 on SIGTERM (no sanitizer report)",
-                  rcs and all(rc == 0 for rc in rcs) and not any("Sanitizer" in t for t in logs), rcs)
+        tap.ok(rcs and all(rc == 0 for rc in rcs) and not any("Sanitizer" in t for t in logs),
+                  "the replicas exit 0 on SIGTERM (no sanitizer report)", rcs)
 
 
 def main():
@@ -374,9 +374,9 @@ def main():
         try:
             srv = serve(tmp, cmd, env)
         except AssertionError as e:
-            tap.check("serve --scheduler kubernetes starts", False, str(e), lines=60)
+            tap.ok(False, "serve --scheduler kubernetes starts", str(e), lines=60)
             return tap.done()
-        tap.check("serve --scheduler kubernetes starts", True)
+        tap.ok(True, "serve --scheduler kubernetes starts")
         apply = srv.unary(APPLY, udf_pb2.ApplyUdfResourceResponse)
 
         def req(nonce):
@@ -394,9 +394,9 @@ def main():
 
         r1 = req(uuid.uuid4().hex)
         code, ep, headers = call(r1, "tenant-a")
-        tap.check("ApplyUdfResource for tenant-a answers OK", code == "OK", (code, ep))
+        tap.ok(code == "OK", "ApplyUdfResource for tenant-a answers OK", (code, ep))
         mm = re.fullmatch(r"http://(udf-[0-9a-f]{16})\.(udf-tenant-a-[0-9a-f]{10})\.svc\.cluster\.local:8815", ep)
-        tap.check("the endpoint is http://<service>.<namespace>.svc.cluster.local:8815", bool(mm), ep)
+        tap.ok(bool(mm), "the endpoint is http://<service>.<namespace>.svc.cluster.local:8815", ep)
         name, ns = (mm.group(1), mm.group(2)) if mm else ("?", "?")
         conv = kube.take()
         patches = [r for r in conv if r["method"] == "PATCH"]
@@ -404,45 +404,45 @@ def main():
                 "/apis/apps/v1/namespaces/%s/deployments/%s" % (ns, name),
                 "/api/v1/namespaces/%s/services/%s" % (ns, name),
                 "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s" % (ns, name)]
-        tap.check("applies namespace -> deployment -> service -> networkpolicy", [r["path"] for r in patches] == want,
-            json.dumps([(r["method"], r["path"]) for r in conv], indent=1))
-        tap.check("every apply is Content-Type application/apply-patch+yaml",
-            all(r["content_type"] == "application/apply-patch+yaml" for r in patches), [r["content_type"] for r in patches])
-        tap.check("every apply has fieldManager=udf-builder&force=true",
-            all(sorted(r["query"].split("&")) == ["fieldManager=udf-builder", "force=true"] for r in patches), [r["query"] for r in patches])
-        tap.check("every request carries the bearer token (from the YAML kubeconfig's user)",
-            all(r["authorization"] == "Bearer " + TOKEN for r in conv))
+        tap.ok([r["path"] for r in patches] == want, "applies namespace -> deployment -> service -> networkpolicy",
+               json.dumps([(r["method"], r["path"]) for r in conv], indent=1))
+        tap.ok(all(r["content_type"] == "application/apply-patch+yaml" for r in patches),
+               "every apply is Content-Type application/apply-patch+yaml", [r["content_type"] for r in patches])
+        tap.ok(all(sorted(r["query"].split("&")) == ["fieldManager=udf-builder", "force=true"] for r in patches),
+               "every apply has fieldManager=udf-builder&force=true", [r["query"] for r in patches])
+        tap.ok(all(r["authorization"] == "Bearer " + TOKEN for r in conv),
+               "every request carries the bearer token (from the YAML kubeconfig's user)")
         gets = [r for r in conv if r["method"] == "GET"]
-        tap.check("readiness: GETs of the Deployment after the applies until readyReplicas >= 1",
-            len(gets) >= 2 and all(r["path"] == want[1] for r in gets) and conv[-1]["method"] == "GET",
-            [(r["method"], r["path"]) for r in conv])
+        tap.ok(len(gets) >= 2 and all(r["path"] == want[1] for r in gets) and conv[-1]["method"] == "GET",
+               "readiness: GETs of the Deployment after the applies until readyReplicas >= 1",
+               [(r["method"], r["path"]) for r in conv])
         dep = patches[1]["body"] if len(patches) > 1 else {}
         img = dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("image", "")
-        tap.check("the Deployment's image is HOST/REPO@sha256:... (no docker://, no tag)",
-            re.fullmatch(re.escape(registry) + r"/udfb/udf@sha256:[0-9a-f]{64}", img) is not None, img)
+        tap.ok(re.fullmatch(re.escape(registry) + r"/udfb/udf@sha256:[0-9a-f]{64}", img) is not None,
+               "the Deployment's image is HOST/REPO@sha256:... (no docker://, no tag)", img)
         if img:
             pushed = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + img],
                                     capture_output=True)
-            tap.check("the image is in the registry by that digest", pushed.returncode == 0, pushed.stderr[-300:])
+            tap.ok(pushed.returncode == 0, "the image is in the registry by that digest", pushed.stderr[-300:])
         pod = dep.get("spec", {}).get("template", {}).get("spec", {})
         envs = {e["name"]: e.get("value") for e in (pod.get("containers") or [{}])[0].get("env", [])}
-        tap.check("env: UDF_SERVER_ADDR, RESOURCE_STATUS_ADDR and the sandbox keys the caller's token checks with",
-            envs.get("UDF_SERVER_ADDR") == "0.0.0.0:8815" and envs.get("RESOURCE_STATUS_ADDR") == "0.0.0.0:8080"
-            and token_accepted(headers.get("x-authorization", ""), (envs.get("UDF_AUTH_KEYS") or "").split(",")), envs)
-        tap.check("runtimeClassName defaults to runsc", pod.get("runtimeClassName") == "runsc", pod.get("runtimeClassName"))
+        tap.ok(envs.get("UDF_SERVER_ADDR") == "0.0.0.0:8815" and envs.get("RESOURCE_STATUS_ADDR") == "0.0.0.0:8080"
+               and token_accepted(headers.get("x-authorization", ""), (envs.get("UDF_AUTH_KEYS") or "").split(",")),
+               "env: UDF_SERVER_ADDR, RESOURCE_STATUS_ADDR and the sandbox keys the caller's token checks with", envs)
+        tap.ok(pod.get("runtimeClassName") == "runsc", "runtimeClassName defaults to runsc", pod.get("runtimeClassName"))
 
         code2, ep2, _ = call(r1, "tenant-a")
         again = kube.take()
-        tap.check("a second call for the same key is answered from memory: same endpoint, no API request",
-            code2 == "OK" and ep2 == ep and not again,
-            (code2, ep2, [(r["method"], r["path"]) for r in again]))
+        tap.ok(code2 == "OK" and ep2 == ep and not again,
+               "a second call for the same key is answered from memory: same endpoint, no API request",
+               (code2, ep2, [(r["method"], r["path"]) for r in again]))
 
         code3, ep3, _ = call(req(uuid.uuid4().hex), "Tenant_B")
         conv_b = kube.take()
         ns_b = [r["path"] for r in conv_b if r["method"] == "PATCH" and r["path"].startswith("/api/v1/namespaces/")
                 and r["path"].count("/") == 4]
-        tap.check("a second tenant gets its own namespace",
-            code3 == "OK" and len(ns_b) == 1 and ns_b[0] != want[0] and re.match(r"/api/v1/namespaces/udf-tenant-b-[0-9a-f]{10}$", ns_b[0]), (code3, ep3, ns_b))
+        tap.ok(code3 == "OK" and len(ns_b) == 1 and ns_b[0] != want[0] and re.match(r"/api/v1/namespaces/udf-tenant-b-[0-9a-f]{10}$", ns_b[0]),
+               "a second tenant gets its own namespace", (code3, ep3, ns_b))
 
         # Every object applied, validated with kubernetes-models.
         objs = [o for o in kube.objects.values()]
@@ -450,18 +450,18 @@ def main():
         Path(objs_file).write_text("".join("---\n" + json.dumps(o, indent=1) + "\n" for o in objs))
         v = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
                            text=True, timeout=60)
-        tap.check("node tests/k8s/validate.js --sandbox: %d objects valid" % len(objs), v.returncode == 0 and len(objs) == 8,
-            v.stdout + v.stderr)
+        tap.ok(v.returncode == 0 and len(objs) == 8, "node tests/k8s/validate.js --sandbox: %d objects valid" % len(objs),
+               v.stdout + v.stderr)
         npol = [o for o in objs if o["kind"] == "NetworkPolicy"][0]
         blocks = [p["ipBlock"] for r in npol["spec"]["egress"] for p in r["to"] if "ipBlock" in p]
-        tap.check("a CIDR holding 169.254.169.254 gets it excepted; others do not",
-            any(b["cidr"] == "0.0.0.0/0" and b.get("except") == ["169.254.169.254/32"] for b in blocks)
-            and all("except" not in b for b in blocks if b["cidr"] == "10.0.0.0/8"), blocks)
+        tap.ok(any(b["cidr"] == "0.0.0.0/0" and b.get("except") == ["169.254.169.254/32"] for b in blocks)
+               and all("except" not in b for b in blocks if b["cidr"] == "10.0.0.0/8"),
+               "a CIDR holding 169.254.169.254 gets it excepted; others do not", blocks)
 
         code4, det4, _ = call(req(uuid.uuid4().hex), "forbidden")
-        tap.check("an API 403 is a one-line gRPC error naming the object and the Status message", code4 == "INVALID_ARGUMENT" and re.search(r"kubernetes: apply Namespace udf-forbidden-[0-9a-f]{10}: HTTP 403: .*forbidden", det4)
-            and "\n" not in det4,
-            (code4, det4))
+        tap.ok(code4 == "INVALID_ARGUMENT" and re.search(r"kubernetes: apply Namespace udf-forbidden-[0-9a-f]{10}: HTTP 403: .*forbidden", det4)
+               and "\n" not in det4, "an API 403 is a one-line gRPC error naming the object and the Status message",
+               (code4, det4))
 
         # Idleness: tenant-a's Deployment is applied with replicas 0 after
         # idle_ms, and the next call applies it again with replicas 1.  The
@@ -474,21 +474,21 @@ def main():
                 r["method"] == "PATCH" and r["path"] == want[1] and r["body"]["spec"]["replicas"] == 0 for r in seen):
             time.sleep(0.1)
             seen += kube.take()
-        tap.check("an idle sandbox's Deployment is scaled to zero by apply",
-            any(r["method"] == "PATCH" and r["path"] == want[1] and r["body"]["spec"]["replicas"] == 0 for r in seen), [(r["method"], r["path"]) for r in seen])
+        tap.ok(any(r["method"] == "PATCH" and r["path"] == want[1] and r["body"]["spec"]["replicas"] == 0 for r in seen),
+               "an idle sandbox's Deployment is scaled to zero by apply", [(r["method"], r["path"]) for r in seen])
         code5, ep5, _ = call(r1, "tenant-a")
         back = kube.take()
-        tap.check("the next call scales it back to one replica, same endpoint",
-            code5 == "OK" and ep5 == ep and any(r["method"] == "PATCH" and r["path"] == want[1]
-                                                and r["body"]["spec"]["replicas"] == 1 for r in back), (code5, ep5, [(r["method"], r["path"]) for r in back]))
+        tap.ok(code5 == "OK" and ep5 == ep and any(r["method"] == "PATCH" and r["path"] == want[1]
+                                                and r["body"]["spec"]["replicas"] == 1 for r in back),
+               "the next call scales it back to one replica, same endpoint", (code5, ep5, [(r["method"], r["path"]) for r in back]))
 
         workers(srv, kube, tmp)
         replicas(cmd, env, tmp, kube)
 
         rc = srv.stop(20)
         text = srv.log()
-        tap.check("SIGTERM: the service exits 0 (no sanitizer report)", rc == 0, "rc %s\n%s" % (rc, text[-3000:]))
-        tap.check("the bearer token never appears in the service's stderr", TOKEN not in text and TOKEN[16:] not in text)
+        tap.ok(rc == 0, "SIGTERM: the service exits 0 (no sanitizer report)", "rc %s\n%s" % (rc, text[-3000:]))
+        tap.ok(TOKEN not in text and TOKEN[16:] not in text, "the bearer token never appears in the service's stderr")
 
         # An oci: destination (the default: a layout in the store) cannot run
         # on Kubernetes: the call fails saying a docker:// --dest is needed.
@@ -506,9 +506,9 @@ def main():
         # Deployments to zero meanwhile: those PATCHes are not this call's.
         applied = [r for r in conv6 if r["method"] == "PATCH" and
                    ((r.get("body") or {}).get("spec") or {}).get("replicas") != 0]
-        tap.check("an oci: destination: UNIMPLEMENTED saying a docker:// --dest is needed, nothing applied",
-            code6 == "UNIMPLEMENTED" and "docker://" in det6 and not applied,
-            (code6, det6, [(r["method"], r["path"]) for r in applied]))
+        tap.ok(code6 == "UNIMPLEMENTED" and "docker://" in det6 and not applied,
+               "an oci: destination: UNIMPLEMENTED saying a docker:// --dest is needed, nothing applied",
+               (code6, det6, [(r["method"], r["path"]) for r in applied]))
         if srv2:
             srv2.stop(20)
     finally:

@@ -1,8 +1,9 @@
 """TAP for the Python integration tests, one numbering per process:
-check() prints "ok N - what" or "not ok N - what" with up to `lines` lines
-of detail; TapResult prints one such line per unittest test (with its time);
-skip_all() says "1..0 # SKIP why" and exits 77; done() prints the plan and
-returns the exit status.  tests/run.sh counts the lines."""
+check(what, cond) (or ok(cond, what), Test::More's order) prints "ok N -
+what" or "not ok N - what" with up to `lines` lines of detail; TapResult
+prints one such line per unittest test (with its time); skip_all() says
+"1..0 # SKIP why" and exits 77; done() prints the plan and returns the exit
+status.  tests/run.sh counts the lines."""
 
 import sys
 import time
@@ -28,6 +29,11 @@ def line(ok, what, detail="", lines=30, directive="", counts=True):
 def check(what, cond, detail="", lines=30):
     line(bool(cond), what, detail, lines)
     return cond
+
+
+def ok(cond, what, detail="", lines=30):
+    """check() in Test::More's order, the condition first."""
+    return check(what, cond, detail, lines)
 
 
 def diag(text):
