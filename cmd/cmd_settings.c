@@ -7,15 +7,16 @@
 
 #include "cmd/cli.h"
 #include "config/config.h"
+#include "scheduler/k8s.h"
+#include "scheduler/local.h"
 
 static const struct {
 	const char *id;
 	const struct udfb_settings *s;
 } tables[] = {
-	{ "service", &udfb_settings_service },
-	{ "imports", &udfb_settings_imports },
-	{ "packages", &udfb_settings_packages },
-	{ "cli", &udfb_settings_cli },
+	{ "service", &udfb_settings_service },	 { "imports", &udfb_settings_imports },
+	{ "packages", &udfb_settings_packages }, { "cli", &udfb_settings_cli },
+	{ "local", &udfb_settings_local },	 { "kubernetes", &udfb_settings_k8s },
 };
 
 static void text(const struct udfb_settings *s)

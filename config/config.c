@@ -74,9 +74,10 @@ static int add_base(struct udfb_config *c, const char *runtime, const char *ref,
 	return 0;
 }
 
-static int set_base(void *obj, enum udfb_set_source src, const char *pair, struct udfb_err *err)
+static int set_base(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *pair,
+		    struct udfb_err *err)
 {
-	(void)src;
+	(void)r, (void)src;
 	const char *eq = strchr(pair, '=');
 	if (!eq)
 		return udfb_err_set(err, UDFB_E_INVALID, "base-image '%s': expected RUNTIME=REF", pair);
@@ -101,10 +102,11 @@ static int json_bases(void *obj, json_t *v, struct udfb_err *err)
 	return 0;
 }
 
-static int set_scheduler_opt(void *obj, enum udfb_set_source src, const char *pair, struct udfb_err *err)
+static int set_scheduler_opt(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *pair,
+			     struct udfb_err *err)
 {
 	struct udfb_config *c = obj;
-	(void)src;
+	(void)r, (void)src;
 	const char *eq = strchr(pair, '=');
 	if (!eq || eq == pair)
 		return udfb_err_set(err, UDFB_E_INVALID, "scheduler-opt '%s': expected KEY=VALUE", pair);
@@ -129,19 +131,21 @@ static int json_scheduler_opts(void *obj, json_t *v, struct udfb_err *err)
 	return 0;
 }
 
-static int add_secret(void *obj, enum udfb_set_source src, const char *s, struct udfb_err *err)
+static int add_secret(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *s,
+		      struct udfb_err *err)
 {
 	struct udfb_config *c = obj;
-	(void)src, (void)err;
+	(void)r, (void)src, (void)err;
 	c->token_secrets = realloc(c->token_secrets, (c->n_token_secrets + 1) * sizeof(char *));
 	c->token_secrets[c->n_token_secrets++] = strdup(s);
 	return 0;
 }
 
-static int set_mode(void *obj, enum udfb_set_source src, const char *v, struct udfb_err *err)
+static int set_mode(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		    struct udfb_err *err)
 {
 	struct udfb_config *c = obj;
-	(void)src;
+	(void)r, (void)src;
 	if (strcmp(v, "fail") == 0)
 		c->deadline_mode = UDFB_DEADLINE_FAIL;
 	else if (strcmp(v, "accepted") == 0)
@@ -224,32 +228,37 @@ static int json_worker_sizes(void *obj, json_t *v, struct udfb_err *err)
 	return 0;
 }
 
-static int set_allow(void *obj, enum udfb_set_source src, const char *v, struct udfb_err *err)
+static int set_allow(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		     struct udfb_err *err)
 {
-	(void)src;
+	(void)r, (void)src;
 	return udfb_netguard_allow(((struct udfb_config *)obj)->fetch.guard, v, err);
 }
 
 /* The index list comes whole from one source: the file's, replaced by
  * UDFB_INDEX_URL's, replaced by the flags'. */
-static int set_index(void *obj, enum udfb_set_source src, const char *v, struct udfb_err *err)
+static int set_index(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		     struct udfb_err *err)
 {
 	struct udfb_config *c = obj;
+	(void)r;
 	if (c->index_source < (int)src)
 		udfb_pkg_opts_clear_index(&c->packages);
 	c->index_source = (int)src;
 	return udfb_pkg_opts_add_index(&c->packages, v, err);
 }
 
-static int set_glibc(void *obj, enum udfb_set_source src, const char *v, struct udfb_err *err)
+static int set_glibc(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		     struct udfb_err *err)
 {
-	(void)src;
+	(void)r, (void)src;
 	return udfb_pkg_opts_set_glibc(&((struct udfb_config *)obj)->packages, v, err);
 }
 
-static int set_python(void *obj, enum udfb_set_source src, const char *v, struct udfb_err *err)
+static int set_python(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		      struct udfb_err *err)
 {
-	(void)src;
+	(void)r, (void)src;
 	return udfb_pkg_opts_set_python(&((struct udfb_config *)obj)->packages, v, err);
 }
 

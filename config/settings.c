@@ -44,7 +44,7 @@ int udfb_setting_set(const struct udfb_setting *r, void *obj, enum udfb_set_sour
 		*(char **)slot = strdup(v);
 		return 0;
 	case UDFB_SET_SWITCH: *(int *)slot = 1; return 0;
-	case UDFB_SET_FN: return r->set(obj, src, v, err);
+	case UDFB_SET_FN: return r->set(obj, r, src, v, err);
 	case UDFB_SET_JSON: return udfb_err_set(err, UDFB_E_INVALID, "%s: set in the file only", r->name);
 	default: break;
 	}

@@ -45,7 +45,8 @@ struct udfb_setting {
 	unsigned flags;
 	long long lo, hi; /* numbers' range */
 	size_t off; /* of the value in the section's struct */
-	int (*set)(void *obj, enum udfb_set_source src, const char *v, struct udfb_err *err);
+	int (*set)(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		   struct udfb_err *err);
 	int (*set_json)(void *obj, json_t *v, struct udfb_err *err);
 	const char *dflt; /* the default as shown ("`127.0.0.1:50051`"); NULL: none */
 	const char *help; /* one line for --help (backticks dropped) */
