@@ -6,8 +6,8 @@ test base, and a copy of it with another config, so another digest) and sets
 a salt and a default tenant.  The service is started on loopback with that
 file (template scheduler, endpoints carrying the full key); requests for
 each runtime are sent over gRPC, and the keys in the endpoints must equal
-what `key --config` and `prebuild --dry-run --config` print for the same
-requests written as files.  A base given with --base still wins, and a
+what `key --config` and `prebuild [--dry-run] --config` print and build for
+the same requests written as files.  A base given with --base still wins, and a
 runtime the file has no base for is refused as the service refuses it.
 Prints TAP."""
 
@@ -150,6 +150,14 @@ def main():
         tap.check("a runtime without a base: exit 2 with the service's message",
                   rc == 2 and "spec.runtime_version: '3.10' is not supported here" in err and code ==
                   "INVALID_ARGUMENT" and err.split(": ", 1)[1] in details, "%d %s / %s %s" % (rc, err, code, details))
+        report = os.path.join(tmp, "report.json")
+        rc, out, err = cli("prebuild", "--config", cfg, "--report", report, *paths, other)
+        items = {r["name"]: r for r in json.loads(Path(report).read_text())["requests"]} if os.path.exists(report) else {}
+        built = {p: items.get(p, {}).get("key") for p in paths}
+        tap.check("prebuild --config builds each request on its runtime's base, with the service's key",
+                  built == want and all(items[p]["image"] for p in paths), "exit %d %s\n%s" % (rc, err, items))
+        tap.check("and a request whose runtime has no base fails alone (exit 1), saying so",
+                  rc == 1 and "is not supported here" in (items.get(other, {}).get("error") or ""), items.get(other))
         rc, out, err = cli("key", "--help")
         tap.check("key --help lists --config from the settings table", rc == 0 and "--config FILE" in out, out)
     except Exception:  # noqa: BLE001 - reported as a failure
