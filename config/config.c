@@ -23,23 +23,12 @@ static void set_str(char **slot, const char *v)
 void udfb_config_defaults(struct udfb_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	set_str(&c->listen, "127.0.0.1:50051");
-	set_str(&c->admin_listen, "127.0.0.1:9090");
-	set_str(&c->scheduler, "local");
-	set_str(&c->endpoint_template, "http://udf-{key12}.{tenant}.svc:8815");
-	set_str(&c->salt, "");
-	set_str(&c->platform, UDFB_DEFAULT_PLATFORM);
-	set_str(&c->log_level, "info");
-	c->deadline_mode = UDFB_DEADLINE_FAIL;
-	c->deadline_margin_ms = 100;
-	c->call_workers = 32;
-	c->build_workers = 2;
+	/* listen, admin_listen, scheduler, endpoint_template, salt, platform,
+	 * log_level, deadline mode and margin, workers, TTLs: the rows below. */
+	udfb_settings_defaults(&udfb_settings_service, c);
 	c->cq_threads = 2;
 	c->request_slots = 64;
 	c->max_message_bytes = 8l << 20;
-	c->failure_ttl_ms = 30000;
-	c->grace_ms = 10000;
-	c->token_ttl_s = UDFB_TOKEN_TTL_DEFAULT_S;
 	udfb_fetch_opts_defaults(&c->fetch);
 	udfb_pkg_opts_defaults(&c->packages);
 	c->scheduler_opts = json_object();

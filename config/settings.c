@@ -129,6 +129,28 @@ int udfb_settings_load_object(const struct udfb_settings *s, void *obj, json_t *
 	return 0;
 }
 
+int udfb_setting_literal_default(const struct udfb_setting *r, char *buf, size_t n)
+{
+	const char *end = r->dflt && r->dflt[0] == '`' ? strchr(r->dflt + 1, '`') : NULL;
+	if (!end || (end[1] && strncmp(end + 1, " (", 2) != 0) || memchr(r->dflt, '<', (size_t)(end - r->dflt)))
+		return 0;
+	int len = (int)(end - r->dflt - 1);
+	snprintf(buf, n, "%.*s", len, r->dflt + 1);
+	if (strcmp(buf, "\"\"") == 0)
+		buf[0] = '\0';
+	return 1;
+}
+
+void udfb_settings_defaults(const struct udfb_settings *s, void *obj)
+{
+	char v[256];
+	struct udfb_err err = UDFB_ERR_INIT;
+	for (size_t k = 0; k < s->n; k++)
+		if (udfb_setting_literal_default(&s->rows[k], v, sizeof(v)) &&
+		    udfb_setting_set(&s->rows[k], obj, UDFB_SRC_DEFAULT, v, &err) < 0)
+			abort(); /* a table whose own default does not parse: caught by test_settings */
+}
+
 void udfb_settings_free(const struct udfb_settings *s, void *obj)
 {
 	for (size_t k = 0; k < s->n; k++)

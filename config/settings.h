@@ -81,6 +81,10 @@ int udfb_settings_load_env(const struct udfb_settings *s, void *obj, struct udfb
  * errors: "imports"); *unknown gets the first key no row has (NULL: error). */
 int udfb_settings_load_object(const struct udfb_settings *s, void *obj, json_t *o, const char *where,
 			      struct udfb_err *err);
+/* The literal default of a row (see dflt) into buf; 0 when it has none. */
+int udfb_setting_literal_default(const struct udfb_setting *r, char *buf, size_t n);
+/* Sets every row's literal default: the table is where they are written. */
+void udfb_settings_defaults(const struct udfb_settings *s, void *obj);
 /* Frees the STR rows' strings. */
 void udfb_settings_free(const struct udfb_settings *s, void *obj);
 

@@ -80,23 +80,7 @@ const struct udfb_settings udfb_settings_k8s = UDFB_SETTINGS("kubernetes schedul
 int k8s_opts_parse(struct k8s_opts *o, json_t *opts, struct udfb_err *err)
 {
 	memset(o, 0, sizeof(*o));
-	o->runtime_class = strdup("runsc");
-	o->cluster_domain = strdup("cluster.local");
-	o->cpu_request = strdup("100m");
-	o->cpu_limit = strdup("1");
-	o->memory_request = strdup("128Mi");
-	o->memory_limit = strdup("512Mi");
-	o->tmp_size = strdup("64Mi");
-	o->query_pod_selector = strdup("app.kubernetes.io/name=databend-query");
-	o->query_namespace_selector = strdup("");
-	o->egress_cidrs = strdup("");
-	o->dns_namespace = strdup("kube-system");
-	o->service_account = strdup("");
-	o->start_timeout_ms = 60000;
-	o->poll_ms = 500;
-	o->idle_ms = 600000;
-	o->reap_interval_ms = 10000;
-	o->request_timeout_ms = 10000;
+	udfb_settings_defaults(&udfb_settings_k8s, o); /* the rows' defaults; api_server & co: in-cluster */
 	const char *name;
 	json_t *v;
 	json_object_foreach(opts, name, v) {

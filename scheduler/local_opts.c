@@ -19,30 +19,9 @@
 static void defaults(struct udfb_local_opts *o)
 {
 	memset(o, 0, sizeof(*o));
+	udfb_settings_defaults(&udfb_settings_local, o); /* the rows' literal defaults */
 	o->runtime = strdup(""); /* runsc when it starts a sandbox here, else runc */
-	o->runtime_args = strdup("");
-	o->cgroup_parent = strdup("/udfb");
-	o->port_min = 20000;
-	o->port_max = 29999;
-	o->start_timeout_ms = 10000;
-	o->idle_ms = 600000;
-	o->reap_interval_ms = 1000;
-	o->max_per_tenant = 16;
-	o->max_total = 64;
-	o->memory = 1ll << 30;
-	o->tmp_size = 64ll << 20;
-	o->log_max = 64ll << 20;
-	o->cpu_millis = 1000;
-	o->pids = 256;
-	o->nofile = 1024;
-	o->nproc = 4096;
-	o->cgroups_mode = UDFB_LOCAL_CG_AUTO;
-	o->seccomp = 1;
-	o->network = UDFB_LOCAL_NET_NAMESPACE;
-	o->bind_address = strdup("127.0.0.1");
-	o->advertise_address = strdup("");
-	o->max_connections = 1024;
-	o->query_cidrs = strdup("");
+	o->advertise_address = strdup(""); /* the bind address */
 }
 
 static int parse_long(const char *v, long long *out)

@@ -163,18 +163,14 @@ static void test_flags(void)
 }
 
 /* A row whose default is shown as one literal ("`32`", "`runsc`", maybe
- * with a gloss in parentheses) must hold
- * that value after the code's defaults: the docs cannot drift. */
+ * with a gloss in parentheses) holds that value after the defaults: set
+ * from the row itself (service, local, kubernetes), or by the lower module
+ * that owns the struct (imports, packages), so the docs cannot drift. */
 static int shown_default_ok(const struct udfb_setting *r, const void *obj, int *checked)
 {
-	if (!r->dflt || r->dflt[0] != '`' || !strchr(r->dflt + 1, '`'))
-		return 1;
-	size_t n = (size_t)(strchr(r->dflt + 1, '`') - r->dflt - 1);
-	const char *rest = r->dflt + n + 2;
-	if ((*rest && strncmp(rest, " (", 2) != 0) || memchr(r->dflt, '<', n + 1))
-		return 1; /* prose ("as root, else ...") or derived ("<store>/images") */
 	char want[256], got[256];
-	snprintf(want, sizeof(want), "%.*s", (int)n, r->dflt + 1);
+	if (!udfb_setting_literal_default(r, want, sizeof(want)))
+		return 1; /* prose ("as root, else ...") or derived ("<store>/images"): set by the code */
 	const char *slot = (const char *)obj + r->off;
 	switch (r->type) {
 	case UDFB_SET_STR:
@@ -185,8 +181,6 @@ static int shown_default_ok(const struct udfb_setting *r, const void *obj, int *
 	case UDFB_SET_LLONG: snprintf(got, sizeof(got), "%lld", *(const long long *)slot); break;
 	default: return 1;
 	}
-	if (strcmp(want, "\"\"") == 0)
-		want[0] = '\0';
 	(*checked)++;
 	return strcmp(want, got) == 0 || (fprintf(stderr, "# %s: shown %s, set %s\n", r->name, want, got), 0);
 }
@@ -207,16 +201,30 @@ static void test_defaults(void)
 	check_defaults(&udfb_settings_service, &c);
 	check_defaults(&udfb_settings_imports, &c);
 	check_defaults(&udfb_settings_packages, &c);
+	CHECK(c.deadline_mode == UDFB_DEADLINE_FAIL && c.call_workers == 32 && c.token_ttl_s == 3600 && !c.store &&
+		      c.n_bases == 0,
+	      "service: the mode from its row, nothing where the default is prose");
 	udfb_config_free(&c);
 	json_t *none = json_object();
 	struct k8s_opts k;
 	CHECK(k8s_opts_parse(&k, none, &err) == 0, "kubernetes options parse");
 	check_defaults(&udfb_settings_k8s, &k);
+	CHECK(k.start_timeout_ms == 60000 && k.poll_ms == 500 && k.idle_ms == 600000 && k.reap_interval_ms == 10000 &&
+		      k.request_timeout_ms == 10000 && !k.api_server && !k.kubeconfig,
+	      "kubernetes: the numbers' defaults, none for the API server");
 	k8s_opts_free(&k);
 	struct udfb_local_opts l;
 	CHECK(udfb_local_opts_parse(&l, none, "/tmp/store", &err) == 0, "local options parse (%s)",
 	      err.msg ? err.msg : "ok");
 	check_defaults(&udfb_settings_local, &l);
+	CHECK(l.memory == 1ll << 30 && l.cpu_millis == 1000 && l.tmp_size == 64ll << 20 && l.log_max == 64ll << 20 &&
+		      l.seccomp == 1 && l.keep_on_exit == 0 && l.network == UDFB_LOCAL_NET_NAMESPACE &&
+		      l.cgroups_mode == UDFB_LOCAL_CG_AUTO && l.port_min == 20000 && l.port_max == 29999 &&
+		      l.start_timeout_ms == 10000 && l.idle_ms == 600000 && l.reap_interval_ms == 1000 &&
+		      l.max_per_tenant == 16 && l.max_total == 64 && l.pids == 256 && l.nofile == 1024 &&
+		      l.nproc == 4096 && l.max_connections == 1024 && strcmp(l.runtime, "") == 0 &&
+		      strcmp(l.advertise_address, "") == 0 && strcmp(l.state_dir, "/tmp/store/sandboxes") == 0,
+	      "local: sizes, CPUs, modes and numbers from the rows' defaults; runtime and paths from the code");
 	udfb_local_opts_free(&l);
 	json_decref(none);
 }
