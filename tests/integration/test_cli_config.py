@@ -21,11 +21,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import harness  # noqa: E402
 import tap  # noqa: E402
-import test_service as ts  # noqa: E402
 
 TEMPLATE = "http://udf-{key}.{tenant}.svc:8815"
 TENANT = "acme"
@@ -34,7 +32,7 @@ TENANT = "acme"
 def second_base(tmp):
     """The tiny base with one label more: the same files, another digest."""
     d = os.path.join(tmp, "second-oci")
-    shutil.copytree(ts.TINY_IMAGE, d)
+    shutil.copytree(harness.tiny_image(), d)
     subprocess.run(["umoci", "config", "--image", d + ":tiny", "--tag", "tiny2", "--config.label",
                     "org.udfb.test=second"], check=True, stdout=subprocess.DEVNULL)
     return "oci:%s:tiny2" % d
@@ -48,49 +46,17 @@ def spec(runtime, nonce):
 
 
 def cli(*args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UDFB_") or k == "UDFB_BIN"}
-    r = subprocess.run([ts.BIN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                       timeout=300)
+    r = subprocess.run([harness.BIN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env=harness.scrubbed_env(), timeout=300)
     return r.returncode, r.stdout.strip(), r.stderr.strip()
 
 
-class Service:
-    """`serve --config FILE` alone (no flag adds a base) on loopback ports."""
+def call(srv, text):
+    """(status name, details, endpoint) of one ApplyUdfResource call."""
+    import udf_pb2
 
-    def __init__(self, tmp, cfg):
-        self.err = open(os.path.join(tmp, "serve.stderr"), "w+")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("UDFB_") or k == "UDFB_BIN"}
-        self.proc = subprocess.Popen([ts.BIN, "serve", "--config", cfg], stdout=subprocess.PIPE, stderr=self.err,
-                                     env=env, cwd=tmp)
-        line = self.proc.stdout.readline().decode()
-        m = re.fullmatch(r"serving grpc_port=(\d+) admin_port=(\d+)\n", line)
-        if not m:
-            raise AssertionError("unexpected first line %r\n%s" % (line, self.stderr_tail()))
-        self.channel = ts.grpc.insecure_channel("127.0.0.1:" + m.group(1))
-        self.apply = self.channel.unary_unary(ts.APPLY, request_serializer=lambda m: m.SerializeToString(),
-                                              response_deserializer=ts.udf_pb2.ApplyUdfResourceResponse.FromString)
-
-    def call(self, text):
-        """(status name, details, endpoint) of one ApplyUdfResource call."""
-        req = ts.udf_pb2.ApplyUdfResourceRequest(spec=text)
-        try:
-            r = self.apply(req, timeout=60, metadata=ts.Server.metadata(TENANT))
-            return "OK", "", r.endpoint
-        except ts.grpc.RpcError as e:
-            return e.code().name, e.details() or "", None
-
-    def stderr_tail(self):
-        self.err.seek(0)
-        return "\n".join(self.err.read().splitlines()[-20:])
-
-    def stop(self):
-        self.channel.close()
-        self.proc.terminate()
-        try:
-            return self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return "timeout"
+    r = srv.call(udf_pb2.ApplyUdfResourceRequest(spec=text), timeout=60)
+    return r.code, r.details, r.endpoint or None
 
 
 def key_of(endpoint):
@@ -102,15 +68,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="udfb-cli-config.")
     srv = None
     try:
-        ts.load_protos(tmp)
-        ts.load_tiny_image()
-        base_a, base_b = "oci:%s:tiny" % ts.TINY_IMAGE, second_base(tmp)
-        cfg = os.path.join(tmp, "config.json")
-        with open(cfg, "w") as f:
-            json.dump({"base_images": {"3.11": base_a, "3.12": base_b}, "salt": "cli-config-test",
-                       "default_tenant": TENANT, "scheduler": "template", "endpoint_template": TEMPLATE,
-                       "listen": "127.0.0.1:0", "admin_listen": "", "store": os.path.join(tmp, "store")}, f)
-        srv = Service(tmp, cfg)
+        harness.load_protos(tmp, "udf")
+        base_a, base_b = "oci:%s:tiny" % harness.tiny_image(), second_base(tmp)
+        settings = {"base_images": {"3.11": base_a, "3.12": base_b}, "salt": "cli-config-test",
+                    "default_tenant": TENANT, "scheduler": "template", "endpoint_template": TEMPLATE,
+                    "listen": "127.0.0.1:0", "admin_listen": "", "store": os.path.join(tmp, "store")}
+        # `serve --config FILE` alone: no flag adds a base (or a port).
+        srv = harness.Service(os.path.join(tmp, "serve"), config=settings, listen=False, tenant=TENANT)
+        cfg = os.path.join(tmp, "serve", "config.json")
         reqs = {}
         for rt in ("3.11.4", "3.12.1"):
             text = spec(rt, os.urandom(8).hex())
@@ -123,7 +88,7 @@ def main():
                 Path(path).write_text(json.dumps(body))
         service = {}
         for rt, text in reqs.items():
-            code, details, endpoint = srv.call(text)
+            code, details, endpoint = call(srv, text)
             service[rt] = key_of(endpoint)
             tap.check("the service keys a %s request (%s)" % (rt, code), code == "OK" and service[rt],
                       "%s %s %s\n%s" % (code, details, endpoint, srv.stderr_tail()))
@@ -146,7 +111,7 @@ def main():
         other = os.path.join(tmp, "other.json")
         Path(other).write_text(json.dumps({"spec": spec("3.10", "x"), "imports": [], "tenant": TENANT}))
         rc, out, err = cli("key", other, "--config", cfg)
-        code, details, _ = srv.call(spec("3.10", "x"))
+        code, details, _ = call(srv, spec("3.10", "x"))
         tap.check("a runtime without a base: exit 2 with the service's message",
                   rc == 2 and "spec.runtime_version: '3.10' is not supported here" in err and code ==
                   "INVALID_ARGUMENT" and err.split(": ", 1)[1] in details, "%d %s / %s %s" % (rc, err, code, details))
@@ -164,8 +129,8 @@ def main():
         tap.check("no exception", False, traceback.format_exc())
     finally:
         if srv:
-            rc = srv.stop()
-            tap.check("the service exits 0 on SIGTERM", rc == 0, "%s\n%s" % (rc, srv.stderr_tail()))
+            rc = srv.stop(60)
+            tap.check("the service exits 0 on SIGTERM", rc == 0, "%s%s" % (rc, srv.stderr_tail(20)))
         shutil.rmtree(tmp, ignore_errors=True)
     return tap.done()
 

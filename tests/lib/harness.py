@@ -255,12 +255,13 @@ class Service:
     """One `udf-builder serve` on loopback ports chosen by the kernel (read
     from its first line, "serving grpc_port=N admin_port=N"), its gRPC
     channel ready; stderr in DIR/stderr, the process's cwd is DIR.  `config`
-    (a dict) is written to DIR/config.json and given with --config; `env`
-    is added to the scrubbed environment.  The start fails (AssertionError
+    (a dict) is written to DIR/config.json and given with --config (with
+    listen=False, its listen addresses are the ones); `env` is added to the
+    scrubbed environment.  The start fails (AssertionError
     with the stderr tail) when no serving line comes within start_timeout."""
 
     def __init__(self, dir, args=(), config=None, env=None, unset=(), creds=None, start_timeout=30.0,
-                 tenant="tenant-a", call_timeout=5.0):
+                 tenant="tenant-a", call_timeout=5.0, listen=True):
         os.makedirs(dir, exist_ok=True)
         self.dir = dir
         self.tenant = tenant  # the x-databend-tenant of calls that name none
@@ -269,7 +270,9 @@ class Service:
         self.stderr_path = os.path.join(dir, "stderr")
         self.rc = None
         self.channel = None
-        cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+        cmd = [BIN, "serve"]
+        if listen:  # else the config (or args) says where
+            cmd += ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
         if config is not None:
             cfg = os.path.join(dir, "config.json")
             Path(cfg).write_text(json.dumps(config))
