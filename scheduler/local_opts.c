@@ -12,6 +12,7 @@
 
 #include "common/buf.h"
 #include "common/fsutil.h"
+#include "scheduler/egress.h"
 #include "scheduler/local.h"
 #include "scheduler/runtime_spec.h"
 
@@ -50,6 +51,7 @@ static const struct opt_def {
 	{ "advertise_address", T_STR, offsetof(struct udfb_local_opts, advertise_address) },
 	{ "max_connections", T_LONG, offsetof(struct udfb_local_opts, max_connections) },
 	{ "query_cidrs", T_STR, offsetof(struct udfb_local_opts, query_cidrs) },
+	{ "egress_cidrs", T_STR, offsetof(struct udfb_local_opts, egress_cidrs) },
 };
 
 static void defaults(struct udfb_local_opts *o)
@@ -79,6 +81,7 @@ static void defaults(struct udfb_local_opts *o)
 	o->advertise_address = strdup("");
 	o->max_connections = 1024;
 	o->query_cidrs = strdup("");
+	o->egress_cidrs = strdup(""); /* no egress */
 }
 
 static int parse_long(const char *v, long long *out)
@@ -240,6 +243,15 @@ static int check(struct udfb_local_opts *o, struct udfb_err *err)
 				    "(the address Databend's query nodes connect to)");
 	if (udfb_fwd_cidrs_valid(o->query_cidrs, err) < 0)
 		return udfb_err_wrap(err, "scheduler option query_cidrs");
+	struct udfb_egress eg;
+	if (udfb_egress_parse(&eg, o->egress_cidrs, err) < 0)
+		return udfb_err_wrap(err, "scheduler option");
+	size_t n_egress = eg.n;
+	udfb_egress_clear(&eg);
+	if (n_egress && o->network == UDFB_LOCAL_NET_HOST)
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler option egress_cidrs: needs network=namespace (under network=host a "
+				    "sandbox reaches everything the host does)");
 	if (strpbrk(o->advertise_address, "/ @?#"))
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "scheduler option advertise_address '%.64s': a host name or address",
@@ -276,8 +288,10 @@ int udfb_local_opts_parse(struct udfb_local_opts *o, json_t *opts, const char *s
 
 void udfb_local_opts_free(struct udfb_local_opts *o)
 {
-	char **strs[] = { &o->runtime,	     &o->runtime_args, &o->runtime_root,      &o->state_dir,  &o->layers_dir,
-			  &o->cgroup_parent, &o->bind_address, &o->advertise_address, &o->query_cidrs };
+	char **strs[] = {
+		&o->runtime,	   &o->runtime_args, &o->runtime_root,	    &o->state_dir,   &o->layers_dir,
+		&o->cgroup_parent, &o->bind_address, &o->advertise_address, &o->query_cidrs, &o->egress_cidrs
+	};
 	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++) {
 		free(*strs[k]);
 		*strs[k] = NULL;

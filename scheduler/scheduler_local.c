@@ -60,6 +60,7 @@ struct udfb_sandbox_rec *udfb_local_add(struct udfb_local *L, const char *tenant
 	sb->key = strdup(key);
 	sb->pidfd = -1;
 	sb->netns = -1;
+	sb->egress = -1;
 	sb->changed_ms = udfb_local_mono_ms();
 	L->v[L->n++] = sb;
 	return sb;
@@ -98,6 +99,8 @@ static void rec_free(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 	release_ports(L, sb);
 	if (sb->netns >= 0)
 		close(sb->netns);
+	if (sb->egress >= 0)
+		close(sb->egress); /* keep_on_exit: pasta goes on with its sandbox */
 	free(sb->tenant);
 	free(sb->key);
 	free(sb->id);
@@ -666,6 +669,7 @@ static void local_destroy(void *impl)
 		rec_free(L, L->v[k]);
 	free(L->v);
 	udfb_fwd_free(L->fwd);
+	udfb_egress_clear(&L->egress);
 	free(L->rt_version);
 	free(L->url_host);
 	free(L->probe_host);
@@ -804,6 +808,39 @@ static int setup_runtime(struct udfb_local *L, struct udfb_err *err)
 	return 0;
 }
 
+/* egress_cidrs: tried once on a namespace of our own, so that a missing
+ * pasta or nft stops the start rather than every sandbox's. */
+static int setup_egress(struct udfb_local *L, struct udfb_err *err)
+{
+	if (udfb_egress_parse(&L->egress, L->o.egress_cidrs, err) < 0)
+		return -1;
+	if (!L->egress.n)
+		return 0;
+	cleanup_free char *dir = NULL, *nets = udfb_egress_describe(&L->egress);
+	if (asprintf(&dir, "%s/.egress-probe-%ld", L->o.state_dir, (long)getpid()) < 0)
+		abort();
+	int ns = -1, pasta = -1;
+	long long t0 = udfb_local_mono_ms();
+	int rc = udfb_mkdir_p(dir, 0700, err);
+	if (rc == 0)
+		rc = udfb_netns_new(&ns, err);
+	if (rc == 0)
+		rc = udfb_egress_open(&L->egress, ns, dir, &pasta, err);
+	udfb_egress_stop(pasta);
+	if (ns >= 0)
+		close(ns);
+	udfb_rm_rf(dir);
+	if (rc < 0)
+		return udfb_err_wrap(err,
+				     "local scheduler: egress_cidrs %s (needs nft, package nftables, and pasta, "
+				     "package passt)",
+				     nets);
+	udfb_info("local scheduler: sandboxes reach %s through pasta (never 169.254.169.254, the host's own "
+		  "addresses or the gateway); egress set up in %lld ms",
+		  nets, udfb_local_mono_ms() - t0);
+	return 0;
+}
+
 /* Where endpoints listen and what they are called. */
 static int setup_network(struct udfb_local *L, struct udfb_err *err)
 {
@@ -823,9 +860,9 @@ static int setup_network(struct udfb_local *L, struct udfb_err *err)
 	if (udfb_netns_new(&fd, err) < 0) /* can this process make them at all? */
 		return udfb_err_wrap(err, "local scheduler (network=namespace)");
 	close(fd);
-	if (udfb_fwd_new(&L->fwd, L->o.max_connections, err) < 0)
+	if (udfb_fwd_new(&L->fwd, L->o.max_connections, err) < 0 || udfb_fwd_allow(L->fwd, L->o.query_cidrs, err) < 0)
 		return -1;
-	return udfb_fwd_allow(L->fwd, L->o.query_cidrs, err);
+	return setup_egress(L, err);
 }
 
 int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)
