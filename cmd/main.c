@@ -10,7 +10,7 @@
 static const char usage[] =
 	"usage: udf-builder COMMAND [OPTIONS]\n"
 	"\n"
-	"  key REQUEST.json [--base REF]                 print the cache key\n"
+	"  key REQUEST.json [--base REF] [--store DIR]   print the cache key\n"
 	"  dockerfile REQUEST.json --base REF --out DIR  write a Dockerfile and its build context\n"
 	"  build REQUEST.json --base REF --dest REF [--store DIR] [--index-url URL]... [--refresh-packages]\n"
 	"                                                build the image natively, print a JSON result\n"
