@@ -110,32 +110,51 @@ char *udfb_egress_describe(const struct udfb_egress *e)
 
 /* ---- the ruleset ---- */
 
-/* Closed whatever the operator opens: the cloud metadata address, pasta's
- * gateway (nothing answers there), and every IPv4 address of the host. */
-static void add_closed(struct udfb_buf *b)
+static int cmp_str(const void *a, const void *b)
 {
-	udfb_buf_printf(b, "169.254.169.254, %s", UDFB_EGRESS_GATEWAY);
-	struct ifaddrs *ifs = NULL;
-	if (getifaddrs(&ifs) < 0)
-		return;
-	for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
-			continue;
-		char a[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, a, sizeof(a));
-		udfb_buf_printf(b, ", %s", a);
-	}
-	freeifaddrs(ifs);
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-char *udfb_egress_ruleset(const struct udfb_egress *e)
+char *udfb_egress_host_addrs(void)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, RULESET_MAX);
+	udfb_buf_addstr(&b, "");
+	struct ifaddrs *ifs = NULL;
+	if (getifaddrs(&ifs) < 0)
+		return udfb_buf_steal(&b, NULL);
+	size_t n = 0;
+	for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+		n++;
+	char(*v)[INET_ADDRSTRLEN] = calloc(n + 1, INET_ADDRSTRLEN);
+	char **p = calloc(n + 1, sizeof(*p));
+	size_t k = 0;
+	for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, v[k], INET_ADDRSTRLEN);
+			p[k] = v[k];
+			k++;
+		}
+	freeifaddrs(ifs);
+	qsort(p, k, sizeof(*p), cmp_str); /* one text for one set of addresses */
+	for (size_t j = 0; j < k; j++)
+		if (!j || strcmp(p[j], p[j - 1]) != 0)
+			udfb_buf_printf(&b, "%s%s", b.len ? ", " : "", p[j]);
+	free(p);
+	free(v);
+	return udfb_buf_steal(&b, NULL);
+}
+
+char *udfb_egress_ruleset(const struct udfb_egress *e, const char *host_addrs)
 {
 	struct udfb_buf b;
 	udfb_buf_init(&b, RULESET_MAX);
 	udfb_buf_addstr(&b, "# written by udf-builder: what may leave this sandbox (docs/service.md, \"Egress\")\n"
 			    "table inet udfb_egress {\n"
 			    "\tset closed {\n\t\ttype ipv4_addr; flags interval; auto-merge\n\t\telements = { ");
-	add_closed(&b);
+	/* Closed whatever the operator opens: the cloud metadata address, pasta's
+	 * gateway (nothing answers there), and the host's own addresses. */
+	udfb_buf_printf(&b, "169.254.169.254, %s%s%s", UDFB_EGRESS_GATEWAY, *host_addrs ? ", " : "", host_addrs);
 	udfb_buf_addstr(&b, " }\n\t}\n\tset open {\n\t\ttype ipv4_addr; flags interval; auto-merge\n\t\telements = { ");
 	for (size_t k = 0; k < e->n; k++)
 		add_net(&b, &e->v[k], k ? ", " : "");
@@ -199,9 +218,10 @@ static int tool(const char *const *argv, int netns_fd, int pass_fd, const char *
 			    *line ? ": " : "", line);
 }
 
-static int load_rules(const struct udfb_egress *e, int netns_fd, const char *dir, struct udfb_err *err)
+static int load_rules(const struct udfb_egress *e, int netns_fd, const char *dir, const char *host_addrs,
+		      struct udfb_err *err)
 {
-	cleanup_free char *rules = udfb_egress_ruleset(e);
+	cleanup_free char *rules = udfb_egress_ruleset(e, host_addrs);
 	cleanup_free char *path = udfb_path_join(dir, "egress.nft"), *log = udfb_path_join(dir, "egress.log");
 	if (udfb_write_file_atomic(path, rules, strlen(rules), err) < 0)
 		return -1;
@@ -271,11 +291,25 @@ static int start_pasta(int netns_fd, const char *dir, int *pidfd, struct udfb_er
 	return 0;
 }
 
-int udfb_egress_open(const struct udfb_egress *e, int netns_fd, const char *dir, int *pidfd, struct udfb_err *err)
+int udfb_egress_open(const struct udfb_egress *e, int netns_fd, const char *dir, const char *host_addrs, int *pidfd,
+		     struct udfb_err *err)
 {
 	*pidfd = -1;
-	if (load_rules(e, netns_fd, dir, err) < 0 || start_pasta(netns_fd, dir, pidfd, err) < 0)
+	if (load_rules(e, netns_fd, dir, host_addrs, err) < 0 || start_pasta(netns_fd, dir, pidfd, err) < 0)
 		return udfb_err_wrap(err, "sandbox egress");
+	return 0;
+}
+
+int udfb_egress_close_addrs(int netns_fd, const char *dir, const char *host_addrs, struct udfb_err *err)
+{
+	if (!*host_addrs)
+		return 0;
+	cleanup_free char *set = NULL, *log = udfb_path_join(dir, "egress.log");
+	if (asprintf(&set, "{ %s }", host_addrs) < 0)
+		abort();
+	const char *argv[] = { "nft", "add", "element", "inet", "udfb_egress", "closed", set, NULL };
+	if (tool(argv, netns_fd, -1, log, err) < 0)
+		return udfb_err_wrap(err, "sandbox egress: close the host's new addresses");
 	return 0;
 }
 

@@ -7,8 +7,8 @@
  * translation: no forwarding, no NAT, and no address, route or rule in the
  * host's namespace).  Before that interface exists, an nftables table in the
  * sandbox's namespace decides what may leave it: loopback; never the cloud
- * metadata address, the host's own addresses (as they are at the sandbox's
- * start) or pasta's gateway; then the operator's networks; nothing else (a
+ * metadata address, the host's own addresses (those it gains later are
+ * added as the reaper sees them) or pasta's gateway; then the operator's networks; nothing else (a
  * TCP reset, or ICMP administratively prohibited).  The sandbox holds no
  * capability in that namespace, so it can change neither the table nor the
  * routes, and the table filters every packet whatever route or device
@@ -42,16 +42,23 @@ int udfb_egress_parse(struct udfb_egress *e, const char *text, struct udfb_err *
 void udfb_egress_clear(struct udfb_egress *e);
 /* The networks, canonical and comma-separated, for logs. */
 char *udfb_egress_describe(const struct udfb_egress *e);
+/* The host's IPv4 addresses now, sorted, ", "-separated: the same text for
+ * the same addresses. */
+char *udfb_egress_host_addrs(void);
 /* The nftables ruleset of one sandbox's namespace: e's networks open, the
- * metadata address, the gateway and the host's own addresses (read now)
- * closed over them. */
-char *udfb_egress_ruleset(const struct udfb_egress *e);
+ * metadata address, the gateway and host_addrs closed over them. */
+char *udfb_egress_ruleset(const struct udfb_egress *e, const char *host_addrs);
 
 /* Open egress in the namespace netns_fd: the ruleset is written to
  * dir/egress.nft and loaded there (`nft -f`), then pasta is started on it
  * (its pid in dir/pasta.pid, its messages in dir/pasta.log).  *pidfd
  * watches pasta, which lives until udfb_egress_stop. */
-int udfb_egress_open(const struct udfb_egress *e, int netns_fd, const char *dir, int *pidfd, struct udfb_err *err);
+int udfb_egress_open(const struct udfb_egress *e, int netns_fd, const char *dir, const char *host_addrs, int *pidfd,
+		     struct udfb_err *err);
+/* Close more of the host's addresses in a running sandbox's table (the host
+ * gained an address after the sandbox started; the scheduler's reaper
+ * checks every reap_interval_ms).  Addresses already closed stay closed. */
+int udfb_egress_close_addrs(int netns_fd, const char *dir, const char *host_addrs, struct udfb_err *err);
 /* pasta of a sandbox that an earlier process left (dir/pasta.pid), while
  * it runs: a pidfd; -1 otherwise. */
 int udfb_egress_find(const char *dir);

@@ -60,6 +60,7 @@ struct udfb_sandbox_rec {
 	pid_t pid; /* that process (held from udfb_reap_orphans while watched) */
 	int netns; /* its network namespace; -1 when none (or network=host) */
 	int egress; /* pidfd of its pasta (egress_cidrs); -1 when none */
+	char *egress_addrs; /* the host's addresses its egress table closes */
 	struct udfb_fwd_listener *l_udf, *l_status; /* the host ports, forwarded into netns */
 	int adopted; /* left running by an earlier process (not our child) */
 	int busy; /* threads holding the pointer without the lock */

@@ -261,8 +261,12 @@ int udfb_local_start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const st
 		rc = make_bundle(L, sb, req, &im, err);
 	udfb_bundle_image_free(&im);
 	/* Before the sandbox runs: its first packet meets the ruleset. */
-	if (rc == 0 && L->fwd && L->egress.n && udfb_egress_open(&L->egress, sb->netns, sb->dir, &sb->egress, err) < 0)
-		rc = udfb_err_wrap(err, "sandbox for key %s", sb->key);
+	if (rc == 0 && L->fwd && L->egress.n) {
+		free(sb->egress_addrs);
+		sb->egress_addrs = udfb_egress_host_addrs();
+		if (udfb_egress_open(&L->egress, sb->netns, sb->dir, sb->egress_addrs, &sb->egress, err) < 0)
+			rc = udfb_err_wrap(err, "sandbox for key %s", sb->key);
+	}
 	if (rc == 0)
 		rc = launch(L, sb, err);
 	if (rc < 0)
@@ -322,6 +326,8 @@ void udfb_local_teardown(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 	udfb_reap_orphans();
 	udfb_egress_stop(sb->egress); /* pasta holds the namespace too */
 	sb->egress = -1;
+	free(sb->egress_addrs);
+	sb->egress_addrs = NULL;
 	if (sb->netns >= 0) {
 		close(sb->netns); /* the kernel frees it with the sandbox's last process */
 		sb->netns = -1;
@@ -422,6 +428,7 @@ static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 	if (sb) {
 		sb->netns = netns;
 		sb->egress = udfb_egress_find(dir);
+		sb->egress_addrs = strdup(""); /* unknown: the reaper closes today's */
 	} else if (netns >= 0) {
 		close(netns);
 	}

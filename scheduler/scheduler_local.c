@@ -101,6 +101,7 @@ static void rec_free(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 		close(sb->netns);
 	if (sb->egress >= 0)
 		close(sb->egress); /* keep_on_exit: pasta goes on with its sandbox */
+	free(sb->egress_addrs);
 	free(sb->tenant);
 	free(sb->key);
 	free(sb->id);
@@ -582,6 +583,41 @@ static int local_reap_idle(void *impl, long idle_ms, struct udfb_err *err)
 	return n;
 }
 
+/* The host gained an address since a sandbox's egress table was written:
+ * close it there too (the lock is dropped while nft runs). */
+static void egress_refresh(struct udfb_local *L)
+{
+	if (!L->egress.n)
+		return;
+	cleanup_free char *now = udfb_egress_host_addrs();
+	for (size_t k = 0; k < L->n && !L->stopping; k++) {
+		struct udfb_sandbox_rec *sb = L->v[k];
+		if (sb->state != SB_READY || sb->egress < 0 || sb->netns < 0 || !sb->dir || !sb->egress_addrs ||
+		    strcmp(sb->egress_addrs, now) == 0)
+			continue;
+		sb->busy++;
+		int ns = dup(sb->netns);
+		char *dir = strdup(sb->dir);
+		pthread_mutex_unlock(&L->mu);
+		struct udfb_err err = UDFB_ERR_INIT;
+		int rc = ns >= 0 ? udfb_egress_close_addrs(ns, dir, now, &err) : -1;
+		if (rc < 0)
+			udfb_warn("sandbox %s: %s", dir, err.msg ? err.msg : "dup");
+		else
+			udfb_info("sandbox %s: the host's addresses changed: egress to %s closed", dir, now);
+		udfb_err_clear(&err);
+		if (ns >= 0)
+			close(ns);
+		free(dir);
+		pthread_mutex_lock(&L->mu);
+		if (rc == 0) {
+			free(sb->egress_addrs);
+			sb->egress_addrs = strdup(now);
+		}
+		sb->busy--;
+	}
+}
+
 static void *reaper_main(void *arg)
 {
 	struct udfb_local *L = arg;
@@ -592,6 +628,8 @@ static void *reaper_main(void *arg)
 		pthread_cond_timedwait(&L->wake, &L->mu, &ts);
 		if (!L->stopping)
 			reap_pass(L, L->o.idle_ms);
+		if (!L->stopping)
+			egress_refresh(L);
 	}
 	pthread_mutex_unlock(&L->mu);
 	return NULL;
@@ -825,7 +863,7 @@ static int setup_egress(struct udfb_local *L, struct udfb_err *err)
 	if (rc == 0)
 		rc = udfb_netns_new(&ns, err);
 	if (rc == 0)
-		rc = udfb_egress_open(&L->egress, ns, dir, &pasta, err);
+		rc = udfb_egress_open(&L->egress, ns, dir, "", &pasta, err);
 	udfb_egress_stop(pasta);
 	if (ns >= 0)
 		close(ns);

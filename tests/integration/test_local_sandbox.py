@@ -902,8 +902,9 @@ class EgressTest(unittest.TestCase):
     reaches a server on an allowed network (a namespace this test makes) and
     not one outside it, and never the host (its address inside the allowed
     network, its other addresses even when listed, its loopback), the
-    metadata address (listed too) or pasta's gateway.  SIGTERM leaves no
-    pasta, namespace or mount behind."""
+    metadata address (listed too) or pasta's gateway; an address the host
+    gains while the sandbox runs is closed too.  SIGTERM leaves no pasta,
+    namespace or mount behind."""
 
     @classmethod
     def setUpClass(cls):
@@ -927,7 +928,8 @@ class EgressTest(unittest.TestCase):
     def test_egress_to_allowed_networks_only(self):
         hosts = host_addresses()
         allowed = [self.inside.cidr, "169.254.169.254"] + ["%s/32" % a for a in hosts]
-        srv = Server("egress", opts={"egress_cidrs": ",".join(allowed), "port_min": "28000", "port_max": "28999"})
+        srv = Server("egress", opts={"egress_cidrs": ",".join(allowed), "port_min": "28000", "port_max": "28999",
+                                     "reap_interval_ms": "100"})
         try:
             log = Path(srv.stderr_path).read_text()
             self.assertRegex(log, r"sandboxes reach %s\S* through pasta" % re.escape(self.inside.cidr))
@@ -959,6 +961,17 @@ class EgressTest(unittest.TestCase):
             for name, how in seen.items():
                 self.assertIn(how, ("ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EACCES", "EPERM", "ENOPROTOOPT"),
                               name)
+            # An address the host gains later, inside the allowed network, is
+            # closed too once the reaper sees it (reap_interval_ms 100).
+            late = self.inside.prefix + ".9"
+            sh("ip", "addr", "add", late + "/32", "dev", self.inside.veth)
+            latel = socket.create_server((late, 0))
+            self.addCleanup(latel.close)
+            socket.create_connection((late, latel.getsockname()[1]), timeout=2).close()  # the host's own
+            poll(lambda: "egress to" in Path(srv.stderr_path).read_text(), 10, "the reaper closing " + late)
+            status, out = udf_call(r.endpoint, "probe", [json.dumps({"late": [late, latel.getsockname()[1]]})],
+                                   r.token)
+            self.assertEqual(json.loads(out["result"])["late"], "ECONNREFUSED", out)
             # The endpoint still serves, and the sandbox has its ruleset and its pasta.
             self.assertEqual(udf_call(r.endpoint, "probe", ["{}"], r.token)[0], 200)
             pastas = [int(p.read_text()) for p in Path(srv.state_dir, "sandboxes").glob("*/pasta.pid")]
