@@ -254,9 +254,9 @@ int udfb_batch_keys(struct udfb_batch *b, const struct udfb_build_opts *o, struc
 			continue;
 		}
 		/* A Databend script's imports carry no tag: one first-byte GET each
-		 * names their content, as a build would (nothing is built). */
+		 * names their content, as build_one does (nothing is built). */
 		if (udfb_request_identify(&req, &mine, &e) < 0 ||
-		    udfb_build_key(b->items[k].key, &req, o->base_resolved->image.manifest_digest, &mine, &e) < 0) {
+		    udfb_build_key(b->items[k].key, &req, o->base_resolved->image.manifest_digest, o, &e) < 0) {
 			b->items[k].failed = 1;
 			b->items[k].error = strdup(e.msg);
 			udfb_err_clear(&e);
