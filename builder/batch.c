@@ -245,12 +245,21 @@ int udfb_batch_keys(struct udfb_batch *b, const struct udfb_build_opts *o, struc
 	for (size_t k = 0; k < b->n; k++) {
 		struct udfb_request req;
 		struct udfb_err e = UDFB_ERR_INIT;
-		if (udfb_request_parse_json(&req, b->items[k].json, b->items[k].len, &e) < 0 ||
-		    udfb_build_key(b->items[k].key, &req, o->base_resolved->image.manifest_digest, o, &e) < 0) {
+		struct udfb_build_opts mine = *o;
+		mine.tenant = b->items[k].tenant;
+		if (udfb_request_parse_json(&req, b->items[k].json, b->items[k].len, &e) < 0) {
 			b->items[k].failed = 1;
 			b->items[k].error = strdup(e.msg);
 			udfb_err_clear(&e);
 			continue;
+		}
+		/* A Databend script's imports carry no tag: one first-byte GET each
+		 * names their content, as build_one does (nothing is built). */
+		if (udfb_request_identify(&req, &mine, &e) < 0 ||
+		    udfb_build_key(b->items[k].key, &req, o->base_resolved->image.manifest_digest, o, &e) < 0) {
+			b->items[k].failed = 1;
+			b->items[k].error = strdup(e.msg);
+			udfb_err_clear(&e);
 		}
 		udfb_request_free(&req);
 	}

@@ -1,8 +1,11 @@
-/* udf-builder key REQUEST.json [--base REF] [--config FILE]: print the
- * cache key.  With --config the base is the one the service takes for the
- * request's runtime, and salt, platform, package settings and default
- * tenant are the service's.  Without a base the key is computed for an
- * unpinned base (docs/cache-key.md). */
+/* udf-builder key REQUEST.json [--base REF] [--config FILE] [--store DIR]
+ * [--imports-allow LIST]: print the cache key.  With --config the base is
+ * the one the service takes for the request's runtime, and salt, platform,
+ * package settings and default tenant are the service's.  Without a base
+ * the key is computed for an unpinned base (docs/cache-key.md).  A Databend
+ * script's imports carry no tag: each is named by one first-byte GET
+ * (recorded in the store's import cache, as a build would), so their URLs
+ * must still be valid. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,7 +17,7 @@ const struct udfb_cli_spec udfb_cli_key_spec = {
 	"REQUEST.json",
 	"print the cache key",
 	1,
-	(const char *const[]){ "config", "base", "salt", "platform", NULL },
+	(const char *const[]){ "config", "base", "salt", "platform", "store", "imports-allow", NULL },
 };
 
 static int key(struct udfb_cli_common *c, struct udfb_err *err)
@@ -23,14 +26,18 @@ static int key(struct udfb_cli_common *c, struct udfb_err *err)
 	if (udfb_request_load(&req, c->positional, err) < 0)
 		return -1;
 	struct udfb_base base = { 0 };
-	struct udfb_build_opts o = { .salt = c->cfg.salt,
+	struct udfb_build_opts o = { .store_dir = udfb_cli_store(c),
+				     .salt = c->cfg.salt,
 				     .platform = c->cfg.platform,
+				     .fetch = &c->cfg.fetch,
 				     .packages = &c->cfg.packages,
 				     .tenant = udfb_cli_tenant(c, &req) };
 	char k[UDFB_DIGEST_LEN + 1], *ref = NULL;
 	int rc = udfb_cli_base_ref(c, req.spec.runtime_version, &ref, err);
 	if (rc == 0 && ref)
 		rc = udfb_base_resolve(&base, ref, c->cfg.platform, err);
+	if (rc == 0)
+		rc = udfb_request_identify(&req, &o, err);
 	if (rc == 0)
 		rc = udfb_build_key(k, &req, ref ? base.image.manifest_digest : NULL, &o, err);
 	if (rc == 0)

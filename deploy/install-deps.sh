@@ -12,12 +12,14 @@ libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certifica
 # (apache2-utils' htpasswd and openssl make its test credentials and keys);
 # mmdebstrap builds the Python base image; runsc (gVisor) and runc run
 # sandboxes (the local-sandbox test runs under both; iproute2's `ip` lists the
-# host's addresses it checks a sandbox cannot reach); Debian's
+# host's addresses it checks a sandbox cannot reach, and makes the networks
+# of the egress test); passt's pasta and nftables' nft give sandboxes the
+# egress an operator opens (egress_cidrs); Debian's
 # python3-grpcio is an independent gRPC client; clang brings libFuzzer and
 # the sanitizers' runtimes; pip is the reference installer for packages, and
 # the -whl packages put real wheels in /usr/share/python-wheels (fixtures);
 # clang-format and cppcheck are the lint tests' (tests/lint/).
-test="$build clang clang-format libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc runsc iproute2
+test="$build clang clang-format libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc runsc iproute2 passt nftables
 python3 python3-grpcio python3-protobuf curl
 python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl cppcheck"
 
@@ -26,7 +28,7 @@ python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl cppcheck"
 # (bsdextrautils); buildah, skopeo, pip and curl are already in test.
 bench="$test nghttp2-client time bsdextrautils"
 
-run="$build libxml2 libdeflate0 libyaml-0-2 mmdebstrap umoci skopeo runc runsc"
+run="$build libxml2 libdeflate0 libyaml-0-2 mmdebstrap umoci skopeo runc runsc passt nftables"
 
 case "${1:-build}" in
 build) want=$build ;;

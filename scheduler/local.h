@@ -13,6 +13,7 @@
 
 #include "common/err.h"
 #include "config/settings.h"
+#include "scheduler/egress.h"
 #include "scheduler/forward.h"
 #include "common/hash.h"
 #include "scheduler/ocirt.h"
@@ -41,6 +42,7 @@ struct udfb_local_opts {
 	int network;
 	char *bind_address, *advertise_address;
 	char *query_cidrs; /* who may connect to the endpoints (besides loopback); "": anyone */
+	char *egress_cidrs; /* the networks a sandbox may reach (egress.h); "": none */
 	long max_connections;
 };
 
@@ -58,6 +60,8 @@ struct udfb_sandbox_rec {
 	int pidfd; /* its first process; -1 when none */
 	pid_t pid; /* that process (held from udfb_reap_orphans while watched) */
 	int netns; /* its network namespace; -1 when none (or network=host) */
+	int egress; /* pidfd of its pasta (egress_cidrs); -1 when none */
+	char *egress_addrs; /* the host's addresses its egress table closes */
 	struct udfb_fwd_listener *l_udf, *l_status; /* the host ports, forwarded into netns */
 	int adopted; /* left running by an earlier process (not our child) */
 	int busy; /* threads holding the pointer without the lock */
@@ -74,6 +78,7 @@ struct udfb_local {
 	struct udfb_ocirt rt;
 	char *rt_version;
 	struct udfb_fwd *fwd; /* network=namespace */
+	struct udfb_egress egress; /* egress_cidrs, parsed; n == 0: none */
 	struct sockaddr_storage bind; /* where the endpoints listen (port 0) */
 	socklen_t bind_len;
 	char *url_host; /* the endpoints' host: advertise_address, [v6] bracketed */

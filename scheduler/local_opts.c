@@ -13,6 +13,7 @@
 
 #include "common/buf.h"
 #include "common/fsutil.h"
+#include "scheduler/egress.h"
 #include "scheduler/local.h"
 #include "scheduler/runtime_spec.h"
 
@@ -185,7 +186,8 @@ static const struct udfb_setting rows[] = {
 	    "extra global flags for the runtime, space-separated; a `--platform` or `--network` given here is used as "
 	    "it is"),
 	FN("network", set_network, network, "`namespace`",
-	   "`namespace`: a network namespace per sandbox holding only `lo` (no egress), reached through the service's "
+	   "`namespace`: a network namespace per sandbox holding only `lo` (no egress unless `egress_cidrs`), reached "
+	   "through the service's "
 	   "own ports (docs/service.md); `host`: the host's network, as before this option existed (one tenant per "
 	   "machine only; a warning says so)"),
 	STR("bind_address", bind_address, "`127.0.0.1`",
@@ -197,6 +199,12 @@ static const struct udfb_setting rows[] = {
 	    "comma-separated networks (`10.0.0.0/8`, `2001:db8::/32`, an address alone) of the Databend query nodes: a "
 	    "connection to an endpoint from elsewhere is closed at once; loopback is always let through (the "
 	    "service's own probes)"),
+	STR("egress_cidrs", egress_cidrs, "`\"\"` (no egress)",
+	    "comma-separated IPv4 networks (`10.0.0.0/8`, an address alone) a sandbox may connect to, through pasta, "
+	    "with an nftables table in the sandbox's own namespace (docs/service.md, \"Egress\"); never the metadata "
+	    "address `169.254.169.254`, the host's own addresses or pasta's gateway `10.0.2.2`, even when listed. "
+	    "Needs `network=namespace`, `pasta` (package `passt`) and `nft` (package `nftables`), checked at start; "
+	    "IPv6 and a prefix with bits set past it are refused"),
 	FN("max_connections", set_long, max_connections, "`1024`",
 	   "connections through the endpoints at once, all sandboxes together (two threads each); past it new ones "
 	   "are closed"),
@@ -300,6 +308,15 @@ static int check(struct udfb_local_opts *o, struct udfb_err *err)
 				    "(the address Databend's query nodes connect to)");
 	if (udfb_fwd_cidrs_valid(o->query_cidrs, err) < 0)
 		return udfb_err_wrap(err, "scheduler option query_cidrs");
+	struct udfb_egress eg;
+	if (udfb_egress_parse(&eg, o->egress_cidrs, err) < 0)
+		return udfb_err_wrap(err, "scheduler option");
+	size_t n_egress = eg.n;
+	udfb_egress_clear(&eg);
+	if (n_egress && o->network == UDFB_LOCAL_NET_HOST)
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "scheduler option egress_cidrs: needs network=namespace (under network=host a "
+				    "sandbox reaches everything the host does)");
 	if (strpbrk(o->advertise_address, "/ @?#"))
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "scheduler option advertise_address '%.64s': a host name or address",

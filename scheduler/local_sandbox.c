@@ -6,6 +6,8 @@
  *       log                       the container's stdout and stderr, and the runtime's errors
  *       sandbox.json              tenant, key, ports, container id: for a later process to adopt or remove it
  *       pid                       the container's first process, from `run --pid-file`
+ *       egress.nft, pasta.pid     with egress_cidrs: the namespace's ruleset, its pasta (egress.h)
+ *       egress.log, pasta.log     what nft and pasta said
  *
  * Under network=namespace the sandbox gets a network namespace of its own
  * (netns.h), listens on 127.0.0.1:8815 and :8080 there, and the service's
@@ -25,6 +27,7 @@
 #include <netinet/in.h>
 
 #include "scheduler/bundle.h"
+#include "scheduler/egress.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/jsonout.h"
@@ -39,7 +42,8 @@
 #define LINE_MAX_CHARS 300
 #define STOP_WAIT_MS 3000
 
-static const char *const bundle_files[] = { "config.json", "sandbox.json", "pid", "log", NULL };
+static const char *const bundle_files[] = { "config.json", "sandbox.json", "pid",	"log", "egress.nft",
+					    "egress.log",  "pasta.pid",	   "pasta.log", NULL };
 
 long long udfb_local_wall_ms(void)
 {
@@ -256,6 +260,13 @@ int udfb_local_start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const st
 	if (rc == 0)
 		rc = make_bundle(L, sb, req, &im, err);
 	udfb_bundle_image_free(&im);
+	/* Before the sandbox runs: its first packet meets the ruleset. */
+	if (rc == 0 && L->fwd && L->egress.n) {
+		free(sb->egress_addrs);
+		sb->egress_addrs = udfb_egress_host_addrs();
+		if (udfb_egress_open(&L->egress, sb->netns, sb->dir, sb->egress_addrs, &sb->egress, err) < 0)
+			rc = udfb_err_wrap(err, "sandbox for key %s", sb->key);
+	}
 	if (rc == 0)
 		rc = launch(L, sb, err);
 	if (rc < 0)
@@ -313,6 +324,10 @@ void udfb_local_teardown(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 		udfb_err_clear(&err);
 	}
 	udfb_reap_orphans();
+	udfb_egress_stop(sb->egress); /* pasta holds the namespace too */
+	sb->egress = -1;
+	free(sb->egress_addrs);
+	sb->egress_addrs = NULL;
 	if (sb->netns >= 0) {
 		close(sb->netns); /* the kernel frees it with the sandbox's last process */
 		sb->netns = -1;
@@ -380,6 +395,8 @@ static void forget_adopted(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 	if (sb->netns >= 0)
 		close(sb->netns);
 	sb->netns = -1;
+	udfb_egress_stop(sb->egress);
+	sb->egress = -1;
 }
 
 static int adopt(struct udfb_local *L, const char *dir, json_t *j)
@@ -408,10 +425,13 @@ static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 		udfb_info("sandbox %s: not adopted: the runtime says '%s', pid %ld", id, status, (long)pid);
 	free(status);
 	struct udfb_sandbox_rec *sb = fd >= 0 ? udfb_local_add(L, tenant, key) : NULL;
-	if (sb)
+	if (sb) {
 		sb->netns = netns;
-	else if (netns >= 0)
+		sb->egress = udfb_egress_find(dir);
+		sb->egress_addrs = strdup(""); /* unknown: the reaper closes today's */
+	} else if (netns >= 0) {
 		close(netns);
+	}
 	if (sb && L->fwd && !listen_adopted(L, sb, up, sp)) {
 		close(fd);
 		fd = -1;

@@ -185,25 +185,30 @@ static char **make_argv(const struct udfb_ocirt *rt, const char *const *verb)
 	return argv;
 }
 
-/* The runtime sees PATH and nothing else of our environment (which may hold
- * token secrets). */
-static int spawn_here(pid_t *pid, const struct udfb_ocirt *rt, const char *const *verb, int out_fd,
-		      struct udfb_err *err)
+/* What is spawned (the runtime, a tool) sees PATH and nothing else of our
+ * environment (which may hold token secrets), and no descriptor but 0-2
+ * (and pass_fd as 3). */
+static int spawn_argv(pid_t *pid, const char *what, char *const *argv, int out_fd, int pass_fd, struct udfb_err *err)
 {
-	cleanup_free char **argv = make_argv(rt, verb);
 	cleanup_free char *path = NULL;
 	const char *p = getenv("PATH");
 	if (asprintf(&path, "PATH=%s", p && *p ? p : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") <
 	    0)
 		abort();
 	char *envp[] = { path, NULL };
+	/* A copy above 3, so that dup2 to 3 always clears close-on-exec. */
+	cleanup_close int pass = pass_fd >= 0 ? fcntl(pass_fd, F_DUPFD_CLOEXEC, 10) : -1;
+	if (pass_fd >= 0 && pass < 0)
+		return udfb_err_sys(err, errno, "%s: dup", argv[0]);
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
 	posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (pass >= 0)
+		posix_spawn_file_actions_adddup2(&fa, pass, 3);
+	posix_spawn_file_actions_addclosefrom_np(&fa, pass >= 0 ? 4 : 3);
 	posix_spawnattr_init(&at);
 	sigset_t none, all;
 	sigemptyset(&none);
@@ -212,16 +217,23 @@ static int spawn_here(pid_t *pid, const struct udfb_ocirt *rt, const char *const
 	posix_spawnattr_setsigdefault(&at, &all);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	pthread_mutex_lock(&held_mu);
-	int rc = posix_spawnp(pid, rt->bin, &fa, &at, argv, envp);
+	int rc = posix_spawnp(pid, argv[0], &fa, &at, argv, envp);
 	if (rc == 0)
 		hold_locked(*pid);
 	pthread_mutex_unlock(&held_mu);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (rc != 0)
-		return udfb_err_set(err, rc == ENOENT ? UDFB_E_UNSUPPORTED : UDFB_E_INTERNAL, "runtime %s: %s%s",
-				    rt->bin, strerror(rc), rc == ENOENT ? " (not installed, or not in PATH)" : "");
+		return udfb_err_set(err, rc == ENOENT ? UDFB_E_UNSUPPORTED : UDFB_E_INTERNAL, "%s%s: %s%s", what,
+				    argv[0], strerror(rc), rc == ENOENT ? " (not installed, or not in PATH)" : "");
 	return 0;
+}
+
+static int spawn_here(pid_t *pid, const struct udfb_ocirt *rt, const char *const *verb, int out_fd,
+		      struct udfb_err *err)
+{
+	cleanup_free char **argv = make_argv(rt, verb);
+	return spawn_argv(pid, "runtime ", argv, out_fd, -1, err);
 }
 
 struct spawn_job {
@@ -272,6 +284,34 @@ static int wait_child(pid_t pid, long long deadline, int *status)
 		}
 	udfb_child_release(pid);
 	return rc;
+}
+
+struct tool_job {
+	pid_t *pid;
+	char *const *argv;
+	int out_fd, pass_fd;
+	struct udfb_err *err;
+};
+
+static int tool_job(void *arg)
+{
+	struct tool_job *j = arg;
+	return spawn_argv(j->pid, "", j->argv, j->out_fd, j->pass_fd, j->err);
+}
+
+int udfb_tool_run(const char *const *argv, int netns_fd, int out_fd, int pass_fd, long timeout_ms, int *status,
+		  struct udfb_err *err)
+{
+	pid_t pid;
+	struct tool_job j = { &pid, (char *const *)argv, out_fd, pass_fd, err };
+	int rc = netns_fd >= 0 ? udfb_netns_run(netns_fd, tool_job, &j) : tool_job(&j);
+	if (rc < 0 && err->cat == UDFB_E_OK)
+		return udfb_err_sys(err, -rc, "%s: enter the sandbox's network namespace", argv[0]);
+	if (rc < 0)
+		return -1;
+	if (wait_child(pid, now_ms() + timeout_ms, status) < 0)
+		return udfb_err_sys(err, errno, "%s: wait", argv[0]);
+	return 0;
 }
 
 /* Run the runtime with output to a pipe; *out gets it all. */

@@ -57,6 +57,14 @@ void udfb_child_hold(pid_t pid);
 void udfb_child_release(pid_t pid);
 int udfb_reap_orphans(void);
 
+/* A helper tool (nft, pasta) run to its end, spawned as the runtime is:
+ * PATH alone of our environment, stdin /dev/null, stdout and stderr to
+ * out_fd, pass_fd (when >= 0) as its descriptor 3, from a thread inside
+ * netns_fd (when >= 0); *status as waitpid gives it, killed after
+ * timeout_ms. */
+int udfb_tool_run(const char *const *argv, int netns_fd, int out_fd, int pass_fd, long timeout_ms, int *status,
+		  struct udfb_err *err);
+
 /* pidfds: a process that is not ours to wait for can still be watched. */
 int udfb_pidfd_open(pid_t pid);
 /* 1 when the process has exited, 0 while it runs. */

@@ -60,6 +60,7 @@ struct udfb_sandbox_rec *udfb_local_add(struct udfb_local *L, const char *tenant
 	sb->key = strdup(key);
 	sb->pidfd = -1;
 	sb->netns = -1;
+	sb->egress = -1;
 	sb->changed_ms = udfb_local_mono_ms();
 	L->v[L->n++] = sb;
 	return sb;
@@ -98,6 +99,9 @@ static void rec_free(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 	release_ports(L, sb);
 	if (sb->netns >= 0)
 		close(sb->netns);
+	if (sb->egress >= 0)
+		close(sb->egress); /* keep_on_exit: pasta goes on with its sandbox */
+	free(sb->egress_addrs);
 	free(sb->tenant);
 	free(sb->key);
 	free(sb->id);
@@ -579,6 +583,41 @@ static int local_reap_idle(void *impl, long idle_ms, struct udfb_err *err)
 	return n;
 }
 
+/* The host gained an address since a sandbox's egress table was written:
+ * close it there too (the lock is dropped while nft runs). */
+static void egress_refresh(struct udfb_local *L)
+{
+	if (!L->egress.n)
+		return;
+	cleanup_free char *now = udfb_egress_host_addrs();
+	for (size_t k = 0; k < L->n && !L->stopping; k++) {
+		struct udfb_sandbox_rec *sb = L->v[k];
+		if (sb->state != SB_READY || sb->egress < 0 || sb->netns < 0 || !sb->dir || !sb->egress_addrs ||
+		    strcmp(sb->egress_addrs, now) == 0)
+			continue;
+		sb->busy++;
+		int ns = dup(sb->netns);
+		char *dir = strdup(sb->dir);
+		pthread_mutex_unlock(&L->mu);
+		struct udfb_err err = UDFB_ERR_INIT;
+		int rc = ns >= 0 ? udfb_egress_close_addrs(ns, dir, now, &err) : -1;
+		if (rc < 0)
+			udfb_warn("sandbox %s: %s", dir, err.msg ? err.msg : "dup");
+		else
+			udfb_info("sandbox %s: the host's addresses changed: egress to %s closed", dir, now);
+		udfb_err_clear(&err);
+		if (ns >= 0)
+			close(ns);
+		free(dir);
+		pthread_mutex_lock(&L->mu);
+		if (rc == 0) {
+			free(sb->egress_addrs);
+			sb->egress_addrs = strdup(now);
+		}
+		sb->busy--;
+	}
+}
+
 static void *reaper_main(void *arg)
 {
 	struct udfb_local *L = arg;
@@ -589,6 +628,8 @@ static void *reaper_main(void *arg)
 		pthread_cond_timedwait(&L->wake, &L->mu, &ts);
 		if (!L->stopping)
 			reap_pass(L, L->o.idle_ms);
+		if (!L->stopping)
+			egress_refresh(L);
 	}
 	pthread_mutex_unlock(&L->mu);
 	return NULL;
@@ -666,6 +707,7 @@ static void local_destroy(void *impl)
 		rec_free(L, L->v[k]);
 	free(L->v);
 	udfb_fwd_free(L->fwd);
+	udfb_egress_clear(&L->egress);
 	free(L->rt_version);
 	free(L->url_host);
 	free(L->probe_host);
@@ -804,6 +846,39 @@ static int setup_runtime(struct udfb_local *L, struct udfb_err *err)
 	return 0;
 }
 
+/* egress_cidrs: tried once on a namespace of our own, so that a missing
+ * pasta or nft stops the start rather than every sandbox's. */
+static int setup_egress(struct udfb_local *L, struct udfb_err *err)
+{
+	if (udfb_egress_parse(&L->egress, L->o.egress_cidrs, err) < 0)
+		return -1;
+	if (!L->egress.n)
+		return 0;
+	cleanup_free char *dir = NULL, *nets = udfb_egress_describe(&L->egress);
+	if (asprintf(&dir, "%s/.egress-probe-%ld", L->o.state_dir, (long)getpid()) < 0)
+		abort();
+	int ns = -1, pasta = -1;
+	long long t0 = udfb_local_mono_ms();
+	int rc = udfb_mkdir_p(dir, 0700, err);
+	if (rc == 0)
+		rc = udfb_netns_new(&ns, err);
+	if (rc == 0)
+		rc = udfb_egress_open(&L->egress, ns, dir, "", &pasta, err);
+	udfb_egress_stop(pasta);
+	if (ns >= 0)
+		close(ns);
+	udfb_rm_rf(dir);
+	if (rc < 0)
+		return udfb_err_wrap(err,
+				     "local scheduler: egress_cidrs %s (needs nft, package nftables, and pasta, "
+				     "package passt)",
+				     nets);
+	udfb_info("local scheduler: sandboxes reach %s through pasta (never 169.254.169.254, the host's own "
+		  "addresses or the gateway); egress set up in %lld ms",
+		  nets, udfb_local_mono_ms() - t0);
+	return 0;
+}
+
 /* Where endpoints listen and what they are called. */
 static int setup_network(struct udfb_local *L, struct udfb_err *err)
 {
@@ -823,9 +898,9 @@ static int setup_network(struct udfb_local *L, struct udfb_err *err)
 	if (udfb_netns_new(&fd, err) < 0) /* can this process make them at all? */
 		return udfb_err_wrap(err, "local scheduler (network=namespace)");
 	close(fd);
-	if (udfb_fwd_new(&L->fwd, L->o.max_connections, err) < 0)
+	if (udfb_fwd_new(&L->fwd, L->o.max_connections, err) < 0 || udfb_fwd_allow(L->fwd, L->o.query_cidrs, err) < 0)
 		return -1;
-	return udfb_fwd_allow(L->fwd, L->o.query_cidrs, err);
+	return setup_egress(L, err);
 }
 
 int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)

@@ -20,9 +20,13 @@
 #include "cache/store.h"
 #include "common/tenant.h"
 
-/* How long a sandbox left by CREATE OR REPLACE keeps serving queries that
- * were handed its endpoint before the replacement (Databend does not say
- * when a query ends): then it is stopped, unless a worker uses it again. */
+/* A sandbox left by CREATE OR REPLACE keeps serving the queries that were
+ * handed its endpoint before the replacement (Databend does not say when a
+ * query ends): the housekeeping timer (workers.c, every second) stops it
+ * once no call has reached it for RETIRE_IDLE_MS, unless a worker points at
+ * it again; where the backend cannot say, RETIRE_GRACE_MS after it was
+ * replaced. */
+#define RETIRE_IDLE_MS 10000
 #define RETIRE_GRACE_MS 60000
 
 struct seen {
@@ -195,8 +199,9 @@ static void worker_point(struct udfb_service *s, const char *tenant, const char 
 			r->at_ms = udfb_now_ms();
 			r->next = s->retired;
 			s->retired = r;
-			udfb_info("worker '%s' of tenant %s: now key %s (replaces %s, stopped in %d s unless used)",
-				  name, tenant, key, w->key, RETIRE_GRACE_MS / 1000);
+			udfb_info("worker '%s' of tenant %s: now key %s (replaces %s, stopped once no call reached it "
+				  "for %d s)",
+				  name, tenant, key, w->key, RETIRE_IDLE_MS / 1000);
 		}
 		memcpy(w->key, key, sizeof(w->key));
 		svc_now_text(w->updated_at);
@@ -229,40 +234,63 @@ static int key_used(struct udfb_service *s, const char *tenant, const char *key)
 	return u.used;
 }
 
-/* Stop the sandboxes replaced more than the grace ago that no worker uses
- * again; called on worker threads (stopping may wait for the runtime). */
-static void sweep_retired(struct udfb_service *s)
+/* Is a replaced sandbox no longer needed?  Where the backend says how long
+ * a sandbox has been idle (no UDF call, no hand-out), once that reaches
+ * RETIRE_IDLE_MS: a query handed its endpoint before the replacement still
+ * calls it, however long it runs.  Elsewhere, RETIRE_GRACE_MS after the
+ * replacement.  Called without the lock (the backend may ask the sandbox). */
+static int retired_due(struct udfb_service *s, const struct svc_retired *r, long long now)
+{
+	long long age = now - r->at_ms;
+	if (!s->sched.ops->idle_for)
+		return age >= RETIRE_GRACE_MS;
+	long long idle = s->sched.ops->idle_for(s->sched.impl, r->tenant, r->key);
+	return idle >= RETIRE_IDLE_MS || (idle < 0 && age >= RETIRE_GRACE_MS);
+}
+
+static void retired_free(struct svc_retired *r)
+{
+	free(r->tenant);
+	free(r);
+}
+
+void svc_script_sweep_retired(struct udfb_service *s)
 {
 	long long now = udfb_now_ms();
-	struct svc_retired *due = NULL;
 	pthread_mutex_lock(&s->mu);
-	for (struct svc_retired **p = &s->retired; *p;) {
-		struct svc_retired *r = *p;
-		if (now - r->at_ms < RETIRE_GRACE_MS) {
-			p = &r->next;
-			continue;
-		}
-		*p = r->next;
-		if (key_used(s, r->tenant, r->key)) {
-			free(r->tenant);
-			free(r);
-			continue;
-		}
-		r->next = due;
-		due = r;
-	}
+	struct svc_retired *all = s->retired, *keep = NULL;
+	s->retired = NULL;
 	pthread_mutex_unlock(&s->mu);
-	for (struct svc_retired *r = due, *next; r; r = next) {
+	for (struct svc_retired *r = all, *next; r; r = next) {
 		next = r->next;
+		pthread_mutex_lock(&s->mu);
+		int used = key_used(s, r->tenant, r->key); /* a worker points at it again */
+		pthread_mutex_unlock(&s->mu);
+		if (used) {
+			retired_free(r);
+			continue;
+		}
+		if (!retired_due(s, r, now)) {
+			r->next = keep;
+			keep = r;
+			continue;
+		}
 		struct udfb_err err = UDFB_ERR_INIT;
 		if (s->sched.ops->stop && s->sched.ops->stop(s->sched.impl, r->tenant, r->key, &err) < 0)
 			udfb_warn("stopping the replaced sandbox of key %s: %s", r->key, err.msg);
 		else
-			udfb_info("stopped the replaced sandbox of key %s (tenant %s)", r->key, r->tenant);
+			udfb_info("stopped the replaced sandbox of key %s (tenant %s): no call for %d s", r->key,
+				  r->tenant, RETIRE_IDLE_MS / 1000);
 		udfb_err_clear(&err);
-		free(r->tenant);
-		free(r);
+		retired_free(r);
 	}
+	pthread_mutex_lock(&s->mu); /* back in front of those retired meanwhile */
+	struct svc_retired **tail = &keep;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = s->retired;
+	s->retired = keep;
+	pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- one call ---- */
@@ -514,7 +542,6 @@ int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call
 				 struct udfb_apply_out *out, struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
-	sweep_retired(s);
 	size_t n = c->script.n_imports;
 	char(*digests)[UDFB_DIGEST_LEN + 1] = calloc(n + 1, sizeof(*digests));
 	long long fetch_deadline = deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0;

@@ -118,6 +118,9 @@ int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name
 void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, long long *memory_bytes,
 		     long *cpu_millis, int *replicas);
 void svc_script_free(struct udfb_service *s);
+/* Stop the sandboxes CREATE OR REPLACE left once no call needs them (the
+ * housekeeping timer, every second). */
+void svc_script_sweep_retired(struct udfb_service *s);
 
 /* A string-keyed table; values are owned by the caller (freed by fn). */
 struct udfb_table *udfb_table_new(void);

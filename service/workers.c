@@ -1065,6 +1065,7 @@ static void *housekeeping(void *arg)
 			udfb_warn("%s", err.msg);
 		udfb_err_clear(&err);
 		auto_suspend_pass(s);
+		svc_script_sweep_retired(s);
 		sandbox_gauges(s);
 		struct collect c = { NULL, 0, NULL, { 0, 0 } };
 		pthread_mutex_lock(&s->mu);

@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
@@ -69,6 +71,17 @@ def serve(name, config=None):
 
 
 # ---- the checks ----
+
+
+def endpoint_down(endpoint):
+    """Nothing answers there (the forwarder closes connections to a stopped sandbox)."""
+    try:
+        with urllib.request.urlopen(endpoint + "/health", timeout=2):
+            return False
+    except urllib.error.HTTPError:
+        return False
+    except (urllib.error.URLError, OSError):
+        return True
 
 
 def run(srv, imports):
@@ -173,13 +186,25 @@ def run(srv, imports):
               "%s; %r %r" % (why, old, again))
     tap.check("CREATE OR REPLACE: the worker names its update", new.worker is not None and new.worker.name == "read_env",
               repr(new.worker))
+    # The old sandbox is stopped by the service's own timer once no call has
+    # reached it for 10 s: no further call is made meanwhile.
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 40 and not endpoint_down(old.endpoint):
+        time.sleep(0.5)
+    took = time.monotonic() - t0
+    tap.check("CREATE OR REPLACE: the old sandbox stopped by a timer once no call needs it (%.1f s)" % took,
+              endpoint_down(old.endpoint) and endpoint_down(old.endpoint) and not endpoint_down(new.endpoint)
+              and "stopped the replaced sandbox of key" in Path(srv.stderr_path).read_text(errors="replace"),
+              srv.stderr_tail())
     strict = dict(d_old, ifNotExists=False)
     r = srv.create_worker(strict)
     tap.check("if_not_exists=false with another script: ALREADY_EXISTS", r.code == "ALREADY_EXISTS", repr(r))
 
     # Refusals before anything is fetched or started.
     base = vector("add_one_helper", "create_worker", p)
-    n_req, n_box = imports.count(), len(srv.containers())
+    # Containers started meanwhile, by id: the housekeeping timer may stop a
+    # replaced sandbox during these calls, which starts nothing.
+    n_req, boxes = imports.count(), set(srv.containers())
     bad = dict(base, script=base["script"].replace("humanize==4.9.0\n", "numpy; curl evil\n", 1), name="evil")
     r = srv.create_worker(bad)
     tap.check("a package injection is refused naming the string", r.code == "INVALID_ARGUMENT" and "'numpy;'" in r.details,
@@ -191,8 +216,8 @@ def run(srv, imports):
     tap.check("an unknown script shape is refused naming the line and the template version",
               r.code == "INVALID_ARGUMENT" and "line 2" in r.details and "v1.2.874" in r.details, repr(r))
     tap.check("refused scripts fetched nothing and started nothing",
-              imports.count() == n_req and len(srv.containers()) == n_box,
-              "%d requests, %d sandboxes" % (imports.count() - n_req, len(srv.containers()) - n_box))
+              imports.count() == n_req and not set(srv.containers()) - boxes,
+              "%d requests, new sandboxes %r" % (imports.count() - n_req, sorted(set(srv.containers()) - boxes)))
     r = srv.create_worker(dict(base, tenantId="other_tenant"))
     tap.check("tenant_id other than x-databend-tenant: PERMISSION_DENIED", r.code == "PERMISSION_DENIED", repr(r))
 
@@ -264,6 +289,26 @@ def prebuild(imports):
     return p.returncode, p.stdout
 
 
+def keys_without_building(imports):
+    """`prebuild --dry-run` and `key` take script requests with imports: each
+    import is named by its first-byte GET, and the keys are those of the
+    images prebuild built (their tags end in the key's hex)."""
+    jsonl = os.path.join(TMP, "databend.jsonl")
+    store = os.path.join(TMP, "main", "store")
+    p = subprocess.run([BIN, "prebuild", jsonl, "--dry-run", "--store", store, "--base", "oci:%s:python" % BASE,
+                        "--index-url", INDEX, "--imports-allow", "127.0.0.1"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=300)
+    rows = [line.split(" ", 1) for line in p.stdout.splitlines() if line.strip()]
+    tags = Path(store, "images", "index.json").read_text()
+    ok = p.returncode == 0 and rows and all(k.startswith("sha256:") and k[7:] in tags for k, _ in rows)
+    one = os.path.join(TMP, "one.json")
+    Path(one).write_text(json.dumps(vector("add_one_helper", "create_worker", imports.port)))
+    k = subprocess.run([BIN, "key", one, "--store", store, "--base", "oci:%s:python" % BASE, "--imports-allow",
+                        "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    ok = ok and k.returncode == 0 and k.stdout.strip()[7:] in tags
+    return ok, "dry-run exit %d:\n%s\nkey exit %d: %s" % (p.returncode, p.stdout, k.returncode, k.stdout)
+
+
 def warm(imports):
     """warm takes the same lines: one warm image per distinct package set."""
     jsonl = os.path.join(TMP, "databend.jsonl")
@@ -302,6 +347,8 @@ def main():
             return tap.done()
         tap.check("prebuild takes the vectors' CreateWorker and ApplyResource lines", prebuilt[0] == 0, prebuilt[1])
         tap.check("warm takes them: humanize (add_one_helper's one package set) warmed once", *warm(imports))
+        tap.check("prebuild --dry-run and key take them, imports named by a first-byte GET: the built images' keys",
+                  *keys_without_building(imports))
         try:
             run(srv, imports)
         except Exception:

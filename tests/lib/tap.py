@@ -117,5 +117,6 @@ def run_cases(classes, only=(), result=None):
             if not only or any(o in t.id() for o in only):
                 suite.addTest(t)
     result = result if result is not None else TapResult()
+    result._previousTestClass = None  # a second pass sets its classes up again, even the last one's
     suite.run(result)
     return result
