@@ -1,8 +1,9 @@
 /* The local store: an OCI image layout (blobs/sha256/..., readable by skopeo
  * and umoci) plus an index from cache key to manifest digest kept as one
  * small file per key (keys/ab/cdef...), so a lookup is one open() and an
- * insert rewrites nothing else.  Every write is a temporary file, fsync'd and
- * renamed; a key is written only after every blob it names is in place. */
+ * insert rewrites nothing else.  Every blob is a temporary file, fsync'd and
+ * renamed; blobs/sha256 is fsync'd once for all of a build's blobs, before
+ * the key naming them is written (or at close); docs/store.md. */
 #ifndef UDFB_STORE_H
 #define UDFB_STORE_H
 
@@ -18,6 +19,7 @@ struct udfb_store {
 	char *tmp; /* scratch space on the same file system as the blobs */
 	struct udfb_index *index;
 	int gc_lock; /* held shared while open: gc waits for open stores */
+	int blobs_unsynced; /* a blob renamed (or found) in blobs/sha256 since its last fsync */
 };
 
 /* Creates the layout when missing.  At a process's first open of the
@@ -25,7 +27,12 @@ struct udfb_store {
  * removes leftovers of crashed writes and torn index slots, and derives the
  * default destination's index.json from its tag journal. */
 int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err);
+/* Syncs blobs/sha256 when a blob came in since its last sync. */
 void udfb_store_close(struct udfb_store *s);
+/* fsync blobs/sha256 when a blob was put since the last sync: the names
+ * of this handle's blobs are then durable (their bytes were before their
+ * rename).  udfb_store_key_put calls it first. */
+int udfb_store_sync_blobs(struct udfb_store *s, struct udfb_err *err);
 /* The documented default: $UDFB_STORE, else /var/lib/udf-builder/store for
  * root, else $XDG_CACHE_HOME (or ~/.cache)/udf-builder/store. */
 char *udfb_store_default_dir(void);

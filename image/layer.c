@@ -16,6 +16,9 @@
 #include "common/strmap.h"
 
 #define LAYER_GZIP_LEVEL 6 /* the default; part of UDFB_LAYER_FORMAT */
+/* A tar up to this size is kept from the diff_id pass for the write: a
+ * UDF's own layers (a few KB) are made by libarchive once, not twice. */
+#define TAR_KEEP_MAX (1u << 20)
 
 enum entry_kind { ENTRY_DIR, ENTRY_BYTES, ENTRY_FILE };
 
@@ -36,7 +39,18 @@ struct udfb_layer_writer {
 	/* path -> index in v: a wheel adds thousands of files, each looked
 	 * up with its parents; rebuilt when v is sorted. */
 	struct udfb_strmap index;
+	/* The tar of the last udfb_layer_diff_id when small: dropped by any
+	 * change to the entries. */
+	unsigned char *tar;
+	size_t tar_len;
 };
+
+static void drop_tar(struct udfb_layer_writer *w)
+{
+	free(w->tar);
+	w->tar = NULL;
+	w->tar_len = 0;
+}
 
 void udfb_layer_writer_new(struct udfb_layer_writer **out)
 {
@@ -71,6 +85,7 @@ static int check_path(const char *path, struct udfb_err *err)
 
 static struct entry *push(struct udfb_layer_writer *w)
 {
+	drop_tar(w);
 	if (w->n == w->cap) {
 		w->cap = w->cap ? w->cap * 2 : 16;
 		w->v = realloc(w->v, w->cap * sizeof(*w->v));
@@ -192,6 +207,7 @@ void udfb_layer_writer_free(struct udfb_layer_writer *w)
 	}
 	free(w->v);
 	udfb_strmap_free(&w->index);
+	drop_tar(w);
 	free(w);
 }
 
@@ -211,7 +227,34 @@ struct sink {
 	struct udfb_sha256 *tar_hash, *gz_hash;
 	long long gz_size;
 	int failed_errno;
+	/* Hashing only: the tar kept while it fits in TAR_KEEP_MAX. */
+	unsigned char *keep;
+	size_t keep_len, keep_cap;
+	int keep_over;
 };
+
+static void sink_keep(struct sink *s, const void *buf, size_t len)
+{
+	if (s->keep_over)
+		return;
+	if (s->keep_len + len > TAR_KEEP_MAX) {
+		s->keep_over = 1;
+		free(s->keep);
+		s->keep = NULL;
+		return;
+	}
+	if (s->keep_len + len > s->keep_cap) {
+		size_t cap = s->keep_cap ? s->keep_cap : 16384;
+		while (cap < s->keep_len + len)
+			cap *= 2;
+		s->keep = realloc(s->keep, cap);
+		if (!s->keep)
+			abort();
+		s->keep_cap = cap;
+	}
+	memcpy(s->keep + s->keep_len, buf, len);
+	s->keep_len += len;
+}
 
 static int sink_out(void *ctx, const void *p, size_t have)
 {
@@ -239,6 +282,8 @@ static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size
 	udfb_sha256_update(s->tar_hash, buf, len);
 	if (s->gz && udfb_pgzip_write(s->gz, buf, len) < 0)
 		return -1;
+	if (!s->gz)
+		sink_keep(s, buf, len);
 	return (la_ssize_t)len; /* without gz: hashing only, the diff_id */
 }
 
@@ -259,6 +304,7 @@ static void sink_free(struct sink *s)
 	udfb_pgzip_free(s->gz);
 	udfb_sha256_free(s->tar_hash);
 	udfb_sha256_free(s->gz_hash);
+	free(s->keep);
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -415,6 +461,13 @@ static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer 
 	if (rc == 0) {
 		udfb_sha256_final(s.tar_hash, out);
 		s.tar_hash = NULL;
+	}
+	if (rc == 0 && !s.keep_over) {
+		/* tar_pass sorted the entries (dropping any kept tar): keep this one. */
+		drop_tar(w);
+		w->tar = s.keep ? s.keep : malloc(1);
+		w->tar_len = s.keep_len;
+		s.keep = NULL;
 	}
 	sink_free(&s);
 	return rc;
