@@ -338,11 +338,31 @@ static struct archive_entry *make_header(struct archive *a, const struct entry *
 	return ae;
 }
 
-static int write_file_data(struct archive *a, const struct entry *e, struct udfb_err *err)
+/* The source file open now: a wheel's thousand files are ranges of one
+ * pack file, opened once rather than once each. */
+struct src_file {
+	const char *path; /* borrowed from the entry */
+	int fd;
+};
+
+static int src_open(struct src_file *f, const struct entry *e, struct udfb_err *err)
 {
-	cleanup_close int fd = open(e->src, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (f->fd >= 0 && strcmp(f->path, e->src) == 0)
+		return f->fd;
+	if (f->fd >= 0)
+		close(f->fd);
+	f->path = e->src;
+	f->fd = open(e->src, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0)
 		return udfb_err_sys(err, errno, "layer entry '%s': open", e->path);
+	return f->fd;
+}
+
+static int write_file_data(struct archive *a, const struct entry *e, struct src_file *src, struct udfb_err *err)
+{
+	int fd = src_open(src, e, err);
+	if (fd < 0)
+		return -1;
 	char buf[65536];
 	long long left = e->size, off = e->offset;
 	while (left > 0) {
@@ -369,21 +389,26 @@ static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct 
 	udfb_strmap_reset(&w->index); /* the writer stays usable after udfb_layer_diff_id */
 	for (size_t k = 0; k < w->n; k++)
 		udfb_strmap_put(&w->index, w->v[k].path, k);
-	for (size_t k = 0; k < w->n; k++) {
+	struct src_file src = { .fd = -1 };
+	int rc = 0;
+	for (size_t k = 0; k < w->n && rc == 0; k++) {
 		const struct entry *e = &w->v[k];
 		struct archive_entry *ae = make_header(a, e);
-		int rc = archive_write_header(a, ae);
+		int hrc = archive_write_header(a, ae);
 		archive_entry_free(ae);
-		if (rc != ARCHIVE_OK)
-			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
-					    archive_error_string(a));
-		if (e->kind == ENTRY_BYTES && e->len && archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
-			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
-					    archive_error_string(a));
-		if (e->kind == ENTRY_FILE && write_file_data(a, e, err) < 0)
-			return -1;
+		if (hrc != ARCHIVE_OK)
+			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
+					  archive_error_string(a));
+		else if (e->kind == ENTRY_BYTES && e->len &&
+			 archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
+			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
+					  archive_error_string(a));
+		else if (e->kind == ENTRY_FILE && write_file_data(a, e, &src, err) < 0)
+			rc = -1;
 	}
-	return 0;
+	if (src.fd >= 0)
+		close(src.fd);
+	return rc;
 }
 
 static struct archive *open_tar(struct sink *s)
