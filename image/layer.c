@@ -465,7 +465,12 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 	struct sink s;
 	int rc = sink_open(&s, fd, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed")
 						 : 0;
-	if (rc == 0)
+	if (rc == 0 && w->tar) /* the same bytes as a tar pass would make */
+		rc = sink_write(NULL, &s, w->tar, w->tar_len) < 0
+			     ? (s.failed_errno ? udfb_err_sys(err, s.failed_errno, "write layer")
+					       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: compression failed"))
+			     : 0;
+	else if (rc == 0)
 		rc = tar_pass(w, &s, err);
 	if (rc == 0)
 		rc = finish(out, &s, err);
