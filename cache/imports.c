@@ -1,7 +1,9 @@
 /* The content cache of imports, keyed by (location, tag), never by URL: a
  * query asking again with a fresh presigned URL touches no network.  The
  * bytes are an ordinary blob of the store (content-addressed, shared); the
- * entry imports/ab/cdef... names the blob, its size and what it is. */
+ * entry imports/ab/cdef... names the blob, its size and what it is.  Entries
+ * are not synced: one lost or torn by a crash reads as a miss (its blob's
+ * presence and size are checked), which costs a fetch, never wrong bytes. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +117,7 @@ static int write_entry(struct udfb_store *s, const char *tenant, const char *loc
 	json_decref(j);
 	if (!text) /* not UTF-8: the request check refuses it first */
 		return udfb_err_set(err, UDFB_E_INVALID, "import '%.256s': its location or tag is not UTF-8", location);
-	int rc = udfb_write_file_atomic(path, text, strlen(text), err);
+	int rc = udfb_write_file_unsynced(path, text, strlen(text), err);
 	free(text);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /* The map from a layer's diff_id (its uncompressed tar) to the compressed
  * blob holding it: layers/<diff_id hex> -> {"digest", "size"}.  A layer
  * whose tar the store has seen is never compressed again.  An entry whose
- * blob was swept is a miss. */
+ * blob was swept is a miss, and so is a torn one: entries are not synced
+ * (a crash costs one compression again, never a wrong blob). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,7 @@ int udfb_store_layer_put(struct udfb_store *s, const char *diff_id, const char *
 	json_t *j = udfb_json_must(json_pack("{s:s,s:I}", "digest", digest, "size", (json_int_t)size));
 	char *text = udfb_json_dumps_must(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
-	int rc = udfb_write_file_atomic(path, text, strlen(text), err);
+	int rc = udfb_write_file_unsynced(path, text, strlen(text), err);
 	free(text);
 	return rc;
 }

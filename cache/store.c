@@ -145,6 +145,10 @@ void udfb_store_close(struct udfb_store *s)
 {
 	if (!s)
 		return;
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (udfb_store_sync_blobs(s, &err) < 0)
+		udfb_warn("store %s: %s", s->root, err.msg);
+	udfb_err_clear(&err);
 	udfb_index_close(s->index);
 	if (s->gc_lock >= 0)
 		close(s->gc_lock);
@@ -164,17 +168,42 @@ int udfb_store_has_blob(const struct udfb_store *s, const char *digest)
 	return udfb_exists(p);
 }
 
+/* Blobs are named by content and written before anything names them:
+ * each one's bytes are fsync'd before its rename, and the directory once
+ * for all of them (udfb_store_sync_blobs, before the key entry).  A blob
+ * found present counts too: another writer's rename may not be synced yet,
+ * and our key entry must not outlive it in a crash. */
+static void mark_unsynced(struct udfb_store *s)
+{
+	__atomic_store_n(&s->blobs_unsynced, 1, __ATOMIC_SEQ_CST);
+}
+
+int udfb_store_sync_blobs(struct udfb_store *s, struct udfb_err *err)
+{
+	/* Cleared before the fsync and set after each rename: a rename
+	 * racing this sync leaves the flag set for the next one. */
+	if (!__atomic_exchange_n(&s->blobs_unsynced, 0, __ATOMIC_SEQ_CST))
+		return 0;
+	cleanup_free char *dir = udfb_path_join(s->root, "blobs/sha256");
+	if (udfb_fsync_dir(dir, err) < 0) {
+		mark_unsynced(s);
+		return -1;
+	}
+	return 0;
+}
+
 int udfb_store_put_tmp(struct udfb_store *s, const char *tmp_path, const char *digest, struct udfb_err *err)
 {
 	cleanup_free char *dst = udfb_store_blob_path(s, digest);
 	/* Named by content: a blob already there is this one, and leaving its
 	 * inode alone spares those linking from it a retry. */
-	if (udfb_exists(dst))
-		return unlink(tmp_path), 0;
-	if (rename(tmp_path, dst) < 0)
+	if (udfb_exists(dst)) {
+		unlink(tmp_path);
+	} else if (rename(tmp_path, dst) < 0) {
 		return udfb_err_sys(err, errno, "store blob %s", digest);
-	cleanup_free char *dir = udfb_path_join(s->root, "blobs/sha256");
-	return udfb_fsync_dir(dir, err);
+	}
+	mark_unsynced(s);
+	return 0;
 }
 
 int udfb_store_put_bytes(struct udfb_store *s, const void *data, size_t len, char digest[UDFB_DIGEST_LEN + 1],
@@ -182,15 +211,19 @@ int udfb_store_put_bytes(struct udfb_store *s, const void *data, size_t len, cha
 {
 	udfb_sha256_digest(data, len, digest);
 	cleanup_free char *dst = udfb_store_blob_path(s, digest);
-	if (udfb_exists(dst))
-		return 0;
-	return udfb_write_file_atomic(dst, data, len, err);
+	if (!udfb_exists(dst) && udfb_write_file_nodirsync(dst, data, len, err) < 0)
+		return -1;
+	mark_unsynced(s);
+	return 0;
 }
 
 int udfb_store_put_link(struct udfb_store *s, const char *src, const char *digest, struct udfb_err *err)
 {
 	cleanup_free char *dst = udfb_store_blob_path(s, digest);
-	return udfb_link_or_copy(src, dst, err);
+	if (udfb_link_or_copy(src, dst, err) < 0)
+		return -1;
+	mark_unsynced(s);
+	return 0;
 }
 
 int udfb_store_key_get(struct udfb_store *s, const char *key, char manifest[UDFB_DIGEST_LEN + 1], struct udfb_err *err)
@@ -208,6 +241,10 @@ int udfb_store_key_get(struct udfb_store *s, const char *key, char manifest[UDFB
 
 int udfb_store_key_put(struct udfb_store *s, const char *key, const char *manifest, struct udfb_err *err)
 {
+	/* The entry is not synced, but it must never reach the disk before
+	 * the names of the blobs it reaches. */
+	if (udfb_store_sync_blobs(s, err) < 0)
+		return -1;
 	return udfb_index_put(s->index, key, manifest, err);
 }
 

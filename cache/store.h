@@ -4,8 +4,9 @@
  * cache/index.h), layers by diff_id (layers/), the import cache
  * (imports/), blobs kept in a registry (remote/), package layers and locks,
  * and the service's default destination (images/, with its tag journal).
- * Every blob is a temporary file in tmp/, fsync'd and renamed into place; a
- * key is written only after every blob it names is durable. */
+ * Every blob is a temporary file in tmp/, fsync'd and renamed into place;
+ * blobs/sha256 is fsync'd once for all of a build's blobs, before the key
+ * naming them is written (or at close). */
 #ifndef UDFB_STORE_H
 #define UDFB_STORE_H
 
@@ -21,6 +22,7 @@ struct udfb_store {
 	char *tmp; /* scratch space on the same file system as the blobs */
 	struct udfb_index *index;
 	int gc_lock; /* held shared while open: gc waits for open stores */
+	int blobs_unsynced; /* a blob renamed (or found) in blobs/sha256 since its last fsync */
 };
 
 /* Creates the layout when missing.  At a process's first open of the
@@ -28,7 +30,12 @@ struct udfb_store {
  * removes leftovers of crashed writes and torn index slots, and derives the
  * default destination's index.json from its tag journal. */
 int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err);
+/* Syncs blobs/sha256 when a blob came in since its last sync. */
 void udfb_store_close(struct udfb_store *s);
+/* fsync blobs/sha256 when a blob was put since the last sync: the names
+ * of this handle's blobs are then durable (their bytes were before their
+ * rename).  udfb_store_key_put calls it first. */
+int udfb_store_sync_blobs(struct udfb_store *s, struct udfb_err *err);
 /* The documented default: $UDFB_STORE, else /var/lib/udf-builder/store for
  * root, else $XDG_CACHE_HOME (or ~/.cache)/udf-builder/store. */
 char *udfb_store_default_dir(void);

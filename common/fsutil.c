@@ -116,7 +116,9 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int udfb_write_file_atomic(const char *path, const void *data, size_t len, struct udfb_err *err)
+enum { SYNC_DATA = 1, SYNC_DIR = 2 };
+
+static int write_file(const char *path, const void *data, size_t len, int sync, struct udfb_err *err)
 {
 	cleanup_free char *dir = dir_of(path);
 	cleanup_free char *tmp = NULL;
@@ -128,13 +130,28 @@ int udfb_write_file_atomic(const char *path, const void *data, size_t len, struc
 		unlink(tmp);
 		return -1;
 	}
-	if (udfb_fsync_fd(fd, path, err) < 0 || rename(tmp, path) < 0) {
+	if (((sync & SYNC_DATA) && udfb_fsync_fd(fd, path, err) < 0) || rename(tmp, path) < 0) {
 		if (!err->msg)
 			udfb_err_sys(err, errno, "rename to %s", path);
 		unlink(tmp);
 		return -1;
 	}
-	return udfb_fsync_dir(dir, err);
+	return (sync & SYNC_DIR) ? udfb_fsync_dir(dir, err) : 0;
+}
+
+int udfb_write_file_atomic(const char *path, const void *data, size_t len, struct udfb_err *err)
+{
+	return write_file(path, data, len, SYNC_DATA | SYNC_DIR, err);
+}
+
+int udfb_write_file_nodirsync(const char *path, const void *data, size_t len, struct udfb_err *err)
+{
+	return write_file(path, data, len, SYNC_DATA, err);
+}
+
+int udfb_write_file_unsynced(const char *path, const void *data, size_t len, struct udfb_err *err)
+{
+	return write_file(path, data, len, 0, err);
 }
 
 int udfb_mkdir_p(const char *path, int mode, struct udfb_err *err)

@@ -12,6 +12,12 @@
 int udfb_read_file(char **out, size_t *len, const char *path, size_t max, struct udfb_err *err);
 /* Write via DIR/.tmp-XXXXXX, fsync, rename over path, fsync DIR. */
 int udfb_write_file_atomic(const char *path, const void *data, size_t len, struct udfb_err *err);
+/* The same without the fsync of DIR: the rename becomes durable with the
+ * next sync of DIR (the caller's, batched over many files). */
+int udfb_write_file_nodirsync(const char *path, const void *data, size_t len, struct udfb_err *err);
+/* The same without any fsync: for records a reader checks (a torn or lost
+ * one reads as absent), never for what is trusted as written. */
+int udfb_write_file_unsynced(const char *path, const void *data, size_t len, struct udfb_err *err);
 int udfb_mkdir_p(const char *path, int mode, struct udfb_err *err);
 /* Make an empty temporary file in dir; *out is its malloc'd path. */
 int udfb_mktemp(char **out, int *fd, const char *dir, struct udfb_err *err);

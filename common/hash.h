@@ -1,4 +1,4 @@
-/* SHA-256 (OpenSSL EVP) and the "sha256:<hex>" digest strings of the OCI specs. */
+/* SHA-256 (OpenSSL) and the "sha256:<hex>" digest strings of the OCI specs. */
 #ifndef UDFB_HASH_H
 #define UDFB_HASH_H
 

@@ -16,6 +16,9 @@
 #include "common/strmap.h"
 
 #define LAYER_GZIP_LEVEL 6 /* the default; part of UDFB_LAYER_FORMAT */
+/* A tar up to this size is kept from the diff_id pass for the write: a
+ * UDF's own layers (a few KB) are made by libarchive once, not twice. */
+#define TAR_KEEP_MAX (1u << 20)
 
 enum entry_kind { ENTRY_DIR, ENTRY_BYTES, ENTRY_FILE };
 
@@ -36,7 +39,18 @@ struct udfb_layer_writer {
 	/* path -> index in v: a wheel adds thousands of files, each looked
 	 * up with its parents; rebuilt when v is sorted. */
 	struct udfb_strmap index;
+	/* The tar of the last udfb_layer_diff_id when small: dropped by any
+	 * change to the entries. */
+	unsigned char *tar;
+	size_t tar_len;
 };
+
+static void drop_tar(struct udfb_layer_writer *w)
+{
+	free(w->tar);
+	w->tar = NULL;
+	w->tar_len = 0;
+}
 
 void udfb_layer_writer_new(struct udfb_layer_writer **out)
 {
@@ -71,6 +85,7 @@ static int check_path(const char *path, struct udfb_err *err)
 
 static struct entry *push(struct udfb_layer_writer *w)
 {
+	drop_tar(w);
 	if (w->n == w->cap) {
 		w->cap = w->cap ? w->cap * 2 : 16;
 		w->v = realloc(w->v, w->cap * sizeof(*w->v));
@@ -192,6 +207,7 @@ void udfb_layer_writer_free(struct udfb_layer_writer *w)
 	}
 	free(w->v);
 	udfb_strmap_free(&w->index);
+	drop_tar(w);
 	free(w);
 }
 
@@ -211,7 +227,34 @@ struct sink {
 	struct udfb_sha256 *tar_hash, *gz_hash;
 	long long gz_size;
 	int failed_errno;
+	/* Hashing only: the tar kept while it fits in TAR_KEEP_MAX. */
+	unsigned char *keep;
+	size_t keep_len, keep_cap;
+	int keep_over;
 };
+
+static void sink_keep(struct sink *s, const void *buf, size_t len)
+{
+	if (s->keep_over)
+		return;
+	if (s->keep_len + len > TAR_KEEP_MAX) {
+		s->keep_over = 1;
+		free(s->keep);
+		s->keep = NULL;
+		return;
+	}
+	if (s->keep_len + len > s->keep_cap) {
+		size_t cap = s->keep_cap ? s->keep_cap : 16384;
+		while (cap < s->keep_len + len)
+			cap *= 2;
+		s->keep = realloc(s->keep, cap);
+		if (!s->keep)
+			abort();
+		s->keep_cap = cap;
+	}
+	memcpy(s->keep + s->keep_len, buf, len);
+	s->keep_len += len;
+}
 
 static int sink_out(void *ctx, const void *p, size_t have)
 {
@@ -239,6 +282,8 @@ static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size
 	udfb_sha256_update(s->tar_hash, buf, len);
 	if (s->gz && udfb_pgzip_write(s->gz, buf, len) < 0)
 		return -1;
+	if (!s->gz)
+		sink_keep(s, buf, len);
 	return (la_ssize_t)len; /* without gz: hashing only, the diff_id */
 }
 
@@ -259,6 +304,7 @@ static void sink_free(struct sink *s)
 	udfb_pgzip_free(s->gz);
 	udfb_sha256_free(s->tar_hash);
 	udfb_sha256_free(s->gz_hash);
+	free(s->keep);
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -292,11 +338,31 @@ static struct archive_entry *make_header(struct archive *a, const struct entry *
 	return ae;
 }
 
-static int write_file_data(struct archive *a, const struct entry *e, struct udfb_err *err)
+/* The source file open now: a wheel's thousand files are ranges of one
+ * pack file, opened once rather than once each. */
+struct src_file {
+	const char *path; /* borrowed from the entry */
+	int fd;
+};
+
+static int src_open(struct src_file *f, const struct entry *e, struct udfb_err *err)
 {
-	cleanup_close int fd = open(e->src, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (f->fd >= 0 && strcmp(f->path, e->src) == 0)
+		return f->fd;
+	if (f->fd >= 0)
+		close(f->fd);
+	f->path = e->src;
+	f->fd = open(e->src, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0)
 		return udfb_err_sys(err, errno, "layer entry '%s': open", e->path);
+	return f->fd;
+}
+
+static int write_file_data(struct archive *a, const struct entry *e, struct src_file *src, struct udfb_err *err)
+{
+	int fd = src_open(src, e, err);
+	if (fd < 0)
+		return -1;
 	char buf[65536];
 	long long left = e->size, off = e->offset;
 	while (left > 0) {
@@ -323,21 +389,26 @@ static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct 
 	udfb_strmap_reset(&w->index); /* the writer stays usable after udfb_layer_diff_id */
 	for (size_t k = 0; k < w->n; k++)
 		udfb_strmap_put(&w->index, w->v[k].path, k);
-	for (size_t k = 0; k < w->n; k++) {
+	struct src_file src = { .fd = -1 };
+	int rc = 0;
+	for (size_t k = 0; k < w->n && rc == 0; k++) {
 		const struct entry *e = &w->v[k];
 		struct archive_entry *ae = make_header(a, e);
-		int rc = archive_write_header(a, ae);
+		int hrc = archive_write_header(a, ae);
 		archive_entry_free(ae);
-		if (rc != ARCHIVE_OK)
-			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
-					    archive_error_string(a));
-		if (e->kind == ENTRY_BYTES && e->len && archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
-			return udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
-					    archive_error_string(a));
-		if (e->kind == ENTRY_FILE && write_file_data(a, e, err) < 0)
-			return -1;
+		if (hrc != ARCHIVE_OK)
+			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
+					  archive_error_string(a));
+		else if (e->kind == ENTRY_BYTES && e->len &&
+			 archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
+			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
+					  archive_error_string(a));
+		else if (e->kind == ENTRY_FILE && write_file_data(a, e, &src, err) < 0)
+			rc = -1;
 	}
-	return 0;
+	if (src.fd >= 0)
+		close(src.fd);
+	return rc;
 }
 
 static struct archive *open_tar(struct sink *s)
@@ -394,7 +465,12 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 	struct sink s;
 	int rc = sink_open(&s, fd, w->level) < 0 ? udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib init failed")
 						 : 0;
-	if (rc == 0)
+	if (rc == 0 && w->tar) /* the same bytes as a tar pass would make */
+		rc = sink_write(NULL, &s, w->tar, w->tar_len) < 0
+			     ? (s.failed_errno ? udfb_err_sys(err, s.failed_errno, "write layer")
+					       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: compression failed"))
+			     : 0;
+	else if (rc == 0)
 		rc = tar_pass(w, &s, err);
 	if (rc == 0)
 		rc = finish(out, &s, err);
@@ -415,6 +491,13 @@ static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer 
 	if (rc == 0) {
 		udfb_sha256_final(s.tar_hash, out);
 		s.tar_hash = NULL;
+	}
+	if (rc == 0 && !s.keep_over) {
+		/* tar_pass sorted the entries (dropping any kept tar): keep this one. */
+		drop_tar(w);
+		w->tar = s.keep ? s.keep : malloc(1);
+		w->tar_len = s.keep_len;
+		s.keep = NULL;
 	}
 	sink_free(&s);
 	return rc;

@@ -3,7 +3,10 @@
  * once, and the caller goes on filling the next slot (making the tar,
  * hashing it) while earlier chunks compress.  Reusing a slot first waits
  * for it and emits its member: slots are reused in ring order, so members
- * come out in input order. */
+ * come out in input order.  A slot's compressor and buffers are made when
+ * it is first filled, sized to what it holds: a layer of a few kilobytes
+ * (most of a UDF's) costs one small compressor, no thread and no 1 MiB
+ * buffers. */
 #include "image/pgzip.h"
 
 #include <libdeflate.h>
@@ -17,14 +20,14 @@
 struct slot {
 	struct libdeflate_compressor *c; /* one per slot: not shareable */
 	unsigned char *in, *out;
-	size_t in_len, out_len, out_cap;
+	size_t in_len, in_cap, out_len, out_cap;
 	pthread_t th;
 	int busy; /* 1: compressing on th, 2: compressed here, not emitted */
 };
 
 struct udfb_pgzip {
 	struct slot slots[MAX_THREADS + 1];
-	int n_slots, cur, members, failed;
+	int n_slots, cur, members, failed, level;
 	udfb_pgzip_out fn;
 	void *ctx;
 };
@@ -43,16 +46,43 @@ int udfb_pgzip_new(struct udfb_pgzip **out, int level, int threads, udfb_pgzip_o
 	z->n_slots = (threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads) + 1;
 	z->fn = fn;
 	z->ctx = ctx;
+	z->level = level;
 	*out = z;
-	for (int k = 0; k < z->n_slots; k++) {
-		struct slot *s = &z->slots[k];
-		if (!(s->c = libdeflate_alloc_compressor(level)))
-			return -1;
-		s->out_cap = libdeflate_gzip_compress_bound(s->c, UDFB_PGZIP_CHUNK);
-		s->in = malloc(UDFB_PGZIP_CHUNK);
-		s->out = malloc(s->out_cap);
-		if (!s->in || !s->out)
+	/* A compressor that cannot be had fails here, not half-way. */
+	struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+	if (!c)
+		return -1;
+	z->slots[0].c = c;
+	return 0;
+}
+
+/* Room for n more input bytes in s (at most a chunk in all). */
+static void slot_reserve(struct slot *s, size_t n)
+{
+	if (s->in_len + n <= s->in_cap)
+		return;
+	size_t cap = s->in_cap ? s->in_cap : 16384;
+	while (cap < s->in_len + n)
+		cap *= 2;
+	cap = cap > UDFB_PGZIP_CHUNK ? UDFB_PGZIP_CHUNK : cap;
+	s->in = realloc(s->in, cap);
+	if (!s->in)
+		abort();
+	s->in_cap = cap;
+}
+
+/* The compressor and the output room for s's input, before compressing. */
+static int slot_prepare(struct udfb_pgzip *z, struct slot *s)
+{
+	if (!s->c && !(s->c = libdeflate_alloc_compressor(z->level)))
+		return -1;
+	size_t need = libdeflate_gzip_compress_bound(s->c, s->in_len);
+	if (need > s->out_cap) {
+		free(s->out);
+		s->out = malloc(need);
+		if (!s->out)
 			abort();
+		s->out_cap = need;
 	}
 	return 0;
 }
@@ -84,6 +114,10 @@ static int drain(struct udfb_pgzip *z, struct slot *s)
 static int submit(struct udfb_pgzip *z)
 {
 	struct slot *s = &z->slots[z->cur];
+	if (slot_prepare(z, s) < 0) {
+		z->failed = 1;
+		return -1;
+	}
 	if (pthread_create(&s->th, NULL, compress_slot, s) == 0) {
 		s->busy = 1;
 	} else {
@@ -101,6 +135,7 @@ int udfb_pgzip_write(struct udfb_pgzip *z, const void *p, size_t n)
 		struct slot *s = &z->slots[z->cur];
 		size_t take = UDFB_PGZIP_CHUNK - s->in_len;
 		take = take < n ? take : n;
+		slot_reserve(s, take);
 		memcpy(s->in + s->in_len, b, take);
 		s->in_len += take;
 		b += take;
@@ -122,7 +157,10 @@ int udfb_pgzip_finish(struct udfb_pgzip *z)
 		for (int k = 0; k < z->n_slots; k++)
 			pending += z->slots[k].busy != 0;
 		if (has_last || pending == 0) {
-			compress_slot(&z->slots[last]);
+			if (slot_prepare(z, &z->slots[last]) < 0)
+				z->failed = 1;
+			else
+				compress_slot(&z->slots[last]);
 			z->slots[last].busy = 2;
 		}
 	}

@@ -107,15 +107,21 @@ static char *push_scope(struct udfb_registry *r, const char *repo, const struct 
 	return udfb_buf_steal(&s, NULL);
 }
 
-/* Each digest once, in manifest order. */
-static size_t distinct(const struct udfb_push_blob **out, const struct udfb_push_blob *blobs, size_t n)
+/* Each digest once, in manifest order; those the caller knows are there
+ * are counted present and left out (a repeat push starts no thread). */
+static size_t distinct(const struct udfb_push_blob **out, const struct udfb_push_blob *blobs, size_t n,
+		       struct udfb_push_stats *stats)
 {
 	size_t m = 0;
 	for (size_t k = 0; k < n; k++) {
 		int dup = 0;
-		for (size_t j = 0; j < m && !dup; j++)
-			dup = strcmp(out[j]->digest, blobs[k].digest) == 0;
-		if (!dup)
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = strcmp(blobs[j].digest, blobs[k].digest) == 0;
+		if (dup)
+			continue;
+		if (blobs[k].known)
+			stats->present++;
+		else
 			out[m++] = &blobs[k];
 	}
 	return m;
@@ -128,7 +134,8 @@ static int push_blobs(struct push *p, struct udfb_err *err)
 	for (size_t k = 1; k < PUSH_THREADS && k < p->n; k++)
 		if (pthread_create(&t[started], NULL, worker, p) == 0)
 			started++;
-	worker(p);
+	if (p->n)
+		worker(p);
 	for (int k = 0; k < started; k++)
 		pthread_join(t[k], NULL);
 	if (p->failed)
@@ -157,7 +164,7 @@ int udfb_registry_push(struct udfb_registry *r, const char *repo, const char *ta
 			  .repo = repo,
 			  .scope = scope,
 			  .todo = todo,
-			  .n = distinct(todo, blobs, n),
+			  .n = distinct(todo, blobs, n, stats),
 			  .err = UDFB_ERR_INIT,
 			  .stats = stats };
 	pthread_mutex_init(&p.mu, NULL);

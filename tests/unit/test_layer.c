@@ -11,7 +11,9 @@
 #include "common/fsutil.h"
 #include "image/layer.h"
 
-static int build(struct udfb_layer *out, const char *tmp, int reversed, const char *file)
+/* mode 1: the diff_id first (the writer keeps the small tar for the
+ * write); mode 2: the same, then one more file (the kept tar is stale). */
+static int build_mode(struct udfb_layer *out, const char *tmp, int reversed, const char *file, int mode)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_layer_writer *w;
@@ -21,12 +23,25 @@ static int build(struct udfb_layer *out, const char *tmp, int reversed, const ch
 		const char *n = names[reversed ? 2 - k : k];
 		udfb_layer_add_bytes(w, n, n, strlen(n), 0, &err);
 	}
-	udfb_layer_add_file(w, "app/imports/big.bin", file, 100000, 0, &err);
+	if (mode != 2)
+		udfb_layer_add_file(w, "app/imports/big.bin", file, 100000, 0, &err);
+	char diff_id[UDFB_DIGEST_LEN + 1];
+	if (mode && udfb_layer_diff_id(diff_id, w, &err) < 0)
+		printf("# %s\n", err.msg);
+	if (mode == 2)
+		udfb_layer_add_file(w, "app/imports/big.bin", file, 100000, 0, &err);
 	int rc = udfb_layer_write(out, w, tmp, &err);
+	if (rc == 0 && mode == 1 && strcmp(diff_id, out->diff_id) != 0)
+		rc = -1, printf("# diff_id pass %s, write %s\n", diff_id, out->diff_id);
 	if (rc < 0)
 		printf("# %s\n", err.msg);
 	udfb_err_clear(&err);
 	return rc;
+}
+
+static int build(struct udfb_layer *out, const char *tmp, int reversed, const char *file)
+{
+	return build_mode(out, tmp, reversed, file, 0);
 }
 
 static void check_tar(const char *path)
@@ -113,6 +128,14 @@ int main(void)
 	udfb_sha256_file(got, &size, a.path, &err);
 	CHECK(strcmp(got, a.digest) == 0 && size == a.size, "digest and size describe the file written");
 	check_tar(a.path);
+	for (int mode = 1; mode <= 2; mode++) {
+		struct udfb_layer c;
+		CHECK(build_mode(&c, tmp, mode == 2, file, mode) == 0 && strcmp(a.digest, c.digest) == 0 &&
+			      strcmp(a.diff_id, c.diff_id) == 0 && a.size == c.size,
+		      mode == 1 ? "a layer written after its diff_id (from the kept tar) has the same bytes"
+				: "a file added after the diff_id is in the layer written");
+		udfb_layer_clear(&c);
+	}
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
 	CHECK(udfb_layer_add_bytes(w, "app/../etc/passwd", "x", 1, 0, &err) < 0, "a '..' component is refused");
