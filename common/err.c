@@ -2,6 +2,7 @@
 #include "common/err.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,21 @@ int udfb_err_set(struct udfb_err *err, enum udfb_errcat cat, const char *fmt, ..
 	err->msg = vformat(fmt, ap);
 	va_end(ap);
 	err->cat = cat;
+	err->sys_errno = 0;
+	return -1;
+}
+
+enum udfb_errcat udfb_errno_cat(int errnum)
+{
+	return errnum == ENOENT ? UDFB_E_NOTFOUND : UDFB_E_INTERNAL;
+}
+
+static int vsys(struct udfb_err *err, enum udfb_errcat cat, int errnum, const char *fmt, va_list ap)
+{
+	char *what = vformat(fmt, ap);
+	udfb_err_set(err, cat, "%s: %s", what, strerror(errnum));
+	free(what);
+	err->sys_errno = errnum;
 	return -1;
 }
 
@@ -41,10 +57,18 @@ int udfb_err_sys(struct udfb_err *err, int errnum, const char *fmt, ...)
 	assert(err && err->msg == NULL);
 	va_list ap;
 	va_start(ap, fmt);
-	char *what = vformat(fmt, ap);
+	vsys(err, udfb_errno_cat(errnum), errnum, fmt, ap);
 	va_end(ap);
-	udfb_err_set(err, UDFB_E_INTERNAL, "%s: %s", what, strerror(errnum));
-	free(what);
+	return -1;
+}
+
+int udfb_err_sys_as(struct udfb_err *err, enum udfb_errcat cat, int errnum, const char *fmt, ...)
+{
+	assert(err && err->msg == NULL && cat != UDFB_E_OK);
+	va_list ap;
+	va_start(ap, fmt);
+	vsys(err, cat, errnum, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -73,6 +97,7 @@ void udfb_err_clear(struct udfb_err *err)
 	free(err->msg);
 	err->msg = NULL;
 	err->cat = UDFB_E_OK;
+	err->sys_errno = 0;
 }
 
 void udfb_err_move(struct udfb_err *dst, struct udfb_err *src)
@@ -81,6 +106,7 @@ void udfb_err_move(struct udfb_err *dst, struct udfb_err *src)
 	*dst = *src;
 	src->msg = NULL;
 	src->cat = UDFB_E_OK;
+	src->sys_errno = 0;
 }
 
 /* The one table from category to gRPC status code and CLI exit status. */

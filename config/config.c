@@ -242,7 +242,6 @@ static int file_section(struct udfb_config *c, const char *section, json_t *obj,
 {
 	const char *key;
 	json_t *v;
-	size_t plen = strlen(section);
 	json_object_foreach(obj, key, v) {
 		char name[96], num[32];
 		snprintf(name, sizeof(name), "%s-%s", section, key);
@@ -254,11 +253,11 @@ static int file_section(struct udfb_config *c, const char *section, json_t *obj,
 		int rc = 0;
 		if (json_is_array(v))
 			json_array_foreach(v, k, item) {
-				if (rc == 0)
-					rc = json_is_string(item)
-						     ? file_set(c, name, json_string_value(item), err)
-						     : udfb_err_set(err, UDFB_E_INVALID, "%s.%s[%zu]: must be a string",
-								    section, key, k);
+				if (!json_is_string(item))
+					return udfb_err_set(err, UDFB_E_INVALID, "%s.%s[%zu]: must be a string",
+							    section, key, k);
+				if ((rc = file_set(c, name, json_string_value(item), err)) < 0)
+					break;
 			}
 		else if (json_is_integer(v))
 			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)),
@@ -266,11 +265,9 @@ static int file_section(struct udfb_config *c, const char *section, json_t *obj,
 		else if (json_is_string(v))
 			rc = file_set(c, name, json_string_value(v), err);
 		else
-			rc = udfb_err_set(err, UDFB_E_INVALID, "%s.%s: unexpected value type", section, key);
-		if (rc < 0)
-			return err->msg && strncmp(err->msg, section, plen) == 0
-				       ? -1
-				       : udfb_err_wrap(err, "%s.%s", section, key);
+			return udfb_err_set(err, UDFB_E_INVALID, "%s.%s: unexpected value type", section, key);
+		if (rc < 0) /* the setting's own error, named as the file names it */
+			return udfb_err_wrap(err, "%s.%s", section, key);
 	}
 	return 0;
 }

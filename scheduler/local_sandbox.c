@@ -177,14 +177,26 @@ static int write_record(const struct udfb_sandbox_rec *sb, struct udfb_err *err)
 
 /* ---- start ---- */
 
+/* The errno a sandbox's last line reports, when it names one we act on: a
+ * server that could not bind its port (Python's OSError text for
+ * EADDRINUSE) is started again on other ports.  The child's output is its
+ * only channel, so it is read here, once; callers test err->sys_errno. */
+static int line_errno(const char *line)
+{
+	return strstr(line, "Address already in use") ? EADDRINUSE : 0;
+}
+
 static int exited_at_start(const struct udfb_sandbox_rec *sb, struct udfb_err *err)
 {
 	char how[64], line[LINE_MAX_CHARS + 1];
 	udfb_pidfd_reap(sb->pidfd, how, sizeof(how));
 	log_tail(sb, line, sizeof(line));
 	udfb_warn("sandbox %s: exited at start (%s)", sb->id, *how ? how : "status unknown");
-	if (*line)
-		return udfb_err_set(err, UDFB_E_INVALID, "sandbox for key %s: exited at start: %s", sb->key, line);
+	if (*line) {
+		udfb_err_set(err, UDFB_E_INVALID, "sandbox for key %s: exited at start: %s", sb->key, line);
+		err->sys_errno = line_errno(line);
+		return -1;
+	}
 	return udfb_err_set(err, UDFB_E_UNAVAILABLE, "sandbox for key %s: exited at start (%s) without a message",
 			    sb->key, *how ? how : "status unknown");
 }
@@ -221,9 +233,10 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 		log_tail(sb, line, sizeof(line));
 		if (*line) {
 			udfb_err_clear(err);
-			return udfb_err_set(err, UDFB_E_INTERNAL,
-					    "sandbox for key %s: runtime %s could not start it: %s", sb->key, L->rt.bin,
-					    line);
+			udfb_err_set(err, UDFB_E_INTERNAL, "sandbox for key %s: runtime %s could not start it: %s",
+				     sb->key, L->rt.bin, line);
+			err->sys_errno = line_errno(line);
+			return -1;
 		}
 		return udfb_err_wrap(err, "sandbox for key %s", sb->key);
 	}

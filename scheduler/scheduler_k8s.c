@@ -248,7 +248,7 @@ static int k8s_registry_del(void *impl, const char *tenant, const char *name, st
 	if (asprintf(&ns, "udf-%s", label) < 0 || asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s", ns, cm) < 0)
 		abort();
 	int rc = k8s_api_call(&k->api, "DELETE", path, NULL, NULL, "delete ConfigMap", ns, cm, err);
-	if (rc < 0 && err->msg && strstr(err->msg, "HTTP 404")) { /* gone already: another replica dropped it */
+	if (rc < 0 && err->cat == UDFB_E_NOTFOUND) { /* gone already: another replica dropped it */
 		udfb_err_clear(err);
 		rc = 0;
 	}
@@ -319,7 +319,7 @@ static int k8s_suspend(void *impl, const char *tenant, const char *key, struct u
 		free(path);
 		k8s_names_free(&n);
 		if (rc < 0)
-			return err->msg && strstr(err->msg, "HTTP 404") ? (udfb_err_clear(err), 0) : -1;
+			return err->cat == UDFB_E_NOTFOUND ? (udfb_err_clear(err), 0) : -1;
 		json_t *meta = json_object_get(got, "metadata");
 		d = json_pack("{s:s,s:s,s:{s:O,s:O,s:O*},s:O}", "apiVersion", "apps/v1", "kind", "Deployment",
 			      "metadata", "name", json_object_get(meta, "name"), "namespace",

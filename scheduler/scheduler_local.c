@@ -297,7 +297,7 @@ static int start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const struct
 		 const char *spec, struct udfb_err *err)
 {
 	int rc = udfb_local_start(L, sb, req, err);
-	if (rc == 0 || L->fwd || !strstr(err->msg, "Address already in use"))
+	if (rc == 0 || L->fwd || err->sys_errno != EADDRINUSE)
 		return rc; /* under network=namespace the ports are ours: never taken */
 	udfb_info("sandbox for key %s: ports %d/%d taken meanwhile; trying others", sb->key, sb->udf_port,
 		  sb->status_port);
