@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/clock.h"
 #include "common/fsutil.h"
 
 #define IX_MAGIC "UDFBIX01"
@@ -184,19 +185,12 @@ static void save_counts(struct udfb_index *ix)
 	h->dead = (uint32_t)ix->dead;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Another process may have grown the index into a new file.  Writers look
  * every time (under the file lock); readers at most every 50 ms: a reader a
  * moment behind misses a new key, which costs a rebuild, never a wrong answer. */
 static int refresh(struct udfb_index *ix, int always, struct udfb_err *err)
 {
-	long long now = mono_ms();
+	long long now = udfb_now_ms();
 	if (!always && ix->map && now - ix->checked_ms < 50)
 		return 0;
 	ix->checked_ms = now;

@@ -12,6 +12,7 @@
 
 #include "builder/batch.h"
 #include "cmd/cli.h"
+#include "common/clock.h"
 #include "common/jsonout.h"
 #include "image/ocilayout.h"
 #include "cache/store.h"
@@ -21,13 +22,6 @@ struct progress {
 	double t0;
 	int tty;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void on_done(const struct udfb_batch_item *it, size_t finished, void *ctx)
 {
@@ -43,7 +37,8 @@ static void on_done(const struct udfb_batch_item *it, size_t finished, void *ctx
 				it->name);
 		return;
 	}
-	double spent = now_s() - p->t0, eta = finished ? spent / (double)finished * (double)(p->total - finished) : 0;
+	double spent = udfb_now_s() - p->t0,
+	       eta = finished ? spent / (double)finished * (double)(p->total - finished) : 0;
 	int width = 30, fill = p->total ? (int)(width * finished / p->total) : width;
 	fprintf(stderr, "\r[%.*s%*s] %zu/%zu  hits %zu  built %zu  failed %zu  ETA %ds ", fill,
 		"==============================", width - fill, "", finished, p->total, p->hits, p->built, p->failed,
@@ -120,7 +115,7 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 				     .fetch = &c->fetch,
 				     .packages = &c->packages,
 				     .base_resolved = &base };
-	struct progress p = { .total = b.n, .t0 = now_s(), .tty = isatty(STDERR_FILENO) };
+	struct progress p = { .total = b.n, .t0 = udfb_now_s(), .tty = isatty(STDERR_FILENO) };
 	if (rc == 0 && c->dry_run) {
 		udfb_batch_keys(&b, &o, err);
 		dry_run(&b);
@@ -132,7 +127,7 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 			udfb_batch_run(&b, &o, jobs, on_done, &p);
 		if (rc == 0)
 			rc = udfb_oci_autosync_stop(err);
-		double secs = now_s() - p.t0;
+		double secs = udfb_now_s() - p.t0;
 		fprintf(stderr, "%zu requests: %zu cached, %zu built, %zu failed in %.1f s\n", p.total, p.hits, p.built,
 			p.failed, secs);
 		if (rc == 0 && c->report)

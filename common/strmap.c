@@ -1,4 +1,5 @@
 /* String-keyed hash map: see strmap.h. */
+#include "common/clock.h"
 #include "common/strmap.h"
 
 #include <pthread.h>
@@ -14,9 +15,7 @@ static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
 static void seed_init(void)
 {
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&ts;
+		seed = (uint64_t)udfb_now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&seed;
 	}
 }
 

@@ -1,5 +1,6 @@
 /* SSRF guard: see netguard.h.  Addresses are compared as 16-byte IPv6
  * values, IPv4 ones mapped into ::ffff:0:0/96, so one table serves both. */
+#include "common/clock.h"
 #include "fetch/netguard.h"
 
 #include <arpa/inet.h>
@@ -139,13 +140,6 @@ static uint8_t (*local_addrs)[16];
 static size_t n_local;
 static long long local_read_ms = -1;
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void local_read(void)
 {
 	struct ifaddrs *list = NULL;
@@ -171,7 +165,7 @@ static void local_read(void)
 static int is_local(const uint8_t a[16])
 {
 	pthread_mutex_lock(&local_lock);
-	long long now = mono_ms();
+	long long now = udfb_now_ms();
 	if (local_read_ms < 0 || now - local_read_ms > LOCAL_TTL_MS) {
 		local_read();
 		local_read_ms = now;

@@ -26,11 +26,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/jsonout.h"
 #include "common/log.h"
-#include "common/buf.h"
 #include "common/strmap.h"
 
 #define JOURNAL ".udfb-tags"
@@ -194,13 +195,6 @@ static char **dirty;
 static size_t n_dirty;
 static double first_dirty, last_tag;
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void memo_clear_locked(void)
 {
 	for (size_t k = 0; k < memo_n; k++)
@@ -218,7 +212,7 @@ static void mark_dirty_locked(const char *dir)
 		if (strcmp(dirty[k], dir) == 0)
 			return;
 	if (!n_dirty)
-		first_dirty = mono_s();
+		first_dirty = udfb_now_s();
 	dirty = realloc(dirty, (n_dirty + 1) * sizeof(*dirty));
 	if (!dirty || !(dirty[n_dirty++] = strdup(dir)))
 		abort();
@@ -280,7 +274,7 @@ int udfb_oci_tag(const char *dir, const char *digest, long long size, const char
 		mk = NULL;
 	}
 	mark_dirty_locked(dir);
-	last_tag = mono_s();
+	last_tag = udfb_now_s();
 	pthread_cond_signal(&cond);
 	pthread_mutex_unlock(&mu);
 	return 0;
@@ -683,12 +677,13 @@ int udfb_oci_sync(const char *dir, struct udfb_err *err)
 	int lock = lock_layout(dir, err);
 	if (lock < 0)
 		return -1;
-	double t0 = mono_s();
+	double t0 = udfb_now_s();
 	long applied = 0;
 	int rc = sync_locked(dir, &applied, err);
 	close(lock);
 	if (rc == 0 && applied)
-		udfb_debug("%s: index.json written with %ld new tags in %.1f ms", dir, applied, (mono_s() - t0) * 1e3);
+		udfb_debug("%s: index.json written with %ld new tags in %.1f ms", dir, applied,
+			   (udfb_now_s() - t0) * 1e3);
 	return rc < 0 ? udfb_err_wrap(err, "OCI layout %s", dir) : 0;
 }
 
@@ -725,15 +720,12 @@ static void *syncer_main(void *arg)
 			pthread_cond_wait(&cond, &mu);
 			continue;
 		}
-		double now = mono_s();
+		double now = udfb_now_s();
 		double due = last_tag + quiet_ms_ / 1e3, cap = first_dirty + max_ms_ / 1e3;
 		double at = due < cap ? due : cap;
 		if (now < at) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			double wake = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (at - now);
-			ts.tv_sec = (time_t)wake;
-			ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
+			struct timespec ts; /* cond's clock is the default, CLOCK_REALTIME */
+			udfb_abstime(&ts, CLOCK_REALTIME, (long long)((at - now) * 1e3) + 1);
 			pthread_cond_timedwait(&cond, &mu, &ts);
 			continue;
 		}

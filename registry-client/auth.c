@@ -14,16 +14,10 @@
 #include <time.h>
 
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "registry-client/retry.h"
 
 #define DEFAULT_EXPIRES_S 60 /* the distribution token spec's default */
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void udfb_cred_clear(struct udfb_cred *c)
 {
@@ -202,7 +196,7 @@ static int parse_token(struct auth_token *t, const struct udfb_buf *body, const 
 	/* Renew a little early so a token never expires in flight. */
 	long long margin = exp > 20 ? 10000 : exp * 500;
 	t->value = strdup(v);
-	t->expires_ms = now_ms() + exp * 1000 - margin;
+	t->expires_ms = udfb_now_ms() + exp * 1000 - margin;
 	json_decref(j);
 	return 0;
 }
@@ -310,7 +304,7 @@ static char *header_line(const char *scheme_value)
 static int bearer_header(struct udfb_auth *a, CURL *c, const char *scope, char **out, struct udfb_err *err)
 {
 	struct auth_token *t = token_find(a, scope);
-	if (t && t->expires_ms <= now_ms()) {
+	if (t && t->expires_ms <= udfb_now_ms()) {
 		token_clear(t);
 		t = NULL;
 	}

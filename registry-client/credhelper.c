@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "registry-client/dockercfg.h"
 
 #define HELPER_OUT_MAX (64u << 10)
@@ -132,20 +133,13 @@ static int spawn(pid_t *pid, int *in, int *out, const char *prog, struct udfb_er
 	return 0;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read all of fd within the time limit; -1 on timeout or overflow. */
 static int read_all(int fd, struct udfb_buf *b)
 {
-	long long end = mono_ms() + HELPER_TIMEOUT_MS;
+	long long end = udfb_now_ms() + HELPER_TIMEOUT_MS;
 	char chunk[4096];
 	for (;;) {
-		long long left = end - mono_ms();
+		long long left = end - udfb_now_ms();
 		struct pollfd p = { fd, POLLIN, 0 };
 		if (left <= 0 || poll(&p, 1, (int)left) == 0)
 			return -1;

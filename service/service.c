@@ -15,19 +15,13 @@
 #include "service/flight.h"
 #include "common/log.h"
 #include "service/runtime_base.h"
+#include "common/clock.h"
 #include "common/pool.h"
 #include "registry-client/ref.h"
 #include "scheduler/scheduler.h"
 #include "cache/store.h"
 #include "service/token.h"
 #include "service/service_internal.h"
-
-long long udfb_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- start and stop ---- */
 
