@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+
 static char *vformat(const char *fmt, va_list ap)
 {
 	va_list ap2;
@@ -15,9 +17,7 @@ static char *vformat(const char *fmt, va_list ap)
 	va_end(ap2);
 	if (n < 0)
 		n = 0;
-	char *s = malloc((size_t)n + 1);
-	if (!s)
-		abort();
+	char *s = udfb_malloc((size_t)n + 1);
 	vsnprintf(s, (size_t)n + 1, fmt, ap);
 	/* Messages are one line: a newline from user data must not split them. */
 	for (char *p = s; *p; p++)
@@ -80,9 +80,7 @@ int udfb_err_wrap(struct udfb_err *err, const char *fmt, ...)
 	char *ctx = vformat(fmt, ap);
 	va_end(ap);
 	size_t n = strlen(ctx) + strlen(err->msg) + 3;
-	char *s = malloc(n);
-	if (!s)
-		abort();
+	char *s = udfb_malloc(n);
 	snprintf(s, n, "%s: %s", ctx, err->msg);
 	free(ctx);
 	free(err->msg);

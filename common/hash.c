@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 
 struct udfb_sha256 {
@@ -16,9 +17,7 @@ struct udfb_sha256 {
 
 struct udfb_sha256 *udfb_sha256_new(void)
 {
-	struct udfb_sha256 *h = malloc(sizeof(*h));
-	if (!h)
-		abort();
+	struct udfb_sha256 *h = udfb_malloc(sizeof(*h));
 	h->ctx = EVP_MD_CTX_new();
 	if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
 		abort();

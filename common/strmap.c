@@ -1,5 +1,4 @@
 /* String-keyed hash map: see strmap.h. */
-#include "common/clock.h"
 #include "common/strmap.h"
 
 #include <pthread.h>
@@ -8,6 +7,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
 
 static uint64_t seed;
 static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
@@ -70,11 +72,9 @@ static void grow(struct udfb_strmap *m)
 {
 	struct udfb_strmap old = *m;
 	m->cap = old.cap ? old.cap * 2 : 64;
-	m->keys = calloc(m->cap, sizeof(*m->keys));
-	m->lens = malloc(m->cap * sizeof(*m->lens));
-	m->vals = malloc(m->cap * sizeof(*m->vals));
-	if (!m->keys || !m->lens || !m->vals)
-		abort();
+	m->keys = udfb_calloc(m->cap, sizeof(*m->keys));
+	m->lens = udfb_malloc(m->cap * sizeof(*m->lens));
+	m->vals = udfb_malloc(m->cap * sizeof(*m->vals));
 	for (size_t k = 0; k < old.cap; k++) {
 		if (!old.keys[k])
 			continue;
