@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/clock.h"
@@ -213,9 +214,8 @@ static void mark_dirty_locked(const char *dir)
 			return;
 	if (!n_dirty)
 		first_dirty = udfb_now_s();
-	dirty = realloc(dirty, (n_dirty + 1) * sizeof(*dirty));
-	if (!dirty || !(dirty[n_dirty++] = strdup(dir)))
-		abort();
+	dirty = udfb_realloc(dirty, (n_dirty + 1) * sizeof(*dirty));
+	dirty[n_dirty++] = udfb_strdup(dir);
 }
 
 /* The memo's key names the layout by its inode, so a layout removed and
@@ -223,13 +223,10 @@ static void mark_dirty_locked(const char *dir)
 static char *memo_key(const char *dir, const char *digest, const char *tag)
 {
 	struct stat sb;
-	char *k = NULL;
 	if (stat(dir, &sb) < 0)
 		return NULL;
-	if (asprintf(&k, "%llx:%llx\t%s\t%s", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino, tag,
-		     digest) < 0)
-		abort();
-	return k;
+	return udfb_asprintf("%llx:%llx\t%s\t%s", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino, tag,
+			     digest);
 }
 
 /* A tag ending in a cache key's 64 hex digits names that key's image
@@ -266,9 +263,7 @@ int udfb_oci_tag(const char *dir, const char *digest, long long size, const char
 	if (mk) {
 		if (memo_n >= MEMO_MAX)
 			memo_clear_locked();
-		memo_keys = realloc(memo_keys, (memo_n + 1) * sizeof(*memo_keys));
-		if (!memo_keys)
-			abort();
+		memo_keys = udfb_realloc(memo_keys, (memo_n + 1) * sizeof(*memo_keys));
 		memo_keys[memo_n++] = mk;
 		udfb_strmap_put(&memo, mk, 0);
 		mk = NULL;
@@ -508,8 +503,8 @@ static void splice_one(const struct udfb_oci_tag_rec *r, void *ctx)
 	/* A later record of the same tag in this journal compares with this
 	 * one; the key is ours (a value from ADDED on marks it, freed by
 	 * sync_fast). */
-	char *key = strdup(r->tag);
-	if (!key || !udfb_strmap_put(&s->k->map, key, ADDED + off))
+	char *key = udfb_strdup(r->tag);
+	if (!udfb_strmap_put(&s->k->map, key, ADDED + off))
 		free(key);
 }
 

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
+
 #define MAX_THREADS 8
 
 struct slot {
@@ -37,9 +39,7 @@ int udfb_pgzip_threads(void)
 
 int udfb_pgzip_new(struct udfb_pgzip **out, int level, int threads, udfb_pgzip_out fn, void *ctx)
 {
-	struct udfb_pgzip *z = calloc(1, sizeof(*z));
-	if (!z)
-		abort();
+	struct udfb_pgzip *z = udfb_calloc(1, sizeof(*z));
 	z->n_slots = (threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads) + 1;
 	z->fn = fn;
 	z->ctx = ctx;
@@ -49,10 +49,8 @@ int udfb_pgzip_new(struct udfb_pgzip **out, int level, int threads, udfb_pgzip_o
 		if (!(s->c = libdeflate_alloc_compressor(level)))
 			return -1;
 		s->out_cap = libdeflate_gzip_compress_bound(s->c, UDFB_PGZIP_CHUNK);
-		s->in = malloc(UDFB_PGZIP_CHUNK);
-		s->out = malloc(s->out_cap);
-		if (!s->in || !s->out)
-			abort();
+		s->in = udfb_malloc(UDFB_PGZIP_CHUNK);
+		s->out = udfb_malloc(s->out_cap);
 	}
 	return 0;
 }
