@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "common/curl_init.h"
 #include "common/fsutil.h"
@@ -175,9 +176,7 @@ static void setup(struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	if (x->item->accept) {
-		char *h = NULL;
-		if (asprintf(&h, "Accept: %s", x->item->accept) < 0)
-			abort();
+		char *h = udfb_asprintf("Accept: %s", x->item->accept);
 		x->headers = curl_slist_append(x->headers, h);
 		free(h);
 	}
@@ -419,12 +418,7 @@ static int prepare(struct run *r, struct udfb_fetch_item *items, const char *dir
 		memset(&items[k].out, 0, sizeof(items[k].out));
 		items[k].out.total_size = -1;
 		items[k].http_status = 0;
-		if (items[k].what)
-			x->name = strdup(items[k].what);
-		else if (asprintf(&x->name, "import '%s'", items[k].location) < 0)
-			x->name = NULL;
-		if (!x->name)
-			abort();
+		x->name = items[k].what ? udfb_strdup(items[k].what) : udfb_asprintf("import '%s'", items[k].location);
 		if (udfb_mktemp(&items[k].out.path, &x->fd, dir, err) < 0)
 			return -1;
 		items[k].out.owned = 1;
@@ -447,8 +441,8 @@ static void note_response(struct xfer *x)
 	snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
 	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &redirects);
 	curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
-	if (redirects > 0 && url && !(out->final_url = strdup(url)))
-		abort();
+	if (redirects > 0 && url)
+		out->final_url = udfb_strdup(url);
 }
 
 static int conclude(struct run *r, struct udfb_err *err)
@@ -498,7 +492,7 @@ int udfb_fetch_all(struct udfb_fetch_item *items, size_t n, const struct udfb_fe
 	long long own = udfb_now_ms() + o->timeout_ms;
 	struct run r = { .o = o, .deadline_ms = deadline_ms && deadline_ms < own ? deadline_ms : own, .n = n };
 	r.multi = curl_multi_init();
-	r.x = calloc(n, sizeof(*r.x));
+	r.x = udfb_calloc(n, sizeof(*r.x));
 	int rc = prepare(&r, items, dir, err);
 	if (rc == 0)
 		rc = loop(&r, err);

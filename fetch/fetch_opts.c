@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "fetch/fetch.h"
 
 void udfb_fetch_opts_defaults(struct udfb_fetch_opts *o)
@@ -45,7 +46,7 @@ int udfb_fetch_opts_set(struct udfb_fetch_opts *o, const char *name, const char 
 		return udfb_netguard_allow(o->guard, v, err);
 	if (strcmp(name, "imports-ca-bundle") == 0) {
 		free(o->ca_bundle);
-		o->ca_bundle = strdup(v);
+		o->ca_bundle = udfb_strdup(v);
 		return 0;
 	}
 	static const struct {
@@ -101,7 +102,7 @@ int udfb_fetch_opts_load_env(struct udfb_fetch_opts *o, struct udfb_err *err)
 		if (!v || !*v)
 			continue;
 		/* The allow-list is a comma-separated list; the rest are single values. */
-		char *copy = strdup(v), *save = NULL;
+		char *copy = udfb_strdup(v), *save = NULL;
 		int rc = 0;
 		for (char *item = k == 0 ? strtok_r(copy, ",", &save) : copy; item && rc == 0;
 		     item = k == 0 ? strtok_r(NULL, ",", &save) : NULL)

@@ -1,6 +1,5 @@
 /* SSRF guard: see netguard.h.  Addresses are compared as 16-byte IPv6
  * values, IPv4 ones mapped into ::ffff:0:0/96, so one table serves both. */
-#include "common/clock.h"
 #include "fetch/netguard.h"
 
 #include <arpa/inet.h>
@@ -13,6 +12,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
 
 struct net {
 	uint8_t addr[16];
@@ -153,9 +155,7 @@ static void local_read(void)
 			continue;
 		if (n_local == cap) {
 			cap = cap ? 2 * cap : 16;
-			local_addrs = realloc(local_addrs, cap * sizeof(*local_addrs));
-			if (!local_addrs)
-				abort();
+			local_addrs = udfb_realloc(local_addrs, cap * sizeof(*local_addrs));
 		}
 		memcpy(local_addrs[n_local++], a, 16);
 	}
@@ -186,9 +186,7 @@ void udfb_netguard_refresh_local(void)
 
 void udfb_netguard_new(struct udfb_netguard **out)
 {
-	*out = calloc(1, sizeof(**out));
-	if (!*out)
-		abort();
+	*out = udfb_calloc(1, sizeof(**out));
 }
 
 void udfb_netguard_free(struct udfb_netguard *g)
@@ -218,9 +216,7 @@ int udfb_netguard_allow(struct udfb_netguard *g, const char *entry, struct udfb_
 	struct net n;
 	const char *why = parse_net(&n, entry);
 	if (!why) {
-		g->nets = realloc(g->nets, (g->n_nets + 1) * sizeof(*g->nets));
-		if (!g->nets)
-			abort();
+		g->nets = udfb_realloc(g->nets, (g->n_nets + 1) * sizeof(*g->nets));
 		g->nets[g->n_nets++] = n;
 		return 0;
 	}
@@ -231,10 +227,8 @@ int udfb_netguard_allow(struct udfb_netguard *g, const char *entry, struct udfb_
 	if (!host_valid(entry))
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "imports-allow '%.64s': expected a host name, an address or a CIDR", entry);
-	g->hosts = realloc(g->hosts, (g->n_hosts + 1) * sizeof(char *));
-	if (!g->hosts)
-		abort();
-	g->hosts[g->n_hosts++] = strdup(entry);
+	g->hosts = udfb_realloc(g->hosts, (g->n_hosts + 1) * sizeof(char *));
+	g->hosts[g->n_hosts++] = udfb_strdup(entry);
 	return 0;
 }
 
