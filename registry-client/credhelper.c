@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "registry-client/dockercfg.h"
@@ -92,9 +93,7 @@ static char **helper_env(void)
 	size_t n = 0;
 	while (environ && environ[n])
 		n++;
-	char **env = calloc(n + 1, sizeof(char *));
-	if (!env)
-		abort();
+	char **env = udfb_calloc(n + 1, sizeof(char *));
 	size_t m = 0;
 	for (size_t k = 0; k < n; k++)
 		if (helper_var(environ[k]))
@@ -162,13 +161,13 @@ static int parse_answer(struct udfb_cred *out, const struct udfb_buf *b, const c
 	if (!secret || !*secret) {
 		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "credential helper %s: no Secret in its answer", prog);
 	} else if (user && strcmp(user, "<token>") == 0) {
-		out->identity_token = strdup(secret); /* docker's marker for an identity token */
+		out->identity_token = udfb_strdup(secret); /* docker's marker for an identity token */
 	} else {
-		out->username = strdup(user ? user : "");
-		out->password = strdup(secret);
+		out->username = udfb_strdup(user ? user : "");
+		out->password = udfb_strdup(secret);
 	}
 	if (rc == 0)
-		out->source = strdup(prog);
+		out->source = udfb_strdup(prog);
 	json_decref(j);
 	return rc;
 }
