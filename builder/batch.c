@@ -14,6 +14,7 @@
 #include "common/pool.h"
 #include "registry-client/ref.h"
 #include "builder/request.h"
+#include "common/clock.h"
 #include "common/tenant.h"
 
 static void add(struct udfb_batch *b, const char *name, const char *json, size_t len)
@@ -152,13 +153,6 @@ struct job {
 	struct udfb_batch_item *it;
 };
 
-static double seconds_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A tenant's images get the tag the service gives them, so a prebuild
  * warms exactly what the service will look for. */
 static char *dest_for(const char *dest, const struct udfb_batch_item *it, const char *key)
@@ -210,12 +204,12 @@ static void job(void *arg)
 {
 	struct job *j = arg;
 	struct udfb_err err = UDFB_ERR_INIT;
-	double t0 = seconds_now();
+	double t0 = udfb_now_s();
 	if (build_one(j->it, j->r->o, &err) < 0) {
 		j->it->failed = 1;
 		j->it->error = strdup(err.msg);
 	}
-	j->it->seconds = seconds_now() - t0;
+	j->it->seconds = udfb_now_s() - t0;
 	udfb_err_clear(&err);
 	pthread_mutex_lock(&j->r->mu);
 	j->r->finished++;

@@ -14,6 +14,7 @@
 #include "common/fsutil.h"
 #include "image/image.h"
 #include "cache/index.h"
+#include "common/alloc.h"
 #include "common/jsonout.h"
 #include "image/ocilayout.h"
 
@@ -90,7 +91,7 @@ static struct udfb_store_entry *push(struct list *l)
 {
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 64;
-		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		l->v = udfb_realloc(l->v, l->cap * sizeof(*l->v));
 	}
 	struct udfb_store_entry *e = &l->v[l->n++];
 	memset(e, 0, sizeof(*e));
@@ -123,9 +124,8 @@ static void add_import(struct list *l, const char *path)
 		struct udfb_store_entry *e = push(l);
 		e->is_import = 1;
 		memcpy(e->name, d, sizeof(e->name));
-		if (asprintf(&e->label, "%s (tag %s)", json_string_value(json_object_get(j, "location")),
-			     json_string_value(json_object_get(j, "tag"))) < 0)
-			abort();
+		e->label = udfb_asprintf("%s (tag %s)", json_string_value(json_object_get(j, "location")),
+					 json_string_value(json_object_get(j, "tag")));
 		e->created = e->last_used = (uint32_t)st.st_mtime;
 		e->blobs = udfb_json_must(json_pack("[s]", d)); /* a valid digest */
 		/* Remember the entry file for eviction. */
@@ -259,9 +259,7 @@ static void sweep(struct udfb_store *s, json_t *sizes, json_t *marked, struct ud
 /* Empties wheels/sha256: no build is in flight (gc.lock is exclusive). */
 static void drop_wheels(struct udfb_store *s, struct udfb_gc_report *r)
 {
-	cleanup_free char *dir = NULL;
-	if (asprintf(&dir, "%s/wheels/sha256", s->root) < 0)
-		abort();
+	cleanup_free char *dir = udfb_asprintf("%s/wheels/sha256", s->root);
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "fetch/fetch.h"
@@ -39,8 +40,8 @@ static char *entry_path(const struct udfb_store *s, const char *tenant, const ch
 	char hex[65];
 	entry_id(hex, tenant, location, tag);
 	char *dir = NULL, *path = NULL;
-	if (asprintf(&dir, "%s/imports/%.2s", s->root, hex) < 0 || asprintf(&path, "%s/%s", dir, hex + 2) < 0)
-		abort();
+	dir = udfb_asprintf("%s/imports/%.2s", s->root, hex);
+	path = udfb_asprintf("%s/%s", dir, hex + 2);
 	if (make_dir) {
 		struct udfb_err err = UDFB_ERR_INIT;
 		udfb_mkdir_p(dir, 0755, &err);

@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/alloc.h"
+#include "common/clock.h"
 #include "common/fsutil.h"
 
 #define IX_MAGIC "UDFBIX01"
@@ -140,9 +142,7 @@ static int create_file(const char *path, uint32_t nslots, struct udfb_err *err)
 	struct header h = { .slots = nslots };
 	memcpy(h.magic, IX_MAGIC, 8);
 	size_t len = IX_HEADER + (size_t)nslots * sizeof(struct slot);
-	uint8_t *buf = calloc(1, len);
-	if (!buf)
-		abort();
+	uint8_t *buf = udfb_calloc(1, len);
 	memcpy(buf, &h, sizeof(h));
 	int rc = udfb_write_file_atomic(path, buf, len, err);
 	free(buf);
@@ -184,19 +184,12 @@ static void save_counts(struct udfb_index *ix)
 	h->dead = (uint32_t)ix->dead;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Another process may have grown the index into a new file.  Writers look
  * every time (under the file lock); readers at most every 50 ms: a reader a
  * moment behind misses a new key, which costs a rebuild, never a wrong answer. */
 static int refresh(struct udfb_index *ix, int always, struct udfb_err *err)
 {
-	long long now = mono_ms();
+	long long now = udfb_now_ms();
 	if (!always && ix->map && now - ix->checked_ms < 50)
 		return 0;
 	ix->checked_ms = now;
@@ -253,9 +246,7 @@ static int grow(struct udfb_index *ix, struct udfb_err *err)
 	uint32_t n = ix->nslots;
 	while ((ix->live + 1) * 20 > (size_t)n * 9 && n < (1u << 30)) /* at most 45 % full after */
 		n *= 2;
-	char *tmp = NULL;
-	if (asprintf(&tmp, "%s.grow", ix->path) < 0)
-		abort();
+	char *tmp = udfb_asprintf("%s.grow", ix->path);
 	struct udfb_index next = { .path = tmp, .fd = -1 };
 	int rc = create_file(tmp, n, err);
 	if (rc == 0)
@@ -317,7 +308,7 @@ static void unlock(struct udfb_index *ix, int lfd)
 
 int udfb_index_open(struct udfb_index **out, const char *root, struct udfb_err *err)
 {
-	struct udfb_index *ix = calloc(1, sizeof(*ix));
+	struct udfb_index *ix = udfb_calloc(1, sizeof(*ix));
 	ix->fd = -1;
 	pthread_mutex_init(&ix->mu, NULL);
 	ix->path = udfb_path_join(root, "index.bin");

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/jsonout.h"
@@ -15,10 +16,7 @@
 
 static char *map_path(const struct udfb_store *s, const char *diff_id)
 {
-	char *p = NULL;
-	if (asprintf(&p, "%s/layers/%s", s->root, udfb_digest_hex(diff_id)) < 0)
-		abort();
-	return p;
+	return udfb_asprintf("%s/layers/%s", s->root, udfb_digest_hex(diff_id));
 }
 
 int udfb_store_layer_get(struct udfb_store *s, const char *diff_id, char digest[UDFB_DIGEST_LEN + 1], long long *size)

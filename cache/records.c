@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "cache/store.h"
@@ -14,10 +15,7 @@
 
 static char *record_path(const struct udfb_store *s, const char *kind, const char *key)
 {
-	char *p = NULL;
-	if (asprintf(&p, "%s/%s/%s", s->root, kind, udfb_digest_hex(key)) < 0)
-		abort();
-	return p;
+	return udfb_asprintf("%s/%s/%s", s->root, kind, udfb_digest_hex(key));
 }
 
 int udfb_store_record_get(struct udfb_store *s, const char *kind, const char *key, char **text, size_t *len)

@@ -7,16 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "cache/store.h"
 
 static char *remote_path(const struct udfb_store *s, const char *digest)
 {
-	char *p = NULL;
-	if (asprintf(&p, "%s/remote/sha256/%s", s->root, udfb_digest_hex(digest)) < 0)
-		abort();
-	return p;
+	return udfb_asprintf("%s/remote/sha256/%s", s->root, udfb_digest_hex(digest));
 }
 
 int udfb_store_put_remote(struct udfb_store *s, const char *digest, const char *source, struct udfb_err *err)
@@ -27,9 +25,7 @@ int udfb_store_put_remote(struct udfb_store *s, const char *digest, const char *
 	cleanup_free char *dir = udfb_path_join(s->root, "remote/sha256");
 	if (udfb_mkdir_p(dir, 0755, err) < 0)
 		return -1;
-	cleanup_free char *line = NULL;
-	if (asprintf(&line, "%s\n", source) < 0)
-		abort();
+	cleanup_free char *line = udfb_asprintf("%s\n", source);
 	return udfb_write_file_atomic(path, line, strlen(line), err);
 }
 

@@ -16,6 +16,7 @@
 #include "common/fsutil.h"
 #include "image/image.h"
 #include "cache/index.h"
+#include "common/alloc.h"
 #include "common/log.h"
 #include "image/ocilayout.h"
 
@@ -25,17 +26,14 @@ char *udfb_store_default_dir(void)
 {
 	const char *env = getenv("UDFB_STORE");
 	if (env && *env)
-		return strdup(env);
+		return udfb_strdup(env);
 	if (geteuid() == 0)
-		return strdup("/var/lib/udf-builder/store");
+		return udfb_strdup("/var/lib/udf-builder/store");
 	const char *xdg = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
-	char *p = NULL;
-	int n = xdg && *xdg ? asprintf(&p, "%s/udf-builder/store", xdg)
-			    : asprintf(&p, "%s/.cache/udf-builder/store", home ? home : "/tmp");
-	if (n < 0)
-		abort();
-	return p;
+	if (xdg && *xdg)
+		return udfb_asprintf("%s/udf-builder/store", xdg);
+	return udfb_asprintf("%s/.cache/udf-builder/store", home ? home : "/tmp");
 }
 
 /* Temporary files of writes that never finished: nothing refers to them. */
@@ -126,8 +124,8 @@ static int take_gc_lock(struct udfb_store *s, struct udfb_err *err)
 
 int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err)
 {
-	struct udfb_store *s = calloc(1, sizeof(*s));
-	s->root = strdup(root);
+	struct udfb_store *s = udfb_calloc(1, sizeof(*s));
+	s->root = udfb_strdup(root);
 	s->tmp = udfb_path_join(root, "tmp");
 	s->gc_lock = -1;
 	cleanup_free char *imports = udfb_path_join(root, "imports");

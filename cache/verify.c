@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "image/image.h"
@@ -95,7 +96,7 @@ static void collect(const struct udfb_index_entry *e, void *ctx)
 	struct key_list *l = ctx;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 256;
-		l->keys = realloc(l->keys, l->cap * sizeof(*l->keys));
+		l->keys = udfb_realloc(l->keys, l->cap * sizeof(*l->keys));
 	}
 	memcpy(l->keys[l->n++], e->key, UDFB_DIGEST_LEN + 1);
 }

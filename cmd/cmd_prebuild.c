@@ -12,6 +12,7 @@
 
 #include "builder/batch.h"
 #include "cmd/cli.h"
+#include "common/clock.h"
 #include "common/jsonout.h"
 #include "image/ocilayout.h"
 #include "cache/store.h"
@@ -22,13 +23,6 @@ struct progress {
 	double t0;
 	int tty;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void on_done(const struct udfb_batch_item *it, size_t finished, void *ctx)
 {
@@ -45,7 +39,8 @@ static void on_done(const struct udfb_batch_item *it, size_t finished, void *ctx
 				it->name);
 		return;
 	}
-	double spent = now_s() - p->t0, eta = finished ? spent / (double)finished * (double)(p->total - finished) : 0;
+	double spent = udfb_now_s() - p->t0,
+	       eta = finished ? spent / (double)finished * (double)(p->total - finished) : 0;
 	int width = 30, fill = p->total ? (int)(width * finished / p->total) : width;
 	fprintf(stderr, "\r[%.*s%*s] %zu/%zu  hits %zu  built %zu  failed %zu  ETA %ds ", fill,
 		"==============================", width - fill, "", finished, p->total, p->hits, p->built, p->failed,
@@ -236,7 +231,7 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 	if (udfb_batch_load(&b, c->positionals, (size_t)c->n_positionals, err) < 0)
 		return -1;
 	udfb_batch_shard(&b, si, sn);
-	struct progress p = { .total = b.n, .t0 = now_s(), .tty = isatty(STDERR_FILENO) };
+	struct progress p = { .total = b.n, .t0 = udfb_now_s(), .tty = isatty(STDERR_FILENO) };
 	int rc = 0;
 	if (c->dry_run) {
 		rc = run_groups(c, &b, &p, jobs, err);
@@ -260,7 +255,7 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 				p.failed++;
 				on_done(&b.items[k], 0, &(struct progress){ .tty = 0 });
 			}
-		double secs = now_s() - p.t0;
+		double secs = udfb_now_s() - p.t0;
 		fprintf(stderr, "%zu requests: %zu cached, %zu built, %zu failed in %.1f s\n", p.total, p.hits, p.built,
 			p.failed, secs);
 		if (rc == 0 && c->report)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+
 void udfb_buf_init(struct udfb_buf *b, size_t max)
 {
 	b->data = NULL;
@@ -23,9 +25,7 @@ static int grow(struct udfb_buf *b, size_t need)
 		cap *= 2;
 	if (cap > b->max + 1)
 		cap = b->max + 1;
-	char *p = realloc(b->data, cap);
-	if (!p)
-		abort();
+	char *p = udfb_realloc(b->data, cap);
 	b->data = p;
 	b->cap = cap;
 	return 0;

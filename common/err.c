@@ -2,9 +2,12 @@
 #include "common/err.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/alloc.h"
 
 static char *vformat(const char *fmt, va_list ap)
 {
@@ -14,9 +17,7 @@ static char *vformat(const char *fmt, va_list ap)
 	va_end(ap2);
 	if (n < 0)
 		n = 0;
-	char *s = malloc((size_t)n + 1);
-	if (!s)
-		abort();
+	char *s = udfb_malloc((size_t)n + 1);
 	vsnprintf(s, (size_t)n + 1, fmt, ap);
 	/* Messages are one line: a newline from user data must not split them. */
 	for (char *p = s; *p; p++)
@@ -33,6 +34,21 @@ int udfb_err_set(struct udfb_err *err, enum udfb_errcat cat, const char *fmt, ..
 	err->msg = vformat(fmt, ap);
 	va_end(ap);
 	err->cat = cat;
+	err->sys_errno = 0;
+	return -1;
+}
+
+enum udfb_errcat udfb_errno_cat(int errnum)
+{
+	return errnum == ENOENT ? UDFB_E_NOTFOUND : UDFB_E_INTERNAL;
+}
+
+static int vsys(struct udfb_err *err, enum udfb_errcat cat, int errnum, const char *fmt, va_list ap)
+{
+	char *what = vformat(fmt, ap);
+	udfb_err_set(err, cat, "%s: %s", what, strerror(errnum));
+	free(what);
+	err->sys_errno = errnum;
 	return -1;
 }
 
@@ -41,10 +57,18 @@ int udfb_err_sys(struct udfb_err *err, int errnum, const char *fmt, ...)
 	assert(err && err->msg == NULL);
 	va_list ap;
 	va_start(ap, fmt);
-	char *what = vformat(fmt, ap);
+	vsys(err, udfb_errno_cat(errnum), errnum, fmt, ap);
 	va_end(ap);
-	udfb_err_set(err, UDFB_E_INTERNAL, "%s: %s", what, strerror(errnum));
-	free(what);
+	return -1;
+}
+
+int udfb_err_sys_as(struct udfb_err *err, enum udfb_errcat cat, int errnum, const char *fmt, ...)
+{
+	assert(err && err->msg == NULL && cat != UDFB_E_OK);
+	va_list ap;
+	va_start(ap, fmt);
+	vsys(err, cat, errnum, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -56,9 +80,7 @@ int udfb_err_wrap(struct udfb_err *err, const char *fmt, ...)
 	char *ctx = vformat(fmt, ap);
 	va_end(ap);
 	size_t n = strlen(ctx) + strlen(err->msg) + 3;
-	char *s = malloc(n);
-	if (!s)
-		abort();
+	char *s = udfb_malloc(n);
 	snprintf(s, n, "%s: %s", ctx, err->msg);
 	free(ctx);
 	free(err->msg);
@@ -73,6 +95,7 @@ void udfb_err_clear(struct udfb_err *err)
 	free(err->msg);
 	err->msg = NULL;
 	err->cat = UDFB_E_OK;
+	err->sys_errno = 0;
 }
 
 void udfb_err_move(struct udfb_err *dst, struct udfb_err *src)
@@ -81,6 +104,7 @@ void udfb_err_move(struct udfb_err *dst, struct udfb_err *src)
 	*dst = *src;
 	src->msg = NULL;
 	src->cat = UDFB_E_OK;
+	src->sys_errno = 0;
 }
 
 /* The one table from category to gRPC status code and CLI exit status. */

@@ -4,7 +4,11 @@
  * last parameter, a struct udfb_err *, with a category and a one-line message
  * that names the object that failed.  Callers going up add context once with
  * udfb_err_wrap(); nobody rewords a lower message.  The category alone decides
- * the gRPC status and the CLI exit code, in one table in err.c. */
+ * the gRPC status and the CLI exit code, in one table in err.c.
+ *
+ * A failed system call keeps its errno (sys_errno) beside the text, so a
+ * caller decides by category and errno (ENOENT: try the next source;
+ * EADDRINUSE: take other ports), never by reading the message. */
 #ifndef UDFB_ERR_H
 #define UDFB_ERR_H
 
@@ -27,18 +31,27 @@ enum udfb_errcat {
 struct udfb_err {
 	enum udfb_errcat cat;
 	char *msg; /* malloc'd, one line, NULL when cat == UDFB_E_OK */
+	int sys_errno; /* the errno behind it (udfb_err_sys), else 0; kept by wrap and move */
 };
 
-#define UDFB_ERR_INIT           \
-	{                       \
-		UDFB_E_OK, NULL \
+#define UDFB_ERR_INIT              \
+	{                          \
+		UDFB_E_OK, NULL, 0 \
 	}
 
 /* Set *err (which must be clear) and return -1. */
 int udfb_err_set(struct udfb_err *err, enum udfb_errcat cat, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Same, with ": strerror(errnum)" appended. */
+/* Same, with ": strerror(errnum)" appended; the category is
+ * udfb_errno_cat(errnum) and sys_errno keeps errnum. */
 int udfb_err_sys(struct udfb_err *err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* udfb_err_sys with the category the caller knows better (a helper program
+ * that is not installed is UNSUPPORTED, not NOTFOUND); sys_errno keeps errnum. */
+int udfb_err_sys_as(struct udfb_err *err, enum udfb_errcat cat, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The category of a failed system call: ENOENT is NOTFOUND, any other
+ * errno INTERNAL (docs/errors.md). */
+enum udfb_errcat udfb_errno_cat(int errnum);
 /* Prefix context to an existing error: "<context>: <msg>"; returns -1. */
 int udfb_err_wrap(struct udfb_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void udfb_err_clear(struct udfb_err *err);

@@ -11,15 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 
 char *udfb_path_join(const char *a, const char *b)
 {
-	char *s = NULL;
-	if (asprintf(&s, "%s/%s", a, b) < 0)
-		abort();
-	return s;
+	return udfb_asprintf("%s/%s", a, b);
 }
 
 int udfb_exists(const char *path)
@@ -60,13 +58,9 @@ int udfb_read_file(char **out, size_t *len, const char *path, size_t max, struct
 
 static char *dir_of(const char *path)
 {
-	char *tmp = strdup(path);
-	if (!tmp)
-		abort();
-	char *d = strdup(dirname(tmp));
+	char *tmp = udfb_strdup(path);
+	char *d = udfb_strdup(dirname(tmp));
 	free(tmp);
-	if (!d)
-		abort();
 	return d;
 }
 
@@ -156,9 +150,7 @@ int udfb_write_file_unsynced(const char *path, const void *data, size_t len, str
 
 int udfb_mkdir_p(const char *path, int mode, struct udfb_err *err)
 {
-	cleanup_free char *p = strdup(path);
-	if (!p)
-		abort();
+	cleanup_free char *p = udfb_strdup(path);
 	for (char *s = p + 1; *s; s++) {
 		if (*s != '/')
 			continue;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 
 struct udfb_sha256 {
@@ -23,8 +24,8 @@ struct udfb_sha256 {
 
 struct udfb_sha256 *udfb_sha256_new(void)
 {
-	struct udfb_sha256 *h = malloc(sizeof(*h));
-	if (!h || SHA256_Init(&h->ctx) != 1)
+	struct udfb_sha256 *h = udfb_malloc(sizeof(*h));
+	if (SHA256_Init(&h->ctx) != 1)
 		abort();
 	return h;
 }

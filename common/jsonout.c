@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/text.h"
 
 json_t *udfb_json_must_at(json_t *j, const char *file, int line)
@@ -33,9 +34,7 @@ json_t *udfb_json_text(const char *s)
 	size_t n = strlen(s);
 	if (udfb_utf8_valid(s, n))
 		return udfb_json_must(json_stringn(s, n));
-	char *copy = strdup(s);
-	if (!copy)
-		abort();
+	char *copy = udfb_strdup(s);
 	udfb_utf8_sanitize(copy, n);
 	json_t *j = udfb_json_must(json_stringn(copy, n));
 	free(copy);

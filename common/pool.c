@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/alloc.h"
+
 struct job {
 	void (*fn)(void *);
 	void *arg;
@@ -47,13 +49,11 @@ static void *worker(void *arg)
 
 struct udfb_pool *udfb_pool_new(int threads, const char *name)
 {
-	struct udfb_pool *p = calloc(1, sizeof(*p));
-	if (!p)
-		abort();
+	struct udfb_pool *p = udfb_calloc(1, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->n = threads > 0 ? threads : 1;
-	p->threads = calloc((size_t)p->n, sizeof(pthread_t));
+	p->threads = udfb_calloc((size_t)p->n, sizeof(pthread_t));
 	for (int k = 0; k < p->n; k++) {
 		if (pthread_create(&p->threads[k], NULL, worker, p) != 0)
 			abort();
@@ -67,9 +67,7 @@ struct udfb_pool *udfb_pool_new(int threads, const char *name)
 
 int udfb_pool_submit(struct udfb_pool *p, void (*fn)(void *arg), void *arg)
 {
-	struct job *j = malloc(sizeof(*j));
-	if (!j)
-		abort();
+	struct job *j = udfb_malloc(sizeof(*j));
 	j->fn = fn;
 	j->arg = arg;
 	j->next = NULL;

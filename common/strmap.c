@@ -8,15 +8,16 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/alloc.h"
+#include "common/clock.h"
+
 static uint64_t seed;
 static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
 
 static void seed_init(void)
 {
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&ts;
+		seed = (uint64_t)udfb_now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&seed;
 	}
 }
 
@@ -71,11 +72,9 @@ static void grow(struct udfb_strmap *m)
 {
 	struct udfb_strmap old = *m;
 	m->cap = old.cap ? old.cap * 2 : 64;
-	m->keys = calloc(m->cap, sizeof(*m->keys));
-	m->lens = malloc(m->cap * sizeof(*m->lens));
-	m->vals = malloc(m->cap * sizeof(*m->vals));
-	if (!m->keys || !m->lens || !m->vals)
-		abort();
+	m->keys = udfb_calloc(m->cap, sizeof(*m->keys));
+	m->lens = udfb_malloc(m->cap * sizeof(*m->lens));
+	m->vals = udfb_malloc(m->cap * sizeof(*m->vals));
 	for (size_t k = 0; k < old.cap; k++) {
 		if (!old.keys[k])
 			continue;

@@ -117,14 +117,14 @@ int udfb_settings_load_object(const struct udfb_settings *s, void *obj, json_t *
 {
 	const char *key;
 	json_t *v;
-	size_t wlen = strlen(where);
 	json_object_foreach(o, key, v) {
 		const struct udfb_setting *r = udfb_settings_find_key(s, key);
 		if (!r)
 			return udfb_err_set(err, UDFB_E_INVALID, "%s.%s: unknown setting", where, key);
-		/* A message naming the setting already ("imports-max-bytes: ...") stays as it is. */
+		/* The row's own message, prefixed with the key as the file names it
+		 * (decided by who failed, never by reading the message). */
 		if (udfb_setting_set_json(r, obj, v, err) < 0)
-			return strncmp(err->msg, where, wlen) == 0 ? -1 : udfb_err_wrap(err, "%s.%s", where, key);
+			return udfb_err_wrap(err, "%s.%s", where, key);
 	}
 	return 0;
 }

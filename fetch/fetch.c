@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
+#include "common/clock.h"
 #include "common/curl_init.h"
 #include "common/fsutil.h"
 
@@ -42,13 +44,6 @@ struct run {
 	struct xfer *x;
 	size_t n, running;
 };
-
-long long udfb_monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int udfb_fetch_global_init(struct udfb_err *err)
 {
@@ -181,9 +176,7 @@ static void setup(struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	if (x->item->accept) {
-		char *h = NULL;
-		if (asprintf(&h, "Accept: %s", x->item->accept) < 0)
-			abort();
+		char *h = udfb_asprintf("Accept: %s", x->item->accept);
 		x->headers = curl_slist_append(x->headers, h);
 		free(h);
 	}
@@ -294,7 +287,7 @@ static enum outcome judge(struct xfer *x, CURLcode rc, struct udfb_err *err)
 	if (rc == CURLE_UNSUPPORTED_PROTOCOL)
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: redirected to a scheme other than http or https", loc),
 		       FAIL;
-	if (rc == CURLE_OPERATION_TIMEDOUT && udfb_monotonic_ms() >= x->run->deadline_ms - 20)
+	if (rc == CURLE_OPERATION_TIMEDOUT && udfb_now_ms() >= x->run->deadline_ms - 20)
 		return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched before the deadline", loc), FAIL;
 	if (rc == CURLE_OPERATION_TIMEDOUT) {
 		udfb_err_set(err, UDFB_E_UNAVAILABLE,
@@ -381,7 +374,7 @@ static void reap(struct run *r, struct udfb_err *err)
 			continue;
 		struct xfer *x = NULL;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		finish(x, m->data.result, udfb_monotonic_ms(), err);
+		finish(x, m->data.result, udfb_now_ms(), err);
 	}
 }
 
@@ -396,7 +389,7 @@ static const char *first_unfinished(const struct run *r)
 static int loop(struct run *r, struct udfb_err *err)
 {
 	for (;;) {
-		long long now = udfb_monotonic_ms(), next = 0;
+		long long now = udfb_now_ms(), next = 0;
 		if (launch_ready(r, now, err) < 0)
 			return -1;
 		int still = 0;
@@ -406,10 +399,10 @@ static int loop(struct run *r, struct udfb_err *err)
 			return -1;
 		if (!pending(r, &next))
 			return 0;
-		if (udfb_monotonic_ms() >= r->deadline_ms)
+		if (udfb_now_ms() >= r->deadline_ms)
 			return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched before the deadline",
 					    first_unfinished(r));
-		long long wait = next ? next - udfb_monotonic_ms() : 100;
+		long long wait = next ? next - udfb_now_ms() : 100;
 		wait = wait < 1 ? 1 : wait > 100 ? 100 : wait;
 		curl_multi_poll(r->multi, NULL, 0, (int)wait, NULL);
 	}
@@ -425,12 +418,7 @@ static int prepare(struct run *r, struct udfb_fetch_item *items, const char *dir
 		memset(&items[k].out, 0, sizeof(items[k].out));
 		items[k].out.total_size = -1;
 		items[k].http_status = 0;
-		if (items[k].what)
-			x->name = strdup(items[k].what);
-		else if (asprintf(&x->name, "import '%s'", items[k].location) < 0)
-			x->name = NULL;
-		if (!x->name)
-			abort();
+		x->name = items[k].what ? udfb_strdup(items[k].what) : udfb_asprintf("import '%s'", items[k].location);
 		if (udfb_mktemp(&items[k].out.path, &x->fd, dir, err) < 0)
 			return -1;
 		items[k].out.owned = 1;
@@ -453,8 +441,8 @@ static void note_response(struct xfer *x)
 	snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
 	curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &redirects);
 	curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url);
-	if (redirects > 0 && url && !(out->final_url = strdup(url)))
-		abort();
+	if (redirects > 0 && url)
+		out->final_url = udfb_strdup(url);
 }
 
 static int conclude(struct run *r, struct udfb_err *err)
@@ -501,10 +489,10 @@ int udfb_fetch_all(struct udfb_fetch_item *items, size_t n, const struct udfb_fe
 	if ((long long)n > o->max_imports)
 		return udfb_err_set(err, UDFB_E_INVALID, "imports: %zu to fetch, more than the limit of %d", n,
 				    o->max_imports);
-	long long own = udfb_monotonic_ms() + o->timeout_ms;
+	long long own = udfb_now_ms() + o->timeout_ms;
 	struct run r = { .o = o, .deadline_ms = deadline_ms && deadline_ms < own ? deadline_ms : own, .n = n };
 	r.multi = curl_multi_init();
-	r.x = calloc(n, sizeof(*r.x));
+	r.x = udfb_calloc(n, sizeof(*r.x));
 	int rc = prepare(&r, items, dir, err);
 	if (rc == 0)
 		rc = loop(&r, err);

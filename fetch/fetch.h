@@ -70,6 +70,5 @@ int udfb_fetch_global_init(struct udfb_err *err);
 int udfb_fetch_all(struct udfb_fetch_item *items, size_t n, const struct udfb_fetch_opts *o, long long deadline_ms,
 		   const char *dir, struct udfb_err *err);
 void udfb_fetched_clear(struct udfb_fetched *f);
-long long udfb_monotonic_ms(void);
 
 #endif

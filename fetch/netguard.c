@@ -13,6 +13,9 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/alloc.h"
+#include "common/clock.h"
+
 struct net {
 	uint8_t addr[16];
 	int bits;
@@ -139,13 +142,6 @@ static uint8_t (*local_addrs)[16];
 static size_t n_local;
 static long long local_read_ms = -1;
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void local_read(void)
 {
 	struct ifaddrs *list = NULL;
@@ -159,9 +155,7 @@ static void local_read(void)
 			continue;
 		if (n_local == cap) {
 			cap = cap ? 2 * cap : 16;
-			local_addrs = realloc(local_addrs, cap * sizeof(*local_addrs));
-			if (!local_addrs)
-				abort();
+			local_addrs = udfb_realloc(local_addrs, cap * sizeof(*local_addrs));
 		}
 		memcpy(local_addrs[n_local++], a, 16);
 	}
@@ -171,7 +165,7 @@ static void local_read(void)
 static int is_local(const uint8_t a[16])
 {
 	pthread_mutex_lock(&local_lock);
-	long long now = mono_ms();
+	long long now = udfb_now_ms();
 	if (local_read_ms < 0 || now - local_read_ms > LOCAL_TTL_MS) {
 		local_read();
 		local_read_ms = now;
@@ -192,9 +186,7 @@ void udfb_netguard_refresh_local(void)
 
 void udfb_netguard_new(struct udfb_netguard **out)
 {
-	*out = calloc(1, sizeof(**out));
-	if (!*out)
-		abort();
+	*out = udfb_calloc(1, sizeof(**out));
 }
 
 void udfb_netguard_free(struct udfb_netguard *g)
@@ -224,9 +216,7 @@ int udfb_netguard_allow(struct udfb_netguard *g, const char *entry, struct udfb_
 	struct net n;
 	const char *why = parse_net(&n, entry);
 	if (!why) {
-		g->nets = realloc(g->nets, (g->n_nets + 1) * sizeof(*g->nets));
-		if (!g->nets)
-			abort();
+		g->nets = udfb_realloc(g->nets, (g->n_nets + 1) * sizeof(*g->nets));
 		g->nets[g->n_nets++] = n;
 		return 0;
 	}
@@ -237,10 +227,8 @@ int udfb_netguard_allow(struct udfb_netguard *g, const char *entry, struct udfb_
 	if (!host_valid(entry))
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "imports-allow '%.64s': expected a host name, an address or a CIDR", entry);
-	g->hosts = realloc(g->hosts, (g->n_hosts + 1) * sizeof(char *));
-	if (!g->hosts)
-		abort();
-	g->hosts[g->n_hosts++] = strdup(entry);
+	g->hosts = udfb_realloc(g->hosts, (g->n_hosts + 1) * sizeof(char *));
+	g->hosts[g->n_hosts++] = udfb_strdup(entry);
 	return 0;
 }
 

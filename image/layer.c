@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "image/pgzip.h"
@@ -54,9 +55,7 @@ static void drop_tar(struct udfb_layer_writer *w)
 
 void udfb_layer_writer_new(struct udfb_layer_writer **out)
 {
-	*out = calloc(1, sizeof(**out));
-	if (!*out)
-		abort();
+	*out = udfb_calloc(1, sizeof(**out));
 	(*out)->level = LAYER_GZIP_LEVEL;
 	udfb_strmap_init(&(*out)->index);
 }
@@ -88,9 +87,7 @@ static struct entry *push(struct udfb_layer_writer *w)
 	drop_tar(w);
 	if (w->n == w->cap) {
 		w->cap = w->cap ? w->cap * 2 : 16;
-		w->v = realloc(w->v, w->cap * sizeof(*w->v));
-		if (!w->v)
-			abort();
+		w->v = udfb_realloc(w->v, w->cap * sizeof(*w->v));
 	}
 	struct entry *e = &w->v[w->n++];
 	memset(e, 0, sizeof(*e));
@@ -112,9 +109,7 @@ static const struct entry *find(const struct udfb_layer_writer *w, const char *p
 static struct entry *push_path(struct udfb_layer_writer *w, const char *path, size_t len)
 {
 	struct entry *e = push(w);
-	e->path = strndup(path, len);
-	if (!e->path)
-		abort();
+	e->path = udfb_strndup(path, len);
 	udfb_strmap_put(&w->index, e->path, w->n - 1);
 	return e;
 }
@@ -179,7 +174,7 @@ int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, con
 	if (!e)
 		return -1;
 	e->kind = ENTRY_FILE;
-	e->src = strdup(src);
+	e->src = udfb_strdup(src);
 	e->offset = offset;
 	e->size = size;
 	e->executable = executable;
@@ -317,9 +312,7 @@ static struct archive_entry *make_header(struct archive *a, const struct entry *
 	struct archive_entry *ae = archive_entry_new2(a);
 	if (e->kind == ENTRY_DIR) {
 		/* A trailing slash marks directories in tar, as docker and buildah write them. */
-		cleanup_free char *p = NULL;
-		if (asprintf(&p, "%s/", e->path) < 0)
-			abort();
+		cleanup_free char *p = udfb_asprintf("%s/", e->path);
 		archive_entry_set_pathname_utf8(ae, p);
 		archive_entry_set_filetype(ae, AE_IFDIR);
 		archive_entry_set_perm(ae, 0755);

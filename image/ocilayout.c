@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/jsonout.h"
@@ -28,10 +29,7 @@ void udfb_image_free(struct udfb_image *im)
 
 char *udfb_oci_blob_path(const char *dir, const char *digest)
 {
-	char *p = NULL;
-	if (asprintf(&p, "%s/blobs/sha256/%s", dir, udfb_digest_hex(digest)) < 0)
-		abort();
-	return p;
+	return udfb_asprintf("%s/blobs/sha256/%s", dir, udfb_digest_hex(digest));
 }
 
 int udfb_oci_read_blob(char **out, size_t *len, const char *dir, const char *digest, size_t max, struct udfb_err *err)

@@ -26,11 +26,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "common/alloc.h"
+#include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/jsonout.h"
 #include "common/log.h"
-#include "common/buf.h"
 #include "common/strmap.h"
 
 #define JOURNAL ".udfb-tags"
@@ -194,13 +196,6 @@ static char **dirty;
 static size_t n_dirty;
 static double first_dirty, last_tag;
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void memo_clear_locked(void)
 {
 	for (size_t k = 0; k < memo_n; k++)
@@ -218,10 +213,9 @@ static void mark_dirty_locked(const char *dir)
 		if (strcmp(dirty[k], dir) == 0)
 			return;
 	if (!n_dirty)
-		first_dirty = mono_s();
-	dirty = realloc(dirty, (n_dirty + 1) * sizeof(*dirty));
-	if (!dirty || !(dirty[n_dirty++] = strdup(dir)))
-		abort();
+		first_dirty = udfb_now_s();
+	dirty = udfb_realloc(dirty, (n_dirty + 1) * sizeof(*dirty));
+	dirty[n_dirty++] = udfb_strdup(dir);
 }
 
 /* The memo's key names the layout by its inode, so a layout removed and
@@ -229,13 +223,10 @@ static void mark_dirty_locked(const char *dir)
 static char *memo_key(const char *dir, const char *digest, const char *tag)
 {
 	struct stat sb;
-	char *k = NULL;
 	if (stat(dir, &sb) < 0)
 		return NULL;
-	if (asprintf(&k, "%llx:%llx\t%s\t%s", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino, tag,
-		     digest) < 0)
-		abort();
-	return k;
+	return udfb_asprintf("%llx:%llx\t%s\t%s", (unsigned long long)sb.st_dev, (unsigned long long)sb.st_ino, tag,
+			     digest);
 }
 
 /* A tag ending in a cache key's 64 hex digits names that key's image
@@ -272,15 +263,13 @@ int udfb_oci_tag(const char *dir, const char *digest, long long size, const char
 	if (mk) {
 		if (memo_n >= MEMO_MAX)
 			memo_clear_locked();
-		memo_keys = realloc(memo_keys, (memo_n + 1) * sizeof(*memo_keys));
-		if (!memo_keys)
-			abort();
+		memo_keys = udfb_realloc(memo_keys, (memo_n + 1) * sizeof(*memo_keys));
 		memo_keys[memo_n++] = mk;
 		udfb_strmap_put(&memo, mk, 0);
 		mk = NULL;
 	}
 	mark_dirty_locked(dir);
-	last_tag = mono_s();
+	last_tag = udfb_now_s();
 	pthread_cond_signal(&cond);
 	pthread_mutex_unlock(&mu);
 	return 0;
@@ -514,8 +503,8 @@ static void splice_one(const struct udfb_oci_tag_rec *r, void *ctx)
 	/* A later record of the same tag in this journal compares with this
 	 * one; the key is ours (a value from ADDED on marks it, freed by
 	 * sync_fast). */
-	char *key = strdup(r->tag);
-	if (!key || !udfb_strmap_put(&s->k->map, key, ADDED + off))
+	char *key = udfb_strdup(r->tag);
+	if (!udfb_strmap_put(&s->k->map, key, ADDED + off))
 		free(key);
 }
 
@@ -683,12 +672,13 @@ int udfb_oci_sync(const char *dir, struct udfb_err *err)
 	int lock = lock_layout(dir, err);
 	if (lock < 0)
 		return -1;
-	double t0 = mono_s();
+	double t0 = udfb_now_s();
 	long applied = 0;
 	int rc = sync_locked(dir, &applied, err);
 	close(lock);
 	if (rc == 0 && applied)
-		udfb_debug("%s: index.json written with %ld new tags in %.1f ms", dir, applied, (mono_s() - t0) * 1e3);
+		udfb_debug("%s: index.json written with %ld new tags in %.1f ms", dir, applied,
+			   (udfb_now_s() - t0) * 1e3);
 	return rc < 0 ? udfb_err_wrap(err, "OCI layout %s", dir) : 0;
 }
 
@@ -725,15 +715,12 @@ static void *syncer_main(void *arg)
 			pthread_cond_wait(&cond, &mu);
 			continue;
 		}
-		double now = mono_s();
+		double now = udfb_now_s();
 		double due = last_tag + quiet_ms_ / 1e3, cap = first_dirty + max_ms_ / 1e3;
 		double at = due < cap ? due : cap;
 		if (now < at) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			double wake = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + (at - now);
-			ts.tv_sec = (time_t)wake;
-			ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
+			struct timespec ts; /* cond's clock is the default, CLOCK_REALTIME */
+			udfb_abstime(&ts, CLOCK_REALTIME, (long long)((at - now) * 1e3) + 1);
 			pthread_cond_timedwait(&cond, &mu, &ts);
 			continue;
 		}

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
+
 #define MAX_THREADS 8
 
 struct slot {
@@ -40,9 +42,7 @@ int udfb_pgzip_threads(void)
 
 int udfb_pgzip_new(struct udfb_pgzip **out, int level, int threads, udfb_pgzip_out fn, void *ctx)
 {
-	struct udfb_pgzip *z = calloc(1, sizeof(*z));
-	if (!z)
-		abort();
+	struct udfb_pgzip *z = udfb_calloc(1, sizeof(*z));
 	z->n_slots = (threads < 1 ? 1 : threads > MAX_THREADS ? MAX_THREADS : threads) + 1;
 	z->fn = fn;
 	z->ctx = ctx;
@@ -65,9 +65,7 @@ static void slot_reserve(struct slot *s, size_t n)
 	while (cap < s->in_len + n)
 		cap *= 2;
 	cap = cap > UDFB_PGZIP_CHUNK ? UDFB_PGZIP_CHUNK : cap;
-	s->in = realloc(s->in, cap);
-	if (!s->in)
-		abort();
+	s->in = udfb_realloc(s->in, cap);
 	s->in_cap = cap;
 }
 
@@ -79,9 +77,7 @@ static int slot_prepare(struct udfb_pgzip *z, struct slot *s)
 	size_t need = libdeflate_gzip_compress_bound(s->c, s->in_len);
 	if (need > s->out_cap) {
 		free(s->out);
-		s->out = malloc(need);
-		if (!s->out)
-			abort();
+		s->out = udfb_malloc(need);
 		s->out_cap = need;
 	}
 	return 0;

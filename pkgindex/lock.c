@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/jsonout.h"
 #include "pkgindex/resolve.h"
 
@@ -26,7 +27,7 @@ char *udfb_lock_to_json(const struct udfb_lock *l, json_t *target, size_t *len)
 	json_decref(doc);
 	/* A trailing newline: a text file. */
 	size_t n = strlen(text);
-	text = realloc(text, n + 2);
+	text = udfb_realloc(text, n + 2);
 	text[n] = '\n';
 	text[n + 1] = '\0';
 	if (len)
@@ -53,9 +54,9 @@ static int pkg_from_json(struct udfb_lock_pkg *p, json_t *o, size_t k, struct ud
 	json_t *size = json_object_get(o, "size");
 	if (!name || !version || !file || !hex64(sha) || strchr(file, '/') || (size && !json_is_integer(size)))
 		return udfb_err_set(err, UDFB_E_INVALID, "lock: packages[%zu] needs name, version, file and sha256", k);
-	p->name = strdup(name);
-	p->version = strdup(version);
-	p->filename = strdup(file);
+	p->name = udfb_strdup(name);
+	p->version = udfb_strdup(version);
+	p->filename = udfb_strdup(file);
 	memcpy(p->sha256, sha, 65);
 	p->size = size ? (long long)json_integer_value(size) : -1;
 	return 0;
@@ -71,7 +72,7 @@ int udfb_lock_from_json(struct udfb_lock *out, const char *text, size_t len, str
 	if (!format || strcmp(format, UDFB_LOCK_FORMAT) != 0 || !json_is_array(pkgs) ||
 	    json_array_size(pkgs) > UDFB_RESOLVE_MAX_PACKAGES)
 		rc = udfb_err_set(err, UDFB_E_INVALID, "lock: not a %s document", UDFB_LOCK_FORMAT);
-	out->pkgs = calloc(json_array_size(pkgs) + 1, sizeof(*out->pkgs));
+	out->pkgs = udfb_calloc(json_array_size(pkgs) + 1, sizeof(*out->pkgs));
 	for (size_t k = 0; rc == 0 && k < json_array_size(pkgs); k++) {
 		rc = pkg_from_json(&out->pkgs[k], json_array_get(pkgs, k), k, err);
 		out->n += rc == 0;

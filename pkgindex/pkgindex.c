@@ -12,20 +12,13 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "fetch/fetch.h"
+#include "common/alloc.h"
 #include "common/fsutil.h"
 #include "python/pep508.h"
 #include "pkgindex/pkgindex_internal.h"
 
 #define ACCEPT "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 #define NAME_MAX_LEN 200
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
 
 /* ---- sources ---- */
 
@@ -46,7 +39,7 @@ static int local_dir(struct pkgsource *src, const char *path, struct udfb_err *e
 	}
 	/* Fixed now: a later chdir must not change what the source means. */
 	src->dir = real;
-	src->display = xstrdup(real);
+	src->display = udfb_strdup(real);
 	return 0;
 }
 
@@ -81,7 +74,7 @@ static int index_url(struct pkgsource *src, const char *url, size_t k, struct ud
 	/* The URL itself may hold a token: name it by position only. */
 	if (rc != CURLUE_OK)
 		return udfb_err_set(err, UDFB_E_INVALID, "package index %zu: not a URL", k + 1);
-	src->url = xstrdup(url);
+	src->url = udfb_strdup(url);
 	src->display = udfb_url_display(url);
 	return 0;
 }
@@ -101,12 +94,11 @@ static int add_source(struct pkgsource *src, const char *s, size_t k, struct udf
 int udfb_pkgindex_new(struct udfb_pkgindex **out, char *const *sources, size_t n, const struct udfb_fetch_opts *fetch,
 		      const char *tmpdir, const char *cache_dir, struct udfb_err *err)
 {
-	struct udfb_pkgindex *ix = calloc(1, sizeof(*ix));
-	if (!ix || !(ix->src = calloc(n + 1, sizeof(*ix->src))))
-		abort();
+	struct udfb_pkgindex *ix = udfb_calloc(1, sizeof(*ix));
+	ix->src = udfb_calloc(n + 1, sizeof(*ix->src));
 	ix->fetch = fetch;
-	ix->tmpdir = xstrdup(tmpdir);
-	ix->cache_dir = xstrdup(cache_dir);
+	ix->tmpdir = udfb_strdup(tmpdir);
+	ix->cache_dir = udfb_strdup(cache_dir);
 	int rc = 0;
 	for (size_t k = 0; k < n && rc == 0; k++, ix->n_src++)
 		rc = add_source(&ix->src[k], sources[k], k, err);
@@ -164,12 +156,11 @@ static char *page_url(const char *index, const char *name)
 	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
 		abort(); /* checked by udfb_pkgindex_new */
 	size_t n = strlen(path);
-	if (asprintf(&newpath, "%s%s%s/", path, n && path[n - 1] == '/' ? "" : "/", name) < 0)
-		abort();
+	newpath = udfb_asprintf("%s%s%s/", path, n && path[n - 1] == '/' ? "" : "/", name);
 	if (curl_url_set(u, CURLUPART_PATH, newpath, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
 		abort(); /* a normalised name adds only [a-z0-9-] */
-	char *out = xstrdup(url);
+	char *out = udfb_strdup(url);
 	curl_free(path);
 	curl_free(url);
 	free(newpath);
@@ -220,9 +211,8 @@ static int parse_page(struct udfb_pkgproject *out, const struct udfb_fetch_item 
 static int fetch_page(struct udfb_pkgproject *out, int *known, struct udfb_pkgindex *ix, const struct pkgsource *s,
 		      const char *name, long long deadline_ms, struct udfb_err *err)
 {
-	cleanup_free char *url = page_url(s->url, name), *what = NULL;
-	if (asprintf(&what, "index page for %s at %s", name, s->display) < 0)
-		abort();
+	cleanup_free char *url = page_url(s->url, name);
+	cleanup_free char *what = udfb_asprintf("index page for %s at %s", name, s->display);
 	struct udfb_fetch_item item = { .location = what, .url = url, .accept = ACCEPT, .what = what };
 	*known = 1;
 	memset(out, 0, sizeof(*out));
@@ -264,9 +254,7 @@ static void merge(struct udfb_pkgproject *out, struct udfb_pkgproject *parts, si
 	size_t total = 0, m = 0;
 	for (size_t k = 0; k < n; k++)
 		total += parts[k].n_files;
-	struct ranked *r = calloc(total + 1, sizeof(*r));
-	if (!r)
-		abort();
+	struct ranked *r = udfb_calloc(total + 1, sizeof(*r));
 	for (size_t k = 0; k < n; k++)
 		for (size_t j = 0; j < parts[k].n_files; j++, m++)
 			r[m] = (struct ranked){ parts[k].files[j], m };
@@ -279,9 +267,7 @@ static void merge(struct udfb_pkgproject *out, struct udfb_pkgproject *parts, si
 			r[m++] = r[k];
 	}
 	qsort(r, m, sizeof(*r), cmp_seq);
-	out->files = calloc(m + 1, sizeof(*out->files));
-	if (!out->files)
-		abort();
+	out->files = udfb_calloc(m + 1, sizeof(*out->files));
 	for (size_t k = 0; k < m; k++)
 		out->files[k] = r[k].f;
 	out->n_files = m;
@@ -306,9 +292,7 @@ static int from_source(struct udfb_pkgproject *out, int *known, struct udfb_pkgi
 
 static int collect(struct pkgknown *kn, struct udfb_pkgindex *ix, long long deadline_ms, struct udfb_err *err)
 {
-	struct udfb_pkgproject *parts = calloc(ix->n_src + 1, sizeof(*parts));
-	if (!parts)
-		abort();
+	struct udfb_pkgproject *parts = udfb_calloc(ix->n_src + 1, sizeof(*parts));
 	int rc = 0;
 	for (size_t k = 0; k < ix->n_src && rc == 0; k++) {
 		int known = 0;
@@ -337,7 +321,7 @@ static int check_name(char **norm, const char *name, struct udfb_err *err)
 	for (const char *c = name; ok && *c; c++)
 		ok = isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.';
 	if (!ok) {
-		cleanup_free char *shown = strndup(name, 64);
+		cleanup_free char *shown = udfb_strndup(name, 64);
 		udfb_text_oneline(shown);
 		return udfb_err_set(err, UDFB_E_INVALID, "'%s' is not a project name", shown);
 	}
@@ -372,9 +356,7 @@ int udfb_pkgindex_project(const struct udfb_pkgproject **out, struct udfb_pkgind
 		*out = &ix->known[k]->p;
 		return 0;
 	}
-	struct pkgknown *kn = calloc(1, sizeof(*kn));
-	if (!kn)
-		abort();
+	struct pkgknown *kn = udfb_calloc(1, sizeof(*kn));
 	kn->name = udfb_steal(norm);
 	if (collect(kn, ix, deadline_ms, err) < 0) {
 		/* Not remembered: a failure may pass, a retry may fetch. */
@@ -382,9 +364,7 @@ int udfb_pkgindex_project(const struct udfb_pkgproject **out, struct udfb_pkgind
 		free(kn);
 		return -1;
 	}
-	struct pkgknown **grown = realloc(ix->known, (ix->n_known + 1) * sizeof(*grown));
-	if (!grown)
-		abort();
+	struct pkgknown **grown = udfb_realloc(ix->known, (ix->n_known + 1) * sizeof(*grown));
 	ix->known = grown;
 	ix->known[ix->n_known++] = kn;
 	if (!kn->found)

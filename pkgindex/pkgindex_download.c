@@ -12,16 +12,14 @@
 
 #include "common/cleanup.h"
 #include "fetch/fetch.h"
+#include "common/alloc.h"
 #include "common/fsutil.h"
 #include "pkgindex/pkgindex_internal.h"
 #include "python/wheel.h"
 
 static char *blob_path(const char *cache_dir, const char *hex)
 {
-	char *p = NULL;
-	if (asprintf(&p, "%s/sha256/%s", cache_dir, hex) < 0)
-		abort();
-	return p;
+	return udfb_asprintf("%s/sha256/%s", cache_dir, hex);
 }
 
 static int cached(const char *path)
@@ -164,10 +162,12 @@ static char *metadata_url(const char *url)
 	if (!u)
 		abort();
 	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK && asprintf(&newpath, "%s.metadata", path) >= 0 &&
-	    curl_url_set(u, CURLUPART_PATH, newpath, 0) == CURLUE_OK)
-		curl_url_get(u, CURLUPART_URL, &out, 0);
-	char *copy = out ? strdup(out) : NULL;
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
+		newpath = udfb_asprintf("%s.metadata", path);
+		if (curl_url_set(u, CURLUPART_PATH, newpath, 0) == CURLUE_OK)
+			curl_url_get(u, CURLUPART_URL, &out, 0);
+	}
+	char *copy = out ? udfb_strdup(out) : NULL;
 	curl_free(path);
 	curl_free(out);
 	free(newpath);
@@ -180,9 +180,7 @@ static char *metadata_url(const char *url)
 static int pep658(char **text, size_t *len, struct udfb_pkgindex *ix, const struct udfb_pkgfile *f,
 		  long long deadline_ms, struct udfb_err *err)
 {
-	cleanup_free char *name = NULL, *url = metadata_url(f->url), *path = NULL;
-	if (asprintf(&name, "%s.metadata", f->filename) < 0)
-		abort();
+	cleanup_free char *name = udfb_asprintf("%s.metadata", f->filename), *url = metadata_url(f->url), *path = NULL;
 	if (*f->metadata_sha256) {
 		cleanup_free char *hit = blob_path(ix->cache_dir, f->metadata_sha256);
 		if (cached(hit))

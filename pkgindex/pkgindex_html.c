@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "pkgindex/pkgindex_internal.h"
 
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
@@ -23,10 +24,8 @@ static char *attr(xmlNode *n, const char *name)
 	xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
 	if (!v)
 		return NULL;
-	char *s = strdup((const char *)v);
+	char *s = udfb_strdup((const char *)v);
 	xmlFree(v);
-	if (!s)
-		abort();
 	return s;
 }
 
@@ -47,10 +46,8 @@ static char *anchor_text(xmlNode *n)
 		len--;
 	while (len && is_space(*s))
 		s++, len--;
-	char *out = strndup(s, len);
+	char *out = udfb_strndup(s, len);
 	xmlFree(v);
-	if (!out)
-		abort();
 	return out;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "pkgindex/pkgindex_internal.h"
 
 static int api_version_ok(json_t *root)
@@ -42,7 +43,7 @@ static int read_file(struct udfb_pkgfile *f, json_t *entry, CURLU *base)
 	const char *href = json_string_value(json_object_get(entry, "url"));
 	if (!json_is_object(entry) || !name || !href || !udfb_pkgfile_name_ok(name))
 		return -1;
-	f->filename = strdup(name);
+	f->filename = udfb_strdup(name);
 	char *frag = NULL;
 	f->url = udfb_url_resolve(base, href, &frag);
 	free(frag); /* PEP 691 gives hashes in "hashes", not in the URL */
@@ -58,8 +59,8 @@ static int read_file(struct udfb_pkgfile *f, json_t *entry, CURLU *base)
 	json_t *rp = json_object_get(entry, "requires-python");
 	if (rp && !json_is_null(rp) && !json_is_string(rp))
 		return -1;
-	if (json_is_string(rp) && !(f->requires_python = strdup(json_string_value(rp))))
-		abort();
+	if (json_is_string(rp))
+		f->requires_python = udfb_strdup(json_string_value(rp));
 	json_t *y = json_object_get(entry, "yanked");
 	if (y && !json_is_boolean(y) && !json_is_string(y))
 		return -1;

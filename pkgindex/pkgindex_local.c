@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "python/pep508.h"
@@ -32,9 +33,7 @@ static size_t stem_len(const char *name, int *wheel)
 
 static int prefix_is(const char *s, size_t n, const char *name)
 {
-	cleanup_free char *raw = strndup(s, n), *norm = NULL;
-	if (!raw)
-		abort();
+	cleanup_free char *raw = udfb_strndup(s, n), *norm = NULL;
 	udfb_pep503_normalize(&norm, raw);
 	return strcmp(norm, name) == 0;
 }
@@ -72,7 +71,7 @@ static int add_file(struct udfb_pkglist *l, const char *dir, const char *filenam
 	if (udfb_sha256_file(digest, &f->size, path, err) < 0)
 		return -1;
 	memcpy(f->sha256, udfb_digest_hex(digest), 65);
-	f->filename = strdup(filename);
+	f->filename = udfb_strdup(filename);
 	f->path = udfb_steal(path);
 	if (!f->filename)
 		abort();

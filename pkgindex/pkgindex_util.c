@@ -5,15 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
 #include "pkgindex/pkgindex_internal.h"
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		abort();
-	return d;
-}
 
 char *udfb_url_display(const char *url)
 {
@@ -28,16 +21,15 @@ char *udfb_url_display(const char *url)
 		curl_url_get(u, CURLUPART_PATH, &path, 0);
 		/* Only what names the index: userinfo, query and fragment may
 		 * each carry a token. */
-		if (asprintf(&out, "%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
-			     path && strcmp(path, "/") != 0 ? path : "") < 0)
-			abort();
+		out = udfb_asprintf("%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "",
+				    path && strcmp(path, "/") != 0 ? path : "");
 	}
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);
 	curl_free(path);
 	curl_url_cleanup(u);
-	return out ? out : xstrdup("(unparsable URL)");
+	return out ? out : udfb_strdup("(unparsable URL)");
 }
 
 char *udfb_url_resolve(CURLU *base, const char *href, char **fragment)
@@ -57,9 +49,9 @@ char *udfb_url_resolve(CURLU *base, const char *href, char **fragment)
 		curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
 	if (curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
 		goto out;
-	out = xstrdup(url);
+	out = udfb_strdup(url);
 	if (frag)
-		*fragment = xstrdup(frag);
+		*fragment = udfb_strdup(frag);
 out:
 	curl_free(scheme);
 	curl_free(frag);
@@ -109,9 +101,7 @@ struct udfb_pkgfile *udfb_pkglist_push(struct udfb_pkglist *l)
 		return NULL;
 	if (p->n_files == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct udfb_pkgfile *f = realloc(p->files, cap * sizeof(*f));
-		if (!f)
-			abort();
+		struct udfb_pkgfile *f = udfb_realloc(p->files, cap * sizeof(*f));
 		p->files = f;
 		l->cap = cap;
 	}
@@ -137,7 +127,7 @@ void udfb_pkgfile_clear(struct udfb_pkgfile *f)
 
 static char *dup_or_null(const char *s)
 {
-	return s ? xstrdup(s) : NULL;
+	return s ? udfb_strdup(s) : NULL;
 }
 
 void udfb_pkgfile_copy(struct udfb_pkgfile *dst, const struct udfb_pkgfile *src)

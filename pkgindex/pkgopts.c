@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "fetch/netguard.h"
 #include "pkgindex/pkgindex.h"
 
@@ -14,7 +15,7 @@ void udfb_pkg_opts_defaults(struct udfb_pkg_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->glibc_major = UDFB_PKG_DEFAULT_GLIBC_MAJOR;
 	o->glibc_minor = UDFB_PKG_DEFAULT_GLIBC_MINOR;
-	o->python = strdup(UDFB_PKG_DEFAULT_PYTHON);
+	o->python = udfb_strdup(UDFB_PKG_DEFAULT_PYTHON);
 	o->layer_budget = 16;
 	o->max_unpacked = UDFB_PKG_DEFAULT_MAX_UNPACKED;
 	udfb_netguard_new(&o->guard);
@@ -64,8 +65,8 @@ int udfb_pkg_opts_add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "packages-index: only http, https and directories are supported");
 	}
-	o->index = realloc(o->index, (o->n_index + 1) * sizeof(*o->index));
-	o->index[o->n_index++] = strdup(v);
+	o->index = udfb_realloc(o->index, (o->n_index + 1) * sizeof(*o->index));
+	o->index[o->n_index++] = udfb_strdup(v);
 	return 0;
 }
 
@@ -87,6 +88,6 @@ int udfb_pkg_opts_set_python(struct udfb_pkg_opts *o, const char *v, struct udfb
 		return udfb_err_set(err, UDFB_E_INVALID, "packages-python: '%s' is not a Python 3 version like 3.12",
 				    v);
 	free(o->python);
-	o->python = strdup(v);
+	o->python = udfb_strdup(v);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "python/pep508.h"
@@ -70,7 +71,7 @@ struct rs {
 
 static void *keep(struct rs *s, void *p)
 {
-	s->arena = realloc(s->arena, (s->n_arena + 1) * sizeof(*s->arena));
+	s->arena = udfb_realloc(s->arena, (s->n_arena + 1) * sizeof(*s->arena));
 	s->arena[s->n_arena++] = p;
 	return p;
 }
@@ -82,8 +83,7 @@ static void note_failure(struct rs *s, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	if (vasprintf(&s->failure, fmt, ap) < 0)
-		abort();
+	s->failure = udfb_vasprintf(fmt, ap);
 	va_end(ap);
 }
 
@@ -113,7 +113,7 @@ static struct cand *cand_for(struct project *p, const struct udfb_pyver *v)
 	for (size_t k = 0; k < p->n; k++)
 		if (udfb_pyver_cmp(&p->c[k].v, v) == 0)
 			return &p->c[k];
-	p->c = realloc(p->c, (p->n + 1) * sizeof(*p->c));
+	p->c = udfb_realloc(p->c, (p->n + 1) * sizeof(*p->c));
 	struct cand *c = memset(&p->c[p->n++], 0, sizeof(*c));
 	c->v = *v;
 	return c;
@@ -163,14 +163,14 @@ static int get_project(struct project **out, struct rs *s, const char *name)
 	const struct udfb_pkgproject *files = NULL;
 	if (udfb_pkgindex_project(&files, s->o->index, name, s->o->deadline_ms, s->err) < 0)
 		return -1;
-	struct project *p = calloc(1, sizeof(*p));
-	p->name = strdup(name);
+	struct project *p = udfb_calloc(1, sizeof(*p));
+	p->name = udfb_strdup(name);
 	p->n_files = files->n_files;
 	for (size_t k = 0; k < files->n_files; k++)
 		add_file(s, p, &files->files[k]);
 	if (p->n)
 		qsort(p->c, p->n, sizeof(*p->c), cmp_cand_desc);
-	s->projects = realloc(s->projects, (s->n_projects + 1) * sizeof(*s->projects));
+	s->projects = udfb_realloc(s->projects, (s->n_projects + 1) * sizeof(*s->projects));
 	s->projects[s->n_projects++] = p;
 	*out = p;
 	return 0;
@@ -226,7 +226,7 @@ static int load_deps(struct rs *s, struct project *p, struct cand *c, const stru
 	if (udfb_pkgmeta_parse(&m, text, len, s->err) < 0)
 		return udfb_err_wrap(s->err, "%s %s: METADATA", p->name, c->v.text);
 	int rc = check_meta(&m, p, c, s->err);
-	c->deps = calloc(m.n_requires_dist + 1, sizeof(*c->deps));
+	c->deps = udfb_calloc(m.n_requires_dist + 1, sizeof(*c->deps));
 	for (size_t k = 0; rc == 0 && k < m.n_requires_dist; k++) {
 		rc = dep_parse(&c->deps[k], m.requires_dist[k], s->err);
 		if (rc < 0)
@@ -242,7 +242,7 @@ static int push(struct rs *s, const struct dep *d, const char *via)
 {
 	if (s->qlen == s->qcap) {
 		s->qcap = s->qcap ? s->qcap * 2 : 64;
-		s->queue = realloc(s->queue, s->qcap * sizeof(*s->queue));
+		s->queue = udfb_realloc(s->queue, s->qcap * sizeof(*s->queue));
 	}
 	s->queue[s->qlen++] = (struct preq){ .dep = d, .via = via };
 	return 0;
@@ -261,10 +261,8 @@ static int push_deps(struct rs *s, const struct pin *pin)
 					     d->req.canonical);
 		if (!on)
 			continue;
-		char *via = NULL;
-		if (asprintf(&via, "%s -> %s %s requires %s", pin->via, pin->p->name, pin->c->v.text,
-			     d->req.canonical) < 0)
-			abort();
+		char *via = udfb_asprintf("%s -> %s %s requires %s", pin->via, pin->p->name, pin->c->v.text,
+					  d->req.canonical);
 		push(s, d, keep(s, via));
 	}
 	return 0;
@@ -302,7 +300,7 @@ static int check_pinned(struct rs *s, struct pin *pin, const struct preq *q)
 		extra += !has_extra(pin->extras, pin->n_extras, q->dep->req.extras[k]);
 	if (!extra)
 		return 1;
-	char **all = keep(s, calloc(pin->n_extras + extra, sizeof(char *)));
+	char **all = keep(s, udfb_calloc(pin->n_extras + extra, sizeof(char *)));
 	memcpy(all, pin->extras, pin->n_extras * sizeof(char *));
 	size_t n = pin->n_extras;
 	for (size_t k = 0; k < q->dep->req.n_extras; k++)
@@ -390,13 +388,13 @@ static int choose(struct rs *s, const struct preq *q)
 	struct project *p = NULL;
 	if (get_project(&p, s, q->dep->req.name) < 0)
 		return udfb_err_wrap(s->err, "%s", q->via);
-	struct cand **cs = calloc(p->n + 1, sizeof(*cs));
+	struct cand **cs = udfb_calloc(p->n + 1, sizeof(*cs));
 	size_t n = matching(cs, p, q->dep);
 	if (n == 0)
 		note_no_candidate(s, p, q);
 	/* Backtracking restores the pins (extras included) and the queue. */
 	size_t n_pins = s->n_pins, qhead = s->qhead, qlen = s->qlen;
-	struct pin *saved = malloc((n_pins + 1) * sizeof(*saved));
+	struct pin *saved = udfb_malloc((n_pins + 1) * sizeof(*saved));
 	memcpy(saved, s->pins, n_pins * sizeof(*saved));
 	int rc = 0;
 	for (size_t k = 0; k < n && rc == 0; k++) {
@@ -437,15 +435,15 @@ static int cmp_lock_pkg(const void *a, const void *b)
 
 static void make_lock(struct udfb_lock *out, const struct rs *s)
 {
-	out->pkgs = calloc(s->n_pins + 1, sizeof(*out->pkgs));
+	out->pkgs = udfb_calloc(s->n_pins + 1, sizeof(*out->pkgs));
 	out->n = s->n_pins;
 	for (size_t k = 0; k < s->n_pins; k++) {
 		const struct pin *p = &s->pins[k];
 		const struct udfb_pkgfile *f = p->c->file ? p->c->file : p->c->yanked_file;
 		struct udfb_lock_pkg *l = &out->pkgs[k];
-		l->name = strdup(p->p->name);
-		l->version = strdup(p->c->v.text);
-		l->filename = strdup(f->filename);
+		l->name = udfb_strdup(p->p->name);
+		l->version = udfb_strdup(p->c->v.text);
+		l->filename = udfb_strdup(f->filename);
 		memcpy(l->sha256, f->sha256, sizeof(l->sha256));
 		l->size = f->size;
 	}
@@ -454,7 +452,7 @@ static void make_lock(struct udfb_lock *out, const struct rs *s)
 
 static int add_roots(struct rs *s, char *const *reqs, size_t n)
 {
-	s->roots = calloc(n + 1, sizeof(*s->roots));
+	s->roots = udfb_calloc(n + 1, sizeof(*s->roots));
 	for (size_t k = 0; k < n; k++) {
 		if (dep_parse(&s->roots[k], reqs[k], s->err) < 0)
 			return udfb_err_wrap(s->err, "'%s'", reqs[k]);
@@ -494,7 +492,7 @@ int udfb_resolve(struct udfb_lock *out, char *const *reqs, size_t n, const struc
 {
 	memset(out, 0, sizeof(*out));
 	struct rs s = { .o = o, .err = err };
-	s.pins = calloc(UDFB_RESOLVE_MAX_PACKAGES + 1, sizeof(*s.pins));
+	s.pins = udfb_calloc(UDFB_RESOLVE_MAX_PACKAGES + 1, sizeof(*s.pins));
 	int rc = add_roots(&s, reqs, n) < 0 ? -1 : solve(&s);
 	if (rc == 0)
 		udfb_err_set(err, UDFB_E_INVALID, "cannot resolve: %s", s.failure ? s.failure : "no solution");

@@ -13,17 +13,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "registry-client/retry.h"
 
 #define DEFAULT_EXPIRES_S 60 /* the distribution token spec's default */
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void udfb_cred_clear(struct udfb_cred *c)
 {
@@ -42,10 +37,8 @@ void udfb_cred_clear(struct udfb_cred *c)
 char *udfb_auth_basic(const char *user, const char *pass)
 {
 	size_t n = strlen(user) + 1 + strlen(pass);
-	char *plain = malloc(n + 1);
-	char *out = malloc(6 + 4 * ((n + 2) / 3) + 1);
-	if (!plain || !out)
-		abort();
+	char *plain = udfb_malloc(n + 1);
+	char *out = udfb_malloc(6 + 4 * ((n + 2) / 3) + 1);
 	snprintf(plain, n + 1, "%s:%s", user, pass);
 	memcpy(out, "Basic ", 6);
 	EVP_EncodeBlock((unsigned char *)out + 6, (const unsigned char *)plain, (int)n);
@@ -59,7 +52,7 @@ void udfb_auth_init(struct udfb_auth *a, const char *host, const struct udfb_cre
 {
 	memset(a, 0, sizeof(*a));
 	pthread_mutex_init(&a->mu, NULL);
-	a->host = strdup(host);
+	a->host = udfb_strdup(host);
 	a->src = src;
 	a->tls = *tls;
 }
@@ -149,7 +142,7 @@ static char *token_query(CURL *c, const struct udfb_auth_challenge *ch, const ch
 {
 	struct udfb_buf q;
 	udfb_buf_init(&q, 1u << 20);
-	cleanup_free char *mine = strdup(scope ? scope : ""), *theirs = strdup(ch->scope ? ch->scope : "");
+	cleanup_free char *mine = udfb_strdup(scope ? scope : ""), *theirs = udfb_strdup(ch->scope ? ch->scope : "");
 	char *scopes[16];
 	size_t n = scope_list(scopes, 16, mine, theirs);
 	char *e = curl_easy_escape(c, ch->service ? ch->service : "", 0);
@@ -201,8 +194,8 @@ static int parse_token(struct auth_token *t, const struct udfb_buf *body, const 
 		exp = DEFAULT_EXPIRES_S;
 	/* Renew a little early so a token never expires in flight. */
 	long long margin = exp > 20 ? 10000 : exp * 500;
-	t->value = strdup(v);
-	t->expires_ms = now_ms() + exp * 1000 - margin;
+	t->value = udfb_strdup(v);
+	t->expires_ms = udfb_now_ms() + exp * 1000 - margin;
 	json_decref(j);
 	return 0;
 }
@@ -215,25 +208,21 @@ static void token_request(struct udfb_auth *a, CURL *c, const char *scope, struc
 	const char *realm = a->ch.realm;
 	if (refresh) {
 		char *rt = curl_easy_escape(c, a->cred.identity_token, 0);
-		if (asprintf(body, "grant_type=refresh_token&client_id=udf-builder&%s&refresh_token=%s", q, rt) < 0)
-			abort();
+		*body = udfb_asprintf("grant_type=refresh_token&client_id=udf-builder&%s&refresh_token=%s", q, rt);
 		OPENSSL_cleanse(rt, strlen(rt));
 		curl_free(rt);
-		*url = strdup(realm);
+		*url = udfb_strdup(realm);
 		req->method = "POST";
 		req->body = (struct udfb_http_body){ .kind = UDFB_BODY_MEM,
 						     .data = *body,
 						     .size = (long long)strlen(*body) };
 		req->headers = curl_slist_append(req->headers, "Content-Type: application/x-www-form-urlencoded");
 	} else {
-		if (asprintf(url, "%s%c%s", realm, strchr(realm, '?') ? '&' : '?', q) < 0)
-			abort();
+		*url = udfb_asprintf("%s%c%s", realm, strchr(realm, '?') ? '&' : '?', q);
 		req->method = "GET";
 		if (a->cred_state == 1 && a->cred.username && a->cred.password) {
 			cleanup_free char *basic = udfb_auth_basic(a->cred.username, a->cred.password);
-			cleanup_free char *line = NULL;
-			if (asprintf(&line, "Authorization: %s", basic) < 0)
-				abort();
+			cleanup_free char *line = udfb_asprintf("Authorization: %s", basic);
 			req->headers = curl_slist_append(req->headers, line);
 			OPENSSL_cleanse(line, strlen(line));
 			OPENSSL_cleanse(basic, strlen(basic));
@@ -295,22 +284,19 @@ static int fetch_token(struct udfb_auth *a, CURL *c, const char *scope, struct a
 		OPENSSL_cleanse(body.data, body.len);
 	udfb_buf_free(&body);
 	if (rc == 0)
-		t->scope = strdup(scope);
+		t->scope = udfb_strdup(scope);
 	return rc;
 }
 
 static char *header_line(const char *scheme_value)
 {
-	char *line = NULL;
-	if (asprintf(&line, "Authorization: %s", scheme_value) < 0)
-		abort();
-	return line;
+	return udfb_asprintf("Authorization: %s", scheme_value);
 }
 
 static int bearer_header(struct udfb_auth *a, CURL *c, const char *scope, char **out, struct udfb_err *err)
 {
 	struct auth_token *t = token_find(a, scope);
-	if (t && t->expires_ms <= now_ms()) {
+	if (t && t->expires_ms <= udfb_now_ms()) {
 		token_clear(t);
 		t = NULL;
 	}
@@ -321,9 +307,7 @@ static int bearer_header(struct udfb_auth *a, CURL *c, const char *scope, char *
 		t = token_slot(a);
 		*t = fresh;
 	}
-	cleanup_free char *v = NULL;
-	if (asprintf(&v, "Bearer %s", t->value) < 0)
-		abort();
+	cleanup_free char *v = udfb_asprintf("Bearer %s", t->value);
 	*out = header_line(v);
 	OPENSSL_cleanse(v, strlen(v));
 	return 0;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "registry-client/registry_internal.h"
@@ -19,18 +20,12 @@
 
 static char *blob_path(const char *repo, const char *digest)
 {
-	char *p = NULL;
-	if (asprintf(&p, "/v2/%s/blobs/%s", repo, digest) < 0)
-		abort();
-	return p;
+	return udfb_asprintf("/v2/%s/blobs/%s", repo, digest);
 }
 
 static char *what_of(const char *repo, const char *digest)
 {
-	char *w = NULL;
-	if (asprintf(&w, "%s@%s", repo, digest) < 0)
-		abort();
-	return w;
+	return udfb_asprintf("%s@%s", repo, digest);
 }
 
 int reg_blob_exists(struct udfb_registry *r, const char *repo, const char *digest, const char *scope,
@@ -61,9 +56,7 @@ int udfb_registry_blob_exists(struct udfb_registry *r, const char *repo, const c
 static int post_upload(struct udfb_registry *r, const char *repo, const char *query, const char *scope, long *status,
 		       char **location, int *transient, struct udfb_err *err)
 {
-	cleanup_free char *path = NULL;
-	if (asprintf(&path, "/v2/%s/blobs/uploads/%s", repo, query ? query : "") < 0)
-		abort();
+	cleanup_free char *path = udfb_asprintf("/v2/%s/blobs/uploads/%s", repo, query ? query : "");
 	struct reg_call c = { .method = "POST", .path = path, .scope = scope };
 	struct udfb_http_resp h;
 	if (reg_call(r, &c, &h, transient, err) < 0)
@@ -81,9 +74,7 @@ static int post_upload(struct udfb_registry *r, const char *repo, const char *qu
 int reg_blob_mount(struct udfb_registry *r, const char *repo, const struct udfb_push_blob *b, const char *scope,
 		   char **location, struct udfb_err *err)
 {
-	cleanup_free char *query = NULL;
-	if (asprintf(&query, "?mount=%s&from=%s", b->digest, b->from_repo) < 0)
-		abort();
+	cleanup_free char *query = udfb_asprintf("?mount=%s&from=%s", b->digest, b->from_repo);
 	long status = 0;
 	int transient;
 	*location = NULL;
@@ -95,9 +86,7 @@ int reg_blob_mount(struct udfb_registry *r, const char *repo, const struct udfb_
 static int put_file(struct udfb_registry *r, const char *repo, const struct udfb_push_blob *b, const char *scope,
 		    const char *location, int fd, int *transient, struct udfb_err *err)
 {
-	cleanup_free char *extra = NULL, *what = what_of(repo, b->digest);
-	if (asprintf(&extra, "digest=%s", b->digest) < 0)
-		abort();
+	cleanup_free char *extra = udfb_asprintf("digest=%s", b->digest), *what = what_of(repo, b->digest);
 	cleanup_free char *url = reg_resolve(r, location, extra);
 	if (!url)
 		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s/%s: the registry gave an unusable upload location",
@@ -126,7 +115,7 @@ static int put_file(struct udfb_registry *r, const char *repo, const struct udfb
 static int upload_once(struct udfb_registry *r, const char *repo, const struct udfb_push_blob *b, const char *scope,
 		       const char *given, int fd, int *transient, struct udfb_err *err)
 {
-	cleanup_free char *location = given ? strdup(given) : NULL;
+	cleanup_free char *location = given ? udfb_strdup(given) : NULL;
 	long status = 0;
 	if (!location && post_upload(r, repo, NULL, scope, &status, &location, transient, err) < 0)
 		return -1;

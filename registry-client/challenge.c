@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "registry-client/auth.h"
+#include "common/alloc.h"
 #include "common/buf.h"
 
 #define PARAM_MAX (8u << 10)
@@ -32,7 +33,7 @@ static char *read_token(struct lex *l)
 	const char *s = l->p;
 	while (is_tchar(*l->p))
 		l->p++;
-	return l->p > s ? strndup(s, (size_t)(l->p - s)) : NULL;
+	return l->p > s ? udfb_strndup(s, (size_t)(l->p - s)) : NULL;
 }
 
 /* quoted-string with backslash escapes; NULL when unterminated or too long. */
@@ -63,7 +64,7 @@ static char *read_bare(struct lex *l)
 	const char *s = l->p;
 	while (is_tchar(*l->p) || *l->p == '/' || *l->p == '=')
 		l->p++;
-	return strndup(s, (size_t)(l->p - s));
+	return udfb_strndup(s, (size_t)(l->p - s));
 }
 
 static void set_param(struct udfb_auth_challenge *c, const char *name, char *value)

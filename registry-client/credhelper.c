@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "registry-client/dockercfg.h"
 
 #define HELPER_OUT_MAX (64u << 10)
@@ -91,9 +93,7 @@ static char **helper_env(void)
 	size_t n = 0;
 	while (environ && environ[n])
 		n++;
-	char **env = calloc(n + 1, sizeof(char *));
-	if (!env)
-		abort();
+	char **env = udfb_calloc(n + 1, sizeof(char *));
 	size_t m = 0;
 	for (size_t k = 0; k < n; k++)
 		if (helper_var(environ[k]))
@@ -132,20 +132,13 @@ static int spawn(pid_t *pid, int *in, int *out, const char *prog, struct udfb_er
 	return 0;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read all of fd within the time limit; -1 on timeout or overflow. */
 static int read_all(int fd, struct udfb_buf *b)
 {
-	long long end = mono_ms() + HELPER_TIMEOUT_MS;
+	long long end = udfb_now_ms() + HELPER_TIMEOUT_MS;
 	char chunk[4096];
 	for (;;) {
-		long long left = end - mono_ms();
+		long long left = end - udfb_now_ms();
 		struct pollfd p = { fd, POLLIN, 0 };
 		if (left <= 0 || poll(&p, 1, (int)left) == 0)
 			return -1;
@@ -168,13 +161,13 @@ static int parse_answer(struct udfb_cred *out, const struct udfb_buf *b, const c
 	if (!secret || !*secret) {
 		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "credential helper %s: no Secret in its answer", prog);
 	} else if (user && strcmp(user, "<token>") == 0) {
-		out->identity_token = strdup(secret); /* docker's marker for an identity token */
+		out->identity_token = udfb_strdup(secret); /* docker's marker for an identity token */
 	} else {
-		out->username = strdup(user ? user : "");
-		out->password = strdup(secret);
+		out->username = udfb_strdup(user ? user : "");
+		out->password = udfb_strdup(secret);
 	}
 	if (rc == 0)
-		out->source = strdup(prog);
+		out->source = udfb_strdup(prog);
 	json_decref(j);
 	return rc;
 }

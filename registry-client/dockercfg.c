@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 
@@ -52,7 +53,7 @@ static json_t *find_host(json_t *obj, const char *host)
 static int decode_auth(struct udfb_cred *c, const char *b64, const char *path, struct udfb_err *err)
 {
 	size_t n = strlen(b64);
-	cleanup_free unsigned char *raw = malloc(n + 1);
+	cleanup_free unsigned char *raw = udfb_malloc(n + 1);
 	int len = n % 4 == 0 ? EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n) : -1;
 	if (len < 0) {
 		free(udfb_steal(raw));
@@ -66,8 +67,8 @@ static int decode_auth(struct udfb_cred *c, const char *b64, const char *path, s
 	if (!colon || memchr(raw, '\0', (size_t)len))
 		rc = udfb_err_set(err, UDFB_E_INVALID, "%s: an auths entry's \"auth\" is not user:password", path);
 	else {
-		c->username = strndup((char *)raw, (size_t)(colon - (char *)raw));
-		c->password = strdup(colon + 1);
+		c->username = udfb_strndup((char *)raw, (size_t)(colon - (char *)raw));
+		c->password = udfb_strdup(colon + 1);
 	}
 	OPENSSL_cleanse(raw, n + 1);
 	return rc;
@@ -83,14 +84,14 @@ static int read_auths(struct udfb_dockercfg_entry *out, json_t *entry, const cha
 		if (decode_auth(&out->cred, auth, path, err) < 0)
 			return -1;
 	} else if (user && *user && pass) {
-		out->cred.username = strdup(user);
-		out->cred.password = strdup(pass);
+		out->cred.username = udfb_strdup(user);
+		out->cred.password = udfb_strdup(pass);
 	}
 	if (idt && *idt)
-		out->cred.identity_token = strdup(idt);
+		out->cred.identity_token = udfb_strdup(idt);
 	out->has_cred = out->cred.password || out->cred.identity_token;
 	if (out->has_cred)
-		out->cred.source = strdup(path);
+		out->cred.source = udfb_strdup(path);
 	return 0;
 }
 
@@ -107,9 +108,9 @@ int udfb_dockercfg_parse(struct udfb_dockercfg_entry *out, const char *text, siz
 	const char *h = json_string_value(find_host(json_object_get(j, "credHelpers"), host));
 	const char *store = json_string_value(json_object_get(j, "credsStore"));
 	if (h && *h)
-		out->helpers[n++] = strdup(h);
+		out->helpers[n++] = udfb_strdup(h);
 	if (store && *store && !(h && strcmp(h, store) == 0))
-		out->helpers[n++] = strdup(store);
+		out->helpers[n++] = udfb_strdup(store);
 	json_t *entry = find_host(json_object_get(j, "auths"), host);
 	int rc = json_is_object(entry) ? read_auths(out, entry, path, err) : 0;
 	json_decref(j);

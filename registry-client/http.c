@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/curl_init.h"
 #include "common/version.h"
 
@@ -149,7 +150,7 @@ static char *header_value(CURL *c, const char *name)
 	struct curl_header *h;
 	if (curl_easy_header(c, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h->value)
 		return NULL;
-	return strndup(h->value, HEADER_VALUE_MAX);
+	return udfb_strndup(h->value, HEADER_VALUE_MAX);
 }
 
 /* A 401 may carry several WWW-Authenticate headers; auth.c parses them
@@ -252,8 +253,7 @@ char *udfb_http_url_host(const char *url)
 	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
 		curl_url_get(u, CURLUPART_PORT, &port, 0);
-		if (asprintf(&out, "%s%s%s", host, port ? ":" : "", port ? port : "") < 0)
-			abort();
+		out = udfb_asprintf("%s%s%s", host, port ? ":" : "", port ? port : "");
 	}
 	curl_free(host);
 	curl_free(port);

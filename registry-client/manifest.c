@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "image/ocilayout.h"
@@ -13,19 +14,13 @@
 
 static char *path_of(const char *repo, const char *kind, const char *ref)
 {
-	char *p = NULL;
-	if (asprintf(&p, "/v2/%s/%s/%s", repo, kind, ref) < 0)
-		abort();
-	return p;
+	return udfb_asprintf("/v2/%s/%s/%s", repo, kind, ref);
 }
 
 /* "repo:tag" or "repo@sha256:…", for messages. */
 static char *what_of(const char *repo, const char *ref)
 {
-	char *w = NULL;
-	if (asprintf(&w, "%s%c%s", repo, udfb_digest_valid(ref) ? '@' : ':', ref) < 0)
-		abort();
-	return w;
+	return udfb_asprintf("%s%c%s", repo, udfb_digest_valid(ref) ? '@' : ':', ref);
 }
 
 /* The header's digest when it is one; NULL otherwise. */
@@ -64,10 +59,10 @@ int udfb_registry_manifest_head(struct udfb_registry *r, const char *repo, const
 static char *media_type_of(const struct udfb_http_resp *h, const char *data, size_t len)
 {
 	if (h->content_type && strncmp(h->content_type, "application/vnd.", 16) == 0)
-		return strndup(h->content_type, strcspn(h->content_type, "; "));
+		return udfb_strndup(h->content_type, strcspn(h->content_type, "; "));
 	json_t *j = json_loadb(data, len, 0, NULL);
 	const char *mt = json_string_value(json_object_get(j, "mediaType"));
-	char *out = strdup(mt ? mt : "");
+	char *out = udfb_strdup(mt ? mt : "");
 	json_decref(j);
 	return out;
 }
@@ -191,7 +186,7 @@ static int load_manifest(struct udfb_image *out, struct udfb_registry *r, const 
 static int resolve(struct udfb_image *out, struct udfb_registry *r, const char *repo, const char *ref,
 		   const char *platform, struct udfb_err *err)
 {
-	cleanup_free char *cur = strdup(ref);
+	cleanup_free char *cur = udfb_strdup(ref);
 	for (int hop = 0; hop < 3; hop++) {
 		cleanup_free char *mt = NULL;
 		if (load_manifest(out, r, repo, cur, &mt, err) < 0)
@@ -210,7 +205,7 @@ static int resolve(struct udfb_image *out, struct udfb_registry *r, const char *
 			return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: an index entry has no valid digest", r->host,
 					    where);
 		free(cur);
-		cur = strdup(next);
+		cur = udfb_strdup(next);
 	}
 	return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: indexes nested too deeply", r->host, repo);
 }

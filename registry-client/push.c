@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -157,9 +158,7 @@ int udfb_registry_push(struct udfb_registry *r, const char *repo, const char *ta
 		stats->up_to_date = 1;
 		return 0;
 	}
-	cleanup_free const struct udfb_push_blob **todo = calloc(n + 1, sizeof(*todo));
-	if (!todo)
-		abort();
+	cleanup_free const struct udfb_push_blob **todo = udfb_calloc(n + 1, sizeof(*todo));
 	struct push p = { .r = r,
 			  .repo = repo,
 			  .scope = scope,

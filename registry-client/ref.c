@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/hash.h"
 
 int udfb_ref_tag_valid(const char *t)
@@ -74,10 +75,10 @@ static int parse_oci(struct udfb_ref *out, const char *s, const char *orig, stru
 	/* The last ':' starts a tag only when what follows is a valid tag
 	 * (a directory may itself hold colons). */
 	if (colon && !strchr(colon, '/') && udfb_ref_tag_valid(colon + 1)) {
-		out->dir = strndup(s, (size_t)(colon - s));
-		out->tag = strdup(colon + 1);
+		out->dir = udfb_strndup(s, (size_t)(colon - s));
+		out->tag = udfb_strdup(colon + 1);
 	} else {
-		out->dir = strdup(s);
+		out->dir = udfb_strdup(s);
 	}
 	if (!out->dir[0])
 		return udfb_err_set(err, UDFB_E_INVALID, "image reference '%s': no directory after 'oci:'", orig);
@@ -89,24 +90,24 @@ static int parse_docker(struct udfb_ref *out, const char *s, const char *orig, s
 	const char *slash = strchr(s, '/');
 	if (!slash)
 		return udfb_err_set(err, UDFB_E_INVALID, "image reference '%s': expected docker://HOST/REPO", orig);
-	out->host = strndup(s, (size_t)(slash - s));
+	out->host = udfb_strndup(s, (size_t)(slash - s));
 	const char *rest = slash + 1;
 	const char *at = strchr(rest, '@');
 	size_t repo_end = at ? (size_t)(at - rest) : strlen(rest);
 	if (at) {
-		out->digest = strdup(at + 1);
+		out->digest = udfb_strdup(at + 1);
 		if (!udfb_digest_valid(out->digest))
 			return udfb_err_set(err, UDFB_E_INVALID,
 					    "image reference '%s': the digest must be sha256:<64 hex>", orig);
 	}
 	const char *colon = memrchr(rest, ':', repo_end);
 	if (colon && !memchr(colon, '/', repo_end - (size_t)(colon - rest))) {
-		out->tag = strndup(colon + 1, repo_end - (size_t)(colon - rest) - 1);
+		out->tag = udfb_strndup(colon + 1, repo_end - (size_t)(colon - rest) - 1);
 		repo_end = (size_t)(colon - rest);
 		if (!udfb_ref_tag_valid(out->tag))
 			return udfb_err_set(err, UDFB_E_INVALID, "image reference '%s': bad tag", orig);
 	}
-	out->repo = strndup(rest, repo_end);
+	out->repo = udfb_strndup(rest, repo_end);
 	if (!host_valid(out->host))
 		return udfb_err_set(err, UDFB_E_INVALID, "image reference '%s': bad registry host", orig);
 	if (!repo_valid(out->repo))
@@ -150,10 +151,7 @@ void udfb_ref_free(struct udfb_ref *r)
 
 char *udfb_ref_name(const struct udfb_ref *r)
 {
-	char *s = NULL;
-	int n = r->kind == UDFB_REF_OCI ? asprintf(&s, "oci:%s", r->dir)
-					: asprintf(&s, "docker://%s/%s", r->host, r->repo);
-	if (n < 0)
-		abort();
-	return s;
+	if (r->kind == UDFB_REF_OCI)
+		return udfb_asprintf("oci:%s", r->dir);
+	return udfb_asprintf("docker://%s/%s", r->host, r->repo);
 }

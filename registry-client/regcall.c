@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "registry-client/registry_internal.h"
@@ -18,14 +19,11 @@
 
 static char *call_url(struct udfb_registry *r, const char *path)
 {
-	char *url = NULL;
 	if (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0)
-		return strdup(path);
+		return udfb_strdup(path);
 	pthread_mutex_lock(&r->mu);
-	int n = asprintf(&url, "%s%s", r->base_url, path);
+	char *url = udfb_asprintf("%s%s", r->base_url, path);
 	pthread_mutex_unlock(&r->mu);
-	if (n < 0)
-		abort();
 	return url;
 }
 
@@ -88,8 +86,7 @@ static int fell_back_to_http(struct udfb_registry *r, const struct udfb_http_res
 	pthread_mutex_lock(&r->mu);
 	if (!r->scheme_known && out->status == 0 && out->rc == CURLE_SSL_CONNECT_ERROR) {
 		free(r->base_url);
-		if (asprintf(&r->base_url, "http://%s", r->api_host) < 0)
-			abort();
+		r->base_url = udfb_asprintf("http://%s", r->api_host);
 		udfb_debug("registry %s: no TLS there, using plain http", r->host);
 		changed = 1;
 	}
@@ -111,9 +108,7 @@ static void probe_scheme(struct udfb_registry *r, CURL *h)
 	pthread_mutex_unlock(&r->mu);
 	if (known)
 		return;
-	cleanup_free char *url = NULL;
-	if (asprintf(&url, "https://%s/v2/", r->api_host) < 0)
-		abort();
+	cleanup_free char *url = udfb_asprintf("https://%s/v2/", r->api_host);
 	struct udfb_tls tls = { .verify = 0 };
 	struct udfb_http_req req = { .method = "GET", .url = url, .tls = &tls };
 	struct udfb_http_resp out;

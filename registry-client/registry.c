@@ -11,6 +11,7 @@
 
 #include "common/cleanup.h"
 #include "registry-client/dockercfg.h"
+#include "common/alloc.h"
 #include "common/log.h"
 #include "registry-client/registry_internal.h"
 #include "registry-client/retry.h"
@@ -53,20 +54,17 @@ int udfb_registry_open(struct udfb_registry **out, const char *host, const struc
 {
 	if (udfb_http_global_init(err) < 0)
 		return -1;
-	struct udfb_registry *r = calloc(1, sizeof(*r));
-	if (!r)
-		abort();
-	r->host = strdup(host);
+	struct udfb_registry *r = udfb_calloc(1, sizeof(*r));
+	r->host = udfb_strdup(host);
 	/* Docker Hub's API is not served where its name points. */
-	r->api_host = strdup(strcasecmp(host, "docker.io") == 0 ? "registry-1.docker.io" : host);
+	r->api_host = udfb_strdup(strcasecmp(host, "docker.io") == 0 ? "registry-1.docker.io" : host);
 	r->insecure = insecure_list(o->insecure);
-	r->ca_bundle = o->ca_bundle ? strdup(o->ca_bundle) : NULL;
+	r->ca_bundle = o->ca_bundle ? udfb_strdup(o->ca_bundle) : NULL;
 	r->retries = o->retries < 0 ? UDFB_RETRY_DEFAULT : o->retries;
 	r->policy = policy_of(r->api_host, r);
 	r->tls = (struct udfb_tls){ .ca_bundle = r->ca_bundle, .verify = r->policy != UDFB_HOST_INSECURE };
 	r->scheme_known = r->policy == UDFB_HOST_SECURE;
-	if (asprintf(&r->base_url, "https://%s", r->api_host) < 0)
-		abort();
+	r->base_url = udfb_asprintf("https://%s", r->api_host);
 	pthread_mutex_init(&r->mu, NULL);
 	udfb_auth_init(&r->auth, host, o->creds ? o->creds : &udfb_dockercfg_source, &r->tls);
 	r->auth.policy = policy_of;
@@ -129,9 +127,7 @@ int udfb_registry_shared(struct udfb_registry **out, const char *host, struct ud
 		struct udfb_registry *r;
 		rc = udfb_registry_open(&r, host, &o, err);
 		if (rc == 0) {
-			s = malloc(sizeof(*s));
-			if (!s)
-				abort();
+			s = udfb_malloc(sizeof(*s));
 			*s = (struct shared){ shared_list, r };
 			shared_list = s;
 		}
@@ -166,10 +162,7 @@ void reg_handle_put(struct udfb_registry *r, CURL *c)
 
 char *reg_scope(const char *repo, const char *actions)
 {
-	char *s = NULL;
-	if (asprintf(&s, "repository:%s:%s", repo, actions) < 0)
-		abort();
-	return s;
+	return udfb_asprintf("repository:%s:%s", repo, actions);
 }
 
 char *reg_resolve(struct udfb_registry *r, const char *location, const char *extra)
@@ -182,7 +175,7 @@ char *reg_resolve(struct udfb_registry *r, const char *location, const char *ext
 	if (curl_url_set(u, CURLUPART_URL, location, 0) == CURLUE_OK &&
 	    (!extra || curl_url_set(u, CURLUPART_QUERY, extra, CURLU_APPENDQUERY) == CURLUE_OK) &&
 	    curl_url_get(u, CURLUPART_URL, &url, 0) == CURLUE_OK)
-		out = strdup(url);
+		out = udfb_strdup(url);
 	curl_free(url);
 	curl_url_cleanup(u);
 	return out;

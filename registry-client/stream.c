@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "registry-client/registry_internal.h"
 #include "registry-client/retry.h"
@@ -27,8 +28,7 @@ static void ring_init(struct ring *q)
 	memset(q, 0, sizeof(*q));
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->cv, NULL);
-	if (!(q->buf = malloc(RING_BYTES)))
-		abort();
+	q->buf = udfb_malloc(RING_BYTES);
 }
 
 static void ring_destroy(struct ring *q)
@@ -116,9 +116,8 @@ static void *source_main(void *ctx)
 	struct source *s = ctx;
 	const struct udfb_push_blob *b = s->b;
 	cleanup_free char *path = NULL, *scope = reg_scope(b->from_repo, "pull"), *what = NULL;
-	if (asprintf(&path, "/v2/%s/blobs/%s", b->from_repo, b->digest) < 0 ||
-	    asprintf(&what, "%s@%s", b->from_repo, b->digest) < 0)
-		abort();
+	path = udfb_asprintf("/v2/%s/blobs/%s", b->from_repo, b->digest);
+	what = udfb_asprintf("%s@%s", b->from_repo, b->digest);
 	struct reg_call c = { .method = "GET",
 			      .path = path,
 			      .scope = scope,
@@ -179,9 +178,7 @@ static int patch(struct udfb_registry *r, const char *repo, struct source *s, co
 static int close_upload(struct udfb_registry *r, const char *repo, const struct udfb_push_blob *b, const char *scope,
 			const char *location, int *transient, struct udfb_err *err)
 {
-	cleanup_free char *extra = NULL;
-	if (asprintf(&extra, "digest=%s", b->digest) < 0)
-		abort();
+	cleanup_free char *extra = udfb_asprintf("digest=%s", b->digest);
 	cleanup_free char *url = reg_resolve(r, location, extra);
 	struct reg_call c = { .method = "PUT", .path = url, .scope = scope, .once = 1 };
 	struct udfb_http_resp h;

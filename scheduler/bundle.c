@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "image/image.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "image/ocilayout.h"
 #include "scheduler/unpack.h"
@@ -255,9 +256,7 @@ static int unpack_one(const char *layers_dir, const char *digest, const char *bl
 		return udfb_err_sys(err, errno, "mkdtemp in %s", layers_dir);
 	chmod(tmp, 0755);
 	struct udfb_unpack_stats st;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	long long t0 = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	long long t0 = udfb_now_ms();
 	if (udfb_layer_unpack(blob, digest, tmp, &st, err) < 0) {
 		udfb_rm_rf(tmp);
 		return -1;
@@ -268,10 +267,8 @@ static int unpack_one(const char *layers_dir, const char *digest, const char *bl
 		if (e != EEXIST && e != ENOTEMPTY) /* another process unpacked it first */
 			return udfb_err_sys(err, e, "rename to %s", final);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	udfb_info("layer %s unpacked: %ld entries, %lld bytes, %ld whiteouts, %ld devices skipped, %lld ms", digest,
-		  st.entries, st.bytes, st.whiteouts, st.skipped,
-		  (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - t0);
+		  st.entries, st.bytes, st.whiteouts, st.skipped, udfb_now_ms() - t0);
 	return 0;
 }
 

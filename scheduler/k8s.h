@@ -61,7 +61,8 @@ int k8s_api_init(struct k8s_api *a, const struct k8s_opts *o, struct udfb_err *e
 void k8s_api_free(struct k8s_api *a);
 /* One request; body (JSON) is sent as application/apply-patch+yaml for
  * PATCH.  *out (may be NULL) gets the answer's JSON.  Errors read
- * "kubernetes: <what> <ns>/<name>: HTTP <code>: <Status.message>". */
+ * "kubernetes: <what> <ns>/<name>: HTTP <code>: <Status.message>" (a
+ * cluster-scoped object: ns NULL, "<what> <name>"); HTTP 404 is NOTFOUND. */
 int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t *body, json_t **out, const char *what,
 		 const char *ns, const char *name, struct udfb_err *err);
 /* Server-side apply of one object (fieldManager=udf-builder, force). */

@@ -249,8 +249,8 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 	char *text = udfb_buf_steal(&resp, &len);
 	json_t *j = text && len ? json_loadb(text, len, 0, NULL) : NULL;
 	if (cc != CURLE_OK) {
-		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "kubernetes: %s %s/%s: %s", what, ns, name,
-				  curl_easy_strerror(cc));
+		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "kubernetes: %s %s%s%s: %s", what, ns ? ns : "",
+				  ns ? "/" : "", name, curl_easy_strerror(cc));
 	} else if (code < 200 || code >= 300) {
 		const char *msg = json_string_value(json_object_get(j, "message"));
 		char one[512];
@@ -258,8 +258,13 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 		for (char *p = one; *p; p++)
 			if (*p == '\n' || *p == '\r')
 				*p = ' ';
-		enum udfb_errcat cat = code >= 500 || code == 429 ? UDFB_E_UNAVAILABLE : UDFB_E_INVALID;
-		rc = udfb_err_set(err, cat, "kubernetes: %s %s/%s: HTTP %ld: %s", what, ns, name, code, one);
+		enum udfb_errcat cat = UDFB_E_INVALID;
+		if (code >= 500 || code == 429)
+			cat = UDFB_E_UNAVAILABLE;
+		else if (code == 404) /* a caller expecting "gone already" tests the category */
+			cat = UDFB_E_NOTFOUND;
+		rc = udfb_err_set(err, cat, "kubernetes: %s %s%s%s: HTTP %ld: %s", what, ns ? ns : "", ns ? "/" : "",
+				  name, code, one);
 	} else if (out) {
 		*out = j;
 		j = NULL;
@@ -298,14 +303,7 @@ int k8s_apply(struct k8s_api *a, json_t *obj, struct udfb_err *err)
 		r = asprintf(&path, "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s?%s", ns, name, q);
 	if (r < 0 || asprintf(&what, "apply %s", kind) < 0)
 		abort();
-	int rc = k8s_api_call(a, "PATCH", path, obj, NULL, what, ns ? ns : "-", name, err);
-	if (rc < 0 && !ns) {
-		/* "apply Namespace udf-x" reads better than "-/udf-x" */
-		char *m = err->msg;
-		char *dash = m ? strstr(m, " -/") : NULL;
-		if (dash)
-			memmove(dash + 1, dash + 3, strlen(dash + 3) + 1);
-	}
+	int rc = k8s_api_call(a, "PATCH", path, obj, NULL, what, ns, name, err); /* "apply Namespace udf-x" */
 	free(path);
 	free(what);
 	return rc;

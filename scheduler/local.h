@@ -114,8 +114,6 @@ void udfb_local_teardown(struct udfb_local *L, struct udfb_sandbox_rec *sb);
 /* Containers and bundles an earlier process left: adopted (keep_on_exit)
  * into the table, or removed.  Called before any other thread runs. */
 void udfb_local_recover(struct udfb_local *L);
-long long udfb_local_wall_ms(void);
-long long udfb_local_mono_ms(void);
 /* Add a record (lock held). */
 struct udfb_sandbox_rec *udfb_local_add(struct udfb_local *L, const char *tenant, const char *key);
 

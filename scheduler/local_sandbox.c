@@ -32,6 +32,7 @@
 #include "common/fsutil.h"
 #include "common/jsonout.h"
 #include "scheduler/local.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "scheduler/netns.h"
 #include "scheduler/probe.h"
@@ -44,20 +45,6 @@
 
 static const char *const bundle_files[] = { "config.json", "sandbox.json", "pid",	"log", "egress.nft",
 					    "egress.log",  "pasta.pid",	   "pasta.log", NULL };
-
-long long udfb_local_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-long long udfb_local_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int write_json(const char *dir, const char *name, json_t *j, struct udfb_err *err)
 {
@@ -181,27 +168,39 @@ static int write_record(const struct udfb_sandbox_rec *sb, struct udfb_err *err)
 
 /* ---- start ---- */
 
+/* The errno a sandbox's last line reports, when it names one we act on: a
+ * server that could not bind its port (Python's OSError text for
+ * EADDRINUSE) is started again on other ports.  The child's output is its
+ * only channel, so it is read here, once; callers test err->sys_errno. */
+static int line_errno(const char *line)
+{
+	return strstr(line, "Address already in use") ? EADDRINUSE : 0;
+}
+
 static int exited_at_start(const struct udfb_sandbox_rec *sb, struct udfb_err *err)
 {
 	char how[64], line[LINE_MAX_CHARS + 1];
 	udfb_pidfd_reap(sb->pidfd, how, sizeof(how));
 	log_tail(sb, line, sizeof(line));
 	udfb_warn("sandbox %s: exited at start (%s)", sb->id, *how ? how : "status unknown");
-	if (*line)
-		return udfb_err_set(err, UDFB_E_INVALID, "sandbox for key %s: exited at start: %s", sb->key, line);
+	if (*line) {
+		udfb_err_set(err, UDFB_E_INVALID, "sandbox for key %s: exited at start: %s", sb->key, line);
+		err->sys_errno = line_errno(line);
+		return -1;
+	}
 	return udfb_err_set(err, UDFB_E_UNAVAILABLE, "sandbox for key %s: exited at start (%s) without a message",
 			    sb->key, *how ? how : "status unknown");
 }
 
 static int wait_ready(struct udfb_local *L, const struct udfb_sandbox_rec *sb, struct udfb_err *err)
 {
-	long long deadline = udfb_local_mono_ms() + L->o.start_timeout_ms;
+	long long deadline = udfb_now_ms() + L->o.start_timeout_ms;
 	for (;;) {
 		if (udfb_probe_health(L->probe_host, sb->status_port, 250))
 			return 0;
 		if (udfb_pidfd_exited(sb->pidfd, HEALTH_POLL_MS))
 			return exited_at_start(sb, err);
-		if (udfb_local_mono_ms() >= deadline) {
+		if (udfb_now_ms() >= deadline) {
 			char line[LINE_MAX_CHARS + 1];
 			log_tail(sb, line, sizeof(line));
 			return udfb_err_set(err, UDFB_E_UNAVAILABLE,
@@ -225,9 +224,10 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 		log_tail(sb, line, sizeof(line));
 		if (*line) {
 			udfb_err_clear(err);
-			return udfb_err_set(err, UDFB_E_INTERNAL,
-					    "sandbox for key %s: runtime %s could not start it: %s", sb->key, L->rt.bin,
-					    line);
+			udfb_err_set(err, UDFB_E_INTERNAL, "sandbox for key %s: runtime %s could not start it: %s",
+				     sb->key, L->rt.bin, line);
+			err->sys_errno = line_errno(line);
+			return -1;
 		}
 		return udfb_err_wrap(err, "sandbox for key %s", sb->key);
 	}
@@ -236,7 +236,7 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 	udfb_child_hold(pid); /* its exit status is ours to read (udfb_pidfd_reap) */
 	if (sb->pidfd < 0)
 		return udfb_err_sys(err, errno, "sandbox %s: pidfd_open %d", sb->id, (int)pid);
-	sb->started_wall_ms = sb->touched_wall_ms = udfb_local_wall_ms();
+	sb->started_wall_ms = sb->touched_wall_ms = udfb_wall_ms();
 	if (write_record(sb, err) < 0)
 		return -1;
 	if (L->fwd) {
@@ -454,7 +454,7 @@ static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 	sb->pidfd = fd;
 	sb->adopted = 1;
 	sb->started_wall_ms = json_integer_value(json_object_get(j, "started"));
-	sb->touched_wall_ms = udfb_local_wall_ms();
+	sb->touched_wall_ms = udfb_wall_ms();
 	udfb_info("sandbox %s: adopted (left running by an earlier process) at http://%s:%d", id, L->url_host, up);
 	return 1;
 }

@@ -18,6 +18,7 @@
 
 #include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "scheduler/netns.h"
 
@@ -161,13 +162,6 @@ void udfb_pidfd_reap(int pidfd, char *how, size_t n)
 		snprintf(how, n, "killed by signal %d", si.si_status);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static char **make_argv(const struct udfb_ocirt *rt, const char *const *verb)
 {
 	size_t nv = 0;
@@ -271,7 +265,7 @@ static int wait_child(pid_t pid, long long deadline, int *status)
 {
 	int fd = udfb_pidfd_open(pid);
 	if (fd >= 0) {
-		long long left = deadline - now_ms();
+		long long left = deadline - udfb_now_ms();
 		if (!udfb_pidfd_exited(fd, left > 0 ? (int)left : 0))
 			kill(pid, SIGKILL);
 		close(fd);
@@ -309,7 +303,7 @@ int udfb_tool_run(const char *const *argv, int netns_fd, int out_fd, int pass_fd
 		return udfb_err_sys(err, -rc, "%s: enter the sandbox's network namespace", argv[0]);
 	if (rc < 0)
 		return -1;
-	if (wait_child(pid, now_ms() + timeout_ms, status) < 0)
+	if (wait_child(pid, udfb_now_ms() + timeout_ms, status) < 0)
 		return udfb_err_sys(err, errno, "%s: wait", argv[0]);
 	return 0;
 }
@@ -328,11 +322,11 @@ static int call(const struct udfb_ocirt *rt, const char *const *verb, int netns_
 		close(p[0]);
 		return -1;
 	}
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = udfb_now_ms() + timeout_ms;
 	char chunk[4096];
 	for (;;) {
 		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		long long left = deadline - now_ms();
+		long long left = deadline - udfb_now_ms();
 		if (left <= 0)
 			break;
 		/* While it runs, reap what exits meanwhile: runsc's `delete` waits
@@ -433,7 +427,7 @@ int udfb_ocirt_run(const struct udfb_ocirt *rt, const char *id, const char *bund
 	if (spawn(&child, rt, verb, log_fd, netns_fd, err) < 0)
 		return -1;
 	int status = 0;
-	if (wait_child(child, now_ms() + CALL_TIMEOUT_MS, &status) < 0)
+	if (wait_child(child, udfb_now_ms() + CALL_TIMEOUT_MS, &status) < 0)
 		return udfb_err_sys(err, errno, "runtime %s: wait", rt->bin);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		if (WIFSIGNALED(status))

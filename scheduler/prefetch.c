@@ -9,6 +9,7 @@
 #include "builder/build.h"
 #include "scheduler/bundle.h"
 #include "common/cleanup.h"
+#include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "image/ocilayout.h"
@@ -24,13 +25,6 @@ static size_t done_, total_, failed_;
 static char *layers_dir_, *store_, *platform_;
 static struct job *jobs;
 static size_t n_jobs;
-
-static double mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static int should_stop(void)
 {
@@ -69,14 +63,14 @@ static int unpack_layer(const struct udfb_base *b, const struct job *j, const ch
 	char *blobs[1] = { blob };
 	struct udfb_bundle_image im = { .n_layers = 1, .layers = layer, .blobs = blobs };
 	struct udfb_err err = UDFB_ERR_INIT;
-	double t0 = mono_ms();
+	double t0 = udfb_now_ms();
 	int rc = udfb_layers_ensure(layers_dir_, &im, &err);
 	if (rc < 0)
 		udfb_error("runtime %s: base %s: layer %s could not be unpacked: %s", j->runtime, j->ref, digest,
 			   err.msg);
 	else
 		udfb_info("runtime %s: base layer %zu/%zu %s ready in the layer cache (%.0f ms)", j->runtime, k + 1, n,
-			  digest, mono_ms() - t0);
+			  digest, udfb_now_ms() - t0);
 	udfb_err_clear(&err);
 	return rc;
 }
@@ -118,7 +112,7 @@ static void prefetch_base(const struct udfb_base *b, const struct job *j)
 static void *prefetch_main(void *arg)
 {
 	(void)arg;
-	double t0 = mono_ms();
+	double t0 = udfb_now_ms();
 	size_t total = 0;
 	struct udfb_base *bs = resolve_all(&total);
 	pthread_mutex_lock(&mu);
@@ -137,7 +131,7 @@ static void *prefetch_main(void *arg)
 			   "will fail",
 			   failed, done, total);
 	else
-		udfb_info("configured bases unpacked: %zu layers in %.0f ms", done, mono_ms() - t0);
+		udfb_info("configured bases unpacked: %zu layers in %.0f ms", done, udfb_now_ms() - t0);
 	pthread_mutex_lock(&mu);
 	running = 0;
 	pthread_mutex_unlock(&mu);

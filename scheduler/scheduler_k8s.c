@@ -15,6 +15,7 @@
 #include "common/hash.h"
 #include "common/jsonout.h"
 #include "scheduler/k8s.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "scheduler/scheduler.h"
 
@@ -35,13 +36,6 @@ struct k8s {
 	pthread_t reaper;
 	int reaper_started, quit;
 };
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static char *sb_id(const char *tenant, const char *key)
 {
@@ -81,7 +75,7 @@ static int k8s_predict(void *impl, const char *tenant, const char *key, char **e
 /* Poll the Deployment until status.readyReplicas >= 1. */
 static int wait_ready(struct k8s *k, const struct k8s_names *n, struct udfb_err *err)
 {
-	long deadline = now_ms() + k->o.start_timeout_ms;
+	long deadline = udfb_now_ms() + k->o.start_timeout_ms;
 	char *path = NULL;
 	if (asprintf(&path, "/apis/apps/v1/namespaces/%s/deployments/%s", n->ns, n->name) < 0)
 		abort();
@@ -95,7 +89,7 @@ static int wait_ready(struct k8s *k, const struct k8s_names *n, struct udfb_err 
 		json_decref(obj);
 		if (ready >= 1)
 			break;
-		if (now_ms() >= deadline) {
+		if (udfb_now_ms() >= deadline) {
 			free(path);
 			return udfb_err_set(err, UDFB_E_DEADLINE,
 					    "kubernetes: Deployment %s/%s: no ready replica after %ld ms", n->ns,
@@ -148,7 +142,7 @@ static int k8s_ensure(void *impl, const struct udfb_sandbox_req *req, struct udf
 	}
 	free(sb->endpoint);
 	sb->endpoint = strdup(out->endpoint);
-	sb->last_used_ms = now_ms();
+	sb->last_used_ms = udfb_now_ms();
 	sb->scaled_down = 0;
 	json_decref(sb->deployment);
 	sb->deployment = json_incref(objs[1]);
@@ -248,7 +242,7 @@ static int k8s_registry_del(void *impl, const char *tenant, const char *name, st
 	if (asprintf(&ns, "udf-%s", label) < 0 || asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s", ns, cm) < 0)
 		abort();
 	int rc = k8s_api_call(&k->api, "DELETE", path, NULL, NULL, "delete ConfigMap", ns, cm, err);
-	if (rc < 0 && err->msg && strstr(err->msg, "HTTP 404")) { /* gone already: another replica dropped it */
+	if (rc < 0 && err->cat == UDFB_E_NOTFOUND) { /* gone already: another replica dropped it */
 		udfb_err_clear(err);
 		rc = 0;
 	}
@@ -319,7 +313,7 @@ static int k8s_suspend(void *impl, const char *tenant, const char *key, struct u
 		free(path);
 		k8s_names_free(&n);
 		if (rc < 0)
-			return err->msg && strstr(err->msg, "HTTP 404") ? (udfb_err_clear(err), 0) : -1;
+			return err->cat == UDFB_E_NOTFOUND ? (udfb_err_clear(err), 0) : -1;
 		json_t *meta = json_object_get(got, "metadata");
 		d = json_pack("{s:s,s:s,s:{s:O,s:O,s:O*},s:O}", "apiVersion", "apps/v1", "kind", "Deployment",
 			      "metadata", "name", json_object_get(meta, "name"), "namespace",
@@ -364,7 +358,7 @@ static int k8s_reap_idle(void *impl, long idle_ms, struct udfb_err *err)
 	if (idle_ms <= 0)
 		return 0;
 	json_t *todo = json_array();
-	long now = now_ms();
+	long now = udfb_now_ms();
 	pthread_mutex_lock(&k->mu);
 	const char *id;
 	json_t *v;
@@ -402,10 +396,7 @@ static void *reaper_main(void *arg)
 	pthread_mutex_lock(&k->mu);
 	while (!k->quit) {
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		long long wake = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + k->o.reap_interval_ms;
-		ts.tv_sec = (time_t)(wake / 1000);
-		ts.tv_nsec = (long)(wake % 1000) * 1000000L;
+		udfb_abstime(&ts, CLOCK_MONOTONIC, k->o.reap_interval_ms); /* k->wake's clock */
 		pthread_cond_timedwait(&k->wake, &k->mu, &ts);
 		if (k->quit)
 			break;
@@ -438,7 +429,7 @@ static int k8s_alive(void *impl, const char *tenant, const char *key)
 	struct k8s_sb *sb = sb_get(k, id);
 	int alive = sb && !sb->scaled_down;
 	if (alive)
-		sb->last_used_ms = now_ms();
+		sb->last_used_ms = udfb_now_ms();
 	pthread_mutex_unlock(&k->mu);
 	free(id);
 	return alive;
@@ -452,7 +443,7 @@ static long long k8s_idle_for(void *impl, const char *tenant, const char *key)
 	char *id = sb_id(tenant, key);
 	pthread_mutex_lock(&k->mu);
 	struct k8s_sb *sb = sb_get(k, id);
-	long long idle = sb && !sb->scaled_down ? now_ms() - sb->last_used_ms : -1;
+	long long idle = sb && !sb->scaled_down ? udfb_now_ms() - sb->last_used_ms : -1;
 	pthread_mutex_unlock(&k->mu);
 	free(id);
 	return idle;

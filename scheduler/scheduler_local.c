@@ -26,6 +26,7 @@
 #include "common/fsutil.h"
 #include "common/jsonout.h"
 #include "scheduler/local.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "scheduler/netns.h"
 #include "scheduler/prefetch.h"
@@ -61,7 +62,7 @@ struct udfb_sandbox_rec *udfb_local_add(struct udfb_local *L, const char *tenant
 	sb->pidfd = -1;
 	sb->netns = -1;
 	sb->egress = -1;
-	sb->changed_ms = udfb_local_mono_ms();
+	sb->changed_ms = udfb_now_ms();
 	L->v[L->n++] = sb;
 	return sb;
 }
@@ -75,7 +76,7 @@ static struct udfb_sandbox_rec *find_or_add(struct udfb_local *L, const char *te
 static void set_state(struct udfb_local *L, struct udfb_sandbox_rec *sb, enum udfb_sb_state st)
 {
 	sb->state = st;
-	sb->changed_ms = udfb_local_mono_ms();
+	sb->changed_ms = udfb_now_ms();
 	pthread_cond_broadcast(&L->changed);
 }
 
@@ -114,7 +115,7 @@ static void rec_free(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 /* Records of sandboxes long gone: their ports go back to the pool. */
 static void forget_old(struct udfb_local *L)
 {
-	long long now = udfb_local_mono_ms();
+	long long now = udfb_now_ms();
 	size_t w = 0;
 	for (size_t k = 0; k < L->n; k++) {
 		struct udfb_sandbox_rec *sb = L->v[k];
@@ -301,7 +302,7 @@ static int start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const struct
 		 const char *spec, struct udfb_err *err)
 {
 	int rc = udfb_local_start(L, sb, req, err);
-	if (rc == 0 || L->fwd || !strstr(err->msg, "Address already in use"))
+	if (rc == 0 || L->fwd || err->sys_errno != EADDRINUSE)
 		return rc; /* under network=namespace the ports are ours: never taken */
 	udfb_info("sandbox for key %s: ports %d/%d taken meanwhile; trying others", sb->key, sb->udf_port,
 		  sb->status_port);
@@ -371,7 +372,7 @@ static int local_ensure(void *impl, const struct udfb_sandbox_req *req, struct u
 	if (rc == 0) {
 		out->endpoint = endpoint_of(L, sb);
 		out->ready = 1;
-		sb->touched_wall_ms = udfb_local_wall_ms();
+		sb->touched_wall_ms = udfb_wall_ms();
 	}
 	sb->busy--;
 	pthread_mutex_unlock(&L->mu);
@@ -399,7 +400,7 @@ static int local_alive(void *impl, const char *tenant, const char *key)
 	struct udfb_sandbox_rec *sb = find(L, tenant, key);
 	int alive = sb && sb->state == SB_READY && !udfb_pidfd_exited(sb->pidfd, 0);
 	if (alive)
-		sb->touched_wall_ms = udfb_local_wall_ms(); /* a query is being planned with it */
+		sb->touched_wall_ms = udfb_wall_ms(); /* a query is being planned with it */
 	pthread_mutex_unlock(&L->mu);
 	return alive;
 }
@@ -504,7 +505,7 @@ static enum verdict judge(struct udfb_local *L, struct udfb_sandbox_rec *sb, lon
 	sb->stats_failures = 0;
 	if (sb->touched_wall_ms > last)
 		last = sb->touched_wall_ms;
-	return !sb->held && udfb_local_wall_ms() - last > idle_ms ? IDLE : KEEP;
+	return !sb->held && udfb_wall_ms() - last > idle_ms ? IDLE : KEEP;
 }
 
 static void stop_judged(struct udfb_local *L, struct udfb_sandbox_rec *sb, enum verdict v, long idle_ms)
@@ -559,7 +560,7 @@ static long long local_idle_for(void *impl, const char *tenant, const char *key)
 		pthread_mutex_lock(&L->mu);
 		sb->busy--;
 		if (last >= 0 && sb->state == SB_READY)
-			idle = udfb_local_wall_ms() - (sb->touched_wall_ms > last ? sb->touched_wall_ms : last);
+			idle = udfb_wall_ms() - (sb->touched_wall_ms > last ? sb->touched_wall_ms : last);
 	}
 	pthread_mutex_unlock(&L->mu);
 	return idle;
@@ -623,7 +624,7 @@ static void *reaper_main(void *arg)
 	struct udfb_local *L = arg;
 	pthread_mutex_lock(&L->mu);
 	while (!L->stopping) {
-		long long wake = udfb_local_mono_ms() + L->o.reap_interval_ms;
+		long long wake = udfb_now_ms() + L->o.reap_interval_ms;
 		struct timespec ts = { .tv_sec = wake / 1000, .tv_nsec = (wake % 1000) * 1000000 };
 		pthread_cond_timedwait(&L->wake, &L->mu, &ts);
 		if (!L->stopping)
@@ -858,7 +859,7 @@ static int setup_egress(struct udfb_local *L, struct udfb_err *err)
 	if (asprintf(&dir, "%s/.egress-probe-%ld", L->o.state_dir, (long)getpid()) < 0)
 		abort();
 	int ns = -1, pasta = -1;
-	long long t0 = udfb_local_mono_ms();
+	long long t0 = udfb_now_ms();
 	int rc = udfb_mkdir_p(dir, 0700, err);
 	if (rc == 0)
 		rc = udfb_netns_new(&ns, err);
@@ -875,7 +876,7 @@ static int setup_egress(struct udfb_local *L, struct udfb_err *err)
 				     nets);
 	udfb_info("local scheduler: sandboxes reach %s through pasta (never 169.254.169.254, the host's own "
 		  "addresses or the gateway); egress set up in %lld ms",
-		  nets, udfb_local_mono_ms() - t0);
+		  nets, udfb_now_ms() - t0);
 	return 0;
 }
 

@@ -13,15 +13,9 @@
 #include <time.h>
 
 #include "builder/build.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "python/pep508.h"
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, const struct udfb_config *cfg,
 			 struct udfb_err *err)
@@ -42,7 +36,7 @@ int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, 
 		udfb_info("runtime %s: composing base %s with the runtime packages %s (resolved from the package "
 			  "indexes, one layer per wheel)",
 			  runtime, base_ref, cfg->runtime_packages);
-		long long t0 = mono_ms();
+		long long t0 = udfb_now_ms();
 		struct udfb_build_opts o = { .store_dir = cfg->store,
 					     .base = base_ref,
 					     .dest = dest,
@@ -53,7 +47,7 @@ int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, 
 		struct udfb_build_result r;
 		if (udfb_build_warm(&r, reqs, n, runtime, &o, err) == 0) {
 			udfb_info("runtime %s: base composed with %s in %lld ms (%s, %d wheels installed): %s", runtime,
-				  cfg->runtime_packages, mono_ms() - t0, r.cached ? "found in the store" : "built",
+				  cfg->runtime_packages, udfb_now_ms() - t0, r.cached ? "found in the store" : "built",
 				  (int)r.package_installs, r.image);
 			/* By its tag (made from the warm key, so it never moves): the
 			 * base resolver reads an OCI layout by tag. */

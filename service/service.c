@@ -15,19 +15,13 @@
 #include "service/flight.h"
 #include "common/log.h"
 #include "service/runtime_base.h"
+#include "common/clock.h"
 #include "common/pool.h"
 #include "registry-client/ref.h"
 #include "scheduler/scheduler.h"
 #include "cache/store.h"
 #include "service/token.h"
 #include "service/service_internal.h"
-
-long long udfb_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- start and stop ---- */
 
@@ -388,9 +382,11 @@ struct build_job {
 	struct udfb_prepared *p;
 };
 
-static int deterministic(enum udfb_errcat cat)
+/* A failed system call (a file gone under a concurrent gc: ENOENT is
+ * NOTFOUND) may not fail again: only the request's own faults are. */
+static int deterministic(const struct udfb_err *e)
 {
-	return cat == UDFB_E_INVALID || cat == UDFB_E_UNSUPPORTED || cat == UDFB_E_NOTFOUND;
+	return !e->sys_errno && (e->cat == UDFB_E_INVALID || e->cat == UDFB_E_UNSUPPORTED || e->cat == UDFB_E_NOTFOUND);
 }
 
 /* The tenant scopes where an image is published: its tag names both. */
@@ -542,7 +538,7 @@ static int start_flight(struct udfb_service *s, struct udfb_flight *f, struct ud
 {
 	if (f->state == UDFB_FLIGHT_BUILDING || f->state == UDFB_FLIGHT_READY)
 		return 0;
-	if (f->state == UDFB_FLIGHT_FAILED && deterministic(f->err.cat) &&
+	if (f->state == UDFB_FLIGHT_FAILED && deterministic(&f->err) &&
 	    udfb_now_ms() - f->failed_at_ms < s->cfg.failure_ttl_ms)
 		return udfb_err_set(err, f->err.cat, "%s", f->err.msg);
 	udfb_err_clear(&f->err);

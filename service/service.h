@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "config/config.h"
+#include "common/clock.h" /* deadlines are udfb_now_ms() values */
 #include "common/err.h"
 #include "common/log.h"
 #include "service/metrics.h"
@@ -69,8 +70,6 @@ void udfb_service_wake(struct udfb_service *s);
 const struct udfb_log_fields *udfb_prepared_fields(const struct udfb_prepared *p);
 void udfb_prepared_free(struct udfb_prepared *p);
 void udfb_apply_out_clear(struct udfb_apply_out *o);
-
-long long udfb_now_ms(void);
 
 /* ---- Databend's released forms (script_call.c, docs/service.md) ----
  * ApplyResource{script}: a worker is (tenant, key).  CreateWorker{tenant_id,

@@ -28,6 +28,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "service/metrics.h"
+#include "common/clock.h"
 #include "common/pool.h"
 #include "service/service_internal.h"
 
@@ -1074,8 +1075,7 @@ static void *housekeeping(void *arg)
 		update_gauge(s, c.counts);
 		pthread_mutex_lock(&s->wk_mu);
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += HOUSEKEEPING_MS / 1000;
+		udfb_abstime(&ts, CLOCK_REALTIME, HOUSEKEEPING_MS);
 		if (!s->wk_stop)
 			pthread_cond_timedwait(&s->wk_wake, &s->wk_mu, &ts);
 	}
