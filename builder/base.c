@@ -108,10 +108,8 @@ int udfb_base_has_file(const struct udfb_base *b, const char *const *names, int 
 	*found = 0;
 	if (!b->blob_dir)
 		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image: its layers are in a registry, not read here");
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(b->image.manifest_json, "layers"), k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
+	for (size_t k = 0; k < b->image.m.n_layers; k++) {
+		const char *d = b->image.m.layers[k].digest;
 		char *path = udfb_oci_blob_path(b->blob_dir, d);
 		int rc = layer_has(path, names, found, err);
 		free(path);

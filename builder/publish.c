@@ -37,27 +37,22 @@ static int blob_source(struct udfb_push_blob *b, char **path, struct udfb_store 
 	return 0;
 }
 
-static size_t collect(struct udfb_push_blob *out, json_t *m)
+static size_t collect(struct udfb_push_blob *out, const struct udfb_manifest *m)
 {
-	size_t n = 0, k;
-	json_t *l;
-	json_t *cfg = json_object_get(m, "config");
-	out[n++] = (struct udfb_push_blob){ json_string_value(json_object_get(cfg, "digest")),
-					    (long long)json_integer_value(json_object_get(cfg, "size")) };
-	json_array_foreach(json_object_get(m, "layers"), k, l)
-		out[n++] = (struct udfb_push_blob){ json_string_value(json_object_get(l, "digest")),
-						    (long long)json_integer_value(json_object_get(l, "size")) };
+	size_t n = 0;
+	out[n++] = (struct udfb_push_blob){ m->config.digest, m->config.size };
+	for (size_t k = 0; k < m->n_layers; k++)
+		out[n++] = (struct udfb_push_blob){ m->layers[k].digest, m->layers[k].size };
 	return n;
 }
 
 static int push(struct udfb_registry *reg, const struct udfb_ref *dest, const char *tag, struct udfb_push_blob *blobs,
-		size_t n, const char *digest, json_t *m, const char *mtext, size_t mlen, long long *pushed,
-		struct udfb_err *err)
+		size_t n, const struct udfb_image *img, long long *pushed, struct udfb_err *err)
 {
-	const char *mt = json_string_value(json_object_get(m, "mediaType"));
+	const char *mt = img->m.media_type, *digest = img->manifest_digest;
 	struct udfb_push_stats s;
-	if (udfb_registry_push(reg, dest->repo, tag, blobs, n, mtext, mlen, mt ? mt : UDFB_MT_OCI_MANIFEST, digest, &s,
-			       err) < 0)
+	if (udfb_registry_push(reg, dest->repo, tag, blobs, n, img->manifest, img->manifest_len,
+			       mt ? mt : UDFB_MT_OCI_MANIFEST, digest, &s, err) < 0)
 		return -1;
 	udfb_info("pushed %s/%s:%s@%s: %s; blobs present %d, mounted %d, uploaded %d, streamed %d, %lld bytes sent",
 		  dest->host, dest->repo, tag, digest, s.up_to_date ? "tag already current" : "manifest put", s.present,
@@ -136,28 +131,25 @@ static void note_pushed(const struct udfb_push_blob *blobs, size_t n, const char
 }
 
 int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
-			const struct udfb_base *base, const char *manifest_digest, json_t *m, const char *mtext,
-			size_t mlen, long long *pushed_bytes, struct udfb_err *err)
+			const struct udfb_base *base, const struct udfb_image *img, long long *pushed_bytes,
+			struct udfb_err *err)
 {
 	struct udfb_registry *reg;
 	if (udfb_registry_shared(&reg, dest->host, err) < 0)
 		return -1;
-	size_t max = json_array_size(json_object_get(m, "layers")) + 1;
+	size_t max = img->m.n_layers + 1;
 	struct udfb_push_blob *blobs = calloc(max, sizeof(*blobs));
 	char **paths = calloc(max, sizeof(*paths));
 	if (!blobs || !paths)
 		abort();
-	size_t n = collect(blobs, m);
+	size_t n = collect(blobs, &img->m); /* digests checked by the parse */
 	int rc = 0;
 	for (size_t k = 0; rc == 0 && k < n; k++)
-		rc = !blobs[k].digest || !udfb_digest_valid(blobs[k].digest)
-			     ? udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s names a bad digest",
-					    manifest_digest)
-			     : blob_source(&blobs[k], &paths[k], st, base, err);
+		rc = blob_source(&blobs[k], &paths[k], st, base, err);
 	cleanup_free char *record = pushed_path(st, dest);
 	size_t known = rc == 0 ? mark_known(blobs, n, record) : 0;
 	if (rc == 0)
-		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, pushed_bytes, err);
+		rc = push(reg, dest, tag, blobs, n, img, pushed_bytes, err);
 	if (rc < 0 && known) {
 		/* The registry may have lost a blob we remembered: ask for each. */
 		udfb_info("push to %s/%s failed with %zu blobs taken as present (%s): pushing again, asking for each",
@@ -166,7 +158,7 @@ int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udf
 		unlink(record);
 		for (size_t k = 0; k < n; k++)
 			blobs[k].known = 0;
-		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, pushed_bytes, err);
+		rc = push(reg, dest, tag, blobs, n, img, pushed_bytes, err);
 	}
 	if (rc == 0)
 		note_pushed(blobs, n, record);
@@ -223,46 +215,38 @@ int udfb_publish_note_remote(struct udfb_store *st, const struct udfb_base *base
 	cleanup_free char *source = NULL;
 	if (asprintf(&source, "docker://%s/%s", base->host, base->repo) < 0)
 		abort();
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(base->image.manifest_json, "layers"), k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		if (d && udfb_digest_valid(d) && udfb_store_put_remote(st, d, source, err) < 0)
+	for (size_t k = 0; k < base->image.m.n_layers; k++)
+		if (udfb_store_put_remote(st, base->image.m.layers[k].digest, source, err) < 0)
 			return -1;
-	}
 	return 0;
 }
 
 /* ---- the registry as the shared cache ---- */
 
 static int adopt_manifest(struct udfb_store *st, struct udfb_registry *reg, const struct udfb_ref *dest,
-			  const char *mtext, size_t mlen, const char *source, struct udfb_err *err)
+			  const char *mtext, size_t mlen, const char *digest, const char *source, struct udfb_err *err)
 {
-	char digest[UDFB_DIGEST_LEN + 1];
-	json_t *m = json_loadb(mtext, mlen, 0, NULL);
-	const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-	int rc = cfg && udfb_digest_valid(cfg)
-			 ? 0
-			 : udfb_err_set(err, UDFB_E_INVALID, "%s: its manifest has no config", source);
-	if (rc == 0 && !udfb_store_has_blob(st, cfg)) {
+	char put[UDFB_DIGEST_LEN + 1];
+	struct udfb_manifest m;
+	if (udfb_manifest_parse(&m, mtext, mlen, digest, err) < 0)
+		return udfb_err_wrap(err, "%s", source);
+	const char *cfg = m.config.digest;
+	int rc = 0;
+	if (!udfb_store_has_blob(st, cfg)) {
 		char *ctext = NULL;
 		size_t clen = 0;
 		rc = udfb_registry_blob_get(reg, dest->repo, cfg, UDFB_CONFIG_MAX_BYTES, &ctext, &clen, err);
 		if (rc == 0)
-			rc = udfb_store_put_bytes(st, ctext, clen, digest, err);
+			rc = udfb_store_put_bytes(st, ctext, clen, put, err);
 		free(ctext);
 	}
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(m, "layers"), k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		if (rc == 0 && d && udfb_digest_valid(d) && !udfb_store_has_blob(st, d))
-			rc = udfb_store_put_remote(st, d, source, err);
-	}
+	for (size_t k = 0; rc == 0 && k < m.n_layers; k++)
+		if (!udfb_store_has_blob(st, m.layers[k].digest))
+			rc = udfb_store_put_remote(st, m.layers[k].digest, source, err);
 	/* The manifest last: whatever names a blob finds it accounted for. */
 	if (rc == 0)
-		rc = udfb_store_put_bytes(st, mtext, mlen, digest, err);
-	json_decref(m);
+		rc = udfb_store_put_bytes(st, mtext, mlen, put, err);
+	udfb_manifest_clear(&m);
 	return rc;
 }
 
@@ -284,7 +268,7 @@ int udfb_publish_lookup(char manifest[UDFB_DIGEST_LEN + 1], const struct udfb_re
 	if (rc == 0 && (!mt || strcmp(mt, UDFB_MT_OCI_MANIFEST) != 0))
 		rc = udfb_err_set(err, UDFB_E_INVALID, "%s:%s: not an image this builder made", source, tag);
 	if (rc == 0)
-		rc = adopt_manifest(st, reg, dest, mtext, mlen, source, err);
+		rc = adopt_manifest(st, reg, dest, mtext, mlen, digest, source, err);
 	if (rc == 0)
 		memcpy(manifest, digest, UDFB_DIGEST_LEN + 1);
 	free(mtext), free(mt), free(source);

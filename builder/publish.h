@@ -10,11 +10,11 @@
 #include "registry-client/ref.h"
 #include "cache/store.h"
 
-/* Push the image (manifest bytes mtext, parsed m) to a docker:// dest,
- * tagged tag. */
+/* Push the image (its blobs in the store, or the base's) to a docker://
+ * dest, tagged tag. */
 int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
-			const struct udfb_base *base, const char *manifest_digest, json_t *m, const char *mtext,
-			size_t mlen, long long *pushed_bytes, struct udfb_err *err);
+			const struct udfb_base *base, const struct udfb_image *img, long long *pushed_bytes,
+			struct udfb_err *err);
 /* Put blob digest into the OCI layout dir: from the store, else (a remote
  * base's layer) fetched from the base's registry. */
 int udfb_publish_oci_blob(const char *dir, struct udfb_store *st, const struct udfb_base *base, const char *digest,

@@ -110,26 +110,18 @@ static int find_layer(struct udfb_bundle_image *im, size_t k, char *const *sourc
 			    im->layers[k]);
 }
 
-static int read_layers(struct udfb_bundle_image *im, json_t *manifest, char *const *sources, size_t n,
+static int read_layers(struct udfb_bundle_image *im, const struct udfb_manifest *m, char *const *sources, size_t n,
 		       struct udfb_err *err)
 {
-	json_t *layers = json_object_get(manifest, "layers"), *l;
-	if (!json_is_array(layers))
-		return udfb_err_set(err, UDFB_E_INVALID, "manifest %s: no layers (an index?)", im->manifest_digest);
-	im->n_layers = json_array_size(layers);
+	im->n_layers = m->n_layers;
 	im->layers = calloc(im->n_layers + 1, sizeof(*im->layers));
 	im->blobs = calloc(im->n_layers + 1, sizeof(*im->blobs));
-	size_t k;
-	json_array_foreach(layers, k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		const char *mt = json_string_value(json_object_get(l, "mediaType"));
-		if (!d || !udfb_digest_valid(d))
-			return udfb_err_set(err, UDFB_E_INVALID, "manifest %s: layers[%zu]: bad digest",
-					    im->manifest_digest, k);
-		if (!mt || !is_layer_type(mt))
+	for (size_t k = 0; k < m->n_layers; k++) {
+		const char *mt = m->layers[k].media_type;
+		if (!is_layer_type(mt))
 			return udfb_err_set(err, UDFB_E_UNSUPPORTED, "manifest %s: layers[%zu]: media type '%.100s'",
-					    im->manifest_digest, k, mt ? mt : "");
-		memcpy(im->layers[k], d, UDFB_DIGEST_LEN + 1);
+					    im->manifest_digest, k, mt);
+		memcpy(im->layers[k], m->layers[k].digest, UDFB_DIGEST_LEN + 1);
 		if (find_layer(im, k, sources, n, err) < 0)
 			return -1;
 	}
@@ -142,21 +134,14 @@ static int read_manifest_and_config(struct udfb_bundle_image *im, char *const *s
 	size_t mlen = 0, clen = 0;
 	if (read_blob(&mtext, &mlen, sources, n, im->manifest_digest, UDFB_MANIFEST_MAX_BYTES, err) < 0)
 		return -1;
-	json_t *m = parse_object(im->manifest_digest, mtext, mlen, err);
-	if (!m)
+	struct udfb_manifest m;
+	if (udfb_manifest_parse(&m, mtext, mlen, im->manifest_digest, err) < 0)
 		return -1;
-	const char *cd = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-	int rc = cd && udfb_digest_valid(cd)
-			 ? 0
-			 : udfb_err_set(err, UDFB_E_INVALID, "manifest %s: no config digest", im->manifest_digest);
+	int rc = read_layers(im, &m, sources, n, err);
 	if (rc == 0)
-		rc = read_layers(im, m, sources, n, err);
-	if (rc == 0)
-		rc = read_blob(&ctext, &clen, sources, n, cd, UDFB_CONFIG_MAX_BYTES, err);
-	json_decref(m);
-	if (rc < 0)
-		return -1;
-	json_t *c = parse_object(cd, ctext, clen, err);
+		rc = read_blob(&ctext, &clen, sources, n, m.config.digest, UDFB_CONFIG_MAX_BYTES, err);
+	json_t *c = rc == 0 ? parse_object(m.config.digest, ctext, clen, err) : NULL;
+	udfb_manifest_clear(&m);
 	if (!c)
 		return -1;
 	json_t *cfg = json_object_get(c, "config");

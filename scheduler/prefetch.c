@@ -96,18 +96,16 @@ static struct udfb_base *resolve_all(size_t *total)
 			pthread_mutex_unlock(&mu);
 		}
 		udfb_err_clear(&err);
-		*total += json_array_size(json_object_get(bs[k].image.manifest_json, "layers"));
+		*total += bs[k].image.m.n_layers;
 	}
 	return bs;
 }
 
 static void prefetch_base(const struct udfb_base *b, const struct job *j)
 {
-	json_t *layers = json_object_get(b->image.manifest_json, "layers");
-	size_t n = json_array_size(layers);
+	size_t n = b->image.m.n_layers;
 	for (size_t k = 0; k < n && !should_stop(); k++) {
-		const char *d = json_string_value(json_object_get(json_array_get(layers, k), "digest"));
-		int rc = d && udfb_digest_valid(d) ? unpack_layer(b, j, d, k, n) : -1;
+		int rc = unpack_layer(b, j, b->image.m.layers[k].digest, k, n);
 		pthread_mutex_lock(&mu);
 		done_ += rc == 0;
 		failed_ += rc < 0;
