@@ -18,6 +18,7 @@
 #include "builder/packages.h"
 #include "pkgindex/pkgopts.h"
 #include "builder/publish.h"
+#include "registry-client/imagestore.h"
 #include "builder/script_imports.h"
 #include "registry-client/ref.h"
 #include "cache/store.h"
@@ -209,13 +210,14 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 
 static int link_base_layers(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err)
 {
-	if (!base->blob_dir)
+	const char *dir = udfb_image_store_oci_dir(base->store);
+	if (!dir)
 		return udfb_publish_note_remote(st, base, err); /* its layers stay in the registry */
 	for (size_t k = 0; k < base->image.m.n_layers; k++) {
 		const char *d = base->image.m.layers[k].digest;
 		if (udfb_store_has_blob(st, d))
 			continue;
-		cleanup_free char *src = udfb_oci_blob_path(base->blob_dir, d);
+		cleanup_free char *src = udfb_oci_blob_path(dir, d);
 		if (udfb_store_put_link(st, src, d, err) < 0)
 			return udfb_err_wrap(err, "base layer %s", d);
 	}
@@ -321,25 +323,6 @@ static int build_fresh(struct udfb_image *built, struct udfb_build_result *res, 
 	return rc;
 }
 
-static int publish_oci(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
-		       const struct udfb_base *base, const struct udfb_image *img, struct udfb_err *err)
-{
-	if (udfb_oci_init(dest->dir, err) < 0)
-		return -1;
-	const char *cfg = img->m.config.digest;
-	cleanup_free char *cfg_src = udfb_store_blob_path(st, cfg);
-	if (udfb_oci_put_blob(dest->dir, cfg_src, cfg, err) < 0)
-		return -1;
-	for (size_t k = 0; k < img->m.n_layers; k++)
-		if (udfb_publish_oci_blob(dest->dir, st, base, img->m.layers[k].digest, err) < 0)
-			return -1;
-	const char *manifest = img->manifest_digest;
-	cleanup_free char *msrc = udfb_store_blob_path(st, manifest);
-	if (udfb_oci_put_blob(dest->dir, msrc, manifest, err) < 0)
-		return -1;
-	return udfb_oci_tag(dest->dir, manifest, (long long)img->manifest_len, UDFB_MT_OCI_MANIFEST, tag, err);
-}
-
 static json_t *describe_layers(const struct udfb_image *img)
 {
 	json_t *out = json_array();
@@ -362,12 +345,11 @@ static char *dest_tag(const struct udfb_ref *dest, const char *key)
 }
 
 static int publish(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_base *base,
-		   const struct udfb_ref *dest, const char *dest_str, const struct udfb_image *img,
-		   struct udfb_err *err)
+		   const struct udfb_ref *dest, struct udfb_image_store *ds, const char *dest_str,
+		   const struct udfb_image *img, struct udfb_err *err)
 {
 	cleanup_free char *tag = dest_tag(dest, out->key);
-	int rc = dest->kind == UDFB_REF_DOCKER ? udfb_publish_docker(dest, tag, st, base, img, &out->pushed_bytes, err)
-					       : publish_oci(dest, tag, st, base, img, err);
+	int rc = udfb_publish(ds, tag, st, base, img, &out->pushed_bytes, err);
 	if (rc < 0)
 		udfb_err_wrap(err, "publish to %s", dest_str);
 	cleanup_free char *name = udfb_ref_name(dest);
@@ -410,7 +392,7 @@ static int warm_fresh(struct udfb_image *built, struct udfb_build_result *res, s
 /* Lookup order: the local index, then the destination registry (another
  * replica may have built it: one HEAD), then a build. */
 static int lookup(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_ref *dest,
-		  struct udfb_err *err)
+		  struct udfb_image_store *ds, struct udfb_err *err)
 {
 	int hit = udfb_store_key_get(st, out->key, out->manifest_digest, err);
 	if (hit)
@@ -421,7 +403,7 @@ static int lookup(struct udfb_build_result *out, struct udfb_store *st, const st
 	size_t n = strlen(tag);
 	if (n < 64 || strcmp(tag + n - 64, udfb_digest_hex(out->key)) != 0)
 		return 0;
-	hit = udfb_publish_lookup(out->manifest_digest, dest, tag, st, err);
+	hit = udfb_publish_lookup(out->manifest_digest, ds, tag, st, err);
 	if (hit > 0 && udfb_store_key_put(st, out->key, out->manifest_digest, err) < 0)
 		return -1;
 	if (hit > 0)
@@ -431,12 +413,12 @@ static int lookup(struct udfb_build_result *out, struct udfb_store *st, const st
 
 static int build_in_store(struct udfb_image *built, struct udfb_build_result *out, struct udfb_store *st,
 			  const struct udfb_request *req, const struct udfb_base *base, const struct udfb_build_opts *o,
-			  const struct udfb_ref *dest, struct udfb_err *err)
+			  const struct udfb_ref *dest, struct udfb_image_store *ds, struct udfb_err *err)
 {
 	/* A refresh resolves the packages again and rebuilds: the key then
 	 * names the image of the new lock. */
 	int refresh = o->packages && o->packages->refresh && req->n_requirements;
-	int hit = refresh ? 0 : lookup(out, st, dest, err);
+	int hit = refresh ? 0 : lookup(out, st, dest, ds, err);
 	if (hit < 0)
 		return -1;
 	if (hit) {
@@ -460,6 +442,16 @@ static int build_in_store(struct udfb_image *built, struct udfb_build_result *ou
 	return rc;
 }
 
+/* The destination's store, over the caller's registry clients, else the
+ * base's: a base and a destination on one registry share one client. */
+static int open_dest(struct udfb_image_store **out, const struct udfb_ref *dest, const struct udfb_base *base,
+		     const struct udfb_build_opts *o, struct udfb_err *err)
+{
+	if (udfb_image_store_open(out, dest, o->registries ? o->registries : base->registries, err) < 0)
+		return udfb_err_wrap(err, "--dest");
+	return 0;
+}
+
 int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, const struct udfb_build_opts *o,
 	       struct udfb_err *err)
 {
@@ -471,7 +463,10 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	struct udfb_image built = { 0 };
 	const struct udfb_base *base = o->base_resolved ? o->base_resolved : &own;
 	struct udfb_store *st = NULL;
-	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, err);
+	struct udfb_image_store *ds = NULL;
+	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, o->registries, err);
+	if (rc == 0)
+		rc = open_dest(&ds, &dest, base, o, err);
 	/* Only the imports' tags are filled in: the request stays the same. */
 	if (rc == 0)
 		rc = udfb_request_identify((struct udfb_request *)req, o, err);
@@ -480,12 +475,13 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	if (rc == 0)
 		rc = udfb_store_open(&st, o->store_dir, err);
 	if (rc == 0)
-		rc = build_in_store(&built, out, st, req, base, o, &dest, err);
+		rc = build_in_store(&built, out, st, req, base, o, &dest, ds, err);
 	if (rc == 0)
-		rc = publish(out, st, base, &dest, o->dest, &built, err);
+		rc = publish(out, st, base, &dest, ds, o->dest, &built, err);
 	if (rc == 0)
 		udfb_info("built key=%s manifest=%s cached=%d", out->key, out->manifest_digest, out->cached);
 	udfb_store_close(st);
+	udfb_image_store_free(ds);
 	udfb_image_free(&built);
 	udfb_base_free(&own);
 	udfb_ref_free(&dest);
@@ -525,16 +521,20 @@ int udfb_build_warm(struct udfb_build_result *out, char *const *reqs, size_t n, 
 	struct udfb_base own = { 0 };
 	struct udfb_image built = { 0 };
 	struct udfb_store *st = NULL;
-	int rc = udfb_base_resolve(&own, o->base, o->platform, err);
+	struct udfb_image_store *ds = NULL;
+	int rc = udfb_base_resolve(&own, o->base, o->platform, o->registries, err);
+	if (rc == 0)
+		rc = open_dest(&ds, &dest, &own, o, err);
 	if (rc == 0) {
 		warm_key(out->key, &req, own.image.manifest_digest, o);
 		rc = udfb_store_open(&st, o->store_dir, err);
 	}
 	if (rc == 0)
-		rc = build_in_store(&built, out, st, &req, &own, o, &dest, err);
+		rc = build_in_store(&built, out, st, &req, &own, o, &dest, ds, err);
 	if (rc == 0)
-		rc = publish(out, st, &own, &dest, o->dest, &built, err);
+		rc = publish(out, st, &own, &dest, ds, o->dest, &built, err);
 	udfb_store_close(st);
+	udfb_image_store_free(ds);
 	udfb_image_free(&built);
 	udfb_base_free(&own);
 	udfb_ref_free(&dest);

@@ -51,7 +51,7 @@ static int dockerfile(const struct udfb_cli_common *c, struct udfb_err *err)
 				    c->positional);
 	}
 	struct udfb_base base;
-	int rc = udfb_base_resolve(&base, c->base, c->platform, err);
+	int rc = udfb_base_resolve(&base, c->base, c->platform, NULL, err);
 	if (rc == 0)
 		rc = write_context(c, &req, base.from, err);
 	udfb_base_free(&base);

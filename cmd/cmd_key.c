@@ -13,7 +13,7 @@ static int key(const struct udfb_cli_common *c, struct udfb_err *err)
 	struct udfb_base base = { 0 };
 	struct udfb_build_opts o = { .salt = c->salt, .platform = c->platform, .packages = &c->packages };
 	char k[UDFB_DIGEST_LEN + 1];
-	int rc = c->base ? udfb_base_resolve(&base, c->base, c->platform, err) : 0;
+	int rc = c->base ? udfb_base_resolve(&base, c->base, c->platform, NULL, err) : 0;
 	if (rc == 0)
 		rc = udfb_build_key(k, &req, c->base ? base.image.manifest_digest : NULL, &o, err);
 	if (rc == 0)

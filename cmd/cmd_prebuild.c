@@ -111,7 +111,7 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 	udfb_batch_shard(&b, si, sn);
 	struct udfb_base base = { 0 };
 	char *store = c->store ? NULL : udfb_store_default_dir();
-	int rc = udfb_base_resolve(&base, c->base, c->platform, err);
+	int rc = udfb_base_resolve(&base, c->base, c->platform, NULL, err);
 	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store,
 				     .base = c->base,
 				     .dest = c->dest,

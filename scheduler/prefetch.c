@@ -12,6 +12,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "image/ocilayout.h"
+#include "image/store.h"
 
 struct job {
 	char *runtime, *ref;
@@ -43,10 +44,9 @@ static int should_stop(void)
 /* Where the layer's blob is: the base's own layout, else the store. */
 static char *blob_of(const struct udfb_base *b, const char *digest)
 {
-	char *p = b->blob_dir ? udfb_oci_blob_path(b->blob_dir, digest) : NULL;
-	if (p && udfb_exists(p))
+	char *p = udfb_image_store_blob_path(b->store, digest);
+	if (p)
 		return p;
-	free(p);
 	p = udfb_oci_blob_path(store_, digest);
 	if (udfb_exists(p))
 		return p;
@@ -87,7 +87,7 @@ static struct udfb_base *resolve_all(size_t *total)
 	struct udfb_base *bs = calloc(n_jobs, sizeof(*bs));
 	for (size_t k = 0; k < n_jobs; k++) {
 		struct udfb_err err = UDFB_ERR_INIT;
-		if (udfb_base_resolve(&bs[k], jobs[k].ref, platform_, &err) < 0) {
+		if (udfb_base_resolve(&bs[k], jobs[k].ref, platform_, NULL, &err) < 0) {
 			udfb_error("runtime %s: base %s could not be read for unpacking: %s", jobs[k].runtime,
 				   jobs[k].ref, err.msg);
 			memset(&bs[k], 0, sizeof(bs[k]));

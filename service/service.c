@@ -59,7 +59,7 @@ static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
 		if (udfb_runtime_compose(&composed, b->runtime, s->cfg.bases[k].ref, &s->cfg, err) < 0)
 			return -1;
 		const char *ref = composed ? composed : s->cfg.bases[k].ref;
-		int rc = udfb_base_resolve(&b->base, ref, s->cfg.platform, err);
+		int rc = udfb_base_resolve(&b->base, ref, s->cfg.platform, NULL, err);
 		if (rc == 0) {
 			s->n_bases++;
 			udfb_info("runtime %s: base %s is %s", b->runtime, ref, b->base.image.manifest_digest);

@@ -12,6 +12,7 @@
 #include "common/hash.h"
 #include "image/manifest.h"
 #include "image/store.h"
+#include "registry-client/imagestore.h"
 
 static char *write_tmp(const char *dir, const char *name, const char *text, char digest[UDFB_DIGEST_LEN + 1])
 {
@@ -136,6 +137,41 @@ static void test_oci(const char *root)
 	free(cfg), free(layer), free(mtext), free(dir_a), free(dir_b);
 }
 
+/* A caller's registry clients: one per host, shared by the stores opened
+ * over them (no connection is made here). */
+static void test_registries(void)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_registries *set = udfb_registries_new(NULL);
+	struct udfb_registry *a = NULL, *a2 = NULL, *b = NULL;
+	CHECK(udfb_registries_get(set, "127.0.0.1:5000", &a, &err) == 0 &&
+		      udfb_registries_get(set, "127.0.0.1:5000", &a2, &err) == 0 && a == a2,
+	      "one client per host");
+	CHECK(udfb_registries_get(set, "127.0.0.1:5001", &b, &err) == 0 && b != a, "another host, another client");
+	struct udfb_ref r;
+	struct udfb_image_store *s = NULL;
+	const char *repo = NULL;
+	CHECK(udfb_ref_parse(&r, "docker://127.0.0.1:5000/udf/x:t", &err) == 0 &&
+		      udfb_image_store_open(&s, &r, set, &err) == 0,
+	      "a docker:// reference opens a store");
+	CHECK(udfb_image_store_client(s, &repo) == a && strcmp(repo, "udf/x") == 0,
+	      "over the set's client for its host");
+	CHECK_STR(s->name, "docker://127.0.0.1:5000/udf/x", "named by its repository");
+	CHECK(udfb_image_store_oci_dir(s) == NULL &&
+		      udfb_image_store_blob_path(
+			      s, "sha256:0000000000000000000000000000000000000000000000000000000000000000") == NULL,
+	      "a registry store has no local blobs");
+	udfb_image_store_free(s);
+	udfb_ref_free(&r);
+	CHECK(udfb_ref_parse(&r, "oci:/some/dir:t", &err) == 0 && udfb_image_store_open(&s, &r, set, &err) == 0,
+	      "an oci: reference opens a store");
+	CHECK_STR(udfb_image_store_oci_dir(s), "/some/dir", "over its directory");
+	CHECK(udfb_image_store_client(s, NULL) == NULL, "with no registry client");
+	udfb_image_store_free(s);
+	udfb_ref_free(&r);
+	udfb_registries_free(set);
+}
+
 int main(void)
 {
 	char root[] = "/tmp/udfb-test-imagestore-XXXXXX";
@@ -143,6 +179,7 @@ int main(void)
 		return 1;
 	test_parse();
 	test_oci(root);
+	test_registries();
 	udfb_rm_rf(root);
 	return check_done();
 }
