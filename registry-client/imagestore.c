@@ -56,13 +56,14 @@ static int reg_put_blob(struct udfb_image_store *s, const char *digest, long lon
 			struct udfb_image_store *from, struct udfb_err *err)
 {
 	struct reg_store *g = reg_of(s);
-	struct udfb_push_blob b = { .digest = digest, .size = size, .path = path };
-	if (!path && from && from->ops == s->ops) {
+	cleanup_free char *local = !path && from && from->ops != s->ops ? from->ops->blob_path(from, digest) : NULL;
+	struct udfb_push_blob b = { .digest = digest, .size = size, .path = path ? path : local };
+	if (!b.path && from && from->ops == s->ops) {
 		b.from = reg_of(from)->r;
 		b.from_repo = reg_of(from)->repo;
-	} else if (!path) {
-		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "%s: blob %s: copied only from a file or a registry",
-				    s->name, digest);
+	} else if (!b.path) {
+		return udfb_err_set(err, UDFB_E_NOTFOUND, "%s: blob %s: no file or registry to copy it from", s->name,
+				    digest);
 	}
 	cleanup_free char *scope = NULL;
 	if (asprintf(&scope, "repository:%s:pull,push%s%s%s", g->repo, b.from_repo ? " repository:" : "",

@@ -172,6 +172,91 @@ static void test_registries(void)
 	udfb_registries_free(set);
 }
 
+/* The registry backend against a real registry (UDFB_TEST_REGISTRY,
+ * "127.0.0.1:PORT": tests/integration/test_imagestore.sh starts one): the
+ * image of layout a pushed blob by blob, tagged, read back, mounted into a
+ * second repository and copied back into a layout. */
+static void test_registry(const char *root, const char *host)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	char *dir_a = NULL, *dir_c = NULL;
+	if (asprintf(&dir_a, "%s/a", root) < 0 || asprintf(&dir_c, "%s/c", root) < 0)
+		abort();
+	struct udfb_image_store *a = udfb_image_store_oci(dir_a), *c = udfb_image_store_oci(dir_c);
+	struct udfb_registries *set = udfb_registries_new(NULL);
+	struct udfb_registry *r = NULL;
+	if (udfb_registries_get(set, host, &r, &err) < 0)
+		abort();
+	struct udfb_image_store *g = udfb_image_store_registry(r, "udfb/store-a");
+	struct udfb_image_store *g2 = udfb_image_store_registry(r, "udfb/store-b");
+	struct udfb_image src;
+	CHECK(udfb_image_store_read(a, "t1", NULL, &src, &err) == 0, "the layout's image");
+	const struct udfb_descriptor *blobs[] = { &src.m.config, &src.m.layers[0] };
+	int ok = 1;
+	for (int k = 0; k < 2; k++) {
+		ok &= g->ops->has_blob(g, blobs[k]->digest, &err) == 0;
+		ok &= g->ops->put_blob(g, blobs[k]->digest, blobs[k]->size, NULL, a, &err) == 0;
+		ok &= g->ops->has_blob(g, blobs[k]->digest, &err) == 1;
+	}
+	CHECK(ok, "blobs absent, put from the layout, present (%s)", err.msg ? err.msg : "");
+	udfb_err_clear(&err);
+	CHECK(g->ops->tag(g, "t1", src.manifest, src.manifest_len, UDFB_MT_OCI_MANIFEST, src.manifest_digest, &err) ==
+		      0,
+	      "the manifest put and tagged");
+	char got[UDFB_DIGEST_LEN + 1];
+	CHECK(g->ops->lookup(g, "t1", got, &err) == 1 && strcmp(got, src.manifest_digest) == 0, "lookup finds it");
+	CHECK(g->ops->lookup(g, "nope", got, &err) == 0, "lookup of a missing tag: 0");
+	struct udfb_image im;
+	CHECK(udfb_image_store_read(g, "t1", "linux/amd64", &im, &err) == 0 &&
+		      strcmp(im.manifest_digest, src.manifest_digest) == 0 && im.m.n_layers == 1 &&
+		      strcmp(im.m.layers[0].digest, src.m.layers[0].digest) == 0,
+	      "read back by tag, its typed manifest the same (%s)", err.msg ? err.msg : "");
+	udfb_image_free(&im);
+	udfb_err_clear(&err);
+	CHECK(udfb_image_store_read(g, src.manifest_digest, "linux/amd64", &im, &err) == 0 &&
+		      strcmp(im.config_digest, src.config_digest) == 0,
+	      "read back by digest");
+	udfb_image_free(&im);
+	udfb_err_clear(&err);
+	/* Another repository of the same client: mounted, then tagged. */
+	ok = 1;
+	for (int k = 0; k < 2; k++)
+		ok &= g2->ops->put_blob(g2, blobs[k]->digest, blobs[k]->size, NULL, g, &err) == 0;
+	ok &= g2->ops->tag(g2, "t2", src.manifest, src.manifest_len, UDFB_MT_OCI_MANIFEST, src.manifest_digest, &err) ==
+	      0;
+	CHECK(ok && udfb_image_store_read(g2, "t2", "linux/amd64", &im, &err) == 0, "copied to another repository (%s)",
+	      err.msg ? err.msg : "");
+	udfb_image_free(&im);
+	udfb_err_clear(&err);
+	/* Back into a layout: each blob fetched (digest checked), then tagged. */
+	ok = 1;
+	for (int k = 0; k < 2; k++)
+		ok &= c->ops->put_blob(c, blobs[k]->digest, blobs[k]->size, NULL, g2, &err) == 0;
+	ok &= c->ops->tag(c, "back", src.manifest, src.manifest_len, UDFB_MT_OCI_MANIFEST, src.manifest_digest, &err) ==
+	      0;
+	CHECK(ok && udfb_image_store_read(c, "back", NULL, &im, &err) == 0 &&
+		      strcmp(im.manifest_digest, src.manifest_digest) == 0,
+	      "fetched back into a layout (%s)", err.msg ? err.msg : "");
+	udfb_image_free(&im);
+	udfb_err_clear(&err);
+	char *text = NULL;
+	size_t len = 0;
+	CHECK(g2->ops->get_blob(g2, src.config_digest, 1 << 20, &text, &len, &err) == 0 && len == src.config_len &&
+		      memcmp(text, src.config, len) == 0,
+	      "a blob into memory");
+	free(text);
+	udfb_err_clear(&err);
+	CHECK(g->ops->put_blob(g, "sha256:0000000000000000000000000000000000000000000000000000000000000000", 1, NULL,
+			       NULL, &err) < 0 &&
+		      err.cat == UDFB_E_NOTFOUND,
+	      "a blob from nowhere: refused");
+	udfb_err_clear(&err);
+	udfb_image_free(&src);
+	udfb_image_store_free(g), udfb_image_store_free(g2), udfb_image_store_free(a), udfb_image_store_free(c);
+	udfb_registries_free(set);
+	free(dir_a), free(dir_c);
+}
+
 int main(void)
 {
 	char root[] = "/tmp/udfb-test-imagestore-XXXXXX";
@@ -180,6 +265,9 @@ int main(void)
 	test_parse();
 	test_oci(root);
 	test_registries();
+	const char *host = getenv("UDFB_TEST_REGISTRY");
+	if (host && *host)
+		test_registry(root, host);
 	udfb_rm_rf(root);
 	return check_done();
 }
