@@ -16,7 +16,17 @@
 struct oci_store {
 	struct udfb_image_store pub;
 	char *dir;
+	int made; /* the layout exists (made or found once): not checked again */
 };
+
+static int ensure_layout(struct udfb_image_store *s, struct udfb_err *err)
+{
+	struct oci_store *o = (struct oci_store *)s;
+	if (!o->made && udfb_oci_init(o->dir, err) < 0)
+		return -1;
+	o->made = 1;
+	return 0;
+}
 
 static const char *dir_of(struct udfb_image_store *s)
 {
@@ -83,7 +93,7 @@ static int oci_put_blob(struct udfb_image_store *s, const char *digest, long lon
 {
 	(void)size;
 	const char *dir = dir_of(s);
-	if (udfb_oci_init(dir, err) < 0)
+	if (ensure_layout(s, err) < 0)
 		return -1;
 	if (path)
 		return udfb_oci_put_blob(dir, path, digest, err);
@@ -99,7 +109,7 @@ static int oci_tag(struct udfb_image_store *s, const char *tag, const char *mani
 		   const char *media_type, const char *digest, struct udfb_err *err)
 {
 	const char *dir = dir_of(s);
-	if (udfb_oci_init(dir, err) < 0)
+	if (ensure_layout(s, err) < 0)
 		return -1;
 	cleanup_free char *path = udfb_oci_blob_path(dir, digest);
 	if (!udfb_exists(path) && udfb_write_file_atomic(path, manifest, len, err) < 0)
