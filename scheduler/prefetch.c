@@ -9,9 +9,7 @@
 #include "builder/build.h"
 #include "scheduler/bundle.h"
 #include "common/cleanup.h"
-#include "common/fsutil.h"
 #include "common/log.h"
-#include "image/ocilayout.h"
 #include "image/store.h"
 
 struct job {
@@ -22,7 +20,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t thread;
 static int started, running, stopping;
 static size_t done_, total_, failed_;
-static char *layers_dir_, *store_, *platform_;
+static char *layers_dir_, *platform_;
+static struct udfb_image_store *store_; /* the service's store: blobs of bases kept in a registry */
 static struct job *jobs;
 static size_t n_jobs;
 
@@ -41,17 +40,12 @@ static int should_stop(void)
 	return s;
 }
 
-/* Where the layer's blob is: the base's own layout, else the store. */
+/* Where the layer's blob is: the base's own store (its layout), else the
+ * service's store. */
 static char *blob_of(const struct udfb_base *b, const char *digest)
 {
 	char *p = udfb_image_store_blob_path(b->store, digest);
-	if (p)
-		return p;
-	p = udfb_oci_blob_path(store_, digest);
-	if (udfb_exists(p))
-		return p;
-	free(p);
-	return NULL;
+	return p ? p : udfb_image_store_blob_path(store_, digest);
 }
 
 /* One layer, as a one-layer image, so progress is logged per layer and a
@@ -155,7 +149,7 @@ int udfb_prefetch_start(const char *layers_dir, const struct udfb_config *cfg, s
 		return 0;
 	}
 	layers_dir_ = strdup(layers_dir);
-	store_ = strdup(cfg->store);
+	store_ = udfb_image_store_oci(cfg->store);
 	platform_ = strdup(cfg->platform ? cfg->platform : "linux/amd64");
 	jobs = calloc(cfg->n_bases, sizeof(*jobs));
 	for (size_t k = 0; k < cfg->n_bases; k++)
@@ -196,8 +190,9 @@ void udfb_prefetch_stop(void)
 	for (size_t k = 0; k < n_jobs; k++)
 		free(jobs[k].runtime), free(jobs[k].ref);
 	free(jobs);
-	free(layers_dir_), free(store_), free(platform_);
-	jobs = NULL, n_jobs = 0, layers_dir_ = store_ = platform_ = NULL;
+	free(layers_dir_), free(platform_);
+	udfb_image_store_free(store_);
+	jobs = NULL, n_jobs = 0, layers_dir_ = platform_ = NULL, store_ = NULL;
 	pthread_mutex_lock(&mu);
 	started = running = stopping = 0;
 	pthread_mutex_unlock(&mu);
