@@ -120,25 +120,26 @@ json_t *udfb_index_pick_platform(json_t *index, const char *platform, const char
 	return pick_descriptor(index, NULL, platform, where, err);
 }
 
-/* A descriptor's media type, else (a digest the caller named, with no
- * descriptor) what the document says it is. */
-static const char *media_type_of(json_t *desc, json_t *doc)
+/* What a manifest named by its digest alone is: its own mediaType, else
+ * an index when it lists manifests (image-spec allows both to omit it). */
+static const char *media_type_of_doc(json_t *doc)
 {
-	const char *mt = json_string_value(json_object_get(desc, "mediaType"));
-	if (!mt && !json_object_get(desc, "mediaType"))
-		mt = json_string_value(json_object_get(doc, "mediaType"));
-	if (!mt && !json_object_get(desc, "mediaType"))
-		mt = json_is_array(json_object_get(doc, "manifests")) ? UDFB_MT_OCI_INDEX : UDFB_MT_OCI_MANIFEST;
-	return mt;
+	const char *mt = json_string_value(json_object_get(doc, "mediaType"));
+	if (mt)
+		return mt;
+	return json_is_array(json_object_get(doc, "manifests")) ? UDFB_MT_OCI_INDEX : UDFB_MT_OCI_MANIFEST;
 }
 
-/* Follow index -> manifest until a manifest; at most two hops. */
+/* Follow index -> manifest until a manifest; at most two hops.  desc
+ * without a mediaType: a digest the caller named. */
 static int resolve_manifest(struct udfb_image *out, const char *dir, json_t *desc, const char *platform,
 			    struct udfb_err *err)
 {
 	for (int hop = 0; hop < 3; hop++) {
 		const char *digest = json_string_value(json_object_get(desc, "digest"));
-		if (!digest || (!json_object_get(desc, "mediaType") && hop > 0))
+		const char *mt = json_string_value(json_object_get(desc, "mediaType"));
+		int named = hop == 0 && !json_object_get(desc, "mediaType");
+		if (!digest || (!mt && !named))
 			return udfb_err_set(err, UDFB_E_INVALID, "%s: a descriptor lacks digest or mediaType", dir);
 		free(out->manifest);
 		json_decref(out->manifest_json);
@@ -149,9 +150,8 @@ static int resolve_manifest(struct udfb_image *out, const char *dir, json_t *des
 		if (!(out->manifest_json = load_json(digest, out->manifest, out->manifest_len, err)))
 			return -1;
 		memcpy(out->manifest_digest, digest, UDFB_DIGEST_LEN + 1);
-		const char *mt = media_type_of(desc, out->manifest_json);
-		if (!mt)
-			return udfb_err_set(err, UDFB_E_INVALID, "%s: a descriptor lacks digest or mediaType", dir);
+		if (named)
+			mt = media_type_of_doc(out->manifest_json);
 		if (strcmp(mt, UDFB_MT_OCI_MANIFEST) == 0 || strcmp(mt, UDFB_MT_DOCKER_MANIFEST) == 0)
 			return udfb_manifest_from_json(&out->m, out->manifest_json, out->manifest_digest, err);
 		if (strcmp(mt, UDFB_MT_OCI_INDEX) != 0 && strcmp(mt, UDFB_MT_DOCKER_LIST) != 0)
