@@ -9,6 +9,7 @@
 #include "builder/build.h"
 #include "image/ocilayout.h"
 #include "registry-client/ref.h"
+#include "registry-client/imagestore.h"
 #include "registry-client/registry.h"
 #include "common/version.h"
 
@@ -25,41 +26,36 @@ static char *from_name(const struct udfb_ref *r, const char *digest)
 	return s;
 }
 
-/* A registry base: its manifest (a tag resolved to a digest once, an index
- * to the platform's entry) and config; its layers stay in the registry. */
-static int resolve_docker(struct udfb_base *out, const struct udfb_ref *r, const char *platform, struct udfb_err *err)
+/* The base's manifest (a tag resolved to a digest once, an index to the
+ * platform's entry) and config, read from the store its reference names;
+ * its layers stay there (a registry's are never downloaded). */
+static int read_base(struct udfb_base *out, const struct udfb_ref *r, const char *platform, struct udfb_err *err)
 {
-	struct udfb_registry *reg;
-	if (udfb_registry_shared(&reg, r->host, err) < 0)
+	if (udfb_image_store_open(&out->store, r, out->registries, err) < 0)
 		return -1;
+	if (r->kind == UDFB_REF_OCI)
+		return udfb_image_store_read(out->store, r->digest ? r->digest : r->tag, platform, &out->image, err);
 	const char *want = r->digest ? r->digest : r->tag ? r->tag : "latest";
-	if (udfb_registry_read_image(&out->image, reg, r->repo, want, platform ? platform : UDFB_DEFAULT_PLATFORM,
-				     err) < 0)
-		return -1;
-	out->host = strdup(r->host);
-	out->repo = strdup(r->repo);
-	return 0;
+	return udfb_image_store_read(out->store, want, platform ? platform : UDFB_DEFAULT_PLATFORM, &out->image, err);
 }
 
-int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_err *err)
+int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_registries *regs,
+		      struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	struct udfb_ref r;
 	if (udfb_ref_parse(&r, ref, err) < 0)
 		return udfb_err_wrap(err, "--base");
-	int rc;
-	if (r.kind == UDFB_REF_OCI) {
-		rc = udfb_oci_read_image(&out->image, r.dir, r.tag, platform, err);
-		if (rc == 0)
-			out->blob_dir = strdup(r.dir);
-	} else {
-		rc = resolve_docker(out, &r, platform, err);
-	}
+	out->own_registries = !regs;
+	out->registries = regs ? regs : udfb_registries_new(NULL);
+	int rc = read_base(out, &r, platform, err);
 	if (rc == 0)
 		out->from = from_name(&r, out->image.manifest_digest);
 	else
 		udfb_err_wrap(err, "base image %s", ref);
 	udfb_ref_free(&r);
+	if (rc < 0)
+		udfb_base_free(out);
 	return rc;
 }
 
@@ -68,10 +64,10 @@ void udfb_base_free(struct udfb_base *b)
 	if (!b)
 		return;
 	udfb_image_free(&b->image);
-	free(b->blob_dir);
+	udfb_image_store_free(b->store);
+	if (b->own_registries)
+		udfb_registries_free(b->registries);
 	free(b->from);
-	free(b->host);
-	free(b->repo);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -106,13 +102,12 @@ static int layer_has(const char *path, const char *const *names, int *found, str
 int udfb_base_has_file(const struct udfb_base *b, const char *const *names, int *found, struct udfb_err *err)
 {
 	*found = 0;
-	if (!b->blob_dir)
+	const char *dir = udfb_image_store_oci_dir(b->store);
+	if (!dir)
 		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image: its layers are in a registry, not read here");
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(b->image.manifest_json, "layers"), k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		char *path = udfb_oci_blob_path(b->blob_dir, d);
+	for (size_t k = 0; k < b->image.m.n_layers; k++) {
+		const char *d = b->image.m.layers[k].digest;
+		char *path = udfb_oci_blob_path(dir, d);
 		int rc = layer_has(path, names, found, err);
 		free(path);
 		if (rc < 0 || *found)

@@ -18,6 +18,7 @@
 #include "builder/packages.h"
 #include "pkgindex/pkgopts.h"
 #include "builder/publish.h"
+#include "registry-client/imagestore.h"
 #include "builder/script_imports.h"
 #include "registry-client/ref.h"
 #include "cache/store.h"
@@ -209,15 +210,14 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 
 static int link_base_layers(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err)
 {
-	if (!base->blob_dir)
+	const char *dir = udfb_image_store_oci_dir(base->store);
+	if (!dir)
 		return udfb_publish_note_remote(st, base, err); /* its layers stay in the registry */
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(base->image.manifest_json, "layers"), k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
+	for (size_t k = 0; k < base->image.m.n_layers; k++) {
+		const char *d = base->image.m.layers[k].digest;
 		if (udfb_store_has_blob(st, d))
 			continue;
-		cleanup_free char *src = udfb_oci_blob_path(base->blob_dir, d);
+		cleanup_free char *src = udfb_oci_blob_path(dir, d);
 		if (udfb_store_put_link(st, src, d, err) < 0)
 			return udfb_err_wrap(err, "base layer %s", d);
 	}
@@ -256,9 +256,26 @@ static int prepare_packages(struct udfb_packages *out, struct udfb_store *st, co
  * in last (whatever names a blob finds it present), then the lock. */
 static const char *const guard_cmd[] = { "python3", "/app/udfb_guard.py", NULL };
 
-static int store_image(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_base *base,
-		       const struct udfb_build_opts *o, const struct udfb_layer *ls, const char **created_by, size_t n,
-		       const struct udfb_packages *pk, int guarded, struct udfb_err *err)
+/* What was just composed as the image publish() hands on: parsed from
+ * memory, never read back from the store. */
+static int image_of(struct udfb_image *out, struct udfb_composed *c, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->manifest_digest, c->manifest_digest, UDFB_DIGEST_LEN + 1);
+	memcpy(out->config_digest, c->config_digest, UDFB_DIGEST_LEN + 1);
+	out->manifest_len = c->manifest_len, out->config_len = c->config_len;
+	out->manifest = udfb_steal(c->manifest);
+	out->config = udfb_steal(c->config);
+	out->manifest_json = json_loadb(out->manifest, out->manifest_len, 0, NULL);
+	out->config_json = json_loadb(out->config, out->config_len, 0, NULL);
+	udfb_platform_of_config(&out->platform, out->config_json);
+	return udfb_manifest_from_json(&out->m, out->manifest_json, out->manifest_digest, err);
+}
+
+static int store_image(struct udfb_image *built, struct udfb_build_result *res, struct udfb_store *st,
+		       const struct udfb_base *base, const struct udfb_build_opts *o, const struct udfb_layer *ls,
+		       const char **created_by, size_t n, const struct udfb_packages *pk, int guarded,
+		       struct udfb_err *err)
 {
 	struct udfb_composed img = { 0 };
 	char cfg_digest[UDFB_DIGEST_LEN + 1];
@@ -271,14 +288,16 @@ static int store_image(struct udfb_build_result *res, struct udfb_store *st, con
 		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, res->manifest_digest, err);
 	if (rc == 0)
 		rc = udfb_packages_keep_lock(pk, st, res->key, err);
+	if (rc == 0)
+		rc = image_of(built, &img, err);
 	res->package_installs = pk->installs;
 	udfb_composed_free(&img);
 	return rc;
 }
 
-static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_request *req,
-		       const struct udfb_base *base, const struct udfb_build_opts *o, const char *tmp,
-		       struct udfb_err *err)
+static int build_fresh(struct udfb_image *built, struct udfb_build_result *res, struct udfb_store *st,
+		       const struct udfb_request *req, const struct udfb_base *base, const struct udfb_build_opts *o,
+		       const char *tmp, struct udfb_err *err)
 {
 	struct udfb_context ctx;
 	struct udfb_context_opts co = { .fetch = o->fetch,
@@ -294,7 +313,7 @@ static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, con
 	const char **created_by = calloc(LAYER_MAX, sizeof(*created_by));
 	int rc = prepare_packages(&pk, st, req, base, o, res->key, tmp, err);
 	int n = rc < 0 ? -1 : make_layers(ls, created_by, st, req, &ctx, &pk, tmp, err);
-	rc = n < 0 ? -1 : store_image(res, st, base, o, ls, created_by, (size_t)n, &pk, req->stub != NULL, err);
+	rc = n < 0 ? -1 : store_image(built, res, st, base, o, ls, created_by, (size_t)n, &pk, req->stub != NULL, err);
 	for (int k = 0; k < n; k++)
 		udfb_layer_clear(&ls[k]);
 	free(ls);
@@ -304,37 +323,12 @@ static int build_fresh(struct udfb_build_result *res, struct udfb_store *st, con
 	return rc;
 }
 
-static int publish_oci(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
-		       const struct udfb_base *base, const char *manifest, json_t *m, size_t manifest_len,
-		       struct udfb_err *err)
-{
-	if (udfb_oci_init(dest->dir, err) < 0)
-		return -1;
-	const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-	cleanup_free char *cfg_src = udfb_store_blob_path(st, cfg);
-	if (udfb_oci_put_blob(dest->dir, cfg_src, cfg, err) < 0)
-		return -1;
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(m, "layers"), k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		if (udfb_publish_oci_blob(dest->dir, st, base, d, err) < 0)
-			return -1;
-	}
-	cleanup_free char *msrc = udfb_store_blob_path(st, manifest);
-	if (udfb_oci_put_blob(dest->dir, msrc, manifest, err) < 0)
-		return -1;
-	return udfb_oci_tag(dest->dir, manifest, (long long)manifest_len, UDFB_MT_OCI_MANIFEST, tag, err);
-}
-
-static json_t *describe_layers(json_t *m, json_t *cfg)
+static json_t *describe_layers(const struct udfb_image *img)
 {
 	json_t *out = json_array();
-	json_t *ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(m, "layers"), k, l) {
-		json_t *d = json_deep_copy(l);
+	json_t *ids = json_object_get(json_object_get(img->config_json, "rootfs"), "diff_ids");
+	for (size_t k = 0; k < img->m.n_layers; k++) {
+		json_t *d = json_deep_copy(img->m.layers[k].json);
 		json_object_set(d, "diff_id", json_array_get(ids, k));
 		json_array_append_new(out, d);
 	}
@@ -351,42 +345,26 @@ static char *dest_tag(const struct udfb_ref *dest, const char *key)
 }
 
 static int publish(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_base *base,
-		   const struct udfb_ref *dest, const char *dest_str, struct udfb_err *err)
+		   const struct udfb_ref *dest, struct udfb_image_store *ds, const char *dest_str,
+		   const struct udfb_image *img, struct udfb_err *err)
 {
-	cleanup_free char *mtext = NULL, *ctext = NULL;
-	size_t mlen = 0, clen = 0;
-	if (udfb_oci_read_blob(&mtext, &mlen, st->root, out->manifest_digest, UDFB_MANIFEST_MAX_BYTES, err) < 0)
-		return -1;
-	json_t *m = json_loadb(mtext, mlen, 0, NULL);
-	const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-	if (!cfg || udfb_oci_read_blob(&ctext, &clen, st->root, cfg, UDFB_CONFIG_MAX_BYTES, err) < 0) {
-		json_decref(m);
-		return err->msg ? -1
-				: udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s is damaged",
-					       out->manifest_digest);
-	}
-	json_t *c = json_loadb(ctext, clen, 0, NULL);
 	cleanup_free char *tag = dest_tag(dest, out->key);
-	int rc = dest->kind == UDFB_REF_DOCKER ? udfb_publish_docker(dest, tag, st, base, out->manifest_digest, m,
-								     mtext, mlen, &out->pushed_bytes, err)
-					       : publish_oci(dest, tag, st, base, out->manifest_digest, m, mlen, err);
+	int rc = udfb_publish(ds, tag, st, base, img, &out->pushed_bytes, err);
 	if (rc < 0)
 		udfb_err_wrap(err, "publish to %s", dest_str);
 	cleanup_free char *name = udfb_ref_name(dest);
 	if (rc == 0 && asprintf(&out->image, "%s:%s@%s", name, tag, out->manifest_digest) < 0)
 		abort();
-	out->layers = describe_layers(m, c);
-	json_decref(m);
-	json_decref(c);
+	out->layers = describe_layers(img);
 	return rc;
 }
 
 /* A warm image: the base, the package layers and the lock, no UDF.
  * Pushing it puts the package layers in the registry, where the first UDF
  * needing them finds them. */
-static int warm_fresh(struct udfb_build_result *res, struct udfb_store *st, const struct udfb_request *req,
-		      const struct udfb_base *base, const struct udfb_build_opts *o, const char *tmp,
-		      struct udfb_err *err)
+static int warm_fresh(struct udfb_image *built, struct udfb_build_result *res, struct udfb_store *st,
+		      const struct udfb_request *req, const struct udfb_base *base, const struct udfb_build_opts *o,
+		      const char *tmp, struct udfb_err *err)
 {
 	struct udfb_packages pk;
 	if (prepare_packages(&pk, st, req, base, o, res->key, tmp, err) < 0)
@@ -403,7 +381,7 @@ static int warm_fresh(struct udfb_build_result *res, struct udfb_store *st, cons
 	int rc = udfb_layer_add_bytes(w, "app/udf.lock", pk.lock_json, pk.lock_len, 0, err);
 	rc = rc < 0 ? (udfb_layer_writer_free(w), -1) : udfb_build_store_layer(&ls[pk.n_layers], w, st, tmp, err);
 	if (rc == 0)
-		rc = store_image(res, st, base, o, ls, created_by, pk.n_layers + 1, &pk, 0, err);
+		rc = store_image(built, res, st, base, o, ls, created_by, pk.n_layers + 1, &pk, 0, err);
 	udfb_layer_clear(&ls[pk.n_layers]);
 	free(ls);
 	free(created_by);
@@ -414,7 +392,7 @@ static int warm_fresh(struct udfb_build_result *res, struct udfb_store *st, cons
 /* Lookup order: the local index, then the destination registry (another
  * replica may have built it: one HEAD), then a build. */
 static int lookup(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_ref *dest,
-		  struct udfb_err *err)
+		  struct udfb_image_store *ds, struct udfb_err *err)
 {
 	int hit = udfb_store_key_get(st, out->key, out->manifest_digest, err);
 	if (hit)
@@ -425,7 +403,7 @@ static int lookup(struct udfb_build_result *out, struct udfb_store *st, const st
 	size_t n = strlen(tag);
 	if (n < 64 || strcmp(tag + n - 64, udfb_digest_hex(out->key)) != 0)
 		return 0;
-	hit = udfb_publish_lookup(out->manifest_digest, dest, tag, st, err);
+	hit = udfb_publish_lookup(out->manifest_digest, ds, tag, st, err);
 	if (hit > 0 && udfb_store_key_put(st, out->key, out->manifest_digest, err) < 0)
 		return -1;
 	if (hit > 0)
@@ -433,18 +411,21 @@ static int lookup(struct udfb_build_result *out, struct udfb_store *st, const st
 	return hit;
 }
 
-static int build_in_store(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_request *req,
-			  const struct udfb_base *base, const struct udfb_build_opts *o, const struct udfb_ref *dest,
-			  struct udfb_err *err)
+static int build_in_store(struct udfb_image *built, struct udfb_build_result *out, struct udfb_store *st,
+			  const struct udfb_request *req, const struct udfb_base *base, const struct udfb_build_opts *o,
+			  const struct udfb_ref *dest, struct udfb_image_store *ds, struct udfb_err *err)
 {
 	/* A refresh resolves the packages again and rebuilds: the key then
 	 * names the image of the new lock. */
 	int refresh = o->packages && o->packages->refresh && req->n_requirements;
-	int hit = refresh ? 0 : lookup(out, st, dest, err);
+	int hit = refresh ? 0 : lookup(out, st, dest, ds, err);
 	if (hit < 0)
 		return -1;
 	if (hit) {
 		out->cached = 1;
+		/* The one read of a cached image: its manifest and config. */
+		if (udfb_oci_read_image(built, st->root, out->manifest_digest, NULL, err) < 0)
+			return udfb_err_wrap(err, "store");
 		return 0;
 	}
 	/* A private directory per build: its temporary files never collide
@@ -453,12 +434,22 @@ static int build_in_store(struct udfb_build_result *out, struct udfb_store *st, 
 	if (!mkdtemp(tmpl))
 		return udfb_err_sys(err, errno, "create a build directory in %s", st->tmp);
 	/* A warm request (udfb_build_warm) has requirements and no code. */
-	int rc = req->spec.code ? build_fresh(out, st, req, base, o, tmpl, err)
-				: warm_fresh(out, st, req, base, o, tmpl, err);
+	int rc = req->spec.code ? build_fresh(built, out, st, req, base, o, tmpl, err)
+				: warm_fresh(built, out, st, req, base, o, tmpl, err);
 	udfb_rm_rf(tmpl);
 	if (rc == 0)
 		rc = udfb_store_key_put(st, out->key, out->manifest_digest, err);
 	return rc;
+}
+
+/* The destination's store, over the caller's registry clients, else the
+ * base's: a base and a destination on one registry share one client. */
+static int open_dest(struct udfb_image_store **out, const struct udfb_ref *dest, const struct udfb_base *base,
+		     const struct udfb_build_opts *o, struct udfb_err *err)
+{
+	if (udfb_image_store_open(out, dest, o->registries ? o->registries : base->registries, err) < 0)
+		return udfb_err_wrap(err, "--dest");
+	return 0;
 }
 
 int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, const struct udfb_build_opts *o,
@@ -469,9 +460,13 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	if (udfb_ref_parse(&dest, o->dest, err) < 0)
 		return udfb_err_wrap(err, "--dest");
 	struct udfb_base own = { 0 };
+	struct udfb_image built = { 0 };
 	const struct udfb_base *base = o->base_resolved ? o->base_resolved : &own;
 	struct udfb_store *st = NULL;
-	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, err);
+	struct udfb_image_store *ds = NULL;
+	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, o->registries, err);
+	if (rc == 0)
+		rc = open_dest(&ds, &dest, base, o, err);
 	/* Only the imports' tags are filled in: the request stays the same. */
 	if (rc == 0)
 		rc = udfb_request_identify((struct udfb_request *)req, o, err);
@@ -480,12 +475,14 @@ int udfb_build(struct udfb_build_result *out, const struct udfb_request *req, co
 	if (rc == 0)
 		rc = udfb_store_open(&st, o->store_dir, err);
 	if (rc == 0)
-		rc = build_in_store(out, st, req, base, o, &dest, err);
+		rc = build_in_store(&built, out, st, req, base, o, &dest, ds, err);
 	if (rc == 0)
-		rc = publish(out, st, base, &dest, o->dest, err);
+		rc = publish(out, st, base, &dest, ds, o->dest, &built, err);
 	if (rc == 0)
 		udfb_info("built key=%s manifest=%s cached=%d", out->key, out->manifest_digest, out->cached);
 	udfb_store_close(st);
+	udfb_image_store_free(ds);
+	udfb_image_free(&built);
 	udfb_base_free(&own);
 	udfb_ref_free(&dest);
 	if (rc < 0)
@@ -522,17 +519,23 @@ int udfb_build_warm(struct udfb_build_result *out, char *const *reqs, size_t n, 
 	if (udfb_ref_parse(&dest, o->dest, err) < 0)
 		return udfb_err_wrap(err, "--dest");
 	struct udfb_base own = { 0 };
+	struct udfb_image built = { 0 };
 	struct udfb_store *st = NULL;
-	int rc = udfb_base_resolve(&own, o->base, o->platform, err);
+	struct udfb_image_store *ds = NULL;
+	int rc = udfb_base_resolve(&own, o->base, o->platform, o->registries, err);
+	if (rc == 0)
+		rc = open_dest(&ds, &dest, &own, o, err);
 	if (rc == 0) {
 		warm_key(out->key, &req, own.image.manifest_digest, o);
 		rc = udfb_store_open(&st, o->store_dir, err);
 	}
 	if (rc == 0)
-		rc = build_in_store(out, st, &req, &own, o, &dest, err);
+		rc = build_in_store(&built, out, st, &req, &own, o, &dest, ds, err);
 	if (rc == 0)
-		rc = publish(out, st, &own, &dest, o->dest, err);
+		rc = publish(out, st, &own, &dest, ds, o->dest, &built, err);
 	udfb_store_close(st);
+	udfb_image_store_free(ds);
+	udfb_image_free(&built);
 	udfb_base_free(&own);
 	udfb_ref_free(&dest);
 	if (rc < 0)

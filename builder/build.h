@@ -12,6 +12,8 @@
 
 struct udfb_base;
 struct udfb_fetch_opts;
+struct udfb_image_store;
+struct udfb_registries;
 struct udfb_pkg_opts;
 
 struct udfb_build_opts {
@@ -31,6 +33,9 @@ struct udfb_build_opts {
 	long long deadline_ms; /* for fetching imports; 0: none */
 	/* Package indexes and target settings; NULL: the defaults. */
 	const struct udfb_pkg_opts *packages;
+	/* The registry clients for the destination (and a base resolved here);
+	 * NULL: the base's own. */
+	struct udfb_registries *registries;
 };
 
 struct udfb_build_result {
@@ -43,16 +48,19 @@ struct udfb_build_result {
 	long package_installs; /* wheels unpacked by this build */
 };
 
-/* A resolved base image and where its blobs can be read. */
+/* A resolved base image and the store its blobs are in. */
 struct udfb_base {
 	struct udfb_image image;
-	char *blob_dir; /* OCI layout holding its blobs; NULL when remote */
+	struct udfb_image_store *store; /* its OCI layout or registry repository */
+	struct udfb_registries *registries; /* the clients it was read with */
+	int own_registries; /* made for it (none given): freed with it */
 	char *from; /* the name a Dockerfile pulls it by, pinned by digest */
-	char *host; /* docker:// bases: the registry and repository */
-	char *repo; /* holding its blobs; NULL for oci: bases */
 };
 
-int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_err *err);
+/* regs: the caller's registry clients; NULL: the base makes its own, which
+ * builds on it then share (udfb_build_opts.registries). */
+int udfb_base_resolve(struct udfb_base *out, const char *ref, const char *platform, struct udfb_registries *regs,
+		      struct udfb_err *err);
 void udfb_base_free(struct udfb_base *b);
 /* *found = 1 when a file of the base's layers ends with one of names (a
  * NULL-terminated list, e.g. "/databend_udf/__init__.py"). */

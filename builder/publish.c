@@ -16,48 +16,52 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "image/ocilayout.h"
+#include "registry-client/imagestore.h"
 #include "registry-client/registry.h"
 
-/* Where one blob of our manifest comes from. */
+/* A registry destination: its store's client and repository. */
+struct reg_dest {
+	struct udfb_registry *reg;
+	const char *host, *repo;
+};
+
+static int reg_dest_of(struct reg_dest *out, const struct udfb_image_store *s)
+{
+	out->reg = udfb_image_store_client(s, &out->repo);
+	out->host = out->reg ? udfb_registry_host(out->reg) : NULL;
+	return out->reg != NULL;
+}
+
+/* Where one blob of our manifest comes from: the store, the base's
+ * layout, else the base's registry (mounted or streamed from there). */
 static int blob_source(struct udfb_push_blob *b, char **path, struct udfb_store *st, const struct udfb_base *base,
 		       struct udfb_err *err)
 {
-	if (udfb_store_has_blob(st, b->digest)) {
+	if (udfb_store_has_blob(st, b->digest))
 		*path = udfb_store_blob_path(st, b->digest);
-	} else if (base->blob_dir) {
-		*path = udfb_oci_blob_path(base->blob_dir, b->digest);
-	} else if (base->host) {
-		if (udfb_registry_shared(&b->from, base->host, err) < 0)
-			return -1;
-		b->from_repo = base->repo;
-	} else {
+	else if (!(*path = udfb_image_store_blob_path(base->store, b->digest)) &&
+		 !(b->from = udfb_image_store_client(base->store, &b->from_repo)))
 		return udfb_err_set(err, UDFB_E_INTERNAL, "store: blob %s is missing", b->digest);
-	}
 	b->path = *path;
 	return 0;
 }
 
-static size_t collect(struct udfb_push_blob *out, json_t *m)
+static size_t collect(struct udfb_push_blob *out, const struct udfb_manifest *m)
 {
-	size_t n = 0, k;
-	json_t *l;
-	json_t *cfg = json_object_get(m, "config");
-	out[n++] = (struct udfb_push_blob){ json_string_value(json_object_get(cfg, "digest")),
-					    (long long)json_integer_value(json_object_get(cfg, "size")) };
-	json_array_foreach(json_object_get(m, "layers"), k, l)
-		out[n++] = (struct udfb_push_blob){ json_string_value(json_object_get(l, "digest")),
-						    (long long)json_integer_value(json_object_get(l, "size")) };
+	size_t n = 0;
+	out[n++] = (struct udfb_push_blob){ m->config.digest, m->config.size };
+	for (size_t k = 0; k < m->n_layers; k++)
+		out[n++] = (struct udfb_push_blob){ m->layers[k].digest, m->layers[k].size };
 	return n;
 }
 
-static int push(struct udfb_registry *reg, const struct udfb_ref *dest, const char *tag, struct udfb_push_blob *blobs,
-		size_t n, const char *digest, json_t *m, const char *mtext, size_t mlen, long long *pushed,
-		struct udfb_err *err)
+static int push(struct udfb_registry *reg, const struct reg_dest *dest, const char *tag, struct udfb_push_blob *blobs,
+		size_t n, const struct udfb_image *img, long long *pushed, struct udfb_err *err)
 {
-	const char *mt = json_string_value(json_object_get(m, "mediaType"));
+	const char *mt = img->m.media_type, *digest = img->manifest_digest;
 	struct udfb_push_stats s;
-	if (udfb_registry_push(reg, dest->repo, tag, blobs, n, mtext, mlen, mt ? mt : UDFB_MT_OCI_MANIFEST, digest, &s,
-			       err) < 0)
+	if (udfb_registry_push(reg, dest->repo, tag, blobs, n, img->manifest, img->manifest_len,
+			       mt ? mt : UDFB_MT_OCI_MANIFEST, digest, &s, err) < 0)
 		return -1;
 	udfb_info("pushed %s/%s:%s@%s: %s; blobs present %d, mounted %d, uploaded %d, streamed %d, %lld bytes sent",
 		  dest->host, dest->repo, tag, digest, s.up_to_date ? "tag already current" : "manifest put", s.present,
@@ -78,7 +82,7 @@ static int push(struct udfb_registry *reg, const struct udfb_ref *dest, const ch
 
 #define PUSHED_MAX (16u << 20)
 
-static char *pushed_path(const struct udfb_store *st, const struct udfb_ref *dest)
+static char *pushed_path(const struct udfb_store *st, const struct reg_dest *dest)
 {
 	char name[UDFB_DIGEST_LEN + 1], *where = NULL, *p = NULL;
 	if (asprintf(&where, "%s/%s", dest->host, dest->repo) < 0)
@@ -135,29 +139,24 @@ static void note_pushed(const struct udfb_push_blob *blobs, size_t n, const char
 	udfb_buf_free(&b);
 }
 
-int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udfb_store *st,
-			const struct udfb_base *base, const char *manifest_digest, json_t *m, const char *mtext,
-			size_t mlen, long long *pushed_bytes, struct udfb_err *err)
+static int publish_docker(const struct reg_dest *dest, const char *tag, struct udfb_store *st,
+			  const struct udfb_base *base, const struct udfb_image *img, long long *pushed_bytes,
+			  struct udfb_err *err)
 {
-	struct udfb_registry *reg;
-	if (udfb_registry_shared(&reg, dest->host, err) < 0)
-		return -1;
-	size_t max = json_array_size(json_object_get(m, "layers")) + 1;
+	struct udfb_registry *reg = dest->reg;
+	size_t max = img->m.n_layers + 1;
 	struct udfb_push_blob *blobs = calloc(max, sizeof(*blobs));
 	char **paths = calloc(max, sizeof(*paths));
 	if (!blobs || !paths)
 		abort();
-	size_t n = collect(blobs, m);
+	size_t n = collect(blobs, &img->m); /* digests checked by the parse */
 	int rc = 0;
 	for (size_t k = 0; rc == 0 && k < n; k++)
-		rc = !blobs[k].digest || !udfb_digest_valid(blobs[k].digest)
-			     ? udfb_err_set(err, UDFB_E_INTERNAL, "store: manifest %s names a bad digest",
-					    manifest_digest)
-			     : blob_source(&blobs[k], &paths[k], st, base, err);
+		rc = blob_source(&blobs[k], &paths[k], st, base, err);
 	cleanup_free char *record = pushed_path(st, dest);
 	size_t known = rc == 0 ? mark_known(blobs, n, record) : 0;
 	if (rc == 0)
-		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, pushed_bytes, err);
+		rc = push(reg, dest, tag, blobs, n, img, pushed_bytes, err);
 	if (rc < 0 && known) {
 		/* The registry may have lost a blob we remembered: ask for each. */
 		udfb_info("push to %s/%s failed with %zu blobs taken as present (%s): pushing again, asking for each",
@@ -166,7 +165,7 @@ int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udf
 		unlink(record);
 		for (size_t k = 0; k < n; k++)
 			blobs[k].known = 0;
-		rc = push(reg, dest, tag, blobs, n, manifest_digest, m, mtext, mlen, pushed_bytes, err);
+		rc = push(reg, dest, tag, blobs, n, img, pushed_bytes, err);
 	}
 	if (rc == 0)
 		note_pushed(blobs, n, record);
@@ -177,116 +176,93 @@ int udfb_publish_docker(const struct udfb_ref *dest, const char *tag, struct udf
 	return rc;
 }
 
-/* Fetch a remote base layer into the layout: to a temporary file in its
- * blob directory, checked against the digest, then renamed into place. */
-static int fetch_into(const char *dir, const struct udfb_base *base, const char *digest, const char *dst,
-		      struct udfb_err *err)
+/* Into an OCI layout (or any store that is not a registry): every blob
+ * from the store, else from the base's store (a registry base's layers are
+ * fetched: a layout holds every blob), the manifest last, then its tag. */
+static int publish_blobs(struct udfb_image_store *dest, const char *tag, struct udfb_store *st,
+			 const struct udfb_base *base, const struct udfb_image *img, struct udfb_err *err)
 {
-	struct udfb_registry *reg;
-	if (udfb_registry_shared(&reg, base->host, err) < 0)
+	for (size_t k = 0; k <= img->m.n_layers; k++) {
+		const struct udfb_descriptor *d = k < img->m.n_layers ? &img->m.layers[k] : &img->m.config;
+		cleanup_free char *src =
+			udfb_store_has_blob(st, d->digest) ? udfb_store_blob_path(st, d->digest) : NULL;
+		if (dest->ops->put_blob(dest, d->digest, d->size, src, src ? NULL : base->store, err) < 0)
+			return udfb_err_wrap(err, "%s %s", k < img->m.n_layers ? "layer" : "config", d->digest);
+	}
+	cleanup_free char *msrc = udfb_store_blob_path(st, img->manifest_digest);
+	if (dest->ops->put_blob(dest, img->manifest_digest, (long long)img->manifest_len, msrc, NULL, err) < 0)
 		return -1;
-	cleanup_free char *blobs = udfb_path_join(dir, "blobs/sha256");
-	cleanup_free char *tmp = NULL;
-	int fd;
-	if (udfb_mktemp(&tmp, &fd, blobs, err) < 0)
-		return -1;
-	close(fd);
-	int rc = udfb_registry_blob_fetch(reg, base->repo, digest, tmp, err);
-	if (rc == 0 && rename(tmp, dst) < 0)
-		rc = udfb_err_sys(err, errno, "%s", dst);
-	if (rc == 0)
-		rc = udfb_fsync_dir(blobs, err);
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
+	return dest->ops->tag(dest, tag, img->manifest, img->manifest_len, UDFB_MT_OCI_MANIFEST, img->manifest_digest,
+			      err);
 }
 
-int udfb_publish_oci_blob(const char *dir, struct udfb_store *st, const struct udfb_base *base, const char *digest,
-			  struct udfb_err *err)
+int udfb_publish(struct udfb_image_store *dest, const char *tag, struct udfb_store *st, const struct udfb_base *base,
+		 const struct udfb_image *img, long long *pushed_bytes, struct udfb_err *err)
 {
-	if (udfb_store_has_blob(st, digest)) {
-		cleanup_free char *src = udfb_store_blob_path(st, digest);
-		return udfb_oci_put_blob(dir, src, digest, err);
-	}
-	cleanup_free char *dst = udfb_oci_blob_path(dir, digest);
-	if (udfb_exists(dst))
-		return 0; /* named by content: already right */
-	if (!base->host)
-		return udfb_err_set(err, UDFB_E_INTERNAL, "store: blob %s is missing", digest);
-	if (fetch_into(dir, base, digest, dst, err) < 0)
-		return udfb_err_wrap(err, "base layer %s", digest);
-	return 0;
+	struct reg_dest rd;
+	if (reg_dest_of(&rd, dest))
+		return publish_docker(&rd, tag, st, base, img, pushed_bytes, err);
+	return publish_blobs(dest, tag, st, base, img, err);
 }
 
 int udfb_publish_note_remote(struct udfb_store *st, const struct udfb_base *base, struct udfb_err *err)
 {
-	cleanup_free char *source = NULL;
-	if (asprintf(&source, "docker://%s/%s", base->host, base->repo) < 0)
-		abort();
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(base->image.manifest_json, "layers"), k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		if (d && udfb_digest_valid(d) && udfb_store_put_remote(st, d, source, err) < 0)
+	const char *source = base->store->name; /* docker://HOST/REPO */
+	for (size_t k = 0; k < base->image.m.n_layers; k++)
+		if (udfb_store_put_remote(st, base->image.m.layers[k].digest, source, err) < 0)
 			return -1;
-	}
 	return 0;
 }
 
 /* ---- the registry as the shared cache ---- */
 
-static int adopt_manifest(struct udfb_store *st, struct udfb_registry *reg, const struct udfb_ref *dest,
-			  const char *mtext, size_t mlen, const char *source, struct udfb_err *err)
+static int adopt_manifest(struct udfb_store *st, struct udfb_registry *reg, const struct reg_dest *dest,
+			  const char *mtext, size_t mlen, const char *digest, const char *source, struct udfb_err *err)
 {
-	char digest[UDFB_DIGEST_LEN + 1];
-	json_t *m = json_loadb(mtext, mlen, 0, NULL);
-	const char *cfg = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-	int rc = cfg && udfb_digest_valid(cfg)
-			 ? 0
-			 : udfb_err_set(err, UDFB_E_INVALID, "%s: its manifest has no config", source);
-	if (rc == 0 && !udfb_store_has_blob(st, cfg)) {
+	char put[UDFB_DIGEST_LEN + 1];
+	struct udfb_manifest m;
+	if (udfb_manifest_parse(&m, mtext, mlen, digest, err) < 0)
+		return udfb_err_wrap(err, "%s", source);
+	const char *cfg = m.config.digest;
+	int rc = 0;
+	if (!udfb_store_has_blob(st, cfg)) {
 		char *ctext = NULL;
 		size_t clen = 0;
 		rc = udfb_registry_blob_get(reg, dest->repo, cfg, UDFB_CONFIG_MAX_BYTES, &ctext, &clen, err);
 		if (rc == 0)
-			rc = udfb_store_put_bytes(st, ctext, clen, digest, err);
+			rc = udfb_store_put_bytes(st, ctext, clen, put, err);
 		free(ctext);
 	}
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(m, "layers"), k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		if (rc == 0 && d && udfb_digest_valid(d) && !udfb_store_has_blob(st, d))
-			rc = udfb_store_put_remote(st, d, source, err);
-	}
+	for (size_t k = 0; rc == 0 && k < m.n_layers; k++)
+		if (!udfb_store_has_blob(st, m.layers[k].digest))
+			rc = udfb_store_put_remote(st, m.layers[k].digest, source, err);
 	/* The manifest last: whatever names a blob finds it accounted for. */
 	if (rc == 0)
-		rc = udfb_store_put_bytes(st, mtext, mlen, digest, err);
-	json_decref(m);
+		rc = udfb_store_put_bytes(st, mtext, mlen, put, err);
+	udfb_manifest_clear(&m);
 	return rc;
 }
 
-int udfb_publish_lookup(char manifest[UDFB_DIGEST_LEN + 1], const struct udfb_ref *dest, const char *tag,
+int udfb_publish_lookup(char manifest[UDFB_DIGEST_LEN + 1], struct udfb_image_store *dest_store, const char *tag,
 			struct udfb_store *st, struct udfb_err *err)
 {
-	struct udfb_registry *reg;
-	if (dest->kind != UDFB_REF_DOCKER || udfb_registry_shared(&reg, dest->host, err) < 0)
-		return dest->kind != UDFB_REF_DOCKER ? 0 : -1;
+	struct reg_dest rd, *dest = &rd;
+	if (!reg_dest_of(&rd, dest_store))
+		return 0;
 	char digest[UDFB_DIGEST_LEN + 1];
-	int found = udfb_registry_manifest_head(reg, dest->repo, tag, digest, err);
+	int found = dest_store->ops->lookup(dest_store, tag, digest, err);
 	if (found <= 0)
 		return found;
-	char *mtext = NULL, *mt = NULL, *source = NULL;
+	char *mtext = NULL, *mt = NULL;
 	size_t mlen = 0;
-	if (asprintf(&source, "docker://%s/%s", dest->host, dest->repo) < 0)
-		abort();
-	int rc = udfb_registry_manifest_get(reg, dest->repo, digest, &mtext, &mlen, &mt, digest, err);
+	const char *source = dest_store->name; /* docker://HOST/REPO */
+	int rc = udfb_registry_manifest_get(rd.reg, dest->repo, digest, &mtext, &mlen, &mt, digest, err);
 	if (rc == 0 && (!mt || strcmp(mt, UDFB_MT_OCI_MANIFEST) != 0))
 		rc = udfb_err_set(err, UDFB_E_INVALID, "%s:%s: not an image this builder made", source, tag);
 	if (rc == 0)
-		rc = adopt_manifest(st, reg, dest, mtext, mlen, source, err);
+		rc = adopt_manifest(st, rd.reg, dest, mtext, mlen, digest, source, err);
 	if (rc == 0)
 		memcpy(manifest, digest, UDFB_DIGEST_LEN + 1);
-	free(mtext), free(mt), free(source);
+	free(mtext), free(mt);
 	return rc < 0 ? -1 : 1;
 }

@@ -66,16 +66,15 @@ static json_t *key_blobs(struct udfb_store *s, const char *manifest)
 		udfb_err_clear(&err);
 		return set;
 	}
-	json_t *m = json_loadb(text, len, 0, NULL);
-	json_t *cfg = json_object_get(json_object_get(m, "config"), "digest");
-	if (json_is_string(cfg))
-		json_array_append(set, cfg);
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(m, "layers"), k, l)
-		if (json_is_string(json_object_get(l, "digest")))
-			json_array_append(set, json_object_get(l, "digest"));
-	json_decref(m);
+	struct udfb_manifest m;
+	if (udfb_manifest_parse(&m, text, len, manifest, &err) < 0) {
+		udfb_err_clear(&err); /* a damaged manifest keeps only itself */
+		return set;
+	}
+	json_array_append_new(set, json_string(m.config.digest));
+	for (size_t k = 0; k < m.n_layers; k++)
+		json_array_append_new(set, json_string(m.layers[k].digest));
+	udfb_manifest_clear(&m);
 	return set;
 }
 

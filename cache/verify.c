@@ -46,14 +46,11 @@ static int verify_blobs(struct udfb_store *s, FILE *report, long *problems, long
 	return udfb_store_each_blob(s, verify_blob, &w, err);
 }
 
-static void check_desc(struct udfb_store *s, json_t *desc, const char *key, const char *what, FILE *report,
-		       long *problems)
+static void check_desc(struct udfb_store *s, const struct udfb_descriptor *desc, const char *key, const char *what,
+		       FILE *report, long *problems)
 {
-	const char *d = json_string_value(json_object_get(desc, "digest"));
-	if (!d || !udfb_digest_valid(d)) {
-		fprintf(report, "key %s: manifest has a %s without a valid digest\n", key, what);
-		(*problems)++;
-	} else if (!udfb_store_has_blob(s, d) && !udfb_store_is_remote(s, d)) {
+	const char *d = desc->digest; /* valid: the manifest parsed */
+	if (!udfb_store_has_blob(s, d) && !udfb_store_is_remote(s, d)) {
 		fprintf(report, "key %s: %s %s is missing\n", key, what, d);
 		(*problems)++;
 	}
@@ -77,13 +74,17 @@ static void verify_key(struct udfb_store *s, const char *key, FILE *report, long
 		udfb_err_clear(&e);
 		return;
 	}
-	json_t *m = json_loadb(text, len, 0, NULL);
-	check_desc(s, json_object_get(m, "config"), key, "config", report, problems);
-	size_t k;
-	json_t *l;
-	json_array_foreach(json_object_get(m, "layers"), k, l)
-		check_desc(s, l, key, "layer", report, problems);
-	json_decref(m);
+	struct udfb_manifest m;
+	if (udfb_manifest_parse(&m, text, len, manifest, &e) < 0) {
+		fprintf(report, "key %s: %s\n", key, e.msg);
+		(*problems)++;
+		udfb_err_clear(&e);
+		return;
+	}
+	check_desc(s, &m.config, key, "config", report, problems);
+	for (size_t k = 0; k < m.n_layers; k++)
+		check_desc(s, &m.layers[k], key, "layer", report, problems);
+	udfb_manifest_clear(&m);
 }
 
 struct key_list {

@@ -61,7 +61,7 @@ static int dockerfile(struct udfb_cli_common *c, struct udfb_err *err)
 	struct udfb_base base = { 0 };
 	int rc = udfb_cli_base_ref(c, req.spec.runtime_version, &ref, err);
 	if (rc == 0)
-		rc = udfb_base_resolve(&base, ref, c->cfg.platform, err);
+		rc = udfb_base_resolve(&base, ref, c->cfg.platform, NULL, err);
 	if (rc == 0)
 		rc = write_context(c, &req, base.from, err);
 	udfb_base_free(&base);

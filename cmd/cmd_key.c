@@ -35,7 +35,7 @@ static int key(struct udfb_cli_common *c, struct udfb_err *err)
 	char k[UDFB_DIGEST_LEN + 1], *ref = NULL;
 	int rc = udfb_cli_base_ref(c, req.spec.runtime_version, &ref, err);
 	if (rc == 0 && ref)
-		rc = udfb_base_resolve(&base, ref, c->cfg.platform, err);
+		rc = udfb_base_resolve(&base, ref, c->cfg.platform, NULL, err);
 	if (rc == 0)
 		rc = udfb_request_identify(&req, &o, err);
 	if (rc == 0)

@@ -177,7 +177,7 @@ static int run_group(struct udfb_cli_common *c, struct group *g, struct progress
 	struct udfb_base base = { 0 };
 	int rc = udfb_cli_base_ref(c, g->base >= 0 ? c->cfg.bases[g->base].runtime : "", &ref, err);
 	if (rc == 0)
-		rc = udfb_base_resolve(&base, ref, c->cfg.platform, err);
+		rc = udfb_base_resolve(&base, ref, c->cfg.platform, NULL, err);
 	struct udfb_build_opts o = { .store_dir = udfb_cli_store(c),
 				     .base = ref,
 				     .dest = c->cfg.dest,

@@ -80,22 +80,16 @@ static int add_layers_to_config(json_t *cfg, const struct udfb_layer *layers, co
  * equivalents (same bytes) so that one manifest never mixes the two. */
 static int base_layers(json_t *out, const struct udfb_image *base, size_t n_diff_ids, struct udfb_err *err)
 {
-	json_t *ls = json_object_get(base->manifest_json, "layers");
-	if (!json_is_array(ls) || json_array_size(ls) != n_diff_ids)
+	if (base->m.n_layers != n_diff_ids)
 		return udfb_err_set(err, UDFB_E_INVALID, "base image: manifest layers and config diff_ids disagree");
-	size_t k;
-	json_t *l;
-	json_array_foreach(ls, k, l) {
-		const char *mt = json_string_value(json_object_get(l, "mediaType"));
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		if (!mt || !d || !udfb_digest_valid(d) || !json_is_integer(json_object_get(l, "size")))
-			return udfb_err_set(err, UDFB_E_INVALID, "base image: layer %zu has a bad descriptor", k);
-		json_t *copy = json_deep_copy(l);
-		if (strcmp(mt, UDFB_MT_DOCKER_LAYER_GZIP) == 0)
+	for (size_t k = 0; k < base->m.n_layers; k++) {
+		const struct udfb_descriptor *l = &base->m.layers[k];
+		json_t *copy = json_deep_copy(l->json);
+		if (strcmp(l->media_type, UDFB_MT_DOCKER_LAYER_GZIP) == 0)
 			json_object_set_new(copy, "mediaType", json_string(UDFB_MT_OCI_LAYER_GZIP));
-		else if (strncmp(mt, "application/vnd.oci.image.layer.", 32) != 0)
-			return json_decref(copy),
-			       udfb_err_set(err, UDFB_E_UNSUPPORTED, "base image: layer media type '%.100s'", mt);
+		else if (strncmp(l->media_type, "application/vnd.oci.image.layer.", 32) != 0)
+			return json_decref(copy), udfb_err_set(err, UDFB_E_UNSUPPORTED,
+							       "base image: layer media type '%.100s'", l->media_type);
 		json_array_append_new(out, copy);
 	}
 	return 0;

@@ -1,5 +1,7 @@
 /* An image's manifest and config as fetched: the exact bytes (digests are
- * over them, so they are never re-serialised) and their parsed JSON. */
+ * over them, so they are never re-serialised), their parsed JSON, and the
+ * manifest as a struct (manifest.h) with the config's platform: read once
+ * by an image store (store.h), then handed around. */
 #ifndef UDFB_IMAGE_H
 #define UDFB_IMAGE_H
 
@@ -7,6 +9,7 @@
 #include <stddef.h>
 
 #include "common/hash.h"
+#include "image/manifest.h"
 
 #define UDFB_MANIFEST_MAX_BYTES (4u << 20) /* distribution's own limit */
 #define UDFB_CONFIG_MAX_BYTES (8u << 20)
@@ -28,6 +31,8 @@ struct udfb_image {
 	char *config;
 	size_t config_len;
 	json_t *config_json;
+	struct udfb_manifest m; /* manifest_json, parsed and checked */
+	struct udfb_platform platform; /* the config's os/architecture/variant */
 };
 
 void udfb_image_free(struct udfb_image *im);

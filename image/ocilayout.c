@@ -24,6 +24,7 @@ void udfb_image_free(struct udfb_image *im)
 	free(im->config);
 	json_decref(im->manifest_json);
 	json_decref(im->config_json);
+	udfb_manifest_clear(&im->m);
 	memset(im, 0, sizeof(*im));
 }
 
@@ -117,14 +118,26 @@ json_t *udfb_index_pick_platform(json_t *index, const char *platform, const char
 	return pick_descriptor(index, NULL, platform, where, err);
 }
 
-/* Follow index -> manifest until a manifest; at most two hops. */
+/* What a manifest named by its digest alone is: its own mediaType, else
+ * an index when it lists manifests (image-spec allows both to omit it). */
+static const char *media_type_of_doc(json_t *doc)
+{
+	const char *mt = json_string_value(json_object_get(doc, "mediaType"));
+	if (mt)
+		return mt;
+	return json_is_array(json_object_get(doc, "manifests")) ? UDFB_MT_OCI_INDEX : UDFB_MT_OCI_MANIFEST;
+}
+
+/* Follow index -> manifest until a manifest; at most two hops.  desc
+ * without a mediaType: a digest the caller named. */
 static int resolve_manifest(struct udfb_image *out, const char *dir, json_t *desc, const char *platform,
 			    struct udfb_err *err)
 {
 	for (int hop = 0; hop < 3; hop++) {
 		const char *digest = json_string_value(json_object_get(desc, "digest"));
 		const char *mt = json_string_value(json_object_get(desc, "mediaType"));
-		if (!digest || !mt)
+		int named = hop == 0 && !json_object_get(desc, "mediaType");
+		if (!digest || (!mt && !named))
 			return udfb_err_set(err, UDFB_E_INVALID, "%s: a descriptor lacks digest or mediaType", dir);
 		free(out->manifest);
 		json_decref(out->manifest_json);
@@ -135,8 +148,10 @@ static int resolve_manifest(struct udfb_image *out, const char *dir, json_t *des
 		if (!(out->manifest_json = load_json(digest, out->manifest, out->manifest_len, err)))
 			return -1;
 		memcpy(out->manifest_digest, digest, UDFB_DIGEST_LEN + 1);
+		if (named)
+			mt = media_type_of_doc(out->manifest_json);
 		if (strcmp(mt, UDFB_MT_OCI_MANIFEST) == 0 || strcmp(mt, UDFB_MT_DOCKER_MANIFEST) == 0)
-			return 0;
+			return udfb_manifest_from_json(&out->m, out->manifest_json, out->manifest_digest, err);
 		if (strcmp(mt, UDFB_MT_OCI_INDEX) != 0 && strcmp(mt, UDFB_MT_DOCKER_LIST) != 0)
 			return udfb_err_set(err, UDFB_E_INVALID, "%s: unsupported manifest type '%.100s'", dir, mt);
 		if (!(desc = pick_descriptor(out->manifest_json, NULL, platform, dir, err)))
@@ -147,41 +162,73 @@ static int resolve_manifest(struct udfb_image *out, const char *dir, json_t *des
 
 static int read_config(struct udfb_image *out, const char *dir, struct udfb_err *err)
 {
-	const char *digest =
-		json_string_value(json_object_get(json_object_get(out->manifest_json, "config"), "digest"));
-	if (!digest)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: manifest %s has no config digest", dir,
-				    out->manifest_digest);
+	const char *digest = out->m.config.digest;
 	if (udfb_oci_read_blob(&out->config, &out->config_len, dir, digest, UDFB_CONFIG_MAX_BYTES, err) < 0)
 		return -1;
 	if (!(out->config_json = load_json(digest, out->config, out->config_len, err)))
 		return -1;
 	memcpy(out->config_digest, digest, UDFB_DIGEST_LEN + 1);
+	udfb_platform_of_config(&out->platform, out->config_json);
 	return 0;
 }
 
-int udfb_oci_read_image(struct udfb_image *out, const char *dir, const char *tag, const char *platform,
-			struct udfb_err *err)
+static json_t *load_index(const char *dir, struct udfb_err *err)
 {
-	memset(out, 0, sizeof(*out));
 	cleanup_free char *index_path = udfb_path_join(dir, "index.json");
 	cleanup_free char *text = NULL;
 	size_t len = 0;
-	if (udfb_read_file(&text, &len, index_path, INDEX_MAX_BYTES, err) < 0)
-		return udfb_err_wrap(err, "OCI layout %s", dir);
-	json_t *index = load_json(index_path, text, len, err);
-	if (!index)
-		return -1;
-	/* A tag written since index.json was last derived is in the journal. */
-	json_t *pending = tag ? udfb_oci_journal_descriptor(dir, tag) : NULL;
-	json_t *desc = pending ? pending : pick_descriptor(index, tag, NULL, dir, err);
-	int rc = desc ? resolve_manifest(out, dir, desc, platform, err) : -1;
-	json_decref(pending);
+	if (udfb_read_file(&text, &len, index_path, INDEX_MAX_BYTES, err) < 0) {
+		udfb_err_wrap(err, "OCI layout %s", dir);
+		return NULL;
+	}
+	return load_json(index_path, text, len, err);
+}
+
+/* The descriptor ref names: a digest (its blob says what it is), a tag
+ * written since index.json was last derived (in the journal), else the
+ * entry of index.json. */
+static json_t *find_descriptor(const char *dir, const char *ref, struct udfb_err *err)
+{
+	if (ref && udfb_digest_valid(ref))
+		return udfb_json_must(json_pack("{s:s}", "digest", ref));
+	json_t *pending = ref ? udfb_oci_journal_descriptor(dir, ref) : NULL;
+	if (pending)
+		return pending;
+	json_t *index = load_index(dir, err);
+	json_t *desc = index ? pick_descriptor(index, ref, NULL, dir, err) : NULL;
+	json_incref(desc);
 	json_decref(index);
+	return desc;
+}
+
+int udfb_oci_read_image(struct udfb_image *out, const char *dir, const char *ref, const char *platform,
+			struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	json_t *desc = find_descriptor(dir, ref, err);
+	int rc = desc ? resolve_manifest(out, dir, desc, platform, err) : -1;
+	json_decref(desc);
 	if (rc == 0)
 		rc = read_config(out, dir, err);
 	if (rc < 0)
 		udfb_image_free(out);
+	return rc;
+}
+
+int udfb_oci_lookup(const char *dir, const char *tag, char digest[UDFB_DIGEST_LEN + 1], struct udfb_err *err)
+{
+	json_t *desc = find_descriptor(dir, tag, err);
+	if (!desc && err->cat == UDFB_E_NOTFOUND && udfb_exists(dir)) {
+		udfb_err_clear(err);
+		return 0;
+	}
+	const char *d = json_string_value(json_object_get(desc, "digest"));
+	int rc = !desc			     ? -1
+		 : d && udfb_digest_valid(d) ? 1
+					     : udfb_err_set(err, UDFB_E_INVALID, "%s: tag %s: bad digest", dir, tag);
+	if (rc == 1)
+		memcpy(digest, d, UDFB_DIGEST_LEN + 1);
+	json_decref(desc);
 	return rc;
 }
 

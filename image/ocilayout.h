@@ -10,10 +10,13 @@
 #include "common/err.h"
 #include "image/image.h"
 
-/* tag NULL: the layout must hold exactly one manifest.  An index resolves
- * to the entry for platform ("linux/amd64"). */
-int udfb_oci_read_image(struct udfb_image *out, const char *dir, const char *tag, const char *platform,
+/* ref: a tag, a digest (read from the blobs alone, so the cache store's
+ * blob directory reads too), or NULL: the layout must hold exactly one
+ * manifest.  An index resolves to the entry for platform ("linux/amd64"). */
+int udfb_oci_read_image(struct udfb_image *out, const char *dir, const char *ref, const char *platform,
 			struct udfb_err *err);
+/* 1 and the manifest digest tag names (journal first), 0 when none. */
+int udfb_oci_lookup(const char *dir, const char *tag, char digest[UDFB_DIGEST_LEN + 1], struct udfb_err *err);
 char *udfb_oci_blob_path(const char *dir, const char *digest);
 /* The descriptor for platform ("os/arch") in an image index, or its only
  * entry; shared with the registry client.  NULL and *err when none. */

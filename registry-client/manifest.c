@@ -192,7 +192,9 @@ static int resolve(struct udfb_image *out, struct udfb_registry *r, const char *
 		if (load_manifest(out, r, repo, cur, &mt, err) < 0)
 			return -1;
 		if (strcmp(mt, UDFB_MT_OCI_MANIFEST) == 0 || strcmp(mt, UDFB_MT_DOCKER_MANIFEST) == 0)
-			return 0;
+			return udfb_manifest_from_json(&out->m, out->manifest_json, out->manifest_digest, err) < 0
+				       ? udfb_err_wrap(err, "%s/%s", r->host, repo)
+				       : 0;
 		if (!is_index(mt))
 			return udfb_err_set(err, UDFB_E_INVALID, "%s/%s: unsupported manifest type '%.100s'", r->host,
 					    repo, mt);
@@ -215,20 +217,17 @@ int udfb_registry_read_image(struct udfb_image *out, struct udfb_registry *r, co
 {
 	memset(out, 0, sizeof(*out));
 	int rc = resolve(out, r, repo, ref, platform, err);
-	const char *cfg =
-		rc == 0 ? json_string_value(json_object_get(json_object_get(out->manifest_json, "config"), "digest"))
-			: NULL;
-	if (rc == 0 && (!cfg || !udfb_digest_valid(cfg)))
-		rc = udfb_err_set(err, UDFB_E_INVALID, "%s/%s: manifest %s has no valid config digest", r->host, repo,
-				  out->manifest_digest);
+	const char *cfg = out->m.config.digest; /* checked by the parse */
 	if (rc == 0)
 		rc = udfb_registry_blob_get(r, repo, cfg, UDFB_CONFIG_MAX_BYTES, &out->config, &out->config_len, err);
 	if (rc == 0)
 		out->config_json = json_loadb(out->config, out->config_len, 0, NULL); /* json_is_object() is a macro */
 	if (rc == 0 && !json_is_object(out->config_json))
 		rc = udfb_err_set(err, UDFB_E_INVALID, "%s/%s: config %s is not a JSON object", r->host, repo, cfg);
-	if (rc == 0)
+	if (rc == 0) {
 		memcpy(out->config_digest, cfg, UDFB_DIGEST_LEN + 1);
+		udfb_platform_of_config(&out->platform, out->config_json);
+	}
 	if (rc < 0)
 		udfb_image_free(out);
 	return rc;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/cleanup.h"
 #include "common/hash.h"
 
 int udfb_ref_tag_valid(const char *t)
@@ -71,6 +72,14 @@ static int host_valid(const char *h)
 
 static int parse_oci(struct udfb_ref *out, const char *s, const char *orig, struct udfb_err *err)
 {
+	/* A trailing @sha256:<hex> pins the image (what a build reports); a
+	 * directory ending so is not one anybody names. */
+	const char *at = strrchr(s, '@');
+	cleanup_free char *head = NULL;
+	if (at && udfb_digest_valid(at + 1)) {
+		out->digest = strdup(at + 1);
+		s = head = strndup(s, (size_t)(at - s));
+	}
 	const char *colon = strrchr(s, ':');
 	/* The last ':' starts a tag only when what follows is a valid tag
 	 * (a directory may itself hold colons). */

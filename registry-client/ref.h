@@ -1,5 +1,5 @@
 /* Image references of the command line and the service configuration:
- *   oci:DIR[:TAG]                                an OCI image-layout directory
+ *   oci:DIR[:TAG][@sha256:HEX]                   an OCI image-layout directory
  *   docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX]  an image in a registry */
 #ifndef UDFB_REF_H
 #define UDFB_REF_H
@@ -14,7 +14,7 @@ struct udfb_ref {
 	char *host; /* docker: "host[:port]" */
 	char *repo; /* docker */
 	char *tag; /* NULL when absent */
-	char *digest; /* docker only; NULL when absent */
+	char *digest; /* NULL when absent */
 };
 
 int udfb_ref_parse(struct udfb_ref *out, const char *s, struct udfb_err *err);

@@ -94,48 +94,54 @@ const char *udfb_registry_host(const struct udfb_registry *r)
 	return r->host;
 }
 
-static struct shared {
-	struct shared *next;
-	struct udfb_registry *r;
-} * shared_list;
-static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+struct udfb_registries {
+	pthread_mutex_t mu;
+	struct udfb_registry_opts opts;
+	struct udfb_registry **v;
+	size_t n;
+};
 
-static struct udfb_registry_opts shared_opts;
-static int shared_configured;
-
-void udfb_registry_configure(const struct udfb_registry_opts *o)
+struct udfb_registries *udfb_registries_new(const struct udfb_registry_opts *o)
 {
-	pthread_mutex_lock(&shared_mu);
-	shared_opts = *o;
-	shared_configured = 1;
-	pthread_mutex_unlock(&shared_mu);
+	struct udfb_registries *set = udfb_calloc(1, sizeof(*set));
+	pthread_mutex_init(&set->mu, NULL);
+	if (o)
+		set->opts = *o;
+	else
+		udfb_registry_opts_from_env(&set->opts);
+	return set;
 }
 
-int udfb_registry_shared(struct udfb_registry **out, const char *host, struct udfb_err *err)
+int udfb_registries_get(struct udfb_registries *set, const char *host, struct udfb_registry **out, struct udfb_err *err)
 {
-	pthread_mutex_lock(&shared_mu);
-	struct shared *s = shared_list;
-	while (s && strcmp(s->r->host, host) != 0)
-		s = s->next;
+	pthread_mutex_lock(&set->mu);
+	size_t k = 0;
+	while (k < set->n && strcmp(set->v[k]->host, host) != 0)
+		k++;
 	int rc = 0;
-	if (!s) {
-		struct udfb_registry_opts o;
-		if (shared_configured)
-			o = shared_opts;
-		else
-			udfb_registry_opts_from_env(&o);
+	if (k == set->n) {
 		struct udfb_registry *r;
-		rc = udfb_registry_open(&r, host, &o, err);
+		rc = udfb_registry_open(&r, host, &set->opts, err);
 		if (rc == 0) {
-			s = udfb_malloc(sizeof(*s));
-			*s = (struct shared){ shared_list, r };
-			shared_list = s;
+			set->v = udfb_reallocarray(set->v, set->n + 1, sizeof(*set->v));
+			set->v[set->n++] = r;
 		}
 	}
-	pthread_mutex_unlock(&shared_mu);
 	if (rc == 0)
-		*out = s->r;
+		*out = set->v[k];
+	pthread_mutex_unlock(&set->mu);
 	return rc;
+}
+
+void udfb_registries_free(struct udfb_registries *set)
+{
+	if (!set)
+		return;
+	for (size_t k = 0; k < set->n; k++)
+		udfb_registry_free(set->v[k]);
+	free(set->v);
+	pthread_mutex_destroy(&set->mu);
+	free(set);
 }
 
 CURL *reg_handle_get(struct udfb_registry *r)

@@ -33,14 +33,19 @@ void udfb_registry_opts_from_env(struct udfb_registry_opts *o);
 int udfb_registry_open(struct udfb_registry **out, const char *host, const struct udfb_registry_opts *o,
 		       struct udfb_err *err);
 void udfb_registry_free(struct udfb_registry *r);
-/* The settings of the clients udfb_registry_shared makes from now on
- * (the service passes its configuration here at start: CA bundle, insecure
- * hosts, a credential source); the strings and the source must outlive
- * them.  Without it, the environment's. */
-void udfb_registry_configure(const struct udfb_registry_opts *o);
-/* The process's client for host, made on first use and kept (with its
- * connections and tokens) until exit.  Not freed by the caller. */
-int udfb_registry_shared(struct udfb_registry **out, const char *host, struct udfb_err *err);
+/* A caller's clients, one per registry host, made on first use with the
+ * settings given (NULL: the environment's; their strings and credential
+ * source must outlive the set) and kept, with their connections and
+ * tokens, until the set is freed.  No process-wide list: whoever builds
+ * holds one (a resolved base its own, or the one it was given) and passes
+ * it down, so a base and a destination on one registry share a client
+ * (and blobs are mounted across its repositories).  Thread-safe. */
+struct udfb_registries;
+struct udfb_registries *udfb_registries_new(const struct udfb_registry_opts *o);
+/* The client for host, made now or kept from before; not freed by the caller. */
+int udfb_registries_get(struct udfb_registries *set, const char *host, struct udfb_registry **out,
+			struct udfb_err *err);
+void udfb_registries_free(struct udfb_registries *set);
 const char *udfb_registry_host(const struct udfb_registry *r);
 
 /* Manifests.  ref is a tag or a digest. */

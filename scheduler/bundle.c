@@ -41,45 +41,6 @@ void udfb_bundle_image_free(struct udfb_bundle_image *im)
 	memset(im, 0, sizeof(*im));
 }
 
-/* "oci:DIR[:TAG]@sha256:..." -> DIR; NULL for other kinds. */
-static char *layout_dir(const char *image)
-{
-	if (strncmp(image, "oci:", 4) != 0)
-		return NULL;
-	const char *end = strrchr(image, '@');
-	char *dir = strndup(image + 4, end ? (size_t)(end - image - 4) : strlen(image + 4));
-	char *colon = strrchr(dir, ':');
-	if (colon && !strchr(colon, '/'))
-		*colon = '\0';
-	return dir;
-}
-
-/* A blob from the first source that has it (its digest is checked). */
-static int read_blob(char **out, size_t *len, char *const *sources, size_t n, const char *digest, size_t max,
-		     struct udfb_err *err)
-{
-	for (size_t k = 0; k < n; k++) {
-		if (udfb_oci_read_blob(out, len, sources[k], digest, max, err) == 0)
-			return 0;
-		if (err->cat != UDFB_E_NOTFOUND || k + 1 == n)
-			return -1;
-		udfb_err_clear(err);
-	}
-	return udfb_err_set(err, UDFB_E_NOTFOUND, "blob %s: no source", digest);
-}
-
-static json_t *parse_object(const char *what, const char *text, size_t len, struct udfb_err *err)
-{
-	json_error_t jerr;
-	json_t *j = json_loadb(text, len, 0, &jerr);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		udfb_err_set(err, UDFB_E_INVALID, "%s: not a JSON object", what);
-		return NULL;
-	}
-	return j;
-}
-
 static int is_layer_type(const char *mt)
 {
 	static const char *const ok[] = { "application/vnd.oci.image.layer.v1.tar",
@@ -95,95 +56,65 @@ static int is_layer_type(const char *mt)
 	return 0;
 }
 
-static int find_layer(struct udfb_bundle_image *im, size_t k, char *const *sources, size_t n, struct udfb_err *err)
+static int find_layer(struct udfb_bundle_image *im, size_t k, struct udfb_image_store *const *stores, size_t n,
+		      struct udfb_err *err)
 {
-	for (size_t s = 0; s < n; s++) {
-		char *p = udfb_oci_blob_path(sources[s], im->layers[k]);
-		if (udfb_exists(p)) {
-			im->blobs[k] = p;
+	for (size_t s = 0; s < n; s++)
+		if ((im->blobs[k] = udfb_image_store_blob_path(stores[s], im->layers[k])))
 			return 0;
-		}
-		free(p);
-	}
 	return udfb_err_set(err, UDFB_E_NOTFOUND,
 			    "layer %s: not on this machine (a base kept in a registry? the local "
 			    "scheduler starts images whose layers are in the store)",
 			    im->layers[k]);
 }
 
-static int read_layers(struct udfb_bundle_image *im, json_t *manifest, char *const *sources, size_t n,
-		       struct udfb_err *err)
+static int read_layers(struct udfb_bundle_image *im, const struct udfb_manifest *m,
+		       struct udfb_image_store *const *stores, size_t n, struct udfb_err *err)
 {
-	json_t *layers = json_object_get(manifest, "layers"), *l;
-	if (!json_is_array(layers))
-		return udfb_err_set(err, UDFB_E_INVALID, "manifest %s: no layers (an index?)", im->manifest_digest);
-	im->n_layers = json_array_size(layers);
+	im->n_layers = m->n_layers;
 	im->layers = calloc(im->n_layers + 1, sizeof(*im->layers));
 	im->blobs = calloc(im->n_layers + 1, sizeof(*im->blobs));
-	size_t k;
-	json_array_foreach(layers, k, l) {
-		const char *d = json_string_value(json_object_get(l, "digest"));
-		const char *mt = json_string_value(json_object_get(l, "mediaType"));
-		if (!d || !udfb_digest_valid(d))
-			return udfb_err_set(err, UDFB_E_INVALID, "manifest %s: layers[%zu]: bad digest",
-					    im->manifest_digest, k);
-		if (!mt || !is_layer_type(mt))
+	for (size_t k = 0; k < m->n_layers; k++) {
+		const char *mt = m->layers[k].media_type;
+		if (!is_layer_type(mt))
 			return udfb_err_set(err, UDFB_E_UNSUPPORTED, "manifest %s: layers[%zu]: media type '%.100s'",
-					    im->manifest_digest, k, mt ? mt : "");
-		memcpy(im->layers[k], d, UDFB_DIGEST_LEN + 1);
-		if (find_layer(im, k, sources, n, err) < 0)
+					    im->manifest_digest, k, mt);
+		memcpy(im->layers[k], m->layers[k].digest, UDFB_DIGEST_LEN + 1);
+		if (find_layer(im, k, stores, n, err) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-static int read_manifest_and_config(struct udfb_bundle_image *im, char *const *sources, size_t n, struct udfb_err *err)
+/* Manifest and config from the first store holding the manifest. */
+static int read_from(struct udfb_bundle_image *im, struct udfb_image_store *const *stores, size_t n,
+		     struct udfb_err *err)
 {
-	cleanup_free char *mtext = NULL, *ctext = NULL;
-	size_t mlen = 0, clen = 0;
-	if (read_blob(&mtext, &mlen, sources, n, im->manifest_digest, UDFB_MANIFEST_MAX_BYTES, err) < 0)
+	size_t s = 0;
+	for (; s + 1 < n && udfb_image_store_has_blob(stores[s], im->manifest_digest, err) != 1; s++)
+		udfb_err_clear(err);
+	struct udfb_image img;
+	if (udfb_image_store_read(stores[s], im->manifest_digest, NULL, &img, err) < 0)
 		return -1;
-	json_t *m = parse_object(im->manifest_digest, mtext, mlen, err);
-	if (!m)
-		return -1;
-	const char *cd = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
-	int rc = cd && udfb_digest_valid(cd)
-			 ? 0
-			 : udfb_err_set(err, UDFB_E_INVALID, "manifest %s: no config digest", im->manifest_digest);
-	if (rc == 0)
-		rc = read_layers(im, m, sources, n, err);
-	if (rc == 0)
-		rc = read_blob(&ctext, &clen, sources, n, cd, UDFB_CONFIG_MAX_BYTES, err);
-	json_decref(m);
-	if (rc < 0)
-		return -1;
-	json_t *c = parse_object(cd, ctext, clen, err);
-	if (!c)
-		return -1;
-	json_t *cfg = json_object_get(c, "config");
-	im->config = json_is_object(cfg) ? json_incref(cfg) : json_object();
-	json_decref(c);
-	return 0;
+	int rc = read_layers(im, &img.m, stores, n, err);
+	if (rc == 0) {
+		json_t *cfg = json_object_get(img.config_json, "config");
+		im->config = json_is_object(cfg) ? json_incref(cfg) : json_object();
+	}
+	udfb_image_free(&img);
+	return rc;
 }
 
-int udfb_bundle_read_image(struct udfb_bundle_image *out, const char *image, const char *store, struct udfb_err *err)
+int udfb_bundle_read_image(struct udfb_bundle_image *out, struct udfb_image_store *const *stores, size_t n,
+			   const char *manifest_digest, struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
-	const char *at = strrchr(image, '@');
-	if (!at || !udfb_digest_valid(at + 1))
-		return udfb_err_set(err, UDFB_E_INVALID, "image %s: not pinned by a digest", image);
-	memcpy(out->manifest_digest, at + 1, UDFB_DIGEST_LEN + 1);
-	char *sources[2];
-	size_t n = 0;
-	char *dir = layout_dir(image);
-	if (dir)
-		sources[n++] = dir;
-	sources[n++] = (char *)store;
-	int rc = read_manifest_and_config(out, sources, n, err);
-	free(dir);
-	if (rc < 0) {
+	if (!manifest_digest || !udfb_digest_valid(manifest_digest))
+		return udfb_err_set(err, UDFB_E_INVALID, "not pinned by a digest");
+	memcpy(out->manifest_digest, manifest_digest, UDFB_DIGEST_LEN + 1);
+	if (read_from(out, stores, n, err) < 0) {
 		udfb_bundle_image_free(out);
-		return udfb_err_wrap(err, "image %s", image);
+		return -1;
 	}
 	return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/hash.h"
+#include "image/store.h"
 
 struct udfb_bundle_image {
 	char manifest_digest[UDFB_DIGEST_LEN + 1];
@@ -23,9 +24,10 @@ struct udfb_bundle_image {
 	char **blobs; /* the file holding each layer */
 };
 
-/* image: "oci:DIR:TAG@sha256:..." (read from DIR, then from the store) or
- * any reference pinned by digest whose blobs the store holds. */
-int udfb_bundle_read_image(struct udfb_bundle_image *out, const char *image, const char *store, struct udfb_err *err);
+/* The image manifest_digest names, from the first of stores holding it;
+ * each layer's file from the first store holding that layer. */
+int udfb_bundle_read_image(struct udfb_bundle_image *out, struct udfb_image_store *const *stores, size_t n,
+			   const char *manifest_digest, struct udfb_err *err);
 void udfb_bundle_image_free(struct udfb_bundle_image *im);
 
 /* Creates layers_dir and its skeleton layer; removes leftovers of unpacks

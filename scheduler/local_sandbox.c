@@ -249,9 +249,17 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 int udfb_local_start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const struct udfb_sandbox_req *req,
 		     struct udfb_err *err)
 {
+	/* The image's own store (its OCI layout) first, then the service's. */
+	struct udfb_image_store *store = udfb_image_store_oci(L->store), *stores[2];
+	size_t n = 0;
+	if (req->store)
+		stores[n++] = req->store;
+	stores[n++] = store;
 	struct udfb_bundle_image im;
-	if (udfb_bundle_read_image(&im, req->image, L->store, err) < 0)
-		return -1;
+	int read = udfb_bundle_read_image(&im, stores, n, req->manifest_digest, err);
+	udfb_image_store_free(store);
+	if (read < 0)
+		return udfb_err_wrap(err, "image %s", req->image);
 	if (L->fwd && udfb_netns_new(&sb->netns, err) < 0) {
 		udfb_bundle_image_free(&im);
 		return udfb_err_wrap(err, "sandbox for key %s", sb->key);

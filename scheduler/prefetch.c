@@ -12,7 +12,7 @@
 #include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/log.h"
-#include "image/ocilayout.h"
+#include "image/store.h"
 
 struct job {
 	char *runtime, *ref;
@@ -22,7 +22,8 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t thread;
 static int started, running, stopping;
 static size_t done_, total_, failed_;
-static char *layers_dir_, *store_, *platform_;
+static char *layers_dir_, *platform_;
+static struct udfb_image_store *store_; /* the service's store: blobs of bases kept in a registry */
 static struct job *jobs;
 static size_t n_jobs;
 
@@ -34,18 +35,12 @@ static int should_stop(void)
 	return s;
 }
 
-/* Where the layer's blob is: the base's own layout, else the store. */
+/* Where the layer's blob is: the base's own store (its layout), else the
+ * service's store. */
 static char *blob_of(const struct udfb_base *b, const char *digest)
 {
-	char *p = b->blob_dir ? udfb_oci_blob_path(b->blob_dir, digest) : NULL;
-	if (p && udfb_exists(p))
-		return p;
-	free(p);
-	p = udfb_oci_blob_path(store_, digest);
-	if (udfb_exists(p))
-		return p;
-	free(p);
-	return NULL;
+	char *p = udfb_image_store_blob_path(b->store, digest);
+	return p ? p : udfb_image_store_blob_path(store_, digest);
 }
 
 /* One layer, as a one-layer image, so progress is logged per layer and a
@@ -81,7 +76,7 @@ static struct udfb_base *resolve_all(size_t *total)
 	struct udfb_base *bs = calloc(n_jobs, sizeof(*bs));
 	for (size_t k = 0; k < n_jobs; k++) {
 		struct udfb_err err = UDFB_ERR_INIT;
-		if (udfb_base_resolve(&bs[k], jobs[k].ref, platform_, &err) < 0) {
+		if (udfb_base_resolve(&bs[k], jobs[k].ref, platform_, NULL, &err) < 0) {
 			udfb_error("runtime %s: base %s could not be read for unpacking: %s", jobs[k].runtime,
 				   jobs[k].ref, err.msg);
 			memset(&bs[k], 0, sizeof(bs[k]));
@@ -90,18 +85,16 @@ static struct udfb_base *resolve_all(size_t *total)
 			pthread_mutex_unlock(&mu);
 		}
 		udfb_err_clear(&err);
-		*total += json_array_size(json_object_get(bs[k].image.manifest_json, "layers"));
+		*total += bs[k].image.m.n_layers;
 	}
 	return bs;
 }
 
 static void prefetch_base(const struct udfb_base *b, const struct job *j)
 {
-	json_t *layers = json_object_get(b->image.manifest_json, "layers");
-	size_t n = json_array_size(layers);
+	size_t n = b->image.m.n_layers;
 	for (size_t k = 0; k < n && !should_stop(); k++) {
-		const char *d = json_string_value(json_object_get(json_array_get(layers, k), "digest"));
-		int rc = d && udfb_digest_valid(d) ? unpack_layer(b, j, d, k, n) : -1;
+		int rc = unpack_layer(b, j, b->image.m.layers[k].digest, k, n);
 		pthread_mutex_lock(&mu);
 		done_ += rc == 0;
 		failed_ += rc < 0;
@@ -151,7 +144,7 @@ int udfb_prefetch_start(const char *layers_dir, const struct udfb_config *cfg, s
 		return 0;
 	}
 	layers_dir_ = strdup(layers_dir);
-	store_ = strdup(cfg->store);
+	store_ = udfb_image_store_oci(cfg->store);
 	platform_ = strdup(cfg->platform ? cfg->platform : "linux/amd64");
 	jobs = calloc(cfg->n_bases, sizeof(*jobs));
 	for (size_t k = 0; k < cfg->n_bases; k++)
@@ -192,8 +185,9 @@ void udfb_prefetch_stop(void)
 	for (size_t k = 0; k < n_jobs; k++)
 		free(jobs[k].runtime), free(jobs[k].ref);
 	free(jobs);
-	free(layers_dir_), free(store_), free(platform_);
-	jobs = NULL, n_jobs = 0, layers_dir_ = store_ = platform_ = NULL;
+	free(layers_dir_), free(platform_);
+	udfb_image_store_free(store_);
+	jobs = NULL, n_jobs = 0, layers_dir_ = platform_ = NULL, store_ = NULL;
 	pthread_mutex_lock(&mu);
 	started = running = stopping = 0;
 	pthread_mutex_unlock(&mu);

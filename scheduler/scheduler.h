@@ -10,11 +10,17 @@
 #include "config/config.h"
 #include "common/err.h"
 #include "common/tenant.h"
+#include "image/store.h"
 
 struct udfb_sandbox_req {
 	const char *tenant;
 	const char *key; /* the cache key, "sha256:..." */
-	const char *image; /* reference pinned by digest */
+	/* The image: its manifest digest and the store holding its blobs on
+	 * this machine (an OCI layout; NULL: the scheduler's own store), read
+	 * through image/store.h, never by slicing a reference. */
+	struct udfb_image_store *store;
+	const char *manifest_digest;
+	const char *image; /* its reference, pinned by digest: what a cluster pulls, and messages */
 	const char *handler;
 	const char *
 		auth_keys; /* UDF_AUTH_KEYS: the sandbox keys tokens are checked with, one per secret, comma-separated */

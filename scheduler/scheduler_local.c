@@ -246,10 +246,10 @@ static char *endpoint_of(const struct udfb_local *L, const struct udfb_sandbox_r
 static void spec_hash(char out[UDFB_DIGEST_LEN + 1], const struct udfb_sandbox_req *req)
 {
 	struct udfb_sha256 *h = udfb_sha256_new();
-	const char *at = strrchr(req->image, '@');
 	char size[64];
 	snprintf(size, sizeof(size), "%lld/%ld", req->memory_bytes, req->cpu_millis);
-	const char *parts[] = { at ? at + 1 : req->image, req->auth_keys ? req->auth_keys : "", size };
+	const char *parts[] = { req->manifest_digest ? req->manifest_digest : req->image,
+				req->auth_keys ? req->auth_keys : "", size };
 	for (int k = 0; k < 3; k++)
 		udfb_sha256_update(h, parts[k], strlen(parts[k]) + 1);
 	for (size_t k = 0; k < req->n_env; k++) {

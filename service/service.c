@@ -53,7 +53,7 @@ static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
 		if (udfb_runtime_compose(&composed, b->runtime, s->cfg.bases[k].ref, &s->cfg, err) < 0)
 			return -1;
 		const char *ref = composed ? composed : s->cfg.bases[k].ref;
-		int rc = udfb_base_resolve(&b->base, ref, s->cfg.platform, err);
+		int rc = udfb_base_resolve(&b->base, ref, s->cfg.platform, NULL, err);
 		if (rc == 0) {
 			s->n_bases++;
 			udfb_info("runtime %s: base %s is %s", b->runtime, ref, b->base.image.manifest_digest);
@@ -418,6 +418,21 @@ static char *sandbox_keys(struct udfb_service *s, const char *tenant, const char
 	return udfb_buf_steal(&b, NULL);
 }
 
+/* The hand-over to the scheduler: the reference a build reported (or a
+ * worker's registry kept), parsed once here into its manifest digest and
+ * the store holding its blobs on this machine (an OCI layout; a registry
+ * image's are in the store the scheduler knows). */
+static void image_for_scheduler(struct udfb_sandbox_req *req, struct udfb_ref *r, const char *image)
+{
+	struct udfb_err e = UDFB_ERR_INIT;
+	if (!image || udfb_ref_parse(r, image, &e) < 0) {
+		udfb_err_clear(&e); /* the scheduler says what it lacks */
+		return;
+	}
+	req->manifest_digest = r->digest;
+	req->store = r->kind == UDFB_REF_OCI ? udfb_image_store_oci(r->dir) : NULL;
+}
+
 int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, struct udfb_sandbox *sb,
 		      struct udfb_err *err)
 {
@@ -433,7 +448,11 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 					.n_env = env ? env->n_vars : 0 };
 	if (w->worker)
 		svc_worker_size(s, w->tenant, w->worker, &req.memory_bytes, &req.cpu_millis, &req.replicas);
+	struct udfb_ref ref = { 0 };
+	image_for_scheduler(&req, &ref, w->image);
 	int rc = s->sched.ops->ensure(s->sched.impl, &req, sb, err);
+	udfb_image_store_free(req.store);
+	udfb_ref_free(&ref);
 	free(keys);
 	return rc < 0 ? udfb_err_wrap(err, "scheduler %s", s->sched.ops->name) : 0;
 }

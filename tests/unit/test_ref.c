@@ -39,6 +39,12 @@ int main(void)
 	ok("oci:/tmp/x", UDFB_REF_OCI, "/tmp/x", NULL, NULL, NULL);
 	ok("oci:rel/dir:v1.2", UDFB_REF_OCI, "rel/dir", NULL, "v1.2", NULL);
 	ok("oci:/a:b/c", UDFB_REF_OCI, "/a:b/c", NULL, NULL, NULL);
+	/* What a build reports for an OCI destination, as the service hands it on. */
+	ok("oci:/s/images:t-1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", UDFB_REF_OCI,
+	   "/s/images", NULL, "t-1", "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	ok("oci:/s/images@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", UDFB_REF_OCI,
+	   "/s/images", NULL, NULL, "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	ok("oci:/s/a@b", UDFB_REF_OCI, "/s/a@b", NULL, NULL, NULL);
 	ok("docker://127.0.0.1:5000/udf/base:3.12", UDFB_REF_DOCKER, "127.0.0.1:5000", "udf/base", "3.12", NULL);
 	ok("docker://registry.example.com/a/b/c", UDFB_REF_DOCKER, "registry.example.com", "a/b/c", NULL, NULL);
 	ok("docker://localhost:5000/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
