@@ -31,6 +31,8 @@ static const char serve_usage[] =
 	"  --deadline-mode MODE      fail (DEADLINE_EXCEEDED) or accepted (answer the coming endpoint)\n"
 	"  --deadline-margin-ms N    answer this long before the call's deadline (100)\n"
 	"  --call-workers N          threads serving calls that wait for builds (32)\n"
+	"  --max-queued-calls N      calls of one tenant waiting for a call worker (64)\n"
+	"  --max-cached-calls N      entries per in-memory call table: fingerprints, flights... (65536)\n"
 	"  --build-workers N         builds at once (2)\n"
 	"  --failure-ttl-ms N        how long a deterministic build failure is remembered (30000)\n"
 	"  --grace-ms N              shutdown grace period for calls in flight (10000)\n"
@@ -58,6 +60,8 @@ static const char *const flag_names[] = { "listen",
 					  "deadline-mode",
 					  "deadline-margin-ms",
 					  "call-workers",
+					  "max-queued-calls",
+					  "max-cached-calls",
 					  "build-workers",
 					  "failure-ttl-ms",
 					  "grace-ms",
@@ -89,7 +93,7 @@ static const char *const flag_names[] = { "listen",
 
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {
-	struct option opts[48];
+	struct option opts[64];
 	int n = 0;
 	for (; flag_names[n]; n++)
 		opts[n] = (struct option){ flag_names[n], required_argument, NULL, 0 };

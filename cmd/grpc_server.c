@@ -32,6 +32,7 @@
 #include "common/pool.h"
 #include "proto/resource.pb-c.h"
 #include "proto/udf.pb-c.h"
+#include "service/callq.h"
 
 enum tag_kind { TAG_NEW_CALL, TAG_REPLIED, TAG_SHUTDOWN, TAG_CLOSED };
 enum method {
@@ -87,6 +88,7 @@ struct call {
 	struct udfb_prepared *prep;
 	struct udfb_script_call *script; /* ApplyResource, CreateWorker: the slow path's */
 	int udf_call; /* counted in udfb_calls_total (a UDF's sandbox was asked for) */
+	void (*job)(void *c); /* what a call worker runs for it (to_worker) */
 	grpc_call_details details; /* M_UNKNOWN: the method path */
 };
 
@@ -97,6 +99,7 @@ struct udfb_grpc_server {
 	atomic_int marker_logged[4];
 	struct udfb_service *svc;
 	struct udfb_pool *workers;
+	struct udfb_callq *callq; /* calls waiting for a worker, fair between tenants */
 	pthread_t *threads;
 	int n_threads;
 	atomic_int inflight;
@@ -271,6 +274,44 @@ static int md_check(const grpc_metadata_array *md, struct udfb_err *err)
 	return 0;
 }
 
+/* ---- call workers ---- */
+
+/* One pool job per queued call; which call it serves is the fair queue's
+ * choice at the time a worker is free, not the order of submission. */
+static void run_next(void *arg)
+{
+	struct udfb_grpc_server *g = arg;
+	struct call *c = udfb_callq_take(g->callq);
+	if (!c)
+		return;
+	udfb_metrics_calls_waiting(udfb_service_metrics(g->svc), -1);
+	c->job(c);
+}
+
+/* Hand c to a call worker, behind the calls its tenant has waiting and
+ * round-robin with other tenants' (service/callq.h); refused with
+ * RESOURCE_EXHAUSTED when its tenant has max_queued_calls waiting. */
+static void to_worker(struct call *c, void (*job)(void *), const char *tenant)
+{
+	struct udfb_grpc_server *g = c->g;
+	struct udfb_metrics *mx = udfb_service_metrics(g->svc);
+	struct udfb_err err = UDFB_ERR_INIT;
+	c->job = job;
+	if (udfb_callq_put(g->callq, tenant ? tenant : "", c, &err) < 0) {
+		struct udfb_log_fields f = { tenant, NULL, NULL };
+		udfb_logf(UDFB_LOG_WARN, &f, "%s: %s", methods[c->method].path, err.msg);
+		udfb_metrics_calls_refused(mx);
+		return reply_err(c, &err);
+	}
+	udfb_metrics_calls_waiting(mx, 1);
+	if (udfb_pool_submit(g->workers, run_next, g) < 0) { /* shutting down: answer one waiting call */
+		struct call *any = udfb_callq_take(g->callq);
+		udfb_metrics_calls_waiting(mx, -1);
+		udfb_err_set(&err, UDFB_E_UNAVAILABLE, "the service is shutting down");
+		reply_err(any, &err);
+	}
+}
+
 /* ---- ApplyUdfResource ---- */
 
 static void reply_apply(struct call *c, const struct udfb_apply_out *out)
@@ -387,10 +428,7 @@ static void handle_apply(struct call *c)
 	}
 	c->prep = p;
 	watch_close(c);
-	if (udfb_pool_submit(c->g->workers, slow_path, c) < 0) {
-		udfb_err_set(&err, UDFB_E_UNAVAILABLE, "the service is shutting down");
-		reply_err(c, &err);
-	}
+	to_worker(c, slow_path, udfb_prepared_fields(p)->tenant);
 }
 
 /* ---- ApplyResource and CreateWorker (Databend's released forms) ---- */
@@ -527,7 +565,14 @@ static void slow_script(void *arg)
 	char *tenant = strdup(f0->tenant), *qid = f0->query_id ? strdup(f0->query_id) : NULL;
 	struct udfb_log_fields f = { tenant, qid, NULL };
 	const char *what = methods[c->method].path + 1;
-	if (udfb_service_script_complete(c->g->svc, sc, c->deadline_ms, &out, &err) < 0) {
+	int rc;
+	if (atomic_load(&c->gone)) { /* cancelled while it waited for this worker: start nothing */
+		udfb_script_call_free(sc);
+		rc = udfb_err_set(&err, UDFB_E_DEADLINE, "the call was cancelled before a call worker took it");
+	} else {
+		rc = udfb_service_script_complete_until(c->g->svc, sc, c->deadline_ms, &c->gone, &out, &err);
+	}
+	if (rc < 0) {
 		udfb_logf(UDFB_LOG_WARN, &f, "%s: %s: %s", what, udfb_errcat_name(err.cat), err.msg);
 		reply_err(c, &err);
 	} else {
@@ -580,9 +625,8 @@ static void run_script(struct call *c, const struct udfb_call_meta *meta, const 
 			return;
 		}
 		if (rc == 0) {
-			if (udfb_pool_submit(c->g->workers, slow_script, c) == 0)
-				return;
-			udfb_err_set(&err, UDFB_E_UNAVAILABLE, "the service is shutting down");
+			watch_close(c);
+			return to_worker(c, slow_script, udfb_script_call_fields(c->script)->tenant);
 		}
 	}
 	struct udfb_log_fields f = { meta->tenant, meta->query_id, NULL };
@@ -853,11 +897,10 @@ static void statement_job(void *arg)
 
 static void run_statement(struct call *c)
 {
-	if (udfb_pool_submit(c->g->workers, statement_job, c) < 0) {
-		struct udfb_err err = UDFB_ERR_INIT;
-		udfb_err_set(&err, UDFB_E_UNAVAILABLE, "the service is shutting down");
-		reply_err(c, &err);
-	}
+	char *tenant = md_get(&c->md, "x-databend-tenant");
+	const char *dflt = udfb_service_config(c->g->svc)->default_tenant;
+	to_worker(c, statement_job, tenant ? tenant : dflt);
+	free(tenant);
 }
 
 static void on_new_call(struct call *c, int success)
@@ -973,6 +1016,7 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 	}
 	grpc_server_start(g->server);
 	g->workers = udfb_pool_new(cfg->call_workers, "call");
+	g->callq = udfb_callq_new(cfg->max_queued_calls);
 	/* Slots per method: the UDF paths get the configured count, the rest a few. */
 	for (int m = 0; m <= M_UNKNOWN; m++) {
 		int slots = m == M_APPLY || m == M_APPLY_RESOURCE || m == M_CREATE_WORKER ? cfg->request_slots : 4;
@@ -1004,7 +1048,8 @@ void udfb_grpc_server_shutdown(struct udfb_grpc_server *g, int grace_ms)
 		udfb_service_stop(g->svc); /* waiting calls answer UNAVAILABLE */
 		grpc_server_cancel_all_calls(g->server);
 	}
-	udfb_pool_free(g->workers);
+	udfb_pool_free(g->workers); /* runs what is queued: the queue is empty after */
+	udfb_callq_free(g->callq);
 	wait_for(&g->shutdown_done, 0, udfb_now_ms() + 5000);
 	grpc_server_destroy(g->server);
 	grpc_completion_queue_shutdown(g->cq);

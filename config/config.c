@@ -30,6 +30,8 @@ void udfb_config_defaults(struct udfb_config *c)
 	c->build_workers = 2;
 	c->cq_threads = 2;
 	c->request_slots = 64;
+	c->max_queued_calls = 64;
+	c->max_cached_calls = 65536;
 	c->max_message_bytes = 8l << 20;
 	c->failure_ttl_ms = 30000;
 	c->grace_ms = 10000;
@@ -182,6 +184,10 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 		return set_int(name, v, &c->deadline_margin_ms, 0, 60000, err);
 	if (strcmp(name, "call-workers") == 0)
 		return set_int(name, v, &c->call_workers, 1, 1024, err);
+	if (strcmp(name, "max-queued-calls") == 0)
+		return set_int(name, v, &c->max_queued_calls, 1, 1 << 20, err);
+	if (strcmp(name, "max-cached-calls") == 0)
+		return set_int(name, v, &c->max_cached_calls, 16, 1 << 26, err);
 	if (strcmp(name, "build-workers") == 0)
 		return set_int(name, v, &c->build_workers, 1, 256, err);
 	if (strcmp(name, "failure-ttl-ms") == 0)

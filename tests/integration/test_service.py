@@ -894,6 +894,53 @@ class CancelTest(ServerCase):
         self.assertEqual(self.srv.http_get("/healthz")[0], 200)
 
 
+class FairnessTest(ServerCase):
+    """Issue 18: calls waiting for call workers were one FIFO; one tenant
+    sending many slow calls pushed another tenant's call behind all of them
+    (here ~6 rounds of slow imports: past its 6 s deadline)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.srv = cls.start_server("--call-workers", "2", "--build-workers", "16", "--max-queued-calls", "10")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def test_a_flooding_tenant_does_not_starve_another(self):
+        futs = []
+        for _ in range(14):  # 2 on the workers, 10 waiting, the rest refused
+            req, _ = make_request(slow_port=self.imports.port, import_dir="slow")
+            futs.append(self.srv.apply.future(req, timeout=90, metadata=self.srv.metadata("tenant-a")))
+        time.sleep(0.5)  # tenant-a's calls are on the workers or waiting
+        # Another tenant's call that needs a worker (a missing import): it
+        # waits for one worker, not for tenant-a's whole queue.
+        req, _ = make_request(slow_port=self.imports.port, import_dir="absent")
+        r = self.srv.call(req, tenant="tenant-b", timeout=6)
+        self.assertReply(r, "INVALID_ARGUMENT", "HTTP 404")
+        self.assertLess(r.elapsed, 4.5)
+        codes = []
+        for f in futs:
+            try:
+                f.result()
+                codes.append("OK")
+            except grpc.RpcError as e:
+                codes.append(e.code().name)
+                if e.code().name == "RESOURCE_EXHAUSTED":
+                    self.assertIn("tenant tenant-a", e.details())
+                    self.assertIn("max_queued_calls", e.details())
+        # At most 10 wait: 2 or more of the 14 refused (more when the burst
+        # came before a worker took the first ones), the rest served.
+        refused = codes.count("RESOURCE_EXHAUSTED")
+        self.assertTrue(2 <= refused <= 4, codes)
+        self.assertEqual(codes.count("OK"), 14 - refused, codes)
+        m = self.srv.metrics()
+        self.assertEqual(m["udfb_calls_waiting"], 0)
+        self.assertEqual(m["udfb_calls_refused_total"], refused)
+        self.assertEqual(m['udfb_rpc_calls_total{rpc="ApplyUdfResource",code="RESOURCE_EXHAUSTED"}'], refused)
+
+
 class AcceptedModeTest(ServerCase):
     @classmethod
     def setUpClass(cls):
@@ -1294,7 +1341,7 @@ def main():
         suite = unittest.TestSuite()
         loader = unittest.TestLoader()
         only = sys.argv[1:]
-        for cls in (ServiceTest, CancelTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest):
+        for cls in (ServiceTest, CancelTest, FairnessTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest):
             for t in loader.loadTestsFromTestCase(cls):
                 if not only or any(o in t.id() for o in only):
                     suite.addTest(t)
