@@ -17,6 +17,7 @@ void udfb_pkg_opts_defaults(struct udfb_pkg_opts *o)
 	o->python = strdup(UDFB_PKG_DEFAULT_PYTHON);
 	o->layer_budget = 16;
 	o->max_unpacked = UDFB_PKG_DEFAULT_MAX_UNPACKED;
+	o->max_unpack_ms = UDFB_PKG_DEFAULT_MAX_UNPACK_MS;
 	udfb_netguard_new(&o->guard);
 }
 
@@ -117,6 +118,16 @@ int udfb_pkg_opts_set(struct udfb_pkg_opts *o, const char *name, const char *v, 
 		o->max_unpacked = n;
 		return 0;
 	}
+	if (strcmp(name, "packages-max-unpack-ms") == 0) {
+		char *end = NULL;
+		long long n = strtoll(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end || n < 1 || n > 86400000)
+			return udfb_err_set(
+				err, UDFB_E_INVALID,
+				"packages-max-unpack-ms: '%s' is not a whole number of ms from 1 to 86400000", v);
+		o->max_unpack_ms = n;
+		return 0;
+	}
 	return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", name);
 }
 
@@ -126,7 +137,8 @@ int udfb_pkg_opts_load_env(struct udfb_pkg_opts *o, struct udfb_err *err)
 					       { "UDFB_PACKAGES_GLIBC", "packages-glibc" },
 					       { "UDFB_PACKAGES_PYTHON", "packages-python" },
 					       { "UDFB_PACKAGES_LAYER_BUDGET", "packages-layer-budget" },
-					       { "UDFB_PACKAGES_MAX_UNPACKED", "packages-max-unpacked" } };
+					       { "UDFB_PACKAGES_MAX_UNPACKED", "packages-max-unpacked" },
+					       { "UDFB_PACKAGES_MAX_UNPACK_MS", "packages-max-unpack-ms" } };
 	for (size_t k = 0; k < sizeof(vars) / sizeof(*vars); k++) {
 		const char *v = getenv(vars[k][0]);
 		if (!v || !*v)
