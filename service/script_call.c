@@ -405,7 +405,7 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 
 /* Validate what the window does not cover: probes, downloads, the table. */
 static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*digests)[UDFB_DIGEST_LEN + 1],
-		    long long deadline_ms, struct udfb_err *err)
+		    long long deadline_ms, const atomic_int *gone, struct udfb_err *err)
 {
 	size_t n = c->script.n_imports;
 	int *fresh = calloc(n + 1, sizeof(int));
@@ -425,9 +425,11 @@ static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*d
 	if (m) {
 		struct udfb_store *st = NULL;
 		struct udfb_import_ident_stats stats = { 0 };
+		struct udfb_fetch_opts fo = s->cfg.fetch; /* a view: the guard stays the config's */
+		fo.cancel = gone; /* a cancelled call stops its downloads */
 		rc = udfb_store_open(&st, s->cfg.store, err);
 		if (rc == 0)
-			rc = udfb_imports_identify(ids, m, st, c->tenant, &s->cfg.fetch, deadline_ms, &stats, err);
+			rc = udfb_imports_identify(ids, m, st, c->tenant, &fo, deadline_ms, &stats, err);
 		udfb_store_close(st);
 		udfb_metrics_import_requests(s->metrics, stats.requests);
 		udfb_metrics_bytes_fetched(s->metrics, stats.fetched_bytes);
@@ -518,7 +520,7 @@ int udfb_service_script_complete_until(struct udfb_service *s, struct udfb_scrip
 	char(*digests)[UDFB_DIGEST_LEN + 1] = calloc(n + 1, sizeof(*digests));
 	long long fetch_deadline = deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0;
 	struct udfb_prepared *p = NULL;
-	int rc = identify(s, c, digests, fetch_deadline, err);
+	int rc = identify(s, c, digests, fetch_deadline, gone, err);
 	if (rc == 0 && !(p = make_prepared(s, c, digests, err)))
 		rc = -1;
 	free(digests);

@@ -894,6 +894,46 @@ class CancelTest(ServerCase):
         self.assertEqual(self.srv.http_get("/healthz")[0], 200)
 
 
+    def test_cancelled_script_calls_release_their_workers(self):
+        """ApplyResource (Databend's script) identifies its imports on the
+        call worker: a cancelled call once kept downloading a stalled import
+        there until imports-timeout-ms."""
+        apply_resource = self.srv.channel.unary_unary(
+            "/resourceproto.ResourceService/ApplyResource", request_serializer=lambda b: b,
+            response_deserializer=lambda b: b)
+        futs = []
+        for _ in range(6):  # more than the call workers
+            futs.append(apply_resource.future(stalled_script(self.imports.port), timeout=60,
+                                              metadata=self.srv.metadata("tenant-a")))
+        time.sleep(1.0)  # the calls are on the workers, their imports stalled
+        for f in futs:
+            f.cancel()
+        req, _ = make_request(slow_port=self.imports.port, import_dir="absent")
+        r = self.srv.call(req, tenant="tenant-b", timeout=5)
+        self.assertReply(r, "INVALID_ARGUMENT", "HTTP 404")
+        self.assertLess(r.elapsed, 3.0)
+
+
+def stalled_script(port):
+    """An ApplyResourceRequest{type "udf", script} (protobuf by hand: fields
+    3 and 4, strings) whose one import is a fresh /stall/ path."""
+    text = (REPO / "tests/fuzz/corpus/script/add_one_helper.apply_resource.sh").read_text()
+    nonce = uuid.uuid4().hex
+    text = text.replace("http://IMPORTS_BASE/imports/helper.py", "http://127.0.0.1:%d/stall/%s.py" % (port, nonce))
+    text = text.replace("@udf_import_stage/imports/helper.py", "@udf_import_stage/stall/%s.py" % nonce)
+    text = text.replace("IMPORTS_BASE", "127.0.0.1:%d" % port)
+
+    def field(num, data):
+        n, out = len(data), bytes([num << 3 | 2])
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out + data
+
+    return field(3, b"udf") + field(4, text.encode())
+
+
 class FairnessTest(ServerCase):
     """Issue 18: calls waiting for call workers were one FIFO; one tenant
     sending many slow calls pushed another tenant's call behind all of them
