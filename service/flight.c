@@ -77,14 +77,21 @@ static void lru_push(struct udfb_flights *t, struct udfb_flight *f)
 	l->n++;
 }
 
+static void touch(struct udfb_flights *t, struct udfb_flight *f)
+{
+	if (t->lru[f->kind].head != f) {
+		lru_unlink(t, f);
+		lru_push(t, f);
+	}
+}
+
 struct udfb_flight *udfb_flights_get(struct udfb_flights *t, const char *tenant, const char *key)
 {
 	for (struct udfb_flight *f = t->buckets[hash(tenant, key) % t->n_buckets]; f; f = f->next)
 		if (strcmp(f->key, key) == 0 && strcmp(f->tenant, tenant) == 0) {
-			if (t->lru[f->kind].head != f) {
-				lru_unlink(t, f);
-				lru_push(t, f);
-			}
+			touch(t, f);
+			if (f->alias) /* a repeat answered through the alias uses its flight too */
+				touch(t, f->alias);
 			return f;
 		}
 	return NULL;
@@ -174,16 +181,20 @@ static int evictable(const struct udfb_flight *f, const struct udfb_flight *keep
 	return f != keep && f != keep->alias && f->state != UDFB_FLIGHT_BUILDING && f->waiters == 0;
 }
 
-/* Past the bound: the least recently used entries that may go, go. */
+/* Past the bound: of the entries older than the max most recent, those
+ * that may go, go.  The max most recent always stay: when builds crowd
+ * the table past its bound, it is the cold entries that leave, never the
+ * ones in use (the bound is then exceeded by at most the builds). */
 static void trim(struct udfb_flights *t, enum udfb_flight_kind kind, const struct udfb_flight *keep)
 {
 	struct lru *l = &t->lru[kind];
-	struct udfb_flight *f = l->tail;
-	while (t->max && l->n > t->max && f) {
-		struct udfb_flight *prev = f->lru_prev;
+	if (!t->max || l->n <= t->max)
+		return;
+	size_t older = l->n - t->max;
+	for (struct udfb_flight *f = l->tail, *prev; f && older; f = prev, older--) {
+		prev = f->lru_prev;
 		if (evictable(f, keep))
 			remove_entry(t, f);
-		f = prev;
 	}
 }
 

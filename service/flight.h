@@ -7,7 +7,8 @@
  *
  * Both kinds are caches of what a store lookup or a parse would find again,
  * so each is bounded (udfb_flights_set_max, the service's max_cached_calls):
- * past the bound the least recently used entry goes.  A flight that is
+ * past the bound the least recently used entries go, never one of the max
+ * most recent (using an alias uses its flight too).  A flight that is
  * BUILDING or has calls waiting on it (waiters) is never evicted; evicting
  * a flight evicts its aliases with it, so no alias ever dangles. */
 #ifndef UDFB_FLIGHT_H

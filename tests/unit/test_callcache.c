@@ -24,6 +24,8 @@
 #define MAX_CACHED 100
 #define CALLS 10000
 
+static char hot[1024]; /* a form of acme's spec, asked again all along */
+
 /* The ASan allocator keeps its own books; glibc's otherwise. */
 size_t __sanitizer_get_current_allocated_bytes(void) __attribute__((weak));
 
@@ -106,6 +108,7 @@ static void fingerprints(struct udfb_service *s)
 	CHECK(udfb_service_repeat(s, &meta, spec, strlen(spec), NULL, 0, &out) == 1,
 	      "a recent form repeats from memory");
 	udfb_apply_out_clear(&out);
+	memcpy(hot, spec, sizeof(hot));
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -157,15 +160,22 @@ static void flights(struct udfb_service *s)
 		"\"result_type\":\"INT\",\"imports\":[\"@s/x.py\"],\"runtime_version\":\"3\",\"code\":\"def "
 		"g():\\n    return 1\\n\"}";
 	struct udfb_import im = { "@s/x.py", "http://169.254.169.254/x.py", "t1" };
-	int refused = 0;
+	int refused = 0, repeats = 0;
+	struct udfb_call_meta acme = { .tenant = "acme" };
 	for (int i = 0; i < 3 * MAX_CACHED; i++) {
 		char tenant[32];
 		snprintf(tenant, sizeof(tenant), "f%d", i);
 		struct udfb_err err = UDFB_ERR_INIT;
 		refused += apply(s, tenant, bad, &im, 1, &err) < 0 && err.cat == UDFB_E_INVALID;
 		udfb_err_clear(&err);
+		/* A flight used through its fingerprints is in use: it stays. */
+		struct udfb_apply_out out = { 0 };
+		repeats += udfb_service_repeat(s, &acme, hot, strlen(hot), NULL, 0, &out);
+		udfb_apply_out_clear(&out);
 	}
 	CHECK(refused == 3 * MAX_CACHED, "%d failed builds (%d)", 3 * MAX_CACHED, refused);
+	CHECK(repeats == 3 * MAX_CACHED, "a flight in use through its fingerprint stays meanwhile (%d of %d)", repeats,
+	      3 * MAX_CACHED);
 	CHECK(metric(s, "udfb_cached_entries{table=\"flights\"} ") <= MAX_CACHED, "flights: %lld entries",
 	      metric(s, "udfb_cached_entries{table=\"flights\"} "));
 }
