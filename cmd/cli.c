@@ -1,129 +1,119 @@
-/* Shared option handling of the CLI: see cli.h.  Every stateful setting has
- * one environment variable beside its option (UDFB_STORE, UDFB_BASE,
- * UDFB_DEST, UDFB_KEY_SALT, UDFB_PLATFORM); the option wins. */
+/* Option handling of the CLI: see cli.h.  The CLI's own rows are below;
+ * the service's "imports" and "packages" rows are shared with serve, and
+ * --config FILE reads the service's file into c->cfg first. */
 #include "cmd/cli.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/store.h"
+#include "common/buf.h"
 #include "common/version.h"
+#include "service/runtime_base.h"
 
-static int allowed_has(const char *allowed, const char *name)
+#define CLI(field) offsetof(struct udfb_cli_common, field)
+#define STR(n, env, arg, field, dflt, help)                                                                 \
+	{                                                                                                   \
+		n, NULL, env, NULL, arg, UDFB_SET_STR, 0, 0, 0, CLI(field), NULL, NULL, dflt, help, NULL, 0 \
+	}
+#define SWITCH(n, field, help)                                                                                   \
+	{                                                                                                        \
+		n, NULL, NULL, NULL, NULL, UDFB_SET_SWITCH, 0, 0, 0, CLI(field), NULL, NULL, NULL, help, NULL, 0 \
+	}
+
+static const struct udfb_setting cli_rows[] = {
+	STR("config", "UDFB_CONFIG", "FILE", config, NULL,
+	    "the service's settings file: base images per runtime, salt, platform, packages, store"),
+	STR("store", "UDFB_STORE", "DIR", cfg.store,
+	    "`/var/lib/udf-builder/store` as root, else `~/.cache/udf-builder/store`", "the local store"),
+	STR("base", "UDFB_BASE", "REF", base, "the config's base for the request's runtime",
+	    "the runtime base image, for every request"),
+	STR("dest", "UDFB_DEST", "REF", cfg.dest, "with --config: `oci:<store>/images`, as the service",
+	    "where images are published"),
+	STR("out", NULL, "DIR", out, NULL, "the directory to write"),
+	STR("salt", "UDFB_KEY_SALT", "S", cfg.salt, "`\"\"`", "cache-key salt"),
+	STR("platform", "UDFB_PLATFORM", "OS/ARCH", cfg.platform, "`" UDFB_DEFAULT_PLATFORM "`",
+	    "the platform of the base and the image"),
+	STR("max-bytes", "UDFB_STORE_MAX_BYTES", "N", max_bytes, NULL, "evict until the store holds at most N bytes"),
+	{ "jobs", NULL, NULL, NULL, "N", UDFB_SET_STR, 0, 0, 0, CLI(jobs), NULL, NULL, "`2`", "builds at once", NULL,
+	  'j' },
+	STR("report", NULL, "FILE", report, NULL, "write a JSON report"),
+	STR("shard", NULL, "I/N", shard, NULL, "keep inputs I, I+N, I+2N... (0 <= I < N)"),
+	SWITCH("dry-run", dry_run, "print the keys, build nothing"),
+	STR("runtime", NULL, "RUNTIME", runtime, NULL, "the Python version (3.12) when the base does not name it"),
+	STR("packages", NULL, "REQS", packages_list, NULL, "whitespace-separated requirements"),
+	SWITCH("refresh-packages", cfg.packages.refresh, "resolve the requirements again, ignoring a stored lock"),
+};
+
+const struct udfb_settings udfb_settings_cli = UDFB_SETTINGS("command line", NULL, cli_rows, 0);
+
+static const struct udfb_settings *const sections[] = { &udfb_settings_cli, &udfb_settings_imports,
+							&udfb_settings_packages };
+#define N_SECTIONS (sizeof(sections) / sizeof(*sections))
+
+static int positionals(struct udfb_cli_common *c, const struct udfb_cli_spec *spec, int argc, char **argv, int first,
+		       struct udfb_err *err)
 {
-	size_t n = strlen(name);
-	for (const char *p = allowed; (p = strstr(p, name)); p += n)
-		if ((p == allowed || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-			return 1;
+	if (spec->positional < 0) {
+		if (spec->positional == -1 && first >= argc)
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: missing INPUT", argv[0]);
+		c->positionals = argv + first;
+		c->n_positionals = argc - first;
+		return 0;
+	}
+	if (spec->positional) {
+		if (first >= argc)
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: missing REQUEST.json", argv[0]);
+		c->positional = argv[first++];
+	}
+	if (first < argc)
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: unexpected argument '%s'", argv[0], argv[first]);
 	return 0;
 }
 
-static const char *env_or(const char *name, const char *fallback)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : fallback;
-}
-
-int udfb_cli_parse(struct udfb_cli_common *c, int argc, char **argv, const char *allowed, int want_positional,
+int udfb_cli_parse(struct udfb_cli_common *c, const struct udfb_cli_spec *spec, int argc, char **argv,
 		   struct udfb_err *err)
 {
-	static const struct option opts[] = {
-		{ "store", required_argument, NULL, 's' },
-		{ "base", required_argument, NULL, 'b' },
-		{ "dest", required_argument, NULL, 'd' },
-		{ "out", required_argument, NULL, 'o' },
-		{ "salt", required_argument, NULL, 'k' },
-		{ "platform", required_argument, NULL, 'p' },
-		{ "imports-allow", required_argument, NULL, 'a' },
-		{ "max-bytes", required_argument, NULL, 'm' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "report", required_argument, NULL, 'r' },
-		{ "shard", required_argument, NULL, 'h' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "index-url", required_argument, NULL, 'i' },
-		{ "refresh-packages", no_argument, NULL, 'f' },
-		{ "runtime", required_argument, NULL, 't' },
-		{ "packages", required_argument, NULL, 'P' },
-		{ NULL, 0, NULL, 0 },
-	};
 	memset(c, 0, sizeof(*c));
-	c->store = env_or("UDFB_STORE", NULL);
-	c->base = env_or("UDFB_BASE", NULL);
-	c->dest = env_or("UDFB_DEST", NULL);
-	c->salt = env_or("UDFB_KEY_SALT", "");
-	c->platform = env_or("UDFB_PLATFORM", UDFB_DEFAULT_PLATFORM);
-	c->max_bytes = env_or("UDFB_STORE_MAX_BYTES", NULL);
-	udfb_fetch_opts_defaults(&c->fetch);
-	udfb_pkg_opts_defaults(&c->packages);
-	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0 || udfb_pkg_opts_load_env(&c->packages, err) < 0)
+	udfb_config_defaults(&c->cfg);
+	const char *file = udfb_settings_prescan(argc, argv, "config");
+	if (!file)
+		file = getenv("UDFB_CONFIG");
+	if (file && *file && udfb_config_load_file(&c->cfg, file, err) < 0)
 		return -1;
-	int env_index = 1; /* the first --index-url replaces UDFB_INDEX_URL's list */
-	optind = 1;
-	opterr = 0;
-	int ch, idx = 0;
-	while ((ch = getopt_long(argc, argv, allowed_has(allowed, "jobs") ? "j:" : "", opts, &idx)) != -1) {
-		if (ch == 'j') /* -j N is --jobs N: getopt does not set idx for it */
-			for (idx = 0; opts[idx].val != 'j'; idx++)
-				;
-		if (ch == '?' || !allowed_has(allowed, opts[idx].name))
-			return udfb_err_set(err, UDFB_E_INVALID, "%s: unknown option '%s'", argv[0], argv[optind - 1]);
-		if (ch == 'n') {
-			c->dry_run = 1;
-			idx = 0;
-			continue;
-		}
-		if (ch == 'f') {
-			c->packages.refresh = 1;
-			idx = 0;
-			continue;
-		}
-		if (ch == 'i') {
-			if (env_index)
-				udfb_pkg_opts_clear_index(&c->packages);
-			env_index = 0;
-			if (udfb_pkg_opts_set(&c->packages, "packages-index", optarg, err) < 0)
-				return udfb_err_wrap(err, "--index-url");
-			idx = 0;
-			continue;
-		}
-		if (ch == 'a') {
-			if (udfb_fetch_opts_set(&c->fetch, "imports-allow", optarg, err) < 0)
-				return udfb_err_wrap(err, "--imports-allow");
-			continue;
-		}
-		const char **slot[] = {
-			['s'] = &c->store,  ['b'] = &c->base,	  ['d'] = &c->dest,	 ['o'] = &c->out,
-			['k'] = &c->salt,   ['p'] = &c->platform, ['m'] = &c->max_bytes, ['j'] = &c->jobs,
-			['r'] = &c->report, ['h'] = &c->shard,	  ['t'] = &c->runtime,	 ['P'] = &c->packages_list
-		};
-		*slot[ch] = optarg;
-		idx = 0;
+	for (size_t k = 0; k < N_SECTIONS; k++)
+		if (udfb_settings_load_env(sections[k], c, err) < 0)
+			return -1;
+	void *const objs[] = { c, c, c };
+	int first = 0;
+	int rc = udfb_settings_parse_args(sections, objs, N_SECTIONS, spec->opts, argv[0], argc, argv, &first, err);
+	if (rc == 1) {
+		udfb_cli_usage(stdout, spec, 1);
+		return 1;
 	}
-	if (want_positional == -2) { /* optional inputs */
-		c->positionals = argv + optind;
-		c->n_positionals = argc - optind;
-		optind = argc;
-	} else if (want_positional < 0) {
-		if (optind >= argc)
-			return udfb_err_set(err, UDFB_E_INVALID, "%s: missing INPUT", argv[0]);
-		c->positionals = argv + optind;
-		c->n_positionals = argc - optind;
-		optind = argc;
-	} else if (want_positional) {
-		if (optind >= argc)
-			return udfb_err_set(err, UDFB_E_INVALID, "%s: missing REQUEST.json", argv[0]);
-		c->positional = argv[optind++];
-	}
-	if (optind < argc)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: unexpected argument '%s'", argv[0], argv[optind]);
-	return 0;
+	return rc < 0 ? -1 : positionals(c, spec, argc, argv, first, err);
 }
 
 void udfb_cli_free(struct udfb_cli_common *c)
 {
-	udfb_fetch_opts_free(&c->fetch);
-	udfb_pkg_opts_free(&c->packages);
+	udfb_settings_free(&udfb_settings_cli, c);
+	udfb_config_free(&c->cfg);
+}
+
+void udfb_cli_usage(FILE *f, const struct udfb_cli_spec *spec, int options)
+{
+	char left[96];
+	snprintf(left, sizeof(left), "%s%s%s [OPTIONS]", spec->name, *spec->args ? " " : "", spec->args);
+	fprintf(f, options ? "usage: udf-builder %s\n  %s\n" : "  %-38s %s\n", left, spec->summary);
+	for (const char *const *o = spec->opts; options && *o; o++)
+		for (size_t k = 0; k < N_SECTIONS; k++) {
+			const struct udfb_setting *r = udfb_settings_find(sections[k], *o);
+			if (r) {
+				udfb_setting_usage(f, r);
+				break;
+			}
+		}
 }
 
 int udfb_cli_fail(struct udfb_err *err)
@@ -132,4 +122,56 @@ int udfb_cli_fail(struct udfb_err *err)
 	int code = udfb_errcat_exit_code(err->cat);
 	udfb_err_clear(err);
 	return code;
+}
+
+const char *udfb_cli_store(struct udfb_cli_common *c)
+{
+	if (!c->cfg.store)
+		c->cfg.store = udfb_store_default_dir();
+	return c->cfg.store;
+}
+
+const char *udfb_cli_tenant(const struct udfb_cli_common *c, const struct udfb_request *req)
+{
+	return req->tenant ? req->tenant : c->cfg.default_tenant;
+}
+
+/* As the service answers a runtime it has no base for. */
+static int unsupported(const struct udfb_config *cfg, const char *want, struct udfb_err *err)
+{
+	struct udfb_buf b;
+	udfb_buf_init(&b, 4096);
+	for (size_t k = 0; k < cfg->n_bases; k++)
+		udfb_buf_printf(&b, "%s%s", k ? ", " : "", cfg->bases[k].runtime);
+	udfb_err_set(err, UDFB_E_INVALID, "spec.runtime_version: '%s' is not supported here (supported: %s)", want,
+		     b.len ? b.data : "none configured");
+	udfb_buf_free(&b);
+	return -1;
+}
+
+int udfb_cli_base_ref(struct udfb_cli_common *c, const char *runtime_version, char **ref, struct udfb_err *err)
+{
+	*ref = NULL;
+	if (c->base) {
+		*ref = strdup(c->base);
+		return 0;
+	}
+	if (!c->cfg.n_bases)
+		return 0;
+	const struct udfb_runtime_base *rb = udfb_config_base_for(&c->cfg, runtime_version);
+	if (!rb)
+		return unsupported(&c->cfg, runtime_version, err);
+	udfb_cli_store(c);
+	if (udfb_runtime_compose(ref, rb->runtime, rb->ref, &c->cfg, err) < 0)
+		return udfb_err_wrap(err, "runtime %s", rb->runtime);
+	if (!*ref)
+		*ref = strdup(rb->ref);
+	return 0;
+}
+
+const char *udfb_cli_dest(struct udfb_cli_common *c)
+{
+	if (!c->cfg.dest && c->config && asprintf(&c->cfg.dest, "oci:%s/images", udfb_cli_store(c)) < 0)
+		abort();
+	return c->cfg.dest;
 }

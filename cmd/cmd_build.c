@@ -1,5 +1,7 @@
 /* udf-builder build REQUEST.json --base REF --dest REF: build natively and
- * print {"key","manifest_digest","image","layers","cached"} on stdout. */
+ * print {"key","manifest_digest","image","layers","cached"} on stdout.
+ * With --config FILE the base is the service's for the request's runtime,
+ * and the destination, when not given, the service's (oci:<store>/images). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,30 +23,43 @@ static void print_result(const struct udfb_build_result *r)
 	json_decref(j);
 }
 
-static int build(const struct udfb_cli_common *c, struct udfb_err *err)
+const struct udfb_cli_spec udfb_cli_build_spec = {
+	"build",
+	"REQUEST.json",
+	"build the image natively, print a JSON result",
+	1,
+	(const char *const[]){ "config", "store", "base", "dest", "salt", "platform", "imports-allow", "index-url",
+			       "refresh-packages", NULL },
+};
+
+static int build(struct udfb_cli_common *c, struct udfb_err *err)
 {
-	if (!c->base || !c->dest)
-		return udfb_err_set(err, UDFB_E_INVALID, "build: %s is required", c->base ? "--dest" : "--base");
+	int have_base = c->base || c->cfg.n_bases;
+	if (!have_base || !udfb_cli_dest(c))
+		return udfb_err_set(err, UDFB_E_INVALID, "build: %s is required", have_base ? "--dest" : "--base");
 	struct udfb_request req;
+	char *ref = NULL;
 	if (udfb_request_load(&req, c->positional, err) < 0)
 		return -1;
-	char *store = c->store ? NULL : udfb_store_default_dir();
-	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store,
-				     .base = c->base,
-				     .dest = c->dest,
-				     .salt = c->salt,
-				     .platform = c->platform,
-				     .fetch = &c->fetch,
-				     .packages = &c->packages };
+	int rc = udfb_cli_base_ref(c, req.spec.runtime_version, &ref, err);
+	struct udfb_build_opts o = { .store_dir = udfb_cli_store(c),
+				     .base = ref,
+				     .dest = c->cfg.dest,
+				     .salt = c->cfg.salt,
+				     .platform = c->cfg.platform,
+				     .fetch = &c->cfg.fetch,
+				     .packages = &c->cfg.packages,
+				     .tenant = udfb_cli_tenant(c, &req) };
 	struct udfb_build_result r;
-	int rc = udfb_build(&r, &req, &o, err);
+	if (rc == 0)
+		rc = udfb_build(&r, &req, &o, err);
 	/* A build is a batch of one: its tag goes into index.json now. */
 	if (rc == 0 && udfb_oci_sync_all(err) < 0) {
 		udfb_build_result_free(&r);
 		rc = -1;
 	}
 	udfb_request_free(&req);
-	free(store);
+	free(ref);
 	if (rc == 0) {
 		print_result(&r);
 		udfb_build_result_free(&r);
@@ -56,8 +71,7 @@ int udfb_cmd_build(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, argc, argv,
-				"store,base,dest,salt,platform,imports-allow,index-url,refresh-packages", 1, &err);
+	int rc = udfb_cli_parse(&c, &udfb_cli_build_spec, argc, argv, &err);
 	if (rc == 0)
 		rc = build(&c, &err);
 	udfb_cli_free(&c);

@@ -133,30 +133,44 @@ static int cache_sync_tags(struct udfb_store *st, const char *dest, struct udfb_
 	return rc;
 }
 
+#define STORE_ONLY ((const char *const[]){ "config", "store", NULL })
+
+const struct udfb_cli_spec udfb_cli_cache_specs[] = {
+	{ "cache ls", "", "the store's entries (sizes, ages, hits)", 0, STORE_ONLY },
+	{ "cache stat", "", "the store's totals", 0, STORE_ONLY },
+	{ "cache gc", "", "evict least recently used entries, sweep blobs", 0,
+	  (const char *const[]){ "config", "store", "max-bytes", NULL } },
+	{ "cache verify", "", "re-hash the store and check its entries", 0, STORE_ONLY },
+	{ "cache sync-tags", "", "write index.json from the tag journal now", 0,
+	  (const char *const[]){ "config", "store", "dest", NULL } },
+	{ NULL, NULL, NULL, 0, NULL },
+};
+
 int udfb_cmd_cache(int argc, char **argv)
 {
 	const char *sub = argc >= 2 ? argv[1] : "";
-	if (strcmp(sub, "ls") && strcmp(sub, "stat") && strcmp(sub, "gc") && strcmp(sub, "verify") &&
-	    strcmp(sub, "sync-tags")) {
+	const struct udfb_cli_spec *spec = udfb_cli_cache_specs;
+	while (spec->name && strcmp(spec->name + 6, sub) != 0)
+		spec++;
+	if (!spec->name) {
 		fprintf(stderr, "udf-builder: cache: expected ls, stat, gc, verify or sync-tags\n");
 		return 2;
 	}
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	const char *flags = !strcmp(sub, "gc") ? "store,max-bytes" : !strcmp(sub, "sync-tags") ? "store,dest" : "store";
-	int rc = udfb_cli_parse(&c, argc - 1, argv + 1, flags, 0, &err);
-	char *dflt = rc == 0 && !c.store ? udfb_store_default_dir() : NULL;
+	int rc = udfb_cli_parse(&c, spec, argc - 1, argv + 1, &err);
 	struct udfb_store *st = NULL;
 	if (rc == 0)
-		rc = udfb_store_open(&st, c.store ? c.store : dflt, &err);
+		rc = udfb_store_open(&st, udfb_cli_store(&c), &err);
 	if (rc == 0)
 		rc = !strcmp(sub, "ls")		 ? cache_ls(st, &err)
 		     : !strcmp(sub, "stat")	 ? cache_stat(st, &err)
 		     : !strcmp(sub, "gc")	 ? cache_gc(st, c.max_bytes, &err)
-		     : !strcmp(sub, "sync-tags") ? cache_sync_tags(st, c.dest, &err)
+		     : !strcmp(sub, "sync-tags") ? cache_sync_tags(st, c.cfg.dest, &err)
 						 : cache_verify(st, &err);
+	else if (rc > 0)
+		rc = 0; /* --help */
 	udfb_store_close(st);
-	free(dflt);
 	udfb_cli_free(&c);
 	return rc < 0 ? udfb_cli_fail(&err) : rc;
 }

@@ -12,20 +12,26 @@
 #include "common/fsutil.h"
 #include "cache/store.h"
 
-static int write_context(const struct udfb_cli_common *c, const struct udfb_request *req, const char *from,
+const struct udfb_cli_spec udfb_cli_dockerfile_spec = {
+	"dockerfile",
+	"REQUEST.json",
+	"write a Dockerfile and its build context (--base, --out)",
+	1,
+	(const char *const[]){ "config", "store", "base", "out", "platform", "imports-allow", NULL },
+};
+
+static int write_context(struct udfb_cli_common *c, const struct udfb_request *req, const char *from,
 			 struct udfb_err *err)
 {
-	char *dflt = c->store ? NULL : udfb_store_default_dir();
 	struct udfb_store *st = NULL;
-	int rc = udfb_store_open(&st, c->store ? c->store : dflt, err);
-	free(dflt);
+	int rc = udfb_store_open(&st, udfb_cli_store(c), err);
 	if (rc < 0)
 		return -1;
 	char *tmp = udfb_path_join(st->tmp, "build-XXXXXX");
 	if (!mkdtemp(tmp))
 		rc = udfb_err_sys(err, errno, "create a temporary directory in %s", st->tmp);
 	struct udfb_context ctx;
-	struct udfb_context_opts co = { .fetch = &c->fetch, .cache = st, .tmpdir = tmp };
+	struct udfb_context_opts co = { .fetch = &c->cfg.fetch, .cache = st, .tmpdir = tmp };
 	if (rc == 0 && (rc = udfb_context_prepare(&ctx, req, &co, err)) == 0) {
 		rc = udfb_dockerfile_write(c->out, from, req, &ctx, err);
 		udfb_context_free(&ctx);
@@ -36,11 +42,13 @@ static int write_context(const struct udfb_cli_common *c, const struct udfb_requ
 	return rc;
 }
 
-static int dockerfile(const struct udfb_cli_common *c, struct udfb_err *err)
+static int dockerfile(struct udfb_cli_common *c, struct udfb_err *err)
 {
-	if (!c->base || !c->out)
-		return udfb_err_set(err, UDFB_E_INVALID, "dockerfile: %s is required", c->base ? "--out" : "--base");
+	int have_base = c->base || c->cfg.n_bases;
+	if (!have_base || !c->out)
+		return udfb_err_set(err, UDFB_E_INVALID, "dockerfile: %s is required", have_base ? "--out" : "--base");
 	struct udfb_request req;
+	char *ref = NULL;
 	if (udfb_request_load(&req, c->positional, err) < 0)
 		return -1;
 	if (req.stub) { /* its image runs Databend's stub behind guard.py: not what Dockerfile.in describes */
@@ -50,12 +58,15 @@ static int dockerfile(const struct udfb_cli_common *c, struct udfb_err *err)
 				    "(udf-builder build)",
 				    c->positional);
 	}
-	struct udfb_base base;
-	int rc = udfb_base_resolve(&base, c->base, c->platform, err);
+	struct udfb_base base = { 0 };
+	int rc = udfb_cli_base_ref(c, req.spec.runtime_version, &ref, err);
+	if (rc == 0)
+		rc = udfb_base_resolve(&base, ref, c->cfg.platform, err);
 	if (rc == 0)
 		rc = write_context(c, &req, base.from, err);
 	udfb_base_free(&base);
 	udfb_request_free(&req);
+	free(ref);
 	return rc;
 }
 
@@ -63,7 +74,7 @@ int udfb_cmd_dockerfile(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, argc, argv, "store,base,out,platform,imports-allow", 1, &err);
+	int rc = udfb_cli_parse(&c, &udfb_cli_dockerfile_spec, argc, argv, &err);
 	if (rc == 0)
 		rc = dockerfile(&c, &err);
 	udfb_cli_free(&c);

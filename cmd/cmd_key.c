@@ -1,23 +1,41 @@
-/* udf-builder key REQUEST.json [--base REF]: print the cache key.  Without a
- * base the key is computed for an unpinned base (docs/cache-key.md). */
+/* udf-builder key REQUEST.json [--base REF] [--config FILE]: print the
+ * cache key.  With --config the base is the one the service takes for the
+ * request's runtime, and salt, platform, package settings and default
+ * tenant are the service's.  Without a base the key is computed for an
+ * unpinned base (docs/cache-key.md). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "builder/build.h"
 #include "cmd/cli.h"
 
-static int key(const struct udfb_cli_common *c, struct udfb_err *err)
+const struct udfb_cli_spec udfb_cli_key_spec = {
+	"key",
+	"REQUEST.json",
+	"print the cache key",
+	1,
+	(const char *const[]){ "config", "base", "salt", "platform", NULL },
+};
+
+static int key(struct udfb_cli_common *c, struct udfb_err *err)
 {
 	struct udfb_request req;
 	if (udfb_request_load(&req, c->positional, err) < 0)
 		return -1;
 	struct udfb_base base = { 0 };
-	struct udfb_build_opts o = { .salt = c->salt, .platform = c->platform, .packages = &c->packages };
-	char k[UDFB_DIGEST_LEN + 1];
-	int rc = c->base ? udfb_base_resolve(&base, c->base, c->platform, err) : 0;
+	struct udfb_build_opts o = { .salt = c->cfg.salt,
+				     .platform = c->cfg.platform,
+				     .packages = &c->cfg.packages,
+				     .tenant = udfb_cli_tenant(c, &req) };
+	char k[UDFB_DIGEST_LEN + 1], *ref = NULL;
+	int rc = udfb_cli_base_ref(c, req.spec.runtime_version, &ref, err);
+	if (rc == 0 && ref)
+		rc = udfb_base_resolve(&base, ref, c->cfg.platform, err);
 	if (rc == 0)
-		rc = udfb_build_key(k, &req, c->base ? base.image.manifest_digest : NULL, &o, err);
+		rc = udfb_build_key(k, &req, ref ? base.image.manifest_digest : NULL, &o, err);
 	if (rc == 0)
 		printf("%s\n", k);
+	free(ref);
 	udfb_base_free(&base);
 	udfb_request_free(&req);
 	return rc;
@@ -27,7 +45,7 @@ int udfb_cmd_key(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, argc, argv, "base,salt,platform", 1, &err);
+	int rc = udfb_cli_parse(&c, &udfb_cli_key_spec, argc, argv, &err);
 	if (rc == 0)
 		rc = key(&c, &err);
 	udfb_cli_free(&c);

@@ -2,7 +2,6 @@
  * embedded defaults, --config FILE (or UDFB_CONFIG), UDFB_* variables and
  * flags, in that order (docs/configuration.md).  SIGTERM or SIGINT stops it
  * gracefully and it exits 0. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,118 +14,39 @@
 #include "image/ocilayout.h"
 #include "service/service.h"
 
-static const char serve_usage[] =
-	"usage: udf-builder serve [OPTIONS]\n"
-	"  --config FILE             JSON settings file (also UDFB_CONFIG)\n"
-	"  --listen ADDR             gRPC address (127.0.0.1:50051)\n"
-	"  --admin-listen ADDR       /healthz /readyz /metrics address, \"\" for none (127.0.0.1:9090)\n"
-	"  --store DIR               local store (docs/cli.md for the default)\n"
-	"  --base-image RUNTIME=REF  base image for a Python runtime, repeatable (3.12=oci:DIR:TAG)\n"
-	"  --default-runtime RUNTIME runtime for a spec without runtime_version (the first base)\n"
-	"  --dest REF                where images are published (oci:STORE/images)\n"
-	"  --scheduler NAME          sandbox backend: local (default) or template (docs/service.md)\n"
-	"  --endpoint-template PAT   template scheduler's endpoint ({key}, {key12}, {tenant})\n"
-	"  --scheduler-opt KEY=VALUE a setting of the scheduler backend, repeatable (docs/service.md)\n"
-	"  --default-tenant NAME     tenant of calls without x-databend-tenant (none: refused)\n"
-	"  --deadline-mode MODE      fail (DEADLINE_EXCEEDED) or accepted (answer the coming endpoint)\n"
-	"  --deadline-margin-ms N    answer this long before the call's deadline (100)\n"
-	"  --call-workers N          threads serving calls that wait for builds (32)\n"
-	"  --max-queued-calls N      calls of one tenant waiting for a call worker (64)\n"
-	"  --max-cached-calls N      entries per in-memory call table: fingerprints, flights... (65536)\n"
-	"  --build-workers N         builds at once (2)\n"
-	"  --failure-ttl-ms N        how long a deterministic build failure is remembered (30000)\n"
-	"  --grace-ms N              shutdown grace period for calls in flight (10000)\n"
-	"  --token-ttl-s N           how long an x-authorization token is good for (3600)\n"
-	"  --tls-cert FILE --tls-key FILE  serve gRPC over TLS (PEM; read again on SIGHUP)\n"
-	"  --tls-client-ca FILE      require client certificates signed by this CA (mutual TLS)\n"
-	"  --salt S                  cache-key salt\n"
-	"  --runtime-packages REQS   requirements put into every base once, e.g. databend-udf (from --index-url)\n"
-	"  --imports-allow HOST_OR_CIDR  let imports connect to a guarded address, repeatable\n"
-	"  --imports-max-bytes N     bytes per import (256 MiB); also -max-request-bytes (1 GiB),\n"
-	"                            -max-count (64), -connect-timeout-ms, -low-speed-time-s,\n"
-	"                            -timeout-ms (300000), -attempts (4), -parallel (8), -ca-bundle FILE\n"
-	"  --imports-revalidate-ms N how long a script's import, once validated, is trusted (30000)\n"
-	"  --log-level LEVEL         debug, info, warn, error (info)\n";
+/* The service's sections: each row is a flag, a file key and a variable. */
+static const struct udfb_settings *const sections[] = { &udfb_settings_service, &udfb_settings_imports,
+							&udfb_settings_packages };
 
-static const char *const flag_names[] = { "listen",
-					  "admin-listen",
-					  "store",
-					  "base-image",
-					  "default-runtime",
-					  "dest",
-					  "scheduler",
-					  "endpoint-template",
-					  "default-tenant",
-					  "deadline-mode",
-					  "deadline-margin-ms",
-					  "call-workers",
-					  "max-queued-calls",
-					  "max-cached-calls",
-					  "build-workers",
-					  "failure-ttl-ms",
-					  "grace-ms",
-					  "salt",
-					  "runtime-packages",
-					  "log-level",
-					  "imports-allow",
-					  "imports-max-bytes",
-					  "imports-max-request-bytes",
-					  "imports-max-count",
-					  "imports-connect-timeout-ms",
-					  "imports-low-speed-time-s",
-					  "imports-timeout-ms",
-					  "imports-attempts",
-					  "imports-parallel",
-					  "imports-ca-bundle",
-					  "imports-revalidate-ms",
-					  "scheduler-opt",
-					  "index-url",
-					  "packages-glibc",
-					  "packages-python",
-					  "packages-layer-budget",
-					  "packages-max-unpacked",
-					  "packages-max-unpack-ms",
-					  "token-ttl-s",
-					  "tls-cert",
-					  "tls-key",
-					  "tls-client-ca",
-					  NULL };
+static void usage(FILE *f)
+{
+	fputs("usage: udf-builder serve [OPTIONS]   (docs/configuration.md: the file and the environment)\n", f);
+	for (size_t k = 0; k < sizeof(sections) / sizeof(*sections); k++)
+		udfb_settings_usage(f, sections[k], NULL);
+}
 
+/* The file first (--config or UDFB_CONFIG), so that the environment and
+ * the flags override it. */
 static int load_config(struct udfb_config *cfg, int argc, char **argv, struct udfb_err *err)
 {
-	struct option opts[64];
-	int n = 0;
-	for (; flag_names[n]; n++)
-		opts[n] = (struct option){ flag_names[n], required_argument, NULL, 0 };
-	opts[n++] = (struct option){ "config", required_argument, NULL, 0 };
-	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
-	opts[n] = (struct option){ NULL, 0, NULL, 0 };
 	udfb_config_defaults(cfg);
-	/* The file first, so that environment and flags override it. */
-	const char *file = getenv("UDFB_CONFIG");
-	for (int k = 1; k < argc - 1; k++)
-		if (strcmp(argv[k], "--config") == 0)
-			file = argv[k + 1];
+	const char *file = udfb_settings_prescan(argc, argv, "config");
+	if (!file)
+		file = getenv("UDFB_CONFIG");
 	if (file && *file && udfb_config_load_file(cfg, file, err) < 0)
 		return -1;
 	if (udfb_config_load_env(cfg, err) < 0)
 		return -1;
-	optind = 1;
-	opterr = 0;
-	int ch, idx = 0;
-	while ((ch = getopt_long(argc, argv, "", opts, &idx)) != -1) {
-		if (ch == 'h') {
-			fputs(serve_usage, stdout);
-			exit(0);
-		}
-		if (ch == '?')
-			return udfb_err_set(err, UDFB_E_INVALID, "serve: unknown option '%s'", argv[optind - 1]);
-		if (strcmp(opts[idx].name, "config") != 0 && udfb_config_set(cfg, opts[idx].name, optarg, err) < 0)
-			return udfb_err_wrap(err, "--%s", opts[idx].name);
+	void *const objs[] = { cfg, cfg, cfg };
+	int first = 0;
+	int rc = udfb_settings_parse_args(sections, objs, 3, NULL, "serve", argc, argv, &first, err);
+	if (rc == 1) {
+		usage(stdout);
+		exit(0);
 	}
-	if (optind < argc)
-		return udfb_err_set(err, UDFB_E_INVALID, "serve: unexpected argument '%s'", argv[optind]);
-	return 0;
+	if (rc == 0 && first < argc)
+		return udfb_err_set(err, UDFB_E_INVALID, "serve: unexpected argument '%s'", argv[first]);
+	return rc;
 }
 
 static int admin_ready(void *ctx)

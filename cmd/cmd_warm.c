@@ -22,6 +22,15 @@
 #include "builder/request.h"
 #include "cache/store.h"
 
+const struct udfb_cli_spec udfb_cli_warm_spec = {
+	"warm",
+	"[INPUT...]",
+	"build and publish package layers without a UDF (--runtime, --packages or INPUTs)",
+	-2,
+	(const char *const[]){ "config", "store", "base", "dest", "platform", "imports-allow", "index-url",
+			       "refresh-packages", "runtime", "packages", NULL },
+};
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -62,14 +71,13 @@ static int parse_list(char ***out, size_t *n, const char *list, struct udfb_err 
 
 static int warm_one(const struct udfb_cli_common *c, char **reqs, size_t n, const char *from, struct udfb_err *err)
 {
-	char *store = c->store ? NULL : udfb_store_default_dir();
-	struct udfb_build_opts o = { .store_dir = c->store ? c->store : store,
+	struct udfb_build_opts o = { .store_dir = c->cfg.store,
 				     .base = c->base,
-				     .dest = c->dest,
-				     .salt = c->salt,
-				     .platform = c->platform,
-				     .fetch = &c->fetch,
-				     .packages = &c->packages };
+				     .dest = c->cfg.dest,
+				     .salt = c->cfg.salt,
+				     .platform = c->cfg.platform,
+				     .fetch = &c->cfg.fetch,
+				     .packages = &c->cfg.packages };
 	struct udfb_build_result r;
 	int rc = udfb_build_warm(&r, reqs, n, c->runtime, &o, err);
 	if (rc == 0 && udfb_oci_sync_all(err) < 0) {
@@ -91,7 +99,6 @@ static int warm_one(const struct udfb_cli_common *c, char **reqs, size_t n, cons
 	} else if (from) {
 		udfb_err_wrap(err, "%s", from);
 	}
-	free(store);
 	return rc;
 }
 
@@ -135,15 +142,20 @@ static int warm_inputs(const struct udfb_cli_common *c, struct udfb_err *err)
 	return rc;
 }
 
-static int warm(const struct udfb_cli_common *c, struct udfb_err *err)
+static int warm(struct udfb_cli_common *c, struct udfb_err *err)
 {
 	int inputs = c->n_positionals > 0;
-	if (!c->base || !c->dest || !c->runtime || (!c->packages_list && !inputs))
+	udfb_cli_store(c);
+	udfb_cli_dest(c);
+	/* With --config: the base the service gives that runtime. */
+	if (c->runtime && !c->base && udfb_cli_base_ref(c, c->runtime, &c->base, err) < 0)
+		return -1;
+	if (!c->base || !c->cfg.dest || !c->runtime || (!c->packages_list && !inputs))
 		return udfb_err_set(err, UDFB_E_INVALID, "warm: %s is required",
-				    !c->runtime ? "--runtime"
-				    : !c->base	? "--base"
-				    : !c->dest	? "--dest"
-						: "--packages or an INPUT");
+				    !c->runtime	   ? "--runtime"
+				    : !c->base	   ? "--base"
+				    : !c->cfg.dest ? "--dest"
+						   : "--packages or an INPUT");
 	if (c->packages_list && inputs)
 		return udfb_err_set(err, UDFB_E_INVALID, "warm: --packages or INPUT files, not both");
 	if (inputs)
@@ -163,9 +175,7 @@ int udfb_cmd_warm(int argc, char **argv)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, argc, argv,
-				"store,base,dest,platform,imports-allow,index-url,refresh-packages,runtime,packages",
-				-2, &err);
+	int rc = udfb_cli_parse(&c, &udfb_cli_warm_spec, argc, argv, &err);
 	if (rc == 0)
 		rc = warm(&c, &err);
 	udfb_cli_free(&c);

@@ -7,26 +7,25 @@
 #include "common/log.h"
 #include "common/version.h"
 
-static const char usage[] =
-	"usage: udf-builder COMMAND [OPTIONS]\n"
-	"\n"
-	"  key REQUEST.json [--base REF]                 print the cache key\n"
-	"  dockerfile REQUEST.json --base REF --out DIR  write a Dockerfile and its build context\n"
-	"  build REQUEST.json --base REF --dest REF [--store DIR] [--index-url URL]... [--refresh-packages]\n"
-	"                                                build the image natively, print a JSON result\n"
-	"  prebuild INPUT... --base REF --dest REF [-j N] [--report FILE] [--dry-run] [--shard I/N]\n"
-	"                                                build many requests (files, dirs, .jsonl)\n"
-	"  warm --runtime 3.12 --packages \"numpy pandas==2.2.*\" --base REF --dest REF [--index-url URL]...\n"
-	"                                                build and publish package layers without a UDF\n"
-	"  cache ls|stat [--store DIR]                   the store's entries (sizes, ages, hits), its totals\n"
-	"  cache gc [--max-bytes N] [--store DIR]        evict least recently used entries, sweep blobs\n"
-	"  cache verify [--store DIR]                    re-hash the store and check its entries\n"
-	"  cache sync-tags [--dest oci:DIR] [--store DIR]  write index.json from the tag journal now\n"
-	"  serve [--listen ADDR] [--base-image RT=REF]...  the ApplyUdfResource gRPC service (serve --help)\n"
-	"  version                                       print the version\n"
-	"\n"
-	"REF is oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX].\n"
-	"Exit status: 0 success, 2 invalid input, 1 anything else. See docs/cli.md.\n";
+static void usage(FILE *f)
+{
+	const struct udfb_cli_spec *const specs[] = { &udfb_cli_key_spec, &udfb_cli_dockerfile_spec,
+						      &udfb_cli_build_spec, &udfb_cli_prebuild_spec,
+						      &udfb_cli_warm_spec };
+	fputs("usage: udf-builder COMMAND [OPTIONS]   (udf-builder COMMAND --help: its options)\n\n", f);
+	for (size_t k = 0; k < sizeof(specs) / sizeof(*specs); k++)
+		udfb_cli_usage(f, specs[k], 0);
+	for (const struct udfb_cli_spec *c = udfb_cli_cache_specs; c->name; c++)
+		udfb_cli_usage(f, c, 0);
+	fprintf(f, "  %-38s %s\n", "serve [OPTIONS]", "the ApplyUdfResource gRPC service (serve --help)");
+	fprintf(f, "  %-38s %s\n", "settings [--markdown] [SECTION]",
+		"every setting: flag, file key, variable, default");
+	fprintf(f, "  %-38s %s\n", "version", "print the version");
+	fputs("\nEvery command takes --config FILE, the service's settings file (docs/configuration.md).\n"
+	      "REF is oci:DIR[:TAG] or docker://HOST[:PORT]/REPO[:TAG|@sha256:HEX].\n"
+	      "Exit status: 0 success, 2 invalid input, 1 anything else. See docs/cli.md.\n",
+	      f);
+}
 
 int main(int argc, char **argv)
 {
@@ -36,7 +35,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "udf-builder: UDFB_LOG_LEVEL: unknown level '%s', using warn\n", lv);
 	udfb_log_init(level, -1);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
-		fputs(usage, argc < 2 ? stderr : stdout);
+		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
 	const char *cmd = argv[1];
@@ -52,12 +51,15 @@ int main(int argc, char **argv)
 		return udfb_cmd_warm(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0)
 		return udfb_cmd_serve(argc - 1, argv + 1);
+	if (strcmp(cmd, "settings") == 0)
+		return udfb_cmd_settings(argc - 1, argv + 1);
 	if (strcmp(cmd, "cache") == 0)
 		return udfb_cmd_cache(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("udf-builder %s\n", UDFB_VERSION);
 		return 0;
 	}
-	fprintf(stderr, "udf-builder: unknown command '%s'\n%s", cmd, usage);
+	fprintf(stderr, "udf-builder: unknown command '%s'\n", cmd);
+	usage(stderr);
 	return 2;
 }

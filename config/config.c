@@ -1,4 +1,7 @@
-/* Service configuration: see config.h and docs/configuration.md. */
+/* The service's settings: its tables (service, imports, packages: one row
+ * per setting, config/settings.h), their setters, and the rules that span
+ * settings (validate, the base for a runtime).  docs/configuration.md's
+ * tables are printed from these rows. */
 #include "config/config.h"
 
 #include <jansson.h>
@@ -7,6 +10,9 @@
 #include <string.h>
 
 #include "common/version.h"
+#include "fetch/netguard.h"
+
+#define CFG(field) offsetof(struct udfb_config, field)
 
 static void set_str(char **slot, const char *v)
 {
@@ -17,39 +23,15 @@ static void set_str(char **slot, const char *v)
 void udfb_config_defaults(struct udfb_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	set_str(&c->listen, "127.0.0.1:50051");
-	set_str(&c->admin_listen, "127.0.0.1:9090");
-	set_str(&c->scheduler, "local");
-	set_str(&c->endpoint_template, "http://udf-{key12}.{tenant}.svc:8815");
-	set_str(&c->salt, "");
-	set_str(&c->platform, UDFB_DEFAULT_PLATFORM);
-	set_str(&c->log_level, "info");
-	c->deadline_mode = UDFB_DEADLINE_FAIL;
-	c->deadline_margin_ms = 100;
-	c->call_workers = 32;
-	c->build_workers = 2;
+	/* listen, admin_listen, scheduler, endpoint_template, salt, platform,
+	 * log_level, deadline mode and margin, workers, TTLs: the rows below. */
+	udfb_settings_defaults(&udfb_settings_service, c);
 	c->cq_threads = 2;
 	c->request_slots = 64;
-	c->max_queued_calls = 64;
-	c->max_cached_calls = 65536;
 	c->max_message_bytes = 8l << 20;
-	c->failure_ttl_ms = 30000;
-	c->grace_ms = 10000;
-	c->token_ttl_s = UDFB_TOKEN_TTL_DEFAULT_S;
 	udfb_fetch_opts_defaults(&c->fetch);
 	udfb_pkg_opts_defaults(&c->packages);
 	c->scheduler_opts = json_object();
-}
-
-static int set_scheduler_opt(struct udfb_config *c, const char *pair, struct udfb_err *err)
-{
-	const char *eq = strchr(pair, '=');
-	if (!eq || eq == pair)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler-opt '%s': expected KEY=VALUE", pair);
-	char *key = strndup(pair, (size_t)(eq - pair));
-	json_object_set_new(c->scheduler_opts, key, json_string(eq + 1));
-	free(key);
-	return 0;
 }
 
 int udfb_env_name_valid(const char *name)
@@ -62,6 +44,8 @@ int udfb_env_name_valid(const char *name)
 	return strcmp(name, "UDF_SERVER_ADDR") && strcmp(name, "RESOURCE_STATUS_ADDR") &&
 	       strcmp(name, "UDF_AUTH_TOKEN") && strcmp(name, "UDF_AUTH_KEYS");
 }
+
+/* ---- setters of the rows that are more than a type ---- */
 
 static int add_base(struct udfb_config *c, const char *runtime, const char *ref, struct udfb_err *err)
 {
@@ -79,45 +63,78 @@ static int add_base(struct udfb_config *c, const char *runtime, const char *ref,
 	return 0;
 }
 
-static int add_base_pair(struct udfb_config *c, const char *pair, struct udfb_err *err)
+static int set_base(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *pair,
+		    struct udfb_err *err)
 {
+	(void)r, (void)src;
 	const char *eq = strchr(pair, '=');
 	if (!eq)
 		return udfb_err_set(err, UDFB_E_INVALID, "base-image '%s': expected RUNTIME=REF", pair);
 	char *runtime = strndup(pair, (size_t)(eq - pair));
-	int rc = add_base(c, runtime, eq + 1, err);
+	int rc = add_base(obj, runtime, eq + 1, err);
 	free(runtime);
 	return rc;
 }
 
-static void add_secret(struct udfb_config *c, const char *s)
+static int json_bases(void *obj, json_t *v, struct udfb_err *err)
 {
+	const char *rt;
+	json_t *ref;
+	if (!json_is_object(v))
+		return udfb_err_set(err, UDFB_E_INVALID, "base_images: must be an object of runtime: reference");
+	json_object_foreach(v, rt, ref) {
+		if (!json_is_string(ref) || add_base(obj, rt, json_string_value(ref), err) < 0)
+			return err->msg ? -1
+					: udfb_err_set(err, UDFB_E_INVALID,
+						       "base_images.%s: must be an image reference", rt);
+	}
+	return 0;
+}
+
+static int set_scheduler_opt(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *pair,
+			     struct udfb_err *err)
+{
+	struct udfb_config *c = obj;
+	(void)r, (void)src;
+	const char *eq = strchr(pair, '=');
+	if (!eq || eq == pair)
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler-opt '%s': expected KEY=VALUE", pair);
+	char *key = strndup(pair, (size_t)(eq - pair));
+	json_object_set_new(c->scheduler_opts, key, json_string(eq + 1));
+	free(key);
+	return 0;
+}
+
+static int json_scheduler_opts(void *obj, json_t *v, struct udfb_err *err)
+{
+	struct udfb_config *c = obj;
+	const char *k;
+	json_t *o;
+	if (!json_is_object(v))
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler_options: must be an object of strings");
+	json_object_foreach(v, k, o) {
+		if (!json_is_string(o))
+			return udfb_err_set(err, UDFB_E_INVALID, "scheduler_options.%s: must be a string", k);
+		json_object_set(c->scheduler_opts, k, o);
+	}
+	return 0;
+}
+
+static int add_secret(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *s,
+		      struct udfb_err *err)
+{
+	struct udfb_config *c = obj;
+	(void)r, (void)src, (void)err;
 	c->token_secrets = realloc(c->token_secrets, (c->n_token_secrets + 1) * sizeof(char *));
 	c->token_secrets[c->n_token_secrets++] = strdup(s);
-}
-
-static int parse_int(const char *name, const char *v, long lo, long hi, long *out, struct udfb_err *err)
-{
-	char *end = NULL;
-	long n = strtol(v, &end, 10);
-	if (!*v || *end || n < lo || n > hi)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: '%s' is not a whole number from %ld to %ld", name, v, lo,
-				    hi);
-	*out = n;
 	return 0;
 }
 
-static int set_int(const char *name, const char *v, int *slot, long lo, long hi, struct udfb_err *err)
+static int set_mode(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		    struct udfb_err *err)
 {
-	long n = 0;
-	if (parse_int(name, v, lo, hi, &n, err) < 0)
-		return -1;
-	*slot = (int)n;
-	return 0;
-}
-
-static int set_mode(struct udfb_config *c, const char *v, struct udfb_err *err)
-{
+	struct udfb_config *c = obj;
+	(void)r, (void)src;
 	if (strcmp(v, "fail") == 0)
 		c->deadline_mode = UDFB_DEADLINE_FAIL;
 	else if (strcmp(v, "accepted") == 0)
@@ -127,84 +144,14 @@ static int set_mode(struct udfb_config *c, const char *v, struct udfb_err *err)
 	return 0;
 }
 
-/* The index list comes whole from one source: the file's, replaced by
- * UDFB_INDEX_URL's, replaced by the flags'. */
-enum { SRC_FILE = 1, SRC_ENV, SRC_FLAG };
-
-static int add_index(struct udfb_config *c, int source, const char *v, struct udfb_err *err)
+static int json_env(void *obj, json_t *env, struct udfb_err *err)
 {
-	if (c->index_source < source)
-		udfb_pkg_opts_clear_index(&c->packages);
-	c->index_source = source;
-	return udfb_pkg_opts_set(&c->packages, "packages-index", v, err);
-}
-
-int udfb_config_set(struct udfb_config *c, const char *name, const char *v, struct udfb_err *err)
-{
-	if (strcmp(name, "index-url") == 0)
-		return add_index(c, SRC_FLAG, v, err);
-	if (strncmp(name, "packages-", 9) == 0)
-		return udfb_pkg_opts_set(&c->packages, name, v, err);
-	struct {
-		const char *name;
-		char **slot;
-	} strs[] = { { "listen", &c->listen },
-		     { "admin-listen", &c->admin_listen },
-		     { "store", &c->store },
-		     { "dest", &c->dest },
-		     { "default-runtime", &c->default_runtime },
-		     { "scheduler", &c->scheduler },
-		     { "endpoint-template", &c->endpoint_template },
-		     { "default-tenant", &c->default_tenant },
-		     { "salt", &c->salt },
-		     { "runtime-packages", &c->runtime_packages },
-		     { "platform", &c->platform },
-		     { "log-level", &c->log_level },
-		     { "tls-cert", &c->tls_cert },
-		     { "tls-key", &c->tls_key },
-		     { "tls-client-ca", &c->tls_client_ca } };
-	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++)
-		if (strcmp(name, strs[k].name) == 0) {
-			set_str(strs[k].slot, v);
-			return 0;
-		}
-	if (strcmp(name, "base-image") == 0)
-		return add_base_pair(c, v, err);
-	if (strncmp(name, "imports-", 8) == 0)
-		return udfb_fetch_opts_set(&c->fetch, name, v, err);
-	if (strcmp(name, "scheduler-opt") == 0)
-		return set_scheduler_opt(c, v, err);
-	if (strcmp(name, "token-secret") == 0) {
-		add_secret(c, v);
-		return 0;
-	}
-	if (strcmp(name, "deadline-mode") == 0)
-		return set_mode(c, v, err);
-	if (strcmp(name, "deadline-margin-ms") == 0)
-		return set_int(name, v, &c->deadline_margin_ms, 0, 60000, err);
-	if (strcmp(name, "call-workers") == 0)
-		return set_int(name, v, &c->call_workers, 1, 1024, err);
-	if (strcmp(name, "max-queued-calls") == 0)
-		return set_int(name, v, &c->max_queued_calls, 1, 1 << 20, err);
-	if (strcmp(name, "max-cached-calls") == 0)
-		return set_int(name, v, &c->max_cached_calls, 16, 1 << 26, err);
-	if (strcmp(name, "build-workers") == 0)
-		return set_int(name, v, &c->build_workers, 1, 256, err);
-	if (strcmp(name, "failure-ttl-ms") == 0)
-		return set_int(name, v, &c->failure_ttl_ms, 0, 86400000, err);
-	if (strcmp(name, "grace-ms") == 0)
-		return set_int(name, v, &c->grace_ms, 0, 600000, err);
-	if (strcmp(name, "token-ttl-s") == 0)
-		return set_int(name, v, &c->token_ttl_s, 60, 7 * 86400, err);
-	return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", name);
-}
-
-/* ---- the JSON file ---- */
-
-static int file_env(struct udfb_config *c, json_t *env, struct udfb_err *err)
-{
+	struct udfb_config *c = obj;
 	const char *scope;
 	json_t *vars;
+	if (!json_is_object(env))
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "env: must be an object of \"<tenant>.<handler>\": {NAME: value}");
 	json_object_foreach(env, scope, vars) {
 		if (!strchr(scope, '.') || !json_is_object(vars))
 			return udfb_err_set(err, UDFB_E_INVALID,
@@ -231,59 +178,10 @@ static int file_env(struct udfb_config *c, json_t *env, struct udfb_err *err)
 	return 0;
 }
 
-/* A setting from the file: the index list there is the file's own (a
- * later source replaces it whole); the rest goes as a flag would. */
-static int file_set(struct udfb_config *c, const char *name, const char *v, struct udfb_err *err)
-{
-	if (strcmp(name, "packages-index") == 0)
-		return add_index(c, SRC_FILE, v, err);
-	return udfb_config_set(c, name, v, err);
-}
-
-/* "imports": {"allow": [...], "max_bytes": N, ...} and "packages":
- * {"index": URL or [URL, ...], "glibc": "2.36", "layer_budget": 16, ...}:
- * each key is the flag <section>-<key> with '_' as '-'; a list sets it
- * once per item. */
-static int file_section(struct udfb_config *c, const char *section, json_t *obj, struct udfb_err *err)
-{
-	const char *key;
-	json_t *v;
-	size_t plen = strlen(section);
-	json_object_foreach(obj, key, v) {
-		char name[96], num[32];
-		snprintf(name, sizeof(name), "%s-%s", section, key);
-		for (char *p = name; *p; p++)
-			if (*p == '_')
-				*p = '-';
-		size_t k;
-		json_t *item;
-		int rc = 0;
-		if (json_is_array(v))
-			json_array_foreach(v, k, item) {
-				if (rc == 0)
-					rc = json_is_string(item)
-						     ? file_set(c, name, json_string_value(item), err)
-						     : udfb_err_set(err, UDFB_E_INVALID, "%s.%s[%zu]: must be a string",
-								    section, key, k);
-			}
-		else if (json_is_integer(v))
-			snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v)),
-				rc = file_set(c, name, num, err);
-		else if (json_is_string(v))
-			rc = file_set(c, name, json_string_value(v), err);
-		else
-			rc = udfb_err_set(err, UDFB_E_INVALID, "%s.%s: unexpected value type", section, key);
-		if (rc < 0)
-			return err->msg && strncmp(err->msg, section, plen) == 0
-				       ? -1
-				       : udfb_err_wrap(err, "%s.%s", section, key);
-	}
-	return 0;
-}
-
 /* {"<identity>": ["<tenant>" or "*", ...]}: checked whole, kept as JSON. */
-static int file_client_tenants(struct udfb_config *c, json_t *v, struct udfb_err *err)
+static int json_client_tenants(void *obj, json_t *v, struct udfb_err *err)
 {
+	struct udfb_config *c = obj;
 	if (!json_is_object(v))
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "tls_client_tenants: must be an object of identity: [tenants]");
@@ -307,63 +205,274 @@ static int file_client_tenants(struct udfb_config *c, json_t *v, struct udfb_err
 	return 0;
 }
 
+/* Checked by the service (workers.c), which owns the defaults. */
+static int json_worker_sizes(void *obj, json_t *v, struct udfb_err *err)
+{
+	struct udfb_config *c = obj;
+	if (!json_is_object(v))
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "worker_sizes: must be an object of size: {cpu_millis, memory_mb}");
+	json_decref(c->worker_sizes);
+	c->worker_sizes = json_incref(v);
+	return 0;
+}
+
+static int set_allow(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		     struct udfb_err *err)
+{
+	(void)r, (void)src;
+	return udfb_netguard_allow(((struct udfb_config *)obj)->fetch.guard, v, err);
+}
+
+/* The index list comes whole from one source: the file's, replaced by
+ * UDFB_INDEX_URL's, replaced by the flags'. */
+static int set_index(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		     struct udfb_err *err)
+{
+	struct udfb_config *c = obj;
+	(void)r;
+	if (c->index_source < (int)src)
+		udfb_pkg_opts_clear_index(&c->packages);
+	c->index_source = (int)src;
+	return udfb_pkg_opts_add_index(&c->packages, v, err);
+}
+
+static int set_glibc(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		     struct udfb_err *err)
+{
+	(void)r, (void)src;
+	return udfb_pkg_opts_set_glibc(&((struct udfb_config *)obj)->packages, v, err);
+}
+
+static int set_python(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		      struct udfb_err *err)
+{
+	(void)r, (void)src;
+	return udfb_pkg_opts_set_python(&((struct udfb_config *)obj)->packages, v, err);
+}
+
+/* ---- the tables ---- */
+
+#define STR(n, key, env, arg, field, dflt, help, doc)                                                     \
+	{                                                                                                 \
+		n, key, env, NULL, arg, UDFB_SET_STR, 0, 0, 0, CFG(field), NULL, NULL, dflt, help, doc, 0 \
+	}
+#define NUM(n, key, env, type, lo, hi, field, dflt, help, doc)                                      \
+	{                                                                                           \
+		n, key, env, NULL, "N", type, 0, lo, hi, CFG(field), NULL, NULL, dflt, help, doc, 0 \
+	}
+#define FN(n, key, env, split, arg, flags, fn, js, dflt, help, doc)                              \
+	{                                                                                        \
+		n, key, env, split, arg, UDFB_SET_FN, flags, 0, 0, 0, fn, js, dflt, help, doc, 0 \
+	}
+#define JSON(n, key, js, dflt, help, doc)                                                                       \
+	{                                                                                                       \
+		n, key, NULL, NULL, NULL, UDFB_SET_JSON, UDFB_SET_NOFLAG, 0, 0, 0, NULL, js, dflt, help, doc, 0 \
+	}
+
+static const struct udfb_setting service_rows[] = {
+	STR("config", NULL, "UDFB_CONFIG", "FILE", config_file, NULL,
+	    "JSON settings file, read before the environment and flags",
+	    "the JSON settings file (duplicate keys are an error); the environment and flags override it"),
+	STR("listen", "listen", "UDFB_LISTEN", "ADDR", listen, "`127.0.0.1:50051`", "gRPC address",
+	    "gRPC address (plain HTTP/2, as Databend's client speaks it); port 0 picks one"),
+	STR("admin-listen", "admin_listen", "UDFB_ADMIN_LISTEN", "ADDR", admin_listen, "`127.0.0.1:9090`",
+	    "/healthz /readyz /metrics address, \"\" for none",
+	    "`/healthz`, `/readyz`, `/metrics`; numeric IPv4 or `[IPv6]`; `\"\"` turns it off"),
+	STR("store", "store", "UDFB_STORE", "DIR", store,
+	    "`/var/lib/udf-builder/store` as root, else `~/.cache/udf-builder/store`", "the local store",
+	    "the local store (docs/cli.md)"),
+	FN("base-image", "base_images", "UDFB_BASE_IMAGES", ",", "RUNTIME=REF", UDFB_SET_REPEAT, set_base, json_bases,
+	   NULL, "base image for a Python runtime (3.12=oci:DIR:TAG)",
+	   "the runtime base image for a Python version; in the file `{\"3.12\": REF}`; `3.12` serves "
+	   "`runtime_version` "
+	   "`3.12` and `3.12.x`, the longest match wins; an unsupported version is `INVALID_ARGUMENT` listing the "
+	   "supported ones"),
+	STR("default-runtime", "default_runtime", "UDFB_DEFAULT_RUNTIME", "RUNTIME", default_runtime, "the first base",
+	    "runtime for a spec without runtime_version", "the runtime for a spec whose `runtime_version` is empty"),
+	STR("dest", "dest", "UDFB_DEST", "REF", dest, "`oci:<store>/images`", "where images are published",
+	    "where images are published; each is tagged `<tenant>-<key hex>`"),
+	STR("platform", "platform", NULL, "OS/ARCH", platform, "`" UDFB_DEFAULT_PLATFORM "`",
+	    "the platform of base images and of the images built", NULL),
+	STR("scheduler", "scheduler", "UDFB_SCHEDULER", "NAME", scheduler, "`local`",
+	    "sandbox backend: local, kubernetes or template",
+	    "the sandbox backend: `local` (sandboxes on this machine under an OCI runtime; settings below), "
+	    "`kubernetes` "
+	    "(a Deployment per sandbox on a cluster; settings below) or `template` (endpoints from a pattern, "
+	    "sandboxes "
+	    "run by someone else)"),
+	FN("scheduler-opt", "scheduler_options", "UDFB_SCHEDULER_OPTS", ",", "KEY=VALUE", UDFB_SET_REPEAT,
+	   set_scheduler_opt, json_scheduler_opts, NULL, "a setting of the scheduler backend",
+	   "a setting of the chosen backend, as a string (in the file `{\"KEY\": \"VALUE\"}`); a key the backend does "
+	   "not know stops the service at start"),
+	STR("endpoint-template", "endpoint_template", "UDFB_ENDPOINT_TEMPLATE", "PATTERN", endpoint_template,
+	    "`http://udf-{key12}.{tenant}.svc:8815`", "template scheduler's endpoint ({key}, {key12}, {tenant})",
+	    "the `template` scheduler's endpoint: `{key}` (64 hex), `{key12}`, `{tenant}` (as a DNS label)"),
+	STR("default-tenant", "default_tenant", "UDFB_DEFAULT_TENANT", "NAME", default_tenant, NULL,
+	    "tenant of calls without x-databend-tenant",
+	    "tenant of calls without `x-databend-tenant`; without it such calls are `INVALID_ARGUMENT`"),
+	FN("deadline-mode", "deadline_mode", "UDFB_DEADLINE_MODE", NULL, "MODE", 0, set_mode, NULL, "`fail`",
+	   "fail (DEADLINE_EXCEEDED) or accepted (answer the coming endpoint)",
+	   "what a call answers when its build cannot finish before its deadline: `fail` (`DEADLINE_EXCEEDED`) or "
+	   "`accepted` (the endpoint the sandbox will have)"),
+	NUM("deadline-margin-ms", "deadline_margin_ms", NULL, UDFB_SET_INT, 0, 60000, deadline_margin_ms, "`100`",
+	    "answer this long before the call's deadline", NULL),
+	FN("token-secret", "token_secrets", "UDFB_TOKEN_SECRETS", ",", "SECRET", UDFB_SET_REPEAT | UDFB_SET_NOFLAG,
+	   add_secret, NULL, "a random secret per process", "HMAC secret for x-authorization tokens",
+	   "HMAC secrets for `x-authorization` tokens (no flag: secrets stay off command lines), each at least 16 "
+	   "bytes; the first signs, all are accepted by sandboxes (docs/operations.md: rotation)"),
+	STR("tls-cert", "tls_cert", NULL, "FILE", tls_cert, "none (plain HTTP/2)",
+	    "serve gRPC over TLS (PEM, with --tls-key)",
+	    "serve gRPC over TLS (PEM files, with `tls_key`, read again on SIGHUP; docs/operations.md, \"Authenticated "
+	    "callers\")"),
+	STR("tls-key", "tls_key", NULL, "FILE", tls_key, NULL, "the key of --tls-cert (PEM; read again on SIGHUP)",
+	    NULL),
+	STR("tls-client-ca", "tls_client_ca", NULL, "FILE", tls_client_ca, NULL,
+	    "require client certificates signed by this CA (mutual TLS)", NULL),
+	JSON("tls-client-tenants", "tls_client_tenants", json_client_tenants, "none (any tenant)",
+	     "which tenants a client certificate may act for",
+	     "`{\"<identity>\": [\"<tenant>\", \"*\"]}`: which tenants a client certificate (subject CN or a SAN) may "
+	     "act "
+	     "for; `PERMISSION_DENIED` otherwise; needs `tls_client_ca`"),
+	NUM("token-ttl-s", "token_ttl_s", NULL, UDFB_SET_INT, 60, 7 * 86400, token_ttl_s, "`3600`",
+	    "how long an x-authorization token is good for",
+	    "how long an `x-authorization` token is good for, from the answer that carried it (60 s to 7 days); each "
+	    "answer carries a fresh one (docs/service.md, Tokens)"),
+	JSON("env", "env", json_env, NULL, "operator-bound variables of a UDF's sandbox",
+	     "`{\"<tenant>.<handler>\": {\"NAME\": \"value\"}}`: operator-bound variables put into that UDF's sandbox "
+	     "environment (never into the image); the scope is `<tenant>.<worker name>` for CreateWorker, "
+	     "`<tenant>.<handler>` for ApplyResource and ApplyUdfResource; names match `^[A-Z_][A-Z0-9_]*$`; "
+	     "`UDF_SERVER_ADDR`, `RESOURCE_STATUS_ADDR`, `UDF_AUTH_KEYS` and `UDF_AUTH_TOKEN` are refused"),
+	JSON("worker-sizes", "worker_sizes", json_worker_sizes, "the built-in table", "the sizes CREATE WORKER names",
+	     "`{\"small\": {\"cpu_millis\": 500, \"memory_mb\": 512}, …}`: replaces the table of worker sizes whole "
+	     "(below, \"Worker sizes\")"),
+	NUM("call-workers", "call_workers", NULL, UDFB_SET_INT, 1, 1024, call_workers, "`32`",
+	    "threads serving calls that wait for a build", NULL),
+	NUM("max-queued-calls", "max_queued_calls", NULL, UDFB_SET_INT, 1, 1 << 20, max_queued_calls, "`64`",
+	    "calls of one tenant that may wait for a call worker",
+	    "calls of one tenant that may wait for a call worker; one more is answered `RESOURCE_EXHAUSTED`; tenants "
+	    "are served round-robin (docs/service.md, \"Call workers\")"),
+	NUM("max-cached-calls", "max_cached_calls", NULL, UDFB_SET_INT, 16, 1 << 26, max_cached_calls, "`65536`",
+	    "entries per in-memory table that grows with distinct calls",
+	    "entries of each in-memory table that grows with distinct calls (fingerprints, flights, scripts, "
+	    "validated imports), least recently used out (docs/service.md, \"Memory\")"),
+	NUM("build-workers", "build_workers", NULL, UDFB_SET_INT, 1, 256, build_workers, "`2`", "builds at once", NULL),
+	NUM("failure-ttl-ms", "failure_ttl_ms", NULL, UDFB_SET_INT, 0, 86400000, failure_ttl_ms, "`30000`",
+	    "how long a deterministic build failure is remembered",
+	    "how long a deterministic build failure (bad input, unsupported) answers without a rebuild"),
+	NUM("grace-ms", "grace_ms", NULL, UDFB_SET_INT, 0, 600000, grace_ms, "`10000`",
+	    "shutdown grace period for calls in flight",
+	    "on SIGTERM/SIGINT, how long calls in flight may finish before they are cancelled"),
+	STR("salt", "salt", "UDFB_SALT", "S", salt, "`\"\"`", "cache-key salt", "cache-key salt (docs/cache-key.md)"),
+	STR("runtime-packages", "runtime_packages", "UDFB_RUNTIME_PACKAGES", "REQS", runtime_packages,
+	    "none (`make run`: `databend-udf`)", "requirements put into every base once, e.g. databend-udf",
+	    "requirements (PEP 508, separated by spaces or commas) put into every base image once, at start: resolved "
+	    "from the package indexes (`--index-url`) by the project's resolver, one layer per wheel (the `warm` "
+	    "build, "
+	    "docs/packages.md), published as `oci:<store>/runtimes:<tag>` and used as that runtime's base; the log "
+	    "says "
+	    "when it starts, how long it took, how many wheels it installed. A restart finds it in the store. When no "
+	    "index answers or a package is missing, a warning says so and the base serves as it is; a malformed "
+	    "requirement stops the service"),
+	STR("log-level", "log_level", "UDFB_LOG_LEVEL", "LEVEL", log_level, "`info`", "debug, info, warn, error",
+	    "`debug`, `info`, `warn`, `error`"),
+};
+
+#define LL(n) ((long long)(n))
+
+static const struct udfb_setting imports_rows[] = {
+	FN("imports-allow", "allow", "UDFB_IMPORTS_ALLOW", ",", "HOST_OR_CIDR", UDFB_SET_REPEAT, set_allow, NULL, NULL,
+	   "let imports connect to a guarded address",
+	   "let imports connect to a guarded address (loopback and private ones are refused otherwise; "
+	   "docs/imports.md)"),
+	NUM("imports-max-bytes", "max_bytes", "UDFB_IMPORTS_MAX_BYTES", UDFB_SET_LLONG, 1, LL(1) << 40,
+	    fetch.max_import_bytes, "`268435456` (256 MiB)", "bytes per import", NULL),
+	NUM("imports-max-request-bytes", "max_request_bytes", "UDFB_IMPORTS_MAX_REQUEST_BYTES", UDFB_SET_LLONG, 1,
+	    LL(1) << 42, fetch.max_request_bytes, "`1073741824` (1 GiB)", "bytes of all imports of a request", NULL),
+	NUM("imports-max-count", "max_count", "UDFB_IMPORTS_MAX_COUNT", UDFB_SET_INT, 0, 256, fetch.max_imports, "`64`",
+	    "imports per request", NULL),
+	NUM("imports-connect-timeout-ms", "connect_timeout_ms", "UDFB_IMPORTS_CONNECT_TIMEOUT_MS", UDFB_SET_LONG, 1,
+	    600000, fetch.connect_timeout_ms, "`10000`", "connecting to an import's host", NULL),
+	NUM("imports-low-speed-time-s", "low_speed_time_s", "UDFB_IMPORTS_LOW_SPEED_TIME_S", UDFB_SET_LONG, 1, 3600,
+	    fetch.low_speed_time_s, "`30`", "a transfer below 1 KiB/s for this long is cut", NULL),
+	NUM("imports-timeout-ms", "timeout_ms", "UDFB_IMPORTS_TIMEOUT_MS", UDFB_SET_LLONG, 1, 86400000,
+	    fetch.timeout_ms, "`300000`", "all of a request's imports", NULL),
+	NUM("imports-attempts", "attempts", "UDFB_IMPORTS_ATTEMPTS", UDFB_SET_INT, 1, 20, fetch.attempts, "`4`",
+	    "attempts per import, for retryable failures", NULL),
+	NUM("imports-parallel", "parallel", "UDFB_IMPORTS_PARALLEL", UDFB_SET_INT, 1, 64, fetch.parallel, "`8`",
+	    "transfers at once", NULL),
+	STR("imports-ca-bundle", "ca_bundle", "UDFB_IMPORTS_CA_BUNDLE", "FILE", fetch.ca_bundle, "the system's",
+	    "CA certificates (PEM) for https imports", NULL),
+	NUM("imports-revalidate-ms", "revalidate_ms", "UDFB_IMPORTS_REVALIDATE_MS", UDFB_SET_LLONG, 0, 86400000,
+	    fetch.revalidate_ms, "`30000`", "how long a script's import, once validated, is trusted",
+	    "how long an import of a Databend script (no tag), once validated, is trusted without asking its object "
+	    "store again. Within it a repeated query makes no request at all (the fast path); after it the next call "
+	    "sends one first-byte `GET` per import and sees a replaced object. Smaller: a replaced stage file is seen "
+	    "sooner, at one request per import per window and per query; larger: fewer requests, a replacement seen "
+	    "later. `0` validates on every call"),
+};
+
+static const struct udfb_setting packages_rows[] = {
+	FN("index-url", "index", "UDFB_INDEX_URL", ", ", "URL_OR_DIR", UDFB_SET_REPEAT, set_index, NULL,
+	   "`https://pypi.org/simple`", "a package index (PEP 691, PEP 503, or a directory of wheels)",
+	   "package indexes (PEP 691 JSON, PEP 503 HTML, or a directory of wheels), merged in order; in the file a "
+	   "list or one string; a later source's list replaces an earlier one's (file < environment < flags); index "
+	   "hosts are opened for package downloads only (docs/packages.md)"),
+	FN("packages-glibc", "glibc", "UDFB_PACKAGES_GLIBC", NULL, "2.M", 0, set_glibc, NULL, "`2.36`",
+	   "the manylinux level the runtime images provide", NULL),
+	FN("packages-python", "python", "UDFB_PACKAGES_PYTHON", NULL, "3.X", 0, set_python, NULL, "`3.12`",
+	   "the target Python when neither the base image nor the spec says",
+	   "the target Python when neither the base image's `PYTHON_VERSION` nor the spec's `runtime_version` says"),
+	NUM("packages-layer-budget", "layer_budget", "UDFB_PACKAGES_LAYER_BUDGET", UDFB_SET_INT, 1, 100,
+	    packages.layer_budget, "`16`", "package layers per image before the smallest share one",
+	    "package layers per image; past it the smallest wheels share one layer"),
+	NUM("packages-max-unpacked", "max_unpacked", "UDFB_PACKAGES_MAX_UNPACKED", UDFB_SET_LLONG, 1, LL(1) << 42,
+	    packages.max_unpacked, "`2147483648` (2 GiB)", "bytes all wheels unpacked by one build may write",
+	    "bytes all wheels unpacked by one build may write (docs/packages.md)"),
+	NUM("packages-max-unpack-ms", "max_unpack_ms", "UDFB_PACKAGES_MAX_UNPACK_MS", UDFB_SET_LLONG, 1, 86400000,
+	    packages.max_unpack_ms, "`120000`", "milliseconds all wheels of one build may take to unpack",
+	    "milliseconds all wheels of one build may take to unpack; past it `INVALID_ARGUMENT` naming the wheel and "
+	    "the entry (docs/packages.md)"),
+};
+
+const struct udfb_settings udfb_settings_service = UDFB_SETTINGS("service", NULL, service_rows, 0);
+const struct udfb_settings udfb_settings_imports = UDFB_SETTINGS("imports", "imports", imports_rows, 0);
+const struct udfb_settings udfb_settings_packages = UDFB_SETTINGS("packages", "packages", packages_rows, 0);
+
+static const struct udfb_settings *const sections[] = { &udfb_settings_service, &udfb_settings_imports,
+							&udfb_settings_packages };
+
+/* ---- sources ---- */
+
+int udfb_config_set(struct udfb_config *c, const char *name, const char *v, struct udfb_err *err)
+{
+	for (size_t k = 0; k < sizeof(sections) / sizeof(*sections); k++) {
+		const struct udfb_setting *r = udfb_settings_find(sections[k], name);
+		if (r)
+			return udfb_setting_set(r, c, UDFB_SRC_FLAG, v, err);
+	}
+	return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", name);
+}
+
+/* A top-level key: a section's object, a row's file key, or a flag's name
+ * with '_' for '-' ("imports_allow"), as earlier versions took them. */
 static int file_value(struct udfb_config *c, const char *key, json_t *v, struct udfb_err *err)
 {
-	if (strcmp(key, "base_images") == 0 && json_is_object(v)) {
-		const char *rt;
-		json_t *ref;
-		json_object_foreach(v, rt, ref) {
-			if (!json_is_string(ref) || add_base(c, rt, json_string_value(ref), err) < 0)
-				return err->msg ? -1
-						: udfb_err_set(err, UDFB_E_INVALID,
-							       "base_images.%s: must be an image reference", rt);
-		}
-		return 0;
-	}
-	if (strcmp(key, "env") == 0 && json_is_object(v))
-		return file_env(c, v, err);
-	if ((strcmp(key, "imports") == 0 || strcmp(key, "packages") == 0) && json_is_object(v))
-		return file_section(c, key, v, err);
-	if (strcmp(key, "scheduler_options") == 0 && json_is_object(v)) {
-		const char *k;
-		json_t *o;
-		json_object_foreach(v, k, o) {
-			if (!json_is_string(o))
-				return udfb_err_set(err, UDFB_E_INVALID, "scheduler_options.%s: must be a string", k);
-			json_object_set(c->scheduler_opts, k, o);
-		}
-		return 0;
-	}
-	if (strcmp(key, "tls_client_tenants") == 0)
-		return file_client_tenants(c, v, err);
-	if (strcmp(key, "worker_sizes") == 0 && json_is_object(v)) {
-		/* Checked by the service (workers.c), which owns the defaults. */
-		json_decref(c->worker_sizes);
-		c->worker_sizes = json_incref(v);
-		return 0;
-	}
-	if (strcmp(key, "token_secrets") == 0 && json_is_array(v)) {
-		size_t k;
-		json_t *s;
-		json_array_foreach(v, k, s) {
-			if (!json_is_string(s))
-				return udfb_err_set(err, UDFB_E_INVALID, "token_secrets[%zu]: must be a string", k);
-			add_secret(c, json_string_value(s));
-		}
-		return 0;
-	}
-	char flag[64], num[32];
+	for (size_t k = 1; k < sizeof(sections) / sizeof(*sections); k++)
+		if (strcmp(key, sections[k]->object) == 0)
+			return json_is_object(v) ? udfb_settings_load_object(sections[k], c, v, key, err)
+						 : udfb_err_set(err, UDFB_E_INVALID, "%s: must be an object", key);
+	const struct udfb_setting *r = udfb_settings_find_key(&udfb_settings_service, key);
+	char flag[64];
 	snprintf(flag, sizeof(flag), "%s", key);
 	for (char *p = flag; *p; p++)
 		if (*p == '_')
 			*p = '-';
-	if (json_is_integer(v)) {
-		snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-		return udfb_config_set(c, flag, num, err);
-	}
-	if (json_is_string(v))
-		return udfb_config_set(c, flag, json_string_value(v), err);
-	return udfb_err_set(err, UDFB_E_INVALID, "%s: unexpected value type", key);
+	for (size_t k = 0; !r && k < sizeof(sections) / sizeof(*sections); k++)
+		r = udfb_settings_find(sections[k], flag);
+	if (!r)
+		return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", flag);
+	return udfb_setting_set_json(r, c, v, err);
 }
 
 int udfb_config_load_file(struct udfb_config *c, const char *path, struct udfb_err *err)
@@ -383,61 +492,11 @@ int udfb_config_load_file(struct udfb_config *c, const char *path, struct udfb_e
 	return rc < 0 ? udfb_err_wrap(err, "config %s", path) : 0;
 }
 
-/* ---- environment ---- */
-
-static int split_list(struct udfb_config *c, const char *name, const char *list, struct udfb_err *err)
-{
-	char *copy = strdup(list), *save = NULL;
-	int rc = 0;
-	for (char *item = strtok_r(copy, ",", &save); item && rc == 0; item = strtok_r(NULL, ",", &save))
-		rc = udfb_config_set(c, name, item, err);
-	free(copy);
-	return rc;
-}
-
 int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err)
 {
-	static const char *const names[] = { "listen",
-					     "admin-listen",
-					     "store",
-					     "dest",
-					     "default-runtime",
-					     "scheduler",
-					     "endpoint-template",
-					     "default-tenant",
-					     "deadline-mode",
-					     "salt",
-					     "log-level",
-					     "runtime-packages",
-					     NULL };
-	for (int k = 0; names[k]; k++) {
-		char var[64] = "UDFB_";
-		size_t n = strlen(var);
-		for (const char *p = names[k]; *p && n < sizeof(var) - 1; p++)
-			var[n++] = *p == '-' ? '_' : (char)(*p - 'a' + 'A');
-		var[n] = '\0';
-		const char *v = getenv(var);
-		if (v && *v && udfb_config_set(c, names[k], v, err) < 0)
-			return udfb_err_wrap(err, "%s", var);
-	}
-	const char *v = getenv("UDFB_BASE_IMAGES");
-	if (v && *v && split_list(c, "base-image", v, err) < 0)
-		return udfb_err_wrap(err, "UDFB_BASE_IMAGES");
-	if (udfb_fetch_opts_load_env(&c->fetch, err) < 0)
-		return -1;
-	v = getenv("UDFB_INDEX_URL");
-	if (v && *v) {
-		udfb_pkg_opts_clear_index(&c->packages);
-		c->index_source = SRC_ENV;
-	}
-	if (udfb_pkg_opts_load_env(&c->packages, err) < 0)
-		return -1;
-	v = getenv("UDFB_SCHEDULER_OPTS");
-	if (v && *v && split_list(c, "scheduler-opt", v, err) < 0)
-		return udfb_err_wrap(err, "UDFB_SCHEDULER_OPTS");
-	v = getenv("UDFB_TOKEN_SECRETS");
-	if (v && *v && split_list(c, "token-secret", v, err) < 0)
-		return udfb_err_wrap(err, "UDFB_TOKEN_SECRETS");
+	for (size_t k = 0; k < sizeof(sections) / sizeof(*sections); k++)
+		if (udfb_settings_load_env(sections[k], c, err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -515,11 +574,8 @@ const struct udfb_udf_env *udfb_config_env_for(const struct udfb_config *c, cons
 
 void udfb_config_free(struct udfb_config *c)
 {
-	char **strs[] = { &c->listen,	 &c->admin_listen,	&c->store,	    &c->dest,	 &c->default_runtime,
-			  &c->scheduler, &c->endpoint_template, &c->default_tenant, &c->salt,	 &c->platform,
-			  &c->log_level, &c->runtime_packages,	&c->tls_cert,	    &c->tls_key, &c->tls_client_ca };
-	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++)
-		free(*strs[k]);
+	udfb_settings_free(&udfb_settings_service, c);
+	udfb_settings_free(&udfb_settings_imports, c);
 	for (size_t k = 0; k < c->n_bases; k++)
 		free(c->bases[k].runtime), free(c->bases[k].ref);
 	free(c->bases);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "config/settings.h"
 #include "fetch/fetch.h"
 #include "pkgindex/pkgopts.h"
 
@@ -35,6 +36,7 @@ struct udfb_runtime_base {
 enum udfb_deadline_mode { UDFB_DEADLINE_FAIL, UDFB_DEADLINE_ACCEPTED };
 
 struct udfb_config {
+	char *config_file; /* --config, UDFB_CONFIG: read before the rest */
 	char *listen;
 	char *admin_listen; /* "" turns the admin port off */
 	char *store;
@@ -81,10 +83,14 @@ struct udfb_config {
 	json_t *worker_sizes;
 };
 
+/* The tables of config.c: the service's own settings, "imports" and
+ * "packages" (rows write into struct udfb_config). */
+extern const struct udfb_settings udfb_settings_service, udfb_settings_imports, udfb_settings_packages;
+
 void udfb_config_defaults(struct udfb_config *c);
 int udfb_config_load_file(struct udfb_config *c, const char *path, struct udfb_err *err);
 int udfb_config_load_env(struct udfb_config *c, struct udfb_err *err);
-/* One setting by its flag name ("listen", "base-image", ...). */
+/* One setting by its flag name ("listen", "base-image", ...), as a flag. */
 int udfb_config_set(struct udfb_config *c, const char *name, const char *value, struct udfb_err *err);
 int udfb_config_validate(struct udfb_config *c, struct udfb_err *err);
 void udfb_config_free(struct udfb_config *c);

@@ -35,13 +35,6 @@ struct udfb_fetch_opts {
 };
 
 void udfb_fetch_opts_defaults(struct udfb_fetch_opts *o);
-/* Settings by name: imports-allow (repeatable), imports-max-bytes,
- * imports-max-request-bytes, imports-max-count, imports-connect-timeout-ms,
- * imports-low-speed-time-s, imports-timeout-ms, imports-attempts,
- * imports-parallel, imports-ca-bundle. */
-int udfb_fetch_opts_set(struct udfb_fetch_opts *o, const char *name, const char *value, struct udfb_err *err);
-/* UDFB_IMPORTS_ALLOW (comma-separated), UDFB_IMPORTS_MAX_BYTES, ... */
-int udfb_fetch_opts_load_env(struct udfb_fetch_opts *o, struct udfb_err *err);
 void udfb_fetch_opts_free(struct udfb_fetch_opts *o);
 
 struct udfb_fetched {

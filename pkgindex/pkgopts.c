@@ -40,7 +40,7 @@ void udfb_pkg_opts_free(struct udfb_pkg_opts *o)
 
 /* An http(s) index opens its host in the package guard; a directory (or
  * file:// URL) needs nothing. */
-static int add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
+int udfb_pkg_opts_add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
 {
 	if (!*v)
 		return udfb_err_set(err, UDFB_E_INVALID, "packages-index: empty");
@@ -70,7 +70,7 @@ static int add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_err *er
 	return 0;
 }
 
-static int glibc(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
+int udfb_pkg_opts_set_glibc(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
 {
 	int ma = 0, mi = 0, n = 0;
 	if (sscanf(v, "%d.%d%n", &ma, &mi, &n) != 2 || v[n] || ma != 2 || mi < 5 || mi > 99)
@@ -80,7 +80,7 @@ static int glibc(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
 	return 0;
 }
 
-static int python(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
+int udfb_pkg_opts_set_python(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
 {
 	int ma = 0, mi = 0, n = 0;
 	if (sscanf(v, "%d.%d%n", &ma, &mi, &n) != 2 || ma != 3 || mi < 0 || mi > 99 ||
@@ -89,69 +89,5 @@ static int python(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
 				    v);
 	free(o->python);
 	o->python = strdup(v);
-	return 0;
-}
-
-int udfb_pkg_opts_set(struct udfb_pkg_opts *o, const char *name, const char *v, struct udfb_err *err)
-{
-	if (strcmp(name, "packages-index") == 0)
-		return add_index(o, v, err);
-	if (strcmp(name, "packages-glibc") == 0)
-		return glibc(o, v, err);
-	if (strcmp(name, "packages-python") == 0)
-		return python(o, v, err);
-	if (strcmp(name, "packages-layer-budget") == 0) {
-		char *end = NULL;
-		long n = strtol(v, &end, 10);
-		if (!*v || *end || n < 1 || n > 100)
-			return udfb_err_set(err, UDFB_E_INVALID,
-					    "packages-layer-budget: '%s' is not a whole number from 1 to 100", v);
-		o->layer_budget = (int)n;
-		return 0;
-	}
-	if (strcmp(name, "packages-max-unpacked") == 0) {
-		char *end = NULL;
-		long long n = strtoll(v, &end, 10);
-		if (*v < '0' || *v > '9' || *end || n < 1 || n > (1ll << 42))
-			return udfb_err_set(err, UDFB_E_INVALID,
-					    "packages-max-unpacked: '%s' is not a byte count from 1 to 2^42", v);
-		o->max_unpacked = n;
-		return 0;
-	}
-	if (strcmp(name, "packages-max-unpack-ms") == 0) {
-		char *end = NULL;
-		long long n = strtoll(v, &end, 10);
-		if (*v < '0' || *v > '9' || *end || n < 1 || n > 86400000)
-			return udfb_err_set(
-				err, UDFB_E_INVALID,
-				"packages-max-unpack-ms: '%s' is not a whole number of ms from 1 to 86400000", v);
-		o->max_unpack_ms = n;
-		return 0;
-	}
-	return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", name);
-}
-
-int udfb_pkg_opts_load_env(struct udfb_pkg_opts *o, struct udfb_err *err)
-{
-	static const char *const vars[][2] = { { "UDFB_INDEX_URL", "packages-index" },
-					       { "UDFB_PACKAGES_GLIBC", "packages-glibc" },
-					       { "UDFB_PACKAGES_PYTHON", "packages-python" },
-					       { "UDFB_PACKAGES_LAYER_BUDGET", "packages-layer-budget" },
-					       { "UDFB_PACKAGES_MAX_UNPACKED", "packages-max-unpacked" },
-					       { "UDFB_PACKAGES_MAX_UNPACK_MS", "packages-max-unpack-ms" } };
-	for (size_t k = 0; k < sizeof(vars) / sizeof(*vars); k++) {
-		const char *v = getenv(vars[k][0]);
-		if (!v || !*v)
-			continue;
-		char *copy = strdup(v), *save = NULL;
-		int rc = 0;
-		/* The index list is comma- or space-separated, like pip's. */
-		for (char *item = k == 0 ? strtok_r(copy, ", ", &save) : copy; item && rc == 0;
-		     item = k == 0 ? strtok_r(NULL, ", ", &save) : NULL)
-			rc = udfb_pkg_opts_set(o, vars[k][1], item, err);
-		free(copy);
-		if (rc < 0)
-			return udfb_err_wrap(err, "%s", vars[k][0]);
-	}
 	return 0;
 }

@@ -1,12 +1,7 @@
-/* Settings of native package installs (docs/configuration.md):
- *   packages-index URL|DIR   repeatable; config "packages": {"index": [...]},
- *                            --index-url, UDFB_INDEX_URL (comma-separated)
- *   packages-glibc 2.36      manylinux level the runtime images provide
- *   packages-python 3.12     the runtime's Python when its base image does
- *                            not say (its PYTHON_VERSION) nor the spec
- *   packages-layer-budget 16 package layers per image before the smallest merge
- *   packages-max-unpacked 2147483648  bytes all wheels unpacked in one build
- *                            may write (a zip bomb's ratio has no other bound)
+/* Settings of native package installs: indexes (URLs or directories), the
+ * glibc and Python the runtime images provide, the layer budget and the
+ * bytes wheels may unpack to.  Their flags, file keys and UDFB_* variables
+ * are the rows of config/config.c's "packages" table (docs/configuration.md).
  * The index hosts are opened in a guard of their own: an operator naming an
  * index on a private network opens that host to package downloads only,
  * never to imports. */
@@ -39,10 +34,12 @@ struct udfb_pkg_opts {
 };
 
 void udfb_pkg_opts_defaults(struct udfb_pkg_opts *o);
-int udfb_pkg_opts_set(struct udfb_pkg_opts *o, const char *name, const char *value, struct udfb_err *err);
-/* UDFB_INDEX_URL, UDFB_PACKAGES_GLIBC, UDFB_PACKAGES_PYTHON, UDFB_PACKAGES_LAYER_BUDGET,
- * UDFB_PACKAGES_MAX_UNPACKED. */
-int udfb_pkg_opts_load_env(struct udfb_pkg_opts *o, struct udfb_err *err);
+/* The values that are more than a number (config/config.c holds the rows
+ * naming them): an index URL or directory, a glibc version like 2.36, a
+ * Python version like 3.12. */
+int udfb_pkg_opts_add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err);
+int udfb_pkg_opts_set_glibc(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err);
+int udfb_pkg_opts_set_python(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err);
 void udfb_pkg_opts_free(struct udfb_pkg_opts *o);
 /* Forget the indexes set so far (a flag replacing the environment's list). */
 void udfb_pkg_opts_clear_index(struct udfb_pkg_opts *o);

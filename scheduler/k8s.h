@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "common/err.h"
+#include "config/settings.h"
 #include "scheduler/scheduler.h"
 
 struct k8s_opts {
@@ -26,6 +27,8 @@ struct k8s_opts {
 
 int k8s_opts_parse(struct k8s_opts *o, json_t *opts, struct udfb_err *err);
 void k8s_opts_free(struct k8s_opts *o);
+/* Its options' rows (docs/configuration.md, "The kubernetes scheduler"). */
+extern const struct udfb_settings udfb_settings_k8s;
 
 struct k8s_names {
 	char *label; /* the tenant's DNS label */

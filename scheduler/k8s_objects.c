@@ -10,67 +10,82 @@
 #include "scheduler/k8s.h"
 #include "common/tenant.h"
 
-enum opt_type { T_STR, T_LONG };
+static int set_count(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		     struct udfb_err *err)
+{
+	char *end;
+	(void)src;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno || end == v || *end || n < 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option '%s': '%s' is not a non-negative integer",
+				    r->name, v);
+	*(long *)((char *)obj + r->off) = n;
+	return 0;
+}
 
-static const struct opt_def {
-	const char *name;
-	enum opt_type type;
-	size_t off;
-} defs[] = {
-	{ "api_server", T_STR, offsetof(struct k8s_opts, api_server) },
-	{ "token_file", T_STR, offsetof(struct k8s_opts, token_file) },
-	{ "ca_file", T_STR, offsetof(struct k8s_opts, ca_file) },
-	{ "kubeconfig", T_STR, offsetof(struct k8s_opts, kubeconfig) },
-	{ "runtime_class", T_STR, offsetof(struct k8s_opts, runtime_class) },
-	{ "cluster_domain", T_STR, offsetof(struct k8s_opts, cluster_domain) },
-	{ "cpu_request", T_STR, offsetof(struct k8s_opts, cpu_request) },
-	{ "cpu_limit", T_STR, offsetof(struct k8s_opts, cpu_limit) },
-	{ "memory_request", T_STR, offsetof(struct k8s_opts, memory_request) },
-	{ "memory_limit", T_STR, offsetof(struct k8s_opts, memory_limit) },
-	{ "tmp_size", T_STR, offsetof(struct k8s_opts, tmp_size) },
-	{ "query_pod_selector", T_STR, offsetof(struct k8s_opts, query_pod_selector) },
-	{ "query_namespace_selector", T_STR, offsetof(struct k8s_opts, query_namespace_selector) },
-	{ "egress_cidrs", T_STR, offsetof(struct k8s_opts, egress_cidrs) },
-	{ "dns_namespace", T_STR, offsetof(struct k8s_opts, dns_namespace) },
-	{ "service_account", T_STR, offsetof(struct k8s_opts, service_account) },
-	{ "start_timeout_ms", T_LONG, offsetof(struct k8s_opts, start_timeout_ms) },
-	{ "poll_ms", T_LONG, offsetof(struct k8s_opts, poll_ms) },
-	{ "idle_ms", T_LONG, offsetof(struct k8s_opts, idle_ms) },
-	{ "reap_interval_ms", T_LONG, offsetof(struct k8s_opts, reap_interval_ms) },
-	{ "request_timeout_ms", T_LONG, offsetof(struct k8s_opts, request_timeout_ms) },
+/* The rows: docs/configuration.md's "kubernetes scheduler" table is
+ * printed from them (udf-builder settings --markdown kubernetes). */
+#define OFF(f) offsetof(struct k8s_opts, f)
+#define STR(key, dflt, doc)                                                                                   \
+	{                                                                                                     \
+#key, #key, NULL, NULL, NULL, UDFB_SET_STR, 0, 0, 0, OFF(key), NULL, NULL, dflt, doc, NULL, 0 \
+	}
+#define NUM(key, dflt, doc)                                                                                       \
+	{                                                                                                         \
+#key, #key, NULL, NULL, NULL, UDFB_SET_FN, 0, 0, 0, OFF(key), set_count, NULL, dflt, doc, NULL, 0 \
+	}
+
+static const struct udfb_setting rows[] = {
+	STR(api_server, "in-cluster: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`",
+	    "the API server's URL (`http://` only for tests)"),
+	STR(token_file, "in-cluster: `/var/run/secrets/kubernetes.io/serviceaccount/token`",
+	    "a file holding the bearer token (read once at start; never logged)"),
+	STR(ca_file, "in-cluster: `…/serviceaccount/ca.crt`", "the CA bundle for `api_server`"),
+	STR(kubeconfig, NULL,
+	    "a kubeconfig in YAML as `kubectl` writes it (`~/.kube/config`), or in JSON; read with libyaml (up to 4 "
+	    "MiB, 64 levels, 100000 values, aliases expanded within that bound): the current context's cluster "
+	    "`server`, `certificate-authority(-data)`, and user `token`, `tokenFile`, `client-certificate(-data)`, "
+	    "`client-key(-data)`; `api_server`, `ca_file` and `token_file` given as well win"),
+	STR(runtime_class, "`runsc`",
+	    "the pods' `runtimeClassName` (gVisor); `\"\"` leaves it out (the cluster's default runtime)"),
+	STR(cluster_domain, "`cluster.local`",
+	    "endpoints are `http://<service>.<namespace>.svc.<cluster_domain>:8815`"),
+	STR(cpu_request, "`100m`", "the container's CPU request (a Kubernetes quantity)"),
+	STR(cpu_limit, "`1`", "the container's CPU limit"),
+	STR(memory_request, "`128Mi`", "its memory request"),
+	STR(memory_limit, "`512Mi`", "its memory limit"),
+	STR(tmp_size, "`64Mi`", "size of the memory-backed `emptyDir` at `/tmp` (counted in the memory limit)"),
+	STR(query_pod_selector, "`app.kubernetes.io/name=databend-query`",
+	    "`k=v,k=v`: the labels of the pods (Databend query nodes) allowed to connect to port 8815"),
+	STR(query_namespace_selector, "`\"\"` (any namespace)",
+	    "`k=v,k=v`: the labels of their namespaces, e.g. `kubernetes.io/metadata.name=databend`"),
+	STR(egress_cidrs, "`\"\"` (DNS only)",
+	    "comma-separated CIDRs sandboxes may connect to besides DNS (UDP/TCP 53 to kube-dns); a CIDR holding "
+	    "`169.254.169.254` gets it as an `except`"),
+	STR(dns_namespace, "`kube-system`", "the namespace of the kube-dns pods (`k8s-app=kube-dns`)"),
+	STR(service_account, "`\"\"`", "the pods' service account (its token is never mounted)"),
+	NUM(start_timeout_ms, "`60000`",
+	    "how long `ensure` waits for `status.readyReplicas >= 1`; past it the call fails (`DEADLINE_EXCEEDED`)"),
+	NUM(poll_ms, "`500`", "how often the Deployment is read while waiting"),
+	NUM(idle_ms, "`600000`",
+	    "a sandbox with no call (ensure, or a call answered from memory) for this long is scaled to zero replicas; "
+	    "the next call scales it back to one (same endpoint); `0`: never"),
+	NUM(reap_interval_ms, "`10000`", "how often idleness is checked"),
+	NUM(request_timeout_ms, "`10000`", "one API request's timeout"),
 };
 
-#define STR(o, off) (*(char **)((char *)(o) + (off)))
-#define LNG(o, off) (*(long *)((char *)(o) + (off)))
+const struct udfb_settings udfb_settings_k8s = UDFB_SETTINGS("kubernetes scheduler", "scheduler_options", rows, 1);
 
 int k8s_opts_parse(struct k8s_opts *o, json_t *opts, struct udfb_err *err)
 {
 	memset(o, 0, sizeof(*o));
-	o->runtime_class = strdup("runsc");
-	o->cluster_domain = strdup("cluster.local");
-	o->cpu_request = strdup("100m");
-	o->cpu_limit = strdup("1");
-	o->memory_request = strdup("128Mi");
-	o->memory_limit = strdup("512Mi");
-	o->tmp_size = strdup("64Mi");
-	o->query_pod_selector = strdup("app.kubernetes.io/name=databend-query");
-	o->query_namespace_selector = strdup("");
-	o->egress_cidrs = strdup("");
-	o->dns_namespace = strdup("kube-system");
-	o->service_account = strdup("");
-	o->start_timeout_ms = 60000;
-	o->poll_ms = 500;
-	o->idle_ms = 600000;
-	o->reap_interval_ms = 10000;
-	o->request_timeout_ms = 10000;
+	udfb_settings_defaults(&udfb_settings_k8s, o); /* the rows' defaults; api_server & co: in-cluster */
 	const char *name;
 	json_t *v;
 	json_object_foreach(opts, name, v) {
-		const struct opt_def *d = NULL;
-		for (size_t i = 0; i < sizeof(defs) / sizeof(*defs); i++)
-			if (strcmp(defs[i].name, name) == 0)
-				d = &defs[i];
-		if (!d)
+		const struct udfb_setting *r = udfb_settings_find_key(&udfb_settings_k8s, name);
+		if (!r)
 			return udfb_err_set(
 				err, UDFB_E_INVALID,
 				"scheduler option '%s': unknown (docs/configuration.md, \"kubernetes scheduler\")",
@@ -78,19 +93,8 @@ int k8s_opts_parse(struct k8s_opts *o, json_t *opts, struct udfb_err *err)
 		const char *s = json_string_value(v);
 		if (!s)
 			return udfb_err_set(err, UDFB_E_INVALID, "scheduler option '%s': must be a string", name);
-		if (d->type == T_STR) {
-			free(STR(o, d->off));
-			STR(o, d->off) = strdup(s);
-		} else {
-			char *end;
-			errno = 0;
-			long n = strtol(s, &end, 10);
-			if (errno || end == s || *end || n < 0)
-				return udfb_err_set(err, UDFB_E_INVALID,
-						    "scheduler option '%s': '%s' is not a non-negative integer", name,
-						    s);
-			LNG(o, d->off) = n;
-		}
+		if (udfb_setting_set(r, o, UDFB_SRC_FILE, s, err) < 0)
+			return -1;
 	}
 	if (o->poll_ms <= 0)
 		o->poll_ms = 1;
@@ -101,11 +105,7 @@ int k8s_opts_parse(struct k8s_opts *o, json_t *opts, struct udfb_err *err)
 
 void k8s_opts_free(struct k8s_opts *o)
 {
-	for (size_t i = 0; i < sizeof(defs) / sizeof(*defs); i++)
-		if (defs[i].type == T_STR) {
-			free(STR(o, defs[i].off));
-			STR(o, defs[i].off) = NULL;
-		}
+	udfb_settings_free(&udfb_settings_k8s, o);
 }
 
 int k8s_names_for(struct k8s_names *n, const char *tenant, const char *key, struct udfb_err *err)

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "common/err.h"
+#include "config/settings.h"
 #include "scheduler/forward.h"
 #include "common/hash.h"
 #include "scheduler/ocirt.h"
@@ -92,6 +93,8 @@ struct udfb_local {
 /* local_opts.c */
 int udfb_local_opts_parse(struct udfb_local_opts *o, json_t *opts, const char *store, struct udfb_err *err);
 void udfb_local_opts_free(struct udfb_local_opts *o);
+/* Its options' rows (docs/configuration.md, "The local scheduler"). */
+extern const struct udfb_settings udfb_settings_local;
 /* A numeric IPv4/IPv6 address and a port: 1 for a wildcard, 0 for
  * another, -1 for no address (ss, len may be NULL). */
 int udfb_local_parse_addr(const char *text, int port, struct sockaddr_storage *ss, socklen_t *len);

@@ -1,6 +1,7 @@
 /* The `local` scheduler's settings (docs/configuration.md, "local
- * scheduler"): strings from cfg->scheduler_opts, checked here so that a typo
- * stops the service at start instead of being ignored. */
+ * scheduler"): strings from cfg->scheduler_opts, parsed by the rows of its
+ * settings table (config/settings.h) and checked here, so that a typo stops
+ * the service at start instead of being ignored. */
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
@@ -15,70 +16,12 @@
 #include "scheduler/local.h"
 #include "scheduler/runtime_spec.h"
 
-enum opt_type { T_STR, T_LONG, T_SIZE, T_BOOL, T_CPUS, T_CGMODE, T_NETMODE };
-
-static const struct opt_def {
-	const char *name;
-	enum opt_type type;
-	size_t off;
-} defs[] = {
-	{ "runtime", T_STR, offsetof(struct udfb_local_opts, runtime) },
-	{ "runtime_args", T_STR, offsetof(struct udfb_local_opts, runtime_args) },
-	{ "runtime_root", T_STR, offsetof(struct udfb_local_opts, runtime_root) },
-	{ "state_dir", T_STR, offsetof(struct udfb_local_opts, state_dir) },
-	{ "layers_dir", T_STR, offsetof(struct udfb_local_opts, layers_dir) },
-	{ "cgroup_parent", T_STR, offsetof(struct udfb_local_opts, cgroup_parent) },
-	{ "port_min", T_LONG, offsetof(struct udfb_local_opts, port_min) },
-	{ "port_max", T_LONG, offsetof(struct udfb_local_opts, port_max) },
-	{ "start_timeout_ms", T_LONG, offsetof(struct udfb_local_opts, start_timeout_ms) },
-	{ "idle_ms", T_LONG, offsetof(struct udfb_local_opts, idle_ms) },
-	{ "reap_interval_ms", T_LONG, offsetof(struct udfb_local_opts, reap_interval_ms) },
-	{ "max_per_tenant", T_LONG, offsetof(struct udfb_local_opts, max_per_tenant) },
-	{ "max_total", T_LONG, offsetof(struct udfb_local_opts, max_total) },
-	{ "memory", T_SIZE, offsetof(struct udfb_local_opts, memory) },
-	{ "tmp_size", T_SIZE, offsetof(struct udfb_local_opts, tmp_size) },
-	{ "log_max", T_SIZE, offsetof(struct udfb_local_opts, log_max) },
-	{ "cpus", T_CPUS, offsetof(struct udfb_local_opts, cpu_millis) },
-	{ "pids", T_LONG, offsetof(struct udfb_local_opts, pids) },
-	{ "nofile", T_LONG, offsetof(struct udfb_local_opts, nofile) },
-	{ "nproc", T_LONG, offsetof(struct udfb_local_opts, nproc) },
-	{ "cgroups", T_CGMODE, offsetof(struct udfb_local_opts, cgroups_mode) },
-	{ "seccomp", T_BOOL, offsetof(struct udfb_local_opts, seccomp) },
-	{ "keep_on_exit", T_BOOL, offsetof(struct udfb_local_opts, keep_on_exit) },
-	{ "network", T_NETMODE, offsetof(struct udfb_local_opts, network) },
-	{ "bind_address", T_STR, offsetof(struct udfb_local_opts, bind_address) },
-	{ "advertise_address", T_STR, offsetof(struct udfb_local_opts, advertise_address) },
-	{ "max_connections", T_LONG, offsetof(struct udfb_local_opts, max_connections) },
-	{ "query_cidrs", T_STR, offsetof(struct udfb_local_opts, query_cidrs) },
-};
-
 static void defaults(struct udfb_local_opts *o)
 {
 	memset(o, 0, sizeof(*o));
+	udfb_settings_defaults(&udfb_settings_local, o); /* the rows' literal defaults */
 	o->runtime = strdup(""); /* runsc when it starts a sandbox here, else runc */
-	o->runtime_args = strdup("");
-	o->cgroup_parent = strdup("/udfb");
-	o->port_min = 20000;
-	o->port_max = 29999;
-	o->start_timeout_ms = 10000;
-	o->idle_ms = 600000;
-	o->reap_interval_ms = 1000;
-	o->max_per_tenant = 16;
-	o->max_total = 64;
-	o->memory = 1ll << 30;
-	o->tmp_size = 64ll << 20;
-	o->log_max = 64ll << 20;
-	o->cpu_millis = 1000;
-	o->pids = 256;
-	o->nofile = 1024;
-	o->nproc = 4096;
-	o->cgroups_mode = UDFB_LOCAL_CG_AUTO;
-	o->seccomp = 1;
-	o->network = UDFB_LOCAL_NET_NAMESPACE;
-	o->bind_address = strdup("127.0.0.1");
-	o->advertise_address = strdup("");
-	o->max_connections = 1024;
-	o->query_cidrs = strdup("");
+	o->advertise_address = strdup(""); /* the bind address */
 }
 
 static int parse_long(const char *v, long long *out)
@@ -142,67 +85,184 @@ static int parse_bool(const char *v, long long *out)
 	return -1;
 }
 
-static int set_one(struct udfb_local_opts *o, const struct opt_def *d, const char *v, struct udfb_err *err)
+/* "scheduler option NAME 'VALUE': expected WHAT" */
+static int expected(const struct udfb_setting *r, const char *v, const char *what, struct udfb_err *err)
 {
-	char *slot = (char *)o + d->off;
+	return udfb_err_set(err, UDFB_E_INVALID, "scheduler option %s '%.64s': expected %s", r->name, v, what);
+}
+
+#define SLOT(type) (*(type *)((char *)obj + r->off))
+
+static int set_long(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		    struct udfb_err *err)
+{
 	long long n = 0;
-	int rc = 0;
-	static const char *const what[] = { "",
-					    "a whole number",
-					    "a size (65536, 512m, 1g)",
-					    "1/0, true/false",
-					    "a number of CPUs (1, 0.5)",
-					    "auto, on or off",
-					    "namespace or host" };
-	switch (d->type) {
-	case T_STR:
-		free(*(char **)slot);
-		*(char **)slot = strdup(v);
-		return 0;
-	case T_LONG:
-		rc = parse_long(v, &n);
-		if (rc == 0)
-			*(long *)slot = (long)n;
-		break;
-	case T_SIZE:
-		rc = parse_size(v, &n);
-		if (rc == 0)
-			*(long long *)slot = n;
-		break;
-	case T_BOOL:
-		rc = parse_bool(v, &n);
-		if (rc == 0)
-			*(int *)slot = (int)n;
-		break;
-	case T_CPUS:
-		rc = parse_cpus(v, &n);
-		if (rc == 0)
-			*(long *)slot = (long)n;
-		break;
-	case T_CGMODE:
-		rc = strcmp(v, "auto") == 0  ? (*(int *)slot = UDFB_LOCAL_CG_AUTO, 0)
-		     : strcmp(v, "on") == 0  ? (*(int *)slot = UDFB_LOCAL_CG_ON, 0)
-		     : strcmp(v, "off") == 0 ? (*(int *)slot = UDFB_LOCAL_CG_OFF, 0)
-					     : -1;
-		break;
-	case T_NETMODE:
-		rc = strcmp(v, "namespace") == 0 ? (*(int *)slot = UDFB_LOCAL_NET_NAMESPACE, 0)
-		     : strcmp(v, "host") == 0	 ? (*(int *)slot = UDFB_LOCAL_NET_HOST, 0)
-						 : -1;
-		break;
-	}
-	if (rc < 0)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler option %s '%.64s': expected %s", d->name, v,
-				    what[d->type]);
+	(void)src;
+	if (parse_long(v, &n) < 0)
+		return expected(r, v, "a whole number", err);
+	SLOT(long) = (long)n;
 	return 0;
 }
+
+static int set_size(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		    struct udfb_err *err)
+{
+	long long n = 0;
+	(void)src;
+	if (parse_size(v, &n) < 0)
+		return expected(r, v, "a size (65536, 512m, 1g)", err);
+	SLOT(long long) = n;
+	return 0;
+}
+
+static int set_bool(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		    struct udfb_err *err)
+{
+	long long n = 0;
+	(void)src;
+	if (parse_bool(v, &n) < 0)
+		return expected(r, v, "1/0, true/false", err);
+	SLOT(int) = (int)n;
+	return 0;
+}
+
+static int set_cpus(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		    struct udfb_err *err)
+{
+	long long n = 0;
+	(void)src;
+	if (parse_cpus(v, &n) < 0)
+		return expected(r, v, "a number of CPUs (1, 0.5)", err);
+	SLOT(long) = (long)n;
+	return 0;
+}
+
+static int set_cgroups(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		       struct udfb_err *err)
+{
+	static const char *const modes[] = {
+		[UDFB_LOCAL_CG_AUTO] = "auto", [UDFB_LOCAL_CG_ON] = "on", [UDFB_LOCAL_CG_OFF] = "off"
+	};
+	(void)src;
+	for (int k = 0; k < 3; k++)
+		if (strcmp(v, modes[k]) == 0)
+			return SLOT(int) = k, 0;
+	return expected(r, v, "auto, on or off", err);
+}
+
+static int set_network(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+		       struct udfb_err *err)
+{
+	(void)src;
+	if (strcmp(v, "namespace") == 0)
+		SLOT(int) = UDFB_LOCAL_NET_NAMESPACE;
+	else if (strcmp(v, "host") == 0)
+		SLOT(int) = UDFB_LOCAL_NET_HOST;
+	else
+		return expected(r, v, "namespace or host", err);
+	return 0;
+}
+
+/* The rows: docs/configuration.md's "local scheduler" table is printed
+ * from them (udf-builder settings --markdown local). */
+#define OFF(f) offsetof(struct udfb_local_opts, f)
+#define STR(key, f, dflt, doc)                                                                            \
+	{                                                                                                 \
+		key, key, NULL, NULL, NULL, UDFB_SET_STR, 0, 0, 0, OFF(f), NULL, NULL, dflt, doc, NULL, 0 \
+	}
+#define FN(key, fn, f, dflt, doc)                                                                      \
+	{                                                                                              \
+		key, key, NULL, NULL, NULL, UDFB_SET_FN, 0, 0, 0, OFF(f), fn, NULL, dflt, doc, NULL, 0 \
+	}
+
+static const struct udfb_setting rows[] = {
+	STR("runtime", runtime, "`\"\"`: `runsc` where it starts a sandbox here, else `runc`",
+	    "the OCI runtime binary (a name looked up in `PATH`, or a path). With `runsc` (gVisor) its platform is "
+	    "probed at start (`systrap`, `kvm` where `/dev/kvm` opens, `ptrace`: the first that starts a sandbox, "
+	    "`runsc do true`) and `--network=host` is added, so that it uses the kernel stack of the sandbox's own "
+	    "namespace; under `runc` a warning at start says the sandboxes share the host's kernel"),
+	STR("runtime_args", runtime_args, "`\"\"`",
+	    "extra global flags for the runtime, space-separated; a `--platform` or `--network` given here is used as "
+	    "it is"),
+	FN("network", set_network, network, "`namespace`",
+	   "`namespace`: a network namespace per sandbox holding only `lo` (no egress), reached through the service's "
+	   "own ports (docs/service.md); `host`: the host's network, as before this option existed (one tenant per "
+	   "machine only; a warning says so)"),
+	STR("bind_address", bind_address, "`127.0.0.1`",
+	    "where the service listens for sandboxes' endpoints (numeric IPv4 or IPv6); `0.0.0.0` or `::` needs "
+	    "`advertise_address`"),
+	STR("advertise_address", advertise_address, "the `bind_address`",
+	    "the host in the endpoints handed to Databend: an address or name the query nodes reach"),
+	STR("query_cidrs", query_cidrs, "`\"\"` (anyone who reaches `bind_address`)",
+	    "comma-separated networks (`10.0.0.0/8`, `2001:db8::/32`, an address alone) of the Databend query nodes: a "
+	    "connection to an endpoint from elsewhere is closed at once; loopback is always let through (the "
+	    "service's own probes)"),
+	FN("max_connections", set_long, max_connections, "`1024`",
+	   "connections through the endpoints at once, all sandboxes together (two threads each); past it new ones "
+	   "are closed"),
+	STR("runtime_root", runtime_root, "`<state_dir>/runtime`",
+	    "the runtime's `--root` (its container state); `runc --root DIR list` shows this service's sandboxes"),
+	STR("state_dir", state_dir, "`<store>/sandboxes`",
+	    "one bundle per running sandbox (`sandboxes/<id>/`: `config.json`, the `rootfs` mount, `log`, "
+	    "`sandbox.json`); one service process per `state_dir`: a start removes (or adopts) whatever it finds "
+	    "there"),
+	STR("layers_dir", layers_dir, "`<state_dir>/layers`",
+	    "unpacked layers, one directory per layer digest, shared by every image and sandbox (and by services "
+	    "pointed at the same directory); made `0700` at start (layers keep their images' modes, a world-writable "
+	    "`/tmp` say, so no other host user may reach them); needs a file system with trusted xattrs (ext4, xfs, "
+	    "tmpfs); no `:` or `,` in the path"),
+	FN("port_min", set_long, port_min, "`20000`",
+	   "the lowest host port of the sandboxes' endpoints, two each (UDF server, status server); under "
+	   "`network=namespace` the service itself listens on them for the life of the (tenant, key), so no sandbox "
+	   "can take another's"),
+	FN("port_max", set_long, port_max, "`29999`", "the highest host port of the sandboxes' endpoints"),
+	FN("start_timeout_ms", set_long, start_timeout_ms, "`10000`",
+	   "how long a start may take until `/health` answers `1`; past it the start fails (`UNAVAILABLE`)"),
+	FN("idle_ms", set_long, idle_ms, "`600000`",
+	   "a sandbox whose last UDF call (`/stats` `last_request_time`), start, and last hand-out to Databend are all "
+	   "older than this is stopped; the next call starts it again on the same endpoint. A worker with "
+	   "`auto_suspend` (docs/service.md, \"Workers\") is judged by that instead: its sandbox is left alone by this "
+	   "reaper and the worker is suspended after its own idle time"),
+	FN("reap_interval_ms", set_long, reap_interval_ms, "`1000`",
+	   "how often sandboxes are checked: idle, dead (their first process exited), unhealthy (`/stats` unanswered "
+	   "3 times in a row)"),
+	FN("max_per_tenant", set_long, max_per_tenant, "`16`",
+	   "sandboxes running at once for one tenant; a start past it is `RESOURCE_EXHAUSTED` naming the limit"),
+	FN("max_total", set_long, max_total, "`64`",
+	   "sandboxes running at once in all; a start past it is `RESOURCE_EXHAUSTED` naming the limit"),
+	FN("memory", set_size, memory, "`1g`", "memory limit of one sandbox (cgroup)"),
+	FN("cpus", set_cpus, cpu_millis, "`1`", "CPU limit of one sandbox, in CPUs (`0.5`, `2`) (cgroup CFS quota)"),
+	FN("pids", set_long, pids, "`256`", "processes and threads in one sandbox (cgroup)"),
+	FN("cgroups", set_cgroups, cgroups_mode, "`auto`",
+	   "`auto`: the limits above where the host has writable memory/cpu/pids controllers, else a warning at start "
+	   "and none; `on`: refuse to start without them; `off`: none"),
+	STR("cgroup_parent", cgroup_parent, "`/udfb`", "sandboxes' cgroups are `<cgroup_parent>/<id>`"),
+	FN("nofile", set_long, nofile, "`1024`", "`RLIMIT_NOFILE`"),
+	FN("nproc", set_long, nproc, "`4096`",
+	   "`RLIMIT_NPROC`; the kernel counts it per user across the host, and every sandbox runs as the image's user "
+	   "(65534), so this bounds all sandboxes together: `pids` is the per-sandbox limit"),
+	FN("log_max", set_size, log_max, "`64m`",
+	   "`RLIMIT_FSIZE`: the most a sandbox writes to one file, its output log included"),
+	FN("tmp_size", set_size, tmp_size, "`64m`", "size of the sandbox's tmpfs `/tmp` (counted in its memory limit)"),
+	FN("seccomp", set_bool, seccomp, "`1`",
+	   "the seccomp filter (docs/service.md); `0` leaves it out (for a runtime that brings its own). `runsc` does "
+	   "not load it into gVisor (its sandboxes' system calls go to gVisor's kernel, which runs under gVisor's own "
+	   "filter)"),
+	FN("keep_on_exit", set_bool, keep_on_exit, "`0`",
+	   "`1`: sandboxes keep running when the service stops, and the next start adopts the ones still healthy "
+	   "(same `state_dir`, same endpoints); under `network=namespace` their endpoints answer only while a service "
+	   "runs (it is the service that listens on them); `0`: stopped on exit, and any left by a crash are removed "
+	   "at the next start"),
+};
+
+const struct udfb_settings udfb_settings_local = UDFB_SETTINGS("local scheduler", "scheduler_options", rows, 1);
 
 static int unknown(const char *key, struct udfb_err *err)
 {
 	struct udfb_buf b;
 	udfb_buf_init(&b, 4096);
-	for (size_t k = 0; k < sizeof(defs) / sizeof(*defs); k++)
-		udfb_buf_printf(&b, "%s%s", k ? ", " : "", defs[k].name);
+	for (size_t k = 0; k < sizeof(rows) / sizeof(*rows); k++)
+		udfb_buf_printf(&b, "%s%s", k ? ", " : "", rows[k].name);
 	udfb_err_set(err, UDFB_E_INVALID, "scheduler option '%s': unknown to the local scheduler (known: %s)", key,
 		     b.data);
 	udfb_buf_free(&b);
@@ -253,13 +313,10 @@ int udfb_local_opts_parse(struct udfb_local_opts *o, json_t *opts, const char *s
 	const char *key;
 	json_t *v;
 	json_object_foreach(opts, key, v) {
-		const struct opt_def *d = NULL;
-		for (size_t k = 0; k < sizeof(defs) / sizeof(*defs) && !d; k++)
-			if (strcmp(defs[k].name, key) == 0)
-				d = &defs[k];
-		if (!d)
+		const struct udfb_setting *r = udfb_settings_find_key(&udfb_settings_local, key);
+		if (!r)
 			return unknown(key, err);
-		if (set_one(o, d, json_string_value(v) ? json_string_value(v) : "", err) < 0)
+		if (udfb_setting_set(r, o, UDFB_SRC_FILE, json_string_value(v) ? json_string_value(v) : "", err) < 0)
 			return -1;
 	}
 	if (!o->state_dir)
@@ -276,12 +333,7 @@ int udfb_local_opts_parse(struct udfb_local_opts *o, json_t *opts, const char *s
 
 void udfb_local_opts_free(struct udfb_local_opts *o)
 {
-	char **strs[] = { &o->runtime,	     &o->runtime_args, &o->runtime_root,      &o->state_dir,  &o->layers_dir,
-			  &o->cgroup_parent, &o->bind_address, &o->advertise_address, &o->query_cidrs };
-	for (size_t k = 0; k < sizeof(strs) / sizeof(*strs); k++) {
-		free(*strs[k]);
-		*strs[k] = NULL;
-	}
+	udfb_settings_free(&udfb_settings_local, o);
 }
 
 int udfb_local_parse_addr(const char *text, int port, struct sockaddr_storage *ss, socklen_t *len)
