@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "builder/build.h"
 #include "common/cleanup.h"
@@ -36,6 +37,7 @@ struct pctx {
 	char *wheels; /* the wheel cache */
 	int n_dirs; /* private unpack directories made */
 	long long unpacked; /* bytes all wheels of this build unpacked to */
+	long long unpack_ms; /* time all wheels of this build took to unpack */
 };
 
 char *udfb_packages_python(const struct udfb_image *base, const char *runtime_version, const char *fallback)
@@ -189,6 +191,13 @@ static int wheel_file(char **path, struct pctx *c, const struct udfb_lock_pkg *p
 	return udfb_err_set(err, UDFB_E_NOTFOUND, "%s: no index serves the locked file %s", p->name, p->filename);
 }
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int install_wheel(struct udfb_layer_writer *w, struct pctx *c, const struct udfb_lock_pkg *p,
 			 struct udfb_err *err)
 {
@@ -207,15 +216,24 @@ static int install_wheel(struct udfb_layer_writer *w, struct pctx *c, const stru
 			err, UDFB_E_INVALID,
 			"%s: the packages of this request unpack to more than %lld bytes (packages-max-unpacked)",
 			p->filename, c->in->opts->max_unpacked);
+	/* And one time budget: a bomb that inflates slowly stops too. */
+	long long t0 = mono_ms(), ms_left = c->in->opts->max_unpack_ms - c->unpack_ms;
+	if (c->in->opts->max_unpack_ms > 0 && ms_left <= 0)
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "%s: the packages of this request took more than %lld ms to unpack "
+				    "(packages-max-unpack-ms)",
+				    p->filename, c->in->opts->max_unpack_ms);
 	struct udfb_wheel_install_opts o = { .target = UDFB_PACKAGES_DIR,
 					     .python = UDFB_PACKAGES_PYTHON,
 					     .tmpdir = dir,
 					     .installer = "udf-builder",
 					     .max_unpacked = left,
-					     .unpacked = &got };
+					     .unpacked = &got,
+					     .deadline_ms = c->in->opts->max_unpack_ms > 0 ? t0 + ms_left : 0 };
 	c->out->installs++;
 	int rc = udfb_wheel_install(w, path, &o, err);
 	c->unpacked += got;
+	c->unpack_ms += mono_ms() - t0;
 	return rc;
 }
 

@@ -348,6 +348,14 @@ static const struct udfb_setting service_rows[] = {
 	     "(below, \"Worker sizes\")"),
 	NUM("call-workers", "call_workers", NULL, UDFB_SET_INT, 1, 1024, call_workers, "`32`",
 	    "threads serving calls that wait for a build", NULL),
+	NUM("max-queued-calls", "max_queued_calls", NULL, UDFB_SET_INT, 1, 1 << 20, max_queued_calls, "`64`",
+	    "calls of one tenant that may wait for a call worker",
+	    "calls of one tenant that may wait for a call worker; one more is answered `RESOURCE_EXHAUSTED`; tenants "
+	    "are served round-robin (docs/service.md, \"Call workers\")"),
+	NUM("max-cached-calls", "max_cached_calls", NULL, UDFB_SET_INT, 16, 1 << 26, max_cached_calls, "`65536`",
+	    "entries per in-memory table that grows with distinct calls",
+	    "entries of each in-memory table that grows with distinct calls (fingerprints, flights, scripts, "
+	    "validated imports), least recently used out (docs/service.md, \"Memory\")"),
 	NUM("build-workers", "build_workers", NULL, UDFB_SET_INT, 1, 256, build_workers, "`2`", "builds at once", NULL),
 	NUM("failure-ttl-ms", "failure_ttl_ms", NULL, UDFB_SET_INT, 0, 86400000, failure_ttl_ms, "`30000`",
 	    "how long a deterministic build failure is remembered",
@@ -421,6 +429,10 @@ static const struct udfb_setting packages_rows[] = {
 	NUM("packages-max-unpacked", "max_unpacked", "UDFB_PACKAGES_MAX_UNPACKED", UDFB_SET_LLONG, 1, LL(1) << 42,
 	    packages.max_unpacked, "`2147483648` (2 GiB)", "bytes all wheels unpacked by one build may write",
 	    "bytes all wheels unpacked by one build may write (docs/packages.md)"),
+	NUM("packages-max-unpack-ms", "max_unpack_ms", "UDFB_PACKAGES_MAX_UNPACK_MS", UDFB_SET_LLONG, 1, 86400000,
+	    packages.max_unpack_ms, "`120000`", "milliseconds all wheels of one build may take to unpack",
+	    "milliseconds all wheels of one build may take to unpack; past it `INVALID_ARGUMENT` naming the wheel and "
+	    "the entry (docs/packages.md)"),
 };
 
 const struct udfb_settings udfb_settings_service = UDFB_SETTINGS("service", NULL, service_rows, 0);

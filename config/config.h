@@ -55,6 +55,8 @@ struct udfb_config {
 	struct udfb_udf_env *envs;
 	size_t n_envs;
 	int call_workers, build_workers, cq_threads, request_slots;
+	int max_queued_calls; /* per tenant, calls waiting for a call worker */
+	int max_cached_calls; /* entries per in-memory table that grows with distinct calls */
 	long max_message_bytes;
 	int failure_ttl_ms;
 	int grace_ms;

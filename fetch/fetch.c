@@ -402,6 +402,9 @@ static int loop(struct run *r, struct udfb_err *err)
 		if (udfb_now_ms() >= r->deadline_ms)
 			return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched before the deadline",
 					    first_unfinished(r));
+		if (r->o->cancel && atomic_load(r->o->cancel))
+			return udfb_err_set(err, UDFB_E_DEADLINE, "%s: not fetched: the call was cancelled",
+					    first_unfinished(r));
 		long long wait = next ? next - udfb_now_ms() : 100;
 		wait = wait < 1 ? 1 : wait > 100 ? 100 : wait;
 		curl_multi_poll(r->multi, NULL, 0, (int)wait, NULL);

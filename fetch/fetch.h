@@ -8,6 +8,7 @@
 #ifndef UDFB_FETCH_H
 #define UDFB_FETCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "common/err.h"
@@ -28,6 +29,9 @@ struct udfb_fetch_opts {
 	long long revalidate_ms;
 	char *ca_bundle; /* NULL: the system's */
 	struct udfb_netguard *guard; /* owned */
+	/* Set by the caller's caller once nobody waits for the result (its
+	 * client cancelled): the transfers stop within 100 ms.  NULL: never. */
+	const atomic_int *cancel;
 };
 
 void udfb_fetch_opts_defaults(struct udfb_fetch_opts *o);

@@ -18,6 +18,7 @@ void udfb_pkg_opts_defaults(struct udfb_pkg_opts *o)
 	o->python = udfb_strdup(UDFB_PKG_DEFAULT_PYTHON);
 	o->layer_budget = 16;
 	o->max_unpacked = UDFB_PKG_DEFAULT_MAX_UNPACKED;
+	o->max_unpack_ms = UDFB_PKG_DEFAULT_MAX_UNPACK_MS;
 	udfb_netguard_new(&o->guard);
 }
 

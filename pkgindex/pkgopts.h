@@ -18,6 +18,8 @@ struct udfb_netguard;
 #define UDFB_PKG_DEFAULT_GLIBC_MINOR 36 /* Debian 12, the base images' distribution */
 #define UDFB_PKG_DEFAULT_PYTHON "3.12"
 #define UDFB_PKG_DEFAULT_MAX_UNPACKED (2ll << 30)
+/* Two minutes: a large legitimate set (torch) unpacks in well under one. */
+#define UDFB_PKG_DEFAULT_MAX_UNPACK_MS 120000ll
 
 struct udfb_pkg_opts {
 	char **index; /* URLs or directories, in order */
@@ -26,6 +28,7 @@ struct udfb_pkg_opts {
 	char *python; /* "3.12" */
 	int layer_budget; /* >= 1 */
 	long long max_unpacked; /* bytes unpacked from wheels per build, >= 1 */
+	long long max_unpack_ms; /* time spent unpacking wheels per build, >= 1 */
 	int refresh; /* resolve again, ignoring a stored lock (--refresh-packages) */
 	struct udfb_netguard *guard; /* owned */
 };

@@ -87,6 +87,9 @@ struct udfb_wheel_install_opts {
 	 * build's packages-max-unpacked); 0 for UDFB_WHEEL_MAX_UNPACKED. */
 	long long max_unpacked;
 	long long *unpacked; /* out, optional: the bytes the files unpacked to */
+	/* CLOCK_MONOTONIC milliseconds past which unpacking stops (what is left
+	 * of a build's packages-max-unpack-ms); 0: no limit. */
+	long long deadline_ms;
 };
 
 /* Unpack the wheel at path into w under o->target, as described at the

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -126,12 +127,31 @@ static int bad_entry(struct udfb_winst *in, const struct udfb_wfile *f, const ch
 	return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry '%.300s': %s", in->path, f->zipname, why);
 }
 
+/* A bomb of many small files, or of one that inflates slowly, costs time
+ * before it costs bytes: the clock is read once per block (tens of
+ * nanoseconds against inflating 64 KiB). */
+static int too_late(struct udfb_winst *in, const struct udfb_wfile *f, struct udfb_err *err)
+{
+	if (!in->o->deadline_ms)
+		return 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < in->o->deadline_ms)
+		return 0;
+	return udfb_err_set(err, UDFB_E_INVALID,
+			    "wheel '%s': unpacking took too long at entry '%.300s' (packages-max-unpack-ms, for all "
+			    "wheels of a build)",
+			    in->path, f->zipname);
+}
+
 /* Read the current entry's bytes through h (the zip's bytes) into o. */
 static int pump(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_wfile *f, struct out *o, struct udfb_sha256 *h,
 		long long limit, long long *got, struct udfb_err *err)
 {
 	struct shebang sb = { .python = in->o->python };
 	for (;;) {
+		if (too_late(in, f, err) < 0)
+			return -1;
 		const void *buf;
 		size_t size;
 		la_int64_t offset;

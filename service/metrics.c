@@ -66,7 +66,15 @@ struct udfb_metrics {
 	atomic_ullong import_requests;
 	atomic_int workers_backend; /* index into backend_names */
 	atomic_llong workers[2]; /* active, suspended */
+	atomic_llong table_entries[UDFB_TABLES];
+	atomic_ullong table_evicted[UDFB_TABLES];
+	atomic_llong calls_waiting;
+	atomic_ullong calls_refused;
+	void (*sampler)(void *ctx);
+	void *sampler_ctx;
 };
+
+static const char *const table_names[UDFB_TABLES] = { "fingerprints", "flights", "imports", "scripts" };
 
 /* The backends a worker gauge can name: fixed, so no text of a caller's. */
 static const char *const backend_names[] = { "local", "kubernetes", "template", "other" };
@@ -224,6 +232,33 @@ void udfb_metrics_workers(struct udfb_metrics *m, const char *backend, long long
 	atomic_store_explicit(&m->workers[1], suspended, memory_order_relaxed);
 }
 
+void udfb_metrics_table(struct udfb_metrics *m, enum udfb_cache_table t, long long entries, unsigned long long evicted)
+{
+	assert(m && t < UDFB_TABLES);
+	atomic_store_explicit(&m->table_entries[t], entries, memory_order_relaxed);
+	atomic_store_explicit(&m->table_evicted[t], evicted, memory_order_relaxed);
+}
+
+void udfb_metrics_calls_waiting(struct udfb_metrics *m, int delta)
+{
+	assert(m);
+	atomic_fetch_add_explicit(&m->calls_waiting, delta, memory_order_relaxed);
+}
+
+void udfb_metrics_calls_refused(struct udfb_metrics *m)
+{
+	assert(m);
+	add(&m->calls_refused, 1);
+}
+
+/* Set once, before the admin port serves: no race with a render. */
+void udfb_metrics_set_sampler(struct udfb_metrics *m, void (*fn)(void *ctx), void *ctx)
+{
+	assert(m);
+	m->sampler = fn;
+	m->sampler_ctx = ctx;
+}
+
 /* ---- rendering ---- */
 
 static unsigned long long get(atomic_ullong *c)
@@ -322,13 +357,36 @@ static int render_io(struct udfb_buf *out, struct udfb_metrics *m)
 	return rc;
 }
 
+static int render_memory(struct udfb_buf *out, struct udfb_metrics *m)
+{
+	int rc = head(out, "udfb_cached_entries", "gauge",
+		      "Entries of the in-memory tables that grow with distinct calls (each at most max_cached_calls).");
+	for (int t = 0; t < UDFB_TABLES; t++)
+		rc |= udfb_buf_printf(out, "udfb_cached_entries{table=\"%s\"} %lld\n", table_names[t],
+				      get_signed(&m->table_entries[t]));
+	rc |= head(out, "udfb_cached_evictions_total", "counter",
+		   "Entries those tables dropped, least recently used first, to stay within max_cached_calls.");
+	for (int t = 0; t < UDFB_TABLES; t++)
+		rc |= udfb_buf_printf(out, "udfb_cached_evictions_total{table=\"%s\"} %llu\n", table_names[t],
+				      get(&m->table_evicted[t]));
+	rc |= head(out, "udfb_calls_waiting", "gauge", "Calls waiting for a call worker (all tenants).");
+	rc |= udfb_buf_printf(out, "udfb_calls_waiting %lld\n", get_signed(&m->calls_waiting));
+	rc |= head(out, "udfb_calls_refused_total", "counter",
+		   "Calls refused (RESOURCE_EXHAUSTED) because their tenant had max_queued_calls waiting.");
+	rc |= udfb_buf_printf(out, "udfb_calls_refused_total %llu\n", get(&m->calls_refused));
+	return rc;
+}
+
 int udfb_metrics_render(struct udfb_metrics *m, struct udfb_buf *out)
 {
 	assert(m && out);
+	if (m->sampler)
+		m->sampler(m->sampler_ctx);
 	size_t start = out->len;
 	int rc = render_calls(out, m);
 	rc |= render_builds(out, m);
 	rc |= render_io(out, m);
+	rc |= render_memory(out, m);
 	if (rc == 0)
 		return 0;
 	/* Past the buffer's limit: a truncated exposition would be misread as

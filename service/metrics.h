@@ -49,6 +49,25 @@ void udfb_metrics_client_version(struct udfb_metrics *m, int marker, int value_v
 /* HTTP requests for imports without tags: probes (first byte) and downloads. */
 void udfb_metrics_import_requests(struct udfb_metrics *m, long long n);
 
+/* The service's in-memory tables that grow with distinct inputs, each
+ * bounded by max_cached_calls (docs/service.md, "Memory"). */
+enum udfb_cache_table {
+	UDFB_TABLE_FINGERPRINTS, /* a request's exact bytes -> its flight */
+	UDFB_TABLE_FLIGHTS, /* (tenant, key) -> building, ready, failed */
+	UDFB_TABLE_IMPORTS, /* (tenant, stage location) -> content digest (scripts) */
+	UDFB_TABLE_SCRIPTS, /* a script's bytes but its URLs -> its parts */
+	UDFB_TABLES
+};
+/* Entries now (a set) and evicted so far (a total), per table. */
+void udfb_metrics_table(struct udfb_metrics *m, enum udfb_cache_table t, long long entries, unsigned long long evicted);
+/* Calls waiting for a call worker (a gauge, by delta); calls refused
+ * because their tenant had max_queued_calls waiting. */
+void udfb_metrics_calls_waiting(struct udfb_metrics *m, int delta);
+void udfb_metrics_calls_refused(struct udfb_metrics *m);
+/* fn(ctx) runs at the start of every render, to set gauges that are
+ * cheaper to read at a scrape than to keep on every call. */
+void udfb_metrics_set_sampler(struct udfb_metrics *m, void (*fn)(void *ctx), void *ctx);
+
 /* Appends the Prometheus text exposition (format 0.0.4) to out. */
 int udfb_metrics_render(struct udfb_metrics *m, struct udfb_buf *out);
 

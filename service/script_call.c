@@ -48,8 +48,6 @@ struct memo {
 	size_t n;
 };
 
-#define MEMO_MAX 4096 /* entries; past it the memo starts again empty */
-
 struct udfb_script_call {
 	struct udfb_script script;
 	char quick[UDFB_DIGEST_LEN + 1], base[UDFB_DIGEST_LEN + 1];
@@ -76,6 +74,9 @@ void svc_script_init(struct udfb_service *s)
 	s->seen = udfb_table_new();
 	s->workers = udfb_table_new();
 	s->memo = udfb_table_new();
+	/* Caches of what callers sent: bounded, least recently used first out. */
+	udfb_table_set_max(s->seen, (size_t)s->cfg.max_cached_calls, free);
+	udfb_table_set_max(s->memo, (size_t)s->cfg.max_cached_calls, free_memo);
 }
 
 void svc_script_free(struct udfb_service *s)
@@ -362,16 +363,8 @@ static void memo_put(struct udfb_service *s, const struct udfb_script_call *c)
 	for (size_t k = 0; k < m->n; k++)
 		m->locations[k] = strdup(c->locations[k]);
 	pthread_mutex_lock(&s->mu);
-	if (s->n_memo >= MEMO_MAX) {
-		udfb_table_free(s->memo, free_memo);
-		s->memo = udfb_table_new();
-		s->n_memo = 0;
-	}
 	void **slot = udfb_table_slot(s->memo, c->quick, 1);
-	if (*slot)
-		free_memo(*slot);
-	else
-		s->n_memo++;
+	free_memo(*slot);
 	*slot = m;
 	pthread_mutex_unlock(&s->mu);
 }
@@ -440,7 +433,7 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 
 /* Validate what the window does not cover: probes, downloads, the table. */
 static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*digests)[UDFB_DIGEST_LEN + 1],
-		    long long deadline_ms, struct udfb_err *err)
+		    long long deadline_ms, const atomic_int *gone, struct udfb_err *err)
 {
 	size_t n = c->script.n_imports;
 	int *fresh = calloc(n + 1, sizeof(int));
@@ -460,9 +453,11 @@ static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*d
 	if (m) {
 		struct udfb_store *st = NULL;
 		struct udfb_import_ident_stats stats = { 0 };
+		struct udfb_fetch_opts fo = s->cfg.fetch; /* a view: the guard stays the config's */
+		fo.cancel = gone; /* a cancelled call stops its downloads */
 		rc = udfb_store_open(&st, s->cfg.store, err);
 		if (rc == 0)
-			rc = udfb_imports_identify(ids, m, st, c->tenant, &s->cfg.fetch, deadline_ms, &stats, err);
+			rc = udfb_imports_identify(ids, m, st, c->tenant, &fo, deadline_ms, &stats, err);
 		udfb_store_close(st);
 		udfb_metrics_import_requests(s->metrics, stats.requests);
 		udfb_metrics_bytes_fetched(s->metrics, stats.fetched_bytes);
@@ -541,12 +536,18 @@ static int exists_elsewhere(struct udfb_service *s, const struct udfb_script_cal
 int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call *c, long long deadline_ms,
 				 struct udfb_apply_out *out, struct udfb_err *err)
 {
+	return udfb_service_script_complete_until(s, c, deadline_ms, NULL, out, err);
+}
+
+int udfb_service_script_complete_until(struct udfb_service *s, struct udfb_script_call *c, long long deadline_ms,
+				       const atomic_int *gone, struct udfb_apply_out *out, struct udfb_err *err)
+{
 	memset(out, 0, sizeof(*out));
 	size_t n = c->script.n_imports;
 	char(*digests)[UDFB_DIGEST_LEN + 1] = calloc(n + 1, sizeof(*digests));
 	long long fetch_deadline = deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0;
 	struct udfb_prepared *p = NULL;
-	int rc = identify(s, c, digests, fetch_deadline, err);
+	int rc = identify(s, c, digests, fetch_deadline, gone, err);
 	if (rc == 0 && !(p = make_prepared(s, c, digests, err)))
 		rc = -1;
 	free(digests);
@@ -559,7 +560,7 @@ int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call
 	if (rc == 0 && udfb_service_lookup(s, p, out))
 		udfb_prepared_free(p);
 	else if (rc == 0)
-		rc = udfb_service_complete(s, p, deadline_ms, out, err); /* consumes p */
+		rc = udfb_service_complete_until(s, p, deadline_ms, gone, out, err); /* consumes p */
 	else
 		udfb_prepared_free(p);
 	if (rc == 0 && c->worker && !out->accepted) {

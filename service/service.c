@@ -96,6 +96,24 @@ static char *default_dest(const char *store)
 	return d;
 }
 
+/* At each scrape: the sizes of the tables max_cached_calls bounds. */
+static void sample_tables(void *ctx)
+{
+	struct udfb_service *s = ctx;
+	pthread_mutex_lock(&s->mu);
+	udfb_metrics_table(s->metrics, UDFB_TABLE_FINGERPRINTS,
+			   (long long)udfb_flights_size(s->flights, UDFB_FLIGHT_KIND_ALIAS),
+			   udfb_flights_evicted(s->flights, UDFB_FLIGHT_KIND_ALIAS));
+	udfb_metrics_table(s->metrics, UDFB_TABLE_FLIGHTS,
+			   (long long)udfb_flights_size(s->flights, UDFB_FLIGHT_KIND_FLIGHT),
+			   udfb_flights_evicted(s->flights, UDFB_FLIGHT_KIND_FLIGHT));
+	udfb_metrics_table(s->metrics, UDFB_TABLE_IMPORTS, (long long)udfb_table_count(s->seen),
+			   udfb_table_evicted(s->seen));
+	udfb_metrics_table(s->metrics, UDFB_TABLE_SCRIPTS, (long long)udfb_table_count(s->memo),
+			   udfb_table_evicted(s->memo));
+	pthread_mutex_unlock(&s->mu);
+}
+
 int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct udfb_err *err)
 {
 	struct udfb_service *s = calloc(1, sizeof(*s));
@@ -108,8 +126,10 @@ int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct 
 	pthread_cond_init(&s->changed, &ca);
 	pthread_condattr_destroy(&ca);
 	s->flights = udfb_flights_new();
+	udfb_flights_set_max(s->flights, (size_t)s->cfg.max_cached_calls);
 	svc_script_init(s);
 	udfb_metrics_new(&s->metrics);
+	udfb_metrics_set_sampler(s->metrics, sample_tables, s);
 	if (!s->cfg.store)
 		s->cfg.store = udfb_store_default_dir();
 	s->dest = s->cfg.dest ? strdup(s->cfg.dest) : default_dest(s->cfg.store);
@@ -250,10 +270,7 @@ int svc_sandbox_alive(struct udfb_service *s, struct udfb_flight *f)
 /* Called with the lock held, once the flight is ready. */
 void svc_remember(struct udfb_service *s, const char *fp, struct udfb_flight *f)
 {
-	struct udfb_flight *a = udfb_flights_get(s->flights, FP_TENANT, fp);
-	if (!a)
-		a = udfb_flights_add(s->flights, FP_TENANT, fp);
-	a->alias = f;
+	udfb_flights_alias(s->flights, FP_TENANT, fp, f);
 }
 
 int udfb_service_repeat(struct udfb_service *s, const struct udfb_call_meta *meta, const char *spec, size_t spec_len,
@@ -631,7 +648,9 @@ int udfb_service_complete_until(struct udfb_service *s, struct udfb_prepared *p,
 		f = udfb_flights_add(s->flights, p->tenant, p->key);
 	int rc = start_flight(s, f, &p, err);
 	if (rc == 0) {
+		f->waiters++; /* the lock is released while it waits: f must stay */
 		wait_until(s, f, deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0, gone);
+		f->waiters--;
 		if (f->state == UDFB_FLIGHT_BUILDING && gone && atomic_load(gone))
 			rc = udfb_err_set(err, UDFB_E_DEADLINE,
 					  "image for key %s: the call was cancelled; the build goes on", f->key);

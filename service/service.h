@@ -101,6 +101,10 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
  * if needed, start the sandbox; consumes c. */
 int udfb_service_script_complete(struct udfb_service *s, struct udfb_script_call *c, long long deadline_ms,
 				 struct udfb_apply_out *out, struct udfb_err *err);
+/* The same, returning (DEADLINE, "cancelled") once *gone is set while it
+ * waits for the build (udfb_service_complete_until). */
+int udfb_service_script_complete_until(struct udfb_service *s, struct udfb_script_call *c, long long deadline_ms,
+				       const atomic_int *gone, struct udfb_apply_out *out, struct udfb_err *err);
 const struct udfb_log_fields *udfb_script_call_fields(const struct udfb_script_call *c);
 void udfb_script_call_free(struct udfb_script_call *c);
 

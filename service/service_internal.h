@@ -44,7 +44,6 @@ struct udfb_service {
 	struct udfb_table *seen;
 	struct udfb_table *workers;
 	struct udfb_table *memo; /* scripts seen, by a hash without their URLs */
-	size_t n_memo;
 	struct svc_retired *retired;
 	/* workers.c: the size table, the thread that applies statements to
 	 * sandboxes in order, the housekeeping thread (auto_suspend, gauges). */
@@ -129,5 +128,10 @@ int udfb_table_remove(struct udfb_table *t, const char *id, void **val);
 /* Calls fn(value, ctx) for every entry; in no particular order. */
 void udfb_table_each(struct udfb_table *t, void (*fn)(const char *id, void *val, void *ctx), void *ctx);
 void udfb_table_free(struct udfb_table *t, void (*free_val)(void *));
+/* A cache: at most max entries (0: no bound); creating one past it frees
+ * the least recently used (found or created) with free_val. */
+void udfb_table_set_max(struct udfb_table *t, size_t max, void (*free_val)(void *));
+size_t udfb_table_count(const struct udfb_table *t);
+unsigned long long udfb_table_evicted(const struct udfb_table *t);
 
 #endif

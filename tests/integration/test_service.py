@@ -627,6 +627,93 @@ class CancelTest(ServerCase):
         self.assertEqual(self.srv.http_get("/healthz")[0], 200)
 
 
+    def test_cancelled_script_calls_release_their_workers(self):
+        """ApplyResource (Databend's script) identifies its imports on the
+        call worker: a cancelled call once kept downloading a stalled import
+        there until imports-timeout-ms."""
+        apply_resource = self.srv.channel.unary_unary(
+            "/resourceproto.ResourceService/ApplyResource", request_serializer=lambda b: b,
+            response_deserializer=lambda b: b)
+        futs = []
+        for _ in range(6):  # more than the call workers
+            futs.append(apply_resource.future(stalled_script(self.imports.port), timeout=60,
+                                              metadata=self.srv.metadata("tenant-a")))
+        time.sleep(1.0)  # the calls are on the workers, their imports stalled
+        for f in futs:
+            f.cancel()
+        req, _ = make_request(slow_port=self.imports.port, import_dir="absent")
+        r = self.srv.call(req, tenant="tenant-b", timeout=5)
+        self.assertReply(r, "INVALID_ARGUMENT", "HTTP 404")
+        self.assertLess(r.elapsed, 3.0)
+
+
+def stalled_script(port):
+    """An ApplyResourceRequest{type "udf", script} (protobuf by hand: fields
+    3 and 4, strings) whose one import is a fresh /stall/ path."""
+    text = (REPO / "tests/fuzz/corpus/script/add_one_helper.apply_resource.sh").read_text()
+    nonce = uuid.uuid4().hex
+    text = text.replace("http://IMPORTS_BASE/imports/helper.py", "http://127.0.0.1:%d/stall/%s.py" % (port, nonce))
+    text = text.replace("@udf_import_stage/imports/helper.py", "@udf_import_stage/stall/%s.py" % nonce)
+    text = text.replace("IMPORTS_BASE", "127.0.0.1:%d" % port)
+
+    def field(num, data):
+        n, out = len(data), bytes([num << 3 | 2])
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out + data
+
+    return field(3, b"udf") + field(4, text.encode())
+
+
+class FairnessTest(ServerCase):
+    """Issue 18: calls waiting for call workers were one FIFO; one tenant
+    sending many slow calls pushed another tenant's call behind all of them
+    (here ~6 rounds of slow imports: past its 6 s deadline)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.srv = cls.start_server("--call-workers", "2", "--build-workers", "16", "--max-queued-calls", "10")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def test_a_flooding_tenant_does_not_starve_another(self):
+        futs = []
+        for _ in range(14):  # 2 on the workers, 10 waiting, the rest refused
+            req, _ = make_request(slow_port=self.imports.port, import_dir="slow")
+            futs.append(self.srv.apply.future(req, timeout=90, metadata=self.srv.metadata("tenant-a")))
+        time.sleep(0.5)  # tenant-a's calls are on the workers or waiting
+        # Another tenant's call that needs a worker (a missing import): it
+        # waits for one worker, not for tenant-a's whole queue.
+        req, _ = make_request(slow_port=self.imports.port, import_dir="absent")
+        r = self.srv.call(req, tenant="tenant-b", timeout=6)
+        self.assertReply(r, "INVALID_ARGUMENT", "HTTP 404")
+        self.assertLess(r.elapsed, 4.5)
+        codes = []
+        for f in futs:
+            try:
+                f.result()
+                codes.append("OK")
+            except grpc.RpcError as e:
+                codes.append(e.code().name)
+                if e.code().name == "RESOURCE_EXHAUSTED":
+                    self.assertIn("tenant tenant-a", e.details())
+                    self.assertIn("max_queued_calls", e.details())
+        # At most 10 wait: 2 or more of the 14 refused (more when the burst
+        # came before a worker took the first ones), the rest served.
+        refused = codes.count("RESOURCE_EXHAUSTED")
+        self.assertTrue(2 <= refused <= 4, codes)
+        self.assertEqual(codes.count("OK"), 14 - refused, codes)
+        m = self.srv.metrics()
+        self.assertEqual(m["udfb_calls_waiting"], 0)
+        self.assertEqual(m["udfb_calls_refused_total"], refused)
+        self.assertEqual(m['udfb_rpc_calls_total{rpc="ApplyUdfResource",code="RESOURCE_EXHAUSTED"}'], refused)
+
+
 class AcceptedModeTest(ServerCase):
     @classmethod
     def setUpClass(cls):
@@ -967,7 +1054,8 @@ def main():
             return tap.done()
         print("# binary %s, base oci:%s:tiny, flags %s" % (BIN, TINY_IMAGE, " ".join(EXTRA_ARGS) or "none"),
               flush=True)
-        tap.run_cases((ServiceTest, CancelTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest, ShutdownTest),
+        tap.run_cases((ServiceTest, CancelTest, FairnessTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest,
+                       ShutdownTest),
                       sys.argv[1:])
         print("# %.1f s in all" % (time.monotonic() - t_start), flush=True)
         return tap.done()

@@ -193,7 +193,11 @@ static void fill(struct udfb_metrics *m)
 static void check_exposition(const char *t)
 {
 	int families;
-	CHECK(exposition_ok(t, &families) && families == 14, "exposition parses: %d families", families);
+	/* 14, and issue 18's: udfb_cached_entries, udfb_cached_evictions_total,
+	 * udfb_calls_waiting, udfb_calls_refused_total. */
+	CHECK(exposition_ok(t, &families) && families == 18, "exposition parses: %d families", families);
+	CHECK(sample(t, "udfb_cached_entries{table=\"fingerprints\"}") == 0 && sample(t, "udfb_calls_waiting") == 0,
+	      "the call tables' sizes and the waiting calls");
 	CHECK(sample(t, "udfb_workers{backend=\"local\",state=\"active\"}") == 2 &&
 		      sample(t, "udfb_workers{backend=\"local\",state=\"suspended\"}") == 1,
 	      "udfb_workers by backend and state");

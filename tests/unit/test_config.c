@@ -56,9 +56,10 @@ static void test_packages(void)
 {
 	char path[] = "/tmp/udfb-config-XXXXXX";
 	int fd = mkstemp(path);
-	const char *text = "{\"packages\": {\"index\": [\"https://a.example/simple\", \"/srv/wheels\"],"
-			   "\"glibc\": \"2.17\", \"layer_budget\": 4, \"max_unpacked\": 1048576}, \"imports\": "
-			   "{\"max_bytes\": 1000}}";
+	const char *text =
+		"{\"packages\": {\"index\": [\"https://a.example/simple\", \"/srv/wheels\"],"
+		"\"glibc\": \"2.17\", \"layer_budget\": 4, \"max_unpacked\": 1048576, \"max_unpack_ms\": 5000}, "
+		"\"imports\": {\"max_bytes\": 1000}, \"max_cached_calls\": 1000, \"max_queued_calls\": 8}";
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "config file written");
 	close(fd);
 	struct udfb_config c;
@@ -69,6 +70,12 @@ static void test_packages(void)
 	CHECK(c.packages.glibc_minor == 17 && c.packages.layer_budget == 4, "glibc and layer budget from the file");
 	CHECK(c.fetch.max_import_bytes == 1000, "imports.max_bytes from the file");
 	CHECK(c.packages.max_unpacked == 1048576, "packages.max_unpacked from the file");
+	CHECK(c.packages.max_unpack_ms == 5000, "packages.max_unpack_ms from the file");
+	CHECK(c.max_cached_calls == 1000 && c.max_queued_calls == 8,
+	      "max_cached_calls and max_queued_calls from the file");
+	CHECK(udfb_config_set(&c, "max-cached-calls", "3", &err) < 0 && strstr(err.msg, "max-cached-calls"),
+	      "max-cached-calls below 16 is refused, named");
+	udfb_err_clear(&err);
 	CHECK(udfb_config_set(&c, "packages-max-unpacked", "1e9", &err) < 0 && strstr(err.msg, "packages-max-unpacked"),
 	      "a bad packages-max-unpacked is refused, named");
 	udfb_err_clear(&err);

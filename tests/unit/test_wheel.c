@@ -608,6 +608,25 @@ static void test_unpacked_budget(void)
 	      "within the budget it installs, and says how much it unpacked (%lld)", got);
 	udfb_err_clear(&err);
 	udfb_layer_writer_free(w);
+	/* Issue 18: and a time budget (packages-max-unpack-ms): a deadline
+	 * already past stops the unpacking at its first block, naming the
+	 * setting; one in the future lets it through. */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	o.deadline_ms = now - 1;
+	udfb_layer_writer_new(&w);
+	CHECK(udfb_wheel_install(w, path, &o, &err) < 0 && err.cat == UDFB_E_INVALID &&
+		      strstr(err.msg, "packages-max-unpack-ms") && strstr(err.msg, "took too long"),
+	      "a wheel unpacking past its time is refused (%s)", err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+	CHECK(!udfb_layer_contains(w, "app"), "  and the layer is untouched");
+	udfb_layer_writer_free(w);
+	o.deadline_ms = now + 60000;
+	udfb_layer_writer_new(&w);
+	CHECK(udfb_wheel_install(w, path, &o, &err) == 0, "within its time it installs (%s)", err.msg ? err.msg : "ok");
+	udfb_err_clear(&err);
+	udfb_layer_writer_free(w);
 	unlink(path);
 	free(path);
 	free(zeros);
