@@ -821,7 +821,6 @@ static int setup_runtime(struct udfb_local *L, struct udfb_err *err)
 	if (L->o.cgroups_mode == UDFB_LOCAL_CG_ON && !have)
 		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "local scheduler: cgroups=on, but %s", cg);
 	L->cgroups = L->o.cgroups_mode == UDFB_LOCAL_CG_OFF ? 0 : have;
-	cleanup_free char *args = NULL;
 	struct udfb_buf b;
 	udfb_buf_init(&b, 4096);
 	for (size_t k = 0; k < L->rt.n_args; k++)
