@@ -40,9 +40,11 @@ check "skopeo copy of the new tag verifies every blob" quiet skopeo copy --src-t
 # A wrong record: every blob of the image claimed for a repository that has none.
 wrong=$(/usr/bin/python3 -c 'import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())' "$REGISTRY/udfb/empty")
 cp "$(ls "$work"/pushed/* "$work"/store/pushed/* 2>/dev/null | head -n 1)" "$work/store/pushed/$wrong"
-UDFB_LOG_LEVEL=info push udfb/empty:x >/dev/null 2>"$work/log"
+UDFB_LOG_LEVEL=debug push udfb/empty:x >/dev/null 2>"$work/log"
 check_eq "a push with a wrong record still succeeds" "$?" 0
 check "after saying so in the log" grep -q "pushing again, asking for each" "$work/log"
+check "the registry's plain HTTP was found by a bare ClientHello, without curl's TLS probe" \
+	grep -q "answered a ClientHello in plain HTTP" "$work/log"
 check "and the image is whole (skopeo copy verifies every blob)" quiet skopeo copy --src-tls-verify=false \
 	"docker://$REGISTRY/udfb/empty:x" "oci:$work/copy2:t"
 
