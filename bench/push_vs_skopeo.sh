@@ -4,7 +4,8 @@
 # push is all it does) beside `skopeo copy oci:… docker://…` of the very
 # same image, in the same run; then the repeat push to a new tag of the same
 # repository (every blob present) beside skopeo's.  A fresh registry for
-# each first push, so both start empty.  Aim: faster than skopeo in both.
+# each first push, so both start empty.  Aim: faster than skopeo, and the
+# repeat push at least 2x (issue 17).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -64,4 +65,4 @@ read -r oa _ < <(stats <"$work/ours.again")
 read -r sa _ < <(stats <"$work/skopeo.again")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1fx faster", a / b}'; }
 row "push ${mib} MiB base + small layers to an empty registry (median ms)" "$of" "skopeo copy" "$sf" "$(ratio "$sf" "$of")" "faster than skopeo"
-row "repeat push to a new tag, every blob present (median ms)" "$oa" "skopeo copy" "$sa" "$(ratio "$sa" "$oa")" "faster than skopeo"
+row "repeat push to a new tag, every blob present (median ms)" "$oa" "skopeo copy" "$sa" "$(ratio "$sa" "$oa")" ">= 2x (issue 17)"

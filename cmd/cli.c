@@ -3,12 +3,16 @@
  * --config FILE reads the service's file into c->cfg first. */
 #include "cmd/cli.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/store.h"
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/version.h"
 #include "service/runtime_base.h"
 
@@ -114,6 +118,58 @@ void udfb_cli_usage(FILE *f, const struct udfb_cli_spec *spec, int options)
 				break;
 			}
 		}
+}
+
+void udfb_cli_start(void)
+{
+	enum udfb_log_level level = UDFB_LOG_WARN;
+	const char *lv = getenv("UDFB_LOG_LEVEL");
+	if (lv && udfb_log_parse_level(lv, &level) < 0)
+		fprintf(stderr, "udf-builder: UDFB_LOG_LEVEL: unknown level '%s', using warn\n", lv);
+	udfb_log_init(level, -1);
+	/* Without TZ, glibc stats /etc/localtime at every mktime(): libarchive
+	 * calls it for each zip entry's time (7,000 stats for a 1,200-file
+	 * wheel).  Naming the same zone explicitly reads it once. */
+	if (!getenv("TZ"))
+		setenv("TZ", ":/etc/localtime", 0);
+}
+
+/* The service is its own executable so that no CLI process loads gRPC and
+ * libmicrohttpd (docs/architecture.md, "Two executables").  It is looked
+ * for beside the running binary, as `make` and the Dockerfile install
+ * them; exec keeps the pid, so a PID 1 `udf-builder serve` stays PID 1. */
+int udfb_cli_exec_serve(int argc, char **argv)
+{
+	char path[PATH_MAX];
+	const char *env = getenv("UDFB_SERVE_BIN");
+	if (env && *env) {
+		if (snprintf(path, sizeof path, "%s", env) >= (int)sizeof path) {
+			fputs("udf-builder: UDFB_SERVE_BIN: path too long\n", stderr);
+			return 2;
+		}
+	} else {
+		ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof "udf-builder-serve");
+		if (n <= 0) {
+			fprintf(stderr, "udf-builder: serve: cannot find this executable: %s\n", strerror(errno));
+			return 1;
+		}
+		path[n] = 0;
+		char *slash = strrchr(path, '/');
+		strcpy(slash ? slash + 1 : path, "udf-builder-serve");
+	}
+	char **args = calloc((size_t)argc + 1, sizeof *args);
+	if (!args) {
+		fputs("udf-builder: serve: out of memory\n", stderr);
+		return 1;
+	}
+	args[0] = path;
+	for (int i = 1; i < argc; i++)
+		args[i] = argv[i];
+	execv(path, args);
+	fprintf(stderr, "udf-builder: serve: cannot run %s: %s (install it beside udf-builder)\n", path,
+		strerror(errno));
+	free(args);
+	return 1;
 }
 
 int udfb_cli_fail(struct udfb_err *err)

@@ -47,6 +47,13 @@ int udfb_cli_parse(struct udfb_cli_common *c, const struct udfb_cli_spec *spec, 
 void udfb_cli_free(struct udfb_cli_common *c);
 /* "  key REQUEST.json [OPTIONS]   summary" and, with options, one line each. */
 void udfb_cli_usage(FILE *f, const struct udfb_cli_spec *spec, int options);
+/* What both executables do first in main(): the log level from
+ * UDFB_LOG_LEVEL, and TZ (see cli.c).  Before any thread exists. */
+void udfb_cli_start(void);
+/* `udf-builder serve ARGS`: replaces the process by udf-builder-serve, the
+ * executable beside this one (UDFB_SERVE_BIN overrides the path), with the
+ * same arguments.  Returns only on failure, with the exit status. */
+int udfb_cli_exec_serve(int argc, char **argv);
 /* Prints "udf-builder: <msg>" and returns the exit status for err. */
 int udfb_cli_fail(struct udfb_err *err);
 

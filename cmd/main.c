@@ -1,10 +1,11 @@
-/* udf-builder: dispatch to a subcommand. */
+/* udf-builder: dispatch to a subcommand.  `serve` is udf-builder-serve
+ * (cmd/serve_main.c), run in this process's place: the CLI is linked
+ * without gRPC and libmicrohttpd, which only the service uses. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cli.h"
-#include "common/log.h"
 #include "common/version.h"
 
 static void usage(FILE *f)
@@ -29,17 +30,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	enum udfb_log_level level = UDFB_LOG_WARN;
-	const char *lv = getenv("UDFB_LOG_LEVEL");
-	if (lv && udfb_log_parse_level(lv, &level) < 0)
-		fprintf(stderr, "udf-builder: UDFB_LOG_LEVEL: unknown level '%s', using warn\n", lv);
-	udfb_log_init(level, -1);
-	/* Without TZ, glibc stats /etc/localtime at every mktime(): libarchive
-	 * calls it for each zip entry's time (7,000 stats for a 1,200-file
-	 * wheel).  Naming the same zone explicitly reads it once.  Set here,
-	 * before any thread exists. */
-	if (!getenv("TZ"))
-		setenv("TZ", ":/etc/localtime", 0);
+	udfb_cli_start();
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
@@ -56,7 +47,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "warm") == 0)
 		return udfb_cmd_warm(argc - 1, argv + 1);
 	if (strcmp(cmd, "serve") == 0)
-		return udfb_cmd_serve(argc - 1, argv + 1);
+		return udfb_cli_exec_serve(argc - 1, argv + 1);
 	if (strcmp(cmd, "settings") == 0)
 		return udfb_cmd_settings(argc - 1, argv + 1);
 	if (strcmp(cmd, "cache") == 0)

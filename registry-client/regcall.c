@@ -97,7 +97,8 @@ static int fell_back_to_http(struct udfb_registry *r, const struct udfb_http_res
 }
 
 /* Before the first request to a loopback or insecure host: does it speak
- * TLS?  An unverified GET /v2/ answers that without loading the CA store
+ * TLS?  A ClientHello on a bare socket (scheme_probe.c) answers "no" without
+ * OpenSSL; otherwise an unverified GET /v2/ answers it without loading the CA store
  * (tens of milliseconds in OpenSSL 3) for a registry that is plain http;
  * its answer is thrown away, and a TLS registry is then verified as usual.
  * A failure to connect leaves the question open for the next attempt. */
@@ -108,6 +109,12 @@ static void probe_scheme(struct udfb_registry *r, CURL *h)
 	pthread_mutex_unlock(&r->mu);
 	if (known)
 		return;
+	if (reg_probe_plain_http(r->api_host, 3000)) {
+		udfb_debug("registry %s: answered a ClientHello in plain HTTP", r->host);
+		struct udfb_http_resp plain = { .rc = CURLE_SSL_CONNECT_ERROR };
+		fell_back_to_http(r, &plain);
+		return;
+	}
 	cleanup_free char *url = udfb_asprintf("https://%s/v2/", r->api_host);
 	struct udfb_tls tls = { .verify = 0 };
 	struct udfb_http_req req = { .method = "GET", .url = url, .tls = &tls };

@@ -28,6 +28,11 @@ struct udfb_registry {
 	int n_idle;
 };
 
+/* 1 when api_host (a loopback or insecure registry) answers a TLS
+ * ClientHello in plain HTTP, asked on a bare socket within timeout_ms;
+ * 0 when it does not or cannot say (curl's probe then asks). */
+int reg_probe_plain_http(const char *api_host, int timeout_ms);
+
 struct reg_call {
 	const char *method;
 	const char *path; /* "/v2/…" or an absolute URL (an upload Location) */

@@ -10,8 +10,9 @@
 #   example input parses, and its shards cover it exactly once.
 # - deploy/Dockerfile is checked statically (no Docker engine here): two
 #   Debian 12 stages, the runtime stage installs the Debian package of every
-#   shared library `ldd bin/udf-builder` resolves outside debian:12-slim, a
-#   non-root USER, an ENTRYPOINT.
+#   shared library `ldd bin/udf-builder bin/udf-builder-serve` resolves
+#   outside debian:12-slim, a non-root USER, an ENTRYPOINT; the CLI
+#   executable does not load gRPC or libmicrohttpd (the service's alone).
 # Needs node and npm (the machine's Node.js 20 and npm; npm's registry).
 # shellcheck disable=SC2016 # bash -c '...' _ ARG: the child shell expands them
 set -u
@@ -121,6 +122,12 @@ if [ ! -x "$bin" ]; then
 	echo "# bin/udf-builder is not built; using $bin (sanitizer runtimes are ignored below)"
 fi
 check "a udf-builder binary to check against ($bin)" test -x "$bin"
+serve_bin=$(dirname "$bin")/udf-builder-serve
+check "the service's executable is beside it ($serve_bin)" test -x "$serve_bin"
+check "the CLI executable loads neither gRPC nor libmicrohttpd" \
+	bash -c '! ldd "$1" | grep -qE "libgrpc|libmicrohttpd|libabsl"' _ "$bin"
+check "udf-builder serve runs udf-builder-serve (its --help)" \
+	bash -c '"$1" serve --help | grep -q "usage: udf-builder serve"' _ "$bin"
 
 # A ConfigMap key or a Job value, printed with node (js-yaml from tests/k8s).
 yaml_get() { # FILE KIND NAME EXPR (JavaScript over `d`, the document)
@@ -179,7 +186,9 @@ awk 'BEGIN { IGNORECASE = 1 } /^[[:space:]]*FROM[[:space:]]/ { n++ } n == 2' "$w
 check "the build stage runs deploy/install-deps.sh build and make" \
 	bash -c 'grep -qE "^RUN .*deploy/install-deps\.sh build" "$1" && grep -qE "^RUN .*\bmake\b" "$1"' _ "$work/build"
 check "the runtime stage copies bin/udf-builder from the build stage (${build_stage:-unnamed})" \
-	grep -qE "^COPY[[:space:]]+--from=${build_stage:-0}[[:space:]].*bin/udf-builder" "$work/runtime"
+	grep -qE "^COPY[[:space:]]+--from=${build_stage:-0}[[:space:]].*bin/udf-builder[[:space:]]" "$work/runtime"
+check "the runtime stage copies bin/udf-builder-serve beside it" \
+	grep -qE "^COPY[[:space:]]+--from=${build_stage:-0}[[:space:]].*bin/udf-builder-serve[[:space:]]+/usr/local/bin/" "$work/runtime"
 check "the runtime stage installs with --no-install-recommends and drops apt's lists" \
 	bash -c 'grep -qE "apt-get install .*--no-install-recommends" "$1" && grep -qF "rm -rf /var/lib/apt/lists" "$1"' _ "$work/runtime"
 check "the runtime stage installs ca-certificates" grep -qwF ca-certificates "$work/runtime"
@@ -236,7 +245,7 @@ while read -r soname path; do
 	libs_checked=$((libs_checked + 1))
 	grep -qx "$pkg" "$work/base-packages" && continue
 	echo "$pkg $soname" >>"$work/needed"
-done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }')
+done < <({ ldd "$bin" && ldd "$serve_bin"; } | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' | sort -u)
 check "ldd resolves the binary's libraries (${libs_checked} found)" test "$libs_checked" -ge 10
 sort -u -k1,1 "$work/needed" >"$work/needed.u"
 check "some libraries are outside the base (libgrpc29 among them)" grep -q '^libgrpc29 ' "$work/needed.u"
