@@ -7,13 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/clock.h"
-#include "common/curl_init.h"
+#include "common/curlx.h"
 #include "common/fsutil.h"
 
 enum xstate { X_WAITING, X_RUNNING, X_DONE, X_FAILED };
@@ -34,6 +33,7 @@ struct xfer {
 	enum xstate state;
 	int too_big, total_too_big, write_errno;
 	char blocked[200]; /* why the guard refused a connection, "" if it did not */
+	char errbuf[CURL_ERROR_SIZE];
 };
 
 struct run {
@@ -44,11 +44,6 @@ struct run {
 	struct xfer *x;
 	size_t n, running;
 };
-
-int udfb_fetch_global_init(struct udfb_err *err)
-{
-	return udfb_curl_global_init(err);
-}
 
 /* ---- callbacks ---- */
 
@@ -91,42 +86,6 @@ static char *current_host(CURL *easy)
 	return host;
 }
 
-/* Copy a header's value (trimmed) into out when the line is "name: ...". */
-static void header_value(char *out, size_t size, const char *line, size_t len, const char *name)
-{
-	size_t n = strlen(name);
-	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-		return;
-	const char *v = line + n + 1, *e = line + len;
-	while (v < e && (*v == ' ' || *v == '\t'))
-		v++;
-	while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
-		e--;
-	snprintf(out, size, "%.*s", (int)(e - v), v);
-}
-
-/* Validators of the response (a redirect's headers are replaced by the
- * final response's: curl calls this for each, a status line first). */
-static size_t on_header(char *p, size_t sz, size_t n, void *ctx)
-{
-	struct xfer *x = ctx;
-	struct udfb_fetched *o = &x->item->out;
-	size_t len = sz * n;
-	char range[96] = "";
-	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
-		o->etag[0] = o->last_modified[0] = '\0';
-		o->total_size = -1;
-		return len;
-	}
-	header_value(o->etag, sizeof(o->etag), p, len, "etag");
-	header_value(o->last_modified, sizeof(o->last_modified), p, len, "last-modified");
-	header_value(range, sizeof(range), p, len, "content-range");
-	const char *slash = range[0] ? strrchr(range, '/') : NULL;
-	if (slash && slash[1] >= '0' && slash[1] <= '9')
-		o->total_size = strtoll(slash + 1, NULL, 10);
-	return len;
-}
-
 /* Every connection, redirects included, passes here: the guard sees the
  * address actually connected to, whatever the name resolved to. */
 static curl_socket_t on_open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *addr)
@@ -151,30 +110,19 @@ static curl_socket_t on_open_socket(void *ctx, curlsocktype purpose, struct curl
 static void setup(struct xfer *x)
 {
 	const struct udfb_fetch_opts *o = x->run->o;
-	CURL *c = x->easy;
-	curl_easy_setopt(c, CURLOPT_URL, x->item->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-	curl_easy_setopt(c, CURLOPT_PROXY, ""); /* a proxy would hide the address from the guard */
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->low_speed_time_s);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (o->ca_bundle)
-		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_bundle);
+	/* No proxy: it would hide the address connected to from the guard. */
+	const struct udfb_curl_opts co = { .follow = 1,
+					   .proxy = UDFB_PROXY_NONE,
+					   .connect_timeout_ms = o->connect_timeout_ms,
+					   .low_speed_time_s = o->low_speed_time_s,
+					   .ca_bundle = o->ca_bundle };
+	CURL *c = x->easy = udfb_curl_open(x->item->url, &co, x->errbuf);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_import_bytes);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, x);
 	curl_easy_setopt(c, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "udf-builder");
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	if (x->item->accept) {
 		char *h = udfb_asprintf("Accept: %s", x->item->accept);
 		x->headers = curl_slist_append(x->headers, h);
@@ -211,14 +159,6 @@ static int start(struct xfer *x, long long now, struct udfb_err *err)
 /* ---- outcome of an attempt ---- */
 
 enum outcome { OK, RETRY, FAIL };
-
-static int retryable_curl(CURLcode rc)
-{
-	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_OPERATION_TIMEDOUT ||
-	       rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING ||
-	       rc == CURLE_PARTIAL_FILE || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_HTTP2 ||
-	       rc == CURLE_HTTP2_STREAM;
-}
 
 static int is_number(const char *s)
 {
@@ -259,13 +199,13 @@ static enum outcome judge_http(struct xfer *x, struct udfb_err *err)
 		return check_body(x, err);
 	if (x->item->probe && status == 416) /* an empty object has no byte 0 */
 		return OK;
-	if (status == 408 || status == 429 || status >= 500) {
-		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: HTTP %ld", loc, status);
-		return RETRY;
-	}
-	udfb_err_set(err, status >= 400 && status < 500 ? UDFB_E_INVALID : UDFB_E_UNAVAILABLE, "%s: HTTP %ld", loc,
-		     status);
-	return FAIL;
+	enum udfb_errcat cat = udfb_http_status_cat(status);
+	if (cat == UDFB_E_NOTFOUND) /* the request named an absent object: its fault, as any other 4xx */
+		cat = UDFB_E_INVALID;
+	else if (cat == UDFB_E_OK) /* a 2xx not asked for (204, an unasked 206) */
+		cat = UDFB_E_UNAVAILABLE;
+	udfb_err_set(err, cat, "%s: HTTP %ld", loc, status);
+	return status == 408 || status == 429 || status >= 500 ? RETRY : FAIL;
 }
 
 static enum outcome judge(struct xfer *x, CURLcode rc, struct udfb_err *err)
@@ -296,9 +236,9 @@ static enum outcome judge(struct xfer *x, CURLcode rc, struct udfb_err *err)
 		return RETRY;
 	}
 	if (rc != CURLE_OK) {
-		/* curl_easy_strerror names the failure, never the URL. */
-		udfb_err_set(err, UDFB_E_UNAVAILABLE, "%s: %s", loc, curl_easy_strerror(rc));
-		return retryable_curl(rc) ? RETRY : FAIL;
+		/* The message names the failure, never the URL (udfb_curl_why redacts). */
+		udfb_curl_err(err, rc, x->errbuf, "%s", loc);
+		return udfb_curl_transient(rc) ? RETRY : FAIL;
 	}
 	return judge_http(x, err);
 }
@@ -425,12 +365,26 @@ static int prepare(struct run *r, struct udfb_fetch_item *items, const char *dir
 		if (udfb_mktemp(&items[k].out.path, &x->fd, dir, err) < 0)
 			return -1;
 		items[k].out.owned = 1;
-		x->easy = curl_easy_init();
-		if (!x->easy)
-			abort();
 		setup(x);
 	}
 	return 0;
+}
+
+/* The validators of the last response (after redirects): ETag,
+ * Last-Modified, and the whole length a Content-Range states. */
+static void note_validators(struct xfer *x)
+{
+	struct udfb_fetched *o = &x->item->out;
+	char *etag = udfb_curl_header(x->easy, "ETag", sizeof(o->etag) - 1);
+	char *modified = udfb_curl_header(x->easy, "Last-Modified", sizeof(o->last_modified) - 1);
+	char *range = udfb_curl_header(x->easy, "Content-Range", 96);
+	snprintf(o->etag, sizeof(o->etag), "%s", etag ? etag : "");
+	snprintf(o->last_modified, sizeof(o->last_modified), "%s", modified ? modified : "");
+	const char *slash = range ? strrchr(range, '/') : NULL;
+	o->total_size = slash && slash[1] >= '0' && slash[1] <= '9' ? strtoll(slash + 1, NULL, 10) : -1;
+	free(etag);
+	free(modified);
+	free(range);
 }
 
 /* What a caller choosing a parser (Content-Type) or resolving relative
@@ -439,6 +393,7 @@ static void note_response(struct xfer *x)
 {
 	struct udfb_fetched *out = &x->item->out;
 	char *type = NULL, *url = NULL;
+	note_validators(x);
 	long redirects = 0;
 	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &type);
 	snprintf(out->content_type, sizeof(out->content_type), "%s", type ? type : "");
@@ -487,7 +442,7 @@ int udfb_fetch_all(struct udfb_fetch_item *items, size_t n, const struct udfb_fe
 {
 	if (n == 0)
 		return 0;
-	if (udfb_fetch_global_init(err) < 0)
+	if (udfb_curl_global_init(err) < 0)
 		return -1;
 	if ((long long)n > o->max_imports)
 		return udfb_err_set(err, UDFB_E_INVALID, "imports: %zu to fetch, more than the limit of %d", n,

@@ -68,7 +68,6 @@ struct udfb_fetch_item {
 	long http_status; /* out: the last response's status, also after a failure (a 404 tells "absent") */
 };
 
-int udfb_fetch_global_init(struct udfb_err *err);
 /* Fetch every item into new temporary files in dir, before deadline_ms
  * (monotonic; 0: opts->timeout_ms from now). */
 int udfb_fetch_all(struct udfb_fetch_item *items, size_t n, const struct udfb_fetch_opts *o, long long deadline_ms,

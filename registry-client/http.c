@@ -8,8 +8,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
-#include "common/curl_init.h"
-#include "common/version.h"
+#include "common/curlx.h"
 
 #define HEADER_VALUE_MAX (16u << 10)
 
@@ -19,11 +18,6 @@ struct xfer {
 	CURL *c;
 	long long offset; /* MEM and FILE bodies */
 };
-
-int udfb_http_global_init(struct udfb_err *err)
-{
-	return udfb_curl_global_init(err);
-}
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ctx)
 {
@@ -120,63 +114,30 @@ static void set_method(CURL *c, const struct udfb_http_req *req, struct xfer *x)
 
 static void setup(CURL *c, const struct udfb_http_req *req, struct xfer *x, struct curl_slist *headers)
 {
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, req->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, req->follow ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
 	/* A stalled peer fails after 60 s below 1 KiB/s, whatever the size. */
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "udf-builder/" UDFB_VERSION);
+	struct udfb_curl_opts o = { .follow = req->follow, .low_speed_time_s = 60 };
+	if (req->tls) {
+		o.ca_bundle = req->tls->ca_bundle;
+		o.insecure = !req->tls->verify;
+	}
+	curl_easy_reset(c);
+	udfb_curl_setup(c, req->url, &o, x->resp->curl_msg);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->resp->curl_msg);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-	if (req->tls && req->tls->ca_bundle)
-		curl_easy_setopt(c, CURLOPT_CAINFO, req->tls->ca_bundle);
-	long verify = req->tls ? (long)req->tls->verify : 1L;
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, verify);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
 	set_method(c, req, x);
-}
-
-static char *header_value(CURL *c, const char *name)
-{
-	struct curl_header *h;
-	if (curl_easy_header(c, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h->value)
-		return NULL;
-	return udfb_strndup(h->value, HEADER_VALUE_MAX);
 }
 
 /* A 401 may carry several WWW-Authenticate headers; auth.c parses them
  * joined as one list, as RFC 7235 allows. */
-static char *all_challenges(CURL *c)
-{
-	struct curl_header *h;
-	struct udfb_buf b;
-	udfb_buf_init(&b, HEADER_VALUE_MAX);
-	for (size_t k = 0; curl_easy_header(c, "WWW-Authenticate", k, CURLH_HEADER, -1, &h) == CURLHE_OK; k++) {
-		if ((k && udfb_buf_addstr(&b, ", ") < 0) || udfb_buf_addstr(&b, h->value) < 0)
-			break;
-		if (k + 1 >= h->amount)
-			break;
-	}
-	return b.data ? udfb_buf_steal(&b, NULL) : NULL;
-}
-
 static void read_headers(CURL *c, struct udfb_http_resp *r)
 {
-	r->www_authenticate = all_challenges(c);
-	r->location = header_value(c, "Location");
-	r->docker_digest = header_value(c, "Docker-Content-Digest");
-	r->content_type = header_value(c, "Content-Type");
-	r->retry_after = header_value(c, "Retry-After");
-	r->range = header_value(c, "Range");
+	r->www_authenticate = udfb_curl_header_all(c, "WWW-Authenticate", HEADER_VALUE_MAX);
+	r->location = udfb_curl_header(c, "Location", HEADER_VALUE_MAX);
+	r->docker_digest = udfb_curl_header(c, "Docker-Content-Digest", HEADER_VALUE_MAX);
+	r->content_type = udfb_curl_header(c, "Content-Type", HEADER_VALUE_MAX);
+	r->retry_after = udfb_curl_header(c, "Retry-After", HEADER_VALUE_MAX);
+	r->range = udfb_curl_header(c, "Range", HEADER_VALUE_MAX);
 }
 
 int udfb_http_perform(CURL *c, const struct udfb_http_req *req, struct udfb_http_resp *resp)
@@ -196,6 +157,7 @@ int udfb_http_perform(CURL *c, const struct udfb_http_req *req, struct udfb_http
 	curl_slist_free_all(headers);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+	udfb_curl_why(resp->rc, resp->curl_msg); /* redacts curl's message, should it quote a URL */
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 	if (resp->status > 0)
 		read_headers(c, resp);

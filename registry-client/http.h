@@ -73,10 +73,8 @@ struct udfb_http_resp {
 int udfb_http_perform(CURL *c, const struct udfb_http_req *req, struct udfb_http_resp *resp);
 void udfb_http_resp_clear(struct udfb_http_resp *r);
 
-/* curl_global_init once per process. */
-int udfb_http_global_init(struct udfb_err *err);
-/* The failure as one line without a URL: curl's own message, else its
- * code's text. */
+/* The failure as one line without a URL: curl's own message (redacted
+ * by udfb_http_perform), else its code's text. */
 const char *udfb_http_failure(const struct udfb_http_resp *r);
 /* True for a loopback host ("127.x.y.z", "[::1]", "localhost"), port ignored. */
 int udfb_http_host_is_loopback(const char *host);

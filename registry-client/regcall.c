@@ -13,6 +13,7 @@
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/curlx.h"
 #include "common/log.h"
 #include "registry-client/registry_internal.h"
 #include "registry-client/retry.h"
@@ -184,15 +185,18 @@ int reg_call(struct udfb_registry *r, const struct reg_call *c, struct udfb_http
 	return rc;
 }
 
+/* The shared map (udfb_http_status_cat) seen from a client of the
+ * registry: a refused login is the service's credentials, not the
+ * caller's request; any other refusal of a request we composed, or a
+ * registry that does not speak the API (501, 505), is our bug. */
 static enum udfb_errcat category(long status)
 {
-	if (status == 404)
-		return UDFB_E_NOTFOUND;
-	if (status == 413)
-		return UDFB_E_EXHAUSTED;
-	if (status == 401 || status == 403 || udfb_retry_status(status))
+	if (status == 401 || status == 403)
 		return UDFB_E_UNAVAILABLE;
-	return UDFB_E_INTERNAL;
+	enum udfb_errcat cat = udfb_http_status_cat(status);
+	if (cat == UDFB_E_INVALID || (cat == UDFB_E_UNAVAILABLE && !udfb_retry_status(status)))
+		return UDFB_E_INTERNAL;
+	return cat;
 }
 
 int reg_status_error(struct udfb_registry *r, const char *what, const struct udfb_http_resp *h, struct udfb_err *err)

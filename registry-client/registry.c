@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/cleanup.h"
+#include "common/curlx.h"
 #include "registry-client/dockercfg.h"
 #include "common/alloc.h"
 #include "common/log.h"
@@ -52,7 +53,7 @@ static char *insecure_list(const char *s)
 int udfb_registry_open(struct udfb_registry **out, const char *host, const struct udfb_registry_opts *o,
 		       struct udfb_err *err)
 {
-	if (udfb_http_global_init(err) < 0)
+	if (udfb_curl_global_init(err) < 0)
 		return -1;
 	struct udfb_registry *r = udfb_calloc(1, sizeof(*r));
 	r->host = udfb_strdup(host);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/curlx.h"
 #include "common/fsutil.h"
 #include "common/jsonout.h"
 #include "scheduler/k8s.h"
@@ -197,10 +198,21 @@ void k8s_api_free(struct k8s_api *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
+/* A Status object's message as one line, and the category of its code
+ * (udfb_http_status_cat: a caller expecting "gone already" tests NOTFOUND). */
+static int status_error(long code, json_t *j, const char *what, const char *ns, const char *name, struct udfb_err *err)
 {
-	struct udfb_buf *b = ud;
-	return udfb_buf_add(b, p, size * n) < 0 ? 0 : size * n;
+	const char *msg = json_string_value(json_object_get(j, "message"));
+	char one[512];
+	snprintf(one, sizeof(one), "%s", msg ? msg : "(no Status message)");
+	for (char *p = one; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	enum udfb_errcat cat = udfb_http_status_cat(code);
+	if (cat == UDFB_E_OK || cat == UDFB_E_EXHAUSTED) /* a 1xx/3xx, or 413: the request we composed */
+		cat = UDFB_E_INVALID;
+	return udfb_err_set(err, cat, "kubernetes: %s %s%s%s: HTTP %ld: %s", what, ns ? ns : "", ns ? "/" : "", name,
+			    code, one);
 }
 
 int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t *body, json_t **out, const char *what,
@@ -208,11 +220,9 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 {
 	if (out)
 		*out = NULL;
-	CURL *c = curl_easy_init();
-	if (!c)
-		return udfb_err_set(err, UDFB_E_INTERNAL, "kubernetes: curl_easy_init failed");
-	char *url = NULL, *auth = NULL, *payload = NULL;
-	if (asprintf(&url, "%s%s", a->server, path) < 0)
+	char *url = NULL, *auth = NULL, *payload = NULL, *who = NULL;
+	if (asprintf(&url, "%s%s", a->server, path) < 0 ||
+	    asprintf(&who, "kubernetes: %s %s%s%s", what, ns ? ns : "", ns ? "/" : "", name) < 0)
 		abort();
 	struct curl_slist *hdr = curl_slist_append(NULL, "Accept: application/json");
 	if (a->token) {
@@ -223,49 +233,24 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 	if (body) {
 		payload = udfb_json_dumps_must(body, JSON_COMPACT);
 		hdr = curl_slist_append(hdr, "Content-Type: application/apply-patch+yaml");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
 	}
 	struct udfb_buf resp;
 	udfb_buf_init(&resp, 16 << 20);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, a->timeout_ms > 0 ? a->timeout_ms : 10000L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (a->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file);
-	if (a->cert_file)
-		curl_easy_setopt(c, CURLOPT_SSLCERT, a->cert_file);
-	if (a->key_file)
-		curl_easy_setopt(c, CURLOPT_SSLKEY, a->key_file);
-	CURLcode cc = curl_easy_perform(c);
+	const struct udfb_curl_opts o = { .timeout_ms = a->timeout_ms > 0 ? a->timeout_ms : 10000L,
+					  .ca_bundle = a->ca_file,
+					  .cert_file = a->cert_file,
+					  .key_file = a->key_file };
+	const struct udfb_curl_call call = {
+		.method = method, .url = url, .headers = hdr, .body = payload, .resp = &resp, .what = who
+	};
 	long code = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	int rc = 0;
+	int rc = udfb_curl_request(&call, &o, &code, err);
 	size_t len = 0;
 	char *text = udfb_buf_steal(&resp, &len);
 	json_t *j = text && len ? json_loadb(text, len, 0, NULL) : NULL;
-	if (cc != CURLE_OK) {
-		rc = udfb_err_set(err, UDFB_E_UNAVAILABLE, "kubernetes: %s %s%s%s: %s", what, ns ? ns : "",
-				  ns ? "/" : "", name, curl_easy_strerror(cc));
-	} else if (code < 200 || code >= 300) {
-		const char *msg = json_string_value(json_object_get(j, "message"));
-		char one[512];
-		snprintf(one, sizeof(one), "%s", msg ? msg : "(no Status message)");
-		for (char *p = one; *p; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
-		enum udfb_errcat cat = UDFB_E_INVALID;
-		if (code >= 500 || code == 429)
-			cat = UDFB_E_UNAVAILABLE;
-		else if (code == 404) /* a caller expecting "gone already" tests the category */
-			cat = UDFB_E_NOTFOUND;
-		rc = udfb_err_set(err, cat, "kubernetes: %s %s%s%s: HTTP %ld: %s", what, ns ? ns : "", ns ? "/" : "",
-				  name, code, one);
-	} else if (out) {
+	if (rc == 0 && (code < 200 || code >= 300)) {
+		rc = status_error(code, j, what, ns, name, err);
+	} else if (rc == 0 && out) {
 		*out = j;
 		j = NULL;
 	}
@@ -278,7 +263,7 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 	}
 	free(payload);
 	free(url);
-	curl_easy_cleanup(c);
+	free(who);
 	return rc;
 }
 
