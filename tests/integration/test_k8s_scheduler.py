@@ -3,7 +3,11 @@
 
 There is no Kubernetes cluster here.  The API server below is a FAKE on
 127.0.0.1 written for this test: it records every request, answers a
-server-side apply PATCH by storing the object and returning it, answers a
+server-side apply PATCH by storing the object and returning it, keeps a
+resourceVersion per object as a real API server does (every write takes the
+next revision; POST creates or answers 409 AlreadyExists, PUT updates or
+answers 404 when gone; a write naming a stale resourceVersion is refused
+with 409 Conflict), answers a
 GET of a Deployment with status.readyReplicas 1 from the second GET on,
 answers DELETE by removing the object, and refuses (403, a Status object)
 every apply in a namespace whose name holds "forbidden".  It checks nothing
@@ -77,6 +81,9 @@ class FakeKube:
         self.objects = {}  # path without query -> object
         self.gets = {}
         self.lock = threading.Lock()
+        self.revision = 0  # etcd's revision: every write takes the next as its resourceVersion
+        self.conflicts = 0  # 409s answered to a stale resourceVersion
+        self.pair = None  # see pair_reads
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -97,6 +104,28 @@ class FakeKube:
                 self.reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": msg,
                                   "reason": reason, "code": code})
 
+            def store(self, path, obj):
+                """Stores a copy of obj under its next resourceVersion, as
+                the API server does on every write; returns the copy."""
+                obj = json.loads(json.dumps(obj))
+                outer.revision += 1
+                obj.setdefault("metadata", {})["resourceVersion"] = str(outer.revision)
+                outer.objects[path] = obj
+                return obj
+
+            def stale(self, path, body):
+                """A write naming a resourceVersion other than the stored
+                one is refused with 409 Conflict (optimistic concurrency)."""
+                want = ((body or {}).get("metadata") or {}).get("resourceVersion")
+                have = (outer.objects.get(path, {}).get("metadata") or {}).get("resourceVersion")
+                if want is None or want == have:
+                    return False
+                outer.conflicts += 1
+                self.status(409, "Conflict", 'Operation cannot be fulfilled on configmaps "%s": the object has been '
+                            'modified; please apply your changes to the latest version and try again'
+                            % path.rsplit("/", 1)[-1])
+                return True
+
             def handle_any(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -105,13 +134,29 @@ class FakeKube:
                        "content_type": self.headers.get("Content-Type"),
                        "authorization": self.headers.get("Authorization"),
                        "body": json.loads(body) if body else None}
+                if self.command == "GET" and "/configmaps/" in path:
+                    outer.paired()
                 with outer.lock:
                     outer.requests.append(rec)
                     if self.command == "PATCH":
                         if "forbidden" in path:
                             return self.status(403, "Forbidden", 'deployments.apps is forbidden: User "system:serviceaccount:udf:udf-builder" cannot patch resource')
-                        outer.objects[path] = rec["body"]
-                        return self.reply(200, rec["body"])
+                        if self.stale(path, rec["body"]):
+                            return
+                        return self.reply(200, self.store(path, rec["body"]))
+                    if self.command == "POST":
+                        # create: 409 AlreadyExists when the name is taken
+                        full = path + "/" + ((rec["body"] or {}).get("metadata") or {}).get("name", "")
+                        if full in outer.objects:
+                            return self.status(409, "AlreadyExists", "%s already exists" % full)
+                        return self.reply(201, self.store(full, rec["body"]))
+                    if self.command == "PUT":
+                        # update: 404 when gone, 409 on a stale resourceVersion
+                        if path not in outer.objects:
+                            return self.status(404, "NotFound", "%s not found" % path)
+                        if self.stale(path, rec["body"]):
+                            return
+                        return self.reply(200, self.store(path, rec["body"]))
                     if self.command == "GET" and (path == "/api/v1/configmaps" or path.endswith("/configmaps")):
                         # A LIST (the worker registry's poll): every ConfigMap under it.
                         items = [o for p, o in sorted(outer.objects.items()) if "/configmaps/" in p and
@@ -138,6 +183,23 @@ class FakeKube:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def pair_reads(self, n):
+        """The next n GETs of a ConfigMap wait until all n have come (5 s
+        at most), so n replicas read the same resourceVersion before any of
+        them writes: a race made certain rather than left to timing."""
+        with self.lock:
+            self.pair = {"n": n, "seen": 0, "all": threading.Event()}
+
+    def paired(self):
+        with self.lock:
+            p = self.pair
+            if not p or p["seen"] >= p["n"]:
+                return
+            p["seen"] += 1
+            if p["seen"] == p["n"]:
+                p["all"].set()
+        p["all"].wait(5)
 
     def take(self, lists=False):
         """The requests since the last take; without lists=True, leaving
@@ -171,9 +233,11 @@ def workers(srv, kube, tmp):
         v = harness.vector("read_stage_dup_basename", imports.port, harness.DATABEND, ".create_worker")
         name = v["name"]
         code, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name,
-                                                             options={"size": "large", "min_cluster_count": "2"}),
+                                                             options={"size": "large", "min_cluster_count": "2",
+                                                                      "max_cluster_count": "4"}),
                       pb.CreateWorkerResponse)
-        tap.ok(code == "OK", "CREATE WORKER %s WITH size='large', min_cluster_count='2'" % name, code)
+        tap.ok(code == "OK", "CREATE WORKER %s WITH size='large', min_cluster_count='2', max_cluster_count='4'" % name,
+               code)
         kube.take()
         udf = pb.CreateWorkerRequest(tenant_id=tenant, name=name, if_not_exists=True, type="udf", script=v["script"])
         code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
@@ -186,11 +250,30 @@ def workers(srv, kube, tmp):
                "the UDF's CreateWorker: its Deployment has min_cluster_count replicas and the size's resources",
                "%s %r\n%s" % (code, resp if code != "OK" else resp.endpoint, json.dumps(dep)[:1500]))
         dep_path = deps[-1]["path"] if deps else "?"
+        hpas = [r["body"] for r in conv if r["method"] == "PATCH" and "/horizontalpodautoscalers/" in r["path"]]
+        hpa = hpas[-1] if hpas else {}
+        tap.ok(hpa.get("apiVersion") == "autoscaling/v2" and hpa.get("spec", {}).get("minReplicas") == 2 and
+               hpa["spec"].get("maxReplicas") == 4 and hpa["spec"].get("scaleTargetRef") ==
+               {"apiVersion": "apps/v1", "kind": "Deployment", "name": dep.get("metadata", {}).get("name")},
+               "max_cluster_count: a HorizontalPodAutoscaler on its Deployment from 2 to 4 replicas", json.dumps(hpa))
         objs_file = os.path.join(tmp, "worker-objects.yaml")
-        Path(objs_file).write_text("---\n" + json.dumps(dep, indent=1) + "\n")
+        Path(objs_file).write_text("".join("---\n" + json.dumps(o, indent=1) + "\n" for o in [dep] + hpas[-1:]))
         val = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
                              text=True, timeout=60)
-        tap.ok(val.returncode == 0, "the sized Deployment validates (kubernetes-models)", val.stdout + val.stderr)
+        tap.ok(val.returncode == 0 and val.stdout.count("\nok ") + val.stdout.startswith("ok ") >= 2,
+               "the sized Deployment and its autoscaler validate (kubernetes-models)", val.stdout + val.stderr)
+        kube.take()
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name,
+                                                           unset_options=["max_cluster_count"]), pb.AlterWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(r["method"] == "DELETE" for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        tap.ok(code == "OK" and [r["path"] for r in seen if r["method"] == "DELETE"] ==
+               [p.replace("/apis/apps/v1/", "/apis/autoscaling/v2/").replace("/deployments/", "/horizontalpodautoscalers/")
+                for p in [dep_path]], "ALTER ... UNSET max_cluster_count: its autoscaler is deleted",
+               [(r["method"], r["path"]) for r in seen])
 
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Suspend),
                       pb.AlterWorkerResponse)
@@ -240,12 +323,13 @@ def workers(srv, kube, tmp):
         code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
         seen = []
         until = time.monotonic() + 10
-        while time.monotonic() < until and len([r for r in seen if r["method"] == "DELETE"]) < 4:
+        while time.monotonic() < until and len([r for r in seen if r["method"] == "DELETE"]) < 5:
             time.sleep(0.05)
             seen += kube.take()
         dels = sorted(r["path"].split("/")[-2] for r in seen if r["method"] == "DELETE")
-        tap.ok(code == "OK" and dels == ["configmaps", "deployments", "networkpolicies", "services"],
-               "DROP: DELETE of its registry ConfigMap, Deployment, Service and NetworkPolicy (recorded)",
+        tap.ok(code == "OK" and dels == ["configmaps", "deployments", "horizontalpodautoscalers", "networkpolicies",
+                                         "services"],
+               "DROP: DELETE of its registry ConfigMap, autoscaler, Deployment, Service and NetworkPolicy (recorded)",
                [(r["method"], r["path"]) for r in seen])
         code, lst = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
         tap.ok(code == "OK" and len(lst.workers) == 0, "SHOW WORKERS: empty", (code, lst))
@@ -312,6 +396,32 @@ def replicas(args, env, tmp, kube):
                "replica 2 alters and suspends it; replica 1 lists the change", (code, show(chans[0])))
         rec = json.loads(list(o for p, o in kube.objects.items() if "/configmaps/" in p)[0]["data"]["worker"])
         tap.ok(rec.get("state") == "suspended", "the ConfigMap records the state", rec)
+        # Both replicas ALTER the same worker at once, each having read the
+        # same resourceVersion (pair_reads): one write wins, the other gets
+        # 409 Conflict, reads again and redoes its change.  Both survive.
+        rounds, codes, conflicts = 3, [], kube.conflicts
+        for rnd in range(rounds):
+            kube.pair_reads(2)
+            got = [None, None]
+            alters = [pb.AlterWorkerRequest(tenant_id=tenant, name="shared_wh", set_tags={"by1_%d" % rnd: "a"},
+                                            set_options={"auto_resume": ("true", "false")[rnd % 2]}),
+                      pb.AlterWorkerRequest(tenant_id=tenant, name="shared_wh", set_tags={"by2_%d" % rnd: "b"},
+                                            unset_tags=["env"] if rnd == 0 else [])]
+
+            def alter(i):
+                got[i] = rpc(chans[i], "AlterWorker", alters[i], pb.AlterWorkerResponse)[0]
+            ts = [threading.Thread(target=alter, args=(i,)) for i in (0, 1)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            codes.append(tuple(got))
+        tags = {"team": "x", **{"by%d_%d" % (i, r): "ab"[i - 1] for r in range(rounds) for i in (1, 2)}}
+        want2 = ("OK", [(want[0], tags, {"size": "small", "auto_resume": "true"})])
+        tap.ok(all(c == ("OK", "OK") for c in codes) and show(chans[0]) == want2 and show(chans[1]) == want2 and
+               kube.conflicts - conflicts >= rounds,
+               "two replicas ALTER the same worker at once, %d times: every change survives (%d x 409 Conflict, "
+               "re-read, redone)" % (rounds, kube.conflicts - conflicts), (codes, show(chans[0]), show(chans[1])))
         # A restart of replica 1 with an empty store: the cluster still has it.
         srvs[0].stop(20)
         srvs[0] = serve(os.path.join(tmp, "replica3"), args, env, os.path.join(tmp, "replica3-store"))
