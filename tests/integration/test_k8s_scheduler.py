@@ -62,6 +62,9 @@ from http_server import ImportServer  # noqa: E402
 APPLY = "/udfproto.UdfService/ApplyUdfResource"
 TOKEN = "fake-k8s-bearer-" + uuid.uuid4().hex
 SECRET = "k8s-test-secret-0123456789abcdef"
+# A size table of the operator's (config "worker_sizes") in place of the built-in one.
+SIZES = {"small": {"cpu_millis": 500, "memory_mb": 512}, "large": {"cpu_millis": 2000, "memory_mb": 2048},
+         "huge": {"cpu_millis": 3000, "memory_mb": 6144}}
 
 def token_accepted(token, keys):
     """The stub's check (templates/server.py, service/token.h): the token is
@@ -229,10 +232,45 @@ def workers(srv, kube, tmp):
         except harness.grpc.RpcError as e:
             return e.code().name, e.details()
 
+    def show():
+        code, r = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
+        return [(w.name, dict(w.tags), dict(w.options)) for w in r.workers] if code == "OK" else code
+
+    def record(until_fn, timeout=10):
+        """The worker's record in its registry ConfigMap once until_fn(rec) holds (or the last one)."""
+        rec, until = None, time.monotonic() + timeout
+        while time.monotonic() < until:
+            with kube.lock:
+                cms = [o for p, o in kube.objects.items() if "/configmaps/" in p and "/udf-tenant-w-" in p]
+            rec = json.loads(cms[0]["data"]["worker"]) if len(cms) == 1 else None
+            if rec is not None and until_fn(rec):
+                break
+            time.sleep(0.05)
+        return rec
+
+    def patched(pred, timeout=10):
+        """The requests until one PATCH of the Deployment satisfies pred(body)."""
+        seen, until = [], time.monotonic() + timeout
+        while time.monotonic() < until and not any(r["method"] == "PATCH" and r["path"] == dep_path and pred(r["body"])
+                                                   for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        return seen, any(r["method"] == "PATCH" and r["path"] == dep_path and pred(r["body"]) for r in seen)
+
+    def resources(body):
+        return ((body.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]
+                .get("resources", {}).get("limits"))
+
     try:
         v = harness.vector("read_stage_dup_basename", imports.port, harness.DATABEND, ".create_worker")
         name = v["name"]
-        code, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name,
+        dep_path = "?"
+        code, det = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name, options={"size": "xlarge"}),
+                        pb.CreateWorkerResponse)
+        tap.ok(code == "INVALID_ARGUMENT" and "known: small, large, huge" in det,
+               "size 'xlarge' is not in the configured worker_sizes: INVALID_ARGUMENT listing the table's", (code, det))
+        created = {"size": "large", "min_cluster_count": "2", "max_cluster_count": "4"}
+        code, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name, tags={"team": "k"},
                                                              options={"size": "large", "min_cluster_count": "2",
                                                                       "max_cluster_count": "4"}),
                       pb.CreateWorkerResponse)
@@ -250,6 +288,11 @@ def workers(srv, kube, tmp):
                "the UDF's CreateWorker: its Deployment has min_cluster_count replicas and the size's resources",
                "%s %r\n%s" % (code, resp if code != "OK" else resp.endpoint, json.dumps(dep)[:1500]))
         dep_path = deps[-1]["path"] if deps else "?"
+        rec = record(lambda r: r.get("key"))
+        tap.ok(rec is not None and rec.get("key", "").startswith("sha256:") and rec.get("tags") == {"team": "k"} and
+               rec.get("options") == created and show() == [(name, {"team": "k"}, created)],
+               "the UDF's CreateWorker records its key in the ConfigMap and keeps the tags and options CREATE WORKER set",
+               (rec, show()))
         hpas = [r["body"] for r in conv if r["method"] == "PATCH" and "/horizontalpodautoscalers/" in r["path"]]
         hpa = hpas[-1] if hpas else {}
         tap.ok(hpa.get("apiVersion") == "autoscaling/v2" and hpa.get("spec", {}).get("minReplicas") == 2 and
@@ -306,6 +349,13 @@ def workers(srv, kube, tmp):
         tap.ok(code == "OK" and resp.endpoint.endswith(".svc.cluster.local:8815"), "... and the UDF call answers",
                (code, resp))
         kube.take()
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name,
+                                                           set_options={"size": "huge", "min_cluster_count": "3"}),
+                      pb.AlterWorkerResponse)
+        seen, ok = patched(lambda b: b["spec"]["replicas"] == 3 and resources(b) == {"cpu": "3000m", "memory": "6144Mi"})
+        tap.ok(code == "OK" and ok, "ALTER SET size='huge' (a configured size), min_cluster_count='3': the Deployment "
+               "is applied again with 3 replicas and 3000m/6144Mi", [(r["method"], r["path"]) for r in seen])
+        kube.take()
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, set_options={"auto_suspend": "1"}),
                       pb.AlterWorkerResponse)
         seen = []
@@ -319,6 +369,18 @@ def workers(srv, kube, tmp):
                                  for r in seen) and code2 == "FAILED_PRECONDITION",
                "auto_suspend = 1: idle, the worker suspends itself (replicas 0) and a call is refused",
                (code, code2, det, [(r["method"], r["path"]) for r in seen]))
+        rec = record(lambda r: r.get("state") == "suspended")
+        tap.ok(rec is not None and rec.get("state") == "suspended", "... and its ConfigMap records it suspended", rec)
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name,
+                                                           set_options={"auto_resume": "true", "auto_suspend": "0"}),
+                      pb.AlterWorkerResponse)
+        kube.take()
+        code2, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        seen, ok = patched(lambda b: b["spec"]["replicas"] == 3)
+        rec = record(lambda r: r.get("state") == "active")
+        tap.ok(code == code2 == "OK" and resp.endpoint.endswith(":8815") and ok and rec.get("state") == "active",
+               "auto_resume = true: a call resumes the suspended worker (replicas 3 again, ConfigMap active)",
+               (code, code2, rec, [(r["method"], r["path"]) for r in seen]))
         kube.take()
         code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
         seen = []
@@ -333,6 +395,23 @@ def workers(srv, kube, tmp):
                [(r["method"], r["path"]) for r in seen])
         code, lst = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
         tap.ok(code == "OK" and len(lst.workers) == 0, "SHOW WORKERS: empty", (code, lst))
+
+        # The other order: the UDF's call first, then CREATE WORKER of its name.
+        code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        first = show()
+        rec = record(lambda r: r.get("key"))
+        code2, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name, tags={"team": "late"},
+                                                              options={"size": "small"}), pb.CreateWorkerResponse)
+        code3, _ = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        time.sleep(0.5)  # the UDF call's record change is written in the background
+        rec = record(lambda r: r.get("declared"))
+        tap.ok(code == code2 == code3 == "OK" and first == [(name, {}, {})] and
+               show() == [(name, {"team": "late"}, {"size": "small"})] and rec.get("tags") == {"team": "late"} and
+               rec.get("options") == {"size": "small"} and rec.get("key", "").startswith("sha256:"),
+               "the UDF's call first, CREATE WORKER after: the record gets its tags and options, keeps its key, and "
+               "a later UDF call changes neither", (code, code2, code3, first, show(), rec))
+        code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
+        tap.ok(code == "OK" and show() == [], "... DROP WORKER: SHOW empty again", (code, show()))
     finally:
         imports.close()
 
@@ -343,7 +422,7 @@ def serve(dir, args, env, store=None):
     args = list(args)
     if store:
         args[args.index("--store") + 1] = store
-    return harness.Service(dir, args, config={"token_secrets": [SECRET]}, env=env,
+    return harness.Service(dir, args, config={"token_secrets": [SECRET], "worker_sizes": SIZES}, env=env,
                            unset=("KUBERNETES_SERVICE_HOST",), start_timeout=20)
 
 
@@ -487,6 +566,16 @@ def main():
             tap.ok(False, "serve --scheduler kubernetes starts", str(e), lines=60)
             return tap.done()
         tap.ok(True, "serve --scheduler kubernetes starts")
+        bad = os.path.join(tmp, "bad-sizes.json")
+        Path(bad).write_text(json.dumps({"token_secrets": [SECRET], "worker_sizes": {
+            "small": SIZES["small"], "tiny": {"cpu_millis": 0, "memory_mb": 64}}}))
+        bad_cmd = list(cmd)
+        bad_cmd[bad_cmd.index("--store") + 1] = os.path.join(tmp, "bad-store")
+        p = subprocess.run([harness.BIN, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                            "--config", bad] + bad_cmd, env=harness.scrubbed_env(env, ("KUBERNETES_SERVICE_HOST",)),
+                           capture_output=True, text=True, timeout=60, cwd=tmp)
+        tap.ok(p.returncode != 0 and "worker_sizes.tiny: must be" in p.stderr,
+               "a worker_sizes row with cpu_millis 0 stops start-up, naming the row", (p.returncode, p.stderr[-600:]))
         apply = srv.unary(APPLY, udf_pb2.ApplyUdfResourceResponse)
 
         def req(nonce):
