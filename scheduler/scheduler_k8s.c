@@ -1,8 +1,10 @@
 /* The `kubernetes` scheduler: see scheduler.h and docs/configuration.md
  * ("kubernetes scheduler").  Per tenant a Namespace udf-<label>; per (tenant,
- * key) a Deployment, a ClusterIP Service and a NetworkPolicy, applied with
+ * key) a Deployment, a ClusterIP Service and a NetworkPolicy (and, for a
+ * worker with max_cluster_count, a HorizontalPodAutoscaler), applied with
  * server-side apply over libcurl (k8s_api.c); the objects are built in
- * k8s_objects.c.  What ran is kept in memory: list(), idleness and alive()
+ * k8s_objects.c.  The worker registry is a ConfigMap per worker, written
+ * with resourceVersion preconditions (optimistic concurrency).  What ran is kept in memory: list(), idleness and alive()
  * never call the API. */
 #include <pthread.h>
 #include <stdint.h>

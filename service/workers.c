@@ -8,7 +8,10 @@
  * lock and in the store, one file per tenant (workers/<sha256 of the
  * tenant>.json) replaced atomically on every change (temp file, fsync,
  * rename): a kill -9 mid-ALTER leaves the old or the new file, never a torn
- * one, and a restarted service finds every worker as it was.
+ * one, and a restarted service finds every worker as it was.  Where the
+ * backend keeps a shared registry (Kubernetes: a ConfigMap per worker),
+ * that is the record: changes are read-change-write there with the
+ * record's revision, redone on a conflict, so replicas lose none.
  *
  * What a change does to sandboxes (stop on SUSPEND or DROP, start on
  * RESUME, restart on a new size) runs on one background thread in the order

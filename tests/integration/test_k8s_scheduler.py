@@ -30,10 +30,14 @@ sandbox it does not know alive; two tenants get two namespaces; the objects
 validate (node tests/k8s/validate.js --sandbox); a 403 is a clear gRPC error
 naming the object and the Status message; the token never appears in the
 service's stderr.  The service reads a YAML kubeconfig (libyaml).  Databend's
-WORKER statements: a sized worker's Deployment (replicas, resources),
+WORKER statements: a sized worker's Deployment (replicas, resources, a size
+table of the operator's), its HorizontalPodAutoscaler for max_cluster_count,
 SUSPEND applies replicas 0, a call is refused, RESUME applies the replicas
-again, DROP deletes the objects (each request recorded).  Results are TAP
-lines.
+again, auto_suspend and auto_resume, DROP deletes the objects (each request
+recorded); the UDF's call never overwrites CREATE WORKER's tags and options,
+in either order.  Two replicas on one API server share the registry (a
+ConfigMap per worker) and race ALTERs of one worker: every change survives
+(409 Conflict, re-read, redone).  Results are TAP lines.
 """
 
 import hashlib
