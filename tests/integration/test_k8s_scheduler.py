@@ -261,6 +261,18 @@ def workers(srv, kube, tmp):
             seen += kube.take()
         return seen, any(r["method"] == "PATCH" and r["path"] == dep_path and pred(r["body"]) for r in seen)
 
+    def gauges(until_fn, timeout=5):
+        """((active, suspended) workers on the kubernetes backend, sandboxes by state) from /metrics,
+        once until_fn holds (the gauges are set once a second)."""
+        until = time.monotonic() + timeout
+        while True:
+            m = srv.metrics()
+            w = tuple(int(m.get('udfb_workers{backend="kubernetes",state="%s"}' % st, -1)) for st in ("active", "suspended"))
+            sb = {st: int(m.get('udfb_sandboxes{state="%s"}' % st, -1)) for st in ("starting", "ready", "failed", "stopped")}
+            if until_fn(w, sb) or time.monotonic() > until:
+                return w, sb
+            time.sleep(0.1)
+
     def resources(body):
         return ((body.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]
                 .get("resources", {}).get("limits"))
@@ -337,6 +349,9 @@ def workers(srv, kube, tmp):
         code, det = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
         tap.ok(code == "FAILED_PRECONDITION" and ("worker %s is suspended" % name) in det,
                "a UDF call for the suspended worker: FAILED_PRECONDITION", (code, det))
+        g = gauges(lambda w, sb: w == (0, 1) and sb["stopped"] >= 1)
+        tap.ok(g[0] == (0, 1) and g[1]["stopped"] >= 1,
+               "/metrics: the worker counted suspended on the kubernetes backend, its sandbox stopped (scaled to zero)", g)
         kube.take()
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Resume),
                       pb.AlterWorkerResponse)
@@ -352,6 +367,8 @@ def workers(srv, kube, tmp):
         code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
         tap.ok(code == "OK" and resp.endpoint.endswith(".svc.cluster.local:8815"), "... and the UDF call answers",
                (code, resp))
+        g = gauges(lambda w, sb: w == (1, 0) and sb["ready"] >= 1)
+        tap.ok(g[0] == (1, 0) and g[1]["ready"] >= 1, "/metrics: active again, a ready sandbox", g)
         kube.take()
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name,
                                                            set_options={"size": "huge", "min_cluster_count": "3"}),
@@ -512,6 +529,13 @@ def replicas(args, env, tmp, kube):
         chans[0] = srvs[0].channel
         tap.ok(show(chans[0]) == show(chans[1]) and len(show(chans[0])[1]) == 1,
                "a replica started later (empty store) lists the same workers", (show(chans[0]), show(chans[1])))
+        codes = [rpc(chans[1], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=n), pb.CreateWorkerResponse)[0]
+                 for n in ("zz_wh", "aa_wh")]
+        names = [w[0] for w in show(chans[0])[1]]
+        codes += [rpc(chans[0], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=n), pb.DropWorkerResponse)[0]
+                  for n in ("zz_wh", "aa_wh")]
+        tap.ok(codes == ["OK"] * 4 and names == ["aa_wh", "shared_wh", "zz_wh"],
+               "SHOW WORKERS through the other replica: sorted by name", (codes, names))
         code, _ = rpc(chans[1], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name="shared_wh"), pb.DropWorkerResponse)
         cms = [p for p in kube.objects if "/configmaps/" in p]
         tap.ok(code == "OK" and not cms and show(chans[0]) == ("OK", []),
