@@ -283,12 +283,18 @@ def run(srv, imports):
     # DROP: the sandbox and the record go.
     r = udf(srv, imports)
     wait_for(lambda: len(running(srv)) == 1, 60)
+    reg = list(Path(srv.dir, "store", "workers").glob("*.json"))
+    key = json.loads(reg[0].read_text())["workers"][0].get("key", "") if len(reg) == 1 else ""
     r = drop(srv, name)
     tap.check("DROP WORKER: OK, its sandbox removed (runc), SHOW empty",
               r.code == "OK" and wait_for(lambda: running(srv) == [], 30) is not None and running(srv) == [] and
               show(srv) == [], "%r %r %r" % (r, running(srv), show(srv)))
     tap.check("DROP again: NOT_FOUND; IF EXISTS: OK", [drop(srv, name).code, drop(srv, name, True).code] ==
               ["NOT_FOUND", "OK"])
+    ls = subprocess.run([harness.BIN, "cache", "ls", "--store", os.path.join(srv.dir, "store")],
+                        capture_output=True, text=True, timeout=60)
+    tap.check("... the worker's image stays in the store for gc (cache ls lists its key)",
+              ls.returncode == 0 and key.startswith("sha256:") and key[:23] in ls.stdout, "%s\n%s" % (key, ls.stdout))
     tap.check("no registry file is left for the tenant", list(Path(srv.dir, "store", "workers").glob("*.json")) == [])
     srv = restart(srv)
     tap.check("after a restart: SHOW still empty", show(srv) == [], repr(show(srv)))
