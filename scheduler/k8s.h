@@ -48,6 +48,9 @@ json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, 
 			   const char *image, int replicas);
 json_t *k8s_service_obj(const struct k8s_names *n);
 json_t *k8s_netpol_obj(const struct k8s_opts *o, const struct k8s_names *n);
+/* The autoscaler of a worker with max_cluster_count (autoscaling/v2, CPU). */
+#define K8S_HPA_CPU_PERCENT 80
+json_t *k8s_hpa_obj(const struct k8s_names *n, int min, int max);
 
 struct k8s_api {
 	char *server;
@@ -60,9 +63,10 @@ struct k8s_api {
 int k8s_api_init(struct k8s_api *a, const struct k8s_opts *o, struct udfb_err *err);
 void k8s_api_free(struct k8s_api *a);
 /* One request; body (JSON) is sent as application/apply-patch+yaml for
- * PATCH.  *out (may be NULL) gets the answer's JSON.  Errors read
- * "kubernetes: <what> <ns>/<name>: HTTP <code>: <Status.message>" (a
- * cluster-scoped object: ns NULL, "<what> <name>"); HTTP 404 is NOTFOUND. */
+ * PATCH, application/json otherwise.  *out (may be NULL) gets the answer's
+ * JSON.  Errors read "kubernetes: <what> <ns>/<name>: HTTP <code>:
+ * <Status.message>" (a cluster-scoped object: ns NULL, "<what> <name>");
+ * HTTP 404 is NOTFOUND, 409 (exists, or a stale resourceVersion) EXISTS. */
 int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t *body, json_t **out, const char *what,
 		 const char *ns, const char *name, struct udfb_err *err);
 /* Server-side apply of one object (fieldManager=udf-builder, force). */

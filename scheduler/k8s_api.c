@@ -211,6 +211,8 @@ static int status_error(long code, json_t *j, const char *what, const char *ns, 
 	enum udfb_errcat cat = udfb_http_status_cat(code);
 	if (cat == UDFB_E_OK || cat == UDFB_E_EXHAUSTED) /* a 1xx/3xx, or 413: the request we composed */
 		cat = UDFB_E_INVALID;
+	else if (code == 409) /* AlreadyExists, or Conflict: a stale resourceVersion */
+		cat = UDFB_E_EXISTS;
 	return udfb_err_set(err, cat, "kubernetes: %s %s%s%s: HTTP %ld: %s", what, ns ? ns : "", ns ? "/" : "", name,
 			    code, one);
 }
@@ -232,7 +234,8 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 	}
 	if (body) {
 		payload = udfb_json_dumps_must(body, JSON_COMPACT);
-		hdr = curl_slist_append(hdr, "Content-Type: application/apply-patch+yaml");
+		hdr = curl_slist_append(hdr, strcmp(method, "PATCH") == 0 ? "Content-Type: application/apply-patch+yaml"
+									  : "Content-Type: application/json");
 	}
 	struct udfb_buf resp;
 	udfb_buf_init(&resp, 16 << 20);
@@ -284,6 +287,8 @@ int k8s_apply(struct k8s_api *a, json_t *obj, struct udfb_err *err)
 		r = asprintf(&path, "/api/v1/namespaces/%s/services/%s?%s", ns, name, q);
 	else if (strcmp(kind, "ConfigMap") == 0)
 		r = asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s?%s", ns, name, q);
+	else if (strcmp(kind, "HorizontalPodAutoscaler") == 0)
+		r = asprintf(&path, "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s?%s", ns, name, q);
 	else
 		r = asprintf(&path, "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s?%s", ns, name, q);
 	if (r < 0 || asprintf(&what, "apply %s", kind) < 0)

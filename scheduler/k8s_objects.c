@@ -229,6 +229,20 @@ json_t *k8s_deployment_obj(const struct k8s_opts *o, const struct k8s_names *n, 
 					pod));
 }
 
+/* A worker's max_cluster_count: a HorizontalPodAutoscaler on its
+ * Deployment between min and max replicas, on CPU (the pods request the
+ * size's CPU).  A Deployment scaled to zero (SUSPEND, idle) is left alone
+ * by the autoscaler until ensure() applies its replicas again. */
+json_t *k8s_hpa_obj(const struct k8s_names *n, int min, int max)
+{
+	return udfb_json_must(json_pack(
+		"{s:s,s:s,s:{s:s,s:s,s:o},s:{s:{s:s,s:s,s:s},s:i,s:i,s:[{s:s,s:{s:s,s:{s:s,s:i}}}]}}", "apiVersion",
+		"autoscaling/v2", "kind", "HorizontalPodAutoscaler", "metadata", "name", n->name, "namespace", n->ns,
+		"labels", labels_for(n), "spec", "scaleTargetRef", "apiVersion", "apps/v1", "kind", "Deployment",
+		"name", n->name, "minReplicas", min, "maxReplicas", max, "metrics", "type", "Resource", "resource",
+		"name", "cpu", "target", "type", "Utilization", "averageUtilization", K8S_HPA_CPU_PERCENT));
+}
+
 json_t *k8s_service_obj(const struct k8s_names *n)
 {
 	return udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:{s:s,s:{s:s},s:[{s:s,s:i,s:s,s:s}]}}", "apiVersion",

@@ -31,6 +31,7 @@ struct udfb_sandbox_req {
 	long long memory_bytes;
 	long cpu_millis;
 	int replicas; /* a worker's min_cluster_count (Kubernetes); 0: one */
+	int max_replicas; /* a worker's max_cluster_count (Kubernetes: an autoscaler up to it); 0: none */
 };
 
 struct udfb_sandbox {
@@ -67,9 +68,17 @@ struct udfb_scheduler_ops {
 	void (*destroy)(void *impl);
 	/* Optional: a worker registry the backend keeps where every replica
 	 * sees it (Kubernetes: one ConfigMap per worker).  load: tenant NULL
-	 * for all; *out [{tenant, worker}] with worker as workers.c stores it. */
+	 * for all; *out [{tenant, worker, version}] with worker as workers.c
+	 * stores it and version the backend's opaque revision of it.  Writes
+	 * are optimistic: get gives the record (NULL: none) and its version;
+	 * put writes it only if the stored one is still `version` (NULL:
+	 * only if there is none) and returns 0 with *new_version, 1 when
+	 * another writer came first (get again and redo the change), or -1. */
 	int (*registry_load)(void *impl, const char *tenant, json_t **out, struct udfb_err *err);
-	int (*registry_put)(void *impl, const char *tenant, json_t *worker, struct udfb_err *err);
+	int (*registry_get)(void *impl, const char *tenant, const char *name, json_t **worker, char **version,
+			    struct udfb_err *err);
+	int (*registry_put)(void *impl, const char *tenant, json_t *worker, const char *version, char **new_version,
+			    struct udfb_err *err);
 	int (*registry_del)(void *impl, const char *tenant, const char *name, struct udfb_err *err);
 };
 

@@ -1,8 +1,10 @@
 /* The `kubernetes` scheduler: see scheduler.h and docs/configuration.md
  * ("kubernetes scheduler").  Per tenant a Namespace udf-<label>; per (tenant,
- * key) a Deployment, a ClusterIP Service and a NetworkPolicy, applied with
+ * key) a Deployment, a ClusterIP Service and a NetworkPolicy (and, for a
+ * worker with max_cluster_count, a HorizontalPodAutoscaler), applied with
  * server-side apply over libcurl (k8s_api.c); the objects are built in
- * k8s_objects.c.  What ran is kept in memory: list(), idleness and alive()
+ * k8s_objects.c.  The worker registry is a ConfigMap per worker, written
+ * with resourceVersion preconditions (optimistic concurrency).  What ran is kept in memory: list(), idleness and alive()
  * never call the API. */
 #include <pthread.h>
 #include <stdint.h>
@@ -24,6 +26,7 @@ struct k8s_sb {
 	long last_used_ms;
 	int scaled_down;
 	int held; /* a worker's auto_suspend decides, not idle_ms */
+	int hpa; /* this replica applied its HorizontalPodAutoscaler */
 	json_t *deployment; /* the applied Deployment, for scaling */
 };
 
@@ -101,6 +104,45 @@ static int wait_ready(struct k8s *k, const struct k8s_names *n, struct udfb_err 
 	return 0;
 }
 
+/* DELETE of one object; gone already is fine. */
+static int delete_obj(struct k8s *k, const char *fmt, const char *kind, const struct k8s_names *n, struct udfb_err *err)
+{
+	char *path = NULL, *what = NULL;
+	if (asprintf(&path, fmt, n->ns, n->name) < 0 || asprintf(&what, "delete %s", kind) < 0)
+		abort();
+	int rc = k8s_api_call(&k->api, "DELETE", path, NULL, NULL, what, n->ns, n->name, err);
+	if (rc < 0 && err->cat == UDFB_E_NOTFOUND) {
+		udfb_err_clear(err);
+		rc = 0;
+	}
+	free(path);
+	free(what);
+	return rc;
+}
+
+#define HPA_PATH "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s"
+
+/* A worker's autoscaler: applied from min (> 0) to its max_cluster_count;
+ * min 0 (no max, or max <= min) deletes the one this replica applied (an
+ * UNSET max_cluster_count, a smaller max). */
+static int hpa_set(struct k8s *k, const struct k8s_names *n, const struct udfb_sandbox_req *req, int min,
+		   struct udfb_err *err)
+{
+	if (min > 0) {
+		json_t *hpa = k8s_hpa_obj(n, min, req->max_replicas);
+		int rc = k8s_apply(&k->api, hpa, err);
+		json_decref(hpa);
+		return rc;
+	}
+	char *id = sb_id(req->tenant, req->key);
+	pthread_mutex_lock(&k->mu);
+	struct k8s_sb *sb = sb_get(k, id);
+	int had = sb && sb->hpa;
+	pthread_mutex_unlock(&k->mu);
+	free(id);
+	return had ? delete_obj(k, HPA_PATH, "HorizontalPodAutoscaler", n, err) : 0;
+}
+
 static int k8s_ensure(void *impl, const struct udfb_sandbox_req *req, struct udfb_sandbox *out, struct udfb_err *err)
 {
 	struct k8s *k = impl;
@@ -128,6 +170,9 @@ static int k8s_ensure(void *impl, const struct udfb_sandbox_req *req, struct udf
 	for (int i = 0; i < 4; i++)
 		if (k8s_apply(&k->api, objs[i], err) < 0)
 			goto out;
+	int replicas = req->replicas > 0 ? req->replicas : 1, hpa = req->max_replicas > replicas;
+	if (hpa_set(k, &n, req, hpa ? replicas : 0, err) < 0)
+		goto out;
 	if (wait_ready(k, &n, err) < 0)
 		goto out;
 	if (k8s_predict(k, req->tenant, req->key, &out->endpoint, err) < 0)
@@ -144,6 +189,7 @@ static int k8s_ensure(void *impl, const struct udfb_sandbox_req *req, struct udf
 	sb->endpoint = strdup(out->endpoint);
 	sb->last_used_ms = udfb_now_ms();
 	sb->scaled_down = 0;
+	sb->hpa = hpa;
 	json_decref(sb->deployment);
 	sb->deployment = json_incref(objs[1]);
 	pthread_mutex_unlock(&k->mu);
@@ -166,19 +212,14 @@ static int k8s_stop(void *impl, const char *tenant, const char *key, struct udfb
 	static const struct {
 		const char *fmt, *kind;
 	} del[] = {
+		{ HPA_PATH, "HorizontalPodAutoscaler" }, /* first: it scales the Deployment */
 		{ "/apis/apps/v1/namespaces/%s/deployments/%s", "Deployment" },
 		{ "/api/v1/namespaces/%s/services/%s", "Service" },
 		{ "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s", "NetworkPolicy" },
 	};
 	int rc = 0;
-	for (size_t i = 0; i < sizeof(del) / sizeof(*del) && rc == 0; i++) {
-		char *path = NULL, *what = NULL;
-		if (asprintf(&path, del[i].fmt, n.ns, n.name) < 0 || asprintf(&what, "delete %s", del[i].kind) < 0)
-			abort();
-		rc = k8s_api_call(&k->api, "DELETE", path, NULL, NULL, what, n.ns, n.name, err);
-		free(path);
-		free(what);
-	}
+	for (size_t i = 0; i < sizeof(del) / sizeof(*del) && rc == 0; i++)
+		rc = delete_obj(k, del[i].fmt, del[i].kind, &n, err); /* gone already (another replica): fine */
 	k8s_names_free(&n);
 	char *id = sb_id(tenant, key);
 	pthread_mutex_lock(&k->mu);
@@ -208,30 +249,101 @@ static char *worker_cm_name(const char *name)
 	return out;
 }
 
-static int k8s_registry_put(void *impl, const char *tenant, json_t *worker, struct udfb_err *err)
+/* The tenant's namespace, udf-<label>. */
+static char *tenant_ns(const char *tenant)
 {
-	struct k8s *k = impl;
-	const char *name = json_string_value(json_object_get(worker, "name"));
-	char *label = udfb_tenant_label(tenant), *ns = NULL, *cm = worker_cm_name(name);
+	char *label = udfb_tenant_label(tenant), *ns = NULL;
 	if (asprintf(&ns, "udf-%s", label) < 0)
 		abort();
+	free(label);
+	return ns;
+}
+
+/* Optimistic concurrency: a first write is a POST (409 AlreadyExists:
+ * another replica created it first), a later one a PUT carrying the
+ * resourceVersion it was read at (409 Conflict: it changed since; 404: it
+ * was dropped since).  Either way the caller reads it again and redoes its
+ * change, so no replica's change is lost to another's. */
+static int k8s_registry_put(void *impl, const char *tenant, json_t *worker, const char *version, char **new_version,
+			    struct udfb_err *err)
+{
+	struct k8s *k = impl;
+	*new_version = NULL;
+	const char *name = json_string_value(json_object_get(worker, "name"));
+	char *label = udfb_tenant_label(tenant), *ns = tenant_ns(tenant), *cm = worker_cm_name(name), *path = NULL;
 	char *text = json_dumps(worker, JSON_SORT_KEYS | JSON_COMPACT);
-	struct k8s_names n = { .label = label, .ns = ns };
-	json_t *nsobj = k8s_namespace_obj(&n);
 	json_t *obj =
 		json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s},s:{s:s}},s:{s:s}}", "apiVersion", "v1", "kind",
 			  "ConfigMap", "metadata", "name", cm, "namespace", ns, "labels",
 			  "app.kubernetes.io/managed-by", "udf-builder", WORKER_LABEL, "true", "udf-builder/tenant",
 			  label, "annotations", "udf-builder/tenant", tenant, "data", "worker", text);
-	int rc = k8s_apply(&k->api, nsobj, err);
+	int rc = 0;
+	if (version) {
+		json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(version));
+		if (asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s", ns, cm) < 0)
+			abort();
+	} else {
+		struct k8s_names n = { .label = label, .ns = ns };
+		json_t *nsobj = k8s_namespace_obj(&n);
+		rc = k8s_apply(&k->api, nsobj, err);
+		json_decref(nsobj);
+		if (asprintf(&path, "/api/v1/namespaces/%s/configmaps", ns) < 0)
+			abort();
+	}
+	json_t *got = NULL;
 	if (rc == 0)
-		rc = k8s_apply(&k->api, obj, err);
-	json_decref(nsobj);
+		rc = k8s_api_call(&k->api, version ? "PUT" : "POST", path, obj, &got,
+				  version ? "update ConfigMap" : "create ConfigMap", ns, cm, err);
+	if (rc < 0 && (err->cat == UDFB_E_EXISTS || (version && err->cat == UDFB_E_NOTFOUND))) {
+		udfb_err_clear(err);
+		rc = 1;
+	} else if (rc == 0) {
+		const char *rv =
+			json_string_value(json_object_get(json_object_get(got, "metadata"), "resourceVersion"));
+		*new_version = strdup(rv ? rv : "");
+	}
+	json_decref(got);
 	json_decref(obj);
 	free(text);
 	free(label);
 	free(ns);
 	free(cm);
+	free(path);
+	return rc;
+}
+
+static int k8s_registry_get(void *impl, const char *tenant, const char *name, json_t **worker, char **version,
+			    struct udfb_err *err)
+{
+	struct k8s *k = impl;
+	*worker = NULL;
+	*version = NULL;
+	char *ns = tenant_ns(tenant), *cm = worker_cm_name(name), *path = NULL;
+	if (asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s", ns, cm) < 0)
+		abort();
+	json_t *got = NULL;
+	int rc = k8s_api_call(&k->api, "GET", path, NULL, &got, "get ConfigMap", ns, cm, err);
+	if (rc < 0 && err->cat == UDFB_E_NOTFOUND) {
+		udfb_err_clear(err);
+		rc = 0;
+	} else if (rc == 0) {
+		json_t *meta = json_object_get(got, "metadata");
+		const char *text = json_string_value(json_object_get(json_object_get(got, "data"), "worker"));
+		const char *rv = json_string_value(json_object_get(meta, "resourceVersion"));
+		json_t *w = text ? json_loads(text, JSON_REJECT_DUPLICATES, NULL) : NULL;
+		if (!json_is_object(w) || !rv) {
+			json_decref(w);
+			rc = udfb_err_set(err, UDFB_E_INVALID,
+					  "kubernetes: ConfigMap %s/%s: no worker record or resourceVersion", ns, cm);
+		} else {
+			*worker = w;
+			*version = strdup(rv);
+		}
+	}
+	json_decref(got);
+	free(ns);
+	free(cm);
+	free(path);
 	return rc;
 }
 
@@ -278,8 +390,10 @@ static int k8s_registry_load(void *impl, const char *tenant, json_t **out, struc
 			json_string_value(json_object_get(json_object_get(meta, "annotations"), "udf-builder/tenant"));
 		const char *text = json_string_value(json_object_get(json_object_get(cm, "data"), "worker"));
 		json_t *w = text ? json_loads(text, 0, NULL) : NULL;
+		const char *rv = json_string_value(json_object_get(meta, "resourceVersion"));
 		if (t && json_is_object(w) && (!tenant || strcmp(t, tenant) == 0))
-			json_array_append_new(*out, json_pack("{s:s,s:o}", "tenant", t, "worker", w));
+			json_array_append_new(*out,
+					      json_pack("{s:s,s:o,s:s?}", "tenant", t, "worker", w, "version", rv));
 		else
 			json_decref(w);
 	}
@@ -488,6 +602,7 @@ static const struct udfb_scheduler_ops k8s_ops = {
 	.idle_for = k8s_idle_for,
 	.hold = k8s_hold,
 	.registry_load = k8s_registry_load,
+	.registry_get = k8s_registry_get,
 	.registry_put = k8s_registry_put,
 	.registry_del = k8s_registry_del,
 	.ensure = k8s_ensure,

@@ -464,7 +464,7 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 					.env = env ? env->vars : NULL,
 					.n_env = env ? env->n_vars : 0 };
 	if (w->worker)
-		svc_worker_size(s, w->tenant, w->worker, &req.memory_bytes, &req.cpu_millis, &req.replicas);
+		svc_worker_size(s, w->tenant, w->worker, &req);
 	struct udfb_ref ref = { 0 };
 	image_for_scheduler(&req, &ref, w->image);
 	int rc = s->sched.ops->ensure(s->sched.impl, &req, sb, err);

@@ -65,6 +65,7 @@ struct svc_worker {
 	int declared; /* by CREATE WORKER, not only by its UDF's call */
 	char *image, *handler; /* what its sandbox runs: RESUME and a resize start it again */
 	int pending; /* changes not yet in the backend's shared registry */
+	char *version; /* the shared registry's revision of the record as last seen; NULL: none */
 };
 
 struct udfb_prepared {
@@ -114,8 +115,7 @@ void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_w
  * unless its auto_resume is true: then it is active again. */
 int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name, struct udfb_err *err);
 /* Takes the lock: the worker's size, when it has one. */
-void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, long long *memory_bytes,
-		     long *cpu_millis, int *replicas);
+void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, struct udfb_sandbox_req *req);
 void svc_script_free(struct udfb_service *s);
 /* Stop the sandboxes CREATE OR REPLACE left once no call needs them (the
  * housekeeping timer, every second). */

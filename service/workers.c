@@ -8,7 +8,10 @@
  * lock and in the store, one file per tenant (workers/<sha256 of the
  * tenant>.json) replaced atomically on every change (temp file, fsync,
  * rename): a kill -9 mid-ALTER leaves the old or the new file, never a torn
- * one, and a restarted service finds every worker as it was.
+ * one, and a restarted service finds every worker as it was.  Where the
+ * backend keeps a shared registry (Kubernetes: a ConfigMap per worker),
+ * that is the record: changes are read-change-write there with the
+ * record's revision, redone on a conflict, so replicas lose none.
  *
  * What a change does to sandboxes (stop on SUSPEND or DROP, start on
  * RESUME, restart on a new size) runs on one background thread in the order
@@ -74,6 +77,7 @@ void svc_worker_free(void *v)
 	free(w->name);
 	free(w->image);
 	free(w->handler);
+	free(w->version);
 	json_decref(w->tags);
 	json_decref(w->options);
 	free(w);
@@ -195,15 +199,33 @@ int svc_workers_save(struct udfb_service *s, const char *tenant, struct udfb_err
 	return rc < 0 ? udfb_err_wrap(err, "worker registry of tenant %s", tenant) : 0;
 }
 
-static void load_worker(struct udfb_service *s, const char *tenant, json_t *j)
+/* Revisions of the shared registry (Kubernetes resourceVersions: opaque,
+ * but etcd's revisions in practice): a is older than b when both are
+ * numbers and a is the smaller.  Anything else is not known to be older. */
+static int older(const char *a, const char *b)
+{
+	if (!a || !b || !*a || !*b || strspn(a, "0123456789") != strlen(a) || strspn(b, "0123456789") != strlen(b))
+		return 0;
+	size_t la = strlen(a), lb = strlen(b);
+	return la != lb ? la < lb : strcmp(a, b) < 0;
+}
+
+/* A record (lock held) from the store (version NULL) or the shared
+ * registry: taken unless this replica holds a newer revision or, unless
+ * mine (its own write just made), has a change on its way there. */
+static void load_worker(struct udfb_service *s, const char *tenant, json_t *j, const char *version, int mine)
 {
 	const char *name = json_string_value(json_object_get(j, "name"));
 	json_t *tags = json_object_get(j, "tags"), *options = json_object_get(j, "options");
 	if (!name || !json_is_object(tags) || !json_is_object(options))
 		return;
 	struct svc_worker *w = svc_worker_get(s, tenant, name, 1);
-	if (w->pending)
-		return; /* this replica's change is on its way to the registry */
+	if ((w->pending && !mine) || older(version, w->version))
+		return; /* this replica's change is on its way to the registry, or it knows a newer one */
+	if (version) {
+		free(w->version);
+		w->version = strdup(version);
+	}
 	json_object_clear(w->tags);
 	json_object_update(w->tags, tags);
 	json_object_clear(w->options);
@@ -270,7 +292,7 @@ static int refresh(struct udfb_service *s, const char *tenant, struct udfb_err *
 			udfb_err_clear(&bad);
 			continue;
 		}
-		load_worker(s, t, w);
+		load_worker(s, t, w, json_string_value(json_object_get(e, "version")), 0);
 		char *id = id_of(t, name);
 		json_object_set_new(g.seen, id, json_true());
 		free(id);
@@ -288,32 +310,103 @@ static int refresh(struct udfb_service *s, const char *tenant, struct udfb_err *
 	return 0;
 }
 
-/* Put one worker into the shared registry (lock not held); w->pending was
- * raised under the lock when rec was taken. */
-static int publish(struct udfb_service *s, const char *tenant, const char *name, json_t *rec, struct udfb_err *err)
+/* ---- writes to the shared registry: optimistic, retried on conflict ----
+ * Each write reads the record and its revision, changes it, and writes it
+ * back only if no one wrote since (Kubernetes: the resourceVersion; a 409
+ * means another replica came first).  Then it reads again and redoes its
+ * change on what the other wrote, so concurrent ALTERs through several
+ * replicas all survive.  This replica's own writers take turns (one
+ * lock), so they do not spend their retries on each other. */
+
+#define MAX_CONFLICTS 32
+
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int shared(const struct udfb_service *s)
 {
 	const struct udfb_scheduler_ops *ops = s->sched.ops;
-	int rc = 0;
-	if (rec && ops->registry_put)
-		rc = ops->registry_put(s->sched.impl, tenant, rec, err);
-	else if (!rec && ops->registry_del)
-		rc = ops->registry_del(s->sched.impl, tenant, name, err);
+	return ops && ops->registry_get && ops->registry_put;
+}
+
+/* Changes *rec, the registry's record (NULL: none; a copy it owns), in
+ * place or by replacing it; *rec NULL afterwards: nothing to write. */
+typedef int (*change_fn)(struct udfb_service *s, const char *name, json_t **rec, void *ctx, struct udfb_err *err);
+
+/* On success *out is the record written (NULL: none) at *version. */
+static int shared_change(struct udfb_service *s, const char *tenant, const char *name, change_fn fn, void *ctx,
+			 json_t **out, char **version, struct udfb_err *err)
+{
+	const struct udfb_scheduler_ops *ops = s->sched.ops;
+	*out = NULL;
+	*version = NULL;
+	int rc = 1;
+	pthread_mutex_lock(&shared_mu);
+	for (int attempt = 0; rc == 1 && attempt < MAX_CONFLICTS; attempt++) {
+		json_t *rec = NULL;
+		char *ver = NULL;
+		if (ops->registry_get(s->sched.impl, tenant, name, &rec, &ver, err) < 0) {
+			rc = udfb_err_wrap(err, "worker %s: the shared registry", name);
+		} else if (fn(s, name, &rec, ctx, err) < 0) {
+			rc = -1; /* the change's own answer: NOT_FOUND, EXISTS, INVALID */
+		} else if (!rec) {
+			rc = 0;
+		} else {
+			rc = ops->registry_put(s->sched.impl, tenant, rec, ver, version, err);
+			if (rc < 0)
+				udfb_err_wrap(err, "worker %s: the shared registry", name);
+			else if (rc == 0)
+				*out = json_incref(rec);
+			else if (rc == 1)
+				udfb_debug("worker '%s' of tenant %s: the shared registry changed under this write; "
+					   "again",
+					   name, tenant);
+		}
+		json_decref(rec);
+		free(ver);
+	}
+	pthread_mutex_unlock(&shared_mu);
+	if (rc == 1)
+		return udfb_err_set(err, UDFB_E_UNAVAILABLE,
+				    "worker %s: the shared registry changed under this change %d times; try again",
+				    name, MAX_CONFLICTS);
+	return rc;
+}
+
+/* A change made on a call's path, published later: delta's fields set on
+ * the registry's record; full (the whole record) when there is none and
+ * the change may create it (a UDF's first call). */
+struct delta {
+	json_t *full, *delta;
+};
+
+static int delta_change(struct udfb_service *s, const char *name, json_t **rec, void *ctx, struct udfb_err *err)
+{
+	(void)s, (void)name, (void)err;
+	const struct delta *d = ctx;
+	if (!*rec)
+		*rec = d->full ? json_deep_copy(d->full) : NULL; /* dropped meanwhile: stays dropped */
+	else
+		json_object_update(*rec, d->delta);
+	return 0;
+}
+
+/* Publish a change made on a call's path (lock not held); w->pending was
+ * raised when it was queued. */
+static int publish(struct udfb_service *s, const char *tenant, const char *name, struct delta *d, struct udfb_err *err)
+{
+	json_t *got = NULL;
+	char *version = NULL;
+	int rc = shared_change(s, tenant, name, delta_change, d, &got, &version, err);
 	pthread_mutex_lock(&s->mu);
 	struct svc_worker *w = svc_worker_get(s, tenant, name, 0);
 	if (w && w->pending > 0)
 		w->pending--;
+	if (w && got && !w->pending)
+		load_worker(s, tenant, got, version, 1);
 	pthread_mutex_unlock(&s->mu);
-	json_decref(rec);
-	return rc < 0 ? udfb_err_wrap(err, "worker %s: the shared registry", name) : 0;
-}
-
-/* Under the lock: the record to publish once the lock is dropped. */
-static json_t *to_publish(struct udfb_service *s, struct svc_worker *w)
-{
-	if (!s->sched.ops->registry_put)
-		return NULL;
-	w->pending++;
-	return record_json(w);
+	json_decref(got);
+	free(version);
+	return rc;
 }
 
 /* Every tenant's file; a file that does not parse is named and left alone. */
@@ -346,7 +439,7 @@ static int load_all(struct udfb_service *s, struct udfb_err *err)
 			size_t k;
 			json_t *j;
 			json_array_foreach(ws, k, j) {
-				load_worker(s, tenant, j);
+				load_worker(s, tenant, j, NULL, 0);
 				n++;
 			}
 		}
@@ -459,18 +552,19 @@ static int options_check(const struct udfb_service *s, json_t *opts, struct udfb
 	return 0;
 }
 
-void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, long long *memory_bytes,
-		     long *cpu_millis, int *replicas)
+void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, struct udfb_sandbox_req *req)
 {
 	pthread_mutex_lock(&s->mu);
 	struct svc_worker *w = svc_worker_get(s, tenant, name, 0);
 	json_t *size = w && opt(w, "size") ? json_object_get(s->sizes, opt(w, "size")) : NULL;
 	if (size) {
-		*memory_bytes = (long long)json_integer_value(json_object_get(size, "memory_mb")) << 20;
-		*cpu_millis = (long)json_integer_value(json_object_get(size, "cpu_millis"));
+		req->memory_bytes = (long long)json_integer_value(json_object_get(size, "memory_mb")) << 20;
+		req->cpu_millis = (long)json_integer_value(json_object_get(size, "cpu_millis"));
 	}
 	if (w && opt(w, "min_cluster_count"))
-		*replicas = (int)strtol(opt(w, "min_cluster_count"), NULL, 10);
+		req->replicas = (int)strtol(opt(w, "min_cluster_count"), NULL, 10);
+	if (w && opt(w, "max_cluster_count"))
+		req->max_replicas = (int)strtol(opt(w, "max_cluster_count"), NULL, 10);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -552,7 +646,7 @@ struct effect {
 	char *tenant, *name, *image, *handler;
 	char key[UDFB_DIGEST_LEN + 1];
 	int held;
-	json_t *rec; /* FX_PUBLISH */
+	struct delta publish; /* FX_PUBLISH */
 };
 
 struct key_use {
@@ -585,8 +679,10 @@ static void run_effect(void *arg)
 	const struct udfb_scheduler_ops *ops = s->sched.ops;
 	struct udfb_err err = UDFB_ERR_INIT;
 	if (e->kind == FX_PUBLISH) {
-		if (publish(s, e->tenant, e->name, e->rec, &err) < 0)
+		if (publish(s, e->tenant, e->name, &e->publish, &err) < 0)
 			udfb_warn("%s", err.msg);
+		json_decref(e->publish.full);
+		json_decref(e->publish.delta);
 	} else if (e->kind == FX_HOLD) {
 		if (ops->hold)
 			ops->hold(s->sched.impl, e->tenant, e->key, e->held);
@@ -651,24 +747,36 @@ static void effect(struct udfb_service *s, enum effect_kind kind, const char *te
 	}
 }
 
-/* Publish w on the effects thread (lock held): for changes made on a
- * call's path, which must not wait for the API. */
-static void queue_publish(struct udfb_service *s, const char *tenant, struct svc_worker *w)
+/* Publish a change of w (lock held) on the effects thread: for changes
+ * made on a call's path, which must not wait for the API.  delta (stolen):
+ * the fields it changes; create: the record may be created from w. */
+static void queue_publish(struct udfb_service *s, const char *tenant, struct svc_worker *w, json_t *delta, int create)
 {
-	json_t *rec = to_publish(s, w);
-	if (!rec)
+	if (!shared(s)) {
+		json_decref(delta);
 		return;
+	}
+	w->pending++;
 	struct effect *e = calloc(1, sizeof(*e));
-	*e = (struct effect){
-		.s = s, .kind = FX_PUBLISH, .tenant = strdup(tenant), .name = strdup(w->name), .rec = rec
-	};
+	*e = (struct effect){ .s = s,
+			      .kind = FX_PUBLISH,
+			      .tenant = strdup(tenant),
+			      .name = strdup(w->name),
+			      .publish = { create ? record_json(w) : NULL, delta } };
 	if (udfb_pool_submit(s->worker_fx, run_effect, e) < 0) {
 		w->pending--;
-		json_decref(rec);
+		json_decref(e->publish.full);
+		json_decref(delta);
 		free(e->tenant);
 		free(e->name);
 		free(e);
 	}
+}
+
+/* {state, updated_at} of w: what SUSPEND or RESUME by a call changes. */
+static json_t *state_delta(const struct svc_worker *w)
+{
+	return json_pack("{s:s,s:s}", "state", w->suspended ? "suspended" : "active", "updated_at", w->updated_at);
 }
 
 /* The worker now maps to key and its sandbox runs image (lock held):
@@ -688,7 +796,10 @@ void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_w
 	udfb_err_clear(&err);
 	if (auto_suspend_s(w) > 0)
 		effect(s, FX_HOLD, tenant, w, 1);
-	queue_publish(s, tenant, w);
+	/* Only what the call knows: the tags and options a CREATE WORKER set
+	 * (here or through another replica) stay as they are. */
+	json_t *delta = json_pack("{s:s,s:s?,s:s?}", "key", w->key, "image", w->image, "handler", w->handler);
+	queue_publish(s, tenant, w, delta, 1);
 }
 
 /* ---- a UDF call for a worker ---- */
@@ -707,7 +818,7 @@ int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name
 		if (svc_workers_save(s, tenant, &e2) < 0)
 			udfb_warn("%s", e2.msg);
 		udfb_err_clear(&e2);
-		queue_publish(s, tenant, w);
+		queue_publish(s, tenant, w, state_delta(w), 0);
 	} else if (w && w->suspended) {
 		rc = udfb_err_set(err, UDFB_E_PRECONDITION,
 				  "worker %s is suspended (ALTER WORKER %s RESUME, or SET auto_resume = 'true')", name,
@@ -719,25 +830,105 @@ int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name
 
 /* ---- the WORKER statements ---- */
 
-int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_meta *meta,
-			       const struct udfb_worker_req *w, json_t **worker, struct udfb_err *err)
+static int opt_changed(json_t *a, json_t *b, const char *k)
 {
-	char *tenant = NULL;
-	if (svc_tenant_of(s, meta, w->tenant_id, &tenant, err) < 0 || svc_worker_name_ok(w->name, err) < 0 ||
-	    kv_ok(w->tags, w->n_tags, "tags", err) < 0 || kv_ok(w->options, w->n_options, "options", err) < 0) {
-		free(tenant);
-		return -1;
+	const char *x = json_string_value(json_object_get(a, k)), *y = json_string_value(json_object_get(b, k));
+	return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+}
+
+/* What a change of r's options or state (from old_opts, old_state) does to
+ * its sandbox (lock held). */
+static void change_effects(struct udfb_service *s, const char *tenant, struct svc_worker *r, json_t *old_opts,
+			   int old_state)
+{
+	int resized = opt_changed(old_opts, r->options, "size") ||
+		      opt_changed(old_opts, r->options, "min_cluster_count") ||
+		      opt_changed(old_opts, r->options, "max_cluster_count");
+	if (r->suspended && !old_state && !svc_key_used_active(s, tenant, r->key, r->name))
+		effect(s, FX_SUSPEND, tenant, r, 0);
+	else if (!r->suspended && (old_state || resized))
+		effect(s, FX_START, tenant, r, 0); /* same ports: the same endpoint; a new size restarts it */
+	if (opt_changed(old_opts, r->options, "auto_suspend"))
+		effect(s, FX_HOLD, tenant, r, auto_suspend_s(r) > 0);
+}
+
+/* CREATE WORKER where the backend's shared registry is the record. */
+struct create_ctx {
+	const struct udfb_worker_req *w;
+	json_t *opts;
+	json_t *before; /* the record its UDF's call made first, if any */
+	json_t *existing; /* declared already, and IF NOT EXISTS */
+};
+
+static int create_change(struct udfb_service *s, const char *name, json_t **rec, void *ctx, struct udfb_err *err)
+{
+	(void)s;
+	struct create_ctx *c = ctx;
+	json_decref(c->before);
+	json_decref(c->existing);
+	c->before = c->existing = NULL;
+	if (*rec && json_is_true(json_object_get(*rec, "declared"))) {
+		if (!c->w->if_not_exists)
+			return udfb_err_set(err, UDFB_E_EXISTS, "worker %s: exists already", name);
+		c->existing = *rec;
+		*rec = NULL;
+		return 0;
 	}
-	json_t *opts = json_object(), *rec = NULL;
-	set_all(opts, w->options, w->n_options, 1);
-	int rc = options_check(s, opts, err);
-	if (rc == 0)
-		rc = refresh(s, tenant, err);
+	char now[32];
+	svc_now_text(now);
+	if (*rec)
+		c->before = json_deep_copy(*rec);
+	else
+		*rec = json_pack("{s:s,s:{},s:{},s:s,s:s,s:s,s:b}", "name", name, "tags", "options", "created_at", now,
+				 "updated_at", now, "state", "active", "declared", 0);
+	json_t *tags = json_object();
+	set_all(tags, c->w->tags, c->w->n_tags, 0);
+	json_object_set_new(*rec, "tags", tags);
+	if (!json_is_object(json_object_get(*rec, "options")))
+		json_object_set_new(*rec, "options", json_object());
+	json_object_update(json_object_get(*rec, "options"), c->opts);
+	json_object_set_new(*rec, "declared", json_true());
+	json_object_set_new(*rec, "updated_at", json_string(now));
+	return 0;
+}
+
+static int create_shared(struct udfb_service *s, const char *tenant, const struct udfb_worker_req *w, json_t *opts,
+			 json_t **worker, struct udfb_err *err)
+{
+	struct create_ctx c = { w, opts, NULL, NULL };
+	json_t *got = NULL;
+	char *version = NULL;
+	int rc = shared_change(s, tenant, w->name, create_change, &c, &got, &version, err);
+	if (rc == 0) {
+		pthread_mutex_lock(&s->mu);
+		load_worker(s, tenant, got ? got : c.existing, version, got != NULL);
+		struct svc_worker *r = svc_worker_get(s, tenant, w->name, 1);
+		struct udfb_err e2 = UDFB_ERR_INIT;
+		if (got && svc_workers_save(s, tenant, &e2) < 0)
+			udfb_warn("%s (the cluster has it)", e2.msg);
+		udfb_err_clear(&e2);
+		if (got && c.before && !r->suspended) {
+			effect(s, FX_START, tenant, r, 0); /* its size now applies */
+			effect(s, FX_HOLD, tenant, r, auto_suspend_s(r) > 0);
+		}
+		*worker = svc_worker_json(r);
+		pthread_mutex_unlock(&s->mu);
+	}
+	json_decref(got);
+	json_decref(c.before);
+	json_decref(c.existing);
+	free(version);
+	return rc;
+}
+
+/* CREATE WORKER where the store is the record. */
+static int create_local(struct udfb_service *s, const char *tenant, const struct udfb_worker_req *w, json_t *opts,
+			json_t **worker, struct udfb_err *err)
+{
+	int rc = 0;
 	pthread_mutex_lock(&s->mu);
-	struct svc_worker *r = rc == 0 ? svc_worker_get(s, tenant, w->name, 0) : NULL;
-	if (rc < 0) {
-		;
-	} else if (r && r->declared && !w->if_not_exists) {
+	struct svc_worker *r = svc_worker_get(s, tenant, w->name, 0);
+	if (r && r->declared && !w->if_not_exists) {
 		rc = udfb_err_set(err, UDFB_E_EXISTS, "worker %s: exists already", w->name);
 	} else if (!r || !r->declared) {
 		/* New, or made by its UDF's call first: CREATE WORKER gives it
@@ -768,29 +959,38 @@ int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_me
 			effect(s, FX_START, tenant, r, 0); /* its size now applies */
 			effect(s, FX_HOLD, tenant, r, auto_suspend_s(r) > 0);
 		}
-		if (rc == 0)
-			rec = to_publish(s, r);
 		json_decref(old_tags);
 		json_decref(old_opts);
 	}
 	if (rc == 0)
 		*worker = svc_worker_json(r);
 	pthread_mutex_unlock(&s->mu);
-	if (rec && publish(s, tenant, w->name, rec, err) < 0) {
-		json_decref(*worker);
-		*worker = NULL;
-		rc = -1;
+	return rc;
+}
+
+int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_meta *meta,
+			       const struct udfb_worker_req *w, json_t **worker, struct udfb_err *err)
+{
+	char *tenant = NULL;
+	if (svc_tenant_of(s, meta, w->tenant_id, &tenant, err) < 0 || svc_worker_name_ok(w->name, err) < 0 ||
+	    kv_ok(w->tags, w->n_tags, "tags", err) < 0 || kv_ok(w->options, w->n_options, "options", err) < 0) {
+		free(tenant);
+		return -1;
 	}
+	json_t *opts = json_object();
+	set_all(opts, w->options, w->n_options, 1);
+	int rc = options_check(s, opts, err);
+	if (rc == 0)
+		rc = shared(s) ? create_shared(s, tenant, w, opts, worker, err)
+			       : create_local(s, tenant, w, opts, worker, err);
 	json_decref(opts);
 	free(tenant);
 	return rc;
 }
 
-/* ALTER on copies: nothing changes unless the result is valid and stored. */
-static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_worker *r,
-			const struct udfb_worker_alter *a, struct udfb_err *err)
+/* An ALTER's tag and option changes, on tags and opts. */
+static void alter_fields(json_t *tags, json_t *opts, const struct udfb_worker_alter *a)
 {
-	json_t *tags = json_deep_copy(r->tags), *opts = json_deep_copy(r->options);
 	set_all(tags, a->set_tags, a->n_set_tags, 0);
 	set_all(opts, a->set_options, a->n_set_options, 1);
 	for (size_t k = 0; k < a->n_unset_tags; k++)
@@ -802,18 +1002,19 @@ static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_w
 		json_object_del(opts, key);
 		free(key);
 	}
-	int rc = options_check(s, opts, err);
-	if (rc < 0) {
+}
+
+/* ALTER on copies: nothing changes unless the result is valid and stored. */
+static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_worker *r,
+			const struct udfb_worker_alter *a, struct udfb_err *err)
+{
+	json_t *tags = json_deep_copy(r->tags), *opts = json_deep_copy(r->options);
+	alter_fields(tags, opts, a);
+	if (options_check(s, opts, err) < 0) {
 		json_decref(tags);
 		json_decref(opts);
 		return -1;
 	}
-	const char *old_size = opt(r, "size"), *new_size = json_string_value(json_object_get(opts, "size"));
-	int resized = (old_size == NULL) != (new_size == NULL) || (old_size && strcmp(old_size, new_size) != 0);
-	const char *old_min = opt(r, "min_cluster_count"),
-		   *new_min = json_string_value(json_object_get(opts, "min_cluster_count"));
-	resized |= (old_min == NULL) != (new_min == NULL) || (old_min && strcmp(old_min, new_min) != 0);
-	long old_suspend = auto_suspend_s(r);
 	json_t *old_tags = r->tags, *old_opts = r->options;
 	int old_state = r->suspended;
 	char old_updated[32];
@@ -832,17 +1033,71 @@ static int alter_locked(struct udfb_service *s, const char *tenant, struct svc_w
 		json_decref(opts);
 		return -1;
 	}
+	change_effects(s, tenant, r, old_opts, old_state);
 	json_decref(old_tags);
 	json_decref(old_opts);
-	if (r->suspended && !old_state && !svc_key_used_active(s, tenant, r->key, r->name))
-		effect(s, FX_SUSPEND, tenant, r, 0);
-	else if (!r->suspended && (old_state || resized))
-		effect(s, FX_START, tenant, r, 0); /* same ports: the same endpoint; a new size restarts it */
-	if (auto_suspend_s(r) != old_suspend)
-		effect(s, FX_HOLD, tenant, r, auto_suspend_s(r) > 0);
 	if (a->state_action)
 		udfb_info("worker '%s' of tenant %s: %s", r->name, tenant, r->suspended ? "suspended" : "resumed");
 	return 0;
+}
+
+/* ALTER where the backend's shared registry is the record: applied to the
+ * registry's record, again on a newer one when another replica wrote
+ * first; the effects follow from the record as the registry had it. */
+struct alter_ctx {
+	const struct udfb_worker_alter *a;
+	json_t *before;
+};
+
+static int alter_change(struct udfb_service *s, const char *name, json_t **rec, void *ctx, struct udfb_err *err)
+{
+	struct alter_ctx *c = ctx;
+	if (!*rec)
+		return udfb_err_set(err, UDFB_E_NOTFOUND, "worker %s: does not exist", name);
+	json_decref(c->before);
+	c->before = json_deep_copy(*rec);
+	if (!json_is_object(json_object_get(*rec, "tags")))
+		json_object_set_new(*rec, "tags", json_object());
+	if (!json_is_object(json_object_get(*rec, "options")))
+		json_object_set_new(*rec, "options", json_object());
+	json_t *opts = json_object_get(*rec, "options");
+	alter_fields(json_object_get(*rec, "tags"), opts, c->a);
+	if (options_check(s, opts, err) < 0)
+		return -1;
+	if (c->a->state_action == 1 || c->a->state_action == 2)
+		json_object_set_new(*rec, "state", json_string(c->a->state_action == 1 ? "suspended" : "active"));
+	char now[32];
+	svc_now_text(now);
+	json_object_set_new(*rec, "updated_at", json_string(now));
+	return 0;
+}
+
+static int alter_shared(struct udfb_service *s, const char *tenant, const char *name, const struct udfb_worker_alter *a,
+			json_t **worker, struct udfb_err *err)
+{
+	struct alter_ctx c = { a, NULL };
+	json_t *got = NULL;
+	char *version = NULL;
+	int rc = shared_change(s, tenant, name, alter_change, &c, &got, &version, err);
+	if (rc == 0 && got) {
+		const char *st = json_string_value(json_object_get(c.before, "state"));
+		pthread_mutex_lock(&s->mu);
+		load_worker(s, tenant, got, version, 1);
+		struct svc_worker *r = svc_worker_get(s, tenant, name, 1);
+		struct udfb_err e2 = UDFB_ERR_INIT;
+		if (svc_workers_save(s, tenant, &e2) < 0)
+			udfb_warn("%s (the cluster has the change)", e2.msg);
+		udfb_err_clear(&e2);
+		change_effects(s, tenant, r, json_object_get(c.before, "options"), st && strcmp(st, "suspended") == 0);
+		if (a->state_action)
+			udfb_info("worker '%s' of tenant %s: %s", name, tenant, r->suspended ? "suspended" : "resumed");
+		*worker = svc_worker_json(r);
+		pthread_mutex_unlock(&s->mu);
+	}
+	json_decref(got);
+	json_decref(c.before);
+	free(version);
+	return rc;
 }
 
 int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_meta *meta, const char *tenant_id,
@@ -861,26 +1116,19 @@ int udfb_service_worker_alter(struct udfb_service *s, const struct udfb_call_met
 		return udfb_err_set(err, UDFB_E_INVALID, "state_action: %d is not Unspecified, Suspend or Resume",
 				    a->state_action);
 	}
-	if (refresh(s, tenant, err) < 0) {
+	if (shared(s)) {
+		int rc = alter_shared(s, tenant, name, a, worker, err);
 		free(tenant);
-		return -1;
+		return rc;
 	}
-	json_t *rec = NULL;
 	pthread_mutex_lock(&s->mu);
 	struct svc_worker *r = svc_worker_get(s, tenant, name, 0);
 	int rc = 0;
 	if (!r)
 		rc = udfb_err_set(err, UDFB_E_NOTFOUND, "worker %s: does not exist", name);
-	else if ((rc = alter_locked(s, tenant, r, a, err)) == 0) {
+	else if ((rc = alter_locked(s, tenant, r, a, err)) == 0)
 		*worker = svc_worker_json(r);
-		rec = to_publish(s, r);
-	}
 	pthread_mutex_unlock(&s->mu);
-	if (rec && publish(s, tenant, name, rec, err) < 0) {
-		json_decref(*worker);
-		*worker = NULL;
-		rc = -1;
-	}
 	free(tenant);
 	return rc;
 }
@@ -911,8 +1159,9 @@ int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta
 		effect(s, FX_STOP, tenant, r, 0);
 	}
 	pthread_mutex_unlock(&s->mu);
-	if (found && rc == 0 && s->sched.ops->registry_del)
-		rc = publish(s, tenant, name, NULL, err);
+	if (found && rc == 0 && s->sched.ops->registry_del &&
+	    s->sched.ops->registry_del(s->sched.impl, tenant, name, err) < 0)
+		rc = udfb_err_wrap(err, "worker %s: the shared registry", name);
 	if (found && rc == 0)
 		udfb_info("worker '%s' of tenant %s: dropped", name, tenant);
 	svc_worker_free(r);
@@ -1012,7 +1261,7 @@ static void auto_suspend_pass(struct udfb_service *s)
 					udfb_info("worker '%s' of tenant %s: idle for %lld s: suspended (auto_suspend "
 						  "= %ld)",
 						  d->name, d->tenant, idle / 1000, d->secs);
-					queue_publish(s, d->tenant, w);
+					queue_publish(s, d->tenant, w, state_delta(w), 0);
 				}
 				udfb_err_clear(&err);
 			}

@@ -3,7 +3,11 @@
 
 There is no Kubernetes cluster here.  The API server below is a FAKE on
 127.0.0.1 written for this test: it records every request, answers a
-server-side apply PATCH by storing the object and returning it, answers a
+server-side apply PATCH by storing the object and returning it, keeps a
+resourceVersion per object as a real API server does (every write takes the
+next revision; POST creates or answers 409 AlreadyExists, PUT updates or
+answers 404 when gone; a write naming a stale resourceVersion is refused
+with 409 Conflict), answers a
 GET of a Deployment with status.readyReplicas 1 from the second GET on,
 answers DELETE by removing the object, and refuses (403, a Status object)
 every apply in a namespace whose name holds "forbidden".  It checks nothing
@@ -26,10 +30,14 @@ sandbox it does not know alive; two tenants get two namespaces; the objects
 validate (node tests/k8s/validate.js --sandbox); a 403 is a clear gRPC error
 naming the object and the Status message; the token never appears in the
 service's stderr.  The service reads a YAML kubeconfig (libyaml).  Databend's
-WORKER statements: a sized worker's Deployment (replicas, resources),
+WORKER statements: a sized worker's Deployment (replicas, resources, a size
+table of the operator's), its HorizontalPodAutoscaler for max_cluster_count,
 SUSPEND applies replicas 0, a call is refused, RESUME applies the replicas
-again, DROP deletes the objects (each request recorded).  Results are TAP
-lines.
+again, auto_suspend and auto_resume, DROP deletes the objects (each request
+recorded); the UDF's call never overwrites CREATE WORKER's tags and options,
+in either order.  Two replicas on one API server share the registry (a
+ConfigMap per worker) and race ALTERs of one worker: every change survives
+(409 Conflict, re-read, redone).  Results are TAP lines.
 """
 
 import hashlib
@@ -58,6 +66,9 @@ from http_server import ImportServer  # noqa: E402
 APPLY = "/udfproto.UdfService/ApplyUdfResource"
 TOKEN = "fake-k8s-bearer-" + uuid.uuid4().hex
 SECRET = "k8s-test-secret-0123456789abcdef"
+# A size table of the operator's (config "worker_sizes") in place of the built-in one.
+SIZES = {"small": {"cpu_millis": 500, "memory_mb": 512}, "large": {"cpu_millis": 2000, "memory_mb": 2048},
+         "huge": {"cpu_millis": 3000, "memory_mb": 6144}}
 
 def token_accepted(token, keys):
     """The stub's check (templates/server.py, service/token.h): the token is
@@ -77,6 +88,9 @@ class FakeKube:
         self.objects = {}  # path without query -> object
         self.gets = {}
         self.lock = threading.Lock()
+        self.revision = 0  # etcd's revision: every write takes the next as its resourceVersion
+        self.conflicts = 0  # 409s answered to a stale resourceVersion
+        self.pair = None  # see pair_reads
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -97,6 +111,28 @@ class FakeKube:
                 self.reply(code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": msg,
                                   "reason": reason, "code": code})
 
+            def store(self, path, obj):
+                """Stores a copy of obj under its next resourceVersion, as
+                the API server does on every write; returns the copy."""
+                obj = json.loads(json.dumps(obj))
+                outer.revision += 1
+                obj.setdefault("metadata", {})["resourceVersion"] = str(outer.revision)
+                outer.objects[path] = obj
+                return obj
+
+            def stale(self, path, body):
+                """A write naming a resourceVersion other than the stored
+                one is refused with 409 Conflict (optimistic concurrency)."""
+                want = ((body or {}).get("metadata") or {}).get("resourceVersion")
+                have = (outer.objects.get(path, {}).get("metadata") or {}).get("resourceVersion")
+                if want is None or want == have:
+                    return False
+                outer.conflicts += 1
+                self.status(409, "Conflict", 'Operation cannot be fulfilled on configmaps "%s": the object has been '
+                            'modified; please apply your changes to the latest version and try again'
+                            % path.rsplit("/", 1)[-1])
+                return True
+
             def handle_any(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -105,13 +141,29 @@ class FakeKube:
                        "content_type": self.headers.get("Content-Type"),
                        "authorization": self.headers.get("Authorization"),
                        "body": json.loads(body) if body else None}
+                if self.command == "GET" and "/configmaps/" in path:
+                    outer.paired()
                 with outer.lock:
                     outer.requests.append(rec)
                     if self.command == "PATCH":
                         if "forbidden" in path:
                             return self.status(403, "Forbidden", 'deployments.apps is forbidden: User "system:serviceaccount:udf:udf-builder" cannot patch resource')
-                        outer.objects[path] = rec["body"]
-                        return self.reply(200, rec["body"])
+                        if self.stale(path, rec["body"]):
+                            return
+                        return self.reply(200, self.store(path, rec["body"]))
+                    if self.command == "POST":
+                        # create: 409 AlreadyExists when the name is taken
+                        full = path + "/" + ((rec["body"] or {}).get("metadata") or {}).get("name", "")
+                        if full in outer.objects:
+                            return self.status(409, "AlreadyExists", "%s already exists" % full)
+                        return self.reply(201, self.store(full, rec["body"]))
+                    if self.command == "PUT":
+                        # update: 404 when gone, 409 on a stale resourceVersion
+                        if path not in outer.objects:
+                            return self.status(404, "NotFound", "%s not found" % path)
+                        if self.stale(path, rec["body"]):
+                            return
+                        return self.reply(200, self.store(path, rec["body"]))
                     if self.command == "GET" and (path == "/api/v1/configmaps" or path.endswith("/configmaps")):
                         # A LIST (the worker registry's poll): every ConfigMap under it.
                         items = [o for p, o in sorted(outer.objects.items()) if "/configmaps/" in p and
@@ -138,6 +190,23 @@ class FakeKube:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def pair_reads(self, n):
+        """The next n GETs of a ConfigMap wait until all n have come (5 s
+        at most), so n replicas read the same resourceVersion before any of
+        them writes: a race made certain rather than left to timing."""
+        with self.lock:
+            self.pair = {"n": n, "seen": 0, "all": threading.Event()}
+
+    def paired(self):
+        with self.lock:
+            p = self.pair
+            if not p or p["seen"] >= p["n"]:
+                return
+            p["seen"] += 1
+            if p["seen"] == p["n"]:
+                p["all"].set()
+        p["all"].wait(5)
 
     def take(self, lists=False):
         """The requests since the last take; without lists=True, leaving
@@ -167,13 +236,62 @@ def workers(srv, kube, tmp):
         except harness.grpc.RpcError as e:
             return e.code().name, e.details()
 
+    def show():
+        code, r = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
+        return [(w.name, dict(w.tags), dict(w.options)) for w in r.workers] if code == "OK" else code
+
+    def record(until_fn, timeout=10):
+        """The worker's record in its registry ConfigMap once until_fn(rec) holds (or the last one)."""
+        rec, until = None, time.monotonic() + timeout
+        while time.monotonic() < until:
+            with kube.lock:
+                cms = [o for p, o in kube.objects.items() if "/configmaps/" in p and "/udf-tenant-w-" in p]
+            rec = json.loads(cms[0]["data"]["worker"]) if len(cms) == 1 else None
+            if rec is not None and until_fn(rec):
+                break
+            time.sleep(0.05)
+        return rec
+
+    def patched(pred, timeout=10):
+        """The requests until one PATCH of the Deployment satisfies pred(body)."""
+        seen, until = [], time.monotonic() + timeout
+        while time.monotonic() < until and not any(r["method"] == "PATCH" and r["path"] == dep_path and pred(r["body"])
+                                                   for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        return seen, any(r["method"] == "PATCH" and r["path"] == dep_path and pred(r["body"]) for r in seen)
+
+    def gauges(until_fn, timeout=5):
+        """((active, suspended) workers on the kubernetes backend, sandboxes by state) from /metrics,
+        once until_fn holds (the gauges are set once a second)."""
+        until = time.monotonic() + timeout
+        while True:
+            m = srv.metrics()
+            w = tuple(int(m.get('udfb_workers{backend="kubernetes",state="%s"}' % st, -1)) for st in ("active", "suspended"))
+            sb = {st: int(m.get('udfb_sandboxes{state="%s"}' % st, -1)) for st in ("starting", "ready", "failed", "stopped")}
+            if until_fn(w, sb) or time.monotonic() > until:
+                return w, sb
+            time.sleep(0.1)
+
+    def resources(body):
+        return ((body.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]
+                .get("resources", {}).get("limits"))
+
     try:
         v = harness.vector("read_stage_dup_basename", imports.port, harness.DATABEND, ".create_worker")
         name = v["name"]
-        code, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name,
-                                                             options={"size": "large", "min_cluster_count": "2"}),
+        dep_path = "?"
+        code, det = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name, options={"size": "xlarge"}),
+                        pb.CreateWorkerResponse)
+        tap.ok(code == "INVALID_ARGUMENT" and "known: small, large, huge" in det,
+               "size 'xlarge' is not in the configured worker_sizes: INVALID_ARGUMENT listing the table's", (code, det))
+        created = {"size": "large", "min_cluster_count": "2", "max_cluster_count": "4"}
+        code, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name, tags={"team": "k"},
+                                                             options={"size": "large", "min_cluster_count": "2",
+                                                                      "max_cluster_count": "4"}),
                       pb.CreateWorkerResponse)
-        tap.ok(code == "OK", "CREATE WORKER %s WITH size='large', min_cluster_count='2'" % name, code)
+        tap.ok(code == "OK", "CREATE WORKER %s WITH size='large', min_cluster_count='2', max_cluster_count='4'" % name,
+               code)
         kube.take()
         udf = pb.CreateWorkerRequest(tenant_id=tenant, name=name, if_not_exists=True, type="udf", script=v["script"])
         code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
@@ -186,11 +304,35 @@ def workers(srv, kube, tmp):
                "the UDF's CreateWorker: its Deployment has min_cluster_count replicas and the size's resources",
                "%s %r\n%s" % (code, resp if code != "OK" else resp.endpoint, json.dumps(dep)[:1500]))
         dep_path = deps[-1]["path"] if deps else "?"
+        rec = record(lambda r: r.get("key"))
+        tap.ok(rec is not None and rec.get("key", "").startswith("sha256:") and rec.get("tags") == {"team": "k"} and
+               rec.get("options") == created and show() == [(name, {"team": "k"}, created)],
+               "the UDF's CreateWorker records its key in the ConfigMap and keeps the tags and options CREATE WORKER set",
+               (rec, show()))
+        hpas = [r["body"] for r in conv if r["method"] == "PATCH" and "/horizontalpodautoscalers/" in r["path"]]
+        hpa = hpas[-1] if hpas else {}
+        tap.ok(hpa.get("apiVersion") == "autoscaling/v2" and hpa.get("spec", {}).get("minReplicas") == 2 and
+               hpa["spec"].get("maxReplicas") == 4 and hpa["spec"].get("scaleTargetRef") ==
+               {"apiVersion": "apps/v1", "kind": "Deployment", "name": dep.get("metadata", {}).get("name")},
+               "max_cluster_count: a HorizontalPodAutoscaler on its Deployment from 2 to 4 replicas", json.dumps(hpa))
         objs_file = os.path.join(tmp, "worker-objects.yaml")
-        Path(objs_file).write_text("---\n" + json.dumps(dep, indent=1) + "\n")
+        Path(objs_file).write_text("".join("---\n" + json.dumps(o, indent=1) + "\n" for o in [dep] + hpas[-1:]))
         val = subprocess.run(["node", "tests/k8s/validate.js", "--sandbox", objs_file], cwd=REPO, capture_output=True,
                              text=True, timeout=60)
-        tap.ok(val.returncode == 0, "the sized Deployment validates (kubernetes-models)", val.stdout + val.stderr)
+        tap.ok(val.returncode == 0 and val.stdout.count("\nok ") + val.stdout.startswith("ok ") >= 2,
+               "the sized Deployment and its autoscaler validate (kubernetes-models)", val.stdout + val.stderr)
+        kube.take()
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name,
+                                                           unset_options=["max_cluster_count"]), pb.AlterWorkerResponse)
+        seen = []
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not any(r["method"] == "DELETE" for r in seen):
+            time.sleep(0.05)
+            seen += kube.take()
+        tap.ok(code == "OK" and [r["path"] for r in seen if r["method"] == "DELETE"] ==
+               [p.replace("/apis/apps/v1/", "/apis/autoscaling/v2/").replace("/deployments/", "/horizontalpodautoscalers/")
+                for p in [dep_path]], "ALTER ... UNSET max_cluster_count: its autoscaler is deleted",
+               [(r["method"], r["path"]) for r in seen])
 
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Suspend),
                       pb.AlterWorkerResponse)
@@ -207,6 +349,9 @@ def workers(srv, kube, tmp):
         code, det = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
         tap.ok(code == "FAILED_PRECONDITION" and ("worker %s is suspended" % name) in det,
                "a UDF call for the suspended worker: FAILED_PRECONDITION", (code, det))
+        g = gauges(lambda w, sb: w == (0, 1) and sb["stopped"] >= 1)
+        tap.ok(g[0] == (0, 1) and g[1]["stopped"] >= 1,
+               "/metrics: the worker counted suspended on the kubernetes backend, its sandbox stopped (scaled to zero)", g)
         kube.take()
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, state_action=pb.Resume),
                       pb.AlterWorkerResponse)
@@ -222,6 +367,15 @@ def workers(srv, kube, tmp):
         code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
         tap.ok(code == "OK" and resp.endpoint.endswith(".svc.cluster.local:8815"), "... and the UDF call answers",
                (code, resp))
+        g = gauges(lambda w, sb: w == (1, 0) and sb["ready"] >= 1)
+        tap.ok(g[0] == (1, 0) and g[1]["ready"] >= 1, "/metrics: active again, a ready sandbox", g)
+        kube.take()
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name,
+                                                           set_options={"size": "huge", "min_cluster_count": "3"}),
+                      pb.AlterWorkerResponse)
+        seen, ok = patched(lambda b: b["spec"]["replicas"] == 3 and resources(b) == {"cpu": "3000m", "memory": "6144Mi"})
+        tap.ok(code == "OK" and ok, "ALTER SET size='huge' (a configured size), min_cluster_count='3': the Deployment "
+               "is applied again with 3 replicas and 3000m/6144Mi", [(r["method"], r["path"]) for r in seen])
         kube.take()
         code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name, set_options={"auto_suspend": "1"}),
                       pb.AlterWorkerResponse)
@@ -236,19 +390,49 @@ def workers(srv, kube, tmp):
                                  for r in seen) and code2 == "FAILED_PRECONDITION",
                "auto_suspend = 1: idle, the worker suspends itself (replicas 0) and a call is refused",
                (code, code2, det, [(r["method"], r["path"]) for r in seen]))
+        rec = record(lambda r: r.get("state") == "suspended")
+        tap.ok(rec is not None and rec.get("state") == "suspended", "... and its ConfigMap records it suspended", rec)
+        code, _ = rpc("AlterWorker", pb.AlterWorkerRequest(tenant_id=tenant, name=name,
+                                                           set_options={"auto_resume": "true", "auto_suspend": "0"}),
+                      pb.AlterWorkerResponse)
+        kube.take()
+        code2, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        seen, ok = patched(lambda b: b["spec"]["replicas"] == 3)
+        rec = record(lambda r: r.get("state") == "active")
+        tap.ok(code == code2 == "OK" and resp.endpoint.endswith(":8815") and ok and rec.get("state") == "active",
+               "auto_resume = true: a call resumes the suspended worker (replicas 3 again, ConfigMap active)",
+               (code, code2, rec, [(r["method"], r["path"]) for r in seen]))
         kube.take()
         code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
         seen = []
         until = time.monotonic() + 10
-        while time.monotonic() < until and len([r for r in seen if r["method"] == "DELETE"]) < 4:
+        while time.monotonic() < until and len([r for r in seen if r["method"] == "DELETE"]) < 5:
             time.sleep(0.05)
             seen += kube.take()
         dels = sorted(r["path"].split("/")[-2] for r in seen if r["method"] == "DELETE")
-        tap.ok(code == "OK" and dels == ["configmaps", "deployments", "networkpolicies", "services"],
-               "DROP: DELETE of its registry ConfigMap, Deployment, Service and NetworkPolicy (recorded)",
+        tap.ok(code == "OK" and dels == ["configmaps", "deployments", "horizontalpodautoscalers", "networkpolicies",
+                                         "services"],
+               "DROP: DELETE of its registry ConfigMap, autoscaler, Deployment, Service and NetworkPolicy (recorded)",
                [(r["method"], r["path"]) for r in seen])
         code, lst = rpc("ListWorkers", pb.ListWorkersRequest(tenant_id=tenant), pb.ListWorkersResponse)
         tap.ok(code == "OK" and len(lst.workers) == 0, "SHOW WORKERS: empty", (code, lst))
+
+        # The other order: the UDF's call first, then CREATE WORKER of its name.
+        code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        first = show()
+        rec = record(lambda r: r.get("key"))
+        code2, _ = rpc("CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=name, tags={"team": "late"},
+                                                              options={"size": "small"}), pb.CreateWorkerResponse)
+        code3, _ = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
+        time.sleep(0.5)  # the UDF call's record change is written in the background
+        rec = record(lambda r: r.get("declared"))
+        tap.ok(code == code2 == code3 == "OK" and first == [(name, {}, {})] and
+               show() == [(name, {"team": "late"}, {"size": "small"})] and rec.get("tags") == {"team": "late"} and
+               rec.get("options") == {"size": "small"} and rec.get("key", "").startswith("sha256:"),
+               "the UDF's call first, CREATE WORKER after: the record gets its tags and options, keeps its key, and "
+               "a later UDF call changes neither", (code, code2, code3, first, show(), rec))
+        code, _ = rpc("DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=name), pb.DropWorkerResponse)
+        tap.ok(code == "OK" and show() == [], "... DROP WORKER: SHOW empty again", (code, show()))
     finally:
         imports.close()
 
@@ -259,7 +443,7 @@ def serve(dir, args, env, store=None):
     args = list(args)
     if store:
         args[args.index("--store") + 1] = store
-    return harness.Service(dir, args, config={"token_secrets": [SECRET]}, env=env,
+    return harness.Service(dir, args, config={"token_secrets": [SECRET], "worker_sizes": SIZES}, env=env,
                            unset=("KUBERNETES_SERVICE_HOST",), start_timeout=20)
 
 
@@ -312,6 +496,32 @@ def replicas(args, env, tmp, kube):
                "replica 2 alters and suspends it; replica 1 lists the change", (code, show(chans[0])))
         rec = json.loads(list(o for p, o in kube.objects.items() if "/configmaps/" in p)[0]["data"]["worker"])
         tap.ok(rec.get("state") == "suspended", "the ConfigMap records the state", rec)
+        # Both replicas ALTER the same worker at once, each having read the
+        # same resourceVersion (pair_reads): one write wins, the other gets
+        # 409 Conflict, reads again and redoes its change.  Both survive.
+        rounds, codes, conflicts = 3, [], kube.conflicts
+        for rnd in range(rounds):
+            kube.pair_reads(2)
+            got = [None, None]
+            alters = [pb.AlterWorkerRequest(tenant_id=tenant, name="shared_wh", set_tags={"by1_%d" % rnd: "a"},
+                                            set_options={"auto_resume": ("true", "false")[rnd % 2]}),
+                      pb.AlterWorkerRequest(tenant_id=tenant, name="shared_wh", set_tags={"by2_%d" % rnd: "b"},
+                                            unset_tags=["env"] if rnd == 0 else [])]
+
+            def alter(i):
+                got[i] = rpc(chans[i], "AlterWorker", alters[i], pb.AlterWorkerResponse)[0]
+            ts = [threading.Thread(target=alter, args=(i,)) for i in (0, 1)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(60)
+            codes.append(tuple(got))
+        tags = {"team": "x", **{"by%d_%d" % (i, r): "ab"[i - 1] for r in range(rounds) for i in (1, 2)}}
+        want2 = ("OK", [(want[0], tags, {"size": "small", "auto_resume": "true"})])
+        tap.ok(all(c == ("OK", "OK") for c in codes) and show(chans[0]) == want2 and show(chans[1]) == want2 and
+               kube.conflicts - conflicts >= rounds,
+               "two replicas ALTER the same worker at once, %d times: every change survives (%d x 409 Conflict, "
+               "re-read, redone)" % (rounds, kube.conflicts - conflicts), (codes, show(chans[0]), show(chans[1])))
         # A restart of replica 1 with an empty store: the cluster still has it.
         srvs[0].stop(20)
         srvs[0] = serve(os.path.join(tmp, "replica3"), args, env, os.path.join(tmp, "replica3-store"))
@@ -319,6 +529,13 @@ def replicas(args, env, tmp, kube):
         chans[0] = srvs[0].channel
         tap.ok(show(chans[0]) == show(chans[1]) and len(show(chans[0])[1]) == 1,
                "a replica started later (empty store) lists the same workers", (show(chans[0]), show(chans[1])))
+        codes = [rpc(chans[1], "CreateWorker", pb.CreateWorkerRequest(tenant_id=tenant, name=n), pb.CreateWorkerResponse)[0]
+                 for n in ("zz_wh", "aa_wh")]
+        names = [w[0] for w in show(chans[0])[1]]
+        codes += [rpc(chans[0], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name=n), pb.DropWorkerResponse)[0]
+                  for n in ("zz_wh", "aa_wh")]
+        tap.ok(codes == ["OK"] * 4 and names == ["aa_wh", "shared_wh", "zz_wh"],
+               "SHOW WORKERS through the other replica: sorted by name", (codes, names))
         code, _ = rpc(chans[1], "DropWorker", pb.DropWorkerRequest(tenant_id=tenant, name="shared_wh"), pb.DropWorkerResponse)
         cms = [p for p in kube.objects if "/configmaps/" in p]
         tap.ok(code == "OK" and not cms and show(chans[0]) == ("OK", []),
@@ -377,6 +594,16 @@ def main():
             tap.ok(False, "serve --scheduler kubernetes starts", str(e), lines=60)
             return tap.done()
         tap.ok(True, "serve --scheduler kubernetes starts")
+        bad = os.path.join(tmp, "bad-sizes.json")
+        Path(bad).write_text(json.dumps({"token_secrets": [SECRET], "worker_sizes": {
+            "small": SIZES["small"], "tiny": {"cpu_millis": 0, "memory_mb": 64}}}))
+        bad_cmd = list(cmd)
+        bad_cmd[bad_cmd.index("--store") + 1] = os.path.join(tmp, "bad-store")
+        p = subprocess.run([harness.BIN, "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                            "--config", bad] + bad_cmd, env=harness.scrubbed_env(env, ("KUBERNETES_SERVICE_HOST",)),
+                           capture_output=True, text=True, timeout=60, cwd=tmp)
+        tap.ok(p.returncode != 0 and "worker_sizes.tiny: must be" in p.stderr,
+               "a worker_sizes row with cpu_millis 0 stops start-up, naming the row", (p.returncode, p.stderr[-600:]))
         apply = srv.unary(APPLY, udf_pb2.ApplyUdfResourceResponse)
 
         def req(nonce):

@@ -4,7 +4,8 @@
 DropWorker, ListWorkers) together with a UDF's CreateWorker under the same
 name, through the running service with the local backend (sandboxes under
 runc, their state read from runc itself), with restarts of the service
-between steps and a kill -9 right after an ALTER.
+between steps, a kill -9 right after an ALTER and one in the middle of a
+stream of ALTERs.
 
 The sequence: CREATE WORKER with options -> the UDF's CreateWorker (script)
 -> SHOW -> restart -> ALTER SET size, SET TAG -> SUSPEND (sandbox stopped)
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -245,21 +247,72 @@ def run(srv, imports):
     srv = restart(srv)
     tap.check("a torn temporary file (a write a crash interrupted) is ignored", len(show(srv)) == 1, repr(show(srv)))
 
+    # A kill -9 in the middle of ALTERs: two clients stream ALTERs (each
+    # sets its seq and mirror tags to the same number) and the service is
+    # killed while they run.  After it, every acknowledged ALTER is there and
+    # nothing is torn: each pair agrees, at most one ALTER past the last
+    # acknowledged (the one the kill interrupted, stored but not answered).
+    acked, stop = {"a": [0], "b": [0]}, threading.Event()
+
+    def stream(who):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            r = alter(srv, name, set_tags={"seq_" + who: str(i), "mirror_" + who: str(i)})
+            if r.code != "OK":
+                return
+            acked[who].append(i)
+    threads = [threading.Thread(target=stream, args=(w,)) for w in acked]
+    for t in threads:
+        t.start()
+    wait_for(lambda: min(len(v) for v in acked.values()) > 10, 30)
+    srv.kill()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    srv = serve()
+    tags = show(srv)[0][1]
+    reg = list(Path(srv.dir, "store", "workers").glob("*.json"))
+    whole = all(tags.get("seq_" + w) == tags.get("mirror_" + w) and
+                acked[w][-1] <= int(tags.get("seq_" + w) or -1) <= acked[w][-1] + 1 for w in acked)
+    tap.check("kill -9 mid-ALTER (%d and %d ALTERs acknowledged): every acknowledged one kept, none torn" %
+              (acked["a"][-1], acked["b"][-1]), whole and len(reg) == 1 and
+              json.loads(reg[0].read_text())["tenant"] == TENANT, "%r %r" % (tags, {w: v[-3:] for w, v in acked.items()}))
+    alter(srv, name, unset_tags=["seq_a", "mirror_a", "seq_b", "mirror_b"])
+
     # DROP: the sandbox and the record go.
     r = udf(srv, imports)
     wait_for(lambda: len(running(srv)) == 1, 60)
+    reg = list(Path(srv.dir, "store", "workers").glob("*.json"))
+    key = json.loads(reg[0].read_text())["workers"][0].get("key", "") if len(reg) == 1 else ""
     r = drop(srv, name)
     tap.check("DROP WORKER: OK, its sandbox removed (runc), SHOW empty",
               r.code == "OK" and wait_for(lambda: running(srv) == [], 30) is not None and running(srv) == [] and
               show(srv) == [], "%r %r %r" % (r, running(srv), show(srv)))
     tap.check("DROP again: NOT_FOUND; IF EXISTS: OK", [drop(srv, name).code, drop(srv, name, True).code] ==
               ["NOT_FOUND", "OK"])
+    ls = subprocess.run([harness.BIN, "cache", "ls", "--store", os.path.join(srv.dir, "store")],
+                        capture_output=True, text=True, timeout=60)
+    tap.check("... the worker's image stays in the store for gc (cache ls lists its key)",
+              ls.returncode == 0 and key.startswith("sha256:") and key[:23] in ls.stdout, "%s\n%s" % (key, ls.stdout))
     tap.check("no registry file is left for the tenant", list(Path(srv.dir, "store", "workers").glob("*.json")) == [])
     srv = restart(srv)
     tap.check("after a restart: SHOW still empty", show(srv) == [], repr(show(srv)))
     m = srv.metrics()
     tap.check("/metrics: no worker", m.get('udfb_workers{backend="local",state="active"}') == 0 and
               m.get('udfb_workers{backend="local",state="suspended"}') == 0)
+
+    # The other order: the UDF's call first, then CREATE WORKER of its name.
+    r = udf(srv, imports)
+    first = [w[:3] for w in show(srv)]
+    r2 = create(srv, name, options={"size": "small"}, tags={"team": "late"})
+    r3 = udf(srv, imports)
+    ok, why = called(r3, "add_one", [1], 2)
+    after = [w[:3] for w in show(srv)]
+    tap.check("the UDF's call first, CREATE WORKER after: it gets the tags and options, a later call keeps them",
+              r.code == r2.code == "OK" and ok and first == [(name, {}, {})] and
+              after == [(name, {"team": "late"}, {"size": "small"})], "%r %r %r %s" % (r2, first, after, why))
+    drop(srv, name)
     return srv
 
 

@@ -391,6 +391,11 @@ const NEEDED_RBAC = [
 	['', 'services', ['get', 'create', 'patch', 'delete']],
 	['networking.k8s.io', 'networkpolicies', ['get', 'create', 'patch', 'delete']],
 	['', 'pods', ['get']],
+	// The worker registry (a ConfigMap per worker: listed across namespaces,
+	// created, updated with a resourceVersion, deleted) and a worker's
+	// HorizontalPodAutoscaler (max_cluster_count).
+	['', 'configmaps', ['get', 'list', 'create', 'update', 'delete']],
+	['autoscaling', 'horizontalpodautoscalers', ['get', 'create', 'patch', 'delete']],
 ];
 
 function checkRbac(docs, d, pod) {
