@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "image/compose.h"
 #include "builder/context.h"
@@ -37,11 +38,9 @@ const char *udfb_build_tenant(const struct udfb_request *req, const struct udfb_
 static char *packages_key(const struct udfb_build_opts *o)
 {
 	const struct udfb_pkg_opts *p = o->packages;
-	char *s = NULL;
-	if (asprintf(&s, "glibc=%d.%d;python=%s", p ? p->glibc_major : UDFB_PKG_DEFAULT_GLIBC_MAJOR,
-		     p ? p->glibc_minor : UDFB_PKG_DEFAULT_GLIBC_MINOR, p ? p->python : UDFB_PKG_DEFAULT_PYTHON) < 0)
-		abort();
-	return s;
+	return udfb_asprintf("glibc=%d.%d;python=%s", p ? p->glibc_major : UDFB_PKG_DEFAULT_GLIBC_MAJOR,
+			     p ? p->glibc_minor : UDFB_PKG_DEFAULT_GLIBC_MINOR,
+			     p ? p->python : UDFB_PKG_DEFAULT_PYTHON);
 }
 
 int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts *o, struct udfb_err *err)
@@ -53,7 +52,7 @@ int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts
 		return 0;
 	struct udfb_fetch_opts defaults;
 	udfb_fetch_opts_defaults(&defaults);
-	struct udfb_import_ident *ids = calloc(req->n_imports + 1, sizeof(*ids));
+	struct udfb_import_ident *ids = udfb_calloc(req->n_imports + 1, sizeof(*ids));
 	for (size_t k = 0; k < req->n_imports; k++)
 		ids[k] = (struct udfb_import_ident){ .location = req->imports[k].location,
 						     .url = req->imports[k].url,
@@ -66,7 +65,7 @@ int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts
 					   o->fetch ? o->fetch : &defaults, o->deadline_ms, &stats, err);
 	for (size_t k = 0; rc == 0 && k < req->n_imports; k++) {
 		free(req->imports[k].tag);
-		req->imports[k].tag = strdup(ids[k].digest);
+		req->imports[k].tag = udfb_strdup(ids[k].digest);
 	}
 	udfb_store_close(st);
 	udfb_fetch_opts_free(&defaults);
@@ -309,8 +308,8 @@ static int build_fresh(struct udfb_image *built, struct udfb_build_result *res, 
 		return -1;
 	res->fetched_bytes = ctx.fetched_bytes;
 	struct udfb_packages pk;
-	struct udfb_layer *ls = calloc(LAYER_MAX, sizeof(*ls));
-	const char **created_by = calloc(LAYER_MAX, sizeof(*created_by));
+	struct udfb_layer *ls = udfb_calloc(LAYER_MAX, sizeof(*ls));
+	const char **created_by = udfb_calloc(LAYER_MAX, sizeof(*created_by));
 	int rc = prepare_packages(&pk, st, req, base, o, res->key, tmp, err);
 	int n = rc < 0 ? -1 : make_layers(ls, created_by, st, req, &ctx, &pk, tmp, err);
 	rc = n < 0 ? -1 : store_image(built, res, st, base, o, ls, created_by, (size_t)n, &pk, req->stub != NULL, err);
@@ -338,10 +337,7 @@ static json_t *describe_layers(const struct udfb_image *img)
 /* Without a tag the image is tagged by its key, so any reader can find it. */
 static char *dest_tag(const struct udfb_ref *dest, const char *key)
 {
-	char *tag = dest->tag ? strdup(dest->tag) : NULL;
-	if (!tag && asprintf(&tag, "udf-%s", udfb_digest_hex(key)) < 0)
-		abort();
-	return tag;
+	return dest->tag ? udfb_strdup(dest->tag) : udfb_asprintf("udf-%s", udfb_digest_hex(key));
 }
 
 static int publish(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_base *base,
@@ -353,8 +349,8 @@ static int publish(struct udfb_build_result *out, struct udfb_store *st, const s
 	if (rc < 0)
 		udfb_err_wrap(err, "publish to %s", dest_str);
 	cleanup_free char *name = udfb_ref_name(dest);
-	if (rc == 0 && asprintf(&out->image, "%s:%s@%s", name, tag, out->manifest_digest) < 0)
-		abort();
+	if (rc == 0)
+		out->image = udfb_asprintf("%s:%s@%s", name, tag, out->manifest_digest);
 	out->layers = describe_layers(img);
 	return rc;
 }
@@ -369,8 +365,8 @@ static int warm_fresh(struct udfb_image *built, struct udfb_build_result *res, s
 	struct udfb_packages pk;
 	if (prepare_packages(&pk, st, req, base, o, res->key, tmp, err) < 0)
 		return -1;
-	struct udfb_layer *ls = calloc(pk.n_layers + 1, sizeof(*ls));
-	const char **created_by = calloc(pk.n_layers + 1, sizeof(*created_by));
+	struct udfb_layer *ls = udfb_calloc(pk.n_layers + 1, sizeof(*ls));
+	const char **created_by = udfb_calloc(pk.n_layers + 1, sizeof(*created_by));
 	for (size_t k = 0; k < pk.n_layers; k++) {
 		ls[k] = pk.layers[k];
 		created_by[k] = pk.created_by[k];
