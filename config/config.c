@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/version.h"
 #include "fetch/netguard.h"
 
@@ -17,7 +18,7 @@
 static void set_str(char **slot, const char *v)
 {
 	free(*slot);
-	*slot = v ? strdup(v) : NULL;
+	*slot = v ? udfb_strdup(v) : NULL;
 }
 
 void udfb_config_defaults(struct udfb_config *c)
@@ -57,9 +58,9 @@ static int add_base(struct udfb_config *c, const char *runtime, const char *ref,
 			set_str(&c->bases[k].ref, ref);
 			return 0;
 		}
-	c->bases = realloc(c->bases, (c->n_bases + 1) * sizeof(*c->bases));
-	c->bases[c->n_bases].runtime = strdup(runtime);
-	c->bases[c->n_bases++].ref = strdup(ref);
+	c->bases = udfb_realloc(c->bases, (c->n_bases + 1) * sizeof(*c->bases));
+	c->bases[c->n_bases].runtime = udfb_strdup(runtime);
+	c->bases[c->n_bases++].ref = udfb_strdup(ref);
 	return 0;
 }
 
@@ -70,7 +71,7 @@ static int set_base(void *obj, const struct udfb_setting *r, enum udfb_set_sourc
 	const char *eq = strchr(pair, '=');
 	if (!eq)
 		return udfb_err_set(err, UDFB_E_INVALID, "base-image '%s': expected RUNTIME=REF", pair);
-	char *runtime = strndup(pair, (size_t)(eq - pair));
+	char *runtime = udfb_strndup(pair, (size_t)(eq - pair));
 	int rc = add_base(obj, runtime, eq + 1, err);
 	free(runtime);
 	return rc;
@@ -99,7 +100,7 @@ static int set_scheduler_opt(void *obj, const struct udfb_setting *r, enum udfb_
 	const char *eq = strchr(pair, '=');
 	if (!eq || eq == pair)
 		return udfb_err_set(err, UDFB_E_INVALID, "scheduler-opt '%s': expected KEY=VALUE", pair);
-	char *key = strndup(pair, (size_t)(eq - pair));
+	char *key = udfb_strndup(pair, (size_t)(eq - pair));
 	json_object_set_new(c->scheduler_opts, key, json_string(eq + 1));
 	free(key);
 	return 0;
@@ -125,8 +126,8 @@ static int add_secret(void *obj, const struct udfb_setting *r, enum udfb_set_sou
 {
 	struct udfb_config *c = obj;
 	(void)r, (void)src, (void)err;
-	c->token_secrets = realloc(c->token_secrets, (c->n_token_secrets + 1) * sizeof(char *));
-	c->token_secrets[c->n_token_secrets++] = strdup(s);
+	c->token_secrets = udfb_realloc(c->token_secrets, (c->n_token_secrets + 1) * sizeof(char *));
+	c->token_secrets[c->n_token_secrets++] = udfb_strdup(s);
 	return 0;
 }
 
@@ -156,10 +157,10 @@ static int json_env(void *obj, json_t *env, struct udfb_err *err)
 		if (!strchr(scope, '.') || !json_is_object(vars))
 			return udfb_err_set(err, UDFB_E_INVALID,
 					    "env.%s: expected \"<tenant>.<handler>\": {NAME: value}", scope);
-		c->envs = realloc(c->envs, (c->n_envs + 1) * sizeof(*c->envs));
+		c->envs = udfb_realloc(c->envs, (c->n_envs + 1) * sizeof(*c->envs));
 		struct udfb_udf_env *e = &c->envs[c->n_envs++];
-		e->scope = strdup(scope);
-		e->vars = calloc(json_object_size(vars) + 1, sizeof(*e->vars));
+		e->scope = udfb_strdup(scope);
+		e->vars = udfb_calloc(json_object_size(vars) + 1, sizeof(*e->vars));
 		e->n_vars = 0;
 		const char *name;
 		json_t *value;
@@ -171,8 +172,8 @@ static int json_env(void *obj, json_t *env, struct udfb_err *err)
 					scope, name);
 			if (!json_is_string(value))
 				return udfb_err_set(err, UDFB_E_INVALID, "env.%s.%s: must be a string", scope, name);
-			e->vars[e->n_vars].name = strdup(name);
-			e->vars[e->n_vars++].value = strdup(json_string_value(value));
+			e->vars[e->n_vars].name = udfb_strdup(name);
+			e->vars[e->n_vars++].value = udfb_strdup(json_string_value(value));
 		}
 	}
 	return 0;

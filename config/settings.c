@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+
 const struct udfb_setting *udfb_settings_find(const struct udfb_settings *s, const char *name)
 {
 	for (size_t k = 0; k < s->n; k++)
@@ -41,7 +43,7 @@ int udfb_setting_set(const struct udfb_setting *r, void *obj, enum udfb_set_sour
 	switch (r->type) {
 	case UDFB_SET_STR:
 		free(*(char **)slot);
-		*(char **)slot = strdup(v);
+		*(char **)slot = udfb_strdup(v);
 		return 0;
 	case UDFB_SET_SWITCH: *(int *)slot = 1; return 0;
 	case UDFB_SET_FN: return r->set(obj, r, src, v, err);
@@ -93,7 +95,7 @@ static int env_one(const struct udfb_setting *r, void *obj, const char *v, struc
 {
 	if (!r->split)
 		return udfb_setting_set(r, obj, UDFB_SRC_ENV, v, err);
-	char *copy = strdup(v), *save = NULL;
+	char *copy = udfb_strdup(v), *save = NULL;
 	int rc = 0;
 	for (char *item = strtok_r(copy, r->split, &save); item && rc == 0; item = strtok_r(NULL, r->split, &save))
 		rc = udfb_setting_set(r, obj, UDFB_SRC_ENV, item, err);
