@@ -117,7 +117,8 @@ int udfb_build_store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, 
 
 /* The stub's layer is the same for every UDF: one blob shared by all images.
  * A script request brings Databend's own stub (the same for every UDF of one
- * handler and types) and the wrapper that runs it behind the token check. */
+ * handler and types) and the wrapper that runs it behind the token check,
+ * which it takes from our stub, beside it as udfb_server.py. */
 static struct udfb_layer_writer *stub_layer(const struct udfb_request *r, struct udfb_err *err)
 {
 	const struct udfb_template *t = udfb_template_get("server.py"), *g = udfb_template_guard();
@@ -126,7 +127,8 @@ static struct udfb_layer_writer *stub_layer(const struct udfb_request *r, struct
 	if (r->stub) {
 		if (udfb_layer_add_dir(w, "app/imports", err) < 0 ||
 		    udfb_layer_add_bytes(w, "app/server.py", r->stub, r->stub_len, 0, err) < 0 ||
-		    udfb_layer_add_bytes(w, "app/udfb_guard.py", g->data, g->len, 0, err) < 0) {
+		    udfb_layer_add_bytes(w, "app/udfb_guard.py", g->data, g->len, 0, err) < 0 ||
+		    udfb_layer_add_bytes(w, "app/udfb_server.py", t->data, t->len, 0, err) < 0) {
 			udfb_layer_writer_free(w);
 			return NULL;
 		}
@@ -177,7 +179,7 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 	struct udfb_layer_writer *ws[4];
 	const char *names[4];
 	int n = 0;
-	names[n] = r->stub ? "udf-builder: COPY server.py udfb_guard.py /app/"
+	names[n] = r->stub ? "udf-builder: COPY server.py udfb_guard.py udfb_server.py /app/"
 			   : "udf-builder: COPY server.py /app/server.py";
 	ws[n++] = stub_layer(r, err);
 	if (c->n_imports) {
