@@ -127,10 +127,10 @@ test: test-deps
 	$(MAKE) check
 	$(MAKE) SANITIZE=1 check
 
-$(BUILD)/bench/empty_server: bench/empty_server.c
+$(BUILD)/bench/empty_server: bench/empty_server.c $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+	@$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/bench/index_bench: bench/index_bench.c $(LIB)
 	@mkdir -p $(dir $@)

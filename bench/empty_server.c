@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+
 struct slot {
 	int replied;
 	grpc_call *call;
@@ -26,7 +28,7 @@ static void *method;
 
 static void arm(void)
 {
-	struct slot *s = calloc(1, sizeof(*s));
+	struct slot *s = udfb_calloc(1, sizeof(*s));
 	grpc_metadata_array_init(&s->md);
 	grpc_server_request_registered_call(server, method, &s->call, &s->deadline, &s->md, &s->payload, cq, cq, s);
 }

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/hash.h"
 #include "cache/index.h"
 
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
 	if (udfb_index_open(&ix, argv[2], &err) < 0)
 		return 1;
 	long m = n < 200000 ? 200000 : n;
-	double *lat = malloc((size_t)m * sizeof(double));
+	double *lat = udfb_malloc((size_t)m * sizeof(double));
 	srand(1);
 	for (long i = 0; i < m; i++) {
 		key(k, i < n ? (i * 7919) % n : rand() % n);

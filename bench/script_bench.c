@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "builder/build.h"
+#include "common/alloc.h"
 #include "common/fsutil.h"
 #include "common/hash.h"
 #include "builder/request.h"
@@ -61,7 +62,7 @@ int main(int argc, char **argv)
 	long n = atol(argv[2]);
 	double *t[4];
 	for (int k = 0; k < 4; k++)
-		t[k] = calloc((size_t)n, sizeof(double));
+		t[k] = udfb_calloc((size_t)n, sizeof(double));
 	for (long i = 0; i < n; i++) {
 		resign(text, i);
 		struct udfb_script s;
@@ -90,7 +91,7 @@ int main(int argc, char **argv)
 		double t2 = now_us();
 		size_t sl = 0;
 		char *spec = udfb_script_spec_json(&s, &sl);
-		struct udfb_import *ims = calloc(s.n_imports + 1, sizeof(*ims));
+		struct udfb_import *ims = udfb_calloc(s.n_imports + 1, sizeof(*ims));
 		for (size_t k = 0; k < s.n_imports; k++)
 			ims[k] = (struct udfb_import){ s.imports[k].location, s.imports[k].url, "sha256:0",
 						       s.imports[k].headers };
@@ -98,7 +99,7 @@ int main(int argc, char **argv)
 		char key[UDFB_DIGEST_LEN + 1];
 		struct udfb_build_opts o = { .platform = "linux/amd64", .salt = "", .tenant = "bench" };
 		if (udfb_request_from_parts(&r, spec, sl, ims, s.n_imports, &err) < 0 ||
-		    (r.stub = strdup(s.stub), r.stub_len = s.stub_len,
+		    (r.stub = udfb_strdup(s.stub), r.stub_len = s.stub_len,
 		     udfb_build_key(key, &r, "sha256:0000000000000000000000000000000000000000000000000000000000000000",
 				    &o, &err)) < 0) {
 			fprintf(stderr, "%s\n", err.msg);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "builder/build.h"
+#include "common/alloc.h"
 #include "image/ocilayout.h"
 #include "registry-client/ref.h"
 #include "registry-client/imagestore.h"
@@ -18,12 +19,9 @@
  * an image they pull from a layout (tests pull it that way). */
 static char *from_name(const struct udfb_ref *r, const char *digest)
 {
-	char *s = NULL;
-	int n = r->kind == UDFB_REF_DOCKER ? asprintf(&s, "%s/%s@%s", r->host, r->repo, digest)
-					   : asprintf(&s, "localhost/%s@%s", r->tag ? r->tag : "udf-base", digest);
-	if (n < 0)
-		abort();
-	return s;
+	if (r->kind == UDFB_REF_DOCKER)
+		return udfb_asprintf("%s/%s@%s", r->host, r->repo, digest);
+	return udfb_asprintf("localhost/%s@%s", r->tag ? r->tag : "udf-base", digest);
 }
 
 /* The base's manifest (a tag resolved to a digest once, an index to the

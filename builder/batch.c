@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/alloc.h"
 #include "common/fsutil.h"
 #include "common/pool.h"
 #include "registry-client/ref.h"
@@ -19,17 +20,17 @@
 
 static void add(struct udfb_batch *b, const char *name, const char *json, size_t len)
 {
-	b->items = realloc(b->items, (b->n + 1) * sizeof(*b->items));
+	b->items = udfb_realloc(b->items, (b->n + 1) * sizeof(*b->items));
 	struct udfb_batch_item *it = &b->items[b->n++];
 	memset(it, 0, sizeof(*it));
-	it->name = strdup(name);
-	it->json = strndup(json, len);
+	it->name = udfb_strdup(name);
+	it->json = udfb_strndup(json, len);
 	it->len = len;
 	json_t *j = json_loadb(json, len, 0, NULL);
 	const char *t = json_string_value(json_object_get(j, "tenant"));
 	if (!t) /* a Databend CreateWorkerRequest line */
 		t = json_string_value(json_object_get(j, "tenantId"));
-	it->tenant = t ? strdup(t) : NULL;
+	it->tenant = t ? udfb_strdup(t) : NULL;
 	json_decref(j);
 }
 
@@ -89,7 +90,7 @@ static int load_dir(struct udfb_batch *b, const char *dir, struct udfb_err *err)
 	struct dirent *e;
 	while ((e = readdir(d)))
 		if (ends_with(e->d_name, ".request.json")) {
-			names = realloc(names, (n + 1) * sizeof(char *));
+			names = udfb_realloc(names, (n + 1) * sizeof(char *));
 			names[n++] = udfb_path_join(dir, e->d_name);
 		}
 	closedir(d);
@@ -163,11 +164,10 @@ static char *dest_for(const char *dest, const struct udfb_batch_item *it, const 
 		if (!err.msg && it->tenant)
 			udfb_ref_free(&r);
 		udfb_err_clear(&err);
-		return strdup(dest);
+		return udfb_strdup(dest);
 	}
-	char *name = udfb_ref_name(&r), *label = udfb_tenant_label(it->tenant), *out = NULL;
-	if (asprintf(&out, "%s:%s-%s", name, label, udfb_digest_hex(key)) < 0)
-		abort();
+	char *name = udfb_ref_name(&r), *label = udfb_tenant_label(it->tenant);
+	char *out = udfb_asprintf("%s:%s-%s", name, label, udfb_digest_hex(key));
 	free(name);
 	free(label);
 	udfb_ref_free(&r);
@@ -191,7 +191,7 @@ static int build_one(struct udfb_batch_item *it, const struct udfb_build_opts *o
 	struct udfb_build_result r;
 	if (rc == 0 && (rc = udfb_build(&r, &req, &mine, err)) == 0) {
 		memcpy(it->digest, r.manifest_digest, sizeof(it->digest));
-		it->image = strdup(r.image);
+		it->image = udfb_strdup(r.image);
 		it->cached = r.cached;
 		udfb_build_result_free(&r);
 	}
@@ -207,7 +207,7 @@ static void job(void *arg)
 	double t0 = udfb_now_s();
 	if (build_one(j->it, j->r->o, &err) < 0) {
 		j->it->failed = 1;
-		j->it->error = strdup(err.msg);
+		j->it->error = udfb_strdup(err.msg);
 	}
 	j->it->seconds = udfb_now_s() - t0;
 	udfb_err_clear(&err);
@@ -226,7 +226,7 @@ void udfb_batch_run(struct udfb_batch *b, const struct udfb_build_opts *o, int j
 	pthread_mutex_init(&r.mu, NULL);
 	struct udfb_pool *pool = udfb_pool_new(jobs, "prebuild");
 	for (size_t k = 0; k < b->n; k++) {
-		struct job *j = malloc(sizeof(*j));
+		struct job *j = udfb_malloc(sizeof(*j));
 		*j = (struct job){ &r, &b->items[k] };
 		udfb_pool_submit(pool, job, j);
 	}
@@ -243,7 +243,7 @@ int udfb_batch_keys(struct udfb_batch *b, const struct udfb_build_opts *o, struc
 		mine.tenant = b->items[k].tenant;
 		if (udfb_request_parse_json(&req, b->items[k].json, b->items[k].len, &e) < 0) {
 			b->items[k].failed = 1;
-			b->items[k].error = strdup(e.msg);
+			b->items[k].error = udfb_strdup(e.msg);
 			udfb_err_clear(&e);
 			continue;
 		}
@@ -252,7 +252,7 @@ int udfb_batch_keys(struct udfb_batch *b, const struct udfb_build_opts *o, struc
 		if (udfb_request_identify(&req, &mine, &e) < 0 ||
 		    udfb_build_key(b->items[k].key, &req, o->base_resolved->image.manifest_digest, o, &e) < 0) {
 			b->items[k].failed = 1;
-			b->items[k].error = strdup(e.msg);
+			b->items[k].error = udfb_strdup(e.msg);
 			udfb_err_clear(&e);
 		}
 		udfb_request_free(&req);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "image/compose.h"
 #include "builder/context.h"
@@ -37,11 +38,9 @@ const char *udfb_build_tenant(const struct udfb_request *req, const struct udfb_
 static char *packages_key(const struct udfb_build_opts *o)
 {
 	const struct udfb_pkg_opts *p = o->packages;
-	char *s = NULL;
-	if (asprintf(&s, "glibc=%d.%d;python=%s", p ? p->glibc_major : UDFB_PKG_DEFAULT_GLIBC_MAJOR,
-		     p ? p->glibc_minor : UDFB_PKG_DEFAULT_GLIBC_MINOR, p ? p->python : UDFB_PKG_DEFAULT_PYTHON) < 0)
-		abort();
-	return s;
+	return udfb_asprintf("glibc=%d.%d;python=%s", p ? p->glibc_major : UDFB_PKG_DEFAULT_GLIBC_MAJOR,
+			     p ? p->glibc_minor : UDFB_PKG_DEFAULT_GLIBC_MINOR,
+			     p ? p->python : UDFB_PKG_DEFAULT_PYTHON);
 }
 
 int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts *o, struct udfb_err *err)
@@ -53,7 +52,7 @@ int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts
 		return 0;
 	struct udfb_fetch_opts defaults;
 	udfb_fetch_opts_defaults(&defaults);
-	struct udfb_import_ident *ids = calloc(req->n_imports + 1, sizeof(*ids));
+	struct udfb_import_ident *ids = udfb_calloc(req->n_imports + 1, sizeof(*ids));
 	for (size_t k = 0; k < req->n_imports; k++)
 		ids[k] = (struct udfb_import_ident){ .location = req->imports[k].location,
 						     .url = req->imports[k].url,
@@ -66,7 +65,7 @@ int udfb_request_identify(struct udfb_request *req, const struct udfb_build_opts
 					   o->fetch ? o->fetch : &defaults, o->deadline_ms, &stats, err);
 	for (size_t k = 0; rc == 0 && k < req->n_imports; k++) {
 		free(req->imports[k].tag);
-		req->imports[k].tag = strdup(ids[k].digest);
+		req->imports[k].tag = udfb_strdup(ids[k].digest);
 	}
 	udfb_store_close(st);
 	udfb_fetch_opts_free(&defaults);
@@ -118,7 +117,8 @@ int udfb_build_store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, 
 
 /* The stub's layer is the same for every UDF: one blob shared by all images.
  * A script request brings Databend's own stub (the same for every UDF of one
- * handler and types) and the wrapper that runs it behind the token check. */
+ * handler and types) and the wrapper that runs it behind the token check,
+ * which it takes from our stub, beside it as udfb_server.py. */
 static struct udfb_layer_writer *stub_layer(const struct udfb_request *r, struct udfb_err *err)
 {
 	const struct udfb_template *t = udfb_template_get("server.py"), *g = udfb_template_guard();
@@ -127,7 +127,8 @@ static struct udfb_layer_writer *stub_layer(const struct udfb_request *r, struct
 	if (r->stub) {
 		if (udfb_layer_add_dir(w, "app/imports", err) < 0 ||
 		    udfb_layer_add_bytes(w, "app/server.py", r->stub, r->stub_len, 0, err) < 0 ||
-		    udfb_layer_add_bytes(w, "app/udfb_guard.py", g->data, g->len, 0, err) < 0) {
+		    udfb_layer_add_bytes(w, "app/udfb_guard.py", g->data, g->len, 0, err) < 0 ||
+		    udfb_layer_add_bytes(w, "app/udfb_server.py", t->data, t->len, 0, err) < 0) {
 			udfb_layer_writer_free(w);
 			return NULL;
 		}
@@ -178,7 +179,7 @@ static int make_layers(struct udfb_layer *ls, const char **created_by, struct ud
 	struct udfb_layer_writer *ws[4];
 	const char *names[4];
 	int n = 0;
-	names[n] = r->stub ? "udf-builder: COPY server.py udfb_guard.py /app/"
+	names[n] = r->stub ? "udf-builder: COPY server.py udfb_guard.py udfb_server.py /app/"
 			   : "udf-builder: COPY server.py /app/server.py";
 	ws[n++] = stub_layer(r, err);
 	if (c->n_imports) {
@@ -309,8 +310,8 @@ static int build_fresh(struct udfb_image *built, struct udfb_build_result *res, 
 		return -1;
 	res->fetched_bytes = ctx.fetched_bytes;
 	struct udfb_packages pk;
-	struct udfb_layer *ls = calloc(LAYER_MAX, sizeof(*ls));
-	const char **created_by = calloc(LAYER_MAX, sizeof(*created_by));
+	struct udfb_layer *ls = udfb_calloc(LAYER_MAX, sizeof(*ls));
+	const char **created_by = udfb_calloc(LAYER_MAX, sizeof(*created_by));
 	int rc = prepare_packages(&pk, st, req, base, o, res->key, tmp, err);
 	int n = rc < 0 ? -1 : make_layers(ls, created_by, st, req, &ctx, &pk, tmp, err);
 	rc = n < 0 ? -1 : store_image(built, res, st, base, o, ls, created_by, (size_t)n, &pk, req->stub != NULL, err);
@@ -338,10 +339,7 @@ static json_t *describe_layers(const struct udfb_image *img)
 /* Without a tag the image is tagged by its key, so any reader can find it. */
 static char *dest_tag(const struct udfb_ref *dest, const char *key)
 {
-	char *tag = dest->tag ? strdup(dest->tag) : NULL;
-	if (!tag && asprintf(&tag, "udf-%s", udfb_digest_hex(key)) < 0)
-		abort();
-	return tag;
+	return dest->tag ? udfb_strdup(dest->tag) : udfb_asprintf("udf-%s", udfb_digest_hex(key));
 }
 
 static int publish(struct udfb_build_result *out, struct udfb_store *st, const struct udfb_base *base,
@@ -353,8 +351,8 @@ static int publish(struct udfb_build_result *out, struct udfb_store *st, const s
 	if (rc < 0)
 		udfb_err_wrap(err, "publish to %s", dest_str);
 	cleanup_free char *name = udfb_ref_name(dest);
-	if (rc == 0 && asprintf(&out->image, "%s:%s@%s", name, tag, out->manifest_digest) < 0)
-		abort();
+	if (rc == 0)
+		out->image = udfb_asprintf("%s:%s@%s", name, tag, out->manifest_digest);
 	out->layers = describe_layers(img);
 	return rc;
 }
@@ -369,8 +367,8 @@ static int warm_fresh(struct udfb_image *built, struct udfb_build_result *res, s
 	struct udfb_packages pk;
 	if (prepare_packages(&pk, st, req, base, o, res->key, tmp, err) < 0)
 		return -1;
-	struct udfb_layer *ls = calloc(pk.n_layers + 1, sizeof(*ls));
-	const char **created_by = calloc(pk.n_layers + 1, sizeof(*created_by));
+	struct udfb_layer *ls = udfb_calloc(pk.n_layers + 1, sizeof(*ls));
+	const char **created_by = udfb_calloc(pk.n_layers + 1, sizeof(*created_by));
 	for (size_t k = 0; k < pk.n_layers; k++) {
 		ls[k] = pk.layers[k];
 		created_by[k] = pk.created_by[k];

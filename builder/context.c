@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/jsonout.h"
 #include "cache/store.h"
@@ -16,13 +17,9 @@ char *udfb_import_name(const char *location, size_t index)
 {
 	const char *slash = strrchr(location, '/');
 	const char *base = slash ? slash + 1 : location;
-	char *name = NULL;
-	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-		if (asprintf(&name, "import_%zu", index) < 0)
-			abort();
-		return name;
-	}
-	return strdup(base);
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+		return udfb_asprintf("import_%zu", index);
+	return udfb_strdup(base);
 }
 
 static int render_udf_json(struct udfb_context *c, const struct udfb_spec *s)
@@ -57,7 +54,7 @@ static int cmp_import(const void *a, const void *b)
 /* Keep, for every name, the last import that has it (Databend's rule). */
 static void pick_winners(struct udfb_context *c, const struct udfb_request *r)
 {
-	c->imports = calloc(r->n_imports + 1, sizeof(*c->imports));
+	c->imports = udfb_calloc(r->n_imports + 1, sizeof(*c->imports));
 	for (size_t k = 0; k < r->n_imports; k++) {
 		char *name = udfb_import_name(r->imports[k].location, k);
 		size_t j;
@@ -77,8 +74,8 @@ static void pick_winners(struct udfb_context *c, const struct udfb_request *r)
 static int fetch_missing(struct udfb_context *c, const struct udfb_request *req, const struct udfb_context_opts *o,
 			 struct udfb_err *err)
 {
-	struct udfb_fetch_item *items = calloc(c->n_imports + 1, sizeof(*items));
-	size_t *slot = calloc(c->n_imports + 1, sizeof(*slot)), n = 0;
+	struct udfb_fetch_item *items = udfb_calloc(c->n_imports + 1, sizeof(*items));
+	size_t *slot = udfb_calloc(c->n_imports + 1, sizeof(*slot)), n = 0;
 	for (size_t k = 0; k < c->n_imports; k++) {
 		const struct udfb_import *im = &req->imports[c->imports[k].index];
 		if (o->cache && udfb_store_import_get(o->cache, o->tenant, im->location, im->tag, &c->imports[k].file))

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "builder/build.h"
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "fetch/fetch.h"
 #include "common/fsutil.h"
@@ -48,9 +49,9 @@ char *udfb_packages_python(const struct udfb_image *base, const char *runtime_ve
 	json_array_foreach(env, k, v) {
 		const char *s = json_string_value(v);
 		if (s && strncmp(s, "PYTHON_VERSION=", 15) == 0 && s[15])
-			return strdup(s + 15);
+			return udfb_strdup(s + 15);
 	}
-	return strdup(runtime_version && *runtime_version ? runtime_version : fallback);
+	return udfb_strdup(runtime_version && *runtime_version ? runtime_version : fallback);
 }
 
 static const char *machine_of(const char *platform)
@@ -248,10 +249,9 @@ struct item {
  * nothing else: the same key in every image and on every replica. */
 static void layer_key(char out[UDFB_DIGEST_LEN + 1], const struct udfb_lock_pkg *p)
 {
-	cleanup_free char *text = NULL;
-	if (asprintf(&text, "udf-builder-package-layer/1\nlayer_format=%d\ngzip=%d\nwheel=%s\ntarget=%s\npython=%s\n",
-		     UDFB_LAYER_FORMAT, PACKAGE_GZIP_LEVEL, p->sha256, UDFB_PACKAGES_DIR, UDFB_PACKAGES_PYTHON) < 0)
-		abort();
+	cleanup_free char *text = udfb_asprintf(
+		"udf-builder-package-layer/1\nlayer_format=%d\ngzip=%d\nwheel=%s\ntarget=%s\npython=%s\n",
+		UDFB_LAYER_FORMAT, PACKAGE_GZIP_LEVEL, p->sha256, UDFB_PACKAGES_DIR, UDFB_PACKAGES_PYTHON);
 	udfb_sha256_digest(text, strlen(text), out);
 }
 
@@ -322,13 +322,10 @@ static int cmp_lock_name_item(const void *a, const void *b)
 
 static void add_created_by(struct udfb_packages *out, const struct item *v, size_t n)
 {
-	char *s = NULL;
-	if (n == 1 && asprintf(&s, "udf-builder: install %s %s", v[0].p->name, v[0].p->version) < 0)
-		abort();
-	if (n > 1 &&
-	    asprintf(&s, "udf-builder: install %zu small packages (%s %s, ...)", n, v[0].p->name, v[0].p->version) < 0)
-		abort();
-	out->created_by[out->n_layers++] = s;
+	out->created_by[out->n_layers++] =
+		n == 1 ? udfb_asprintf("udf-builder: install %s %s", v[0].p->name, v[0].p->version)
+		       : udfb_asprintf("udf-builder: install %zu small packages (%s %s, ...)", n, v[0].p->name,
+				       v[0].p->version);
 }
 
 /* One layer per wheel in name order; over the budget, the smallest wheels
@@ -337,7 +334,7 @@ static int make_layers(struct pctx *c, struct udfb_err *err)
 {
 	const struct udfb_lock *lock = &c->out->lock;
 	size_t n = lock->n, budget = (size_t)c->in->opts->layer_budget;
-	struct item *v = calloc(n + 1, sizeof(*v));
+	struct item *v = udfb_calloc(n + 1, sizeof(*v));
 	for (size_t k = 0; k < n; k++) {
 		v[k].p = &lock->pkgs[k];
 		layer_key(v[k].key, v[k].p);
@@ -345,8 +342,8 @@ static int make_layers(struct pctx *c, struct udfb_err *err)
 	size_t merged = n > budget ? n - budget + 1 : 0;
 	if (merged)
 		qsort(v, n, sizeof(*v), cmp_small_first);
-	c->out->layers = calloc(n + 1, sizeof(*c->out->layers));
-	c->out->created_by = calloc(n + 1, sizeof(char *));
+	c->out->layers = udfb_calloc(n + 1, sizeof(*c->out->layers));
+	c->out->created_by = udfb_calloc(n + 1, sizeof(char *));
 	int rc = 0;
 	/* The singles are the largest wheels: back in name order. */
 	size_t singles = n - merged;

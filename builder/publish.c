@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
@@ -84,14 +85,10 @@ static int push(struct udfb_registry *reg, const struct reg_dest *dest, const ch
 
 static char *pushed_path(const struct udfb_store *st, const struct reg_dest *dest)
 {
-	char name[UDFB_DIGEST_LEN + 1], *where = NULL, *p = NULL;
-	if (asprintf(&where, "%s/%s", dest->host, dest->repo) < 0)
-		abort();
+	char name[UDFB_DIGEST_LEN + 1];
+	cleanup_free char *where = udfb_asprintf("%s/%s", dest->host, dest->repo);
 	udfb_sha256_digest(where, strlen(where), name);
-	free(where);
-	if (asprintf(&p, "%s/pushed/%s", st->root, udfb_digest_hex(name)) < 0)
-		abort();
-	return p;
+	return udfb_asprintf("%s/pushed/%s", st->root, udfb_digest_hex(name));
 }
 
 /* Marks the blobs the record names; returns how many. */
@@ -124,7 +121,7 @@ static void note_pushed(const struct udfb_push_blob *blobs, size_t n, const char
 	for (size_t k = 0; k < n; k++)
 		if (!blobs[k].known)
 			udfb_buf_printf(&b, "%s\n", blobs[k].digest);
-	cleanup_free char *dir = strdup(path);
+	cleanup_free char *dir = udfb_strdup(path);
 	*strrchr(dir, '/') = '\0';
 	struct udfb_err err = UDFB_ERR_INIT;
 	int fd = b.len && udfb_mkdir_p(dir, 0755, &err) == 0
@@ -145,10 +142,8 @@ static int publish_docker(const struct reg_dest *dest, const char *tag, struct u
 {
 	struct udfb_registry *reg = dest->reg;
 	size_t max = img->m.n_layers + 1;
-	struct udfb_push_blob *blobs = calloc(max, sizeof(*blobs));
-	char **paths = calloc(max, sizeof(*paths));
-	if (!blobs || !paths)
-		abort();
+	struct udfb_push_blob *blobs = udfb_calloc(max, sizeof(*blobs));
+	char **paths = udfb_calloc(max, sizeof(*paths));
 	size_t n = collect(blobs, &img->m); /* digests checked by the parse */
 	int rc = 0;
 	for (size_t k = 0; rc == 0 && k < n; k++)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/fsutil.h"
 #include "python/pep508.h"
 #include "python/pep723.h"
@@ -133,9 +134,7 @@ static int add_requirement(struct udfb_request *r, const char *text, const char 
 	struct udfb_requirement req;
 	if (udfb_req_parse(&req, text, err) < 0)
 		return udfb_err_wrap(err, "%s: '%.128s'", field, text);
-	r->requirements = realloc(r->requirements, (r->n_requirements + 2) * sizeof(char *));
-	if (!r->requirements)
-		abort();
+	r->requirements = udfb_realloc(r->requirements, (r->n_requirements + 2) * sizeof(char *));
 	r->requirements[r->n_requirements++] = req.canonical;
 	r->requirements[r->n_requirements] = NULL;
 	req.canonical = NULL;
@@ -241,7 +240,7 @@ static int parse_script_form(struct udfb_request *r, json_t *root, struct udfb_e
 	}
 	size_t len = 0;
 	char *spec = udfb_script_spec_json(&s, &len);
-	struct udfb_import *ims = calloc(s.n_imports + 1, sizeof(*ims));
+	struct udfb_import *ims = udfb_calloc(s.n_imports + 1, sizeof(*ims));
 	for (size_t k = 0; k < s.n_imports; k++)
 		ims[k] = (struct udfb_import){ s.imports[k].location, s.imports[k].url, "", s.imports[k].headers };
 	int rc = udfb_request_from_parts(r, spec, len, ims, s.n_imports, err);
@@ -285,7 +284,7 @@ static int parse_top(struct udfb_request *r, json_t *root, const char **spec, si
 		return udfb_err_set(err, UDFB_E_INVALID, "imports: must be an array");
 	if (json_array_size(ims) > UDFB_MAX_IMPORTS)
 		return udfb_err_set(err, UDFB_E_INVALID, "imports: more than %d entries", UDFB_MAX_IMPORTS);
-	r->imports = calloc(json_array_size(ims) + 1, sizeof(*r->imports));
+	r->imports = udfb_calloc(json_array_size(ims) + 1, sizeof(*r->imports));
 	for (size_t k = 0; k < json_array_size(ims); k++) {
 		if (import_from_json(&r->imports[k], json_array_get(ims, k), k, err) < 0) {
 			r->n_imports = k + 1;
@@ -344,19 +343,19 @@ int udfb_request_from_parts(struct udfb_request *out, const char *spec, size_t s
 	memset(out, 0, sizeof(*out));
 	if (n_imports > UDFB_MAX_IMPORTS)
 		return udfb_err_set(err, UDFB_E_INVALID, "imports: more than %d entries", UDFB_MAX_IMPORTS);
-	out->imports = calloc(n_imports + 1, sizeof(*out->imports));
+	out->imports = udfb_calloc(n_imports + 1, sizeof(*out->imports));
 	for (size_t k = 0; k < n_imports; k++) {
 		const struct udfb_import *im = &imports[k];
-		out->imports[k].location = strdup(im->location ? im->location : "");
-		out->imports[k].url = strdup(im->url ? im->url : "");
-		out->imports[k].tag = strdup(im->tag ? im->tag : "");
+		out->imports[k].location = udfb_strdup(im->location ? im->location : "");
+		out->imports[k].url = udfb_strdup(im->url ? im->url : "");
+		out->imports[k].tag = udfb_strdup(im->tag ? im->tag : "");
 		if (im->headers) {
 			size_t n = 0;
 			while (im->headers[n])
 				n++;
-			out->imports[k].headers = calloc(n + 1, sizeof(char *));
+			out->imports[k].headers = udfb_calloc(n + 1, sizeof(char *));
 			for (size_t j = 0; j < n; j++)
-				out->imports[k].headers[j] = strdup(im->headers[j]);
+				out->imports[k].headers[j] = udfb_strdup(im->headers[j]);
 		}
 		out->n_imports++;
 		if (check_import_text(&out->imports[k], k, err) < 0) {

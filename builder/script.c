@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "python/pep508.h"
 #include "builder/request.h"
@@ -163,7 +164,7 @@ static int shell_special(char ch)
 
 static int add_package(struct udfb_script *s, const char *w, size_t n, struct udfb_err *err)
 {
-	char *word = strndup(w, n);
+	char *word = udfb_strndup(w, n);
 	for (size_t k = 0; k < n; k++)
 		if (shell_special(word[k])) {
 			udfb_err_set(err, UDFB_E_INVALID,
@@ -184,9 +185,7 @@ static int add_package(struct udfb_script *s, const char *w, size_t n, struct ud
 		free(word);
 		return udfb_err_set(err, UDFB_E_INVALID, "script packages: more than %d", UDFB_MAX_PACKAGES);
 	}
-	s->packages = realloc(s->packages, (s->n_packages + 2) * sizeof(char *));
-	if (!s->packages)
-		abort();
+	s->packages = udfb_realloc(s->packages, (s->n_packages + 2) * sizeof(char *));
 	s->packages[s->n_packages++] = word;
 	s->packages[s->n_packages] = NULL;
 	return 0;
@@ -241,7 +240,7 @@ static int import_headers(struct udfb_script_import *im, json_t *h, size_t k, st
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "script imports[%zu] ('%s').headers: must be an object of at most %d strings", k,
 				    im->location, UDFB_SCRIPT_MAX_HEADERS);
-	im->headers = calloc(json_object_size(h) + 1, sizeof(char *));
+	im->headers = udfb_calloc(json_object_size(h) + 1, sizeof(char *));
 	const char *name;
 	json_t *v;
 	json_object_foreach(h, name, v) {
@@ -249,9 +248,7 @@ static int import_headers(struct udfb_script_import *im, json_t *h, size_t k, st
 			return udfb_err_set(err, UDFB_E_INVALID,
 					    "script imports[%zu] ('%s').headers.%.64s: not a valid HTTP header", k,
 					    im->location, name);
-		if (asprintf(&im->headers[im->n_headers], "%s: %s", name, json_string_value(v)) < 0)
-			abort();
-		im->n_headers++;
+		im->headers[im->n_headers++] = udfb_asprintf("%s: %s", name, json_string_value(v));
 	}
 	return 0;
 }
@@ -273,12 +270,12 @@ static int import_entry(struct udfb_script_import *im, json_t *o, size_t k, stru
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "script imports[%zu].location: must be a string of 1 to %d bytes", k,
 				    UDFB_LOCATION_MAX_LEN);
-	im->location = strdup(json_string_value(loc));
+	im->location = udfb_strdup(json_string_value(loc));
 	if (!json_is_string(url) || json_string_length(url) > UDFB_URL_MAX_LEN)
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "script imports[%zu] ('%s').url: must be a string of at most %d bytes", k,
 				    im->location, UDFB_URL_MAX_LEN);
-	im->url = strdup(json_string_value(url));
+	im->url = udfb_strdup(json_string_value(url));
 	return import_headers(im, json_object_get(o, "headers"), k, err);
 }
 
@@ -297,7 +294,7 @@ static int parse_imports_json(struct udfb_script *s, const char *text, size_t le
 				    "script: /app/imports.json holds %zu imports (1 to %d expected)",
 				    json_array_size(a), UDFB_MAX_IMPORTS);
 	}
-	s->imports = calloc(json_array_size(a) + 1, sizeof(*s->imports));
+	s->imports = udfb_calloc(json_array_size(a) + 1, sizeof(*s->imports));
 	int rc = 0;
 	for (size_t k = 0; rc == 0 && k < json_array_size(a); k++) {
 		s->n_imports = k + 1;
@@ -388,7 +385,7 @@ static int decorator_line(struct udfb_script *s, const char *p, const char *e)
 	if (!lit(&p, e, "    return udf_decorator(name=") || !(s->handler = py_string(&p, e)) ||
 	    !lit(&p, e, ", input_types=["))
 		return 0;
-	s->input_types = calloc(1, sizeof(char *));
+	s->input_types = udfb_calloc(1, sizeof(char *));
 	while (!lit(&p, e, "]")) {
 		if (s->n_input_types && !lit(&p, e, ", "))
 			return 0;
@@ -397,7 +394,7 @@ static int decorator_line(struct udfb_script *s, const char *p, const char *e)
 		char *t = py_string(&p, e);
 		if (!t)
 			return 0;
-		s->input_types = realloc(s->input_types, (s->n_input_types + 2) * sizeof(char *));
+		s->input_types = udfb_realloc(s->input_types, (s->n_input_types + 2) * sizeof(char *));
 		s->input_types[s->n_input_types++] = t;
 		s->input_types[s->n_input_types] = NULL;
 	}
@@ -454,7 +451,7 @@ static int heredoc_copy(struct cur *c, const char *base, const char *path, char 
 	*first_line = c->line + 1;
 	if (heredoc_body(c, m, &body, len, err) < 0)
 		return -1;
-	*out = malloc(*len + 1);
+	*out = udfb_malloc(*len + 1);
 	memcpy(*out, body, *len);
 	(*out)[*len] = '\0';
 	return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cache/store.h"
+#include "common/alloc.h"
 
 static void validator_of(char *out, size_t size, const struct udfb_fetched *f, long long total)
 {
@@ -47,8 +48,8 @@ int udfb_imports_identify(struct udfb_import_ident *ims, size_t n, struct udfb_s
 {
 	if (n == 0)
 		return 0;
-	struct udfb_fetch_item *items = calloc(n, sizeof(*items));
-	struct udfb_import_ident **missing = calloc(n, sizeof(*missing));
+	struct udfb_fetch_item *items = udfb_calloc(n, sizeof(*items));
+	struct udfb_import_ident **missing = udfb_calloc(n, sizeof(*missing));
 	size_t n_missing = 0;
 	int rc = fetch(items, ims, n, 1, st, fo, deadline_ms, stats, err);
 	for (size_t k = 0; rc == 0 && k < n; k++) {
@@ -71,7 +72,7 @@ int udfb_imports_identify(struct udfb_import_ident *ims, size_t n, struct udfb_s
 	for (size_t k = 0; k < n; k++)
 		udfb_fetched_clear(&items[k].out);
 	if (rc == 0 && n_missing) {
-		struct udfb_import_ident *todo = calloc(n_missing, sizeof(*todo));
+		struct udfb_import_ident *todo = udfb_calloc(n_missing, sizeof(*todo));
 		for (size_t k = 0; k < n_missing; k++)
 			todo[k] = *missing[k];
 		rc = fetch(items, todo, n_missing, 0, st, fo, deadline_ms, stats, err);

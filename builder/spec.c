@@ -7,6 +7,7 @@
 
 #include "builder/request.h"
 #include "builder/spec_internal.h"
+#include "common/alloc.h"
 
 static const char *const py_keywords[] = { "False",  "None",	 "True",  "and",    "as",	"assert",
 					   "async",  "await",	 "break", "class",  "continue", "def",
@@ -62,9 +63,7 @@ int udfb_json_string(char **out, json_t *v, const char *field, size_t max, int a
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: must not be empty", field);
 	if (memchr(json_string_value(v), '\0', n))
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: holds a NUL character", field);
-	*out = strdup(json_string_value(v));
-	if (!*out)
-		abort();
+	*out = udfb_strdup(json_string_value(v));
 	return 0;
 }
 
@@ -75,9 +74,7 @@ static int string_array(char ***out, size_t *n, json_t *v, const char *field, si
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: must be an array of strings", field);
 	if (json_array_size(v) > max_items)
 		return udfb_err_set(err, UDFB_E_INVALID, "%s: more than %zu items", field, max_items);
-	*out = calloc(json_array_size(v) + 1, sizeof(char *));
-	if (!*out)
-		abort();
+	*out = udfb_calloc(json_array_size(v) + 1, sizeof(char *));
 	for (size_t k = 0; k < json_array_size(v); k++) {
 		char name[64];
 		snprintf(name, sizeof(name), "%s[%zu]", field, k);
@@ -199,8 +196,8 @@ int udfb_spec_parse(struct udfb_spec *s, const char *text, size_t len, struct ud
 	json_decref(root);
 	if (rc < 0)
 		return -1;
-	if (!s->runtime_version && !(s->runtime_version = strdup("")))
-		abort();
+	if (!s->runtime_version)
+		s->runtime_version = udfb_strdup("");
 	return check_types(s, err);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cache/store.h"
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/version.h"
@@ -209,7 +210,7 @@ int udfb_cli_base_ref(struct udfb_cli_common *c, const char *runtime_version, ch
 {
 	*ref = NULL;
 	if (c->base) {
-		*ref = strdup(c->base);
+		*ref = udfb_strdup(c->base);
 		return 0;
 	}
 	if (!c->cfg.n_bases)
@@ -221,13 +222,13 @@ int udfb_cli_base_ref(struct udfb_cli_common *c, const char *runtime_version, ch
 	if (udfb_runtime_compose(ref, rb->runtime, rb->ref, &c->cfg, err) < 0)
 		return udfb_err_wrap(err, "runtime %s", rb->runtime);
 	if (!*ref)
-		*ref = strdup(rb->ref);
+		*ref = udfb_strdup(rb->ref);
 	return 0;
 }
 
 const char *udfb_cli_dest(struct udfb_cli_common *c)
 {
-	if (!c->cfg.dest && c->config && asprintf(&c->cfg.dest, "oci:%s/images", udfb_cli_store(c)) < 0)
-		abort();
+	if (!c->cfg.dest && c->config)
+		c->cfg.dest = udfb_asprintf("oci:%s/images", udfb_cli_store(c));
 	return c->cfg.dest;
 }

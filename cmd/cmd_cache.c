@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cmd/cli.h"
+#include "common/alloc.h"
 #include "common/fsutil.h"
 #include "cache/gc.h"
 #include "cache/index.h"
@@ -123,7 +124,7 @@ static int cache_sync_tags(struct udfb_store *st, const char *dest, struct udfb_
 		udfb_ref_free(&r);
 		return udfb_err_set(err, UDFB_E_INVALID, "--dest '%s': sync-tags needs an oci:DIR layout", dest);
 	}
-	char *dir = dest ? strdup(r.dir) : udfb_path_join(st->root, "images");
+	char *dir = dest ? udfb_strdup(r.dir) : udfb_path_join(st->root, "images");
 	if (dest)
 		udfb_ref_free(&r);
 	int rc = udfb_oci_sync(dir, err);

@@ -12,6 +12,7 @@
 
 #include "builder/batch.h"
 #include "cmd/cli.h"
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "common/jsonout.h"
 #include "image/ocilayout.h"
@@ -131,7 +132,7 @@ static long group_of(struct udfb_cli_common *c, struct udfb_batch_item *it, int 
 			base = rb - c->cfg.bases;
 		else if (udfb_cli_base_ref(c, rv, &ref, &e) < 0) {
 			it->failed = 1;
-			it->error = strdup(e.msg);
+			it->error = udfb_strdup(e.msg);
 			udfb_err_clear(&e);
 			base = -2;
 		}
@@ -148,8 +149,8 @@ static struct group *group_for(struct group *g, size_t *n, long base, int dflt_t
 		if (g[k].base == base && g[k].dflt_tenant == dflt_tenant)
 			return &g[k];
 	g[*n] = (struct group){ .base = base, .dflt_tenant = dflt_tenant };
-	g[*n].sub.items = calloc(cap, sizeof(struct udfb_batch_item));
-	g[*n].idx = calloc(cap, sizeof(size_t));
+	g[*n].sub.items = udfb_calloc(cap, sizeof(struct udfb_batch_item));
+	g[*n].idx = udfb_calloc(cap, sizeof(size_t));
 	return &g[(*n)++];
 }
 
@@ -163,7 +164,7 @@ static size_t make_groups(struct udfb_cli_common *c, struct udfb_batch *b, struc
 			continue;
 		struct group *gr = group_for(g, &n, base, dflt, b->n);
 		if (dflt && !b->items[k].tenant)
-			b->items[k].tenant = strdup(c->cfg.default_tenant);
+			b->items[k].tenant = udfb_strdup(c->cfg.default_tenant);
 		gr->idx[gr->sub.n] = k;
 		gr->sub.items[gr->sub.n++] = b->items[k];
 	}
@@ -201,7 +202,7 @@ static int run_group(struct udfb_cli_common *c, struct group *g, struct progress
 static int run_groups(struct udfb_cli_common *c, struct udfb_batch *b, struct progress *p, int jobs,
 		      struct udfb_err *err)
 {
-	struct group *g = calloc(2 * (c->cfg.n_bases + 1), sizeof(*g));
+	struct group *g = udfb_calloc(2 * (c->cfg.n_bases + 1), sizeof(*g));
 	size_t n = make_groups(c, b, g);
 	int rc = 0;
 	for (size_t k = 0; k < n; k++) {

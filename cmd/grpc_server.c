@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cmd/grpc_tls.h"
+#include "common/alloc.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/pool.h"
@@ -114,7 +115,7 @@ static void arm(struct udfb_grpc_server *g, enum method m)
 {
 	if (atomic_load(&g->stopping))
 		return;
-	struct call *c = calloc(1, sizeof(*c));
+	struct call *c = udfb_calloc(1, sizeof(*c));
 	c->kind = TAG_NEW_CALL;
 	c->close_kind = TAG_CLOSED;
 	atomic_init(&c->refs, 1);
@@ -242,7 +243,7 @@ static void read_payload(struct call *c)
 	grpc_slice s = grpc_byte_buffer_reader_readall(&r);
 	grpc_byte_buffer_reader_destroy(&r);
 	size_t len = GRPC_SLICE_LENGTH(s);
-	c->bytes = malloc(len + 1);
+	c->bytes = udfb_malloc(len + 1);
 	memcpy(c->bytes, GRPC_SLICE_START_PTR(s), len);
 	grpc_slice_unref(s);
 	c->rc.payload = c->bytes;
@@ -265,7 +266,7 @@ static void rpc_view(struct call *c)
 		rc->path_len = GRPC_SLICE_LENGTH(c->details.method);
 	}
 	read_payload(c);
-	c->mdv = calloc(c->md.count + 1, sizeof(*c->mdv));
+	c->mdv = udfb_calloc(c->md.count + 1, sizeof(*c->mdv));
 	for (size_t k = 0; k < c->md.count; k++) {
 		/* Pointers into the array's own slices: an inlined slice keeps its
 		 * bytes inside the struct, so a copy's would dangle. */
@@ -420,7 +421,7 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 	if (udfb_grpc_tls_new(&tls, cfg, err) < 0)
 		return -1;
 	grpc_init();
-	struct udfb_grpc_server *g = calloc(1, sizeof(*g));
+	struct udfb_grpc_server *g = udfb_calloc(1, sizeof(*g));
 	g->tls = tls;
 	g->svc = svc;
 	g->shutdown_tag.kind = TAG_SHUTDOWN;
@@ -456,7 +457,7 @@ int udfb_grpc_server_start(struct udfb_grpc_server **out, struct udfb_service *s
 			arm(g, (enum method)m);
 	}
 	g->n_threads = cfg->cq_threads;
-	g->threads = calloc((size_t)g->n_threads, sizeof(pthread_t));
+	g->threads = udfb_calloc((size_t)g->n_threads, sizeof(pthread_t));
 	for (int k = 0; k < g->n_threads; k++)
 		pthread_create(&g->threads[k], NULL, cq_thread, g);
 	*out = g;

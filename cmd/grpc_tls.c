@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 
@@ -81,12 +82,10 @@ int udfb_grpc_tls_new(struct udfb_grpc_tls **out, const struct udfb_config *cfg,
 	*out = NULL;
 	if (!cfg->tls_cert)
 		return 0;
-	struct udfb_grpc_tls *t = calloc(1, sizeof(*t));
-	if (!t)
-		abort();
-	t->cert = strdup(cfg->tls_cert);
-	t->key = strdup(cfg->tls_key);
-	t->client_ca = cfg->tls_client_ca ? strdup(cfg->tls_client_ca) : NULL;
+	struct udfb_grpc_tls *t = udfb_calloc(1, sizeof(*t));
+	t->cert = udfb_strdup(cfg->tls_cert);
+	t->key = udfb_strdup(cfg->tls_key);
+	t->client_ca = cfg->tls_client_ca ? udfb_strdup(cfg->tls_client_ca) : NULL;
 	t->tenants = cfg->tls_client_tenants ? json_deep_copy(cfg->tls_client_tenants) : NULL;
 	grpc_ssl_server_certificate_config *c = load(t, err);
 	if (!c) {

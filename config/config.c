@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/version.h"
 #include "fetch/netguard.h"
 
@@ -17,7 +18,7 @@
 static void set_str(char **slot, const char *v)
 {
 	free(*slot);
-	*slot = v ? strdup(v) : NULL;
+	*slot = v ? udfb_strdup(v) : NULL;
 }
 
 void udfb_config_defaults(struct udfb_config *c)
@@ -50,16 +51,15 @@ int udfb_env_name_valid(const char *name)
 static int add_base(struct udfb_config *c, const char *runtime, const char *ref, struct udfb_err *err)
 {
 	if (!*runtime || !*ref)
-		return udfb_err_set(err, UDFB_E_INVALID,
-				    "base-image: expected RUNTIME=REF, like 3.12=oci:/images:python");
+		return udfb_err_set(err, UDFB_E_INVALID, "expected RUNTIME=REF, like 3.12=oci:/images:python");
 	for (size_t k = 0; k < c->n_bases; k++)
 		if (strcmp(c->bases[k].runtime, runtime) == 0) {
 			set_str(&c->bases[k].ref, ref);
 			return 0;
 		}
-	c->bases = realloc(c->bases, (c->n_bases + 1) * sizeof(*c->bases));
-	c->bases[c->n_bases].runtime = strdup(runtime);
-	c->bases[c->n_bases++].ref = strdup(ref);
+	c->bases = udfb_realloc(c->bases, (c->n_bases + 1) * sizeof(*c->bases));
+	c->bases[c->n_bases].runtime = udfb_strdup(runtime);
+	c->bases[c->n_bases++].ref = udfb_strdup(ref);
 	return 0;
 }
 
@@ -69,8 +69,8 @@ static int set_base(void *obj, const struct udfb_setting *r, enum udfb_set_sourc
 	(void)r, (void)src;
 	const char *eq = strchr(pair, '=');
 	if (!eq)
-		return udfb_err_set(err, UDFB_E_INVALID, "base-image '%s': expected RUNTIME=REF", pair);
-	char *runtime = strndup(pair, (size_t)(eq - pair));
+		return udfb_err_set(err, UDFB_E_INVALID, "'%s': expected RUNTIME=REF", pair);
+	char *runtime = udfb_strndup(pair, (size_t)(eq - pair));
 	int rc = add_base(obj, runtime, eq + 1, err);
 	free(runtime);
 	return rc;
@@ -81,12 +81,10 @@ static int json_bases(void *obj, json_t *v, struct udfb_err *err)
 	const char *rt;
 	json_t *ref;
 	if (!json_is_object(v))
-		return udfb_err_set(err, UDFB_E_INVALID, "base_images: must be an object of runtime: reference");
+		return udfb_err_set(err, UDFB_E_INVALID, "must be an object of runtime: reference");
 	json_object_foreach(v, rt, ref) {
 		if (!json_is_string(ref) || add_base(obj, rt, json_string_value(ref), err) < 0)
-			return err->msg ? -1
-					: udfb_err_set(err, UDFB_E_INVALID,
-						       "base_images.%s: must be an image reference", rt);
+			return err->msg ? -1 : udfb_err_set(err, UDFB_E_INVALID, "%s: must be an image reference", rt);
 	}
 	return 0;
 }
@@ -98,8 +96,8 @@ static int set_scheduler_opt(void *obj, const struct udfb_setting *r, enum udfb_
 	(void)r, (void)src;
 	const char *eq = strchr(pair, '=');
 	if (!eq || eq == pair)
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler-opt '%s': expected KEY=VALUE", pair);
-	char *key = strndup(pair, (size_t)(eq - pair));
+		return udfb_err_set(err, UDFB_E_INVALID, "'%s': expected KEY=VALUE", pair);
+	char *key = udfb_strndup(pair, (size_t)(eq - pair));
 	json_object_set_new(c->scheduler_opts, key, json_string(eq + 1));
 	free(key);
 	return 0;
@@ -111,10 +109,10 @@ static int json_scheduler_opts(void *obj, json_t *v, struct udfb_err *err)
 	const char *k;
 	json_t *o;
 	if (!json_is_object(v))
-		return udfb_err_set(err, UDFB_E_INVALID, "scheduler_options: must be an object of strings");
+		return udfb_err_set(err, UDFB_E_INVALID, "must be an object of strings");
 	json_object_foreach(v, k, o) {
 		if (!json_is_string(o))
-			return udfb_err_set(err, UDFB_E_INVALID, "scheduler_options.%s: must be a string", k);
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: must be a string", k);
 		json_object_set(c->scheduler_opts, k, o);
 	}
 	return 0;
@@ -125,8 +123,8 @@ static int add_secret(void *obj, const struct udfb_setting *r, enum udfb_set_sou
 {
 	struct udfb_config *c = obj;
 	(void)r, (void)src, (void)err;
-	c->token_secrets = realloc(c->token_secrets, (c->n_token_secrets + 1) * sizeof(char *));
-	c->token_secrets[c->n_token_secrets++] = strdup(s);
+	c->token_secrets = udfb_realloc(c->token_secrets, (c->n_token_secrets + 1) * sizeof(char *));
+	c->token_secrets[c->n_token_secrets++] = udfb_strdup(s);
 	return 0;
 }
 
@@ -140,7 +138,7 @@ static int set_mode(void *obj, const struct udfb_setting *r, enum udfb_set_sourc
 	else if (strcmp(v, "accepted") == 0)
 		c->deadline_mode = UDFB_DEADLINE_ACCEPTED;
 	else
-		return udfb_err_set(err, UDFB_E_INVALID, "deadline-mode: '%s' is not 'fail' or 'accepted'", v);
+		return udfb_err_set(err, UDFB_E_INVALID, "'%s' is not 'fail' or 'accepted'", v);
 	return 0;
 }
 
@@ -150,16 +148,15 @@ static int json_env(void *obj, json_t *env, struct udfb_err *err)
 	const char *scope;
 	json_t *vars;
 	if (!json_is_object(env))
-		return udfb_err_set(err, UDFB_E_INVALID,
-				    "env: must be an object of \"<tenant>.<handler>\": {NAME: value}");
+		return udfb_err_set(err, UDFB_E_INVALID, "must be an object of \"<tenant>.<handler>\": {NAME: value}");
 	json_object_foreach(env, scope, vars) {
 		if (!strchr(scope, '.') || !json_is_object(vars))
-			return udfb_err_set(err, UDFB_E_INVALID,
-					    "env.%s: expected \"<tenant>.<handler>\": {NAME: value}", scope);
-		c->envs = realloc(c->envs, (c->n_envs + 1) * sizeof(*c->envs));
+			return udfb_err_set(err, UDFB_E_INVALID, "%s: expected \"<tenant>.<handler>\": {NAME: value}",
+					    scope);
+		c->envs = udfb_realloc(c->envs, (c->n_envs + 1) * sizeof(*c->envs));
 		struct udfb_udf_env *e = &c->envs[c->n_envs++];
-		e->scope = strdup(scope);
-		e->vars = calloc(json_object_size(vars) + 1, sizeof(*e->vars));
+		e->scope = udfb_strdup(scope);
+		e->vars = udfb_calloc(json_object_size(vars) + 1, sizeof(*e->vars));
 		e->n_vars = 0;
 		const char *name;
 		json_t *value;
@@ -167,12 +164,12 @@ static int json_env(void *obj, json_t *env, struct udfb_err *err)
 			if (!udfb_env_name_valid(name))
 				return udfb_err_set(
 					err, UDFB_E_INVALID,
-					"env.%s.%s: names match ^[A-Z_][A-Z0-9_]*$ and may not be a reserved variable",
+					"%s.%s: names match ^[A-Z_][A-Z0-9_]*$ and may not be a reserved variable",
 					scope, name);
 			if (!json_is_string(value))
-				return udfb_err_set(err, UDFB_E_INVALID, "env.%s.%s: must be a string", scope, name);
-			e->vars[e->n_vars].name = strdup(name);
-			e->vars[e->n_vars++].value = strdup(json_string_value(value));
+				return udfb_err_set(err, UDFB_E_INVALID, "%s.%s: must be a string", scope, name);
+			e->vars[e->n_vars].name = udfb_strdup(name);
+			e->vars[e->n_vars++].value = udfb_strdup(json_string_value(value));
 		}
 	}
 	return 0;
@@ -183,21 +180,18 @@ static int json_client_tenants(void *obj, json_t *v, struct udfb_err *err)
 {
 	struct udfb_config *c = obj;
 	if (!json_is_object(v))
-		return udfb_err_set(err, UDFB_E_INVALID,
-				    "tls_client_tenants: must be an object of identity: [tenants]");
+		return udfb_err_set(err, UDFB_E_INVALID, "must be an object of identity: [tenants]");
 	const char *id;
 	json_t *list;
 	json_object_foreach(v, id, list) {
 		size_t k;
 		json_t *t;
 		if (!json_is_array(list))
-			return udfb_err_set(err, UDFB_E_INVALID,
-					    "tls_client_tenants.%.64s: must be an array of tenants", id);
+			return udfb_err_set(err, UDFB_E_INVALID, "%.64s: must be an array of tenants", id);
 		json_array_foreach(list, k, t) {
 			const char *s = json_string_value(t);
 			if (!s || (strcmp(s, "*") != 0 && !udfb_tenant_valid(s)))
-				return udfb_err_set(err, UDFB_E_INVALID,
-						    "tls_client_tenants.%.64s[%zu]: a tenant name or \"*\"", id, k);
+				return udfb_err_set(err, UDFB_E_INVALID, "%.64s[%zu]: a tenant name or \"*\"", id, k);
 		}
 	}
 	json_decref(c->tls_client_tenants);
@@ -210,8 +204,7 @@ static int json_worker_sizes(void *obj, json_t *v, struct udfb_err *err)
 {
 	struct udfb_config *c = obj;
 	if (!json_is_object(v))
-		return udfb_err_set(err, UDFB_E_INVALID,
-				    "worker_sizes: must be an object of size: {cpu_millis, memory_mb}");
+		return udfb_err_set(err, UDFB_E_INVALID, "must be an object of size: {cpu_millis, memory_mb}");
 	json_decref(c->worker_sizes);
 	c->worker_sizes = json_incref(v);
 	return 0;
@@ -449,7 +442,7 @@ int udfb_config_set(struct udfb_config *c, const char *name, const char *v, stru
 	for (size_t k = 0; k < sizeof(sections) / sizeof(*sections); k++) {
 		const struct udfb_setting *r = udfb_settings_find(sections[k], name);
 		if (r)
-			return udfb_setting_set(r, c, UDFB_SRC_FLAG, v, err);
+			return udfb_setting_set(r, c, UDFB_SRC_FLAG, v, err) < 0 ? udfb_err_wrap(err, "%s", name) : 0;
 	}
 	return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", name);
 }
@@ -472,7 +465,7 @@ static int file_value(struct udfb_config *c, const char *key, json_t *v, struct 
 		r = udfb_settings_find(sections[k], flag);
 	if (!r)
 		return udfb_err_set(err, UDFB_E_INVALID, "unknown setting '%s'", flag);
-	return udfb_setting_set_json(r, c, v, err);
+	return udfb_setting_set_json(r, c, v, key, err);
 }
 
 int udfb_config_load_file(struct udfb_config *c, const char *path, struct udfb_err *err)

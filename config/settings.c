@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+#include "common/cleanup.h"
+
 const struct udfb_setting *udfb_settings_find(const struct udfb_settings *s, const char *name)
 {
 	for (size_t k = 0; k < s->n; k++)
@@ -27,8 +30,8 @@ static int number(const struct udfb_setting *r, const char *v, long long *out, s
 	char *end = NULL;
 	long long n = strtoll(v, &end, 10);
 	if (!*v || *end || n < r->lo || n > r->hi)
-		return udfb_err_set(err, UDFB_E_INVALID, "%s: '%s' is not a whole number from %lld to %lld", r->name, v,
-				    r->lo, r->hi);
+		return udfb_err_set(err, UDFB_E_INVALID, "'%s' is not a whole number from %lld to %lld", v, r->lo,
+				    r->hi);
 	*out = n;
 	return 0;
 }
@@ -41,11 +44,11 @@ int udfb_setting_set(const struct udfb_setting *r, void *obj, enum udfb_set_sour
 	switch (r->type) {
 	case UDFB_SET_STR:
 		free(*(char **)slot);
-		*(char **)slot = strdup(v);
+		*(char **)slot = udfb_strdup(v);
 		return 0;
 	case UDFB_SET_SWITCH: *(int *)slot = 1; return 0;
 	case UDFB_SET_FN: return r->set(obj, r, src, v, err);
-	case UDFB_SET_JSON: return udfb_err_set(err, UDFB_E_INVALID, "%s: set in the file only", r->name);
+	case UDFB_SET_JSON: return udfb_err_set(err, UDFB_E_INVALID, "set in the file only");
 	default: break;
 	}
 	if (number(r, v, &n, err) < 0)
@@ -59,7 +62,21 @@ int udfb_setting_set(const struct udfb_setting *r, void *obj, enum udfb_set_sour
 	return 0;
 }
 
-int udfb_setting_set_json(const struct udfb_setting *r, void *obj, json_t *v, struct udfb_err *err)
+/* A list in the file: its items one by one, each named by its index. */
+static int set_items(const struct udfb_setting *r, void *obj, json_t *v, const char *key, struct udfb_err *err)
+{
+	size_t k;
+	json_t *item;
+	json_array_foreach(v, k, item) {
+		if (!json_is_string(item))
+			return udfb_err_set(err, UDFB_E_INVALID, "%s[%zu]: must be a string", key, k);
+		if (udfb_setting_set(r, obj, UDFB_SRC_FILE, json_string_value(item), err) < 0)
+			return udfb_err_wrap(err, "%s[%zu]", key, k);
+	}
+	return 0;
+}
+
+static int set_json_value(const struct udfb_setting *r, void *obj, json_t *v, struct udfb_err *err)
 {
 	char num[32];
 	if (r->set_json && (r->type == UDFB_SET_JSON || json_is_object(v)))
@@ -70,22 +87,18 @@ int udfb_setting_set_json(const struct udfb_setting *r, void *obj, json_t *v, st
 		snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
 		return udfb_setting_set(r, obj, UDFB_SRC_FILE, num, err);
 	}
-	if (json_is_array(v) && (r->flags & UDFB_SET_REPEAT)) {
-		size_t k;
-		json_t *item;
-		json_array_foreach(v, k, item) {
-			if (!json_is_string(item))
-				return udfb_err_set(err, UDFB_E_INVALID, "%s[%zu]: must be a string", r->file, k);
-			if (udfb_setting_set(r, obj, UDFB_SRC_FILE, json_string_value(item), err) < 0)
-				return -1;
-		}
-		return 0;
-	}
 	if (json_is_boolean(v) && r->type == UDFB_SET_SWITCH) {
 		*(int *)((char *)obj + r->off) = json_is_true(v);
 		return 0;
 	}
-	return udfb_err_set(err, UDFB_E_INVALID, "%s: unexpected value type", r->file ? r->file : r->name);
+	return udfb_err_set(err, UDFB_E_INVALID, "unexpected value type");
+}
+
+int udfb_setting_set_json(const struct udfb_setting *r, void *obj, json_t *v, const char *key, struct udfb_err *err)
+{
+	if (json_is_array(v) && (r->flags & UDFB_SET_REPEAT) && !(r->set_json && r->type == UDFB_SET_JSON))
+		return set_items(r, obj, v, key, err);
+	return set_json_value(r, obj, v, err) < 0 ? udfb_err_wrap(err, "%s", key) : 0;
 }
 
 /* A list variable sets its row once per item. */
@@ -93,7 +106,7 @@ static int env_one(const struct udfb_setting *r, void *obj, const char *v, struc
 {
 	if (!r->split)
 		return udfb_setting_set(r, obj, UDFB_SRC_ENV, v, err);
-	char *copy = strdup(v), *save = NULL;
+	char *copy = udfb_strdup(v), *save = NULL;
 	int rc = 0;
 	for (char *item = strtok_r(copy, r->split, &save); item && rc == 0; item = strtok_r(NULL, r->split, &save))
 		rc = udfb_setting_set(r, obj, UDFB_SRC_ENV, item, err);
@@ -121,10 +134,9 @@ int udfb_settings_load_object(const struct udfb_settings *s, void *obj, json_t *
 		const struct udfb_setting *r = udfb_settings_find_key(s, key);
 		if (!r)
 			return udfb_err_set(err, UDFB_E_INVALID, "%s.%s: unknown setting", where, key);
-		/* The row's own message, prefixed with the key as the file names it
-		 * (decided by who failed, never by reading the message). */
-		if (udfb_setting_set_json(r, obj, v, err) < 0)
-			return udfb_err_wrap(err, "%s.%s", where, key);
+		cleanup_free char *path = udfb_asprintf("%s.%s", where, key);
+		if (udfb_setting_set_json(r, obj, v, path, err) < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -9,7 +9,13 @@
  * A section is one table and the struct its rows write into, by offset.
  * Sources apply in order: defaults, the file, the environment, the flags;
  * a later one wins, and a repeatable list set by a later source replaces
- * an earlier source's list whole where its setter says so. */
+ * an earlier source's list whole where its setter says so.
+ *
+ * An error names the setting once, as the user wrote it: the source that
+ * read the value prefixes it (`--packages-glibc`, `UDFB_PACKAGES_GLIBC`,
+ * `packages.glibc` in the file), so a row's parser and its set() and
+ * set_json() say only what is wrong with the value ("'3.0' is not a glibc
+ * version like 2.36"; a sub-key as "3.12: ..."). */
 #ifndef UDFB_SETTINGS_H
 #define UDFB_SETTINGS_H
 
@@ -69,12 +75,14 @@ struct udfb_settings {
 
 const struct udfb_setting *udfb_settings_find(const struct udfb_settings *s, const char *name);
 const struct udfb_setting *udfb_settings_find_key(const struct udfb_settings *s, const char *key);
-/* One value from a source, parsed by the row's type; errors name r->name. */
+/* One value from a source, parsed by the row's type; an error says what is
+ * wrong with v and leaves naming the setting to the caller. */
 int udfb_setting_set(const struct udfb_setting *r, void *obj, enum udfb_set_source src, const char *v,
 		     struct udfb_err *err);
 /* A file value: a string or integer as set() takes it, an array item by
- * item (repeatable rows), an object or any value for set_json(). */
-int udfb_setting_set_json(const struct udfb_setting *r, void *obj, json_t *v, struct udfb_err *err);
+ * item (repeatable rows), an object or any value for set_json().  key is
+ * the value's place in the file ("packages.glibc"): errors start with it. */
+int udfb_setting_set_json(const struct udfb_setting *r, void *obj, json_t *v, const char *key, struct udfb_err *err);
 /* Every row's variable that is set and not empty; errors name the variable. */
 int udfb_settings_load_env(const struct udfb_settings *s, void *obj, struct udfb_err *err);
 /* The keys of a JSON object by the rows' file keys ("where" names it in

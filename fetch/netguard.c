@@ -223,10 +223,9 @@ int udfb_netguard_allow(struct udfb_netguard *g, const char *entry, struct udfb_
 	/* Something with a '/' or a ':', or made of digits and dots, was meant
 	 * as an address: say what is wrong with it. */
 	if (strchr(entry, '/') || strchr(entry, ':') || strspn(entry, "0123456789.") == strlen(entry))
-		return udfb_err_set(err, UDFB_E_INVALID, "imports-allow '%.64s': %s", entry, why);
+		return udfb_err_set(err, UDFB_E_INVALID, "'%.64s': %s", entry, why);
 	if (!host_valid(entry))
-		return udfb_err_set(err, UDFB_E_INVALID,
-				    "imports-allow '%.64s': expected a host name, an address or a CIDR", entry);
+		return udfb_err_set(err, UDFB_E_INVALID, "'%.64s': expected a host name, an address or a CIDR", entry);
 	g->hosts = udfb_realloc(g->hosts, (g->n_hosts + 1) * sizeof(char *));
 	g->hosts[g->n_hosts++] = udfb_strdup(entry);
 	return 0;

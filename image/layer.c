@@ -242,9 +242,7 @@ static void sink_keep(struct sink *s, const void *buf, size_t len)
 		size_t cap = s->keep_cap ? s->keep_cap : 16384;
 		while (cap < s->keep_len + len)
 			cap *= 2;
-		s->keep = realloc(s->keep, cap);
-		if (!s->keep)
-			abort();
+		s->keep = udfb_realloc(s->keep, cap);
 		s->keep_cap = cap;
 	}
 	memcpy(s->keep + s->keep_len, buf, len);
@@ -488,7 +486,7 @@ static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer 
 	if (rc == 0 && !s.keep_over) {
 		/* tar_pass sorted the entries (dropping any kept tar): keep this one. */
 		drop_tar(w);
-		w->tar = s.keep ? s.keep : malloc(1);
+		w->tar = s.keep ? s.keep : udfb_malloc(1);
 		w->tar_len = s.keep_len;
 		s.keep = NULL;
 	}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "image/image.h"
 
 static int parse_descriptor(struct udfb_descriptor *d, json_t *j, const char *where, const char *field,
@@ -36,9 +37,7 @@ static int parse_layers(struct udfb_manifest *out, json_t *ls, const char *where
 {
 	if (!json_is_array(ls))
 		return udfb_err_set(err, UDFB_E_INVALID, "manifest %s: layers: not an array (an index?)", where);
-	out->layers = calloc(json_array_size(ls) + 1, sizeof(*out->layers));
-	if (!out->layers)
-		abort();
+	out->layers = udfb_calloc(json_array_size(ls) + 1, sizeof(*out->layers));
 	for (size_t k = 0; k < json_array_size(ls); k++) {
 		char field[32];
 		snprintf(field, sizeof(field), "layers[%zu]", k);

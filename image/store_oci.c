@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "image/ocilayout.h"
@@ -148,9 +149,9 @@ static const struct udfb_image_store_ops oci_ops = {
 
 struct udfb_image_store *udfb_image_store_oci(const char *dir)
 {
-	struct oci_store *s = calloc(1, sizeof(*s));
-	if (!s || !(s->dir = strdup(dir)) || asprintf(&s->pub.name, "oci:%s", dir) < 0)
-		abort();
+	struct oci_store *s = udfb_calloc(1, sizeof(*s));
+	s->dir = udfb_strdup(dir);
+	s->pub.name = udfb_asprintf("oci:%s", dir);
 	s->pub.ops = &oci_ops;
 	return &s->pub;
 }

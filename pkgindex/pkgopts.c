@@ -44,9 +44,9 @@ void udfb_pkg_opts_free(struct udfb_pkg_opts *o)
 int udfb_pkg_opts_add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_err *err)
 {
 	if (!*v)
-		return udfb_err_set(err, UDFB_E_INVALID, "packages-index: empty");
+		return udfb_err_set(err, UDFB_E_INVALID, "empty");
 	if (o->n_index >= 16)
-		return udfb_err_set(err, UDFB_E_INVALID, "packages-index: at most 16 indexes");
+		return udfb_err_set(err, UDFB_E_INVALID, "at most 16 indexes");
 	if (strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0) {
 		CURLU *u = curl_url();
 		char *host = NULL;
@@ -58,13 +58,12 @@ int udfb_pkg_opts_add_index(struct udfb_pkg_opts *o, const char *v, struct udfb_
 		if (rc < 0) {
 			char *shown = udfb_url_display(v);
 			udfb_err_clear(err);
-			udfb_err_set(err, UDFB_E_INVALID, "packages-index: '%s' is not a usable URL", shown);
+			udfb_err_set(err, UDFB_E_INVALID, "'%s' is not a usable URL", shown);
 			free(shown);
 			return -1;
 		}
 	} else if (strstr(v, "://") && strncmp(v, "file://", 7) != 0) {
-		return udfb_err_set(err, UDFB_E_INVALID,
-				    "packages-index: only http, https and directories are supported");
+		return udfb_err_set(err, UDFB_E_INVALID, "only http, https and directories are supported");
 	}
 	o->index = udfb_realloc(o->index, (o->n_index + 1) * sizeof(*o->index));
 	o->index[o->n_index++] = udfb_strdup(v);
@@ -75,7 +74,7 @@ int udfb_pkg_opts_set_glibc(struct udfb_pkg_opts *o, const char *v, struct udfb_
 {
 	int ma = 0, mi = 0, n = 0;
 	if (sscanf(v, "%d.%d%n", &ma, &mi, &n) != 2 || v[n] || ma != 2 || mi < 5 || mi > 99)
-		return udfb_err_set(err, UDFB_E_INVALID, "packages-glibc: '%s' is not a glibc version like 2.36", v);
+		return udfb_err_set(err, UDFB_E_INVALID, "'%s' is not a glibc version like 2.36", v);
 	o->glibc_major = ma;
 	o->glibc_minor = mi;
 	return 0;
@@ -86,8 +85,7 @@ int udfb_pkg_opts_set_python(struct udfb_pkg_opts *o, const char *v, struct udfb
 	int ma = 0, mi = 0, n = 0;
 	if (sscanf(v, "%d.%d%n", &ma, &mi, &n) != 2 || ma != 3 || mi < 0 || mi > 99 ||
 	    (v[n] && (v[n] != '.' || strspn(v + n + 1, "0123456789") != strlen(v + n + 1) || !v[n + 1])))
-		return udfb_err_set(err, UDFB_E_INVALID, "packages-python: '%s' is not a Python 3 version like 3.12",
-				    v);
+		return udfb_err_set(err, UDFB_E_INVALID, "'%s' is not a Python 3 version like 3.12", v);
 	free(o->python);
 	o->python = udfb_strdup(v);
 	return 0;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "python/wheel.h"
 #include "python/wheel_internal.h"
@@ -57,8 +58,8 @@ static int parse_value(struct udfb_entry_point *ep, const char *v)
 	} else if (*rest) {
 		return -1;
 	}
-	ep->module = strndup(v, m);
-	ep->attr = strndup(v + m + 1, a);
+	ep->module = udfb_strndup(v, m);
+	ep->attr = udfb_strndup(v + m + 1, a);
 	return 0;
 }
 
@@ -97,16 +98,13 @@ static int add_entry(struct udfb_entry_points *out, char *line, const char *whee
 		return bad(wheel, no, "invalid script name", err);
 	if (out->n == WHEEL_MAX_SCRIPTS)
 		return bad(wheel, no, "too many scripts", err);
-	if ((out->n & (out->n - 1)) == 0) {
-		out->v = realloc(out->v, (out->n ? 2 * out->n : 1) * sizeof(*out->v));
-		if (!out->v)
-			abort();
-	}
+	if ((out->n & (out->n - 1)) == 0)
+		out->v = udfb_realloc(out->v, (out->n ? 2 * out->n : 1) * sizeof(*out->v));
 	struct udfb_entry_point *ep = &out->v[out->n];
 	memset(ep, 0, sizeof(*ep));
 	if (parse_value(ep, value) < 0)
 		return bad(wheel, no, "not 'module:object' (with optional [extras])", err);
-	ep->name = strdup(name);
+	ep->name = udfb_strdup(name);
 	out->n++;
 	if (!udfb_strmap_put(&out->names, ep->name, out->n - 1))
 		return bad(wheel, no, "a script name given twice", err);
@@ -141,9 +139,7 @@ int udfb_entry_points_parse(struct udfb_entry_points *out, const char *text, siz
 	udfb_strmap_init(&out->names);
 	if (memchr(text, '\0', len))
 		return bad(wheel, 0, "NUL byte", err);
-	cleanup_free char *copy = strndup(text, len);
-	if (!copy)
-		abort();
+	cleanup_free char *copy = udfb_strndup(text, len);
 	enum section sec = SEC_OTHER;
 	size_t no = 0;
 	int rc = 0;

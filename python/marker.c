@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "python/pep508.h"
 #include "python/pyver.h"
@@ -186,9 +187,7 @@ static const char *var_value(const struct mparse *p, enum mvar var)
  * 685), both sides, when the comparison is about `extra`. */
 static char *value_text(const struct mparse *p, const struct mvalue *v, int is_extra)
 {
-	char *s = v->var == V_NONE ? strndup(p->s + v->start, v->len) : strdup(var_value(p, v->var));
-	if (!s)
-		abort();
+	char *s = v->var == V_NONE ? udfb_strndup(p->s + v->start, v->len) : udfb_strdup(var_value(p, v->var));
 	if (!is_extra)
 		return s;
 	char *norm = NULL;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "python/pep508.h"
 #include "python/pyver.h"
 
@@ -25,7 +26,6 @@ int udfb_pep440_normalize(char **out, const char *s, int allow_wildcard, struct 
 	if (wildcard &&
 	    (v.pre_kind || v.post >= 0 || v.dev >= 0 || v.local[0] || release[strcspn(release, " \t\n\r\f\v")]))
 		return udfb_err_set(err, UDFB_E_INVALID, "'%.64s' is not a valid PEP 440 version", s);
-	if (asprintf(out, "%s%s", v.text, wildcard ? ".*" : "") < 0)
-		abort();
+	*out = udfb_asprintf("%s%s", v.text, wildcard ? ".*" : "");
 	return 0;
 }

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 
@@ -59,7 +60,7 @@ static char *parse_identifier(struct rparse *p)
 		fail(p, "expected a name");
 		return NULL;
 	}
-	cleanup_free char *raw = strndup(p->s + start, n);
+	cleanup_free char *raw = udfb_strndup(p->s + start, n);
 	char *norm = NULL;
 	udfb_pep503_normalize(&norm, raw);
 	return norm;
@@ -98,7 +99,7 @@ static int parse_extras(struct rparse *p, struct udfb_requirement *r)
 		char *e = parse_identifier(p);
 		if (!e)
 			return -1;
-		r->extras = realloc(r->extras, (r->n_extras + 1) * sizeof(char *));
+		r->extras = udfb_realloc(r->extras, (r->n_extras + 1) * sizeof(char *));
 		r->extras[r->n_extras++] = e;
 		skip_ws(p);
 		if (p->s[p->i] == ',') {
@@ -153,7 +154,7 @@ static int parse_clause(struct rparse *p, char **out)
 		p->i++;
 	if (p->i == start)
 		return fail(p, "expected a version");
-	cleanup_free char *raw = strndup(p->s + start, p->i - start);
+	cleanup_free char *raw = udfb_strndup(p->s + start, p->i - start);
 	cleanup_free char *norm = NULL;
 	if (strcmp(op, "===") == 0) {
 		norm = udfb_steal(raw); /* arbitrary equality compares the string as is */
@@ -165,9 +166,7 @@ static int parse_clause(struct rparse *p, char **out)
 			return -1;
 	}
 	size_t n = strlen(op) + strlen(norm) + 1;
-	*out = malloc(n);
-	if (!*out)
-		abort();
+	*out = udfb_malloc(n);
 	strcpy(*out, op);
 	strcat(*out, norm);
 	return 0;
@@ -443,10 +442,8 @@ void udfb_req_free(struct udfb_requirement *r)
 
 int udfb_req_list_parse(char ***out, size_t *n, const char *text, const char *seps, struct udfb_err *err)
 {
-	cleanup_free char *copy = strdup(text);
-	char *save = NULL, **v = calloc(strlen(text) / 2 + 2, sizeof(char *));
-	if (!copy || !v)
-		abort(); /* out of memory: docs/errors.md */
+	cleanup_free char *copy = udfb_strdup(text);
+	char *save = NULL, **v = udfb_calloc(strlen(text) / 2 + 2, sizeof(char *));
 	size_t k = 0;
 	int rc = 0;
 	for (char *item = strtok_r(copy, seps, &save); item; item = strtok_r(NULL, seps, &save)) {
@@ -455,7 +452,7 @@ int udfb_req_list_parse(char ***out, size_t *n, const char *text, const char *se
 			udfb_err_wrap(err, "'%s'", item);
 			break;
 		}
-		v[k++] = strdup(r.canonical);
+		v[k++] = udfb_strdup(r.canonical);
 		udfb_req_free(&r);
 	}
 	*out = v;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "python/wheel.h"
 #include "python/wheel_internal.h"
@@ -106,12 +107,9 @@ int udfb_headers_each(const char *text, size_t len, const char *what, udfb_heade
 static void push(char ***v, size_t *n, const char *s)
 {
 	/* Capacity doubles at powers of two. */
-	if ((*n & (*n - 1)) == 0) {
-		*v = realloc(*v, (*n ? *n * 2 : 1) * sizeof(**v));
-		if (!*v)
-			abort();
-	}
-	(*v)[(*n)++] = strdup(s);
+	if ((*n & (*n - 1)) == 0)
+		*v = udfb_realloc(*v, (*n ? *n * 2 : 1) * sizeof(**v));
+	(*v)[(*n)++] = udfb_strdup(s);
 }
 
 static int take_field(void *ctx, const char *name, const char *value, struct udfb_err *err)
@@ -120,11 +118,11 @@ static int take_field(void *ctx, const char *name, const char *value, struct udf
 	struct udfb_pkgmeta *m = ctx;
 	/* email's get() answers the first of repeated headers. */
 	if (strcasecmp(name, "Name") == 0 && !m->name)
-		m->name = strdup(value);
+		m->name = udfb_strdup(value);
 	else if (strcasecmp(name, "Version") == 0 && !m->version)
-		m->version = strdup(value);
+		m->version = udfb_strdup(value);
 	else if (strcasecmp(name, "Requires-Python") == 0 && !m->requires_python)
-		m->requires_python = strdup(value);
+		m->requires_python = udfb_strdup(value);
 	else if (strcasecmp(name, "Requires-Dist") == 0)
 		push(&m->requires_dist, &m->n_requires_dist, value);
 	else if (strcasecmp(name, "Provides-Extra") == 0)

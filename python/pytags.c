@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/strmap.h"
 #include "python/wheel.h"
@@ -28,11 +29,9 @@ static size_t part_id(struct udfb_pytags *t, int kind, const char *s)
 	if (udfb_strmap_get(&t->ids[kind], s, &id))
 		return id;
 	char ***v = &t->parts[kind];
-	*v = realloc(*v, (t->n_parts[kind] + 1) * sizeof(**v));
-	if (!*v)
-		abort();
+	*v = udfb_realloc(*v, (t->n_parts[kind] + 1) * sizeof(**v));
 	id = t->n_parts[kind]++;
-	(*v)[id] = strdup(s);
+	(*v)[id] = udfb_strdup(s);
 	udfb_strmap_put(&t->ids[kind], (*v)[id], id);
 	return id;
 }
@@ -46,13 +45,8 @@ static void add(struct udfb_pytags *t, const char *py, const char *abi, const ch
 		if (*r < 0)
 			*r = (int)t->n_tags;
 	}
-	char *s = NULL;
-	if (asprintf(&s, "%s-%s-%s", py, abi, plat) < 0)
-		abort();
-	t->tags = realloc(t->tags, (t->n_tags + 1) * sizeof(*t->tags));
-	if (!t->tags)
-		abort();
-	t->tags[t->n_tags++] = s;
+	t->tags = udfb_realloc(t->tags, (t->n_tags + 1) * sizeof(*t->tags));
+	t->tags[t->n_tags++] = udfb_asprintf("%s-%s-%s", py, abi, plat);
 }
 
 /* packaging's _manylinux.platform_tags, then linux_<arch>: manylinux_2_M
@@ -67,22 +61,18 @@ static size_t platforms(char ***out, const struct udfb_pytarget *tg)
 	int manylinux = 0;
 	for (int k = 0; manylinux_arches[k]; k++)
 		manylinux |= strcmp(tg->arch, manylinux_arches[k]) == 0;
-	char **v = calloc((size_t)tg->glibc_minor + 8, sizeof(*v));
-	if (!v)
-		abort();
+	char **v = udfb_calloc((size_t)tg->glibc_minor + 8, sizeof(*v));
 	size_t n = 0;
 	for (int m = tg->glibc_minor; manylinux && m >= (x86 ? 5 : 17); m--) {
-		if (asprintf(&v[n++], "manylinux_2_%d_%s", m, tg->arch) < 0)
-			abort();
+		v[n++] = udfb_asprintf("manylinux_2_%d_%s", m, tg->arch);
 		const char *legacy = m == 17   ? "manylinux2014"
 				     : m == 12 ? "manylinux2010"
 				     : m == 5  ? "manylinux1"
 					       : NULL;
-		if (legacy && asprintf(&v[n++], "%s_%s", legacy, tg->arch) < 0)
-			abort();
+		if (legacy)
+			v[n++] = udfb_asprintf("%s_%s", legacy, tg->arch);
 	}
-	if (asprintf(&v[n++], "linux_%s", tg->arch) < 0)
-		abort();
+	v[n++] = udfb_asprintf("linux_%s", tg->arch);
 	*out = v;
 	return n;
 }
@@ -149,9 +139,7 @@ int udfb_pytags_new(struct udfb_pytags **out, const struct udfb_pytarget *tg, st
 			err, UDFB_E_UNSUPPORTED,
 			"python target %d.%d on glibc %d.%d (%.32s): only CPython 3 on glibc 2 is supported",
 			tg->py_major, tg->py_minor, tg->glibc_major, tg->glibc_minor, tg->arch ? tg->arch : "?");
-	struct udfb_pytags *t = calloc(1, sizeof(*t));
-	if (!t)
-		abort();
+	struct udfb_pytags *t = udfb_calloc(1, sizeof(*t));
 	for (int k = 0; k < 3; k++)
 		udfb_strmap_init(&t->ids[k]);
 	char **plats;
@@ -159,9 +147,7 @@ int udfb_pytags_new(struct udfb_pytags **out, const struct udfb_pytarget *tg, st
 	generate(t, tg, plats, n_plats); /* ids only */
 	clear_tags(t);
 	size_t cells = t->n_parts[0] * t->n_parts[1] * t->n_parts[2];
-	t->rank = malloc(cells * sizeof(*t->rank));
-	if (!t->rank)
-		abort();
+	t->rank = udfb_malloc(cells * sizeof(*t->rank));
 	memset(t->rank, 0xff, cells * sizeof(*t->rank)); /* -1 */
 	generate(t, tg, plats, n_plats);
 	for (size_t k = 0; k < n_plats; k++)
@@ -206,10 +192,8 @@ int udfb_pytags_rank(const struct udfb_pytags *t, const struct udfb_wheelname *w
 	size_t cap = t->n_parts[0] + t->n_parts[1] + t->n_parts[2];
 	size_t ids_buf[512];
 	unsigned char seen_buf[512];
-	size_t *ids = cap <= 512 ? ids_buf : malloc(cap * sizeof(*ids));
-	unsigned char *seen = cap <= 512 ? seen_buf : malloc(cap);
-	if (!ids || !seen)
-		abort();
+	size_t *ids = cap <= 512 ? ids_buf : udfb_malloc(cap * sizeof(*ids));
+	unsigned char *seen = cap <= 512 ? seen_buf : udfb_malloc(cap);
 	memset(seen, 0, cap);
 	size_t *a = ids, *b = a + t->n_parts[0], *c = b + t->n_parts[1];
 	size_t na = known_ids(a, seen, &t->ids[0], w->py, w->n_py);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
+
 /* A specifier set is a short list of clauses: Requires-Python or one
  * requirement's specifier.  Bounds the work spent on empty ",,,," runs. */
 #define SPEC_MAX_LEN 4096
@@ -466,9 +468,7 @@ int udfb_pyspec_parse(struct udfb_pyspec **out, const char *text, struct udfb_er
 	*out = NULL;
 	if (strlen(text) > SPEC_MAX_LEN)
 		return udfb_err_set(err, UDFB_E_INVALID, "version specifier longer than %d bytes", SPEC_MAX_LEN);
-	struct udfb_pyspec *s = calloc(1, sizeof(*s));
-	if (!s)
-		abort();
+	struct udfb_pyspec *s = udfb_calloc(1, sizeof(*s));
 	for (const char *p = text;;) {
 		size_t n = strcspn(p, ",");
 		if (add_clause(s, p, n, err) < 0) {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "python/wheel.h"
 #include "python/wheel_internal.h"
 
@@ -101,8 +102,8 @@ static int parse_row(struct udfb_record *r, struct csv *c, struct udfb_buf f[3],
 	if (r->n == UDFB_WHEEL_MAX_FILES)
 		return bad_line(c, wheel, "more rows than a wheel may have files", err);
 	struct udfb_record_row *row = &r->rows[r->n];
-	row->path = strdup(f[0].data ? f[0].data : "");
-	row->hash = strdup(f[1].data ? f[1].data : "");
+	row->path = udfb_strdup(f[0].data ? f[0].data : "");
+	row->hash = udfb_strdup(f[1].data ? f[1].data : "");
 	row->size = size;
 	r->n++;
 	if (!udfb_strmap_put(&r->index, row->path, r->n - 1))
@@ -125,9 +126,7 @@ static int parse_rows(struct udfb_record *r, struct csv *c, const char *wheel, s
 		}
 		if (r->n == cap) {
 			cap = cap ? 2 * cap : 64;
-			r->rows = realloc(r->rows, cap * sizeof(*r->rows));
-			if (!r->rows)
-				abort();
+			r->rows = udfb_realloc(r->rows, cap * sizeof(*r->rows));
 			/* The index holds the paths, not the rows: moving rows is fine. */
 		}
 		rc = parse_row(r, c, f, wheel, err);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "python/pep723.h"
 
@@ -278,7 +279,7 @@ static int take_deps(struct tp *p, struct udfb_pep723 *out)
 {
 	if (out->dependencies)
 		return fail(p, "'dependencies' given twice");
-	out->dependencies = calloc(1, sizeof(char *));
+	out->dependencies = udfb_calloc(1, sizeof(char *));
 	if (peek(p) != '[')
 		return fail(p, "'dependencies' must be an array of strings");
 	p->i++;
@@ -293,7 +294,7 @@ static int take_deps(struct tp *p, struct udfb_pep723 *out)
 		char *d = NULL;
 		if (take_string(p, &d) < 0)
 			return -1;
-		out->dependencies = realloc(out->dependencies, (out->n_dependencies + 1) * sizeof(char *));
+		out->dependencies = udfb_realloc(out->dependencies, (out->n_dependencies + 1) * sizeof(char *));
 		out->dependencies[out->n_dependencies++] = d;
 		skip_space(p);
 		if (peek(p) == ',')

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "image/layer.h"
@@ -36,14 +37,11 @@ static int keep_distinfo_file(struct udfb_winst *in, struct udfb_wzip *z, const 
 
 static int note_file(struct udfb_winst *in, struct archive_entry *e, const char *name, struct udfb_err *err)
 {
-	if ((in->n_files & (in->n_files - 1)) == 0) {
-		in->files = realloc(in->files, (in->n_files ? 2 * in->n_files : 1) * sizeof(*in->files));
-		if (!in->files)
-			abort();
-	}
+	if ((in->n_files & (in->n_files - 1)) == 0)
+		in->files = udfb_realloc(in->files, (in->n_files ? 2 * in->n_files : 1) * sizeof(*in->files));
 	struct udfb_wfile *f = &in->files[in->n_files++];
 	memset(f, 0, sizeof(*f));
-	f->zipname = strdup(name);
+	f->zipname = udfb_strdup(name);
 	f->size = archive_entry_size(e);
 	/* pip: a regular file with any x bit in the zip's unix mode. */
 	f->exec = (archive_entry_perm(e) & 0111) != 0;
@@ -88,7 +86,7 @@ static int take_wheel_version(void *ctx, const char *name, const char *value, st
 	(void)err;
 	char **v = ctx;
 	if (!*v && strcasecmp(name, "Wheel-Version") == 0)
-		*v = strdup(value);
+		*v = udfb_strdup(value);
 	return 0;
 }
 
@@ -130,7 +128,7 @@ static int find_project(struct udfb_winst *in, struct udfb_err *err)
 	    in->distinfo[0] == '.')
 		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': '%s' is not <name>-<version>.dist-info", in->path,
 				    in->distinfo);
-	in->project = strndup(in->distinfo, n);
+	in->project = udfb_strndup(in->distinfo, n);
 	const char *base = strrchr(in->path, '/');
 	base = base ? base + 1 : in->path;
 	struct udfb_wheelname wn;
@@ -173,10 +171,7 @@ static int ends_with(const char *s, const char *suffix)
 
 static char *join3(const char *a, const char *b, const char *c)
 {
-	char *s = NULL;
-	if (asprintf(&s, "%s%s%s", a, b, c) < 0)
-		abort();
-	return s;
+	return udfb_asprintf("%s%s%s", a, b, c);
 }
 
 /* <name>.data/<scheme>/<path>, pip's home scheme below the target. */
@@ -190,7 +185,7 @@ static int map_data(struct udfb_winst *in, struct udfb_wfile *f, const char *sla
 	rest++;
 	if ((kl == 7 && !strncmp(key, "purelib", 7)) || (kl == 7 && !strncmp(key, "platlib", 7)) ||
 	    (kl == 4 && !strncmp(key, "data", 4))) {
-		f->dest = strdup(rest);
+		f->dest = udfb_strdup(rest);
 	} else if (kl == 7 && !strncmp(key, "scripts", 7)) {
 		const char *base = strrchr(rest, '/');
 		if (udfb_entry_points_wraps(&in->eps, base ? base + 1 : rest))
@@ -223,7 +218,7 @@ static int map_file(struct udfb_winst *in, struct udfb_wfile *f, struct udfb_err
 	size_t top = slash ? (size_t)(slash - name) : strlen(name);
 	if (top > 5 && memcmp(name + top - 5, ".data", 5) == 0)
 		return map_data(in, f, slash, err);
-	f->dest = strdup(name);
+	f->dest = udfb_strdup(name);
 	return 0;
 }
 
@@ -276,9 +271,7 @@ static int check_parents(struct udfb_winst *in, const char *dest, struct udfb_er
 
 static struct udfb_wfile *add_gen(struct udfb_winst *in, char *dest)
 {
-	in->gen = realloc(in->gen, (in->n_gen + 1) * sizeof(*in->gen));
-	if (!in->gen)
-		abort();
+	in->gen = udfb_realloc(in->gen, (in->n_gen + 1) * sizeof(*in->gen));
 	struct udfb_wfile *g = &in->gen[in->n_gen++];
 	memset(g, 0, sizeof(*g));
 	g->dest = dest;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "python/wheel.h"
@@ -241,9 +242,7 @@ int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 {
 	if (udfb_mktemp(&in->pack, &in->pack_fd, in->o->tmpdir, err) < 0)
 		return -1;
-	in->wbuf = malloc(PACK_BUF);
-	if (!in->wbuf)
-		abort();
+	in->wbuf = udfb_malloc(PACK_BUF);
 	struct udfb_wzip z;
 	if (udfb_wzip_open(&z, in->path, err) < 0)
 		return -1;
@@ -273,9 +272,7 @@ static int cmp_row(const void *a, const void *b)
 static int write_record(struct udfb_winst *in, struct udfb_wfile *record, struct udfb_err *err)
 {
 	size_t n = 0;
-	const struct udfb_wfile **rows = malloc((in->n_files + in->n_gen) * sizeof(*rows));
-	if (!rows)
-		abort();
+	const struct udfb_wfile **rows = udfb_malloc((in->n_files + in->n_gen) * sizeof(*rows));
 	for (size_t k = 0; k < in->n_files; k++)
 		if (in->files[k].dest)
 			rows[n++] = &in->files[k];

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "python/pep508.h"
 #include "python/wheel.h"
@@ -34,9 +35,7 @@ static int name_ok(const char *s, size_t n)
  * compares tags lower-cased. */
 static int split_tags(char ***out, size_t *n, const char *s, size_t len)
 {
-	*out = calloc(WHEELNAME_MAX_TAGS, sizeof(**out));
-	if (!*out)
-		abort();
+	*out = udfb_calloc(WHEELNAME_MAX_TAGS, sizeof(**out));
 	*n = 0;
 	size_t start = 0;
 	for (size_t k = 0; k <= len; k++) {
@@ -47,9 +46,7 @@ static int split_tags(char ***out, size_t *n, const char *s, size_t len)
 		}
 		if (k == start || *n == WHEELNAME_MAX_TAGS)
 			return -1;
-		char *t = strndup(s + start, k - start);
-		if (!t)
-			abort();
+		char *t = udfb_strndup(s + start, k - start);
 		for (char *c = t; *c; c++)
 			*c = (char)tolower((unsigned char)*c);
 		(*out)[(*n)++] = t;
@@ -65,7 +62,7 @@ static int parse_build(struct udfb_wheelname *out, const char *s, size_t n)
 	for (size_t k = 0; k < n; k++)
 		if (!isalnum((unsigned char)s[k]) && s[k] != '_' && s[k] != '.')
 			return -1;
-	out->build = strndup(s, n);
+	out->build = udfb_strndup(s, n);
 	return 0;
 }
 
@@ -86,9 +83,9 @@ static int parse_parts(struct udfb_wheelname *out, const char *filename, const c
 	const char *end = stem + len;
 	if (!name_ok(stem, (size_t)(dash[0] - stem)))
 		return bad(err, filename, "invalid project name");
-	cleanup_free char *raw_name = strndup(stem, (size_t)(dash[0] - stem));
+	cleanup_free char *raw_name = udfb_strndup(stem, (size_t)(dash[0] - stem));
 	udfb_pep503_normalize(&out->name, raw_name);
-	cleanup_free char *raw_ver = strndup(dash[0] + 1, (size_t)(dash[1] - dash[0] - 1));
+	cleanup_free char *raw_ver = udfb_strndup(dash[0] + 1, (size_t)(dash[1] - dash[0] - 1));
 	struct udfb_err verr = UDFB_ERR_INIT;
 	if (udfb_pep440_normalize(&out->version, raw_ver, 0, &verr) < 0) {
 		udfb_err_clear(&verr);
@@ -98,7 +95,7 @@ static int parse_parts(struct udfb_wheelname *out, const char *filename, const c
 	if (n_dash == 5 && parse_build(out, dash[1] + 1, (size_t)(dash[2] - dash[1] - 1)) < 0)
 		return bad(err, filename, "invalid build tag (it must start with a digit)");
 	if (!out->build)
-		out->build = strdup("");
+		out->build = udfb_strdup("");
 	if (split_tags(&out->py, &out->n_py, dash[t] + 1, (size_t)(dash[t + 1] - dash[t] - 1)) < 0 ||
 	    split_tags(&out->abi, &out->n_abi, dash[t + 1] + 1, (size_t)(dash[t + 2] - dash[t + 1] - 1)) < 0 ||
 	    split_tags(&out->plat, &out->n_plat, dash[t + 2] + 1, (size_t)(end - dash[t + 2] - 1)) < 0)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "python/wheel.h"
 #include "python/wheel_internal.h"
 
@@ -168,7 +169,7 @@ int udfb_wzip_read_small(struct udfb_wzip *z, char **out, size_t *len, size_t ma
 int udfb_wheel_note_distinfo(const char *wheel, char **distinfo, const char *name, size_t n, struct udfb_err *err)
 {
 	if (!*distinfo) {
-		*distinfo = strndup(name, n);
+		*distinfo = udfb_strndup(name, n);
 		return 0;
 	}
 	if (strlen(*distinfo) != n || memcmp(*distinfo, name, n) != 0)

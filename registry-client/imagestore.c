@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "registry-client/registry_internal.h"
 
@@ -65,10 +66,9 @@ static int reg_put_blob(struct udfb_image_store *s, const char *digest, long lon
 		return udfb_err_set(err, UDFB_E_NOTFOUND, "%s: blob %s: no file or registry to copy it from", s->name,
 				    digest);
 	}
-	cleanup_free char *scope = NULL;
-	if (asprintf(&scope, "repository:%s:pull,push%s%s%s", g->repo, b.from_repo ? " repository:" : "",
-		     b.from_repo ? b.from_repo : "", b.from_repo ? ":pull" : "") < 0)
-		abort();
+	cleanup_free char *scope =
+		udfb_asprintf("repository:%s:pull,push%s%s%s", g->repo, b.from_repo ? " repository:" : "",
+			      b.from_repo ? b.from_repo : "", b.from_repo ? ":pull" : "");
 	int have = reg_blob_exists(g->r, g->repo, digest, scope, err);
 	if (have != 0)
 		return have < 0 ? -1 : 0;
@@ -116,9 +116,9 @@ static const struct udfb_image_store_ops reg_ops = {
 
 struct udfb_image_store *udfb_image_store_registry(struct udfb_registry *r, const char *repo)
 {
-	struct reg_store *s = calloc(1, sizeof(*s));
-	if (!s || !(s->repo = strdup(repo)) || asprintf(&s->pub.name, "docker://%s/%s", r->host, repo) < 0)
-		abort();
+	struct reg_store *s = udfb_calloc(1, sizeof(*s));
+	s->repo = udfb_strdup(repo);
+	s->pub.name = udfb_asprintf("docker://%s/%s", r->host, repo);
 	s->r = r;
 	s->pub.ops = &reg_ops;
 	return &s->pub;

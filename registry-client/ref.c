@@ -77,8 +77,8 @@ static int parse_oci(struct udfb_ref *out, const char *s, const char *orig, stru
 	const char *at = strrchr(s, '@');
 	cleanup_free char *head = NULL;
 	if (at && udfb_digest_valid(at + 1)) {
-		out->digest = strdup(at + 1);
-		s = head = strndup(s, (size_t)(at - s));
+		out->digest = udfb_strdup(at + 1);
+		s = head = udfb_strndup(s, (size_t)(at - s));
 	}
 	const char *colon = strrchr(s, ':');
 	/* The last ':' starts a tag only when what follows is a valid tag

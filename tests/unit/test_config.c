@@ -96,8 +96,29 @@ static void test_packages(void)
 	CHECK(write(fd, bad, strlen(bad)) == (ssize_t)strlen(bad), "config file written");
 	close(fd);
 	udfb_config_defaults(&c);
-	CHECK(udfb_config_load_file(&c, path, &err) < 0 && strstr(err.msg, "packages-glibc"),
-	      "a bad glibc is named (%s)", err.msg ? err.msg : "accepted");
+	CHECK(udfb_config_load_file(&c, path, &err) < 0 &&
+		      strstr(err.msg, ": packages.glibc: '3.0' is not a glibc version like 2.36") &&
+		      !strstr(err.msg, "packages-glibc"),
+	      "a bad glibc is named once, by its file key (%s)", err.msg ? err.msg : "accepted");
+	udfb_err_clear(&err);
+	udfb_config_free(&c);
+	unlink(path);
+	udfb_config_defaults(&c);
+	setenv("UDFB_PACKAGES_GLIBC", "3.0", 1);
+	CHECK(udfb_config_load_env(&c, &err) < 0 &&
+		      strcmp(err.msg, "UDFB_PACKAGES_GLIBC: '3.0' is not a glibc version like 2.36") == 0,
+	      "a bad variable is named once, by the variable (%s)", err.msg ? err.msg : "accepted");
+	unsetenv("UDFB_PACKAGES_GLIBC");
+	udfb_err_clear(&err);
+	udfb_config_free(&c);
+	const char *bad_json = "{\"base_images\": {\"3.12\": 5}}";
+	fd = mkstemp(strcpy(path, "/tmp/udfb-config-XXXXXX"));
+	CHECK(write(fd, bad_json, strlen(bad_json)) == (ssize_t)strlen(bad_json), "config file written");
+	close(fd);
+	udfb_config_defaults(&c);
+	CHECK(udfb_config_load_file(&c, path, &err) < 0 &&
+		      strstr(err.msg, ": base_images: 3.12: must be an image reference"),
+	      "a JSON setting names its key, then the sub-key (%s)", err.msg ? err.msg : "accepted");
 	udfb_err_clear(&err);
 	udfb_config_free(&c);
 	unlink(path);
