@@ -158,11 +158,7 @@ int udfb_cli_exec_serve(int argc, char **argv)
 		char *slash = strrchr(path, '/');
 		strcpy(slash ? slash + 1 : path, "udf-builder-serve");
 	}
-	char **args = calloc((size_t)argc + 1, sizeof *args);
-	if (!args) {
-		fputs("udf-builder: serve: out of memory\n", stderr);
-		return 1;
-	}
+	char **args = udfb_calloc((size_t)argc + 1, sizeof *args);
 	args[0] = path;
 	for (int i = 1; i < argc; i++)
 		args[i] = argv[i];
