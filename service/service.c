@@ -381,6 +381,7 @@ void udfb_prepared_free(struct udfb_prepared *p)
 	free(p->tenant);
 	free(p->query_id);
 	free(p->worker);
+	free(p->run_script);
 	free(p);
 }
 
@@ -407,7 +408,7 @@ static int deterministic(const struct udfb_err *e)
 }
 
 /* The tenant scopes where an image is published: its tag names both. */
-static int dest_for(char **out, struct udfb_service *s, const struct udfb_prepared *p, struct udfb_err *err)
+int svc_dest_for(char **out, struct udfb_service *s, const struct udfb_prepared *p, struct udfb_err *err)
 {
 	struct udfb_ref r;
 	if (udfb_ref_parse(&r, s->dest, err) < 0)
@@ -462,7 +463,9 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 					.handler = w->handler,
 					.auth_keys = keys,
 					.env = env ? env->vars : NULL,
-					.n_env = env ? env->n_vars : 0 };
+					.n_env = env ? env->n_vars : 0,
+					.egress_to = w->egress_to,
+					.n_egress_to = w->n_egress_to };
 	if (w->worker)
 		svc_worker_size(s, w->tenant, w->worker, &req.memory_bytes, &req.cpu_millis, &req.replicas);
 	struct udfb_ref ref = { 0 };
@@ -484,8 +487,10 @@ static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, 
 static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb, char **image,
 			   struct udfb_err *err)
 {
+	if (p->run_script)
+		return svc_run_build_and_start(s, p, sb, image, err);
 	char *dest = NULL;
-	if (dest_for(&dest, s, p, err) < 0)
+	if (svc_dest_for(&dest, s, p, err) < 0)
 		return -1;
 	struct udfb_build_opts o = { .store_dir = s->cfg.store,
 				     .base = p->base->runtime,
