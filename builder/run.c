@@ -237,6 +237,8 @@ int udfb_build_run(struct udfb_build_result *out, const char *key, const struct 
 	    udfb_layer_add_bytes(w, RUN_DIR "/bin/python", python_shim, sizeof(python_shim) - 1, 1, err) < 0 ||
 	    udfb_layer_add_symlink(w, "app", "/tmp/app", err) < 0)
 		rc = -1;
+	if (rc == 0 && in->hosts && udfb_layer_add_bytes(w, "etc/hosts", in->hosts, strlen(in->hosts), 0, err) < 0)
+		rc = -1;
 	if (rc == 0 && in->pip_wheel) {
 		if (stat(in->pip_wheel, &st) < 0)
 			rc = udfb_err_sys(err, errno, "script_mode = run: pip wheel %s", in->pip_wheel);

@@ -16,6 +16,8 @@
  *                               python3-pip-whl wheel, imported from the
  *                               zip (pip then installs into /tmp)
  *   /udfb/run/bin/python        `python` for a base that only has python3
+ *   /etc/hosts                  the index's and import hosts' names, as the
+ *                               service resolved them (the sandbox has no DNS)
  * The key covers what decides the sandbox except URLs' signatures: the
  * script with every URL's query string left out, the base, the index, the
  * tenant.  The same UDF re-signed has the same key and reuses the running
@@ -35,6 +37,10 @@ struct udfb_run_in {
 	size_t len;
 	const char *index_url; /* PIP_INDEX_URL (http or https); NULL: pip's own default */
 	const char *pip_wheel; /* a pip wheel to add (the base has none); NULL: none */
+	/* /etc/hosts of the sandbox: the index's and import hosts' names with
+	 * the addresses the service resolved (its egress opens only those; it
+	 * has no DNS).  NULL: the base's. */
+	const char *hosts;
 };
 
 /* The script with the query string of every http(s) URL left out (a

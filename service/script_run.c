@@ -99,8 +99,8 @@ static void add_dest(char ***v, size_t *n, const char *text)
 
 /* Every IPv4 address of url's host that guard lets through, as ADDR:PORT.
  * what names it in messages (never the URL: a presigned one is a secret). */
-static int open_url(char ***v, size_t *n, const char *url, const struct udfb_netguard *guard, const char *what,
-		    struct udfb_err *err)
+static int open_url(char ***v, size_t *n, struct udfb_buf *hosts, const char *url, const struct udfb_netguard *guard,
+		    const char *what, struct udfb_err *err)
 {
 	cleanup_free char *host = NULL;
 	int port;
@@ -126,6 +126,9 @@ static int open_url(char ***v, size_t *n, const char *url, const struct udfb_net
 		}
 		snprintf(text, sizeof(text), "%s:%d", addr, port);
 		add_dest(v, n, text);
+		struct in_addr literal;
+		if (!opened && inet_pton(AF_INET, bare, &literal) != 1) /* a name: the sandbox has no DNS */
+			udfb_buf_printf(hosts, "%s %s\n", addr, bare);
 		opened = 1;
 	}
 	freeaddrinfo(res);
@@ -136,11 +139,12 @@ static int open_url(char ***v, size_t *n, const char *url, const struct udfb_net
 }
 
 /* The index's and the imports' destinations. */
-static int egress_of(struct udfb_service *s, const struct udfb_prepared *p, char ***v, size_t *n, struct udfb_err *err)
+static int egress_of(struct udfb_service *s, const struct udfb_prepared *p, char ***v, size_t *n,
+		     struct udfb_buf *hosts, struct udfb_err *err)
 {
 	const char *index = NULL;
 	if (index_url(s, &index, err) < 0 ||
-	    (index && open_url(v, n, index, s->cfg.packages.guard, "the package index", err) < 0))
+	    (index && open_url(v, n, hosts, index, s->cfg.packages.guard, "the package index", err) < 0))
 		return -1;
 	size_t nu;
 	char **urls = udfb_run_import_urls(p->run_script, p->run_len, &nu);
@@ -148,7 +152,7 @@ static int egress_of(struct udfb_service *s, const struct udfb_prepared *p, char
 	for (size_t k = 0; rc == 0 && k < nu; k++) {
 		char what[64];
 		snprintf(what, sizeof(what), "imports[%zu]", k);
-		rc = open_url(v, n, urls[k], s->cfg.fetch.guard, what, err);
+		rc = open_url(v, n, hosts, urls[k], s->cfg.fetch.guard, what, err);
 	}
 	udfb_run_urls_free(urls);
 	return rc;
@@ -192,13 +196,17 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 			  p->base->runtime);
 	char **to = calloc(1, sizeof(char *));
 	size_t n_to = 0;
-	if (egress_of(s, p, &to, &n_to, err) < 0) {
+	struct udfb_buf hosts;
+	udfb_buf_init(&hosts, 1 << 16);
+	udfb_buf_addstr(&hosts, "127.0.0.1 localhost\n");
+	if (egress_of(s, p, &to, &n_to, &hosts, err) < 0) {
 		for (size_t k = 0; k < n_to; k++)
 			free(to[k]);
 		free(to);
+		udfb_buf_free(&hosts);
 		return -1;
 	}
-	struct udfb_run_in in = { p->run_script, p->run_len, index, pip };
+	struct udfb_run_in in = { p->run_script, p->run_len, index, pip, hosts.data };
 	struct udfb_build_opts o = { .store_dir = s->cfg.store,
 				     .base = p->base->runtime,
 				     .dest = dest,
@@ -226,5 +234,6 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 	for (size_t k = 0; k < n_to; k++)
 		free(to[k]);
 	free(to);
+	udfb_buf_free(&hosts);
 	return rc;
 }
