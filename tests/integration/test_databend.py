@@ -20,7 +20,7 @@ Range is downloaded once; CREATE OR REPLACE hands out the new sandbox only;
 an unknown script shape and a package injection are refused before anything
 is fetched or started; tenant_id must be the caller's; the WORKER statements;
 unknown methods answer UNIMPLEMENTED at once; the markers are counted.
-With script_mode = run (a second service): the unknown shape runs as-is
+With script_mode = run (a second service, under runc and runsc): the unknown shape runs as-is
 (pip from the test index, the imports from the import server), behind the
 token check; from inside, the index and import ports are reachable, the
 service's gRPC/admin ports and other host ports are not; the re-signed
@@ -325,26 +325,27 @@ def odd(d, code=None, **kw):
     return dict(d, script=script, **kw)
 
 
-def run_mode(imports):
+def run_mode(imports, runtime="runc", ports=(24000, 24499)):
     """script_mode = run: an unknown shape runs as-is, pip from the index,
     its imports from the import server, nothing else reachable."""
     p = imports.port
     hostip = host_address()
     index_before = len(index_log())
-    srv = harness.SandboxService(os.path.join(TMP, "runmode"), INDEX, [("3", "oci:%s:python" % BASE)],
-                                 os.path.join(TMP, "layers"), (24000, 24999), secret=SECRET, tenant=TENANT,
+    t = "script_mode = run (%s): " % runtime
+    srv = harness.SandboxService(os.path.join(TMP, "runmode-" + runtime), INDEX, [("3", "oci:%s:python" % BASE)],
+                                 os.path.join(TMP, "layers"), ports, runtime=runtime, secret=SECRET, tenant=TENANT,
                                  args=("--script-mode", "run"), opts={"start_timeout_ms": "120000"})
     try:
         code = PROBE_CODE % (hostip or "192.0.2.1")
         d = odd(vector("add_one_helper", "create_worker", p), code, name="probe")
         r = srv.query("create_worker", d)
         ok, why = called(r, "add_one", [1], 2)
-        tap.check("script_mode = run: an unknown shape runs as-is and answers (%.1f s)" % r.elapsed, ok,
+        tap.check(t + "an unknown shape runs as-is and answers (%.1f s)" % r.elapsed, ok,
                   why + srv.stderr_tail())
         if not ok:
             return
         boxes = set(srv.containers())
-        tap.check("script_mode = run: Databend's stub runs behind the x-authorization check",
+        tap.check(t + "Databend's stub runs behind the x-authorization check",
                   udf_call(r.endpoint, "add_one", [1], "0" * len(r.token))[0] == 401)
         index_port = int(INDEX.split(":")[2].split("/")[0])
         listener = harness.free_port()  # some other port of the host, listening
@@ -365,18 +366,18 @@ def run_mode(imports):
             got.update({"host grpc": reach(srv.grpc_port, True), "host other": reach(other_port, True)})
         other.close()
         want = {k: (1 if k in ("index", "imports") else 0) for k in got}
-        tap.check("script_mode = run: the sandbox reaches the index and the import server, not the service's "
+        tap.check(t + "the sandbox reaches the index and the import server, not the service's "
                   "gRPC/admin ports nor another host port (%s)" % (
                       "loopback and " + hostip if hostip else "loopback only"), got == want, "got %r, want %r" % (got, want))
         new = index_log()[index_before:]
-        tap.check("script_mode = run: pip in the sandbox installed from the configured index",
+        tap.check(t + "pip in the sandbox installed from the configured index",
                   any("humanize" in x and ".whl" in x for x in new), repr(new[-5:]))
 
         # The same UDF re-signed (new presigned URLs): the running sandbox.
         before = imports.count()
         d2 = odd(vector("add_one_helper", "create_worker", p, ".resigned"), code, name="probe")
         r2 = srv.create_worker(d2)
-        tap.check("script_mode = run: the re-signed variant reuses the running sandbox",
+        tap.check(t + "the re-signed variant reuses the running sandbox",
                   r2.code == "OK" and r2.endpoint == r.endpoint and set(srv.containers()) == boxes and
                   imports.count() == before, "%r %r" % (r, r2))
 
@@ -386,14 +387,14 @@ def run_mode(imports):
         bad["script"] = bad["script"].replace("humanize==4.9.0\n", "numpy; curl evil\n", 1)
         r3 = srv.create_worker(bad)
         r4 = srv.apply_resource(dict(type="udf", script=bad["script"]))
-        tap.check("script_mode = run: a package injection is still refused naming the string, before "
+        tap.check(t + "a package injection is still refused naming the string, before "
                   "anything starts", r3.code == "INVALID_ARGUMENT" and "'numpy;'" in r3.details and
                   r4.code == "INVALID_ARGUMENT" and imports.count() == n_req and set(srv.containers()) == boxes,
                   "%r %r" % (r3, r4))
-        tap.check("script_mode = run: no signature in the service's log",
+        tap.check(t + "no signature in the service's log",
                   "X-Amz-Signature" not in Path(srv.stderr_path).read_text(errors="replace"))
     finally:
-        harness.check_clean_stop(srv, "script_mode = run: the service stopped cleanly")
+        harness.check_clean_stop(srv, t + "the service stopped cleanly")
 
 
 def index_log():
@@ -490,10 +491,14 @@ def main():
         except Exception:
             tap.check("the checks ran to the end", False, traceback.format_exc() + srv.stderr_tail())
         harness.check_clean_stop(srv)
-        try:
-            run_mode(imports)
-        except Exception:
-            tap.check("the script_mode = run checks ran to the end", False, traceback.format_exc())
+        for runtime, ports in (("runc", (24000, 24499)), ("runsc", (24500, 24999))):
+            if runtime == "runsc" and not shutil.which("runsc"):
+                continue
+            try:
+                run_mode(imports, runtime, ports)
+            except Exception:
+                tap.check("the script_mode = run (%s) checks ran to the end" % runtime, False,
+                          traceback.format_exc())
         return tap.done()
     finally:
         if imports:
