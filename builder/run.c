@@ -23,6 +23,29 @@
 
 static const char *const run_cmd[] = { "/bin/sh", "/udfb/run/start.sh", NULL };
 
+/* The inverse of udfb_run_split: the same walk over the URLs, each given
+ * its query back (json array in UDFB_RUN_QUERIES, in order). */
+static const char resign_py[] = "# udf-builder, script_mode = run: the script's URLs get their query strings back\n"
+				"# (the image holds none: a presigned URL's signature is a secret).\n"
+				"import json, os, sys\n"
+				"END = set('\\'\" \\t\\n\\r\\\\<>`')\n"
+				"src = open(sys.argv[1], 'rb').read().decode('utf-8')\n"
+				"queries = json.loads(os.environ.get('UDFB_RUN_QUERIES') or '[]')\n"
+				"out, k, n = [], 0, 0\n"
+				"while k < len(src):\n"
+				"    if src.startswith('http://', k) or src.startswith('https://', k):\n"
+				"        j = k\n"
+				"        while j < len(src) and src[j] not in END:\n"
+				"            j += 1\n"
+				"        out.append(src[k:j])\n"
+				"        out.append(queries[n] if n < len(queries) else '')\n"
+				"        n, k = n + 1, j\n"
+				"    else:\n"
+				"        out.append(src[k])\n"
+				"        k += 1\n"
+				"with open(sys.argv[2], 'wb') as f:\n"
+				"    f.write(''.join(out).encode('utf-8'))\n";
+
 static const char python_shim[] = "#!/bin/sh\n"
 				  "# udf-builder: `python` for a base that only has python3 (last on PATH)\n"
 				  "exec python3 \"$@\"\n";
@@ -37,8 +60,15 @@ static int url_end(char ch)
 
 char *udfb_run_unsigned(const char *script, size_t len, size_t *out_len)
 {
+	return udfb_run_split(script, len, out_len, NULL);
+}
+
+char *udfb_run_split(const char *script, size_t len, size_t *out_len, json_t **queries)
+{
 	char *out = malloc(len + 1);
 	size_t o = 0;
+	if (queries)
+		*queries = json_array();
 	for (size_t k = 0; k < len;) {
 		int url = (len - k >= 7 && memcmp(script + k, "http://", 7) == 0) ||
 			  (len - k >= 8 && memcmp(script + k, "https://", 8) == 0);
@@ -48,8 +78,11 @@ char *udfb_run_unsigned(const char *script, size_t len, size_t *out_len)
 		}
 		while (k < len && !url_end(script[k]) && script[k] != '?' && script[k] != '#')
 			out[o++] = script[k++];
+		size_t q = k;
 		while (k < len && !url_end(script[k])) /* the query string and fragment: left out */
 			k++;
+		if (queries)
+			json_array_append_new(*queries, json_stringn_nocheck(script + q, k - q));
 	}
 	out[o] = '\0';
 	*out_len = o;
@@ -211,7 +244,11 @@ static int start_script(struct udfb_buf *b, const struct udfb_run_in *in, struct
 		if (strncmp(in->index_url, "http://", 7) == 0)
 			udfb_buf_printf(b, "export PIP_TRUSTED_HOST='%s'\n", host);
 	}
-	udfb_buf_addstr(b, "exec bash /udfb/run/script.sh\n");
+	/* The image holds the script without its URLs' query strings (the
+	 * signatures); the sandbox's UDFB_RUN_QUERIES puts them back. */
+	udfb_buf_addstr(b, "python3 /udfb/run/resign.py /udfb/run/script.sh /tmp/udfb-script.sh\n"
+			   "unset UDFB_RUN_QUERIES\n"
+			   "exec bash /tmp/udfb-script.sh\n");
 	return 0;
 }
 
@@ -230,7 +267,10 @@ int udfb_build_run(struct udfb_build_result *out, const char *key, const struct 
 	udfb_layer_writer_new(&w);
 	struct stat st;
 	int rc = 0;
-	if (udfb_layer_add_bytes(w, RUN_DIR "/script.sh", in->script, in->len, 0, err) < 0 ||
+	size_t ulen;
+	char *unsigned_script = udfb_run_unsigned(in->script, in->len, &ulen);
+	if (udfb_layer_add_bytes(w, RUN_DIR "/script.sh", unsigned_script, ulen, 0, err) < 0 ||
+	    udfb_layer_add_bytes(w, RUN_DIR "/resign.py", resign_py, sizeof(resign_py) - 1, 0, err) < 0 ||
 	    udfb_layer_add_bytes(w, RUN_DIR "/start.sh", start.data, start.len, 1, err) < 0 ||
 	    udfb_layer_add_bytes(w, RUN_DIR "/sitecustomize.py", site->data, site->len, 0, err) < 0 ||
 	    udfb_layer_add_bytes(w, RUN_DIR "/udfb_guard.py", guard->data, guard->len, 0, err) < 0 ||
@@ -248,10 +288,12 @@ int udfb_build_run(struct udfb_build_result *out, const char *key, const struct 
 	if (rc < 0) {
 		udfb_layer_writer_free(w);
 		udfb_buf_free(&start);
+		free(unsigned_script);
 		return -1;
 	}
 	rc = udfb_build_one_layer(out, key, w, "udf-builder: COPY script.sh start.sh (script_mode = run) /udfb/run/",
 				  run_cmd, "/", o, err);
 	udfb_buf_free(&start);
+	free(unsigned_script);
 	return rc;
 }

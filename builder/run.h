@@ -4,11 +4,15 @@
  * is run as the script says, the way Databend's own control plane does:
  * pip installs its packages, its downloader fetches its imports, and it
  * execs its server.  The image is the runtime base and one small layer:
- *   /udfb/run/script.sh         the script, byte for byte
+ *   /udfb/run/script.sh         the script without its URLs' query strings
+ *                               (a presigned URL's signature is a secret:
+ *                               never in an image)
  *   /udfb/run/start.sh          the command: makes /tmp/app (/app links
  *                               there: the root file system is read-only),
- *                               points pip at the configured index, runs
- *                               script.sh with bash
+ *                               points pip at the configured index, puts
+ *                               the query strings back from the sandbox's
+ *                               UDFB_RUN_QUERIES (resign.py, into /tmp) and
+ *                               runs that script with bash
  *   /udfb/run/sitecustomize.py  hooks databend_udf's UDFServer behind the
  *   /udfb/run/udfb_guard.py     x-authorization check (the stub's text is
  *                               left alone; templates/databend/run_site.py)
@@ -21,11 +25,12 @@
  * The key covers what decides the sandbox except URLs' signatures: the
  * script with every URL's query string left out, the base, the index, the
  * tenant.  The same UDF re-signed has the same key and reuses the running
- * sandbox.  The layer holds the script of the call that started it; it is
- * made again at every start (a restart gets the then-current signatures). */
+ * sandbox; the image is the same for the same key, and a restart gets the
+ * signatures of the call that restarts it. */
 #ifndef UDFB_RUN_H
 #define UDFB_RUN_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "builder/build.h"
@@ -46,6 +51,9 @@ struct udfb_run_in {
 /* The script with the query string of every http(s) URL left out (a
  * presigned URL's signature changes at every query). */
 char *udfb_run_unsigned(const char *script, size_t len, size_t *out_len);
+/* The same, and *queries the left-out parts in order, one string per URL
+ * ("" for a URL without one): what UDFB_RUN_QUERIES gives the sandbox. */
+char *udfb_run_split(const char *script, size_t len, size_t *out_len, json_t **queries);
 /* The URLs of the script's imports: "url" of each object of a line that is
  * a JSON array of objects with "location" and "url" (Databend writes its
  * imports.json so).  NULL-terminated; *n of them.  Secrets: never logged. */

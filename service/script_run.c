@@ -22,10 +22,13 @@
 #include "builder/script.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "service/service_internal.h"
 
 #define MAX_EGRESS 64
+/* One environment string of the sandbox: Linux takes up to 128 KiB. */
+#define MAX_QUERIES_BYTES (120 << 10)
 
 /* The configured index pip in the sandbox uses: the first, a URL. */
 static int index_url(const struct udfb_service *s, const char **out, struct udfb_err *err)
@@ -214,8 +217,20 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 				     .platform = s->cfg.platform,
 				     .tenant = p->tenant,
 				     .base_resolved = &p->base->base };
+	/* The URLs' query strings reach the sandbox through its environment
+	 * (its bundle, on this machine), never through the image. */
+	size_t ulen;
+	json_t *queries = NULL;
+	free(udfb_run_split(p->run_script, p->run_len, &ulen, &queries));
+	char *qtext = udfb_json_dumps_must(queries, JSON_COMPACT);
+	json_decref(queries);
+	struct udfb_env_var qvar = { "UDFB_RUN_QUERIES", qtext };
 	struct udfb_build_result r;
-	int rc = udfb_build_run(&r, p->key, &in, &o, err);
+	int rc = strlen(qtext) > MAX_QUERIES_BYTES
+			 ? udfb_err_set(err, UDFB_E_EXHAUSTED,
+					"script_mode = run: the script's URLs' query strings exceed %d bytes",
+					MAX_QUERIES_BYTES)
+			 : udfb_build_run(&r, p->key, &in, &o, err);
 	if (rc == 0) {
 		udfb_logf(UDFB_LOG_INFO, &p->fields, "image %s (script run as-is; egress to %zu destinations)", r.image,
 			  n_to);
@@ -226,7 +241,9 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 					      p->env_name,
 					      p->worker,
 					      (const char *const *)to,
-					      n_to };
+					      n_to,
+					      &qvar,
+					      1 };
 		rc = svc_sandbox_start(s, &w, sb, err);
 		*image = strdup(r.image);
 		udfb_build_result_free(&r);
@@ -235,5 +252,6 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 		free(to[k]);
 	free(to);
 	udfb_buf_free(&hosts);
+	free(qtext);
 	return rc;
 }

@@ -457,13 +457,19 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 	const struct udfb_udf_env *env =
 		udfb_config_env_for(&s->cfg, w->tenant, w->env_name ? w->env_name : w->handler);
 	char *keys = sandbox_keys(s, w->tenant, w->key);
+	size_t n_env = (env ? env->n_vars : 0) + w->n_extra_env;
+	struct udfb_env_var *vars = calloc(n_env + 1, sizeof(*vars));
+	for (size_t k = 0; env && k < env->n_vars; k++)
+		vars[k] = env->vars[k];
+	for (size_t k = 0; k < w->n_extra_env; k++)
+		vars[n_env - w->n_extra_env + k] = w->extra_env[k];
 	struct udfb_sandbox_req req = { .tenant = w->tenant,
 					.key = w->key,
 					.image = w->image,
 					.handler = w->handler,
 					.auth_keys = keys,
-					.env = env ? env->vars : NULL,
-					.n_env = env ? env->n_vars : 0,
+					.env = vars,
+					.n_env = n_env,
 					.egress_to = w->egress_to,
 					.n_egress_to = w->n_egress_to };
 	if (w->worker)
@@ -474,6 +480,7 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 	udfb_image_store_free(req.store);
 	udfb_ref_free(&ref);
 	free(keys);
+	free(vars);
 	return rc < 0 ? udfb_err_wrap(err, "scheduler %s", s->sched.ops->name) : 0;
 }
 

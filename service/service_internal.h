@@ -99,6 +99,8 @@ struct svc_sandbox_what {
 	const char *worker; /* whose size; NULL: the backend's limits */
 	const char *const *egress_to; /* a script run as-is: where it may connect */
 	size_t n_egress_to;
+	const struct udfb_env_var *extra_env; /* a script run as-is: its URLs' query strings */
+	size_t n_extra_env;
 };
 int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, struct udfb_sandbox *sb,
 		      struct udfb_err *err);

@@ -325,6 +325,24 @@ def odd(d, code=None, **kw):
     return dict(d, script=script, **kw)
 
 
+def signed_files(root):
+    """Files under root/store holding a signature, gzip ones read unpacked."""
+    import gzip
+    found = []
+    for dirpath, _, names in os.walk(os.path.join(root, "store")):
+        for n in names:
+            path = os.path.join(dirpath, n)
+            try:
+                data = Path(path).read_bytes()
+                if data[:2] == b"\x1f\x8b":
+                    data = gzip.decompress(data)
+            except (OSError, EOFError, gzip.BadGzipFile):
+                continue
+            if b"X-Amz-Signature" in data:
+                found.append(path)
+    return found
+
+
 def run_mode(imports, runtime="runc", ports=(24000, 24499)):
     """script_mode = run: an unknown shape runs as-is, pip from the index,
     its imports from the import server, nothing else reachable."""
@@ -338,6 +356,7 @@ def run_mode(imports, runtime="runc", ports=(24000, 24499)):
     try:
         code = PROBE_CODE % (hostip or "192.0.2.1")
         d = odd(vector("add_one_helper", "create_worker", p), code, name="probe")
+        n_before = len(imports.requests)
         r = srv.query("create_worker", d)
         ok, why = called(r, "add_one", [1], 2)
         tap.check(t + "an unknown shape runs as-is and answers (%.1f s)" % r.elapsed, ok,
@@ -345,6 +364,15 @@ def run_mode(imports, runtime="runc", ports=(24000, 24499)):
         if not ok:
             return
         boxes = set(srv.containers())
+        # The image holds no signature; the sandbox's downloader sent the URL as signed.
+        signed = json.loads(d["script"].split("cat <<'UDF_IMPORTS' > /app/imports.json\n", 1)[1].split("\n", 1)[0])
+        want_query = signed[0]["url"].split("?", 1)[1]
+        sent = [q for (path, rng, h), q in zip(imports.requests[n_before:], imports.queries[n_before:])
+                if path == "imports/helper.py"]
+        tap.check(t + "the sandbox fetched the import with its presigned query string",
+                  sent and all(q == want_query for q in sent), repr(sent))
+        tap.check(t + "no signature in the store (images, their layers unpacked)", not signed_files(srv.dir),
+                  repr(signed_files(srv.dir)))
         tap.check(t + "Databend's stub runs behind the x-authorization check",
                   udf_call(r.endpoint, "add_one", [1], "0" * len(r.token))[0] == 401)
         index_port = int(INDEX.split(":")[2].split("/")[0])
