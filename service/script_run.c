@@ -42,6 +42,11 @@ static int index_url(const struct udfb_service *s, const char **out, struct udfb
 				    "script_mode = run: the first package index (%.200s) is a directory; pip in the "
 				    "sandbox needs an http(s) index",
 				    u);
+	const char *auth = strstr(u, "://") + 3, *slash = strchr(auth, '/'), *at = strchr(auth, '@');
+	if (at && (!slash || at < slash)) /* the start script is in the image: no password there */
+		return udfb_err_set(err, UDFB_E_PRECONDITION,
+				    "script_mode = run: the first package index carries credentials; they are not "
+				    "given to a script run as-is (use an index without them)");
 	*out = u;
 	return 0;
 }
