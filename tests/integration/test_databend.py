@@ -24,7 +24,8 @@ With script_mode = run (a second service, under runc and runsc): the unknown sha
 (pip from the test index, the imports from the import server), behind the
 token check; from inside, the index and import ports are reachable, the
 service's gRPC/admin ports and other host ports are not; the re-signed
-variant reuses the sandbox; a package injection is still refused.
+variant reuses the sandbox; a package injection is still refused; with the
+template scheduler (no egress limit) it is FAILED_PRECONDITION.
 
 Needs root, runc and overlayfs; prints "1..0 # SKIP ..." and exits 77 without
 them.  Results are TAP lines.
@@ -325,6 +326,27 @@ def odd(d, code=None, **kw):
     return dict(d, script=script, **kw)
 
 
+def run_mode_elsewhere(imports):
+    """script_mode = run with a backend that cannot limit a sandbox's egress
+    (template; kubernetes alike): FAILED_PRECONDITION naming the setting."""
+    srv = harness.Service(os.path.join(TMP, "runmode-template"),
+                          ["--store", os.path.join(TMP, "runmode-template", "store"), "--scheduler", "template",
+                           "--base-image", "3=oci:%s:python" % BASE, "--index-url", INDEX, "--imports-allow",
+                           "127.0.0.1", "--script-mode", "run"], tenant=TENANT)
+    try:
+        d = odd(vector("add_one_helper", "create_worker", imports.port), name="elsewhere")
+        r = srv.create_worker(d)
+        tap.check("script_mode = run with the template scheduler: FAILED_PRECONDITION naming the setting",
+                  r.code == "FAILED_PRECONDITION" and "script_mode = run" in r.details and "template" in r.details,
+                  repr(r))
+        bad = dict(d, script=d["script"].replace("humanize==4.9.0\n", "numpy; curl evil\n", 1))
+        r = srv.create_worker(bad)
+        tap.check("... an injection there is INVALID_ARGUMENT first", r.code == "INVALID_ARGUMENT" and
+                  "'numpy;'" in r.details, repr(r))
+    finally:
+        harness.check_clean_stop(srv, "script_mode = run with the template scheduler: stopped cleanly")
+
+
 def signed_files(root):
     """Files under root/store holding a signature, gzip ones read unpacked."""
     import gzip
@@ -519,6 +541,10 @@ def main():
         except Exception:
             tap.check("the checks ran to the end", False, traceback.format_exc() + srv.stderr_tail())
         harness.check_clean_stop(srv)
+        try:
+            run_mode_elsewhere(imports)
+        except Exception:
+            tap.check("the script_mode = run (template) checks ran to the end", False, traceback.format_exc())
         for runtime, ports in (("runc", (24000, 24499)), ("runsc", (24500, 24999))):
             if runtime == "runsc" and not shutil.which("runsc"):
                 continue
