@@ -577,6 +577,7 @@ int udfb_service_script_complete_until(struct udfb_service *s, struct udfb_scrip
 	memset(out, 0, sizeof(*out));
 	size_t n = c->script.n_imports;
 	struct udfb_prepared *p = c->run;
+	int looked_up = p != NULL; /* a script run as-is: run_begin asked already */
 	c->run = NULL;
 	int rc = 0;
 	if (!p) {
@@ -593,7 +594,7 @@ int udfb_service_script_complete_until(struct udfb_service *s, struct udfb_scrip
 	c->fields.key = key[0] ? key : NULL;
 	if (rc == 0)
 		rc = exists_elsewhere(s, c, key, err);
-	if (rc == 0 && udfb_service_lookup(s, p, out))
+	if (rc == 0 && !looked_up && udfb_service_lookup(s, p, out))
 		udfb_prepared_free(p);
 	else if (rc == 0)
 		rc = udfb_service_complete_until(s, p, deadline_ms, gone, out, err); /* consumes p */
