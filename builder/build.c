@@ -548,3 +548,69 @@ void udfb_build_result_free(struct udfb_build_result *r)
 	r->image = NULL;
 	r->layers = NULL;
 }
+
+/* An image of the base and one layer of the caller's (a Databend script
+ * run as-is, builder/run.h), built every time: it is small, and it carries
+ * the caller's current script.  Stored under key, published as usual. */
+int udfb_build_one_layer(struct udfb_build_result *out, const char *key, struct udfb_layer_writer *w,
+			 const char *created_by, const char *const *cmd, const char *workdir,
+			 const struct udfb_build_opts *o, struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->key, key, UDFB_DIGEST_LEN + 1);
+	struct udfb_ref dest;
+	if (udfb_ref_parse(&dest, o->dest, err) < 0) {
+		udfb_layer_writer_free(w);
+		return udfb_err_wrap(err, "--dest");
+	}
+	struct udfb_base own = { 0 };
+	struct udfb_image built = { 0 };
+	const struct udfb_base *base = o->base_resolved ? o->base_resolved : &own;
+	struct udfb_store *st = NULL;
+	struct udfb_image_store *ds = NULL;
+	struct udfb_layer layer = { 0 };
+	struct udfb_composed img = { 0 };
+	char cfg_digest[UDFB_DIGEST_LEN + 1];
+	cleanup_free char *tmpl = NULL;
+	int rc = o->base_resolved ? 0 : udfb_base_resolve(&own, o->base, o->platform, o->registries, err);
+	if (rc == 0)
+		rc = open_dest(&ds, &dest, base, o, err);
+	if (rc == 0)
+		rc = udfb_store_open(&st, o->store_dir, err);
+	if (rc == 0) {
+		tmpl = udfb_path_join(st->tmp, "build-XXXXXX");
+		if (!mkdtemp(tmpl))
+			rc = udfb_err_sys(err, errno, "create a build directory in %s", st->tmp);
+	}
+	if (rc == 0) {
+		rc = udfb_build_store_layer(&layer, w, st, tmpl, err);
+		w = NULL;
+	}
+	if (rc == 0)
+		rc = udfb_compose_cmd_in(&img, &base->image, &layer, &created_by, 1, o->platform, cmd, workdir, err);
+	if (rc == 0)
+		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
+	if (rc == 0)
+		rc = link_base_layers(st, base, err);
+	if (rc == 0)
+		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, out->manifest_digest, err);
+	if (rc == 0)
+		rc = image_of(&built, &img, err);
+	if (rc == 0)
+		rc = udfb_store_key_put(st, out->key, out->manifest_digest, err);
+	if (rc == 0)
+		rc = publish(out, st, base, &dest, ds, o->dest, &built, err);
+	if (tmpl)
+		udfb_rm_rf(tmpl);
+	udfb_layer_writer_free(w);
+	udfb_layer_clear(&layer);
+	udfb_composed_free(&img);
+	udfb_store_close(st);
+	udfb_image_store_free(ds);
+	udfb_image_free(&built);
+	udfb_base_free(&own);
+	udfb_ref_free(&dest);
+	if (rc < 0)
+		udfb_build_result_free(out);
+	return rc;
+}

@@ -91,5 +91,11 @@ struct udfb_layer_writer;
 struct udfb_store;
 int udfb_build_store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, struct udfb_store *st, const char *tmp,
 			   struct udfb_err *err);
+/* The base and the one layer w describes (freed), with cmd run in workdir:
+ * stored under key and published to o->dest, without a lookup first (a
+ * Databend script run as-is, builder/run.h). */
+int udfb_build_one_layer(struct udfb_build_result *out, const char *key, struct udfb_layer_writer *w,
+			 const char *created_by, const char *const *cmd, const char *workdir,
+			 const struct udfb_build_opts *o, struct udfb_err *err);
 
 #endif

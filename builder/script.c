@@ -32,6 +32,7 @@ struct cur {
 	const char *l; /* that line, without its newline */
 	size_t n;
 	int eof;
+	int *shape; /* set to 1 when the text differs from the template's shape */
 };
 
 /* Take the next line; 0 at the end of the text (a last line without a
@@ -75,6 +76,8 @@ static void shown(char out[SHOWN + 8], const char *l, size_t n)
 static int differs(const struct cur *c, const char *expected, struct udfb_err *err)
 {
 	char got[SHOWN + 8], want[SHOWN + 8];
+	if (c->shape)
+		*c->shape = 1;
 	shown(want, expected, strlen(expected));
 	if (c->eof)
 		return udfb_err_set(err, UDFB_E_INVALID,
@@ -415,7 +418,7 @@ static int getattr_line(const struct udfb_script *s, const char *p, const char *
  * other line must be the template's. */
 static int check_stub(struct udfb_script *s, size_t first_line, struct udfb_err *err)
 {
-	struct cur c = { .p = s->stub, .end = s->stub + s->stub_len, .line = first_line - 1 };
+	struct cur c = { .p = s->stub, .end = s->stub + s->stub_len, .line = first_line - 1, .shape = &s->shape };
 	const unsigned char *t = udfb_tpl_db_stub_start, *te = udfb_tpl_db_stub_end;
 	char want[SHOWN + 8];
 	while (t < te) {
@@ -508,10 +511,55 @@ int udfb_script_parse(struct udfb_script *out, const char *text, size_t len, str
 		return udfb_err_set(err, UDFB_E_INVALID, "script: empty");
 	if (udfb_text_check(text, len, UDFB_SCRIPT_MAX_BYTES, "script", err) < 0)
 		return -1; /* not UTF-8, or a NUL: Databend's script is a Rust String */
-	struct cur c = { .p = text, .end = text + len };
+	struct cur c = { .p = text, .end = text + len, .shape = &out->shape };
 	if (parse_lines(out, &c, err) < 0) {
+		int shape = out->shape;
 		udfb_script_free(out);
+		memset(out, 0, sizeof(*out));
+		out->shape = shape;
 		return -1;
+	}
+	return 0;
+}
+
+/* Words after "pip install" that are not options must be requirements, as
+ * in the template's own pip line. */
+static int check_pip_words(const char *p, const char *e, size_t line, struct udfb_err *err)
+{
+	struct udfb_script scratch = { 0 };
+	int rc = 0;
+	while (rc == 0 && p < e) {
+		while (p < e && *p == ' ')
+			p++;
+		const char *we = p;
+		while (we < e && *we != ' ')
+			we++;
+		if (we > p && *p != '-')
+			rc = add_package(&scratch, p, (size_t)(we - p), err);
+		p = we;
+	}
+	udfb_script_free(&scratch);
+	return rc < 0 ? udfb_err_wrap(err, "script line %zu", line) : 0;
+}
+
+int udfb_script_check_run(const char *text, size_t len, struct udfb_err *err)
+{
+	if (len > UDFB_SCRIPT_MAX_BYTES)
+		return udfb_err_set(err, UDFB_E_INVALID, "script: larger than %u bytes", UDFB_SCRIPT_MAX_BYTES);
+	if (len == 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "script: empty");
+	if (udfb_text_check(text, len, UDFB_SCRIPT_MAX_BYTES, "script", err) < 0)
+		return -1;
+	struct cur c = { .p = text, .end = text + len };
+	while (take(&c)) {
+		const char *l = c.l, *e = c.l + c.n;
+		while (l < e && (*l == ' ' || *l == '\t'))
+			l++;
+		/* A here-document's body (the UDF's code) is not a pip line. */
+		const char *at = memmem(l, (size_t)(e - l), "pip install ", 12);
+		if (at && (l == at || memmem(l, (size_t)(at - l), "python", 6) == l))
+			if (check_pip_words(at + 12, e, c.line, err) < 0)
+				return -1;
 	}
 	return 0;
 }

@@ -39,11 +39,18 @@ struct udfb_script {
 	char **input_types;
 	size_t n_input_types;
 	char *result_type;
+	int shape; /* after a refusal: 1 when the text differs from the template's shape
+		      (not for its content: a package injection, bad UTF-8, limits) */
 };
 
 /* Parse a script; errors are UDFB_E_INVALID and start with "script". */
 int udfb_script_parse(struct udfb_script *out, const char *text, size_t len, struct udfb_err *err);
 void udfb_script_free(struct udfb_script *s);
+/* Before a script the parser refused for its shape is run as-is
+ * (script_mode = run): the same content checks, size, UTF-8, and every
+ * `pip install` line's words are requirements (a word with shell syntax,
+ * `numpy; curl evil`, is refused naming it).  UDFB_E_INVALID. */
+int udfb_script_check_run(const char *text, size_t len, struct udfb_err *err);
 
 /* The ApplyUdfResource spec JSON with the script's parts (handler, types,
  * code, imports' locations, packages), for udfb_request_from_parts(). */

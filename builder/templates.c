@@ -10,7 +10,9 @@ extern const unsigned char udfb_tpl_dockerfile_start[], udfb_tpl_dockerfile_end[
 extern const unsigned char udfb_tpl_guard_py_start[], udfb_tpl_guard_py_end[];
 
 static struct udfb_template table[2];
-static struct udfb_template guard;
+extern const unsigned char udfb_tpl_run_site_start[], udfb_tpl_run_site_end[];
+
+static struct udfb_template guard, run_site;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
 static void fill_table(void)
@@ -21,6 +23,8 @@ static void fill_table(void)
 					   (size_t)(udfb_tpl_dockerfile_end - udfb_tpl_dockerfile_start) };
 	guard = (struct udfb_template){ "databend/guard.py", udfb_tpl_guard_py_start,
 					(size_t)(udfb_tpl_guard_py_end - udfb_tpl_guard_py_start) };
+	run_site = (struct udfb_template){ "databend/run_site.py", udfb_tpl_run_site_start,
+					   (size_t)(udfb_tpl_run_site_end - udfb_tpl_run_site_start) };
 }
 
 static void fill(void)
@@ -58,4 +62,10 @@ void udfb_templates_guard_digest(char out[UDFB_DIGEST_LEN + 1])
 {
 	fill();
 	udfb_sha256_digest(guard.data, guard.len, out);
+}
+
+const struct udfb_template *udfb_template_run_site(void)
+{
+	fill();
+	return &run_site;
 }

@@ -20,6 +20,8 @@ void udfb_templates_digest(char out[UDFB_DIGEST_LEN + 1]);
  * own stub (not in the table above, so ApplyUdfResource keys keep their
  * value; keys of script requests name its digest). */
 const struct udfb_template *udfb_template_guard(void);
+/* The sitecustomize.py of a script run as-is (script_mode = run). */
+const struct udfb_template *udfb_template_run_site(void);
 void udfb_templates_guard_digest(char out[UDFB_DIGEST_LEN + 1]);
 
 #endif

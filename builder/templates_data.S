@@ -10,6 +10,8 @@
 	.global udfb_tpl_db_downloader_end
 	.global udfb_tpl_guard_py_start
 	.global udfb_tpl_guard_py_end
+	.global udfb_tpl_run_site_start
+	.global udfb_tpl_run_site_end
 udfb_tpl_server_py_start:
 	.incbin "templates/server.py"
 udfb_tpl_server_py_end:
@@ -27,4 +29,7 @@ udfb_tpl_db_downloader_end:
 udfb_tpl_guard_py_start:
 	.incbin "templates/databend/guard.py"
 udfb_tpl_guard_py_end:
+udfb_tpl_run_site_start:
+	.incbin "templates/databend/run_site.py"
+udfb_tpl_run_site_end:
 	.section .note.GNU-stack,"",@progbits

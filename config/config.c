@@ -142,6 +142,20 @@ static int set_mode(void *obj, const struct udfb_setting *r, enum udfb_set_sourc
 	return 0;
 }
 
+static int set_script_mode(void *obj, const struct udfb_setting *r, enum udfb_set_source src, const char *v,
+			   struct udfb_err *err)
+{
+	struct udfb_config *c = obj;
+	(void)r, (void)src;
+	if (strcmp(v, "parse") == 0)
+		c->script_mode = UDFB_SCRIPT_PARSE;
+	else if (strcmp(v, "run") == 0)
+		c->script_mode = UDFB_SCRIPT_RUN;
+	else
+		return udfb_err_set(err, UDFB_E_INVALID, "script-mode: '%s' is not 'parse' or 'run'", v);
+	return 0;
+}
+
 static int json_env(void *obj, json_t *env, struct udfb_err *err)
 {
 	struct udfb_config *c = obj;
@@ -308,6 +322,12 @@ static const struct udfb_setting service_rows[] = {
 	   "fail (DEADLINE_EXCEEDED) or accepted (answer the coming endpoint)",
 	   "what a call answers when its build cannot finish before its deadline: `fail` (`DEADLINE_EXCEEDED`) or "
 	   "`accepted` (the endpoint the sandbox will have)"),
+	FN("script-mode", "script_mode", "UDFB_SCRIPT_MODE", NULL, "MODE", 0, set_script_mode, NULL, "`parse`",
+	   "parse, or run a Databend script of an unknown shape as-is",
+	   "what a Databend script of a shape the parser does not know gets: `parse` refuses it (`INVALID_ARGUMENT` "
+	   "naming the first differing line), `run` runs it as-is in a local sandbox from the runtime base, egress "
+	   "open only to the package index and the import hosts (docs/service.md, \"Scripts run as-is\"); a "
+	   "refusal for content (a package injection, bad UTF-8, limits) stays one"),
 	NUM("deadline-margin-ms", "deadline_margin_ms", NULL, UDFB_SET_INT, 0, 60000, deadline_margin_ms, "`100`",
 	    "answer this long before the call's deadline", NULL),
 	FN("token-secret", "token_secrets", "UDFB_TOKEN_SECRETS", ",", "SECRET", UDFB_SET_REPEAT | UDFB_SET_NOFLAG,

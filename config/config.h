@@ -34,6 +34,9 @@ struct udfb_runtime_base {
 #define UDFB_TOKEN_TTL_DEFAULT_S 3600
 
 enum udfb_deadline_mode { UDFB_DEADLINE_FAIL, UDFB_DEADLINE_ACCEPTED };
+/* A Databend script of a shape the parser does not know: refused (parse),
+ * or run as-is in a sandbox with egress to the index and import hosts (run). */
+enum udfb_script_mode { UDFB_SCRIPT_PARSE, UDFB_SCRIPT_RUN };
 
 struct udfb_config {
 	char *config_file; /* --config, UDFB_CONFIG: read before the rest */
@@ -49,6 +52,7 @@ struct udfb_config {
 	char *default_tenant; /* NULL: a call without x-databend-tenant is refused */
 	enum udfb_deadline_mode deadline_mode;
 	int deadline_margin_ms;
+	enum udfb_script_mode script_mode;
 	char **token_secrets; /* first signs; all are accepted by sandboxes */
 	size_t n_token_secrets;
 	int token_ttl_s; /* how long a token handed out is good for (60 s to 7 days) */

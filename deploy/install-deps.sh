@@ -28,7 +28,9 @@ python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl cppcheck"
 # (bsdextrautils); buildah, skopeo, pip and curl are already in test.
 bench="$test nghttp2-client time bsdextrautils"
 
-run="$build libxml2 libdeflate0 libyaml-0-2 mmdebstrap umoci skopeo runc runsc passt nftables"
+# python3-pip-whl: the pip a script run as-is gets when its base has none
+# (script_mode = run, docs/service.md).
+run="$build libxml2 libdeflate0 libyaml-0-2 mmdebstrap umoci skopeo runc runsc passt nftables python3-pip-whl"
 
 case "${1:-build}" in
 build) want=$build ;;

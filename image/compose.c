@@ -19,7 +19,7 @@ static int check_platform(json_t *cfg, const char *platform, struct udfb_err *er
 	return 0;
 }
 
-static void set_runtime(json_t *cfg, const char *const *cmd)
+static void set_runtime(json_t *cfg, const char *const *cmd, const char *workdir)
 {
 	json_t *c = json_object_get(cfg, "config");
 	if (!json_is_object(c)) {
@@ -36,7 +36,7 @@ static void set_runtime(json_t *cfg, const char *const *cmd)
 			json_array_append_new(argv, json_string(*cmd));
 	}
 	json_object_set_new(c, "Cmd", argv);
-	json_object_set_new(c, "WorkingDir", json_string(UDFB_IMAGE_WORKDIR));
+	json_object_set_new(c, "WorkingDir", json_string(workdir));
 	json_object_set_new(c, "User", json_string(UDFB_IMAGE_USER));
 	json_t *ports = json_object_get(c, "ExposedPorts");
 	if (!json_is_object(ports)) {
@@ -138,11 +138,18 @@ int udfb_compose_cmd(struct udfb_composed *out, const struct udfb_image *base, c
 		     const char *const *created_by, size_t n, const char *platform, const char *const *cmd,
 		     struct udfb_err *err)
 {
+	return udfb_compose_cmd_in(out, base, layers, created_by, n, platform, cmd, UDFB_IMAGE_WORKDIR, err);
+}
+
+int udfb_compose_cmd_in(struct udfb_composed *out, const struct udfb_image *base, const struct udfb_layer *layers,
+			const char *const *created_by, size_t n, const char *platform, const char *const *cmd,
+			const char *workdir, struct udfb_err *err)
+{
 	memset(out, 0, sizeof(*out));
 	if (check_platform(base->config_json, platform, err) < 0)
 		return -1;
 	json_t *cfg = json_deep_copy(base->config_json);
-	set_runtime(cfg, cmd);
+	set_runtime(cfg, cmd, workdir);
 	int rc = add_layers_to_config(cfg, layers, created_by, n, err);
 	if (rc == 0) {
 		out->config = dump(cfg, &out->config_len, out->config_digest);

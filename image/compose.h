@@ -31,6 +31,11 @@ int udfb_compose(struct udfb_composed *out, const struct udfb_image *base, const
 int udfb_compose_cmd(struct udfb_composed *out, const struct udfb_image *base, const struct udfb_layer *layers,
 		     const char *const *created_by, size_t n, const char *platform, const char *const *cmd,
 		     struct udfb_err *err);
+/* ... and another working directory (a script run as-is, script_mode =
+ * run, starts in "/": its /app is a link into the sandbox's /tmp). */
+int udfb_compose_cmd_in(struct udfb_composed *out, const struct udfb_image *base, const struct udfb_layer *layers,
+			const char *const *created_by, size_t n, const char *platform, const char *const *cmd,
+			const char *workdir, struct udfb_err *err);
 void udfb_composed_free(struct udfb_composed *c);
 
 #endif

@@ -21,12 +21,12 @@
  * UDF's own layers (a few KB) are made by libarchive once, not twice. */
 #define TAR_KEEP_MAX (1u << 20)
 
-enum entry_kind { ENTRY_DIR, ENTRY_BYTES, ENTRY_FILE };
+enum entry_kind { ENTRY_DIR, ENTRY_BYTES, ENTRY_FILE, ENTRY_SYMLINK };
 
 struct entry {
 	char *path; /* without trailing '/' */
 	enum entry_kind kind;
-	const void *data; /* ENTRY_BYTES: borrowed */
+	const void *data; /* ENTRY_BYTES: borrowed; ENTRY_SYMLINK: the target, borrowed */
 	size_t len;
 	char *src; /* ENTRY_FILE: size bytes at offset */
 	long long offset, size;
@@ -192,6 +192,16 @@ int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udf
 	return 0;
 }
 
+int udfb_layer_add_symlink(struct udfb_layer_writer *w, const char *path, const char *target, struct udfb_err *err)
+{
+	struct entry *e = new_entry(w, path, err);
+	if (!e)
+		return -1;
+	e->kind = ENTRY_SYMLINK;
+	e->data = target;
+	return 0;
+}
+
 void udfb_layer_writer_free(struct udfb_layer_writer *w)
 {
 	if (!w)
@@ -314,6 +324,12 @@ static struct archive_entry *make_header(struct archive *a, const struct entry *
 		archive_entry_set_pathname_utf8(ae, p);
 		archive_entry_set_filetype(ae, AE_IFDIR);
 		archive_entry_set_perm(ae, 0755);
+		archive_entry_set_size(ae, 0);
+	} else if (e->kind == ENTRY_SYMLINK) {
+		archive_entry_set_pathname_utf8(ae, e->path);
+		archive_entry_set_filetype(ae, AE_IFLNK);
+		archive_entry_set_perm(ae, 0777);
+		archive_entry_set_symlink_utf8(ae, e->data);
 		archive_entry_set_size(ae, 0);
 	} else {
 		archive_entry_set_pathname_utf8(ae, e->path);

@@ -37,6 +37,8 @@ int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const cha
 int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
 			      long long size, int executable, struct udfb_err *err);
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
+/* A symbolic link to target (borrowed until the layer is written). */
+int udfb_layer_add_symlink(struct udfb_layer_writer *w, const char *path, const char *target, struct udfb_err *err);
 /* 0 when path (no trailing '/') is not in the layer, 1 when it is a file,
  * 2 when it is a directory. */
 int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path);

@@ -88,7 +88,45 @@ int udfb_egress_parse(struct udfb_egress *e, const char *text, struct udfb_err *
 void udfb_egress_clear(struct udfb_egress *e)
 {
 	free(e->v);
+	free(e->to);
+	free(e->host_ports);
 	memset(e, 0, sizeof(*e));
+}
+
+int udfb_egress_any(const struct udfb_egress *e)
+{
+	return e->n || e->n_to || e->n_host_ports;
+}
+
+int udfb_egress_add_dest(struct udfb_egress *e, const char *text, struct udfb_err *err)
+{
+	char a[INET_ADDRSTRLEN + 1];
+	const char *colon = strrchr(text, ':');
+	size_t alen = colon ? (size_t)(colon - text) : 0;
+	char *end = NULL;
+	long port = colon ? strtol(colon + 1, &end, 10) : -1;
+	struct in_addr addr;
+	if (!colon || alen == 0 || alen >= sizeof(a) || !end || *end || end == colon + 1 || port < 1 || port > 65535)
+		return udfb_err_set(err, UDFB_E_INVALID, "egress destination '%.64s': expected ADDR:PORT (IPv4)", text);
+	memcpy(a, text, alen);
+	a[alen] = '\0';
+	if (inet_pton(AF_INET, a, &addr) != 1)
+		return udfb_err_set(err, UDFB_E_INVALID, "egress destination '%.64s': expected ADDR:PORT (IPv4)", text);
+	if ((ntohl(addr.s_addr) >> 24) == 127) {
+		for (size_t k = 0; k < e->n_host_ports; k++)
+			if (e->host_ports[k] == port)
+				return 0;
+		e->host_ports = realloc(e->host_ports, (e->n_host_ports + 1) * sizeof(int));
+		if (!e->host_ports)
+			abort();
+		e->host_ports[e->n_host_ports++] = (int)port;
+		return 0;
+	}
+	e->to = realloc(e->to, (e->n_to + 1) * sizeof(*e->to));
+	if (!e->to)
+		abort();
+	e->to[e->n_to++] = (struct udfb_egress_dest){ addr, (int)port };
+	return 0;
 }
 
 static void add_net(struct udfb_buf *b, const struct udfb_egress_net *n, const char *sep)
@@ -155,11 +193,20 @@ char *udfb_egress_ruleset(const struct udfb_egress *e, const char *host_addrs)
 	/* Closed whatever the operator opens: the cloud metadata address, pasta's
 	 * gateway (nothing answers there), and the host's own addresses. */
 	udfb_buf_printf(&b, "169.254.169.254, %s%s%s", UDFB_EGRESS_GATEWAY, *host_addrs ? ", " : "", host_addrs);
-	udfb_buf_addstr(&b, " }\n\t}\n\tset open {\n\t\ttype ipv4_addr; flags interval; auto-merge\n\t\telements = { ");
+	udfb_buf_addstr(&b, " }\n\t}\n\tset open {\n\t\ttype ipv4_addr; flags interval; auto-merge\n");
 	for (size_t k = 0; k < e->n; k++)
-		add_net(&b, &e->v[k], k ? ", " : "");
-	udfb_buf_addstr(&b, " }\n\t}\n"
-			    "\tchain refuse {\n"
+		add_net(&b, &e->v[k], k ? ", " : "\t\telements = { ");
+	udfb_buf_addstr(&b, e->n ? " }\n\t}\n" : "\t}\n");
+	/* A script run as-is: exact address:port destinations (an empty set
+	 * is written without elements). */
+	udfb_buf_addstr(&b, "\tset open_to {\n\t\ttype ipv4_addr . inet_service\n");
+	for (size_t k = 0; k < e->n_to; k++) {
+		char a[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &e->to[k].addr, a, sizeof(a));
+		udfb_buf_printf(&b, "%s%s . %d", k ? ", " : "\t\telements = { ", a, e->to[k].port);
+	}
+	udfb_buf_addstr(&b, e->n_to ? " }\n\t}\n" : "\t}\n");
+	udfb_buf_addstr(&b, "\tchain refuse {\n"
 			    "\t\tmeta l4proto tcp reject with tcp reset\n"
 			    "\t\treject with icmpx type admin-prohibited\n"
 			    "\t}\n"
@@ -168,6 +215,7 @@ char *udfb_egress_ruleset(const struct udfb_egress *e, const char *host_addrs)
 			    "\t\toifname \"lo\" accept\n"
 			    "\t\tip daddr @closed jump refuse\n"
 			    "\t\tip daddr @open accept\n"
+			    "\t\tip daddr . tcp dport @open_to accept\n"
 			    "\t\tjump refuse\n"
 			    "\t}\n"
 			    "}\n");
@@ -243,14 +291,20 @@ static int read_pid(const char *path, pid_t *pid)
 /* pasta on the namespace (descriptor 3 in it): the sandbox's eth0 is
  * UDFB_EGRESS_ADDR/24 with UDFB_EGRESS_GATEWAY as its default route; the
  * gateway is not mapped to the host (--no-map-gw), no port is forwarded in
- * either direction (-t/-u/-T/-U none), IPv4 only.  pasta drops to nobody
+ * either direction (-t/-u/-T/-U none; a script run as-is gets -T for the
+ * host's loopback ports of its index and import servers), IPv4 only.  pasta drops to nobody
  * by default, which then cannot enter a namespace of the host's user
  * namespace: it keeps uid 0 (--runas 0), without capabilities once set up,
  * in a mount namespace of its own, under its own seccomp filter.  It
  * detaches once the interface is configured, so its launcher's exit says
  * it is ready. */
-static int start_pasta(int netns_fd, const char *dir, int *pidfd, struct udfb_err *err)
+static int start_pasta(const struct udfb_egress *e, int netns_fd, const char *dir, int *pidfd, struct udfb_err *err)
 {
+	/* A script run as-is reaches these ports of the host's loopback, each
+	 * through a listener pasta opens on the namespace's loopback. */
+	char ports[1024] = "none";
+	for (size_t k = 0, len = 0; k < e->n_host_ports && len + 8 < sizeof(ports); k++)
+		len += (size_t)snprintf(ports + len, sizeof(ports) - len, "%s%d", k ? "," : "", e->host_ports[k]);
 	cleanup_free char *pidfile = udfb_path_join(dir, "pasta.pid"), *log = udfb_path_join(dir, "pasta.log");
 	const char *argv[] = { "pasta",
 			       "--runas",
@@ -273,7 +327,7 @@ static int start_pasta(int netns_fd, const char *dir, int *pidfd, struct udfb_er
 			       "-u",
 			       "none",
 			       "-T",
-			       "none",
+			       ports,
 			       "-U",
 			       "none",
 			       "-q",
@@ -295,7 +349,7 @@ int udfb_egress_open(const struct udfb_egress *e, int netns_fd, const char *dir,
 		     struct udfb_err *err)
 {
 	*pidfd = -1;
-	if (load_rules(e, netns_fd, dir, host_addrs, err) < 0 || start_pasta(netns_fd, dir, pidfd, err) < 0)
+	if (load_rules(e, netns_fd, dir, host_addrs, err) < 0 || start_pasta(e, netns_fd, dir, pidfd, err) < 0)
 		return udfb_err_wrap(err, "sandbox egress");
 	return 0;
 }

@@ -30,9 +30,24 @@ struct udfb_egress_net {
 	int len;
 };
 
+/* One TCP destination of a script run as-is (script_mode = run). */
+struct udfb_egress_dest {
+	struct in_addr addr;
+	int port;
+};
+
 struct udfb_egress {
 	struct udfb_egress_net *v;
 	size_t n;
+	/* A sandbox running a Databend script as-is: besides v, exactly these
+	 * address:port (TCP) destinations, and these ports of the host's
+	 * loopback (pasta maps each into the namespace's loopback, -T PORT:
+	 * the sandbox connects to 127.0.0.1:PORT and reaches that port of the
+	 * host, and no other). */
+	struct udfb_egress_dest *to;
+	size_t n_to;
+	int *host_ports;
+	size_t n_host_ports;
 };
 
 /* "10.0.0.0/8,192.0.2.7" (an address alone is /32); "" opens none.  Strict:
@@ -40,6 +55,11 @@ struct udfb_egress {
  * (the sandbox's link is IPv4 only).  UDFB_E_INVALID naming the entry. */
 int udfb_egress_parse(struct udfb_egress *e, const char *text, struct udfb_err *err);
 void udfb_egress_clear(struct udfb_egress *e);
+/* "ADDR:PORT" (IPv4) added to to, or, for a 127.0.0.0/8 address, PORT to
+ * host_ports.  UDFB_E_INVALID naming the entry. */
+int udfb_egress_add_dest(struct udfb_egress *e, const char *text, struct udfb_err *err);
+/* Anything to open: networks, destinations or host ports. */
+int udfb_egress_any(const struct udfb_egress *e);
 /* The networks, canonical and comma-separated, for logs. */
 char *udfb_egress_describe(const struct udfb_egress *e);
 /* The host's IPv4 addresses now, sorted, ", "-separated: the same text for

@@ -246,6 +246,21 @@ static int launch(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb
 	return wait_ready(L, sb, err);
 }
 
+/* A Databend script run as-is: the operator's networks stay closed to
+ * it; exactly its index and import hosts are open (a netns is needed). */
+static int run_egress(struct udfb_egress *e, const struct udfb_local *L, const struct udfb_sandbox_req *req,
+		      struct udfb_err *err)
+{
+	if (!L->fwd)
+		return udfb_err_set(err, UDFB_E_PRECONDITION,
+				    "script_mode = run needs the local scheduler's network = namespace (a sandbox "
+				    "of its own network, egress limited to the index and import hosts)");
+	for (size_t k = 0; k < req->n_egress_to; k++)
+		if (udfb_egress_add_dest(e, req->egress_to[k], err) < 0)
+			return -1;
+	return 0;
+}
+
 int udfb_local_start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const struct udfb_sandbox_req *req,
 		     struct udfb_err *err)
 {
@@ -269,12 +284,17 @@ int udfb_local_start(struct udfb_local *L, struct udfb_sandbox_rec *sb, const st
 		rc = make_bundle(L, sb, req, &im, err);
 	udfb_bundle_image_free(&im);
 	/* Before the sandbox runs: its first packet meets the ruleset. */
-	if (rc == 0 && L->fwd && L->egress.n) {
+	struct udfb_egress own = { 0 };
+	if (rc == 0 && req->egress_to)
+		rc = run_egress(&own, L, req, err);
+	const struct udfb_egress *eg = req->egress_to ? &own : &L->egress;
+	if (rc == 0 && L->fwd && udfb_egress_any(eg)) {
 		free(sb->egress_addrs);
 		sb->egress_addrs = udfb_egress_host_addrs();
-		if (udfb_egress_open(&L->egress, sb->netns, sb->dir, sb->egress_addrs, &sb->egress, err) < 0)
+		if (udfb_egress_open(eg, sb->netns, sb->dir, sb->egress_addrs, &sb->egress, err) < 0)
 			rc = udfb_err_wrap(err, "sandbox for key %s", sb->key);
 	}
+	udfb_egress_clear(&own);
 	if (rc == 0)
 		rc = launch(L, sb, err);
 	if (rc < 0)

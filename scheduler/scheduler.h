@@ -32,6 +32,12 @@ struct udfb_sandbox_req {
 	long cpu_millis;
 	int replicas; /* a worker's min_cluster_count (Kubernetes); 0: one */
 	int max_replicas; /* a worker's max_cluster_count (Kubernetes: an autoscaler up to it); 0: none */
+	/* A Databend script run as-is (script_mode = run): its egress is
+	 * exactly these "ADDR:PORT" TCP destinations (the package index's and
+	 * the import hosts'), instead of the backend's usual; NULL otherwise.
+	 * Only a backend with run_scripts set takes it. */
+	const char *const *egress_to;
+	size_t n_egress_to;
 };
 
 struct udfb_sandbox {
@@ -41,6 +47,9 @@ struct udfb_sandbox {
 
 struct udfb_scheduler_ops {
 	const char *name;
+	/* 1: ensure() honours udfb_sandbox_req.egress_to (a sandbox running a
+	 * Databend script as-is, script_mode = run). */
+	int run_scripts;
 	/* Make sure a sandbox for (tenant, key) runs the image; report it. */
 	int (*ensure)(void *impl, const struct udfb_sandbox_req *req, struct udfb_sandbox *out, struct udfb_err *err);
 	/* The endpoint the sandbox for (tenant, key) will have (accepted mode). */

@@ -256,6 +256,8 @@ static void spec_hash(char out[UDFB_DIGEST_LEN + 1], const struct udfb_sandbox_r
 		udfb_sha256_update(h, req->env[k].name, strlen(req->env[k].name) + 1);
 		udfb_sha256_update(h, req->env[k].value, strlen(req->env[k].value) + 1);
 	}
+	for (size_t k = 0; k < req->n_egress_to; k++) /* a script run as-is: where it may connect */
+		udfb_sha256_update(h, req->egress_to[k], strlen(req->egress_to[k]) + 1);
 	udfb_sha256_final(h, out);
 }
 
@@ -724,6 +726,7 @@ static void local_destroy(void *impl)
 
 static const struct udfb_scheduler_ops local_ops = {
 	.name = "local",
+	.run_scripts = 1,
 	.ensure = local_ensure,
 	.predict = local_predict,
 	.stop = local_stop,

@@ -56,6 +56,7 @@ struct udfb_script_call {
 	int if_not_exists;
 	const char *env_scope; /* = worker when its variables are not the handler's */
 	struct udfb_log_fields fields;
+	struct udfb_prepared *run; /* script_mode = run: the script as-is (script_run.c) */
 };
 
 static void free_memo(void *v)
@@ -305,6 +306,7 @@ void udfb_script_call_free(struct udfb_script_call *c)
 	free(c->tenant);
 	free(c->query_id);
 	free(c->worker);
+	udfb_prepared_free(c->run);
 	free(c);
 }
 
@@ -377,6 +379,29 @@ static int fast_answer(struct udfb_service *s, struct udfb_script_call *c, struc
 	return answered;
 }
 
+/* script_mode = run, the script refused for its shape (err says why):
+ * answered from a running sandbox (1), to be completed (0), refused (-1). */
+static int run_begin(struct udfb_service *s, struct udfb_script_call *c, const struct udfb_call_meta *meta,
+		     const char *script, size_t len, struct udfb_apply_out *hit, struct udfb_err *err)
+{
+	udfb_err_clear(err);
+	if (svc_run_prepare(s, &c->run, c->tenant, c->worker, meta->query_id, script, len, err) < 0)
+		return -1;
+	c->fields = (struct udfb_log_fields){ c->tenant, c->run->query_id, NULL };
+	pthread_mutex_lock(&s->mu);
+	struct svc_worker *w = c->worker ? svc_worker_get(s, c->tenant, c->worker, 0) : NULL;
+	int clash = w && !c->if_not_exists && w->key[0] && strcmp(w->key, c->run->key) != 0;
+	pthread_mutex_unlock(&s->mu);
+	if (clash || !udfb_service_lookup(s, c->run, hit))
+		return 0; /* the slow path says ALREADY_EXISTS, or starts it */
+	if (c->worker) {
+		pthread_mutex_lock(&s->mu);
+		worker_point(s, c->tenant, c->worker, c->run->key, &hit->worker);
+		pthread_mutex_unlock(&s->mu);
+	}
+	return 1;
+}
+
 int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **out, const struct udfb_call_meta *meta,
 			      const struct udfb_worker_req *w, const char *script, size_t len,
 			      struct udfb_apply_out *hit, struct udfb_err *err)
@@ -403,8 +428,15 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 		return 1;
 	}
 	if (udfb_script_parse(&c->script, script, len, err) < 0) {
+		int rc = c->script.shape && s->cfg.script_mode == UDFB_SCRIPT_RUN
+				 ? run_begin(s, c, meta, script, len, hit, err)
+				 : -1;
+		if (rc == 0) {
+			*out = c;
+			return 0;
+		}
 		udfb_script_call_free(c);
-		return -1;
+		return rc;
 	}
 	c->query_id = meta->query_id ? strndup(meta->query_id, 128) : NULL;
 	c->locations = calloc(c->script.n_imports + 1, sizeof(char *));
@@ -544,20 +576,25 @@ int udfb_service_script_complete_until(struct udfb_service *s, struct udfb_scrip
 {
 	memset(out, 0, sizeof(*out));
 	size_t n = c->script.n_imports;
-	char(*digests)[UDFB_DIGEST_LEN + 1] = calloc(n + 1, sizeof(*digests));
-	long long fetch_deadline = deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0;
-	struct udfb_prepared *p = NULL;
-	int rc = identify(s, c, digests, fetch_deadline, gone, err);
-	if (rc == 0 && !(p = make_prepared(s, c, digests, err)))
-		rc = -1;
-	free(digests);
+	struct udfb_prepared *p = c->run;
+	int looked_up = p != NULL; /* a script run as-is: run_begin asked already */
+	c->run = NULL;
+	int rc = 0;
+	if (!p) {
+		char(*digests)[UDFB_DIGEST_LEN + 1] = calloc(n + 1, sizeof(*digests));
+		long long fetch_deadline = deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0;
+		rc = identify(s, c, digests, fetch_deadline, gone, err);
+		if (rc == 0 && !(p = make_prepared(s, c, digests, err)))
+			rc = -1;
+		free(digests);
+	}
 	char key[UDFB_DIGEST_LEN + 1] = "";
 	if (p)
 		memcpy(key, p->key, sizeof(key));
 	c->fields.key = key[0] ? key : NULL;
 	if (rc == 0)
 		rc = exists_elsewhere(s, c, key, err);
-	if (rc == 0 && udfb_service_lookup(s, p, out))
+	if (rc == 0 && !looked_up && udfb_service_lookup(s, p, out))
 		udfb_prepared_free(p);
 	else if (rc == 0)
 		rc = udfb_service_complete_until(s, p, deadline_ms, gone, out, err); /* consumes p */

@@ -381,6 +381,7 @@ void udfb_prepared_free(struct udfb_prepared *p)
 	free(p->tenant);
 	free(p->query_id);
 	free(p->worker);
+	free(p->run_script);
 	free(p);
 }
 
@@ -407,7 +408,7 @@ static int deterministic(const struct udfb_err *e)
 }
 
 /* The tenant scopes where an image is published: its tag names both. */
-static int dest_for(char **out, struct udfb_service *s, const struct udfb_prepared *p, struct udfb_err *err)
+int svc_dest_for(char **out, struct udfb_service *s, const struct udfb_prepared *p, struct udfb_err *err)
 {
 	struct udfb_ref r;
 	if (udfb_ref_parse(&r, s->dest, err) < 0)
@@ -456,13 +457,21 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 	const struct udfb_udf_env *env =
 		udfb_config_env_for(&s->cfg, w->tenant, w->env_name ? w->env_name : w->handler);
 	char *keys = sandbox_keys(s, w->tenant, w->key);
+	size_t n_env = (env ? env->n_vars : 0) + w->n_extra_env;
+	struct udfb_env_var *vars = calloc(n_env + 1, sizeof(*vars));
+	for (size_t k = 0; env && k < env->n_vars; k++)
+		vars[k] = env->vars[k];
+	for (size_t k = 0; k < w->n_extra_env; k++)
+		vars[n_env - w->n_extra_env + k] = w->extra_env[k];
 	struct udfb_sandbox_req req = { .tenant = w->tenant,
 					.key = w->key,
 					.image = w->image,
 					.handler = w->handler,
 					.auth_keys = keys,
-					.env = env ? env->vars : NULL,
-					.n_env = env ? env->n_vars : 0 };
+					.env = vars,
+					.n_env = n_env,
+					.egress_to = w->egress_to,
+					.n_egress_to = w->n_egress_to };
 	if (w->worker)
 		svc_worker_size(s, w->tenant, w->worker, &req);
 	struct udfb_ref ref = { 0 };
@@ -471,6 +480,7 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 	udfb_image_store_free(req.store);
 	udfb_ref_free(&ref);
 	free(keys);
+	free(vars);
 	return rc < 0 ? udfb_err_wrap(err, "scheduler %s", s->sched.ops->name) : 0;
 }
 
@@ -484,8 +494,10 @@ static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, 
 static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb, char **image,
 			   struct udfb_err *err)
 {
+	if (p->run_script)
+		return svc_run_build_and_start(s, p, sb, image, err);
 	char *dest = NULL;
-	if (dest_for(&dest, s, p, err) < 0)
+	if (svc_dest_for(&dest, s, p, err) < 0)
 		return -1;
 	struct udfb_build_opts o = { .store_dir = s->cfg.store,
 				     .base = p->base->runtime,

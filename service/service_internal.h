@@ -21,6 +21,7 @@ struct udfb_table;
 struct svc_base {
 	const char *runtime; /* borrowed from the config */
 	struct udfb_base base;
+	int pip_checked, has_pip; /* under mu: script_mode = run asked whether the base has pip */
 };
 
 struct udfb_service {
@@ -77,6 +78,10 @@ struct udfb_prepared {
 	struct udfb_log_fields fields;
 	const char *env_name; /* whose operator variables: the handler, or a CreateWorker's name */
 	char *worker; /* CreateWorker: the worker's name; NULL otherwise */
+	/* A Databend script run as-is (script_mode = run, script_run.c);
+	 * NULL for the native build. */
+	char *run_script;
+	size_t run_len;
 };
 
 void svc_fill_out(const struct udfb_service *s, struct udfb_apply_out *out, const struct udfb_flight *f);
@@ -93,9 +98,23 @@ struct svc_sandbox_what {
 	const char *tenant, *key, *image, *handler;
 	const char *env_name; /* whose operator variables; NULL: the handler's */
 	const char *worker; /* whose size; NULL: the backend's limits */
+	const char *const *egress_to; /* a script run as-is: where it may connect */
+	size_t n_egress_to;
+	const struct udfb_env_var *extra_env; /* a script run as-is: its URLs' query strings */
+	size_t n_extra_env;
 };
 int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, struct udfb_sandbox *sb,
 		      struct udfb_err *err);
+
+/* script_run.c: script_mode = run.  A script the parser refused for its
+ * shape: the content checks, then the prepared call (its key) when the
+ * backend can run it; UDFB_E_PRECONDITION naming the setting when not. */
+int svc_run_prepare(struct udfb_service *s, struct udfb_prepared **out, const char *tenant, const char *worker,
+		    const char *query_id, const char *script, size_t len, struct udfb_err *err);
+/* The build job of a prepared run: its image, then its sandbox. */
+int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
+			    char **image, struct udfb_err *err);
+int svc_dest_for(char **out, struct udfb_service *s, const struct udfb_prepared *p, struct udfb_err *err);
 
 /* workers.c */
 int svc_workers_start(struct udfb_service *s, struct udfb_err *err);

@@ -20,6 +20,12 @@ Range is downloaded once; CREATE OR REPLACE hands out the new sandbox only;
 an unknown script shape and a package injection are refused before anything
 is fetched or started; tenant_id must be the caller's; the WORKER statements;
 unknown methods answer UNIMPLEMENTED at once; the markers are counted.
+With script_mode = run (a second service, under runc and runsc): the unknown shape runs as-is
+(pip from the test index, the imports from the import server), behind the
+token check; from inside, the index and import ports are reachable, the
+service's gRPC/admin ports and other host ports are not; the re-signed
+variant reuses the sandbox; a package injection is still refused; with the
+template scheduler (no egress limit) it is FAILED_PRECONDITION.
 
 Needs root, runc and overlayfs; prints "1..0 # SKIP ..." and exits 77 without
 them.  Results are TAP lines.
@@ -268,6 +274,187 @@ def run(srv, imports):
               "X-Amz-Signature" not in Path(srv.stderr_path).read_text(errors="replace"))
 
 
+# ---- script_mode = run ----
+
+PROBE_CODE = """# /// script
+# dependencies = ["humanize==4.9.0"]
+# ///
+import socket
+import helper
+import humanize
+
+HOST = %r
+
+def add_one(x: int) -> int:
+    if x < 1000:
+        humanize.intcomma(x)
+        return helper.add_one(x)
+    # x = PORT (the sandbox's 127.0.0.1) or 100000 + PORT (the host's address):
+    # 1 when a TCP connection opens there, else 0.
+    addr = ("127.0.0.1", x) if x < 100000 else (HOST, x - 100000)
+    s = socket.socket()
+    s.settimeout(3)
+    try:
+        s.connect(addr)
+        return 1
+    except OSError:
+        return 0
+    finally:
+        s.close()
+"""
+
+
+def host_address():
+    """An IPv4 address of this host other than loopback, or None."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], stdout=subprocess.PIPE, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        addr = parts[3].split("/")[0] if len(parts) > 3 else ""
+        if addr and not addr.startswith("127."):
+            return addr
+    return None
+
+
+def odd(d, code=None, **kw):
+    """A script of a shape the parser does not know (a newer Databend's, say):
+    `set -eu` for line 2; the UDF's code replaced by code."""
+    script = d["script"].replace("set -euo pipefail\n", "set -eu\n", 1)
+    if code is not None:
+        start = script.index("cat <<'UDF_CODE' > /app/udf.py\n") + len("cat <<'UDF_CODE' > /app/udf.py\n")
+        end = script.index("\nUDF_CODE\n", start)
+        script = script[:start] + code.rstrip("\n") + script[end:]
+    return dict(d, script=script, **kw)
+
+
+def run_mode_elsewhere(imports):
+    """script_mode = run with a backend that cannot limit a sandbox's egress
+    (template; kubernetes alike): FAILED_PRECONDITION naming the setting."""
+    srv = harness.Service(os.path.join(TMP, "runmode-template"),
+                          ["--store", os.path.join(TMP, "runmode-template", "store"), "--scheduler", "template",
+                           "--base-image", "3=oci:%s:python" % BASE, "--index-url", INDEX, "--imports-allow",
+                           "127.0.0.1", "--script-mode", "run"], tenant=TENANT)
+    try:
+        d = odd(vector("add_one_helper", "create_worker", imports.port), name="elsewhere")
+        r = srv.create_worker(d)
+        tap.check("script_mode = run with the template scheduler: FAILED_PRECONDITION naming the setting",
+                  r.code == "FAILED_PRECONDITION" and "script_mode = run" in r.details and "template" in r.details,
+                  repr(r))
+        bad = dict(d, script=d["script"].replace("humanize==4.9.0\n", "numpy; curl evil\n", 1))
+        r = srv.create_worker(bad)
+        tap.check("... an injection there is INVALID_ARGUMENT first", r.code == "INVALID_ARGUMENT" and
+                  "'numpy;'" in r.details, repr(r))
+    finally:
+        harness.check_clean_stop(srv, "script_mode = run with the template scheduler: stopped cleanly")
+
+
+def signed_files(root):
+    """Files under root/store holding a signature, gzip ones read unpacked."""
+    import gzip
+    found = []
+    for dirpath, _, names in os.walk(os.path.join(root, "store")):
+        for n in names:
+            path = os.path.join(dirpath, n)
+            try:
+                data = Path(path).read_bytes()
+                if data[:2] == b"\x1f\x8b":
+                    data = gzip.decompress(data)
+            except (OSError, EOFError, gzip.BadGzipFile):
+                continue
+            if b"X-Amz-Signature" in data:
+                found.append(path)
+    return found
+
+
+def run_mode(imports, runtime="runc", ports=(24000, 24499)):
+    """script_mode = run: an unknown shape runs as-is, pip from the index,
+    its imports from the import server, nothing else reachable."""
+    p = imports.port
+    hostip = host_address()
+    index_before = len(index_log())
+    t = "script_mode = run (%s): " % runtime
+    srv = harness.SandboxService(os.path.join(TMP, "runmode-" + runtime), INDEX, [("3", "oci:%s:python" % BASE)],
+                                 os.path.join(TMP, "layers"), ports, runtime=runtime, secret=SECRET, tenant=TENANT,
+                                 args=("--script-mode", "run"), opts={"start_timeout_ms": "120000"})
+    try:
+        code = PROBE_CODE % (hostip or "192.0.2.1")
+        d = odd(vector("add_one_helper", "create_worker", p), code, name="probe")
+        n_before = len(imports.requests)
+        r = srv.query("create_worker", d)
+        ok, why = called(r, "add_one", [1], 2)
+        tap.check(t + "an unknown shape runs as-is and answers (%.1f s)" % r.elapsed, ok,
+                  why + srv.stderr_tail())
+        if not ok:
+            return
+        boxes = set(srv.containers())
+        # The image holds no signature; the sandbox's downloader sent the URL as signed.
+        signed = json.loads(d["script"].split("cat <<'UDF_IMPORTS' > /app/imports.json\n", 1)[1].split("\n", 1)[0])
+        want_query = signed[0]["url"].split("?", 1)[1]
+        sent = [q for (path, rng, h), q in zip(imports.requests[n_before:], imports.queries[n_before:])
+                if path == "imports/helper.py"]
+        tap.check(t + "the sandbox fetched the import with its presigned query string",
+                  sent and all(q == want_query for q in sent), repr(sent))
+        tap.check(t + "no signature in the store (images, their layers unpacked)", not signed_files(srv.dir),
+                  repr(signed_files(srv.dir)))
+        tap.check(t + "Databend's stub runs behind the x-authorization check",
+                  udf_call(r.endpoint, "add_one", [1], "0" * len(r.token))[0] == 401)
+        index_port = int(INDEX.split(":")[2].split("/")[0])
+        listener = harness.free_port()  # some other port of the host, listening
+        import socket
+        other = socket.socket()
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("0.0.0.0", 0))
+        other.listen(8)
+        other_port = other.getsockname()[1]
+
+        def reach(port, host=False):
+            status, out = udf_call(r.endpoint, "add_one", [port + (100000 if host else 0)], r.token)
+            return (out or {}).get("result") if status == 200 else "HTTP %s %r" % (status, out)
+
+        got = {"index": reach(index_port), "imports": reach(p), "grpc": reach(srv.grpc_port),
+               "admin": reach(srv.admin_port), "other": reach(other_port)}
+        if hostip:
+            got.update({"host grpc": reach(srv.grpc_port, True), "host other": reach(other_port, True)})
+        other.close()
+        want = {k: (1 if k in ("index", "imports") else 0) for k in got}
+        tap.check(t + "the sandbox reaches the index and the import server, not the service's "
+                  "gRPC/admin ports nor another host port (%s)" % (
+                      "loopback and " + hostip if hostip else "loopback only"), got == want, "got %r, want %r" % (got, want))
+        new = index_log()[index_before:]
+        tap.check(t + "pip in the sandbox installed from the configured index",
+                  any("humanize" in x and ".whl" in x for x in new), repr(new[-5:]))
+
+        # The same UDF re-signed (new presigned URLs): the running sandbox.
+        before = imports.count()
+        d2 = odd(vector("add_one_helper", "create_worker", p, ".resigned"), code, name="probe")
+        r2 = srv.create_worker(d2)
+        tap.check(t + "the re-signed variant reuses the running sandbox",
+                  r2.code == "OK" and r2.endpoint == r.endpoint and set(srv.containers()) == boxes and
+                  imports.count() == before, "%r %r" % (r, r2))
+
+        # A refusal for content stays one: nothing started, nothing fetched.
+        n_req, boxes = imports.count(), set(srv.containers())
+        bad = odd(vector("add_one_helper", "create_worker", p), name="evil")
+        bad["script"] = bad["script"].replace("humanize==4.9.0\n", "numpy; curl evil\n", 1)
+        r3 = srv.create_worker(bad)
+        r4 = srv.apply_resource(dict(type="udf", script=bad["script"]))
+        tap.check(t + "a package injection is still refused naming the string, before "
+                  "anything starts", r3.code == "INVALID_ARGUMENT" and "'numpy;'" in r3.details and
+                  r4.code == "INVALID_ARGUMENT" and imports.count() == n_req and set(srv.containers()) == boxes,
+                  "%r %r" % (r3, r4))
+        tap.check(t + "no signature in the service's log",
+                  "X-Amz-Signature" not in Path(srv.stderr_path).read_text(errors="replace"))
+    finally:
+        harness.check_clean_stop(srv, t + "the service stopped cleanly")
+
+
+def index_log():
+    """The index's requests so far ("GET /path STATUS" lines)."""
+    try:
+        return Path(TMP, "index.log").read_text().splitlines()
+    except OSError:
+        return []
+
+
 def prebuild(imports):
     """What a released Databend will ask for, built ahead into the store the
     service then uses: one CreateWorker or ApplyResource JSON a line."""
@@ -333,7 +520,7 @@ def main():
             (pb,) = harness.load_protos(TMP, "resource")
             grpc = harness.grpc
             BASE = harness.python_base()
-            INDEX, _ = harness.start_index(TMP)
+            INDEX, _ = harness.start_index(TMP, log=os.path.join(TMP, "index.log"))
             imports = ImportServer(harness.vector_files(VECTORS))
             env = {}
             for path in VECTORS.glob("*.expect.json"):
@@ -354,6 +541,18 @@ def main():
         except Exception:
             tap.check("the checks ran to the end", False, traceback.format_exc() + srv.stderr_tail())
         harness.check_clean_stop(srv)
+        try:
+            run_mode_elsewhere(imports)
+        except Exception:
+            tap.check("the script_mode = run (template) checks ran to the end", False, traceback.format_exc())
+        for runtime, ports in (("runc", (24000, 24499)), ("runsc", (24500, 24999))):
+            if runtime == "runsc" and not shutil.which("runsc"):
+                continue
+            try:
+                run_mode(imports, runtime, ports)
+            except Exception:
+                tap.check("the script_mode = run (%s) checks ran to the end" % runtime, False,
+                          traceback.format_exc())
         return tap.done()
     finally:
         if imports:

@@ -56,6 +56,7 @@ class ImportServer:
     def __init__(self, files=None, dynamic=None, honor_range=True):
         self.files = {}
         self.requests = []
+        self.queries = []  # the query string of each request, in the order of requests
         self.honor_range = honor_range
         self.cond = threading.Condition()
         for name, content in (files or {}).items():
@@ -70,6 +71,7 @@ class ImportServer:
                 path = self.path.split("?", 1)[0].lstrip("/")
                 with outer.cond:
                     outer.requests.append((path, self.headers.get("Range"), self.headers.get("Host")))
+                    outer.queries.append(self.path.split("?", 1)[1] if "?" in self.path else "")
                     outer.cond.notify_all()
                     body, honor = outer.files.get(path), outer.honor_range
                 answer = dynamic(path) if dynamic else None

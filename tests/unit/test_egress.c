@@ -63,9 +63,37 @@ static void test_ruleset(void)
 	udfb_egress_clear(&e);
 }
 
+/* A script run as-is: exact address:port destinations, loopback ones as
+ * ports pasta maps. */
+static void test_dests(void)
+{
+	struct udfb_egress e = { 0 };
+	struct udfb_err err = UDFB_ERR_INIT;
+	CHECK(udfb_egress_add_dest(&e, "192.0.2.7:443", &err) == 0 &&
+		      udfb_egress_add_dest(&e, "127.0.0.1:5000", &err) == 0 &&
+		      udfb_egress_add_dest(&e, "127.0.0.1:5000", &err) == 0,
+	      "destinations parse");
+	CHECK(e.n_to == 1 && e.n_host_ports == 1 && e.host_ports[0] == 5000 && udfb_egress_any(&e),
+	      "one open destination, one host port");
+	static const char *const bad[] = { "192.0.2.7",	     "192.0.2.7:0", "192.0.2.7:65536",
+					   "example.com:80", ":80",	    "192.0.2.7:8x" };
+	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+		CHECK(udfb_egress_add_dest(&e, bad[k], &err) < 0 && err.cat == UDFB_E_INVALID, "'%s' refused", bad[k]);
+		udfb_err_clear(&err);
+	}
+	char *r = udfb_egress_ruleset(&e, "10.0.0.5");
+	char *deny = strstr(r, "ip daddr @closed jump refuse"), *to = strstr(r, "ip daddr . tcp dport @open_to accept");
+	CHECK(strstr(r, "elements = { 192.0.2.7 . 443 }") && deny && to && deny < to,
+	      "the destination is open, after the closed addresses");
+	CHECK(!strstr(strstr(r, "set open {"), "elements = { }"), "no empty element list");
+	free(r);
+	udfb_egress_clear(&e);
+}
+
 int main(void)
 {
 	test_parse();
 	test_ruleset();
+	test_dests();
 	return check_done();
 }

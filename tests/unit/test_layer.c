@@ -79,6 +79,7 @@ static void check_exec(const char *tmp, const char *file)
 	udfb_layer_add_file(w, "bin/tool", file, 100000, 1, &err);
 	udfb_layer_add_file(w, "lib/data", file, 100000, 0, &err);
 	udfb_layer_add_file_range(w, "lib/range", file, 99990, 5, 1, &err);
+	udfb_layer_add_symlink(w, "app", "/tmp/app", &err);
 	struct udfb_layer l;
 	CHECK(udfb_layer_write(&l, w, tmp, &err) == 0, "layer with an executable file written");
 	struct archive *a = archive_read_new();
@@ -86,8 +87,12 @@ static void check_exec(const char *tmp, const char *file)
 	archive_read_support_format_tar(a);
 	archive_read_open_filename(a, l.path, 10240);
 	struct archive_entry *e;
-	int tool = 0, data = 0, range_ok = 0;
+	int tool = 0, data = 0, range_ok = 0, link = 0;
 	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		if (strcmp(archive_entry_pathname(e), "app") == 0)
+			link = archive_entry_filetype(e) == AE_IFLNK && archive_entry_symlink(e) &&
+			       strcmp(archive_entry_symlink(e), "/tmp/app") == 0 && archive_entry_uid(e) == 0 &&
+			       archive_entry_mtime(e) == 0;
 		if (strcmp(archive_entry_pathname(e), "lib/range") == 0) {
 			unsigned char got[8];
 			range_ok = archive_entry_size(e) == 5 && archive_read_data(a, got, 8) == 5 &&
@@ -102,6 +107,7 @@ static void check_exec(const char *tmp, const char *file)
 	}
 	archive_read_free(a);
 	CHECK(tool == 0755 && data == 0644, "add_file: executable 0755, other 0644 (got %o, %o)", tool, data);
+	CHECK(link, "add_symlink: a symbolic link to its target, root-owned, mtime 0");
 	CHECK(range_ok, "add_file_range: the bytes at the offset");
 	udfb_layer_clear(&l);
 	udfb_err_clear(&err);

@@ -11,6 +11,7 @@
 #include "builder/key.h"
 #include "common/fsutil.h"
 #include "builder/request.h"
+#include "builder/run.h"
 #include "builder/script.h"
 
 static const char *vectors[] = { "add_one_helper", "decimal_types",	   "missing_import",	     "numpy_plus_one",
@@ -338,6 +339,68 @@ static void check_keys(void)
 	udfb_err_clear(&err);
 }
 
+/* script_mode = run: a refusal says whether it was for the shape; the
+ * content checks before a script runs as-is; the key leaves signatures out. */
+static void check_run_mode(void)
+{
+	char *base = script_of("add_one_helper", "create_worker");
+	if (!base)
+		return;
+	struct udfb_script s;
+	struct udfb_err err = UDFB_ERR_INIT;
+	CHECK(parse(&s, base, &err) == 0 && !s.shape, "the vector parses");
+	udfb_script_free(&s);
+	char *odd = strdup(base), *at = strstr(odd, "set -euo pipefail\n");
+	memmove(at + 7, at + 17, strlen(at + 17) + 1); /* "set -eu\n" */
+	CHECK(parse(&s, odd, &err) < 0 && s.shape, "another line 2: refused for its shape (%s)", err.msg);
+	udfb_err_clear(&err);
+	CHECK(udfb_script_check_run(odd, strlen(odd), &err) == 0, "its content may run as-is: %s",
+	      err.msg ? err.msg : "ok");
+	udfb_err_clear(&err);
+	static const char *const bad[] = { "numpy; curl evil", "numpy && curl evil", "$(curl evil)", "numpy`id`" };
+	for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+		char *inj = NULL;
+		at = strstr(odd, "humanize==4.9.0\n");
+		if (asprintf(&inj, "%.*s%s\n%s", (int)(at - odd), odd, bad[k], at + 16) < 0)
+			abort();
+		CHECK(parse(&s, inj, &err) < 0, "'%s' refused by the parser", bad[k]);
+		udfb_err_clear(&err);
+		CHECK(udfb_script_check_run(inj, strlen(inj), &err) < 0 && err.cat == UDFB_E_INVALID &&
+			      strstr(err.msg, "is not a package requirement"),
+		      "'%s' refused before a run: %s", bad[k], err.msg ? err.msg : "(accepted)");
+		udfb_err_clear(&err);
+		free(inj);
+	}
+	CHECK(udfb_script_check_run("echo \xff\n", 7, &err) < 0, "bad UTF-8 refused before a run");
+	udfb_err_clear(&err);
+	/* The key: the same with other signatures, another with other code. */
+	char *resigned = script_of("add_one_helper", "create_worker.resigned");
+	size_t l1, l2;
+	char *u1 = udfb_run_unsigned(base, strlen(base), &l1),
+	     *u2 = resigned ? udfb_run_unsigned(resigned, strlen(resigned), &l2) : NULL;
+	CHECK(u2 && l1 == l2 && memcmp(u1, u2, l1) == 0 && !strstr(u1, "X-Amz-Signature") && strstr(u1, "helper.py\""),
+	      "query strings left out: a re-signed script is the same");
+	size_t n;
+	char **urls = udfb_run_import_urls(base, strlen(base), &n);
+	CHECK(n == 1 && strstr(urls[0], "http://IMPORTS_BASE/imports/helper.py?") == urls[0], "the imports' URLs");
+	udfb_run_urls_free(urls);
+	char *host = NULL;
+	int port = 0;
+	CHECK(udfb_run_host_port("http://127.0.0.1:8123/x?y", &host, &port, &err) == 0 &&
+		      strcmp(host, "127.0.0.1") == 0 && port == 8123,
+	      "host and port of a URL");
+	free(host);
+	CHECK(udfb_run_host_port("https://example.com/x", &host, &port, &err) == 0 && port == 443, "https: 443");
+	free(host);
+	CHECK(udfb_run_host_port("file:///etc/passwd", &host, &port, &err) < 0, "only http(s)");
+	udfb_err_clear(&err);
+	free(u1);
+	free(u2);
+	free(resigned);
+	free(odd);
+	free(base);
+}
+
 int main(void)
 {
 	for (size_t k = 0; k < sizeof(vectors) / sizeof(*vectors); k++) {
@@ -349,5 +412,6 @@ int main(void)
 	check_markers();
 	check_big();
 	check_keys();
+	check_run_mode();
 	return check_done();
 }
