@@ -94,8 +94,65 @@ struct svc_worker *svc_worker_get(struct udfb_service *s, const char *tenant, co
 		svc_now_text(w->created_at);
 		memcpy(w->updated_at, w->created_at, sizeof(w->updated_at));
 		*slot = w;
+		svc_count_add(s->worker_counts, tenant, 1);
 	}
 	return *slot;
+}
+
+/* Take the record of id ("tenant\nname") out of the table (lock held);
+ * NULL when there is none.  The caller frees it or puts it back (keep). */
+static struct svc_worker *forget(struct udfb_service *s, const char *id)
+{
+	void *v = NULL;
+	if (!udfb_table_remove(s->workers, id, &v))
+		return NULL;
+	const char *nl = strchr(id, '\n');
+	char *tenant = strndup(id, nl ? (size_t)(nl - id) : strlen(id));
+	svc_count_add(s->worker_counts, tenant, -1);
+	free(tenant);
+	return v;
+}
+
+static void keep(struct udfb_service *s, const char *tenant, const char *id, struct svc_worker *w)
+{
+	*udfb_table_slot(s->workers, id, 1) = w;
+	svc_count_add(s->worker_counts, tenant, 1);
+}
+
+/* Room for one more worker record of tenant (lock held).  Records are not
+ * a cache (nothing may evict them), so a tenant naming ever new workers,
+ * by CREATE WORKER or by UDF calls, is refused past max_tenant_workers
+ * rather than growing the service's memory and store without end. */
+static int worker_room(struct udfb_service *s, const char *tenant, const char *name, struct udfb_err *err)
+{
+	void **slot = udfb_table_slot(s->worker_counts, tenant, 0);
+	long n = slot && *slot ? *(long *)*slot : 0;
+	if (n < s->cfg.max_tenant_workers)
+		return 0;
+	udfb_metrics_worker_refused(s->metrics);
+	return udfb_err_set(err, UDFB_E_EXHAUSTED,
+			    "worker %.128s: tenant %.128s has %ld workers already (max_tenant_workers); drop one first",
+			    name, tenant, n);
+}
+
+struct most {
+	long max;
+};
+
+static void most_one(const char *id, void *val, void *ctx)
+{
+	(void)id;
+	struct most *m = ctx;
+	long n = *(const long *)val;
+	if (n > m->max)
+		m->max = n;
+}
+
+long svc_workers_max_per_tenant(struct udfb_service *s)
+{
+	struct most m = { 0 };
+	udfb_table_each(s->worker_counts, most_one, &m);
+	return m.max;
 }
 
 json_t *svc_worker_json(const struct svc_worker *w)
@@ -276,11 +333,8 @@ static int refresh(struct udfb_service *s, const char *tenant, struct udfb_err *
 		free(id);
 	}
 	udfb_table_each(s->workers, find_gone, &g);
-	json_array_foreach(g.drop, i, e) {
-		void *v = NULL;
-		udfb_table_remove(s->workers, json_string_value(e), &v);
-		svc_worker_free(v);
-	}
+	json_array_foreach(g.drop, i, e)
+		svc_worker_free(forget(s, json_string_value(e)));
 	pthread_mutex_unlock(&s->mu);
 	json_decref(g.seen);
 	json_decref(g.drop);
@@ -712,6 +766,8 @@ int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name
 		rc = udfb_err_set(err, UDFB_E_PRECONDITION,
 				  "worker %s is suspended (ALTER WORKER %s RESUME, or SET auto_resume = 'true')", name,
 				  name);
+	} else if (!w) {
+		rc = worker_room(s, tenant, name, err); /* the call would record a new worker */
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -739,6 +795,8 @@ int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_me
 		;
 	} else if (r && r->declared && !w->if_not_exists) {
 		rc = udfb_err_set(err, UDFB_E_EXISTS, "worker %s: exists already", w->name);
+	} else if (!r && worker_room(s, tenant, w->name, err) < 0) {
+		rc = -1;
 	} else if (!r || !r->declared) {
 		/* New, or made by its UDF's call first: CREATE WORKER gives it
 		 * its tags and options (a UDF call never sets them). */
@@ -753,9 +811,7 @@ int udfb_service_worker_create(struct udfb_service *s, const struct udfb_call_me
 		rc = svc_workers_save(s, tenant, err);
 		if (rc < 0 && fresh) {
 			char *id = id_of(tenant, w->name);
-			void *v = NULL;
-			udfb_table_remove(s->workers, id, &v);
-			svc_worker_free(v);
+			svc_worker_free(forget(s, id));
 			free(id);
 			r = NULL;
 		} else if (rc < 0) {
@@ -898,13 +954,11 @@ int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta
 		return -1;
 	}
 	char *id = id_of(tenant, name);
-	void *v = NULL;
 	pthread_mutex_lock(&s->mu);
-	int found = udfb_table_remove(s->workers, id, &v), rc = 0;
-	struct svc_worker *r = v;
+	struct svc_worker *r = forget(s, id);
+	int found = r != NULL, rc = 0;
 	if (found && (rc = svc_workers_save(s, tenant, err)) < 0) {
-		void **slot = udfb_table_slot(s->workers, id, 1);
-		*slot = r; /* not stored: it stays */
+		keep(s, tenant, id, r); /* not stored: it stays */
 		r = NULL;
 	} else if (found && r->key[0] && !svc_key_used_active(s, tenant, r->key, NULL)) {
 		/* Its sandbox goes now; the image stays in the store for gc. */
