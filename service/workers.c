@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "service/metrics.h"
 #include "common/clock.h"
@@ -155,10 +156,12 @@ long svc_workers_max_per_tenant(struct udfb_service *s)
 	return m.max;
 }
 
+/* Every field is valid UTF-8 by now (the name and tags checked at the
+ * edge or on load, the stamps ASCII): a failure is a bug, so it aborts. */
 json_t *svc_worker_json(const struct svc_worker *w)
 {
-	return json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options", w->options, "created_at",
-			 w->created_at, "updated_at", w->updated_at);
+	return udfb_json_must(json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options",
+					w->options, "created_at", w->created_at, "updated_at", w->updated_at));
 }
 
 static const char *opt(const struct svc_worker *w, const char *k)
@@ -242,8 +245,9 @@ int svc_workers_save(struct udfb_service *s, const char *tenant, struct udfb_err
 			rc = udfb_err_sys(err, errno, "%s", path);
 	} else {
 		json_t *doc = json_pack("{s:i,s:s,s:O}", "version", 1, "tenant", tenant, "workers", c.out);
-		char *text = json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(1));
-		rc = udfb_write_file_atomic(path, text, strlen(text), err);
+		char *text = doc ? json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(1)) : NULL;
+		rc = text ? udfb_write_file_atomic(path, text, strlen(text), err)
+			  : udfb_err_set(err, UDFB_E_INTERNAL, "cannot encode the records as JSON");
 		free(text);
 		json_decref(doc);
 	}
@@ -252,12 +256,24 @@ int svc_workers_save(struct udfb_service *s, const char *tenant, struct udfb_err
 	return rc < 0 ? udfb_err_wrap(err, "worker registry of tenant %s", tenant) : 0;
 }
 
+/* A stamp as svc_now_text writes it (a file or another replica's record
+ * may hold anything): "" otherwise. */
+static void stamp_copy(char out[32], const char *v)
+{
+	out[0] = 0;
+	if (v && strlen(v) < 32 && strspn(v, "0123456789-:TZ") == strlen(v))
+		memcpy(out, v, strlen(v) + 1);
+}
+
 static void load_worker(struct udfb_service *s, const char *tenant, json_t *j)
 {
 	const char *name = json_string_value(json_object_get(j, "name"));
 	json_t *tags = json_object_get(j, "tags"), *options = json_object_get(j, "options");
-	if (!name || !json_is_object(tags) || !json_is_object(options))
+	struct udfb_err bad = UDFB_ERR_INIT;
+	if (!name || !json_is_object(tags) || !json_is_object(options) || svc_worker_name_ok(name, &bad) < 0) {
+		udfb_err_clear(&bad);
 		return;
+	}
 	struct svc_worker *w = svc_worker_get(s, tenant, name, 1);
 	if (w->pending)
 		return; /* this replica's change is on its way to the registry */
@@ -265,8 +281,8 @@ static void load_worker(struct udfb_service *s, const char *tenant, json_t *j)
 	json_object_update(w->tags, tags);
 	json_object_clear(w->options);
 	json_object_update(w->options, options);
-	snprintf(w->created_at, sizeof(w->created_at), "%s", json_string_value(json_object_get(j, "created_at")) ?: "");
-	snprintf(w->updated_at, sizeof(w->updated_at), "%s", json_string_value(json_object_get(j, "updated_at")) ?: "");
+	stamp_copy(w->created_at, json_string_value(json_object_get(j, "created_at")));
+	stamp_copy(w->updated_at, json_string_value(json_object_get(j, "updated_at")));
 	const char *state = json_string_value(json_object_get(j, "state"));
 	w->suspended = state && strcmp(state, "suspended") == 0;
 	w->declared = json_is_true(json_object_get(j, "declared"));
@@ -423,9 +439,9 @@ static int sizes_setup(struct udfb_service *s, struct udfb_err *err)
 		s->sizes = json_object();
 		for (size_t k = 0; k < sizeof(default_sizes) / sizeof(default_sizes[0]); k++)
 			json_object_set_new(s->sizes, default_sizes[k].name,
-					    json_pack("{s:I,s:I}", "cpu_millis",
-						      (json_int_t)default_sizes[k].cpu_millis, "memory_mb",
-						      (json_int_t)default_sizes[k].memory_mb));
+					    udfb_json_must(json_pack(
+						    "{s:I,s:I}", "cpu_millis", (json_int_t)default_sizes[k].cpu_millis,
+						    "memory_mb", (json_int_t)default_sizes[k].memory_mb)));
 		return 0;
 	}
 	const char *k;

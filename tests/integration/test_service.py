@@ -794,6 +794,27 @@ class QuotaTest(ServerCase):
         self.assertEqual(self.create("w4").code, "RESOURCE_EXHAUSTED")
 
 
+class WorkerStoreTest(ServerCase):
+    """A worker registry file is read back at start (and on Kubernetes,
+    another replica's records): a stamp cut inside a UTF-8 character made
+    the record unencodable (json_pack NULL), so SHOW WORKERS dropped it."""
+
+    def test_records_read_back_are_checked(self):
+        store = tempfile.mkdtemp(prefix="store.", dir=self.tmp)
+        os.makedirs(os.path.join(store, "workers"))
+        doc = {"version": 1, "tenant": "tenant-a", "workers": [
+            {"name": "w_ok", "tags": {"t": "\u00e4"}, "options": {}, "created_at": "\u00e4" * 20,
+             "updated_at": "2026-01-02T03:04:05Z", "state": "active", "declared": True},
+            {"name": "bad name", "tags": {}, "options": {}, "created_at": "", "updated_at": "", "state": "active"}]}
+        Path(store, "workers", hashlib.sha256(b"tenant-a").hexdigest() + ".json").write_text(json.dumps(doc))
+        srv = self.start_server("--store", store)
+        list_workers = srv.unary("/resourceproto.WorkerService/ListWorkers", resource_pb2.ListWorkersResponse)
+        r = list_workers(resource_pb2.ListWorkersRequest(), timeout=5, metadata=srv.metadata("tenant-a"))
+        self.assertEqual([(w.name, dict(w.tags), w.created_at, w.updated_at) for w in r.workers],
+                         [("w_ok", {"t": "\u00e4"}, "", "2026-01-02T03:04:05Z")])
+        self.assertEqual(srv.create_worker({"name": "w_ok", "ifNotExists": True}).code, "OK")
+
+
 class BuildFairnessTest(ServerCase):
     """Builds waiting for a build worker were one FIFO: a tenant with many
     builds queued pushed another tenant's build behind all of them."""
@@ -1165,7 +1186,7 @@ def main():
             return tap.done()
         print("# binary %s, base oci:%s:tiny, flags %s" % (BIN, TINY_IMAGE, " ".join(EXTRA_ARGS) or "none"),
               flush=True)
-        tap.run_cases((ServiceTest, CancelTest, FairnessTest, QuotaTest, BuildFairnessTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest,
+        tap.run_cases((ServiceTest, CancelTest, FairnessTest, QuotaTest, WorkerStoreTest, BuildFairnessTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest,
                        ShutdownTest),
                       sys.argv[1:])
         print("# %.1f s in all" % (time.monotonic() - t_start), flush=True)
