@@ -815,6 +815,19 @@ class WorkerStoreTest(ServerCase):
         self.assertEqual(srv.create_worker({"name": "w_ok", "ifNotExists": True}).code, "OK")
 
 
+class TemplateBoundTest(ServerCase):
+    """The template scheduler listed every endpoint it ever handed out (for
+    the sandbox gauges): one entry per distinct build, never freed."""
+
+    def test_the_template_scheduler_lists_at_most_max_cached_calls(self):
+        srv = self.start_server("--max-cached-calls", "16", "--build-workers", "2")
+        for _ in range(18):
+            self.assertGoodEndpoint(srv.call(make_request()[0], tenant="tenant-a", timeout=60))
+        poll(lambda: srv.metric('udfb_sandboxes{state="ready"}') == 16, 10, "16 sandboxes listed")
+        time.sleep(1.5)  # the gauges' next refresh
+        self.assertEqual(srv.metric('udfb_sandboxes{state="ready"}'), 16)
+
+
 class BuildFairnessTest(ServerCase):
     """Builds waiting for a build worker were one FIFO: a tenant with many
     builds queued pushed another tenant's build behind all of them."""
@@ -1186,7 +1199,7 @@ def main():
             return tap.done()
         print("# binary %s, base oci:%s:tiny, flags %s" % (BIN, TINY_IMAGE, " ".join(EXTRA_ARGS) or "none"),
               flush=True)
-        tap.run_cases((ServiceTest, CancelTest, FairnessTest, QuotaTest, WorkerStoreTest, BuildFairnessTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest,
+        tap.run_cases((ServiceTest, CancelTest, FairnessTest, QuotaTest, WorkerStoreTest, TemplateBoundTest, BuildFairnessTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest,
                        ShutdownTest),
                       sys.argv[1:])
         print("# %.1f s in all" % (time.monotonic() - t_start), flush=True)
