@@ -1174,6 +1174,19 @@ class ShutdownTest(ServerCase):
         srv.check_stopped()
         print("# SIGTERM to exit with a build running: %.2f s" % (time.monotonic() - t_sig), flush=True)
 
+    def test_sigterm_with_many_builds_left_behind(self):
+        """Builds still running at exit once met the libraries' atexit
+        cleanups (OpenSSL, libcurl): the soak's server died of SIGSEGV."""
+        srv = self.start_server("--build-workers", "4", "--grace-ms", "200")
+        futs = []
+        for _ in range(30):  # builds that end one after another while the service exits
+            req, _ = make_request(slow_port=self.imports.port, import_dir="fast")
+            futs.append(srv.apply.future(req, timeout=30, metadata=srv.metadata("tenant-a")))
+        poll(lambda: srv.metric("udfb_builds_in_flight") == 4, 10, "4 builds running")
+        for f in futs:
+            f.cancel()
+        srv.check_stopped()
+
 
 # ---- TAP output ----
 
