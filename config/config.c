@@ -370,6 +370,19 @@ static const struct udfb_setting service_rows[] = {
 	    "entries of each in-memory table that grows with distinct calls (fingerprints, flights, scripts, "
 	    "validated imports), least recently used out (docs/service.md, \"Memory\")"),
 	NUM("build-workers", "build_workers", NULL, UDFB_SET_INT, 1, 256, build_workers, "`2`", "builds at once", NULL),
+	NUM("max-queued-builds", "max_queued_builds", NULL, UDFB_SET_INT, 1, 1 << 20, max_queued_builds, "`32`",
+	    "builds of one tenant queued or running",
+	    "builds of one tenant queued for a build worker or running, a cancelled call's build included; a call "
+	    "that needs one more is answered `RESOURCE_EXHAUSTED` (docs/service.md, \"Quotas\")"),
+	NUM("max-queued-builds-total", "max_queued_builds_total", NULL, UDFB_SET_INT, 1, 1 << 20,
+	    max_queued_builds_total, "`256`", "builds of all tenants queued or running",
+	    "builds of all tenants queued for a build worker or running; a call that needs one more is answered "
+	    "`RESOURCE_EXHAUSTED` (docs/service.md, \"Quotas\")"),
+	NUM("max-tenant-workers", "max_tenant_workers", NULL, UDFB_SET_INT, 1, 1 << 20, max_tenant_workers, "`4096`",
+	    "worker records of one tenant",
+	    "worker records of one tenant (CREATE WORKER, and a UDF call that names a new worker); one more is "
+	    "answered `RESOURCE_EXHAUSTED`; records read back from the store or the shared registry are kept "
+	    "(docs/service.md, \"Quotas\")"),
 	NUM("failure-ttl-ms", "failure_ttl_ms", NULL, UDFB_SET_INT, 0, 86400000, failure_ttl_ms, "`30000`",
 	    "how long a deterministic build failure is remembered",
 	    "how long a deterministic build failure (bad input, unsupported) answers without a rebuild"),

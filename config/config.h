@@ -61,6 +61,9 @@ struct udfb_config {
 	int call_workers, build_workers, cq_threads, request_slots;
 	int max_queued_calls; /* per tenant, calls waiting for a call worker */
 	int max_cached_calls; /* entries per in-memory table that grows with distinct calls */
+	int max_queued_builds; /* per tenant, builds queued or running */
+	int max_queued_builds_total; /* all tenants, builds queued or running */
+	int max_tenant_workers; /* per tenant, worker records (CREATE WORKER, UDF calls) */
 	long max_message_bytes;
 	int failure_ttl_ms;
 	int grace_ms;

@@ -6,7 +6,7 @@
 
 static int make_template(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)
 {
-	return udfb_scheduler_template_new(out, cfg->endpoint_template, err);
+	return udfb_scheduler_template_new(out, cfg->endpoint_template, (size_t)cfg->max_cached_calls, err);
 }
 
 static int make_local(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)

@@ -101,8 +101,10 @@ struct udfb_scheduler {
 int udfb_scheduler_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err);
 
 /* Endpoints from an operator's pattern: {key} (64 hex), {key12}, {tenant}
- * (as a DNS label).  It starts nothing: the operator runs the sandboxes. */
-int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern, struct udfb_err *err);
+ * (as a DNS label).  It starts nothing: the operator runs the sandboxes.
+ * list() names the max_listed endpoints handed out most recently. */
+int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern, size_t max_listed,
+				struct udfb_err *err);
 /* Sandboxes on this machine under an OCI runtime (runc, runsc); its
  * settings are cfg->scheduler_opts (docs/configuration.md). */
 int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err);

@@ -271,12 +271,12 @@ static int k8s_registry_put(void *impl, const char *tenant, json_t *worker, cons
 	*new_version = NULL;
 	const char *name = json_string_value(json_object_get(worker, "name"));
 	char *label = udfb_tenant_label(tenant), *ns = tenant_ns(tenant), *cm = worker_cm_name(name), *path = NULL;
-	char *text = json_dumps(worker, JSON_SORT_KEYS | JSON_COMPACT);
-	json_t *obj =
-		json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s},s:{s:s}},s:{s:s}}", "apiVersion", "v1", "kind",
-			  "ConfigMap", "metadata", "name", cm, "namespace", ns, "labels",
-			  "app.kubernetes.io/managed-by", "udf-builder", WORKER_LABEL, "true", "udf-builder/tenant",
-			  label, "annotations", "udf-builder/tenant", tenant, "data", "worker", text);
+	char *text = udfb_json_dumps_must(worker, JSON_SORT_KEYS | JSON_COMPACT);
+	json_t *obj = udfb_json_must(json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s,s:s,s:s},s:{s:s}},s:{s:s}}", "apiVersion",
+					       "v1", "kind", "ConfigMap", "metadata", "name", cm, "namespace", ns,
+					       "labels", "app.kubernetes.io/managed-by", "udf-builder", WORKER_LABEL,
+					       "true", "udf-builder/tenant", label, "annotations", "udf-builder/tenant",
+					       tenant, "data", "worker", text));
 	int rc = 0;
 	if (version) {
 		json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(version));

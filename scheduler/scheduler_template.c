@@ -13,7 +13,8 @@
 struct tmpl {
 	char *pattern;
 	pthread_mutex_t mu;
-	json_t *handed_out; /* "tenant\nkey" -> endpoint */
+	json_t *handed_out; /* "tenant\nkey" -> endpoint, least recently handed out first */
+	size_t max_listed; /* bound of handed_out: every distinct build adds one */
 };
 
 void udfb_sandbox_clear(struct udfb_sandbox *s)
@@ -70,7 +71,15 @@ static int tmpl_ensure(void *impl, const struct udfb_sandbox_req *req, struct ud
 	if (asprintf(&id, "%s\n%s", req->tenant, req->key) < 0)
 		abort();
 	pthread_mutex_lock(&t->mu);
+	/* jansson keeps insertion order: deleted and set again, the id moves
+	 * to the end; past the bound the least recent goes (it is only listed). */
+	json_object_del(t->handed_out, id);
 	json_object_set_new(t->handed_out, id, json_string(out->endpoint));
+	while (json_object_size(t->handed_out) > t->max_listed) {
+		char *oldest = strdup(json_object_iter_key(json_object_iter(t->handed_out)));
+		json_object_del(t->handed_out, oldest);
+		free(oldest);
+	}
 	pthread_mutex_unlock(&t->mu);
 	free(id);
 	return 0;
@@ -141,7 +150,8 @@ static const struct udfb_scheduler_ops template_ops = {
 	.destroy = tmpl_destroy,
 };
 
-int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern, struct udfb_err *err)
+int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern, size_t max_listed,
+				struct udfb_err *err)
 {
 	char *probe = NULL;
 	if (strncmp(pattern, "http://", 7) != 0)
@@ -154,6 +164,7 @@ int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern,
 	t->pattern = strdup(pattern);
 	pthread_mutex_init(&t->mu, NULL);
 	t->handed_out = json_object();
+	t->max_listed = max_listed ? max_listed : 1;
 	out->ops = &template_ops;
 	out->impl = t;
 	return 0;

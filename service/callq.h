@@ -1,4 +1,5 @@
-/* The queue of calls waiting for a call worker, fair between tenants.
+/* The queue of calls waiting for a call worker, fair between tenants (the
+ * service's builds waiting for a build worker use it too).
  *
  * A plain FIFO lets one tenant that sends many slow calls (imports that
  * stall, builds that take minutes) push every other tenant's calls behind

@@ -70,6 +70,9 @@ struct udfb_metrics {
 	atomic_ullong table_evicted[UDFB_TABLES];
 	atomic_llong calls_waiting;
 	atomic_ullong calls_refused;
+	atomic_llong builds_pending, tenant_workers_max;
+	atomic_ullong builds_refused[2]; /* max_queued_builds, max_queued_builds_total */
+	atomic_ullong workers_refused;
 	void (*sampler)(void *ctx);
 	void *sampler_ctx;
 };
@@ -251,6 +254,25 @@ void udfb_metrics_calls_refused(struct udfb_metrics *m)
 	add(&m->calls_refused, 1);
 }
 
+void udfb_metrics_quota_levels(struct udfb_metrics *m, long long builds_pending, long long tenant_workers_max)
+{
+	assert(m);
+	atomic_store_explicit(&m->builds_pending, builds_pending, memory_order_relaxed);
+	atomic_store_explicit(&m->tenant_workers_max, tenant_workers_max, memory_order_relaxed);
+}
+
+void udfb_metrics_build_refused(struct udfb_metrics *m, int per_tenant)
+{
+	assert(m);
+	add(&m->builds_refused[per_tenant ? 0 : 1], 1);
+}
+
+void udfb_metrics_worker_refused(struct udfb_metrics *m)
+{
+	assert(m);
+	add(&m->workers_refused, 1);
+}
+
 /* Set once, before the admin port serves: no race with a render. */
 void udfb_metrics_set_sampler(struct udfb_metrics *m, void (*fn)(void *ctx), void *ctx)
 {
@@ -374,6 +396,21 @@ static int render_memory(struct udfb_buf *out, struct udfb_metrics *m)
 	rc |= head(out, "udfb_calls_refused_total", "counter",
 		   "Calls refused (RESOURCE_EXHAUSTED) because their tenant had max_queued_calls waiting.");
 	rc |= udfb_buf_printf(out, "udfb_calls_refused_total %llu\n", get(&m->calls_refused));
+	rc |= head(out, "udfb_builds_pending", "gauge", "Builds queued for a build worker or running (all tenants).");
+	rc |= udfb_buf_printf(out, "udfb_builds_pending %lld\n", get_signed(&m->builds_pending));
+	rc |= head(out, "udfb_builds_refused_total", "counter",
+		   "New builds refused (RESOURCE_EXHAUSTED) by the limit named: the tenant's or all tenants' builds "
+		   "queued or running.");
+	rc |= udfb_buf_printf(out, "udfb_builds_refused_total{limit=\"max_queued_builds\"} %llu\n",
+			      get(&m->builds_refused[0]));
+	rc |= udfb_buf_printf(out, "udfb_builds_refused_total{limit=\"max_queued_builds_total\"} %llu\n",
+			      get(&m->builds_refused[1]));
+	rc |= head(out, "udfb_worker_records_max", "gauge",
+		   "Worker records of the tenant that has the most (each tenant at most max_tenant_workers).");
+	rc |= udfb_buf_printf(out, "udfb_worker_records_max %lld\n", get_signed(&m->tenant_workers_max));
+	rc |= head(out, "udfb_workers_refused_total", "counter",
+		   "New workers refused (RESOURCE_EXHAUSTED) because their tenant had max_tenant_workers.");
+	rc |= udfb_buf_printf(out, "udfb_workers_refused_total %llu\n", get(&m->workers_refused));
 	return rc;
 }
 

@@ -64,6 +64,13 @@ void udfb_metrics_table(struct udfb_metrics *m, enum udfb_cache_table t, long lo
  * because their tenant had max_queued_calls waiting. */
 void udfb_metrics_calls_waiting(struct udfb_metrics *m, int delta);
 void udfb_metrics_calls_refused(struct udfb_metrics *m);
+/* The quotas of docs/service.md ("Quotas"): builds queued or running in
+ * all and the most worker records one tenant has (gauges, set); a new
+ * build refused by max_queued_builds (per_tenant) or
+ * max_queued_builds_total; a new worker refused by max_tenant_workers. */
+void udfb_metrics_quota_levels(struct udfb_metrics *m, long long builds_pending, long long tenant_workers_max);
+void udfb_metrics_build_refused(struct udfb_metrics *m, int per_tenant);
+void udfb_metrics_worker_refused(struct udfb_metrics *m);
 /* fn(ctx) runs at the start of every render, to set gauges that are
  * cheaper to read at a scrape than to keep on every call. */
 void udfb_metrics_set_sampler(struct udfb_metrics *m, void (*fn)(void *ctx), void *ctx);

@@ -14,6 +14,7 @@
 #include "common/buf.h"
 #include "service/flight.h"
 #include "common/log.h"
+#include "service/callq.h"
 #include "service/runtime_base.h"
 #include "common/clock.h"
 #include "common/pool.h"
@@ -111,6 +112,7 @@ static void sample_tables(void *ctx)
 			   udfb_table_evicted(s->seen));
 	udfb_metrics_table(s->metrics, UDFB_TABLE_SCRIPTS, (long long)udfb_table_count(s->memo),
 			   udfb_table_evicted(s->memo));
+	udfb_metrics_quota_levels(s->metrics, s->builds_pending, svc_workers_max_per_tenant(s));
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -127,6 +129,8 @@ int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct 
 	pthread_condattr_destroy(&ca);
 	s->flights = udfb_flights_new();
 	udfb_flights_set_max(s->flights, (size_t)s->cfg.max_cached_calls);
+	s->build_counts = udfb_table_new();
+	s->worker_counts = udfb_table_new();
 	svc_script_init(s);
 	udfb_metrics_new(&s->metrics);
 	udfb_metrics_set_sampler(s->metrics, sample_tables, s);
@@ -148,6 +152,7 @@ int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct 
 		udfb_service_free(s);
 		return -1;
 	}
+	s->build_q = udfb_callq_new(s->cfg.max_queued_builds);
 	s->builds = udfb_pool_new(s->cfg.build_workers, "build");
 	s->ready = 1;
 	*out = s;
@@ -159,6 +164,7 @@ void udfb_service_free(struct udfb_service *s)
 	if (!s)
 		return;
 	udfb_pool_free(s->builds); /* waits for running builds */
+	udfb_callq_free(s->build_q); /* empty: every build had its turn */
 	svc_workers_stop(s);
 	if (s->sched.ops)
 		s->sched.ops->destroy(s->sched.impl);
@@ -171,6 +177,8 @@ void udfb_service_free(struct udfb_service *s)
 	}
 	udfb_flights_free(s->flights);
 	svc_script_free(s);
+	udfb_table_free(s->build_counts, free);
+	udfb_table_free(s->worker_counts, free);
 	udfb_metrics_free(s->metrics);
 	free(s->dest);
 	udfb_config_free(&s->cfg);
@@ -396,7 +404,6 @@ void udfb_apply_out_clear(struct udfb_apply_out *o)
 /* ---- builds ---- */
 
 struct build_job {
-	struct udfb_service *s;
 	struct udfb_prepared *p;
 };
 
@@ -547,15 +554,23 @@ static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p,
 	free(image);
 }
 
+/* A build worker's turn: the next build round-robin over the tenants
+ * with builds queued (s->build_q), so one tenant's queue of builds delays
+ * another tenant's by at most one build per worker, not by all of it.
+ * start_flight queues the build and this turn under the lock, so a turn
+ * always finds one. */
 static void build_job(void *arg)
 {
-	struct build_job *j = arg;
-	struct udfb_service *s = j->s;
+	struct udfb_service *s = arg;
+	pthread_mutex_lock(&s->mu);
+	struct build_job *j = udfb_callq_take(s->build_q);
+	if (j)
+		s->builds_running++;
+	pthread_mutex_unlock(&s->mu);
+	if (!j)
+		return;
 	long long t0 = udfb_now_ms();
 	udfb_metrics_builds_in_flight(s->metrics, 1);
-	pthread_mutex_lock(&s->mu);
-	s->builds_running++;
-	pthread_mutex_unlock(&s->mu);
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_sandbox sb = { 0 };
 	char *image = NULL;
@@ -571,6 +586,8 @@ static void build_job(void *arg)
 	finish_flight(s, j->p, &sb, image, &err, rc);
 	pthread_mutex_lock(&s->mu);
 	s->builds_running--;
+	s->builds_pending--;
+	svc_count_add(s->build_counts, j->p->tenant, -1);
 	pthread_mutex_unlock(&s->mu);
 	udfb_sandbox_clear(&sb);
 	udfb_err_clear(&err);
@@ -579,6 +596,32 @@ static void build_job(void *arg)
 }
 
 /* ---- waiting for a flight ---- */
+
+/* Room for one more build of tenant (lock held).  A build goes on when its
+ * calls are cancelled or time out (a later call gets its image), so without
+ * these caps a tenant could queue builds without end by sending distinct
+ * requests and hanging up: at most max_queued_builds of one tenant and
+ * max_queued_builds_total of all are queued or running. */
+static int build_room(struct udfb_service *s, const char *tenant, struct udfb_err *err)
+{
+	void **slot = udfb_table_slot(s->build_counts, tenant, 0);
+	long mine = slot && *slot ? *(long *)*slot : 0;
+	if (mine >= s->cfg.max_queued_builds) {
+		udfb_metrics_build_refused(s->metrics, 1);
+		return udfb_err_set(err, UDFB_E_EXHAUSTED,
+				    "tenant %.128s: %ld builds already queued or running (max_queued_builds); retry "
+				    "later",
+				    tenant, mine);
+	}
+	if (s->builds_pending >= s->cfg.max_queued_builds_total) {
+		udfb_metrics_build_refused(s->metrics, 0);
+		return udfb_err_set(err, UDFB_E_EXHAUSTED,
+				    "%ld builds of all tenants already queued or running (max_queued_builds_total); "
+				    "retry later",
+				    s->builds_pending);
+	}
+	return 0;
+}
 
 /* Start a build for f unless one runs or a recent deterministic failure
  * stands.  Called with the lock held; takes ownership of *p when it starts. */
@@ -589,19 +632,27 @@ static int start_flight(struct udfb_service *s, struct udfb_flight *f, struct ud
 	if (f->state == UDFB_FLIGHT_FAILED && deterministic(&f->err) &&
 	    udfb_now_ms() - f->failed_at_ms < s->cfg.failure_ttl_ms)
 		return udfb_err_set(err, f->err.cat, "%s", f->err.msg);
+	if (build_room(s, (*p)->tenant, err) < 0)
+		return -1;
 	udfb_err_clear(&f->err);
 	f->state = UDFB_FLIGHT_BUILDING;
 	f->started_at_ms = udfb_now_ms();
 	struct build_job *j = malloc(sizeof(*j));
-	j->s = s;
 	j->p = *p;
-	if (udfb_pool_submit(s->builds, build_job, j) < 0) {
+	if (udfb_pool_submit(s->builds, build_job, s) < 0) {
 		free(j);
 		f->state = UDFB_FLIGHT_FAILED;
 		f->failed_at_ms = udfb_now_ms();
 		udfb_err_set(&f->err, UDFB_E_UNAVAILABLE, "the service is shutting down");
 		return udfb_err_set(err, UDFB_E_UNAVAILABLE, "the service is shutting down");
 	}
+	/* Room was checked above: the queue's own cap (max_queued_builds)
+	 * cannot refuse. */
+	struct udfb_err never = UDFB_ERR_INIT;
+	if (udfb_callq_put(s->build_q, j->p->tenant, j, &never) < 0)
+		abort();
+	s->builds_pending++;
+	svc_count_add(s->build_counts, j->p->tenant, 1);
 	*p = NULL;
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include "scheduler/scheduler.h"
 #include "service/service.h"
 
+struct udfb_callq;
 struct udfb_table;
 
 /* The flight table's "tenant" of fingerprint entries (aliases of ready
@@ -32,6 +33,7 @@ struct udfb_service {
 	struct udfb_scheduler sched;
 	struct udfb_metrics *metrics;
 	struct udfb_pool *builds;
+	struct udfb_callq *build_q; /* builds waiting for a build worker, fair by tenant */
 	char **secrets; /* cfg's, or one random secret of this process */
 	size_t n_secrets;
 	pthread_mutex_t mu;
@@ -46,6 +48,11 @@ struct udfb_service {
 	struct udfb_table *workers;
 	struct udfb_table *memo; /* scripts seen, by a hash without their URLs */
 	struct svc_retired *retired;
+	/* Quotas (docs/service.md, "Quotas"), under mu: builds queued or
+	 * running by tenant (long *, an entry only while it has some) and in
+	 * all; worker records by tenant (long *), kept by workers.c. */
+	struct udfb_table *build_counts, *worker_counts;
+	long builds_pending;
 	/* workers.c: the size table, the thread that applies statements to
 	 * sandboxes in order, the housekeeping thread (auto_suspend, gauges). */
 	json_t *sizes;
@@ -117,6 +124,12 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 int svc_dest_for(char **out, struct udfb_service *s, const struct udfb_prepared *p, struct udfb_err *err);
 
 /* workers.c */
+/* Lock held: the most worker records one tenant has (a /metrics gauge). */
+long svc_workers_max_per_tenant(struct udfb_service *s);
+/* Lock held: n added to (or, negative, taken from) the count of tenant in
+ * the table of long * counts t; the entry goes at zero.  Returns the new
+ * count. */
+long svc_count_add(struct udfb_table *t, const char *tenant, long n);
 int svc_workers_start(struct udfb_service *s, struct udfb_err *err);
 void svc_workers_stop(struct udfb_service *s);
 void svc_now_text(char out[32]);
@@ -131,7 +144,9 @@ int svc_workers_save(struct udfb_service *s, const char *tenant, struct udfb_err
 int svc_key_used_active(struct udfb_service *s, const char *tenant, const char *key, const char *except);
 void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_worker *w);
 /* Takes the lock.  A suspended worker refuses a UDF call (PRECONDITION)
- * unless its auto_resume is true: then it is active again. */
+ * unless its auto_resume is true: then it is active again.  A worker not
+ * recorded yet is refused (EXHAUSTED) when its tenant has
+ * max_tenant_workers already. */
 int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name, struct udfb_err *err);
 /* Takes the lock: the worker's size, when it has one. */
 void svc_worker_size(struct udfb_service *s, const char *tenant, const char *name, struct udfb_sandbox_req *req);

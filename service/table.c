@@ -174,3 +174,19 @@ void udfb_table_free(struct udfb_table *t, void (*free_val)(void *))
 	free(t->b);
 	free(t);
 }
+
+long svc_count_add(struct udfb_table *t, const char *tenant, long n)
+{
+	void **slot = udfb_table_slot(t, tenant, 1);
+	if (!*slot && !(*slot = calloc(1, sizeof(long))))
+		abort();
+	long *c = *slot;
+	*c += n;
+	long now = *c;
+	if (now <= 0) {
+		void *v = NULL;
+		udfb_table_remove(t, tenant, &v);
+		free(v);
+	}
+	return now;
+}

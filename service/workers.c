@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/jsonout.h"
 #include "common/log.h"
 #include "service/metrics.h"
 #include "common/clock.h"
@@ -98,14 +99,73 @@ struct svc_worker *svc_worker_get(struct udfb_service *s, const char *tenant, co
 		svc_now_text(w->created_at);
 		memcpy(w->updated_at, w->created_at, sizeof(w->updated_at));
 		*slot = w;
+		svc_count_add(s->worker_counts, tenant, 1);
 	}
 	return *slot;
 }
 
+/* Take the record of id ("tenant\nname") out of the table (lock held);
+ * NULL when there is none.  The caller frees it or puts it back (keep). */
+static struct svc_worker *forget(struct udfb_service *s, const char *id)
+{
+	void *v = NULL;
+	if (!udfb_table_remove(s->workers, id, &v))
+		return NULL;
+	const char *nl = strchr(id, '\n');
+	char *tenant = strndup(id, nl ? (size_t)(nl - id) : strlen(id));
+	svc_count_add(s->worker_counts, tenant, -1);
+	free(tenant);
+	return v;
+}
+
+static void keep(struct udfb_service *s, const char *tenant, const char *id, struct svc_worker *w)
+{
+	*udfb_table_slot(s->workers, id, 1) = w;
+	svc_count_add(s->worker_counts, tenant, 1);
+}
+
+/* Room for one more worker record of tenant (lock held).  Records are not
+ * a cache (nothing may evict them), so a tenant naming ever new workers,
+ * by CREATE WORKER or by UDF calls, is refused past max_tenant_workers
+ * rather than growing the service's memory and store without end. */
+static int worker_room(struct udfb_service *s, const char *tenant, const char *name, struct udfb_err *err)
+{
+	void **slot = udfb_table_slot(s->worker_counts, tenant, 0);
+	long n = slot && *slot ? *(long *)*slot : 0;
+	if (n < s->cfg.max_tenant_workers)
+		return 0;
+	udfb_metrics_worker_refused(s->metrics);
+	return udfb_err_set(err, UDFB_E_EXHAUSTED,
+			    "worker %.128s: tenant %.128s has %ld workers already (max_tenant_workers); drop one first",
+			    name, tenant, n);
+}
+
+struct most {
+	long max;
+};
+
+static void most_one(const char *id, void *val, void *ctx)
+{
+	(void)id;
+	struct most *m = ctx;
+	long n = *(const long *)val;
+	if (n > m->max)
+		m->max = n;
+}
+
+long svc_workers_max_per_tenant(struct udfb_service *s)
+{
+	struct most m = { 0 };
+	udfb_table_each(s->worker_counts, most_one, &m);
+	return m.max;
+}
+
+/* Every field is valid UTF-8 by now (the name and tags checked at the
+ * edge or on load, the stamps ASCII): a failure is a bug, so it aborts. */
 json_t *svc_worker_json(const struct svc_worker *w)
 {
-	return json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options", w->options, "created_at",
-			 w->created_at, "updated_at", w->updated_at);
+	return udfb_json_must(json_pack("{s:s,s:O,s:O,s:s,s:s}", "name", w->name, "tags", w->tags, "options",
+					w->options, "created_at", w->created_at, "updated_at", w->updated_at));
 }
 
 static const char *opt(const struct svc_worker *w, const char *k)
@@ -189,8 +249,9 @@ int svc_workers_save(struct udfb_service *s, const char *tenant, struct udfb_err
 			rc = udfb_err_sys(err, errno, "%s", path);
 	} else {
 		json_t *doc = json_pack("{s:i,s:s,s:O}", "version", 1, "tenant", tenant, "workers", c.out);
-		char *text = json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(1));
-		rc = udfb_write_file_atomic(path, text, strlen(text), err);
+		char *text = doc ? json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(1)) : NULL;
+		rc = text ? udfb_write_file_atomic(path, text, strlen(text), err)
+			  : udfb_err_set(err, UDFB_E_INTERNAL, "cannot encode the records as JSON");
 		free(text);
 		json_decref(doc);
 	}
@@ -210,6 +271,15 @@ static int older(const char *a, const char *b)
 	return la != lb ? la < lb : strcmp(a, b) < 0;
 }
 
+/* A stamp as svc_now_text writes it (a file or another replica's record
+ * may hold anything): "" otherwise. */
+static void stamp_copy(char out[32], const char *v)
+{
+	out[0] = 0;
+	if (v && strlen(v) < 32 && strspn(v, "0123456789-:TZ") == strlen(v))
+		memcpy(out, v, strlen(v) + 1);
+}
+
 /* A record (lock held) from the store (version NULL) or the shared
  * registry: taken unless this replica holds a newer revision or, unless
  * mine (its own write just made), has a change on its way there. */
@@ -217,8 +287,11 @@ static void load_worker(struct udfb_service *s, const char *tenant, json_t *j, c
 {
 	const char *name = json_string_value(json_object_get(j, "name"));
 	json_t *tags = json_object_get(j, "tags"), *options = json_object_get(j, "options");
-	if (!name || !json_is_object(tags) || !json_is_object(options))
+	struct udfb_err bad = UDFB_ERR_INIT;
+	if (!name || !json_is_object(tags) || !json_is_object(options) || svc_worker_name_ok(name, &bad) < 0) {
+		udfb_err_clear(&bad);
 		return;
+	}
 	struct svc_worker *w = svc_worker_get(s, tenant, name, 1);
 	if ((w->pending && !mine) || older(version, w->version))
 		return; /* this replica's change is on its way to the registry, or it knows a newer one */
@@ -230,8 +303,8 @@ static void load_worker(struct udfb_service *s, const char *tenant, json_t *j, c
 	json_object_update(w->tags, tags);
 	json_object_clear(w->options);
 	json_object_update(w->options, options);
-	snprintf(w->created_at, sizeof(w->created_at), "%s", json_string_value(json_object_get(j, "created_at")) ?: "");
-	snprintf(w->updated_at, sizeof(w->updated_at), "%s", json_string_value(json_object_get(j, "updated_at")) ?: "");
+	stamp_copy(w->created_at, json_string_value(json_object_get(j, "created_at")));
+	stamp_copy(w->updated_at, json_string_value(json_object_get(j, "updated_at")));
 	const char *state = json_string_value(json_object_get(j, "state"));
 	w->suspended = state && strcmp(state, "suspended") == 0;
 	w->declared = json_is_true(json_object_get(j, "declared"));
@@ -298,11 +371,8 @@ static int refresh(struct udfb_service *s, const char *tenant, struct udfb_err *
 		free(id);
 	}
 	udfb_table_each(s->workers, find_gone, &g);
-	json_array_foreach(g.drop, i, e) {
-		void *v = NULL;
-		udfb_table_remove(s->workers, json_string_value(e), &v);
-		svc_worker_free(v);
-	}
+	json_array_foreach(g.drop, i, e)
+		svc_worker_free(forget(s, json_string_value(e)));
 	pthread_mutex_unlock(&s->mu);
 	json_decref(g.seen);
 	json_decref(g.drop);
@@ -462,9 +532,9 @@ static int sizes_setup(struct udfb_service *s, struct udfb_err *err)
 		s->sizes = json_object();
 		for (size_t k = 0; k < sizeof(default_sizes) / sizeof(default_sizes[0]); k++)
 			json_object_set_new(s->sizes, default_sizes[k].name,
-					    json_pack("{s:I,s:I}", "cpu_millis",
-						      (json_int_t)default_sizes[k].cpu_millis, "memory_mb",
-						      (json_int_t)default_sizes[k].memory_mb));
+					    udfb_json_must(json_pack(
+						    "{s:I,s:I}", "cpu_millis", (json_int_t)default_sizes[k].cpu_millis,
+						    "memory_mb", (json_int_t)default_sizes[k].memory_mb)));
 		return 0;
 	}
 	const char *k;
@@ -798,7 +868,8 @@ void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_w
 		effect(s, FX_HOLD, tenant, w, 1);
 	/* Only what the call knows: the tags and options a CREATE WORKER set
 	 * (here or through another replica) stay as they are. */
-	json_t *delta = json_pack("{s:s,s:s?,s:s?}", "key", w->key, "image", w->image, "handler", w->handler);
+	json_t *delta =
+		udfb_json_must(json_pack("{s:s,s:s?,s:s?}", "key", w->key, "image", w->image, "handler", w->handler));
 	queue_publish(s, tenant, w, delta, 1);
 }
 
@@ -823,6 +894,8 @@ int svc_worker_gate(struct udfb_service *s, const char *tenant, const char *name
 		rc = udfb_err_set(err, UDFB_E_PRECONDITION,
 				  "worker %s is suspended (ALTER WORKER %s RESUME, or SET auto_resume = 'true')", name,
 				  name);
+	} else if (!w) {
+		rc = worker_room(s, tenant, name, err); /* the call would record a new worker */
 	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -879,8 +952,9 @@ static int create_change(struct udfb_service *s, const char *name, json_t **rec,
 	if (*rec)
 		c->before = json_deep_copy(*rec);
 	else
-		*rec = json_pack("{s:s,s:{},s:{},s:s,s:s,s:s,s:b}", "name", name, "tags", "options", "created_at", now,
-				 "updated_at", now, "state", "active", "declared", 0);
+		*rec = udfb_json_must(json_pack("{s:s,s:{},s:{},s:s,s:s,s:s,s:b}", "name", name, "tags", "options",
+						"created_at", now, "updated_at", now, "state", "active", "declared",
+						0));
 	json_t *tags = json_object();
 	set_all(tags, c->w->tags, c->w->n_tags, 0);
 	json_object_set_new(*rec, "tags", tags);
@@ -895,10 +969,15 @@ static int create_change(struct udfb_service *s, const char *name, json_t **rec,
 static int create_shared(struct udfb_service *s, const char *tenant, const struct udfb_worker_req *w, json_t *opts,
 			 json_t **worker, struct udfb_err *err)
 {
+	pthread_mutex_lock(&s->mu);
+	int rc = svc_worker_get(s, tenant, w->name, 0) ? 0 : worker_room(s, tenant, w->name, err);
+	pthread_mutex_unlock(&s->mu);
+	if (rc < 0)
+		return -1;
 	struct create_ctx c = { w, opts, NULL, NULL };
 	json_t *got = NULL;
 	char *version = NULL;
-	int rc = shared_change(s, tenant, w->name, create_change, &c, &got, &version, err);
+	rc = shared_change(s, tenant, w->name, create_change, &c, &got, &version, err);
 	if (rc == 0) {
 		pthread_mutex_lock(&s->mu);
 		load_worker(s, tenant, got ? got : c.existing, version, got != NULL);
@@ -930,6 +1009,8 @@ static int create_local(struct udfb_service *s, const char *tenant, const struct
 	struct svc_worker *r = svc_worker_get(s, tenant, w->name, 0);
 	if (r && r->declared && !w->if_not_exists) {
 		rc = udfb_err_set(err, UDFB_E_EXISTS, "worker %s: exists already", w->name);
+	} else if (!r && worker_room(s, tenant, w->name, err) < 0) {
+		rc = -1;
 	} else if (!r || !r->declared) {
 		/* New, or made by its UDF's call first: CREATE WORKER gives it
 		 * its tags and options (a UDF call never sets them). */
@@ -944,9 +1025,7 @@ static int create_local(struct udfb_service *s, const char *tenant, const struct
 		rc = svc_workers_save(s, tenant, err);
 		if (rc < 0 && fresh) {
 			char *id = id_of(tenant, w->name);
-			void *v = NULL;
-			udfb_table_remove(s->workers, id, &v);
-			svc_worker_free(v);
+			svc_worker_free(forget(s, id));
 			free(id);
 			r = NULL;
 		} else if (rc < 0) {
@@ -1146,13 +1225,11 @@ int udfb_service_worker_drop(struct udfb_service *s, const struct udfb_call_meta
 		return -1;
 	}
 	char *id = id_of(tenant, name);
-	void *v = NULL;
 	pthread_mutex_lock(&s->mu);
-	int found = udfb_table_remove(s->workers, id, &v), rc = 0;
-	struct svc_worker *r = v;
+	struct svc_worker *r = forget(s, id);
+	int found = r != NULL, rc = 0;
 	if (found && (rc = svc_workers_save(s, tenant, err)) < 0) {
-		void **slot = udfb_table_slot(s->workers, id, 1);
-		*slot = r; /* not stored: it stays */
+		keep(s, tenant, id, r); /* not stored: it stays */
 		r = NULL;
 	} else if (found && r->key[0] && !svc_key_used_active(s, tenant, r->key, NULL)) {
 		/* Its sandbox goes now; the image stays in the store for gc. */

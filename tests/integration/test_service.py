@@ -57,6 +57,7 @@ SECRET_3 = "third-secret-0123456789ab"
 # Filled by load_protos() before the tests run.
 udf_pb2 = None
 health_pb2 = None
+resource_pb2 = None
 grpc = None
 TINY_IMAGE = None
 EXTRA_ARGS = []  # flags every server gets (see probe_flags)
@@ -714,6 +715,150 @@ class FairnessTest(ServerCase):
         self.assertEqual(m['udfb_rpc_calls_total{rpc="ApplyUdfResource",code="RESOURCE_EXHAUSTED"}'], refused)
 
 
+class QuotaTest(ServerCase):
+    """Issue 18: a build goes on when its calls are cancelled, and nothing
+    capped how many such builds one tenant could queue (distinct requests,
+    each hung up at once); WORKER records had no cap per tenant either."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.srv = cls.start_server("--call-workers", "8", "--build-workers", "3", "--max-queued-builds", "3",
+                                       "--max-queued-builds-total", "5", "--max-tenant-workers", "3")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def hang_up(self, tenant, n):
+        """n distinct calls whose one import stalls, each cancelled once its
+        build is queued: the builds go on (or wait for a build worker)."""
+        for _ in range(n):
+            req, _ = make_request(slow_port=self.imports.port, import_dir="stall")
+            f = self.srv.apply.future(req, timeout=60, metadata=self.srv.metadata(tenant))
+            time.sleep(0.3)
+            f.cancel()
+
+    def test_cancelled_calls_cannot_queue_builds_without_end(self):
+        self.hang_up("tenant-a", 3)  # the 3 build workers stalled: tenant-a's cap
+        poll(lambda: self.srv.metric("udfb_builds_pending") == 3, 10, "3 builds pending")
+        req, _ = make_request(slow_port=self.imports.port, import_dir="stall")
+        r = self.srv.call(req, tenant="tenant-a", timeout=5)
+        self.assertReply(r, "RESOURCE_EXHAUSTED", "tenant tenant-a", "3 builds already queued or running",
+                         "max_queued_builds")
+        self.assertLess(r.elapsed, 2.0)
+        # Another tenant still gets builds (queued: no build worker is
+        # free), up to the cap over all tenants.
+        self.hang_up("tenant-b", 2)
+        poll(lambda: self.srv.metric("udfb_builds_pending") == 5, 10, "5 builds pending")
+        req, _ = make_request(slow_port=self.imports.port, import_dir="stall")
+        r = self.srv.call(req, tenant="tenant-c", timeout=5)
+        self.assertReply(r, "RESOURCE_EXHAUSTED", "5 builds of all tenants", "max_queued_builds_total")
+        m = self.srv.metrics()
+        self.assertEqual(m['udfb_builds_refused_total{limit="max_queued_builds"}'], 1)
+        self.assertEqual(m['udfb_builds_refused_total{limit="max_queued_builds_total"}'], 1)
+        # Once the stalled imports answer, the builds end and the room is back.
+        poll(lambda: self.srv.metric("udfb_builds_pending") == 0, STALL_SECONDS * 2 + 30, "no build pending")
+        req, _ = make_request(slow_port=self.imports.port, import_dir="fast")
+        self.assertGoodEndpoint(self.srv.call(req, tenant="tenant-a", timeout=30))
+        self.assertEqual(self.srv.metric('udfb_builds_refused_total{limit="max_queued_builds"}'), 1)
+
+    def create(self, name, tenant="tenant-a"):
+        return self.srv.create_worker({"name": name}, tenant=tenant)
+
+    def drop(self, name, tenant="tenant-a"):
+        req = resource_pb2.DropWorkerRequest(name=name)
+        return self.srv.rpc("/resourceproto.WorkerService/DropWorker", req, resource_pb2.DropWorkerResponse,
+                            "worker_client_version", tenant)
+
+    def test_worker_records_are_capped_per_tenant(self):
+        self.assertEqual([self.create("w%d" % i).code for i in range(3)], ["OK"] * 3)
+        r = self.create("w3")
+        self.assertReply(r, "RESOURCE_EXHAUSTED", "worker w3", "tenant tenant-a has 3 workers",
+                         "max_tenant_workers")
+        # Naming a worker that exists is not a new record.
+        self.assertEqual(self.srv.create_worker({"name": "w0", "ifNotExists": True}).code, "OK")
+        # A UDF's CreateWorker (a script) under a new name is refused before any work.
+        d = harness.vector("add_one_helper", self.imports.port, harness.DATABEND, ".create_worker")
+        d.update(tenantId="", name="udf_new")
+        r = self.srv.create_worker(d)
+        self.assertReply(r, "RESOURCE_EXHAUSTED", "worker udf_new", "max_tenant_workers")
+        # Another tenant has its own room.
+        self.assertEqual(self.create("w0", tenant="tenant-b").code, "OK")
+        m = self.srv.metrics()
+        self.assertEqual(m["udfb_workers_refused_total"], 2)
+        self.assertEqual(m["udfb_worker_records_max"], 3)
+        # DROP makes room again.
+        self.assertEqual(self.drop("w1").code, "OK")
+        self.assertEqual(self.create("w3").code, "OK")
+        self.assertEqual(self.create("w4").code, "RESOURCE_EXHAUSTED")
+
+
+class WorkerStoreTest(ServerCase):
+    """A worker registry file is read back at start (and on Kubernetes,
+    another replica's records): a stamp cut inside a UTF-8 character made
+    the record unencodable (json_pack NULL), so SHOW WORKERS dropped it."""
+
+    def test_records_read_back_are_checked(self):
+        store = tempfile.mkdtemp(prefix="store.", dir=self.tmp)
+        os.makedirs(os.path.join(store, "workers"))
+        doc = {"version": 1, "tenant": "tenant-a", "workers": [
+            {"name": "w_ok", "tags": {"t": "\u00e4"}, "options": {}, "created_at": "\u00e4" * 20,
+             "updated_at": "2026-01-02T03:04:05Z", "state": "active", "declared": True},
+            {"name": "bad name", "tags": {}, "options": {}, "created_at": "", "updated_at": "", "state": "active"}]}
+        Path(store, "workers", hashlib.sha256(b"tenant-a").hexdigest() + ".json").write_text(json.dumps(doc))
+        srv = self.start_server("--store", store)
+        list_workers = srv.unary("/resourceproto.WorkerService/ListWorkers", resource_pb2.ListWorkersResponse)
+        r = list_workers(resource_pb2.ListWorkersRequest(), timeout=5, metadata=srv.metadata("tenant-a"))
+        self.assertEqual([(w.name, dict(w.tags), w.created_at, w.updated_at) for w in r.workers],
+                         [("w_ok", {"t": "\u00e4"}, "", "2026-01-02T03:04:05Z")])
+        self.assertEqual(srv.create_worker({"name": "w_ok", "ifNotExists": True}).code, "OK")
+
+
+class TemplateBoundTest(ServerCase):
+    """The template scheduler listed every endpoint it ever handed out (for
+    the sandbox gauges): one entry per distinct build, never freed."""
+
+    def test_the_template_scheduler_lists_at_most_max_cached_calls(self):
+        srv = self.start_server("--max-cached-calls", "16", "--build-workers", "2")
+        for _ in range(18):
+            self.assertGoodEndpoint(srv.call(make_request()[0], tenant="tenant-a", timeout=60))
+        poll(lambda: srv.metric('udfb_sandboxes{state="ready"}') == 16, 10, "16 sandboxes listed")
+        time.sleep(1.5)  # the gauges' next refresh
+        self.assertEqual(srv.metric('udfb_sandboxes{state="ready"}'), 16)
+
+
+class BuildFairnessTest(ServerCase):
+    """Builds waiting for a build worker were one FIFO: a tenant with many
+    builds queued pushed another tenant's build behind all of them."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.srv = cls.start_server("--build-workers", "1")
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def test_one_tenant_s_builds_do_not_delay_another_s_by_all_of_them(self):
+        futs = []
+        for _ in range(5):
+            req, _ = make_request(slow_port=self.imports.port, import_dir="slow")
+            futs.append(self.srv.apply.future(req, timeout=90, metadata=self.srv.metadata("tenant-a")))
+        poll(lambda: self.srv.metric("udfb_builds_pending") == 5, 10, "tenant-a's 5 builds pending")
+        req, _ = make_request(slow_port=self.imports.port, import_dir="fast")
+        r = self.srv.call(req, tenant="tenant-b", timeout=60)
+        done = sum(f.done() for f in futs)
+        self.assertGoodEndpoint(r, "tenant-b")
+        # Round-robin: the build running and at most one more of tenant-a's
+        # before tenant-b's (a FIFO: all 5, about 5 x SLOW_SECONDS).
+        self.assertLessEqual(done, 2, "%d of tenant-a's 5 builds ended before tenant-b's (%.1f s)" % (done, r.elapsed))
+        for f in futs:
+            self.assertGoodEndpoint(harness.Reply("OK", "", f.result().endpoint, dict(f.result().headers)))
+        self.assertEqual(self.srv.metric("udfb_builds_pending"), 0)
+
+
 class AcceptedModeTest(ServerCase):
     @classmethod
     def setUpClass(cls):
@@ -1029,19 +1174,32 @@ class ShutdownTest(ServerCase):
         srv.check_stopped()
         print("# SIGTERM to exit with a build running: %.2f s" % (time.monotonic() - t_sig), flush=True)
 
+    def test_sigterm_with_many_builds_left_behind(self):
+        """Builds still running at exit once met the libraries' atexit
+        cleanups (OpenSSL, libcurl): the soak's server died of SIGSEGV."""
+        srv = self.start_server("--build-workers", "4", "--grace-ms", "200")
+        futs = []
+        for _ in range(30):  # builds that end one after another while the service exits
+            req, _ = make_request(slow_port=self.imports.port, import_dir="fast")
+            futs.append(srv.apply.future(req, timeout=30, metadata=srv.metadata("tenant-a")))
+        poll(lambda: srv.metric("udfb_builds_in_flight") == 4, 10, "4 builds running")
+        for f in futs:
+            f.cancel()
+        srv.check_stopped()
+
 
 # ---- TAP output ----
 
 
 def main():
-    global udf_pb2, health_pb2, grpc
+    global udf_pb2, health_pb2, resource_pb2, grpc
     os.chdir(REPO)
     harness.skip_unless()
     t_start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="udfb-service-pb.")
     try:
         try:
-            udf_pb2, health_pb2 = harness.load_protos(tmp, "udf", "health")
+            udf_pb2, health_pb2, resource_pb2 = harness.load_protos(tmp, "udf", "health", "resource")
             grpc = harness.grpc
             load_tiny_image()
             probe_flags()
@@ -1054,7 +1212,7 @@ def main():
             return tap.done()
         print("# binary %s, base oci:%s:tiny, flags %s" % (BIN, TINY_IMAGE, " ".join(EXTRA_ARGS) or "none"),
               flush=True)
-        tap.run_cases((ServiceTest, CancelTest, FairnessTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest,
+        tap.run_cases((ServiceTest, CancelTest, FairnessTest, QuotaTest, WorkerStoreTest, TemplateBoundTest, BuildFairnessTest, AcceptedModeTest, TokenTest, TlsTest, ConfigTest,
                        ShutdownTest),
                       sys.argv[1:])
         print("# %.1f s in all" % (time.monotonic() - t_start), flush=True)

@@ -188,14 +188,26 @@ static void fill(struct udfb_metrics *m)
 	udfb_metrics_client_version(m, 7, 1);
 	udfb_metrics_import_requests(m, 3);
 	udfb_metrics_workers(m, "local", 2, 1);
+	udfb_metrics_quota_levels(m, 7, 3);
+	udfb_metrics_build_refused(m, 1);
+	udfb_metrics_build_refused(m, 1);
+	udfb_metrics_build_refused(m, 0);
+	udfb_metrics_worker_refused(m);
 }
 
 static void check_exposition(const char *t)
 {
 	int families;
 	/* 14, and issue 18's: udfb_cached_entries, udfb_cached_evictions_total,
-	 * udfb_calls_waiting, udfb_calls_refused_total. */
-	CHECK(exposition_ok(t, &families) && families == 18, "exposition parses: %d families", families);
+	 * udfb_calls_waiting, udfb_calls_refused_total, udfb_builds_pending,
+	 * udfb_builds_refused_total, udfb_worker_records_max,
+	 * udfb_workers_refused_total. */
+	CHECK(exposition_ok(t, &families) && families == 22, "exposition parses: %d families", families);
+	CHECK(sample(t, "udfb_builds_pending") == 7 && sample(t, "udfb_worker_records_max") == 3, "the quota gauges");
+	CHECK(sample(t, "udfb_builds_refused_total{limit=\"max_queued_builds\"}") == 2 &&
+		      sample(t, "udfb_builds_refused_total{limit=\"max_queued_builds_total\"}") == 1 &&
+		      sample(t, "udfb_workers_refused_total") == 1,
+	      "the quota refusals by limit");
 	CHECK(sample(t, "udfb_cached_entries{table=\"fingerprints\"}") == 0 && sample(t, "udfb_calls_waiting") == 0,
 	      "the call tables' sizes and the waiting calls");
 	CHECK(sample(t, "udfb_workers{backend=\"local\",state=\"active\"}") == 2 &&
