@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/jsonout.h"
@@ -65,7 +66,7 @@ char *udfb_run_unsigned(const char *script, size_t len, size_t *out_len)
 
 char *udfb_run_split(const char *script, size_t len, size_t *out_len, json_t **queries)
 {
-	char *out = malloc(len + 1);
+	char *out = udfb_malloc(len + 1);
 	size_t o = 0;
 	if (queries)
 		*queries = json_array();
@@ -126,17 +127,15 @@ static void add_urls(json_t *a, char ***urls, size_t *n)
 		const char *u = json_string_value(json_object_get(v, "url"));
 		if (!u || !json_is_string(json_object_get(v, "location")) || *n >= MAX_IMPORT_URLS)
 			continue;
-		*urls = realloc(*urls, (*n + 2) * sizeof(char *));
-		if (!*urls)
-			abort();
-		(*urls)[(*n)++] = strdup(u);
+		*urls = udfb_reallocarray(*urls, *n + 2, sizeof(char *));
+		(*urls)[(*n)++] = udfb_strdup(u);
 		(*urls)[*n] = NULL;
 	}
 }
 
 char **udfb_run_import_urls(const char *script, size_t len, size_t *n)
 {
-	char **urls = calloc(1, sizeof(char *));
+	char **urls = udfb_calloc(1, sizeof(char *));
 	*n = 0;
 	for (const char *p = script, *e = script + len; p < e;) {
 		const char *nl = memchr(p, '\n', (size_t)(e - p));
@@ -171,7 +170,7 @@ int udfb_run_host_port(const char *url, char **host, int *port, struct udfb_err 
 		 curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
 		 curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK;
 	if (ok) {
-		*host = strdup(h);
+		*host = udfb_strdup(h);
 		*port = atoi(p);
 	}
 	curl_free(h);
@@ -200,13 +199,11 @@ char *udfb_run_host_pip(void)
 			continue;
 		if (!best || strcmp(e->d_name, best) > 0) {
 			free(best);
-			best = strdup(e->d_name);
+			best = udfb_strdup(e->d_name);
 		}
 	}
 	closedir(d);
-	char *path = NULL;
-	if (best && asprintf(&path, "%s/%s", PIP_WHEELS, best) < 0)
-		abort();
+	char *path = best ? udfb_asprintf("%s/%s", PIP_WHEELS, best) : NULL;
 	free(best);
 	return path;
 }
