@@ -153,6 +153,23 @@ row "local sandbox, runc $runc_v, a network namespace each: cold ApplyUdfResourc
 row "local sandbox, runsc $runsc_v $platform, a network namespace each: cold; warm (median/p95 ms)" \
 	"cold $g50/$g95; warm $gw50/$gw95" "runc on the host's network (same run)" "cold $h50/$h95" \
 	"$(awk -v a="$g50" -v b="$h50" 'BEGIN {printf "cold %.2fx", a / b}')" "cold < 500"
+# Where a cold start goes, from the service's own log line per start (the
+# first start of each run, which unpacks the base's layers, left out):
+# image and bundle (read the image, namespace, overlay mount, config.json),
+# the runtime's `run` until the sandbox's process started, then until
+# /health answered (Python's start and imports, the server binding).
+phases() {
+	sed -n 's/.*started in [0-9]* ms: image and bundle \([0-9]*\), runtime [^ ]* run \([0-9]*\), then \/health \([0-9]*\).*/\1 \2 \3/p' \
+		"$work/$1/serve.err" | tail -n +2 >"$work/$1.phases"
+	local k out=
+	for k in 1 2 3; do out="$out $(awk -v k="$k" '{print $k}' "$work/$1.phases" | stats | cut -d' ' -f1)"; done
+	echo "$out"
+}
+for v in runc-host runc-namespace runsc-namespace; do
+	read -r b r p < <(phases "$v")
+	row "local sandbox $v: where a cold start goes (median ms)" "image and bundle $b; runtime run $r; then /health $p" \
+		"" "" "" ""
+done
 row "local sandbox endpoint: 32 MiB echoed by the UDF (MB/s, best of 5, request + reply bytes)" \
 	"$te" "the same client on the sandbox's own loopback port, in its namespace" "$td" \
 	"$(awk -v a="$te" -v b="$td" 'BEGIN {printf "%.2fx", a / b}')" ">= 0.8x"
