@@ -368,6 +368,13 @@ void udfb_local_teardown(struct udfb_local *L, struct udfb_sandbox_rec *sb)
 	free(sb->egress_addrs);
 	sb->egress_addrs = NULL;
 	if (sb->netns >= 0) {
+		/* Nothing of the sandbox outlives its stop: what the runtime left
+		 * running in the namespace (runsc's ptrace stubs, seen a few
+		 * seconds after their sentry) is killed and waited for. */
+		int left = udfb_netns_kill_members(sb->netns, STOP_WAIT_MS);
+		if (left)
+			udfb_warn("sandbox %s: %d processes of its network namespace outlived SIGKILL", sb->id, left);
+		udfb_reap_orphans();
 		close(sb->netns); /* the kernel frees it with the sandbox's last process */
 		sb->netns = -1;
 	}

@@ -1,17 +1,23 @@
 /* Network namespaces: see netns.h. */
 #include "scheduler/netns.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "common/clock.h"
 
 struct job {
 	int netns;
@@ -99,4 +105,42 @@ unsigned long udfb_netns_inode(int fd)
 {
 	struct stat st;
 	return fd >= 0 && fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+/* SIGKILL the processes in the namespace (dev, ino); how many were found. */
+static int kill_in(dev_t dev, ino_t ino)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	int found = 0;
+	pid_t self = getpid();
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0 || pid == self)
+			continue;
+		char path[64];
+		struct stat st;
+		snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+		if (stat(path, &st) == 0 && st.st_dev == dev && st.st_ino == ino) {
+			kill((pid_t)pid, SIGKILL);
+			found++;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+int udfb_netns_kill_members(int fd, int wait_ms)
+{
+	struct stat ns;
+	if (fd < 0 || fstat(fd, &ns) < 0)
+		return 0;
+	long long until = udfb_now_ms() + wait_ms;
+	int left;
+	while ((left = kill_in(ns.st_dev, ns.st_ino)) > 0 && udfb_now_ms() < until)
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	return left;
 }

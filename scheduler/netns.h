@@ -23,6 +23,11 @@ int udfb_netns_of_pid(pid_t pid, int *fd, struct udfb_err *err);
 /* Run fn(arg) on a thread that has entered the namespace netns_fd (-1: the
  * caller's own, on a thread all the same) and wait for it; its return value. */
 int udfb_netns_run(int netns_fd, int (*fn)(void *), void *arg);
+/* SIGKILL every process still in the namespace fd refers to (but this
+ * one) and wait up to wait_ms for them to be gone; how many are left.  A
+ * runtime's stop may leave one behind (runsc's ptrace stubs outlive their
+ * sentry for a moment): the namespace lives as long as any of them. */
+int udfb_netns_kill_members(int fd, int wait_ms);
 /* The namespace's inode number ("net:[N]"), for logs and tests; 0 if unknown. */
 unsigned long udfb_netns_inode(int fd);
 
