@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/curlx.h"
 #include "common/fsutil.h"
@@ -26,7 +27,7 @@ static char *read_small(const char *path, struct udfb_err *err)
 		udfb_err_sys(err, errno, "kubernetes: open '%s'", path);
 		return NULL;
 	}
-	char *s = calloc(1, 1 << 16);
+	char *s = udfb_calloc(1, 1 << 16);
 	size_t n = fread(s, 1, (1 << 16) - 1, f);
 	fclose(f);
 	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
@@ -43,10 +44,10 @@ static char *data_file(struct k8s_api *a, const char *b64, const char *name, str
 			udfb_err_sys(err, errno, "kubernetes: mkdtemp");
 			return NULL;
 		}
-		a->tmpdir = strdup(tmpl);
+		a->tmpdir = udfb_strdup(tmpl);
 	}
 	size_t len = strlen(b64);
-	unsigned char *raw = malloc(len + 4);
+	unsigned char *raw = udfb_malloc(len + 4);
 	int n = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)len);
 	if (n < 0) {
 		free(raw);
@@ -55,9 +56,7 @@ static char *data_file(struct k8s_api *a, const char *b64, const char *name, str
 	}
 	while (len > 0 && b64[len - 1] == '=' && n > 0)
 		len--, n--; /* EVP_DecodeBlock counts padding as zero bytes */
-	char *path = NULL;
-	if (asprintf(&path, "%s/%s", a->tmpdir, name) < 0)
-		abort();
+	char *path = udfb_asprintf("%s/%s", a->tmpdir, name);
 	FILE *f = fopen(path, "wb");
 	if (!f || fwrite(raw, 1, (size_t)n, f) != (size_t)n) {
 		if (f)
@@ -93,8 +92,7 @@ static int load_kubeconfig(struct k8s_api *a, const char *path, struct udfb_err 
 	size_t len = 0;
 	if (udfb_read_file(&text, &len, path, KUBECONFIG_MAX, err) < 0)
 		return udfb_err_wrap(err, "kubernetes: kubeconfig");
-	if (asprintf(&what, "kubernetes: kubeconfig '%s'", path) < 0)
-		abort();
+	what = udfb_asprintf("kubernetes: kubeconfig '%s'", path);
 	json_t *kc = NULL;
 	int parsed = udfb_yaml_to_json(text, len, what, &kc, err);
 	free(text);
@@ -114,25 +112,25 @@ static int load_kubeconfig(struct k8s_api *a, const char *path, struct udfb_err 
 		goto out;
 	}
 	if (!a->server)
-		a->server = strdup(json_string_value(json_object_get(cluster, "server")));
+		a->server = udfb_strdup(json_string_value(json_object_get(cluster, "server")));
 	const char *s;
 	if (!a->ca_file && (s = json_string_value(json_object_get(cluster, "certificate-authority"))))
-		a->ca_file = strdup(s);
+		a->ca_file = udfb_strdup(s);
 	if (!a->ca_file && (s = json_string_value(json_object_get(cluster, "certificate-authority-data"))) &&
 	    !(a->ca_file = data_file(a, s, "ca.crt", err)))
 		goto out;
 	if (!a->token && (s = json_string_value(json_object_get(user, "token"))))
-		a->token = strdup(s);
+		a->token = udfb_strdup(s);
 	if (!a->token && (s = json_string_value(json_object_get(user, "tokenFile"))) &&
 	    !(a->token = read_small(s, err)))
 		goto out;
 	if ((s = json_string_value(json_object_get(user, "client-certificate"))))
-		a->cert_file = strdup(s);
+		a->cert_file = udfb_strdup(s);
 	if (!a->cert_file && (s = json_string_value(json_object_get(user, "client-certificate-data"))) &&
 	    !(a->cert_file = data_file(a, s, "client.crt", err)))
 		goto out;
 	if ((s = json_string_value(json_object_get(user, "client-key"))))
-		a->key_file = strdup(s);
+		a->key_file = udfb_strdup(s);
 	if (!a->key_file && (s = json_string_value(json_object_get(user, "client-key-data"))) &&
 	    !(a->key_file = data_file(a, s, "client.key", err)))
 		goto out;
@@ -147,9 +145,9 @@ int k8s_api_init(struct k8s_api *a, const struct k8s_opts *o, struct udfb_err *e
 	memset(a, 0, sizeof(*a));
 	a->timeout_ms = o->request_timeout_ms;
 	if (o->api_server && *o->api_server)
-		a->server = strdup(o->api_server);
+		a->server = udfb_strdup(o->api_server);
 	if (o->ca_file && *o->ca_file)
-		a->ca_file = strdup(o->ca_file);
+		a->ca_file = udfb_strdup(o->ca_file);
 	if (o->token_file && *o->token_file && !(a->token = read_small(o->token_file, err)))
 		return -1;
 	if (o->kubeconfig && *o->kubeconfig)
@@ -160,11 +158,10 @@ int k8s_api_init(struct k8s_api *a, const struct k8s_opts *o, struct udfb_err *e
 			return udfb_err_set(err, UDFB_E_INVALID,
 					    "kubernetes: not in a cluster (no KUBERNETES_SERVICE_HOST): set api_server "
 					    "or kubeconfig");
-		if (asprintf(&a->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
-			     port && *port ? port : "443") < 0)
-			abort();
+		a->server = udfb_asprintf(strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+					  port && *port ? port : "443");
 		if (!a->ca_file)
-			a->ca_file = strdup(SA_DIR "/ca.crt");
+			a->ca_file = udfb_strdup(SA_DIR "/ca.crt");
 		if (!a->token && !(a->token = read_small(SA_DIR "/token", err)))
 			return -1;
 	}
@@ -179,9 +176,7 @@ void k8s_api_free(struct k8s_api *a)
 	if (a->tmpdir) {
 		const char *names[] = { "ca.crt", "client.crt", "client.key" };
 		for (size_t i = 0; i < 3; i++) {
-			char *p = NULL;
-			if (asprintf(&p, "%s/%s", a->tmpdir, names[i]) < 0)
-				abort();
+			char *p = udfb_asprintf("%s/%s", a->tmpdir, names[i]);
 			unlink(p);
 			free(p);
 		}
@@ -223,13 +218,11 @@ int k8s_api_call(struct k8s_api *a, const char *method, const char *path, json_t
 	if (out)
 		*out = NULL;
 	char *url = NULL, *auth = NULL, *payload = NULL, *who = NULL;
-	if (asprintf(&url, "%s%s", a->server, path) < 0 ||
-	    asprintf(&who, "kubernetes: %s %s%s%s", what, ns ? ns : "", ns ? "/" : "", name) < 0)
-		abort();
+	url = udfb_asprintf("%s%s", a->server, path);
+	who = udfb_asprintf("kubernetes: %s %s%s%s", what, ns ? ns : "", ns ? "/" : "", name);
 	struct curl_slist *hdr = curl_slist_append(NULL, "Accept: application/json");
 	if (a->token) {
-		if (asprintf(&auth, "Authorization: Bearer %s", a->token) < 0)
-			abort();
+		auth = udfb_asprintf("Authorization: Bearer %s", a->token);
 		hdr = curl_slist_append(hdr, auth);
 	}
 	if (body) {
@@ -276,23 +269,21 @@ int k8s_apply(struct k8s_api *a, json_t *obj, struct udfb_err *err)
 	json_t *meta = json_object_get(obj, "metadata");
 	const char *name = json_string_value(json_object_get(meta, "name"));
 	const char *ns = json_string_value(json_object_get(meta, "namespace"));
-	char *path = NULL, *what = NULL;
+	char *path;
 	const char *q = "fieldManager=udf-builder&force=true";
-	int r;
 	if (strcmp(kind, "Namespace") == 0)
-		r = asprintf(&path, "/api/v1/namespaces/%s?%s", name, q);
+		path = udfb_asprintf("/api/v1/namespaces/%s?%s", name, q);
 	else if (strcmp(kind, "Deployment") == 0)
-		r = asprintf(&path, "/apis/apps/v1/namespaces/%s/deployments/%s?%s", ns, name, q);
+		path = udfb_asprintf("/apis/apps/v1/namespaces/%s/deployments/%s?%s", ns, name, q);
 	else if (strcmp(kind, "Service") == 0)
-		r = asprintf(&path, "/api/v1/namespaces/%s/services/%s?%s", ns, name, q);
+		path = udfb_asprintf("/api/v1/namespaces/%s/services/%s?%s", ns, name, q);
 	else if (strcmp(kind, "ConfigMap") == 0)
-		r = asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s?%s", ns, name, q);
+		path = udfb_asprintf("/api/v1/namespaces/%s/configmaps/%s?%s", ns, name, q);
 	else if (strcmp(kind, "HorizontalPodAutoscaler") == 0)
-		r = asprintf(&path, "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s?%s", ns, name, q);
+		path = udfb_asprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s?%s", ns, name, q);
 	else
-		r = asprintf(&path, "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s?%s", ns, name, q);
-	if (r < 0 || asprintf(&what, "apply %s", kind) < 0)
-		abort();
+		path = udfb_asprintf("/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies/%s?%s", ns, name, q);
+	char *what = udfb_asprintf("apply %s", kind);
 	int rc = k8s_api_call(a, "PATCH", path, obj, NULL, what, ns, name, err); /* "apply Namespace udf-x" */
 	free(path);
 	free(what);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/hash.h"
 #include "common/jsonout.h"
 #include "scheduler/k8s.h"
@@ -115,9 +116,9 @@ int k8s_names_for(struct k8s_names *n, const char *tenant, const char *key, stru
 		return udfb_err_set(err, UDFB_E_INVALID, "kubernetes: key '%.80s': not a sha256 digest", key);
 	const char *hex = udfb_digest_hex(key);
 	n->label = udfb_tenant_label(tenant);
-	if (asprintf(&n->ns, "udf-%s", n->label) < 0 || asprintf(&n->name, "udf-%.16s", hex) < 0 ||
-	    asprintf(&n->key12, "%.12s", hex) < 0)
-		abort();
+	n->ns = udfb_asprintf("udf-%s", n->label);
+	n->name = udfb_asprintf("udf-%.16s", hex);
+	n->key12 = udfb_asprintf("%.12s", hex);
 	return 0;
 }
 
@@ -148,8 +149,7 @@ int k8s_image_ref(const char *image, char **out, struct udfb_err *err)
 			slash = p;
 	const char *colon = memchr(slash, ':', (size_t)(at - slash));
 	size_t repo_len = (size_t)((colon ? colon : at) - ref);
-	if (asprintf(out, "%.*s%s", (int)repo_len, ref, at) < 0)
-		abort();
+	*out = udfb_asprintf("%.*s%s", (int)repo_len, ref, at);
 	return 0;
 }
 
@@ -157,7 +157,7 @@ int k8s_image_ref(const char *image, char **out, struct udfb_err *err)
 static json_t *selector_labels(const char *spec)
 {
 	json_t *m = json_object();
-	char *copy = strdup(spec), *save = NULL;
+	char *copy = udfb_strdup(spec), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(t, '=');
 		if (eq) {
@@ -280,7 +280,7 @@ json_t *k8s_netpol_obj(const struct k8s_opts *o, const struct k8s_names *n)
 		"[{s:[{s:{s:{s:s}},s:{s:{s:s}}}],s:[{s:s,s:i},{s:s,s:i}]}]", "to", "namespaceSelector", "matchLabels",
 		"kubernetes.io/metadata.name", o->dns_namespace, "podSelector", "matchLabels", "k8s-app", "kube-dns",
 		"ports", "protocol", "UDP", "port", 53, "protocol", "TCP", "port", 53));
-	char *copy = strdup(o->egress_cidrs), *save = NULL;
+	char *copy = udfb_strdup(o->egress_cidrs), *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
 		if (*t)
 			json_array_append_new(egress, cidr_rule(t));

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/hash.h"
 #include "common/jsonout.h"
 #include "scheduler/k8s.h"
@@ -42,9 +43,7 @@ struct k8s {
 
 static char *sb_id(const char *tenant, const char *key)
 {
-	char *id = NULL;
-	if (asprintf(&id, "%s\n%s", tenant, key) < 0)
-		abort();
+	char *id = udfb_asprintf("%s\n%s", tenant, key);
 	return id;
 }
 
@@ -69,8 +68,7 @@ static int k8s_predict(void *impl, const char *tenant, const char *key, char **e
 	struct k8s_names n;
 	if (k8s_names_for(&n, tenant, key, err) < 0)
 		return -1;
-	if (asprintf(endpoint, "http://%s.%s.svc.%s:8815", n.name, n.ns, k->o.cluster_domain) < 0)
-		abort();
+	*endpoint = udfb_asprintf("http://%s.%s.svc.%s:8815", n.name, n.ns, k->o.cluster_domain);
 	k8s_names_free(&n);
 	return 0;
 }
@@ -79,9 +77,7 @@ static int k8s_predict(void *impl, const char *tenant, const char *key, char **e
 static int wait_ready(struct k8s *k, const struct k8s_names *n, struct udfb_err *err)
 {
 	long deadline = udfb_now_ms() + k->o.start_timeout_ms;
-	char *path = NULL;
-	if (asprintf(&path, "/apis/apps/v1/namespaces/%s/deployments/%s", n->ns, n->name) < 0)
-		abort();
+	char *path = udfb_asprintf("/apis/apps/v1/namespaces/%s/deployments/%s", n->ns, n->name);
 	for (;;) {
 		json_t *obj = NULL;
 		if (k8s_api_call(&k->api, "GET", path, NULL, &obj, "get Deployment", n->ns, n->name, err) < 0) {
@@ -107,9 +103,7 @@ static int wait_ready(struct k8s *k, const struct k8s_names *n, struct udfb_err 
 /* DELETE of one object; gone already is fine. */
 static int delete_obj(struct k8s *k, const char *fmt, const char *kind, const struct k8s_names *n, struct udfb_err *err)
 {
-	char *path = NULL, *what = NULL;
-	if (asprintf(&path, fmt, n->ns, n->name) < 0 || asprintf(&what, "delete %s", kind) < 0)
-		abort();
+	char *path = udfb_asprintf(fmt, n->ns, n->name), *what = udfb_asprintf("delete %s", kind);
 	int rc = k8s_api_call(&k->api, "DELETE", path, NULL, NULL, what, n->ns, n->name, err);
 	if (rc < 0 && err->cat == UDFB_E_NOTFOUND) {
 		udfb_err_clear(err);
@@ -182,11 +176,11 @@ static int k8s_ensure(void *impl, const struct udfb_sandbox_req *req, struct udf
 	pthread_mutex_lock(&k->mu);
 	struct k8s_sb *sb = sb_get(k, id);
 	if (!sb) {
-		sb = calloc(1, sizeof(*sb));
+		sb = udfb_calloc(1, sizeof(*sb));
 		json_object_set_new(k->sandboxes, id, json_integer((json_int_t)(uintptr_t)sb));
 	}
 	free(sb->endpoint);
-	sb->endpoint = strdup(out->endpoint);
+	sb->endpoint = udfb_strdup(out->endpoint);
 	sb->last_used_ms = udfb_now_ms();
 	sb->scaled_down = 0;
 	sb->hpa = hpa;
@@ -243,9 +237,7 @@ static char *worker_cm_name(const char *name)
 	udfb_sha256_update(h, name, strlen(name));
 	char d[UDFB_DIGEST_LEN + 1];
 	udfb_sha256_final(h, d);
-	char *out = NULL;
-	if (asprintf(&out, "udfw-%.16s", udfb_digest_hex(d)) < 0)
-		abort();
+	char *out = udfb_asprintf("udfw-%.16s", udfb_digest_hex(d));
 	return out;
 }
 
@@ -253,8 +245,7 @@ static char *worker_cm_name(const char *name)
 static char *tenant_ns(const char *tenant)
 {
 	char *label = udfb_tenant_label(tenant), *ns = NULL;
-	if (asprintf(&ns, "udf-%s", label) < 0)
-		abort();
+	ns = udfb_asprintf("udf-%s", label);
 	free(label);
 	return ns;
 }
@@ -280,15 +271,13 @@ static int k8s_registry_put(void *impl, const char *tenant, json_t *worker, cons
 	int rc = 0;
 	if (version) {
 		json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(version));
-		if (asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s", ns, cm) < 0)
-			abort();
+		path = udfb_asprintf("/api/v1/namespaces/%s/configmaps/%s", ns, cm);
 	} else {
 		struct k8s_names n = { .label = label, .ns = ns };
 		json_t *nsobj = k8s_namespace_obj(&n);
 		rc = k8s_apply(&k->api, nsobj, err);
 		json_decref(nsobj);
-		if (asprintf(&path, "/api/v1/namespaces/%s/configmaps", ns) < 0)
-			abort();
+		path = udfb_asprintf("/api/v1/namespaces/%s/configmaps", ns);
 	}
 	json_t *got = NULL;
 	if (rc == 0)
@@ -300,7 +289,7 @@ static int k8s_registry_put(void *impl, const char *tenant, json_t *worker, cons
 	} else if (rc == 0) {
 		const char *rv =
 			json_string_value(json_object_get(json_object_get(got, "metadata"), "resourceVersion"));
-		*new_version = strdup(rv ? rv : "");
+		*new_version = udfb_strdup(rv ? rv : "");
 	}
 	json_decref(got);
 	json_decref(obj);
@@ -319,8 +308,7 @@ static int k8s_registry_get(void *impl, const char *tenant, const char *name, js
 	*worker = NULL;
 	*version = NULL;
 	char *ns = tenant_ns(tenant), *cm = worker_cm_name(name), *path = NULL;
-	if (asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s", ns, cm) < 0)
-		abort();
+	path = udfb_asprintf("/api/v1/namespaces/%s/configmaps/%s", ns, cm);
 	json_t *got = NULL;
 	int rc = k8s_api_call(&k->api, "GET", path, NULL, &got, "get ConfigMap", ns, cm, err);
 	if (rc < 0 && err->cat == UDFB_E_NOTFOUND) {
@@ -337,7 +325,7 @@ static int k8s_registry_get(void *impl, const char *tenant, const char *name, js
 					  "kubernetes: ConfigMap %s/%s: no worker record or resourceVersion", ns, cm);
 		} else {
 			*worker = w;
-			*version = strdup(rv);
+			*version = udfb_strdup(rv);
 		}
 	}
 	json_decref(got);
@@ -350,9 +338,8 @@ static int k8s_registry_get(void *impl, const char *tenant, const char *name, js
 static int k8s_registry_del(void *impl, const char *tenant, const char *name, struct udfb_err *err)
 {
 	struct k8s *k = impl;
-	char *label = udfb_tenant_label(tenant), *cm = worker_cm_name(name), *path = NULL, *ns = NULL;
-	if (asprintf(&ns, "udf-%s", label) < 0 || asprintf(&path, "/api/v1/namespaces/%s/configmaps/%s", ns, cm) < 0)
-		abort();
+	char *label = udfb_tenant_label(tenant), *cm = worker_cm_name(name), *ns = udfb_asprintf("udf-%s", label);
+	char *path = udfb_asprintf("/api/v1/namespaces/%s/configmaps/%s", ns, cm);
 	int rc = k8s_api_call(&k->api, "DELETE", path, NULL, NULL, "delete ConfigMap", ns, cm, err);
 	if (rc < 0 && err->cat == UDFB_E_NOTFOUND) { /* gone already: another replica dropped it */
 		udfb_err_clear(err);
@@ -369,11 +356,11 @@ static int k8s_registry_load(void *impl, const char *tenant, json_t **out, struc
 {
 	struct k8s *k = impl;
 	*out = NULL;
-	char *path = NULL, *label = tenant ? udfb_tenant_label(tenant) : NULL;
-	if ((tenant ? asprintf(&path, "/api/v1/namespaces/udf-%s/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue",
-			       label)
-		    : asprintf(&path, "/api/v1/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue")) < 0)
-		abort();
+	char *label = tenant ? udfb_tenant_label(tenant) : NULL;
+	char *path =
+		tenant ? udfb_asprintf("/api/v1/namespaces/udf-%s/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue",
+				       label)
+		       : udfb_asprintf("/api/v1/configmaps?labelSelector=" WORKER_LABEL "%%3Dtrue");
 	json_t *list = NULL;
 	int rc = k8s_api_call(&k->api, "GET", path, NULL, &list, "list ConfigMaps", tenant ? label : "-", "workers",
 			      err);
@@ -419,9 +406,7 @@ static int k8s_suspend(void *impl, const char *tenant, const char *key, struct u
 		struct k8s_names n;
 		if (k8s_names_for(&n, tenant, key, err) < 0)
 			return -1;
-		char *path = NULL;
-		if (asprintf(&path, "/apis/apps/v1/namespaces/%s/deployments/%s", n.ns, n.name) < 0)
-			abort();
+		char *path = udfb_asprintf("/apis/apps/v1/namespaces/%s/deployments/%s", n.ns, n.name);
 		json_t *got = NULL;
 		int rc = k8s_api_call(&k->api, "GET", path, NULL, &got, "get Deployment", n.ns, n.name, err);
 		free(path);
@@ -454,7 +439,7 @@ static int k8s_list(void *impl, json_t **out, struct udfb_err *err)
 	json_object_foreach(k->sandboxes, id, v) {
 		struct k8s_sb *sb = (struct k8s_sb *)(uintptr_t)json_integer_value(v);
 		const char *nl = strchr(id, '\n');
-		char *tenant = strndup(id, (size_t)(nl - id));
+		char *tenant = udfb_strndup(id, (size_t)(nl - id));
 		json_array_append_new(*out, udfb_json_must(json_pack("{s:s,s:s,s:s,s:s}", "tenant", tenant, "key",
 								     nl + 1, "endpoint", sb->endpoint, "state",
 								     sb->scaled_down ? "scaled-to-zero" : "ready")));
@@ -617,7 +602,7 @@ static const struct udfb_scheduler_ops k8s_ops = {
 
 int udfb_scheduler_k8s_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)
 {
-	struct k8s *k = calloc(1, sizeof(*k));
+	struct k8s *k = udfb_calloc(1, sizeof(*k));
 	if (k8s_opts_parse(&k->o, cfg->scheduler_opts, err) < 0 || k8s_api_init(&k->api, &k->o, err) < 0) {
 		k8s_api_free(&k->api);
 		k8s_opts_free(&k->o);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/hash.h"
 #include "common/jsonout.h"
@@ -67,16 +68,14 @@ static int tmpl_ensure(void *impl, const struct udfb_sandbox_req *req, struct ud
 	if (render(&out->endpoint, t->pattern, req->tenant, req->key, err) < 0)
 		return -1;
 	out->ready = 1;
-	char *id = NULL;
-	if (asprintf(&id, "%s\n%s", req->tenant, req->key) < 0)
-		abort();
+	char *id = udfb_asprintf("%s\n%s", req->tenant, req->key);
 	pthread_mutex_lock(&t->mu);
 	/* jansson keeps insertion order: deleted and set again, the id moves
 	 * to the end; past the bound the least recent goes (it is only listed). */
 	json_object_del(t->handed_out, id);
 	json_object_set_new(t->handed_out, id, json_string(out->endpoint));
 	while (json_object_size(t->handed_out) > t->max_listed) {
-		char *oldest = strdup(json_object_iter_key(json_object_iter(t->handed_out)));
+		char *oldest = udfb_strdup(json_object_iter_key(json_object_iter(t->handed_out)));
 		json_object_del(t->handed_out, oldest);
 		free(oldest);
 	}
@@ -89,9 +88,7 @@ static int tmpl_stop(void *impl, const char *tenant, const char *key, struct udf
 {
 	(void)err;
 	struct tmpl *t = impl;
-	char *id = NULL;
-	if (asprintf(&id, "%s\n%s", tenant, key) < 0)
-		abort();
+	char *id = udfb_asprintf("%s\n%s", tenant, key);
 	pthread_mutex_lock(&t->mu);
 	json_object_del(t->handed_out, id);
 	pthread_mutex_unlock(&t->mu);
@@ -109,7 +106,7 @@ static int tmpl_list(void *impl, json_t **out, struct udfb_err *err)
 	json_t *ep;
 	json_object_foreach(t->handed_out, id, ep) {
 		const char *nl = strchr(id, '\n');
-		char *tenant = strndup(id, (size_t)(nl - id));
+		char *tenant = udfb_strndup(id, (size_t)(nl - id));
 		json_array_append_new(*out, udfb_json_must(json_pack("{s:s,s:s,s:O,s:s}", "tenant", tenant, "key",
 								     nl + 1, "endpoint", ep, "state", "ready")));
 		free(tenant);
@@ -160,8 +157,8 @@ int udfb_scheduler_template_new(struct udfb_scheduler *out, const char *pattern,
 		   err) < 0)
 		return -1;
 	free(probe);
-	struct tmpl *t = calloc(1, sizeof(*t));
-	t->pattern = strdup(pattern);
+	struct tmpl *t = udfb_calloc(1, sizeof(*t));
+	t->pattern = udfb_strdup(pattern);
 	pthread_mutex_init(&t->mu, NULL);
 	t->handed_out = json_object();
 	t->max_listed = max_listed ? max_listed : 1;
