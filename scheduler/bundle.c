@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "image/image.h"
@@ -72,8 +73,8 @@ static int read_layers(struct udfb_bundle_image *im, const struct udfb_manifest 
 		       struct udfb_image_store *const *stores, size_t n, struct udfb_err *err)
 {
 	im->n_layers = m->n_layers;
-	im->layers = calloc(im->n_layers + 1, sizeof(*im->layers));
-	im->blobs = calloc(im->n_layers + 1, sizeof(*im->blobs));
+	im->layers = udfb_calloc(im->n_layers + 1, sizeof(*im->layers));
+	im->blobs = udfb_calloc(im->n_layers + 1, sizeof(*im->blobs));
 	for (size_t k = 0; k < m->n_layers; k++) {
 		const char *mt = m->layers[k].media_type;
 		if (!is_layer_type(mt))
@@ -179,10 +180,8 @@ static char *layer_dir(const char *layers_dir, const char *digest)
 static int unpack_one(const char *layers_dir, const char *digest, const char *blob, struct udfb_err *err)
 {
 	cleanup_free char *final = layer_dir(layers_dir, digest);
-	cleanup_free char *tmp = NULL;
-	if (asprintf(&tmp, "%s/" TMP_PREFIX "%ld-%.12s-XXXXXX", layers_dir, (long)getpid(), udfb_digest_hex(digest)) <
-	    0)
-		abort();
+	cleanup_free char *tmp =
+		udfb_asprintf("%s/" TMP_PREFIX "%ld-%.12s-XXXXXX", layers_dir, (long)getpid(), udfb_digest_hex(digest));
 	if (!mkdtemp(tmp))
 		return udfb_err_sys(err, errno, "mkdtemp in %s", layers_dir);
 	chmod(tmp, 0755);
@@ -223,9 +222,7 @@ int udfb_layers_ensure(const char *layers_dir, const struct udfb_bundle_image *i
 
 static int mount_overlay(const char *target, const char *lowers, struct udfb_err *err)
 {
-	cleanup_free char *data = NULL;
-	if (asprintf(&data, "lowerdir=%s", lowers) < 0)
-		abort();
+	cleanup_free char *data = udfb_asprintf("lowerdir=%s", lowers);
 	if (strlen(data) > MOUNT_DATA_MAX)
 		return udfb_err_set(err, UDFB_E_UNSUPPORTED, "overlay of %s: too many layers for one mount", target);
 	if (mount("overlay", target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, data) < 0)
@@ -238,7 +235,7 @@ int udfb_rootfs_mount(const char *target, const char *layers_dir, const struct u
 {
 	/* overlayfs lists the top layer first. */
 	size_t cap = (im->n_layers + 1) * (strlen(layers_dir) + 72) + 16;
-	cleanup_free char *lowers = malloc(cap);
+	cleanup_free char *lowers = udfb_malloc(cap);
 	size_t off = 0;
 	for (size_t k = im->n_layers; k-- > 0;)
 		off += (size_t)snprintf(lowers + off, cap - off, "%s/%s:", layers_dir, udfb_digest_hex(im->layers[k]));
@@ -273,14 +270,11 @@ static int probe_layers(const char *base, struct udfb_err *err)
 
 int udfb_overlay_probe(const char *dir, struct udfb_err *err)
 {
-	cleanup_free char *base = NULL;
-	if (asprintf(&base, "%s/" TMP_PREFIX "%ld-probe-XXXXXX", dir, (long)getpid()) < 0)
-		abort();
+	cleanup_free char *base = udfb_asprintf("%s/" TMP_PREFIX "%ld-probe-XXXXXX", dir, (long)getpid());
 	if (!mkdtemp(base))
 		return udfb_err_sys(err, errno, "mkdtemp in %s", dir);
 	cleanup_free char *m = udfb_path_join(base, "m"), *lowers = NULL, *mx = udfb_path_join(m, "x");
-	if (asprintf(&lowers, "%s/b:%s/a", base, base) < 0)
-		abort();
+	lowers = udfb_asprintf("%s/b:%s/a", base, base);
 	int rc = mkdir(m, 0755) < 0 ? udfb_err_sys(err, errno, "mkdir %s", m) : 0;
 	if (rc == 0)
 		rc = probe_layers(base, err);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/clock.h"
@@ -42,9 +43,7 @@ static void hold_locked(pid_t pid)
 {
 	if (n_held == cap_held) {
 		cap_held = cap_held ? 2 * cap_held : 64;
-		held = realloc(held, cap_held * sizeof(*held));
-		if (!held)
-			abort();
+		held = udfb_realloc(held, cap_held * sizeof(*held));
 	}
 	held[n_held++] = pid;
 }
@@ -116,12 +115,12 @@ int udfb_reap_orphans(void)
 void udfb_ocirt_init(struct udfb_ocirt *rt, const char *bin, const char *root, const char *args_line)
 {
 	memset(rt, 0, sizeof(*rt));
-	rt->bin = strdup(bin);
-	rt->root = strdup(root);
-	cleanup_free char *copy = strdup(args_line ? args_line : "");
-	rt->args = calloc(strlen(copy) / 2 + 2, sizeof(char *));
+	rt->bin = udfb_strdup(bin);
+	rt->root = udfb_strdup(root);
+	cleanup_free char *copy = udfb_strdup(args_line ? args_line : "");
+	rt->args = udfb_calloc(strlen(copy) / 2 + 2, sizeof(char *));
 	for (char *save = NULL, *a = strtok_r(copy, " \t", &save); a; a = strtok_r(NULL, " \t", &save))
-		rt->args[rt->n_args++] = strdup(a);
+		rt->args[rt->n_args++] = udfb_strdup(a);
 }
 
 void udfb_ocirt_clear(struct udfb_ocirt *rt)
@@ -167,7 +166,7 @@ static char **make_argv(const struct udfb_ocirt *rt, const char *const *verb)
 	size_t nv = 0;
 	while (verb[nv])
 		nv++;
-	char **argv = calloc(rt->n_args + nv + 4, sizeof(char *));
+	char **argv = udfb_calloc(rt->n_args + nv + 4, sizeof(char *));
 	size_t k = 0;
 	argv[k++] = rt->bin;
 	argv[k++] = "--root";
@@ -186,9 +185,7 @@ static int spawn_argv(pid_t *pid, const char *what, char *const *argv, int out_f
 {
 	cleanup_free char *path = NULL;
 	const char *p = getenv("PATH");
-	if (asprintf(&path, "PATH=%s", p && *p ? p : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") <
-	    0)
-		abort();
+	path = udfb_asprintf("PATH=%s", p && *p ? p : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	char *envp[] = { path, NULL };
 	/* A copy above 3, so that dup2 to 3 always clears close-on-exec. */
 	cleanup_close int pass = pass_fd >= 0 ? fcntl(pass_fd, F_DUPFD_CLOEXEC, 10) : -1;
@@ -395,7 +392,7 @@ int udfb_ocirt_version(const struct udfb_ocirt *rt, char **out, struct udfb_err 
 		char *nl = b.data ? strchr(b.data, '\n') : NULL;
 		if (nl)
 			*nl = '\0';
-		*out = strdup(b.data ? b.data : "");
+		*out = udfb_strdup(b.data ? b.data : "");
 	}
 	udfb_buf_free(&b);
 	return rc;
@@ -450,7 +447,7 @@ int udfb_ocirt_state(const struct udfb_ocirt *rt, const char *id, int netns_fd, 
 	if (rc == 0 && !json_is_string(json_object_get(j, "status")))
 		rc = udfb_err_set(err, UDFB_E_INTERNAL, "runtime %s state %s: unexpected output", rt->bin, id);
 	if (rc == 0) {
-		*status = strdup(json_string_value(json_object_get(j, "status")));
+		*status = udfb_strdup(json_string_value(json_object_get(j, "status")));
 		*pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
 	}
 	json_decref(j);
@@ -508,9 +505,7 @@ int udfb_ocirt_is_runsc(const char *version)
 static int try_platform(const struct udfb_ocirt *rt, const char *scratch, const char *platform, struct udfb_buf *out)
 {
 	struct udfb_ocirt probe = *rt;
-	cleanup_free char *flag = NULL;
-	if (asprintf(&flag, "--platform=%s", platform) < 0)
-		abort();
+	cleanup_free char *flag = udfb_asprintf("--platform=%s", platform);
 	char *args[] = { "--network=none", flag };
 	probe.root = (char *)scratch;
 	probe.args = args;
@@ -542,7 +537,7 @@ int udfb_ocirt_probe_platform(const struct udfb_ocirt *rt, const char *scratch, 
 		udfb_rm_rf(scratch);
 		if (ok) {
 			udfb_buf_free(&last);
-			*platform = strdup(order[k]);
+			*platform = udfb_strdup(order[k]);
 			return 0;
 		}
 	}

@@ -8,6 +8,7 @@
 
 #include "builder/build.h"
 #include "scheduler/bundle.h"
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/fsutil.h"
@@ -73,7 +74,7 @@ static int unpack_layer(const struct udfb_base *b, const struct job *j, const ch
 /* Resolves every base first, so the total is known before the first unpack. */
 static struct udfb_base *resolve_all(size_t *total)
 {
-	struct udfb_base *bs = calloc(n_jobs, sizeof(*bs));
+	struct udfb_base *bs = udfb_calloc(n_jobs, sizeof(*bs));
 	for (size_t k = 0; k < n_jobs; k++) {
 		struct udfb_err err = UDFB_ERR_INIT;
 		if (udfb_base_resolve(&bs[k], jobs[k].ref, platform_, NULL, &err) < 0) {
@@ -143,12 +144,12 @@ int udfb_prefetch_start(const char *layers_dir, const struct udfb_config *cfg, s
 		pthread_mutex_unlock(&mu);
 		return 0;
 	}
-	layers_dir_ = strdup(layers_dir);
+	layers_dir_ = udfb_strdup(layers_dir);
 	store_ = udfb_image_store_oci(cfg->store);
-	platform_ = strdup(cfg->platform ? cfg->platform : "linux/amd64");
-	jobs = calloc(cfg->n_bases, sizeof(*jobs));
+	platform_ = udfb_strdup(cfg->platform ? cfg->platform : "linux/amd64");
+	jobs = udfb_calloc(cfg->n_bases, sizeof(*jobs));
 	for (size_t k = 0; k < cfg->n_bases; k++)
-		jobs[n_jobs++] = (struct job){ strdup(cfg->bases[k].runtime), strdup(cfg->bases[k].ref) };
+		jobs[n_jobs++] = (struct job){ udfb_strdup(cfg->bases[k].runtime), udfb_strdup(cfg->bases[k].ref) };
 	int e = pthread_create(&thread, NULL, prefetch_main, NULL);
 	if (e) {
 		pthread_mutex_lock(&mu);

@@ -18,6 +18,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/hash.h"
 
@@ -74,7 +75,7 @@ static char *clean_path(const char *in)
 	size_t n = strlen(in);
 	if (n >= 4096)
 		return NULL;
-	char *out = malloc(n + 1);
+	char *out = udfb_malloc(n + 1);
 	size_t o = 0;
 	for (const char *p = in; *p;) {
 		while (*p == '/')
@@ -121,7 +122,7 @@ static int open_dir(struct unpacker *u, const char *dir, int create, int *out, s
 	}
 	uncache(u);
 	int cur = dup(u->root);
-	cleanup_free char *copy = strdup(dir);
+	cleanup_free char *copy = udfb_strdup(dir);
 	for (char *save = NULL, *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
 		int fd = openat(cur, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 && errno == ENOENT && create && mkdirat(cur, c, 0755) == 0)
@@ -136,7 +137,7 @@ static int open_dir(struct unpacker *u, const char *dir, int create, int *out, s
 		}
 		cur = fd;
 	}
-	u->cached_dir = strdup(dir);
+	u->cached_dir = udfb_strdup(dir);
 	u->cached_fd = cur;
 	*out = cur;
 	return 0;
@@ -361,7 +362,7 @@ int udfb_layer_unpack(const char *blob, const char *digest, const char *dir, str
 		close(r.fd);
 		return udfb_err_sys(err, errno, "layer %s: open %s", u.layer, dir);
 	}
-	r.buf = malloc(READ_CHUNK);
+	r.buf = udfb_malloc(READ_CHUNK);
 	r.h = digest ? udfb_sha256_new() : NULL;
 	struct archive *a = archive_read_new();
 	archive_read_support_filter_all(a);
