@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
@@ -72,9 +73,7 @@ int udfb_egress_parse(struct udfb_egress *e, const char *text, struct udfb_err *
 		size_t len = strcspn(p, ", ");
 		if (!len)
 			break;
-		e->v = realloc(e->v, (e->n + 1) * sizeof(*e->v));
-		if (!e->v)
-			abort();
+		e->v = udfb_realloc(e->v, (e->n + 1) * sizeof(*e->v));
 		if (parse_one(&e->v[e->n], p, len, err) < 0) {
 			udfb_egress_clear(e);
 			return -1;
@@ -116,15 +115,11 @@ int udfb_egress_add_dest(struct udfb_egress *e, const char *text, struct udfb_er
 		for (size_t k = 0; k < e->n_host_ports; k++)
 			if (e->host_ports[k] == port)
 				return 0;
-		e->host_ports = realloc(e->host_ports, (e->n_host_ports + 1) * sizeof(int));
-		if (!e->host_ports)
-			abort();
+		e->host_ports = udfb_realloc(e->host_ports, (e->n_host_ports + 1) * sizeof(int));
 		e->host_ports[e->n_host_ports++] = (int)port;
 		return 0;
 	}
-	e->to = realloc(e->to, (e->n_to + 1) * sizeof(*e->to));
-	if (!e->to)
-		abort();
+	e->to = udfb_realloc(e->to, (e->n_to + 1) * sizeof(*e->to));
 	e->to[e->n_to++] = (struct udfb_egress_dest){ addr, (int)port };
 	return 0;
 }
@@ -164,8 +159,8 @@ char *udfb_egress_host_addrs(void)
 	size_t n = 0;
 	for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
 		n++;
-	char(*v)[INET_ADDRSTRLEN] = calloc(n + 1, INET_ADDRSTRLEN);
-	char **p = calloc(n + 1, sizeof(*p));
+	char(*v)[INET_ADDRSTRLEN] = udfb_calloc(n + 1, INET_ADDRSTRLEN);
+	char **p = udfb_calloc(n + 1, sizeof(*p));
 	size_t k = 0;
 	for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
 		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET) {
@@ -359,8 +354,7 @@ int udfb_egress_close_addrs(int netns_fd, const char *dir, const char *host_addr
 	if (!*host_addrs)
 		return 0;
 	cleanup_free char *set = NULL, *log = udfb_path_join(dir, "egress.log");
-	if (asprintf(&set, "{ %s }", host_addrs) < 0)
-		abort();
+	set = udfb_asprintf("{ %s }", host_addrs);
 	const char *argv[] = { "nft", "add", "element", "inet", "udfb_egress", "closed", set, NULL };
 	if (tool(argv, netns_fd, -1, log, err) < 0)
 		return udfb_err_wrap(err, "sandbox egress: close the host's new addresses");

@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 
 #define PIPE_BYTES (1u << 20)
@@ -187,7 +188,7 @@ static void start_conn(struct udfb_fwd *f, struct udfb_fwd_listener *l, int clie
 		close(client); /* no sandbox behind it now, or too many connections */
 		return;
 	}
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = udfb_calloc(1, sizeof(*c));
 	c->f = f;
 	c->client = client;
 	c->backend = -1;
@@ -248,8 +249,8 @@ static int parse_list(struct cidr **out, size_t *n, const char *text, struct udf
 	*n = 0;
 	if (!text || !*text)
 		return 0;
-	char *copy = strdup(text), *save = NULL;
-	struct cidr *v = calloc(strlen(text) / 2 + 2, sizeof(*v));
+	char *copy = udfb_strdup(text), *save = NULL;
+	struct cidr *v = udfb_calloc(strlen(text) / 2 + 2, sizeof(*v));
 	int rc = 0;
 	for (char *e = strtok_r(copy, ", ", &save); e && rc == 0; e = strtok_r(NULL, ", ", &save))
 		if (parse_cidr(&v[*n], e) < 0)
@@ -371,7 +372,7 @@ static void *accept_main(void *arg)
 
 int udfb_fwd_new(struct udfb_fwd **out, long max_conns, struct udfb_err *err)
 {
-	struct udfb_fwd *f = calloc(1, sizeof(*f));
+	struct udfb_fwd *f = udfb_calloc(1, sizeof(*f));
 	f->max_conns = max_conns;
 	f->ep = epoll_create1(EPOLL_CLOEXEC);
 	f->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -411,7 +412,7 @@ int udfb_fwd_listen(struct udfb_fwd *f, const struct sockaddr *addr, socklen_t l
 			return udfb_err_set(err, UDFB_E_EXHAUSTED, "forwarder: port in use");
 		return udfb_err_sys(err, e, "forwarder: listen");
 	}
-	struct udfb_fwd_listener *l = calloc(1, sizeof(*l));
+	struct udfb_fwd_listener *l = udfb_calloc(1, sizeof(*l));
 	l->lfd = fd;
 	l->netns = -1;
 	l->target = target_port;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/fsutil.h"
 #include "scheduler/egress.h"
@@ -21,8 +22,8 @@ static void defaults(struct udfb_local_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	udfb_settings_defaults(&udfb_settings_local, o); /* the rows' literal defaults */
-	o->runtime = strdup(""); /* runsc when it starts a sandbox here, else runc */
-	o->advertise_address = strdup(""); /* the bind address */
+	o->runtime = udfb_strdup(""); /* runsc when it starts a sandbox here, else runc */
+	o->advertise_address = udfb_strdup(""); /* the bind address */
 }
 
 static int parse_long(const char *v, long long *out)

@@ -28,6 +28,7 @@
 
 #include "scheduler/bundle.h"
 #include "scheduler/egress.h"
+#include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/jsonout.h"
@@ -87,20 +88,18 @@ static void log_tail(const struct udfb_sandbox_rec *sb, char *out, size_t n)
 
 static char **sandbox_env(const struct udfb_sandbox_rec *sb, const struct udfb_sandbox_req *req, size_t *n)
 {
-	char **env = calloc(req->n_env + 4, sizeof(char *));
+	char **env = udfb_calloc(req->n_env + 4, sizeof(char *));
 	size_t k = 0;
 	for (size_t j = 0; j < req->n_env; j++)
-		if (asprintf(&env[k++], "%s=%s", req->env[j].name, req->env[j].value) < 0)
-			abort();
+		env[k++] = udfb_asprintf("%s=%s", req->env[j].name, req->env[j].value);
 	/* After the operator's: the reserved variables always win.  In a
 	 * namespace of its own every sandbox has the same inner ports. */
 	int inner = sb->netns >= 0;
-	if (asprintf(&env[k++], "UDF_SERVER_ADDR=127.0.0.1:%d", inner ? UDFB_LOCAL_INNER_UDF_PORT : sb->udf_port) < 0 ||
-	    asprintf(&env[k++], "RESOURCE_STATUS_ADDR=127.0.0.1:%d",
-		     inner ? UDFB_LOCAL_INNER_STATUS_PORT : sb->status_port) < 0)
-		abort();
-	if (req->auth_keys && *req->auth_keys && asprintf(&env[k++], "UDF_AUTH_KEYS=%s", req->auth_keys) < 0)
-		abort();
+	env[k++] = udfb_asprintf("UDF_SERVER_ADDR=127.0.0.1:%d", inner ? UDFB_LOCAL_INNER_UDF_PORT : sb->udf_port);
+	env[k++] = udfb_asprintf("RESOURCE_STATUS_ADDR=127.0.0.1:%d",
+				 inner ? UDFB_LOCAL_INNER_STATUS_PORT : sb->status_port);
+	if (req->auth_keys && *req->auth_keys)
+		env[k++] = udfb_asprintf("UDF_AUTH_KEYS=%s", req->auth_keys);
 	*n = k;
 	return env;
 }
@@ -111,10 +110,9 @@ static int write_config(struct udfb_local *L, const struct udfb_sandbox_rec *sb,
 	size_t n_env = 0;
 	char **env = sandbox_env(sb, req, &n_env);
 	cleanup_free char *rootfs = udfb_path_join(sb->dir, "rootfs");
-	cleanup_free char *cgpath = NULL, *hostname = NULL;
-	if (asprintf(&cgpath, "%s/%s", L->o.cgroup_parent, sb->id) < 0 ||
-	    asprintf(&hostname, "udf-%.12s", udfb_digest_valid(sb->key) ? udfb_digest_hex(sb->key) : "sandbox") < 0)
-		abort();
+	cleanup_free char *cgpath = udfb_asprintf("%s/%s", L->o.cgroup_parent, sb->id);
+	cleanup_free char *hostname =
+		udfb_asprintf("udf-%.12s", udfb_digest_valid(sb->key) ? udfb_digest_hex(sb->key) : "sandbox");
 	struct udfb_spec_opts so = {
 		.rootfs = rootfs,
 		.hostname = hostname,
@@ -474,7 +472,7 @@ static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 	if (sb) {
 		sb->netns = netns;
 		sb->egress = udfb_egress_find(dir);
-		sb->egress_addrs = strdup(""); /* unknown: the reaper closes today's */
+		sb->egress_addrs = udfb_strdup(""); /* unknown: the reaper closes today's */
 	} else if (netns >= 0) {
 		close(netns);
 	}
@@ -492,8 +490,8 @@ static int adopt(struct udfb_local *L, const char *dir, json_t *j)
 		return 0;
 	}
 	sb->state = SB_READY;
-	sb->id = strdup(id);
-	sb->dir = strdup(dir);
+	sb->id = udfb_strdup(id);
+	sb->dir = udfb_strdup(dir);
 	sb->udf_port = up;
 	sb->status_port = sp;
 	memcpy(sb->spec, spec, UDFB_DIGEST_LEN + 1);
@@ -515,8 +513,8 @@ static void recover_one(struct udfb_local *L, const char *name)
 		return;
 	}
 	const char *id = json_string_value(json_object_get(j, "id"));
-	struct udfb_sandbox_rec tmp = { .id = strdup(id ? id : name),
-					.dir = strdup(dir),
+	struct udfb_sandbox_rec tmp = { .id = udfb_strdup(id ? id : name),
+					.dir = udfb_strdup(dir),
 					.pidfd = -1,
 					.netns = L->fwd ? netns_of_bundle(dir) : -1 };
 	udfb_info("sandbox %s: left by an earlier process: removed", tmp.id);

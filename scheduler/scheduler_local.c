@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "scheduler/bundle.h"
 #include "common/cleanup.h"
@@ -52,13 +53,11 @@ struct udfb_sandbox_rec *udfb_local_add(struct udfb_local *L, const char *tenant
 {
 	if (L->n == L->cap) {
 		L->cap = L->cap ? 2 * L->cap : 16;
-		L->v = realloc(L->v, L->cap * sizeof(*L->v));
-		if (!L->v)
-			abort();
+		L->v = udfb_realloc(L->v, L->cap * sizeof(*L->v));
 	}
-	struct udfb_sandbox_rec *sb = calloc(1, sizeof(*sb));
-	sb->tenant = strdup(tenant);
-	sb->key = strdup(key);
+	struct udfb_sandbox_rec *sb = udfb_calloc(1, sizeof(*sb));
+	sb->tenant = udfb_strdup(tenant);
+	sb->key = udfb_strdup(key);
 	sb->pidfd = -1;
 	sb->netns = -1;
 	sb->egress = -1;
@@ -189,9 +188,7 @@ static void reclaim_ports(struct udfb_local *L, const struct udfb_sandbox_rec *s
 static int alloc_ports(struct udfb_local *L, struct udfb_sandbox_rec *sb, struct udfb_err *err)
 {
 	char d[UDFB_DIGEST_LEN + 1];
-	cleanup_free char *id = NULL;
-	if (asprintf(&id, "%s\n%s", sb->tenant, sb->key) < 0)
-		abort();
+	cleanup_free char *id = udfb_asprintf("%s\n%s", sb->tenant, sb->key);
 	udfb_sha256_digest(id, strlen(id), d);
 	long range = L->o.port_max - L->o.port_min + 1;
 	long start = (long)(strtoul(udfb_digest_hex(d) + 56, NULL, 16) % (unsigned long)range);
@@ -232,9 +229,7 @@ static int ensure_ports(struct udfb_local *L, struct udfb_sandbox_rec *sb, struc
 
 static char *endpoint_of(const struct udfb_local *L, const struct udfb_sandbox_rec *sb)
 {
-	char *e = NULL;
-	if (asprintf(&e, "http://%s:%d", L->url_host, sb->udf_port) < 0)
-		abort();
+	char *e = udfb_asprintf("http://%s:%d", L->url_host, sb->udf_port);
 	return e;
 }
 
@@ -288,9 +283,8 @@ static int prepare(struct udfb_local *L, struct udfb_sandbox_rec *sb, const char
 	cleanup_free char *label = udfb_tenant_label(sb->tenant);
 	free(sb->id);
 	free(sb->dir);
-	if (asprintf(&sb->id, "udfb-%s-%.12s-%s-%lu", label,
-		     udfb_digest_valid(sb->key) ? udfb_digest_hex(sb->key) : "key", L->inst, ++L->gen) < 0)
-		abort();
+	sb->id = udfb_asprintf("udfb-%s-%.12s-%s-%lu", label,
+			       udfb_digest_valid(sb->key) ? udfb_digest_hex(sb->key) : "key", L->inst, ++L->gen);
 	sb->dir = udfb_path_join(L->sandboxes_dir, sb->id);
 	memcpy(sb->spec, spec, UDFB_DIGEST_LEN + 1);
 	sb->stats_failures = 0;
@@ -496,7 +490,7 @@ static enum verdict judge(struct udfb_local *L, struct udfb_sandbox_rec *sb, lon
 	if (udfb_pidfd_exited(sb->pidfd, 0))
 		return DEAD;
 	int port = sb->status_port;
-	cleanup_free char *id = strdup(sb->id);
+	cleanup_free char *id = udfb_strdup(sb->id);
 	pthread_mutex_unlock(&L->mu);
 	long long last = last_activity(L, sb, port);
 	pthread_mutex_lock(&L->mu);
@@ -600,7 +594,7 @@ static void egress_refresh(struct udfb_local *L)
 			continue;
 		sb->busy++;
 		int ns = dup(sb->netns);
-		char *dir = strdup(sb->dir);
+		char *dir = udfb_strdup(sb->dir);
 		pthread_mutex_unlock(&L->mu);
 		struct udfb_err err = UDFB_ERR_INIT;
 		int rc = ns >= 0 ? udfb_egress_close_addrs(ns, dir, now, &err) : -1;
@@ -615,7 +609,7 @@ static void egress_refresh(struct udfb_local *L)
 		pthread_mutex_lock(&L->mu);
 		if (rc == 0) {
 			free(sb->egress_addrs);
-			sb->egress_addrs = strdup(now);
+			sb->egress_addrs = udfb_strdup(now);
 		}
 		sb->busy--;
 	}
@@ -769,8 +763,7 @@ static int runsc_args(struct udfb_local *L, char **line, struct udfb_err *err)
 	const char *args = L->o.runtime_args;
 	cleanup_free char *platform = NULL, *scratch = NULL;
 	if (!has_flag(args, "--platform") && !has_flag(args, "-platform")) {
-		if (asprintf(&scratch, "%s/.probe-%ld", L->o.runtime_root, (long)getpid()) < 0)
-			abort();
+		scratch = udfb_asprintf("%s/.probe-%ld", L->o.runtime_root, (long)getpid());
 		if (udfb_ocirt_probe_platform(&L->rt, scratch, &platform, err) < 0)
 			return -1;
 	}
@@ -778,9 +771,8 @@ static int runsc_args(struct udfb_local *L, char **line, struct udfb_err *err)
 	/* The spec's seccomp filter is not loaded into gVisor (no --oci-seccomp:
 	 * this runsc then fails the sandbox's thread creation): its system calls
 	 * go to gVisor's kernel, which runs under gVisor's own filter. */
-	if (asprintf(line, "%s%s%s%s", args, platform ? " --platform=" : "", platform ? platform : "",
-		     net ? "" : " --network=host") < 0)
-		abort();
+	*line = udfb_asprintf("%s%s%s%s", args, platform ? " --platform=" : "", platform ? platform : "",
+			      net ? "" : " --network=host");
 	return 0;
 }
 
@@ -858,8 +850,7 @@ static int setup_egress(struct udfb_local *L, struct udfb_err *err)
 	if (!L->egress.n)
 		return 0;
 	cleanup_free char *dir = NULL, *nets = udfb_egress_describe(&L->egress);
-	if (asprintf(&dir, "%s/.egress-probe-%ld", L->o.state_dir, (long)getpid()) < 0)
-		abort();
+	dir = udfb_asprintf("%s/.egress-probe-%ld", L->o.state_dir, (long)getpid());
 	int ns = -1, pasta = -1;
 	long long t0 = udfb_now_ms();
 	int rc = udfb_mkdir_p(dir, 0700, err);
@@ -888,13 +879,12 @@ static int setup_network(struct udfb_local *L, struct udfb_err *err)
 	int wildcard = udfb_local_parse_addr(L->o.bind_address, 0, &L->bind, &L->bind_len);
 	const char *adv = *L->o.advertise_address ? L->o.advertise_address : L->o.bind_address;
 	int v6 = strchr(adv, ':') != NULL;
-	if (asprintf(&L->url_host, "%s%s%s", v6 ? "[" : "", adv, v6 ? "]" : "") < 0)
-		abort();
+	L->url_host = udfb_asprintf("%s%s%s", v6 ? "[" : "", adv, v6 ? "]" : "");
 	if (wildcard)
-		L->probe_host = strdup(L->bind.ss_family == AF_INET6 ? "[::1]" : "127.0.0.1");
-	else if (asprintf(&L->probe_host, "%s%s%s", L->bind.ss_family == AF_INET6 ? "[" : "", L->o.bind_address,
-			  L->bind.ss_family == AF_INET6 ? "]" : "") < 0)
-		abort();
+		L->probe_host = udfb_strdup(L->bind.ss_family == AF_INET6 ? "[::1]" : "127.0.0.1");
+	else
+		L->probe_host = udfb_asprintf("%s%s%s", L->bind.ss_family == AF_INET6 ? "[" : "", L->o.bind_address,
+					      L->bind.ss_family == AF_INET6 ? "]" : "");
 	if (L->o.network == UDFB_LOCAL_NET_HOST)
 		return 0;
 	int fd;
@@ -909,7 +899,7 @@ static int setup_network(struct udfb_local *L, struct udfb_err *err)
 int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_config *cfg, struct udfb_err *err)
 {
 	assert(cfg->store); /* the service fills in the default store first */
-	struct udfb_local *L = calloc(1, sizeof(*L));
+	struct udfb_local *L = udfb_calloc(1, sizeof(*L));
 	pthread_mutex_init(&L->mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -917,7 +907,7 @@ int udfb_scheduler_local_new(struct udfb_scheduler *out, const struct udfb_confi
 	pthread_cond_init(&L->wake, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&L->changed, NULL);
-	L->store = strdup(cfg->store);
+	L->store = udfb_strdup(cfg->store);
 	unsigned char r[3];
 	if (RAND_bytes(r, sizeof(r)) != 1)
 		abort();
