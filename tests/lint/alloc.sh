@@ -12,8 +12,8 @@
 # is clean.
 cd "$(dirname "$0")/../.."
 
-SWEPT="common image python fetch pkgindex registry-client cache builder config cmd bench"
-NOT_YET="scheduler service"
+SWEPT="common image python fetch pkgindex registry-client cache builder config cmd bench service"
+NOT_YET="scheduler"
 
 # FILE... -> "path:line: text" for each raw allocation call.
 raw_calls() {
