@@ -9,6 +9,7 @@
  * next to the service and must not become a way to exhaust it. */
 #include "service/admin.h"
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
 
@@ -246,9 +247,7 @@ int udfb_admin_start(struct udfb_admin **out, const char *addr, struct udfb_metr
 	unsigned port = 0;
 	if (parse_addr(addr, &sa, &port, err) < 0)
 		return -1;
-	struct udfb_admin *a = calloc(1, sizeof(*a));
-	if (!a)
-		abort();
+	struct udfb_admin *a = udfb_calloc(1, sizeof(*a));
 	a->metrics = m;
 	a->ready = ready;
 	a->ctx = ctx;

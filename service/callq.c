@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "service/service_internal.h"
 
 struct item {
@@ -32,9 +33,7 @@ struct udfb_callq {
 
 struct udfb_callq *udfb_callq_new(int max_waiting)
 {
-	struct udfb_callq *q = calloc(1, sizeof(*q));
-	if (!q)
-		abort();
+	struct udfb_callq *q = udfb_calloc(1, sizeof(*q));
 	pthread_mutex_init(&q->mu, NULL);
 	q->by_name = udfb_table_new();
 	q->max_waiting = max_waiting > 0 ? (size_t)max_waiting : 1;
@@ -64,17 +63,13 @@ int udfb_callq_put(struct udfb_callq *q, const char *tenant, void *item, struct 
 			tenant, q->max_waiting);
 	}
 	if (!t) {
-		t = calloc(1, sizeof(*t));
-		if (!t)
-			abort();
-		t->name = strdup(tenant);
+		t = udfb_calloc(1, sizeof(*t));
+		t->name = udfb_strdup(tenant);
 		*slot = t;
 		ring_push(q, t);
 		q->tenants++;
 	}
-	struct item *it = malloc(sizeof(*it));
-	if (!it)
-		abort();
+	struct item *it = udfb_malloc(sizeof(*it));
 	it->v = item;
 	it->next = NULL;
 	if (t->tail)

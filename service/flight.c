@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+
 struct lru {
 	struct udfb_flight *head, *tail; /* most, least recently used */
 	size_t n;
@@ -34,13 +36,9 @@ static size_t hash(const char *tenant, const char *key)
 
 struct udfb_flights *udfb_flights_new(void)
 {
-	struct udfb_flights *t = calloc(1, sizeof(*t));
-	if (!t)
-		abort();
+	struct udfb_flights *t = udfb_calloc(1, sizeof(*t));
 	t->n_buckets = 256;
-	t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
-	if (!t->buckets)
-		abort();
+	t->buckets = udfb_calloc(t->n_buckets, sizeof(*t->buckets));
 	return t;
 }
 
@@ -100,9 +98,7 @@ struct udfb_flight *udfb_flights_get(struct udfb_flights *t, const char *tenant,
 static void grow(struct udfb_flights *t)
 {
 	size_t n = t->n_buckets * 2;
-	struct udfb_flight **b = calloc(n, sizeof(*b));
-	if (!b)
-		abort();
+	struct udfb_flight **b = udfb_calloc(n, sizeof(*b));
 	for (size_t k = 0; k < t->n_buckets; k++)
 		for (struct udfb_flight *f = t->buckets[k], *next; f; f = next) {
 			next = f->next;
@@ -120,14 +116,11 @@ static struct udfb_flight *insert(struct udfb_flights *t, const char *tenant, co
 {
 	if (t->count >= t->n_buckets)
 		grow(t);
-	struct udfb_flight *f = calloc(1, sizeof(*f));
-	if (!f)
-		abort();
-	f->tenant = strdup(tenant);
-	f->key = strdup(key);
+	struct udfb_flight *f = udfb_calloc(1, sizeof(*f));
+	f->tenant = udfb_strdup(tenant);
+	f->key = udfb_strdup(key);
 	f->kind = kind;
-	if (asprintf(&f->id, "%s\n%s", tenant, key) < 0)
-		abort();
+	f->id = udfb_asprintf("%s\n%s", tenant, key);
 	size_t h = hash(tenant, key) % t->n_buckets;
 	f->next = t->buckets[h];
 	t->buckets[h] = f;

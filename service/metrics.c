@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+
 /* "Lock-free" is the point of this module: refuse to build where it is not. */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "metrics need lock-free 64-bit atomics");
 
@@ -99,9 +101,7 @@ static void hist_init(struct hist *h, const double *bounds, size_t n)
 void udfb_metrics_new(struct udfb_metrics **out)
 {
 	assert(out);
-	struct udfb_metrics *m = calloc(1, sizeof(*m));
-	if (!m)
-		abort();
+	struct udfb_metrics *m = udfb_calloc(1, sizeof(*m));
 	/* calloc's zero bytes are already a zero for lock-free integer atomics;
 	 * only the histograms need their bounds set. */
 	hist_init(&m->call_duration, call_bounds, NBOUNDS(call_bounds));

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
 #include "builder/request.h"
 #include "common/log.h"
 #include "proto/health.pb-c.h"
@@ -59,9 +60,9 @@ static void reply(struct rpc *c, int code, const char *msg, const void *body, si
 	int udf_call = c->out->udf_call;
 	*c->out = (struct udfb_rpc_reply){ .code = code, .udf_call = udf_call };
 	if (code) {
-		c->out->msg = strdup(msg ? msg : "");
+		c->out->msg = udfb_strdup(msg ? msg : "");
 	} else {
-		c->out->body = malloc(len + 1);
+		c->out->body = udfb_malloc(len + 1);
 		if (len)
 			memcpy(c->out->body, body, len);
 		c->out->len = len;
@@ -77,11 +78,9 @@ static void reply_err(struct rpc *c, struct udfb_err *err)
 /* The rest of c goes to a call worker, queued under tenant. */
 static struct udfb_rpc_slow *to_worker(struct rpc *c, void (*job)(void *), const char *tenant)
 {
-	struct udfb_rpc_slow *w = calloc(1, sizeof(*w));
-	if (!w)
-		abort();
+	struct udfb_rpc_slow *w = udfb_calloc(1, sizeof(*w));
 	w->job = job;
-	w->tenant = strdup(tenant ? tenant : "");
+	w->tenant = udfb_strdup(tenant ? tenant : "");
 	c->slow = w;
 	return w;
 }
@@ -97,9 +96,7 @@ static uint8_t *payload_bytes(const struct udfb_rpc_call *call, size_t *len)
 	*len = 0;
 	if (call->unreadable)
 		return NULL;
-	uint8_t *b = malloc(call->len + 1);
-	if (!b)
-		abort();
+	uint8_t *b = udfb_malloc(call->len + 1);
 	if (call->len)
 		memcpy(b, call->payload, call->len);
 	b[call->len] = 0;
@@ -117,7 +114,7 @@ char *udfb_rpc_md_get(const struct udfb_rpc_call *call, const char *key)
 	size_t n = strlen(key);
 	for (size_t k = 0; k < call->n_md; k++)
 		if (key_is(&call->md[k], key, n))
-			return strndup(call->md[k].value, call->md[k].value_len);
+			return udfb_strndup(call->md[k].value, call->md[k].value_len);
 	return NULL;
 }
 
@@ -168,7 +165,7 @@ static void reply_apply(struct rpc *c, const struct udfb_apply_out *out)
 	resp.n_headers = 1;
 	resp.headers = hs;
 	size_t len = udfproto__apply_udf_resource_response__get_packed_size(&resp);
-	uint8_t *buf = malloc(len ? len : 1);
+	uint8_t *buf = udfb_malloc(len ? len : 1);
 	udfproto__apply_udf_resource_response__pack(&resp, buf);
 	reply(c, 0, NULL, buf, len);
 	free(buf);
@@ -189,7 +186,7 @@ static void slow_path(void *arg)
 	struct udfb_log_fields f = *udfb_prepared_fields(p);
 	char key[UDFB_DIGEST_LEN + 1];
 	snprintf(key, sizeof(key), "%s", f.key);
-	char *tenant = strdup(f.tenant), *qid = f.query_id ? strdup(f.query_id) : NULL;
+	char *tenant = udfb_strdup(f.tenant), *qid = f.query_id ? udfb_strdup(f.query_id) : NULL;
 	f = (struct udfb_log_fields){ tenant, qid, key };
 	if (udfb_service_complete_until(c->s, p, c->call->deadline_ms, c->call->gone, &out, &err) < 0) {
 		udfb_logf(UDFB_LOG_WARN, &f, "ApplyUdfResource: %s: %s", udfb_errcat_name(err.cat), err.msg);
@@ -218,7 +215,7 @@ static int prepare_call(struct rpc *c, struct udfb_prepared **out, struct udfb_a
 	free(bytes);
 	if (!m)
 		return udfb_err_set(err, UDFB_E_INVALID, "request: not an ApplyUdfResourceRequest message");
-	struct udfb_import *ims = calloc(m->n_imports + 1, sizeof(*ims));
+	struct udfb_import *ims = udfb_calloc(m->n_imports + 1, sizeof(*ims));
 	for (size_t k = 0; k < m->n_imports; k++)
 		ims[k] = (struct udfb_import){ m->imports[k]->location, m->imports[k]->url, m->imports[k]->tag };
 	char *tenant = md_get(c->call, "x-databend-tenant"), *user = md_get(c->call, "x-databend-user");
@@ -289,7 +286,7 @@ static uint8_t *pack_headers_reply(struct rpc *c, const struct udfb_apply_out *o
 		r.n_headers = 1;
 		r.headers = hs;
 		*len = resourceproto__apply_resource_response__get_packed_size(&r);
-		buf = malloc(*len + 1);
+		buf = udfb_malloc(*len + 1);
 		resourceproto__apply_resource_response__pack(&r, buf);
 		return buf;
 	}
@@ -315,10 +312,10 @@ static void worker_msg_init(struct worker_msg *m, json_t *j)
 	m->w.updated_at = (char *)(json_string_value(json_object_get(j, "updated_at")) ?: empty);
 	json_t *tags = json_object_get(j, "tags"), *opts = json_object_get(j, "options");
 	size_t nt = json_object_size(tags), no = json_object_size(opts), k = 0;
-	m->tags = calloc(nt + 1, sizeof(*m->tags));
-	m->tag_ptrs = calloc(nt + 1, sizeof(*m->tag_ptrs));
-	m->options = calloc(no + 1, sizeof(*m->options));
-	m->option_ptrs = calloc(no + 1, sizeof(*m->option_ptrs));
+	m->tags = udfb_calloc(nt + 1, sizeof(*m->tags));
+	m->tag_ptrs = udfb_calloc(nt + 1, sizeof(*m->tag_ptrs));
+	m->options = udfb_calloc(no + 1, sizeof(*m->options));
+	m->option_ptrs = udfb_calloc(no + 1, sizeof(*m->option_ptrs));
 	const char *key;
 	json_t *v;
 	json_object_foreach(tags, key, v) {
@@ -367,7 +364,7 @@ static void reply_create(struct rpc *c, const struct udfb_apply_out *out)
 		r.headers = hs;
 	}
 	size_t len = resourceproto__create_worker_response__get_packed_size(&r);
-	uint8_t *buf = malloc(len + 1);
+	uint8_t *buf = udfb_malloc(len + 1);
 	resourceproto__create_worker_response__pack(&r, buf);
 	reply(c, 0, NULL, buf, len);
 	free(buf);
@@ -393,7 +390,7 @@ static void slow_script(void *arg)
 	struct udfb_script_call *sc = c->slow->script;
 	c->slow->script = NULL;
 	const struct udfb_log_fields *f0 = udfb_script_call_fields(sc);
-	char *tenant = strdup(f0->tenant), *qid = f0->query_id ? strdup(f0->query_id) : NULL;
+	char *tenant = udfb_strdup(f0->tenant), *qid = f0->query_id ? udfb_strdup(f0->query_id) : NULL;
 	struct udfb_log_fields f = { tenant, qid, NULL };
 	const char *what = rpc_name(c);
 	int rc;
@@ -491,7 +488,7 @@ static void handle_apply_resource(struct rpc *c)
 
 static struct udfb_kv *kvs(size_t n, void **entries)
 {
-	struct udfb_kv *v = calloc(n + 1, sizeof(*v));
+	struct udfb_kv *v = udfb_calloc(n + 1, sizeof(*v));
 	for (size_t k = 0; k < n; k++) {
 		/* Every map entry message of resource.proto is {base, key, value}. */
 		Resourceproto__Worker__TagsEntry *e = entries[k];
@@ -544,7 +541,7 @@ static void reply_worker(struct rpc *c, json_t *worker)
 	Resourceproto__AlterWorkerResponse r = RESOURCEPROTO__ALTER_WORKER_RESPONSE__INIT;
 	r.worker = &wm.w;
 	size_t len = resourceproto__alter_worker_response__get_packed_size(&r);
-	uint8_t *buf = malloc(len + 1);
+	uint8_t *buf = udfb_malloc(len + 1);
 	resourceproto__alter_worker_response__pack(&r, buf);
 	reply(c, 0, NULL, buf, len);
 	free(buf);
@@ -626,8 +623,8 @@ static void handle_list_workers(struct rpc *c)
 		reply_err(c, &err);
 	} else {
 		size_t n = json_array_size(ws);
-		struct worker_msg *wm = calloc(n + 1, sizeof(*wm));
-		Resourceproto__Worker **ptrs = calloc(n + 1, sizeof(*ptrs));
+		struct worker_msg *wm = udfb_calloc(n + 1, sizeof(*wm));
+		Resourceproto__Worker **ptrs = udfb_calloc(n + 1, sizeof(*ptrs));
 		for (size_t k = 0; k < n; k++) {
 			worker_msg_init(&wm[k], json_array_get(ws, k));
 			ptrs[k] = &wm[k].w;
@@ -636,7 +633,7 @@ static void handle_list_workers(struct rpc *c)
 		r.n_workers = n;
 		r.workers = ptrs;
 		size_t blen = resourceproto__list_workers_response__get_packed_size(&r);
-		uint8_t *buf = malloc(blen + 1);
+		uint8_t *buf = udfb_malloc(blen + 1);
 		resourceproto__list_workers_response__pack(&r, buf);
 		reply(c, 0, NULL, buf, blen);
 		free(buf);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/alloc.h"
 #include "builder/build.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -29,9 +30,7 @@ int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, 
 	int rc = udfb_req_list_parse(&reqs, &n, cfg->runtime_packages, " ,\t\n", err);
 	if (rc < 0)
 		udfb_err_wrap(err, "runtime_packages");
-	char *dest = NULL;
-	if (asprintf(&dest, "oci:%s/runtimes", cfg->store) < 0)
-		abort();
+	char *dest = udfb_asprintf("oci:%s/runtimes", cfg->store);
 	if (rc == 0 && n > 0) {
 		udfb_info("runtime %s: composing base %s with the runtime packages %s (resolved from the package "
 			  "indexes, one layer per wheel)",
@@ -51,7 +50,7 @@ int udfb_runtime_compose(char **out, const char *runtime, const char *base_ref, 
 				  (int)r.package_installs, r.image);
 			/* By its tag (made from the warm key, so it never moves): the
 			 * base resolver reads an OCI layout by tag. */
-			*out = strdup(r.image);
+			*out = udfb_strdup(r.image);
 			char *at = strrchr(*out, '@');
 			if (at)
 				*at = '\0';

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 #include "builder/script.h"
 #include "builder/script_imports.h"
@@ -94,10 +95,7 @@ void svc_script_free(struct udfb_service *s)
 
 static char *id_of(const char *tenant, const char *name)
 {
-	char *id = NULL;
-	if (asprintf(&id, "%s\n%s", tenant, name) < 0)
-		abort();
-	return id;
+	return udfb_asprintf("%s\n%s", tenant, name);
 }
 
 /* ---- the fingerprint of a script call ---- */
@@ -195,8 +193,8 @@ static void worker_point(struct udfb_service *s, const char *tenant, const char 
 	int changed = strcmp(w->key, key) != 0;
 	if (changed) {
 		if (w->key[0]) {
-			struct svc_retired *r = calloc(1, sizeof(*r));
-			r->tenant = strdup(tenant);
+			struct svc_retired *r = udfb_calloc(1, sizeof(*r));
+			r->tenant = udfb_strdup(tenant);
 			memcpy(r->key, w->key, sizeof(r->key));
 			r->at_ms = udfb_now_ms();
 			r->next = s->retired;
@@ -321,8 +319,8 @@ static int answer_locked(struct udfb_service *s, struct udfb_script_call *c, con
 {
 	char digests_one[1][UDFB_DIGEST_LEN + 1];
 	int fresh_one[1];
-	char(*digests)[UDFB_DIGEST_LEN + 1] = n <= 1 ? digests_one : calloc(n, sizeof(*digests));
-	int *fresh = n <= 1 ? fresh_one : calloc(n, sizeof(int)), answered = 0;
+	char(*digests)[UDFB_DIGEST_LEN + 1] = n <= 1 ? digests_one : udfb_calloc(n, sizeof(*digests));
+	int *fresh = n <= 1 ? fresh_one : udfb_calloc(n, sizeof(int)), answered = 0;
 	if (known_imports(s, c->tenant, locations, n, digests, fresh)) {
 		char fp[UDFB_DIGEST_LEN + 1];
 		fingerprint(fp, base, locations, n, digests);
@@ -358,12 +356,12 @@ static int memo_answer(struct udfb_service *s, struct udfb_script_call *c, struc
 
 static void memo_put(struct udfb_service *s, const struct udfb_script_call *c)
 {
-	struct memo *m = calloc(1, sizeof(*m));
+	struct memo *m = udfb_calloc(1, sizeof(*m));
 	memcpy(m->base, c->base, sizeof(m->base));
 	m->n = c->script.n_imports;
-	m->locations = calloc(m->n + 1, sizeof(char *));
+	m->locations = udfb_calloc(m->n + 1, sizeof(char *));
 	for (size_t k = 0; k < m->n; k++)
-		m->locations[k] = strdup(c->locations[k]);
+		m->locations[k] = udfb_strdup(c->locations[k]);
 	pthread_mutex_lock(&s->mu);
 	void **slot = udfb_table_slot(s->memo, c->quick, 1);
 	free_memo(*slot);
@@ -407,7 +405,7 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 			      struct udfb_apply_out *hit, struct udfb_err *err)
 {
 	*out = NULL;
-	struct udfb_script_call *c = calloc(1, sizeof(*c));
+	struct udfb_script_call *c = udfb_calloc(1, sizeof(*c));
 	if (svc_tenant_of(s, meta, w ? w->tenant_id : NULL, &c->tenant, err) < 0 ||
 	    (w && svc_worker_name_ok(w->name, err) < 0)) {
 		udfb_script_call_free(c);
@@ -418,7 +416,7 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 		return -1;
 	}
 	if (w) {
-		c->worker = strdup(w->name);
+		c->worker = udfb_strdup(w->name);
 		c->if_not_exists = w->if_not_exists;
 	}
 	quick_hash(c->quick, c->tenant, c->worker, script, len);
@@ -438,8 +436,8 @@ int udfb_service_script_begin(struct udfb_service *s, struct udfb_script_call **
 		udfb_script_call_free(c);
 		return rc;
 	}
-	c->query_id = meta->query_id ? strndup(meta->query_id, 128) : NULL;
-	c->locations = calloc(c->script.n_imports + 1, sizeof(char *));
+	c->query_id = meta->query_id ? udfb_strndup(meta->query_id, 128) : NULL;
+	c->locations = udfb_calloc(c->script.n_imports + 1, sizeof(char *));
 	for (size_t k = 0; k < c->script.n_imports; k++)
 		c->locations[k] = c->script.imports[k].location;
 	if (w) {
@@ -468,11 +466,11 @@ static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*d
 		    long long deadline_ms, const atomic_int *gone, struct udfb_err *err)
 {
 	size_t n = c->script.n_imports;
-	int *fresh = calloc(n + 1, sizeof(int));
+	int *fresh = udfb_calloc(n + 1, sizeof(int));
 	pthread_mutex_lock(&s->mu);
 	known_imports(s, c->tenant, c->locations, n, digests, fresh);
 	pthread_mutex_unlock(&s->mu);
-	struct udfb_import_ident *ids = calloc(n + 1, sizeof(*ids));
+	struct udfb_import_ident *ids = udfb_calloc(n + 1, sizeof(*ids));
 	size_t m = 0;
 	for (size_t k = 0; k < n; k++)
 		if (!fresh[k])
@@ -503,7 +501,7 @@ static int identify(struct udfb_service *s, struct udfb_script_call *c, char (*d
 			void **slot = udfb_table_slot(s->seen, id, 1);
 			free(id);
 			if (!*slot)
-				*slot = calloc(1, sizeof(struct seen));
+				*slot = udfb_calloc(1, sizeof(struct seen));
 			struct seen *v = *slot;
 			memcpy(v->digest, ids[j].digest, sizeof(v->digest));
 			v->at_ms = now;
@@ -522,12 +520,12 @@ static struct udfb_prepared *make_prepared(struct udfb_service *s, struct udfb_s
 					   char (*digests)[UDFB_DIGEST_LEN + 1], struct udfb_err *err)
 {
 	size_t n = c->script.n_imports, len = 0;
-	struct udfb_import *ims = calloc(n + 1, sizeof(*ims));
+	struct udfb_import *ims = udfb_calloc(n + 1, sizeof(*ims));
 	for (size_t k = 0; k < n; k++)
 		ims[k] = (struct udfb_import){ c->script.imports[k].location, c->script.imports[k].url, digests[k],
 					       c->script.imports[k].headers };
 	char *spec = udfb_script_spec_json(&c->script, &len);
-	struct udfb_prepared *p = calloc(1, sizeof(*p));
+	struct udfb_prepared *p = udfb_calloc(1, sizeof(*p));
 	int rc = udfb_request_from_parts(&p->req, spec, len, ims, n, err);
 	free(spec);
 	free(ims);
@@ -535,13 +533,13 @@ static struct udfb_prepared *make_prepared(struct udfb_service *s, struct udfb_s
 		free(p);
 		return NULL;
 	}
-	p->req.stub = malloc(c->script.stub_len + 1);
+	p->req.stub = udfb_malloc(c->script.stub_len + 1);
 	memcpy(p->req.stub, c->script.stub, c->script.stub_len + 1);
 	p->req.stub_len = c->script.stub_len;
-	p->req.env_scope = c->env_scope ? strdup(c->env_scope) : NULL;
-	p->tenant = strdup(c->tenant);
-	p->query_id = c->query_id ? strdup(c->query_id) : NULL;
-	p->worker = c->worker ? strdup(c->worker) : NULL;
+	p->req.env_scope = c->env_scope ? udfb_strdup(c->env_scope) : NULL;
+	p->tenant = udfb_strdup(c->tenant);
+	p->query_id = c->query_id ? udfb_strdup(c->query_id) : NULL;
+	p->worker = c->worker ? udfb_strdup(c->worker) : NULL;
 	p->env_name = p->worker; /* NULL: the handler, as for ApplyUdfResource */
 	fingerprint(p->fingerprint, c->base, c->locations, n, digests);
 	if (svc_prepare_key(s, p, err) < 0) {
@@ -581,7 +579,7 @@ int udfb_service_script_complete_until(struct udfb_service *s, struct udfb_scrip
 	c->run = NULL;
 	int rc = 0;
 	if (!p) {
-		char(*digests)[UDFB_DIGEST_LEN + 1] = calloc(n + 1, sizeof(*digests));
+		char(*digests)[UDFB_DIGEST_LEN + 1] = udfb_calloc(n + 1, sizeof(*digests));
 		long long fetch_deadline = deadline_ms ? deadline_ms - s->cfg.deadline_margin_ms : 0;
 		rc = identify(s, c, digests, fetch_deadline, gone, err);
 		if (rc == 0 && !(p = make_prepared(s, c, digests, err)))

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/alloc.h"
 #include "builder/run.h"
 #include "builder/script.h"
 #include "common/buf.h"
@@ -69,14 +70,14 @@ int svc_run_prepare(struct udfb_service *s, struct udfb_prepared **out, const ch
 	const char *index = NULL;
 	if (index_url(s, &index, err) < 0)
 		return -1;
-	struct udfb_prepared *p = calloc(1, sizeof(*p));
-	p->tenant = strdup(tenant);
-	p->query_id = query_id ? strndup(query_id, 128) : NULL;
-	p->worker = worker ? strdup(worker) : NULL;
+	struct udfb_prepared *p = udfb_calloc(1, sizeof(*p));
+	p->tenant = udfb_strdup(tenant);
+	p->query_id = query_id ? udfb_strndup(query_id, 128) : NULL;
+	p->worker = worker ? udfb_strdup(worker) : NULL;
 	p->env_name = p->worker; /* ApplyResource: no name, no operator variables */
 	p->base = base;
-	p->req.spec.handler = strdup("(script run as-is)");
-	p->run_script = malloc(len + 1);
+	p->req.spec.handler = udfb_strdup("(script run as-is)");
+	p->run_script = udfb_malloc(len + 1);
 	memcpy(p->run_script, script, len);
 	p->run_script[len] = '\0';
 	p->run_len = len;
@@ -98,10 +99,8 @@ static void add_dest(char ***v, size_t *n, const char *text)
 	for (size_t k = 0; k < *n; k++)
 		if (strcmp((*v)[k], text) == 0)
 			return;
-	*v = realloc(*v, (*n + 2) * sizeof(char *));
-	if (!*v)
-		abort();
-	(*v)[(*n)++] = strdup(text);
+	*v = udfb_realloc(*v, (*n + 2) * sizeof(char *));
+	(*v)[(*n)++] = udfb_strdup(text);
 	(*v)[*n] = NULL;
 }
 
@@ -202,7 +201,7 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 			  "runtime %s: the base has no pip and this host no pip wheel (python3-pip-whl): the "
 			  "script's pip line will fail",
 			  p->base->runtime);
-	char **to = calloc(1, sizeof(char *));
+	char **to = udfb_calloc(1, sizeof(char *));
 	size_t n_to = 0;
 	struct udfb_buf hosts;
 	udfb_buf_init(&hosts, 1 << 16);
@@ -250,7 +249,7 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 					      &qvar,
 					      1 };
 		rc = svc_sandbox_start(s, &w, sb, err);
-		*image = strdup(r.image);
+		*image = udfb_strdup(r.image);
 		udfb_build_result_free(&r);
 	}
 	for (size_t k = 0; k < n_to; k++)

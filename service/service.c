@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/alloc.h"
 #include "builder/build.h"
 #include "common/buf.h"
 #include "service/flight.h"
@@ -45,7 +46,7 @@ static void check_runtime(const struct svc_base *b, const char *ref)
 
 static int resolve_bases(struct udfb_service *s, struct udfb_err *err)
 {
-	s->bases = calloc(s->cfg.n_bases + 1, sizeof(*s->bases));
+	s->bases = udfb_calloc(s->cfg.n_bases + 1, sizeof(*s->bases));
 	for (size_t k = 0; k < s->cfg.n_bases; k++) {
 		struct svc_base *b = &s->bases[s->n_bases];
 		b->runtime = s->cfg.bases[k].runtime;
@@ -79,10 +80,10 @@ static void setup_secrets(struct udfb_service *s)
 	unsigned char raw[32];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		abort();
-	char *hex = malloc(65);
+	char *hex = udfb_malloc(65);
 	for (int k = 0; k < 32; k++)
 		snprintf(hex + 2 * k, 3, "%02x", raw[k]);
-	s->secrets = malloc(sizeof(char *));
+	s->secrets = udfb_malloc(sizeof(char *));
 	s->secrets[0] = hex;
 	s->n_secrets = 1;
 	udfb_warn("no token secret configured: a random one signs tokens until this process exits (set token_secrets "
@@ -91,10 +92,7 @@ static void setup_secrets(struct udfb_service *s)
 
 static char *default_dest(const char *store)
 {
-	char *d = NULL;
-	if (asprintf(&d, "oci:%s/images", store) < 0)
-		abort();
-	return d;
+	return udfb_asprintf("oci:%s/images", store);
 }
 
 /* At each scrape: the sizes of the tables max_cached_calls bounds. */
@@ -118,7 +116,7 @@ static void sample_tables(void *ctx)
 
 int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct udfb_err *err)
 {
-	struct udfb_service *s = calloc(1, sizeof(*s));
+	struct udfb_service *s = udfb_calloc(1, sizeof(*s));
 	s->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	pthread_mutex_init(&s->mu, NULL);
@@ -136,7 +134,7 @@ int udfb_service_new(struct udfb_service **out, struct udfb_config *cfg, struct 
 	udfb_metrics_set_sampler(s->metrics, sample_tables, s);
 	if (!s->cfg.store)
 		s->cfg.store = udfb_store_default_dir();
-	s->dest = s->cfg.dest ? strdup(s->cfg.dest) : default_dest(s->cfg.store);
+	s->dest = s->cfg.dest ? udfb_strdup(s->cfg.dest) : default_dest(s->cfg.store);
 	setup_secrets(s);
 	struct udfb_store *st = NULL;
 	int rc = udfb_config_validate(&s->cfg, err);
@@ -227,12 +225,12 @@ static char *mint_token(const struct udfb_service *s, const char *tenant, const 
 	char t[UDFB_TOKEN_MAX];
 	udfb_token_mint(t, s->secrets[0], strlen(s->secrets[0]), tenant, key,
 			(long long)time(NULL) + s->cfg.token_ttl_s);
-	return strdup(t);
+	return udfb_strdup(t);
 }
 
 void svc_fill_out(const struct udfb_service *s, struct udfb_apply_out *out, const struct udfb_flight *f)
 {
-	out->endpoint = strdup(f->endpoint);
+	out->endpoint = udfb_strdup(f->endpoint);
 	out->token = mint_token(s, f->tenant, f->key);
 	out->accepted = 0;
 }
@@ -332,14 +330,14 @@ int udfb_service_prepare(struct udfb_service *s, struct udfb_prepared **out, con
 	if (!udfb_tenant_valid(tenant))
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "metadata x-databend-tenant: must be 1 to 128 visible ASCII characters");
-	struct udfb_prepared *p = calloc(1, sizeof(*p));
+	struct udfb_prepared *p = udfb_calloc(1, sizeof(*p));
 	if (udfb_request_from_parts(&p->req, spec, spec_len, imports, n_imports, err) < 0) {
 		free(p);
 		return -1;
 	}
-	p->tenant = strdup(tenant);
+	p->tenant = udfb_strdup(tenant);
 	fingerprint(p->fingerprint, tenant, spec, spec_len, imports, n_imports);
-	p->query_id = meta->query_id ? strndup(meta->query_id, 128) : NULL;
+	p->query_id = meta->query_id ? udfb_strndup(meta->query_id, 128) : NULL;
 	if (svc_prepare_key(s, p, err) < 0) {
 		udfb_prepared_free(p);
 		return -1;
@@ -421,8 +419,7 @@ int svc_dest_for(char **out, struct udfb_service *s, const struct udfb_prepared 
 	if (udfb_ref_parse(&r, s->dest, err) < 0)
 		return udfb_err_wrap(err, "dest");
 	char *label = udfb_tenant_label(p->tenant), *name = udfb_ref_name(&r);
-	if (asprintf(out, "%s:%s-%.64s", name, label, udfb_digest_hex(p->key)) < 0)
-		abort();
+	*out = udfb_asprintf("%s:%s-%.64s", name, label, udfb_digest_hex(p->key));
 	free(label);
 	free(name);
 	udfb_ref_free(&r);
@@ -465,7 +462,7 @@ int svc_sandbox_start(struct udfb_service *s, const struct svc_sandbox_what *w, 
 		udfb_config_env_for(&s->cfg, w->tenant, w->env_name ? w->env_name : w->handler);
 	char *keys = sandbox_keys(s, w->tenant, w->key);
 	size_t n_env = (env ? env->n_vars : 0) + w->n_extra_env;
-	struct udfb_env_var *vars = calloc(n_env + 1, sizeof(*vars));
+	struct udfb_env_var *vars = udfb_calloc(n_env + 1, sizeof(*vars));
 	for (size_t k = 0; env && k < env->n_vars; k++)
 		vars[k] = env->vars[k];
 	for (size_t k = 0; k < w->n_extra_env; k++)
@@ -525,7 +522,7 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 	udfb_metrics_bytes_pushed(s->metrics, r.pushed_bytes);
 	udfb_metrics_wheels_installed(s->metrics, r.package_installs);
 	rc = start_sandbox(s, p, r.image, sb, err);
-	*image = strdup(r.image);
+	*image = udfb_strdup(r.image);
 	udfb_build_result_free(&r);
 	return rc;
 }
@@ -543,7 +540,7 @@ static void finish_flight(struct udfb_service *s, const struct udfb_prepared *p,
 		free(f->handler);
 		f->image = image;
 		image = NULL;
-		f->handler = strdup(p->req.spec.handler);
+		f->handler = udfb_strdup(p->req.spec.handler);
 	} else {
 		f->state = UDFB_FLIGHT_FAILED;
 		f->failed_at_ms = udfb_now_ms();
@@ -637,7 +634,7 @@ static int start_flight(struct udfb_service *s, struct udfb_flight *f, struct ud
 	udfb_err_clear(&f->err);
 	f->state = UDFB_FLIGHT_BUILDING;
 	f->started_at_ms = udfb_now_ms();
-	struct build_job *j = malloc(sizeof(*j));
+	struct build_job *j = udfb_malloc(sizeof(*j));
 	j->p = *p;
 	if (udfb_pool_submit(s->builds, build_job, s) < 0) {
 		free(j);

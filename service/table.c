@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "service/service_internal.h"
 
 struct entry {
@@ -39,9 +40,9 @@ static uint64_t hash(const char *s)
 
 struct udfb_table *udfb_table_new(void)
 {
-	struct udfb_table *t = calloc(1, sizeof(*t));
+	struct udfb_table *t = udfb_calloc(1, sizeof(*t));
 	t->nb = 256;
-	t->b = calloc(t->nb, sizeof(*t->b));
+	t->b = udfb_calloc(t->nb, sizeof(*t->b));
 	return t;
 }
 
@@ -64,7 +65,7 @@ unsigned long long udfb_table_evicted(const struct udfb_table *t)
 static void grow(struct udfb_table *t)
 {
 	size_t nb = t->nb * 2;
-	struct entry **b = calloc(nb, sizeof(*b));
+	struct entry **b = udfb_calloc(nb, sizeof(*b));
 	for (size_t k = 0; k < t->nb; k++)
 		for (struct entry *e = t->b[k], *next; e; e = next) {
 			next = e->next;
@@ -116,7 +117,7 @@ void **udfb_table_slot(struct udfb_table *t, const char *id, int create)
 		return NULL;
 	if (t->max && t->n >= t->max && t->tail) {
 		void *old = NULL;
-		char *victim = strdup(t->tail->id);
+		char *victim = udfb_strdup(t->tail->id);
 		udfb_table_remove(t, victim, &old);
 		free(victim);
 		if (t->free_val)
@@ -126,8 +127,8 @@ void **udfb_table_slot(struct udfb_table *t, const char *id, int create)
 	if (t->n + 1 > t->nb)
 		grow(t);
 	i = hash(id) & (t->nb - 1);
-	struct entry *e = calloc(1, sizeof(*e));
-	e->id = strdup(id);
+	struct entry *e = udfb_calloc(1, sizeof(*e));
+	e->id = udfb_strdup(id);
 	e->next = t->b[i];
 	t->b[i] = e;
 	t->n++;
@@ -178,8 +179,8 @@ void udfb_table_free(struct udfb_table *t, void (*free_val)(void *))
 long svc_count_add(struct udfb_table *t, const char *tenant, long n)
 {
 	void **slot = udfb_table_slot(t, tenant, 1);
-	if (!*slot && !(*slot = calloc(1, sizeof(long))))
-		abort();
+	if (!*slot)
+		*slot = udfb_calloc(1, sizeof(long));
 	long *c = *slot;
 	*c += n;
 	long now = *c;

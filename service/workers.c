@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/fsutil.h"
 #include "common/jsonout.h"
 #include "common/log.h"
@@ -56,10 +57,7 @@ static const char known_options[] = "size, auto_suspend, auto_resume, min_cluste
 
 static char *id_of(const char *tenant, const char *name)
 {
-	char *id = NULL;
-	if (asprintf(&id, "%s\n%s", tenant, name) < 0)
-		abort();
-	return id;
+	return udfb_asprintf("%s\n%s", tenant, name);
 }
 
 void svc_now_text(char out[32])
@@ -92,8 +90,8 @@ struct svc_worker *svc_worker_get(struct udfb_service *s, const char *tenant, co
 	if (!slot)
 		return NULL;
 	if (!*slot) {
-		struct svc_worker *w = calloc(1, sizeof(*w));
-		w->name = strdup(name);
+		struct svc_worker *w = udfb_calloc(1, sizeof(*w));
+		w->name = udfb_strdup(name);
 		w->tags = json_object();
 		w->options = json_object();
 		svc_now_text(w->created_at);
@@ -112,7 +110,7 @@ static struct svc_worker *forget(struct udfb_service *s, const char *id)
 	if (!udfb_table_remove(s->workers, id, &v))
 		return NULL;
 	const char *nl = strchr(id, '\n');
-	char *tenant = strndup(id, nl ? (size_t)(nl - id) : strlen(id));
+	char *tenant = udfb_strndup(id, nl ? (size_t)(nl - id) : strlen(id));
 	svc_count_add(s->worker_counts, tenant, -1);
 	free(tenant);
 	return v;
@@ -193,10 +191,7 @@ static char *tenant_file(const struct udfb_service *s, const char *tenant)
 	udfb_sha256_update(h, tenant, strlen(tenant));
 	char d[UDFB_DIGEST_LEN + 1];
 	udfb_sha256_final(h, d);
-	char *path = NULL;
-	if (asprintf(&path, "%s/workers/%s.json", s->cfg.store, udfb_digest_hex(d)) < 0)
-		abort();
-	return path;
+	return udfb_asprintf("%s/workers/%s.json", s->cfg.store, udfb_digest_hex(d));
 }
 
 struct collect {
@@ -297,7 +292,7 @@ static void load_worker(struct udfb_service *s, const char *tenant, json_t *j, c
 		return; /* this replica's change is on its way to the registry, or it knows a newer one */
 	if (version) {
 		free(w->version);
-		w->version = strdup(version);
+		w->version = udfb_strdup(version);
 	}
 	json_object_clear(w->tags);
 	json_object_update(w->tags, tags);
@@ -315,8 +310,8 @@ static void load_worker(struct udfb_service *s, const char *tenant, json_t *j, c
 	const char *handler = json_string_value(json_object_get(j, "handler"));
 	free(w->image);
 	free(w->handler);
-	w->image = image ? strdup(image) : NULL;
-	w->handler = handler ? strdup(handler) : NULL;
+	w->image = image ? udfb_strdup(image) : NULL;
+	w->handler = handler ? udfb_strdup(handler) : NULL;
 	w->key[0] = 0;
 	if (key && udfb_digest_valid(key))
 		snprintf(w->key, sizeof(w->key), "%s", key);
@@ -482,9 +477,7 @@ static int publish(struct udfb_service *s, const char *tenant, const char *name,
 /* Every tenant's file; a file that does not parse is named and left alone. */
 static int load_all(struct udfb_service *s, struct udfb_err *err)
 {
-	char *dir = NULL;
-	if (asprintf(&dir, "%s/workers", s->cfg.store) < 0)
-		abort();
+	char *dir = udfb_asprintf("%s/workers", s->cfg.store);
 	if (udfb_mkdir_p(dir, 0700, err) < 0) {
 		free(dir);
 		return -1;
@@ -495,9 +488,7 @@ static int load_all(struct udfb_service *s, struct udfb_err *err)
 		size_t len = strlen(e->d_name);
 		if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
 			continue; /* ".tmp-*": a write a crash interrupted; the old file stands */
-		char *path = NULL;
-		if (asprintf(&path, "%s/%s", dir, e->d_name) < 0)
-			abort();
+		char *path = udfb_asprintf("%s/%s", dir, e->d_name);
 		json_error_t jerr;
 		json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 		const char *tenant = json_string_value(json_object_get(doc, "tenant"));
@@ -654,7 +645,7 @@ int svc_tenant_of(struct udfb_service *s, const struct udfb_call_meta *meta, con
 		return udfb_err_set(err, UDFB_E_DENIED,
 				    "tenant_id '%.128s' is not the calling tenant '%s' (x-databend-tenant)", tenant_id,
 				    t);
-	*out = strdup(t);
+	*out = udfb_strdup(t);
 	return 0;
 }
 
@@ -698,7 +689,7 @@ static int kv_ok(const struct udfb_kv *kv, size_t n, const char *what, struct ud
 static void set_all(json_t *obj, const struct udfb_kv *kv, size_t n, int lower)
 {
 	for (size_t k = 0; k < n; k++) {
-		char *key = strdup(kv[k].key);
+		char *key = udfb_strdup(kv[k].key);
 		for (char *p = key; lower && *p; p++)
 			*p = (char)tolower((unsigned char)*p);
 		json_object_set_new(obj, key, json_string(kv[k].value));
@@ -799,13 +790,13 @@ static void effect(struct udfb_service *s, enum effect_kind kind, const char *te
 	}
 	if (kind == FX_START && (!image || !handler))
 		return; /* never started: the next UDF call starts it */
-	struct effect *e = calloc(1, sizeof(*e));
+	struct effect *e = udfb_calloc(1, sizeof(*e));
 	*e = (struct effect){ .s = s,
 			      .kind = kind,
-			      .tenant = strdup(tenant),
-			      .name = strdup(w->name),
-			      .image = image ? strdup(image) : NULL,
-			      .handler = handler ? strdup(handler) : NULL,
+			      .tenant = udfb_strdup(tenant),
+			      .name = udfb_strdup(w->name),
+			      .image = image ? udfb_strdup(image) : NULL,
+			      .handler = handler ? udfb_strdup(handler) : NULL,
 			      .held = held };
 	memcpy(e->key, w->key, sizeof(e->key));
 	if (udfb_pool_submit(s->worker_fx, run_effect, e) < 0) {
@@ -827,11 +818,11 @@ static void queue_publish(struct udfb_service *s, const char *tenant, struct svc
 		return;
 	}
 	w->pending++;
-	struct effect *e = calloc(1, sizeof(*e));
+	struct effect *e = udfb_calloc(1, sizeof(*e));
 	*e = (struct effect){ .s = s,
 			      .kind = FX_PUBLISH,
-			      .tenant = strdup(tenant),
-			      .name = strdup(w->name),
+			      .tenant = udfb_strdup(tenant),
+			      .name = udfb_strdup(w->name),
 			      .publish = { create ? record_json(w) : NULL, delta } };
 	if (udfb_pool_submit(s->worker_fx, run_effect, e) < 0) {
 		w->pending--;
@@ -857,8 +848,8 @@ void svc_worker_started(struct udfb_service *s, const char *tenant, struct svc_w
 	if (f && f->image && (!w->image || strcmp(w->image, f->image) != 0)) {
 		free(w->image);
 		free(w->handler);
-		w->image = strdup(f->image);
-		w->handler = f->handler ? strdup(f->handler) : NULL;
+		w->image = udfb_strdup(f->image);
+		w->handler = f->handler ? udfb_strdup(f->handler) : NULL;
 	}
 	struct udfb_err err = UDFB_ERR_INIT;
 	if (svc_workers_save(s, tenant, &err) < 0)
@@ -1075,7 +1066,7 @@ static void alter_fields(json_t *tags, json_t *opts, const struct udfb_worker_al
 	for (size_t k = 0; k < a->n_unset_tags; k++)
 		json_object_del(tags, a->unset_tags[k]);
 	for (size_t k = 0; k < a->n_unset_options; k++) {
-		char *key = strdup(a->unset_options[k]);
+		char *key = udfb_strdup(a->unset_options[k]);
 		for (char *p = key; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
 		json_object_del(opts, key);
@@ -1271,7 +1262,7 @@ int udfb_service_worker_list(struct udfb_service *s, const struct udfb_call_meta
 	pthread_mutex_unlock(&s->mu);
 	/* Sorted by name, so SHOW WORKERS is stable; only Databend's fields. */
 	size_t n = json_array_size(c.out);
-	json_t **v = calloc(n + 1, sizeof(*v));
+	json_t **v = udfb_calloc(n + 1, sizeof(*v));
 	for (size_t k = 0; k < n; k++) {
 		v[k] = json_incref(json_array_get(c.out, k));
 		const char *inner[] = { "state", "declared", "key", "image", "handler" };
@@ -1304,10 +1295,10 @@ static void find_due(const char *id, void *val, void *ctx)
 	long secs = auto_suspend_s(w);
 	if (w->suspended || !w->key[0] || secs <= 0)
 		return;
-	struct due *d = calloc(1, sizeof(*d));
+	struct due *d = udfb_calloc(1, sizeof(*d));
 	const char *nl = strchr(id, '\n');
-	d->tenant = strndup(id, (size_t)(nl - id));
-	d->name = strdup(w->name);
+	d->tenant = udfb_strndup(id, (size_t)(nl - id));
+	d->name = udfb_strdup(w->name);
 	memcpy(d->key, w->key, sizeof(d->key));
 	d->secs = secs;
 	d->next = *list;
