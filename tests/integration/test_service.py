@@ -389,7 +389,7 @@ class ServiceTest(ServerCase):
         b0 = self.srv.builds_done()
         r, req, attempts = short_deadline_call(self, self.srv, "DEADLINE_EXCEEDED")
         self.assertIn("still building", r.details)
-        self.srv.wait_builds_idle(b0 + attempts)
+        self.srv.wait_builds_idle(b0 + 1)
         r2 = self.srv.call(req)
         self.assertGoodEndpoint(r2)
 
@@ -402,13 +402,14 @@ class ServiceTest(ServerCase):
         m0 = self.srv.wait_builds_idle(0)
         r, req, attempts = short_deadline_call(self, self.srv, "DEADLINE_EXCEEDED")
         b0 = m0['udfb_builds_total{result="ok"}'] + m0['udfb_builds_total{result="error"}']
-        m1 = self.srv.wait_builds_idle(b0 + attempts)
+        m1 = self.srv.wait_builds_idle(b0 + 1)
         self.assertEqual(
             m1['udfb_builds_total{result="error"}'],
             m0['udfb_builds_total{result="error"}'],
             "the build failed once its starting call's deadline passed%s" % self.srv.stderr_tail(3),
         )
-        self.assertEqual(m1['udfb_builds_total{result="ok"}'], m0['udfb_builds_total{result="ok"}'] + attempts)
+        built = m1['udfb_builds_total{result="ok"}'] - m0['udfb_builds_total{result="ok"}']
+        self.assertTrue(1 <= built <= attempts, "%d builds for %d attempts" % (built, attempts))
         # The next call answers from memory.
         hits = self.srv.metric('udfb_cache_lookups_total{result="hit"}')
         r2 = self.srv.call(req)
@@ -570,7 +571,9 @@ for _name in sorted(VECTOR_EXPECT):
 
 def short_deadline_call(case, srv, want, tries=3):
     """A 50 ms deadline on a cold slow key.  Returns (reply, request, attempts).  When the
-    client's own deadline fired first (a loaded machine), retries on a fresh key."""
+    client's own deadline fired first (a loaded machine), retries on a fresh key.  Of
+    those retried attempts, a call cancelled before a worker took it starts no build
+    (issue 18: a cancelled call is dropped at once): they start 0 or 1 build each."""
     for attempt in range(tries):
         req, path = make_request(slow_port=case.imports.port)
         r = srv.call(req, timeout=0.05)
@@ -877,7 +880,7 @@ class AcceptedModeTest(ServerCase):
         self.assertGoodEndpoint(r)
         # Once the build is done, a call gets the same endpoint, from memory,
         # with a token for the same sandbox (fresh: it expires later).
-        self.srv.wait_builds_idle(b0 + attempts)
+        self.srv.wait_builds_idle(b0 + 1)
         later = self.srv.call(req)
         self.assertGoodEndpoint(later)
         self.assertEqual((later.endpoint, list(later.headers)), (r.endpoint, list(r.headers)))
