@@ -3,7 +3,8 @@
 includes only itself and the modules listed before it (cmd/ may include
 any), with module-qualified names ("image/layer.h"), so no two modules
 depend on each other and a folder's place in the list says what it may use.
-Prints one TAP line per module."""
+A module's *_internal.h headers are its own: no other module includes them
+(unit tests may).  Prints one TAP line per module."""
 import glob, os, re, sys
 
 os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -21,6 +22,8 @@ for rank, mod in enumerate(order):
                 bad.append("%s: \"%s\" is not module-qualified" % (path, name))
             elif top in order and order.index(top) > rank:
                 bad.append("%s includes %s, a module above %s" % (path, name, mod))
+            elif top != mod and name.endswith("_internal.h"):
+                bad.append("%s includes %s, internal to %s" % (path, name, top))
     n += 1
     print(("ok" if not bad else "not ok") + " %d - %s includes only modules below it" % (n, mod))
     for b in bad:
