@@ -27,7 +27,7 @@ static void sha256_fetch(void)
 		abort();
 }
 
-/* The thread's HMAC_CTX, freed with the thread. */
+/* The thread's HMAC_CTX (its allocations reused), freed with the thread. */
 static pthread_key_t ctx_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 
@@ -70,6 +70,7 @@ static void hmac_hex(char out[65], const void *key, size_t key_len, const void *
 	}
 	out[64] = 0;
 	OPENSSL_cleanse(mac, sizeof(mac));
+	HMAC_CTX_reset(h); /* no key-derived state stays in the thread's context */
 }
 
 void udfb_token_sandbox_key(char out[UDFB_SANDBOX_KEY_LEN + 1], const char *secret, size_t secret_len,
