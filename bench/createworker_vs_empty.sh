@@ -83,7 +83,7 @@ for _ in $(seq 30); do
 done
 [ "$(metric 'udfb_calls_total{code="OK"}')" -ge 1 ] || { echo "the first CreateWorker never succeeded" >&2; tail "$work/serve.err" >&2; exit 1; }
 import_requests=$(metric udfb_import_requests_total)
-for streams in 1 16 256; do
+for streams in ${BENCH_STREAMS:-1 16 256}; do
 	before=$(metric 'udfb_calls_total{code="OK"}')
 	ours_rps=$(h2 "$ours" "$streams" "$work/ours.log")
 	after=$(metric 'udfb_calls_total{code="OK"}')
