@@ -214,13 +214,7 @@ int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *
 		return -1;
 	}
 	struct udfb_run_in in = { p->run_script, p->run_len, index, pip, hosts.data };
-	struct udfb_build_opts o = { .store_dir = s->cfg.store,
-				     .base = p->base->runtime,
-				     .dest = dest,
-				     .salt = s->cfg.salt,
-				     .platform = s->cfg.platform,
-				     .tenant = p->tenant,
-				     .base_resolved = &p->base->base };
+	struct udfb_build_opts o = svc_build_opts(s, p, dest);
 	/* The URLs' query strings reach the sandbox through its environment
 	 * (its bundle, on this machine), never through the image. */
 	size_t ulen;

@@ -495,6 +495,19 @@ static int start_sandbox(struct udfb_service *s, const struct udfb_prepared *p, 
 	return svc_sandbox_start(s, &w, sb, err);
 }
 
+struct udfb_build_opts svc_build_opts(struct udfb_service *s, const struct udfb_prepared *p, const char *dest)
+{
+	return (struct udfb_build_opts){ .store_dir = s->cfg.store,
+					 .base = p->base->runtime,
+					 .dest = dest,
+					 .salt = s->cfg.salt,
+					 .platform = s->cfg.platform,
+					 .tenant = p->tenant,
+					 .base_resolved = &p->base->base,
+					 .fetch = &s->cfg.fetch,
+					 .packages = &s->cfg.packages };
+}
+
 static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb, char **image,
 			   struct udfb_err *err)
 {
@@ -503,15 +516,7 @@ static int build_and_start(struct udfb_service *s, const struct udfb_prepared *p
 	char *dest = NULL;
 	if (svc_dest_for(&dest, s, p, err) < 0)
 		return -1;
-	struct udfb_build_opts o = { .store_dir = s->cfg.store,
-				     .base = p->base->runtime,
-				     .dest = dest,
-				     .salt = s->cfg.salt,
-				     .platform = s->cfg.platform,
-				     .tenant = p->tenant,
-				     .base_resolved = &p->base->base,
-				     .fetch = &s->cfg.fetch,
-				     .packages = &s->cfg.packages };
+	struct udfb_build_opts o = svc_build_opts(s, p, dest);
 	struct udfb_build_result r;
 	int rc = udfb_build(&r, &p->req, &o, err);
 	free(dest);

@@ -122,6 +122,8 @@ int svc_run_prepare(struct udfb_service *s, struct udfb_prepared **out, const ch
 int svc_run_build_and_start(struct udfb_service *s, const struct udfb_prepared *p, struct udfb_sandbox *sb,
 			    char **image, struct udfb_err *err);
 int svc_dest_for(char **out, struct udfb_service *s, const struct udfb_prepared *p, struct udfb_err *err);
+/* The build options of p's image: the service's store and settings, p's base and tenant, into dest. */
+struct udfb_build_opts svc_build_opts(struct udfb_service *s, const struct udfb_prepared *p, const char *dest);
 
 /* workers.c */
 /* Lock held: the most worker records one tenant has (a /metrics gauge). */
