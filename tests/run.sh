@@ -53,7 +53,7 @@ run_one() {
 
 # The lints read the sources, not the build: once, in the release pass.
 for t in tests/lint/*; do
-	[ -x "$t" ] && [ -z "${SANITIZE:-}" ] || continue
+	[ -x "$t" ] && [ "${SANITIZE:-0}" = 0 ] || continue
 	run_one "lint/$(basename "$t")" "$t"
 done
 for t in "$UDFB_TEST_BUILD"/tests/test_*; do
