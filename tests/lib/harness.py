@@ -530,8 +530,20 @@ class SandboxService(Service):
         return sh(*pre, self.runtime, "--root", self.runtime_root, verb, *flags, cid, *rest, check=check)
 
     def containers(self):
-        """The ids the runtime lists under this service's root."""
-        return [line for line in self.runc("list", "--quiet", check=False).splitlines() if line]
+        """The ids the runtime lists under this service's root.  `list` fails
+        when a container is deleted while it reads the root (the service's
+        housekeeping may stop one meanwhile): asked again, and its error text
+        is never taken for ids."""
+        until = time.monotonic() + 10
+        while True:
+            p = subprocess.run([self.runtime, "--root", self.runtime_root, "list", "--quiet"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+            if p.returncode == 0 or time.monotonic() >= until:
+                break
+            time.sleep(0.1)
+        if p.returncode != 0:
+            raise AssertionError("%s list: %s" % (self.runtime, p.stderr.strip()))
+        return [line for line in p.stdout.splitlines() if line]
 
     def record(self, endpoint):
         """The sandbox.json of the running sandbox serving endpoint."""
