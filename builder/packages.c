@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "builder/build.h"
+#include "common/clock.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "fetch/fetch.h"
@@ -192,13 +193,6 @@ static int wheel_file(char **path, struct pctx *c, const struct udfb_lock_pkg *p
 	return udfb_err_set(err, UDFB_E_NOTFOUND, "%s: no index serves the locked file %s", p->name, p->filename);
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int install_wheel(struct udfb_layer_writer *w, struct pctx *c, const struct udfb_lock_pkg *p,
 			 struct udfb_err *err)
 {
@@ -218,7 +212,7 @@ static int install_wheel(struct udfb_layer_writer *w, struct pctx *c, const stru
 			"%s: the packages of this request unpack to more than %lld bytes (packages-max-unpacked)",
 			p->filename, c->in->opts->max_unpacked);
 	/* And one time budget: a bomb that inflates slowly stops too. */
-	long long t0 = mono_ms(), ms_left = c->in->opts->max_unpack_ms - c->unpack_ms;
+	long long t0 = udfb_now_ms(), ms_left = c->in->opts->max_unpack_ms - c->unpack_ms;
 	if (c->in->opts->max_unpack_ms > 0 && ms_left <= 0)
 		return udfb_err_set(err, UDFB_E_INVALID,
 				    "%s: the packages of this request took more than %lld ms to unpack "
@@ -234,7 +228,7 @@ static int install_wheel(struct udfb_layer_writer *w, struct pctx *c, const stru
 	c->out->installs++;
 	int rc = udfb_wheel_install(w, path, &o, err);
 	c->unpacked += got;
-	c->unpack_ms += mono_ms() - t0;
+	c->unpack_ms += udfb_now_ms() - t0;
 	return rc;
 }
 

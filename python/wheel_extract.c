@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
@@ -135,9 +136,7 @@ static int too_late(struct udfb_winst *in, const struct udfb_wfile *f, struct ud
 {
 	if (!in->o->deadline_ms)
 		return 0;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 < in->o->deadline_ms)
+	if (udfb_now_ms() < in->o->deadline_ms)
 		return 0;
 	return udfb_err_set(err, UDFB_E_INVALID,
 			    "wheel '%s': unpacking took too long at entry '%.300s' (packages-max-unpack-ms, for all "

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "registry-client/registry_internal.h"
 
 /* A TLS 1.2 ClientHello: one cipher suite, no extensions.  Its random
@@ -32,18 +32,11 @@ static const unsigned char hello[] = {
 };
 _Static_assert(sizeof(hello) == 5 + 45, "the record's length");
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for ev on fd until deadline; 1 ready, 0 not. */
 static int wait_for(int fd, short ev, long long deadline)
 {
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - udfb_now_ms();
 		if (left <= 0)
 			return 0;
 		struct pollfd p = { .fd = fd, .events = ev };
@@ -132,10 +125,10 @@ int reg_probe_plain_http(const char *api_host, int timeout_ms)
 	struct addrinfo *res = NULL;
 	if (getaddrinfo(host, port, &hints, &res) != 0)
 		return 0;
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = udfb_now_ms() + timeout_ms;
 	int plain = -1;
 	/* The first address that accepts a connection answers, as in curl. */
-	for (const struct addrinfo *ai = res; ai && plain < 0 && now_ms() < deadline; ai = ai->ai_next)
+	for (const struct addrinfo *ai = res; ai && plain < 0 && udfb_now_ms() < deadline; ai = ai->ai_next)
 		plain = ask(ai, deadline);
 	freeaddrinfo(res);
 	return plain == 1;
