@@ -19,10 +19,7 @@ udfb_imports_start "$work"
 udfb_request read_stage_dup_basename "$work/req.json"
 
 for i in $(seq "$runs"); do
-	t0=$(now_ms)
-	"$bin" build "$work/req.json" --base "$base" --dest "oci:$work/out:x" --store "$work/store-$i" >/dev/null
-	t1=$(now_ms)
-	echo "$t0 $t1" | awk '{print $2 - $1}'
+	timed "$bin" build "$work/req.json" --base "$base" --dest "oci:$work/out:x" --store "$work/store-$i"
 	rm -rf "$work/store-$i"
 done >"$work/ours"
 
@@ -30,10 +27,7 @@ BA=(buildah --root "$work/root" --runroot "$work/runroot" --storage-driver vfs)
 skopeo copy -q "$base" "containers-storage:[vfs@$work/root+$work/runroot]localhost/python:python" >/dev/null
 "$bin" dockerfile "$work/req.json" --base "$base" --out "$work/ctx"
 for i in $(seq "$peer_runs"); do
-	t0=$(now_ms)
-	"${BA[@]}" bud --isolation chroot --pull=never -q -t "localhost/bench:$i" "$work/ctx" >/dev/null 2>&1
-	t1=$(now_ms)
-	echo "$t0 $t1" | awk '{print $2 - $1}'
+	timed "${BA[@]}" bud --isolation chroot --pull=never -q -t "localhost/bench:$i" "$work/ctx"
 	"${BA[@]}" rmi -f "localhost/bench:$i" >/dev/null 2>&1 || true
 done >"$work/peer"
 

@@ -46,7 +46,6 @@ udfb_request read_stage_dup_basename "$work/req.json"
 # Build once: the store is warm, and skopeo gets the same image as a layout.
 "$bin" build "$work/req.json" --base "oci:$work/big:big" --dest "oci:$work/image:x" --store "$work/store" >/dev/null
 
-timed() { local t0 t1; t0=$(now_ms); "$@" >/dev/null 2>&1; t1=$(now_ms); echo "$t0 $t1" | awk '{print $2 - $1}'; }
 push_ours() { "$bin" build "$work/req.json" --base "oci:$work/big:big" --dest "docker://$REGISTRY/$1" --store "$work/store"; }
 push_skopeo() { skopeo copy -q --dest-tls-verify=false "oci:$work/image:x" "docker://$REGISTRY/$1"; }
 

@@ -34,7 +34,6 @@ for i in range(off, off + n):
     print(json.dumps({"spec": json.dumps(spec), "imports": []}))
 PY
 }
-timed() { local t0 t1; t0=$(now_ms); "$@" >/dev/null 2>&1; t1=$(now_ms); awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f\n", b - a}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
 
 # ---- prebuild at growing sizes ----

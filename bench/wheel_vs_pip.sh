@@ -33,14 +33,10 @@ build() { # REQUEST STORE -> prints the JSON result
 
 request "$work/big.json" '["bigpkg"]' 1
 for i in $(seq "$runs"); do
-	t0=$(now_ms)
-	build "$work/big.json" "$work/store-$i" >/dev/null
-	echo "$(now_ms) $t0" | awk '{print $1 - $2}' >>"$work/ours"
+	timed build "$work/big.json" "$work/store-$i" >>"$work/ours"
 	rm -rf "$work/store-$i" "$work/out"
-	t0=$(now_ms)
-	/usr/bin/python3 -m pip install --isolated --no-index --find-links "$work/wheels" --disable-pip-version-check \
-		--no-deps --target "$work/pip-$i" bigpkg >/dev/null 2>&1
-	echo "$(now_ms) $t0" | awk '{print $1 - $2}' >>"$work/peer"
+	timed /usr/bin/python3 -m pip install --isolated --no-index --find-links "$work/wheels" --disable-pip-version-check \
+		--no-deps --target "$work/pip-$i" bigpkg >>"$work/peer"
 	rm -rf "$work/pip-$i"
 done
 read -r ours_med _ < <(stats <"$work/ours")
@@ -57,12 +53,8 @@ build "$work/big.json" "$store" >/dev/null
 for i in $(seq "$runs"); do
 	request "$work/second-$i.json" '["bigpkg"]' "$((i + 100))"
 	request "$work/none-$i.json" '[]' "$((i + 200))"
-	t0=$(now_ms)
-	build "$work/second-$i.json" "$store" >"$work/second-$i.out"
-	echo "$(now_ms) $t0" | awk '{print $1 - $2}' >>"$work/second"
-	t0=$(now_ms)
-	build "$work/none-$i.json" "$store" >/dev/null
-	echo "$(now_ms) $t0" | awk '{print $1 - $2}' >>"$work/none"
+	timed_out "$work/second-$i.out" build "$work/second-$i.json" "$store" >>"$work/second"
+	timed build "$work/none-$i.json" "$store" >>"$work/none"
 done
 read -r second_med _ < <(stats <"$work/second")
 read -r none_med _ < <(stats <"$work/none")
