@@ -88,7 +88,7 @@ struct call {
 	/* The call as the request path sees it (service/rpc.h): its payload,
 	 * metadata and method, and what waits for a call worker. */
 	struct udfb_rpc_call rc;
-	uint8_t *bytes;
+	grpc_slice bytes; /* the payload read whole, kept for the call */
 	struct udfb_rpc_md *mdv;
 	struct udfb_rpc_slow *slow;
 	int udf_call; /* counted in udfb_calls_total (a UDF's sandbox was asked for) */
@@ -147,7 +147,7 @@ static void free_call(struct call *c)
 	grpc_slice_unref(c->details_msg);
 	grpc_call_details_destroy(&c->details);
 	udfb_rpc_slow_free(c->slow);
-	free(c->bytes);
+	grpc_slice_unref(c->bytes);
 	free(c->mdv);
 	free(c);
 }
@@ -240,14 +240,12 @@ static void read_payload(struct call *c)
 		c->rc.unreadable = 1;
 		return;
 	}
-	grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+	/* One slice: a reference to the message when it came in one, else a
+	 * copy joining its pieces; the request path decodes from it. */
+	c->bytes = grpc_byte_buffer_reader_readall(&r);
 	grpc_byte_buffer_reader_destroy(&r);
-	size_t len = GRPC_SLICE_LENGTH(s);
-	c->bytes = udfb_malloc(len + 1);
-	memcpy(c->bytes, GRPC_SLICE_START_PTR(s), len);
-	grpc_slice_unref(s);
-	c->rc.payload = c->bytes;
-	c->rc.len = len;
+	c->rc.payload = GRPC_SLICE_START_PTR(c->bytes);
+	c->rc.len = GRPC_SLICE_LENGTH(c->bytes);
 }
 
 static int tls_check_tenant(void *ctx, const char *tenant, struct udfb_err *err)

@@ -90,18 +90,44 @@ static int check_tenant(struct rpc *c, const char *tenant, struct udfb_err *err)
 	return c->call->check_tenant ? c->call->check_tenant(c->call->ctx, tenant, err) : 0;
 }
 
-/* The payload as a NUL-terminated copy (the transport capped its size). */
-static uint8_t *payload_bytes(const struct udfb_rpc_call *call, size_t *len)
+/* The message's bytes as the transport read them (never NULL: an empty
+ * message is a valid one). */
+static const uint8_t *payload(const struct udfb_rpc_call *call)
 {
-	*len = 0;
-	if (call->unreadable)
-		return NULL;
-	uint8_t *b = udfb_malloc(call->len + 1);
-	if (call->len)
-		memcpy(b, call->payload, call->len);
-	b[call->len] = 0;
-	*len = call->len;
-	return b;
+	static const uint8_t none[1];
+	return call->len ? call->payload : none;
+}
+
+/* protobuf-c keeps a string up to its first NUL and forgets its length: a
+ * message that does not pack back to its own size held one (or was not
+ * written canonically, which Databend's prost never does). */
+static int canonical(size_t packed, size_t len, const char *what, struct udfb_err *err)
+{
+	if (packed != len)
+		return udfb_err_set(err, UDFB_E_INVALID,
+				    "request: %s holds a NUL byte in a string, or is not canonical protobuf", what);
+	return 0;
+}
+
+/* The call's message of type d, decoded straight from the transport's
+ * bytes (the channel capped their size); NULL once the call has been
+ * answered INVALID_ARGUMENT naming what it is not.  Every method's message
+ * goes through here, so each gets the same checks. */
+static void *unpack(struct rpc *c, const ProtobufCMessageDescriptor *d)
+{
+	const struct udfb_rpc_call *call = c->call;
+	ProtobufCMessage *m = call->unreadable ? NULL : protobuf_c_message_unpack(d, NULL, call->len, payload(call));
+	struct udfb_err err = UDFB_ERR_INIT;
+	if (!m)
+		udfb_err_set(&err, UDFB_E_INVALID, "request: not %s %s message",
+			     strchr("AEIOU", d->short_name[0]) ? "an" : "a", d->short_name);
+	else if (canonical(protobuf_c_message_get_packed_size(m), call->len, d->short_name, &err) < 0) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		m = NULL;
+	}
+	if (!m)
+		reply_err(c, &err);
+	return m;
 }
 
 static int key_is(const struct udfb_rpc_md *m, const char *key, size_t n)
@@ -204,15 +230,12 @@ static void slow_path(void *arg)
 /* 1: answered from memory into *hit; 0: *out is prepared; -1: err. */
 static int prepare_call(struct rpc *c, struct udfb_prepared **out, struct udfb_apply_out *hit, struct udfb_err *err)
 {
-	size_t len = 0;
-	uint8_t *bytes = payload_bytes(c->call, &len);
-	if (bytes && udfb_request_check_wire(bytes, len, err) < 0) { /* before protobuf-c cuts at a NUL */
-		free(bytes);
+	const struct udfb_rpc_call *call = c->call;
+	/* Checked before protobuf-c, which would cut a string at a NUL. */
+	if (!call->unreadable && udfb_request_check_wire(payload(call), call->len, err) < 0)
 		return -1;
-	}
 	Udfproto__ApplyUdfResourceRequest *m =
-		bytes ? udfproto__apply_udf_resource_request__unpack(NULL, len, bytes) : NULL;
-	free(bytes);
+		call->unreadable ? NULL : udfproto__apply_udf_resource_request__unpack(NULL, call->len, payload(call));
 	if (!m)
 		return udfb_err_set(err, UDFB_E_INVALID, "request: not an ApplyUdfResourceRequest message");
 	struct udfb_import *ims = udfb_calloc(m->n_imports + 1, sizeof(*ims));
@@ -422,17 +445,6 @@ static int tls_check(struct rpc *c, const struct udfb_call_meta *meta, const cha
 	return check_tenant(c, acting, err);
 }
 
-/* protobuf-c keeps a string up to its first NUL and forgets its length: a
- * message that does not pack back to its own size held one (or was not
- * written canonically, which Databend's prost never does). */
-static int canonical(size_t packed, size_t len, const char *what, struct udfb_err *err)
-{
-	if (packed != len)
-		return udfb_err_set(err, UDFB_E_INVALID,
-				    "request: %s holds a NUL byte in a string, or is not canonical protobuf", what);
-	return 0;
-}
-
 /* Both script calls: the fast path here, the rest on a worker thread. */
 static void run_script(struct rpc *c, const struct udfb_call_meta *meta, const struct udfb_worker_req *w,
 		       const char *type, const char *script)
@@ -465,20 +477,9 @@ static void run_script(struct rpc *c, const struct udfb_call_meta *meta, const s
 
 static void handle_apply_resource(struct rpc *c)
 {
-	size_t len = 0;
-	uint8_t *bytes = payload_bytes(c->call, &len);
-	Resourceproto__ApplyResourceRequest *m =
-		bytes ? resourceproto__apply_resource_request__unpack(NULL, len, bytes) : NULL;
-	free(bytes);
+	Resourceproto__ApplyResourceRequest *m = unpack(c, &resourceproto__apply_resource_request__descriptor);
 	if (!m)
-		return reply(c, 3, "request: not an ApplyResourceRequest message", NULL, 0);
-	struct udfb_err err = UDFB_ERR_INIT;
-	if (canonical(resourceproto__apply_resource_request__get_packed_size(m), len, "ApplyResourceRequest", &err) <
-	    0) {
-		resourceproto__apply_resource_request__free_unpacked(m, NULL);
-		c->out->udf_call = 1;
-		return reply_err(c, &err);
-	}
+		return;
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "resource_client_version");
 	run_script(c, &meta, NULL, m->type, m->script);
@@ -499,19 +500,9 @@ static struct udfb_kv *kvs(size_t n, void **entries)
 
 static void handle_create_worker(struct rpc *c)
 {
-	size_t len = 0;
-	uint8_t *bytes = payload_bytes(c->call, &len);
-	Resourceproto__CreateWorkerRequest *m =
-		bytes ? resourceproto__create_worker_request__unpack(NULL, len, bytes) : NULL;
-	free(bytes);
+	Resourceproto__CreateWorkerRequest *m = unpack(c, &resourceproto__create_worker_request__descriptor);
 	if (!m)
-		return reply(c, 3, "request: not a CreateWorkerRequest message", NULL, 0);
-	struct udfb_err cerr = UDFB_ERR_INIT;
-	if (canonical(resourceproto__create_worker_request__get_packed_size(m), len, "CreateWorkerRequest", &cerr) <
-	    0) {
-		resourceproto__create_worker_request__free_unpacked(m, NULL);
-		return reply_err(c, &cerr);
-	}
+		return;
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "worker_client_version");
 	struct udfb_kv *tags = kvs(m->n_tags, (void **)m->tags), *opts = kvs(m->n_options, (void **)m->options);
@@ -550,13 +541,9 @@ static void reply_worker(struct rpc *c, json_t *worker)
 
 static void handle_alter_worker(struct rpc *c)
 {
-	size_t len = 0;
-	uint8_t *bytes = payload_bytes(c->call, &len);
-	Resourceproto__AlterWorkerRequest *m =
-		bytes ? resourceproto__alter_worker_request__unpack(NULL, len, bytes) : NULL;
-	free(bytes);
+	Resourceproto__AlterWorkerRequest *m = unpack(c, &resourceproto__alter_worker_request__descriptor);
 	if (!m)
-		return reply(c, 3, "request: not an AlterWorkerRequest message", NULL, 0);
+		return;
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "worker_client_version");
 	struct udfb_kv *st = kvs(m->n_set_tags, (void **)m->set_tags),
@@ -586,13 +573,9 @@ static void handle_alter_worker(struct rpc *c)
 
 static void handle_drop_worker(struct rpc *c)
 {
-	size_t len = 0;
-	uint8_t *bytes = payload_bytes(c->call, &len);
-	Resourceproto__DropWorkerRequest *m =
-		bytes ? resourceproto__drop_worker_request__unpack(NULL, len, bytes) : NULL;
-	free(bytes);
+	Resourceproto__DropWorkerRequest *m = unpack(c, &resourceproto__drop_worker_request__descriptor);
 	if (!m)
-		return reply(c, 3, "request: not a DropWorkerRequest message", NULL, 0);
+		return;
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "worker_client_version");
 	struct udfb_err err = UDFB_ERR_INIT;
@@ -607,13 +590,9 @@ static void handle_drop_worker(struct rpc *c)
 
 static void handle_list_workers(struct rpc *c)
 {
-	size_t len = 0;
-	uint8_t *bytes = payload_bytes(c->call, &len);
-	Resourceproto__ListWorkersRequest *m =
-		bytes ? resourceproto__list_workers_request__unpack(NULL, len, bytes) : NULL;
-	free(bytes);
+	Resourceproto__ListWorkersRequest *m = unpack(c, &resourceproto__list_workers_request__descriptor);
 	if (!m)
-		return reply(c, 3, "request: not a ListWorkersRequest message", NULL, 0);
+		return;
 	struct udfb_call_meta meta;
 	meta_of(c, &meta, "worker_client_version");
 	struct udfb_err err = UDFB_ERR_INIT;
@@ -667,13 +646,9 @@ static void handle_unknown(struct rpc *c)
 
 static void handle_health(struct rpc *c)
 {
-	size_t len = 0;
-	uint8_t *bytes = payload_bytes(c->call, &len);
-	Grpc__Health__V1__HealthCheckRequest *m =
-		bytes ? grpc__health__v1__health_check_request__unpack(NULL, len, bytes) : NULL;
-	free(bytes);
+	Grpc__Health__V1__HealthCheckRequest *m = unpack(c, &grpc__health__v1__health_check_request__descriptor);
 	if (!m)
-		return reply(c, 3, "request: not a HealthCheckRequest message", NULL, 0);
+		return;
 	int known = !*m->service || strcmp(m->service, "udfproto.UdfService") == 0 ||
 		    strcmp(m->service, "resourceproto.ResourceService") == 0 ||
 		    strcmp(m->service, "resourceproto.WorkerService") == 0;
@@ -732,7 +707,10 @@ int udfb_rpc_begin(struct udfb_service *s, const struct udfb_rpc_call *call, str
 		handle_apply(&c);
 		break;
 	case UDFB_RPC_HEALTH: handle_health(&c); break;
-	case UDFB_RPC_APPLY_RESOURCE: handle_apply_resource(&c); break;
+	case UDFB_RPC_APPLY_RESOURCE:
+		reply_out->udf_call = 1;
+		handle_apply_resource(&c);
+		break;
 	case UDFB_RPC_CREATE_WORKER: handle_create_worker(&c); break;
 	case UDFB_RPC_ALTER_WORKER:
 	case UDFB_RPC_DROP_WORKER:

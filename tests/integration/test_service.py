@@ -547,6 +547,34 @@ class ServiceTest(ServerCase):
         # The server is still fine.
         self.assertEqual(self.srv.http_get("/healthz")[0], 200)
 
+    def test_every_method_checks_its_message_alike(self):
+        # One decoder for every method (service/rpc.c unpack()): garbage is
+        # "not a ... message", and a NUL inside a string (which protobuf-c
+        # would silently cut: tenant "tenant-a\0x" read as "tenant-a") is
+        # refused by the WORKER statements and the health check too.
+        ws = "/resourceproto.WorkerService/"
+        nul = b"\x0a\x0atenant-a\x00x"  # field 1 (tenant_id): "tenant-a\0x"
+        cases = [(ws + "CreateWorker", "CreateWorkerRequest", nul),
+                 (ws + "AlterWorker", "AlterWorkerRequest", nul + b"\x12\x01w"),
+                 (ws + "DropWorker", "DropWorkerRequest", nul + b"\x12\x01w"),
+                 (ws + "ListWorkers", "ListWorkersRequest", nul),
+                 ("/resourceproto.ResourceService/ApplyResource", "ApplyResourceRequest",
+                  b"\x1a\x03udf\x22\x03a\x00b"),
+                 ("/grpc.health.v1.Health/Check", "HealthCheckRequest", b"\x0a\x03a\x00b")]
+        md = [("x-databend-tenant", "tenant-a"), ("worker_client_version", "v1")]
+        for path, name, with_nul in cases:
+            raw = self.srv.channel.unary_unary(path, request_serializer=lambda b: b,
+                                               response_deserializer=lambda b: b)
+            for payload, needle in ((b"\xff\xff\xff\xff", "not a"), (with_nul, "NUL byte")):
+                try:
+                    raw(payload, timeout=CALL_TIMEOUT, metadata=md)
+                    self.fail("%s with %r: OK" % (path, payload))
+                except grpc.RpcError as e:
+                    self.assertEqual(e.code().name, "INVALID_ARGUMENT", (path, payload, e.details()))
+                    self.assertIn(needle, e.details() or "", (path, payload))
+                    self.assertIn(name, e.details() or "", (path, payload))
+        self.assertEqual(self.srv.http_get("/healthz")[0], 200)
+
 
 def _vector_test(name):
     def test(self):
