@@ -177,6 +177,20 @@ int udfb_cli_fail(struct udfb_err *err)
 	return code;
 }
 
+int udfb_cli_run(const struct udfb_cli_spec *spec, int argc, char **argv,
+		 int (*fn)(struct udfb_cli_common *c, struct udfb_err *err))
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_cli_common c;
+	int rc = udfb_cli_parse(&c, spec, argc, argv, &err);
+	if (rc == 0)
+		rc = fn(&c, &err);
+	else if (rc > 0)
+		rc = 0; /* --help */
+	udfb_cli_free(&c);
+	return rc < 0 ? udfb_cli_fail(&err) : rc;
+}
+
 const char *udfb_cli_store(struct udfb_cli_common *c)
 {
 	if (!c->cfg.store)

@@ -56,6 +56,11 @@ void udfb_cli_start(void);
 int udfb_cli_exec_serve(int argc, char **argv);
 /* Prints "udf-builder: <msg>" and returns the exit status for err. */
 int udfb_cli_fail(struct udfb_err *err);
+/* A command's whole run: parse argv by spec, run fn, free.  The exit
+ * status: udfb_cli_fail's for an error, 0 after --help, else fn's (0, or 1
+ * when some items of a batch failed). */
+int udfb_cli_run(const struct udfb_cli_spec *spec, int argc, char **argv,
+		 int (*fn)(struct udfb_cli_common *c, struct udfb_err *err));
 
 /* The base for a request's runtime_version, as the service picks it:
  * --base when given; else the config's base for that runtime (composed

@@ -69,11 +69,5 @@ static int build(struct udfb_cli_common *c, struct udfb_err *err)
 
 int udfb_cmd_build(int argc, char **argv)
 {
-	struct udfb_err err = UDFB_ERR_INIT;
-	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, &udfb_cli_build_spec, argc, argv, &err);
-	if (rc == 0)
-		rc = build(&c, &err);
-	udfb_cli_free(&c);
-	return rc < 0 ? udfb_cli_fail(&err) : 0;
+	return udfb_cli_run(&udfb_cli_build_spec, argc, argv, build);
 }

@@ -270,13 +270,5 @@ static int prebuild(struct udfb_cli_common *c, struct udfb_err *err)
 
 int udfb_cmd_prebuild(int argc, char **argv)
 {
-	struct udfb_err err = UDFB_ERR_INIT;
-	struct udfb_cli_common c;
-	int rc = udfb_cli_parse(&c, &udfb_cli_prebuild_spec, argc, argv, &err);
-	if (rc == 0)
-		rc = prebuild(&c, &err);
-	else if (rc > 0)
-		rc = 0; /* --help */
-	udfb_cli_free(&c);
-	return rc < 0 ? udfb_cli_fail(&err) : rc;
+	return udfb_cli_run(&udfb_cli_prebuild_spec, argc, argv, prebuild);
 }

@@ -137,16 +137,9 @@ static int walk(struct udfb_pkgproject *out, xmlDoc *doc, CURLU *base, struct ud
 int udfb_pkgindex_parse_html(struct udfb_pkgproject *out, const char *page_url, const char *body, size_t len,
 			     struct udfb_err *err)
 {
-	memset(out, 0, sizeof(*out));
-	if (len > UDFB_INDEX_PAGE_MAX_BYTES)
-		return udfb_err_set(err, UDFB_E_EXHAUSTED, "larger than %u bytes", UDFB_INDEX_PAGE_MAX_BYTES);
-	CURLU *base = curl_url();
-	if (!base)
-		abort();
-	if (curl_url_set(base, CURLUPART_URL, page_url, 0) != CURLUE_OK) {
-		curl_url_cleanup(base);
-		return udfb_err_set(err, UDFB_E_INVALID, "the page's own URL cannot be parsed");
-	}
+	CURLU *base;
+	if (udfb_pkgpage_begin(out, &base, page_url, len, err) < 0)
+		return -1;
 	pthread_once(&xml_once, xml_init);
 	htmlParserCtxtPtr ctxt = htmlNewParserCtxt();
 	if (!ctxt)

@@ -31,6 +31,11 @@ struct udfb_pkglist {
 
 /* A zeroed file at the end of the list (size -1), or NULL past the limit. */
 struct udfb_pkgfile *udfb_pkglist_push(struct udfb_pkglist *l);
+/* What both page parsers do first: *out an empty project, the page's
+ * size within UDFB_INDEX_PAGE_MAX_BYTES, and *base its own URL, against
+ * which its links resolve (the caller frees it with curl_url_cleanup). */
+int udfb_pkgpage_begin(struct udfb_pkgproject *out, CURLU **base, const char *page_url, size_t len,
+		       struct udfb_err *err);
 /* Drop the last file (one that turned out malformed). */
 void udfb_pkglist_pop(struct udfb_pkglist *l);
 void udfb_pkgfile_clear(struct udfb_pkgfile *f);

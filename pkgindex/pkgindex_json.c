@@ -90,19 +90,14 @@ static int read_files(struct udfb_pkgproject *out, json_t *files, CURLU *base, s
 int udfb_pkgindex_parse_json(struct udfb_pkgproject *out, const char *page_url, const char *body, size_t len,
 			     struct udfb_err *err)
 {
-	memset(out, 0, sizeof(*out));
-	if (len > UDFB_INDEX_PAGE_MAX_BYTES)
-		return udfb_err_set(err, UDFB_E_EXHAUSTED, "larger than %u bytes", UDFB_INDEX_PAGE_MAX_BYTES);
-	CURLU *base = curl_url();
-	if (!base)
-		abort();
+	CURLU *base;
+	if (udfb_pkgpage_begin(out, &base, page_url, len, err) < 0)
+		return -1;
 	int rc = -1;
 	json_error_t je;
 	/* Duplicate keys could make two readers of one page see two hashes. */
 	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-	if (curl_url_set(base, CURLUPART_URL, page_url, 0) != CURLUE_OK) {
-		udfb_err_set(err, UDFB_E_INVALID, "the page's own URL cannot be parsed");
-	} else if (!root) {
+	if (!root) {
 		/* Not what the page said near the error: its links may hold tokens. */
 		char *near = strstr(je.text, " near '");
 		if (near)

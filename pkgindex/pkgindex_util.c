@@ -111,6 +111,24 @@ struct udfb_pkgfile *udfb_pkglist_push(struct udfb_pkglist *l)
 	return f;
 }
 
+int udfb_pkgpage_begin(struct udfb_pkgproject *out, CURLU **base, const char *page_url, size_t len,
+		       struct udfb_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	*base = NULL;
+	if (len > UDFB_INDEX_PAGE_MAX_BYTES)
+		return udfb_err_set(err, UDFB_E_EXHAUSTED, "larger than %u bytes", UDFB_INDEX_PAGE_MAX_BYTES);
+	CURLU *u = curl_url();
+	if (!u)
+		abort();
+	if (curl_url_set(u, CURLUPART_URL, page_url, 0) != CURLUE_OK) {
+		curl_url_cleanup(u);
+		return udfb_err_set(err, UDFB_E_INVALID, "the page's own URL cannot be parsed");
+	}
+	*base = u;
+	return 0;
+}
+
 void udfb_pkglist_pop(struct udfb_pkglist *l)
 {
 	udfb_pkgfile_clear(&l->p->files[--l->p->n_files]);
