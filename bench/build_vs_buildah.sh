@@ -35,3 +35,25 @@ read -r ours_med ours_p95 < <(stats <"$work/ours")
 read -r peer_med peer_p95 < <(stats <"$work/peer")
 ratio=$(awk -v a="$peer_med" -v b="$ours_med" 'BEGIN {printf "%.0fx", a / b}')
 row "build, no packages, python base present (median ms; p95)" "$ours_med; $ours_p95" "buildah bud" "$peer_med; $peer_p95" "$ratio faster" ">= 200x faster (issue 17)"
+
+# Where a CLI build's time goes: a process that only loads our libraries
+# (`version`), and the same kind of build inside a process already running,
+# as the service and `prebuild` do it: N such UDFs (the code differs, the
+# imports are the same), one at a time, into a fresh store.
+for i in $(seq "$runs"); do timed "$bin" version; done >"$work/start"
+read -r start_med _ < <(stats <"$work/start")
+n=${BENCH_INPROC_UDFS:-40}
+/usr/bin/python3 - "$work/req.json" "$n" >"$work/many.jsonl" <<'PY'
+import json, sys
+req = json.load(open(sys.argv[1]))
+for i in range(int(sys.argv[2])):
+    spec = json.loads(req["spec"])
+    spec["code"] += "\n# variant %d\n" % i
+    print(json.dumps(dict(req, spec=json.dumps(spec))))
+PY
+ms=$(timed "$bin" prebuild "$work/many.jsonl" --base "$base" --dest "oci:$work/many:x" --store "$work/store-many" -j 1)
+per=$(awk -v t="$ms" -v n="$n" 'BEGIN {printf "%.2f", t / n}')
+row "process start alone: udf-builder version (median ms)" "$start_med" "the CLI build above" "$ours_med" \
+	"$(awk -v a="$start_med" -v b="$ours_med" 'BEGIN {printf "%.0f%% of it", 100 * a / b}')" "(bounds the CLI build)"
+row "the same build in a running process: prebuild -j 1 of $n UDFs (ms per UDF)" "$per" "buildah bud" "$peer_med" \
+	"$(awk -v a="$peer_med" -v b="$per" 'BEGIN {printf "%.0fx faster", a / b}')" ">= 200x faster (issue 17)"
