@@ -1,16 +1,21 @@
-/* The second pass of udfb_wheel_install: the files streamed from the zip,
- * hashed on the way and checked against RECORD, into one pack file under
- * o->tmpdir (creating a thousand small files costs far more than writing
+/* The second pass of udfb_wheel_install: the files read from the zip with
+ * libzip (which gives an entry's stored bytes as they are), inflated here
+ * with libdeflate, hashed and checked against RECORD, into one pack file
+ * under o->tmpdir; each checked deflate stream goes to a second pack, the
+ * raw one, for the layer to splice instead of compressing the content
+ * again (image/gzsplice.h).  The pack: one file under o->tmpdir (creating a thousand small files costs far more than writing
  * their bytes); then the files pip generates (scripts, INSTALLER, RECORD).
  * Nothing is fsynced: the pack lives until the layer is written, and the
  * layer is what gets synced. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zip.h>
 
 #include "common/clock.h"
 #include "common/alloc.h"
@@ -20,6 +25,10 @@
 #include "python/wheel_internal.h"
 
 #define PACK_BUF (256u << 10)
+/* Entries up to this size (both sizes) are read and inflated whole, in
+ * memory, and their deflate streams spliced; larger ones are streamed. */
+#define MEM_MAX (64ll << 20)
+#define STREAM_BLOCK (64u << 10)
 
 static int write_all(int fd, const void *p, size_t n)
 {
@@ -144,38 +153,6 @@ static int too_late(struct udfb_winst *in, const struct udfb_wfile *f, struct ud
 			    in->path, f->zipname);
 }
 
-/* Read the current entry's bytes through h (the zip's bytes) into o. */
-static int pump(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_wfile *f, struct out *o, struct udfb_sha256 *h,
-		long long limit, long long *got, struct udfb_err *err)
-{
-	struct shebang sb = { .python = in->o->python };
-	for (;;) {
-		if (too_late(in, f, err) < 0)
-			return -1;
-		const void *buf;
-		size_t size;
-		la_int64_t offset;
-		int rc = archive_read_data_block(z->a, &buf, &size, &offset);
-		if (rc == ARCHIVE_EOF)
-			break;
-		if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
-			return bad_entry(in, f, archive_error_string(z->a), err);
-		if (offset != *got)
-			return bad_entry(in, f, "data with holes", err);
-		if ((long long)size > limit - *got)
-			return bad_entry(in, f, "larger than RECORD says (or the unpacked limit)", err);
-		*got += (long long)size;
-		udfb_sha256_update(h, buf, size);
-		if (f->script)
-			shebang_feed(&sb, o, buf, size);
-		else
-			emit(o, buf, size);
-	}
-	if (f->script)
-		shebang_end(&sb, o);
-	return 0;
-}
-
 /* Hash and size of the zip's bytes against RECORD's row. */
 static int verify(struct udfb_winst *in, const struct udfb_wfile *f, const char *digest, long long size,
 		  struct udfb_err *err)
@@ -194,59 +171,242 @@ static int verify(struct udfb_winst *in, const struct udfb_wfile *f, const char 
 	return 0;
 }
 
-static int extract_one(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_wfile *f, struct udfb_err *err)
+/* The file's checked content c (the zip's bytes) out to the pack, a
+ * script's first line rewritten. */
+static void install_bytes(struct udfb_winst *in, struct udfb_wfile *f, struct out *o, struct shebang *sb, const void *c,
+			  size_t n)
+{
+	(void)in;
+	if (f->script)
+		shebang_feed(sb, o, c, n);
+	else
+		emit(o, c, n);
+}
+
+static void *grow(unsigned char **buf, size_t *cap, size_t need)
+{
+	if (need > *cap) {
+		free(*buf);
+		*cap = need;
+		*buf = udfb_malloc(need);
+	}
+	return *buf;
+}
+
+/* The entry's stored bytes (raw deflate for method 8), all of them. */
+static int read_raw(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, struct udfb_wfile *f, size_t n,
+		    struct udfb_err *err)
+{
+	zip_file_t *zf = zip_fopen_index(z, idx, ZIP_FL_COMPRESSED);
+	if (!zf)
+		return bad_entry(in, f, zip_strerror(z), err);
+	unsigned char *buf = grow(&in->rawbuf, &in->rawcap, n + 1);
+	zip_int64_t got = zip_fread(zf, buf, n + 1); /* one more: the stream must end where the zip says */
+	int rc = 0;
+	if (got < 0)
+		rc = bad_entry(in, f, zip_file_strerror(zf), err);
+	else if ((size_t)got != n)
+		rc = bad_entry(in, f, "its data is not as long as the zip says", err);
+	zip_fclose(zf);
+	return rc;
+}
+
+/* Method 8 inflated from memory: the stream must hold exactly one deflate
+ * stream that ends (final block) at the entry's last byte and inflates,
+ * from an empty window, to exactly size bytes; only then may the layer
+ * splice it (libdeflate refuses a distance reaching before the start). */
+static int inflate_raw(struct udfb_winst *in, struct udfb_wfile *f, size_t comp, size_t size,
+		       const unsigned char **content, struct udfb_err *err)
+{
+	if (!in->inflater && !(in->inflater = libdeflate_alloc_decompressor()))
+		return udfb_err_set(err, UDFB_E_INTERNAL, "wheel '%s': no memory for a decompressor", in->path);
+	unsigned char *out = grow(&in->outbuf, &in->outcap, size + 1);
+	size_t used = 0, made = 0;
+	enum libdeflate_result r =
+		libdeflate_deflate_decompress_ex(in->inflater, in->rawbuf, comp, out, size, &used, &made);
+	if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
+		return bad_entry(in, f, "inflates to more bytes than the zip says", err);
+	if (r != LIBDEFLATE_SUCCESS)
+		return bad_entry(in, f, "bad deflate data", err);
+	if (made != size)
+		return bad_entry(in, f, "inflates to fewer bytes than the zip says", err);
+	if (used != comp)
+		return bad_entry(in, f, "data after the end of its deflate stream", err);
+	*content = out;
+	return 0;
+}
+
+/* Stored or deflated, up to MEM_MAX: the whole entry in memory, checked,
+ * and its deflate stream kept beside the pack for the layer to splice. */
+static int from_memory(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const zip_stat_t *st, struct udfb_wfile *f,
+		       struct out *o, struct udfb_err *err)
+{
+	size_t comp = (size_t)st->comp_size, size = (size_t)st->size;
+	if (read_raw(in, z, idx, f, comp, err) < 0)
+		return -1;
+	const unsigned char *c = in->rawbuf;
+	if (st->comp_method == ZIP_CM_STORE && comp != size)
+		return bad_entry(in, f, "stored, but its sizes differ", err);
+	if (st->comp_method == ZIP_CM_DEFLATE && inflate_raw(in, f, comp, size, &c, err) < 0)
+		return -1;
+	uint32_t crc = (uint32_t)libdeflate_crc32(0, c, size);
+	if (crc != st->crc)
+		return bad_entry(in, f, "CRC-32 differs from the zip's", err);
+	char digest[UDFB_DIGEST_LEN + 1];
+	udfb_sha256_digest(c, size, digest);
+	in->total += (long long)size;
+	if (verify(in, f, digest, (long long)size, err) < 0)
+		return -1;
+	struct shebang sb = { .python = in->o->python };
+	install_bytes(in, f, o, &sb, c, size);
+	if (f->script)
+		shebang_end(&sb, o);
+	else
+		udfb_record_b64(f->b64, digest);
+	if (st->comp_method != ZIP_CM_DEFLATE || f->script || comp < WHEEL_SPLICE_MIN)
+		return 0;
+	f->raw_offset = in->raw_len;
+	f->raw_len = (long long)comp;
+	f->crc = crc;
+	in->raw_len += (long long)comp;
+	if (!in->raw_errno && write_all(in->raw_fd, in->rawbuf, comp) < 0)
+		in->raw_errno = errno;
+	return 0;
+}
+
+/* Any other method, or an entry too large for memory: libzip inflates it
+ * (checking its CRC-32) and the layer compresses it again. */
+static int streamed(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const zip_stat_t *st, struct udfb_wfile *f,
+		    struct out *o, long long limit, struct udfb_err *err)
+{
+	zip_file_t *zf = zip_fopen_index(z, idx, 0);
+	if (!zf)
+		return bad_entry(in, f, zip_strerror(z), err);
+	struct udfb_sha256 *h = udfb_sha256_new();
+	struct shebang sb = { .python = in->o->python };
+	unsigned char *buf = grow(&in->rawbuf, &in->rawcap, STREAM_BLOCK);
+	long long got = 0;
+	int rc = 0;
+	for (;;) {
+		if ((rc = too_late(in, f, err)) < 0)
+			break;
+		zip_int64_t n = zip_fread(zf, buf, STREAM_BLOCK);
+		if (n < 0) {
+			rc = bad_entry(in, f, zip_file_strerror(zf), err);
+			break;
+		}
+		if (n == 0)
+			break;
+		if (n > limit - got) {
+			rc = bad_entry(in, f, "larger than RECORD says (or the unpacked limit)", err);
+			break;
+		}
+		got += n;
+		udfb_sha256_update(h, buf, (size_t)n);
+		install_bytes(in, f, o, &sb, buf, (size_t)n);
+	}
+	zip_fclose(zf);
+	in->total += got;
+	char digest[UDFB_DIGEST_LEN + 1];
+	udfb_sha256_final(h, digest);
+	if (rc == 0 && (zip_uint64_t)got != st->size)
+		rc = bad_entry(in, f, "inflates to other than the size the zip says", err);
+	if (rc < 0 || verify(in, f, digest, got, err) < 0)
+		return -1;
+	if (f->script)
+		shebang_end(&sb, o);
+	else
+		udfb_record_b64(f->b64, digest);
+	return 0;
+}
+
+static int extract_one(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const zip_stat_t *st, struct udfb_wfile *f,
+		       struct udfb_err *err)
 {
 	const struct udfb_record_row *row = udfb_record_find(&in->record, f->zipname);
 	long long budget = in->limit - in->total;
 	long long limit = row && row->size >= 0 && row->size < budget ? row->size : budget;
-	struct udfb_sha256 *h = udfb_sha256_new();
+	if (too_late(in, f, err) < 0)
+		return -1;
+	if (st->size > (zip_uint64_t)limit)
+		return bad_entry(in, f, "larger than RECORD says (or the unpacked limit)", err);
+	if (st->encryption_method != ZIP_EM_NONE)
+		return bad_entry(in, f, "encrypted", err);
 	struct out o = { .in = in, .h = f->script ? udfb_sha256_new() : NULL };
 	f->offset = in->pack_len;
-	long long got = 0;
-	int rc = pump(in, z, f, &o, h, limit, &got, err);
-	in->total += got;
-	char digest[UDFB_DIGEST_LEN + 1], out_digest[UDFB_DIGEST_LEN + 1];
-	udfb_sha256_final(h, digest);
+	int rc = (st->comp_method == ZIP_CM_STORE || st->comp_method == ZIP_CM_DEFLATE) && st->size <= MEM_MAX &&
+				 st->comp_size <= MEM_MAX
+			 ? from_memory(in, z, idx, st, f, &o, err)
+			 : streamed(in, z, idx, st, f, &o, limit, err);
+	char out_digest[UDFB_DIGEST_LEN + 1];
 	if (o.h)
 		udfb_sha256_final(o.h, out_digest);
-	if (rc < 0 || verify(in, f, digest, got, err) < 0)
+	if (rc < 0)
 		return -1;
 	f->out_size = o.n;
-	udfb_record_b64(f->b64, o.h ? out_digest : digest);
+	if (f->script)
+		udfb_record_b64(f->b64, out_digest);
 	return 0;
 }
 
-static int extract_all(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_err *err)
+static int changed(struct udfb_winst *in, struct udfb_err *err)
 {
-	struct archive_entry *e;
-	const char *name;
-	int is_dir, rc;
-	size_t k = 0;
-	while ((rc = udfb_wzip_next(z, &e, &name, &is_dir, err)) == 1) {
-		if (is_dir)
+	return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': changed while being read", in->path);
+}
+
+/* libzip's entries against the scan's (libarchive's): the same files, the
+ * same sizes, each once, or the two readers disagree about the zip. */
+static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
+{
+	zip_int64_t n = zip_get_num_entries(z, 0);
+	size_t seen = 0;
+	unsigned char *mark = udfb_calloc(in->n_files + 1, 1);
+	int rc = 0;
+	for (zip_int64_t i = 0; i < n && rc == 0; i++) {
+		zip_stat_t st;
+		zip_stat_init(&st);
+		if (zip_stat_index(z, (zip_uint64_t)i, ZIP_FL_ENC_RAW, &st) < 0) {
+			rc = udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", in->path, zip_strerror(z));
+			break;
+		}
+		size_t len = st.name ? strlen(st.name) : 0, k;
+		if (len && st.name[len - 1] == '/')
 			continue;
-		/* The file changed under us if the names no longer line up. */
-		if (k >= in->n_files || strcmp(in->files[k].zipname, name) != 0)
-			return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': changed while being read", in->path);
-		struct udfb_wfile *f = &in->files[k++];
-		if (f->dest && extract_one(in, z, f, err) < 0)
-			return -1;
+		if (!st.name || !udfb_strmap_get(&in->by_zip, st.name, &k) || mark[k] ||
+		    st.size != (zip_uint64_t)in->files[k].size) {
+			rc = changed(in, err);
+			break;
+		}
+		mark[k] = 1;
+		seen++;
+		if (in->files[k].dest)
+			rc = extract_one(in, z, (zip_uint64_t)i, &st, &in->files[k], err);
 	}
-	if (rc == 0 && k != in->n_files)
-		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': changed while being read", in->path);
+	free(mark);
+	if (rc == 0 && seen != in->n_files)
+		return changed(in, err);
 	return rc;
 }
 
 int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 {
-	if (udfb_mktemp(&in->pack, &in->pack_fd, in->o->tmpdir, err) < 0)
+	if (udfb_mktemp(&in->pack, &in->pack_fd, in->o->tmpdir, err) < 0 ||
+	    udfb_mktemp(&in->raw, &in->raw_fd, in->o->tmpdir, err) < 0)
 		return -1;
 	in->wbuf = udfb_malloc(PACK_BUF);
-	struct udfb_wzip z;
-	if (udfb_wzip_open(&z, in->path, err) < 0)
+	int zerr = 0;
+	zip_t *z = zip_open(in->path, ZIP_RDONLY, &zerr);
+	if (!z) {
+		zip_error_t ze;
+		zip_error_init_with_code(&ze, zerr);
+		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", in->path, zip_error_strerror(&ze));
+		zip_error_fini(&ze);
 		return -1;
-	int rc = extract_all(in, &z, err);
-	udfb_wzip_close(&z);
+	}
+	int rc = extract_all(in, z, err);
+	zip_discard(z);
+	if (rc == 0 && in->raw_errno)
+		rc = udfb_err_sys(err, in->raw_errno, "write %s", in->raw);
 	return rc;
 }
 
