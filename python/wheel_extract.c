@@ -214,7 +214,10 @@ static int read_raw(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, struct ud
 /* Method 8 inflated from memory: the stream must hold exactly one deflate
  * stream that ends (final block) at the entry's last byte and inflates,
  * from an empty window, to exactly size bytes; only then may the layer
- * splice it (libdeflate refuses a distance reaching before the start). */
+ * splice it (libdeflate refuses a distance reaching before the start).
+ * 1 when it does not: the entry is read again the way pip reads it
+ * (streamed(): zlib, lenient about a missing final block or bytes after
+ * it), checked against RECORD the same, and compressed again. */
 static int inflate_raw(struct udfb_winst *in, struct udfb_wfile *f, size_t comp, size_t size,
 		       const unsigned char **content, struct udfb_err *err)
 {
@@ -224,20 +227,16 @@ static int inflate_raw(struct udfb_winst *in, struct udfb_wfile *f, size_t comp,
 	size_t used = 0, made = 0;
 	enum libdeflate_result r =
 		libdeflate_deflate_decompress_ex(in->inflater, in->rawbuf, comp, out, size, &used, &made);
-	if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
-		return bad_entry(in, f, "inflates to more bytes than the zip says", err);
-	if (r != LIBDEFLATE_SUCCESS)
-		return bad_entry(in, f, "bad deflate data", err);
-	if (made != size)
-		return bad_entry(in, f, "inflates to fewer bytes than the zip says", err);
-	if (used != comp)
-		return bad_entry(in, f, "data after the end of its deflate stream", err);
+	(void)f;
+	if (r != LIBDEFLATE_SUCCESS || made != size || used != comp)
+		return 1;
 	*content = out;
 	return 0;
 }
 
 /* Stored or deflated, up to MEM_MAX: the whole entry in memory, checked,
- * and its deflate stream kept beside the pack for the layer to splice. */
+ * and its deflate stream kept beside the pack for the layer to splice; 1
+ * when the stream is not one to splice (see inflate_raw). */
 static int from_memory(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const zip_stat_t *st, struct udfb_wfile *f,
 		       struct out *o, struct udfb_err *err)
 {
@@ -247,8 +246,9 @@ static int from_memory(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const 
 	const unsigned char *c = in->rawbuf;
 	if (st->comp_method == ZIP_CM_STORE && comp != size)
 		return bad_entry(in, f, "stored, but its sizes differ", err);
-	if (st->comp_method == ZIP_CM_DEFLATE && inflate_raw(in, f, comp, size, &c, err) < 0)
-		return -1;
+	int rc = st->comp_method == ZIP_CM_DEFLATE ? inflate_raw(in, f, comp, size, &c, err) : 0;
+	if (rc != 0)
+		return rc;
 	uint32_t crc = (uint32_t)libdeflate_crc32(0, c, size);
 	if (crc != st->crc)
 		return bad_entry(in, f, "CRC-32 differs from the zip's", err);
@@ -334,10 +334,12 @@ static int extract_one(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const 
 		return bad_entry(in, f, "encrypted", err);
 	struct out o = { .in = in, .h = f->script ? udfb_sha256_new() : NULL };
 	f->offset = in->pack_len;
-	int rc = (st->comp_method == ZIP_CM_STORE || st->comp_method == ZIP_CM_DEFLATE) && st->size <= MEM_MAX &&
-				 st->comp_size <= MEM_MAX
-			 ? from_memory(in, z, idx, st, f, &o, err)
-			 : streamed(in, z, idx, st, f, &o, limit, err);
+	int rc = 1;
+	if ((st->comp_method == ZIP_CM_STORE || st->comp_method == ZIP_CM_DEFLATE) && st->size <= MEM_MAX &&
+	    st->comp_size <= MEM_MAX)
+		rc = from_memory(in, z, idx, st, f, &o, err);
+	if (rc == 1)
+		rc = streamed(in, z, idx, st, f, &o, limit, err);
 	char out_digest[UDFB_DIGEST_LEN + 1];
 	if (o.h)
 		udfb_sha256_final(o.h, out_digest);
