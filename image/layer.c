@@ -260,7 +260,14 @@ struct sink {
 	/* Tar bytes still to come that a spliced member already holds: they
 	 * are hashed (the diff_id) but not compressed again. */
 	long long spliced_left;
+	/* The blob's bytes on their way to fd: a wheel's layer is thousands of
+	 * small members (a tar header's, a spliced file's), one write each
+	 * otherwise. */
+	unsigned char *obuf;
+	size_t olen;
 };
+
+#define OBUF_SIZE (256u << 10)
 
 static void sink_keep(struct sink *s, const void *buf, size_t len)
 {
@@ -283,12 +290,8 @@ static void sink_keep(struct sink *s, const void *buf, size_t len)
 	s->keep_len += len;
 }
 
-static int sink_out(void *ctx, const void *p, size_t have)
+static int sink_write_fd(struct sink *s, const unsigned char *b, size_t have)
 {
-	struct sink *s = ctx;
-	const unsigned char *b = p;
-	udfb_sha256_update(s->gz_hash, b, have);
-	s->gz_size += (long long)have;
 	for (size_t off = 0; off < have;) {
 		ssize_t n = write(s->fd, b + off, have - off);
 		if (n < 0 && errno == EINTR)
@@ -299,6 +302,39 @@ static int sink_out(void *ctx, const void *p, size_t have)
 		}
 		off += (size_t)n;
 	}
+	return 0;
+}
+
+static int sink_out_flush(struct sink *s)
+{
+	int rc = s->olen ? sink_write_fd(s, s->obuf, s->olen) : 0;
+	s->olen = 0;
+	return rc;
+}
+
+static int sink_out(void *ctx, const void *p, size_t have)
+{
+	struct sink *s = ctx;
+	const unsigned char *b = p;
+	udfb_sha256_update(s->gz_hash, b, have);
+	s->gz_size += (long long)have;
+	if (s->olen + have > OBUF_SIZE && sink_out_flush(s) < 0)
+		return -1;
+	if (have >= OBUF_SIZE)
+		return sink_write_fd(s, b, have);
+	if (!s->obuf)
+		s->obuf = udfb_malloc(OBUF_SIZE);
+	memcpy(s->obuf + s->olen, b, have);
+	s->olen += have;
+	return 0;
+}
+
+/* The last members out and the buffer written, before finish() syncs. */
+static int sink_drain(struct sink *s, struct udfb_err *err)
+{
+	if (udfb_pgzip_finish(s->gz) < 0 || sink_out_flush(s) < 0)
+		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
+				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
 	return 0;
 }
 
@@ -334,6 +370,7 @@ static void sink_free(struct sink *s)
 	udfb_sha256_free(s->tar_hash);
 	udfb_sha256_free(s->gz_hash);
 	free(s->keep);
+	free(s->obuf);
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -532,6 +569,8 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 	else if (rc == 0)
 		rc = tar_pass(w, &s, err);
 	if (rc == 0)
+		rc = sink_drain(&s, err);
+	if (rc == 0) /* finishing the gzip again there is a no-op */
 		rc = finish(out, &s, err);
 	sink_free(&s);
 	close(fd);

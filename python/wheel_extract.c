@@ -396,17 +396,26 @@ int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 	    udfb_mktemp(&in->raw, &in->raw_fd, in->o->tmpdir, err) < 0)
 		return -1;
 	in->wbuf = udfb_malloc(PACK_BUF);
-	int zerr = 0;
-	zip_t *z = zip_open(in->path, ZIP_RDONLY, &zerr);
+	struct udfb_wmap map;
+	if (udfb_wzip_map(&map, in->path, err) < 0)
+		return -1;
+	/* From memory: libzip's seek and read of each local header are copies. */
+	zip_error_t ze;
+	zip_error_init(&ze);
+	zip_source_t *src = zip_source_buffer_create(map.p, map.len, 0, &ze);
+	zip_t *z = src ? zip_open_from_source(src, ZIP_RDONLY, &ze) : NULL;
 	if (!z) {
-		zip_error_t ze;
-		zip_error_init_with_code(&ze, zerr);
 		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", in->path, zip_error_strerror(&ze));
 		zip_error_fini(&ze);
+		if (src)
+			zip_source_free(src);
+		udfb_wzip_unmap(&map);
 		return -1;
 	}
+	zip_error_fini(&ze);
 	int rc = extract_all(in, z, err);
-	zip_discard(z);
+	zip_discard(z); /* frees src */
+	udfb_wzip_unmap(&map);
 	if (rc == 0 && in->raw_errno)
 		rc = udfb_err_sys(err, in->raw_errno, "write %s", in->raw);
 	return rc;

@@ -37,8 +37,18 @@ int udfb_headers_each(const char *text, size_t len, const char *what, udfb_heade
 /* A wheel opened with libarchive's seekable zip reader (central directory)
  * in the C.UTF-8 locale of this thread, so entry names come back as the
  * UTF-8 bytes the zip holds whatever the process's locale. */
+/* A wheel mapped into memory (read only, private): ours, in the content
+ * cache or a temporary directory, not changed while read. */
+struct udfb_wmap {
+	void *p;
+	size_t len;
+};
+int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err);
+void udfb_wzip_unmap(struct udfb_wmap *m);
+
 struct udfb_wzip {
 	struct archive *a;
+	struct udfb_wmap map;
 	const char *path;
 	locale_t utf8, old;
 	size_t n_entries;
