@@ -159,6 +159,7 @@ struct udfb_winst {
 	unsigned char *rawbuf, *outbuf;
 	size_t rawcap, outcap;
 	struct libdeflate_decompressor *inflater;
+	struct batch *batch; /* wheel_extract.c's, while extracting */
 	long long total; /* bytes unpacked */
 	long long limit; /* on total: the options' max_unpacked or UDFB_WHEEL_MAX_UNPACKED */
 };
