@@ -503,8 +503,8 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 	zip_int64_t n = zip_get_num_entries(z, 0);
 	size_t seen = 0;
 	unsigned char *mark = udfb_calloc(in->n_files + 1, 1);
-	struct batch b = { 0 };
-	in->batch = &b;
+	struct batch *b = udfb_calloc(1, sizeof(*b));
+	in->batch = b;
 	int rc = 0;
 	for (zip_int64_t i = 0; i < n && rc == 0; i++) {
 		zip_stat_t st;
@@ -524,14 +524,14 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 		mark[k] = 1;
 		seen++;
 		if (in->files[k].dest)
-			rc = extract_one(in, z, (zip_uint64_t)i, &st, &in->files[k], &b, err);
+			rc = extract_one(in, z, (zip_uint64_t)i, &st, &in->files[k], b, err);
 	}
 	if (rc == 0)
-		rc = flush_batch(in, z, &b, err);
-	free_batch(&b);
-	free(b.v);
-	free(b.raw);
-	free(b.out);
+		rc = flush_batch(in, z, b, err);
+	free(b->v);
+	free(b->raw);
+	free(b->out);
+	free(b);
 	in->batch = NULL;
 	free(mark);
 	if (rc == 0 && seen != in->n_files)
