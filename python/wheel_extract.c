@@ -318,7 +318,7 @@ static int compute_all(struct udfb_winst *in, struct batch *b, struct udfb_err *
 /* One checked entry of the batch out, in zip order. */
 static int finish_task(struct udfb_winst *in, zip_t *z, struct task *t, struct out *o, struct udfb_err *err);
 
-static void free_batch(struct batch *b)
+static void reset_batch(struct batch *b)
 {
 	b->n = 0;
 	b->raw_len = 0;
@@ -453,7 +453,7 @@ static int flush_batch(struct udfb_winst *in, zip_t *z, struct batch *b, struct 
 	int rc = b->n ? compute_all(in, b, err) : 0;
 	for (size_t k = 0; k < b->n && rc == 0; k++)
 		rc = extract_out(in, b->v[k].f, task_fn, z, &b->v[k], err);
-	free_batch(b);
+	reset_batch(b);
 	return rc;
 }
 
