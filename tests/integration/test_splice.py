@@ -11,6 +11,8 @@ test can hand the builder any stream it likes):
 - the same wheel twice, in fresh stores: the same layer digest;
 - umoci unpacks the image and skopeo inspects it;
 - two wheels in one group layer (packages-layer-budget 1);
+- a real wheel (Debian's setuptools): its streams spliced, every file of
+  the layer the wheel's bytes, the blob gunzips to its diff_id's tar;
 - streams that must not be spliced: corrupted, truncated, with a
   back-reference before their start (a preset dictionary), inflating to
   other bytes than RECORD's: refused in one line naming the entry; one
@@ -205,6 +207,44 @@ def group(env, root):
     check("built again in a fresh store: the same group layer", p2.returncode == 0 and package_layers(dest2) == layers)
 
 
+def real_wheel(env, root):
+    import glob
+    import zipfile
+    found = sorted(glob.glob(os.path.join(wheels.DEBIAN_WHEELS, "setuptools-*.whl")))
+    if not found:
+        tap.line(True, "a real wheel", directive=" # SKIP no Debian setuptools wheel in %s" % wheels.DEBIAN_WHEELS)
+        return
+    idx = os.path.join(root, "real")
+    os.makedirs(idx)
+    shutil.copy(found[0], idx)
+    p, dest = env.build(["setuptools"], idx)
+    if not check("Debian's setuptools wheel builds", p.returncode == 0, p.stderr):
+        return
+    layers = package_layers(dest)
+    digest, diff_id = layers[0]
+    data = open(blob_path(dest, digest), "rb").read()
+    check("its layer gunzips to its diff_id's tar",
+          "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest() == diff_id)
+    got = layer_files(dest, digest)
+    spliced = same = differ = 0
+    with zipfile.ZipFile(found[0]) as z, open(found[0], "rb") as raw:
+        for info in z.infolist():
+            if info.is_dir() or ".dist-info/" in info.filename or ".data/" in info.filename:
+                continue
+            content = z.read(info)
+            if got.get(info.filename, (None,))[0] == content:
+                same += 1
+            else:
+                differ += 1
+            if info.compress_type == zipfile.ZIP_DEFLATED and info.compress_size >= 512:
+                raw.seek(info.header_offset + 26)
+                n, m = struct.unpack("<HH", raw.read(4))
+                raw.seek(info.header_offset + 30 + n + m)
+                spliced += raw.read(info.compress_size) in data
+    check("every file is the wheel's bytes (%d files)" % same, same > 100 and differ == 0, differ)
+    check("the wheel's deflate streams are in the blob as they are (%d)" % spliced, spliced > 50)
+
+
 def bad_streams(env, root):
     content = text_module(4)
     full = deflate(content)
@@ -259,6 +299,7 @@ def main():
         root = os.path.join(tmp, "idx")
         good(env, root)
         group(env, root)
+        real_wheel(env, root)
         bad_streams(env, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
