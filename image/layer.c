@@ -590,7 +590,12 @@ static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer 
 		udfb_sha256_final(s.tar_hash, out);
 		s.tar_hash = NULL;
 	}
-	if (rc == 0 && !s.keep_over) {
+	int spliced = 0;
+	for (size_t k = 0; k < w->n && !spliced; k++)
+		spliced = w->v[k].raw != NULL;
+	/* A spliced entry's member comes from its stream, not from the tar:
+	 * such a layer is written by a tar pass, never from a kept tar. */
+	if (rc == 0 && !s.keep_over && !spliced) {
 		/* tar_pass sorted the entries (dropping any kept tar): keep this one. */
 		drop_tar(w);
 		w->tar = s.keep ? s.keep : udfb_malloc(1);

@@ -179,7 +179,7 @@ static unsigned char *gunzip_all(const char *path, size_t *len)
 }
 
 static int spliced_layer(struct udfb_layer *out, const char *tmp, const char *file, const char *raw, long long raw_len,
-			 uint32_t crc)
+			 uint32_t crc, int diff_id_first)
 {
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_layer_writer *w;
@@ -196,6 +196,9 @@ static int spliced_layer(struct udfb_layer *out, const char *tmp, const char *fi
 		udfb_layer_add_file_range(w, "app/big2.bin", file, 0, 100000, 0, &err);
 	}
 	udfb_layer_add_bytes(w, "app/z.txt", "z\n", 2, 0, &err);
+	char diff_id[UDFB_DIGEST_LEN + 1];
+	if (diff_id_first && udfb_layer_diff_id(diff_id, w, &err) < 0)
+		printf("# %s\n", err.msg);
 	int rc = udfb_layer_write(out, w, tmp, &err);
 	if (rc < 0)
 		printf("# %s\n", err.msg);
@@ -225,10 +228,14 @@ static void check_splice(const char *tmp, const char *file)
 	f = fopen(raw, "wb");
 	fwrite(comp, 1, (size_t)clen + 3, f);
 	fclose(f);
-	struct udfb_layer plain, s1, s2;
-	CHECK(spliced_layer(&plain, tmp, file, NULL, 0, 0) == 0 && spliced_layer(&s1, tmp, file, raw, clen, crc) == 0 &&
-		      spliced_layer(&s2, tmp, file, raw, clen, crc) == 0,
+	struct udfb_layer plain, s1, s2, s3;
+	CHECK(spliced_layer(&plain, tmp, file, NULL, 0, 0, 0) == 0 &&
+		      spliced_layer(&s1, tmp, file, raw, clen, crc, 0) == 0 &&
+		      spliced_layer(&s2, tmp, file, raw, clen, crc, 0) == 0 &&
+		      spliced_layer(&s3, tmp, file, raw, clen, crc, 1) == 0,
 	      "layers with and without spliced files written");
+	CHECK(strcmp(s1.digest, s3.digest) == 0 && strcmp(s1.diff_id, s3.diff_id) == 0,
+	      "its diff_id asked first (a small tar kept), the same blob");
 	CHECK(strcmp(plain.diff_id, s1.diff_id) == 0, "a spliced file leaves the tar as it was (diff_id %s)",
 	      s1.diff_id);
 	CHECK(strcmp(plain.digest, s1.digest) != 0, "and changes the blob");
@@ -251,6 +258,7 @@ static void check_splice(const char *tmp, const char *file)
 	udfb_layer_clear(&plain);
 	udfb_layer_clear(&s1);
 	udfb_layer_clear(&s2);
+	udfb_layer_clear(&s3);
 	free(raw);
 }
 
