@@ -548,7 +548,11 @@ int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 	struct udfb_wmap map;
 	if (udfb_wzip_map(&map, in->path, err) < 0)
 		return -1;
-	/* From memory: libzip's seek and read of each local header are copies. */
+	/* From memory: libzip's seek and read of each local header are copies.
+	 * Not ZIP_CHECKCONS: it refuses zips written as a stream (local headers
+	 * without sizes, a data descriptor after the data: libarchive's zip
+	 * writer, so test_wheel.c's fixtures), which pip reads; entries come
+	 * from the central directory, as pip's, and every byte is checked. */
 	zip_error_t ze;
 	zip_error_init(&ze);
 	zip_source_t *src = zip_source_buffer_create(map.p, map.len, 0, &ze);
