@@ -7,7 +7,7 @@ CC ?= cc
 # The CLI's libraries; gRPC and libmicrohttpd are the service's alone, so a
 # CLI process does not load them (gRPC is 54 of 95 libraries, most of a
 # short command's start-up: docs/architecture.md, "Two executables").
-CLI_PKGS := jansson libarchive libcurl openssl zlib libprotobuf-c libdeflate libxml-2.0 yaml-0.1
+CLI_PKGS := jansson libarchive libcurl openssl zlib libprotobuf-c libdeflate libxml-2.0 yaml-0.1 libzip
 PKGS := $(CLI_PKGS) grpc libmicrohttpd
 SANITIZE ?= 0
 

@@ -7,7 +7,7 @@
 set -eu
 
 build="build-essential pkg-config libmicrohttpd-dev libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
-libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates libxml2-dev libdeflate-dev libyaml-dev"
+libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates libxml2-dev libdeflate-dev libyaml-dev libzip-dev"
 # Independent checkers and peers: umoci, skopeo, buildah, docker-registry
 # (apache2-utils' htpasswd and openssl make its test credentials and keys);
 # mmdebstrap builds the Python base image; runsc (gVisor) and runc run
@@ -30,7 +30,7 @@ bench="$test nghttp2-client time bsdextrautils"
 
 # python3-pip-whl: the pip a script run as-is gets when its base has none
 # (script_mode = run, docs/service.md).
-run="$build libxml2 libdeflate0 libyaml-0-2 mmdebstrap umoci skopeo runc runsc passt nftables python3-pip-whl"
+run="$build libxml2 libdeflate0 libyaml-0-2 libzip4 mmdebstrap umoci skopeo runc runsc passt nftables python3-pip-whl"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -13,6 +13,7 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "image/gzsplice.h"
 #include "image/pgzip.h"
 #include "common/strmap.h"
 
@@ -31,6 +32,11 @@ struct entry {
 	char *src; /* ENTRY_FILE: size bytes at offset */
 	long long offset, size;
 	int executable;
+	/* A splice (udfb_layer_add_file_spliced): the content's deflate stream
+	 * is raw_len bytes at raw_offset of raw; NULL: none. */
+	char *raw;
+	long long raw_offset, raw_len;
+	uint32_t crc;
 };
 
 struct udfb_layer_writer {
@@ -181,6 +187,20 @@ int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, con
 	return 0;
 }
 
+int udfb_layer_add_file_spliced(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
+				long long size, int executable, const struct udfb_layer_splice *sp,
+				struct udfb_err *err)
+{
+	if (udfb_layer_add_file_range(w, path, src, offset, size, executable, err) < 0)
+		return -1;
+	struct entry *e = &w->v[w->n - 1];
+	e->raw = udfb_strdup(sp->src);
+	e->raw_offset = sp->offset;
+	e->raw_len = sp->len;
+	e->crc = sp->crc32;
+	return 0;
+}
+
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
 {
 	if (find(w, path))
@@ -209,6 +229,7 @@ void udfb_layer_writer_free(struct udfb_layer_writer *w)
 	for (size_t k = 0; k < w->n; k++) {
 		free(w->v[k].path);
 		free(w->v[k].src);
+		free(w->v[k].raw);
 	}
 	free(w->v);
 	udfb_strmap_free(&w->index);
@@ -236,7 +257,17 @@ struct sink {
 	unsigned char *keep;
 	size_t keep_len, keep_cap;
 	int keep_over;
+	/* Tar bytes still to come that a spliced member already holds: they
+	 * are hashed (the diff_id) but not compressed again. */
+	long long spliced_left;
+	/* The blob's bytes on their way to fd: a wheel's layer is thousands of
+	 * small members (a tar header's, a spliced file's), one write each
+	 * otherwise. */
+	unsigned char *obuf;
+	size_t olen;
 };
+
+#define OBUF_SIZE (256u << 10)
 
 static void sink_keep(struct sink *s, const void *buf, size_t len)
 {
@@ -259,12 +290,8 @@ static void sink_keep(struct sink *s, const void *buf, size_t len)
 	s->keep_len += len;
 }
 
-static int sink_out(void *ctx, const void *p, size_t have)
+static int sink_write_fd(struct sink *s, const unsigned char *b, size_t have)
 {
-	struct sink *s = ctx;
-	const unsigned char *b = p;
-	udfb_sha256_update(s->gz_hash, b, have);
-	s->gz_size += (long long)have;
 	for (size_t off = 0; off < have;) {
 		ssize_t n = write(s->fd, b + off, have - off);
 		if (n < 0 && errno == EINTR)
@@ -278,12 +305,47 @@ static int sink_out(void *ctx, const void *p, size_t have)
 	return 0;
 }
 
+static int sink_out_flush(struct sink *s)
+{
+	int rc = s->olen ? sink_write_fd(s, s->obuf, s->olen) : 0;
+	s->olen = 0;
+	return rc;
+}
+
+static int sink_out(void *ctx, const void *p, size_t have)
+{
+	struct sink *s = ctx;
+	const unsigned char *b = p;
+	udfb_sha256_update(s->gz_hash, b, have);
+	s->gz_size += (long long)have;
+	if (s->olen + have > OBUF_SIZE && sink_out_flush(s) < 0)
+		return -1;
+	if (have >= OBUF_SIZE)
+		return sink_write_fd(s, b, have);
+	if (!s->obuf)
+		s->obuf = udfb_malloc(OBUF_SIZE);
+	memcpy(s->obuf + s->olen, b, have);
+	s->olen += have;
+	return 0;
+}
+
+/* The last members out and the buffer written, before finish() syncs. */
+static int sink_drain(struct sink *s, struct udfb_err *err)
+{
+	if (udfb_pgzip_finish(s->gz) < 0 || sink_out_flush(s) < 0)
+		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
+				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
+	return 0;
+}
+
 static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size_t len)
 {
 	(void)a;
 	struct sink *s = ctx;
 	udfb_sha256_update(s->tar_hash, buf, len);
-	if (s->gz && udfb_pgzip_write(s->gz, buf, len) < 0)
+	size_t skip = s->spliced_left < (long long)len ? (size_t)s->spliced_left : len;
+	s->spliced_left -= (long long)skip;
+	if (s->gz && len > skip && udfb_pgzip_write(s->gz, (const unsigned char *)buf + skip, len - skip) < 0)
 		return -1;
 	if (!s->gz)
 		sink_keep(s, buf, len);
@@ -308,6 +370,7 @@ static void sink_free(struct sink *s)
 	udfb_sha256_free(s->tar_hash);
 	udfb_sha256_free(s->gz_hash);
 	free(s->keep);
+	free(s->obuf);
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -352,22 +415,38 @@ struct src_file {
 	int fd;
 };
 
-static int src_open(struct src_file *f, const struct entry *e, struct udfb_err *err)
+static int src_open(struct src_file *f, const struct entry *e, const char *path, struct udfb_err *err)
 {
-	if (f->fd >= 0 && strcmp(f->path, e->src) == 0)
+	if (f->fd >= 0 && strcmp(f->path, path) == 0)
 		return f->fd;
 	if (f->fd >= 0)
 		close(f->fd);
-	f->path = e->src;
-	f->fd = open(e->src, O_RDONLY | O_CLOEXEC);
+	f->path = path;
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0)
 		return udfb_err_sys(err, errno, "layer entry '%s': open", e->path);
 	return f->fd;
 }
 
+/* The entry's member as the wheel compressed it, before its content goes
+ * through the tar (hashed only): what was buffered is emitted first. */
+static int splice_entry(struct sink *s, const struct entry *e, struct src_file *raw, struct udfb_err *err)
+{
+	int fd = src_open(raw, e, e->raw, err);
+	if (fd < 0)
+		return -1;
+	if (udfb_pgzip_flush(s->gz) < 0)
+		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
+				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: compression failed");
+	if (udfb_gzsplice_member(sink_out, s, fd, e->raw_offset, e->raw_len, e->crc, e->size, e->path, err) < 0)
+		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") : -1;
+	s->spliced_left = e->size;
+	return 0;
+}
+
 static int write_file_data(struct archive *a, const struct entry *e, struct src_file *src, struct udfb_err *err)
 {
-	int fd = src_open(src, e, err);
+	int fd = src_open(src, e, e->src, err);
 	if (fd < 0)
 		return -1;
 	char buf[65536];
@@ -390,13 +469,13 @@ static int write_file_data(struct archive *a, const struct entry *e, struct src_
 	return 0;
 }
 
-static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct udfb_err *err)
+static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct sink *s, struct udfb_err *err)
 {
 	qsort(w->v, w->n, sizeof(*w->v), cmp_entry);
 	udfb_strmap_reset(&w->index); /* the writer stays usable after udfb_layer_diff_id */
 	for (size_t k = 0; k < w->n; k++)
 		udfb_strmap_put(&w->index, w->v[k].path, k);
-	struct src_file src = { .fd = -1 };
+	struct src_file src = { .fd = -1 }, raw = { .fd = -1 };
 	int rc = 0;
 	for (size_t k = 0; k < w->n && rc == 0; k++) {
 		const struct entry *e = &w->v[k];
@@ -410,11 +489,17 @@ static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct 
 			 archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
 			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
 					  archive_error_string(a));
+		else if (e->kind == ENTRY_FILE && e->raw && s->gz && splice_entry(s, e, &raw, err) < 0)
+			rc = -1;
 		else if (e->kind == ENTRY_FILE && write_file_data(a, e, &src, err) < 0)
 			rc = -1;
+		else if (s->spliced_left != 0) /* the tar writer buffered after all */
+			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': spliced bytes out of step", e->path);
 	}
 	if (src.fd >= 0)
 		close(src.fd);
+	if (raw.fd >= 0)
+		close(raw.fd);
 	return rc;
 }
 
@@ -428,6 +513,10 @@ static struct archive *open_tar(struct sink *s)
 	archive_write_set_format_option(a, "pax", "hdrcharset", "UTF-8");
 	archive_write_add_filter_none(a);
 	archive_write_set_bytes_in_last_block(a, 1);
+	/* No blocking: every byte reaches the sink when written, so a splice
+	 * knows which tar bytes are an entry's content (the tar is the same:
+	 * the last block was never padded). */
+	archive_write_set_bytes_per_block(a, 0);
 	if (archive_write_open2(a, s, NULL, sink_write, NULL, NULL) != ARCHIVE_OK) {
 		archive_write_free(a);
 		return NULL;
@@ -455,7 +544,7 @@ static int tar_pass(struct udfb_layer_writer *w, struct sink *s, struct udfb_err
 	struct archive *a = open_tar(s);
 	if (!a)
 		return udfb_err_set(err, UDFB_E_INTERNAL, "write layer: cannot open the tar writer");
-	int rc = write_entries(a, w, err);
+	int rc = write_entries(a, w, s, err);
 	if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
 		rc = s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
 				     : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: %s", archive_error_string(a));
@@ -480,6 +569,8 @@ static int layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, cons
 	else if (rc == 0)
 		rc = tar_pass(w, &s, err);
 	if (rc == 0)
+		rc = sink_drain(&s, err);
+	if (rc == 0) /* finishing the gzip again there is a no-op */
 		rc = finish(out, &s, err);
 	sink_free(&s);
 	close(fd);
@@ -499,7 +590,12 @@ static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer 
 		udfb_sha256_final(s.tar_hash, out);
 		s.tar_hash = NULL;
 	}
-	if (rc == 0 && !s.keep_over) {
+	int spliced = 0;
+	for (size_t k = 0; k < w->n && !spliced; k++)
+		spliced = w->v[k].raw != NULL;
+	/* A spliced entry's member comes from its stream, not from the tar:
+	 * such a layer is written by a tar pass, never from a kept tar. */
+	if (rc == 0 && !s.keep_over && !spliced) {
 		/* tar_pass sorted the entries (dropping any kept tar): keep this one. */
 		drop_tar(w);
 		w->tar = s.keep ? s.keep : udfb_malloc(1);

@@ -2,13 +2,16 @@
  * emitted explicitly, mtime 0, uid/gid 0, modes 0644/0755, pax_restricted
  * headers with UTF-8 names, gzip with no timestamp at a fixed level, in
  * 1 MiB chunks compressed in parallel (pgzip.h: the bytes never depend on
- * the thread count).  One
+ * the thread count); a spliced file's content is a member of its own, the
+ * deflate stream its wheel holds (gzsplice.h), and the chunks start again
+ * after it.  One
  * pass yields both digests: the tar goes through sha256 (the diff_id) and
  * zlib, and the gzip stream through sha256 (the blob digest) to a file. */
 #ifndef UDFB_LAYER_H
 #define UDFB_LAYER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "common/hash.h"
@@ -36,6 +39,20 @@ int udfb_layer_add_file(struct udfb_layer_writer *w, const char *path, const cha
  * (a wheel's) cost one file creation instead of one each. */
 int udfb_layer_add_file_range(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
 			      long long size, int executable, struct udfb_err *err);
+/* A range as above whose content the caller holds compressed too: the len
+ * bytes at offset of src are a raw deflate stream (a wheel's entry) that
+ * inflates, from an empty window, to exactly that content, whose CRC-32 is
+ * crc32.  The blob then holds the stream itself as a gzip member of its
+ * own (gzsplice.h) instead of compressing the content again; the tar, and
+ * so the diff_id, is the same as udfb_layer_add_file_range's. */
+struct udfb_layer_splice {
+	const char *src; /* borrowed */
+	long long offset, len;
+	uint32_t crc32;
+};
+int udfb_layer_add_file_spliced(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
+				long long size, int executable, const struct udfb_layer_splice *sp,
+				struct udfb_err *err);
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
 /* A symbolic link to target (borrowed until the layer is written). */
 int udfb_layer_add_symlink(struct udfb_layer_writer *w, const char *path, const char *target, struct udfb_err *err);

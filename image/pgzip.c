@@ -166,6 +166,28 @@ int udfb_pgzip_finish(struct udfb_pgzip *z)
 	return z->failed ? -1 : 0;
 }
 
+int udfb_pgzip_flush(struct udfb_pgzip *z)
+{
+	/* What is buffered is the glue before a splice: a tar header and the
+	 * small files since the last one, compressed here rather than on a
+	 * thread of its own (its start would cost more than the work). */
+	int last = z->cur;
+	struct slot *s = &z->slots[last];
+	if (s->in_len > 0 && !z->failed) {
+		if (slot_prepare(z, s) < 0) {
+			z->failed = 1;
+		} else {
+			compress_slot(s);
+			s->busy = 2;
+		}
+	}
+	/* Oldest first: the slot after the current one, the current one last. */
+	for (int k = 1; k <= z->n_slots; k++)
+		drain(z, &z->slots[(last + k) % z->n_slots]);
+	z->cur = (last + 1) % z->n_slots;
+	return z->failed ? -1 : 0;
+}
+
 void udfb_pgzip_free(struct udfb_pgzip *z)
 {
 	if (!z)

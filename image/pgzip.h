@@ -19,6 +19,12 @@ struct udfb_pgzip;
 /* threads: chunks compressed at once (1: all on the caller's thread). */
 int udfb_pgzip_new(struct udfb_pgzip **out, int level, int threads, udfb_pgzip_out fn, void *ctx);
 int udfb_pgzip_write(struct udfb_pgzip *z, const void *p, size_t n);
+/* Ends the member being filled (when anything is in it) and emits every
+ * member not yet emitted: the caller may then emit bytes of its own
+ * through the output function (a gzip member it made: a spliced wheel
+ * entry, layer.c) before writing on.  The members' boundaries, and so the
+ * bytes, depend on where the flushes are, never on the thread count. */
+int udfb_pgzip_flush(struct udfb_pgzip *z);
 /* Compresses what is left (an empty input still gives one member). */
 int udfb_pgzip_finish(struct udfb_pgzip *z);
 void udfb_pgzip_free(struct udfb_pgzip *z);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <libdeflate.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -335,8 +336,13 @@ static int add_to_layer(struct udfb_winst *in, struct udfb_layer_writer *w, stru
 			if (!v[k].dest)
 				continue;
 			cleanup_free char *full = join3(in->o->target, "/", v[k].dest);
-			if (udfb_layer_add_file_range(w, full, in->pack, v[k].offset, v[k].out_size,
-						      v[k].exec || v[k].script, err) < 0)
+			struct udfb_layer_splice sp = { in->raw, v[k].raw_offset, v[k].raw_len, v[k].crc };
+			int exec = v[k].exec || v[k].script;
+			int rc = v[k].raw_len > 0 ? udfb_layer_add_file_spliced(w, full, in->pack, v[k].offset,
+										v[k].out_size, exec, &sp, err)
+						  : udfb_layer_add_file_range(w, full, in->pack, v[k].offset,
+									      v[k].out_size, exec, err);
+			if (rc < 0)
 				return -1;
 		}
 	}
@@ -373,7 +379,7 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 {
 	if (check_opts(o, err) < 0)
 		return -1;
-	struct udfb_winst in = { .path = path, .o = o, .pack_fd = -1 };
+	struct udfb_winst in = { .path = path, .o = o, .pack_fd = -1, .raw_fd = -1 };
 	in.limit = o->max_unpacked > 0 && o->max_unpacked < UDFB_WHEEL_MAX_UNPACKED ? o->max_unpacked
 										    : UDFB_WHEEL_MAX_UNPACKED;
 	udfb_strmap_init(&in.by_zip);
@@ -386,8 +392,12 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	/* Until the layer names it, the pack is ours to remove. */
 	if (in.pack_fd >= 0)
 		close(in.pack_fd);
+	if (in.raw_fd >= 0)
+		close(in.raw_fd);
 	if (rc < 0 && !added && in.pack)
 		unlink(in.pack);
+	if (rc < 0 && !added && in.raw)
+		unlink(in.raw);
 	free_files(in.files, in.n_files);
 	free_files(in.gen, in.n_gen);
 	udfb_strmap_free(&in.by_zip);
@@ -400,6 +410,10 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	free(in.record_txt);
 	free(in.ep_txt);
 	free(in.pack);
+	free(in.raw);
 	free(in.wbuf);
+	free(in.rawbuf);
+	free(in.outbuf);
+	libdeflate_free_decompressor(in.inflater);
 	return rc;
 }

@@ -107,8 +107,11 @@ struct udfb_wheel_install_opts {
  * path already in w, a missing or bad WHEEL/RECORD, Wheel-Version 2 or
  * later, bad entry_points.txt, and anything over the limits; then w is
  * left as it was.
- * The files' bytes stay in a file in o->tmpdir (removed on failure; kept on
- * success): remove the directory only after the layer is written. */
+ * The files' bytes, and the deflate streams the layer splices (each
+ * checked to inflate to its file's bytes: image/layer.h,
+ * udfb_layer_add_file_spliced), stay in two files in o->tmpdir (removed on
+ * failure; kept on success): remove the directory only after the layer is
+ * written. */
 int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const struct udfb_wheel_install_opts *o,
 		       struct udfb_err *err);
 

@@ -1,16 +1,22 @@
-/* The second pass of udfb_wheel_install: the files streamed from the zip,
- * hashed on the way and checked against RECORD, into one pack file under
- * o->tmpdir (creating a thousand small files costs far more than writing
+/* The second pass of udfb_wheel_install: the files read from the zip with
+ * libzip (which gives an entry's stored bytes as they are), inflated here
+ * with libdeflate, hashed and checked against RECORD, into one pack file
+ * under o->tmpdir; each checked deflate stream goes to a second pack, the
+ * raw one, for the layer to splice instead of compressing the content
+ * again (image/gzsplice.h).  The pack: one file under o->tmpdir (creating a thousand small files costs far more than writing
  * their bytes); then the files pip generates (scripts, INSTALLER, RECORD).
  * Nothing is fsynced: the pack lives until the layer is written, and the
  * layer is what gets synced. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libdeflate.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zip.h>
 
 #include "common/clock.h"
 #include "common/alloc.h"
@@ -20,6 +26,10 @@
 #include "python/wheel_internal.h"
 
 #define PACK_BUF (256u << 10)
+/* Entries up to this size (both sizes) are read and inflated whole, in
+ * memory, and their deflate streams spliced; larger ones are streamed. */
+#define MEM_MAX (64ll << 20)
+#define STREAM_BLOCK (64u << 10)
 
 static int write_all(int fd, const void *p, size_t n)
 {
@@ -144,38 +154,6 @@ static int too_late(struct udfb_winst *in, const struct udfb_wfile *f, struct ud
 			    in->path, f->zipname);
 }
 
-/* Read the current entry's bytes through h (the zip's bytes) into o. */
-static int pump(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_wfile *f, struct out *o, struct udfb_sha256 *h,
-		long long limit, long long *got, struct udfb_err *err)
-{
-	struct shebang sb = { .python = in->o->python };
-	for (;;) {
-		if (too_late(in, f, err) < 0)
-			return -1;
-		const void *buf;
-		size_t size;
-		la_int64_t offset;
-		int rc = archive_read_data_block(z->a, &buf, &size, &offset);
-		if (rc == ARCHIVE_EOF)
-			break;
-		if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
-			return bad_entry(in, f, archive_error_string(z->a), err);
-		if (offset != *got)
-			return bad_entry(in, f, "data with holes", err);
-		if ((long long)size > limit - *got)
-			return bad_entry(in, f, "larger than RECORD says (or the unpacked limit)", err);
-		*got += (long long)size;
-		udfb_sha256_update(h, buf, size);
-		if (f->script)
-			shebang_feed(&sb, o, buf, size);
-		else
-			emit(o, buf, size);
-	}
-	if (f->script)
-		shebang_end(&sb, o);
-	return 0;
-}
-
 /* Hash and size of the zip's bytes against RECORD's row. */
 static int verify(struct udfb_winst *in, const struct udfb_wfile *f, const char *digest, long long size,
 		  struct udfb_err *err)
@@ -194,59 +172,405 @@ static int verify(struct udfb_winst *in, const struct udfb_wfile *f, const char 
 	return 0;
 }
 
-static int extract_one(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_wfile *f, struct udfb_err *err)
+/* The file's checked content c (the zip's bytes) out to the pack, a
+ * script's first line rewritten. */
+static void install_bytes(struct udfb_winst *in, struct udfb_wfile *f, struct out *o, struct shebang *sb, const void *c,
+			  size_t n)
 {
-	const struct udfb_record_row *row = udfb_record_find(&in->record, f->zipname);
-	long long budget = in->limit - in->total;
-	long long limit = row && row->size >= 0 && row->size < budget ? row->size : budget;
-	struct udfb_sha256 *h = udfb_sha256_new();
-	struct out o = { .in = in, .h = f->script ? udfb_sha256_new() : NULL };
-	f->offset = in->pack_len;
-	long long got = 0;
-	int rc = pump(in, z, f, &o, h, limit, &got, err);
-	in->total += got;
-	char digest[UDFB_DIGEST_LEN + 1], out_digest[UDFB_DIGEST_LEN + 1];
-	udfb_sha256_final(h, digest);
-	if (o.h)
-		udfb_sha256_final(o.h, out_digest);
-	if (rc < 0 || verify(in, f, digest, got, err) < 0)
-		return -1;
-	f->out_size = o.n;
-	udfb_record_b64(f->b64, o.h ? out_digest : digest);
+	(void)in;
+	if (f->script)
+		shebang_feed(sb, o, c, n);
+	else
+		emit(o, c, n);
+}
+
+static void *grow(unsigned char **buf, size_t *cap, size_t need)
+{
+	if (need > *cap) {
+		free(*buf);
+		*cap = need;
+		*buf = udfb_malloc(need);
+	}
+	return *buf;
+}
+
+/* Stored and deflated entries up to MEM_MAX are read whole and checked in
+ * batches: their stored bytes read here in zip order (libzip is not to be
+ * shared between threads), then inflated, CRC'd and hashed on both cores,
+ * then, in zip order again, checked against the zip and RECORD and written
+ * out.  So errors and the packs' bytes are the same as one at a time. */
+struct task {
+	struct udfb_wfile *f;
+	zip_uint64_t idx;
+	zip_stat_t st;
+	size_t raw_off, out_off; /* in the batch's buffers */
+	const unsigned char *content; /* NULL: not one to splice, read it streamed() */
+	int stored_bad; /* method 0 with two different sizes */
+	uint32_t crc;
+	char digest[UDFB_DIGEST_LEN + 1];
+};
+
+struct batch {
+	struct task *v;
+	size_t n, cap;
+	/* The stored bytes and the contents, one buffer each, kept from batch
+	 * to batch: fresh pages for every entry cost a fault each (4 KiB), more
+	 * than inflating them. */
+	unsigned char *raw, *out;
+	size_t raw_len, raw_cap, out_cap;
+	long long bytes, sizes; /* held in memory; content sizes */
+	_Atomic size_t next;
+};
+
+#define BATCH_BYTES (4ll << 20)
+
+/* The entry's stored bytes (raw deflate for method 8), all of them. */
+static int read_raw(struct udfb_winst *in, zip_t *z, struct task *t, struct udfb_err *err)
+{
+	size_t n = (size_t)t->st.comp_size;
+	zip_file_t *zf = zip_fopen_index(z, t->idx, ZIP_FL_COMPRESSED);
+	if (!zf)
+		return bad_entry(in, t->f, zip_strerror(z), err);
+	struct batch *b = in->batch;
+	if (b->raw_len + n + 1 > b->raw_cap) {
+		b->raw_cap = 2 * (b->raw_len + n + 1);
+		b->raw = udfb_realloc(b->raw, b->raw_cap);
+	}
+	t->raw_off = b->raw_len;
+	b->raw_len += n;
+	zip_int64_t got = zip_fread(zf, b->raw + t->raw_off, n + 1); /* one more: it must end where the zip says */
+	int rc = 0;
+	if (got < 0)
+		rc = bad_entry(in, t->f, zip_file_strerror(zf), err);
+	else if ((size_t)got != n)
+		rc = bad_entry(in, t->f, "its data is not as long as the zip says", err);
+	zip_fclose(zf);
+	return rc;
+}
+
+/* Method 8: the stored bytes must hold exactly one deflate stream that
+ * ends (final block) at the entry's last byte and inflates, from an empty
+ * window, to exactly the size the zip says; only then may the layer splice
+ * it (libdeflate refuses a distance reaching before the start).  When it
+ * does not, content stays NULL: the entry is read again the way pip reads
+ * it (streamed(): zlib, lenient about a missing final block or bytes after
+ * it), checked against RECORD the same, and compressed again. */
+static void compute(const struct batch *b, struct task *t, struct libdeflate_decompressor *d)
+{
+	size_t comp = (size_t)t->st.comp_size, size = (size_t)t->st.size;
+	const unsigned char *raw = b->raw + t->raw_off;
+	unsigned char *out = b->out + t->out_off;
+	if (t->st.comp_method == ZIP_CM_STORE) {
+		t->stored_bad = comp != size;
+		t->content = t->stored_bad ? NULL : raw;
+	} else {
+		size_t used = 0, made = 0;
+		enum libdeflate_result r = libdeflate_deflate_decompress_ex(d, raw, comp, out, size, &used, &made);
+		t->content = r == LIBDEFLATE_SUCCESS && made == size && used == comp ? out : NULL;
+	}
+	if (!t->content)
+		return;
+	t->crc = (uint32_t)libdeflate_crc32(0, t->content, size);
+	udfb_sha256_digest(t->content, size, t->digest);
+}
+
+struct worker {
+	struct batch *b;
+	struct libdeflate_decompressor *d;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	for (size_t k; (k = w->b->next++) < w->b->n;)
+		compute(w->b, &w->b->v[k], w->d);
+	return NULL;
+}
+
+static int compute_all(struct udfb_winst *in, struct batch *b, struct udfb_err *err)
+{
+	if (!in->inflater && !(in->inflater = libdeflate_alloc_decompressor()))
+		return udfb_err_set(err, UDFB_E_INTERNAL, "wheel '%s': no memory for a decompressor", in->path);
+	b->next = 0;
+	size_t need = 1;
+	for (size_t k = 0; k < b->n; k++) {
+		b->v[k].out_off = need - 1;
+		need += b->v[k].st.comp_method == ZIP_CM_DEFLATE ? (size_t)b->v[k].st.size : 0;
+	}
+	if (need > b->out_cap) {
+		free(b->out);
+		b->out = udfb_malloc(need);
+		b->out_cap = need;
+	}
+	struct worker me = { b, in->inflater }, other = { b, NULL };
+	pthread_t th;
+	/* A second core when there is work for it: a thread costs tens of
+	 * microseconds, a MiB of inflating and hashing a millisecond. */
+	int two = b->n > 1 && b->bytes >= (1 << 20) && sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
+		  (other.d = libdeflate_alloc_decompressor()) != NULL && pthread_create(&th, NULL, work, &other) == 0;
+	work(&me);
+	if (two)
+		pthread_join(th, NULL);
+	libdeflate_free_decompressor(other.d);
 	return 0;
 }
 
-static int extract_all(struct udfb_winst *in, struct udfb_wzip *z, struct udfb_err *err)
+/* One checked entry of the batch out, in zip order. */
+static int finish_task(struct udfb_winst *in, zip_t *z, struct task *t, struct out *o, struct udfb_err *err);
+
+static void reset_batch(struct batch *b)
 {
-	struct archive_entry *e;
-	const char *name;
-	int is_dir, rc;
-	size_t k = 0;
-	while ((rc = udfb_wzip_next(z, &e, &name, &is_dir, err)) == 1) {
-		if (is_dir)
-			continue;
-		/* The file changed under us if the names no longer line up. */
-		if (k >= in->n_files || strcmp(in->files[k].zipname, name) != 0)
-			return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': changed while being read", in->path);
-		struct udfb_wfile *f = &in->files[k++];
-		if (f->dest && extract_one(in, z, f, err) < 0)
-			return -1;
+	b->n = 0;
+	b->raw_len = 0;
+	b->bytes = b->sizes = 0;
+}
+
+/* Any other method, or an entry too large for memory: libzip inflates it
+ * (checking its CRC-32) and the layer compresses it again. */
+static int streamed(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const zip_stat_t *st, struct udfb_wfile *f,
+		    struct out *o, long long limit, struct udfb_err *err)
+{
+	zip_file_t *zf = zip_fopen_index(z, idx, 0);
+	if (!zf)
+		return bad_entry(in, f, zip_strerror(z), err);
+	struct udfb_sha256 *h = udfb_sha256_new();
+	struct shebang sb = { .python = in->o->python };
+	unsigned char *buf = grow(&in->rawbuf, &in->rawcap, STREAM_BLOCK);
+	long long got = 0;
+	int rc = 0;
+	for (;;) {
+		if ((rc = too_late(in, f, err)) < 0)
+			break;
+		zip_int64_t n = zip_fread(zf, buf, STREAM_BLOCK);
+		if (n < 0) {
+			rc = bad_entry(in, f, zip_file_strerror(zf), err);
+			break;
+		}
+		if (n == 0)
+			break;
+		if (n > limit - got) {
+			rc = bad_entry(in, f, "larger than RECORD says (or the unpacked limit)", err);
+			break;
+		}
+		got += n;
+		udfb_sha256_update(h, buf, (size_t)n);
+		install_bytes(in, f, o, &sb, buf, (size_t)n);
 	}
-	if (rc == 0 && k != in->n_files)
-		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': changed while being read", in->path);
+	zip_fclose(zf);
+	in->total += got;
+	char digest[UDFB_DIGEST_LEN + 1];
+	udfb_sha256_final(h, digest);
+	if (rc == 0 && (zip_uint64_t)got != st->size)
+		rc = bad_entry(in, f, "inflates to other than the size the zip says", err);
+	if (rc < 0 || verify(in, f, digest, got, err) < 0)
+		return -1;
+	if (f->script)
+		shebang_end(&sb, o);
+	else
+		udfb_record_b64(f->b64, digest);
+	return 0;
+}
+
+/* The most the entry may inflate to: RECORD's size, or what is left of
+ * the limit once pending (batched) entries are counted. */
+static long long entry_limit(struct udfb_winst *in, const struct udfb_wfile *f, long long pending)
+{
+	const struct udfb_record_row *row = udfb_record_find(&in->record, f->zipname);
+	long long budget = in->limit - in->total - pending;
+	return row && row->size >= 0 && row->size < budget ? row->size : budget;
+}
+
+/* Out to the pack through o, by fn (a batch's task or a streamed entry). */
+static int extract_out(struct udfb_winst *in, struct udfb_wfile *f,
+		       int (*fn)(struct udfb_winst *, zip_t *, void *, struct out *, struct udfb_err *), zip_t *z,
+		       void *arg, struct udfb_err *err)
+{
+	struct out o = { .in = in, .h = f->script ? udfb_sha256_new() : NULL };
+	f->offset = in->pack_len;
+	int rc = fn(in, z, arg, &o, err);
+	char out_digest[UDFB_DIGEST_LEN + 1];
+	if (o.h)
+		udfb_sha256_final(o.h, out_digest);
+	if (rc < 0)
+		return -1;
+	f->out_size = o.n;
+	if (f->script)
+		udfb_record_b64(f->b64, out_digest);
+	return 0;
+}
+
+struct stream_arg {
+	zip_uint64_t idx;
+	const zip_stat_t *st;
+	struct udfb_wfile *f;
+};
+
+static int stream_fn(struct udfb_winst *in, zip_t *z, void *arg, struct out *o, struct udfb_err *err)
+{
+	struct stream_arg *a = arg;
+	return streamed(in, z, a->idx, a->st, a->f, o, entry_limit(in, a->f, 0), err);
+}
+
+static int task_fn(struct udfb_winst *in, zip_t *z, void *arg, struct out *o, struct udfb_err *err)
+{
+	return finish_task(in, z, arg, o, err);
+}
+
+static int finish_task(struct udfb_winst *in, zip_t *z, struct task *t, struct out *o, struct udfb_err *err)
+{
+	struct udfb_wfile *f = t->f;
+	size_t comp = (size_t)t->st.comp_size, size = (size_t)t->st.size;
+	if (too_late(in, f, err) < 0)
+		return -1;
+	if (t->stored_bad)
+		return bad_entry(in, f, "stored, but its sizes differ", err);
+	if (!t->content)
+		return streamed(in, z, t->idx, &t->st, f, o, entry_limit(in, f, 0), err);
+	if (t->crc != t->st.crc)
+		return bad_entry(in, f, "CRC-32 differs from the zip's", err);
+	in->total += (long long)size;
+	if (verify(in, f, t->digest, (long long)size, err) < 0)
+		return -1;
+	struct shebang sb = { .python = in->o->python };
+	install_bytes(in, f, o, &sb, t->content, size);
+	if (f->script)
+		shebang_end(&sb, o);
+	else
+		udfb_record_b64(f->b64, t->digest);
+	if (t->st.comp_method != ZIP_CM_DEFLATE || f->script || comp < WHEEL_SPLICE_MIN)
+		return 0;
+	f->raw_offset = in->raw_len;
+	f->raw_len = (long long)comp;
+	f->crc = t->crc;
+	in->raw_len += (long long)comp;
+	if (!in->raw_errno && write_all(in->raw_fd, in->batch->raw + t->raw_off, comp) < 0)
+		in->raw_errno = errno;
+	return 0;
+}
+
+static int flush_batch(struct udfb_winst *in, zip_t *z, struct batch *b, struct udfb_err *err)
+{
+	int rc = b->n ? compute_all(in, b, err) : 0;
+	for (size_t k = 0; k < b->n && rc == 0; k++)
+		rc = extract_out(in, b->v[k].f, task_fn, z, &b->v[k], err);
+	reset_batch(b);
+	return rc;
+}
+
+/* Checks before a byte is read, then into the batch or streamed now. */
+static int extract_one(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const zip_stat_t *st, struct udfb_wfile *f,
+		       struct batch *b, struct udfb_err *err)
+{
+	if (too_late(in, f, err) < 0)
+		return -1;
+	if (st->size > (zip_uint64_t)entry_limit(in, f, b->sizes))
+		return bad_entry(in, f, "larger than RECORD says (or the unpacked limit)", err);
+	if (st->encryption_method != ZIP_EM_NONE)
+		return bad_entry(in, f, "encrypted", err);
+	if ((st->comp_method != ZIP_CM_STORE && st->comp_method != ZIP_CM_DEFLATE) || st->size > MEM_MAX ||
+	    st->comp_size > MEM_MAX) {
+		struct stream_arg a = { idx, st, f };
+		if (flush_batch(in, z, b, err) < 0)
+			return -1;
+		return extract_out(in, f, stream_fn, z, &a, err);
+	}
+	if (b->n == b->cap) {
+		b->cap = b->cap ? 2 * b->cap : 64;
+		b->v = udfb_realloc(b->v, b->cap * sizeof(*b->v));
+	}
+	struct task *t = &b->v[b->n++];
+	memset(t, 0, sizeof(*t));
+	t->f = f;
+	t->idx = idx;
+	t->st = *st;
+	t->st.name = NULL; /* libzip's, not ours to keep */
+	b->sizes += (long long)st->size;
+	b->bytes += (long long)(st->size + st->comp_size);
+	if (read_raw(in, z, t, err) < 0)
+		return -1;
+	return b->bytes >= BATCH_BYTES ? flush_batch(in, z, b, err) : 0;
+}
+
+static int changed(struct udfb_winst *in, struct udfb_err *err)
+{
+	return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': changed while being read", in->path);
+}
+
+/* libzip's entries against the scan's (libarchive's): the same files, the
+ * same sizes, each once, or the two readers disagree about the zip. */
+static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
+{
+	zip_int64_t n = zip_get_num_entries(z, 0);
+	size_t seen = 0;
+	unsigned char *mark = udfb_calloc(in->n_files + 1, 1);
+	struct batch *b = udfb_calloc(1, sizeof(*b));
+	in->batch = b;
+	int rc = 0;
+	for (zip_int64_t i = 0; i < n && rc == 0; i++) {
+		zip_stat_t st;
+		zip_stat_init(&st);
+		if (zip_stat_index(z, (zip_uint64_t)i, ZIP_FL_ENC_RAW, &st) < 0) {
+			rc = udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", in->path, zip_strerror(z));
+			break;
+		}
+		size_t len = st.name ? strlen(st.name) : 0, k;
+		if (len && st.name[len - 1] == '/')
+			continue;
+		if (!st.name || !udfb_strmap_get(&in->by_zip, st.name, &k) || mark[k] ||
+		    st.size != (zip_uint64_t)in->files[k].size) {
+			rc = changed(in, err);
+			break;
+		}
+		mark[k] = 1;
+		seen++;
+		if (in->files[k].dest)
+			rc = extract_one(in, z, (zip_uint64_t)i, &st, &in->files[k], b, err);
+	}
+	if (rc == 0)
+		rc = flush_batch(in, z, b, err);
+	free(b->v);
+	free(b->raw);
+	free(b->out);
+	free(b);
+	in->batch = NULL;
+	free(mark);
+	if (rc == 0 && seen != in->n_files)
+		return changed(in, err);
 	return rc;
 }
 
 int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 {
-	if (udfb_mktemp(&in->pack, &in->pack_fd, in->o->tmpdir, err) < 0)
+	if (udfb_mktemp(&in->pack, &in->pack_fd, in->o->tmpdir, err) < 0 ||
+	    udfb_mktemp(&in->raw, &in->raw_fd, in->o->tmpdir, err) < 0)
 		return -1;
 	in->wbuf = udfb_malloc(PACK_BUF);
-	struct udfb_wzip z;
-	if (udfb_wzip_open(&z, in->path, err) < 0)
+	struct udfb_wmap map;
+	if (udfb_wzip_map(&map, in->path, err) < 0)
 		return -1;
-	int rc = extract_all(in, &z, err);
-	udfb_wzip_close(&z);
+	/* From memory: libzip's seek and read of each local header are copies.
+	 * Not ZIP_CHECKCONS: it refuses zips written as a stream (local headers
+	 * without sizes, a data descriptor after the data: libarchive's zip
+	 * writer, so test_wheel.c's fixtures), which pip reads; entries come
+	 * from the central directory, as pip's, and every byte is checked. */
+	zip_error_t ze;
+	zip_error_init(&ze);
+	zip_source_t *src = zip_source_buffer_create(map.p, map.len, 0, &ze);
+	zip_t *z = src ? zip_open_from_source(src, ZIP_RDONLY, &ze) : NULL;
+	if (!z) {
+		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", in->path, zip_error_strerror(&ze));
+		zip_error_fini(&ze);
+		if (src)
+			zip_source_free(src);
+		udfb_wzip_unmap(&map);
+		return -1;
+	}
+	zip_error_fini(&ze);
+	int rc = extract_all(in, z, err);
+	zip_discard(z); /* frees src */
+	udfb_wzip_unmap(&map);
+	if (rc == 0 && in->raw_errno)
+		rc = udfb_err_sys(err, in->raw_errno, "write %s", in->raw);
 	return rc;
 }
 

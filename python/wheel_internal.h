@@ -7,6 +7,7 @@
 #include <archive_entry.h>
 #include <locale.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -20,6 +21,10 @@
 #define WHEEL_MAX_ENTRY_POINTS (1u << 20)
 #define WHEEL_MAX_SCRIPTS 10000 /* console and GUI scripts of one wheel */
 #define WHEEL_B64_SHA256_LEN 43 /* urlsafe base64 of 32 bytes, no padding */
+/* A deflate stream shorter than this is not spliced: its member's 18
+ * bytes and the break in the glue's compression would cost more than
+ * compressing it again.  Part of UDFB_LAYER_FORMAT. */
+#define WHEEL_SPLICE_MIN 512
 
 /* RFC 822 headers of text up to the first blank line, continuation lines
  * joined: fn gets each header's name and unfolded, trimmed value (both
@@ -32,8 +37,18 @@ int udfb_headers_each(const char *text, size_t len, const char *what, udfb_heade
 /* A wheel opened with libarchive's seekable zip reader (central directory)
  * in the C.UTF-8 locale of this thread, so entry names come back as the
  * UTF-8 bytes the zip holds whatever the process's locale. */
+/* A wheel mapped into memory (read only, private): ours, in the content
+ * cache or a temporary directory, not changed while read. */
+struct udfb_wmap {
+	void *p;
+	size_t len;
+};
+int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err);
+void udfb_wzip_unmap(struct udfb_wmap *m);
+
 struct udfb_wzip {
 	struct archive *a;
+	struct udfb_wmap map;
 	const char *path;
 	locale_t utf8, old;
 	size_t n_entries;
@@ -106,6 +121,11 @@ struct udfb_wfile {
 	int script; /* .data/scripts/: shebang rewritten, 0755 */
 	int exempt; /* RECORD's signatures: no hash required */
 	long long offset, out_size; /* the installed bytes in the pack */
+	/* raw_len > 0: the zip's deflate stream of the content, checked to
+	 * inflate to it, is raw_len bytes at raw_offset of the raw pack; the
+	 * layer splices it (image/gzsplice.h).  crc: of the content. */
+	long long raw_offset, raw_len;
+	uint32_t crc;
 	char b64[WHEEL_B64_SHA256_LEN + 1]; /* of the installed bytes */
 };
 
@@ -130,6 +150,16 @@ struct udfb_winst {
 	char *wbuf; /* write buffer of the pack */
 	size_t wlen;
 	int write_errno;
+	/* The deflate streams the layer splices, one after another. */
+	char *raw;
+	int raw_fd;
+	long long raw_len;
+	int raw_errno;
+	/* Buffers of the entry being read: its stored bytes, its content. */
+	unsigned char *rawbuf, *outbuf;
+	size_t rawcap, outcap;
+	struct libdeflate_decompressor *inflater;
+	struct batch *batch; /* wheel_extract.c's, while extracting */
 	long long total; /* bytes unpacked */
 	long long limit; /* on total: the options' max_unpacked or UDFB_WHEEL_MAX_UNPACKED */
 };

@@ -1,14 +1,51 @@
 /* Reading wheels with libarchive: the seekable zip reader, so entries come
  * from the central directory as Python's zipfile (and so pip) sees them,
  * never from local headers a crafted file could make disagree. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "python/wheel.h"
 #include "python/wheel_internal.h"
 
 #define WZIP_BLOCK (64u << 10)
+
+int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err)
+{
+	memset(m, 0, sizeof(*m));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return udfb_err_sys(err, e, "wheel '%s': open", path);
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < 22) {
+		close(fd);
+		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': not a zip file (too short)", path);
+	}
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return udfb_err_sys(err, e, "wheel '%s': mmap", path);
+	m->p = p;
+	m->len = (size_t)st.st_size;
+	return 0;
+}
+
+void udfb_wzip_unmap(struct udfb_wmap *m)
+{
+	if (m->p)
+		munmap(m->p, m->len);
+	m->p = NULL;
+}
 
 int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err)
 {
@@ -23,7 +60,13 @@ int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err)
 	if (!z->a)
 		abort();
 	archive_read_support_format_zip_seekable(z->a);
-	if (archive_read_open_filename(z->a, path, WZIP_BLOCK) != ARCHIVE_OK) {
+	/* From memory: the seekable reader's reads and seeks of every local
+	 * header are then copies, not system calls (two per entry). */
+	if (udfb_wzip_map(&z->map, path, err) < 0) {
+		udfb_wzip_close(z);
+		return -1;
+	}
+	if (archive_read_open_memory(z->a, z->map.p, z->map.len) != ARCHIVE_OK) {
 		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", path, archive_error_string(z->a));
 		udfb_wzip_close(z);
 		return -1;
@@ -36,6 +79,7 @@ void udfb_wzip_close(struct udfb_wzip *z)
 	if (z->a)
 		archive_read_free(z->a);
 	z->a = NULL;
+	udfb_wzip_unmap(&z->map);
 	if (z->utf8 != (locale_t)0) {
 		uselocale(z->old);
 		freelocale(z->utf8);

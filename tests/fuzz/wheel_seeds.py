@@ -89,6 +89,18 @@ def main():
     bad[len(stored) // 4] ^= 0x01
     with open(os.path.join(WHEELS, "flipped-stored.whl"), "wb") as f:
         f.write(bad)
+    # An entry whose deflate stream (over 512 bytes) the layer splices
+    # (issue 17), and the same with a byte of that stream flipped.
+    big = "".join(hashlib.sha256(b"%d" % i).hexdigest() + "\n" for i in range(24)).encode()
+    spliced = wheel("valid-spliced.whl", BASE + [("demo/big.py", big, REG)])
+    with zipfile.ZipFile(spliced) as z:
+        info = z.getinfo("demo/big.py")
+    assert info.compress_size >= 512
+    at = info.header_offset + 30 + len(info.filename) + info.compress_size // 3
+    bad = bytearray(open(spliced, "rb").read())
+    bad[at] ^= 0x20
+    with open(os.path.join(WHEELS, "spliced-flipped.whl"), "wb") as f:
+        f.write(bad)
     wheel("symlink.whl", BASE + [("demo/link", b"/etc/passwd", LNK)])
     wheel("dotdot.whl", BASE + [("../evil.py", b"x", REG)])
     wheel("absolute.whl", BASE + [("/abs.py", b"x", REG)])

@@ -6,6 +6,7 @@
 #include <locale.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "check.h"
 #include "common/fsutil.h"
@@ -70,6 +71,31 @@ static void check_tar(const char *path)
 	archive_read_free(a);
 }
 
+/* libarchive reads name back from the layer at path with this content. */
+static void check_tar_file(const char *path, const char *name, const unsigned char *want, size_t n)
+{
+	struct archive *a = archive_read_new();
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_tar(a);
+	archive_read_open_filename(a, path, 10240);
+	struct archive_entry *e;
+	int ok = 0, entries = 0;
+	static unsigned char got[1 << 18];
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		entries++;
+		if (strcmp(archive_entry_pathname(e), name) != 0)
+			continue;
+		size_t have = 0;
+		la_ssize_t k;
+		while ((k = archive_read_data(a, got + have, sizeof(got) - have)) > 0)
+			have += (size_t)k;
+		ok = k == 0 && have == n && memcmp(got, want, n) == 0;
+	}
+	int end = entries == 6;
+	archive_read_free(a);
+	CHECK(ok && end, "libarchive reads %s back from the spliced layer (%d entries)", name, entries);
+}
+
 /* add_file's executable flag gives 0755, as add_bytes's does. */
 static void check_exec(const char *tmp, const char *file)
 {
@@ -113,6 +139,129 @@ static void check_exec(const char *tmp, const char *file)
 	udfb_err_clear(&err);
 }
 
+/* All gzip members of path inflated (zlib, a fresh window per member), or
+ * NULL when any of them is bad. */
+static unsigned char *gunzip_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	static unsigned char in[1 << 22];
+	size_t n = fread(in, 1, sizeof(in), f);
+	fclose(f);
+	size_t cap = 1 << 22, got = 0;
+	unsigned char *out = malloc(cap);
+	z_stream z = { 0 };
+	if (inflateInit2(&z, 16 + 15) != Z_OK)
+		return NULL;
+	z.next_in = in;
+	z.avail_in = (uInt)n;
+	int rc = Z_OK, members = 0;
+	while (z.avail_in > 0) {
+		z.next_out = out + got;
+		z.avail_out = (uInt)(cap - got);
+		rc = inflate(&z, Z_NO_FLUSH);
+		got = cap - z.avail_out;
+		if (rc == Z_STREAM_END) {
+			members++;
+			inflateReset(&z);
+		} else if (rc != Z_OK) {
+			break;
+		}
+	}
+	inflateEnd(&z);
+	*len = got;
+	if (rc != Z_STREAM_END || members < 2) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static int spliced_layer(struct udfb_layer *out, const char *tmp, const char *file, const char *raw, long long raw_len,
+			 uint32_t crc, int diff_id_first)
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	udfb_layer_writer_set_level(w, 1);
+	udfb_layer_add_bytes(w, "app/a.txt", "a\n", 2, 0, &err);
+	udfb_layer_add_file_range(w, "app/before.bin", file, 10, 700, 0, &err);
+	if (raw) {
+		struct udfb_layer_splice sp = { raw, 3, raw_len, crc };
+		udfb_layer_add_file_spliced(w, "app/big.bin", file, 0, 100000, 1, &sp, &err);
+		udfb_layer_add_file_spliced(w, "app/big2.bin", file, 0, 100000, 0, &sp, &err);
+	} else {
+		udfb_layer_add_file_range(w, "app/big.bin", file, 0, 100000, 1, &err);
+		udfb_layer_add_file_range(w, "app/big2.bin", file, 0, 100000, 0, &err);
+	}
+	udfb_layer_add_bytes(w, "app/z.txt", "z\n", 2, 0, &err);
+	char diff_id[UDFB_DIGEST_LEN + 1];
+	if (diff_id_first && udfb_layer_diff_id(diff_id, w, &err) < 0)
+		printf("# %s\n", err.msg);
+	int rc = udfb_layer_write(out, w, tmp, &err);
+	if (rc < 0)
+		printf("# %s\n", err.msg);
+	udfb_err_clear(&err);
+	return rc;
+}
+
+/* A spliced file: the same tar (diff_id) as the plain range, the stream's
+ * bytes verbatim in the blob, every member valid, the same bytes twice. */
+static void check_splice(const char *tmp, const char *file)
+{
+	static unsigned char content[100000], comp[120000];
+	FILE *f = fopen(file, "rb");
+	size_t n = fread(content, 1, sizeof(content), f);
+	fclose(f);
+	z_stream z = { 0 };
+	deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = content;
+	z.avail_in = (uInt)n;
+	z.next_out = comp + 3; /* at an offset: the splice reads a range */
+	z.avail_out = sizeof(comp) - 3;
+	deflate(&z, Z_FINISH);
+	long long clen = (long long)z.total_out;
+	deflateEnd(&z);
+	uint32_t crc = (uint32_t)crc32(0, content, (uInt)n);
+	char *raw = udfb_path_join(tmp, "raw.bin");
+	f = fopen(raw, "wb");
+	fwrite(comp, 1, (size_t)clen + 3, f);
+	fclose(f);
+	struct udfb_layer plain, s1, s2, s3;
+	CHECK(spliced_layer(&plain, tmp, file, NULL, 0, 0, 0) == 0 &&
+		      spliced_layer(&s1, tmp, file, raw, clen, crc, 0) == 0 &&
+		      spliced_layer(&s2, tmp, file, raw, clen, crc, 0) == 0 &&
+		      spliced_layer(&s3, tmp, file, raw, clen, crc, 1) == 0,
+	      "layers with and without spliced files written");
+	CHECK(strcmp(s1.digest, s3.digest) == 0 && strcmp(s1.diff_id, s3.diff_id) == 0,
+	      "its diff_id asked first (a small tar kept), the same blob");
+	CHECK(strcmp(plain.diff_id, s1.diff_id) == 0, "a spliced file leaves the tar as it was (diff_id %s)",
+	      s1.diff_id);
+	CHECK(strcmp(plain.digest, s1.digest) != 0, "and changes the blob");
+	CHECK(strcmp(s1.digest, s2.digest) == 0 && s1.size == s2.size, "spliced twice, the same blob");
+	size_t len = 0;
+	unsigned char *tar = gunzip_all(s1.path, &len);
+	char got[UDFB_DIGEST_LEN + 1] = "";
+	if (tar)
+		udfb_sha256_digest(tar, len, got);
+	CHECK(tar && strcmp(got, s1.diff_id) == 0, "zlib inflates every member to the tar of the diff_id");
+	free(tar);
+	unsigned char *blob = malloc((size_t)s1.size);
+	f = fopen(s1.path, "rb");
+	size_t bn = fread(blob, 1, (size_t)s1.size, f);
+	fclose(f);
+	CHECK(bn == (size_t)s1.size && memmem(blob, bn, comp + 3, (size_t)clen) != NULL,
+	      "the blob holds the deflate stream as it was given");
+	free(blob);
+	check_tar_file(s1.path, "app/big.bin", content, n);
+	udfb_layer_clear(&plain);
+	udfb_layer_clear(&s1);
+	udfb_layer_clear(&s2);
+	udfb_layer_clear(&s3);
+	free(raw);
+}
+
 int main(void)
 {
 	setlocale(LC_ALL, "C.UTF-8"); /* for the reader below; the writer needs none */
@@ -134,6 +283,7 @@ int main(void)
 	udfb_sha256_file(got, &size, a.path, &err);
 	CHECK(strcmp(got, a.digest) == 0 && size == a.size, "digest and size describe the file written");
 	check_tar(a.path);
+	check_splice(tmp, file);
 	for (int mode = 1; mode <= 2; mode++) {
 		struct udfb_layer c;
 		CHECK(build_mode(&c, tmp, mode == 2, file, mode) == 0 && strcmp(a.digest, c.digest) == 0 &&
