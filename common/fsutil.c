@@ -253,8 +253,14 @@ void udfb_wgroup_free(struct udfb_wgroup *g)
 	udfb_wgroup_init(g);
 }
 
+/* The whole path first: it usually exists, or only its last part is new
+ * (one system call, not one per component, each a lookup from the root). */
 int udfb_mkdir_p(const char *path, int mode, struct udfb_err *err)
 {
+	if (mkdir(path, (mode_t)mode) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return udfb_err_sys(err, errno, "mkdir %s", path);
 	cleanup_free char *p = udfb_strdup(path);
 	for (char *s = p + 1; *s; s++) {
 		if (*s != '/')
