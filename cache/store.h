@@ -4,9 +4,10 @@
  * cache/index.h), layers by diff_id (layers/), the import cache
  * (imports/), blobs kept in a registry (remote/), package layers and locks,
  * and the service's default destination (images/, with its tag journal).
- * Every blob is a temporary file in tmp/, fsync'd and renamed into place;
- * blobs/sha256 is fsync'd once for all of a build's blobs, before the key
- * naming them is written (or at close). */
+ * Every blob is a temporary file in tmp/, fsync'd and renamed into place
+ * (a build's own blobs all together: udfb_store_put_tmp_later); blobs/sha256
+ * is fsync'd once for all of a build's blobs, before the key naming them is
+ * written (or at close). */
 #ifndef UDFB_STORE_H
 #define UDFB_STORE_H
 
