@@ -188,22 +188,30 @@ int udfb_wgroup_add_bytes(struct udfb_wgroup *g, const char *path, const void *d
 	int fd;
 	if (udfb_mktemp(&tmp, &fd, dir, err) < 0)
 		return -1;
+	if (write_all(fd, data, len) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return udfb_err_sys(err, e, "write %s", path);
+	}
+	udfb_start_writeback(fd);
 	struct udfb_wgroup_file *f = wgroup_slot(g);
 	f->tmp = tmp, f->fd = fd, f->path = udfb_strdup(path), f->keep = keep;
-	if (write_all(fd, data, len) < 0)
-		return udfb_err_sys(err, errno, "write %s", path);
-	udfb_start_writeback(fd);
 	return 0;
 }
 
 int udfb_wgroup_add_tmp(struct udfb_wgroup *g, const char *tmp, const char *path, int keep, struct udfb_err *err)
 {
+	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		unlink(tmp);
+		return udfb_err_sys(err, e, "open %s", tmp);
+	}
+	udfb_start_writeback(fd);
 	struct udfb_wgroup_file *f = wgroup_slot(g);
-	f->tmp = udfb_strdup(tmp), f->path = udfb_strdup(path), f->keep = keep;
-	f->fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (f->fd < 0)
-		return udfb_err_sys(err, errno, "open %s", tmp);
-	udfb_start_writeback(f->fd);
+	f->tmp = udfb_strdup(tmp), f->path = udfb_strdup(path), f->keep = keep, f->fd = fd;
 	return 0;
 }
 
