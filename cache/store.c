@@ -123,7 +123,7 @@ static int take_gc_lock(struct udfb_store *s, struct udfb_err *err)
 }
 
 /* A new store's oci-layout, index.json and index.bin: their bytes synced
- * together (one journal commit), renamed in, and the root directory not
+ * together (their writes in flight at once), renamed in, and the root directory not
  * synced until the first key entry (udfb_store_sync_blobs): a name lost
  * before then costs nothing that an entry depends on, and the next open
  * makes the file again. */

@@ -56,7 +56,7 @@ int udfb_store_put_bytes(struct udfb_store *s, const void *data, size_t len, cha
 /* The same, deferred: the file (tmp_path, taken over; its bytes need not be
  * synced) or the bytes wait beside their place and go in with the others at
  * the next udfb_store_sync_blobs (before the key entry naming them, or at
- * close), their fsyncs grouped: one journal commit for a build's layers,
+ * close), their fsyncs grouped: one round of writes for a build's layers,
  * config and manifest instead of one each.  Until then the blob is not in
  * the store (has_blob says 0): only for blobs nothing reads back before the
  * key entry is written. */

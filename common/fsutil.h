@@ -28,13 +28,14 @@ int udfb_link_or_copy(const char *src, const char *dst, struct udfb_err *err);
 int udfb_fsync_dir(const char *dir, struct udfb_err *err);
 int udfb_fsync_fd(int fd, const char *what, struct udfb_err *err);
 
-/* Grouped syncs.  On ext4 every fsync of a small new file is a journal
- * commit of its own when the files are synced one after another (the data
- * of the next is not yet written, so it cannot join); when the writeback of
- * all of them is started first and then each is fsync'd, the first commit
- * carries them all and the others only wait for it: 9 small files in 0.75
- * ms instead of 1.6-2.2 here (docs/benchmarks.md, issue 17).  Threads
- * issuing the fsyncs at once did not pay on this machine (2.5 ms for 9). */
+/* Grouped syncs.  Synced one after another, each small new file's fsync
+ * waits for its own writes (and, on a journaled file system, its own
+ * commit): the next file's data is not even on its way.  When the
+ * writeback of all of them is started first and then each is fsync'd, the
+ * writes are in flight together (and a journal's first commit carries the
+ * others' metadata): 9 small files in 0.74-0.92 ms instead of 1.5-2.5 ms on
+ * this machine's ext4, which has no journal (docs/benchmarks.md, issue 17).
+ * Threads issuing the fsyncs at once did not pay here (2.5 ms for 9). */
 
 /* Start writing fd's dirty pages back without waiting (sync_file_range):
  * an advice, the caller still fsyncs before trusting the bytes. */

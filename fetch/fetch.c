@@ -403,8 +403,9 @@ static void note_response(struct xfer *x)
 		out->final_url = udfb_strdup(url);
 }
 
-/* The fetched files are synced together (udfb_fsync_fds: one journal
- * commit for all of them, not one each), then hashed and described. */
+/* The fetched files are synced together (udfb_fsync_fds: their writes in
+ * flight at once, not one file's after another's), then hashed and
+ * described. */
 static int conclude(struct run *r, struct udfb_err *err)
 {
 	int *fds = udfb_calloc(r->n, sizeof(*fds));

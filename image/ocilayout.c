@@ -257,7 +257,7 @@ int udfb_oci_init_blobs(const char *dir, struct udfb_err *err)
 int udfb_oci_init(const char *dir, struct udfb_err *err)
 {
 	/* Both files' bytes synced together, then the directory once for both
-	 * renames: two journal commits for a new layout. */
+	 * renames: two rounds of synchronous writes for a new layout. */
 	struct udfb_wgroup g;
 	udfb_wgroup_init(&g);
 	int rc = udfb_oci_init_files(dir, &g, err);
