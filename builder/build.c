@@ -108,7 +108,8 @@ int udfb_build_store_layer(struct udfb_layer *out, struct udfb_layer_writer *w, 
 		udfb_layer_writer_free(w);
 		return 0;
 	}
-	if (udfb_layer_write(out, w, tmp, err) < 0 || udfb_store_put_tmp(st, out->path, out->digest, err) < 0)
+	/* Synced and put in place with the build's other blobs, together. */
+	if (udfb_layer_write(out, w, tmp, err) < 0 || udfb_store_put_tmp_later(st, out->path, out->digest, err) < 0)
 		return -1;
 	free(out->path);
 	out->path = NULL;
@@ -282,11 +283,11 @@ static int store_image(struct udfb_image *built, struct udfb_build_result *res, 
 	char cfg_digest[UDFB_DIGEST_LEN + 1];
 	int rc = udfb_compose_cmd(&img, &base->image, ls, created_by, n, o->platform, guarded ? guard_cmd : NULL, err);
 	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
+		rc = udfb_store_put_bytes_later(st, img.config, img.config_len, cfg_digest, err);
 	if (rc == 0)
 		rc = link_base_layers(st, base, err);
 	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, res->manifest_digest, err);
+		rc = udfb_store_put_bytes_later(st, img.manifest, img.manifest_len, res->manifest_digest, err);
 	if (rc == 0)
 		rc = udfb_packages_keep_lock(pk, st, res->key, err);
 	if (rc == 0)
@@ -434,6 +435,12 @@ static int build_in_store(struct udfb_image *built, struct udfb_build_result *ou
 	/* A warm request (udfb_build_warm) has requirements and no code. */
 	int rc = req->spec.code ? build_fresh(built, out, st, req, base, o, tmpl, err)
 				: warm_fresh(built, out, st, req, base, o, tmpl, err);
+	/* The blobs put "later" wait in tmpl: in place (synced together)
+	 * before it goes, whether or not the build got to its end. */
+	struct udfb_err e = UDFB_ERR_INIT;
+	if (udfb_store_sync_blobs(st, rc == 0 ? err : &e) < 0)
+		rc = -1;
+	udfb_err_clear(&e);
 	udfb_rm_rf(tmpl);
 	if (rc == 0)
 		rc = udfb_store_key_put(st, out->key, out->manifest_digest, err);
@@ -589,19 +596,24 @@ int udfb_build_one_layer(struct udfb_build_result *out, const char *key, struct 
 	if (rc == 0)
 		rc = udfb_compose_cmd_in(&img, &base->image, &layer, &created_by, 1, o->platform, cmd, workdir, err);
 	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.config, img.config_len, cfg_digest, err);
+		rc = udfb_store_put_bytes_later(st, img.config, img.config_len, cfg_digest, err);
 	if (rc == 0)
 		rc = link_base_layers(st, base, err);
 	if (rc == 0)
-		rc = udfb_store_put_bytes(st, img.manifest, img.manifest_len, out->manifest_digest, err);
+		rc = udfb_store_put_bytes_later(st, img.manifest, img.manifest_len, out->manifest_digest, err);
 	if (rc == 0)
 		rc = image_of(&built, &img, err);
 	if (rc == 0)
 		rc = udfb_store_key_put(st, out->key, out->manifest_digest, err);
 	if (rc == 0)
 		rc = publish(out, st, base, &dest, ds, o->dest, &built, err);
-	if (tmpl)
+	if (tmpl) {
+		/* Blobs put "later" wait in tmpl (see build_in_store). */
+		struct udfb_err e = UDFB_ERR_INIT;
+		udfb_store_sync_blobs(st, &e);
+		udfb_err_clear(&e);
 		udfb_rm_rf(tmpl);
+	}
 	udfb_layer_writer_free(w);
 	udfb_layer_clear(&layer);
 	udfb_composed_free(&img);

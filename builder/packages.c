@@ -293,7 +293,7 @@ static int group_layer(struct udfb_layer *l, struct pctx *c, const struct item *
 	/* Straight to the blob: the record missed, so the layer is new here
 	 * (no pass to look its diff_id up first). */
 	struct udfb_store *st = c->in->st;
-	if (udfb_layer_write(l, w, c->in->tmp, err) < 0 || udfb_store_put_tmp(st, l->path, l->digest, err) < 0)
+	if (udfb_layer_write(l, w, c->in->tmp, err) < 0 || udfb_store_put_tmp_later(st, l->path, l->digest, err) < 0)
 		return -1;
 	free(l->path);
 	l->path = NULL;

@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "common/alloc.h"
+#include "common/cleanup.h"
 #include "common/clock.h"
 #include "common/fsutil.h"
 
@@ -136,15 +137,37 @@ static void count(struct udfb_index *ix)
 	}
 }
 
-/* A new, empty index of nslots slots, written aside and renamed in. */
-static int create_file(const char *path, uint32_t nslots, struct udfb_err *err)
+static uint8_t *empty_table(uint32_t nslots, size_t *len)
 {
 	struct header h = { .slots = nslots };
 	memcpy(h.magic, IX_MAGIC, 8);
-	size_t len = IX_HEADER + (size_t)nslots * sizeof(struct slot);
-	uint8_t *buf = udfb_calloc(1, len);
+	*len = IX_HEADER + (size_t)nslots * sizeof(struct slot);
+	uint8_t *buf = udfb_calloc(1, *len);
 	memcpy(buf, &h, sizeof(h));
-	int rc = udfb_write_file_atomic(path, buf, len, err);
+	return buf;
+}
+
+/* A new, empty index of nslots slots, written aside and renamed in.  Its
+ * directory is not synced: a name lost in a crash loses entries, which
+ * cost a rebuild (docs/store.md), never a wrong answer. */
+static int create_file(const char *path, uint32_t nslots, struct udfb_err *err)
+{
+	size_t len;
+	uint8_t *buf = empty_table(nslots, &len);
+	int rc = udfb_write_file_nodirsync(path, buf, len, err);
+	free(buf);
+	return rc;
+}
+
+int udfb_index_create_in(struct udfb_wgroup *g, const char *root, struct udfb_err *err)
+{
+	cleanup_free char *path = udfb_path_join(root, "index.bin");
+	if (udfb_exists(path))
+		return 0;
+	size_t len;
+	uint8_t *buf = empty_table(IX_MIN_SLOTS, &len);
+	/* keep: another process's new index, perhaps already written to, stays. */
+	int rc = udfb_wgroup_add_bytes(g, path, buf, len, 1, err);
 	free(buf);
 	return rc;
 }

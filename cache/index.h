@@ -28,6 +28,11 @@ struct udfb_index_entry {
 };
 
 int udfb_index_open(struct udfb_index **out, const char *root, struct udfb_err *err);
+/* When ROOT/index.bin is missing, an empty one into g (synced and renamed
+ * in with the group's other files; an index made meanwhile by another
+ * process is kept).  udfb_index_open makes one itself otherwise. */
+struct udfb_wgroup;
+int udfb_index_create_in(struct udfb_wgroup *g, const char *root, struct udfb_err *err);
 void udfb_index_close(struct udfb_index *ix);
 /* 1 and the entry when present (touch: count a hit and its time), 0 if not. */
 int udfb_index_get(struct udfb_index *ix, const char *key, int touch, struct udfb_index_entry *out);

@@ -122,16 +122,36 @@ static int take_gc_lock(struct udfb_store *s, struct udfb_err *err)
 	return 0;
 }
 
+/* A new store's oci-layout, index.json and index.bin: their bytes synced
+ * together (their writes in flight at once), renamed in, and the root directory not
+ * synced until the first key entry (udfb_store_sync_blobs): a name lost
+ * before then costs nothing that an entry depends on, and the next open
+ * makes the file again. */
+static int init_files(struct udfb_store *s, struct udfb_err *err)
+{
+	struct udfb_wgroup g;
+	udfb_wgroup_init(&g);
+	int rc = udfb_oci_init_files(s->root, &g, err);
+	if (rc == 0)
+		rc = udfb_index_create_in(&g, s->root, err);
+	if (rc == 0 && g.n) {
+		rc = udfb_wgroup_commit(&g, err);
+		__atomic_store_n(&s->root_unsynced, 1, __ATOMIC_SEQ_CST);
+	}
+	udfb_wgroup_free(&g);
+	return rc;
+}
+
 int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err)
 {
 	struct udfb_store *s = udfb_calloc(1, sizeof(*s));
 	s->root = udfb_strdup(root);
 	s->tmp = udfb_path_join(root, "tmp");
 	s->gc_lock = -1;
+	pthread_mutex_init(&s->later_mu, NULL);
 	cleanup_free char *imports = udfb_path_join(root, "imports");
-	if (udfb_oci_init(root, err) < 0 || udfb_mkdir_p(s->tmp, 0755, err) < 0 ||
-	    udfb_mkdir_p(imports, 0755, err) < 0 || udfb_index_open(&s->index, root, err) < 0 ||
-	    take_gc_lock(s, err) < 0) {
+	if (init_files(s, err) < 0 || udfb_mkdir_p(s->tmp, 0755, err) < 0 || udfb_mkdir_p(imports, 0755, err) < 0 ||
+	    udfb_index_open(&s->index, root, err) < 0 || take_gc_lock(s, err) < 0) {
 		udfb_store_close(s);
 		return udfb_err_wrap(err, "store %s", root);
 	}
@@ -147,6 +167,8 @@ void udfb_store_close(struct udfb_store *s)
 	if (udfb_store_sync_blobs(s, &err) < 0)
 		udfb_warn("store %s: %s", s->root, err.msg);
 	udfb_err_clear(&err);
+	udfb_wgroup_free(&s->later);
+	pthread_mutex_destroy(&s->later_mu);
 	udfb_index_close(s->index);
 	if (s->gc_lock >= 0)
 		close(s->gc_lock);
@@ -176,18 +198,37 @@ static void mark_unsynced(struct udfb_store *s)
 	__atomic_store_n(&s->blobs_unsynced, 1, __ATOMIC_SEQ_CST);
 }
 
+/* The blobs put "later": synced together, then renamed in (under
+ * later_mu, so a sync that finds the list empty knows every blob put
+ * before it is in place). */
+static int flush_later(struct udfb_store *s, struct udfb_err *err)
+{
+	if (!s->later.n)
+		return 0;
+	int rc = udfb_wgroup_commit(&s->later, err);
+	udfb_wgroup_free(&s->later);
+	mark_unsynced(s);
+	return rc;
+}
+
 int udfb_store_sync_blobs(struct udfb_store *s, struct udfb_err *err)
 {
+	pthread_mutex_lock(&s->later_mu);
+	int rc = flush_later(s, err);
 	/* Cleared before the fsync and set after each rename: a rename
 	 * racing this sync leaves the flag set for the next one. */
-	if (!__atomic_exchange_n(&s->blobs_unsynced, 0, __ATOMIC_SEQ_CST))
-		return 0;
-	cleanup_free char *dir = udfb_path_join(s->root, "blobs/sha256");
-	if (udfb_fsync_dir(dir, err) < 0) {
-		mark_unsynced(s);
-		return -1;
+	if (rc == 0 && __atomic_exchange_n(&s->blobs_unsynced, 0, __ATOMIC_SEQ_CST)) {
+		cleanup_free char *dir = udfb_path_join(s->root, "blobs/sha256");
+		if ((rc = udfb_fsync_dir(dir, err)) < 0)
+			mark_unsynced(s);
 	}
-	return 0;
+	/* A new store's own files (init_files): the commit above, if any,
+	 * carried this directory's changes too, so this one costs little. */
+	if (rc == 0 && __atomic_exchange_n(&s->root_unsynced, 0, __ATOMIC_SEQ_CST) &&
+	    (rc = udfb_fsync_dir(s->root, err)) < 0)
+		__atomic_store_n(&s->root_unsynced, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&s->later_mu);
+	return rc;
 }
 
 int udfb_store_put_tmp(struct udfb_store *s, const char *tmp_path, const char *digest, struct udfb_err *err)
@@ -202,6 +243,28 @@ int udfb_store_put_tmp(struct udfb_store *s, const char *tmp_path, const char *d
 	}
 	mark_unsynced(s);
 	return 0;
+}
+
+int udfb_store_put_tmp_later(struct udfb_store *s, const char *tmp_path, const char *digest, struct udfb_err *err)
+{
+	cleanup_free char *dst = udfb_store_blob_path(s, digest);
+	pthread_mutex_lock(&s->later_mu);
+	int rc = udfb_wgroup_add_tmp(&s->later, tmp_path, dst, 1, err);
+	pthread_mutex_unlock(&s->later_mu);
+	return rc;
+}
+
+int udfb_store_put_bytes_later(struct udfb_store *s, const void *data, size_t len, char digest[UDFB_DIGEST_LEN + 1],
+			       struct udfb_err *err)
+{
+	udfb_sha256_digest(data, len, digest);
+	cleanup_free char *dst = udfb_store_blob_path(s, digest);
+	pthread_mutex_lock(&s->later_mu);
+	int rc = udfb_exists(dst) ? 0 : udfb_wgroup_add_bytes(&s->later, dst, data, len, 1, err);
+	pthread_mutex_unlock(&s->later_mu);
+	if (rc == 0)
+		mark_unsynced(s); /* a blob found present counts too (see above) */
+	return rc;
 }
 
 int udfb_store_put_bytes(struct udfb_store *s, const void *data, size_t len, char digest[UDFB_DIGEST_LEN + 1],

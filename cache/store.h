@@ -4,15 +4,18 @@
  * cache/index.h), layers by diff_id (layers/), the import cache
  * (imports/), blobs kept in a registry (remote/), package layers and locks,
  * and the service's default destination (images/, with its tag journal).
- * Every blob is a temporary file in tmp/, fsync'd and renamed into place;
- * blobs/sha256 is fsync'd once for all of a build's blobs, before the key
- * naming them is written (or at close). */
+ * Every blob is a temporary file in tmp/, fsync'd and renamed into place
+ * (a build's own blobs all together: udfb_store_put_tmp_later); blobs/sha256
+ * is fsync'd once for all of a build's blobs, before the key naming them is
+ * written (or at close). */
 #ifndef UDFB_STORE_H
 #define UDFB_STORE_H
 
+#include <pthread.h>
 #include <stdio.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/hash.h"
 
 struct udfb_index;
@@ -23,6 +26,9 @@ struct udfb_store {
 	struct udfb_index *index;
 	int gc_lock; /* held shared while open: gc waits for open stores */
 	int blobs_unsynced; /* a blob renamed (or found) in blobs/sha256 since its last fsync */
+	int root_unsynced; /* this open made the store's own files: root not yet fsync'd */
+	pthread_mutex_t later_mu;
+	struct udfb_wgroup later; /* blobs put "later": not yet synced nor in place */
 };
 
 /* Creates the layout when missing.  At a process's first open of the
@@ -32,9 +38,10 @@ struct udfb_store {
 int udfb_store_open(struct udfb_store **out, const char *root, struct udfb_err *err);
 /* Syncs blobs/sha256 when a blob came in since its last sync. */
 void udfb_store_close(struct udfb_store *s);
-/* fsync blobs/sha256 when a blob was put since the last sync: the names
- * of this handle's blobs are then durable (their bytes were before their
- * rename).  udfb_store_key_put calls it first. */
+/* Puts the blobs put "later" in place (their bytes fsync'd together, then
+ * renamed), then fsyncs blobs/sha256 when a blob was put since the last
+ * sync: the names of this handle's blobs are then durable (their bytes
+ * were before their rename).  udfb_store_key_put calls it first. */
 int udfb_store_sync_blobs(struct udfb_store *s, struct udfb_err *err);
 /* The documented default: $UDFB_STORE, else /var/lib/udf-builder/store for
  * root, else $XDG_CACHE_HOME (or ~/.cache)/udf-builder/store. */
@@ -46,6 +53,16 @@ int udfb_store_has_blob(const struct udfb_store *s, const char *digest);
 int udfb_store_put_tmp(struct udfb_store *s, const char *tmp_path, const char *digest, struct udfb_err *err);
 int udfb_store_put_bytes(struct udfb_store *s, const void *data, size_t len, char digest[UDFB_DIGEST_LEN + 1],
 			 struct udfb_err *err);
+/* The same, deferred: the file (tmp_path, taken over; its bytes need not be
+ * synced) or the bytes wait beside their place and go in with the others at
+ * the next udfb_store_sync_blobs (before the key entry naming them, or at
+ * close), their fsyncs grouped: one round of writes for a build's layers,
+ * config and manifest instead of one each.  Until then the blob is not in
+ * the store (has_blob says 0): only for blobs nothing reads back before the
+ * key entry is written. */
+int udfb_store_put_tmp_later(struct udfb_store *s, const char *tmp_path, const char *digest, struct udfb_err *err);
+int udfb_store_put_bytes_later(struct udfb_store *s, const void *data, size_t len, char digest[UDFB_DIGEST_LEN + 1],
+			       struct udfb_err *err);
 /* Link an existing file in as blob digest (its content must hash to it). */
 int udfb_store_put_link(struct udfb_store *s, const char *src, const char *digest, struct udfb_err *err);
 

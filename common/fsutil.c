@@ -148,8 +148,127 @@ int udfb_write_file_unsynced(const char *path, const void *data, size_t len, str
 	return write_file(path, data, len, 0, err);
 }
 
+void udfb_start_writeback(int fd)
+{
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+int udfb_fsync_fds(const int *fds, const char *const *what, size_t n, struct udfb_err *err)
+{
+	for (size_t k = 0; k < n; k++)
+		udfb_start_writeback(fds[k]);
+	for (size_t k = 0; k < n; k++)
+		if (udfb_fsync_fd(fds[k], what[k], err) < 0)
+			return -1;
+	return 0;
+}
+
+void udfb_wgroup_init(struct udfb_wgroup *g)
+{
+	memset(g, 0, sizeof(*g));
+}
+
+static struct udfb_wgroup_file *wgroup_slot(struct udfb_wgroup *g)
+{
+	if (g->n == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 8;
+		g->v = udfb_realloc(g->v, g->cap * sizeof(*g->v));
+	}
+	struct udfb_wgroup_file *f = &g->v[g->n++];
+	memset(f, 0, sizeof(*f));
+	f->fd = -1;
+	return f;
+}
+
+int udfb_wgroup_add_bytes(struct udfb_wgroup *g, const char *path, const void *data, size_t len, int keep,
+			  struct udfb_err *err)
+{
+	cleanup_free char *dir = dir_of(path);
+	char *tmp = NULL;
+	int fd;
+	if (udfb_mktemp(&tmp, &fd, dir, err) < 0)
+		return -1;
+	if (write_all(fd, data, len) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return udfb_err_sys(err, e, "write %s", path);
+	}
+	udfb_start_writeback(fd);
+	struct udfb_wgroup_file *f = wgroup_slot(g);
+	f->tmp = tmp, f->fd = fd, f->path = udfb_strdup(path), f->keep = keep;
+	return 0;
+}
+
+int udfb_wgroup_add_tmp(struct udfb_wgroup *g, const char *tmp, const char *path, int keep, struct udfb_err *err)
+{
+	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		unlink(tmp);
+		return udfb_err_sys(err, e, "open %s", tmp);
+	}
+	udfb_start_writeback(fd);
+	struct udfb_wgroup_file *f = wgroup_slot(g);
+	f->tmp = udfb_strdup(tmp), f->path = udfb_strdup(path), f->keep = keep, f->fd = fd;
+	return 0;
+}
+
+/* Renames tmp to path unless path exists (then tmp goes): atomically where
+ * the file system knows RENAME_NOREPLACE, so two writers of the same file
+ * never replace what the other already uses. */
+static int rename_keeping(const char *tmp, const char *path)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EEXIST || ((errno == EINVAL || errno == ENOSYS) && udfb_exists(path)))
+		return unlink(tmp), 0;
+	if (errno == EINVAL || errno == ENOSYS)
+		return rename(tmp, path);
+	return -1;
+}
+
+int udfb_wgroup_commit(struct udfb_wgroup *g, struct udfb_err *err)
+{
+	for (size_t k = 0; k < g->n; k++)
+		if (udfb_fsync_fd(g->v[k].fd, g->v[k].path, err) < 0)
+			return -1;
+	for (size_t k = 0; k < g->n; k++) {
+		struct udfb_wgroup_file *f = &g->v[k];
+		close(f->fd);
+		f->fd = -1;
+		if (f->keep ? rename_keeping(f->tmp, f->path) < 0 : rename(f->tmp, f->path) < 0)
+			return udfb_err_sys(err, errno, "rename to %s", f->path);
+		free(f->tmp);
+		f->tmp = NULL;
+	}
+	return 0;
+}
+
+void udfb_wgroup_free(struct udfb_wgroup *g)
+{
+	for (size_t k = 0; k < g->n; k++) {
+		struct udfb_wgroup_file *f = &g->v[k];
+		if (f->fd >= 0)
+			close(f->fd);
+		if (f->tmp)
+			unlink(f->tmp);
+		free(f->tmp);
+		free(f->path);
+	}
+	free(g->v);
+	udfb_wgroup_init(g);
+}
+
+/* The whole path first: it usually exists, or only its last part is new
+ * (one system call, not one per component, each a lookup from the root). */
 int udfb_mkdir_p(const char *path, int mode, struct udfb_err *err)
 {
+	if (mkdir(path, (mode_t)mode) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return udfb_err_sys(err, errno, "mkdir %s", path);
 	cleanup_free char *p = udfb_strdup(path);
 	for (char *s = p + 1; *s; s++) {
 		if (*s != '/')

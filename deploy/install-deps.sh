@@ -18,10 +18,11 @@ libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certifica
 # python3-grpcio is an independent gRPC client; clang brings libFuzzer and
 # the sanitizers' runtimes; pip is the reference installer for packages, and
 # the -whl packages put real wheels in /usr/share/python-wheels (fixtures);
-# clang-format and cppcheck are the lint tests' (tests/lint/).
+# clang-format and cppcheck are the lint tests' (tests/lint/); strace is
+# test_sync.sh's (the order of fsyncs and renames, and kill -9 at the Nth fsync).
 test="$build clang clang-format libclang-rt-14-dev umoci skopeo buildah docker-registry apache2-utils openssl mmdebstrap runc runsc iproute2 passt nftables
 python3 python3-grpcio python3-protobuf curl
-python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl cppcheck"
+python3-pip python3-pip-whl python3-setuptools-whl python3-wheel-whl cppcheck strace"
 
 # The benchmarks' drivers and peers (bench/): h2load (nghttp2-client) drives
 # the gRPC rows, GNU time measures RSS, column prints the table

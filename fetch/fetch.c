@@ -403,12 +403,22 @@ static void note_response(struct xfer *x)
 		out->final_url = udfb_strdup(url);
 }
 
+/* The fetched files are synced together (udfb_fsync_fds: their writes in
+ * flight at once, not one file's after another's), then hashed and
+ * described. */
 static int conclude(struct run *r, struct udfb_err *err)
 {
+	int *fds = udfb_calloc(r->n, sizeof(*fds));
+	const char **what = udfb_calloc(r->n, sizeof(*what));
+	for (size_t k = 0; k < r->n; k++)
+		fds[k] = r->x[k].fd, what[k] = r->x[k].item->location;
+	int rc = udfb_fsync_fds(fds, what, r->n, err);
+	free(fds);
+	free(what);
+	if (rc < 0)
+		return -1;
 	for (size_t k = 0; k < r->n; k++) {
 		struct xfer *x = &r->x[k];
-		if (udfb_fsync_fd(x->fd, x->item->location, err) < 0)
-			return -1;
 		udfb_sha256_final(x->hash, x->item->out.digest);
 		x->hash = NULL;
 		x->item->out.size = x->size;

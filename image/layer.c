@@ -529,8 +529,9 @@ static int finish(struct udfb_layer *out, struct sink *s, struct udfb_err *err)
 	if (udfb_pgzip_finish(s->gz) < 0)
 		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
 				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
-	if (udfb_fsync_fd(s->fd, "layer", err) < 0)
-		return -1;
+	/* Not fsync'd here: whoever renames the file syncs it, a build's layers
+	 * all at once (udfb_store_put_tmp_later); its writeback starts now. */
+	udfb_start_writeback(s->fd);
 	udfb_sha256_final(s->tar_hash, out->diff_id);
 	udfb_sha256_final(s->gz_hash, out->digest);
 	s->tar_hash = s->gz_hash = NULL;

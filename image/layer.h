@@ -62,7 +62,9 @@ int udfb_layer_contains(const struct udfb_layer_writer *w, const char *path);
 /* The diff_id the layer will have, from one uncompressed pass (the writer
  * stays usable): the store maps it to a blob already compressed. */
 int udfb_layer_diff_id(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer *w, struct udfb_err *err);
-/* Write the layer into a temporary file in tmpdir and free the writer. */
+/* Write the layer into a temporary file in tmpdir and free the writer.
+ * The file's bytes are not fsync'd (only their writeback is started): the
+ * caller syncs before it renames the file anywhere it is trusted. */
 int udfb_layer_write(struct udfb_layer *out, struct udfb_layer_writer *w, const char *tmpdir, struct udfb_err *err);
 void udfb_layer_writer_free(struct udfb_layer_writer *w);
 void udfb_layer_clear(struct udfb_layer *l);

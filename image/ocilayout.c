@@ -232,29 +232,39 @@ int udfb_oci_lookup(const char *dir, const char *tag, char digest[UDFB_DIGEST_LE
 	return rc;
 }
 
-int udfb_oci_init(const char *dir, struct udfb_err *err)
+int udfb_oci_init_files(const char *dir, struct udfb_wgroup *g, struct udfb_err *err)
 {
 	cleanup_free char *blobs = udfb_path_join(dir, "blobs/sha256");
 	if (udfb_mkdir_p(blobs, 0755, err) < 0)
 		return -1;
-	/* Each file's bytes are synced before its rename; the directory once
-	 * for both renames (one fsync fewer for every new store and layout). */
-	int wrote = 0;
 	cleanup_free char *layout = udfb_path_join(dir, "oci-layout");
-	if (!udfb_exists(layout)) {
-		const char *text = "{\"imageLayoutVersion\":\"1.0.0\"}";
-		if (udfb_write_file_nodirsync(layout, text, strlen(text), err) < 0)
-			return -1;
-		wrote = 1;
-	}
+	const char *lt = "{\"imageLayoutVersion\":\"1.0.0\"}";
+	if (!udfb_exists(layout) && udfb_wgroup_add_bytes(g, layout, lt, strlen(lt), 1, err) < 0)
+		return -1;
 	cleanup_free char *index = udfb_path_join(dir, "index.json");
-	if (!udfb_exists(index)) {
-		const char *text = "{\"schemaVersion\":2,\"manifests\":[]}";
-		if (udfb_write_file_nodirsync(index, text, strlen(text), err) < 0)
-			return -1;
-		wrote = 1;
-	}
-	return wrote ? udfb_fsync_dir(dir, err) : 0;
+	const char *it = "{\"schemaVersion\":2,\"manifests\":[]}";
+	if (!udfb_exists(index) && udfb_wgroup_add_bytes(g, index, it, strlen(it), 1, err) < 0)
+		return -1;
+	return 0;
+}
+
+int udfb_oci_init_blobs(const char *dir, struct udfb_err *err)
+{
+	cleanup_free char *blobs = udfb_path_join(dir, "blobs/sha256");
+	return udfb_mkdir_p(blobs, 0755, err);
+}
+
+int udfb_oci_init(const char *dir, struct udfb_err *err)
+{
+	/* Both files' bytes synced together, then the directory once for both
+	 * renames: two rounds of synchronous writes for a new layout. */
+	struct udfb_wgroup g;
+	udfb_wgroup_init(&g);
+	int rc = udfb_oci_init_files(dir, &g, err);
+	if (rc == 0 && g.n)
+		rc = udfb_wgroup_commit(&g, err) < 0 ? -1 : udfb_fsync_dir(dir, err);
+	udfb_wgroup_free(&g);
+	return rc;
 }
 
 int udfb_oci_put_blob(const char *dir, const char *src, const char *digest, struct udfb_err *err)

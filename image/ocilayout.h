@@ -8,6 +8,7 @@
 #define UDFB_OCILAYOUT_H
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "image/image.h"
 
 /* ref: a tag, a digest (read from the blobs alone, so the cache store's
@@ -21,7 +22,19 @@ char *udfb_oci_blob_path(const char *dir, const char *digest);
 /* The descriptor for platform ("os/arch") in an image index, or its only
  * entry; shared with the registry client.  NULL and *err when none. */
 json_t *udfb_index_pick_platform(json_t *index, const char *platform, const char *where, struct udfb_err *err);
+/* Makes DIR an OCI layout when it is not: blobs/sha256, oci-layout and an
+ * empty index.json, each file's bytes fsync'd before its rename and DIR
+ * fsync'd after. */
 int udfb_oci_init(const char *dir, struct udfb_err *err);
+/* The same without syncing anything: the missing files go into g (the
+ * caller commits it and syncs DIR, with its own files). */
+int udfb_oci_init_files(const char *dir, struct udfb_wgroup *g, struct udfb_err *err);
+/* A destination: DIR/blobs/sha256 only.  A new layout's oci-layout and
+ * index.json are written by its first derivation (udfb_oci_sync), so its
+ * index.json is written once, with the tags, not empty first.  Until
+ * then DIR is no layout at all (as before it existed); an existing
+ * layout is left as it is. */
+int udfb_oci_init_blobs(const char *dir, struct udfb_err *err);
 /* Put the file src into the layout as the blob digest (a hard link when it can). */
 int udfb_oci_put_blob(const char *dir, const char *src, const char *digest, struct udfb_err *err);
 /* Tag: one append to the journal; the layout is remembered as needing a

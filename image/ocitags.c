@@ -615,9 +615,26 @@ static int write_index(const char *dir, json_t *index, struct udfb_err *err)
 	json_object_del(index, "manifests");
 	json_object_set_new(index, "manifests", ms);
 	cleanup_free char *path = udfb_path_join(dir, "index.json");
+	cleanup_free char *layout = udfb_path_join(dir, "oci-layout");
 	char *out = udfb_json_dumps_must(index, JSON_COMPACT);
-	int rc = udfb_write_file_atomic(path, out, strlen(out), err);
+	/* A new layout's files are made here, at its first derivation, not
+	 * when its first blob came (udfb_oci_init_blobs): index.json is written
+	 * once, the derived one, with oci-layout beside it; both files' bytes
+	 * synced together, then renamed (index.json first: a reader finds a
+	 * layout whose oci-layout is there has its index.json), then the
+	 * directory synced once. */
+	const char *lt = "{\"imageLayoutVersion\":\"1.0.0\"}";
+	struct udfb_wgroup g;
+	udfb_wgroup_init(&g);
+	int rc = udfb_wgroup_add_bytes(&g, path, out, strlen(out), 0, err);
+	if (rc == 0 && !udfb_exists(layout))
+		rc = udfb_wgroup_add_bytes(&g, layout, lt, strlen(lt), 1, err);
+	if (rc == 0)
+		rc = udfb_wgroup_commit(&g, err);
+	udfb_wgroup_free(&g);
 	free(out);
+	if (rc == 0)
+		rc = udfb_fsync_dir(dir, err);
 	if (rc == 0)
 		known_from_json(dir, ms);
 	return rc;

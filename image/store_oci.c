@@ -23,7 +23,7 @@ struct oci_store {
 static int ensure_layout(struct udfb_image_store *s, struct udfb_err *err)
 {
 	struct oci_store *o = (struct oci_store *)s;
-	if (!o->made && udfb_oci_init(o->dir, err) < 0)
+	if (!o->made && udfb_oci_init_blobs(o->dir, err) < 0)
 		return -1;
 	o->made = 1;
 	return 0;
