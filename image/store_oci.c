@@ -18,7 +18,23 @@ struct oci_store {
 	struct udfb_image_store pub;
 	char *dir;
 	int made; /* the layout exists (made or found once): not checked again */
+	int links_unsynced; /* blobs linked in since blobs/sha256 was last fsync'd */
 };
+
+/* A tag must not reach the disk before the names of the blobs it reaches:
+ * blobs are linked in without a sync, and blobs/sha256 is fsync'd once
+ * before the tag that follows them (nothing when no link was made). */
+static int sync_links(struct oci_store *o, struct udfb_err *err)
+{
+	if (!__atomic_exchange_n(&o->links_unsynced, 0, __ATOMIC_SEQ_CST))
+		return 0;
+	cleanup_free char *blobs = udfb_path_join(o->dir, "blobs/sha256");
+	if (udfb_fsync_dir(blobs, err) < 0) {
+		__atomic_store_n(&o->links_unsynced, 1, __ATOMIC_SEQ_CST);
+		return -1;
+	}
+	return 0;
+}
 
 static int ensure_layout(struct udfb_image_store *s, struct udfb_err *err)
 {
@@ -96,8 +112,12 @@ static int oci_put_blob(struct udfb_image_store *s, const char *digest, long lon
 	const char *dir = dir_of(s);
 	if (ensure_layout(s, err) < 0)
 		return -1;
-	if (path)
-		return udfb_oci_put_blob(dir, path, digest, err);
+	if (path) {
+		if (udfb_oci_put_blob(dir, path, digest, err) < 0)
+			return -1;
+		__atomic_store_n(&((struct oci_store *)s)->links_unsynced, 1, __ATOMIC_SEQ_CST);
+		return 0;
+	}
 	cleanup_free char *dst = udfb_oci_blob_path(dir, digest);
 	if (udfb_exists(dst))
 		return 0; /* named by content: already right */
@@ -113,7 +133,10 @@ static int oci_tag(struct udfb_image_store *s, const char *tag, const char *mani
 	if (ensure_layout(s, err) < 0)
 		return -1;
 	cleanup_free char *path = udfb_oci_blob_path(dir, digest);
-	if (!udfb_exists(path) && udfb_write_file_atomic(path, manifest, len, err) < 0)
+	/* The manifest's own write syncs blobs/sha256 after its rename; a
+	 * manifest linked in earlier still needs that sync. */
+	if (sync_links((struct oci_store *)s, err) < 0 ||
+	    (!udfb_exists(path) && udfb_write_file_atomic(path, manifest, len, err) < 0))
 		return -1;
 	return udfb_oci_tag(dir, digest, (long long)len, media_type, tag, err);
 }

@@ -45,7 +45,7 @@ PY
 traced() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace "$@"; }
 
 request "$work/r1.json" 1
-traced -f -y -o "$work/trace" -e trace=fsync,fdatasync,sync_file_range,rename,renameat2,flock,openat \
+traced -f -y -o "$work/trace" -e trace=fsync,fdatasync,sync_file_range,rename,renameat2,flock,openat,link,linkat \
 	"$bin" build "$work/r1.json" --base "$base" --dest "oci:$work/out" --store "$work/store" >"$work/out1" 2>"$work/err1"
 check_eq "a fresh build under strace exits 0" "$?" 0
 
@@ -59,6 +59,8 @@ unsynced_renames, blob_renames, last_blob_rename = 0, 0, None
 dir_sync_after_last, key_lock_after_dir_sync = False, False
 index_renames, layout_renames, index_first = 0, 0, None
 groups, group_open, fsyncs = 0, False, 0
+out_blobs = out + "/blobs/sha256"
+out_links, out_links_unsynced, index_named_unsynced = 0, False, False
 events = []
 for line in open(trace):
     line = re.sub(r"^\d+\s+", "", line.strip())
@@ -78,6 +80,8 @@ for line in open(trace):
         synced.add(p)
         if p == blobs and last_blob_rename is not None:
             dir_sync_after_last = True
+        if p == out_blobs:
+            out_links_unsynced = False
         group_open = False
     elif call in ("rename", "renameat2") and len(paths) == 2:
         src, dst = paths
@@ -87,9 +91,13 @@ for line in open(trace):
             last_blob_rename, dir_sync_after_last = dst, False
         if dst == out + "/index.json":
             index_renames += 1
+            index_named_unsynced |= out_links_unsynced
             index_first = index_first if index_first is not None else layout_renames == 0
         if dst == out + "/oci-layout":
             layout_renames += 1
+    elif call in ("link", "linkat") and any(p.startswith(out_blobs + "/") for p in paths):
+        out_links += 1
+        out_links_unsynced = True
     elif call == "flock" and fdpath and fdpath.group(1) == store + "/index.lock" and "LOCK_EX" in args:
         if dir_sync_after_last:
             key_lock_after_dir_sync = True
@@ -100,6 +108,8 @@ print("index_json_renames", index_renames)
 print("oci_layout_renames", layout_renames)
 print("index_json_first", int(bool(index_first)))
 print("sync_groups", groups)
+print("dest_links", out_links)
+print("index_json_before_dest_blobs_synced", int(index_named_unsynced))
 print("fsyncs", fsyncs)
 PY
 fact() { awk -v k="$1" '$1 == k {print $2}' "$work/facts"; }
@@ -110,6 +120,9 @@ check_eq "blobs/sha256 fsync'd after the last blob's rename, before the key entr
 check_eq "a new destination's index.json is written once" "$(fact index_json_renames)" 1
 check_eq "its oci-layout once" "$(fact oci_layout_renames)" 1
 check_eq "index.json before oci-layout" "$(fact index_json_first)" 1
+check "the build's blobs were linked into the destination ($(fact dest_links))" [ "$(fact dest_links)" -ge 4 ]
+check_eq "its blobs/sha256 fsync'd after the links, before index.json names them" \
+	"$(fact index_json_before_dest_blobs_synced)" 0
 # store files, imports, layers + config + manifest, destination files
 check "the syncs come in groups (writeback started for a group, then its fsyncs): $(fact sync_groups) groups" \
 	[ "$(fact sync_groups)" -ge 3 -a "$(fact sync_groups)" -le 6 ]
