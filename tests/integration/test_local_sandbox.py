@@ -84,14 +84,24 @@ def load_bases(tmp):
 
 
 def process_ended(pid):
-    """pid is gone or a zombie (the service, its subreaper, reaps it later)."""
+    """pid is gone or a zombie (the service, its subreaper, reaps it later),
+    every thread of it: a leader that returned shows "Z" while the other
+    threads of a Go runtime (runsc) still run, and its pidfd (what the
+    service watches) turns readable only when the last one ends."""
     if pid <= 0:
         return True
     try:
-        stat = Path("/proc/%d/stat" % pid).read_text()
+        tasks = [t.name for t in Path("/proc/%d/task" % pid).iterdir()]
     except OSError:
         return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    for tid in tasks:
+        try:
+            stat = Path("/proc/%d/task/%s/stat" % (pid, tid)).read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+            return False
+    return True
 
 
 def Server(name, opts=(), config=None, bases=None, args=()):
