@@ -112,18 +112,32 @@ static int write_all(int fd, const void *data, size_t len)
 
 enum { SYNC_DATA = 1, SYNC_DIR = 2 };
 
+/* The bytes in a new temporary file beside path (*tmp, *fd): nothing is
+ * left behind on an error. */
+static int write_tmp(const char *path, const void *data, size_t len, char **tmp, int *fd, struct udfb_err *err)
+{
+	cleanup_free char *dir = dir_of(path);
+	if (udfb_mktemp(tmp, fd, dir, err) < 0)
+		return -1;
+	if (write_all(*fd, data, len) < 0) {
+		int e = errno;
+		close(*fd);
+		unlink(*tmp);
+		free(*tmp);
+		*tmp = NULL;
+		*fd = -1;
+		return udfb_err_sys(err, e, "write %s", path);
+	}
+	return 0;
+}
+
 static int write_file(const char *path, const void *data, size_t len, int sync, struct udfb_err *err)
 {
 	cleanup_free char *dir = dir_of(path);
 	cleanup_free char *tmp = NULL;
 	cleanup_close int fd = -1;
-	if (udfb_mktemp(&tmp, &fd, dir, err) < 0)
+	if (write_tmp(path, data, len, &tmp, &fd, err) < 0)
 		return -1;
-	if (write_all(fd, data, len) < 0) {
-		udfb_err_sys(err, errno, "write %s", path);
-		unlink(tmp);
-		return -1;
-	}
 	if (((sync & SYNC_DATA) && udfb_fsync_fd(fd, path, err) < 0) || rename(tmp, path) < 0) {
 		if (!err->msg)
 			udfb_err_sys(err, errno, "rename to %s", path);
@@ -183,18 +197,10 @@ static struct udfb_wgroup_file *wgroup_slot(struct udfb_wgroup *g)
 int udfb_wgroup_add_bytes(struct udfb_wgroup *g, const char *path, const void *data, size_t len, int keep,
 			  struct udfb_err *err)
 {
-	cleanup_free char *dir = dir_of(path);
 	char *tmp = NULL;
 	int fd;
-	if (udfb_mktemp(&tmp, &fd, dir, err) < 0)
+	if (write_tmp(path, data, len, &tmp, &fd, err) < 0)
 		return -1;
-	if (write_all(fd, data, len) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		free(tmp);
-		return udfb_err_sys(err, e, "write %s", path);
-	}
 	udfb_start_writeback(fd);
 	struct udfb_wgroup_file *f = wgroup_slot(g);
 	f->tmp = tmp, f->fd = fd, f->path = udfb_strdup(path), f->keep = keep;
@@ -222,8 +228,10 @@ static int rename_keeping(const char *tmp, const char *path)
 {
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
 		return 0;
-	if (errno == EEXIST || ((errno == EINVAL || errno == ENOSYS) && udfb_exists(path)))
-		return unlink(tmp), 0;
+	if (errno == EEXIST || ((errno == EINVAL || errno == ENOSYS) && udfb_exists(path))) {
+		unlink(tmp);
+		return 0;
+	}
 	if (errno == EINVAL || errno == ENOSYS)
 		return rename(tmp, path);
 	return -1;

@@ -32,8 +32,10 @@ int udfb_gzsplice_member(udfb_gzsplice_out fn, void *ctx, int fd, long long offs
 					  what);
 		else if (fn(ctx, buf, (size_t)n))
 			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': write failed", what);
-		offset += n;
-		len -= n;
+		else {
+			offset += n;
+			len -= n;
+		}
 	}
 	free(buf);
 	if (rc < 0)
