@@ -6,9 +6,12 @@
 CC ?= cc
 # The CLI's libraries; gRPC and libmicrohttpd are the service's alone, so a
 # CLI process does not load them (gRPC is 54 of 95 libraries, most of a
-# short command's start-up: docs/architecture.md, "Two executables").
-CLI_PKGS := jansson libarchive libcurl openssl zlib libprotobuf-c libdeflate libxml-2.0 yaml-0.1 libzip
-PKGS := $(CLI_PKGS) grpc libmicrohttpd
+# short command's start-up: docs/architecture.md, "Two executables").  The
+# CLI loads libcurl and libxml2 on first use (cmd/lazylib.h) and has
+# libarchive linked in, without the libxml2 and ICU its shared library needs.
+CLI_PKGS := jansson openssl zlib libprotobuf-c libdeflate yaml-0.1 libzip
+LAZY_PKGS := libcurl libxml-2.0
+PKGS := $(CLI_PKGS) libarchive $(LAZY_PKGS) grpc libmicrohttpd
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
@@ -31,7 +34,9 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	  -fno-strict-aliasing $(SANFLAGS) $(INCLUDES) $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
-CLI_LDLIBS := $(shell pkg-config --libs $(CLI_PKGS)) -lpthread
+ARCHIVE_STATIC := -Wl,-Bstatic -larchive -Wl,-Bdynamic \
+	$(filter-out -larchive -lxml2,$(shell pkg-config --static --libs libarchive))
+CLI_LDLIBS := -Wl,--as-needed,--gc-sections $(ARCHIVE_STATIC) $(shell pkg-config --libs $(CLI_PKGS)) -ldl -lpthread
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC := $(wildcard $(addsuffix /*.c,$(MODULES)))

@@ -6,8 +6,12 @@
 #   deploy/install-deps.sh bench   that, plus what `make bench` runs beside it
 set -eu
 
+# The CLI links libarchive statically (Makefile, CLI_LDLIBS): its own
+# libraries' -dev packages (acl, zstd, lz4) give the link what
+# `pkg-config --static` names.
 build="build-essential pkg-config libmicrohttpd-dev libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
-libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates libxml2-dev libdeflate-dev libyaml-dev libzip-dev"
+libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates libxml2-dev libdeflate-dev libyaml-dev libzip-dev
+libacl1-dev libzstd-dev liblz4-dev"
 # Independent checkers and peers: umoci, skopeo, buildah, docker-registry
 # (apache2-utils' htpasswd and openssl make its test credentials and keys);
 # mmdebstrap builds the Python base image; runsc (gVisor) and runc run

@@ -1,0 +1,30 @@
+/* Libraries the CLI loads on first use, not at start.
+ *
+ * Debian's libcurl brings 30 shared libraries (TLS, Kerberos, LDAP, RTMP,
+ * SSH) and libxml2 brings ICU and libstdc++; mapping and relocating them is
+ * most of a short command's run (udf-builder version: 26 ms with them, 8 ms
+ * without, on a machine where a page fault costs ~40 us).  Most commands
+ * never talk HTTP nor read an HTML index, so cmd/lazy_curl.c and
+ * cmd/lazy_xml.c define the functions the library calls under their own
+ * names and resolve the real ones with dlopen() on the first call.  Only the
+ * CLI links them; udf-builder-serve and the tests link the libraries as
+ * usual (docs/architecture.md, "Two executables"). */
+#ifndef UDFB_CMD_LAZYLIB_H
+#define UDFB_CMD_LAZYLIB_H
+
+#include <pthread.h>
+
+struct udfb_lazylib {
+	const char *soname; /* "libcurl.so.4": the ABI we were built against */
+	const char *const *names; /* the symbols to resolve, NULL-terminated */
+	void **syms; /* filled in the order of names */
+	pthread_once_t once;
+};
+
+/* Loads l once (any thread, any number of times) and returns its symbols.
+ * A library that cannot be loaded or lacks a symbol ends the process with
+ * a one-line message and exit status 1, as the dynamic loader would have
+ * refused to start it. */
+void *const *udfb_lazylib_syms(struct udfb_lazylib *l);
+
+#endif
