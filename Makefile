@@ -7,11 +7,13 @@ CC ?= cc
 # The CLI's libraries; gRPC and libmicrohttpd are the service's alone, so a
 # CLI process does not load them (gRPC is 54 of 95 libraries, most of a
 # short command's start-up: docs/architecture.md, "Two executables").  The
-# CLI loads libcurl and libxml2 on first use (cmd/lazylib.h) and has
-# libarchive linked in, without the libxml2 and ICU its shared library needs.
-CLI_PKGS := jansson openssl zlib libprotobuf-c libdeflate yaml-0.1 libzip
-LAZY_PKGS := libcurl libxml-2.0
-PKGS := $(CLI_PKGS) libarchive $(LAZY_PKGS) grpc libmicrohttpd
+# CLI loads libcurl, libxml2 and libzip on first use (cmd/lazylib.h) and has
+# libarchive and libcrypto linked in: without the libxml2 and ICU the shared
+# libarchive needs, and with the SHA-256 code alone of libcrypto.
+CLI_PKGS := jansson zlib libprotobuf-c libdeflate yaml-0.1
+CLI_STATIC_PKGS := libarchive libcrypto
+LAZY_PKGS := libcurl libxml-2.0 libzip
+PKGS := $(CLI_PKGS) $(CLI_STATIC_PKGS) $(LAZY_PKGS) grpc libmicrohttpd
 SANITIZE ?= 0
 
 ifeq ($(SANITIZE),1)
@@ -34,9 +36,11 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	  -fno-strict-aliasing $(SANFLAGS) $(INCLUDES) $(shell pkg-config --cflags $(PKGS))
 LDLIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
-ARCHIVE_STATIC := -Wl,-Bstatic -larchive -Wl,-Bdynamic \
-	$(filter-out -larchive -lxml2,$(shell pkg-config --static --libs libarchive))
-CLI_LDLIBS := -Wl,--as-needed,--gc-sections $(ARCHIVE_STATIC) $(shell pkg-config --libs $(CLI_PKGS)) -ldl -lpthread
+# The static libraries' own dependencies stay shared (libxml2 is needed only
+# by libarchive's xar code, which --gc-sections drops).
+CLI_STATIC := -Wl,-Bstatic -larchive -lcrypto -Wl,-Bdynamic \
+	$(filter-out -larchive -lcrypto -lxml2,$(shell pkg-config --static --libs $(CLI_STATIC_PKGS)))
+CLI_LDLIBS := -Wl,--as-needed,--gc-sections $(CLI_STATIC) $(shell pkg-config --libs $(CLI_PKGS)) -ldl -lpthread
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC := $(wildcard $(addsuffix /*.c,$(MODULES)))

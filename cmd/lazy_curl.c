@@ -7,37 +7,37 @@
 #include "cmd/lazylib.h"
 
 /* Each function as (return type, name, parameters, arguments). */
-#define CURL_FUNCS(X)                                                                                              \
-	X(CURLcode, curl_global_init, (long flags), (flags))                                                       \
-	X(CURL *, curl_easy_init, (void), ())                                                                      \
-	X(CURLcode, curl_easy_perform, (CURL * c), (c))                                                            \
-	X(const char *, curl_easy_strerror, (CURLcode rc), (rc))                                                   \
-	X(char *, curl_easy_escape, (CURL * c, const char *s, int len), (c, s, len))                               \
-	X(CURLHcode, curl_easy_header,                                                                             \
-	  (CURL * c, const char *name, size_t index, unsigned int origin, int request, struct curl_header **out),  \
-	  (c, name, index, origin, request, out))                                                                  \
-	X(struct curl_slist *, curl_slist_append, (struct curl_slist * l, const char *s), (l, s))                  \
-	X(CURLM *, curl_multi_init, (void), ())                                                                    \
-	X(CURLMcode, curl_multi_add_handle, (CURLM * m, CURL * c), (m, c))                                         \
-	X(CURLMcode, curl_multi_remove_handle, (CURLM * m, CURL * c), (m, c))                                      \
-	X(CURLMcode, curl_multi_perform, (CURLM * m, int *running), (m, running))                                  \
-	X(CURLMcode, curl_multi_poll, (CURLM * m, struct curl_waitfd * fds, unsigned int n, int ms, int *ret),     \
-	  (m, fds, n, ms, ret))                                                                                    \
-	X(CURLMsg *, curl_multi_info_read, (CURLM * m, int *left), (m, left))                                      \
-	X(CURLMcode, curl_multi_cleanup, (CURLM * m), (m))                                                         \
-	X(CURLU *, curl_url, (void), ())                                                                           \
-	X(CURLU *, curl_url_dup, (CURLU * u), (u))                                                                 \
-	X(CURLUcode, curl_url_get, (CURLU * u, CURLUPart what, char **part, unsigned int flags),                   \
-	  (u, what, part, flags))                                                                                  \
-	X(CURLUcode, curl_url_set, (CURLU * u, CURLUPart what, const char *part, unsigned int flags),              \
-	  (u, what, part, flags))                                                                                  \
+#define CURL_FUNCS(X)                                                                                             \
+	X(CURLcode, curl_global_init, (long flags), (flags))                                                      \
+	X(CURL *, curl_easy_init, (void), ())                                                                     \
+	X(CURLcode, curl_easy_perform, (CURL * c), (c))                                                           \
+	X(const char *, curl_easy_strerror, (CURLcode rc), (rc))                                                  \
+	X(char *, curl_easy_escape, (CURL * c, const char *s, int len), (c, s, len))                              \
+	X(CURLHcode, curl_easy_header,                                                                            \
+	  (CURL * c, const char *name, size_t index, unsigned int origin, int request, struct curl_header **out), \
+	  (c, name, index, origin, request, out))                                                                 \
+	X(struct curl_slist *, curl_slist_append, (struct curl_slist * l, const char *s), (l, s))                 \
+	X(CURLM *, curl_multi_init, (void), ())                                                                   \
+	X(CURLMcode, curl_multi_add_handle, (CURLM * m, CURL * c), (m, c))                                        \
+	X(CURLMcode, curl_multi_remove_handle, (CURLM * m, CURL * c), (m, c))                                     \
+	X(CURLMcode, curl_multi_perform, (CURLM * m, int *running), (m, running))                                 \
+	X(CURLMcode, curl_multi_poll, (CURLM * m, struct curl_waitfd * fds, unsigned int n, int ms, int *ret),    \
+	  (m, fds, n, ms, ret))                                                                                   \
+	X(CURLMsg *, curl_multi_info_read, (CURLM * m, int *left), (m, left))                                     \
+	X(CURLMcode, curl_multi_cleanup, (CURLM * m), (m))                                                        \
+	X(CURLU *, curl_url, (void), ())                                                                          \
+	X(CURLU *, curl_url_dup, (CURLU * u), (u))                                                                \
+	X(CURLUcode, curl_url_get, (CURLU * u, CURLUPart what, char **part, unsigned int flags),                  \
+	  (u, what, part, flags))                                                                                 \
+	X(CURLUcode, curl_url_set, (CURLU * u, CURLUPart what, const char *part, unsigned int flags),             \
+	  (u, what, part, flags))                                                                                 \
 	X(const char *, curl_url_strerror, (CURLUcode rc), (rc))
-#define CURL_VOID_FUNCS(X)                                                                                         \
-	X(void, curl_global_cleanup, (void), ())                                                                   \
-	X(void, curl_easy_cleanup, (CURL * c), (c))                                                                \
-	X(void, curl_easy_reset, (CURL * c), (c))                                                                  \
-	X(void, curl_free, (void *p), (p))                                                                         \
-	X(void, curl_slist_free_all, (struct curl_slist * l), (l))                                                 \
+#define CURL_VOID_FUNCS(X)                                         \
+	X(void, curl_global_cleanup, (void), ())                   \
+	X(void, curl_easy_cleanup, (CURL * c), (c))                \
+	X(void, curl_easy_reset, (CURL * c), (c))                  \
+	X(void, curl_free, (void *p), (p))                         \
+	X(void, curl_slist_free_all, (struct curl_slist * l), (l)) \
 	X(void, curl_url_cleanup, (CURLU * u), (u))
 
 #define SYM_ENUM(ret, name, params, args) SYM_##name,
@@ -48,17 +48,17 @@ static const char *const names[] = { CURL_FUNCS(SYM_NAME) CURL_VOID_FUNCS(SYM_NA
 static void *syms[N_SYMS];
 static struct udfb_lazylib curl = { "libcurl.so.4", names, syms, PTHREAD_ONCE_INIT };
 
-#define FORWARD(ret, name, params, args)                                                                           \
-	ret name params                                                                                            \
-	{                                                                                                          \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&curl)[SYM_##name];                             \
-		return fn args;                                                                                    \
+#define FORWARD(ret, name, params, args)                                               \
+	ret name params                                                                \
+	{                                                                              \
+		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&curl)[SYM_##name]; \
+		return fn args;                                                        \
 	}
-#define FORWARD_VOID(ret, name, params, args)                                                                      \
-	ret name params                                                                                            \
-	{                                                                                                          \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&curl)[SYM_##name];                             \
-		fn args;                                                                                           \
+#define FORWARD_VOID(ret, name, params, args)                                          \
+	ret name params                                                                \
+	{                                                                              \
+		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&curl)[SYM_##name]; \
+		fn args;                                                               \
 	}
 CURL_FUNCS(FORWARD)
 CURL_VOID_FUNCS(FORWARD_VOID)
@@ -90,8 +90,8 @@ CURLcode curl_easy_setopt(CURL *c, CURLoption opt, ...)
 /* Every CURLINFO takes one pointer. */
 CURLcode curl_easy_getinfo(CURL *c, CURLINFO info, ...)
 {
-	CURLcode (*fn)(CURL *, CURLINFO, ...) = (CURLcode(*)(CURL *, CURLINFO, ...))
-		udfb_lazylib_syms(&curl)[SYM_curl_easy_getinfo];
+	CURLcode (*fn)(CURL *, CURLINFO, ...) =
+		(CURLcode(*)(CURL *, CURLINFO, ...))udfb_lazylib_syms(&curl)[SYM_curl_easy_getinfo];
 	va_list ap;
 	va_start(ap, info);
 	void *p = va_arg(ap, void *);

@@ -7,18 +7,18 @@
 #include "cmd/lazylib.h"
 
 /* Each function as (return type, name, parameters, arguments). */
-#define XML_FUNCS(X)                                                                                               \
-	X(xmlChar *, xmlGetProp, (const xmlNode *node, const xmlChar *name), (node, name))                         \
-	X(xmlAttrPtr, xmlHasProp, (const xmlNode *node, const xmlChar *name), (node, name))                        \
-	X(xmlChar *, xmlNodeGetContent, (const xmlNode *cur), (cur))                                               \
-	X(int, xmlStrcasecmp, (const xmlChar *a, const xmlChar *b), (a, b))                                        \
-	X(htmlParserCtxtPtr, htmlNewParserCtxt, (void), ())                                                        \
-	X(htmlDocPtr, htmlCtxtReadMemory,                                                                          \
+#define XML_FUNCS(X)                                                                                                 \
+	X(xmlChar *, xmlGetProp, (const xmlNode *node, const xmlChar *name), (node, name))                           \
+	X(xmlAttrPtr, xmlHasProp, (const xmlNode *node, const xmlChar *name), (node, name))                          \
+	X(xmlChar *, xmlNodeGetContent, (const xmlNode *cur), (cur))                                                 \
+	X(int, xmlStrcasecmp, (const xmlChar *a, const xmlChar *b), (a, b))                                          \
+	X(htmlParserCtxtPtr, htmlNewParserCtxt, (void), ())                                                          \
+	X(htmlDocPtr, htmlCtxtReadMemory,                                                                            \
 	  (xmlParserCtxtPtr ctxt, const char *buffer, int size, const char *url, const char *encoding, int options), \
 	  (ctxt, buffer, size, url, encoding, options))
-#define XML_VOID_FUNCS(X)                                                                                          \
-	X(void, xmlInitParser, (void), ())                                                                         \
-	X(void, xmlFreeDoc, (xmlDocPtr cur), (cur))                                                                \
+#define XML_VOID_FUNCS(X)                           \
+	X(void, xmlInitParser, (void), ())          \
+	X(void, xmlFreeDoc, (xmlDocPtr cur), (cur)) \
 	X(void, htmlFreeParserCtxt, (htmlParserCtxtPtr ctxt), (ctxt))
 
 #define SYM_ENUM(ret, name, params, args) SYM_##name,
@@ -28,17 +28,17 @@ static const char *const names[] = { XML_FUNCS(SYM_NAME) XML_VOID_FUNCS(SYM_NAME
 static void *syms[N_SYMS];
 static struct udfb_lazylib xml = { "libxml2.so.2", names, syms, PTHREAD_ONCE_INIT };
 
-#define FORWARD(ret, name, params, args)                                                                           \
-	ret name params                                                                                            \
-	{                                                                                                          \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&xml)[SYM_##name];                              \
-		return fn args;                                                                                    \
+#define FORWARD(ret, name, params, args)                                              \
+	ret name params                                                               \
+	{                                                                             \
+		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&xml)[SYM_##name]; \
+		return fn args;                                                       \
 	}
-#define FORWARD_VOID(ret, name, params, args)                                                                      \
-	ret name params                                                                                            \
-	{                                                                                                          \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&xml)[SYM_##name];                              \
-		fn args;                                                                                           \
+#define FORWARD_VOID(ret, name, params, args)                                         \
+	ret name params                                                               \
+	{                                                                             \
+		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&xml)[SYM_##name]; \
+		fn args;                                                              \
 	}
 XML_FUNCS(FORWARD)
 XML_VOID_FUNCS(FORWARD_VOID)

@@ -1,11 +1,12 @@
 /* Libraries the CLI loads on first use, not at start.
  *
  * Debian's libcurl brings 30 shared libraries (TLS, Kerberos, LDAP, RTMP,
- * SSH) and libxml2 brings ICU and libstdc++; mapping and relocating them is
- * most of a short command's run (udf-builder version: 26 ms with them, 8 ms
- * without, on a machine where a page fault costs ~40 us).  Most commands
- * never talk HTTP nor read an HTML index, so cmd/lazy_curl.c and
- * cmd/lazy_xml.c define the functions the library calls under their own
+ * SSH), libxml2 brings ICU and libstdc++, libzip the shared libcrypto;
+ * mapping and relocating them was most of a short command's run
+ * (udf-builder version: 26 ms with them, 4.4 ms without, on a machine where
+ * a page fault costs ~40 us).  Most commands never talk HTTP, read an HTML
+ * index or unpack a wheel, so cmd/lazy_curl.c, cmd/lazy_xml.c and
+ * cmd/lazy_zip.c define the functions the library calls under their own
  * names and resolve the real ones with dlopen() on the first call.  Only the
  * CLI links them; udf-builder-serve and the tests link the libraries as
  * usual (docs/architecture.md, "Two executables"). */

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The CLI loads libcurl and libxml2 on first use (cmd/lazylib.h) and has
-# libarchive linked in: a command that talks no HTTP and reads no HTML
-# index maps neither library (nor libarchive's libxml2 and ICU), read from
-# the process's own system calls (strace); one that does loads them and
-# works; and with libcurl unloadable (an empty file bound over it in a
+# The CLI loads libcurl, libxml2 and libzip on first use (cmd/lazylib.h)
+# and has libarchive and libcrypto linked in: a command that talks no HTTP,
+# reads no HTML index and unpacks no wheel maps none of them (nor
+# libarchive's libxml2 and ICU, nor the shared libcrypto), read from the
+# process's own system calls (strace); one that does loads them and works;
+# and with libcurl unloadable (an empty file bound over it in a
 # mount namespace of the test's own) a build without imports still works
 # while one with an import fails with a one-line message.
 set -u
@@ -38,34 +39,37 @@ PY
 }
 
 # traced NAME CMD...: runs CMD under strace, its files opened in $work/NAME.trace
+# (LeakSanitizer cannot run under ptrace)
 traced() {
 	local name=$1
 	shift
-	strace -f -qq -e trace=openat -o "$work/$name.trace" "$@" >"$work/$name.out" 2>"$work/$name.err"
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq -e trace=openat -o "$work/$name.trace" "$@" >"$work/$name.out" 2>"$work/$name.err"
 }
 opened() { grep -q "\"[^\"]*/$2[^\"]*\", O_RDONLY" "$work/$1.trace"; }
 
 needed=$(readelf -d "$bin" | awk '/NEEDED/ {print $NF}' | tr -d '[]' | tr '\n' ' ')
 case "$needed" in
-*libcurl* | *libxml2* | *libarchive* | *libgrpc* | *libicu*) not_ok "the CLI links none of libcurl, libxml2, libarchive, gRPC: $needed" ;;
-*) ok "the CLI links none of libcurl, libxml2, libarchive, gRPC (${needed% })" ;;
+*libcurl* | *libxml2* | *libzip* | *libarchive* | *libcrypto* | *libgrpc* | *libicu*)
+	not_ok "the CLI links none of libcurl, libxml2, libzip, libarchive, libcrypto, gRPC: $needed" ;;
+*) ok "the CLI links none of libcurl, libxml2, libzip, libarchive, libcrypto, gRPC (${needed% })" ;;
 esac
 
 traced version "$bin" version
 check "version runs" grep -q "^udf-builder " "$work/version.out"
-check "version loads neither libcurl nor libxml2" bash -c "! grep -q 'libcurl\|libxml2\|libicu' '$work/version.trace'"
+lazy='libcurl\|libxml2\|libicu\|libzip\|libcrypto'
+check "version loads none of libcurl, libxml2, libzip, libcrypto" bash -c "! grep -q '$lazy' '$work/version.trace'"
 
 request "$work/plain.json" 1 0 0
 store="$work/store"
 traced plain "$bin" build "$work/plain.json" --base "$base" --dest "oci:$work/out:a" --store "$store"
 check "a build without imports or packages succeeds" grep -q '"manifest_digest"' "$work/plain.out"
-check "... and loads neither libcurl nor libxml2" bash -c "! grep -q 'libcurl\|libxml2\|libicu' '$work/plain.trace'"
+check "... and loads none of them" bash -c "! grep -q '$lazy' '$work/plain.trace'"
 
 request "$work/imp.json" 2 1 0
 traced imp "$bin" build "$work/imp.json" --base "$base" --dest "oci:$work/out:b" --store "$store"
 check "a build with an HTTP import succeeds" grep -q '"manifest_digest"' "$work/imp.out"
 check "... and loads libcurl on the way" opened imp libcurl.so.4
-check "... but not libxml2" bash -c "! grep -q libxml2 '$work/imp.trace'"
+check "... but not libxml2 nor libzip" bash -c "! grep -q 'libxml2\|libzip' '$work/imp.trace'"
 
 mkdir -p "$work/wheels"
 /usr/bin/python3 tests/lib/wheels.py big "$work/wheels" --mb 1 --files 4 >/dev/null
@@ -78,6 +82,7 @@ traced pkg "$bin" build "$work/pkg.json" --base "$base" --dest "oci:$work/out:c"
 	--index-url "http://127.0.0.1:$idx_port/simple"
 check "a build with a package from an HTML index succeeds" grep -q '"manifest_digest"' "$work/pkg.out"
 check "... and loads libxml2 for the page" opened pkg libxml2.so.2
+check "... and libzip for the wheel" opened pkg libzip.so.4
 
 curl_so=$(/usr/bin/python3 -c 'import ctypes.util, os, sys
 for d in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib"):
