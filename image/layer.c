@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/arena.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "image/gzsplice.h"
@@ -37,6 +38,9 @@ struct entry {
 	char *raw;
 	long long raw_offset, raw_len;
 	uint32_t crc;
+	/* A splice from memory (udfb_layer_add_bytes_spliced): raw_len bytes,
+	 * borrowed; NULL: none. */
+	const void *raw_mem;
 };
 
 struct udfb_layer_writer {
@@ -50,6 +54,9 @@ struct udfb_layer_writer {
 	 * change to the entries. */
 	unsigned char *tar;
 	size_t tar_len;
+	/* Arenas whose bytes entries borrow (udfb_layer_writer_keep). */
+	struct udfb_arena *kept;
+	size_t n_kept;
 };
 
 static void drop_tar(struct udfb_layer_writer *w)
@@ -201,6 +208,25 @@ int udfb_layer_add_file_spliced(struct udfb_layer_writer *w, const char *path, c
 	return 0;
 }
 
+int udfb_layer_add_bytes_spliced(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
+				 int executable, const void *raw, size_t raw_len, uint32_t crc32, struct udfb_err *err)
+{
+	if (udfb_layer_add_bytes(w, path, data, len, executable, err) < 0)
+		return -1;
+	struct entry *e = &w->v[w->n - 1];
+	e->raw_mem = raw;
+	e->raw_len = (long long)raw_len;
+	e->crc = crc32;
+	return 0;
+}
+
+void udfb_layer_writer_keep(struct udfb_layer_writer *w, struct udfb_arena *a)
+{
+	w->kept = udfb_realloc(w->kept, (w->n_kept + 1) * sizeof(*w->kept));
+	w->kept[w->n_kept++] = *a;
+	memset(a, 0, sizeof(*a));
+}
+
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
 {
 	if (find(w, path))
@@ -234,6 +260,9 @@ void udfb_layer_writer_free(struct udfb_layer_writer *w)
 	free(w->v);
 	udfb_strmap_free(&w->index);
 	drop_tar(w);
+	for (size_t k = 0; k < w->n_kept; k++)
+		udfb_arena_free(&w->kept[k]);
+	free(w->kept);
 	free(w);
 }
 
@@ -432,15 +461,20 @@ static int src_open(struct src_file *f, const struct entry *e, const char *path,
  * through the tar (hashed only): what was buffered is emitted first. */
 static int splice_entry(struct sink *s, const struct entry *e, struct src_file *raw, struct udfb_err *err)
 {
-	int fd = src_open(raw, e, e->raw, err);
-	if (fd < 0)
+	int fd = e->raw_mem ? -1 : src_open(raw, e, e->raw, err);
+	if (!e->raw_mem && fd < 0)
 		return -1;
 	if (udfb_pgzip_flush(s->gz) < 0)
 		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
 				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: compression failed");
-	if (udfb_gzsplice_member(sink_out, s, fd, e->raw_offset, e->raw_len, e->crc, e->size, e->path, err) < 0)
+	long long size = e->kind == ENTRY_BYTES ? (long long)e->len : e->size;
+	int rc = e->raw_mem
+			 ? udfb_gzsplice_member_mem(sink_out, s, e->raw_mem, (size_t)e->raw_len, e->crc, size, e->path,
+						    err)
+			 : udfb_gzsplice_member(sink_out, s, fd, e->raw_offset, e->raw_len, e->crc, size, e->path, err);
+	if (rc < 0)
 		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") : -1;
-	s->spliced_left = e->size;
+	s->spliced_left = size;
 	return 0;
 }
 
@@ -485,6 +519,8 @@ static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct 
 		if (hrc != ARCHIVE_OK)
 			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
 					  archive_error_string(a));
+		else if (e->kind == ENTRY_BYTES && e->raw_mem && s->gz && splice_entry(s, e, &raw, err) < 0)
+			rc = -1;
 		else if (e->kind == ENTRY_BYTES && e->len &&
 			 archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
 			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
@@ -593,7 +629,7 @@ static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer 
 	}
 	int spliced = 0;
 	for (size_t k = 0; k < w->n && !spliced; k++)
-		spliced = w->v[k].raw != NULL;
+		spliced = w->v[k].raw != NULL || w->v[k].raw_mem != NULL;
 	/* A spliced entry's member comes from its stream, not from the tar:
 	 * such a layer is written by a tar pass, never from a kept tar. */
 	if (rc == 0 && !s.keep_over && !spliced) {

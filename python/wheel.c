@@ -54,6 +54,7 @@ static int note_file(struct udfb_winst *in, struct archive_entry *e, const char 
 				    in->limit < UDFB_WHEEL_MAX_UNPACKED ? "what is left of packages-max-unpacked"
 									: "the limit per wheel");
 	in->total += f->size;
+	in->declared += f->size;
 	return 0;
 }
 
@@ -327,8 +328,26 @@ static int check_opts(const struct udfb_wheel_install_opts *o, struct udfb_err *
 	return 0;
 }
 
+/* One file from the packs in memory (which w owns by now). */
+static int add_mem(struct udfb_layer_writer *w, const char *full, const struct udfb_wfile *f, const unsigned char *pack,
+		   const unsigned char *raw, struct udfb_err *err)
+{
+	int exec = f->exec || f->script;
+	if (f->raw_len > 0)
+		return udfb_layer_add_bytes_spliced(w, full, pack + f->offset, (size_t)f->out_size, exec,
+						    raw + f->raw_offset, (size_t)f->raw_len, f->crc, err);
+	return udfb_layer_add_bytes(w, full, pack + f->offset, (size_t)f->out_size, exec, err);
+}
+
 static int add_to_layer(struct udfb_winst *in, struct udfb_layer_writer *w, struct udfb_err *err)
 {
+	/* The layer borrows the packs' bytes: w owns them from here on, even
+	 * when an add below fails. */
+	const unsigned char *pack = in->pack_mem.base, *raw = in->raw_mem.base;
+	if (in->mem) {
+		udfb_layer_writer_keep(w, &in->pack_mem);
+		udfb_layer_writer_keep(w, &in->raw_mem);
+	}
 	for (size_t pass = 0; pass < 2; pass++) {
 		struct udfb_wfile *v = pass ? in->gen : in->files;
 		size_t n = pass ? in->n_gen : in->n_files;
@@ -336,6 +355,11 @@ static int add_to_layer(struct udfb_winst *in, struct udfb_layer_writer *w, stru
 			if (!v[k].dest)
 				continue;
 			cleanup_free char *full = join3(in->o->target, "/", v[k].dest);
+			if (in->mem) {
+				if (add_mem(w, full, &v[k], pack, raw, err) < 0)
+					return -1;
+				continue;
+			}
 			struct udfb_layer_splice sp = { in->raw, v[k].raw_offset, v[k].raw_len, v[k].crc };
 			int exec = v[k].exec || v[k].script;
 			int rc = v[k].raw_len > 0 ? udfb_layer_add_file_spliced(w, full, in->pack, v[k].offset,
@@ -411,6 +435,8 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	free(in.ep_txt);
 	free(in.pack);
 	free(in.raw);
+	udfb_arena_free(&in.pack_mem);
+	udfb_arena_free(&in.raw_mem);
 	free(in.wbuf);
 	free(in.rawbuf);
 	free(in.outbuf);

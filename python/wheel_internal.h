@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/arena.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/hash.h"
@@ -43,7 +44,9 @@ struct udfb_wmap {
 	void *p;
 	size_t len;
 };
-int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err);
+/* populate: every page mapped now, in one go, for a reader of all of it
+ * (a fault per page costs more than reading it here). */
+int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct udfb_err *err);
 void udfb_wzip_unmap(struct udfb_wmap *m);
 
 struct udfb_wzip {
@@ -142,6 +145,12 @@ struct udfb_winst {
 	size_t wheel_len, record_len, ep_len;
 	struct udfb_record record;
 	struct udfb_entry_points eps;
+	/* mem: both packs in memory (arenas the layer writer takes), when the
+	 * wheel and its files fit in the options' mem_pack_max; else files. */
+	int mem;
+	struct udfb_arena pack_mem, raw_mem;
+	long long declared; /* the files' sizes as the zip declares them */
+	size_t file_len; /* the wheel file's bytes */
 	/* Every installed file's bytes, one after another, in one file under
 	 * o->tmpdir: the layer takes ranges of it. */
 	char *pack;

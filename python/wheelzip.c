@@ -15,7 +15,7 @@
 
 #define WZIP_BLOCK (64u << 10)
 
-int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err)
+int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct udfb_err *err)
 {
 	memset(m, 0, sizeof(*m));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -30,7 +30,7 @@ int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err)
 		close(fd);
 		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': not a zip file (too short)", path);
 	}
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
 	int e = errno;
 	close(fd);
 	if (p == MAP_FAILED)
@@ -62,7 +62,7 @@ int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err)
 	archive_read_support_format_zip_seekable(z->a);
 	/* From memory: the seekable reader's reads and seeks of every local
 	 * header are then copies, not system calls (two per entry). */
-	if (udfb_wzip_map(&z->map, path, err) < 0) {
+	if (udfb_wzip_map(&z->map, path, 0, err) < 0) {
 		udfb_wzip_close(z);
 		return -1;
 	}
