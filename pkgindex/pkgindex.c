@@ -284,7 +284,7 @@ static int from_source(struct udfb_pkgproject *out, int *known, struct udfb_pkgi
 {
 	if (s->url)
 		return fetch_page(out, known, ix, s, name, deadline_ms, err);
-	if (udfb_pkgindex_list_dir(out, s->dir, name, err) < 0)
+	if (udfb_pkgindex_list_dir(out, s->dir, name, ix->tmpdir, ix->fetch->max_import_bytes, err) < 0)
 		return -1;
 	*known = out->n_files > 0;
 	return 0;

@@ -37,20 +37,6 @@ char *udfb_pkgindex_cached(const char *cache_dir, const char *sha256)
 	return NULL;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* A local file copied into tmpdir while hashed: what gets cached is
  * exactly what was hashed, whatever happens to the original later. */
 static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, const struct udfb_pkgfile *f,
@@ -69,7 +55,7 @@ static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, 
 	while ((n = read(in, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || write_all(fd, buf, (size_t)n) < 0) {
+		if (n < 0 || udfb_pkgindex_write_all(fd, buf, (size_t)n) < 0) {
 			udfb_sha256_free(h);
 			return udfb_err_sys(err, errno, "%s: copy %s", f->filename, f->path);
 		}
@@ -82,6 +68,23 @@ static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, 
 	}
 	udfb_sha256_final(h, out->digest);
 	return udfb_fsync_fd(fd, f->filename, err);
+}
+
+/* The copy made when the file was listed (pkgindex_local.c), hashed as
+ * it was written: synced here (its writeback started then), the download
+ * without reading the file again.  1 when taken, 0 when it is gone. */
+static int listed_copy(struct udfb_fetched *out, const struct udfb_pkgfile *f, struct udfb_err *err)
+{
+	if (!f->copy || strcmp(f->copy_sha256, f->sha256) != 0)
+		return 0;
+	cleanup_close int fd = open(f->copy, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0; /* moved into the cache already, and the cache lost it */
+	out->path = udfb_strdup(f->copy);
+	out->owned = 1;
+	out->size = f->size;
+	snprintf(out->digest, sizeof(out->digest), "sha256:%s", f->copy_sha256);
+	return udfb_fsync_fd(fd, f->filename, err) < 0 ? -1 : 1;
 }
 
 static int get_file(struct udfb_fetched *out, const struct udfb_pkgindex *ix, const char *name, const char *url,
@@ -134,7 +137,9 @@ int udfb_pkgindex_download(char **path, struct udfb_pkgindex *ix, const struct u
 	}
 	struct udfb_fetched got = { 0 };
 	int rc;
-	if (f->path)
+	if (f->path && (rc = listed_copy(&got, f, err)) != 0)
+		rc = rc < 0 ? -1 : 0;
+	else if (f->path)
 		rc = copy_local(&got, ix, f, err);
 	else if (f->url)
 		rc = get_file(&got, ix, f->filename, f->url, 0, deadline_ms, err);
