@@ -23,29 +23,30 @@ static int refuse(struct udfb_winst *in, const char *entry, const char *why, str
 }
 
 /* Keep the dist-info files the plan needs, bounded. */
-static int keep_distinfo_file(struct udfb_winst *in, struct udfb_wzip *z, const char *name, size_t dl,
+static int keep_distinfo_file(struct udfb_winst *in, struct udfb_wzip *z, const struct udfb_wentry *e, size_t dl,
 			      struct udfb_err *err)
 {
-	const char *rest = name + dl + 1;
+	const char *rest = e->name + dl + 1;
 	if (strcmp(rest, "WHEEL") == 0 && !in->wheel_txt)
-		return udfb_wzip_read_small(z, &in->wheel_txt, &in->wheel_len, WHEEL_MAX_WHEEL_FILE, name, err);
+		return udfb_wzip_read_small(z, e, &in->wheel_txt, &in->wheel_len, WHEEL_MAX_WHEEL_FILE, err);
 	if (strcmp(rest, "RECORD") == 0 && !in->record_txt)
-		return udfb_wzip_read_small(z, &in->record_txt, &in->record_len, WHEEL_MAX_RECORD, name, err);
+		return udfb_wzip_read_small(z, e, &in->record_txt, &in->record_len, WHEEL_MAX_RECORD, err);
 	if (strcmp(rest, "entry_points.txt") == 0 && !in->ep_txt)
-		return udfb_wzip_read_small(z, &in->ep_txt, &in->ep_len, WHEEL_MAX_ENTRY_POINTS, name, err);
+		return udfb_wzip_read_small(z, e, &in->ep_txt, &in->ep_len, WHEEL_MAX_ENTRY_POINTS, err);
 	return 0;
 }
 
-static int note_file(struct udfb_winst *in, struct archive_entry *e, const char *name, struct udfb_err *err)
+static int note_file(struct udfb_winst *in, const struct udfb_wentry *e, struct udfb_err *err)
 {
+	const char *name = e->name;
 	if ((in->n_files & (in->n_files - 1)) == 0)
 		in->files = udfb_realloc(in->files, (in->n_files ? 2 * in->n_files : 1) * sizeof(*in->files));
 	struct udfb_wfile *f = &in->files[in->n_files++];
 	memset(f, 0, sizeof(*f));
 	f->zipname = udfb_strdup(name);
-	f->size = archive_entry_size(e);
+	f->size = e->size;
 	/* pip: a regular file with any x bit in the zip's unix mode. */
-	f->exec = (archive_entry_perm(e) & 0111) != 0;
+	f->exec = (e->perm & 0111) != 0;
 	if (!udfb_strmap_put(&in->by_zip, f->zipname, in->n_files - 1))
 		return refuse(in, name, "listed twice in the zip", err);
 	if (f->size < 0 || f->size > in->limit - in->total)
@@ -63,17 +64,15 @@ static int scan(struct udfb_winst *in, struct udfb_err *err)
 	struct udfb_wzip z;
 	if (udfb_wzip_open(&z, in->path, err) < 0)
 		return -1;
-	struct archive_entry *e;
-	const char *name;
-	int is_dir, rc;
-	while ((rc = udfb_wzip_next(&z, &e, &name, &is_dir, err)) == 1) {
-		size_t dl = udfb_wheel_distinfo_len(name);
-		if (dl && (rc = udfb_wheel_note_distinfo(in->path, &in->distinfo, name, dl, err)) < 0)
+	struct udfb_wentry e;
+	int rc;
+	while ((rc = udfb_wzip_next(&z, &e, err)) == 1) {
+		size_t dl = udfb_wheel_distinfo_len(e.name);
+		if (dl && (rc = udfb_wheel_note_distinfo(in->path, &in->distinfo, e.name, dl, err)) < 0)
 			break;
-		if (is_dir)
+		if (e.is_dir)
 			continue; /* pip makes directories for files only */
-		if ((rc = note_file(in, e, name, err)) < 0 ||
-		    (dl && (rc = keep_distinfo_file(in, &z, name, dl, err)) < 0))
+		if ((rc = note_file(in, &e, err)) < 0 || (dl && (rc = keep_distinfo_file(in, &z, &e, dl, err)) < 0))
 			break;
 	}
 	udfb_wzip_close(&z);
