@@ -117,6 +117,7 @@ void udfb_pkgindex_free(struct udfb_pkgindex *ix)
 {
 	if (!ix)
 		return;
+	udfb_pkgindex_commit(ix);
 	for (size_t k = 0; k < ix->n_src; k++) {
 		free(ix->src[k].url);
 		free(ix->src[k].dir);

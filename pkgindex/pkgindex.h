@@ -96,9 +96,10 @@ int udfb_pkgindex_project(const struct udfb_pkgproject **out, struct udfb_pkgind
 /* The file, from the content cache or downloaded into it, its sha256
  * (and size, when given) checked (a file without one is hashed and cached under what it hashed
  * to).  A cached file is not hashed again.  A local directory's file is
- * copied into the cache too (hashed as it is copied: the copy made when it
- * was listed, synced and renamed, else a new one), so what the path holds
- * cannot change afterwards.  A mismatch is UDFB_E_INVALID
+ * copied into the cache too (hashed as it is copied), so what the path
+ * holds cannot change afterwards: the copy made when it was listed is the
+ * path, synced and renamed into the cache by udfb_pkgindex_free (that
+ * path is valid until then; a copy made here is cached at once).  A mismatch is UDFB_E_INVALID
  * "<file name>: sha256 mismatch (index says X, got Y)".  *path is malloc'd
  * and stays valid while the cache does. */
 int udfb_pkgindex_download(char **path, struct udfb_pkgindex *ix, const struct udfb_pkgfile *f, long long deadline_ms,

@@ -14,6 +14,7 @@
 #include "fetch/fetch.h"
 #include "common/alloc.h"
 #include "common/fsutil.h"
+#include "common/log.h"
 #include "pkgindex/pkgindex_internal.h"
 #include "python/wheel.h"
 
@@ -71,20 +72,50 @@ static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, 
 }
 
 /* The copy made when the file was listed (pkgindex_local.c), hashed as
- * it was written: synced here (its writeback started then), the download
- * without reading the file again.  1 when taken, 0 when it is gone. */
-static int listed_copy(struct udfb_fetched *out, const struct udfb_pkgfile *f, struct udfb_err *err)
+ * it was written, is the download: nothing read again.  It goes into the
+ * cache when the index is freed (udfb_pkgindex_commit), synced then: its
+ * writeback started when it was written, so by the end of a build the
+ * sync costs next to nothing, where here it would wait for the disk.
+ * 1 with *path, 0 when there is no such copy (or it is gone). */
+static int listed_copy(char **path, struct udfb_pkgindex *ix, const struct udfb_pkgfile *f)
 {
-	if (!f->copy || strcmp(f->copy_sha256, f->sha256) != 0)
+	if (!f->copy || strcmp(f->copy_sha256, f->sha256) != 0 || !cached(f->copy))
 		return 0;
-	cleanup_close int fd = open(f->copy, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0; /* moved into the cache already, and the cache lost it */
-	out->path = udfb_strdup(f->copy);
-	out->owned = 1;
-	out->size = f->size;
-	snprintf(out->digest, sizeof(out->digest), "sha256:%s", f->copy_sha256);
-	return udfb_fsync_fd(fd, f->filename, err) < 0 ? -1 : 1;
+	size_t k = 0;
+	while (k < ix->n_pending && strcmp(ix->pending[k].sha256, f->sha256) != 0)
+		k++;
+	if (k == ix->n_pending) {
+		ix->pending = udfb_realloc(ix->pending, (ix->n_pending + 1) * sizeof(*ix->pending));
+		ix->pending[k].copy = udfb_strdup(f->copy);
+		memcpy(ix->pending[k].sha256, f->sha256, 65);
+		ix->n_pending++;
+	}
+	*path = udfb_strdup(ix->pending[k].copy);
+	return 1;
+}
+
+/* One pending copy synced and named in the cache; a failure costs the
+ * cache an entry, not the build its wheel (which it has read by now). */
+static void commit_one(const struct udfb_pkgindex *ix, const struct pkgpending *p)
+{
+	cleanup_free char *dst = blob_path(ix->cache_dir, p->sha256);
+	struct udfb_err err = UDFB_ERR_INIT;
+	cleanup_close int fd = open(p->copy, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || udfb_fsync_fd(fd, p->copy, &err) < 0 ||
+	    (rename(p->copy, dst) < 0 && (errno != EXDEV || udfb_link_or_copy(p->copy, dst, &err) < 0)))
+		udfb_warn("package cache: %s not kept: %s", p->sha256, err.msg ? err.msg : strerror(errno));
+	udfb_err_clear(&err);
+}
+
+void udfb_pkgindex_commit(struct udfb_pkgindex *ix)
+{
+	for (size_t k = 0; k < ix->n_pending; k++) {
+		commit_one(ix, &ix->pending[k]);
+		free(ix->pending[k].copy);
+	}
+	free(ix->pending);
+	ix->pending = NULL;
+	ix->n_pending = 0;
 }
 
 static int get_file(struct udfb_fetched *out, const struct udfb_pkgindex *ix, const char *name, const char *url,
@@ -135,11 +166,11 @@ int udfb_pkgindex_download(char **path, struct udfb_pkgindex *ix, const struct u
 			return 0;
 		}
 	}
+	if (f->path && listed_copy(path, ix, f))
+		return 0;
 	struct udfb_fetched got = { 0 };
 	int rc;
-	if (f->path && (rc = listed_copy(&got, f, err)) != 0)
-		rc = rc < 0 ? -1 : 0;
-	else if (f->path)
+	if (f->path)
 		rc = copy_local(&got, ix, f, err);
 	else if (f->url)
 		rc = get_file(&got, ix, f->filename, f->url, 0, deadline_ms, err);

@@ -70,7 +70,17 @@ struct udfb_pkgindex {
 	char *tmpdir, *cache_dir;
 	struct pkgknown **known; /* pointers: what callers hold stays put */
 	size_t n_known;
+	/* Listed copies of local files handed out by downloads: synced and
+	 * renamed into the cache by udfb_pkgindex_free (pkgindex_download.c). */
+	struct pkgpending {
+		char *copy;
+		char sha256[65];
+	} * pending;
+	size_t n_pending;
 };
+
+/* The pending copies into the cache (udfb_pkgindex_free's first step). */
+void udfb_pkgindex_commit(struct udfb_pkgindex *ix);
 
 struct udfb_fetch_item;
 /* One item through the import fetcher within max_bytes (0: the fetch
