@@ -228,6 +228,14 @@ void udfb_layer_writer_keep(struct udfb_layer_writer *w, struct udfb_arena *a)
 	memset(a, 0, sizeof(*a));
 }
 
+size_t udfb_layer_writer_kept(const struct udfb_layer_writer *w)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < w->n_kept; k++)
+		n += w->kept[k].len;
+	return n;
+}
+
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
 {
 	if (find(w, path))

@@ -63,6 +63,8 @@ int udfb_layer_add_bytes_spliced(struct udfb_layer_writer *w, const char *path, 
  * when freed; *a is left empty. */
 struct udfb_arena;
 void udfb_layer_writer_keep(struct udfb_layer_writer *w, struct udfb_arena *a);
+/* The bytes in use of the arenas w keeps: what its entries hold in memory. */
+size_t udfb_layer_writer_kept(const struct udfb_layer_writer *w);
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
 /* A symbolic link to target (borrowed until the layer is written). */
 int udfb_layer_add_symlink(struct udfb_layer_writer *w, const char *path, const char *target, struct udfb_err *err);

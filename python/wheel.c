@@ -405,6 +405,8 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	struct udfb_winst in = { .path = path, .o = o, .pack_fd = -1, .raw_fd = -1 };
 	in.limit = o->max_unpacked > 0 && o->max_unpacked < UDFB_WHEEL_MAX_UNPACKED ? o->max_unpacked
 										    : UDFB_WHEEL_MAX_UNPACKED;
+	/* One limit for all the wheels of a layer (a group layer holds many). */
+	in.kept = (long long)udfb_layer_writer_kept(w);
 	udfb_strmap_init(&in.by_zip);
 	udfb_strmap_init(&in.by_dest);
 	udfb_strmap_init(&in.eps.names);

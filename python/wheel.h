@@ -90,7 +90,8 @@ struct udfb_wheel_install_opts {
 	/* CLOCK_MONOTONIC milliseconds past which unpacking stops (what is left
 	 * of a build's packages-max-unpack-ms); 0: no limit. */
 	long long deadline_ms;
-	/* The most bytes (the wheel's size plus its files' declared sizes) for
+	/* The most bytes (the wheel's size plus its files' declared sizes, plus
+	 * what the layer writer holds in memory already for other wheels) for
 	 * which the packs below are kept in memory instead of two files: 0 for
 	 * UDFB_WHEEL_MEM_PACK_MAX, < 0 never. */
 	long long mem_pack_max;

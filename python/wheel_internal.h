@@ -157,6 +157,7 @@ struct udfb_winst {
 	int mem;
 	struct udfb_arena pack_mem, raw_mem;
 	long long declared; /* the files' sizes as the zip declares them */
+	long long kept; /* memory the layer writer holds already (other wheels' packs) */
 	size_t file_len; /* the wheel file's bytes */
 	/* Every installed file's bytes, one after another, in one file under
 	 * o->tmpdir: the layer takes ranges of it. */

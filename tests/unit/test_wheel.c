@@ -734,6 +734,30 @@ static void test_mem_pack(void)
 		      "  the same layer as with files (%s)", l.digest);
 		udfb_layer_clear(&l);
 	}
+	/* One limit for a layer's wheels: a second wheel into the same writer
+	 * goes to files once the first holds most of it. */
+	static const struct wf other[] = { { "other_pkg/__init__.py", "x = 1\n" },
+					   { "other_pkg-1.0.dist-info/METADATA", "Name: other-pkg\nVersion: 1.0\n" },
+					   { "other_pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n" } };
+	char *path2 = make_wheel("other_pkg-1.0-py3-none-any.whl", "other_pkg-1.0.dist-info", other, 3, &r);
+	struct udfb_wheel_install_opts o = opts;
+	o.mem_pack_max = need;
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	struct udfb_err err = UDFB_ERR_INIT;
+	int before = leftovers();
+	int rc = udfb_wheel_install(w, path, &o, &err);
+	int mid = leftovers();
+	long long kept = (long long)udfb_layer_writer_kept(w);
+	o.mem_pack_max = kept + mem_need(path2) - 1;
+	rc = rc == 0 ? udfb_wheel_install(w, path2, &o, &err) : rc;
+	CHECK(rc == 0 && mid == before && kept > 0 && leftovers() == mid + 2,
+	      "two wheels, one writer: the first in memory (%lld bytes), the second one byte past the shared limit in "
+	      "files (%s)",
+	      kept, err.msg ? err.msg : "ok");
+	udfb_err_clear(&err);
+	udfb_layer_writer_free(w);
+	free(path2);
 	struct lay *lay = calloc(1, sizeof(*lay));
 	read_layer(lay, first.path);
 	const struct lentry *e = lget(lay, T "demo_pkg/data5.txt");
