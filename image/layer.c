@@ -420,7 +420,7 @@ static void sink_stop(struct sink *s)
 		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->th, NULL);
-		s->started = 0;
+		s->started = -1; /* anything after is written here, in order */
 	}
 	if (s->out_errno && !s->failed_errno)
 		s->failed_errno = s->out_errno;
