@@ -1,7 +1,7 @@
-/* libzip, loaded when the first wheel is unpacked (python/wheel_extract.c):
- * it brings the shared libcrypto (zip encryption), a third of the CLI's
- * start-up faults, which the CLI otherwise links statically for SHA-256
- * alone.  See lazylib.h. */
+/* libzip, loaded when the first wheel is opened (python/wheelzip.c: the
+ * scan, METADATA, the files): it brings the shared libcrypto (zip
+ * encryption), a third of the CLI's start-up faults, which the CLI
+ * otherwise links statically for SHA-256 alone.  See lazylib.h. */
 #include <zip.h>
 
 #include "cmd/lazylib.h"
@@ -13,6 +13,9 @@
 	X(const char *, zip_file_strerror, (zip_file_t * f), (f))                                                    \
 	X(zip_file_t *, zip_fopen_index, (zip_t * z, zip_uint64_t index, zip_flags_t flags), (z, index, flags))      \
 	X(zip_int64_t, zip_fread, (zip_file_t * f, void *buf, zip_uint64_t n), (f, buf, n))                          \
+	X(int, zip_file_get_external_attributes,                                                                     \
+	  (zip_t * z, zip_uint64_t index, zip_flags_t flags, zip_uint8_t * os, zip_uint32_t * attributes),           \
+	  (z, index, flags, os, attributes))                                                                         \
 	X(zip_int64_t, zip_get_num_entries, (zip_t * z, zip_flags_t flags), (z, flags))                              \
 	X(zip_t *, zip_open_from_source, (zip_source_t * src, int flags, zip_error_t *e), (src, flags, e))           \
 	X(zip_source_t *, zip_source_buffer_create, (const void *data, zip_uint64_t len, int freep, zip_error_t *e), \

@@ -24,5 +24,8 @@ typedef int (*udfb_gzsplice_out)(void *ctx, const void *p, size_t n);
  * fails (fn's own failure is reported as a write error of what). */
 int udfb_gzsplice_member(udfb_gzsplice_out fn, void *ctx, int fd, long long offset, long long len, uint32_t crc32,
 			 long long size, const char *what, struct udfb_err *err);
+/* The same with the stream in memory: len bytes at p. */
+int udfb_gzsplice_member_mem(udfb_gzsplice_out fn, void *ctx, const void *p, size_t len, uint32_t crc32, long long size,
+			     const char *what, struct udfb_err *err);
 
 #endif

@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <locale.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/arena.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "image/gzsplice.h"
@@ -37,6 +39,9 @@ struct entry {
 	char *raw;
 	long long raw_offset, raw_len;
 	uint32_t crc;
+	/* A splice from memory (udfb_layer_add_bytes_spliced): raw_len bytes,
+	 * borrowed; NULL: none. */
+	const void *raw_mem;
 };
 
 struct udfb_layer_writer {
@@ -50,6 +55,9 @@ struct udfb_layer_writer {
 	 * change to the entries. */
 	unsigned char *tar;
 	size_t tar_len;
+	/* Arenas whose bytes entries borrow (udfb_layer_writer_keep). */
+	struct udfb_arena *kept;
+	size_t n_kept;
 };
 
 static void drop_tar(struct udfb_layer_writer *w)
@@ -201,6 +209,33 @@ int udfb_layer_add_file_spliced(struct udfb_layer_writer *w, const char *path, c
 	return 0;
 }
 
+int udfb_layer_add_bytes_spliced(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
+				 int executable, const void *raw, size_t raw_len, uint32_t crc32, struct udfb_err *err)
+{
+	if (udfb_layer_add_bytes(w, path, data, len, executable, err) < 0)
+		return -1;
+	struct entry *e = &w->v[w->n - 1];
+	e->raw_mem = raw;
+	e->raw_len = (long long)raw_len;
+	e->crc = crc32;
+	return 0;
+}
+
+void udfb_layer_writer_keep(struct udfb_layer_writer *w, struct udfb_arena *a)
+{
+	w->kept = udfb_realloc(w->kept, (w->n_kept + 1) * sizeof(*w->kept));
+	w->kept[w->n_kept++] = *a;
+	memset(a, 0, sizeof(*a));
+}
+
+size_t udfb_layer_writer_kept(const struct udfb_layer_writer *w)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < w->n_kept; k++)
+		n += w->kept[k].len;
+	return n;
+}
+
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err)
 {
 	if (find(w, path))
@@ -234,6 +269,9 @@ void udfb_layer_writer_free(struct udfb_layer_writer *w)
 	free(w->v);
 	udfb_strmap_free(&w->index);
 	drop_tar(w);
+	for (size_t k = 0; k < w->n_kept; k++)
+		udfb_arena_free(&w->kept[k]);
+	free(w->kept);
 	free(w);
 }
 
@@ -260,13 +298,22 @@ struct sink {
 	/* Tar bytes still to come that a spliced member already holds: they
 	 * are hashed (the diff_id) but not compressed again. */
 	long long spliced_left;
-	/* The blob's bytes on their way to fd: a wheel's layer is thousands of
-	 * small members (a tar header's, a spliced file's), one write each
-	 * otherwise. */
-	unsigned char *obuf;
-	size_t olen;
+	/* The blob's bytes on their way to fd, in buffers (a wheel's layer is
+	 * thousands of small members, a tar header's, a spliced file's: one
+	 * write each otherwise).  A full buffer is hashed (the digest) and
+	 * written by a second thread while this one goes on with the tar's
+	 * hash and compression: a big layer keeps both cores busy.  The one
+	 * being filled is ob[produced % OBUFS]. */
+	unsigned char *ob[4];
+	size_t ob_len[4], olen;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned long long produced, consumed; /* buffers; under mu */
+	int closing, started, out_errno; /* out_errno: the writer's */
+	pthread_t th;
 };
 
+#define OBUFS 4
 #define OBUF_SIZE (256u << 10)
 
 static void sink_keep(struct sink *s, const void *buf, size_t len)
@@ -290,49 +337,108 @@ static void sink_keep(struct sink *s, const void *buf, size_t len)
 	s->keep_len += len;
 }
 
-static int sink_write_fd(struct sink *s, const unsigned char *b, size_t have)
+/* One buffer of the blob hashed and written (after a failed write, only
+ * hashed: the error is reported at the end). */
+static void out_buffer(struct sink *s, const unsigned char *b, size_t have)
 {
-	for (size_t off = 0; off < have;) {
+	udfb_sha256_update(s->gz_hash, b, have);
+	for (size_t off = 0; off < have && !s->out_errno;) {
 		ssize_t n = write(s->fd, b + off, have - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			s->failed_errno = errno;
-			return -1;
-		}
-		off += (size_t)n;
+		if (n < 0 && errno != EINTR)
+			s->out_errno = errno;
+		if (n > 0)
+			off += (size_t)n;
 	}
-	return 0;
 }
 
-static int sink_out_flush(struct sink *s)
+/* The second thread: buffers in the order they were filled. */
+static void *out_thread(void *arg)
 {
-	int rc = s->olen ? sink_write_fd(s, s->obuf, s->olen) : 0;
+	struct sink *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->consumed == s->produced && !s->closing)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->consumed == s->produced)
+			break;
+		size_t k = (size_t)(s->consumed % OBUFS);
+		pthread_mutex_unlock(&s->mu);
+		out_buffer(s, s->ob[k], s->ob_len[k]);
+		pthread_mutex_lock(&s->mu);
+		s->consumed++;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* The buffer being filled is done: to the thread (started with the first
+ * full one: a small layer never starts it), or out here without one. */
+static void submit(struct sink *s)
+{
+	size_t k = (size_t)(s->produced % OBUFS);
+	s->ob_len[k] = s->olen;
 	s->olen = 0;
-	return rc;
+	if (!s->started)
+		s->started = pthread_create(&s->th, NULL, out_thread, s) == 0 ? 1 : -1;
+	if (s->started < 0) {
+		out_buffer(s, s->ob[k], s->ob_len[k]);
+		return;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->produced++;
+	pthread_cond_broadcast(&s->cv);
+	while (s->produced - s->consumed >= OBUFS)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
 }
 
 static int sink_out(void *ctx, const void *p, size_t have)
 {
 	struct sink *s = ctx;
 	const unsigned char *b = p;
-	udfb_sha256_update(s->gz_hash, b, have);
 	s->gz_size += (long long)have;
-	if (s->olen + have > OBUF_SIZE && sink_out_flush(s) < 0)
-		return -1;
-	if (have >= OBUF_SIZE)
-		return sink_write_fd(s, b, have);
-	if (!s->obuf)
-		s->obuf = udfb_malloc(OBUF_SIZE);
-	memcpy(s->obuf + s->olen, b, have);
-	s->olen += have;
+	while (have) {
+		size_t k = (size_t)(s->produced % OBUFS);
+		if (!s->ob[k])
+			s->ob[k] = udfb_malloc(OBUF_SIZE);
+		size_t n = OBUF_SIZE - s->olen < have ? OBUF_SIZE - s->olen : have;
+		memcpy(s->ob[k] + s->olen, b, n);
+		s->olen += n, b += n, have -= n;
+		if (s->olen == OBUF_SIZE)
+			submit(s);
+	}
 	return 0;
 }
 
-/* The last members out and the buffer written, before finish() syncs. */
+/* Every buffer out and the thread gone: the digest is complete. */
+static void sink_stop(struct sink *s)
+{
+	if (s->started > 0) {
+		pthread_mutex_lock(&s->mu);
+		s->closing = 1;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->th, NULL);
+		s->started = -1; /* anything after is written here, in order */
+	}
+	if (s->out_errno && !s->failed_errno)
+		s->failed_errno = s->out_errno;
+}
+
+/* The last members out and the buffers written, before finish() syncs. */
 static int sink_drain(struct sink *s, struct udfb_err *err)
 {
-	if (udfb_pgzip_finish(s->gz) < 0 || sink_out_flush(s) < 0)
+	int rc = udfb_pgzip_finish(s->gz);
+	if (s->olen) {
+		if (s->started > 0) /* in order, after the thread's */
+			sink_stop(s);
+		s->started = -1;
+		out_buffer(s, s->ob[s->produced % OBUFS], s->olen);
+		s->olen = 0;
+	}
+	sink_stop(s);
+	if (rc < 0 || s->failed_errno)
 		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
 				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
 	return 0;
@@ -358,6 +464,8 @@ static int sink_open(struct sink *s, int fd, int level)
 	s->fd = fd;
 	s->tar_hash = udfb_sha256_new();
 	s->gz_hash = udfb_sha256_new();
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	if (fd < 0)
 		return 0;
 	/* The chunks are compressed in parallel, the bytes do not depend on it. */
@@ -366,11 +474,15 @@ static int sink_open(struct sink *s, int fd, int level)
 
 static void sink_free(struct sink *s)
 {
+	sink_stop(s); /* after a failure: the thread may still run */
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
 	udfb_pgzip_free(s->gz);
 	udfb_sha256_free(s->tar_hash);
 	udfb_sha256_free(s->gz_hash);
 	free(s->keep);
-	free(s->obuf);
+	for (size_t k = 0; k < OBUFS; k++)
+		free(s->ob[k]);
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -432,15 +544,20 @@ static int src_open(struct src_file *f, const struct entry *e, const char *path,
  * through the tar (hashed only): what was buffered is emitted first. */
 static int splice_entry(struct sink *s, const struct entry *e, struct src_file *raw, struct udfb_err *err)
 {
-	int fd = src_open(raw, e, e->raw, err);
-	if (fd < 0)
+	int fd = e->raw_mem ? -1 : src_open(raw, e, e->raw, err);
+	if (!e->raw_mem && fd < 0)
 		return -1;
 	if (udfb_pgzip_flush(s->gz) < 0)
 		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
 				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: compression failed");
-	if (udfb_gzsplice_member(sink_out, s, fd, e->raw_offset, e->raw_len, e->crc, e->size, e->path, err) < 0)
+	long long size = e->kind == ENTRY_BYTES ? (long long)e->len : e->size;
+	int rc = e->raw_mem
+			 ? udfb_gzsplice_member_mem(sink_out, s, e->raw_mem, (size_t)e->raw_len, e->crc, size, e->path,
+						    err)
+			 : udfb_gzsplice_member(sink_out, s, fd, e->raw_offset, e->raw_len, e->crc, size, e->path, err);
+	if (rc < 0)
 		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") : -1;
-	s->spliced_left = e->size;
+	s->spliced_left = size;
 	return 0;
 }
 
@@ -485,6 +602,8 @@ static int write_entries(struct archive *a, struct udfb_layer_writer *w, struct 
 		if (hrc != ARCHIVE_OK)
 			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
 					  archive_error_string(a));
+		else if (e->kind == ENTRY_BYTES && e->raw_mem && s->gz && splice_entry(s, e, &raw, err) < 0)
+			rc = -1;
 		else if (e->kind == ENTRY_BYTES && e->len &&
 			 archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
 			rc = udfb_err_set(err, UDFB_E_INTERNAL, "layer entry '%s': %s", e->path,
@@ -593,7 +712,7 @@ static int diff_id_only(char out[UDFB_DIGEST_LEN + 1], struct udfb_layer_writer 
 	}
 	int spliced = 0;
 	for (size_t k = 0; k < w->n && !spliced; k++)
-		spliced = w->v[k].raw != NULL;
+		spliced = w->v[k].raw != NULL || w->v[k].raw_mem != NULL;
 	/* A spliced entry's member comes from its stream, not from the tar:
 	 * such a layer is written by a tar pass, never from a kept tar. */
 	if (rc == 0 && !s.keep_over && !spliced) {

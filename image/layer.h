@@ -53,6 +53,18 @@ struct udfb_layer_splice {
 int udfb_layer_add_file_spliced(struct udfb_layer_writer *w, const char *path, const char *src, long long offset,
 				long long size, int executable, const struct udfb_layer_splice *sp,
 				struct udfb_err *err);
+/* The same from memory: len bytes at data (borrowed until the layer is
+ * written, see udfb_layer_writer_keep), and raw_len bytes at raw its raw
+ * deflate stream (as above); the layer's bytes are those of the file
+ * variants for the same content and stream. */
+int udfb_layer_add_bytes_spliced(struct udfb_layer_writer *w, const char *path, const void *data, size_t len,
+				 int executable, const void *raw, size_t raw_len, uint32_t crc32, struct udfb_err *err);
+/* The writer takes the arena (its bytes borrowed by entries) and unmaps it
+ * when freed; *a is left empty. */
+struct udfb_arena;
+void udfb_layer_writer_keep(struct udfb_layer_writer *w, struct udfb_arena *a);
+/* The bytes in use of the arenas w keeps: what its entries hold in memory. */
+size_t udfb_layer_writer_kept(const struct udfb_layer_writer *w);
 int udfb_layer_add_dir(struct udfb_layer_writer *w, const char *path, struct udfb_err *err);
 /* A symbolic link to target (borrowed until the layer is written). */
 int udfb_layer_add_symlink(struct udfb_layer_writer *w, const char *path, const char *target, struct udfb_err *err);

@@ -117,6 +117,7 @@ void udfb_pkgindex_free(struct udfb_pkgindex *ix)
 {
 	if (!ix)
 		return;
+	udfb_pkgindex_commit(ix);
 	for (size_t k = 0; k < ix->n_src; k++) {
 		free(ix->src[k].url);
 		free(ix->src[k].dir);
@@ -284,7 +285,7 @@ static int from_source(struct udfb_pkgproject *out, int *known, struct udfb_pkgi
 {
 	if (s->url)
 		return fetch_page(out, known, ix, s, name, deadline_ms, err);
-	if (udfb_pkgindex_list_dir(out, s->dir, name, err) < 0)
+	if (udfb_pkgindex_list_dir(out, s->dir, name, ix->tmpdir, ix->fetch->max_import_bytes, err) < 0)
 		return -1;
 	*known = out->n_files > 0;
 	return 0;

@@ -32,6 +32,12 @@ struct udfb_pkgfile {
 	int has_metadata; /* PEP 658/714: url + ".metadata" exists */
 	char metadata_sha256[65]; /* "" when not given */
 	long long size; /* -1 when unknown */
+	/* A local directory's file as copied when listed (under the index's
+	 * tmpdir, ours: nobody else writes it) and the sha256 the copy has;
+	 * NULL when not copied.  Removed by udfb_pkgfile_clear unless the
+	 * download moved it into the cache. */
+	char *copy;
+	char copy_sha256[65];
 };
 
 struct udfb_pkgproject {
@@ -64,7 +70,8 @@ struct udfb_pkgindex;
 
 /* sources: index URLs ("https://pypi.org/simple") or local directories
  * (a path, or file:///path; made absolute here).  A directory holds flat
- * wheels and sdists (.whl, .tar.gz, .zip), hashed when listed; its files
+ * wheels and sdists (.whl, .tar.gz, .zip), hashed when listed, as they
+ * are copied into tmpdir (up to fetch->max_import_bytes each); its files
  * have path set, url NULL and has_metadata 0.  fetch: limits and guard
  * (not owned, must outlive ix; the caller allows the index hosts in its
  * guard); pages are held to UDFB_INDEX_PAGE_MAX_BYTES, .metadata files to
@@ -90,7 +97,9 @@ int udfb_pkgindex_project(const struct udfb_pkgproject **out, struct udfb_pkgind
  * (and size, when given) checked (a file without one is hashed and cached under what it hashed
  * to).  A cached file is not hashed again.  A local directory's file is
  * copied into the cache too (hashed as it is copied), so what the path
- * holds cannot change afterwards.  A mismatch is UDFB_E_INVALID
+ * holds cannot change afterwards: the copy made when it was listed is the
+ * path, synced and renamed into the cache by udfb_pkgindex_free (that
+ * path is valid until then; a copy made here is cached at once).  A mismatch is UDFB_E_INVALID
  * "<file name>: sha256 mismatch (index says X, got Y)".  *path is malloc'd
  * and stays valid while the cache does. */
 int udfb_pkgindex_download(char **path, struct udfb_pkgindex *ix, const struct udfb_pkgfile *f, long long deadline_ms,

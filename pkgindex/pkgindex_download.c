@@ -14,6 +14,7 @@
 #include "fetch/fetch.h"
 #include "common/alloc.h"
 #include "common/fsutil.h"
+#include "common/log.h"
 #include "pkgindex/pkgindex_internal.h"
 #include "python/wheel.h"
 
@@ -37,20 +38,6 @@ char *udfb_pkgindex_cached(const char *cache_dir, const char *sha256)
 	return NULL;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* A local file copied into tmpdir while hashed: what gets cached is
  * exactly what was hashed, whatever happens to the original later. */
 static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, const struct udfb_pkgfile *f,
@@ -69,7 +56,7 @@ static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, 
 	while ((n = read(in, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || write_all(fd, buf, (size_t)n) < 0) {
+		if (n < 0 || udfb_pkgindex_write_all(fd, buf, (size_t)n) < 0) {
 			udfb_sha256_free(h);
 			return udfb_err_sys(err, errno, "%s: copy %s", f->filename, f->path);
 		}
@@ -82,6 +69,53 @@ static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, 
 	}
 	udfb_sha256_final(h, out->digest);
 	return udfb_fsync_fd(fd, f->filename, err);
+}
+
+/* The copy made when the file was listed (pkgindex_local.c), hashed as
+ * it was written, is the download: nothing read again.  It goes into the
+ * cache when the index is freed (udfb_pkgindex_commit), synced then: its
+ * writeback started when it was written, so by the end of a build the
+ * sync costs next to nothing, where here it would wait for the disk.
+ * 1 with *path, 0 when there is no such copy (or it is gone). */
+static int listed_copy(char **path, struct udfb_pkgindex *ix, const struct udfb_pkgfile *f)
+{
+	if (!f->copy || strcmp(f->copy_sha256, f->sha256) != 0 || !cached(f->copy))
+		return 0;
+	size_t k = 0;
+	while (k < ix->n_pending && strcmp(ix->pending[k].sha256, f->sha256) != 0)
+		k++;
+	if (k == ix->n_pending) {
+		ix->pending = udfb_realloc(ix->pending, (ix->n_pending + 1) * sizeof(*ix->pending));
+		ix->pending[k].copy = udfb_strdup(f->copy);
+		memcpy(ix->pending[k].sha256, f->sha256, 65);
+		ix->n_pending++;
+	}
+	*path = udfb_strdup(ix->pending[k].copy);
+	return 1;
+}
+
+/* One pending copy synced and named in the cache; a failure costs the
+ * cache an entry, not the build its wheel (which it has read by now). */
+static void commit_one(const struct udfb_pkgindex *ix, const struct pkgpending *p)
+{
+	cleanup_free char *dst = blob_path(ix->cache_dir, p->sha256);
+	struct udfb_err err = UDFB_ERR_INIT;
+	cleanup_close int fd = open(p->copy, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || udfb_fsync_fd(fd, p->copy, &err) < 0 ||
+	    (rename(p->copy, dst) < 0 && (errno != EXDEV || udfb_link_or_copy(p->copy, dst, &err) < 0)))
+		udfb_warn("package cache: %s not kept: %s", p->sha256, err.msg ? err.msg : strerror(errno));
+	udfb_err_clear(&err);
+}
+
+void udfb_pkgindex_commit(struct udfb_pkgindex *ix)
+{
+	for (size_t k = 0; k < ix->n_pending; k++) {
+		commit_one(ix, &ix->pending[k]);
+		free(ix->pending[k].copy);
+	}
+	free(ix->pending);
+	ix->pending = NULL;
+	ix->n_pending = 0;
 }
 
 static int get_file(struct udfb_fetched *out, const struct udfb_pkgindex *ix, const char *name, const char *url,
@@ -132,6 +166,8 @@ int udfb_pkgindex_download(char **path, struct udfb_pkgindex *ix, const struct u
 			return 0;
 		}
 	}
+	if (f->path && listed_copy(path, ix, f))
+		return 0;
 	struct udfb_fetched got = { 0 };
 	int rc;
 	if (f->path)

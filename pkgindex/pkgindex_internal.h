@@ -43,7 +43,12 @@ void udfb_pkgfile_copy(struct udfb_pkgfile *dst, const struct udfb_pkgfile *src)
 
 /* The files of a local directory for project name (PEP 503 normalised):
  * wheels and sdists whose name part normalises to it, hashed. */
-int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const char *name, struct udfb_err *err);
+/* write(2) all n bytes; -1 with errno set. */
+int udfb_pkgindex_write_all(int fd, const void *p, size_t n);
+/* tmpdir: where each file is copied as it is hashed (files over max_copy
+ * bytes are hashed only); NULL: hashed only. */
+int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const char *name, const char *tmpdir,
+			   long long max_copy, struct udfb_err *err);
 
 struct pkgsource {
 	char *url; /* an index URL (a secret), NULL for a directory */
@@ -65,7 +70,17 @@ struct udfb_pkgindex {
 	char *tmpdir, *cache_dir;
 	struct pkgknown **known; /* pointers: what callers hold stays put */
 	size_t n_known;
+	/* Listed copies of local files handed out by downloads: synced and
+	 * renamed into the cache by udfb_pkgindex_free (pkgindex_download.c). */
+	struct pkgpending {
+		char *copy;
+		char sha256[65];
+	} * pending;
+	size_t n_pending;
 };
+
+/* The pending copies into the cache (udfb_pkgindex_free's first step). */
+void udfb_pkgindex_commit(struct udfb_pkgindex *ix);
 
 struct udfb_fetch_item;
 /* One item through the import fetcher within max_bytes (0: the fetch

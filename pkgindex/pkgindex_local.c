@@ -3,15 +3,19 @@
  * an index's files. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "python/pep508.h"
 #include "pkgindex/pkgindex_internal.h"
+
+#define COPY_BUF (128u << 10)
 
 static int ends_with(const char *s, size_t len, const char *suffix)
 {
@@ -56,7 +60,60 @@ static int belongs(const char *filename, const char *name)
 	return 0;
 }
 
-static int add_file(struct udfb_pkglist *l, const char *dir, const char *filename, struct udfb_err *err)
+/* Read path once: hashed, and copied into tmpdir while it is at most
+ * max_copy bytes (the copy is what a download caches: no second read).
+ * Its writeback starts now, so that the sync before it is cached is short. */
+static int hash_copy(struct udfb_pkgfile *f, const char *path, const char *tmpdir, long long max_copy,
+		     struct udfb_err *err)
+{
+	cleanup_close int in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return udfb_err_sys(err, errno, "open %s", path);
+	int fd = -1;
+	struct udfb_err e = UDFB_ERR_INIT;
+	if (tmpdir && udfb_mktemp(&f->copy, &fd, tmpdir, &e) < 0)
+		udfb_err_clear(&e); /* hashed only: a download copies it */
+	struct udfb_sha256 *h = udfb_sha256_new();
+	cleanup_free char *buf = udfb_malloc(COPY_BUF);
+	long long total = 0;
+	int rc = 0;
+	for (;;) {
+		ssize_t n = read(in, buf, COPY_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = udfb_err_sys(err, errno, "read %s", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		udfb_sha256_update(h, buf, (size_t)n);
+		total += n;
+		if (fd >= 0 && (total > max_copy || udfb_pkgindex_write_all(fd, buf, (size_t)n) < 0)) {
+			close(fd); /* too large to download, or no room: hashed only */
+			fd = -1;
+			unlink(f->copy);
+			free(f->copy);
+			f->copy = NULL;
+		}
+	}
+	char digest[UDFB_DIGEST_LEN + 1];
+	udfb_sha256_final(h, digest);
+	if (fd >= 0) {
+		udfb_start_writeback(fd);
+		close(fd);
+	}
+	if (rc < 0)
+		return rc;
+	f->size = total;
+	memcpy(f->sha256, udfb_digest_hex(digest), 65);
+	if (f->copy)
+		memcpy(f->copy_sha256, f->sha256, 65);
+	return 0;
+}
+
+static int add_file(struct udfb_pkglist *l, const char *dir, const char *filename, const char *tmpdir,
+		    long long max_copy, struct udfb_err *err)
 {
 	cleanup_free char *path = udfb_path_join(dir, filename);
 	struct stat st;
@@ -67,10 +124,8 @@ static int add_file(struct udfb_pkglist *l, const char *dir, const char *filenam
 	struct udfb_pkgfile *f = udfb_pkglist_push(l);
 	if (!f)
 		return udfb_err_set(err, UDFB_E_EXHAUSTED, "%s: more than %d files", dir, UDFB_INDEX_MAX_FILES);
-	char digest[UDFB_DIGEST_LEN + 1];
-	if (udfb_sha256_file(digest, &f->size, path, err) < 0)
+	if (hash_copy(f, path, tmpdir, max_copy, err) < 0)
 		return -1;
-	memcpy(f->sha256, udfb_digest_hex(digest), 65);
 	f->filename = udfb_strdup(filename);
 	f->path = udfb_steal(path);
 	if (!f->filename)
@@ -83,7 +138,8 @@ static int cmp_file(const void *a, const void *b)
 	return strcmp(((const struct udfb_pkgfile *)a)->filename, ((const struct udfb_pkgfile *)b)->filename);
 }
 
-int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const char *name, struct udfb_err *err)
+int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const char *name, const char *tmpdir,
+			   long long max_copy, struct udfb_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	DIR *d = opendir(dir);
@@ -94,7 +150,7 @@ int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const c
 	struct dirent *e;
 	while (rc == 0 && (e = readdir(d)))
 		if (e->d_name[0] != '.' && udfb_pkgfile_name_ok(e->d_name) && belongs(e->d_name, name))
-			rc = add_file(&l, dir, e->d_name, err);
+			rc = add_file(&l, dir, e->d_name, tmpdir, max_copy, err);
 	closedir(d);
 	if (rc < 0) {
 		udfb_pkgproject_free(out);

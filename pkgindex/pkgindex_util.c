@@ -1,9 +1,11 @@
 /* Pieces the package index's parsers and fetchers share: see
  * pkgindex_internal.h. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "pkgindex/pkgindex_internal.h"
@@ -129,6 +131,21 @@ int udfb_pkgpage_begin(struct udfb_pkgproject *out, CURLU **base, const char *pa
 	return 0;
 }
 
+int udfb_pkgindex_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 void udfb_pkglist_pop(struct udfb_pkglist *l)
 {
 	udfb_pkgfile_clear(&l->p->files[--l->p->n_files]);
@@ -140,6 +157,9 @@ void udfb_pkgfile_clear(struct udfb_pkgfile *f)
 	free(f->url);
 	free(f->path);
 	free(f->requires_python);
+	if (f->copy)
+		unlink(f->copy); /* ENOENT once the cache has it */
+	free(f->copy);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -155,6 +175,8 @@ void udfb_pkgfile_copy(struct udfb_pkgfile *dst, const struct udfb_pkgfile *src)
 	dst->url = dup_or_null(src->url);
 	dst->path = dup_or_null(src->path);
 	dst->requires_python = dup_or_null(src->requires_python);
+	dst->copy = NULL; /* the original owns it */
+	dst->copy_sha256[0] = '\0';
 }
 
 void udfb_pkgproject_free(struct udfb_pkgproject *p)

@@ -23,29 +23,30 @@ static int refuse(struct udfb_winst *in, const char *entry, const char *why, str
 }
 
 /* Keep the dist-info files the plan needs, bounded. */
-static int keep_distinfo_file(struct udfb_winst *in, struct udfb_wzip *z, const char *name, size_t dl,
+static int keep_distinfo_file(struct udfb_winst *in, struct udfb_wzip *z, const struct udfb_wentry *e, size_t dl,
 			      struct udfb_err *err)
 {
-	const char *rest = name + dl + 1;
+	const char *rest = e->name + dl + 1;
 	if (strcmp(rest, "WHEEL") == 0 && !in->wheel_txt)
-		return udfb_wzip_read_small(z, &in->wheel_txt, &in->wheel_len, WHEEL_MAX_WHEEL_FILE, name, err);
+		return udfb_wzip_read_small(z, e, &in->wheel_txt, &in->wheel_len, WHEEL_MAX_WHEEL_FILE, err);
 	if (strcmp(rest, "RECORD") == 0 && !in->record_txt)
-		return udfb_wzip_read_small(z, &in->record_txt, &in->record_len, WHEEL_MAX_RECORD, name, err);
+		return udfb_wzip_read_small(z, e, &in->record_txt, &in->record_len, WHEEL_MAX_RECORD, err);
 	if (strcmp(rest, "entry_points.txt") == 0 && !in->ep_txt)
-		return udfb_wzip_read_small(z, &in->ep_txt, &in->ep_len, WHEEL_MAX_ENTRY_POINTS, name, err);
+		return udfb_wzip_read_small(z, e, &in->ep_txt, &in->ep_len, WHEEL_MAX_ENTRY_POINTS, err);
 	return 0;
 }
 
-static int note_file(struct udfb_winst *in, struct archive_entry *e, const char *name, struct udfb_err *err)
+static int note_file(struct udfb_winst *in, const struct udfb_wentry *e, struct udfb_err *err)
 {
+	const char *name = e->name;
 	if ((in->n_files & (in->n_files - 1)) == 0)
 		in->files = udfb_realloc(in->files, (in->n_files ? 2 * in->n_files : 1) * sizeof(*in->files));
 	struct udfb_wfile *f = &in->files[in->n_files++];
 	memset(f, 0, sizeof(*f));
 	f->zipname = udfb_strdup(name);
-	f->size = archive_entry_size(e);
+	f->size = e->size;
 	/* pip: a regular file with any x bit in the zip's unix mode. */
-	f->exec = (archive_entry_perm(e) & 0111) != 0;
+	f->exec = (e->perm & 0111) != 0;
 	if (!udfb_strmap_put(&in->by_zip, f->zipname, in->n_files - 1))
 		return refuse(in, name, "listed twice in the zip", err);
 	if (f->size < 0 || f->size > in->limit - in->total)
@@ -54,6 +55,7 @@ static int note_file(struct udfb_winst *in, struct archive_entry *e, const char 
 				    in->limit < UDFB_WHEEL_MAX_UNPACKED ? "what is left of packages-max-unpacked"
 									: "the limit per wheel");
 	in->total += f->size;
+	in->declared += f->size;
 	return 0;
 }
 
@@ -62,17 +64,15 @@ static int scan(struct udfb_winst *in, struct udfb_err *err)
 	struct udfb_wzip z;
 	if (udfb_wzip_open(&z, in->path, err) < 0)
 		return -1;
-	struct archive_entry *e;
-	const char *name;
-	int is_dir, rc;
-	while ((rc = udfb_wzip_next(&z, &e, &name, &is_dir, err)) == 1) {
-		size_t dl = udfb_wheel_distinfo_len(name);
-		if (dl && (rc = udfb_wheel_note_distinfo(in->path, &in->distinfo, name, dl, err)) < 0)
+	struct udfb_wentry e;
+	int rc;
+	while ((rc = udfb_wzip_next(&z, &e, err)) == 1) {
+		size_t dl = udfb_wheel_distinfo_len(e.name);
+		if (dl && (rc = udfb_wheel_note_distinfo(in->path, &in->distinfo, e.name, dl, err)) < 0)
 			break;
-		if (is_dir)
+		if (e.is_dir)
 			continue; /* pip makes directories for files only */
-		if ((rc = note_file(in, e, name, err)) < 0 ||
-		    (dl && (rc = keep_distinfo_file(in, &z, name, dl, err)) < 0))
+		if ((rc = note_file(in, &e, err)) < 0 || (dl && (rc = keep_distinfo_file(in, &z, &e, dl, err)) < 0))
 			break;
 	}
 	udfb_wzip_close(&z);
@@ -327,8 +327,26 @@ static int check_opts(const struct udfb_wheel_install_opts *o, struct udfb_err *
 	return 0;
 }
 
+/* One file from the packs in memory (which w owns by now). */
+static int add_mem(struct udfb_layer_writer *w, const char *full, const struct udfb_wfile *f, const unsigned char *pack,
+		   const unsigned char *raw, struct udfb_err *err)
+{
+	int exec = f->exec || f->script;
+	if (f->raw_len > 0)
+		return udfb_layer_add_bytes_spliced(w, full, pack + f->offset, (size_t)f->out_size, exec,
+						    raw + f->raw_offset, (size_t)f->raw_len, f->crc, err);
+	return udfb_layer_add_bytes(w, full, pack + f->offset, (size_t)f->out_size, exec, err);
+}
+
 static int add_to_layer(struct udfb_winst *in, struct udfb_layer_writer *w, struct udfb_err *err)
 {
+	/* The layer borrows the packs' bytes: w owns them from here on, even
+	 * when an add below fails. */
+	const unsigned char *pack = in->pack_mem.base, *raw = in->raw_mem.base;
+	if (in->mem) {
+		udfb_layer_writer_keep(w, &in->pack_mem);
+		udfb_layer_writer_keep(w, &in->raw_mem);
+	}
 	for (size_t pass = 0; pass < 2; pass++) {
 		struct udfb_wfile *v = pass ? in->gen : in->files;
 		size_t n = pass ? in->n_gen : in->n_files;
@@ -336,6 +354,11 @@ static int add_to_layer(struct udfb_winst *in, struct udfb_layer_writer *w, stru
 			if (!v[k].dest)
 				continue;
 			cleanup_free char *full = join3(in->o->target, "/", v[k].dest);
+			if (in->mem) {
+				if (add_mem(w, full, &v[k], pack, raw, err) < 0)
+					return -1;
+				continue;
+			}
 			struct udfb_layer_splice sp = { in->raw, v[k].raw_offset, v[k].raw_len, v[k].crc };
 			int exec = v[k].exec || v[k].script;
 			int rc = v[k].raw_len > 0 ? udfb_layer_add_file_spliced(w, full, in->pack, v[k].offset,
@@ -382,6 +405,8 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	struct udfb_winst in = { .path = path, .o = o, .pack_fd = -1, .raw_fd = -1 };
 	in.limit = o->max_unpacked > 0 && o->max_unpacked < UDFB_WHEEL_MAX_UNPACKED ? o->max_unpacked
 										    : UDFB_WHEEL_MAX_UNPACKED;
+	/* One limit for all the wheels of a layer (a group layer holds many). */
+	in.kept = (long long)udfb_layer_writer_kept(w);
 	udfb_strmap_init(&in.by_zip);
 	udfb_strmap_init(&in.by_dest);
 	udfb_strmap_init(&in.eps.names);
@@ -411,6 +436,8 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	free(in.ep_txt);
 	free(in.pack);
 	free(in.raw);
+	udfb_arena_free(&in.pack_mem);
+	udfb_arena_free(&in.raw_mem);
 	free(in.wbuf);
 	free(in.rawbuf);
 	free(in.outbuf);

@@ -90,7 +90,15 @@ struct udfb_wheel_install_opts {
 	/* CLOCK_MONOTONIC milliseconds past which unpacking stops (what is left
 	 * of a build's packages-max-unpack-ms); 0: no limit. */
 	long long deadline_ms;
+	/* The most bytes (the wheel's size plus its files' declared sizes, plus
+	 * what the layer writer holds in memory already for other wheels) for
+	 * which the packs below are kept in memory instead of two files: 0 for
+	 * UDFB_WHEEL_MEM_PACK_MAX, < 0 never. */
+	long long mem_pack_max;
 };
+
+/* Memory for one wheel's packs before files are used instead. */
+#define UDFB_WHEEL_MEM_PACK_MAX (256ll << 20)
 
 /* Unpack the wheel at path into w under o->target, as described at the
  * top; <project name> is the name part of "<name>-<version>.dist-info"
@@ -109,9 +117,10 @@ struct udfb_wheel_install_opts {
  * left as it was.
  * The files' bytes, and the deflate streams the layer splices (each
  * checked to inflate to its file's bytes: image/layer.h,
- * udfb_layer_add_file_spliced), stay in two files in o->tmpdir (removed on
- * failure; kept on success): remove the directory only after the layer is
- * written. */
+ * udfb_layer_add_file_spliced), stay in memory that w owns from then on
+ * (when they fit in o->mem_pack_max), else in two files in o->tmpdir
+ * (removed on failure; kept on success): remove the directory only after
+ * the layer is written.  The layer's bytes are the same either way. */
 int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const struct udfb_wheel_install_opts *o,
 		       struct udfb_err *err);
 

@@ -1,12 +1,16 @@
 /* The second pass of udfb_wheel_install: the files read from the zip with
  * libzip (which gives an entry's stored bytes as they are), inflated here
- * with libdeflate, hashed and checked against RECORD, into one pack file
- * under o->tmpdir; each checked deflate stream goes to a second pack, the
- * raw one, for the layer to splice instead of compressing the content
- * again (image/gzsplice.h).  The pack: one file under o->tmpdir (creating a thousand small files costs far more than writing
- * their bytes); then the files pip generates (scripts, INSTALLER, RECORD).
- * Nothing is fsynced: the pack lives until the layer is written, and the
- * layer is what gets synced. */
+ * with libdeflate, hashed and checked against RECORD, into one pack; each
+ * checked deflate stream goes to a second pack, the raw one, for the layer
+ * to splice instead of compressing the content again (image/gzsplice.h);
+ * then the files pip generates (scripts, INSTALLER, RECORD).
+ * The packs are arenas (common/arena.h) the layer writer takes, when the
+ * wheel and its declared files fit in mem_pack_max: the raw pack is then
+ * where the stored bytes were read to, not a copy, and the layer reads
+ * both without a system call.  Above the limit they are two files under
+ * o->tmpdir (creating a thousand small files costs far more than writing
+ * their bytes), never fsynced: a pack lives until the layer is written,
+ * and the layer is what gets synced. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libdeflate.h>
@@ -48,6 +52,8 @@ static int write_all(int fd, const void *p, size_t n)
 
 static void pack_flush(struct udfb_winst *in)
 {
+	if (in->mem)
+		return;
 	if (in->wlen && !in->write_errno && write_all(in->pack_fd, in->wbuf, in->wlen) < 0)
 		in->write_errno = errno;
 	in->wlen = 0;
@@ -56,6 +62,12 @@ static void pack_flush(struct udfb_winst *in)
 static void pack_write(struct udfb_winst *in, const void *p, size_t n)
 {
 	in->pack_len += (long long)n;
+	if (in->mem) {
+		/* Reserved for every declared byte and then some: never full. */
+		if (udfb_arena_add(&in->pack_mem, p, n) < 0 && !in->write_errno)
+			in->write_errno = EFBIG;
+		return;
+	}
 	if (in->wlen + n > PACK_BUF)
 		pack_flush(in);
 	if (n >= PACK_BUF) {
@@ -213,16 +225,18 @@ struct task {
 struct batch {
 	struct task *v;
 	size_t n, cap;
-	/* The stored bytes and the contents, one buffer each, kept from batch
-	 * to batch: fresh pages for every entry cost a fault each (4 KiB), more
-	 * than inflating them. */
-	unsigned char *raw, *out;
-	size_t raw_len, raw_cap, out_cap;
+	/* The stored bytes and the contents, one arena each, kept from batch
+	 * to batch: fresh pages for every entry cost a fault each, more than
+	 * inflating them.  The stored bytes go to raw: the raw pack itself
+	 * when the packs are in memory (they stay), else raw_tmp. */
+	struct udfb_arena *raw, raw_tmp, out;
 	long long bytes, sizes; /* held in memory; content sizes */
 	_Atomic size_t next;
 };
 
 #define BATCH_BYTES (4ll << 20)
+/* What a batch can hold: under BATCH_BYTES, then one entry up to MEM_MAX. */
+#define BATCH_MAX ((size_t)(BATCH_BYTES + MEM_MAX + 2))
 
 /* The entry's stored bytes (raw deflate for method 8), all of them. */
 static int read_raw(struct udfb_winst *in, zip_t *z, struct task *t, struct udfb_err *err)
@@ -232,13 +246,14 @@ static int read_raw(struct udfb_winst *in, zip_t *z, struct task *t, struct udfb
 	if (!zf)
 		return bad_entry(in, t->f, zip_strerror(z), err);
 	struct batch *b = in->batch;
-	if (b->raw_len + n + 1 > b->raw_cap) {
-		b->raw_cap = 2 * (b->raw_len + n + 1);
-		b->raw = udfb_realloc(b->raw, b->raw_cap);
+	t->raw_off = b->raw->len;
+	unsigned char *dst = udfb_arena_push(b->raw, n + 1);
+	if (!dst) { /* extract_all bounds the sum of the entries' sizes */
+		zip_fclose(zf);
+		return bad_entry(in, t->f, "its stored bytes do not fit in the wheel", err);
 	}
-	t->raw_off = b->raw_len;
-	b->raw_len += n;
-	zip_int64_t got = zip_fread(zf, b->raw + t->raw_off, n + 1); /* one more: it must end where the zip says */
+	b->raw->len -= 1;
+	zip_int64_t got = zip_fread(zf, dst, n + 1); /* one more: it must end where the zip says */
 	int rc = 0;
 	if (got < 0)
 		rc = bad_entry(in, t->f, zip_file_strerror(zf), err);
@@ -258,8 +273,8 @@ static int read_raw(struct udfb_winst *in, zip_t *z, struct task *t, struct udfb
 static void compute(const struct batch *b, struct task *t, struct libdeflate_decompressor *d)
 {
 	size_t comp = (size_t)t->st.comp_size, size = (size_t)t->st.size;
-	const unsigned char *raw = b->raw + t->raw_off;
-	unsigned char *out = b->out + t->out_off;
+	const unsigned char *raw = b->raw->base + t->raw_off;
+	unsigned char *out = b->out.base + t->out_off;
 	if (t->st.comp_method == ZIP_CM_STORE) {
 		t->stored_bad = comp != size;
 		t->content = t->stored_bad ? NULL : raw;
@@ -297,11 +312,9 @@ static int compute_all(struct udfb_winst *in, struct batch *b, struct udfb_err *
 		b->v[k].out_off = need - 1;
 		need += b->v[k].st.comp_method == ZIP_CM_DEFLATE ? (size_t)b->v[k].st.size : 0;
 	}
-	if (need > b->out_cap) {
-		free(b->out);
-		b->out = udfb_malloc(need);
-		b->out_cap = need;
-	}
+	udfb_arena_reset(&b->out);
+	if (!udfb_arena_push(&b->out, need))
+		return udfb_err_set(err, UDFB_E_INTERNAL, "wheel '%s': a batch larger than its buffer", in->path);
 	struct worker me = { b, in->inflater }, other = { b, NULL };
 	pthread_t th;
 	/* A second core when there is work for it: a thread costs tens of
@@ -318,10 +331,11 @@ static int compute_all(struct udfb_winst *in, struct batch *b, struct udfb_err *
 /* One checked entry of the batch out, in zip order. */
 static int finish_task(struct udfb_winst *in, zip_t *z, struct task *t, struct out *o, struct udfb_err *err);
 
-static void reset_batch(struct batch *b)
+static void reset_batch(struct udfb_winst *in, struct batch *b)
 {
 	b->n = 0;
-	b->raw_len = 0;
+	if (!in->mem)
+		udfb_arena_reset(b->raw);
 	b->bytes = b->sizes = 0;
 }
 
@@ -439,11 +453,15 @@ static int finish_task(struct udfb_winst *in, zip_t *z, struct task *t, struct o
 		udfb_record_b64(f->b64, t->digest);
 	if (t->st.comp_method != ZIP_CM_DEFLATE || f->script || comp < WHEEL_SPLICE_MIN)
 		return 0;
-	f->raw_offset = in->raw_len;
 	f->raw_len = (long long)comp;
 	f->crc = t->crc;
+	if (in->mem) { /* already in the raw pack */
+		f->raw_offset = (long long)t->raw_off;
+		return 0;
+	}
+	f->raw_offset = in->raw_len;
 	in->raw_len += (long long)comp;
-	if (!in->raw_errno && write_all(in->raw_fd, in->batch->raw + t->raw_off, comp) < 0)
+	if (!in->raw_errno && write_all(in->raw_fd, in->batch->raw->base + t->raw_off, comp) < 0)
 		in->raw_errno = errno;
 	return 0;
 }
@@ -453,7 +471,7 @@ static int flush_batch(struct udfb_winst *in, zip_t *z, struct batch *b, struct 
 	int rc = b->n ? compute_all(in, b, err) : 0;
 	for (size_t k = 0; k < b->n && rc == 0; k++)
 		rc = extract_out(in, b->v[k].f, task_fn, z, &b->v[k], err);
-	reset_batch(b);
+	reset_batch(in, b);
 	return rc;
 }
 
@@ -502,10 +520,14 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 {
 	zip_int64_t n = zip_get_num_entries(z, 0);
 	size_t seen = 0;
+	unsigned long long stored = 0;
 	unsigned char *mark = udfb_calloc(in->n_files + 1, 1);
 	struct batch *b = udfb_calloc(1, sizeof(*b));
 	in->batch = b;
+	b->raw = in->mem ? &in->raw_mem : &b->raw_tmp;
 	int rc = 0;
+	if ((!in->mem && udfb_arena_init(&b->raw_tmp, BATCH_MAX) < 0) || udfb_arena_init(&b->out, BATCH_MAX) < 0)
+		rc = udfb_err_sys(err, errno, "wheel '%s': reserve memory", in->path);
 	for (zip_int64_t i = 0; i < n && rc == 0; i++) {
 		zip_stat_t st;
 		zip_stat_init(&st);
@@ -523,14 +545,23 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 		}
 		mark[k] = 1;
 		seen++;
+		/* Entries of a zip do not share bytes: ones that do (a bomb's trick,
+		 * which Python's zipfile refuses too) would be read many times. */
+		if ((stored += st.comp_size) > in->file_len) {
+			rc = udfb_err_set(err, UDFB_E_INVALID,
+					  "wheel '%s': entry '%.300s': entries overlap (their stored bytes add up to "
+					  "more than the file)",
+					  in->path, st.name);
+			break;
+		}
 		if (in->files[k].dest)
 			rc = extract_one(in, z, (zip_uint64_t)i, &st, &in->files[k], b, err);
 	}
 	if (rc == 0)
 		rc = flush_batch(in, z, b, err);
 	free(b->v);
-	free(b->raw);
-	free(b->out);
+	udfb_arena_free(&b->raw_tmp);
+	udfb_arena_free(&b->out);
 	free(b);
 	in->batch = NULL;
 	free(mark);
@@ -539,15 +570,38 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 	return rc;
 }
 
-int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
+/* In memory when the wheel and its declared files fit the limit and the
+ * address space can be had; else the two files. */
+static int open_packs(struct udfb_winst *in, size_t wheel_len, struct udfb_err *err)
 {
+	long long max = in->o->mem_pack_max ? in->o->mem_pack_max : UDFB_WHEEL_MEM_PACK_MAX;
+	in->file_len = wheel_len;
+	if (max > 0 && in->declared <= max - in->kept - (long long)wheel_len) {
+		/* The files as declared, rewritten shebangs, the generated files
+		 * (RECORD's 256 MiB at most, the scripts): address space only. */
+		size_t slack = (in->n_files + 1) * (strlen(in->o->python) + 16) + ((size_t)1 << 30);
+		in->mem = udfb_arena_init(&in->pack_mem, (size_t)in->declared + slack) == 0 &&
+			  udfb_arena_init(&in->raw_mem, wheel_len + 1) == 0;
+		if (in->mem)
+			return 0;
+		udfb_arena_free(&in->pack_mem);
+	}
 	if (udfb_mktemp(&in->pack, &in->pack_fd, in->o->tmpdir, err) < 0 ||
 	    udfb_mktemp(&in->raw, &in->raw_fd, in->o->tmpdir, err) < 0)
 		return -1;
 	in->wbuf = udfb_malloc(PACK_BUF);
+	return 0;
+}
+
+int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
+{
 	struct udfb_wmap map;
-	if (udfb_wzip_map(&map, in->path, err) < 0)
+	if (udfb_wzip_map(&map, in->path, 1, err) < 0)
 		return -1;
+	if (open_packs(in, map.len, err) < 0) {
+		udfb_wzip_unmap(&map);
+		return -1;
+	}
 	/* From memory: libzip's seek and read of each local header are copies.
 	 * Not ZIP_CHECKCONS: it refuses zips written as a stream (local headers
 	 * without sizes, a data descriptor after the data: libarchive's zip
@@ -639,6 +693,6 @@ int udfb_wheel_generate(struct udfb_winst *in, struct udfb_err *err)
 		rc = write_record(in, &in->gen[in->n_gen - 1], err);
 	pack_flush(in);
 	if (rc == 0 && in->write_errno)
-		rc = udfb_err_sys(err, in->write_errno, "write %s", in->pack);
+		rc = udfb_err_sys(err, in->write_errno, "write %s", in->pack ? in->pack : "the memory pack");
 	return rc;
 }

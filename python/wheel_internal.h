@@ -3,12 +3,11 @@
 #ifndef UDFB_WHEEL_INTERNAL_H
 #define UDFB_WHEEL_INTERNAL_H
 
-#include <archive.h>
-#include <archive_entry.h>
-#include <locale.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zip.h>
 
+#include "common/arena.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/hash.h"
@@ -34,33 +33,44 @@ typedef int (*udfb_header_fn)(void *ctx, const char *name, const char *value, st
 int udfb_headers_each(const char *text, size_t len, const char *what, udfb_header_fn fn, void *ctx,
 		      struct udfb_err *err);
 
-/* A wheel opened with libarchive's seekable zip reader (central directory)
- * in the C.UTF-8 locale of this thread, so entry names come back as the
- * UTF-8 bytes the zip holds whatever the process's locale. */
 /* A wheel mapped into memory (read only, private): ours, in the content
  * cache or a temporary directory, not changed while read. */
 struct udfb_wmap {
 	void *p;
 	size_t len;
 };
-int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err);
+/* populate: every page mapped now, in one go, for a reader of all of it
+ * (a fault per page costs more than reading it here). */
+int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct udfb_err *err);
 void udfb_wzip_unmap(struct udfb_wmap *m);
 
+/* A wheel opened with libzip from its central directory, as Python's
+ * zipfile (and so pip) sees it: entry names are the bytes the zip holds,
+ * whatever the process's locale.  Only the entries read are looked at
+ * past the central directory (the extract pass reads every one). */
 struct udfb_wzip {
-	struct archive *a;
+	zip_t *z;
 	struct udfb_wmap map;
 	const char *path;
-	locale_t utf8, old;
-	size_t n_entries;
+	zip_int64_t n, next; /* entries; the next one */
+};
+
+/* One entry as the zip's central directory gives it. */
+struct udfb_wentry {
+	zip_uint64_t index;
+	const char *name; /* checked (udfb_wheel_check_name); libzip's */
+	long long size; /* what it inflates to, as declared */
+	unsigned perm; /* the unix permission bits (0644 or 0755 when none) */
+	int is_dir;
 };
 
 int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err);
 void udfb_wzip_close(struct udfb_wzip *z);
-/* 1 with the next entry and its checked name (see udfb_wheel_check_name),
- * 0 at the end, -1 on errors (and past UDFB_WHEEL_MAX_FILES entries). */
-int udfb_wzip_next(struct udfb_wzip *z, struct archive_entry **e, const char **name, int *is_dir, struct udfb_err *err);
-/* The current entry's data, at most max bytes (NUL-terminated). */
-int udfb_wzip_read_small(struct udfb_wzip *z, char **out, size_t *len, size_t max, const char *name,
+/* 1 with the next entry, a regular file or a directory, 0 at the end, -1
+ * on errors (and past UDFB_WHEEL_MAX_FILES entries). */
+int udfb_wzip_next(struct udfb_wzip *z, struct udfb_wentry *e, struct udfb_err *err);
+/* The data of entry e, at most max bytes (NUL-terminated). */
+int udfb_wzip_read_small(struct udfb_wzip *z, const struct udfb_wentry *e, char **out, size_t *len, size_t max,
 			 struct udfb_err *err);
 
 /* Entry names: UTF-8, no control characters or backslashes, relative, no
@@ -142,6 +152,13 @@ struct udfb_winst {
 	size_t wheel_len, record_len, ep_len;
 	struct udfb_record record;
 	struct udfb_entry_points eps;
+	/* mem: both packs in memory (arenas the layer writer takes), when the
+	 * wheel and its files fit in the options' mem_pack_max; else files. */
+	int mem;
+	struct udfb_arena pack_mem, raw_mem;
+	long long declared; /* the files' sizes as the zip declares them */
+	long long kept; /* memory the layer writer holds already (other wheels' packs) */
+	size_t file_len; /* the wheel file's bytes */
 	/* Every installed file's bytes, one after another, in one file under
 	 * o->tmpdir: the layer takes ranges of it. */
 	char *pack;

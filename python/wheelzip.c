@@ -1,6 +1,8 @@
-/* Reading wheels with libarchive: the seekable zip reader, so entries come
- * from the central directory as Python's zipfile (and so pip) sees them,
- * never from local headers a crafted file could make disagree. */
+/* Reading wheels with libzip: entries come from the central directory as
+ * Python's zipfile (and so pip) sees them, never from local headers a
+ * crafted file could make disagree; a local header is read only for an
+ * entry whose data is read (so a scan of a thousand entries touches no
+ * page of the file but the central directory's). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -15,7 +17,7 @@
 
 #define WZIP_BLOCK (64u << 10)
 
-int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err)
+int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct udfb_err *err)
 {
 	memset(m, 0, sizeof(*m));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -30,7 +32,7 @@ int udfb_wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err)
 		close(fd);
 		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': not a zip file (too short)", path);
 	}
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
 	int e = errno;
 	close(fd);
 	if (p == MAP_FAILED)
@@ -51,40 +53,35 @@ int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err)
 {
 	memset(z, 0, sizeof(*z));
 	z->path = path;
-	/* libarchive converts names through the thread's locale. */
-	z->utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-	if (z->utf8 == (locale_t)0)
-		return udfb_err_set(err, UDFB_E_INTERNAL, "wheel '%s': the C.UTF-8 locale is not available", path);
-	z->old = uselocale(z->utf8);
-	z->a = archive_read_new();
-	if (!z->a)
-		abort();
-	archive_read_support_format_zip_seekable(z->a);
-	/* From memory: the seekable reader's reads and seeks of every local
-	 * header are then copies, not system calls (two per entry). */
-	if (udfb_wzip_map(&z->map, path, err) < 0) {
+	/* From memory: libzip's reads of the central directory and of an
+	 * entry's local header are then copies, not system calls.  Not
+	 * ZIP_CHECKCONS: it refuses zips written as a stream (sizes in a data
+	 * descriptor after the data), which pip reads. */
+	if (udfb_wzip_map(&z->map, path, 0, err) < 0)
+		return -1;
+	zip_error_t ze;
+	zip_error_init(&ze);
+	zip_source_t *src = zip_source_buffer_create(z->map.p, z->map.len, 0, &ze);
+	z->z = src ? zip_open_from_source(src, ZIP_RDONLY, &ze) : NULL;
+	if (!z->z) {
+		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", path, zip_error_strerror(&ze));
+		if (src)
+			zip_source_free(src);
+		zip_error_fini(&ze);
 		udfb_wzip_close(z);
 		return -1;
 	}
-	if (archive_read_open_memory(z->a, z->map.p, z->map.len) != ARCHIVE_OK) {
-		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", path, archive_error_string(z->a));
-		udfb_wzip_close(z);
-		return -1;
-	}
+	zip_error_fini(&ze);
+	z->n = zip_get_num_entries(z->z, 0);
 	return 0;
 }
 
 void udfb_wzip_close(struct udfb_wzip *z)
 {
-	if (z->a)
-		archive_read_free(z->a);
-	z->a = NULL;
+	if (z->z)
+		zip_discard(z->z); /* frees the source */
+	z->z = NULL;
 	udfb_wzip_unmap(&z->map);
-	if (z->utf8 != (locale_t)0) {
-		uselocale(z->old);
-		freelocale(z->utf8);
-		z->utf8 = (locale_t)0;
-	}
 }
 
 /* Length of the UTF-8 sequence at s (at most n bytes), 0 when invalid:
@@ -159,51 +156,90 @@ size_t udfb_wheel_distinfo_len(const char *name)
 	return n;
 }
 
-int udfb_wzip_next(struct udfb_wzip *z, struct archive_entry **e, const char **name, int *is_dir, struct udfb_err *err)
+/* The entry's file type and permissions as libarchive's zip reader (and
+ * so earlier versions of this file) read them: a unix "version made by"
+ * gives the mode; MS-DOS, its directory bit; a name ending in '/' is a
+ * directory whatever the attributes say of a regular file. */
+static int entry_type(struct udfb_wzip *z, struct udfb_wentry *e, mode_t *type, struct udfb_err *err)
 {
-	int rc = archive_read_next_header(z->a, e);
-	if (rc == ARCHIVE_EOF)
+	zip_uint8_t opsys = 0;
+	zip_uint32_t attr = 0;
+	if (zip_file_get_external_attributes(z->z, e->index, 0, &opsys, &attr) < 0)
+		return name_bad(z->path, e->name, zip_strerror(z->z), err);
+	mode_t mode = opsys == ZIP_OPSYS_UNIX  ? (mode_t)(attr >> 16)
+		      : opsys == ZIP_OPSYS_DOS ? ((attr & 0x10) ? S_IFDIR | 0775 : S_IFREG | 0664)
+					       : 0;
+	*type = mode & S_IFMT;
+	e->perm = mode & 07777;
+	if (*type == 0 && !e->perm)
+		e->perm = e->is_dir ? 0755 : 0644;
+	if (*type == 0 || (*type == S_IFREG && e->is_dir))
+		*type = e->is_dir ? S_IFDIR : S_IFREG;
+	return 0;
+}
+
+int udfb_wzip_next(struct udfb_wzip *z, struct udfb_wentry *e, struct udfb_err *err)
+{
+	if (z->next >= z->n)
 		return 0;
-	if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
-		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", z->path, archive_error_string(z->a));
-	if (++z->n_entries > UDFB_WHEEL_MAX_FILES)
+	memset(e, 0, sizeof(*e));
+	e->index = (zip_uint64_t)z->next++;
+	if (z->next > UDFB_WHEEL_MAX_FILES)
 		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': more than %d entries", z->path,
 				    UDFB_WHEEL_MAX_FILES);
-	*name = archive_entry_pathname(*e);
-	if (!*name)
-		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry %zu has no usable name", z->path,
-				    z->n_entries);
-	if (udfb_wheel_check_name(z->path, *name, is_dir, err) < 0)
+	zip_stat_t st;
+	zip_stat_init(&st);
+	if (zip_stat_index(z->z, e->index, ZIP_FL_ENC_RAW, &st) < 0)
+		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", z->path, zip_strerror(z->z));
+	if (!(st.valid & ZIP_STAT_NAME) || !st.name)
+		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry %lld has no usable name", z->path,
+				    (long long)z->next);
+	e->name = st.name;
+	e->size = (st.valid & ZIP_STAT_SIZE) && st.size <= (zip_uint64_t)UDFB_WHEEL_MAX_UNPACKED ? (long long)st.size
+												 : -1;
+	if (udfb_wheel_check_name(z->path, e->name, &e->is_dir, err) < 0)
 		return -1;
-	mode_t type = archive_entry_filetype(*e);
-	if (archive_entry_hardlink(*e) || archive_entry_symlink(*e) || (type != AE_IFREG && type != AE_IFDIR) ||
-	    (type == AE_IFREG && *is_dir))
-		return name_bad(z->path, *name, "not a regular file or directory (links and devices are refused)", err);
-	if (type == AE_IFDIR)
-		*is_dir = 1;
+	mode_t type = 0;
+	if (entry_type(z, e, &type, err) < 0)
+		return -1;
+	if (type != S_IFREG && type != S_IFDIR)
+		return name_bad(z->path, e->name, "not a regular file or directory (links and devices are refused)",
+				err);
+	if (type == S_IFDIR)
+		e->is_dir = 1;
 	return 1;
 }
 
-int udfb_wzip_read_small(struct udfb_wzip *z, char **out, size_t *len, size_t max, const char *name,
+int udfb_wzip_read_small(struct udfb_wzip *z, const struct udfb_wentry *e, char **out, size_t *len, size_t max,
 			 struct udfb_err *err)
 {
+	zip_file_t *zf = zip_fopen_index(z->z, e->index, 0);
+	if (!zf)
+		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry '%s': %s", z->path, e->name,
+				    zip_strerror(z->z));
 	struct udfb_buf b;
 	udfb_buf_init(&b, max);
 	char chunk[WZIP_BLOCK];
+	int rc = 0;
 	for (;;) {
-		la_ssize_t n = archive_read_data(z->a, chunk, sizeof(chunk));
+		zip_int64_t n = zip_fread(zf, chunk, sizeof(chunk));
 		if (n < 0) {
-			udfb_buf_free(&b);
-			return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry '%s': %s", z->path, name,
-					    archive_error_string(z->a));
+			rc = udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry '%s': %s", z->path, e->name,
+					  zip_file_strerror(zf));
+			break;
 		}
 		if (n == 0)
 			break;
 		if (udfb_buf_add(&b, chunk, (size_t)n) < 0) {
-			udfb_buf_free(&b);
-			return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry '%s': larger than %zu bytes",
-					    z->path, name, max);
+			rc = udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': entry '%s': larger than %zu bytes", z->path,
+					  e->name, max);
+			break;
 		}
+	}
+	zip_fclose(zf);
+	if (rc < 0) {
+		udfb_buf_free(&b);
+		return rc;
 	}
 	*out = udfb_buf_steal(&b, len);
 	return 0;
@@ -226,17 +262,15 @@ static int find_metadata(struct udfb_wzip *z, char **text, size_t *len, struct u
 {
 	char *distinfo = NULL;
 	int rc;
-	struct archive_entry *e;
-	const char *name;
-	int is_dir;
-	while ((rc = udfb_wzip_next(z, &e, &name, &is_dir, err)) == 1) {
-		size_t n = udfb_wheel_distinfo_len(name);
+	struct udfb_wentry e;
+	while ((rc = udfb_wzip_next(z, &e, err)) == 1) {
+		size_t n = udfb_wheel_distinfo_len(e.name);
 		if (n == 0)
 			continue;
-		if ((rc = udfb_wheel_note_distinfo(z->path, &distinfo, name, n, err)) < 0)
+		if ((rc = udfb_wheel_note_distinfo(z->path, &distinfo, e.name, n, err)) < 0)
 			break;
-		if (!is_dir && !*text && strcmp(name + n, "/METADATA") == 0 &&
-		    (rc = udfb_wzip_read_small(z, text, len, UDFB_METADATA_MAX_BYTES, name, err)) < 0)
+		if (!e.is_dir && !*text && strcmp(e.name + n, "/METADATA") == 0 &&
+		    (rc = udfb_wzip_read_small(z, &e, text, len, UDFB_METADATA_MAX_BYTES, err)) < 0)
 			break;
 	}
 	if (rc == 0 && !distinfo)

@@ -17,7 +17,9 @@ test can hand the builder any stream it likes):
   back-reference before their start (a preset dictionary), inflating to
   other bytes than RECORD's: refused in one line naming the entry; one
   without a final block or with bytes after it: either refused or
-  installed with RECORD's bytes (pip's reading), never other bytes."""
+  installed with RECORD's bytes (pip's reading), never other bytes;
+- entries sharing their stored bytes (central directory entries pointing
+  at one local header, a zip bomb's trick): refused in one line."""
 import gzip
 import hashlib
 import json
@@ -290,6 +292,46 @@ def bad_streams(env, root):
               "sha256:" + hashlib.sha256(gzip.decompress(data)).hexdigest() == layers[0][1], sorted(got))
 
 
+def overlapping(env, root):
+    """Three more central directory entries pointing at mod.py's local
+    header: each listed in RECORD with mod.py's hash, so only the shared
+    bytes give them away."""
+    name = "ovl"
+    content = text_module(5)
+    stream = deflate(content)
+    info = "%s-1.0.dist-info" % name
+    extra = ["%s/copy%d.py" % (name, k) for k in range(3)]
+    files = {"%s/mod.py" % name: content, info + "/METADATA": wheels.metadata_text(name, "1.0").encode(),
+             info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: udfb-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n\n"}
+    rows = "".join("%s,%s,%d\n" % (p, wheels.record_hash(c), len(c)) for p, c in sorted(files.items()))
+    rows += "".join("%s,%s,%d\n" % (p, wheels.record_hash(content), len(content)) for p in extra)
+    files[info + "/RECORD"] = (rows + info + "/RECORD,,\n").encode()
+    out, central, offsets = bytearray(), bytearray(), {}
+    listing = [(p, deflate(c) if p != "%s/mod.py" % name else stream, c) for p, c in sorted(files.items())]
+    listing += [(p, stream, content) for p in extra]
+    for path, data, plain in listing:
+        nb = path.encode()
+        if path in extra:
+            off = offsets["%s/mod.py" % name]
+        else:
+            off = offsets[path] = len(out)
+            out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0x800, 8, 0, 0x21, zlib.crc32(plain), len(data),
+                               len(plain), len(nb), 0) + nb + data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | 20, 20, 0x800, 8, 0, 0x21,
+                               zlib.crc32(plain), len(data), len(plain), len(nb), 0, 0, 0, 0, 0o100644 << 16,
+                               off) + nb
+    cd = len(out)
+    out += central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(listing), len(listing), len(central), cd, 0)
+    idx = os.path.join(root, name)
+    os.makedirs(idx, exist_ok=True)
+    with open(os.path.join(idx, "%s-1.0-py3-none-any.whl" % name), "wb") as f:
+        f.write(out)
+    p, dest = env.build([name], idx)
+    msg = p.stderr.strip()
+    check("entries sharing their stored bytes are refused in one line naming the wheel",
+          p.returncode != 0 and msg.count("\n") == 0 and "entries overlap" in msg and name in msg, msg)
+
+
 def main():
     harness.skip_unless(tools=("umoci", "skopeo"))
     base = harness.tiny_image()
@@ -301,6 +343,7 @@ def main():
         group(env, root)
         real_wheel(env, root)
         bad_streams(env, root)
+        overlapping(env, root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return done()

@@ -262,6 +262,76 @@ static void check_splice(const char *tmp, const char *file)
 	free(raw);
 }
 
+/* A layer of a few MiB: its blob goes out through the writer thread in
+ * many buffers; spliced from memory or from files, the same bytes, and
+ * the digest and size describe the file written. */
+static void check_big(const char *tmp, const char *file)
+{
+	enum { BIG = 5 << 19 }; /* 2.5 MiB: the tar stays within gunzip_all's 4 MiB */
+	unsigned char *noise = malloc(BIG);
+	unsigned x = 7;
+	for (size_t k = 0; k < BIG; k++) {
+		x = x * 1103515245u + 12345u;
+		noise[k] = (unsigned char)(x >> 16);
+	}
+	static unsigned char content[100000], comp[120000];
+	FILE *f = fopen(file, "rb");
+	size_t n = fread(content, 1, sizeof(content), f);
+	fclose(f);
+	z_stream z = { 0 };
+	deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = content;
+	z.avail_in = (uInt)n;
+	z.next_out = comp;
+	z.avail_out = sizeof(comp);
+	deflate(&z, Z_FINISH);
+	size_t clen = z.total_out;
+	deflateEnd(&z);
+	uint32_t crc = (uint32_t)crc32(0, content, (uInt)n);
+	char *raw = udfb_path_join(tmp, "raw-big.bin");
+	f = fopen(raw, "wb");
+	fwrite(comp, 1, clen, f);
+	fclose(f);
+	struct udfb_layer l[2];
+	struct udfb_err err = UDFB_ERR_INIT;
+	for (int mem = 0; mem < 2; mem++) {
+		struct udfb_layer_writer *w;
+		udfb_layer_writer_new(&w);
+		udfb_layer_writer_set_level(w, 1);
+		udfb_layer_add_bytes(w, "app/noise.bin", noise, BIG, 0, &err);
+		for (int k = 0; k < 10; k++) {
+			char name[32];
+			snprintf(name, sizeof(name), "app/s%02d.bin", k);
+			struct udfb_layer_splice sp = { raw, 0, (long long)clen, crc };
+			if (mem)
+				udfb_layer_add_bytes_spliced(w, name, content, n, 0, comp, clen, crc, &err);
+			else
+				udfb_layer_add_file_spliced(w, name, file, 0, (long long)n, 0, &sp, &err);
+		}
+		CHECK(udfb_layer_write(&l[mem], w, tmp, &err) == 0, "a %lld-byte layer written (%s)",
+		      (long long)l[mem].size, mem ? "spliced from memory" : "spliced from files");
+		udfb_err_clear(&err);
+	}
+	CHECK(strcmp(l[0].digest, l[1].digest) == 0 && strcmp(l[0].diff_id, l[1].diff_id) == 0 &&
+		      l[0].size == l[1].size,
+	      "  the same bytes from memory as from files");
+	char got[UDFB_DIGEST_LEN + 1];
+	long long size = 0;
+	udfb_sha256_file(got, &size, l[1].path, &err);
+	CHECK(strcmp(got, l[1].digest) == 0 && size == l[1].size && size > (2 << 20),
+	      "  digest and size describe the file written");
+	size_t len = 0;
+	unsigned char *tar = gunzip_all(l[1].path, &len);
+	if (tar)
+		udfb_sha256_digest(tar, len, got);
+	CHECK(tar && strcmp(got, l[1].diff_id) == 0, "  and it inflates to the tar of the diff_id");
+	free(tar);
+	udfb_layer_clear(&l[0]);
+	udfb_layer_clear(&l[1]);
+	free(raw);
+	free(noise);
+}
+
 int main(void)
 {
 	setlocale(LC_ALL, "C.UTF-8"); /* for the reader below; the writer needs none */
@@ -284,6 +354,7 @@ int main(void)
 	CHECK(strcmp(got, a.digest) == 0 && size == a.size, "digest and size describe the file written");
 	check_tar(a.path);
 	check_splice(tmp, file);
+	check_big(tmp, file);
 	for (int mode = 1; mode <= 2; mode++) {
 		struct udfb_layer c;
 		CHECK(build_mode(&c, tmp, mode == 2, file, mode) == 0 && strcmp(a.digest, c.digest) == 0 &&

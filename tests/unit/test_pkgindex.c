@@ -365,6 +365,9 @@ static void test_local(const char *tmp, const struct udfb_fetch_opts *o)
 	CHECK(rc < 0 && err.cat == UDFB_E_INVALID, "a name that is none is refused (%s)", s_or(err.msg));
 	udfb_err_clear(&err);
 
+	/* What was hashed when listed is what gets cached: the copy made then. */
+	write_text(one, "numpy-1.0.tar.gz", "changed after the listing");
+	CHECK(sd && sd->copy && strcmp(sd->copy_sha256, sd->sha256) == 0, "listing copied the file as it hashed it");
 	char *path = NULL;
 	rc = udfb_pkgindex_download(&path, ix, sd, 0, &err);
 	char *want = NULL;
@@ -372,9 +375,16 @@ static void test_local(const char *tmp, const struct udfb_fetch_opts *o)
 		abort();
 	char *text = NULL;
 	size_t len = 0;
-	CHECK(rc == 0 && strcmp(path, want) == 0 && udfb_read_file(&text, &len, path, 100, &err) == 0 &&
+	CHECK(rc == 0 && strcmp(path, sd->copy) == 0 && udfb_read_file(&text, &len, path, 100, &err) == 0 &&
 		      strcmp(text, "sdist one") == 0,
-	      "a local file is copied into the content cache under its sha256 (%s)", s_or(err.msg));
+	      "a local file's download is the copy made when it was listed (%s)", s_or(err.msg));
+	free(text);
+	text = NULL;
+	struct stat st;
+	CHECK(stat(want, &st) < 0, "  not in the cache while the index is in use (its sync is left for the end)");
+	udfb_pkgindex_commit(ix);
+	CHECK(udfb_read_file(&text, &len, want, 100, &err) == 0 && strcmp(text, "sdist one") == 0,
+	      "  then in the content cache under its sha256, as listed (%s)", s_or(err.msg));
 	free(text);
 	free(path);
 	path = NULL;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -654,6 +655,123 @@ static void test_read_metadata(void)
 	free(path);
 }
 
+/* The packs in memory or in files: the same layer, byte for byte. */
+static int layer_with(const char *path, long long mem_pack_max, struct udfb_layer *out, int *files)
+{
+	struct udfb_wheel_install_opts o = opts;
+	o.mem_pack_max = mem_pack_max;
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	int before = leftovers();
+	if (udfb_wheel_install(w, path, &o, &err) < 0) {
+		printf("# %s\n", err.msg);
+		udfb_err_clear(&err);
+		udfb_layer_writer_free(w);
+		return -1;
+	}
+	/* The packs are the only .tmp- files an install makes. */
+	*files = leftovers() - before;
+	int rc = udfb_layer_write(out, w, tmp, &err);
+	udfb_err_clear(&err);
+	return rc;
+}
+
+/* The wheel's size plus its files' declared sizes: the memory packs' measure. */
+static long long mem_need(const char *path)
+{
+	struct stat st;
+	long long n = stat(path, &st) == 0 ? (long long)st.st_size : 0;
+	struct archive *a = archive_read_new();
+	archive_read_support_format_zip_seekable(a);
+	archive_read_open_filename(a, path, 65536);
+	struct archive_entry *e;
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK)
+		if (archive_entry_filetype(e) == AE_IFREG)
+			n += archive_entry_size(e);
+	archive_read_free(a);
+	return n;
+}
+
+static void test_mem_pack(void)
+{
+	/* The demo's scripts and entry points, and files big enough to splice. */
+	enum { BIG = 6 };
+	static struct wf files[N_DEMO + BIG];
+	static char names[BIG][64];
+	memcpy(files, demo, sizeof(demo));
+	char *text = malloc(BIG * 40000);
+	for (size_t k = 0; k < BIG * 40000; k++)
+		text[k] = (char)("abcdefgh \n"[(k * 7 + k / 13) % 10]);
+	for (int k = 0; k < BIG; k++) {
+		snprintf(names[k], sizeof(names[k]), "demo_pkg/data%d.txt", k);
+		files[N_DEMO + k] = (struct wf){ names[k], text + k * 40000, 0, 0, 1000 + (size_t)k * 7000 };
+	}
+	struct rec r = { 0 };
+	char *path = make_wheel("demo_pkg-1.0-py3-none-any.whl", DI, files, N_DEMO + BIG, &r);
+	long long need = mem_need(path);
+	struct {
+		long long max;
+		int want_files;
+		const char *what;
+	} cases[] = { { -1, 2, "never in memory" },
+		      { 0, 0, "the default limit" },
+		      { need, 0, "a limit the wheel just fits" },
+		      { need - 1, 2, "a limit one byte short" } };
+	struct udfb_layer first = { 0 };
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct udfb_layer l = { 0 };
+		int packs = -1;
+		int rc = layer_with(path, cases[k].max, &l, &packs);
+		CHECK(rc == 0 && packs == cases[k].want_files, "packs for %s: %s (%d pack files)", cases[k].what,
+		      cases[k].want_files ? "files" : "memory", packs);
+		if (k == 0) {
+			first = l;
+			continue;
+		}
+		CHECK(rc == 0 && !strcmp(l.digest, first.digest) && !strcmp(l.diff_id, first.diff_id) &&
+			      l.size == first.size,
+		      "  the same layer as with files (%s)", l.digest);
+		udfb_layer_clear(&l);
+	}
+	/* One limit for a layer's wheels: a second wheel into the same writer
+	 * goes to files once the first holds most of it. */
+	static const struct wf other[] = { { "other_pkg/__init__.py", "x = 1\n" },
+					   { "other_pkg-1.0.dist-info/METADATA", "Name: other-pkg\nVersion: 1.0\n" },
+					   { "other_pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n" } };
+	char *path2 = make_wheel("other_pkg-1.0-py3-none-any.whl", "other_pkg-1.0.dist-info", other, 3, &r);
+	struct udfb_wheel_install_opts o = opts;
+	o.mem_pack_max = need;
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	struct udfb_err err = UDFB_ERR_INIT;
+	int before = leftovers();
+	int rc = udfb_wheel_install(w, path, &o, &err);
+	int mid = leftovers();
+	long long kept = (long long)udfb_layer_writer_kept(w);
+	o.mem_pack_max = kept + mem_need(path2) - 1;
+	rc = rc == 0 ? udfb_wheel_install(w, path2, &o, &err) : rc;
+	CHECK(rc == 0 && mid == before && kept > 0 && leftovers() == mid + 2,
+	      "two wheels, one writer: the first in memory (%lld bytes), the second one byte past the shared limit in "
+	      "files (%s)",
+	      kept, err.msg ? err.msg : "ok");
+	udfb_err_clear(&err);
+	udfb_layer_writer_free(w);
+	free(path2);
+	struct lay *lay = calloc(1, sizeof(*lay));
+	read_layer(lay, first.path);
+	const struct lentry *e = lget(lay, T "demo_pkg/data5.txt");
+	CHECK(e && e->len == 36000 && !memcmp(e->data, text + 5 * 40000, 36000), "  a spliced file reads back");
+	e = lget(lay, T "bin/run");
+	CHECK(e && e->mode == 0755 && !strcmp(e->data, "#!/usr/bin/env python3\nprint(1)\n"),
+	      "  a rewritten script too");
+	free_layer(lay);
+	free(lay);
+	udfb_layer_clear(&first);
+	free(text);
+	free(path);
+}
+
 /* 1,000+ files, 20 MiB: the install alone, then the layer. */
 static void test_speed(void)
 {
@@ -708,6 +826,7 @@ int main(void)
 	test_refusals();
 	test_unpacked_budget();
 	test_read_metadata();
+	test_mem_pack();
 	test_speed();
 	udfb_rm_rf(tmp);
 	return check_done();
