@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -104,6 +105,20 @@ static int get_index(struct pctx *c, struct udfb_err *err)
 
 /* ---- the lock ---- */
 
+/* What names an index in the requirement set's key: an http(s) URL without
+ * its credentials, query and fragment; a directory (or file: URL, which
+ * carries no credentials) by its real path, so two directories never
+ * share a lock, whatever the working directory. */
+static char *index_identity(const char *index)
+{
+	if (strncasecmp(index, "http://", 7) == 0 || strncasecmp(index, "https://", 8) == 0)
+		return udfb_url_display(index);
+	char *real = strstr(index, "://") ? NULL : realpath(index, NULL);
+	char *out = udfb_strdup(real ? real : index); /* unresolvable: the index fails when opened */
+	free(real);
+	return out;
+}
+
 /* The requirement set's own key: another UDF asking for the same packages
  * on the same target gets the same lock, with no index request at all.
  * Index URLs enter without their credentials. */
@@ -113,7 +128,7 @@ static void reqs_key(struct pctx *c)
 	for (size_t k = 0; k < c->in->n_reqs; k++)
 		json_array_append_new(reqs, json_string(c->in->reqs[k]));
 	for (size_t k = 0; k < c->in->opts->n_index; k++) {
-		char *shown = udfb_url_display(c->in->opts->index[k]);
+		char *shown = index_identity(c->in->opts->index[k]);
 		json_array_append_new(ix, json_string(shown));
 		free(shown);
 	}

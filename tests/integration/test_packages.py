@@ -216,6 +216,30 @@ def lock_kept_and_refreshed(env, index_url, wheel_dir):
           p4.returncode == 0 and out4["manifest_digest"] == out3["manifest_digest"] and out4["cached"], p4.stderr)
 
 
+def two_directories(env):
+    """Two directory indexes holding different wheels of one name and version
+    never share a lock (their names once both read "(unparsable URL)" in the
+    lock's key, so the second directory's UDF got the first one's wheel); the
+    same directory named by a relative path does."""
+    store = os.path.join(env.tmp, "twodirs-store")
+    dirs = [os.path.join(env.tmp, "twodirs-%d" % k) for k in range(2)]
+    for k, d in enumerate(dirs):
+        os.makedirs(d)
+        wheels.big(d, 1, 3 + k)  # bigpkg 1.0 both, different files
+    outs = []
+    for k, d in enumerate(dirs + [os.path.relpath(dirs[0])]):
+        p, out, dest = env.build(request(["bigpkg"], code="def f(x):\n    return x + %d\n" % k), d, store=store)
+        outs.append(out)
+        check("a build from directory index %s succeeds" % ("A", "B", "A (relative)")[k], p.returncode == 0, p.stderr)
+    if None in outs:
+        return
+    pkg = [o["layers"][-2]["digest"] for o in outs]
+    check("the second directory's wheel is installed, not the first's",
+          outs[1]["packages_installed"] == 1 and pkg[1] != pkg[0], "%s %s" % (pkg, outs[1]))
+    check("the first directory by a relative path reuses its lock and layer",
+          outs[2]["packages_installed"] == 0 and pkg[2] == pkg[0], "%s %s" % (pkg, outs[2]))
+
+
 def sharing_and_determinism(env, index_url, log):
     store = os.path.join(env.tmp, "sharestore")
     p1, out1, d1 = env.build(request(["alpha"], code="def f(x):\n    return x + 1\n"), index_url, store=store)
@@ -347,6 +371,7 @@ def main():
         warm(env, url, log)
         registry_warm(env, url)
         lock_kept_and_refreshed(env, url, wheel_dir)
+        two_directories(env)
         srv.shutdown()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
