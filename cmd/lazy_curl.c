@@ -40,36 +40,26 @@
 	X(void, curl_slist_free_all, (struct curl_slist * l), (l)) \
 	X(void, curl_url_cleanup, (CURLU * u), (u))
 
-#define SYM_ENUM(ret, name, params, args) SYM_##name,
-#define SYM_NAME(ret, name, params, args) #name,
-enum { CURL_FUNCS(SYM_ENUM) CURL_VOID_FUNCS(SYM_ENUM) SYM_curl_easy_setopt, SYM_curl_easy_getinfo, N_SYMS };
-static const char *const names[] = { CURL_FUNCS(SYM_NAME) CURL_VOID_FUNCS(SYM_NAME) "curl_easy_setopt",
+enum {
+	CURL_FUNCS(UDFB_LAZY_ENUM) CURL_VOID_FUNCS(UDFB_LAZY_ENUM) UDFB_LAZY_curl_easy_setopt,
+	UDFB_LAZY_curl_easy_getinfo,
+	N_SYMS
+};
+static const char *const names[] = { CURL_FUNCS(UDFB_LAZY_NAME) CURL_VOID_FUNCS(UDFB_LAZY_NAME) "curl_easy_setopt",
 				     "curl_easy_getinfo", NULL };
 static void *syms[N_SYMS];
-static struct udfb_lazylib curl = { "libcurl.so.4", names, syms, PTHREAD_ONCE_INIT };
+static struct udfb_lazylib lazy_lib = { "libcurl.so.4", names, syms, PTHREAD_ONCE_INIT };
 
-#define FORWARD(ret, name, params, args)                                               \
-	ret name params                                                                \
-	{                                                                              \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&curl)[SYM_##name]; \
-		return fn args;                                                        \
-	}
-#define FORWARD_VOID(ret, name, params, args)                                          \
-	ret name params                                                                \
-	{                                                                              \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&curl)[SYM_##name]; \
-		fn args;                                                               \
-	}
-CURL_FUNCS(FORWARD)
-CURL_VOID_FUNCS(FORWARD_VOID)
-
-typedef CURLcode (*setopt_fn)(CURL *, CURLoption, ...);
+CURL_FUNCS(UDFB_LAZY_FORWARD)
+CURL_VOID_FUNCS(UDFB_LAZY_FORWARD_VOID)
 
 /* The option's number says its argument's type (curl.h, CURLOPTTYPE_*),
- * as libcurl's own curl_easy_setopt reads it. */
+ * as libcurl's own curl_easy_setopt reads it; a callback passes through as
+ * a function pointer (all of one size and passing here, as libcurl assumes
+ * when it reads each as its own type). */
 CURLcode curl_easy_setopt(CURL *c, CURLoption opt, ...)
 {
-	setopt_fn fn = (setopt_fn)udfb_lazylib_syms(&curl)[SYM_curl_easy_setopt];
+	CURLcode (*fn)(CURL *, CURLoption, ...) = UDFB_LAZY_FN(CURLcode, curl_easy_setopt, (CURL *, CURLoption, ...));
 	va_list ap;
 	va_start(ap, opt);
 	CURLcode rc;
@@ -90,8 +80,7 @@ CURLcode curl_easy_setopt(CURL *c, CURLoption opt, ...)
 /* Every CURLINFO takes one pointer. */
 CURLcode curl_easy_getinfo(CURL *c, CURLINFO info, ...)
 {
-	CURLcode (*fn)(CURL *, CURLINFO, ...) =
-		(CURLcode(*)(CURL *, CURLINFO, ...))udfb_lazylib_syms(&curl)[SYM_curl_easy_getinfo];
+	CURLcode (*fn)(CURL *, CURLINFO, ...) = UDFB_LAZY_FN(CURLcode, curl_easy_getinfo, (CURL *, CURLINFO, ...));
 	va_list ap;
 	va_start(ap, info);
 	void *p = va_arg(ap, void *);

@@ -21,33 +21,19 @@
 	X(void, xmlFreeDoc, (xmlDocPtr cur), (cur)) \
 	X(void, htmlFreeParserCtxt, (htmlParserCtxtPtr ctxt), (ctxt))
 
-#define SYM_ENUM(ret, name, params, args) SYM_##name,
-#define SYM_NAME(ret, name, params, args) #name,
-enum { XML_FUNCS(SYM_ENUM) XML_VOID_FUNCS(SYM_ENUM) SYM_xmlFree, N_SYMS };
-static const char *const names[] = { XML_FUNCS(SYM_NAME) XML_VOID_FUNCS(SYM_NAME) "xmlFree", NULL };
+enum { XML_FUNCS(UDFB_LAZY_ENUM) XML_VOID_FUNCS(UDFB_LAZY_ENUM) UDFB_LAZY_xmlFree, N_SYMS };
+static const char *const names[] = { XML_FUNCS(UDFB_LAZY_NAME) XML_VOID_FUNCS(UDFB_LAZY_NAME) "xmlFree", NULL };
 static void *syms[N_SYMS];
-static struct udfb_lazylib xml = { "libxml2.so.2", names, syms, PTHREAD_ONCE_INIT };
+static struct udfb_lazylib lazy_lib = { "libxml2.so.2", names, syms, PTHREAD_ONCE_INIT };
 
-#define FORWARD(ret, name, params, args)                                              \
-	ret name params                                                               \
-	{                                                                             \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&xml)[SYM_##name]; \
-		return fn args;                                                       \
-	}
-#define FORWARD_VOID(ret, name, params, args)                                         \
-	ret name params                                                               \
-	{                                                                             \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&xml)[SYM_##name]; \
-		fn args;                                                              \
-	}
-XML_FUNCS(FORWARD)
-XML_VOID_FUNCS(FORWARD_VOID)
+XML_FUNCS(UDFB_LAZY_FORWARD)
+XML_VOID_FUNCS(UDFB_LAZY_FORWARD_VOID)
 
 /* Memory that libxml2 handed out goes back through its own xmlFree
  * (xmlMemSetup may have replaced free). */
 static void free_via_libxml2(void *p)
 {
-	xmlFreeFunc *real = udfb_lazylib_syms(&xml)[SYM_xmlFree];
+	xmlFreeFunc *real = udfb_lazylib_syms(&lazy_lib)[UDFB_LAZY_xmlFree];
 	(*real)(p);
 }
 

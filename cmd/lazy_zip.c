@@ -30,24 +30,10 @@
 	X(void, zip_source_free, (zip_source_t * src), (src)) \
 	X(void, zip_stat_init, (zip_stat_t * st), (st))
 
-#define SYM_ENUM(ret, name, params, args) SYM_##name,
-#define SYM_NAME(ret, name, params, args) #name,
-enum { ZIP_FUNCS(SYM_ENUM) ZIP_VOID_FUNCS(SYM_ENUM) N_SYMS };
-static const char *const names[] = { ZIP_FUNCS(SYM_NAME) ZIP_VOID_FUNCS(SYM_NAME) NULL };
+enum { ZIP_FUNCS(UDFB_LAZY_ENUM) ZIP_VOID_FUNCS(UDFB_LAZY_ENUM) N_SYMS };
+static const char *const names[] = { ZIP_FUNCS(UDFB_LAZY_NAME) ZIP_VOID_FUNCS(UDFB_LAZY_NAME) NULL };
 static void *syms[N_SYMS];
-static struct udfb_lazylib zip = { "libzip.so.4", names, syms, PTHREAD_ONCE_INIT };
+static struct udfb_lazylib lazy_lib = { "libzip.so.4", names, syms, PTHREAD_ONCE_INIT };
 
-#define FORWARD(ret, name, params, args)                                              \
-	ret name params                                                               \
-	{                                                                             \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&zip)[SYM_##name]; \
-		return fn args;                                                       \
-	}
-#define FORWARD_VOID(ret, name, params, args)                                         \
-	ret name params                                                               \
-	{                                                                             \
-		ret(*fn) params = (ret(*) params)udfb_lazylib_syms(&zip)[SYM_##name]; \
-		fn args;                                                              \
-	}
-ZIP_FUNCS(FORWARD)
-ZIP_VOID_FUNCS(FORWARD_VOID)
+ZIP_FUNCS(UDFB_LAZY_FORWARD)
+ZIP_VOID_FUNCS(UDFB_LAZY_FORWARD_VOID)

@@ -28,4 +28,24 @@ struct udfb_lazylib {
  * refused to start it. */
 void *const *udfb_lazylib_syms(struct udfb_lazylib *l);
 
+/* A library's table is an X-macro list of (return type, name, parameters,
+ * arguments), one for functions returning a value, one for void ones.
+ * These make, from it, the symbol's index (UDFB_LAZY_ENUM), its name
+ * (UDFB_LAZY_NAME) and the forwarder that defines the function under its
+ * own name; the forwarders call through the file's struct udfb_lazylib,
+ * which must be named lazy_lib. */
+#define UDFB_LAZY_ENUM(ret, name, params, args) UDFB_LAZY_##name,
+#define UDFB_LAZY_NAME(ret, name, params, args) #name,
+#define UDFB_LAZY_FN(ret, name, params) ((ret(*) params)udfb_lazylib_syms(&lazy_lib)[UDFB_LAZY_##name])
+#define UDFB_LAZY_FORWARD(ret, name, params, args)           \
+	ret name params                                      \
+	{                                                    \
+		return UDFB_LAZY_FN(ret, name, params) args; \
+	}
+#define UDFB_LAZY_FORWARD_VOID(ret, name, params, args) \
+	ret name params                                 \
+	{                                               \
+		UDFB_LAZY_FN(ret, name, params) args;   \
+	}
+
 #endif
