@@ -7,11 +7,11 @@
 set -eu
 
 # The CLI links libarchive statically (Makefile, CLI_LDLIBS): its own
-# libraries' -dev packages (acl, zstd, lz4) give the link what
-# `pkg-config --static` names.
+# libraries' -dev packages (nettle, acl, lzma, zstd, lz4, bz2) give the
+# link what `pkg-config --static` names; libarchive-dev depends on none.
 build="build-essential pkg-config libmicrohttpd-dev libjansson-dev libarchive-dev libcurl4-openssl-dev libssl-dev zlib1g-dev
 libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler ca-certificates libxml2-dev libdeflate-dev libyaml-dev libzip-dev
-libacl1-dev libzstd-dev liblz4-dev"
+nettle-dev libacl1-dev liblzma-dev libzstd-dev liblz4-dev libbz2-dev"
 # Independent checkers and peers: umoci, skopeo, buildah, docker-registry
 # (apache2-utils' htpasswd and openssl make its test credentials and keys);
 # mmdebstrap builds the Python base image; runsc (gVisor) and runc run

@@ -95,10 +95,19 @@ struct udfb_wheel_install_opts {
 	 * which the packs below are kept in memory instead of two files: 0 for
 	 * UDFB_WHEEL_MEM_PACK_MAX, < 0 never. */
 	long long mem_pack_max;
+	/* The fewest bytes (the wheel's size plus its files' declared sizes)
+	 * for which the packs are kept in memory: 0 for
+	 * UDFB_WHEEL_MEM_PACK_MIN, < 0 any. */
+	long long mem_pack_min;
 };
 
 /* Memory for one wheel's packs before files are used instead. */
 #define UDFB_WHEEL_MEM_PACK_MAX (256ll << 20)
+/* Smaller wheels use files: an arena reserves its limit plus 1 GiB of
+ * address space and may take a whole 2 MiB huge page for a few bytes, so
+ * a group layer of a hundred small wheels would hold hundreds of MiB;
+ * files cost a small wheel little. */
+#define UDFB_WHEEL_MEM_PACK_MIN (8ll << 20)
 
 /* Unpack the wheel at path into w under o->target, as described at the
  * top; <project name> is the name part of "<name>-<version>.dist-info"

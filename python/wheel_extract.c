@@ -575,8 +575,10 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 static int open_packs(struct udfb_winst *in, size_t wheel_len, struct udfb_err *err)
 {
 	long long max = in->o->mem_pack_max ? in->o->mem_pack_max : UDFB_WHEEL_MEM_PACK_MAX;
+	long long min = in->o->mem_pack_min ? in->o->mem_pack_min : UDFB_WHEEL_MEM_PACK_MIN;
 	in->file_len = wheel_len;
-	if (max > 0 && in->declared <= max - in->kept - (long long)wheel_len) {
+	if (max > 0 && in->declared <= max - in->kept - (long long)wheel_len &&
+	    in->declared + (long long)wheel_len >= min) {
 		/* The files as declared, rewritten shebangs, the generated files
 		 * (RECORD's 256 MiB at most, the scripts): address space only. */
 		size_t slack = (in->n_files + 1) * (strlen(in->o->python) + 16) + ((size_t)1 << 30);

@@ -656,10 +656,12 @@ static void test_read_metadata(void)
 }
 
 /* The packs in memory or in files: the same layer, byte for byte. */
-static int layer_with(const char *path, long long mem_pack_max, struct udfb_layer *out, int *files)
+static int layer_with(const char *path, long long mem_pack_max, long long mem_pack_min, struct udfb_layer *out,
+		      int *files)
 {
 	struct udfb_wheel_install_opts o = opts;
 	o.mem_pack_max = mem_pack_max;
+	o.mem_pack_min = mem_pack_min;
 	struct udfb_err err = UDFB_ERR_INIT;
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
@@ -710,19 +712,23 @@ static void test_mem_pack(void)
 	struct rec r = { 0 };
 	char *path = make_wheel("demo_pkg-1.0-py3-none-any.whl", DI, files, N_DEMO + BIG, &r);
 	long long need = mem_need(path);
+	/* The test's wheel is small: a minimum of -1 lets it into memory. */
 	struct {
-		long long max;
+		long long max, min;
 		int want_files;
 		const char *what;
-	} cases[] = { { -1, 2, "never in memory" },
-		      { 0, 0, "the default limit" },
-		      { need, 0, "a limit the wheel just fits" },
-		      { need - 1, 2, "a limit one byte short" } };
+	} cases[] = { { -1, -1, 2, "never in memory" },
+		      { 0, -1, 0, "the default limit" },
+		      { need, -1, 0, "a limit the wheel just fits" },
+		      { need - 1, -1, 2, "a limit one byte short" },
+		      { 0, 0, 2, "a wheel under the default minimum (8 MiB)" },
+		      { 0, need, 0, "a minimum the wheel just reaches" },
+		      { 0, need + 1, 2, "a minimum one byte above it" } };
 	struct udfb_layer first = { 0 };
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		struct udfb_layer l = { 0 };
 		int packs = -1;
-		int rc = layer_with(path, cases[k].max, &l, &packs);
+		int rc = layer_with(path, cases[k].max, cases[k].min, &l, &packs);
 		CHECK(rc == 0 && packs == cases[k].want_files, "packs for %s: %s (%d pack files)", cases[k].what,
 		      cases[k].want_files ? "files" : "memory", packs);
 		if (k == 0) {
@@ -742,6 +748,7 @@ static void test_mem_pack(void)
 	char *path2 = make_wheel("other_pkg-1.0-py3-none-any.whl", "other_pkg-1.0.dist-info", other, 3, &r);
 	struct udfb_wheel_install_opts o = opts;
 	o.mem_pack_max = need;
+	o.mem_pack_min = -1;
 	struct udfb_layer_writer *w;
 	udfb_layer_writer_new(&w);
 	struct udfb_err err = UDFB_ERR_INIT;
