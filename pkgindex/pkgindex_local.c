@@ -145,13 +145,31 @@ int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const c
 	DIR *d = opendir(dir);
 	if (!d)
 		return udfb_err_sys(err, errno, "index directory %s", dir);
+	/* The project's file names first: a project of one file is copied
+	 * while hashed (its download then needs no second read); of several,
+	 * the resolver takes one, and copying them all would write every
+	 * version and platform (gigabytes in a wheelhouse of large wheels) to
+	 * use one: they are hashed only, and the one taken is copied when
+	 * downloaded. */
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	while (n <= UDFB_INDEX_MAX_FILES && (e = readdir(d)))
+		if (e->d_name[0] != '.' && udfb_pkgfile_name_ok(e->d_name) && belongs(e->d_name, name)) {
+			if (n == cap) {
+				cap = cap ? cap * 2 : 8;
+				names = udfb_realloc(names, cap * sizeof(*names));
+			}
+			names[n++] = udfb_strdup(e->d_name);
+		}
+	closedir(d);
 	struct udfb_pkglist l = { out, 0 };
 	int rc = 0;
-	struct dirent *e;
-	while (rc == 0 && (e = readdir(d)))
-		if (e->d_name[0] != '.' && udfb_pkgfile_name_ok(e->d_name) && belongs(e->d_name, name))
-			rc = add_file(&l, dir, e->d_name, tmpdir, max_copy, err);
-	closedir(d);
+	for (size_t k = 0; k < n && rc == 0; k++)
+		rc = add_file(&l, dir, names[k], n == 1 ? tmpdir : NULL, max_copy, err);
+	for (size_t k = 0; k < n; k++)
+		free(names[k]);
+	free(names);
 	if (rc < 0) {
 		udfb_pkgproject_free(out);
 		return -1;

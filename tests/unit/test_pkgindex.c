@@ -353,6 +353,7 @@ static void test_local(const char *tmp, const struct udfb_fetch_opts *o)
 	const struct udfb_pkgproject *du = NULL;
 	CHECK(udfb_pkgindex_project(&du, ix, "Python_Dateutil", 0, &err) == 0 && du->n_files == 1,
 	      "a legacy sdist whose name holds '-'");
+	const struct udfb_pkgproject *dateutil = du;
 
 	rc = udfb_pkgindex_project(&du, ix, "nosuch", 0, &err);
 	CHECK(rc < 0 && err.cat == UDFB_E_NOTFOUND && strstr(err.msg, "nosuch") && strstr(err.msg, two),
@@ -365,33 +366,51 @@ static void test_local(const char *tmp, const struct udfb_fetch_opts *o)
 	CHECK(rc < 0 && err.cat == UDFB_E_INVALID, "a name that is none is refused (%s)", s_or(err.msg));
 	udfb_err_clear(&err);
 
-	/* What was hashed when listed is what gets cached: the copy made then. */
-	write_text(one, "numpy-1.0.tar.gz", "changed after the listing");
-	CHECK(sd && sd->copy && strcmp(sd->copy_sha256, sd->sha256) == 0, "listing copied the file as it hashed it");
+	/* A project of several files: each hashed only; the one downloaded is
+	 * copied then. */
+	CHECK(sd && !sd->copy && wh && !wh->copy, "a project of several files: none copied when listed");
 	char *path = NULL;
-	rc = udfb_pkgindex_download(&path, ix, sd, 0, &err);
 	char *want = NULL;
 	if (asprintf(&want, "%s/cache/sha256/%s", tmp, sd->sha256) < 0)
 		abort();
 	char *text = NULL;
 	size_t len = 0;
-	CHECK(rc == 0 && strcmp(path, sd->copy) == 0 && udfb_read_file(&text, &len, path, 100, &err) == 0 &&
+	rc = udfb_pkgindex_download(&path, ix, sd, 0, &err);
+	CHECK(rc == 0 && strcmp(path, want) == 0 && udfb_read_file(&text, &len, path, 100, &err) == 0 &&
 		      strcmp(text, "sdist one") == 0,
-	      "a local file's download is the copy made when it was listed (%s)", s_or(err.msg));
+	      "  its download is copied into the content cache (%s)", s_or(err.msg));
 	free(text);
 	text = NULL;
-	struct stat st;
-	CHECK(stat(want, &st) < 0, "  not in the cache while the index is in use (its sync is left for the end)");
-	udfb_pkgindex_commit(ix);
-	CHECK(udfb_read_file(&text, &len, want, 100, &err) == 0 && strcmp(text, "sdist one") == 0,
-	      "  then in the content cache under its sha256, as listed (%s)", s_or(err.msg));
-	free(text);
 	free(path);
 	path = NULL;
 	write_text(one, "numpy-1.0.tar.gz", "changed since");
 	CHECK(udfb_pkgindex_download(&path, ix, sd, 0, &err) == 0 && strcmp(path, want) == 0,
 	      "a cache hit needs no source");
 	free(path);
+	path = NULL;
+
+	/* A project of one file: what was hashed when listed is what gets
+	 * cached, the copy made then. */
+	const struct udfb_pkgfile *dt = dateutil && dateutil->n_files == 1 ? &dateutil->files[0] : NULL;
+	write_text(one, "python-dateutil-2.8.2.tar.gz", "changed after the listing");
+	CHECK(dt && dt->copy && strcmp(dt->copy_sha256, dt->sha256) == 0, "a project of one file: copied as hashed");
+	char *want_dt = NULL;
+	if (!dt || asprintf(&want_dt, "%s/cache/sha256/%s", tmp, dt->sha256) < 0)
+		abort();
+	rc = udfb_pkgindex_download(&path, ix, dt, 0, &err);
+	CHECK(rc == 0 && strcmp(path, dt->copy) == 0 && udfb_read_file(&text, &len, path, 100, &err) == 0 &&
+		      strcmp(text, "legacy sdist") == 0,
+	      "  its download is the copy made when it was listed (%s)", s_or(err.msg));
+	free(text);
+	text = NULL;
+	struct stat st;
+	CHECK(stat(want_dt, &st) < 0, "  not in the cache while the index is in use (its sync is left for the end)");
+	udfb_pkgindex_commit(ix);
+	CHECK(udfb_read_file(&text, &len, want_dt, 100, &err) == 0 && strcmp(text, "legacy sdist") == 0,
+	      "  then in the content cache under its sha256, as listed (%s)", s_or(err.msg));
+	free(text);
+	free(path);
+	free(want_dt);
 	path = NULL;
 	struct udfb_pkgfile bad = *sd;
 	memcpy(bad.sha256, HEX_A, 65);
