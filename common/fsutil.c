@@ -95,7 +95,7 @@ int udfb_mktemp(char **out, int *fd, const char *dir, struct udfb_err *err)
 	return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int udfb_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len) {
@@ -119,7 +119,7 @@ static int write_tmp(const char *path, const void *data, size_t len, char **tmp,
 	cleanup_free char *dir = dir_of(path);
 	if (udfb_mktemp(tmp, fd, dir, err) < 0)
 		return -1;
-	if (write_all(*fd, data, len) < 0) {
+	if (udfb_write_all(*fd, data, len) < 0) {
 		int e = errno;
 		close(*fd);
 		unlink(*tmp);
@@ -300,7 +300,7 @@ static int copy_fd(int in, int out)
 			continue;
 		if (n <= 0)
 			return (int)n;
-		if (write_all(out, buf, (size_t)n) < 0)
+		if (udfb_write_all(out, buf, (size_t)n) < 0)
 			return -1;
 	}
 }

@@ -56,7 +56,7 @@ static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, 
 	while ((n = read(in, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || udfb_pkgindex_write_all(fd, buf, (size_t)n) < 0) {
+		if (n < 0 || udfb_write_all(fd, buf, (size_t)n) < 0) {
 			udfb_sha256_free(h);
 			return udfb_err_sys(err, errno, "%s: copy %s", f->filename, f->path);
 		}

@@ -43,8 +43,6 @@ void udfb_pkgfile_copy(struct udfb_pkgfile *dst, const struct udfb_pkgfile *src)
 
 /* The files of a local directory for project name (PEP 503 normalised):
  * wheels and sdists whose name part normalises to it, hashed. */
-/* write(2) all n bytes; -1 with errno set. */
-int udfb_pkgindex_write_all(int fd, const void *p, size_t n);
 /* tmpdir: where each file is copied as it is hashed (files over max_copy
  * bytes are hashed only); NULL: hashed only. */
 int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const char *name, const char *tmpdir,

@@ -89,7 +89,7 @@ static int hash_copy(struct udfb_pkgfile *f, const char *path, const char *tmpdi
 			break;
 		udfb_sha256_update(h, buf, (size_t)n);
 		total += n;
-		if (fd >= 0 && (total > max_copy || udfb_pkgindex_write_all(fd, buf, (size_t)n) < 0)) {
+		if (fd >= 0 && (total > max_copy || udfb_write_all(fd, buf, (size_t)n) < 0)) {
 			close(fd); /* too large to download, or no room: hashed only */
 			fd = -1;
 			unlink(f->copy);

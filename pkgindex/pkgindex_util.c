@@ -131,21 +131,6 @@ int udfb_pkgpage_begin(struct udfb_pkgproject *out, CURLU **base, const char *pa
 	return 0;
 }
 
-int udfb_pkgindex_write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 void udfb_pkglist_pop(struct udfb_pkglist *l)
 {
 	udfb_pkgfile_clear(&l->p->files[--l->p->n_files]);

@@ -35,26 +35,11 @@
 #define MEM_MAX (64ll << 20)
 #define STREAM_BLOCK (64u << 10)
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t k = write(fd, c, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -1;
-		c += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 static void pack_flush(struct udfb_winst *in)
 {
 	if (in->mem)
 		return;
-	if (in->wlen && !in->write_errno && write_all(in->pack_fd, in->wbuf, in->wlen) < 0)
+	if (in->wlen && !in->write_errno && udfb_write_all(in->pack_fd, in->wbuf, in->wlen) < 0)
 		in->write_errno = errno;
 	in->wlen = 0;
 }
@@ -71,7 +56,7 @@ static void pack_write(struct udfb_winst *in, const void *p, size_t n)
 	if (in->wlen + n > PACK_BUF)
 		pack_flush(in);
 	if (n >= PACK_BUF) {
-		if (!in->write_errno && write_all(in->pack_fd, p, n) < 0)
+		if (!in->write_errno && udfb_write_all(in->pack_fd, p, n) < 0)
 			in->write_errno = errno;
 		return;
 	}
@@ -461,7 +446,7 @@ static int finish_task(struct udfb_winst *in, zip_t *z, struct task *t, struct o
 	}
 	f->raw_offset = in->raw_len;
 	in->raw_len += (long long)comp;
-	if (!in->raw_errno && write_all(in->raw_fd, in->batch->raw->base + t->raw_off, comp) < 0)
+	if (!in->raw_errno && udfb_write_all(in->raw_fd, in->batch->raw->base + t->raw_off, comp) < 0)
 		in->raw_errno = errno;
 	return 0;
 }
