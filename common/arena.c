@@ -54,6 +54,14 @@ void udfb_arena_reset(struct udfb_arena *a)
 	a->len = 0;
 }
 
+void udfb_arena_adopt(struct udfb_arena *a, void *p, size_t len)
+{
+	a->base = p;
+	a->len = a->max = len;
+	a->map = p;
+	a->map_len = len;
+}
+
 void udfb_arena_free(struct udfb_arena *a)
 {
 	if (a->map)

@@ -30,6 +30,9 @@ void *udfb_arena_push(struct udfb_arena *a, size_t n);
 int udfb_arena_add(struct udfb_arena *a, const void *p, size_t n);
 /* Empty again; the pages stay (no fault when filled again). */
 void udfb_arena_reset(struct udfb_arena *a);
+/* An arena over len bytes mapped elsewhere (a file's, read only): full,
+ * and unmapped by udfb_arena_free like the others. */
+void udfb_arena_adopt(struct udfb_arena *a, void *p, size_t len);
 /* Unmap (a zeroed arena is fine). */
 void udfb_arena_free(struct udfb_arena *a);
 

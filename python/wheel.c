@@ -332,20 +332,21 @@ static int add_mem(struct udfb_layer_writer *w, const char *full, const struct u
 		   const unsigned char *raw, struct udfb_err *err)
 {
 	int exec = f->exec || f->script;
+	const unsigned char *data = f->data ? f->data : pack + f->offset;
 	if (f->raw_len > 0)
-		return udfb_layer_add_bytes_spliced(w, full, pack + f->offset, (size_t)f->out_size, exec,
-						    raw + f->raw_offset, (size_t)f->raw_len, f->crc, err);
-	return udfb_layer_add_bytes(w, full, pack + f->offset, (size_t)f->out_size, exec, err);
+		return udfb_layer_add_bytes_spliced(w, full, data, (size_t)f->out_size, exec, raw + f->raw_offset,
+						    (size_t)f->raw_len, f->crc, err);
+	return udfb_layer_add_bytes(w, full, data, (size_t)f->out_size, exec, err);
 }
 
 static int add_to_layer(struct udfb_winst *in, struct udfb_layer_writer *w, struct udfb_err *err)
 {
 	/* The layer borrows the packs' bytes: w owns them from here on, even
 	 * when an add below fails. */
-	const unsigned char *pack = in->pack_mem.base, *raw = in->raw_mem.base;
+	const unsigned char *pack = in->pack_mem.base, *raw = in->wheel_mem.base;
 	if (in->mem) {
 		udfb_layer_writer_keep(w, &in->pack_mem);
-		udfb_layer_writer_keep(w, &in->raw_mem);
+		udfb_layer_writer_keep(w, &in->wheel_mem);
 	}
 	for (size_t pass = 0; pass < 2; pass++) {
 		struct udfb_wfile *v = pass ? in->gen : in->files;
@@ -437,7 +438,7 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	free(in.pack);
 	free(in.raw);
 	udfb_arena_free(&in.pack_mem);
-	udfb_arena_free(&in.raw_mem);
+	udfb_arena_free(&in.wheel_mem);
 	free(in.wbuf);
 	free(in.rawbuf);
 	free(in.outbuf);

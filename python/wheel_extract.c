@@ -4,10 +4,14 @@
  * checked deflate stream goes to a second pack, the raw one, for the layer
  * to splice instead of compressing the content again (image/gzsplice.h);
  * then the files pip generates (scripts, INSTALLER, RECORD).
- * The packs are arenas (common/arena.h) the layer writer takes, when the
- * wheel and its declared files fit in mem_pack_max: the raw pack is then
- * where the stored bytes were read to, not a copy, and the layer reads
- * both without a system call.  Above the limit they are two files under
+ * The packs are in memory when the wheel and its declared files fit in
+ * mem_pack_max, and the layer writer takes them: the raw pack is then the
+ * wheel's mapping (each stream where the zip holds it), and a file's
+ * content is inflated where it stays (a stored one is used where the zip
+ * holds it), so no byte is copied and no memory touched but the inflated
+ * content's (fresh memory costs more than inflating into it, see
+ * common/arena.h).  The pack is an arena for the rest: rewritten scripts,
+ * the generated files.  Above the limit the packs are two files under
  * o->tmpdir (creating a thousand small files costs far more than writing
  * their bytes), never fsynced: a pack lives until the layer is written,
  * and the layer is what gets synced. */
@@ -62,6 +66,13 @@ static void pack_write(struct udfb_winst *in, const void *p, size_t n)
 	}
 	memcpy(in->wbuf + in->wlen, p, n);
 	in->wlen += n;
+}
+
+/* Where the next bytes written to the pack go.  In memory that is past
+ * what was inflated in place too. */
+static long long pack_end(const struct udfb_winst *in)
+{
+	return in->mem ? (long long)in->pack_mem.len : in->pack_len;
 }
 
 /* The installed bytes of one file: into the pack, and through h when they
@@ -200,7 +211,8 @@ struct task {
 	struct udfb_wfile *f;
 	zip_uint64_t idx;
 	zip_stat_t st;
-	size_t raw_off, out_off; /* in the batch's buffers */
+	const unsigned char *raw; /* the stored bytes, in the wheel's mapping */
+	unsigned char *out; /* where a deflated entry inflates to */
 	const unsigned char *content; /* NULL: not one to splice, read it streamed() */
 	int stored_bad; /* method 0 with two different sizes */
 	uint32_t crc;
@@ -210,11 +222,10 @@ struct task {
 struct batch {
 	struct task *v;
 	size_t n, cap;
-	/* The stored bytes and the contents, one arena each, kept from batch
-	 * to batch: fresh pages for every entry cost a fault each, more than
-	 * inflating them.  The stored bytes go to raw: the raw pack itself
-	 * when the packs are in memory (they stay), else raw_tmp. */
-	struct udfb_arena *raw, raw_tmp, out;
+	/* The contents that do not stay where they are inflated (packs in
+	 * files, scripts), kept from batch to batch: fresh pages for every
+	 * entry cost a fault each, more than inflating them. */
+	struct udfb_arena out;
 	long long bytes, sizes; /* held in memory; content sizes */
 	_Atomic size_t next;
 };
@@ -223,29 +234,15 @@ struct batch {
 /* What a batch can hold: under BATCH_BYTES, then one entry up to MEM_MAX. */
 #define BATCH_MAX ((size_t)(BATCH_BYTES + MEM_MAX + 2))
 
-/* The entry's stored bytes (raw deflate for method 8), all of them. */
-static int read_raw(struct udfb_winst *in, zip_t *z, struct task *t, struct udfb_err *err)
+/* The entry's stored bytes (raw deflate for method 8): where they are. */
+static int locate_raw(struct udfb_winst *in, zip_t *z, struct task *t, struct udfb_err *err)
 {
-	size_t n = (size_t)t->st.comp_size;
 	zip_file_t *zf = zip_fopen_index(z, t->idx, ZIP_FL_COMPRESSED);
 	if (!zf)
 		return bad_entry(in, t->f, zip_strerror(z), err);
-	struct batch *b = in->batch;
-	t->raw_off = b->raw->len;
-	unsigned char *dst = udfb_arena_push(b->raw, n + 1);
-	if (!dst) { /* extract_all bounds the sum of the entries' sizes */
-		zip_fclose(zf);
-		return bad_entry(in, t->f, "its stored bytes do not fit in the wheel", err);
-	}
-	b->raw->len -= 1;
-	zip_int64_t got = zip_fread(zf, dst, n + 1); /* one more: it must end where the zip says */
-	int rc = 0;
-	if (got < 0)
-		rc = bad_entry(in, t->f, zip_file_strerror(zf), err);
-	else if ((size_t)got != n)
-		rc = bad_entry(in, t->f, "its data is not as long as the zip says", err);
+	t->raw = udfb_wsrc_stored(in->src, zf, t->st.comp_size);
 	zip_fclose(zf);
-	return rc;
+	return t->raw ? 0 : bad_entry(in, t->f, "its stored bytes are not inside the file", err);
 }
 
 /* Method 8: the stored bytes must hold exactly one deflate stream that
@@ -255,11 +252,11 @@ static int read_raw(struct udfb_winst *in, zip_t *z, struct task *t, struct udfb
  * does not, content stays NULL: the entry is read again the way pip reads
  * it (streamed(): zlib, lenient about a missing final block or bytes after
  * it), checked against RECORD the same, and compressed again. */
-static void compute(const struct batch *b, struct task *t, struct libdeflate_decompressor *d)
+static void compute(struct task *t, struct libdeflate_decompressor *d)
 {
 	size_t comp = (size_t)t->st.comp_size, size = (size_t)t->st.size;
-	const unsigned char *raw = b->raw->base + t->raw_off;
-	unsigned char *out = b->out.base + t->out_off;
+	const unsigned char *raw = t->raw;
+	unsigned char *out = t->out;
 	if (t->st.comp_method == ZIP_CM_STORE) {
 		t->stored_bad = comp != size;
 		t->content = t->stored_bad ? NULL : raw;
@@ -283,8 +280,34 @@ static void *work(void *arg)
 {
 	struct worker *w = arg;
 	for (size_t k; (k = w->b->next++) < w->b->n;)
-		compute(w->b, &w->b->v[k], w->d);
+		compute(&w->b->v[k], w->d);
 	return NULL;
+}
+
+/* Where each deflated entry inflates to: its place in the pack when it
+ * stays as inflated there (packs in memory, not a script), else the
+ * batch's buffer. */
+static int place_outputs(struct udfb_winst *in, struct batch *b)
+{
+	size_t stay = 0, tmp = 0;
+	for (size_t k = 0; k < b->n; k++) {
+		struct task *t = &b->v[k];
+		if (t->st.comp_method == ZIP_CM_DEFLATE)
+			*(in->mem && !t->f->script ? &stay : &tmp) += (size_t)t->st.size;
+	}
+	udfb_arena_reset(&b->out);
+	unsigned char *p = udfb_arena_push(&b->out, tmp + 1), *q = stay ? udfb_arena_push(&in->pack_mem, stay) : NULL;
+	if (!p || (stay && !q))
+		return -1;
+	for (size_t k = 0; k < b->n; k++) {
+		struct task *t = &b->v[k];
+		if (t->st.comp_method != ZIP_CM_DEFLATE)
+			continue;
+		unsigned char **at = in->mem && !t->f->script ? &q : &p;
+		t->out = *at;
+		*at += (size_t)t->st.size;
+	}
+	return 0;
 }
 
 static int compute_all(struct udfb_winst *in, struct batch *b, struct udfb_err *err)
@@ -292,13 +315,7 @@ static int compute_all(struct udfb_winst *in, struct batch *b, struct udfb_err *
 	if (!in->inflater && !(in->inflater = libdeflate_alloc_decompressor()))
 		return udfb_err_set(err, UDFB_E_INTERNAL, "wheel '%s': no memory for a decompressor", in->path);
 	b->next = 0;
-	size_t need = 1;
-	for (size_t k = 0; k < b->n; k++) {
-		b->v[k].out_off = need - 1;
-		need += b->v[k].st.comp_method == ZIP_CM_DEFLATE ? (size_t)b->v[k].st.size : 0;
-	}
-	udfb_arena_reset(&b->out);
-	if (!udfb_arena_push(&b->out, need))
+	if (place_outputs(in, b) < 0)
 		return udfb_err_set(err, UDFB_E_INTERNAL, "wheel '%s': a batch larger than its buffer", in->path);
 	struct worker me = { b, in->inflater }, other = { b, NULL };
 	pthread_t th;
@@ -316,11 +333,9 @@ static int compute_all(struct udfb_winst *in, struct batch *b, struct udfb_err *
 /* One checked entry of the batch out, in zip order. */
 static int finish_task(struct udfb_winst *in, zip_t *z, struct task *t, struct out *o, struct udfb_err *err);
 
-static void reset_batch(struct udfb_winst *in, struct batch *b)
+static void reset_batch(struct batch *b)
 {
 	b->n = 0;
-	if (!in->mem)
-		udfb_arena_reset(b->raw);
 	b->bytes = b->sizes = 0;
 }
 
@@ -385,7 +400,7 @@ static int extract_out(struct udfb_winst *in, struct udfb_wfile *f,
 		       void *arg, struct udfb_err *err)
 {
 	struct out o = { .in = in, .h = f->script ? udfb_sha256_new() : NULL };
-	f->offset = in->pack_len;
+	f->offset = pack_end(in);
 	int rc = fn(in, z, arg, &o, err);
 	char out_digest[UDFB_DIGEST_LEN + 1];
 	if (o.h)
@@ -430,23 +445,28 @@ static int finish_task(struct udfb_winst *in, zip_t *z, struct task *t, struct o
 	in->total += (long long)size;
 	if (verify(in, f, t->digest, (long long)size, err) < 0)
 		return -1;
-	struct shebang sb = { .python = in->o->python };
-	install_bytes(in, f, o, &sb, t->content, size);
-	if (f->script)
-		shebang_end(&sb, o);
-	else
+	if (in->mem && !f->script) { /* the bytes stay where they are */
+		f->data = t->content;
+		o->n = (long long)size;
+	} else {
+		struct shebang sb = { .python = in->o->python };
+		install_bytes(in, f, o, &sb, t->content, size);
+		if (f->script)
+			shebang_end(&sb, o);
+	}
+	if (!f->script)
 		udfb_record_b64(f->b64, t->digest);
 	if (t->st.comp_method != ZIP_CM_DEFLATE || f->script || comp < WHEEL_SPLICE_MIN)
 		return 0;
 	f->raw_len = (long long)comp;
 	f->crc = t->crc;
-	if (in->mem) { /* already in the raw pack */
-		f->raw_offset = (long long)t->raw_off;
+	if (in->mem) { /* the raw pack is the mapping */
+		f->raw_offset = (long long)(t->raw - in->src->p);
 		return 0;
 	}
 	f->raw_offset = in->raw_len;
 	in->raw_len += (long long)comp;
-	if (!in->raw_errno && udfb_write_all(in->raw_fd, in->batch->raw->base + t->raw_off, comp) < 0)
+	if (!in->raw_errno && udfb_write_all(in->raw_fd, t->raw, comp) < 0)
 		in->raw_errno = errno;
 	return 0;
 }
@@ -456,7 +476,7 @@ static int flush_batch(struct udfb_winst *in, zip_t *z, struct batch *b, struct 
 	int rc = b->n ? compute_all(in, b, err) : 0;
 	for (size_t k = 0; k < b->n && rc == 0; k++)
 		rc = extract_out(in, b->v[k].f, task_fn, z, &b->v[k], err);
-	reset_batch(in, b);
+	reset_batch(b);
 	return rc;
 }
 
@@ -489,7 +509,7 @@ static int extract_one(struct udfb_winst *in, zip_t *z, zip_uint64_t idx, const 
 	t->st.name = NULL; /* libzip's, not ours to keep */
 	b->sizes += (long long)st->size;
 	b->bytes += (long long)(st->size + st->comp_size);
-	if (read_raw(in, z, t, err) < 0)
+	if (locate_raw(in, z, t, err) < 0)
 		return -1;
 	return b->bytes >= BATCH_BYTES ? flush_batch(in, z, b, err) : 0;
 }
@@ -509,9 +529,8 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 	unsigned char *mark = udfb_calloc(in->n_files + 1, 1);
 	struct batch *b = udfb_calloc(1, sizeof(*b));
 	in->batch = b;
-	b->raw = in->mem ? &in->raw_mem : &b->raw_tmp;
 	int rc = 0;
-	if ((!in->mem && udfb_arena_init(&b->raw_tmp, BATCH_MAX) < 0) || udfb_arena_init(&b->out, BATCH_MAX) < 0)
+	if (udfb_arena_init(&b->out, BATCH_MAX) < 0)
 		rc = udfb_err_sys(err, errno, "wheel '%s': reserve memory", in->path);
 	for (zip_int64_t i = 0; i < n && rc == 0; i++) {
 		zip_stat_t st;
@@ -545,7 +564,6 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 	if (rc == 0)
 		rc = flush_batch(in, z, b, err);
 	free(b->v);
-	udfb_arena_free(&b->raw_tmp);
 	udfb_arena_free(&b->out);
 	free(b);
 	in->batch = NULL;
@@ -567,11 +585,9 @@ static int open_packs(struct udfb_winst *in, size_t wheel_len, struct udfb_err *
 		/* The files as declared, rewritten shebangs, the generated files
 		 * (RECORD's 256 MiB at most, the scripts): address space only. */
 		size_t slack = (in->n_files + 1) * (strlen(in->o->python) + 16) + ((size_t)1 << 30);
-		in->mem = udfb_arena_init(&in->pack_mem, (size_t)in->declared + slack) == 0 &&
-			  udfb_arena_init(&in->raw_mem, wheel_len + 1) == 0;
+		in->mem = udfb_arena_init(&in->pack_mem, (size_t)in->declared + slack) == 0;
 		if (in->mem)
 			return 0;
-		udfb_arena_free(&in->pack_mem);
 	}
 	if (udfb_mktemp(&in->pack, &in->pack_fd, in->o->tmpdir, err) < 0 ||
 	    udfb_mktemp(&in->raw, &in->raw_fd, in->o->tmpdir, err) < 0)
@@ -596,7 +612,8 @@ int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 	 * from the central directory, as pip's, and every byte is checked. */
 	zip_error_t ze;
 	zip_error_init(&ze);
-	zip_source_t *src = zip_source_buffer_create(map.p, map.len, 0, &ze);
+	struct udfb_wsrc wsrc;
+	zip_source_t *src = udfb_wsrc_new(&wsrc, &map, &ze);
 	zip_t *z = src ? zip_open_from_source(src, ZIP_RDONLY, &ze) : NULL;
 	if (!z) {
 		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", in->path, zip_error_strerror(&ze));
@@ -607,9 +624,14 @@ int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 		return -1;
 	}
 	zip_error_fini(&ze);
+	in->src = &wsrc;
 	int rc = extract_all(in, z, err);
+	in->src = NULL;
 	zip_discard(z); /* frees src */
-	udfb_wzip_unmap(&map);
+	if (in->mem) /* the raw pack: the layer writer takes it */
+		udfb_arena_adopt(&in->wheel_mem, map.p, map.len);
+	else
+		udfb_wzip_unmap(&map);
 	if (rc == 0 && in->raw_errno)
 		rc = udfb_err_sys(err, in->raw_errno, "write %s", in->raw);
 	return rc;
@@ -619,7 +641,7 @@ int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 
 static void write_gen(struct udfb_winst *in, struct udfb_wfile *g, const char *data, size_t len)
 {
-	g->offset = in->pack_len;
+	g->offset = pack_end(in);
 	pack_write(in, data, len);
 	char digest[UDFB_DIGEST_LEN + 1];
 	udfb_sha256_digest(data, len, digest);

@@ -44,6 +44,24 @@ struct udfb_wmap {
 int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct udfb_err *err);
 void udfb_wzip_unmap(struct udfb_wmap *m);
 
+/* A libzip source over a mapped wheel (m) that notes where each read
+ * begins: libzip reads an entry's stored bytes (ZIP_FL_COMPRESSED) from
+ * the file at their place, so the byte it reads first is where they are in
+ * the mapping, and they can be used there rather than copied (a wheel's
+ * worth of fresh memory costs more than inflating it, see common/arena.h).
+ * The extractor inflates and checks them there like any copy: a place
+ * misjudged could only fail those checks. */
+struct udfb_wsrc {
+	const unsigned char *p;
+	zip_uint64_t len, pos, last;
+	zip_error_t error;
+};
+zip_source_t *udfb_wsrc_new(struct udfb_wsrc *s, const struct udfb_wmap *m, zip_error_t *ze);
+/* The comp stored bytes of the entry zf (opened with ZIP_FL_COMPRESSED,
+ * nothing read yet) in the mapping; NULL when libzip did not read them
+ * from a place inside it. */
+const unsigned char *udfb_wsrc_stored(struct udfb_wsrc *s, zip_file_t *zf, zip_uint64_t comp);
+
 /* A wheel opened with libzip from its central directory, as Python's
  * zipfile (and so pip) sees it: entry names are the bytes the zip holds,
  * whatever the process's locale.  Only the entries read are looked at
@@ -131,6 +149,9 @@ struct udfb_wfile {
 	int script; /* .data/scripts/: shebang rewritten, 0755 */
 	int exempt; /* RECORD's signatures: no hash required */
 	long long offset, out_size; /* the installed bytes in the pack */
+	/* Not NULL: the installed bytes are here instead (packs in memory: a
+	 * file inflated in place, or stored in the wheel's mapping). */
+	const unsigned char *data;
 	/* raw_len > 0: the zip's deflate stream of the content, checked to
 	 * inflate to it, is raw_len bytes at raw_offset of the raw pack; the
 	 * layer splices it (image/gzsplice.h).  crc: of the content. */
@@ -152,10 +173,13 @@ struct udfb_winst {
 	size_t wheel_len, record_len, ep_len;
 	struct udfb_record record;
 	struct udfb_entry_points eps;
-	/* mem: both packs in memory (arenas the layer writer takes), when the
-	 * wheel and its files fit in the options' mem_pack_max; else files. */
+	/* mem: the packs in memory, when the wheel and its files fit in the
+	 * options' mem_pack_max; else files.  In memory, the pack is an arena
+	 * and the raw pack is the wheel's mapping (the stored bytes where they
+	 * are), both taken by the layer writer. */
 	int mem;
-	struct udfb_arena pack_mem, raw_mem;
+	struct udfb_arena pack_mem, wheel_mem;
+	struct udfb_wsrc *src; /* the mapping's, while extracting */
 	long long declared; /* the files' sizes as the zip declares them */
 	long long kept; /* memory the layer writer holds already (other wheels' packs) */
 	size_t file_len; /* the wheel file's bytes */

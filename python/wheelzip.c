@@ -49,6 +49,70 @@ void udfb_wzip_unmap(struct udfb_wmap *m)
 	m->p = NULL;
 }
 
+/* libzip's reads through a wheel source: copies out of the mapping, the
+ * place of the last one noted. */
+static zip_int64_t wsrc_cb(void *ud, void *data, zip_uint64_t len, zip_source_cmd_t cmd)
+{
+	struct udfb_wsrc *s = ud;
+	switch (cmd) {
+	case ZIP_SOURCE_OPEN: s->pos = 0; return 0;
+	case ZIP_SOURCE_READ: {
+		zip_uint64_t n = len < s->len - s->pos ? len : s->len - s->pos;
+		if (n)
+			memcpy(data, s->p + s->pos, n);
+		s->last = s->pos;
+		s->pos += n;
+		return (zip_int64_t)n;
+	}
+	case ZIP_SOURCE_SEEK: {
+		zip_int64_t to = zip_source_seek_compute_offset(s->pos, s->len, data, len, &s->error);
+		if (to < 0)
+			return -1;
+		s->pos = (zip_uint64_t)to;
+		return 0;
+	}
+	case ZIP_SOURCE_TELL: return (zip_int64_t)s->pos;
+	case ZIP_SOURCE_STAT: {
+		zip_stat_t *st = data;
+		if (len < sizeof(*st)) {
+			zip_error_set(&s->error, ZIP_ER_INVAL, 0);
+			return -1;
+		}
+		zip_stat_init(st);
+		st->size = st->comp_size = s->len;
+		st->comp_method = ZIP_CM_STORE;
+		st->encryption_method = ZIP_EM_NONE;
+		st->valid = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD | ZIP_STAT_ENCRYPTION_METHOD;
+		return (zip_int64_t)sizeof(*st);
+	}
+	case ZIP_SOURCE_ERROR: return zip_error_to_data(&s->error, data, len);
+	case ZIP_SOURCE_CLOSE:
+	case ZIP_SOURCE_FREE: return 0;
+	case ZIP_SOURCE_SUPPORTS: return ZIP_SOURCE_SUPPORTS_SEEKABLE;
+	default: zip_error_set(&s->error, ZIP_ER_OPNOTSUPP, 0); return -1;
+	}
+}
+
+zip_source_t *udfb_wsrc_new(struct udfb_wsrc *s, const struct udfb_wmap *m, zip_error_t *ze)
+{
+	memset(s, 0, sizeof(*s));
+	s->p = m->p;
+	s->len = m->len;
+	zip_error_init(&s->error);
+	return zip_source_function_create(wsrc_cb, s, ze);
+}
+
+const unsigned char *udfb_wsrc_stored(struct udfb_wsrc *s, zip_file_t *zf, zip_uint64_t comp)
+{
+	if (!comp)
+		return s->p; /* nothing to read: any place will do */
+	unsigned char first = 0;
+	s->last = UINT64_MAX;
+	if (zip_fread(zf, &first, 1) != 1 || s->last > s->len || comp > s->len - s->last || s->p[s->last] != first)
+		return NULL;
+	return s->p + s->last;
+}
+
 int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err)
 {
 	memset(z, 0, sizeof(*z));

@@ -39,6 +39,8 @@ struct rec {
 };
 
 static char tmp[] = "/tmp/udfb-wheel-XXXXXX";
+/* make_wheel stores every other entry (method 0) instead of deflating it. */
+static int store_every_other;
 
 /* pip's RECORD hash, computed independently of the library's encoder:
  * OpenSSL's base64, made urlsafe, padding dropped. */
@@ -99,6 +101,8 @@ static char *make_wheel(const char *filename, const char *distinfo, const struct
 	char *record = calloc(1, cap);
 	for (size_t k = 0; k < n; k++) {
 		const struct wf *f = &files[k];
+		if (store_every_other)
+			(k % 2 ? archive_write_zip_set_compression_store : archive_write_zip_set_compression_deflate)(a);
 		zip_add(a, f->name, f->data ? f->data : "", wf_len(f), f->mode, f->flags);
 		if (f->flags || (r->omit && !strcmp(r->omit, f->name)))
 			continue;
@@ -695,6 +699,40 @@ static long long mem_need(const char *path)
 	return n;
 }
 
+/* The mem_pack cases with one wheel: each the same layer as with files
+ * (*first keeps that one). */
+static void mem_pack_cases(const char *path, const char *what, struct udfb_layer *first)
+{
+	long long need = mem_need(path);
+	/* The test's wheel is small: a minimum of -1 lets it into memory. */
+	struct {
+		long long max, min;
+		int want_files;
+		const char *what;
+	} cases[] = { { -1, -1, 2, "never in memory" },
+		      { 0, -1, 0, "the default limit" },
+		      { need, -1, 0, "a limit the wheel just fits" },
+		      { need - 1, -1, 2, "a limit one byte short" },
+		      { 0, 0, 2, "a wheel under the default minimum (8 MiB)" },
+		      { 0, need, 0, "a minimum the wheel just reaches" },
+		      { 0, need + 1, 2, "a minimum one byte above it" } };
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct udfb_layer l = { 0 };
+		int packs = -1;
+		int rc = layer_with(path, cases[k].max, cases[k].min, &l, &packs);
+		CHECK(rc == 0 && packs == cases[k].want_files, "%s: packs for %s: %s (%d pack files)", what,
+		      cases[k].what, cases[k].want_files ? "files" : "memory", packs);
+		if (k == 0) {
+			*first = l;
+			continue;
+		}
+		CHECK(rc == 0 && !strcmp(l.digest, first->digest) && !strcmp(l.diff_id, first->diff_id) &&
+			      l.size == first->size,
+		      "  the same layer as with files (%s)", l.digest);
+		udfb_layer_clear(&l);
+	}
+}
+
 static void test_mem_pack(void)
 {
 	/* The demo's scripts and entry points, and files big enough to splice. */
@@ -712,34 +750,22 @@ static void test_mem_pack(void)
 	struct rec r = { 0 };
 	char *path = make_wheel("demo_pkg-1.0-py3-none-any.whl", DI, files, N_DEMO + BIG, &r);
 	long long need = mem_need(path);
-	/* The test's wheel is small: a minimum of -1 lets it into memory. */
-	struct {
-		long long max, min;
-		int want_files;
-		const char *what;
-	} cases[] = { { -1, -1, 2, "never in memory" },
-		      { 0, -1, 0, "the default limit" },
-		      { need, -1, 0, "a limit the wheel just fits" },
-		      { need - 1, -1, 2, "a limit one byte short" },
-		      { 0, 0, 2, "a wheel under the default minimum (8 MiB)" },
-		      { 0, need, 0, "a minimum the wheel just reaches" },
-		      { 0, need + 1, 2, "a minimum one byte above it" } };
-	struct udfb_layer first = { 0 };
-	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-		struct udfb_layer l = { 0 };
-		int packs = -1;
-		int rc = layer_with(path, cases[k].max, cases[k].min, &l, &packs);
-		CHECK(rc == 0 && packs == cases[k].want_files, "packs for %s: %s (%d pack files)", cases[k].what,
-		      cases[k].want_files ? "files" : "memory", packs);
-		if (k == 0) {
-			first = l;
-			continue;
-		}
-		CHECK(rc == 0 && !strcmp(l.digest, first.digest) && !strcmp(l.diff_id, first.diff_id) &&
-			      l.size == first.size,
-		      "  the same layer as with files (%s)", l.digest);
-		udfb_layer_clear(&l);
-	}
+	struct udfb_layer first = { 0 }, mixed = { 0 };
+	mem_pack_cases(path, "deflated", &first);
+	/* Stored entries are installed from where the zip holds them (in
+	 * memory, from the wheel's mapping): the same files, so the same tar. */
+	store_every_other = 1;
+	char *dir = udfb_path_join(tmp, "mixed");
+	mkdir(dir, 0755);
+	free(dir);
+	char *path_mixed = make_wheel("mixed/demo_pkg-1.0-py3-none-any.whl", DI, files, N_DEMO + BIG, &r);
+	store_every_other = 0;
+	mem_pack_cases(path_mixed, "every other entry stored", &mixed);
+	CHECK(mixed.path && !strcmp(mixed.diff_id, first.diff_id) && mem_need(path_mixed) > need + 20000,
+	      "  the same tar as the deflated wheel's (%s), from a wheel %lld bytes larger", mixed.diff_id,
+	      mem_need(path_mixed) - need);
+	udfb_layer_clear(&mixed);
+	free(path_mixed);
 	/* One limit for a layer's wheels: a second wheel into the same writer
 	 * goes to files once the first holds most of it. */
 	static const struct wf other[] = { { "other_pkg/__init__.py", "x = 1\n" },
