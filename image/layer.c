@@ -310,10 +310,12 @@ struct sink {
 	pthread_cond_t cv;
 	unsigned long long produced, consumed; /* buffers; under mu */
 	int closing, started, out_errno; /* out_errno: the writer's */
+	long long written, synced; /* bytes out; those whose writeback started */
 	pthread_t th;
 };
 
 #define OBUFS 4
+#define WRITEBACK_STEP (4ll << 20)
 #define OBUF_SIZE (256u << 10)
 
 static void sink_keep(struct sink *s, const void *buf, size_t len)
@@ -338,7 +340,9 @@ static void sink_keep(struct sink *s, const void *buf, size_t len)
 }
 
 /* One buffer of the blob hashed and written (after a failed write, only
- * hashed: the error is reported at the end). */
+ * hashed: the error is reported at the end).  Every WRITEBACK_STEP bytes
+ * their writeback starts: the disk works while the rest is made, and the
+ * build's sync finds little left to wait for. */
 static void out_buffer(struct sink *s, const unsigned char *b, size_t have)
 {
 	udfb_sha256_update(s->gz_hash, b, have);
@@ -348,6 +352,11 @@ static void out_buffer(struct sink *s, const unsigned char *b, size_t have)
 			s->out_errno = errno;
 		if (n > 0)
 			off += (size_t)n;
+	}
+	s->written += (long long)have;
+	if (s->written - s->synced >= WRITEBACK_STEP) {
+		udfb_start_writeback_range(s->fd, s->synced, s->written - s->synced);
+		s->synced = s->written;
 	}
 }
 
