@@ -102,7 +102,8 @@ static char *make_wheel(const char *filename, const char *distinfo, const struct
 	for (size_t k = 0; k < n; k++) {
 		const struct wf *f = &files[k];
 		if (store_every_other)
-			(k % 2 ? archive_write_zip_set_compression_store : archive_write_zip_set_compression_deflate)(a);
+			(k % 2 ? archive_write_zip_set_compression_store
+			       : archive_write_zip_set_compression_deflate)(a);
 		zip_add(a, f->name, f->data ? f->data : "", wf_len(f), f->mode, f->flags);
 		if (f->flags || (r->omit && !strcmp(r->omit, f->name)))
 			continue;
