@@ -167,11 +167,6 @@ void udfb_start_writeback(int fd)
 	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
-void udfb_start_writeback_range(int fd, long long off, long long len)
-{
-	(void)sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE);
-}
-
 int udfb_fsync_fds(const int *fds, const char *const *what, size_t n, struct udfb_err *err)
 {
 	for (size_t k = 0; k < n; k++)

@@ -40,8 +40,6 @@ int udfb_fsync_fd(int fd, const char *what, struct udfb_err *err);
 /* Start writing fd's dirty pages back without waiting (sync_file_range):
  * an advice, the caller still fsyncs before trusting the bytes. */
 void udfb_start_writeback(int fd);
-/* The same for len bytes at off, while the rest is still being written. */
-void udfb_start_writeback_range(int fd, long long off, long long len);
 /* All of len bytes to fd, through short writes and EINTR; -1 with errno. */
 int udfb_write_all(int fd, const void *data, size_t len);
 /* fsync every fd, after starting the writeback of all of them; what[k]

@@ -18,6 +18,7 @@
 #include "image/gzsplice.h"
 #include "image/pgzip.h"
 #include "common/strmap.h"
+#include "common/syncer.h"
 
 #define LAYER_GZIP_LEVEL 6 /* the default; part of UDFB_LAYER_FORMAT */
 /* A tar up to this size is kept from the diff_id pass for the write: a
@@ -310,12 +311,13 @@ struct sink {
 	pthread_cond_t cv;
 	unsigned long long produced, consumed; /* buffers; under mu */
 	int closing, started, out_errno; /* out_errno: the writer's */
-	long long written, synced; /* bytes out; those whose writeback started */
+	struct udfb_syncer sync;
+	int sync_live;
 	pthread_t th;
 };
 
 #define OBUFS 4
-#define WRITEBACK_STEP (4ll << 20)
+#define SYNC_STEP (4ll << 20)
 #define OBUF_SIZE (256u << 10)
 
 static void sink_keep(struct sink *s, const void *buf, size_t len)
@@ -340,9 +342,8 @@ static void sink_keep(struct sink *s, const void *buf, size_t len)
 }
 
 /* One buffer of the blob hashed and written (after a failed write, only
- * hashed: the error is reported at the end).  Every WRITEBACK_STEP bytes
- * their writeback starts: the disk works while the rest is made, and the
- * build's sync finds little left to wait for. */
+ * hashed: the error is reported at the end), and flushed to the disk
+ * every SYNC_STEP bytes while the rest is made (common/syncer.h). */
 static void out_buffer(struct sink *s, const unsigned char *b, size_t have)
 {
 	udfb_sha256_update(s->gz_hash, b, have);
@@ -353,11 +354,8 @@ static void out_buffer(struct sink *s, const unsigned char *b, size_t have)
 		if (n > 0)
 			off += (size_t)n;
 	}
-	s->written += (long long)have;
-	if (s->written - s->synced >= WRITEBACK_STEP) {
-		udfb_start_writeback_range(s->fd, s->synced, s->written - s->synced);
-		s->synced = s->written;
-	}
+	if (s->sync_live)
+		udfb_syncer_wrote(&s->sync, (long long)have);
 }
 
 /* The second thread: buffers in the order they were filled. */
@@ -435,6 +433,17 @@ static void sink_stop(struct sink *s)
 		s->failed_errno = s->out_errno;
 }
 
+/* The flushes done (the blob written): a failed one fails the layer. */
+static void sink_stop_sync(struct sink *s)
+{
+	if (!s->sync_live)
+		return;
+	s->sync_live = 0;
+	int e = udfb_syncer_stop(&s->sync);
+	if (e && !s->failed_errno)
+		s->failed_errno = e;
+}
+
 /* The last members out and the buffers written, before finish() syncs. */
 static int sink_drain(struct sink *s, struct udfb_err *err)
 {
@@ -447,6 +456,7 @@ static int sink_drain(struct sink *s, struct udfb_err *err)
 		s->olen = 0;
 	}
 	sink_stop(s);
+	sink_stop_sync(s);
 	if (rc < 0 || s->failed_errno)
 		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
 				       : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: zlib failed");
@@ -477,13 +487,16 @@ static int sink_open(struct sink *s, int fd, int level)
 	pthread_cond_init(&s->cv, NULL);
 	if (fd < 0)
 		return 0;
+	udfb_syncer_init(&s->sync, fd, SYNC_STEP);
+	s->sync_live = 1;
 	/* The chunks are compressed in parallel, the bytes do not depend on it. */
 	return udfb_pgzip_new(&s->gz, level, udfb_pgzip_threads(), sink_out, s);
 }
 
 static void sink_free(struct sink *s)
 {
-	sink_stop(s); /* after a failure: the thread may still run */
+	sink_stop(s); /* after a failure: the threads may still run */
+	sink_stop_sync(s);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	udfb_pgzip_free(s->gz);

@@ -12,10 +12,9 @@
 #include "common/alloc.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/hashpipe.h"
 #include "python/pep508.h"
 #include "pkgindex/pkgindex_internal.h"
-
-#define COPY_BUF (128u << 10)
 
 static int ends_with(const char *s, size_t len, const char *suffix)
 {
@@ -73,12 +72,13 @@ static int hash_copy(struct udfb_pkgfile *f, const char *path, const char *tmpdi
 	struct udfb_err e = UDFB_ERR_INIT;
 	if (tmpdir && udfb_mktemp(&f->copy, &fd, tmpdir, &e) < 0)
 		udfb_err_clear(&e); /* hashed only: a download copies it */
-	struct udfb_sha256 *h = udfb_sha256_new();
-	cleanup_free char *buf = udfb_malloc(COPY_BUF);
+	/* Hashed on a second thread while read and written here. */
+	struct udfb_hashpipe *hp = udfb_hashpipe_new();
 	long long total = 0;
 	int rc = 0;
 	for (;;) {
-		ssize_t n = read(in, buf, COPY_BUF);
+		unsigned char *buf = udfb_hashpipe_buf(hp);
+		ssize_t n = read(in, buf, udfb_hashpipe_bufsize());
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -87,7 +87,7 @@ static int hash_copy(struct udfb_pkgfile *f, const char *path, const char *tmpdi
 		}
 		if (n == 0)
 			break;
-		udfb_sha256_update(h, buf, (size_t)n);
+		udfb_hashpipe_push(hp, (size_t)n);
 		total += n;
 		if (fd >= 0 && (total > max_copy || udfb_write_all(fd, buf, (size_t)n) < 0)) {
 			close(fd); /* too large to download, or no room: hashed only */
@@ -98,7 +98,7 @@ static int hash_copy(struct udfb_pkgfile *f, const char *path, const char *tmpdi
 		}
 	}
 	char digest[UDFB_DIGEST_LEN + 1];
-	udfb_sha256_final(h, digest);
+	udfb_hashpipe_final(hp, digest);
 	if (fd >= 0) {
 		udfb_start_writeback(fd);
 		close(fd);
