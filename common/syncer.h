@@ -5,9 +5,9 @@
  * writeback was started (the virtual disk's flush), so a 22 MiB wheel
  * layer kept the build waiting 20-30 ms at its end.  Flushed in steps by a
  * thread of its own as the file grows, the flushes overlap the rest of the
- * work and the final fsync finds a step at most left (2.5 ms; see
- * docs/benchmarks.md).  The thread starts at the first step: a small file
- * never starts it.
+ * work and the final fsync finds little left (a file written at 1.5 ms a
+ * MiB: 2.5 ms instead of 23; see docs/packages.md for a layer).  The
+ * thread starts at the first step: a small file never starts it.
  *
  * The final fsync stays the caller's.  A failed flush is kept and returned
  * by udfb_syncer_stop: the kernel reports a write error to one fsync only,

@@ -317,7 +317,7 @@ struct sink {
 };
 
 #define OBUFS 4
-#define SYNC_STEP (4ll << 20)
+#define SYNC_STEP (2ll << 20)
 #define OBUF_SIZE (256u << 10)
 
 static void sink_keep(struct sink *s, const void *buf, size_t len)
