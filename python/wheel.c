@@ -59,23 +59,24 @@ static int note_file(struct udfb_winst *in, const struct udfb_wentry *e, struct 
 	return 0;
 }
 
+/* The zip stays open for the extract pass: libzip reads a central
+ * directory of a thousand entries in milliseconds. */
 static int scan(struct udfb_winst *in, struct udfb_err *err)
 {
-	struct udfb_wzip z;
-	if (udfb_wzip_open(&z, in->path, err) < 0)
+	struct udfb_wzip *z = &in->zip;
+	if (udfb_wzip_open(z, in->path, err) < 0)
 		return -1;
 	struct udfb_wentry e;
 	int rc;
-	while ((rc = udfb_wzip_next(&z, &e, err)) == 1) {
+	while ((rc = udfb_wzip_next(z, &e, err)) == 1) {
 		size_t dl = udfb_wheel_distinfo_len(e.name);
 		if (dl && (rc = udfb_wheel_note_distinfo(in->path, &in->distinfo, e.name, dl, err)) < 0)
 			break;
 		if (e.is_dir)
 			continue; /* pip makes directories for files only */
-		if ((rc = note_file(in, &e, err)) < 0 || (dl && (rc = keep_distinfo_file(in, &z, &e, dl, err)) < 0))
+		if ((rc = note_file(in, &e, err)) < 0 || (dl && (rc = keep_distinfo_file(in, z, &e, dl, err)) < 0))
 			break;
 	}
-	udfb_wzip_close(&z);
 	in->total = 0; /* counted again from the bytes themselves */
 	return rc;
 }
@@ -424,6 +425,7 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 		unlink(in.pack);
 	if (rc < 0 && !added && in.raw)
 		unlink(in.raw);
+	udfb_wzip_close(&in.zip);
 	free_files(in.files, in.n_files);
 	free_files(in.gen, in.n_gen);
 	udfb_strmap_free(&in.by_zip);

@@ -596,42 +596,26 @@ static int open_packs(struct udfb_winst *in, size_t wheel_len, struct udfb_err *
 	return 0;
 }
 
+/* From the scan's zip and mapping (python/wheelzip.c: libzip reading the
+ * mapping through a source that notes where).  Not ZIP_CHECKCONS there:
+ * it refuses zips written as a stream (local headers without sizes, a
+ * data descriptor after the data: libarchive's zip writer, so
+ * test_wheel.c's fixtures), which pip reads; entries come from the central
+ * directory, as pip's, and every byte is checked. */
 int udfb_wheel_extract(struct udfb_winst *in, struct udfb_err *err)
 {
-	struct udfb_wmap map;
-	if (udfb_wzip_map(&map, in->path, 1, err) < 0)
+	struct udfb_wzip *zip = &in->zip;
+	if (open_packs(in, zip->map.len, err) < 0)
 		return -1;
-	if (open_packs(in, map.len, err) < 0) {
-		udfb_wzip_unmap(&map);
-		return -1;
-	}
-	/* From memory: libzip's seek and read of each local header are copies.
-	 * Not ZIP_CHECKCONS: it refuses zips written as a stream (local headers
-	 * without sizes, a data descriptor after the data: libarchive's zip
-	 * writer, so test_wheel.c's fixtures), which pip reads; entries come
-	 * from the central directory, as pip's, and every byte is checked. */
-	zip_error_t ze;
-	zip_error_init(&ze);
-	struct udfb_wsrc wsrc;
-	zip_source_t *src = udfb_wsrc_new(&wsrc, &map, &ze);
-	zip_t *z = src ? zip_open_from_source(src, ZIP_RDONLY, &ze) : NULL;
-	if (!z) {
-		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", in->path, zip_error_strerror(&ze));
-		zip_error_fini(&ze);
-		if (src)
-			zip_source_free(src);
-		udfb_wzip_unmap(&map);
-		return -1;
-	}
-	zip_error_fini(&ze);
-	in->src = &wsrc;
-	int rc = extract_all(in, z, err);
+	udfb_wzip_populate(zip);
+	in->src = &zip->src;
+	int rc = extract_all(in, zip->z, err);
 	in->src = NULL;
-	zip_discard(z); /* frees src */
-	if (in->mem) /* the raw pack: the layer writer takes it */
-		udfb_arena_adopt(&in->wheel_mem, map.p, map.len);
-	else
-		udfb_wzip_unmap(&map);
+	if (in->mem) { /* the raw pack: the layer writer takes the mapping */
+		udfb_arena_adopt(&in->wheel_mem, zip->map.p, zip->map.len);
+		zip->map.p = NULL;
+	}
+	udfb_wzip_close(zip);
 	if (rc == 0 && in->raw_errno)
 		rc = udfb_err_sys(err, in->raw_errno, "write %s", in->raw);
 	return rc;

@@ -69,6 +69,7 @@ const unsigned char *udfb_wsrc_stored(struct udfb_wsrc *s, zip_file_t *zf, zip_u
 struct udfb_wzip {
 	zip_t *z;
 	struct udfb_wmap map;
+	struct udfb_wsrc src; /* libzip reads through it */
 	const char *path;
 	zip_int64_t n, next; /* entries; the next one */
 };
@@ -83,6 +84,9 @@ struct udfb_wentry {
 };
 
 int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err);
+/* Every page of the mapping read in now (an advice), for a reader of all
+ * of it: a fault a page costs more than reading it. */
+void udfb_wzip_populate(struct udfb_wzip *z);
 void udfb_wzip_close(struct udfb_wzip *z);
 /* 1 with the next entry, a regular file or a directory, 0 at the end, -1
  * on errors (and past UDFB_WHEEL_MAX_FILES entries). */
@@ -179,7 +183,8 @@ struct udfb_winst {
 	 * are), both taken by the layer writer. */
 	int mem;
 	struct udfb_arena pack_mem, wheel_mem;
-	struct udfb_wsrc *src; /* the mapping's, while extracting */
+	struct udfb_wzip zip; /* the wheel, open from the scan to the extract's end */
+	struct udfb_wsrc *src; /* zip's, while extracting */
 	long long declared; /* the files' sizes as the zip declares them */
 	long long kept; /* memory the layer writer holds already (other wheels' packs) */
 	size_t file_len; /* the wheel file's bytes */

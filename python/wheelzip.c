@@ -125,7 +125,7 @@ int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err)
 		return -1;
 	zip_error_t ze;
 	zip_error_init(&ze);
-	zip_source_t *src = zip_source_buffer_create(z->map.p, z->map.len, 0, &ze);
+	zip_source_t *src = udfb_wsrc_new(&z->src, &z->map, &ze);
 	z->z = src ? zip_open_from_source(src, ZIP_RDONLY, &ze) : NULL;
 	if (!z->z) {
 		udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': %s", path, zip_error_strerror(&ze));
@@ -138,6 +138,12 @@ int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err)
 	zip_error_fini(&ze);
 	z->n = zip_get_num_entries(z->z, 0);
 	return 0;
+}
+
+void udfb_wzip_populate(struct udfb_wzip *z)
+{
+	if (z->map.p)
+		(void)madvise(z->map.p, z->map.len, MADV_POPULATE_READ);
 }
 
 void udfb_wzip_close(struct udfb_wzip *z)
