@@ -102,7 +102,9 @@ int udfb_write_all(int fd, const void *data, size_t len)
 		ssize_t n = write(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
+		if (n == 0) /* no progress, no error: a full device, as good as */
+			errno = ENOSPC;
+		if (n <= 0)
 			return -1;
 		p += n;
 		len -= (size_t)n;

@@ -40,7 +40,8 @@ int udfb_fsync_fd(int fd, const char *what, struct udfb_err *err);
 /* Start writing fd's dirty pages back without waiting (sync_file_range):
  * an advice, the caller still fsyncs before trusting the bytes. */
 void udfb_start_writeback(int fd);
-/* All of len bytes to fd, through short writes and EINTR; -1 with errno. */
+/* All of len bytes to fd, through short writes and EINTR; -1 with errno
+ * (ENOSPC for a write that made no progress). */
 int udfb_write_all(int fd, const void *data, size_t len);
 /* fsync every fd, after starting the writeback of all of them; what[k]
  * names fds[k] in an error. */

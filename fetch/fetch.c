@@ -59,15 +59,9 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
 		x->total_too_big = 1;
 		return 0;
 	}
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(x->fd, p + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			x->write_errno = errno;
-			return 0;
-		}
-		off += (size_t)w;
+	if (udfb_write_all(x->fd, p, len) < 0) {
+		x->write_errno = errno;
+		return 0;
 	}
 	udfb_sha256_update(x->hash, p, len);
 	x->size += (long long)len;

@@ -347,13 +347,8 @@ static void sink_keep(struct sink *s, const void *buf, size_t len)
 static void out_buffer(struct sink *s, const unsigned char *b, size_t have)
 {
 	udfb_sha256_update(s->gz_hash, b, have);
-	for (size_t off = 0; off < have && !s->out_errno;) {
-		ssize_t n = write(s->fd, b + off, have - off);
-		if (n < 0 && errno != EINTR)
-			s->out_errno = errno;
-		if (n > 0)
-			off += (size_t)n;
-	}
+	if (!s->out_errno && udfb_write_all(s->fd, b, have) < 0)
+		s->out_errno = errno;
 	if (s->sync_live)
 		udfb_syncer_wrote(&s->sync, (long long)have);
 }

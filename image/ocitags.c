@@ -143,19 +143,6 @@ static int lock_layout(const char *dir, struct udfb_err *err)
 	return fd; /* closing it unlocks */
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w, n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* One append.  A line left torn by a crash is closed first, so it cannot
  * swallow the record that follows it. */
 static int journal_append(const char *dir, const char *line, size_t len, struct udfb_err *err)
@@ -171,7 +158,7 @@ static int journal_append(const char *dir, const char *line, size_t len, struct 
 		if (rfd < 0 || pread(rfd, &last, 1, sb.st_size - 1) != 1)
 			return udfb_err_sys(err, errno, "%s", path);
 	}
-	if ((last != '\n' && write_all(fd, "\n", 1) < 0) || write_all(fd, line, len) < 0)
+	if ((last != '\n' && udfb_write_all(fd, "\n", 1) < 0) || udfb_write_all(fd, line, len) < 0)
 		return udfb_err_sys(err, errno, "append to %s", path);
 	return 0;
 }
@@ -436,7 +423,7 @@ static void known_write(const char *dir, const char *body, size_t blen, unsigned
 	}
 	stat_line(st, sizeof(st), &sb);
 	int h = snprintf(head, sizeof(head), "k1 %08x %lu %s\n", crc_of(body, blen), lines, st);
-	int ok = write_all(fd, head, (size_t)h) == 0 && write_all(fd, body, blen) == 0;
+	int ok = udfb_write_all(fd, head, (size_t)h) == 0 && udfb_write_all(fd, body, blen) == 0;
 	close(fd);
 	if (!ok || rename(tmp, path) < 0)
 		unlink(tmp);
@@ -521,7 +508,7 @@ static int splice_file(const char *dir, const char *path, const char *head, size
 		return udfb_err_sys(err, errno, "%s", src);
 	if (udfb_mktemp(&tmp, &fd, dir, err) < 0)
 		return -1;
-	int ok = write_all(fd, head, hlen) == 0;
+	int ok = udfb_write_all(fd, head, hlen) == 0;
 	while (ok && n > 0) {
 		ssize_t c = copy_file_range(in, &off, fd, NULL, n, 0);
 		if (c < 0 && errno == EINTR)
@@ -529,7 +516,7 @@ static int splice_file(const char *dir, const char *path, const char *head, size
 		if (c <= 0) { /* no in-kernel copy here: through a buffer */
 			char buf[1 << 16];
 			ssize_t r = pread(in, buf, n < sizeof(buf) ? n : sizeof(buf), off);
-			if (r <= 0 || write_all(fd, buf, (size_t)r) < 0) {
+			if (r <= 0 || udfb_write_all(fd, buf, (size_t)r) < 0) {
 				ok = 0;
 				break;
 			}
@@ -537,7 +524,7 @@ static int splice_file(const char *dir, const char *path, const char *head, size
 		}
 		n -= (size_t)c;
 	}
-	ok = ok && write_all(fd, tail, tlen) == 0;
+	ok = ok && udfb_write_all(fd, tail, tlen) == 0;
 	int rc = ok ? 0 : udfb_err_sys(err, errno ? errno : EIO, "write %s", path);
 	if (rc == 0 && sync)
 		rc = udfb_fsync_fd(fd, path, err);

@@ -14,6 +14,7 @@
 
 #include "common/alloc.h"
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "registry-client/registry_internal.h"
 #include "registry-client/retry.h"
@@ -158,15 +159,9 @@ struct file_sink {
 static int to_file(const char *p, size_t n, void *ctx)
 {
 	struct file_sink *s = ctx;
-	for (size_t off = 0; off < n;) {
-		ssize_t w = write(s->fd, p + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			s->write_errno = errno;
-			return -1;
-		}
-		off += (size_t)w;
+	if (udfb_write_all(s->fd, p, n) < 0) {
+		s->write_errno = errno;
+		return -1;
 	}
 	udfb_sha256_update(s->hash, p, n);
 	s->size += (long long)n;
