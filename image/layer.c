@@ -311,6 +311,7 @@ struct sink {
 	pthread_cond_t cv;
 	unsigned long long produced, consumed; /* buffers; under mu */
 	int closing, started, out_errno; /* out_errno: the writer's */
+	int out_failed; /* out_errno as the writer last published it; under mu */
 	struct udfb_syncer sync;
 	int sync_live;
 	pthread_t th;
@@ -367,6 +368,7 @@ static void *out_thread(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		out_buffer(s, s->ob[k], s->ob_len[k]);
 		pthread_mutex_lock(&s->mu);
+		s->out_failed = s->out_errno;
 		s->consumed++;
 		pthread_cond_broadcast(&s->cv);
 	}
@@ -392,6 +394,10 @@ static void submit(struct sink *s)
 	pthread_cond_broadcast(&s->cv);
 	while (s->produced - s->consumed >= OBUFS)
 		pthread_cond_wait(&s->cv, &s->mu);
+	/* A failed write (a full disk) stops the layer now, not after the
+	 * rest of it is made and hashed for nothing. */
+	if (s->out_failed && !s->failed_errno)
+		s->failed_errno = s->out_failed;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -399,6 +405,8 @@ static int sink_out(void *ctx, const void *p, size_t have)
 {
 	struct sink *s = ctx;
 	const unsigned char *b = p;
+	if (s->failed_errno)
+		return -1;
 	s->gz_size += (long long)have;
 	while (have) {
 		size_t k = (size_t)(s->produced % OBUFS);
@@ -462,6 +470,8 @@ static la_ssize_t sink_write(struct archive *a, void *ctx, const void *buf, size
 {
 	(void)a;
 	struct sink *s = ctx;
+	if (s->failed_errno)
+		return -1;
 	udfb_sha256_update(s->tar_hash, buf, len);
 	size_t skip = s->spliced_left < (long long)len ? (size_t)s->spliced_left : len;
 	s->spliced_left -= (long long)skip;
@@ -682,6 +692,10 @@ static int tar_pass(struct udfb_layer_writer *w, struct sink *s, struct udfb_err
 	if (!a)
 		return udfb_err_set(err, UDFB_E_INTERNAL, "write layer: cannot open the tar writer");
 	int rc = write_entries(a, w, s, err);
+	if (rc < 0 && s->failed_errno) { /* the blob's write, not the entry, failed */
+		udfb_err_clear(err);
+		rc = udfb_err_sys(err, s->failed_errno, "write layer");
+	}
 	if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
 		rc = s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer")
 				     : udfb_err_set(err, UDFB_E_INTERNAL, "write layer: %s", archive_error_string(a));

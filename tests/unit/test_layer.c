@@ -3,8 +3,12 @@
  * explicit parents, mtime 0, root-owned, fixed modes, no pax time records). */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -332,6 +336,49 @@ static void check_big(const char *tmp, const char *file)
 	free(noise);
 }
 
+/* Files in dir whose name starts with ".tmp-". */
+static int temporaries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += strncmp(e->d_name, ".tmp-", 5) == 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A blob whose write fails half-way (a full disk, here a file size limit:
+ * EFBIG) fails the layer with the write's error, from the writer thread,
+ * and leaves no file behind. */
+static void check_write_error(const char *tmp)
+{
+	enum { BIG = 8 << 20 };
+	unsigned char *noise = malloc(BIG);
+	unsigned x = 11;
+	for (size_t k = 0; k < BIG; k++)
+		noise[k] = (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	udfb_layer_writer_set_level(w, 1);
+	struct udfb_err err = UDFB_ERR_INIT;
+	udfb_layer_add_bytes(w, "app/noise.bin", noise, BIG, 0, &err);
+	struct rlimit old, small = { 1 << 20, 1 << 20 };
+	getrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_IGN);
+	setrlimit(RLIMIT_FSIZE, &small);
+	struct udfb_layer l = { 0 };
+	int before = temporaries(tmp);
+	int rc = udfb_layer_write(&l, w, tmp, &err);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_DFL);
+	CHECK(rc < 0 && err.msg && strstr(err.msg, "write layer") && strstr(err.msg, strerror(EFBIG)) && !l.path &&
+		      temporaries(tmp) == before,
+	      "a blob's write failing half-way fails the layer with its error: %s", err.msg ? err.msg : "(none)");
+	udfb_err_clear(&err);
+	free(noise);
+}
+
 int main(void)
 {
 	setlocale(LC_ALL, "C.UTF-8"); /* for the reader below; the writer needs none */
@@ -355,6 +402,7 @@ int main(void)
 	check_tar(a.path);
 	check_splice(tmp, file);
 	check_big(tmp, file);
+	check_write_error(tmp);
 	for (int mode = 1; mode <= 2; mode++) {
 		struct udfb_layer c;
 		CHECK(build_mode(&c, tmp, mode == 2, file, mode) == 0 && strcmp(a.digest, c.digest) == 0 &&
@@ -378,8 +426,7 @@ int main(void)
 	check_exec(tmp, file);
 	udfb_layer_clear(&a);
 	udfb_layer_clear(&b);
-	unlink(file);
 	free(file);
-	rmdir(tmp);
+	udfb_rm_rf(tmp);
 	return check_done();
 }
