@@ -2,7 +2,10 @@
  * whole install into a layer, written when the install succeeds.  Every
  * failure must explain itself, and nothing may stay behind.  A layer
  * written must inflate (every gzip member, spliced deflate streams of the
- * wheel's among them) to exactly the tar its diff_id names. */
+ * wheel's among them) to exactly the tar its diff_id names.  Each input is
+ * installed twice, its packs in files and in memory (the stored bytes used
+ * where the mapped wheel holds them): both fail, or both make the same
+ * layer. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,31 @@ static void explained(int rc, struct udfb_err *err)
 	udfb_err_clear(err);
 }
 
+/* The install and its layer; packs in memory when mem (any size), else
+ * in files.  0 with the layer's digest, or -1. */
+static int install(const char *path, const char *dir, int mem, char digest[UDFB_DIGEST_LEN + 1])
+{
+	struct udfb_err err = UDFB_ERR_INIT;
+	struct udfb_layer_writer *w;
+	udfb_layer_writer_new(&w);
+	struct udfb_wheel_install_opts o = { "app/packages", "/usr/bin/env python3", dir, "udf-builder" };
+	o.mem_pack_max = mem ? 0 : -1;
+	o.mem_pack_min = -1;
+	int rc = udfb_wheel_install(w, path, &o, &err);
+	if (rc == 0) {
+		struct udfb_layer layer;
+		if (udfb_layer_write(&layer, w, dir, &err) < 0)
+			abort(); /* an installed wheel always makes a layer */
+		check_inflates_to(layer.path, layer.diff_id);
+		memcpy(digest, layer.digest, UDFB_DIGEST_LEN + 1);
+		udfb_layer_clear(&layer);
+	} else {
+		udfb_layer_writer_free(w);
+	}
+	explained(rc, &err);
+	return rc;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char dir[] = "/tmp/udfb-fuzz-wheel-XXXXXX";
@@ -74,20 +102,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(text);
 	explained(rc, &err);
 
-	struct udfb_layer_writer *w;
-	udfb_layer_writer_new(&w);
-	struct udfb_wheel_install_opts o = { "app/packages", "/usr/bin/env python3", dir, "udf-builder" };
-	rc = udfb_wheel_install(w, path, &o, &err);
-	if (rc == 0) {
-		struct udfb_layer layer;
-		if (udfb_layer_write(&layer, w, dir, &err) < 0)
-			abort(); /* an installed wheel always makes a layer */
-		check_inflates_to(layer.path, layer.diff_id);
-		udfb_layer_clear(&layer);
-	} else {
-		udfb_layer_writer_free(w);
-	}
-	explained(rc, &err);
+	char digest[2][UDFB_DIGEST_LEN + 1] = { "", "" };
+	int ok[2];
+	for (int mem = 0; mem < 2; mem++)
+		ok[mem] = install(path, dir, mem, digest[mem]) == 0;
+	if (ok[0] != ok[1] || strcmp(digest[0], digest[1]) != 0)
+		abort();
 	udfb_rm_rf(dir);
 	free(path);
 	return 0;
