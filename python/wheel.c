@@ -443,7 +443,6 @@ int udfb_wheel_install(struct udfb_layer_writer *w, const char *path, const stru
 	udfb_arena_free(&in.wheel_mem);
 	free(in.wbuf);
 	free(in.rawbuf);
-	free(in.outbuf);
 	libdeflate_free_decompressor(in.inflater);
 	return rc;
 }

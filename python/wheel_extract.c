@@ -528,7 +528,6 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 	unsigned long long stored = 0;
 	unsigned char *mark = udfb_calloc(in->n_files + 1, 1);
 	struct batch *b = udfb_calloc(1, sizeof(*b));
-	in->batch = b;
 	int rc = 0;
 	if (udfb_arena_init(&b->out, BATCH_MAX) < 0)
 		rc = udfb_err_sys(err, errno, "wheel '%s': reserve memory", in->path);
@@ -566,7 +565,6 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 	free(b->v);
 	udfb_arena_free(&b->out);
 	free(b);
-	in->batch = NULL;
 	free(mark);
 	if (rc == 0 && seen != in->n_files)
 		return changed(in, err);

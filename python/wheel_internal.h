@@ -201,11 +201,10 @@ struct udfb_winst {
 	int raw_fd;
 	long long raw_len;
 	int raw_errno;
-	/* Buffers of the entry being read: its stored bytes, its content. */
-	unsigned char *rawbuf, *outbuf;
-	size_t rawcap, outcap;
+	/* The buffer of an entry read streamed (streamed(), wheel_extract.c). */
+	unsigned char *rawbuf;
+	size_t rawcap;
 	struct libdeflate_decompressor *inflater;
-	struct batch *batch; /* wheel_extract.c's, while extracting */
 	long long total; /* bytes unpacked */
 	long long limit; /* on total: the options' max_unpacked or UDFB_WHEEL_MAX_UNPACKED */
 };
