@@ -1,6 +1,7 @@
 /* Arenas: see arena.h. */
 #include "common/arena.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -54,8 +55,21 @@ void udfb_arena_reset(struct udfb_arena *a)
 	a->len = 0;
 }
 
+int udfb_arena_charge(struct udfb_arena *a, struct udfb_membudget *b, long long n)
+{
+	long long used = atomic_load(&b->used);
+	do {
+		if (n > b->max - used)
+			return -1;
+	} while (!atomic_compare_exchange_weak(&b->used, &used, used + n));
+	a->budget = b;
+	a->charged = n;
+	return 0;
+}
+
 void udfb_arena_adopt(struct udfb_arena *a, void *p, size_t len)
 {
+	memset(a, 0, sizeof(*a));
 	a->base = p;
 	a->len = a->max = len;
 	a->map = p;
@@ -66,5 +80,7 @@ void udfb_arena_free(struct udfb_arena *a)
 {
 	if (a->map)
 		munmap(a->map, a->map_len);
+	if (a->budget)
+		atomic_fetch_sub(&a->budget->used, a->charged);
 	memset(a, 0, sizeof(*a));
 }

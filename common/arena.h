@@ -13,13 +13,26 @@
 
 #include <stddef.h>
 
+/* Memory that many arenas, on many threads, share a limit on: what an
+ * arena is charged comes back when it is freed. */
+struct udfb_membudget {
+	_Atomic long long used;
+	long long max;
+};
+
 struct udfb_arena {
 	unsigned char *base; /* the bytes: NULL until udfb_arena_init */
 	size_t len; /* bytes in use */
 	size_t max; /* the limit: bytes reserved */
 	void *map; /* what was mapped: max plus room to align base */
 	size_t map_len;
+	struct udfb_membudget *budget; /* charged, or NULL */
+	long long charged;
 };
+
+/* Charge n bytes of budget b to a (which gives them back when freed):
+ * 0, or -1 (nothing charged) when b would pass its max. */
+int udfb_arena_charge(struct udfb_arena *a, struct udfb_membudget *b, long long n);
 
 /* Reserve max bytes of address space; 0, or -1 (errno set) when mmap fails. */
 int udfb_arena_init(struct udfb_arena *a, size_t max);

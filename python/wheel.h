@@ -78,6 +78,8 @@ int udfb_wheel_read_metadata(char **text, size_t *len, const char *path, struct 
 
 struct udfb_layer_writer;
 
+struct udfb_membudget; /* common/arena.h */
+
 struct udfb_wheel_install_opts {
 	const char *target; /* in the layer, e.g. "app/packages" */
 	const char *python; /* the command scripts run with: "/usr/bin/env python3" */
@@ -99,6 +101,11 @@ struct udfb_wheel_install_opts {
 	 * for which the packs are kept in memory: 0 for
 	 * UDFB_WHEEL_MEM_PACK_MIN, < 0 any. */
 	long long mem_pack_min;
+	/* What all wheels' packs in memory may hold at once, across builds
+	 * and threads (each is charged the wheel's size plus its files'
+	 * declared sizes until its layer writer is freed): NULL for the
+	 * process's own, UDFB_WHEEL_MEM_BUDGET.  Past it, files. */
+	struct udfb_membudget *mem_budget;
 };
 
 /* Memory for one wheel's packs before files are used instead. */
@@ -108,6 +115,9 @@ struct udfb_wheel_install_opts {
  * a group layer of a hundred small wheels would hold hundreds of MiB;
  * files cost a small wheel little. */
 #define UDFB_WHEEL_MEM_PACK_MIN (8ll << 20)
+/* The process's budget for packs in memory: four wheels at the largest,
+ * however many builds run at once (build-workers, prebuild -j). */
+#define UDFB_WHEEL_MEM_BUDGET (1ll << 30)
 
 /* Unpack the wheel at path into w under o->target, as described at the
  * top; <project name> is the name part of "<name>-<version>.dist-info"

@@ -573,19 +573,24 @@ static int extract_all(struct udfb_winst *in, zip_t *z, struct udfb_err *err)
 
 /* In memory when the wheel and its declared files fit the limit and the
  * address space can be had; else the two files. */
+static struct udfb_membudget process_budget = { 0, UDFB_WHEEL_MEM_BUDGET };
+
 static int open_packs(struct udfb_winst *in, size_t wheel_len, struct udfb_err *err)
 {
 	long long max = in->o->mem_pack_max ? in->o->mem_pack_max : UDFB_WHEEL_MEM_PACK_MAX;
 	long long min = in->o->mem_pack_min ? in->o->mem_pack_min : UDFB_WHEEL_MEM_PACK_MIN;
+	long long need = in->declared + (long long)wheel_len;
 	in->file_len = wheel_len;
-	if (max > 0 && in->declared <= max - in->kept - (long long)wheel_len &&
-	    in->declared + (long long)wheel_len >= min) {
+	if (max > 0 && in->declared <= max - in->kept - (long long)wheel_len && need >= min) {
 		/* The files as declared, rewritten shebangs, the generated files
 		 * (RECORD's 256 MiB at most, the scripts): address space only. */
 		size_t slack = (in->n_files + 1) * (strlen(in->o->python) + 16) + ((size_t)1 << 30);
-		in->mem = udfb_arena_init(&in->pack_mem, (size_t)in->declared + slack) == 0;
+		in->mem = udfb_arena_init(&in->pack_mem, (size_t)in->declared + slack) == 0 &&
+			  udfb_arena_charge(&in->pack_mem, in->o->mem_budget ? in->o->mem_budget : &process_budget,
+					    need) == 0;
 		if (in->mem)
 			return 0;
+		udfb_arena_free(&in->pack_mem);
 	}
 	if (udfb_mktemp(&in->pack, &in->pack_fd, in->o->tmpdir, err) < 0 ||
 	    udfb_mktemp(&in->raw, &in->raw_fd, in->o->tmpdir, err) < 0)

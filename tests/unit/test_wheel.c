@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "common/arena.h"
 #include "common/fsutil.h"
 #include "common/hash.h"
 #include "image/layer.h"
@@ -734,6 +735,40 @@ static void mem_pack_cases(const char *path, const char *what, struct udfb_layer
 	}
 }
 
+/* One budget for every wheel's packs in memory, across writers: a wheel
+ * that would pass it goes to files, and what a freed writer held comes
+ * back. */
+static void test_mem_budget(const char *path)
+{
+	long long need = mem_need(path);
+	struct udfb_membudget budget = { 0, need + need / 2 };
+	struct udfb_wheel_install_opts o = opts;
+	o.mem_pack_min = -1;
+	o.mem_budget = &budget;
+	struct udfb_layer_writer *w[3];
+	int files[3];
+	struct udfb_err err = UDFB_ERR_INIT;
+	for (int k = 0; k < 3; k++) {
+		if (k == 2) { /* the first writer gone: its charge back */
+			udfb_layer_writer_free(w[0]);
+			w[0] = NULL;
+		}
+		udfb_layer_writer_new(&w[k]);
+		int before = leftovers();
+		int rc = udfb_wheel_install(w[k], path, &o, &err);
+		files[k] = rc == 0 ? leftovers() - before : -1;
+		udfb_err_clear(&err);
+	}
+	long long held = budget.used;
+	for (int k = 1; k < 3; k++)
+		udfb_layer_writer_free(w[k]);
+	CHECK(files[0] == 0 && files[1] == 2 && files[2] == 0 && held == need && budget.used == 0,
+	      "one memory budget for all writers: the first wheel in memory, the second past the budget in files, "
+	      "a third in memory once the first writer is freed (%d, %d, %d pack files; %lld of %lld held, %lld "
+	      "after)",
+	      files[0], files[1], files[2], held, budget.max, (long long)budget.used);
+}
+
 static void test_mem_pack(void)
 {
 	/* The demo's scripts and entry points, and files big enough to splice. */
@@ -767,6 +802,7 @@ static void test_mem_pack(void)
 	      mem_need(path_mixed) - need);
 	udfb_layer_clear(&mixed);
 	free(path_mixed);
+	test_mem_budget(path);
 	/* One limit for a layer's wheels: a second wheel into the same writer
 	 * goes to files once the first holds most of it. */
 	static const struct wf other[] = { { "other_pkg/__init__.py", "x = 1\n" },
