@@ -582,8 +582,12 @@ static int splice_entry(struct sink *s, const struct entry *e, struct src_file *
 			 ? udfb_gzsplice_member_mem(sink_out, s, e->raw_mem, (size_t)e->raw_len, e->crc, size, e->path,
 						    err)
 			 : udfb_gzsplice_member(sink_out, s, fd, e->raw_offset, e->raw_len, e->crc, size, e->path, err);
+	if (rc < 0 && s->failed_errno) { /* the blob's write failed, not the entry */
+		udfb_err_clear(err);
+		return udfb_err_sys(err, s->failed_errno, "write layer");
+	}
 	if (rc < 0)
-		return s->failed_errno ? udfb_err_sys(err, s->failed_errno, "write layer") : -1;
+		return -1;
 	s->spliced_left = size;
 	return 0;
 }

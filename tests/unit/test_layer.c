@@ -350,33 +350,55 @@ static int temporaries(const char *dir)
 
 /* A blob whose write fails half-way (a full disk, here a file size limit:
  * EFBIG) fails the layer with the write's error, from the writer thread,
- * and leaves no file behind. */
+ * and leaves no file behind: in a file compressed here, and in a member
+ * spliced from a deflate stream. */
 static void check_write_error(const char *tmp)
 {
-	enum { BIG = 8 << 20 };
-	unsigned char *noise = malloc(BIG);
+	enum { BIG = 2 << 20, COPIES = 4 };
+	unsigned char *noise = malloc(BIG), *comp = malloc(BIG + BIG / 8);
 	unsigned x = 11;
 	for (size_t k = 0; k < BIG; k++)
 		noise[k] = (unsigned char)((x = x * 1103515245u + 12345u) >> 16);
-	struct udfb_layer_writer *w;
-	udfb_layer_writer_new(&w);
-	udfb_layer_writer_set_level(w, 1);
-	struct udfb_err err = UDFB_ERR_INIT;
-	udfb_layer_add_bytes(w, "app/noise.bin", noise, BIG, 0, &err);
-	struct rlimit old, small = { 1 << 20, 1 << 20 };
-	getrlimit(RLIMIT_FSIZE, &old);
-	signal(SIGXFSZ, SIG_IGN);
-	setrlimit(RLIMIT_FSIZE, &small);
-	struct udfb_layer l = { 0 };
-	int before = temporaries(tmp);
-	int rc = udfb_layer_write(&l, w, tmp, &err);
-	setrlimit(RLIMIT_FSIZE, &old);
-	signal(SIGXFSZ, SIG_DFL);
-	CHECK(rc < 0 && err.msg && strstr(err.msg, "write layer") && strstr(err.msg, strerror(EFBIG)) && !l.path &&
-		      temporaries(tmp) == before,
-	      "a blob's write failing half-way fails the layer with its error: %s", err.msg ? err.msg : "(none)");
-	udfb_err_clear(&err);
+	z_stream z = { 0 };
+	deflateInit2(&z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = noise;
+	z.avail_in = BIG;
+	z.next_out = comp;
+	z.avail_out = BIG + BIG / 8;
+	deflate(&z, Z_FINISH);
+	size_t clen = z.total_out;
+	deflateEnd(&z);
+	uint32_t crc = (uint32_t)crc32(0, noise, BIG);
+	for (int spliced = 0; spliced < 2; spliced++) {
+		struct udfb_layer_writer *w;
+		udfb_layer_writer_new(&w);
+		udfb_layer_writer_set_level(w, 1);
+		struct udfb_err err = UDFB_ERR_INIT;
+		for (int k = 0; k < COPIES; k++) {
+			char name[32];
+			snprintf(name, sizeof(name), "app/n%d.bin", k);
+			if (spliced)
+				udfb_layer_add_bytes_spliced(w, name, noise, BIG, 0, comp, clen, crc, &err);
+			else
+				udfb_layer_add_bytes(w, name, noise, BIG, 0, &err);
+		}
+		struct rlimit old, small = { 1 << 20, 1 << 20 };
+		getrlimit(RLIMIT_FSIZE, &old);
+		signal(SIGXFSZ, SIG_IGN);
+		setrlimit(RLIMIT_FSIZE, &small);
+		struct udfb_layer l = { 0 };
+		int before = temporaries(tmp);
+		int rc = udfb_layer_write(&l, w, tmp, &err);
+		setrlimit(RLIMIT_FSIZE, &old);
+		signal(SIGXFSZ, SIG_DFL);
+		CHECK(rc < 0 && err.msg && strstr(err.msg, "write layer") && strstr(err.msg, strerror(EFBIG)) &&
+			      !l.path && temporaries(tmp) == before,
+		      "a blob's write failing half-way (%s) fails the layer with its error: %s",
+		      spliced ? "spliced members" : "compressed here", err.msg ? err.msg : "(none)");
+		udfb_err_clear(&err);
+	}
 	free(noise);
+	free(comp);
 }
 
 int main(void)
