@@ -95,7 +95,7 @@ $(SERVE_BIN): $(SERVE_OBJ) $(LIB)
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $(SERVE_OBJ) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/check.h $(LIB)
+$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/check.h tests/unit/tmpfiles.h $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpfiles.h"
 #include "common/fsutil.h"
 
 static char *slurp(const char *path)
@@ -23,19 +24,6 @@ static char *slurp(const char *path)
 	return text;
 }
 
-/* Files in dir whose name starts with ".tmp-". */
-static int temporaries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	int n = 0;
-	struct dirent *e;
-	while (d && (e = readdir(d)))
-		n += strncmp(e->d_name, ".tmp-", 5) == 0;
-	if (d)
-		closedir(d);
-	return n;
-}
-
 static void group(const char *dir)
 {
 	char *a = udfb_path_join(dir, "a"), *b = udfb_path_join(dir, "b"), *c = udfb_path_join(dir, "c");
@@ -45,14 +33,14 @@ static void group(const char *dir)
 	int rc = udfb_wgroup_add_bytes(&g, a, "alpha", 5, 0, &err);
 	rc |= udfb_wgroup_add_bytes(&g, b, "beta", 4, 1, &err);
 	CHECK(rc == 0 && g.n == 2, "two files added to a group");
-	CHECK(!udfb_exists(a) && !udfb_exists(b) && temporaries(dir) == 2,
+	CHECK(!udfb_exists(a) && !udfb_exists(b) && count_temporaries(dir) == 2,
 	      "before the commit neither is in place, both wait as temporary files");
 	CHECK(udfb_wgroup_commit(&g, &err) == 0, "the group commits");
 	udfb_wgroup_free(&g);
 	char *ta = slurp(a), *tb = slurp(b);
 	CHECK_STR(ta, "alpha", "the first file is in place with its bytes");
 	CHECK_STR(tb, "beta", "the second too");
-	CHECK(temporaries(dir) == 0, "no temporary file is left");
+	CHECK(count_temporaries(dir) == 0, "no temporary file is left");
 	free(ta);
 	free(tb);
 
@@ -70,7 +58,7 @@ static void group(const char *dir)
 	CHECK(rc == 0 && before.st_ino == after.st_ino, "a kept path that exists is not replaced (same inode)");
 	CHECK_STR(tb, "beta", "and keeps its bytes");
 	CHECK_STR(ta, "again", "a path not kept is replaced");
-	CHECK(temporaries(dir) == 0, "the kept file's temporary is removed");
+	CHECK(count_temporaries(dir) == 0, "the kept file's temporary is removed");
 	free(ta);
 	free(tb);
 
@@ -93,7 +81,7 @@ static void group(const char *dir)
 	udfb_wgroup_init(&g);
 	rc = udfb_wgroup_add_bytes(&g, d, "delta", 5, 0, &err);
 	udfb_wgroup_free(&g);
-	CHECK(rc == 0 && !udfb_exists(d) && temporaries(dir) == 0,
+	CHECK(rc == 0 && !udfb_exists(d) && count_temporaries(dir) == 0,
 	      "a group freed without a commit puts nothing in place and leaves no temporary file");
 	free(d);
 

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "tmpfiles.h"
 #include "common/fsutil.h"
 #include "image/layer.h"
 
@@ -336,18 +337,6 @@ static void check_big(const char *tmp, const char *file)
 	free(noise);
 }
 
-/* Files in dir whose name starts with ".tmp-". */
-static int temporaries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	int n = 0;
-	for (struct dirent *e; d && (e = readdir(d));)
-		n += strncmp(e->d_name, ".tmp-", 5) == 0;
-	if (d)
-		closedir(d);
-	return n;
-}
-
 /* A blob whose write fails half-way (a full disk, here a file size limit:
  * EFBIG) fails the layer with the write's error, from the writer thread,
  * and leaves no file behind: in a file compressed here, and in a member
@@ -387,12 +376,12 @@ static void check_write_error(const char *tmp)
 		signal(SIGXFSZ, SIG_IGN);
 		setrlimit(RLIMIT_FSIZE, &small);
 		struct udfb_layer l = { 0 };
-		int before = temporaries(tmp);
+		int before = count_temporaries(tmp);
 		int rc = udfb_layer_write(&l, w, tmp, &err);
 		setrlimit(RLIMIT_FSIZE, &old);
 		signal(SIGXFSZ, SIG_DFL);
 		CHECK(rc < 0 && err.msg && strstr(err.msg, "write layer") && strstr(err.msg, strerror(EFBIG)) &&
-			      !l.path && temporaries(tmp) == before,
+			      !l.path && count_temporaries(tmp) == before,
 		      "a blob's write failing half-way (%s) fails the layer with its error: %s",
 		      spliced ? "spliced members" : "compressed here", err.msg ? err.msg : "(none)");
 		udfb_err_clear(&err);

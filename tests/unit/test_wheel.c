@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpfiles.h"
 #include "common/arena.h"
 #include "common/fsutil.h"
 #include "common/hash.h"
@@ -444,16 +445,10 @@ static const struct wf base_files[] = {
 	{ "ok-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n" },
 };
 
-/* Temporary files the installs left in tmp (udfb_mktemp's names). */
+/* Temporary files the installs left in tmp. */
 static int leftovers(void)
 {
-	DIR *d = opendir(tmp);
-	int n = 0;
-	for (struct dirent *e; d && (e = readdir(d));)
-		n += strncmp(e->d_name, ".tmp-", 5) == 0;
-	if (d)
-		closedir(d);
-	return n;
+	return count_temporaries(tmp);
 }
 
 /* The base wheel plus extra, refused with a message holding want. */
