@@ -296,7 +296,9 @@ def workers(srv, kube, tmp):
         udf = pb.CreateWorkerRequest(tenant_id=tenant, name=name, if_not_exists=True, type="udf", script=v["script"])
         code, resp = rpc("CreateWorker", udf, pb.CreateWorkerResponse)
         conv = kube.take()
-        deps = [r for r in conv if r["method"] == "PATCH" and "/deployments/" in r["path"]]
+        # This tenant's: another tenant's idle sandbox may be scaled down meanwhile.
+        deps = [r for r in conv if r["method"] == "PATCH" and "/deployments/" in r["path"] and
+                "/namespaces/udf-tenant-w-" in r["path"]]
         dep = deps[-1]["body"] if deps else {}
         res = (dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0].get("resources")
         tap.ok(code == "OK" and dep.get("spec", {}).get("replicas") == 2 and
