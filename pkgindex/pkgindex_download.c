@@ -43,32 +43,24 @@ char *udfb_pkgindex_cached(const char *cache_dir, const char *sha256)
 static int copy_local(struct udfb_fetched *out, const struct udfb_pkgindex *ix, const struct udfb_pkgfile *f,
 		      struct udfb_err *err)
 {
-	cleanup_close int in = open(f->path, O_RDONLY | O_CLOEXEC), fd = -1;
+	cleanup_close int in = open(f->path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return udfb_err_sys(err, errno, "%s: open %s", f->filename, f->path);
-	if (udfb_mktemp(&out->path, &fd, ix->tmpdir, err) < 0)
-		return -1;
+	struct udfb_hashcopy hc;
+	long long max = ix->fetch->max_import_bytes;
+	if (udfb_pkgindex_copy_hashed(&hc, in, f->path, ix->tmpdir, max, 1, err) < 0)
+		return udfb_err_wrap(err, "%s", f->filename);
+	if (hc.copy_errno == EFBIG)
+		return udfb_err_set(err, UDFB_E_INVALID, "%s: larger than %lld bytes", f->filename, max);
+	if (!hc.copy)
+		return udfb_err_sys(err, hc.copy_errno, "%s: copy %s", f->filename, f->path);
+	out->path = hc.copy;
 	out->owned = 1;
-	struct udfb_sha256 *h = udfb_sha256_new();
-	char buf[65536];
-	ssize_t n;
-	out->size = 0;
-	while ((n = read(in, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || udfb_write_all(fd, buf, (size_t)n) < 0) {
-			udfb_sha256_free(h);
-			return udfb_err_sys(err, errno, "%s: copy %s", f->filename, f->path);
-		}
-		if ((out->size += n) > ix->fetch->max_import_bytes) {
-			udfb_sha256_free(h);
-			return udfb_err_set(err, UDFB_E_INVALID, "%s: larger than %lld bytes", f->filename,
-					    ix->fetch->max_import_bytes);
-		}
-		udfb_sha256_update(h, buf, (size_t)n);
-	}
-	udfb_sha256_final(h, out->digest);
-	return udfb_fsync_fd(fd, f->filename, err);
+	out->size = hc.size;
+	memcpy(out->digest, hc.digest, sizeof(out->digest));
+	int rc = udfb_fsync_fd(hc.fd, f->filename, err);
+	close(hc.fd);
+	return rc;
 }
 
 /* The copy made when the file was listed (pkgindex_local.c), hashed as

@@ -43,6 +43,22 @@ void udfb_pkgfile_copy(struct udfb_pkgfile *dst, const struct udfb_pkgfile *src)
 
 /* The files of a local directory for project name (PEP 503 normalised):
  * wheels and sdists whose name part normalises to it, hashed. */
+/* A file read once, hashed (on a second thread) and copied into a new
+ * temporary file of tmpdir (copy, fd: open, its writeback started) while
+ * at most max_copy bytes came and the writes worked; else the copy is
+ * removed (copy NULL) and copy_errno says why (EFBIG past max_copy).
+ * With stop, reading ends there too (size, digest: of what was read).
+ * -1 with err on a read error (naming path), nothing kept. */
+struct udfb_hashcopy {
+	char *copy;
+	int fd, copy_errno;
+	long long size;
+	char digest[UDFB_DIGEST_LEN + 1];
+};
+int udfb_pkgindex_copy_hashed(struct udfb_hashcopy *hc, int in, const char *path, const char *tmpdir,
+			      long long max_copy, int stop, struct udfb_err *err);
+/* The copy closed and removed. */
+void udfb_pkgindex_drop_copy(struct udfb_hashcopy *hc);
 /* tmpdir: where each file is copied as it is hashed (files over max_copy
  * bytes are hashed only); NULL: hashed only. */
 int udfb_pkgindex_list_dir(struct udfb_pkgproject *out, const char *dir, const char *name, const char *tmpdir,

@@ -59,22 +59,18 @@ static int belongs(const char *filename, const char *name)
 	return 0;
 }
 
-/* Read path once: hashed, and copied into tmpdir while it is at most
- * max_copy bytes (the copy is what a download caches: no second read).
- * Its writeback starts now, so that the sync before it is cached is short. */
-static int hash_copy(struct udfb_pkgfile *f, const char *path, const char *tmpdir, long long max_copy,
-		     struct udfb_err *err)
+int udfb_pkgindex_copy_hashed(struct udfb_hashcopy *hc, int in, const char *path, const char *tmpdir,
+			      long long max_copy, int stop, struct udfb_err *err)
 {
-	cleanup_close int in = open(path, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return udfb_err_sys(err, errno, "open %s", path);
-	int fd = -1;
+	memset(hc, 0, sizeof(*hc));
+	hc->fd = -1;
 	struct udfb_err e = UDFB_ERR_INIT;
-	if (tmpdir && udfb_mktemp(&f->copy, &fd, tmpdir, &e) < 0)
-		udfb_err_clear(&e); /* hashed only: a download copies it */
+	if (tmpdir && udfb_mktemp(&hc->copy, &hc->fd, tmpdir, &e) < 0) {
+		hc->copy_errno = e.sys_errno ? e.sys_errno : EIO;
+		udfb_err_clear(&e);
+	}
 	/* Hashed on a second thread while read and written here. */
 	struct udfb_hashpipe *hp = udfb_hashpipe_new();
-	long long total = 0;
 	int rc = 0;
 	for (;;) {
 		unsigned char *buf = udfb_hashpipe_buf(hp);
@@ -88,25 +84,53 @@ static int hash_copy(struct udfb_pkgfile *f, const char *path, const char *tmpdi
 		if (n == 0)
 			break;
 		udfb_hashpipe_push(hp, (size_t)n);
-		total += n;
-		if (fd >= 0 && (total > max_copy || udfb_write_all(fd, buf, (size_t)n) < 0)) {
-			close(fd); /* too large to download, or no room: hashed only */
-			fd = -1;
-			unlink(f->copy);
-			free(f->copy);
-			f->copy = NULL;
-		}
+		hc->size += n;
+		if (hc->fd >= 0 && hc->size > max_copy)
+			hc->copy_errno = EFBIG;
+		else if (hc->fd >= 0 && udfb_write_all(hc->fd, buf, (size_t)n) < 0)
+			hc->copy_errno = errno;
+		if (hc->fd >= 0 && hc->copy_errno)
+			udfb_pkgindex_drop_copy(hc);
+		if (stop && hc->copy_errno)
+			break;
 	}
-	char digest[UDFB_DIGEST_LEN + 1];
-	udfb_hashpipe_final(hp, digest);
-	if (fd >= 0) {
-		udfb_start_writeback(fd);
-		close(fd);
-	}
+	udfb_hashpipe_final(hp, hc->digest);
 	if (rc < 0)
-		return rc;
-	f->size = total;
-	memcpy(f->sha256, udfb_digest_hex(digest), 65);
+		udfb_pkgindex_drop_copy(hc);
+	else if (hc->fd >= 0)
+		udfb_start_writeback(hc->fd);
+	return rc;
+}
+
+void udfb_pkgindex_drop_copy(struct udfb_hashcopy *hc)
+{
+	if (hc->fd >= 0)
+		close(hc->fd);
+	hc->fd = -1;
+	if (hc->copy)
+		unlink(hc->copy);
+	free(hc->copy);
+	hc->copy = NULL;
+}
+
+/* Read path once: hashed, and copied into tmpdir while it is at most
+ * max_copy bytes (the copy is what a download caches: no second read);
+ * a file too large to download, or no room, is hashed only.  Its
+ * writeback starts now, so that the sync before it is cached is short. */
+static int hash_copy(struct udfb_pkgfile *f, const char *path, const char *tmpdir, long long max_copy,
+		     struct udfb_err *err)
+{
+	cleanup_close int in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return udfb_err_sys(err, errno, "open %s", path);
+	struct udfb_hashcopy hc;
+	if (udfb_pkgindex_copy_hashed(&hc, in, path, tmpdir, max_copy, 0, err) < 0)
+		return -1;
+	if (hc.fd >= 0)
+		close(hc.fd);
+	f->size = hc.size;
+	memcpy(f->sha256, udfb_digest_hex(hc.digest), 65);
+	f->copy = hc.copy;
 	if (f->copy)
 		memcpy(f->copy_sha256, f->sha256, 65);
 	return 0;

@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "check.h"
+#include "tmpfiles.h"
 #include "fetch/fetch.h"
 #include "common/fsutil.h"
 #include "pkgindex/pkgindex.h"
@@ -412,6 +413,20 @@ static void test_local(const char *tmp, const struct udfb_fetch_opts *o)
 	free(path);
 	free(want_dt);
 	path = NULL;
+	/* A file past the import limit when copied: refused, named, nothing
+	 * left in the index's directory. */
+	struct udfb_fetch_opts *fo = (struct udfb_fetch_opts *)o; /* the index holds o */
+	long long saved = fo->max_import_bytes;
+	fo->max_import_bytes = 3;
+	char *work = udfb_path_join(tmp, "work");
+	int before = count_temporaries(work);
+	rc = udfb_pkgindex_download(&path, ix, find(p, "numpy-2.0.zip"), 0, &err);
+	fo->max_import_bytes = saved;
+	CHECK(rc < 0 && err.cat == UDFB_E_INVALID && strstr(err.msg, "numpy-2.0.zip: larger than 3 bytes") &&
+		      count_temporaries(work) == before,
+	      "a file larger than the import limit is refused, named, its copy removed (%s)", s_or(err.msg));
+	udfb_err_clear(&err);
+	free(work);
 	struct udfb_pkgfile bad = *sd;
 	memcpy(bad.sha256, HEX_A, 65);
 	rc = udfb_pkgindex_download(&path, ix, &bad, 0, &err);
