@@ -39,10 +39,6 @@ struct udfb_wmap {
 	void *p;
 	size_t len;
 };
-/* populate: every page mapped now, in one go, for a reader of all of it
- * (a fault per page costs more than reading it here). */
-int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct udfb_err *err);
-void udfb_wzip_unmap(struct udfb_wmap *m);
 
 /* A libzip source over a mapped wheel (m) that notes where each read
  * begins: libzip reads an entry's stored bytes (ZIP_FL_COMPRESSED) from

@@ -17,7 +17,9 @@
 
 #define WZIP_BLOCK (64u << 10)
 
-int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct udfb_err *err)
+/* Pages are not read in here: a scan touches only the central directory
+ * (udfb_wzip_populate reads the rest in for the extract). */
+static int wzip_map(struct udfb_wmap *m, const char *path, struct udfb_err *err)
 {
 	memset(m, 0, sizeof(*m));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -32,7 +34,7 @@ int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct ud
 		close(fd);
 		return udfb_err_set(err, UDFB_E_INVALID, "wheel '%s': not a zip file (too short)", path);
 	}
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	int e = errno;
 	close(fd);
 	if (p == MAP_FAILED)
@@ -42,7 +44,7 @@ int udfb_wzip_map(struct udfb_wmap *m, const char *path, int populate, struct ud
 	return 0;
 }
 
-void udfb_wzip_unmap(struct udfb_wmap *m)
+static void wzip_unmap(struct udfb_wmap *m)
 {
 	if (m->p)
 		munmap(m->p, m->len);
@@ -121,7 +123,7 @@ int udfb_wzip_open(struct udfb_wzip *z, const char *path, struct udfb_err *err)
 	 * entry's local header are then copies, not system calls.  Not
 	 * ZIP_CHECKCONS: it refuses zips written as a stream (sizes in a data
 	 * descriptor after the data), which pip reads. */
-	if (udfb_wzip_map(&z->map, path, 0, err) < 0)
+	if (wzip_map(&z->map, path, err) < 0)
 		return -1;
 	zip_error_t ze;
 	zip_error_init(&ze);
@@ -151,7 +153,7 @@ void udfb_wzip_close(struct udfb_wzip *z)
 	if (z->z)
 		zip_discard(z->z); /* frees the source */
 	z->z = NULL;
-	udfb_wzip_unmap(&z->map);
+	wzip_unmap(&z->map);
 }
 
 /* Length of the UTF-8 sequence at s (at most n bytes), 0 when invalid:
